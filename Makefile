@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine:  `make run` (dashboard on the bundled sample)  and  `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8501
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+.PHONY: install run test bench clean
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+bench: install
+	$(BIN)/python bench/probe.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,25 @@
+"""User-facing errors: each message names the file, field or backbone and says what to do."""
+
+
+class TransferLabError(Exception):
+    """Base of every error TransferLab reports to a person rather than a developer."""
+
+
+class DataError(TransferLabError, ValueError):
+    """The dataset as a whole cannot be used."""
+
+
+class UnsafeArchive(DataError):
+    """An archive was refused: an entry is absolute, climbs out with '..', is a link, or it is too large."""
+
+
+class UnreadableImage(DataError):
+    """One image cannot be used (skipped and listed, never fatal to a dataset)."""
+
+
+class WeightsUnavailable(TransferLabError, RuntimeError):
+    """No pretrained weights could be found; the message says how to provide them."""
+
+
+class WeightsMismatch(TransferLabError, ValueError):
+    """A weights file does not fit the architecture; the message names the keys."""
