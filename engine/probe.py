@@ -42,10 +42,13 @@ def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
     probs = np.zeros((len(x_val), n_classes), dtype=np.float32)
     probs[:, clf.classes_] = clf.predict_proba(scaler.transform(x_val))
     preds = probs.argmax(1)
+    w, b = clf.coef_, clf.intercept_
+    if w.shape[0] == 1:  # binary: sklearn keeps one row; as softmax logits that is [0, w.x + b]
+        w, b = np.vstack([np.zeros_like(w), w]), np.concatenate([[0.0], b])
     coef = np.zeros((n_classes, x_train.shape[1]), dtype=np.float32)
     intercept = np.full(n_classes, -1e4, dtype=np.float32)  # classes absent from training are never predicted
-    coef[clf.classes_] = clf.coef_ / scaler.scale_
-    intercept[clf.classes_] = clf.intercept_ - (clf.coef_ * scaler.mean_ / scaler.scale_).sum(1)
+    coef[clf.classes_] = w / scaler.scale_
+    intercept[clf.classes_] = b - (w * scaler.mean_ / scaler.scale_).sum(1)
     return LinearFit(float((preds == y_val).mean()) if len(y_val) else 0.0, preds, probs, coef, intercept)
 
 
@@ -163,4 +166,4 @@ def shootout(ds: Dataset, backbones: list[str], per_stage: bool = False,
         except TransferLabError as e:
             rows.append({"backbone": name, "accuracy": None, "seconds": None, "params_m": get_entry(name).params_m,
                          "cached": False, "weights": None, "error": str(e), "result": None})
-    return sorted(rows, key=lambda r: -1 if r["accuracy"] is None else -r["accuracy"])
+    return sorted(rows, key=lambda r: (r["accuracy"] is None, -(r["accuracy"] or 0.0)))

@@ -58,7 +58,7 @@ class Recommendation:
 def discriminative_mults(n_groups: int, trainable: list[int], decay: float = 0.1, floor: float = 0.01) -> list[float]:
     """Head 1, the group below it `decay`, everything earlier `floor` (head 1e-3, last block 1e-4, earlier 1e-5)."""
     head = n_groups - 1
-    return [0.0 if i not in trainable else max(floor, decay ** (head - i)) for i in range(n_groups)]
+    return [0.0 if i not in trainable else round(max(floor, decay ** (head - i)), 12) for i in range(n_groups)]
 
 
 def _size_band(n_train: int) -> str:

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated TransferLab home, tiny datasets cut from the bundled sample, a bad-input corpus."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "plant-leaves-15"
+SHARED = ROOT.parent / "shared" / "datasets"
+
+_home = tempfile.mkdtemp(prefix="transferlab-test-")
+os.environ["TRANSFERLAB_HOME"] = _home  # before any engine import reads it
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    return path
+
+
+def _classes(n: int) -> list[Path]:
+    return sorted(p for p in (SAMPLE / "train").iterdir() if p.is_dir())[:n]
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    """Three classes, six images each, one folder per class (no val split)."""
+    root = tmp_path / "tiny"
+    for cls in _classes(3):
+        (root / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:6]:
+            shutil.copy(f, root / cls.name / f.name)
+    return root
+
+
+def huge_header_png() -> bytes:
+    """A PNG whose header claims 100000 x 100000 pixels but whose data is a few bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def bad_corpus(tiny_folder: Path) -> Path:
+    """The tiny dataset plus every kind of bad or unusual file, in class 0 unless said otherwise."""
+    cls = sorted(p for p in tiny_folder.iterdir())[0]
+    good = sorted(cls.iterdir())[0].read_bytes()
+    (cls / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (cls / "zero.jpg").write_bytes(b"")
+    (cls / "text.jpg").write_text("this is not an image\n")
+    (cls / "notes.txt").write_text("labelling notes\n")
+    (cls / "huge.png").write_bytes(huge_header_png())
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[..., 1] = 200
+    rgba[..., 3] = 128
+    Image.fromarray(rgba, "RGBA").save(cls / "rgba.png")
+    Image.fromarray(np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) * 30).save(cls / "sixteen.png")
+    Image.fromarray(np.full((30, 30), 90, np.uint8), "L").save(cls / "gray.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).convert("P").save(cls / "palette.gif")
+    single = tiny_folder / "zz_single"
+    single.mkdir()
+    shutil.copy(sorted(cls.iterdir())[1], single / "only.jpg")
+    return tiny_folder
+
+
+def jpeg_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int] = (32, 24)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()

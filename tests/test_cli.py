@@ -1,0 +1,42 @@
+import json
+import os
+import subprocess
+import sys
+
+from engine.cli import main
+from engine.paths import REPO
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_backbones_json_lists_availability():
+    out = run("backbones", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert rows["tf_efficientnet_lite0"]["available"] and rows["tf_efficientnet_lite0"]["source"] == "bundled"
+
+
+def test_inspect_data_reports_bad_files(bad_corpus, capsys):
+    assert main(["inspect-data", str(bad_corpus)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped:" in out and "truncated.jpg" in out and "WARNING" in out
+
+
+def test_probe_json_has_the_contract(tiny_folder, capsys):
+    assert main(["probe", "--data", str(tiny_folder), "--json", "--quiet", "--per-stage"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "per_class", "recommendation", "seconds", "weights", "stage_curve"} <= set(d)
+    assert {"strategy", "freeze", "lr", "reason"} <= set(d["recommendation"])
+    assert d["weights"]["source"] == "bundled" and len(d["weights"]["sha256"]) == 64
+
+
+def test_errors_are_one_clear_line_and_exit_2(tmp_path, capsys):
+    env = {"HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "t")}
+    out = run("probe", "--data", str(REPO / "samples" / "plant-leaves-15"), "--backbone", "convnext_tiny", env=env)
+    assert out.returncode == 2 and "No pretrained weights for convnext_tiny" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert main(["inspect-data", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import huge_header_png
+from engine.errors import UnreadableImage
+from engine.imageio import check_image, load_rgb, to_rgb
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    img.save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    assert load_rgb(tmp_path / "rot.jpg").size == (20, 40)
+
+
+@pytest.mark.parametrize("mode,array", [
+    ("L", np.full((5, 6), 100, np.uint8)),
+    ("I;16", np.full((5, 6), 65535, np.uint16)),
+    ("RGBA", np.zeros((5, 6, 4), np.uint8)),
+])
+def test_every_mode_becomes_8bit_rgb(mode, array):
+    out = to_rgb(Image.fromarray(array) if mode == "I;16" else Image.fromarray(array, mode))
+    assert out.mode == "RGB" and out.size == (6, 5)
+    if mode == "I;16":
+        assert np.asarray(out).max() == 255  # scaled by the 16-bit range, not clipped
+    if mode == "RGBA":
+        assert np.asarray(out).min() == 255  # fully transparent composites over white
+
+
+def test_palette_with_transparency(tmp_path):
+    img = Image.new("P", (4, 4), 0)
+    img.info["transparency"] = 0
+    img.save(tmp_path / "p.png", transparency=0)
+    assert load_rgb(tmp_path / "p.png").mode == "RGB"
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "empty file"),
+    (b"hello, not an image", "not an image"),
+    (huge_header_png(), "refused"),
+])
+def test_bad_files_name_the_file_and_reason(tmp_path, content, needle):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableImage) as e:
+        check_image(path)
+    assert str(path) in str(e.value) and needle in str(e.value)
+
+
+def test_truncated_jpeg_is_detected(tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(tmp_path / "a.jpg")
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableImage, match="truncated"):
+        check_image(tmp_path / "t.jpg")
