@@ -1,4 +1,4 @@
-"""Command line: `python -m engine {backbones,inspect-data,probe}`; every command can print JSON."""
+"""Command line: `python -m engine {backbones,inspect-data,probe,train,resume,evaluate}`; each can print JSON."""
 from __future__ import annotations
 
 import argparse
@@ -83,6 +83,83 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(run, total_hint: int = 0) -> None:
+    """Progress bar from the run's events (the CLI reads the store like the dashboard does)."""
+    from tqdm import tqdm
+    bar, seen = None, 0
+    while True:
+        evs = run.events("epoch")
+        for e in evs[seen:]:
+            if bar is None:
+                bar = tqdm(total=e["total_epochs"], initial=e["epoch"] - 1, unit="epoch", file=sys.stderr)
+            bar.update(1)
+            bar.set_postfix(val_acc=f"{e['val_acc']:.3f}", phase=e["phase"])
+        seen = len(evs)
+        if run.status().get("state") in ("finished", "cancelled", "failed"):
+            break
+        import time
+        time.sleep(0.5)
+    if bar:
+        bar.close()
+
+
+def _train_result(run, as_json: bool) -> int:
+    m = run.read_json("metrics.json") or {}
+    out = {k: m.get(k) for k in ("run_id", "run_dir", "status", "best_val_acc", "best_epoch", "seconds",
+                                 "probe_accuracy", "error")}
+    print(json.dumps(out, indent=2) if as_json else
+          f"run {out['run_id']} {out['status']}: best val accuracy {out['best_val_acc']:.1%} (epoch {out['best_epoch']}) "
+          f"in {out['seconds']:.0f}s{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
+    return 0 if out["status"] == "finished" else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import threading
+    from engine.config import TrainConfig
+    from engine.loop import CancelToken, Trainer
+    from engine.store import RunStore
+    kw = {k: v for k, v in dict(val=args.val, backbone=args.backbone, weights=args.weights, strategy=args.strategy,
+                                 top_k=args.top_k, lr=args.lr, head_epochs=args.head_epochs,
+                                 finetune_epochs=args.epochs, batch_size=args.batch_size, augment=args.augment,
+                                 balance=args.balance, views=args.views, seed=args.seed, device=args.device).items()
+          if v is not None}
+    cfg = TrainConfig(data=args.data, **kw)
+    run = RunStore().create(cfg.to_dict())
+    print(f"run {run.id} in {run.path}", file=sys.stderr)
+    token = CancelToken()
+    t = threading.Thread(target=Trainer(cfg, run, token).fit, daemon=True)
+    t.start()
+    try:
+        if not args.quiet:
+            _watch(run)
+        t.join()
+    except KeyboardInterrupt:
+        token.cancel()
+        t.join()
+    return _train_result(run, args.json)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from engine.config import TrainConfig
+    from engine.loop import Trainer
+    from engine.store import RunStore
+    run = RunStore().open(args.run)
+    Trainer(TrainConfig.from_dict(run.config), run).fit()
+    return _train_result(run, args.json)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.evaluate import evaluate
+    r = evaluate(args.run, args.data)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"accuracy {r['accuracy']:.1%} on {r['n']} images")
+        for c, a in r["per_class"].items():
+            print(f"  {c:40} {'-' if a is None else f'{a:.1%}'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="TransferLab engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -105,6 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(fn=cmd_probe)
+    t = sub.add_parser("train", help="fine-tune a backbone (progress bar, then JSON with --json)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--val", default=None)
+    t.add_argument("--backbone", default="tf_efficientnet_lite0")
+    t.add_argument("--weights", default="auto")
+    t.add_argument("--strategy", default="auto",
+                   choices=["auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch"])
+    t.add_argument("--top-k", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--head-epochs", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=None, help="fine-tuning (phase 2) epochs")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--augment", default=None, choices=["none", "basic", "randaugment", "autoaugment"])
+    t.add_argument("--balance", default=None, choices=["none", "sampler", "weighted-loss", "focal"])
+    t.add_argument("--views", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default=None)
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(fn=cmd_train)
+    r = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    r.add_argument("--run", required=True)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_resume)
+    e = sub.add_parser("evaluate", help="evaluate a run's model on a labelled folder")
+    e.add_argument("--run", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_evaluate)
     return p
 
 

@@ -191,7 +191,7 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
             items.append(Item(str(p), index[cls], split))
     ds = Dataset(str(path), classes, items, skipped, {str(r[0]): c[0] for r, c in good},
                  {str(r[0]): c[1] for r, c in good})
-    if not ds.val:
+    if not ds.val and val_fraction > 0:
         ds.items = _stratified_split(ds.items, val_fraction, seed)
         ds.val_source = f"stratified split, {val_fraction:.0%} of each class, seed {seed}"
     return ds

@@ -1,0 +1,57 @@
+"""Training-time augmentation presets on uint8 tensors decoded once at a working resolution."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2
+
+from engine.features import InputSpec
+
+PRESETS = ("none", "basic", "randaugment", "autoaugment")
+
+
+def working_geometry(spec: InputSpec) -> tuple[str, Callable]:
+    """PIL → PIL with the short side at input_size / crop_pct (the eval resize, without the crop)."""
+    short = math.floor(spec.input_size[-1] / spec.crop_pct)
+    resize = v2.Resize(short, interpolation=InterpolationMode(spec.interpolation), antialias=True)
+    return f"work{short}-{spec.interpolation}", resize
+
+
+def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: float = 0.0) -> Callable:
+    """uint8 (3, H, W) at working resolution → augmented uint8 (3, S, S).
+
+    Presets: none (the eval crop), basic (RandomResizedCrop 0.7–1, flip, ColorJitter 0.2, rotation 15°),
+    randaugment (RandAugment(2, 9)), autoaugment (the ImageNet policy). RandomErasing with probability
+    `random_erasing` is applied last.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    size = spec.input_size[-1]
+    interp = InterpolationMode(spec.interpolation)
+    if preset == "none":
+        steps: list = [v2.CenterCrop(size)]
+    else:
+        steps = [v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
+                 v2.RandomHorizontalFlip()]
+        if preset == "basic":
+            steps += [v2.ColorJitter(0.2, 0.2, 0.2), v2.RandomRotation(15, interpolation=InterpolationMode.BILINEAR)]
+        elif preset == "randaugment":
+            steps += [v2.RandAugment(num_ops=2, magnitude=9)]
+        else:
+            steps += [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)]
+    if random_erasing > 0:
+        steps += [v2.RandomErasing(p=random_erasing, value=0)]
+    return v2.Compose(steps)
+
+
+def augment_batch(images: list[torch.Tensor], transform: Callable, seed: int) -> torch.Tensor:
+    """Applies `transform` to each image with a reproducible seed; returns a uint8 batch."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return torch.stack([transform(img) for img in images])
+    finally:
+        torch.random.set_rng_state(state)

@@ -1,0 +1,82 @@
+"""Typed training events. The loop emits them; the run store records them; the dashboard reads only the store."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base event: `kind` names the type in the store, `t` is wall-clock time."""
+
+    kind: str = field(init=False, default="event")
+    t: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    kind: str = field(init=False, default="run_started")
+    config: dict = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    device: str = ""
+    precision: str = ""
+    resumed_from_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    """A phase begins: the freeze map (per group: frozen or trainable, and its learning rate)."""
+
+    kind: str = field(init=False, default="phase_started")
+    phase: int = 0
+    name: str = ""
+    epochs: int = 0
+    frozen: list[bool] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    path: str = ""  # how the phase runs: "cached features", "cached activations at <group>", "full forward"
+
+
+@dataclass(frozen=True)
+class StepEnded(Event):
+    kind: str = field(init=False, default="step")
+    phase: int = 0
+    epoch: int = 0
+    step: int = 0  # global step
+    loss: float = 0.0
+    lrs: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    kind: str = field(init=False, default="epoch")
+    phase: int = 0
+    epoch: int = 0  # global epoch, 1-based
+    total_epochs: int = 0
+    train_loss: float = 0.0
+    train_acc: float = 0.0
+    val_loss: float = 0.0
+    val_acc: float = 0.0
+    per_class: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+    eta_s: float = 0.0
+    grad_norm: list[float] = field(default_factory=list)  # per group, mean over the epoch's steps
+    drift: list[float] = field(default_factory=list)  # per group, ||w - w0|| / ||w0||
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class RunEnded(Event):
+    kind: str = field(init=False, default="run_ended")
+    status: str = "finished"  # finished | cancelled | failed
+    best_val_acc: float = 0.0
+    best_epoch: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (RunStarted, PhaseStarted, StepEnded, EpochEnded, RunEnded)}

@@ -1,0 +1,325 @@
+"""The training loop: two phases, cached paths where the frozen part allows, typed events, cancel, checkpoints, resume.
+
+Phase 1 trains the head on pooled features of K augmented views computed once (no backbone pass per epoch). Phase 2
+unfreezes the plan's groups; when everything below the first trainable group is frozen, that part runs once per view
+and fine-tuning runs only the groups above it on the cached activations. Every epoch ends with a checkpoint that holds
+the model, optimiser, epoch, step, RNG state and the event log's length, so a killed run resumes exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from engine import augment as aug
+from engine.config import Plan, TrainConfig, make_plan
+from engine.data import load_dataset
+from engine.device import autocast, pick_device, precision_name
+from engine.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
+from engine.features import DECODED, InputSpec
+from engine.groups import layer_groups
+from engine.losses import make_loss, sample_order
+from engine.optim import (Schedule, apply_schedule, build_optimizer, freeze, group_drift, group_grad_norms,
+                          set_bn_momentum, set_plan, set_train_mode)
+from engine.split import SplitModel
+from engine.store import Run
+from engine.weights import create_backbone
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when the cancel token is set."""
+
+
+class CancelToken:
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class Trainer:
+    """Runs one config into one run folder. `fit()` never raises for training errors: it records them."""
+
+    def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None):
+        self.cfg, self.run, self.cancel = cfg, run, cancel or CancelToken()
+        self.device = pick_device(cfg.device)
+
+    # ---------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        cfg = self.cfg
+        self.ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed)
+        self.classes = self.ds.classes
+        spec = InputSpec.for_backbone(cfg.backbone)
+        if cfg.mean or cfg.std:
+            spec = dataclasses.replace(spec, mean=tuple(cfg.mean or spec.mean), std=tuple(cfg.std or spec.std))
+        self.spec = spec
+        rec = None
+        if cfg.strategy in ("auto", "lp-ft"):
+            from engine.probe import probe
+            self.probe = probe(self.ds, cfg.backbone, cfg.weights, per_stage=cfg.strategy == "auto")
+            rec = self.probe.recommendation
+        model, self.weights = create_backbone(cfg.backbone, "none" if cfg.strategy == "scratch" else cfg.weights)
+        model.reset_classifier(len(self.classes))
+        if hasattr(model, "drop_rate"):
+            model.drop_rate = cfg.dropout
+        self.groups = layer_groups(model)
+        self.plan: Plan = make_plan(cfg, [g.name for g in self.groups], rec)
+        if self.plan.head_from_probe:
+            head = model.get_classifier()
+            head.weight.data.copy_(torch.from_numpy(self.probe.head.coef))
+            head.bias.data.copy_(torch.from_numpy(self.probe.head.intercept))
+        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.initial = {n: p.detach().float().cpu().clone() for n, p in model.named_parameters()}
+        self.opt = build_optimizer(model, self.groups, cfg.weight_decay)
+        self.ytr = torch.tensor([it.label for it in self.ds.train])
+        self.yva = torch.tensor([it.label for it in self.ds.val])
+        counts = torch.bincount(self.ytr, minlength=len(self.classes))
+        self.loss_fn = make_loss(cfg.balance, counts, cfg.label_smoothing)
+        self.counts = counts
+        boundary = next((i for i, f in enumerate(self.plan.frozen) if not f), len(self.groups) - 1)
+        self.split = None
+        if cfg.cache_activations and 0 < boundary < len(self.groups) - 1 and not (cfg.mixup or cfg.cutmix):
+            size = self.spec.input_size[-1]
+            try:
+                self.split = SplitModel(model, self.groups, boundary, torch.zeros(1, 3, size, size, device=self.device))
+            except ValueError:
+                self.split = None
+
+    # ---------------------------------------------------------------- data
+    def _views(self) -> None:
+        """Features (and boundary activations) of K augmented views of the train set, and of the val set."""
+        cfg, model = self.cfg, self.model
+        model.eval()
+        work_key, work_geom = aug.working_geometry(self.spec)
+        tf = aug.train_transform(self.spec, cfg.augment, cfg.random_erasing)
+        paths = [it.path for it in self.ds.train]
+        feats, acts = [], []
+        bs = 16
+        with torch.inference_mode(), autocast(self.device):
+            for k in range(max(1, cfg.views)):
+                fk, ak = [], []
+                for b in range(0, len(paths), bs):
+                    self._check_cancel()
+                    imgs = DECODED.get_many(paths[b:b + bs], work_key, work_geom)
+                    x = self.spec.normalize(aug.augment_batch(imgs, tf, cfg.seed * 7919 + k * 104729 + b).to(self.device))
+                    f, a = self._frozen_forward(x)
+                    fk.append(f)
+                    ak.append(a)
+                feats.append(torch.cat(fk))
+                acts.append(torch.cat(ak) if self.split else None)
+            vpaths = [it.path for it in self.ds.val]
+            vf, va = [], []
+            for b in range(0, len(vpaths), bs):
+                x = self.spec.normalize(torch.stack(DECODED.get_many(vpaths[b:b + bs], self.spec.key(),
+                                                                     self.spec.geometry())).to(self.device))
+                f, a = self._frozen_forward(x)
+                vf.append(f)
+                va.append(a)
+        self.train_feats, self.val_feats = torch.stack(feats), torch.cat(vf)
+        self.train_acts = torch.stack(acts) if self.split else None
+        self.val_acts = torch.cat(va) if self.split else None
+
+    def _frozen_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.split is None:
+            return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float(), None
+        a = self.split.prefix(x)
+        f = self.model.forward_head(self.split.suffix_features(a), pre_logits=True).float()
+        return f, a.clone()
+
+    def _full_batch(self, idx: np.ndarray, seed: int) -> torch.Tensor:
+        work_key, work_geom = aug.working_geometry(self.spec)
+        tf = aug.train_transform(self.spec, self.cfg.augment, self.cfg.random_erasing)
+        imgs = DECODED.get_many([self.ds.train[i].path for i in idx], work_key, work_geom)
+        return self.spec.normalize(aug.augment_batch(imgs, tf, seed).to(self.device))
+
+    # ---------------------------------------------------------------- steps
+    def _check_cancel(self) -> None:
+        if self.cancel.cancelled:
+            raise Cancelled()
+
+    def _logits(self, phase: int, idx: np.ndarray, epoch: int, step: int) -> torch.Tensor:
+        view = epoch % max(1, self.cfg.views)
+        if phase == 1:
+            f = F.dropout(self.train_feats[view][idx].to(self.device), self.cfg.dropout, training=True)
+            return self.model.get_classifier()(f)
+        if self.split is not None:
+            return self.split.suffix(self.train_acts[view][idx].to(self.device))
+        return self.model(self._full_batch(idx, self.cfg.seed * 7919 + epoch * 100003 + step))
+
+    @torch.no_grad()
+    def _validate(self, phase: int) -> tuple[float, float, list[float], torch.Tensor]:
+        model = self.model
+        model.eval() if self.cfg.eval_mode else model.train()
+        outs = []
+        with autocast(self.device):
+            for b in range(0, len(self.yva), 64):
+                if phase == 1:
+                    outs.append(model.get_classifier()(self.val_feats[b:b + 64].to(self.device)).float())
+                elif self.split is not None:
+                    outs.append(self.split.suffix(self.val_acts[b:b + 64].to(self.device)).float())
+                else:
+                    paths = [it.path for it in self.ds.val[b:b + 64]]
+                    x = self.spec.normalize(torch.stack(DECODED.get_many(paths, self.spec.key(),
+                                                                         self.spec.geometry())).to(self.device))
+                    outs.append(model(x).float())
+        logits = torch.cat(outs).cpu()
+        pred = logits.argmax(1)
+        per_class = [float((pred[self.yva == c] == c).float().mean()) if (self.yva == c).any() else float("nan")
+                     for c in range(len(self.classes))]
+        return float(F.cross_entropy(logits, self.yva)), float((pred == self.yva).float().mean()), per_class, pred
+
+    def _epoch(self, phase: int, epoch: int, sched: Schedule, phase_step0: int) -> dict:
+        cfg, model = self.cfg, self.model
+        frozen = [True] * (len(self.groups) - 1) + [False] if phase == 1 else list(self.plan.frozen)
+        set_train_mode(model, self.groups, [True] * len(self.groups) if cfg.bn_eval_unfrozen else frozen)
+        order = sample_order(self.ytr, self.counts, cfg.balance == "sampler", cfg.seed + epoch)
+        t0, total, correct, seen, gnorms = time.perf_counter(), 0.0, 0, 0, []
+        for s, b in enumerate(range(0, len(order), cfg.batch_size)):
+            self._check_cancel()
+            idx = order[b:b + cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            lrs = apply_schedule(self.opt, sched.factor(self.step - phase_step0))
+            with autocast(self.device):
+                logits = self._logits(phase, idx, epoch, s).float()
+            y = self.ytr[idx].to(self.device)
+            loss = self.loss_fn(logits, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorms.append(group_grad_norms(model, self.groups))
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
+            self.opt.step()
+            self.step += 1
+            loss_value = loss.item()
+            total += loss_value * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+            self.run.append(StepEnded(phase=phase, epoch=epoch, step=self.step, loss=loss_value, lrs=lrs))
+        train_s = time.perf_counter() - t0
+        val_loss, val_acc, per_class, pred = self._validate(phase)
+        return dict(train_loss=total / max(1, seen), train_acc=correct / max(1, seen), val_loss=val_loss,
+                    val_acc=val_acc, per_class=per_class, seconds=time.perf_counter() - t0,
+                    images_per_s=seen / max(train_s, 1e-9),
+                    grad_norm=list(np.mean(gnorms, axis=0)) if gnorms else [0.0] * len(self.groups),
+                    drift=group_drift(model, self.groups, self.initial), pred=pred)
+
+    # ---------------------------------------------------------------- run
+    def _resume(self) -> int:
+        ck = self.run.load_checkpoint("last")
+        if ck is None:
+            return 0
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.step, self.best = ck["step"], (ck["best_acc"], ck["best_epoch"])
+        torch.random.set_rng_state(ck["rng"])
+        self.run.truncate_events(ck["events_offset"])
+        return ck["epoch"]
+
+    def _checkpoint(self, epoch: int) -> None:
+        self.run.save_checkpoint("last", {
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "epoch": epoch, "step": self.step,
+            "best_acc": self.best[0], "best_epoch": self.best[1], "rng": torch.random.get_rng_state(),
+            "events_offset": self.run.events_offset()})
+
+    def fit(self) -> dict:
+        """Trains, or resumes, the run. Returns the final metrics (also written to metrics.json)."""
+        t_start = time.time()
+        self.run.set_status(state="running", pid=__import__("os").getpid(), started=t_start)
+        try:
+            self._setup()
+            self.step, self.best = 0, (-1.0, 0)
+            done = self._resume()
+            plan, cfg = self.plan, self.cfg
+            self.run.write_json("plan.json", {**plan.to_dict(), "classes": self.classes, "weights": self.weights.to_dict(),
+                                              "input_spec": dataclasses.asdict(self.spec)})
+            total = plan.head_epochs + plan.finetune_epochs
+            self.run.append(RunStarted(config=cfg.to_dict(), groups=list(plan.groups), device=str(self.device),
+                                       precision=precision_name(self.device), resumed_from_epoch=done))
+            if total == 0:
+                raise ValueError("the plan has no epochs to run")
+            if done < total and (done < plan.head_epochs or self.split is not None):
+                self._views()
+            freeze(self.model, self.groups, plan.frozen, cfg.train_bn)
+            phases = [(1, plan.head_epochs, 0), (2, plan.finetune_epochs, plan.head_epochs)]
+            epoch_times: list[float] = []
+            for phase, n_epochs, first in phases:
+                if n_epochs == 0 or done >= first + n_epochs:
+                    continue
+                steps_per_epoch = -(-len(self.ytr) // cfg.batch_size)
+                if phase == 1:
+                    frozen = [True] * (len(self.groups) - 1) + [False]
+                    lrs = [0.0] * (len(self.groups) - 1) + [plan.head_lr]
+                    sched = Schedule(n_epochs * steps_per_epoch, floor=cfg.min_lr_ratio)
+                else:
+                    frozen, lrs = list(plan.frozen), list(plan.lrs)
+                    sched = Schedule(n_epochs * steps_per_epoch, plan.warmup_epochs * steps_per_epoch,
+                                     floor=cfg.min_lr_ratio)
+                freeze(self.model, self.groups, frozen, cfg.train_bn and phase == 2)
+                if phase == 2 and cfg.bn_momentum is not None:
+                    set_bn_momentum(self.model, self.groups, frozen, cfg.bn_momentum)
+                set_plan(self.opt, lrs)
+                if done <= first:
+                    path = "cached features" if phase == 1 else (
+                        f"cached activations below {self.groups[next(i for i, f in enumerate(frozen) if not f)].name}"
+                        if self.split else "full forward")
+                    self.run.append(PhaseStarted(phase=phase, name="train head" if phase == 1 else "fine-tune",
+                                                 epochs=n_epochs, frozen=frozen, lrs=lrs, path=path))
+                phase_step0 = first * steps_per_epoch
+                for epoch in range(max(done, first) + 1, first + n_epochs + 1):
+                    m = self._epoch(phase, epoch, sched, phase_step0)
+                    epoch_times.append(m["seconds"])
+                    is_best = m["val_acc"] > self.best[0]
+                    if is_best:
+                        self.best = (m["val_acc"], epoch)
+                        self.run.save_checkpoint("best", {"model": self.model.state_dict(), "epoch": epoch})
+                    eta = (total - epoch) * float(np.mean(epoch_times[-3:]))
+                    self.run.append(EpochEnded(phase=phase, epoch=epoch, total_epochs=total, best=is_best, eta_s=eta,
+                                               **{k: v for k, v in m.items() if k != "pred"}))
+                    self.run.set_status(state="running", epoch=epoch, total_epochs=total, val_acc=m["val_acc"],
+                                        best_val_acc=self.best[0], eta_s=eta)
+                    self._checkpoint(epoch)
+                    done = epoch
+            return self._finish(t_start)
+        except Cancelled:
+            return self._end("cancelled", t_start)
+        except Exception as e:  # noqa: BLE001 - a failed run keeps its metrics and last checkpoint
+            (self.run.path / "error.txt").write_text(traceback.format_exc())
+            return self._end("failed", t_start, f"{type(e).__name__}: {e}")
+
+    def _finish(self, t_start: float) -> dict:
+        best = self.run.load_checkpoint("best")
+        if best is not None:
+            self.model.load_state_dict(best["model"])
+        val_loss, val_acc, per_class, pred = self._validate(2 if self.plan.finetune_epochs else 1) \
+            if self.plan.finetune_epochs else self._validate(1)
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(self.run.path / "model.safetensors"))
+        cm = np.zeros((len(self.classes),) * 2, dtype=int)
+        np.add.at(cm, (self.yva.numpy(), pred.numpy()), 1)
+        metrics = {"status": "finished", "best_val_acc": val_acc, "best_epoch": self.best[1], "val_loss": val_loss,
+                   "per_class": dict(zip(self.classes, per_class)), "confusion": cm.tolist(),
+                   "val_paths": [it.path for it in self.ds.val], "val_pred": pred.tolist(),
+                   "val_labels": self.yva.tolist(), "classes": self.classes,
+                   "probe_accuracy": getattr(getattr(self, "probe", None), "accuracy", None)}
+        return self._end("finished", t_start, metrics=metrics)
+
+    def _end(self, status: str, t_start: float, error: str = "", metrics: dict | None = None) -> dict:
+        seconds = time.time() - t_start
+        metrics = {**(metrics or {}), "status": status, "seconds": seconds, "error": error,
+                   "best_val_acc": (metrics or {}).get("best_val_acc", max(getattr(self, "best", (0.0, 0))[0], 0.0)),
+                   "best_epoch": getattr(self, "best", (0, 0))[1], "run_id": self.run.id, "run_dir": str(self.run.path)}
+        self.run.write_json("metrics.json", metrics)
+        self.run.append(RunEnded(status=status, best_val_acc=metrics["best_val_acc"], best_epoch=metrics["best_epoch"],
+                                 seconds=seconds, error=error))
+        self.run.set_status(state=status, ended=time.time(), best_val_acc=metrics["best_val_acc"])
+        return metrics

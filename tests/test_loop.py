@@ -1,0 +1,115 @@
+"""The training loop on a tiny dataset: rates follow the plan, frozen groups stay bit-identical, cancel, failure."""
+import threading
+
+import pytest
+import torch
+
+from engine.config import TrainConfig
+from engine.events import StepEnded
+from engine.groups import layer_groups
+from engine.loop import CancelToken, Trainer
+from engine.optim import Schedule
+from engine.store import RunStore
+from engine.weights import create_backbone
+
+
+def tiny_cfg(data, **kw) -> TrainConfig:
+    base = dict(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=2, warmup_epochs=1,
+                batch_size=4, views=1, augment="basic", val_fraction=0.34)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tiny_folder, tmp_path):
+    cfg = tiny_cfg(tiny_folder, cache_activations=False)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    trainer = Trainer(cfg, run)
+    held: list[list[float]] = []
+    setup = trainer._setup
+
+    def spy_setup():
+        setup()
+        real_step = trainer.opt.step
+
+        def step(*a, **k):
+            per_layer = {}
+            for pg in trainer.opt.param_groups:
+                per_layer.setdefault(pg["layer"], set()).add(pg["lr"])
+            assert all(len(v) == 1 for v in per_layer.values())  # decay and no-decay halves agree
+            held.append([per_layer[i].pop() for i in sorted(per_layer)])
+            return real_step(*a, **k)
+        trainer.opt.step = step
+    trainer._setup = spy_setup
+    metrics = trainer.fit()
+    assert metrics["status"] == "finished", metrics["error"]
+
+    steps = run.events("step")
+    assert [e["lrs"] for e in steps] == held  # the events record what the optimiser held
+    plan = run.read_json("plan.json")
+    n_train = 18 - len(metrics["val_labels"])
+    per_epoch = -(-n_train // cfg.batch_size)
+    p1 = Schedule(1 * per_epoch, floor=cfg.min_lr_ratio)
+    p2 = Schedule(2 * per_epoch, 1 * per_epoch, floor=cfg.min_lr_ratio)
+    head = len(plan["groups"]) - 1
+    for i, e in enumerate(steps):
+        if e["phase"] == 1:
+            expected = [0.0] * head + [cfg.head_lr * p1.factor(i)]
+        else:
+            expected = [lr * p2.factor(i - per_epoch) for lr in plan["lrs"]]
+        assert e["lrs"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert steps[per_epoch]["lrs"][-1] == pytest.approx(cfg.lr * 0.1)  # warm-up starts at 10% of the target
+
+    ref, _ = create_backbone(cfg.backbone)
+    ref_state = ref.state_dict()
+    trained = trainer.model.state_dict()
+    groups = layer_groups(trainer.model)
+    for g, frozen in zip(groups, plan["frozen"]):
+        if not frozen:
+            continue
+        for mod in g.modules:
+            for k in [k for k in ref_state if k.startswith(mod + ".")]:
+                assert torch.equal(ref_state[k], trained[k].cpu()), k  # weights and BN running stats, bit for bit
+    drift = run.events("epoch")[-1]["drift"]
+    assert all((d == 0) == f for d, f in zip(drift, plan["frozen"]))  # the trainable groups did move
+
+
+def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
+    cfg = tiny_cfg(tiny_folder, head_epochs=2, finetune_epochs=3)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    token = CancelToken()
+    append = run.append
+
+    def spy(ev):
+        append(ev)
+        if isinstance(ev, StepEnded) and ev.step == 3:
+            token.cancel()
+    run.append = spy
+    metrics = Trainer(cfg, run, token).fit()
+    assert metrics["status"] == "cancelled"
+    assert max(e["step"] for e in run.events("step")) == 3
+    assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "cancelled"
+
+
+def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch):
+    cfg = tiny_cfg(tiny_folder)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    trainer = Trainer(cfg, run)
+    real = trainer._epoch
+
+    def boom(phase, epoch, *a):
+        if phase == 2:
+            raise RuntimeError("disk full")
+        return real(phase, epoch, *a)
+    trainer._epoch = boom
+    metrics = trainer.fit()
+    assert metrics["status"] == "failed" and "disk full" in metrics["error"]
+    assert run.load_checkpoint("last")["epoch"] == 1 and run.events("epoch")
+    assert (run.path / "error.txt").exists() and run.read_json("metrics.json")["status"] == "failed"
+
+
+def test_strategies_run(tiny_folder, tmp_path):
+    for strategy in ("feature-extraction", "full", "lp-ft", "scratch"):
+        cfg = tiny_cfg(tiny_folder, strategy=strategy, finetune_epochs=1, head_epochs=1, views=1)
+        run = RunStore(tmp_path).create(cfg.to_dict())
+        m = Trainer(cfg, run).fit()
+        assert m["status"] == "finished", (strategy, m["error"])
+        assert (run.path / "model.safetensors").exists()

@@ -1,0 +1,42 @@
+import os
+
+from engine.events import EpochEnded, StepEnded
+from engine.store import RunStore
+
+
+def test_events_round_trip_and_torn_line_is_ignored(tmp_path):
+    run = RunStore(tmp_path).create({"a": 1})
+    run.append(StepEnded(step=1, loss=0.5, lrs=[0.0, 1e-3]))
+    run.append(EpochEnded(epoch=1, val_acc=0.7))
+    with open(run.events_path, "a") as f:
+        f.write('{"kind": "step", "st')  # a crash mid-write
+    evs = run.events()
+    assert [e["kind"] for e in evs] == ["step", "epoch"] and evs[0]["lrs"] == [0.0, 1e-3]
+    assert run.events("epoch")[0]["val_acc"] == 0.7
+
+
+def test_truncate_restores_the_log_to_a_checkpoint(tmp_path):
+    run = RunStore(tmp_path).create({})
+    run.append(StepEnded(step=1))
+    offset = run.events_offset()
+    run.append(StepEnded(step=2))
+    run.truncate_events(offset)
+    assert [e["step"] for e in run.events()] == [1]
+
+
+def test_status_and_interrupted_detection(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create({"x": 1})
+    assert run.status()["state"] == "queued"
+    run.set_status(state="running", pid=os.getpid())
+    assert run.status()["state"] == "running"
+    run.set_status(state="running", pid=2**22 + 12345)  # no such process
+    assert run.status()["state"] == "interrupted"
+    assert [r.id for r in store.list()] == [run.id] and store.open(run.id).config == {"x": 1}
+
+
+def test_checkpoints_are_weights_only(tmp_path):
+    import torch
+    run = RunStore(tmp_path).create({})
+    run.save_checkpoint("last", {"model": {"w": torch.ones(2)}, "epoch": 3})
+    assert run.load_checkpoint("last")["epoch"] == 3 and run.load_checkpoint("best") is None
