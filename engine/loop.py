@@ -158,7 +158,7 @@ class Trainer:
         return self.model(self._full_batch(idx, self.cfg.seed * 7919 + epoch * 100003 + step))
 
     @torch.no_grad()
-    def _validate(self, phase: int) -> tuple[float, float, list[float], torch.Tensor]:
+    def _validate(self, phase: int, with_conf: bool = False) -> tuple:
         model = self.model
         model.eval() if self.cfg.eval_mode else model.train()
         outs = []
@@ -177,7 +177,8 @@ class Trainer:
         pred = logits.argmax(1)
         per_class = [float((pred[self.yva == c] == c).float().mean()) if (self.yva == c).any() else float("nan")
                      for c in range(len(self.classes))]
-        return float(F.cross_entropy(logits, self.yva)), float((pred == self.yva).float().mean()), per_class, pred
+        out = float(F.cross_entropy(logits, self.yva)), float((pred == self.yva).float().mean()), per_class, pred
+        return (*out, logits.softmax(1).max(1).values) if with_conf else out
 
     def _epoch(self, phase: int, epoch: int, sched: Schedule, phase_step0: int) -> dict:
         cfg, model = self.cfg, self.model
@@ -301,14 +302,15 @@ class Trainer:
         best = self.run.load_checkpoint("best")
         if best is not None:
             self.model.load_state_dict(best["model"])
-        val_loss, val_acc, per_class, pred = self._validate(2 if self.plan.finetune_epochs else 1) \
-            if self.plan.finetune_epochs else self._validate(1)
+        val_loss, val_acc, per_class, pred, conf = self._validate(2 if self.plan.finetune_epochs else 1, True)
         save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(self.run.path / "model.safetensors"))
+        from engine.export import data_stats
+        self.run.write_json("data_stats.json", data_stats(self.ds, self.spec))
         cm = np.zeros((len(self.classes),) * 2, dtype=int)
         np.add.at(cm, (self.yva.numpy(), pred.numpy()), 1)
         metrics = {"status": "finished", "best_val_acc": val_acc, "best_epoch": self.best[1], "val_loss": val_loss,
                    "per_class": dict(zip(self.classes, per_class)), "confusion": cm.tolist(),
-                   "val_paths": [it.path for it in self.ds.val], "val_pred": pred.tolist(),
+                   "val_paths": [it.path for it in self.ds.val], "val_pred": pred.tolist(), "val_conf": conf.tolist(),
                    "val_labels": self.yva.tolist(), "classes": self.classes,
                    "probe_accuracy": getattr(getattr(self, "probe", None), "accuracy", None)}
         return self._end("finished", t_start, metrics=metrics)

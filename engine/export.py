@@ -1,0 +1,107 @@
+"""Export and prediction: TorchScript, ONNX (checked against PyTorch) and safetensors, with a model card.
+
+The model card is the input contract: class names, input size, interpolation, crop fraction, mean/std, backbone,
+weight source and hash, metrics and the config that produced the model.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from engine.data import Dataset
+from engine.evaluate import load_run_model
+from engine.features import DECODED, InputSpec
+from engine.imageio import load_rgb, to_rgb
+from engine.store import Run
+
+
+def data_stats(ds: Dataset, spec: InputSpec) -> dict:
+    """Per-channel mean/std of the training images' average colour and their median size, for drift warnings."""
+    paths = [it.path for it in ds.train]
+    means = np.stack([t.float().mean(dim=(1, 2)).numpy() for t in DECODED.get_many(paths, spec.key(), spec.geometry())])
+    sizes = np.array([[ds.meta[p].width, ds.meta[p].height] for p in paths])
+    return {"colour_mean": means.mean(0).tolist(), "colour_std": (means.std(0) + 1e-3).tolist(),
+            "median_size": np.median(sizes, 0).tolist()}
+
+
+def drift_warnings(img: Image.Image, spec: InputSpec, stats: dict | None) -> list[str]:
+    """Plain-language warnings when a photo's size or colour is far from the training data."""
+    if not stats:
+        return []
+    out = []
+    w, h = img.size
+    mw, mh = stats["median_size"]
+    if max(w / mw, h / mh) > 4 or min(w / mw, h / mh) < 0.25:
+        out.append(f"This photo is {w}x{h} pixels; the training photos were about {mw:.0f}x{mh:.0f}. "
+                   f"Predictions may be less reliable.")
+    x = torch.from_numpy(np.asarray(spec.geometry()(img))).float().mean(dim=(0, 1)).numpy()
+    z = np.abs((x - np.array(stats["colour_mean"])) / np.array(stats["colour_std"]))
+    if z.max() > 3:
+        out.append(f"This photo's colours are far from the training photos' ({z.max():.1f} standard deviations): "
+                   f"it may show something the model has never seen.")
+    return out
+
+
+def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
+    """Top-k classes with probabilities for one photo, and drift warnings."""
+    model, spec, classes = load_run_model(run)
+    img = to_rgb(Image.open(io.BytesIO(data))) if isinstance(data, bytes) else load_rgb(data)
+    x = spec.normalize(torch.from_numpy(np.asarray(spec.geometry()(img))).permute(2, 0, 1)[None])
+    with torch.inference_mode():
+        probs = model(x).float().softmax(-1)[0]
+    top = probs.topk(min(k, len(classes)))
+    return {"top": [(classes[i], float(p)) for p, i in zip(top.values, top.indices)],
+            "warnings": drift_warnings(img, spec, run.read_json("data_stats.json"))}
+
+
+def model_card(run: Run) -> dict:
+    plan, metrics = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
+    spec = plan.get("input_spec", {})
+    return {"format": "transferlab-model-card/1", "run_id": run.id, "backbone": run.config["backbone"],
+            "classes": plan.get("classes"), "input_size": spec.get("input_size"),
+            "interpolation": spec.get("interpolation"), "crop_pct": spec.get("crop_pct"), "mean": spec.get("mean"),
+            "std": spec.get("std"), "weights": plan.get("weights"),
+            "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy")},
+            "strategy": plan.get("strategy"), "config": run.config,
+            "preprocessing": "RGB; resize the short side to input_size / crop_pct, centre-crop input_size, "
+                             "scale to [0, 1], subtract mean, divide by std; NCHW float32"}
+
+
+def export_run(run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = ("torchscript", "onnx",
+                                                                                         "safetensors")) -> dict:
+    """Writes the chosen formats and model_card.json; the ONNX model is run with onnxruntime and compared."""
+    model, spec, classes = load_run_model(run)
+    out = Path(out_dir or run.path / "export")
+    out.mkdir(parents=True, exist_ok=True)
+    size = spec.input_size[-1]
+    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    files, checks = {}, {}
+    if "safetensors" in formats:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+        files["safetensors"] = str(out / "model.safetensors")
+    if "torchscript" in formats:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example)
+        traced.save(str(out / "model.torchscript.pt"))
+        files["torchscript"] = str(out / "model.torchscript.pt")
+    if "onnx" in formats:
+        import onnxruntime as ort
+        path = out / "model.onnx"
+        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            ref = model(example).numpy()
+        got = sess.run(None, {"image": example.numpy()})[0]
+        checks["onnx_max_abs_diff"] = float(np.abs(ref - got).max())
+        checks["onnx_same_top1"] = bool((ref.argmax(1) == got.argmax(1)).all())
+        files["onnx"] = str(path)
+    card = {**model_card(run), "files": {k: Path(v).name for k, v in files.items()}, "checks": checks}
+    (out / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
+    return {"dir": str(out), "files": files, "checks": checks, "card": card}

@@ -1,0 +1,80 @@
+"""Data: choose a dataset and see its health."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine.data import load_dataset
+from engine.errors import TransferLabError
+from engine.paths import SAMPLE, sub
+from engine.report import build_report
+from ui import charts
+from ui.state import data_root, dataset_path
+
+st.set_page_config(page_title="Data · TransferLab", layout="wide")
+st.title("1 · Data")
+st.caption("A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "
+           "such a folder, or a CSV of path,label.")
+
+source = st.radio("Source", ["Bundled sample", "Folder on this server", "Upload a zip"], horizontal=True, key="source")
+if source == "Bundled sample":
+    if st.button("Use the bundled sample", key="use_sample"):
+        st.session_state["dataset"] = str(SAMPLE)
+elif source == "Folder on this server":
+    root = data_root()
+    folder = st.text_input(f"Folder (under {root})", key="folder")
+    if st.button("Open folder", key="open_folder") and folder:
+        path = Path(folder).expanduser().resolve()
+        if not path.is_relative_to(root):
+            st.error(f"{path} is outside the data root {root}; set TRANSFERLAB_DATA_ROOT to allow it.")
+        else:
+            st.session_state["dataset"] = str(path)
+else:
+    up = st.file_uploader("Zip of a dataset folder", type=["zip"], key="upload")
+    if up is not None:
+        target = sub("uploads") / Path(up.name).name
+        target.write_bytes(up.getbuffer())
+        st.session_state["dataset"] = str(target)
+
+path = dataset_path()
+try:
+    ds = load_dataset(path)
+except TransferLabError as e:
+    st.error(str(e))
+    st.stop()
+report = build_report(ds)
+st.session_state["dataset_root"] = ds.root
+
+st.subheader(f"Dataset: {Path(ds.root).name}")
+c = st.columns(4)
+c[0].metric("Classes", len(report.classes))
+c[1].metric("Training images", len(ds.train))
+c[2].metric("Validation images", len(ds.val))
+c[3].metric("Imbalance (largest / smallest)", f"{report.imbalance_ratio:.1f}x")
+st.caption(f"Validation: {report.val_source}.")
+for w in report.warnings:
+    st.warning(w)
+if not report.warnings:
+    st.success("No problems found: every file is readable, no duplicates, no class below 2 images.")
+
+st.plotly_chart(charts.class_counts(report.counts), width="stretch")
+st.caption("How many photos each class has. Classes with far fewer photos are learned less well; the Train page "
+           "can balance them.")
+
+if report.unreadable:
+    with st.expander(f"{len(report.unreadable)} skipped file(s)", expanded=True):
+        st.dataframe(pd.DataFrame(report.unreadable), hide_index=True, width="stretch")
+if report.duplicates:
+    with st.expander(f"{len(report.duplicates)} group(s) of identical images"):
+        st.write("Leakage between training and validation:" if report.leakage else "Within one split:")
+        st.dataframe(pd.DataFrame({"files": [" | ".join(g) for g in report.duplicates]}), hide_index=True)
+st.caption(f"Image sizes: {', '.join(f'{k} ({v})' for k, v in list(report.sizes.items())[:5])}. "
+           f"Colour modes: {', '.join(f'{k} ({v})' for k, v in report.modes.items())}.")
+
+st.subheader("Examples")
+cls = st.selectbox("Class", ds.classes, key="example_class")
+label = ds.classes.index(cls)
+examples = [it.path for it in ds.train if it.label == label][:6]
+st.image(examples, width=140, caption=[Path(p).name[:18] for p in examples])

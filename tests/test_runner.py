@@ -1,0 +1,86 @@
+"""Background runs: queueing, cancel, and a run killed with SIGKILL in phase 2 that resumes without losing events."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from engine.config import TrainConfig
+from engine.paths import REPO
+from engine.runner import Runner
+from engine.store import RunStore
+
+
+class FakeTrainer:
+    """Stands in for Trainer: one 'step' every 20 ms until cancelled or done."""
+
+    def __init__(self, cfg, run, token):
+        self.run, self.token = run, token
+
+    def fit(self):
+        self.run.set_status(state="running", pid=os.getpid())
+        for step in range(200):
+            if self.token.cancelled:
+                self.run.set_status(state="cancelled")
+                return {}
+            self.run.append({"kind": "step", "step": step})
+            time.sleep(0.02)
+        self.run.set_status(state="finished")
+        return {}
+
+
+def test_one_run_at_a_time_others_queued_and_cancel(tmp_path):
+    runner = Runner(RunStore(tmp_path), trainer=FakeTrainer)
+    cfg = TrainConfig(data="x", strategy="full")
+    a, b = runner.submit(cfg), runner.submit(cfg)
+    deadline = time.time() + 5
+    while (runner.active != a or not runner.store.open(a).events()) and time.time() < deadline:
+        time.sleep(0.01)
+    assert runner.active == a and runner.queued == [b]
+    runner.cancel(b)
+    assert runner.store.open(b).status()["state"] == "cancelled" and runner.queued == []
+    runner.cancel(a)
+    assert runner.wait(a, timeout=5)
+    assert runner.store.open(a).status()["state"] == "cancelled"
+    snap = runner.snapshot(a)
+    assert snap["events"] and snap["config"]["strategy"] == "full"
+
+
+def _train_cmd(data, home):
+    return [sys.executable, "-m", "engine", "train", "--data", str(data), "--strategy", "full", "--head-epochs", "1",
+            "--epochs", "6", "--batch-size", "4", "--views", "1", "--quiet", "--json"]
+
+
+def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path)}
+    proc = subprocess.Popen(_train_cmd(tiny_folder, tmp_path), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    store = RunStore(tmp_path / "runs")
+    deadline = time.time() + 240
+    run = None
+    while time.time() < deadline:
+        runs = store.list()
+        if runs:
+            run = runs[0]
+            epochs = run.events("epoch")
+            if any(e["phase"] == 2 for e in epochs) and run.events("step")[-1]["epoch"] >= 3:
+                break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert run is not None and run.status()["state"] == "interrupted"
+    killed_at = max(e["epoch"] for e in run.events("epoch"))
+    assert 2 <= killed_at < 7
+
+    out = subprocess.run([sys.executable, "-m", "engine", "resume", "--run", run.id, "--json"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "finished"
+    epochs = [e["epoch"] for e in run.events("epoch")]
+    steps = [e["step"] for e in run.events("step")]
+    assert epochs == list(range(1, 8))  # every epoch once, in order
+    assert steps == list(range(1, len(steps) + 1))  # no step lost or duplicated
+    starts = run.events("run_started")
+    assert [s["resumed_from_epoch"] for s in starts] == [0, killed_at]
+    assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "finished"
