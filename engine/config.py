@@ -82,6 +82,7 @@ class Plan:
     warmup_epochs: int
     head_from_probe: bool
     reason: str
+    head_stage: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +98,8 @@ def make_plan(cfg: TrainConfig, groups: list[str], rec: Recommendation | None = 
             raise ValueError("strategy 'auto' needs the probe's recommendation")
         frozen, mults = list(rec.freeze), list(rec.lr_mult)
         head_epochs, ft_epochs, warmup, reason = rec.head_epochs, rec.finetune_epochs, rec.warmup_epochs, rec.reason
+        groups = list(rec.groups)
+        n, head = len(groups), len(groups) - 1
         strategy = f"auto ({rec.strategy})"
         trainable = [i for i in range(n) if not frozen[i]]
     else:
@@ -125,6 +128,7 @@ def make_plan(cfg: TrainConfig, groups: list[str], rec: Recommendation | None = 
                   "custom": "Your freeze map and rates."}[strategy]
     frozen = [i not in trainable for i in range(n)]
     lrs = [cfg.lr * m for m in mults]
+    stage = rec.head_stage if rec is not None and cfg.strategy == "auto" else None
     if cfg.lrs is not None:
         if len(cfg.lrs) != n:
             raise ValueError(f"lrs has {len(cfg.lrs)} entries; this backbone has {n} groups")
@@ -133,4 +137,4 @@ def make_plan(cfg: TrainConfig, groups: list[str], rec: Recommendation | None = 
                 cfg.head_epochs if cfg.head_epochs is not None else head_epochs,
                 cfg.finetune_epochs if cfg.finetune_epochs is not None else ft_epochs,
                 cfg.warmup_epochs if cfg.warmup_epochs is not None else warmup,
-                cfg.strategy == "lp-ft", reason)
+                cfg.strategy == "lp-ft" or stage is not None, reason, stage)

@@ -10,6 +10,8 @@ from engine.data import load_dataset
 from engine.device import autocast, pick_device
 from engine.errors import DataError
 from engine.features import DECODED, InputSpec
+from engine.groups import layer_groups
+from engine.split import StageHeadModel, probe_classifier
 from engine.store import Run, RunStore
 
 
@@ -19,9 +21,14 @@ def load_run_model(run: Run | str) -> tuple[torch.nn.Module, InputSpec, list[str
     plan = run.read_json("plan.json")
     if plan is None or not (run.path / "model.safetensors").exists():
         raise DataError(f"run {run.id} has no finished model (status {run.status().get('state')}); resume it first")
-    model = timm.create_model(run.config["backbone"], pretrained=False, num_classes=len(plan["classes"]))
-    model.load_state_dict(load_file(str(run.path / "model.safetensors")))
+    n_cls = len(plan["classes"])
+    model = timm.create_model(run.config["backbone"], pretrained=False, num_classes=n_cls)
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in plan["input_spec"].items()})
+    if plan.get("head_stage") is not None:
+        size = spec.input_size[-1]
+        model = StageHeadModel(model, layer_groups(model), plan["head_stage"], n_cls, torch.zeros(1, 3, size, size))
+    probe_classifier(model)
+    model.load_state_dict(load_file(str(run.path / "model.safetensors")))
     return model.eval(), spec, plan["classes"]
 
 

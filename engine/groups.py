@@ -70,11 +70,12 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
     heads = _classifier_names(model)
     out = []
     ordered = [grouped[k] for k in sorted(grouped)]
+    labels = getattr(model, "group_labels", None)  # models that name their own groups (StageHeadModel)
     for i, params in enumerate(ordered):
         mods = _top_modules(model, set(params))
         is_head = any(p == h or p.startswith(h + ".") for p in params for h in heads)
         role = "head" if is_head and i == len(ordered) - 1 else ("stem" if i == 0 else "stage")
-        name = "+".join(mods) if mods else params[0].split(".")[0]
+        name = labels[i] if labels and len(labels) == len(ordered) else ("+".join(mods) if mods else params[0].split(".")[0])
         out.append(LayerGroup(i, name, role, tuple(params), tuple(mods), sum(sizes[p] for p in params)))
     return out
 

@@ -32,6 +32,10 @@ class LinearFit:
     probabilities: np.ndarray
     coef: np.ndarray  # (classes, D), applies to raw (unstandardised) features
     intercept: np.ndarray
+    std_coef: np.ndarray  # the same classifier on standardised features, with the scaler's mean and scale
+    std_intercept: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
 
 
 def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -47,9 +51,12 @@ def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
         w, b = np.vstack([np.zeros_like(w), w]), np.concatenate([[0.0], b])
     coef = np.zeros((n_classes, x_train.shape[1]), dtype=np.float32)
     intercept = np.full(n_classes, -1e4, dtype=np.float32)  # classes absent from training are never predicted
+    std_coef, std_intercept = np.zeros_like(coef), intercept.copy()
     coef[clf.classes_] = w / scaler.scale_
     intercept[clf.classes_] = b - (w * scaler.mean_ / scaler.scale_).sum(1)
-    return LinearFit(float((preds == y_val).mean()) if len(y_val) else 0.0, preds, probs, coef, intercept)
+    std_coef[clf.classes_], std_intercept[clf.classes_] = w, b
+    return LinearFit(float((preds == y_val).mean()) if len(y_val) else 0.0, preds, probs, coef, intercept,
+                     std_coef, std_intercept, scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32))
 
 
 @dataclass

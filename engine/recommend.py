@@ -3,7 +3,7 @@
 Rules (the classic transfer-learning table): probe accuracy above 85% → feature extraction; 70–85% → fine-tune the top
 1–2 groups; 50–70% → the top 3–4 groups with discriminative learning rates; below 50% → full fine-tuning. Dataset size
 moves the boundary (more data, more groups); a per-stage probe that peaks below the last stage moves the freeze
-boundary to that stage ("transferability cliff"); inputs that are not RGB unfreeze the stem.
+boundary to that stage, or cuts the network there and puts the head on it ("transferability cliff"); inputs that are not RGB unfreeze the stem.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ class Recommendation:
     """A complete plan for the trainer.
 
     Attributes:
-        strategy: "feature-extraction", "top-k" or "full".
-        groups: Layer-group names, stem first, head last.
+        strategy: "feature-extraction", "top-k", "full" or "stage-head".
+        groups: Layer-group names, stem first, head last (for stage-head: of the cut network).
         freeze: Per group, True when the group stays frozen in phase 2.
         lr: Base learning rate (the head's).
         lr_mult: Per group, the multiplier of `lr` in phase 2 (0 for frozen groups).
@@ -26,6 +26,8 @@ class Recommendation:
         finetune_epochs: Phase 2 epochs (0 for feature extraction).
         warmup_epochs: Linear warm-up at the start of phase 2.
         best_stage: Index of the group whose features probed best, when a per-stage probe ran.
+        head_stage: For "stage-head": the network is cut after this group, the head starts from the probe's
+            solution on its features, and the group itself is fine-tuned with the head.
         reason: Plain-language explanation quoting the numbers.
     """
 
@@ -39,6 +41,7 @@ class Recommendation:
     warmup_epochs: int
     best_stage: int | None
     reason: str
+    head_stage: int | None = None  # cut the network after this group and put the head there ("stage-head")
 
     @property
     def trainable(self) -> list[int]:
@@ -65,8 +68,29 @@ def _size_band(n_train: int) -> str:
     return "small" if n_train < 1000 else ("medium" if n_train < 10000 else "large")
 
 
+def _stage_head(groups: list[str], stage: int, stage_acc: float, final_acc: float, n_train: int, in_channels: int,
+                base_lr: float) -> Recommendation:
+    """The cliff: cut after `stage`, head from the probe there, fine-tune that stage (and the stem for non-RGB)."""
+    cut = list(groups[:stage + 1]) + ["head"]
+    head = len(cut) - 1
+    trainable = [stage, head] + ([0] if in_channels != 3 else [])
+    size = _size_band(n_train)
+    ft_epochs = {"small": 15, "medium": 8, "large": 4}[size]
+    reason = (f"The features after {groups[stage]} (group {stage + 1} of {len(groups)}) probe at {stage_acc:.1%}, "
+              f"{(stage_acc - final_acc) * 100:.1f} points above the final layer ({final_acc:.1%}): the layers above "
+              f"it are specialised to ImageNet and lose information your classes need. So the network is cut after "
+              f"{groups[stage]}, the new head starts from the probe's solution on those features, and "
+              f"{groups[stage]} is fine-tuned with it for {ft_epochs} epochs ({base_lr:g} for the head, "
+              f"{base_lr * 0.1:g} for {groups[stage]}, after a 1-epoch warm-up); everything below stays frozen. "
+              f"The cut model is also smaller and faster.")
+    if in_channels != 3:
+        reason += f" Your images have {in_channels} channel(s), so the stem is adapted and trained too."
+    return Recommendation("stage-head", tuple(cut), tuple(i not in trainable for i in range(len(cut))), base_lr,
+                          tuple(discriminative_mults(len(cut), trainable)), 0, ft_epochs, 1, stage, reason, stage)
+
+
 def recommend(probe_accuracy: float, groups: list[str], n_train: int, stage_curve: list[float] | None = None,
-              in_channels: int = 3, base_lr: float = 1e-3) -> Recommendation:
+              in_channels: int = 3, base_lr: float = 1e-3, allow_stage_head: bool = True) -> Recommendation:
     """Chooses a strategy from the probe.
 
     Args:
@@ -76,6 +100,7 @@ def recommend(probe_accuracy: float, groups: list[str], n_train: int, stage_curv
         stage_curve: Probe accuracy after each non-head group (same order as `groups[:-1]`), if measured.
         in_channels: Channels of the user's images.
         base_lr: Learning rate of the head.
+        allow_stage_head: Whether the network may be cut at the best stage (else the freeze boundary moves there).
     """
     n = len(groups)
     body = n - 1
@@ -103,6 +128,9 @@ def recommend(probe_accuracy: float, groups: list[str], n_train: int, stage_curv
     if stage_curve:
         best_stage = max(range(len(stage_curve)), key=lambda i: stage_curve[i])
         gain = stage_curve[best_stage] - probe_accuracy
+        if best_stage < body - 1 and gain >= CLIFF_MARGIN and allow_stage_head:
+            return _stage_head(groups, best_stage, stage_curve[best_stage], probe_accuracy, n_train, in_channels,
+                               base_lr)
         if best_stage < body - 1 and gain >= CLIFF_MARGIN:
             k_cliff = body - best_stage
             if k_cliff > k:

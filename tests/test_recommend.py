@@ -22,9 +22,17 @@ def test_more_data_unfreezes_more():
     assert len(recommend(0.80, GROUPS, 50000).trainable) > len(recommend(0.80, GROUPS, 5000).trainable)
 
 
-def test_transferability_cliff_moves_the_freeze_boundary():
+def test_transferability_cliff_puts_the_head_on_the_best_stage():
     curve = [0.5, 0.4, 0.7, 0.85, 0.87, 0.90, 0.94, 0.87]
     rec = recommend(0.87, GROUPS, 800, curve)
+    assert rec.strategy == "stage-head" and rec.head_stage == rec.best_stage == 6
+    assert rec.groups == tuple(GROUPS[:7]) + ("head",) and rec.trainable == [6, 7]
+    assert "94.0%" in rec.reason and "b5" in rec.reason and rec.head_epochs == 0
+
+
+def test_transferability_cliff_moves_the_freeze_boundary_when_the_network_cannot_be_cut():
+    curve = [0.5, 0.4, 0.7, 0.85, 0.87, 0.90, 0.94, 0.87]
+    rec = recommend(0.87, GROUPS, 800, curve, allow_stage_head=False)
     assert rec.best_stage == 6 and rec.trainable == [6, 7, 8] and rec.strategy == "top-k"
     assert "94.0%" in rec.reason and "b5" in rec.reason
     flat = recommend(0.87, GROUPS, 800, [0.5, 0.6, 0.7, 0.8, 0.85, 0.86, 0.87, 0.87])
