@@ -21,7 +21,8 @@ class TrainConfig:
     top_k: int = 2  # for top-k: trainable groups below the head
     freeze: tuple[bool, ...] | None = None  # for custom: per group, True = frozen in phase 2
     lrs: tuple[float, ...] | None = None  # explicit phase-2 rate per group (overrides lr/lr_decay)
-    lr: float = 1e-3  # phase-2 head rate; earlier groups get lr * lr_decay ** distance, at least lr * lr_floor
+    lr: float | None = None  # phase-2 head rate (default 1e-3, or the recommendation's); earlier groups get
+    # lr * lr_decay ** distance, at least lr * lr_floor
     head_lr: float = 1e-2  # phase-1 rate: a new linear head on frozen features is convex and takes a larger rate
     lr_decay: float = 0.1
     lr_floor: float = 0.01
@@ -31,7 +32,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     weight_decay: float = 0.01
     batch_size: int = 32
-    augment: str = "basic"
+    augment: str | None = None  # None: the recommendation's preset for auto, else "basic"
     random_erasing: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -83,6 +84,7 @@ class Plan:
     head_from_probe: bool
     reason: str
     head_stage: int | None = None
+    augment: str = "basic"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,7 +129,8 @@ def make_plan(cfg: TrainConfig, groups: list[str], rec: Recommendation | None = 
                   "scratch": "Random initialisation, every group at the same rate: the baseline transfer beats.",
                   "custom": "Your freeze map and rates."}[strategy]
     frozen = [i not in trainable for i in range(n)]
-    lrs = [cfg.lr * m for m in mults]
+    base = cfg.lr if cfg.lr is not None else (rec.lr if rec is not None and cfg.strategy == "auto" else 1e-3)
+    lrs = [base * m for m in mults]
     stage = rec.head_stage if rec is not None and cfg.strategy == "auto" else None
     if cfg.lrs is not None:
         if len(cfg.lrs) != n:
@@ -137,4 +140,5 @@ def make_plan(cfg: TrainConfig, groups: list[str], rec: Recommendation | None = 
                 cfg.head_epochs if cfg.head_epochs is not None else head_epochs,
                 cfg.finetune_epochs if cfg.finetune_epochs is not None else ft_epochs,
                 cfg.warmup_epochs if cfg.warmup_epochs is not None else warmup,
-                cfg.strategy == "lp-ft" or stage is not None, reason, stage)
+                cfg.strategy == "lp-ft" or stage is not None, reason, stage,
+                cfg.augment or (rec.augment if rec is not None and cfg.strategy == "auto" else "basic"))

@@ -98,6 +98,10 @@ class Trainer:
             except ValueError:
                 self.split = None
 
+    def _views_count(self) -> int:
+        """Augmented views to cache (one when there is no augmentation: the views would be identical)."""
+        return 1 if self.plan.augment == "none" and not self.cfg.random_erasing else max(1, self.cfg.views)
+
     def _bn_frozen(self) -> bool:
         """BatchNorm statistics stay fixed in trainable groups: asked for, or the head starts from the probe (whose
         features were measured with ImageNet statistics; recomputing them on plant-leaves-15 dropped the probe on
@@ -135,12 +139,12 @@ class Trainer:
         cfg, model = self.cfg, self.model
         model.eval()
         work_key, work_geom = aug.working_geometry(self.spec)
-        tf = aug.train_transform(self.spec, cfg.augment, cfg.random_erasing)
+        tf = aug.train_transform(self.spec, self.plan.augment, cfg.random_erasing)
         paths = [it.path for it in self.ds.train]
         feats, acts = [], []
         bs = 16
         with torch.inference_mode(), autocast(self.device):
-            for k in range(max(1, cfg.views)):
+            for k in range(self._views_count()):
                 fk, ak = [], []
                 for b in range(0, len(paths), bs):
                     self._check_cancel()
@@ -172,7 +176,7 @@ class Trainer:
 
     def _full_batch(self, idx: np.ndarray, seed: int) -> torch.Tensor:
         work_key, work_geom = aug.working_geometry(self.spec)
-        tf = aug.train_transform(self.spec, self.cfg.augment, self.cfg.random_erasing)
+        tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
         imgs = DECODED.get_many([self.ds.train[i].path for i in idx], work_key, work_geom)
         return self.spec.normalize(aug.augment_batch(imgs, tf, seed).to(self.device))
 
@@ -182,7 +186,7 @@ class Trainer:
             raise Cancelled()
 
     def _logits(self, phase: int, idx: np.ndarray, epoch: int, step: int) -> torch.Tensor:
-        view = epoch % max(1, self.cfg.views)
+        view = epoch % self._views_count()
         if phase == 1:
             return self.model.get_classifier()(self.train_feats[view][idx].to(self.device))
         if self.split is not None:

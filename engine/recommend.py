@@ -42,6 +42,7 @@ class Recommendation:
     best_stage: int | None
     reason: str
     head_stage: int | None = None  # cut the network after this group and put the head there ("stage-head")
+    augment: str = "basic"  # augmentation preset the plan is meant for
 
     @property
     def trainable(self) -> list[int]:
@@ -75,18 +76,21 @@ def _stage_head(groups: list[str], stage: int, stage_acc: float, final_acc: floa
     head = len(cut) - 1
     trainable = [stage, head] + ([0] if in_channels != 3 else [])
     size = _size_band(n_train)
+    base_lr = base_lr * 0.1  # LP-FT: the head already sits at the probe's optimum
     ft_epochs = {"small": 15, "medium": 8, "large": 4}[size]
     reason = (f"The features after {groups[stage]} (group {stage + 1} of {len(groups)}) probe at {stage_acc:.1%}, "
               f"{(stage_acc - final_acc) * 100:.1f} points above the final layer ({final_acc:.1%}): the layers above "
               f"it are specialised to ImageNet and lose information your classes need. So the network is cut after "
               f"{groups[stage]}, the new head starts from the probe's solution on those features, and "
-              f"{groups[stage]} is fine-tuned with it for {ft_epochs} epochs ({base_lr:g} for the head, "
-              f"{base_lr * 0.1:g} for {groups[stage]}, after a 1-epoch warm-up); everything below stays frozen. "
-              f"The cut model is also smaller and faster.")
+              f"{groups[stage]} is fine-tuned with it gently for {ft_epochs} epochs ({base_lr:g} for the head, "
+              f"{base_lr * 0.1:g} for {groups[stage]}, after a 1-epoch warm-up, BatchNorm statistics kept, on the "
+              f"photos as the probe saw them, without augmentation, which would move the features away from the "
+              f"probe's); everything below stays frozen. The cut model is also smaller and faster.")
     if in_channels != 3:
         reason += f" Your images have {in_channels} channel(s), so the stem is adapted and trained too."
     return Recommendation("stage-head", tuple(cut), tuple(i not in trainable for i in range(len(cut))), base_lr,
-                          tuple(discriminative_mults(len(cut), trainable)), 0, ft_epochs, 1, stage, reason, stage)
+                          tuple(discriminative_mults(len(cut), trainable)), 0, ft_epochs, 1, stage, reason, stage,
+                          "none")
 
 
 def recommend(probe_accuracy: float, groups: list[str], n_train: int, stage_curve: list[float] | None = None,

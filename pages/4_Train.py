@@ -41,13 +41,14 @@ with st.expander("Plan", expanded=current_run_id() is None):
     strategies = ["auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch", "custom"]
     c = st.columns(4)
     strategy = c[0].selectbox("Strategy", strategies, key="strategy")
-    lr = c[1].number_input("Head learning rate", 1e-6, 1e-1, 1e-3, format="%.0e", key="lr")
+    lr = c[1].number_input("Head learning rate (auto: from the plan)", 1e-6, 1e-1, 1e-3, format="%.0e", key="lr")
     decay = c[2].number_input("Decay per group below the head", 0.0, 1.0, 0.1, key="lr_decay")
     top_k = c[3].number_input("Top-k groups", 0, 20, 2, key="top_k")
     c = st.columns(4)
     head_epochs = c[0].number_input("Head epochs", 0, 200, rec.head_epochs if rec else 10, key="head_epochs")
     ft_epochs = c[1].number_input("Fine-tune epochs", 0, 200, rec.finetune_epochs if rec else 15, key="ft_epochs")
-    augment = c[2].selectbox("Augmentation", ["basic", "none", "randaugment", "autoaugment"], key="augment")
+    augment = c[2].selectbox("Augmentation", ["from the plan", "basic", "none", "randaugment", "autoaugment"],
+                             key="augment")
     balance = c[3].selectbox("Imbalance", ["none", "sampler", "weighted-loss", "focal"], key="balance")
     groups = list(rec.groups) if rec else []
     freeze_map = None
@@ -56,8 +57,9 @@ with st.expander("Plan", expanded=current_run_id() is None):
                                 disabled=["group"], key="freeze_editor")
         freeze_map = tuple(bool(f) for f in edited["frozen"])
     try:
-        cfg = TrainConfig(data=path, backbone=name, strategy=strategy, lr=lr, lr_decay=decay, top_k=int(top_k),
-                          head_epochs=int(head_epochs), finetune_epochs=int(ft_epochs), augment=augment,
+        cfg = TrainConfig(data=path, backbone=name, strategy=strategy, lr=None if strategy == "auto" else lr,
+                          lr_decay=decay, top_k=int(top_k), head_epochs=int(head_epochs),
+                          finetune_epochs=int(ft_epochs), augment=None if augment == "from the plan" else augment,
                           balance=balance, freeze=freeze_map if strategy == "custom" else None)
         if groups and (strategy != "auto" or rec):
             plan = make_plan(cfg, groups, rec)
