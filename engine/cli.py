@@ -1,4 +1,4 @@
-"""Command line: `python -m engine {backbones,inspect-data,probe,train,resume,evaluate}`; each can print JSON."""
+"""Command line: `python -m engine {backbones,inspect-data,probe,train,resume,evaluate,lr-find}`; all print JSON too."""
 from __future__ import annotations
 
 import argparse
@@ -123,9 +123,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  finetune_epochs=args.epochs, batch_size=args.batch_size, augment=args.augment,
                                  balance=args.balance, views=args.views, seed=args.seed, device=args.device).items()
           if v is not None}
+    from engine import distributed
     cfg = TrainConfig(data=args.data, **kw)
-    run = RunStore().create(cfg.to_dict())
-    print(f"run {run.id} in {run.path}", file=sys.stderr)
+    rank, world = distributed.init()
+    store = RunStore()
+    run = store.open(distributed.share_run_id(store.create(cfg.to_dict()).id if rank == 0 else None))
+    if rank != 0:  # torchrun: the other ranks train their shards; rank 0 records and reports
+        Trainer(cfg, run).fit()
+        return 0
+    print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
     token = CancelToken()
     t = threading.Thread(target=Trainer(cfg, run, token).fit, daemon=True)
     t.start()
@@ -157,6 +163,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"accuracy {r['accuracy']:.1%} on {r['n']} images")
         for c, a in r["per_class"].items():
             print(f"  {c:40} {'-' if a is None else f'{a:.1%}'}")
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from engine.config import TrainConfig
+    from engine.lrfind import lr_find
+    cfg = TrainConfig(data=args.data, backbone=args.backbone, strategy=args.strategy)
+    r = lr_find(cfg, steps=args.steps, progress=None if args.json else _progress)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        for lr, loss in list(zip(r["lrs"], r["losses"]))[::max(1, len(r["lrs"]) // 15)]:
+            print(f"  lr {lr:9.2e}  loss {loss:7.3f}")
+        print(f"suggested head learning rate: {r['suggestion']:.1e}")
     return 0
 
 
@@ -211,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True)
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
+    f = sub.add_parser("lr-find", help="learning-rate range test on the groups the strategy trains")
+    f.add_argument("--data", required=True)
+    f.add_argument("--backbone", default="tf_efficientnet_lite0")
+    f.add_argument("--strategy", default="top-k", choices=["auto", "feature-extraction", "top-k", "full", "lp-ft"])
+    f.add_argument("--steps", type=int, default=60)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(fn=cmd_lr_find)
     return p
 
 

@@ -25,6 +25,7 @@ class RunStarted(Event):
     device: str = ""
     precision: str = ""
     resumed_from_epoch: int = 0
+    world_size: int = 1  # processes training together (torchrun)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from engine import augment as aug
+from engine import augment as aug, distributed
 from engine.config import Plan, TrainConfig, make_plan
 from engine.data import load_dataset
 from engine.device import autocast, pick_device, precision_name
@@ -53,8 +53,12 @@ class Trainer:
     """Runs one config into one run folder. `fit()` never raises for training errors: it records them."""
 
     def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None):
-        self.cfg, self.run, self.cancel = cfg, run, cancel or CancelToken()
+        self.cfg, self.cancel = cfg, cancel or CancelToken()
+        self.rank, self.world = distributed.init()
+        self.run = run if self.rank == 0 or run is None else distributed.ReadOnlyRun(run)
         self.device = pick_device(cfg.device)
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", torch.cuda.current_device())
 
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:
@@ -186,12 +190,23 @@ class Trainer:
             raise Cancelled()
 
     def _logits(self, phase: int, idx: np.ndarray, epoch: int, step: int) -> torch.Tensor:
+        return self._forward(phase, idx, epoch, step)[0]
+
+    def _forward(self, phase: int, idx: np.ndarray, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for a batch, and soft targets when MixUp/CutMix mixed it (full-image path only)."""
         view = epoch % self._views_count()
         if phase == 1:
-            return self.model.get_classifier()(self.train_feats[view][idx].to(self.device))
+            return self.model.get_classifier()(self.train_feats[view][idx].to(self.device)), None
         if self.split is not None:
-            return self.split.suffix(self.train_acts[view][idx].to(self.device))
-        return self.model(self._full_batch(idx, self.cfg.seed * 7919 + epoch * 100003 + step))
+            return self.split.suffix(self.train_acts[view][idx].to(self.device)), None
+        x = self._full_batch(idx, self.cfg.seed * 7919 + epoch * 100003 + step)
+        soft = None
+        if (self.cfg.mixup or self.cfg.cutmix) and len(idx) % 2 == 0:
+            from timm.data import Mixup
+            mix = Mixup(mixup_alpha=self.cfg.mixup, cutmix_alpha=self.cfg.cutmix, num_classes=len(self.classes),
+                        label_smoothing=self.cfg.label_smoothing)
+            x, soft = mix(x, self.ytr[idx].to(self.device))
+        return self.model(x), soft
 
     @torch.no_grad()
     def _validate(self, phase: int, with_conf: bool = False) -> tuple:
@@ -220,7 +235,8 @@ class Trainer:
         cfg, model = self.cfg, self.model
         frozen = [True] * (len(self.groups) - 1) + [False] if phase == 1 else list(self.plan.frozen)
         set_train_mode(model, self.groups, [True] * len(self.groups) if self._bn_frozen() else frozen)
-        order = sample_order(self.ytr, self.counts, cfg.balance == "sampler", cfg.seed + epoch)
+        order = distributed.shard(sample_order(self.ytr, self.counts, cfg.balance == "sampler", cfg.seed + epoch),
+                                  self.rank, self.world)
         t0, total, correct, seen, gnorms = time.perf_counter(), 0.0, 0, 0, []
         for s, b in enumerate(range(0, len(order), cfg.batch_size)):
             self._check_cancel()
@@ -229,11 +245,13 @@ class Trainer:
                 continue
             lrs = apply_schedule(self.opt, sched.factor(self.step - phase_step0))
             with autocast(self.device):
-                logits = self._logits(phase, idx, epoch, s).float()
+                logits, soft = self._forward(phase, idx, epoch, s)
+            logits = logits.float()
             y = self.ytr[idx].to(self.device)
-            loss = self.loss_fn(logits, y)
+            loss = self.loss_fn(logits, y) if soft is None else torch.sum(-soft * F.log_softmax(logits, -1), -1).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients([p for p in model.parameters() if p.requires_grad], self.world)
             gnorms.append(group_grad_norms(model, self.groups))
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
             self.opt.step()
@@ -282,7 +300,8 @@ class Trainer:
                                               "input_spec": dataclasses.asdict(self.spec)})
             total = plan.head_epochs + plan.finetune_epochs
             self.run.append(RunStarted(config=cfg.to_dict(), groups=list(plan.groups), device=str(self.device),
-                                       precision=precision_name(self.device), resumed_from_epoch=done))
+                                       precision=precision_name(self.device), resumed_from_epoch=done,
+                                       world_size=self.world))
             if total == 0:
                 raise ValueError("the plan has no epochs to run")
             if done < total and (done < plan.head_epochs or self.split is not None):
@@ -332,7 +351,8 @@ class Trainer:
         except Cancelled:
             return self._end("cancelled", t_start)
         except Exception as e:  # noqa: BLE001 - a failed run keeps its metrics and last checkpoint
-            (self.run.path / "error.txt").write_text(traceback.format_exc())
+            if self.rank == 0:
+                (self.run.path / "error.txt").write_text(traceback.format_exc())
             return self._end("failed", t_start, f"{type(e).__name__}: {e}")
 
     def _finish(self, t_start: float) -> dict:
@@ -340,9 +360,11 @@ class Trainer:
         if best is not None:
             self.model.load_state_dict(best["model"])
         val_loss, val_acc, per_class, pred, conf = self._validate(2 if self.plan.finetune_epochs else 1, True)
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(self.run.path / "model.safetensors"))
-        from engine.export import data_stats
-        self.run.write_json("data_stats.json", data_stats(self.ds, self.spec))
+        if self.rank == 0:
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
+                      str(self.run.path / "model.safetensors"))
+            from engine.export import data_stats
+            self.run.write_json("data_stats.json", data_stats(self.ds, self.spec))
         cm = np.zeros((len(self.classes),) * 2, dtype=int)
         np.add.at(cm, (self.yva.numpy(), pred.numpy()), 1)
         metrics = {"status": "finished", "best_val_acc": val_acc, "best_epoch": self.best[1], "val_loss": val_loss,

@@ -10,10 +10,11 @@ from engine.catalogue import get_entry
 from engine.config import TrainConfig, make_plan
 from engine.errors import TransferLabError
 from engine.features import InputSpec
+from engine.lrfind import lr_find
 from engine.preflight import preflight
 from engine.recommend import Recommendation
 from ui import charts
-from ui.state import backbone, dataset_path, get_runner
+from ui.state import backbone, dataset_path, get_jobs, get_runner
 
 st.set_page_config(page_title="Train · TransferLab", layout="wide")
 st.title("4 · Fine-tune")
@@ -70,6 +71,18 @@ with st.expander("Plan", expanded=current_run_id() is None):
     except (ValueError, TransferLabError) as e:
         st.error(str(e))
         cfg = None
+    if st.button("Find a learning rate", key="lr_find", disabled=cfg is None):
+        get_jobs().start(f"lrfind|{path}|{name}|{strategy}", lambda progress: lr_find(cfg, progress=progress))
+    lr_job = get_jobs().get(f"lrfind|{path}|{name}|{strategy}")
+    if lr_job is not None:
+        if lr_job.state == "running":
+            st.progress(lr_job.fraction, text="learning-rate range test… (reload to update)")
+        elif lr_job.state == "failed":
+            st.error(lr_job.error)
+        else:
+            st.plotly_chart(charts.lr_range(lr_job.result), width="stretch", key="lr_range")
+            st.caption("Loss while the learning rate grows. A good head rate sits where the loss falls fastest, "
+                       "well before it shoots up.")
     if st.button("Start training", type="primary", key="start", disabled=cfg is None):
         st.session_state["run_id"] = runner.submit(cfg, name=f"{get_entry(name).name}-{strategy}")
         st.rerun()

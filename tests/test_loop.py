@@ -113,3 +113,19 @@ def test_strategies_run(tiny_folder, tmp_path):
         m = Trainer(cfg, run).fit()
         assert m["status"] == "finished", (strategy, m["error"])
         assert (run.path / "model.safetensors").exists()
+
+
+def test_lr_find_suggests_a_rate(tiny_folder):
+    from engine.lrfind import lr_find
+    cfg = tiny_cfg(tiny_folder, strategy="top-k")
+    out = lr_find(cfg, steps=12, start=1e-6, end=10.0)
+    assert len(out["lrs"]) == len(out["losses"]) >= 3 and out["lrs"] == sorted(out["lrs"])
+    assert 1e-6 <= out["suggestion"] <= 10.0
+    assert out["groups"][-1] == 1.0 and out["groups"][0] == 0.0
+
+
+def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
+    cfg = tiny_cfg(tiny_folder, strategy="full", finetune_epochs=1, mixup=0.2, cutmix=1.0, balance="focal",
+                   cache_activations=False)
+    m = Trainer(cfg, RunStore(tmp_path).create(cfg.to_dict())).fit()
+    assert m["status"] == "finished", m["error"]

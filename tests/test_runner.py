@@ -84,3 +84,23 @@ def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
     starts = run.events("run_started")
     assert [s["resumed_from_epoch"] for s in starts] == [0, killed_at]
     assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "finished"
+
+
+def test_two_process_gloo_training(tiny_folder, tmp_path):
+    """torchrun --nproc_per_node=2 on the CPU: one run, recorded once, each rank on half of every epoch."""
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "engine", "train", "--data", str(tiny_folder), "--strategy", "full", "--head-epochs",
+                          "1", "--epochs", "1", "--batch-size", "4", "--views", "1", "--quiet", "--json"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = RunStore(tmp_path / "runs").list()
+    assert len(runs) == 1 and runs[0].status()["state"] == "finished"
+    run = runs[0]
+    assert run.events("run_started")[0]["world_size"] == 2
+    n_train = len(run.read_json("metrics.json")["val_labels"])
+    n_train = 18 - n_train
+    per_rank_steps = -(-(-(-n_train // 2)) // 4)
+    epochs = run.events("epoch")
+    steps = run.events("step")
+    assert len(epochs) == 2 and len(steps) == 2 * per_rank_steps  # rank 0 records its half, once

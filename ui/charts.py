@@ -75,3 +75,11 @@ def group_bars(groups: list[str], values: list[float], title: str, log: bool = F
     if log:
         fig.update_yaxes(type="log")
     return _layout(fig, title, 280)
+
+
+def lr_range(result: dict) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=result["lrs"], y=result["losses"], mode="lines", name="smoothed loss"))
+    if result.get("suggestion"):
+        fig.add_vline(x=result["suggestion"], line_dash="dot", annotation_text=f"suggested {result['suggestion']:.0e}")
+    fig.update_xaxes(type="log", title="head learning rate")
+    return _layout(fig, "Learning-rate range test")

@@ -1,0 +1,70 @@
+"""Data-parallel training under `torchrun --nproc_per_node=N`: one process per device, gradients averaged.
+
+Each rank trains on its own shard of every epoch (the DistributedSampler rule: a shared seeded order, padded to a
+multiple of the world size, rank r takes every N-th index from r), gradients are all-reduced after each backward pass,
+so every rank holds the same model; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUDA, gloo on
+the CPU.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+def init() -> tuple[int, int]:
+    """(rank, world size); initialises the process group when launched by torchrun with more than one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def shard(order: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's part of an epoch's order, padded by wrapping so every rank takes the same number of steps."""
+    if world == 1:
+        return order
+    total = -(-len(order) // world) * world
+    padded = np.concatenate([order, order[: total - len(order)]])
+    return padded[rank::world]
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def share_run_id(run_id: str | None) -> str:
+    """Rank 0's run id, on every rank."""
+    if not dist.is_initialized():
+        return run_id or ""
+    box = [run_id]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class ReadOnlyRun:
+    """The run store as ranks other than 0 see it: reads go to the real run (to resume), writes are dropped."""
+
+    _READS = {"id", "path", "config", "events", "events_offset", "status", "load_checkpoint", "read_json"}
+
+    def __init__(self, run):
+        self._run = run
+
+    def __getattr__(self, name):
+        if name in self._READS:
+            return getattr(self._run, name)
+        return lambda *a, **k: None
