@@ -22,9 +22,10 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     print(f"{'backbone':24} {'params':>7} {'top-1':>6} {'size':>5}  {'weights':18} best for")
     for r in rows:
         src = r["source"] or "MISSING"
-        print(f"{r['name']:24} {r['params_m']:6.1f}M {r['imagenet_top1']:6.1f} {r['input_size']:5d}  {src:18} {r['best_for']}")
+        print(f"{r['name']:24} {r['params_m']:6.1f}M {r['imagenet_top1']:6.1f} {r['input_size']:5d}  {src:18} "
+              f"{r['best_for']}")
     if any(not r["available"] for r in rows):
-        print("\nMISSING: no weights on this machine. " + "Run `python -m engine backbones --json` for how to provide them.")
+        print("\nMISSING: no weights on this machine. Run `python -m engine backbones --json` for how to provide them.")
     return 0
 
 
@@ -41,7 +42,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     width = max(len(c) for c in report.classes)
     for cls in report.classes:
         print(f"  {cls:{width}}  " + "  ".join(f"{s} {report.counts[s][cls]:4d}" for s in report.counts))
-    print(f"imbalance ratio {report.imbalance_ratio}; sizes {dict(list(report.sizes.items())[:3])}; modes {report.modes}")
+    sizes = dict(list(report.sizes.items())[:3])
+    print(f"imbalance ratio {report.imbalance_ratio}; sizes {sizes}; modes {report.modes}")
     for u in report.unreadable:
         print(f"  skipped: {u['reason']}")
     for w in report.warnings:
@@ -64,7 +66,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         else:
             for r in out:
                 acc = "   -  " if r["accuracy"] is None else f"{r['accuracy']:.1%}"
-                print(f"{r['backbone']:24} {acc:>6}  {r['seconds'] or 0:6.1f}s  {r['params_m']:5.1f}M  {r['error'] or ''}")
+                print(f"{r['backbone']:24} {acc:>6}  {r['seconds'] or 0:6.1f}s  {r['params_m']:5.1f}M  "
+                      f"{r['error'] or ''}")
         return 0
     r = probe(ds, names[0], weights=args.weights, per_stage=args.per_stage, progress=progress)
     if args.json:
@@ -108,7 +111,8 @@ def _train_result(run, as_json: bool) -> int:
     out = {k: m.get(k) for k in ("run_id", "run_dir", "status", "best_val_acc", "best_epoch", "seconds",
                                  "probe_accuracy", "error")}
     print(json.dumps(out, indent=2) if as_json else
-          f"run {out['run_id']} {out['status']}: best val accuracy {out['best_val_acc']:.1%} (epoch {out['best_epoch']}) "
+          f"run {out['run_id']} {out['status']}: best val accuracy {out['best_val_acc']:.1%} "
+          f"(epoch {out['best_epoch']}) "
           f"in {out['seconds']:.0f}s{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
     return 0 if out["status"] == "finished" else 1
 

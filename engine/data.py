@@ -125,7 +125,8 @@ def _from_csv(path: Path, skipped: list[Skipped]) -> list[tuple[Path, str, str]]
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: the CSV needs a header with 'path' and 'label' columns (found {reader.fieldnames})")
+            raise DataError(f"{path}: the CSV needs a header with 'path' and 'label' columns "
+                            f"(found {reader.fieldnames})")
         for n, row in enumerate(reader, start=2):
             p = (path.parent / row["path"]).resolve()
             if not row["label"]:

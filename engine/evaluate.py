@@ -64,5 +64,6 @@ def evaluate(run: Run | str, data: str) -> dict:
     cm = np.zeros((len(classes),) * 2, dtype=int)
     np.add.at(cm, (y, pred), 1)
     return {"accuracy": float((pred == y).mean()), "n": len(y),
-            "per_class": {c: float((pred[y == i] == i).mean()) if (y == i).any() else None for i, c in enumerate(classes)},
+            "per_class": {c: float((pred[y == i] == i).mean()) if (y == i).any() else None
+                          for i, c in enumerate(classes)},
             "confusion": cm.tolist(), "classes": classes}

@@ -52,7 +52,7 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
     """Top-k classes with probabilities for one photo, and drift warnings."""
     model, spec, classes = load_run_model(run)
     img = to_rgb(Image.open(io.BytesIO(data))) if isinstance(data, bytes) else load_rgb(data)
-    x = spec.normalize(torch.from_numpy(np.asarray(spec.geometry()(img))).permute(2, 0, 1)[None])
+    x = spec.normalize(torch.from_numpy(np.array(spec.geometry()(img))).permute(2, 0, 1)[None])
     with torch.inference_mode():
         probs = model(x).float().softmax(-1)[0]
     top = probs.topk(min(k, len(classes)))
@@ -73,9 +73,13 @@ def model_card(run: Run) -> dict:
                              "scale to [0, 1], subtract mean, divide by std; NCHW float32"}
 
 
-def export_run(run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = ("torchscript", "onnx",
-                                                                                         "safetensors")) -> dict:
-    """Writes the chosen formats and model_card.json; the ONNX model is run with onnxruntime and compared."""
+def export_run(run: Run, out_dir: str | Path | None = None,
+               formats: tuple[str, ...] = ("torchscript", "onnx", "safetensors"), check_images: int = 300) -> dict:
+    """Writes the chosen formats and model_card.json.
+
+    The ONNX model is run with onnxruntime on up to `check_images` of the run's validation photos (random inputs when
+    the photos are gone) and its top-1 compared with PyTorch's on the same inputs.
+    """
     model, spec, classes = load_run_model(run)
     out = Path(out_dir or run.path / "export")
     out.mkdir(parents=True, exist_ok=True)
@@ -96,11 +100,20 @@ def export_run(run: Run, out_dir: str | Path | None = None, formats: tuple[str, 
         torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        photos = [p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images]
+                  if Path(p).exists()]
+        batches = [spec.normalize(torch.stack(DECODED.get_many(photos[b:b + 32], spec.key(), spec.geometry())))
+                   .contiguous() for b in range(0, len(photos), 32)] or [example]
+        ref, got = [], []
         with torch.no_grad():
-            ref = model(example).numpy()
-        got = sess.run(None, {"image": example.numpy()})[0]
+            for x in batches:
+                ref.append(model(x).numpy())
+                got.append(sess.run(None, {"image": x.numpy()})[0])
+        ref, got = np.concatenate(ref), np.concatenate(got)
+        checks["onnx_images"] = len(photos) or len(example)
         checks["onnx_max_abs_diff"] = float(np.abs(ref - got).max())
         checks["onnx_same_top1"] = bool((ref.argmax(1) == got.argmax(1)).all())
+        checks["onnx_top1_agreement"] = float((ref.argmax(1) == got.argmax(1)).mean())
         files["onnx"] = str(path)
     card = {**model_card(run), "files": {k: Path(v).name for k, v in files.items()}, "checks": checks}
     (out / "model_card.json").write_text(json.dumps(card, indent=2, default=float))

@@ -54,7 +54,8 @@ class InputSpec:
         """timm's eval transform without ToTensor/Normalize: PIL in, resized and cropped PIL out."""
         tf = timm.data.create_transform(input_size=self.input_size, interpolation=self.interpolation,
                                         crop_pct=self.crop_pct, crop_mode=self.crop_mode, is_training=False)
-        steps = [t for t in tf.transforms if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
+        steps = [t for t in tf.transforms
+                 if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
         return lambda img: _compose(steps, img)
 
     def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:

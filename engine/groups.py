@@ -75,7 +75,8 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
         mods = _top_modules(model, set(params))
         is_head = any(p == h or p.startswith(h + ".") for p in params for h in heads)
         role = "head" if is_head and i == len(ordered) - 1 else ("stem" if i == 0 else "stage")
-        name = labels[i] if labels and len(labels) == len(ordered) else ("+".join(mods) if mods else params[0].split(".")[0])
+        own = "+".join(mods) if mods else params[0].split(".")[0]
+        name = labels[i] if labels and len(labels) == len(ordered) else own
         out.append(LayerGroup(i, name, role, tuple(params), tuple(mods), sum(sizes[p] for p in params)))
     return out
 

@@ -39,7 +39,8 @@ def _open(data: bytes, path: Path, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"{path}: refused, the header claims too many pixels ({e})") from e
     except UnidentifiedImageError as e:
-        raise UnreadableImage(f"{path}: not an image file (content is not JPEG/PNG/...); remove it from the dataset") from e
+        raise UnreadableImage(f"{path}: not an image file (content is not JPEG/PNG/...); "
+                              f"remove it from the dataset") from e
     w, h = img.size
     if w * h > max_pixels:
         raise UnreadableImage(f"{path}: refused, header claims {w}x{h} pixels (limit {max_pixels:,}); "

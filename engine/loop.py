@@ -102,6 +102,12 @@ class Trainer:
             except ValueError:
                 self.split = None
 
+    def _dev(self, t: torch.Tensor) -> torch.Tensor:
+        """To the training device; through pinned memory and a non-blocking copy on CUDA."""
+        if self.device.type == "cuda" and not t.is_cuda:
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
     def _views_count(self) -> int:
         """Augmented views to cache (one when there is no augmentation: the views would be identical)."""
         return 1 if self.plan.augment == "none" and not self.cfg.random_erasing else max(1, self.cfg.views)
@@ -153,7 +159,8 @@ class Trainer:
                 for b in range(0, len(paths), bs):
                     self._check_cancel()
                     imgs = DECODED.get_many(paths[b:b + bs], work_key, work_geom)
-                    x = self.spec.normalize(aug.augment_batch(imgs, tf, cfg.seed * 7919 + k * 104729 + b).to(self.device))
+                    seed = cfg.seed * 7919 + k * 104729 + b
+                    x = self.spec.normalize(self._dev(aug.augment_batch(imgs, tf, seed)))
                     f, a = self._frozen_forward(x)
                     fk.append(f)
                     ak.append(a)
@@ -162,8 +169,8 @@ class Trainer:
             vpaths = [it.path for it in self.ds.val]
             vf, va = [], []
             for b in range(0, len(vpaths), bs):
-                x = self.spec.normalize(torch.stack(DECODED.get_many(vpaths[b:b + bs], self.spec.key(),
-                                                                     self.spec.geometry())).to(self.device))
+                x = self.spec.normalize(self._dev(torch.stack(DECODED.get_many(vpaths[b:b + bs], self.spec.key(),
+                                                                     self.spec.geometry()))))
                 f, a = self._frozen_forward(x)
                 vf.append(f)
                 va.append(a)
@@ -182,7 +189,7 @@ class Trainer:
         work_key, work_geom = aug.working_geometry(self.spec)
         tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
         imgs = DECODED.get_many([self.ds.train[i].path for i in idx], work_key, work_geom)
-        return self.spec.normalize(aug.augment_batch(imgs, tf, seed).to(self.device))
+        return self.spec.normalize(self._dev(aug.augment_batch(imgs, tf, seed)))
 
     # ---------------------------------------------------------------- steps
     def _check_cancel(self) -> None:
@@ -196,9 +203,9 @@ class Trainer:
         """Logits for a batch, and soft targets when MixUp/CutMix mixed it (full-image path only)."""
         view = epoch % self._views_count()
         if phase == 1:
-            return self.model.get_classifier()(self.train_feats[view][idx].to(self.device)), None
+            return self.model.get_classifier()(self._dev(self.train_feats[view][idx])), None
         if self.split is not None:
-            return self.split.suffix(self.train_acts[view][idx].to(self.device)), None
+            return self.split.suffix(self._dev(self.train_acts[view][idx])), None
         x = self._full_batch(idx, self.cfg.seed * 7919 + epoch * 100003 + step)
         soft = None
         if (self.cfg.mixup or self.cfg.cutmix) and len(idx) % 2 == 0:
@@ -216,13 +223,13 @@ class Trainer:
         with autocast(self.device):
             for b in range(0, len(self.yva), 64):
                 if phase == 1:
-                    outs.append(model.get_classifier()(self.val_feats[b:b + 64].to(self.device)).float())
+                    outs.append(model.get_classifier()(self._dev(self.val_feats[b:b + 64])).float())
                 elif self.split is not None:
-                    outs.append(self.split.suffix(self.val_acts[b:b + 64].to(self.device)).float())
+                    outs.append(self.split.suffix(self._dev(self.val_acts[b:b + 64])).float())
                 else:
                     paths = [it.path for it in self.ds.val[b:b + 64]]
-                    x = self.spec.normalize(torch.stack(DECODED.get_many(paths, self.spec.key(),
-                                                                         self.spec.geometry())).to(self.device))
+                    x = self.spec.normalize(self._dev(torch.stack(DECODED.get_many(paths, self.spec.key(),
+                                                                         self.spec.geometry()))))
                     outs.append(model(x).float())
         logits = torch.cat(outs).cpu()
         pred = logits.argmax(1)
@@ -296,7 +303,8 @@ class Trainer:
             self.step, self.best = 0, (-1.0, 0)
             done = self._resume()
             plan, cfg = self.plan, self.cfg
-            self.run.write_json("plan.json", {**plan.to_dict(), "classes": self.classes, "weights": self.weights.to_dict(),
+            self.run.write_json("plan.json", {**plan.to_dict(), "classes": self.classes,
+                                              "weights": self.weights.to_dict(),
                                               "input_spec": dataclasses.asdict(self.spec)})
             total = plan.head_epochs + plan.finetune_epochs
             self.run.append(RunStarted(config=cfg.to_dict(), groups=list(plan.groups), device=str(self.device),

@@ -1,9 +1,10 @@
 """From a linear probe to a fine-tuning strategy the trainer executes as it is, with the reason in plain words.
 
-Rules (the classic transfer-learning table): probe accuracy above 85% → feature extraction; 70–85% → fine-tune the top
-1–2 groups; 50–70% → the top 3–4 groups with discriminative learning rates; below 50% → full fine-tuning. Dataset size
-moves the boundary (more data, more groups); a per-stage probe that peaks below the last stage moves the freeze
-boundary to that stage, or cuts the network there and puts the head on it ("transferability cliff"); inputs that are not RGB unfreeze the stem.
+Rules (the classic transfer-learning table): probe accuracy above 85% → feature extraction; 70–85% → fine-tune
+the top 1–2 groups; 50–70% → the top 3–4 groups with discriminative learning rates; below 50% → full fine-tuning.
+Dataset size moves the boundary (more data, more groups). A per-stage probe that peaks below the last stage (the
+"transferability cliff") cuts the network there and puts the head on it, or, where the network cannot be cut, moves
+the freeze boundary to that stage. Inputs that are not RGB unfreeze the stem.
 """
 from __future__ import annotations
 
@@ -113,20 +114,20 @@ def recommend(probe_accuracy: float, groups: list[str], n_train: int, stage_curv
     pct = f"{probe_accuracy:.1%}"
     if probe_accuracy > 0.85:
         k, strategy = 0, "feature-extraction"
-        why = f"the linear probe on frozen features already reaches {pct} (above 85%): the pretrained features separate " \
-              f"your classes, so training only a new head is enough"
+        why = (f"the linear probe on frozen features already reaches {pct} (above 85%): the pretrained features "
+               f"separate your classes, so training only a new head is enough")
     elif probe_accuracy >= 0.70:
         k, strategy = 1 + (size != "small"), "top-k"
-        why = f"the linear probe reaches {pct} (70–85%): the features are close but need adapting, so fine-tune the top " \
-              f"{k} layer group(s) with the head"
+        why = (f"the linear probe reaches {pct} (70–85%): the features are close but need adapting, so fine-tune "
+               f"the top {k} layer group(s) with the head")
     elif probe_accuracy >= 0.50:
         k, strategy = 3 + (size != "small"), "top-k"
-        why = f"the linear probe reaches {pct} (50–70%): your images differ from ImageNet, so fine-tune the top {k} " \
-              f"groups with discriminative learning rates (lower rates for earlier layers)"
+        why = (f"the linear probe reaches {pct} (50–70%): your images differ from ImageNet, so fine-tune the top "
+               f"{k} groups with discriminative learning rates (lower rates for earlier layers)")
     else:
         k, strategy = body, "full"
-        why = f"the linear probe reaches only {pct} (below 50%): the pretrained features transfer poorly, so fine-tune " \
-              f"the whole network with small rates for the early layers"
+        why = (f"the linear probe reaches only {pct} (below 50%): the pretrained features transfer poorly, so "
+               f"fine-tune the whole network with small rates for the early layers")
     k = min(body, k + more if strategy != "feature-extraction" else k)
     best_stage = None
     if stage_curve:
@@ -153,7 +154,8 @@ def recommend(probe_accuracy: float, groups: list[str], n_train: int, stage_curv
     mults = discriminative_mults(n, trainable)
     head_epochs = {"small": 10, "medium": 5, "large": 3}[size]
     ft_epochs = 0 if strategy == "feature-extraction" else {"small": 15, "medium": 8, "large": 4}[size]
-    size_txt = f"{n_train} training images ({'under 1,000' if size == 'small' else '1,000–10,000' if size == 'medium' else 'over 10,000'})"
+    band = {"small": "under 1,000", "medium": "1,000–10,000", "large": "over 10,000"}[size]
+    size_txt = f"{n_train} training images ({band})"
     reason = f"{why[0].upper()}{why[1:]}. With {size_txt}, " + (
         "a small head trains quickly and cannot overfit much." if strategy == "feature-extraction" else
         f"the head is trained first ({head_epochs} epochs), then {len(trainable) - 1} group(s) are unfrozen for "

@@ -71,6 +71,25 @@ def _units(model: nn.Module, groups: list[LayerGroup]) -> list[str]:
     return [n for n in mods if n in units]
 
 
+def _record(model: nn.Module, groups: list[LayerGroup], example: torch.Tensor
+            ) -> tuple[list[tuple[str, int, torch.Tensor]], torch.Tensor]:
+    """One eval-mode forward_features: (unit name, id of its input, its output) in call order, and the output."""
+    mods = dict(model.named_modules())
+    calls: list[tuple[str, int, torch.Tensor]] = []
+    handles = [mods[u].register_forward_hook(lambda m, i, o, u=u: calls.append((u, id(i[0]) if i else 0, o)))
+               for u in _units(model, groups)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model.forward_features(example)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return calls, out
+
+
 class SplitModel:
     """`prefix(x)` → activation at the boundary; `suffix(a)` → logits. `suffix(prefix(x)) == model(x)`."""
 
@@ -83,18 +102,7 @@ class SplitModel:
         self.model = model
         last = [g for g in groups[:boundary] if g.modules][-1]
         mods = dict(model.named_modules())
-        calls: list[tuple[str, int, torch.Tensor]] = []
-        handles = [mods[u].register_forward_hook(lambda m, i, o, u=u: calls.append((u, id(i[0]) if i else 0, o)))
-                   for u in _units(model, groups)]
-        try:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                out = model.forward_features(example)
-            model.train(was_training)
-        finally:
-            for h in handles:
-                h.remove()
+        calls, out = _record(model, groups, example)
         names = [c[0] for c in calls]
         tap = max(i for i, n in enumerate(names) if n in last.modules)
         chain = calls[tap + 1:]
@@ -137,19 +145,7 @@ def chain_until(model: nn.Module, groups: list[LayerGroup], stage: int, example:
     Raises:
         ValueError: Part of that path is not a chain (extra inputs, repeated calls) or its output is not a feature map.
     """
-    mods = dict(model.named_modules())
-    calls: list[tuple[str, int, torch.Tensor]] = []
-    handles = [mods[u].register_forward_hook(lambda m, i, o, u=u: calls.append((u, id(i[0]) if i else 0, o)))
-               for u in _units(model, groups)]
-    try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            model.forward_features(example)
-        model.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
+    calls, _ = _record(model, groups, example)
     names = [c[0] for c in calls]
     tap = max(i for i, n in enumerate(names) if n in groups[stage].modules)
     prev_id = id(example)
@@ -185,7 +181,7 @@ class StageHeadModel(nn.Module):
         self.unit_group = unit_group
         self.group_labels = [g.name for g in groups[:stage + 1]] + ["head"]
         self.num_features = channels
-        self.drop_rate = drop_rate
+        self.head_drop = drop_rate
         self.classifier = nn.Linear(self.num_features, num_classes)
         probe_classifier(self, drop_rate)
         self.pretrained_cfg = {**(getattr(model, "pretrained_cfg", None) or {}), "classifier": "classifier"}
@@ -207,7 +203,7 @@ class StageHeadModel(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier = nn.Linear(self.num_features, num_classes)
-        probe_classifier(self, self.drop_rate)
+        probe_classifier(self, self.head_drop)
 
     def group_matcher(self, coarse: bool = True):
         head = len(self.group_labels) - 1

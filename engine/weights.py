@@ -128,7 +128,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unpickling failure gets the same advice
             raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint ({e}); "
-                                  f"save a plain state dict (torch.save(model.state_dict(), ...)) or .safetensors") from e
+                                  f"save a plain state dict (torch.save(model.state_dict(), ...)) "
+                                  f"or .safetensors") from e
     for key in ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -53,5 +53,5 @@ if not wrong:
 else:
     cols = st.columns(4)
     for i, (conf, p, y, pr) in enumerate(wrong[:8]):
-        cols[i % 4].image(p, caption=f"true {classes[y]} · predicted {classes[pr]} ({conf:.0%}) · {Path(p).name[:12]}",
-                          width="stretch")
+        caption = f"true {classes[y]} · predicted {classes[pr]} ({conf:.0%}) · {Path(p).name[:12]}"
+        cols[i % 4].image(p, caption=caption, width="stretch")

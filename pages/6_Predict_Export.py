@@ -44,7 +44,8 @@ result = st.session_state.get("export_result")
 if result and result["card"]["run_id"] == rid:
     st.success(f"Exported to {result['dir']}")
     if "onnx_same_top1" in result["checks"]:
-        st.write(f"ONNX check against PyTorch: same top-1 = {result['checks']['onnx_same_top1']}, "
+        st.write(f"ONNX check against PyTorch on {result['checks']['onnx_images']} validation photos: same top-1 = "
+                 f"{result['checks']['onnx_same_top1']}, "
                  f"max |difference| = {result['checks']['onnx_max_abs_diff']:.2e}")
     for kind, path in result["files"].items():
         with open(path, "rb") as f:

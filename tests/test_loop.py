@@ -129,3 +129,17 @@ def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
                    cache_activations=False)
     m = Trainer(cfg, RunStore(tmp_path).create(cfg.to_dict())).fit()
     assert m["status"] == "finished", m["error"]
+
+
+@pytest.mark.slow
+def test_auto_on_real_plant_leaves_reaches_093_and_evaluate_reproduces_it(tmp_path):
+    from conftest import shared_dataset
+    from engine.evaluate import evaluate
+    data = shared_dataset("plant-leaves-15")
+    cfg = TrainConfig(data=str(data), strategy="auto")
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    metrics = Trainer(cfg, run).fit()
+    assert metrics["status"] == "finished", metrics["error"]
+    assert metrics["best_val_acc"] >= 0.93, metrics["best_val_acc"]
+    again = evaluate(run, str(data / "val"))
+    assert again["n"] == 300 and abs(again["accuracy"] - metrics["best_val_acc"]) < 1e-6

@@ -1,0 +1,60 @@
+"""Helpers for the page tests: AppTest factory, a fake live trainer, a runner swapped into the pages."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import ui.state
+from engine.config import TrainConfig
+from engine.loop import Trainer
+from engine.paths import REPO
+from engine.runner import Runner
+from engine.store import RunStore
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(REPO / "pages" / name), default_timeout=120)
+
+
+class SlowFakeTrainer:
+    """Writes the events of a live run without training, until cancelled."""
+
+    def __init__(self, cfg, run, token):
+        self.run, self.token = run, token
+
+    def fit(self):
+        from engine.events import EpochEnded, PhaseStarted, RunStarted, StepEnded
+        groups = ["stem", "b0", "head"]
+        self.run.set_status(state="running", pid=os.getpid())
+        self.run.append(RunStarted(groups=groups))
+        self.run.append(PhaseStarted(phase=1, name="train head", frozen=[True, True, False], lrs=[0, 0, 1e-3]))
+        for step in range(1, 10_000):
+            if self.token.cancelled:
+                self.run.set_status(state="cancelled")
+                return {}
+            self.run.append(StepEnded(step=step, loss=1.0 / step, lrs=[0, 0, 1e-3]))
+            if step % 5 == 0:
+                self.run.append(EpochEnded(epoch=step // 5, total_epochs=100, val_acc=0.5, train_acc=0.6,
+                                           train_loss=1.0, val_loss=1.1, grad_norm=[0, 0, 1], drift=[0, 0, 1]))
+            time.sleep(0.02)
+        return {}
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def use_runner(monkeypatch, store, trainer=Trainer) -> Runner:
+    runner = Runner(store, trainer=trainer)
+    monkeypatch.setattr(ui.state, "get_runner", lambda: runner)
+    return runner
+
+

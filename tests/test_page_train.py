@@ -1,0 +1,32 @@
+"""AppTest of the Train page."""
+import time
+
+import ui.state
+from engine.config import TrainConfig
+from engine.store import RunStore
+from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+
+
+def test_train_page_empty_running_finished_interrupted(monkeypatch, tmp_path, finished_store):
+    use_runner(monkeypatch, RunStore(tmp_path / "empty"))
+    at = page("4_Train.py").run()
+    assert not at.exception and any("No run yet" in i.value for i in at.info)
+
+    runner = use_runner(monkeypatch, RunStore(tmp_path / "live"), SlowFakeTrainer)
+    rid = runner.submit(TrainConfig(data="x", strategy="full"))
+    while not runner.store.open(rid).events("epoch"):
+        time.sleep(0.05)
+    at = page("4_Train.py").run()
+    assert not at.exception and "running" in at.subheader[0].value
+    at.button(key="stop").click().run()
+    assert runner.wait(rid, timeout=10)
+
+    use_runner(monkeypatch, finished_store)
+    at = page("4_Train.py").run()
+    assert not at.exception and "finished" in at.subheader[0].value
+
+    run = finished_store.open(finished_store.list()[0].id)
+    run.set_status(state="running", pid=2**22 + 7)  # its process is gone
+    at = page("4_Train.py").run()
+    assert not at.exception and at.button(key="resume")
+    run.set_status(state="finished")
