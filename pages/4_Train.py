@@ -92,7 +92,7 @@ def live_interval() -> float | None:
     rid = current_run_id()
     if rid is None:
         return None
-    return 1.0 if runner.store.open(rid).status().get("state") in ("running", "queued") else None
+    return 0.9 if runner.store.open(rid).status().get("state") in ("running", "queued") else None  # ≤ 1 s with the rerun
 
 
 @st.fragment(run_every=live_interval())
@@ -109,6 +109,7 @@ def live() -> None:
     phases = [e for e in events if e["kind"] == "phase_started"]
     started = [e for e in events if e["kind"] == "run_started"]
     st.subheader(f"Run {rid} · {state}")
+    st.caption(f"{'Live' if state in ('running', 'queued') else 'Final'} · updated {time.strftime('%H:%M:%S')}")
     total = epochs[-1]["total_epochs"] if epochs else status.get("total_epochs") or 1
     done = epochs[-1]["epoch"] if epochs else 0
     eta = epochs[-1]["eta_s"] if epochs else None
