@@ -24,6 +24,31 @@ probe = st.session_state.get("probe_result")
 rec = Recommendation.from_dict(probe["recommendation"]) if probe else None
 
 
+def _lr_job_running(key: str) -> bool:
+    job = get_jobs().get(key)
+    return job is not None and job.state == "running"
+
+
+def lr_range_view(key: str) -> None:
+    @st.fragment(run_every=0.5 if _lr_job_running(key) else None)
+    def view() -> None:
+        job = get_jobs().get(key)
+        if job is None:
+            return
+        if job.state == "running":
+            st.progress(job.fraction, text="learning-rate range test…")
+        elif job.state == "failed":
+            st.error(job.error)
+        else:
+            st.plotly_chart(charts.lr_range(job.result), width="stretch", key="lr_range")
+            st.caption("Loss while the learning rate grows. A good head rate sits where the loss falls fastest, "
+                       "well before it shoots up.")
+        if job.state != "running" and st.session_state.get("_lr_shown") != (key, job.started):
+            st.session_state["_lr_shown"] = (key, job.started)
+            st.rerun()  # once, so the fragment stops polling
+    view()
+
+
 def current_run_id() -> str | None:
     """The run this page shows: chosen in this session, else the active one, else the newest (reload-safe)."""
     rid = st.session_state.get("run_id") or runner.active
@@ -73,16 +98,7 @@ with st.expander("Plan", expanded=current_run_id() is None):
         cfg = None
     if st.button("Find a learning rate", key="lr_find", disabled=cfg is None):
         get_jobs().start(f"lrfind|{path}|{name}|{strategy}", lambda progress: lr_find(cfg, progress=progress))
-    lr_job = get_jobs().get(f"lrfind|{path}|{name}|{strategy}")
-    if lr_job is not None:
-        if lr_job.state == "running":
-            st.progress(lr_job.fraction, text="learning-rate range test… (reload to update)")
-        elif lr_job.state == "failed":
-            st.error(lr_job.error)
-        else:
-            st.plotly_chart(charts.lr_range(lr_job.result), width="stretch", key="lr_range")
-            st.caption("Loss while the learning rate grows. A good head rate sits where the loss falls fastest, "
-                       "well before it shoots up.")
+    lr_range_view(f"lrfind|{path}|{name}|{strategy}")
     if st.button("Start training", type="primary", key="start", disabled=cfg is None):
         st.session_state["run_id"] = runner.submit(cfg, name=f"{get_entry(name).name}-{strategy}")
         st.rerun()

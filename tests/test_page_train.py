@@ -30,3 +30,19 @@ def test_train_page_empty_running_finished_interrupted(monkeypatch, tmp_path, fi
     at = page("4_Train.py").run()
     assert not at.exception and at.button(key="resume")
     run.set_status(state="finished")
+
+
+def test_lr_finder_from_the_train_page(monkeypatch, tmp_path, tiny_folder):
+    use_runner(monkeypatch, RunStore(tmp_path / "empty"))
+    at = page("4_Train.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    at.selectbox(key="strategy").set_value("top-k").run()
+    at.button(key="lr_find").click().run()
+    job = ui.state.get_jobs().get(f"lrfind|{tiny_folder}|tf_efficientnet_lite0|top-k")
+    deadline = time.time() + 120
+    while job.state == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception and job.state == "done", job.error
+    assert job.result["suggestion"] > 0
