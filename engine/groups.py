@@ -127,3 +127,11 @@ class StageTaps:
     def __exit__(self, *exc) -> None:
         for h in self._handles:
             h.remove()
+
+
+def group_names(backbone: str) -> list[str]:
+    """Layer-group names of a catalogue backbone, without weights or memory (built on the meta device)."""
+    import timm
+    with torch.device("meta"):
+        model = timm.create_model(backbone, pretrained=False)
+    return [g.name for g in layer_groups(model)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -10,6 +11,7 @@ from engine.catalogue import get_entry
 from engine.config import TrainConfig, make_plan
 from engine.errors import TransferLabError
 from engine.features import InputSpec
+from engine.groups import group_names
 from engine.lrfind import lr_find
 from engine.preflight import preflight
 from engine.recommend import Recommendation
@@ -22,6 +24,11 @@ runner = get_runner()
 path, name = dataset_path(), backbone()
 probe = st.session_state.get("probe_result")
 rec = Recommendation.from_dict(probe["recommendation"]) if probe else None
+
+
+@st.cache_data(show_spinner=False)
+def cached_group_names(backbone: str) -> list[str]:
+    return group_names(backbone)
 
 
 def _lr_job_running(key: str) -> bool:
@@ -76,19 +83,29 @@ with st.expander("Plan", expanded=current_run_id() is None):
     augment = c[2].selectbox("Augmentation", ["from the plan", "basic", "none", "randaugment", "autoaugment"],
                              key="augment")
     balance = c[3].selectbox("Imbalance", ["none", "sampler", "weighted-loss", "focal"], key="balance")
-    groups = list(rec.groups) if rec else []
-    freeze_map = None
-    if groups and strategy == "custom":
-        edited = st.data_editor(pd.DataFrame({"group": groups, "frozen": list(rec.freeze)}), hide_index=True,
-                                disabled=["group"], key="freeze_editor")
-        freeze_map = tuple(bool(f) for f in edited["frozen"])
+    groups = list(rec.groups) if rec and strategy == "auto" else cached_group_names(name)
     try:
-        cfg = TrainConfig(data=path, backbone=name, strategy=strategy, lr=None if strategy == "auto" else lr,
-                          lr_decay=decay, top_k=int(top_k), head_epochs=int(head_epochs),
-                          finetune_epochs=int(ft_epochs), augment=None if augment == "from the plan" else augment,
-                          balance=balance, freeze=freeze_map if strategy == "custom" else None)
-        if groups and (strategy != "auto" or rec):
+        cfg = TrainConfig(data=path, backbone=name, strategy="custom" if strategy == "custom" else strategy,
+                          lr=None if strategy == "auto" else lr, lr_decay=decay, top_k=int(top_k),
+                          head_epochs=int(head_epochs), finetune_epochs=int(ft_epochs),
+                          augment=None if augment == "from the plan" else augment, balance=balance,
+                          freeze=tuple(rec.freeze) if strategy == "custom" and rec and len(rec.freeze) == len(groups)
+                          else (tuple([True] * (len(groups) - 1) + [False]) if strategy == "custom" else None))
+        if strategy != "auto" or rec:
             plan = make_plan(cfg, groups, rec)
+            if plan.head_stage is None:
+                st.caption("Per-group plan: untick 'frozen' or change a rate to make it your own (strategy becomes "
+                           "custom).")
+                table = pd.DataFrame({"group": list(plan.groups), "frozen": list(plan.frozen),
+                                      "learning rate": list(plan.lrs)})
+                edited = st.data_editor(table, hide_index=True, disabled=["group"], key=f"plan_editor_{strategy}")
+                if not edited.equals(table):
+                    frozen = tuple(bool(f) for f in edited["frozen"])
+                    lrs = tuple(0.0 if f else float(x) for f, x in zip(frozen, edited["learning rate"]))
+                    cfg = replace(cfg, strategy="custom", freeze=frozen, lrs=lrs)
+                    plan = make_plan(cfg, groups)
+            else:
+                st.caption("This plan cuts the network after the best stage; choose another strategy to edit groups.")
             st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.frozen), list(plan.lrs)),
                             width="stretch", key="plan_strip")
             for f in preflight(cfg, plan, InputSpec.for_backbone(name)):
@@ -108,7 +125,8 @@ def live_interval() -> float | None:
     rid = current_run_id()
     if rid is None:
         return None
-    return 0.9 if runner.store.open(rid).status().get("state") in ("running", "queued") else None  # ≤ 1 s with the rerun
+    live = runner.store.open(rid).status().get("state") in ("running", "queued")
+    return 0.8 if live else None  # the rerun itself takes ~0.1 s: updates arrive at least once a second
 
 
 @st.fragment(run_every=live_interval())

@@ -46,3 +46,15 @@ def test_lr_finder_from_the_train_page(monkeypatch, tmp_path, tiny_folder):
     at.run()
     assert not at.exception and job.state == "done", job.error
     assert job.result["suggestion"] > 0
+
+
+def test_every_strategy_previews_its_plan_without_warnings(monkeypatch, tmp_path):
+    use_runner(monkeypatch, RunStore(tmp_path / "empty"))
+    at = page("4_Train.py").run()
+    for strategy in ("feature-extraction", "top-k", "full", "lp-ft", "custom"):
+        at.selectbox(key="strategy").set_value(strategy).run()
+        assert not at.exception and not at.error, strategy
+        assert not at.warning, (strategy, [w.value for w in at.warning])
+        assert any("Per-group plan" in c.value for c in at.caption), strategy
+    at.selectbox(key="strategy").set_value("scratch").run()
+    assert not at.exception
