@@ -97,7 +97,7 @@ def main() -> None:
         time.sleep(1.0)
     state = runner.store.open(rid).status().get("state")
     print(f"Train page reruns while training ({state}): median {statistics.median(reruns) * 1000:.0f} ms, "
-          f"max {max(reruns) * 1000:.0f} ms; live fragment run_every 0.9 s")
+          f"max {max(reruns) * 1000:.0f} ms; live fragment run_every 0.8 s")
     if "--browser" in sys.argv:
         gaps = browser_interval()
         if gaps:
