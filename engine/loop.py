@@ -112,12 +112,6 @@ class Trainer:
         """Augmented views to cache (one when there is no augmentation: the views would be identical)."""
         return 1 if self.plan.augment == "none" and not self.cfg.random_erasing else max(1, self.cfg.views)
 
-    def _bn_frozen(self) -> bool:
-        """BatchNorm statistics stay fixed in trainable groups: asked for, or the head starts from the probe (whose
-        features were measured with ImageNet statistics; recomputing them on plant-leaves-15 dropped the probe on
-        blocks.5 from 93.7% to 80.0%)."""
-        return self.cfg.bn_eval_unfrozen or self.plan.head_from_probe
-
     def _cut(self, model: torch.nn.Module, rec) -> torch.nn.Module:
         """The stage-head plan: the network cut after the best stage; else the plan falls back to a freeze boundary."""
         size = self.spec.input_size[-1]
@@ -241,7 +235,7 @@ class Trainer:
     def _epoch(self, phase: int, epoch: int, sched: Schedule, phase_step0: int) -> dict:
         cfg, model = self.cfg, self.model
         frozen = [True] * (len(self.groups) - 1) + [False] if phase == 1 else list(self.plan.frozen)
-        set_train_mode(model, self.groups, [True] * len(self.groups) if self._bn_frozen() else frozen)
+        set_train_mode(model, self.groups, [True] * len(self.groups) if self.plan.bn_frozen_stats else frozen)
         order = distributed.shard(sample_order(self.ytr, self.counts, cfg.balance == "sampler", cfg.seed + epoch),
                                   self.rank, self.world)
         t0, total, correct, seen, gnorms = time.perf_counter(), 0.0, 0, 0, []
@@ -337,7 +331,7 @@ class Trainer:
                     path = "cached features" if phase == 1 else (
                         f"cached activations below {self.groups[next(i for i, f in enumerate(frozen) if not f)].name}"
                         if self.split else "full forward") + (
-                        "; BatchNorm statistics kept from ImageNet" if self._bn_frozen() and phase == 2 else "")
+                        "; BatchNorm statistics kept from ImageNet" if self.plan.bn_frozen_stats and phase == 2 else "")
                     self.run.append(PhaseStarted(phase=phase, name="train head" if phase == 1 else "fine-tune",
                                                  epochs=n_epochs, frozen=frozen, lrs=lrs, path=path))
                 phase_step0 = first * steps_per_epoch

@@ -33,7 +33,7 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
         [0.0] * (len(plan.groups) - 1) + [1.0]
     saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.opt.state_dict())
     freeze(model, trainer.groups, frozen)
-    set_train_mode(model, trainer.groups, [True] * len(frozen) if trainer._bn_frozen() else frozen)
+    set_train_mode(model, trainer.groups, [True] * len(frozen) if trainer.plan.bn_frozen_stats else frozen)
     rng = np.random.default_rng(cfg.seed)
     lrs, losses, avg, best = [], [], 0.0, float("inf")
     try:
