@@ -1,7 +1,7 @@
 """Data-parallel training under `torchrun --nproc_per_node=N`: one process per device, gradients averaged.
 
-Each rank trains on its own shard of every epoch (the DistributedSampler rule: a shared seeded order, padded to a
-multiple of the world size, rank r takes every N-th index from r), gradients are all-reduced after each backward pass,
+Each rank trains on its own shard of every epoch (a shared seeded order, split by torch's DistributedSampler),
+gradients are all-reduced after each backward pass,
 so every rank holds the same model; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUDA, gloo on
 the CPU.
 """
@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.utils.data import DistributedSampler
 
 
 def init() -> tuple[int, int]:
@@ -25,12 +26,12 @@ def init() -> tuple[int, int]:
 
 
 def shard(order: np.ndarray, rank: int, world: int) -> np.ndarray:
-    """This rank's part of an epoch's order, padded by wrapping so every rank takes the same number of steps."""
+    """This rank's part of an epoch's order (torch's DistributedSampler over positions: padded by wrapping, so every
+    rank takes the same number of steps)."""
     if world == 1:
         return order
-    total = -(-len(order) // world) * world
-    padded = np.concatenate([order, order[: total - len(order)]])
-    return padded[rank::world]
+    positions = DistributedSampler(range(len(order)), num_replicas=world, rank=rank, shuffle=False)
+    return order[list(positions)]
 
 
 def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
@@ -40,11 +41,6 @@ def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= world
-
-
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def share_run_id(run_id: str | None) -> str:

@@ -84,13 +84,15 @@ with st.expander("Plan", expanded=current_run_id() is None):
                              key="augment")
     balance = c[3].selectbox("Imbalance", ["none", "sampler", "weighted-loss", "focal"], key="balance")
     groups = list(rec.groups) if rec and strategy == "auto" else cached_group_names(name)
+    custom_freeze = None
+    if strategy == "custom":  # start from the recommendation's map when it fits this backbone, else head only
+        fits = rec is not None and len(rec.freeze) == len(groups)
+        custom_freeze = tuple(rec.freeze) if fits else tuple([True] * (len(groups) - 1) + [False])
     try:
-        cfg = TrainConfig(data=path, backbone=name, strategy="custom" if strategy == "custom" else strategy,
-                          lr=None if strategy == "auto" else lr, lr_decay=decay, top_k=int(top_k),
-                          head_epochs=int(head_epochs), finetune_epochs=int(ft_epochs),
-                          augment=None if augment == "from the plan" else augment, balance=balance,
-                          freeze=tuple(rec.freeze) if strategy == "custom" and rec and len(rec.freeze) == len(groups)
-                          else (tuple([True] * (len(groups) - 1) + [False]) if strategy == "custom" else None))
+        cfg = TrainConfig(data=path, backbone=name, strategy=strategy, lr=None if strategy == "auto" else lr,
+                          lr_decay=decay, top_k=int(top_k), head_epochs=int(head_epochs),
+                          finetune_epochs=int(ft_epochs), augment=None if augment == "from the plan" else augment,
+                          balance=balance, freeze=custom_freeze)
         if strategy != "auto" or rec:
             plan = make_plan(cfg, groups, rec)
             if plan.head_stage is None:
