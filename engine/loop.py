@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from engine import augment as aug, distributed
+from engine.batches import AugmentedImages, EpochBatches, make_loader
 from engine.config import Plan, TrainConfig, make_plan
 from engine.data import load_dataset
 from engine.device import autocast, pick_device, precision_name
@@ -57,6 +58,8 @@ class Trainer:
         self.rank, self.world = distributed.init()
         self.run = run if self.rank == 0 or run is None else distributed.ReadOnlyRun(run)
         self.device = pick_device(cfg.device)
+        self._images: tuple[AugmentedImages, EpochBatches] | None = None
+        self._loader = None
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
 
@@ -105,7 +108,7 @@ class Trainer:
     def _dev(self, t: torch.Tensor) -> torch.Tensor:
         """To the training device; through pinned memory and a non-blocking copy on CUDA."""
         if self.device.type == "cuda" and not t.is_cuda:
-            return t.pin_memory().to(self.device, non_blocking=True)
+            return (t if t.is_pinned() else t.pin_memory()).to(self.device, non_blocking=True)
         return t
 
     def _views_count(self) -> int:
@@ -179,28 +182,41 @@ class Trainer:
         f = self.model.forward_head(self.split.suffix_features(a), pre_logits=True).float()
         return f, a.clone()
 
-    def _full_batch(self, idx: np.ndarray, seed: int) -> torch.Tensor:
-        work_key, work_geom = aug.working_geometry(self.spec)
-        tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
-        imgs = DECODED.get_many([self.ds.train[i].path for i in idx], work_key, work_geom)
-        return self.spec.normalize(self._dev(aug.augment_batch(imgs, tf, seed)))
+    def _train_images(self) -> tuple[AugmentedImages, EpochBatches]:
+        """The augmented train images and the batch sampler for the full-forward path (made once)."""
+        if self._images is None:
+            work_key, work_geom = aug.working_geometry(self.spec)
+            tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
+            self._images = (AugmentedImages([it.path for it in self.ds.train], work_key, work_geom, tf),
+                            EpochBatches(self.cfg.batch_size, self.cfg.seed))
+        return self._images
+
+    def _full_batch(self, idx: np.ndarray, epoch: int) -> torch.Tensor:
+        """One augmented batch built in this thread (the LR finder; the loop uses a DataLoader)."""
+        images, batches = self._train_images()
+        return torch.stack([images[(int(i), batches.seed_of(int(i), epoch))] for i in idx])
 
     # ---------------------------------------------------------------- steps
     def _check_cancel(self) -> None:
         if self.cancel.cancelled:
             raise Cancelled()
 
-    def _logits(self, phase: int, idx: np.ndarray, epoch: int, step: int) -> torch.Tensor:
-        return self._forward(phase, idx, epoch, step)[0]
+    def _logits(self, phase: int, idx: np.ndarray, epoch: int) -> torch.Tensor:
+        x = None if phase == 1 or self.split is not None else self._full_batch(idx, epoch)
+        return self._forward(phase, idx, epoch, x)[0]
 
-    def _forward(self, phase: int, idx: np.ndarray, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits for a batch, and soft targets when MixUp/CutMix mixed it (full-image path only)."""
+    def _forward(self, phase: int, idx: np.ndarray, epoch: int, x: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for a batch, and soft targets when MixUp/CutMix mixed it (full-image path only).
+
+        `x` is the batch's augmented uint8 images on the full-forward path; the cached paths index their tensors.
+        """
         view = epoch % self._views_count()
         if phase == 1:
             return self.model.get_classifier()(self._dev(self.train_feats[view][idx])), None
         if self.split is not None:
             return self.split.suffix(self._dev(self.train_acts[view][idx])), None
-        x = self._full_batch(idx, self.cfg.seed * 7919 + epoch * 100003 + step)
+        x = self.spec.normalize(self._dev(x).contiguous(memory_format=torch.channels_last))
         soft = None
         if (self.cfg.mixup or self.cfg.cutmix) and len(idx) % 2 == 0:
             from timm.data import Mixup
@@ -238,15 +254,22 @@ class Trainer:
         set_train_mode(model, self.groups, [True] * len(self.groups) if self.plan.bn_frozen_stats else frozen)
         order = distributed.shard(sample_order(self.ytr, self.counts, cfg.balance == "sampler", cfg.seed + epoch),
                                   self.rank, self.world)
+        full = phase == 2 and self.split is None
+        if full:
+            images, batches = self._train_images()
+            if self._loader is None:
+                self._loader = make_loader(images, batches, self.device)
+            index_batches, pixels = batches.set_epoch(order, epoch), iter(self._loader)
+        else:
+            index_batches = [b for b in (order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size))
+                             if len(b) >= 2]
         t0, total, correct, seen, gnorms = time.perf_counter(), 0.0, 0, 0, []
-        for s, b in enumerate(range(0, len(order), cfg.batch_size)):
+        for idx in index_batches:
             self._check_cancel()
-            idx = order[b:b + cfg.batch_size]
-            if len(idx) < 2:
-                continue
+            idx = np.asarray(idx)
             lrs = apply_schedule(self.opt, sched.factor(self.step - phase_step0))
             with autocast(self.device):
-                logits, soft = self._forward(phase, idx, epoch, s)
+                logits, soft = self._forward(phase, idx, epoch, next(pixels) if full else None)
             logits = logits.float()
             y = self.ytr[idx].to(self.device)
             loss = self.loss_fn(logits, y) if soft is None else torch.sum(-soft * F.log_softmax(logits, -1), -1).mean()
@@ -377,6 +400,7 @@ class Trainer:
         return self._end("finished", t_start, metrics=metrics)
 
     def _end(self, status: str, t_start: float, error: str = "", metrics: dict | None = None) -> dict:
+        self._loader = None  # ends the DataLoader's worker processes
         seconds = time.time() - t_start
         metrics = {**(metrics or {}), "status": status, "seconds": seconds, "error": error,
                    "best_val_acc": (metrics or {}).get("best_val_acc", max(getattr(self, "best", (0.0, 0))[0], 0.0)),

@@ -43,7 +43,7 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
                 pg["lr"] = lr * scale[pg["layer"]]
             idx = rng.choice(len(trainer.ytr), size=min(cfg.batch_size, len(trainer.ytr)), replace=False)
             with autocast(trainer.device):
-                logits = trainer._logits(phase, idx, i, i).float()
+                logits = trainer._logits(phase, idx, i).float()
             loss = trainer.loss_fn(logits, trainer.ytr[idx].to(trainer.device))
             trainer.opt.zero_grad(set_to_none=True)
             loss.backward()
