@@ -17,7 +17,7 @@ def working_geometry(spec: InputSpec) -> tuple[str, Callable]:
     """PIL → PIL with the short side at input_size / crop_pct (the eval resize, without the crop)."""
     short = math.floor(spec.input_size[-1] / spec.crop_pct)
     resize = v2.Resize(short, interpolation=InterpolationMode(spec.interpolation), antialias=True)
-    return f"work{short}-{spec.interpolation}", resize
+    return f"work{short}-{spec.interpolation}-c{spec.in_chans}", resize
 
 
 def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: float = 0.0) -> Callable:
@@ -25,10 +25,15 @@ def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: floa
 
     Presets: none (the eval crop), basic (RandomResizedCrop 0.7–1, flip, ColorJitter 0.2, rotation 15°),
     randaugment (RandAugment(2, 9)), autoaugment (the ImageNet policy). RandomErasing with probability
-    `random_erasing` is applied last.
+    `random_erasing` is applied last. Colour operations need 1 or 3 channels: for other counts basic is geometric
+    only (no ColorJitter) and the two policies are refused.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    colour = spec.in_chans in (1, 3)
+    if preset in ("randaugment", "autoaugment") and not colour:
+        raise ValueError(f"augment {preset!r} needs 1- or 3-channel images, these have {spec.in_chans}; "
+                         f"use 'basic' (geometric for these images) or 'none'")
     size = spec.input_size[-1]
     interp = InterpolationMode(spec.interpolation)
     if preset == "none":
@@ -37,7 +42,8 @@ def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: floa
         steps = [v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
                  v2.RandomHorizontalFlip()]
         if preset == "basic":
-            steps += [v2.ColorJitter(0.2, 0.2, 0.2), v2.RandomRotation(15, interpolation=InterpolationMode.BILINEAR)]
+            steps += [v2.ColorJitter(0.2, 0.2, 0.2)] if colour else []
+            steps += [v2.RandomRotation(15, interpolation=InterpolationMode.BILINEAR)]
         elif preset == "randaugment":
             steps += [v2.RandAugment(num_ops=2, magnitude=9)]
         else:

@@ -21,15 +21,17 @@ class AugmentedImages(Dataset):
     resumed run see the same augmentations.
     """
 
-    def __init__(self, paths: Sequence[str], work_key: str, work_geometry: Callable, transform: Callable):
+    def __init__(self, paths: Sequence[str], work_key: str, work_geometry: Callable, transform: Callable,
+                 chans: int = 3):
         self.paths, self.work_key, self.work_geometry, self.transform = list(paths), work_key, work_geometry, transform
+        self.chans = chans
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
         i, seed = item
-        img = DECODED.get_many([self.paths[i]], self.work_key, self.work_geometry, workers=1)[0]
+        img = DECODED.get_many([self.paths[i]], self.work_key, self.work_geometry, 1, self.chans)[0]
         state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:

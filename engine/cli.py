@@ -51,6 +51,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from engine.data import load_dataset
     from engine.probe import probe, shootout
@@ -69,7 +72,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 print(f"{r['backbone']:24} {acc:>6}  {r['seconds'] or 0:6.1f}s  {r['params_m']:5.1f}M  "
                       f"{r['error'] or ''}")
         return 0
-    r = probe(ds, names[0], weights=args.weights, per_stage=args.per_stage, progress=progress)
+    r = probe(ds, names[0], weights=args.weights, per_stage=args.per_stage, in_channels=args.in_chans,
+              progress=progress)
     if args.json:
         d = r.to_dict()
         for k in ("val_paths", "val_labels", "val_predictions", "val_confidence"):
@@ -125,7 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     kw = {k: v for k, v in dict(val=args.val, backbone=args.backbone, weights=args.weights, strategy=args.strategy,
                                  top_k=args.top_k, lr=args.lr, head_epochs=args.head_epochs,
                                  finetune_epochs=args.epochs, batch_size=args.batch_size, augment=args.augment,
-                                 balance=args.balance, views=args.views, seed=args.seed, device=args.device).items()
+                                 balance=args.balance, views=args.views, seed=args.seed, device=args.device,
+                                 in_chans=args.in_chans).items()
           if v is not None}
     from engine import distributed
     cfg = TrainConfig(data=args.data, **kw)
@@ -203,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", default="auto", help="auto, none, or a weights file")
     pr.add_argument("--per-stage", action="store_true", help="also probe the features after every layer group")
     pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--in-chans", type=int, default=3, help=CHANS_HELP)
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(fn=cmd_probe)
@@ -221,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", default=None, choices=["none", "basic", "randaugment", "autoaugment"])
     t.add_argument("--balance", default=None, choices=["none", "sampler", "weighted-loss", "focal"])
     t.add_argument("--views", type=int, default=None)
+    t.add_argument("--in-chans", type=int, default=None, help=CHANS_HELP)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", default=None)
     t.add_argument("--json", action="store_true")

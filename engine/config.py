@@ -39,6 +39,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     dropout: float = 0.2
     balance: str = "none"
+    in_chans: int = 3  # image channels: 1 (grey), 2 (grey + alpha), 3 (RGB), 4 (RGBA) or more (.npy (H, W, C) files);
+    # the pretrained first convolution is adapted from its RGB filters
     views: int = 4  # augmented views cached for the head phase and for cached-activation fine-tuning
     cache_activations: bool = True
     train_bn: bool = False

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from engine.data import load_dataset
 from engine.device import autocast, pick_device
 from engine.errors import DataError
-from engine.features import DECODED, InputSpec
+from engine.features import InputSpec
 from engine.groups import layer_groups
 from engine.split import StageHeadModel, probe_classifier
 from engine.store import Run, RunStore
@@ -22,11 +22,12 @@ def load_run_model(run: Run | str) -> tuple[torch.nn.Module, InputSpec, list[str
     if plan is None or not (run.path / "model.safetensors").exists():
         raise DataError(f"run {run.id} has no finished model (status {run.status().get('state')}); resume it first")
     n_cls = len(plan["classes"])
-    model = timm.create_model(run.config["backbone"], pretrained=False, num_classes=n_cls)
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in plan["input_spec"].items()})
+    model = timm.create_model(run.config["backbone"], pretrained=False, num_classes=n_cls, in_chans=spec.in_chans)
     if plan.get("head_stage") is not None:
         size = spec.input_size[-1]
-        model = StageHeadModel(model, layer_groups(model), plan["head_stage"], n_cls, torch.zeros(1, 3, size, size))
+        model = StageHeadModel(model, layer_groups(model), plan["head_stage"], n_cls,
+                               torch.zeros(1, spec.in_chans, size, size))
     probe_classifier(model)
     model.load_state_dict(load_file(str(run.path / "model.safetensors")))
     return model.eval(), spec, plan["classes"]
@@ -40,7 +41,7 @@ def predict_paths(model: torch.nn.Module, spec: InputSpec, paths: list[str], bat
     out = []
     with autocast(device):
         for b in range(0, len(paths), batch_size):
-            x = spec.normalize(torch.stack(DECODED.get_many(paths[b:b + batch_size], spec.key(), spec.geometry()))
+            x = spec.normalize(torch.stack(spec.load(paths[b:b + batch_size]))
                                .to(device))
             out.append(model(x).float().softmax(-1).cpu())
     return torch.cat(out).numpy()

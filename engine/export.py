@@ -5,7 +5,6 @@ weight source and hash, metrics and the config that produced the model.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -16,31 +15,31 @@ from safetensors.torch import save_file
 
 from engine.data import Dataset
 from engine.evaluate import load_run_model
-from engine.features import DECODED, InputSpec
-from engine.imageio import load_rgb, to_rgb
+from engine.features import InputSpec, to_tensor
+from engine.imageio import MODES, load_image
 from engine.store import Run
 
 
 def data_stats(ds: Dataset, spec: InputSpec) -> dict:
     """Per-channel mean/std of the training images' average colour and their median size, for drift warnings."""
     paths = [it.path for it in ds.train]
-    means = np.stack([t.float().mean(dim=(1, 2)).numpy() for t in DECODED.get_many(paths, spec.key(), spec.geometry())])
+    means = np.stack([t.float().mean(dim=(1, 2)).numpy() for t in spec.load(paths)])
     sizes = np.array([[ds.meta[p].width, ds.meta[p].height] for p in paths])
     return {"colour_mean": means.mean(0).tolist(), "colour_std": (means.std(0) + 1e-3).tolist(),
             "median_size": np.median(sizes, 0).tolist()}
 
 
-def drift_warnings(img: Image.Image, spec: InputSpec, stats: dict | None) -> list[str]:
+def drift_warnings(img: Image.Image | np.ndarray, spec: InputSpec, stats: dict | None) -> list[str]:
     """Plain-language warnings when a photo's size or colour is far from the training data."""
     if not stats:
         return []
     out = []
-    w, h = img.size
+    w, h = (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
     mw, mh = stats["median_size"]
     if max(w / mw, h / mh) > 4 or min(w / mw, h / mh) < 0.25:
         out.append(f"This photo is {w}x{h} pixels; the training photos were about {mw:.0f}x{mh:.0f}. "
                    f"Predictions may be less reliable.")
-    x = torch.from_numpy(np.asarray(spec.geometry()(img))).float().mean(dim=(0, 1)).numpy()
+    x = to_tensor(img, spec.geometry()).float().mean(dim=(1, 2)).numpy()
     z = np.abs((x - np.array(stats["colour_mean"])) / np.array(stats["colour_std"]))
     if z.max() > 3:
         out.append(f"This photo's colours are far from the training photos' ({z.max():.1f} standard deviations): "
@@ -51,8 +50,8 @@ def drift_warnings(img: Image.Image, spec: InputSpec, stats: dict | None) -> lis
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
     """Top-k classes with probabilities for one photo, and drift warnings."""
     model, spec, classes = load_run_model(run)
-    img = to_rgb(Image.open(io.BytesIO(data))) if isinstance(data, bytes) else load_rgb(data)
-    x = spec.normalize(torch.from_numpy(np.array(spec.geometry()(img))).permute(2, 0, 1)[None])
+    img = load_image(data, spec.in_chans)
+    x = spec.normalize(to_tensor(img, spec.geometry())[None])
     with torch.inference_mode():
         probs = model(x).float().softmax(-1)[0]
     top = probs.topk(min(k, len(classes)))
@@ -69,7 +68,9 @@ def model_card(run: Run) -> dict:
             "std": spec.get("std"), "weights": plan.get("weights"),
             "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy")},
             "strategy": plan.get("strategy"), "config": run.config,
-            "preprocessing": "RGB; resize the short side to input_size / crop_pct, centre-crop input_size, "
+            "in_chans": (spec.get("input_size") or [3])[0],
+            "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
+                             "resize the short side to input_size / crop_pct, centre-crop input_size, "
                              "scale to [0, 1], subtract mean, divide by std; NCHW float32"}
 
 
@@ -84,7 +85,7 @@ def export_run(run: Run, out_dir: str | Path | None = None,
     out = Path(out_dir or run.path / "export")
     out.mkdir(parents=True, exist_ok=True)
     size = spec.input_size[-1]
-    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    example = torch.randn(2, spec.in_chans, size, size, generator=torch.Generator().manual_seed(0))
     files, checks = {}, {}
     if "safetensors" in formats:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
@@ -102,7 +103,7 @@ def export_run(run: Run, out_dir: str | Path | None = None,
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         photos = [p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images]
                   if Path(p).exists()]
-        batches = [spec.normalize(torch.stack(DECODED.get_many(photos[b:b + 32], spec.key(), spec.geometry())))
+        batches = [spec.normalize(torch.stack(spec.load(photos[b:b + 32])))
                    .contiguous() for b in range(0, len(photos), 32)] or [example]
         ref, got = [], []
         with torch.no_grad():

@@ -9,13 +9,14 @@ import hashlib
 import json
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import timm.data
 import torch
+from PIL import Image
 from torchvision.transforms import Normalize, ToTensor
 from torchvision.transforms.functional import pil_to_tensor
 
@@ -23,7 +24,7 @@ from engine import paths
 from engine.catalogue import get_entry
 from engine.device import autocast, pick_device, precision_name
 from engine.groups import StageTaps, layer_groups
-from engine.imageio import load_rgb
+from engine.imageio import load_image
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,23 @@ class InputSpec:
                    tuple(c["mean"]), tuple(c["std"]))
 
     @classmethod
-    def for_backbone(cls, name: str) -> "InputSpec":
-        return cls.from_config(get_entry(name).pretrained_cfg)
+    def for_backbone(cls, name: str, in_chans: int = 3) -> "InputSpec":
+        return cls.from_config(get_entry(name).pretrained_cfg).with_chans(in_chans)
+
+    @property
+    def in_chans(self) -> int:
+        return self.input_size[0]
+
+    def with_chans(self, n: int) -> "InputSpec":
+        """The contract for `n` input channels, its statistics matching `adapt_first_conv`'s filters: the RGB mean for
+        1 channel, the first two for 2, RGB plus the RGB mean for each extra channel."""
+        if n == self.in_chans:
+            return self
+        if self.in_chans != 3 or n < 1:
+            raise ValueError(f"in_chans must be at least 1 (got {n}), adapted from a 3-channel contract")
+        def extend(v: tuple[float, ...]) -> tuple[float, ...]:
+            return (sum(v) / 3,) if n == 1 else v[:2] if n == 2 else v + (sum(v) / 3,) * (n - 3)
+        return replace(self, input_size=(n, *self.input_size[1:]), mean=extend(self.mean), std=extend(self.std))
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -57,6 +73,10 @@ class InputSpec:
         steps = [t for t in tf.transforms
                  if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
         return lambda img: _compose(steps, img)
+
+    def load(self, image_paths: list[str]) -> list[torch.Tensor]:
+        """The images at `image_paths` through the eval geometry, as uint8 (C, H, W) tensors (decoded once)."""
+        return DECODED.get_many(image_paths, self.key(), self.geometry(), chans=self.in_chans)
 
     def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) to normalised float, channels-last."""
@@ -71,6 +91,13 @@ def _compose(steps: list, img):
     return img
 
 
+def to_tensor(img: Image.Image | np.ndarray, geometry: Callable) -> torch.Tensor:
+    """A decoded image (PIL, or an (H, W, C) uint8 array) through `geometry`, as a uint8 (C, H, W) tensor."""
+    if isinstance(img, np.ndarray):
+        return geometry(torch.from_numpy(img).permute(2, 0, 1).contiguous())
+    return pil_to_tensor(geometry(img))
+
+
 class DecodeCache:
     """Decoded, resized images as uint8 tensors, kept in memory per (path, resolution): JPEGs are decoded once."""
 
@@ -79,11 +106,13 @@ class DecodeCache:
         self._store: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self._bytes = 0
 
-    def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4) -> list[torch.Tensor]:
+    def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4,
+                 chans: int = 3) -> list[torch.Tensor]:
+        """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache."""
         missing = [p for p in dict.fromkeys(paths_) if (p, key) not in self._store]
         if missing:
             with ThreadPoolExecutor(workers) as pool:
-                for p, t in zip(missing, pool.map(lambda q: pil_to_tensor(geometry(load_rgb(q))), missing)):
+                for p, t in zip(missing, pool.map(lambda q: to_tensor(load_image(q, chans), geometry), missing)):
                     self._put((p, key), t)
         out = []
         for p in paths_:
@@ -119,7 +148,7 @@ def extract(model: torch.nn.Module, spec: InputSpec, image_paths: list[str], bat
     with StageTaps(model, groups) as taps, autocast(device):
         for start in range(0, len(image_paths), batch_size):
             chunk = image_paths[start:start + batch_size]
-            x = spec.normalize(torch.stack(DECODED.get_many(chunk, key, geometry)).to(device))
+            x = spec.normalize(torch.stack(DECODED.get_many(chunk, key, geometry, chans=spec.in_chans)).to(device))
             finals.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
             stages.append([f.cpu() for f in taps.features()])
             if progress:

@@ -1,4 +1,5 @@
-"""Reading one image safely: EXIF orientation, any mode to RGB, 16-bit scaled, decompression bombs refused.
+"""Reading one image safely: EXIF orientation, any mode to RGB (or to 1, 2 or 4 channels), 16-bit scaled,
+decompression bombs refused. Images of more than 4 channels (multispectral) are .npy arrays of shape (H, W, C).
 
 Every failure becomes an `UnreadableImage` whose message names the file and says what is wrong, so callers can skip
 and list it instead of crashing.
@@ -16,7 +17,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import UnreadableImage
 
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; anything bigger is refused before decoding
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # PIL mode for each channel count an image file can hold
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,27 @@ def _open(data: bytes, path: Path, max_pixels: int) -> Image.Image:
     return img
 
 
+def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
+    """A .npy image as (H, W, C) uint8: uint16 scaled by 1/257, floats taken as 0–1; pickles are refused."""
+    if not data:
+        raise UnreadableImage(f"{path}: empty file (0 bytes); delete it or replace it with the real array")
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - numpy raises several types for bad files
+        raise UnreadableImage(f"{path}: not a readable .npy array ({e}); save it with numpy.save") from e
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.dtype.kind not in "uif" or arr.shape[0] * arr.shape[1] > max_pixels:
+        raise UnreadableImage(f"{path}: a .npy image must be a numeric (H, W, C) array of at most {max_pixels:,} "
+                              f"pixels, got shape {arr.shape} {arr.dtype}")
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind == "f":
+        return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    hi = 65535.0 if arr.max() > 255 else 255.0
+    return np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[ImageMeta, bytes]:
     """Opens and fully decodes an image (at reduced scale for JPEG), returning its metadata and raw bytes.
 
@@ -55,6 +78,9 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[ImageMeta, by
         UnreadableImage: Empty, not an image, truncated/corrupt, or too large.
     """
     data = path.read_bytes()
+    if path.suffix.lower() == ".npy":
+        arr = _array(data, path, max_pixels)
+        return ImageMeta(arr.shape[1], arr.shape[0], f"{arr.shape[2]}ch", "NPY"), data
     img = _open(data, path, max_pixels)
     meta = ImageMeta(img.width, img.height, img.mode, img.format or "")
     try:
@@ -82,6 +108,43 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def to_mode(img: Image.Image, chans: int) -> Image.Image:
+    """`img` with `chans` channels: RGB as `to_rgb`; 1 = luminance, 2 = luminance + alpha, 4 = RGB + alpha."""
+    if chans == 3:
+        return to_rgb(img)
+    if chans not in MODES:
+        raise UnreadableImage(f"{getattr(img, 'filename', 'image')}: an image file holds at most 4 channels; save "
+                              f"{chans}-channel images as .npy arrays of shape (H, W, {chans})")
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        img = to_rgb(img)
+    return img.convert(MODES[chans])
+
+
+def load_image(source: str | Path | bytes, chans: int = 3, max_pixels: int = MAX_PIXELS) -> Image.Image | np.ndarray:
+    """An image file (or its bytes) with `chans` channels: a PIL image, or an (H, W, C) uint8 array for .npy.
+
+    Raises:
+        UnreadableImage: As `check_image`, or a .npy array whose channel count is not `chans`.
+    """
+    path = Path("upload") if isinstance(source, bytes) else Path(source)
+    data = source if isinstance(source, bytes) else path.read_bytes()
+    if path.suffix.lower() == ".npy" or data[:6] == b"\x93NUMPY":
+        arr = _array(data, path, max_pixels)
+        if arr.shape[2] != chans:
+            raise UnreadableImage(f"{path}: {arr.shape[2]} channels, the model takes {chans}; set in_chans to match "
+                                  f"or remove the file")
+        return arr
+    img = _open(data, path, max_pixels)
+    try:
+        img.load()
+        return to_mode(img, chans)
+    except UnreadableImage:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
+
+
 def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decodes an image to RGB with EXIF orientation applied.
 
@@ -89,6 +152,8 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         UnreadableImage: As `check_image`.
     """
     path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return Image.fromarray(load_image(path, 3, max_pixels), "RGB")
     img = _open(path.read_bytes(), path, max_pixels)
     try:
         img.load()
@@ -97,3 +162,12 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise
     except Exception as e:  # noqa: BLE001
         raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
+
+
+def viewable(path: str | Path) -> str | Image.Image:
+    """Something a browser can show for an image file: the path itself, or for a .npy array an RGB picture of its
+    first three channels (its first channel as grey when it has fewer)."""
+    if Path(path).suffix.lower() != ".npy":
+        return str(path)
+    arr = _array(Path(path).read_bytes(), Path(path), MAX_PIXELS)
+    return Image.fromarray(arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2), "RGB")

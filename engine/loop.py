@@ -68,16 +68,18 @@ class Trainer:
         cfg = self.cfg
         self.ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed)
         self.classes = self.ds.classes
-        spec = InputSpec.for_backbone(cfg.backbone)
+        spec = InputSpec.for_backbone(cfg.backbone, cfg.in_chans)
         if cfg.mean or cfg.std:
             spec = dataclasses.replace(spec, mean=tuple(cfg.mean or spec.mean), std=tuple(cfg.std or spec.std))
         self.spec = spec
         rec = None
         if cfg.strategy in ("auto", "lp-ft"):
             from engine.probe import probe
-            self.probe = probe(self.ds, cfg.backbone, cfg.weights, per_stage=cfg.strategy == "auto")
+            self.probe = probe(self.ds, cfg.backbone, cfg.weights, per_stage=cfg.strategy == "auto",
+                               in_channels=cfg.in_chans)
             rec = self.probe.recommendation
-        model, self.weights = create_backbone(cfg.backbone, "none" if cfg.strategy == "scratch" else cfg.weights)
+        model, self.weights = create_backbone(cfg.backbone, "none" if cfg.strategy == "scratch" else cfg.weights,
+                                              cfg.in_chans)
         model.reset_classifier(len(self.classes))
         self.groups = layer_groups(model)
         self.plan: Plan = make_plan(cfg, [g.name for g in self.groups], rec)
@@ -101,7 +103,8 @@ class Trainer:
         if cfg.cache_activations and 0 < boundary < len(self.groups) - 1 and not (cfg.mixup or cfg.cutmix):
             size = self.spec.input_size[-1]
             try:
-                self.split = SplitModel(model, self.groups, boundary, torch.zeros(1, 3, size, size, device=self.device))
+                probe_x = torch.zeros(1, self.spec.in_chans, size, size, device=self.device)
+                self.split = SplitModel(model, self.groups, boundary, probe_x)
             except ValueError:
                 self.split = None
 
@@ -120,10 +123,11 @@ class Trainer:
         size = self.spec.input_size[-1]
         try:
             cut = StageHeadModel(model, self.groups, self.plan.head_stage, len(self.classes),
-                                 torch.zeros(1, 3, size, size), self.cfg.dropout)
+                                 torch.zeros(1, self.spec.in_chans, size, size), self.cfg.dropout)
         except ValueError as e:
             fallback = recommend(self.probe.accuracy, [g.name for g in self.groups], len(self.ds.train),
-                                 [c["accuracy"] for c in self.probe.stage_curve], allow_stage_head=False)
+                                 [c["accuracy"] for c in self.probe.stage_curve], self.cfg.in_chans,
+                                 allow_stage_head=False)
             self.plan = make_plan(self.cfg, [g.name for g in self.groups], fallback)
             self.plan = dataclasses.replace(self.plan, reason=f"{self.plan.reason} (The network cannot be cut: {e}.)")
             return model
@@ -136,7 +140,7 @@ class Trainer:
         if self.plan.head_stage is None:
             return self.probe.head
         from engine.probe import features_for, fit_linear
-        fs, _, _ = features_for(self.ds, self.cfg.backbone, self.cfg.weights)
+        fs, _, _ = features_for(self.ds, self.cfg.backbone, self.cfg.weights, in_chans=self.cfg.in_chans)
         (xtr, ytr), (xva, yva) = fs.select("train", self.plan.head_stage), fs.select("val", self.plan.head_stage)
         return fit_linear(xtr, ytr, xva, yva, len(self.classes))
 
@@ -155,7 +159,7 @@ class Trainer:
                 fk, ak = [], []
                 for b in range(0, len(paths), bs):
                     self._check_cancel()
-                    imgs = DECODED.get_many(paths[b:b + bs], work_key, work_geom)
+                    imgs = DECODED.get_many(paths[b:b + bs], work_key, work_geom, chans=self.spec.in_chans)
                     seed = cfg.seed * 7919 + k * 104729 + b
                     x = self.spec.normalize(self._dev(aug.augment_batch(imgs, tf, seed)))
                     f, a = self._frozen_forward(x)
@@ -166,8 +170,7 @@ class Trainer:
             vpaths = [it.path for it in self.ds.val]
             vf, va = [], []
             for b in range(0, len(vpaths), bs):
-                x = self.spec.normalize(self._dev(torch.stack(DECODED.get_many(vpaths[b:b + bs], self.spec.key(),
-                                                                     self.spec.geometry()))))
+                x = self.spec.normalize(self._dev(torch.stack(self.spec.load(vpaths[b:b + bs]))))
                 f, a = self._frozen_forward(x)
                 vf.append(f)
                 va.append(a)
@@ -187,7 +190,8 @@ class Trainer:
         if self._images is None:
             work_key, work_geom = aug.working_geometry(self.spec)
             tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
-            self._images = (AugmentedImages([it.path for it in self.ds.train], work_key, work_geom, tf),
+            self._images = (AugmentedImages([it.path for it in self.ds.train], work_key, work_geom, tf,
+                                            self.spec.in_chans),
                             EpochBatches(self.cfg.batch_size, self.cfg.seed))
         return self._images
 
@@ -238,8 +242,7 @@ class Trainer:
                     outs.append(self.split.suffix(self._dev(self.val_acts[b:b + 64])).float())
                 else:
                     paths = [it.path for it in self.ds.val[b:b + 64]]
-                    x = self.spec.normalize(self._dev(torch.stack(DECODED.get_many(paths, self.spec.key(),
-                                                                         self.spec.geometry()))))
+                    x = self.spec.normalize(self._dev(torch.stack(self.spec.load(paths))))
                     outs.append(model(x).float())
         logits = torch.cat(outs).cpu()
         pred = logits.argmax(1)

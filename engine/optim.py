@@ -122,17 +122,3 @@ def group_drift(model: nn.Module, groups: list[LayerGroup], initial: dict[str, t
         den = sum(float(initial[n].pow(2).sum()) for n in g.params)
         out.append(math.sqrt(num) / math.sqrt(den) if den > 0 else 0.0)
     return out
-
-
-def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Pretrained RGB filters (O, 3, kH, kW) for `in_chans` inputs: the mean for 1, the first filters for 2, RGB plus
-    the channel mean for the extra channels, each rescaled by 3 / in_chans so activations keep their magnitude (a grey
-    image then gives exactly the activations of its RGB copy)."""
-    if in_chans == 3:
-        return weight
-    if in_chans == 1:
-        return weight.mean(dim=1, keepdim=True) * 3
-    if in_chans == 2:
-        return weight[:, :2] * 3 / 2
-    extra = weight.mean(dim=1, keepdim=True).repeat(1, in_chans - 3, 1, 1)
-    return torch.cat([weight, extra], dim=1) * 3 / in_chans

@@ -96,20 +96,20 @@ def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> d
 
 
 def features_for(ds: Dataset, backbone: str, weights: str = "auto", progress: Progress | None = None,
-                 batch_size: int | None = None) -> tuple[FeatureSet, WeightsInfo, InputSpec]:
+                 batch_size: int | None = None, in_chans: int = 3) -> tuple[FeatureSet, WeightsInfo, InputSpec]:
     """Features of every item, from the disk cache when (backbone, weights, data, transform, precision) match."""
     found = find_weights(backbone, None if weights == "auto" else weights)
     if found is None:
         raise WeightsUnavailable(how_to_provide(backbone))
     source, path = found
-    spec, precision = InputSpec.for_backbone(backbone), current_precision()
+    spec, precision = InputSpec.for_backbone(backbone, in_chans), current_precision()
     sha = sha256_file(path)
     key = feature_key(backbone, sha, ds.fingerprint(), spec, precision)
     labels = np.array([it.label for it in ds.items])
     splits = np.array([it.split for it in ds.items])
     if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
         return fs, WeightsInfo(source, str(path), sha), spec
-    model, info = create_backbone(backbone, weights)
+    model, info = create_backbone(backbone, weights, in_chans)
     cb = (lambda done, total: progress("features", done / total)) if progress else None
     final, stages, names = extract(model, spec, [it.path for it in ds.items], batch_size=batch_size or 16, progress=cb)
     fs = FeatureSet(final, stages, names, labels, splits, cached=False)
@@ -129,7 +129,7 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
     t0 = time.perf_counter()
     if not ds.val:
         raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
-    fs, info, spec = features_for(ds, backbone, weights, progress)
+    fs, info, spec = features_for(ds, backbone, weights, progress, in_chans=in_channels)
     n_cls = len(ds.classes)
     xtr, ytr = fs.select("train")
     xva, yva = fs.select("val")

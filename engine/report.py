@@ -26,6 +26,7 @@ class DatasetReport:
     tiny_classes: list[str]  # fewer than 2 training images
     val_source: str
     warnings: list[str] = field(default_factory=list)
+    in_chans: int = 3  # channels to train with: those of the .npy arrays when every image is one, else RGB
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +57,14 @@ def build_report(ds: Dataset) -> DatasetReport:
     modes = Counter(m.mode for m in metas)
 
     warnings = []
+    npy = Counter(int(m.mode.removesuffix("ch")) for m in metas if m.format == "NPY")
+    in_chans = next(iter(npy)) if len(npy) == 1 and sum(npy.values()) == len(metas) else 3
+    if npy and in_chans == 3 and (len(npy) > 1 or 3 not in npy):
+        warnings.append(f"The .npy arrays have {', '.join(map(str, sorted(npy)))} channel(s) and the other images "
+                        f"are RGB: a model takes one channel count. Keep images of one kind.")
+    elif in_chans != 3:
+        warnings.append(f"Every image is a {in_chans}-channel array: training adapts the backbone's first "
+                        f"convolution from its RGB filters to {in_chans} channels.")
     if ratio >= IMBALANCE_WARN:
         big, small = max(train, key=train.get), min((c for c in train if train[c]), key=train.get)
         warnings.append(f"Imbalanced classes: '{big}' has {train[big]} training images, '{small}' only "
@@ -74,4 +83,4 @@ def build_report(ds: Dataset) -> DatasetReport:
         warnings.append(f"{len(duplicates) - len(leakage)} group(s) of exact duplicates within a split.")
     return DatasetReport(ds.root, ds.classes, counts, round(ratio, 2), dict(sizes.most_common()),
                          dict(modes.most_common()), [{"path": s.path, "reason": s.reason} for s in ds.skipped],
-                         duplicates, leakage, conflicting, tiny, ds.val_source, warnings)
+                         duplicates, leakage, conflicting, tiny, ds.val_source, warnings, in_chans)

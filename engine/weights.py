@@ -177,13 +177,37 @@ def load_checked(model: nn.Module, sd: dict[str, torch.Tensor], head: tuple[str,
     return dropped
 
 
+def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Pretrained RGB filters (O, 3, kH, kW) for `in_chans` inputs: the mean for 1, the first filters for 2, RGB plus
+    the channel mean for the extra channels, each rescaled by 3 / in_chans so activations keep their magnitude (a grey
+    image then gives exactly the activations of its RGB copy)."""
+    if in_chans == 3:
+        return weight
+    if in_chans == 1:
+        return weight.mean(dim=1, keepdim=True) * 3
+    if in_chans == 2:
+        return weight[:, :2] * 3 / 2
+    extra = weight.mean(dim=1, keepdim=True).repeat(1, in_chans - 3, 1, 1)
+    return torch.cat([weight, extra], dim=1) * 3 / in_chans
+
+
+def adapt_input_conv(model: nn.Module, conv_name: str, in_chans: int) -> None:
+    """Replaces the first convolution's RGB filters by `adapt_first_conv`'s filters for `in_chans` inputs, in place."""
+    conv = model.get_submodule(conv_name)
+    if not isinstance(conv, nn.Conv2d) or conv.in_channels != 3:
+        raise WeightsMismatch(f"{conv_name} is not a 3-channel convolution; cannot adapt it to {in_chans} channels")
+    conv.weight = nn.Parameter(adapt_first_conv(conv.weight.detach(), in_chans).contiguous())
+    conv.in_channels = in_chans
+
+
 def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: int = 3) -> tuple[nn.Module, WeightsInfo]:
     """Builds a timm backbone with pretrained weights (its ImageNet head kept, when the weights have one).
 
     Args:
         name: Catalogue name.
         weights: "auto" (the sources in order), "none" (explicit random initialisation) or a path to a weights file.
-        in_chans: Input channels; only 3 is loaded as is (other counts are adapted by the trainer).
+        in_chans: Input channels. The pretrained RGB filters of the first convolution are adapted for other counts
+            (`adapt_first_conv`); from scratch, the convolution is simply built with `in_chans` inputs.
 
     Raises:
         KeyError: Unknown backbone.
@@ -191,8 +215,9 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
         WeightsMismatch: The weights do not fit the architecture.
     """
     entry = get_entry(name)
-    model = timm.create_model(name, pretrained=False, in_chans=in_chans)
-    if str(weights) == SCRATCH:
+    scratch = str(weights) == SCRATCH
+    model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3)
+    if scratch:
         return model, WeightsInfo("scratch", None, None, "random initialisation, asked for explicitly")
     found = find_weights(name, None if weights == "auto" else weights)
     if found is None:
@@ -203,5 +228,10 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
         sd = map_in_order(sd, model.state_dict())
     classifier = entry.pretrained_cfg.get("classifier", "classifier")
     dropped = load_checked(model, sd, (classifier,) if isinstance(classifier, str) else tuple(classifier))
-    note = f"head dropped ({', '.join(dropped)})" if dropped else ""
+    notes = [f"head dropped ({', '.join(dropped)})"] if dropped else []
+    if in_chans != 3:
+        first = entry.pretrained_cfg.get("first_conv")
+        adapt_input_conv(model, first if isinstance(first, str) else first[0], in_chans)
+        notes.append(f"first convolution adapted from RGB to {in_chans} channels")
+    note = "; ".join(notes)
     return model, WeightsInfo(source, str(path), sha256_file(path), note)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine.data import load_dataset
 from engine.errors import TransferLabError
+from engine.imageio import viewable
 from engine.paths import SAMPLE, sub
 from engine.report import build_report
 from ui import charts
@@ -46,6 +47,8 @@ except TransferLabError as e:
     st.stop()
 report = build_report(ds)
 st.session_state["dataset_root"] = ds.root
+if st.session_state.get("in_chans_for") != ds.root:  # a new dataset starts from its own channel count
+    st.session_state["in_chans"], st.session_state["in_chans_for"] = report.in_chans, ds.root
 
 st.subheader(f"Dataset: {Path(ds.root).name}")
 c = st.columns(4)
@@ -70,6 +73,10 @@ if report.duplicates:
     with st.expander(f"{len(report.duplicates)} group(s) of identical images"):
         st.write("Leakage between training and validation:" if report.leakage else "Within one split:")
         st.dataframe(pd.DataFrame({"files": [" | ".join(g) for g in report.duplicates]}), hide_index=True)
+st.session_state["in_chans"] = int(st.number_input(  # a plain key outlives this page's widgets
+    "Image channels to train with", 1, 64, value=int(st.session_state["in_chans"]), key=f"in_chans|{ds.root}",
+                help="3 = RGB (any image is converted). 1 = grey, 2 = grey + alpha, 4 = RGBA; more come from .npy "
+                     "arrays of shape (H, W, C). The backbone's first convolution is adapted from its RGB filters."))
 st.caption(f"Image sizes: {', '.join(f'{k} ({v})' for k, v in list(report.sizes.items())[:5])}. "
            f"Colour modes: {', '.join(f'{k} ({v})' for k, v in report.modes.items())}.")
 
@@ -77,4 +84,4 @@ st.subheader("Examples")
 cls = st.selectbox("Class", ds.classes, key="example_class")
 label = ds.classes.index(cls)
 examples = [it.path for it in ds.train if it.label == label][:6]
-st.image(examples, width=140, caption=[Path(p).name[:18] for p in examples])
+st.image([viewable(p) for p in examples], width=140, caption=[Path(p).name[:18] for p in examples])

@@ -10,7 +10,7 @@ from engine.errors import TransferLabError
 from engine.probe import probe, shootout
 from engine.weights import availability
 from ui import charts
-from ui.state import backbone, dataset_path, get_jobs, probe_key
+from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key
 
 st.set_page_config(page_title="Probe · TransferLab", layout="wide")
 st.title("3 · Linear probe")
@@ -32,7 +32,8 @@ except TransferLabError as e:
     st.error(str(e))
     st.stop()
 if st.button("Run probe", type="primary", key="run_probe"):
-    jobs.start(key, lambda progress: probe(ds, name, per_stage=True, progress=progress))
+    chans = in_chans()
+    jobs.start(key, lambda progress: probe(ds, name, per_stage=True, in_channels=chans, progress=progress))
 
 
 def band_index(acc: float) -> int:

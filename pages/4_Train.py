@@ -16,7 +16,7 @@ from engine.lrfind import lr_find
 from engine.preflight import preflight
 from engine.recommend import Recommendation
 from ui import charts
-from ui.state import backbone, dataset_path, get_jobs, get_runner
+from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans
 
 st.set_page_config(page_title="Train · TransferLab", layout="wide")
 st.title("4 · Fine-tune")
@@ -66,7 +66,8 @@ def current_run_id() -> str | None:
 
 
 with st.expander("Plan", expanded=current_run_id() is None):
-    st.write(f"Dataset **{path}** · backbone **{name}**")
+    st.write(f"Dataset **{path}** · backbone **{name}**" + (f" · **{in_chans()} channels** (first convolution "
+             f"adapted from RGB)" if in_chans() != 3 else ""))
     if rec:
         st.info(f"From the probe ({probe['accuracy']:.1%}): {rec.reason}")
     else:
@@ -92,7 +93,7 @@ with st.expander("Plan", expanded=current_run_id() is None):
         cfg = TrainConfig(data=path, backbone=name, strategy=strategy, lr=None if strategy == "auto" else lr,
                           lr_decay=decay, top_k=int(top_k), head_epochs=int(head_epochs),
                           finetune_epochs=int(ft_epochs), augment=None if augment == "from the plan" else augment,
-                          balance=balance, freeze=custom_freeze)
+                          balance=balance, freeze=custom_freeze, in_chans=in_chans())
         if strategy != "auto" or rec:
             plan = make_plan(cfg, groups, rec)
             if plan.head_stage is None:
@@ -110,7 +111,7 @@ with st.expander("Plan", expanded=current_run_id() is None):
                 st.caption("This plan cuts the network after the best stage; choose another strategy to edit groups.")
             st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.frozen), list(plan.lrs)),
                             width="stretch", key="plan_strip")
-            for f in preflight(cfg, plan, InputSpec.for_backbone(name)):
+            for f in preflight(cfg, plan, InputSpec.for_backbone(name, cfg.in_chans)):
                 st.warning(f"{f.message}. Fix: {f.fix}.")
     except (ValueError, TransferLabError) as e:
         st.error(str(e))

@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from engine.imageio import viewable
 from ui import charts
 from ui.state import get_runner
 
@@ -54,4 +55,4 @@ else:
     cols = st.columns(4)
     for i, (conf, p, y, pr) in enumerate(wrong[:8]):
         caption = f"true {classes[y]} · predicted {classes[pr]} ({conf:.0%}) · {Path(p).name[:12]}"
-        cols[i % 4].image(p, caption=caption, width="stretch")
+        cols[i % 4].image(viewable(p), caption=caption, width="stretch")

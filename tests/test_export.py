@@ -7,7 +7,6 @@ import torch
 from conftest import SAMPLE, jpeg_bytes
 from engine.evaluate import evaluate, load_run_model
 from engine.export import export_run, model_card, predict_image
-from engine.features import DECODED
 
 
 def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_path):
@@ -19,7 +18,7 @@ def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_
     photos = sorted(str(p) for p in (SAMPLE / "val").rglob("*.jpg"))
     agree = []
     for b in range(0, len(photos), 50):
-        x = spec.normalize(torch.stack(DECODED.get_many(photos[b:b + 50], spec.key(), spec.geometry()))).contiguous()
+        x = spec.normalize(torch.stack(spec.load(photos[b:b + 50]))).contiguous()
         with torch.no_grad():
             ref = model(x).numpy()
         agree.append(ref.argmax(1) == sess.run(None, {"image": x.numpy()})[0].argmax(1))

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import torch
 
@@ -23,8 +24,8 @@ def test_geometry_and_normalize(tiny_folder):
 def test_decode_cache_decodes_once(tiny_folder, monkeypatch):
     import engine.features as f
     calls = []
-    real = f.load_rgb
-    monkeypatch.setattr(f, "load_rgb", lambda p: calls.append(p) or real(p))
+    real = f.load_image
+    monkeypatch.setattr(f, "load_image", lambda p, c: calls.append(p) or real(p, c))
     cache, spec = DecodeCache(), InputSpec.for_backbone("tf_efficientnet_lite0")
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
     cache.get_many(paths, spec.key(), spec.geometry())
@@ -50,3 +51,27 @@ def test_cache_round_trip_and_key_sensitivity():
     back = load_cached(k)
     assert back.cached and np.array_equal(back.final, fs.final) and back.stage_names == ["s0"]
     assert load_cached("nope") is None
+
+
+def test_other_channel_counts_keep_the_rgb_contract():
+    rgb = InputSpec.for_backbone("resnet18")
+    grey, two, five = rgb.with_chans(1), rgb.with_chans(2), rgb.with_chans(5)
+    assert grey.input_size == (1, 224, 224) and grey.mean == pytest.approx((sum(rgb.mean) / 3,))
+    assert two.mean == rgb.mean[:2] and five.std[:3] == rgb.std and len(five.std) == 5
+    assert len({rgb.key(), grey.key(), two.key(), five.key()}) == 4  # cached features never mix channel counts
+
+
+def test_grey_images_through_the_adapted_model_give_the_features_of_their_rgb_copies(tiny_folder, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_PRECISION", "fp32")  # the comparison is exact up to fp32 rounding
+    from PIL import Image
+    paths = []
+    for i, src in enumerate(sorted(tiny_folder.rglob("*.jpg"))[:3]):
+        paths.append(str(tmp_path / f"g{i}.png"))
+        Image.open(src).convert("L").save(paths[-1])
+    rgb_model, _ = create_backbone("tf_efficientnet_lite0")
+    grey_model, _ = create_backbone("tf_efficientnet_lite0", in_chans=1)
+    spec = InputSpec.for_backbone("tf_efficientnet_lite0")
+    rgb_final, _, _ = extract(rgb_model, spec, paths, batch_size=3, device=torch.device("cpu"))
+    grey_final, _, _ = extract(grey_model, spec.with_chans(1), paths, batch_size=3, device=torch.device("cpu"))
+    assert np.allclose(rgb_final, grey_final, atol=1e-4)

@@ -4,7 +4,7 @@ from PIL import Image
 
 from conftest import huge_header_png
 from engine.errors import UnreadableImage
-from engine.imageio import check_image, load_rgb, to_rgb
+from engine.imageio import check_image, load_image, load_rgb, to_rgb, viewable
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -55,3 +55,28 @@ def test_truncated_jpeg_is_detected(tmp_path):
     (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableImage, match="truncated"):
         check_image(tmp_path / "t.jpg")
+
+
+@pytest.mark.parametrize("chans,mode", [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])
+def test_image_files_load_with_the_asked_channel_count(tmp_path, chans, mode):
+    Image.new("RGBA", (6, 5), (10, 20, 30, 128)).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png", chans)
+    assert img.mode == mode and img.size == (6, 5)
+    assert load_image((tmp_path / "a.png").read_bytes(), chans).mode == mode  # an upload's bytes too
+
+
+def test_npy_arrays_hold_any_channel_count_and_are_checked(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    np.save(tmp_path / "ms.npy", np.full((5, 6, 7), 1000, np.uint16))
+    arr = load_image(tmp_path / "ms.npy", 7)
+    assert arr.shape == (5, 6, 7) and arr.dtype == np.uint8 and arr.max() == round(1000 / 65535 * 255)
+    meta, _ = check_image(tmp_path / "ms.npy")
+    assert (meta.width, meta.height, meta.mode) == (6, 5, "7ch")
+    with pytest.raises(UnreadableImage, match="7 channels, the model takes 4"):
+        load_image(tmp_path / "ms.npy", 4)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(UnreadableImage, match="obj.npy"):  # pickled objects are refused, never loaded
+        check_image(tmp_path / "obj.npy")
+    assert viewable(tmp_path / "ms.npy").mode == "RGB" and viewable(tmp_path / "a.png") == str(tmp_path / "a.png")
+    with pytest.raises(UnreadableImage, match="at most 4 channels"):
+        load_image(tmp_path / "a.png", 5)

@@ -131,6 +131,42 @@ def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
     assert m["status"] == "finished", m["error"]
 
 
+def _multichannel(src, dst, chans: int):
+    """`src` re-saved with `chans` channels: RGBA PNGs for 4, (H, W, C) .npy arrays (RGB + NIR-like bands) above."""
+    import numpy as np
+    from PIL import Image
+    for f in sorted(src.rglob("*.jpg")):
+        out = dst / f.parent.name / f.stem
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rgb = np.asarray(Image.open(f).convert("RGB").resize((64, 64)))
+        extra = [rgb.mean(2, keepdims=True).astype(np.uint8)] * (chans - 3)
+        arr = np.concatenate([rgb, *extra], axis=2)
+        if chans == 4:
+            Image.fromarray(arr, "RGBA").save(out.with_suffix(".png"))
+        else:
+            np.save(out.with_suffix(".npy"), arr)
+    return dst
+
+
+@pytest.mark.parametrize("chans,strategy", [(4, "top-k"), (5, "full")])
+def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path, chans, strategy):
+    from engine.evaluate import evaluate
+    from engine.export import export_run, predict_image
+    data = _multichannel(tiny_folder, tmp_path / f"c{chans}", chans)
+    cfg = tiny_cfg(data, strategy=strategy, in_chans=chans, finetune_epochs=1, cache_activations=chans == 4)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    trainer = Trainer(cfg, run)
+    m = trainer.fit()
+    assert m["status"] == "finished", m["error"]
+    assert trainer.model.conv_stem.weight.shape[1] == chans and "adapted from RGB" in trainer.weights.note
+    assert run.read_json("plan.json")["input_spec"]["input_size"][0] == chans
+    assert evaluate(run, str(data))["n"] == 18
+    photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))
+    assert len(predict_image(run, str(photo), k=2)["top"]) == 2
+    out = export_run(run, tmp_path / f"export{chans}", formats=("onnx",), check_images=6)
+    assert out["checks"]["onnx_same_top1"] and out["card"]["in_chans"] == chans
+
+
 @pytest.mark.slow
 def test_auto_on_real_plant_leaves_reaches_093_and_evaluate_reproduces_it(tmp_path):
     from conftest import shared_dataset

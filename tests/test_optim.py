@@ -3,8 +3,7 @@ import timm
 import torch
 
 from engine.groups import layer_groups
-from engine.optim import (Schedule, adapt_first_conv, apply_schedule, build_optimizer, freeze, set_plan,
-                          set_train_mode)
+from engine.optim import Schedule, apply_schedule, build_optimizer, freeze, set_plan, set_train_mode
 
 
 def test_one_param_group_per_layer_group_without_decay_on_norms_and_biases():
@@ -43,13 +42,3 @@ def test_freeze_and_batchnorm_policy():
     assert model.layer3[0].bn1.training and model.layer3[0].conv1.weight.requires_grad
     freeze(model, groups, frozen, train_bn=True)
     assert model.layer2[0].bn1.weight.requires_grad and not model.layer2[0].conv1.weight.requires_grad
-
-
-@pytest.mark.parametrize("chans", [1, 2, 4, 5])
-def test_first_conv_adaptation(chans):
-    w = torch.randn(8, 3, 3, 3)
-    a = adapt_first_conv(w, chans)
-    assert a.shape == (8, chans, 3, 3)
-    if chans == 1:  # a grey image gives the activations of its RGB copy
-        x = torch.randn(1, 1, 5, 5)
-        torch.testing.assert_close(torch.conv2d(x, a), torch.conv2d(x.repeat(1, 3, 1, 1), w))

@@ -32,3 +32,17 @@ def test_sample_report_is_clean():
     r = build_report(load_dataset(SAMPLE))
     assert sum(r.counts["train"].values()) == 800 and sum(r.counts["val"].values()) == 300
     assert not r.unreadable and not r.leakage and r.imbalance_ratio > 5
+
+
+def test_channel_count_suggested_for_npy_arrays_only(tmp_path, tiny_folder):
+    import numpy as np
+    assert build_report(load_dataset(str(tiny_folder), val_fraction=0.0)).in_chans == 3
+    for cls in ("a", "b"):
+        (tmp_path / "ms" / cls).mkdir(parents=True)
+        for i in range(2):
+            np.save(tmp_path / "ms" / cls / f"{i}.npy", np.full((8, 8, 5), i + (cls == "b") * 7, np.uint8))
+    report = build_report(load_dataset(str(tmp_path / "ms"), val_fraction=0.0))
+    assert report.in_chans == 5 and report.modes == {"5ch": 4}
+    np.save(tmp_path / "ms" / "a" / "odd.npy", np.zeros((8, 8, 4), np.uint8))
+    report = build_report(load_dataset(str(tmp_path / "ms"), val_fraction=0.0))
+    assert report.in_chans == 3 and any("one channel count" in w for w in report.warnings)

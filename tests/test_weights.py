@@ -7,7 +7,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from engine.errors import WeightsMismatch, WeightsUnavailable
-from engine.weights import availability, create_backbone, find_weights, map_in_order
+from engine.weights import adapt_first_conv, availability, create_backbone, find_weights, map_in_order
 
 
 @pytest.fixture
@@ -96,3 +96,24 @@ def test_hf_cache_is_found_and_used_offline(empty_caches):
 def test_in_order_mapping_checks_shapes():
     with pytest.raises(WeightsMismatch, match="does not fit"):
         map_in_order({"a": torch.zeros(2), "b": torch.zeros(3)}, {"x": torch.zeros(2), "y": torch.zeros(4)})
+
+
+@pytest.mark.parametrize("chans", [1, 2, 4, 5])
+def test_first_conv_adaptation(chans):
+    w = torch.randn(8, 3, 3, 3)
+    a = adapt_first_conv(w, chans)
+    assert a.shape == (8, chans, 3, 3)
+    if chans == 1:  # a grey image gives the activations of its RGB copy
+        x = torch.randn(1, 1, 5, 5)
+        torch.testing.assert_close(torch.conv2d(x, a), torch.conv2d(x.repeat(1, 3, 1, 1), w))
+
+
+def test_a_grey_image_gives_the_pretrained_rgb_models_logits_through_the_adapted_convolution():
+    rgb, _ = create_backbone("tf_efficientnet_lite0")
+    grey, info = create_backbone("tf_efficientnet_lite0", in_chans=1)
+    assert grey.conv_stem.weight.shape[1] == 1 and "adapted from RGB to 1 channels" in info.note
+    x = torch.randn(2, 1, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(grey.eval()(x), rgb.eval()(x.repeat(1, 3, 1, 1)), atol=1e-4, rtol=1e-4)
+    four, _ = create_backbone("tf_efficientnet_lite0", in_chans=4)
+    assert four.conv_stem.weight.shape[1] == 4 and four.eval()(torch.randn(1, 4, 96, 96)).shape == (1, 1000)

@@ -45,5 +45,11 @@ def backbone() -> str:
     return st.session_state["backbone"]
 
 
+def in_chans() -> int:
+    """Image channels to train with (3 = RGB), chosen on the Data page."""
+    return int(st.session_state.get("in_chans", 3))
+
+
 def probe_key(dataset: str, name: str) -> str:
-    return f"probe|{dataset}|{name}"
+    chans = in_chans()
+    return f"probe|{dataset}|{name}" + (f"|{chans}ch" if chans != 3 else "")
