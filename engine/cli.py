@@ -124,7 +124,8 @@ def _train_result(run, as_json: bool) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import threading
     from engine.config import TrainConfig
-    from engine.loop import CancelToken, Trainer
+    from engine.events import CancelToken
+    from engine.loop import Trainer
     from engine.store import RunStore
     kw = {k: v for k, v in dict(val=args.val, backbone=args.backbone, weights=args.weights, strategy=args.strategy,
                                  top_k=args.top_k, lr=args.lr, head_epochs=args.head_epochs,

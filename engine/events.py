@@ -1,9 +1,28 @@
-"""Typed training events. The loop emits them; the run store records them; the dashboard reads only the store."""
+"""Typed training events and the cancel token. The loop emits events; the run store records them; the dashboard reads
+only the store. Cancelling sets the token; the loop checks it before every step and stops with `Cancelled`.
+"""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when the cancel token is set."""
+
+
+class CancelToken:
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ the model, optimiser, epoch, step, RNG state and the event log's length, so a ki
 from __future__ import annotations
 
 import dataclasses
-import threading
+import os
 import time
 import traceback
 
@@ -22,8 +22,8 @@ from engine.batches import AugmentedImages, EpochBatches, make_loader
 from engine.config import Plan, TrainConfig, make_plan
 from engine.data import load_dataset
 from engine.device import autocast, pick_device, precision_name
-from engine.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
-from engine.features import DECODED, InputSpec
+from engine.events import Cancelled, CancelToken, EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
+from engine.features import InputSpec
 from engine.groups import layer_groups
 from engine.losses import make_loss, sample_order
 from engine.optim import (Schedule, apply_schedule, build_optimizer, freeze, group_drift, group_grad_norms,
@@ -31,23 +31,8 @@ from engine.optim import (Schedule, apply_schedule, build_optimizer, freeze, gro
 from engine.recommend import recommend
 from engine.split import SplitModel, StageHeadModel, probe_classifier
 from engine.store import Run
+from engine.views import cache_views
 from engine.weights import create_backbone
-
-
-class Cancelled(Exception):
-    """Raised inside the loop when the cancel token is set."""
-
-
-class CancelToken:
-    def __init__(self):
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 class Trainer:
@@ -66,6 +51,7 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:
         cfg = self.cfg
+        torch.manual_seed(cfg.seed)  # the new head's initialisation and dropout masks follow the run's seed
         self.ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed)
         self.classes = self.ds.classes
         spec = InputSpec.for_backbone(cfg.backbone, cfg.in_chans)
@@ -146,44 +132,10 @@ class Trainer:
 
     # ---------------------------------------------------------------- data
     def _views(self) -> None:
-        """Features (and boundary activations) of K augmented views of the train set, and of the val set."""
-        cfg, model = self.cfg, self.model
-        model.eval()
-        work_key, work_geom = aug.working_geometry(self.spec)
-        tf = aug.train_transform(self.spec, self.plan.augment, cfg.random_erasing)
-        paths = [it.path for it in self.ds.train]
-        feats, acts = [], []
-        bs = 16
-        with torch.inference_mode(), autocast(self.device):
-            for k in range(self._views_count()):
-                fk, ak = [], []
-                for b in range(0, len(paths), bs):
-                    self._check_cancel()
-                    imgs = DECODED.get_many(paths[b:b + bs], work_key, work_geom, chans=self.spec.in_chans)
-                    seed = cfg.seed * 7919 + k * 104729 + b
-                    x = self.spec.normalize(self._dev(aug.augment_batch(imgs, tf, seed)))
-                    f, a = self._frozen_forward(x)
-                    fk.append(f)
-                    ak.append(a)
-                feats.append(torch.cat(fk))
-                acts.append(torch.cat(ak) if self.split else None)
-            vpaths = [it.path for it in self.ds.val]
-            vf, va = [], []
-            for b in range(0, len(vpaths), bs):
-                x = self.spec.normalize(self._dev(torch.stack(self.spec.load(vpaths[b:b + bs]))))
-                f, a = self._frozen_forward(x)
-                vf.append(f)
-                va.append(a)
-        self.train_feats, self.val_feats = torch.stack(feats), torch.cat(vf)
-        self.train_acts = torch.stack(acts) if self.split else None
-        self.val_acts = torch.cat(va) if self.split else None
-
-    def _frozen_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.split is None:
-            return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float(), None
-        a = self.split.prefix(x)
-        f = self.model.forward_head(self.split.suffix_features(a), pre_logits=True).float()
-        return f, a.clone()
+        """Caches features (and boundary activations) of K augmented views of the train set, and of the val set."""
+        images, batches = self._train_images()
+        self.cached = cache_views(self.model, self.split, self.spec, images, [it.path for it in self.ds.val],
+                                  self._views_count(), batches.seed_of, self._dev, self.device, self._check_cancel)
 
     def _train_images(self) -> tuple[AugmentedImages, EpochBatches]:
         """The augmented train images and the batch sampler for the full-forward path (made once)."""
@@ -217,9 +169,9 @@ class Trainer:
         """
         view = epoch % self._views_count()
         if phase == 1:
-            return self.model.get_classifier()(self._dev(self.train_feats[view][idx])), None
+            return self.model.get_classifier()(self._dev(self.cached.train_feats[view][idx])), None
         if self.split is not None:
-            return self.split.suffix(self._dev(self.train_acts[view][idx])), None
+            return self.split.suffix(self._dev(self.cached.train_acts[view][idx])), None
         x = self.spec.normalize(self._dev(x).contiguous(memory_format=torch.channels_last))
         soft = None
         if (self.cfg.mixup or self.cfg.cutmix) and len(idx) % 2 == 0:
@@ -237,9 +189,9 @@ class Trainer:
         with autocast(self.device):
             for b in range(0, len(self.yva), 64):
                 if phase == 1:
-                    outs.append(model.get_classifier()(self._dev(self.val_feats[b:b + 64])).float())
+                    outs.append(model.get_classifier()(self._dev(self.cached.val_feats[b:b + 64])).float())
                 elif self.split is not None:
-                    outs.append(self.split.suffix(self._dev(self.val_acts[b:b + 64])).float())
+                    outs.append(self.split.suffix(self._dev(self.cached.val_acts[b:b + 64])).float())
                 else:
                     paths = [it.path for it in self.ds.val[b:b + 64]]
                     x = self.spec.normalize(self._dev(torch.stack(self.spec.load(paths))))
@@ -314,10 +266,48 @@ class Trainer:
             "best_acc": self.best[0], "best_epoch": self.best[1], "rng": torch.random.get_rng_state(),
             "events_offset": self.run.events_offset()})
 
+    def _start_phase(self, phase: int, n_epochs: int, announce: bool) -> Schedule:
+        """Freezes, sets BatchNorm momentum and rates for `phase`; returns its schedule. Phase 1 trains the head alone
+        at the head rate (cosine); phase 2 follows the plan, with warm-up."""
+        cfg, plan = self.cfg, self.plan
+        per_epoch = -(-len(self.ytr) // cfg.batch_size)
+        steps = n_epochs * per_epoch
+        if phase == 1:
+            frozen = [True] * (len(self.groups) - 1) + [False]
+            lrs = [0.0] * (len(self.groups) - 1) + [plan.head_lr]
+            sched = Schedule(steps, floor=cfg.min_lr_ratio)
+        else:
+            frozen, lrs = list(plan.frozen), list(plan.lrs)
+            sched = Schedule(steps, plan.warmup_epochs * per_epoch, floor=cfg.min_lr_ratio)
+        freeze(self.model, self.groups, frozen, cfg.train_bn and phase == 2)
+        if phase == 2 and cfg.bn_momentum is not None:
+            set_bn_momentum(self.model, self.groups, frozen, cfg.bn_momentum)
+        set_plan(self.opt, lrs)
+        if announce:
+            boundary = self.groups[next(i for i, f in enumerate(frozen) if not f)].name
+            path = "cached features" if phase == 1 else (
+                f"cached activations below {boundary}" if self.split else "full forward") + (
+                "; BatchNorm statistics kept from ImageNet" if plan.bn_frozen_stats and phase == 2 else "")
+            self.run.append(PhaseStarted(phase=phase, name="train head" if phase == 1 else "fine-tune",
+                                         epochs=n_epochs, frozen=frozen, lrs=lrs, path=path))
+        return sched
+
+    def _record_epoch(self, phase: int, epoch: int, total: int, m: dict, eta: float) -> None:
+        """The epoch's event, status, best checkpoint (when it improved) and last checkpoint."""
+        is_best = m["val_acc"] > self.best[0]
+        if is_best:
+            self.best = (m["val_acc"], epoch)
+            self.run.save_checkpoint("best", {"model": self.model.state_dict(), "epoch": epoch})
+        self.run.append(EpochEnded(phase=phase, epoch=epoch, total_epochs=total, best=is_best, eta_s=eta,
+                                   **{k: v for k, v in m.items() if k != "pred"}))
+        self.run.set_status(state="running", epoch=epoch, total_epochs=total, val_acc=m["val_acc"],
+                            best_val_acc=self.best[0], eta_s=eta)
+        self._checkpoint(epoch)
+
     def fit(self) -> dict:
         """Trains, or resumes, the run. Returns the final metrics (also written to metrics.json)."""
         t_start = time.time()
-        self.run.set_status(state="running", pid=__import__("os").getpid(), started=t_start)
+        self.run.set_status(state="running", pid=os.getpid(), started=t_start)
         try:
             self._setup()
             self.step, self.best = 0, (-1.0, 0)
@@ -340,40 +330,12 @@ class Trainer:
             for phase, n_epochs, first in phases:
                 if n_epochs == 0 or done >= first + n_epochs:
                     continue
-                steps_per_epoch = -(-len(self.ytr) // cfg.batch_size)
-                if phase == 1:
-                    frozen = [True] * (len(self.groups) - 1) + [False]
-                    lrs = [0.0] * (len(self.groups) - 1) + [plan.head_lr]
-                    sched = Schedule(n_epochs * steps_per_epoch, floor=cfg.min_lr_ratio)
-                else:
-                    frozen, lrs = list(plan.frozen), list(plan.lrs)
-                    sched = Schedule(n_epochs * steps_per_epoch, plan.warmup_epochs * steps_per_epoch,
-                                     floor=cfg.min_lr_ratio)
-                freeze(self.model, self.groups, frozen, cfg.train_bn and phase == 2)
-                if phase == 2 and cfg.bn_momentum is not None:
-                    set_bn_momentum(self.model, self.groups, frozen, cfg.bn_momentum)
-                set_plan(self.opt, lrs)
-                if done <= first:
-                    path = "cached features" if phase == 1 else (
-                        f"cached activations below {self.groups[next(i for i, f in enumerate(frozen) if not f)].name}"
-                        if self.split else "full forward") + (
-                        "; BatchNorm statistics kept from ImageNet" if self.plan.bn_frozen_stats and phase == 2 else "")
-                    self.run.append(PhaseStarted(phase=phase, name="train head" if phase == 1 else "fine-tune",
-                                                 epochs=n_epochs, frozen=frozen, lrs=lrs, path=path))
-                phase_step0 = first * steps_per_epoch
+                sched = self._start_phase(phase, n_epochs, announce=done <= first)
+                phase_step0 = first * -(-len(self.ytr) // cfg.batch_size)
                 for epoch in range(max(done, first) + 1, first + n_epochs + 1):
                     m = self._epoch(phase, epoch, sched, phase_step0)
                     epoch_times.append(m["seconds"])
-                    is_best = m["val_acc"] > self.best[0]
-                    if is_best:
-                        self.best = (m["val_acc"], epoch)
-                        self.run.save_checkpoint("best", {"model": self.model.state_dict(), "epoch": epoch})
-                    eta = (total - epoch) * float(np.mean(epoch_times[-3:]))
-                    self.run.append(EpochEnded(phase=phase, epoch=epoch, total_epochs=total, best=is_best, eta_s=eta,
-                                               **{k: v for k, v in m.items() if k != "pred"}))
-                    self.run.set_status(state="running", epoch=epoch, total_epochs=total, val_acc=m["val_acc"],
-                                        best_val_acc=self.best[0], eta_s=eta)
-                    self._checkpoint(epoch)
+                    self._record_epoch(phase, epoch, total, m, (total - epoch) * float(np.mean(epoch_times[-3:])))
                     done = epoch
             return self._finish(t_start)
         except Cancelled:

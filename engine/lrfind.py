@@ -7,13 +7,11 @@ import copy
 from typing import Callable
 
 import numpy as np
-import torch
 
 from engine.config import TrainConfig
 from engine.device import autocast
 from engine.loop import Trainer
 from engine.optim import freeze, set_train_mode
-from engine.store import Run
 
 
 def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0,

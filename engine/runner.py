@@ -10,7 +10,8 @@ from collections import deque
 from typing import Callable
 
 from engine.config import TrainConfig
-from engine.loop import CancelToken, Trainer
+from engine.events import CancelToken
+from engine.loop import Trainer
 from engine.store import TERMINAL, Run, RunStore
 
 

@@ -9,11 +9,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui.state
-from engine.config import TrainConfig
 from engine.loop import Trainer
 from engine.paths import REPO
 from engine.runner import Runner
-from engine.store import RunStore
 
 
 def page(name: str) -> AppTest:

@@ -1,13 +1,12 @@
 """The training loop on a tiny dataset: rates follow the plan, frozen groups stay bit-identical, cancel, failure."""
-import threading
 
 import pytest
 import torch
 
 from engine.config import TrainConfig
-from engine.events import StepEnded
+from engine.events import CancelToken, StepEnded
 from engine.groups import layer_groups
-from engine.loop import CancelToken, Trainer
+from engine.loop import Trainer
 from engine.optim import Schedule
 from engine.store import RunStore
 from engine.weights import create_backbone
@@ -104,6 +103,17 @@ def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch
     assert metrics["status"] == "failed" and "disk full" in metrics["error"]
     assert run.load_checkpoint("last")["epoch"] == 1 and run.events("epoch")
     assert (run.path / "error.txt").exists() and run.read_json("metrics.json")["status"] == "failed"
+
+
+def test_a_run_is_reproducible_from_its_seed(tiny_folder, tmp_path):
+    def losses(seed):
+        cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=2, finetune_epochs=0, seed=seed)
+        run = RunStore(tmp_path).create(cfg.to_dict())
+        assert Trainer(cfg, run).fit()["status"] == "finished"
+        torch.rand(100)  # whatever ran before must not matter
+        return [e["loss"] for e in run.events("step")]
+    first = losses(0)
+    assert losses(0) == first and losses(1) != first
 
 
 def test_strategies_run(tiny_folder, tmp_path):

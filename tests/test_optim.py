@@ -1,6 +1,5 @@
 import pytest
 import timm
-import torch
 
 from engine.groups import layer_groups
 from engine.optim import Schedule, apply_schedule, build_optimizer, freeze, set_plan, set_train_mode

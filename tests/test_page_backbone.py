@@ -1,9 +1,4 @@
 """AppTest of the Backbone page."""
-import time
-
-import ui.state
-from engine.config import TrainConfig
-from engine.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 

@@ -2,8 +2,6 @@
 import time
 
 import ui.state
-from engine.config import TrainConfig
-from engine.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 
