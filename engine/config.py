@@ -44,7 +44,7 @@ class TrainConfig:
     views: int = 4  # augmented views cached for the head phase and for cached-activation fine-tuning
     cache_activations: bool = True
     train_bn: bool = False
-    bn_momentum: float | None = 0.1  # BatchNorm momentum of trainable groups (None keeps the backbone's, 0.01 for tf_)
+    bn_momentum: float | None = 0.1  # BatchNorm momentum of trainable groups (None keeps the backbone's own)
     grad_clip: float = 1.0
     seed: int = 0
     val_fraction: float = 0.2
