@@ -29,6 +29,10 @@ class AugmentedImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def decode_all(self, workers: int = 4) -> None:
+        """Decodes every image into the shared cache with `workers` threads (items then only augment)."""
+        DECODED.get_many(self.paths, self.work_key, self.work_geometry, workers, self.chans)
+
     def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
         i, seed = item
         img = DECODED.get_many([self.paths[i]], self.work_key, self.work_geometry, 1, self.chans)[0]

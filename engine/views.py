@@ -45,6 +45,7 @@ def cache_views(model: torch.nn.Module, split: SplitModel | None, spec: InputSpe
         check_cancel: Called before every batch; raises to stop.
     """
     model.eval()
+    images.decode_all()
     feats, acts = [], []
     with autocast(device):
         for k in range(views):

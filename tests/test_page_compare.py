@@ -1,5 +1,4 @@
 """AppTest of the Compare page."""
-
 from engine.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
