@@ -5,10 +5,12 @@ The cache key is (backbone, weights hash, data fingerprint, transform, precision
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -67,12 +69,8 @@ class InputSpec:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
     def geometry(self) -> Callable:
-        """timm's eval transform without ToTensor/Normalize: PIL in, resized and cropped PIL out."""
-        tf = timm.data.create_transform(input_size=self.input_size, interpolation=self.interpolation,
-                                        crop_pct=self.crop_pct, crop_mode=self.crop_mode, is_training=False)
-        steps = [t for t in tf.transforms
-                 if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
-        return lambda img: _compose(steps, img)
+        """timm's eval transform without ToTensor/Normalize: PIL (or uint8 tensor) in, resized and cropped out."""
+        return _eval_geometry(self)
 
     def load(self, image_paths: list[str]) -> list[torch.Tensor]:
         """The images at `image_paths` through the eval geometry, as uint8 (C, H, W) tensors (decoded once)."""
@@ -83,6 +81,16 @@ class InputSpec:
         mean = torch.tensor(self.mean, device=batch_u8.device).view(1, -1, 1, 1) * 255
         std = torch.tensor(self.std, device=batch_u8.device).view(1, -1, 1, 1) * 255
         return ((batch_u8.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+@functools.cache
+def _eval_geometry(spec: InputSpec) -> Callable:
+    """Built once per contract: `load` and every batch of `extract` reuse it."""
+    tf = timm.data.create_transform(input_size=spec.input_size, interpolation=spec.interpolation,
+                                    crop_pct=spec.crop_pct, crop_mode=spec.crop_mode, is_training=False)
+    steps = [t for t in tf.transforms
+             if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
+    return lambda img: _compose(steps, img)
 
 
 def _compose(steps: list, img):
@@ -111,8 +119,9 @@ class DecodeCache:
         """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache."""
         missing = [p for p in dict.fromkeys(paths_) if (p, key) not in self._store]
         if missing:
-            with ThreadPoolExecutor(workers) as pool:
-                for p, t in zip(missing, pool.map(lambda q: to_tensor(load_image(q, chans), geometry), missing)):
+            decode = lambda q: to_tensor(load_image(q, chans), geometry)  # noqa: E731
+            with ThreadPoolExecutor(workers) if len(missing) > 1 and workers > 1 else nullcontext() as pool:
+                for p, t in zip(missing, pool.map(decode, missing) if pool else map(decode, missing)):
                     self._put((p, key), t)
         out = []
         for p in paths_:
@@ -143,12 +152,11 @@ def extract(model: torch.nn.Module, spec: InputSpec, image_paths: list[str], bat
     device = device or pick_device()
     model = model.eval().to(device, memory_format=torch.channels_last)
     groups = layer_groups(model)
-    geometry, key = spec.geometry(), spec.key()
     finals, stages = [], []
     with StageTaps(model, groups) as taps, autocast(device):
         for start in range(0, len(image_paths), batch_size):
             chunk = image_paths[start:start + batch_size]
-            x = spec.normalize(torch.stack(DECODED.get_many(chunk, key, geometry, chans=spec.in_chans)).to(device))
+            x = spec.normalize(torch.stack(spec.load(chunk)).to(device))
             finals.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
             stages.append([f.cpu() for f in taps.features()])
             if progress:

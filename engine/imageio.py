@@ -51,7 +51,8 @@ def _open(data: bytes, path: Path, max_pixels: int) -> Image.Image:
 
 
 def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
-    """A .npy image as (H, W, C) uint8: uint16 scaled by 1/257, floats taken as 0–1; pickles are refused."""
+    """A .npy image as (H, W, C) uint8: integers above 255 scaled by their 16-bit range, floats taken as 0–1;
+    pickles are refused."""
     if not data:
         raise UnreadableImage(f"{path}: empty file (0 bytes); delete it or replace it with the real array")
     try:
@@ -65,10 +66,12 @@ def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
                               f"pixels, got shape {arr.shape} {arr.dtype}")
     if arr.dtype == np.uint8:
         return arr
-    if arr.dtype.kind == "f":
-        return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    hi = 65535.0 if arr.max() > 255 else 255.0
-    return np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return to_u8(arr, 1.0 if arr.dtype.kind == "f" else 65535.0 if arr.max() > 255 else 255.0)
+
+
+def to_u8(arr: np.ndarray, hi: float) -> np.ndarray:
+    """Values in [0, hi] scaled to uint8, rounded and clipped."""
+    return np.clip(arr.astype(np.float32) / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[ImageMeta, bytes]:
@@ -98,7 +101,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float32)
         hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        img = Image.fromarray(to_u8(arr, hi), "L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA"):
