@@ -43,6 +43,13 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` on `device`; a CPU tensor goes to CUDA through pinned memory with a non-blocking copy."""
+    if device.type == "cuda" and not t.is_cuda:
+        return (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
+    return t.to(device)
+
+
 def precision_name(device: torch.device) -> str:
     dtype = autocast_dtype(device)
     return "fp32" if dtype is None else str(dtype).removeprefix("torch.")

@@ -15,6 +15,18 @@ from engine.split import StageHeadModel, probe_classifier
 from engine.store import Run, RunStore
 
 
+def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Accuracy of each class among its true images; NaN for a class without images."""
+    return {c: float((pred[y == i] == i).mean()) if (y == i).any() else float("nan") for i, c in enumerate(classes)}
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """Counts of (true class, predicted class)."""
+    cm = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    return cm.tolist()
+
+
 def load_run_model(run: Run | str) -> tuple[torch.nn.Module, InputSpec, list[str]]:
     """The run's best model (eval mode), its input contract and class names."""
     run = RunStore().open(run) if isinstance(run, str) else run
@@ -62,9 +74,6 @@ def evaluate(run: Run | str, data: str) -> dict:
     y = np.array([classes.index(ds.classes[it.label]) for it in items])
     probs = predict_paths(model, spec, [it.path for it in items])
     pred = probs.argmax(1)
-    cm = np.zeros((len(classes),) * 2, dtype=int)
-    np.add.at(cm, (y, pred), 1)
     return {"accuracy": float((pred == y).mean()), "n": len(y),
-            "per_class": {c: float((pred[y == i] == i).mean()) if (y == i).any() else None
-                          for i, c in enumerate(classes)},
-            "confusion": cm.tolist(), "classes": classes}
+            "per_class": {c: None if np.isnan(a) else a for c, a in per_class_accuracy(y, pred, classes).items()},
+            "confusion": confusion(y, pred, len(classes)), "classes": classes}

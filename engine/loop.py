@@ -16,23 +16,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from timm.data import Mixup
 
 from engine import augment as aug, distributed
 from engine.batches import AugmentedImages, EpochBatches, make_loader
-from engine.config import Plan, TrainConfig, make_plan
-from engine.data import load_dataset
-from engine.device import autocast, pick_device, precision_name
+from engine.build import build
+from engine.config import TrainConfig
+from engine.device import autocast, pick_device, precision_name, to_device
+from engine.evaluate import confusion, per_class_accuracy
 from engine.events import Cancelled, CancelToken, EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
-from engine.features import InputSpec
-from engine.groups import layer_groups
 from engine.losses import make_loss, sample_order
 from engine.optim import (Schedule, apply_schedule, build_optimizer, freeze, group_drift, group_grad_norms,
                           set_bn_momentum, set_plan, set_train_mode)
-from engine.recommend import recommend
-from engine.split import SplitModel, StageHeadModel, probe_classifier
 from engine.store import Run
 from engine.views import cache_views
-from engine.weights import create_backbone
 
 
 class Trainer:
@@ -52,90 +49,32 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)  # the new head's initialisation and dropout masks follow the run's seed
-        self.ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed)
+        b = build(cfg, self.device)
+        self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split, self.probe = (
+            b.ds, b.spec, b.model, b.weights, b.groups, b.plan, b.split, b.probe)
         self.classes = self.ds.classes
-        spec = InputSpec.for_backbone(cfg.backbone, cfg.in_chans)
-        if cfg.mean or cfg.std:
-            spec = dataclasses.replace(spec, mean=tuple(cfg.mean or spec.mean), std=tuple(cfg.std or spec.std))
-        self.spec = spec
-        rec = None
-        if cfg.strategy in ("auto", "lp-ft"):
-            from engine.probe import probe
-            self.probe = probe(self.ds, cfg.backbone, cfg.weights, per_stage=cfg.strategy == "auto",
-                               in_channels=cfg.in_chans)
-            rec = self.probe.recommendation
-        model, self.weights = create_backbone(cfg.backbone, "none" if cfg.strategy == "scratch" else cfg.weights,
-                                              cfg.in_chans)
-        model.reset_classifier(len(self.classes))
-        self.groups = layer_groups(model)
-        self.plan: Plan = make_plan(cfg, [g.name for g in self.groups], rec)
-        if self.plan.head_stage is not None:
-            model = self._cut(model, rec)
-        head = probe_classifier(model, cfg.dropout)
-        if self.plan.head_from_probe:
-            fit = self._probe_head()
-            head.set_probe(*(torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in
-                             (fit.std_coef, fit.std_intercept, fit.mean, fit.scale)))
-        self.model = model.to(self.device, memory_format=torch.channels_last)
-        self.initial = {n: p.detach().float().cpu().clone() for n, p in model.named_parameters()}
-        self.opt = build_optimizer(model, self.groups, cfg.weight_decay)
+        self.initial = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
+        self.opt = build_optimizer(self.model, self.groups, cfg.weight_decay)
         self.ytr = torch.tensor([it.label for it in self.ds.train])
         self.yva = torch.tensor([it.label for it in self.ds.val])
-        counts = torch.bincount(self.ytr, minlength=len(self.classes))
-        self.loss_fn = make_loss(cfg.balance, counts, cfg.label_smoothing)
-        self.counts = counts
-        boundary = next((i for i, f in enumerate(self.plan.frozen) if not f), len(self.groups) - 1)
-        self.split = None
-        if cfg.cache_activations and 0 < boundary < len(self.groups) - 1 and not (cfg.mixup or cfg.cutmix):
-            size = self.spec.input_size[-1]
-            try:
-                probe_x = torch.zeros(1, self.spec.in_chans, size, size, device=self.device)
-                self.split = SplitModel(model, self.groups, boundary, probe_x)
-            except ValueError:
-                self.split = None
+        self.counts = torch.bincount(self.ytr, minlength=len(self.classes))
+        self.loss_fn = make_loss(cfg.balance, self.counts, cfg.label_smoothing)
+        self.mix = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, num_classes=len(self.classes),
+                         label_smoothing=cfg.label_smoothing) if cfg.mixup or cfg.cutmix else None
 
-    def _dev(self, t: torch.Tensor) -> torch.Tensor:
-        """To the training device; through pinned memory and a non-blocking copy on CUDA."""
-        if self.device.type == "cuda" and not t.is_cuda:
-            return (t if t.is_pinned() else t.pin_memory()).to(self.device, non_blocking=True)
-        return t
+    def _to(self, t: torch.Tensor) -> torch.Tensor:
+        return to_device(t, self.device)
 
     def _views_count(self) -> int:
         """Augmented views to cache (one when there is no augmentation: the views would be identical)."""
         return 1 if self.plan.augment == "none" and not self.cfg.random_erasing else max(1, self.cfg.views)
-
-    def _cut(self, model: torch.nn.Module, rec) -> torch.nn.Module:
-        """The stage-head plan: the network cut after the best stage; else the plan falls back to a freeze boundary."""
-        size = self.spec.input_size[-1]
-        try:
-            cut = StageHeadModel(model, self.groups, self.plan.head_stage, len(self.classes),
-                                 torch.zeros(1, self.spec.in_chans, size, size), self.cfg.dropout)
-        except ValueError as e:
-            fallback = recommend(self.probe.accuracy, [g.name for g in self.groups], len(self.ds.train),
-                                 [c["accuracy"] for c in self.probe.stage_curve], self.cfg.in_chans,
-                                 allow_stage_head=False)
-            self.plan = make_plan(self.cfg, [g.name for g in self.groups], fallback)
-            self.plan = dataclasses.replace(self.plan, reason=f"{self.plan.reason} (The network cannot be cut: {e}.)")
-            return model
-        self.groups = layer_groups(cut)
-        assert [g.name for g in self.groups] == list(self.plan.groups), "cut groups differ from the plan"
-        return cut
-
-    def _probe_head(self):
-        """The linear probe's fit for the head: on the cut stage's features, or on the final features."""
-        if self.plan.head_stage is None:
-            return self.probe.head
-        from engine.probe import features_for, fit_linear
-        fs, _, _ = features_for(self.ds, self.cfg.backbone, self.cfg.weights, in_chans=self.cfg.in_chans)
-        (xtr, ytr), (xva, yva) = fs.select("train", self.plan.head_stage), fs.select("val", self.plan.head_stage)
-        return fit_linear(xtr, ytr, xva, yva, len(self.classes))
 
     # ---------------------------------------------------------------- data
     def _views(self) -> None:
         """Caches features (and boundary activations) of K augmented views of the train set, and of the val set."""
         images, batches = self._train_images()
         self.cached = cache_views(self.model, self.split, self.spec, images, [it.path for it in self.ds.val],
-                                  self._views_count(), batches.seed_of, self._dev, self.device, self._check_cancel)
+                                  self._views_count(), batches.seed_of, self.device, self._check_cancel)
 
     def _train_images(self) -> tuple[AugmentedImages, EpochBatches]:
         """The augmented train images and the batch sampler for the full-forward path (made once)."""
@@ -169,16 +108,13 @@ class Trainer:
         """
         view = epoch % self._views_count()
         if phase == 1:
-            return self.model.get_classifier()(self._dev(self.cached.train_feats[view][idx])), None
+            return self.model.get_classifier()(self._to(self.cached.train_feats[view][idx])), None
         if self.split is not None:
-            return self.split.suffix(self._dev(self.cached.train_acts[view][idx])), None
-        x = self.spec.normalize(self._dev(x).contiguous(memory_format=torch.channels_last))
+            return self.split.suffix(self._to(self.cached.train_acts[view][idx])), None
+        x = self.spec.normalize(self._to(x).contiguous(memory_format=torch.channels_last))
         soft = None
-        if (self.cfg.mixup or self.cfg.cutmix) and len(idx) % 2 == 0:
-            from timm.data import Mixup
-            mix = Mixup(mixup_alpha=self.cfg.mixup, cutmix_alpha=self.cfg.cutmix, num_classes=len(self.classes),
-                        label_smoothing=self.cfg.label_smoothing)
-            x, soft = mix(x, self.ytr[idx].to(self.device))
+        if self.mix is not None and len(idx) % 2 == 0:
+            x, soft = self.mix(x, self.ytr[idx].to(self.device))
         return self.model(x), soft
 
     @torch.no_grad()
@@ -189,17 +125,16 @@ class Trainer:
         with autocast(self.device):
             for b in range(0, len(self.yva), 64):
                 if phase == 1:
-                    outs.append(model.get_classifier()(self._dev(self.cached.val_feats[b:b + 64])).float())
+                    outs.append(model.get_classifier()(self._to(self.cached.val_feats[b:b + 64])).float())
                 elif self.split is not None:
-                    outs.append(self.split.suffix(self._dev(self.cached.val_acts[b:b + 64])).float())
+                    outs.append(self.split.suffix(self._to(self.cached.val_acts[b:b + 64])).float())
                 else:
                     paths = [it.path for it in self.ds.val[b:b + 64]]
-                    x = self.spec.normalize(self._dev(torch.stack(self.spec.load(paths))))
+                    x = self.spec.normalize(self._to(torch.stack(self.spec.load(paths))))
                     outs.append(model(x).float())
         logits = torch.cat(outs).cpu()
         pred = logits.argmax(1)
-        per_class = [float((pred[self.yva == c] == c).float().mean()) if (self.yva == c).any() else float("nan")
-                     for c in range(len(self.classes))]
+        per_class = list(per_class_accuracy(self.yva.numpy(), pred.numpy(), self.classes).values())
         out = float(F.cross_entropy(logits, self.yva)), float((pred == self.yva).float().mean()), per_class, pred
         return (*out, logits.softmax(1).max(1).values) if with_conf else out
 
@@ -355,13 +290,12 @@ class Trainer:
                       str(self.run.path / "model.safetensors"))
             from engine.export import data_stats
             self.run.write_json("data_stats.json", data_stats(self.ds, self.spec))
-        cm = np.zeros((len(self.classes),) * 2, dtype=int)
-        np.add.at(cm, (self.yva.numpy(), pred.numpy()), 1)
         metrics = {"status": "finished", "best_val_acc": val_acc, "best_epoch": self.best[1], "val_loss": val_loss,
-                   "per_class": dict(zip(self.classes, per_class)), "confusion": cm.tolist(),
+                   "per_class": dict(zip(self.classes, per_class)),
+                   "confusion": confusion(self.yva.numpy(), pred.numpy(), len(self.classes)),
                    "val_paths": [it.path for it in self.ds.val], "val_pred": pred.tolist(), "val_conf": conf.tolist(),
                    "val_labels": self.yva.tolist(), "classes": self.classes,
-                   "probe_accuracy": getattr(getattr(self, "probe", None), "accuracy", None)}
+                   "probe_accuracy": getattr(self.probe, "accuracy", None)}
         return self._end("finished", t_start, metrics=metrics)
 
     def _end(self, status: str, t_start: float, error: str = "", metrics: dict | None = None) -> dict:

@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import confusion_matrix
 from sklearn.preprocessing import StandardScaler
 
 from engine.catalogue import get_entry
 from engine.data import Dataset
+from engine.evaluate import confusion, per_class_accuracy
 from engine.errors import TransferLabError, WeightsUnavailable
 from engine.features import FeatureSet, InputSpec, current_precision, extract, feature_key, load_cached, save_cached
 from engine.recommend import Recommendation, recommend
@@ -91,10 +91,6 @@ class ProbeResult:
         return d
 
 
-def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, float]:
-    return {c: float((pred[y == i] == i).mean()) if (y == i).any() else float("nan") for i, c in enumerate(classes)}
-
-
 def features_for(ds: Dataset, backbone: str, weights: str = "auto", progress: Progress | None = None,
                  batch_size: int | None = None, in_chans: int = 3) -> tuple[FeatureSet, WeightsInfo, InputSpec]:
     """Features of every item, from the disk cache when (backbone, weights, data, transform, precision) match."""
@@ -150,7 +146,7 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
         progress("done", 1.0)
     return ProbeResult(
         backbone, fit.accuracy, per_class_accuracy(yva, fit.predictions, ds.classes),
-        confusion_matrix(yva, fit.predictions, labels=list(range(n_cls))).tolist(), ds.classes,
+        confusion(yva, fit.predictions, n_cls), ds.classes,
         round(time.perf_counter() - t0, 3), fs.cached, info, spec, current_precision(), len(ytr), len(yva),
         get_entry(backbone).params_m, rec, curve, val_paths, yva.tolist(), fit.predictions.tolist(),
         fit.probabilities.max(1).round(4).tolist(), fit)

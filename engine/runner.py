@@ -12,7 +12,7 @@ from typing import Callable
 from engine.config import TrainConfig
 from engine.events import CancelToken
 from engine.loop import Trainer
-from engine.store import TERMINAL, Run, RunStore
+from engine.store import TERMINAL, EventTail, Run, RunStore
 
 
 class Runner:
@@ -26,6 +26,7 @@ class Runner:
         self._queue: deque[str] = deque()
         self._tokens: dict[str, CancelToken] = {}
         self._active: str | None = None
+        self._tails: dict[str, EventTail] = {}
         self._thread = threading.Thread(target=self._work, name="transferlab-runner", daemon=True)
         self._thread.start()
 
@@ -70,9 +71,11 @@ class Runner:
             return list(self._queue)
 
     def snapshot(self, run_id: str) -> dict:
-        """A copy of the run's status, config and events: safe to read from any thread."""
+        """A copy of the run's status, config and events (read incrementally): safe to read from any thread."""
         run = self.store.open(run_id)
-        return {"id": run_id, "status": run.status(), "config": run.config, "events": run.events(),
+        with self._lock:
+            tail = self._tails.setdefault(run_id, EventTail(run))
+        return {"id": run_id, "status": run.status(), "config": run.config, "events": tail.read(),
                 "metrics": run.read_json("metrics.json"), "plan": run.read_json("plan.json")}
 
     def wait(self, run_id: str, timeout: float | None = None) -> bool:

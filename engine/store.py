@@ -67,17 +67,8 @@ class Run:
 
     def events(self, kind: str | None = None) -> list[dict]:
         """All complete events, oldest first (a torn final line from a crash is ignored)."""
-        if not self.events_path.exists():
-            return []
-        out = []
-        with open(self.events_path) as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                ev = json.loads(line)
-                if kind is None or ev.get("kind") == kind:
-                    out.append(ev)
-        return out
+        lines, _ = _complete_lines(self.events_path, 0)
+        return [ev for ev in map(json.loads, lines) if kind is None or ev.get("kind") == kind]
 
     def events_offset(self) -> int:
         return self.events_path.stat().st_size if self.events_path.exists() else 0
@@ -117,6 +108,51 @@ class Run:
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
         return json.loads(path.read_text()) if path.exists() else None
+
+
+class EventTail:
+    """A run's events read incrementally: each `read()` parses only the lines appended since the previous one.
+
+    A log that was truncated (a resume rewinds it to its checkpoint) is noticed because the line last read is no
+    longer where it was; the tail then reads the log again from the start. Safe to share between threads.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self._events: list[dict] = []
+        self._offset, self._last = 0, b""
+        self._lock = threading.Lock()
+
+    def _rewound(self) -> bool:
+        if not self._offset:
+            return False
+        if self.run.events_offset() < self._offset:
+            return True
+        with open(self.run.events_path, "rb") as f:
+            f.seek(self._offset - len(self._last))
+            return f.read(len(self._last)) != self._last
+
+    def read(self) -> list[dict]:
+        """Every complete event so far, oldest first (a new list; the dicts are shared, do not modify them)."""
+        with self._lock:
+            if self._rewound():
+                self._events, self._offset, self._last = [], 0, b""
+            lines, self._offset = _complete_lines(self.run.events_path, self._offset)
+            if lines:
+                self._events.extend(map(json.loads, lines))
+                self._last = lines[-1]
+            return list(self._events)
+
+
+def _complete_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
+    """The complete lines (newline kept) of `path` after byte `offset`, and the offset after the last of them."""
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    return data[:end].splitlines(keepends=True), offset + end
 
 
 class RunStore:

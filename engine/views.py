@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from engine.batches import AugmentedImages
-from engine.device import autocast
+from engine.device import autocast, to_device
 from engine.features import InputSpec
 from engine.split import SplitModel
 
@@ -35,13 +35,12 @@ def frozen_forward(model: torch.nn.Module, split: SplitModel | None, x: torch.Te
 
 @torch.inference_mode()
 def cache_views(model: torch.nn.Module, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,
-                val_paths: list[str], views: int, seed_of: Callable[[int, int], int], to_device: Callable,
-                device: torch.device, check_cancel: Callable[[], None], batch_size: int = 16) -> Views:
+                val_paths: list[str], views: int, seed_of: Callable[[int, int], int], device: torch.device,
+                check_cancel: Callable[[], None], batch_size: int = 16) -> Views:
     """Runs the frozen network (eval mode) over `views` augmented views of `images` and over the val images.
 
     Args:
         seed_of: (image index, view) → augmentation seed; view k uses the stream -1 - k, apart from the epochs'.
-        to_device: Moves a CPU batch to the device (pinned, non-blocking on CUDA).
         check_cancel: Called before every batch; raises to stop.
     """
     model.eval()
@@ -54,14 +53,14 @@ def cache_views(model: torch.nn.Module, split: SplitModel | None, spec: InputSpe
                 check_cancel()
                 idx = range(b, min(b + batch_size, len(images)))
                 x = torch.stack([images[(i, seed_of(i, -1 - k))] for i in idx])
-                f, a = frozen_forward(model, split, spec.normalize(to_device(x)))
+                f, a = frozen_forward(model, split, spec.normalize(to_device(x, device)))
                 fk.append(f)
                 ak.append(a)
             feats.append(torch.cat(fk))
             acts.append(torch.cat(ak) if split else None)
         vf, va = [], []
         for b in range(0, len(val_paths), batch_size):
-            x = spec.normalize(to_device(torch.stack(spec.load(val_paths[b:b + batch_size]))))
+            x = spec.normalize(to_device(torch.stack(spec.load(val_paths[b:b + batch_size])), device))
             f, a = frozen_forward(model, split, x)
             vf.append(f)
             va.append(a)

@@ -1,5 +1,6 @@
 """Background runs: queueing, cancel, and a run killed with SIGKILL in phase 2 that resumes without losing events."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -98,9 +99,8 @@ def test_two_process_gloo_training(tiny_folder, tmp_path):
     assert len(runs) == 1 and runs[0].status()["state"] == "finished"
     run = runs[0]
     assert run.events("run_started")[0]["world_size"] == 2
-    n_train = len(run.read_json("metrics.json")["val_labels"])
-    n_train = 18 - n_train
-    per_rank_steps = -(-(-(-n_train // 2)) // 4)
+    n_train = 18 - len(run.read_json("metrics.json")["val_labels"])
+    per_rank_steps = math.ceil(math.ceil(n_train / 2) / 4)  # each rank takes half the images, in batches of 4
     epochs = run.events("epoch")
     steps = run.events("step")
     assert len(epochs) == 2 and len(steps) == 2 * per_rank_steps  # rank 0 records its half, once

@@ -1,7 +1,8 @@
 import os
 
 from engine.events import EpochEnded, StepEnded
-from engine.store import RunStore
+from engine import store as store_module
+from engine.store import EventTail, RunStore
 
 
 def test_events_round_trip_and_torn_line_is_ignored(tmp_path):
@@ -40,3 +41,27 @@ def test_checkpoints_are_weights_only(tmp_path):
     run = RunStore(tmp_path).create({})
     run.save_checkpoint("last", {"model": {"w": torch.ones(2)}, "epoch": 3})
     assert run.load_checkpoint("last")["epoch"] == 3 and run.load_checkpoint("best") is None
+
+
+def test_event_tail_reads_only_new_lines_and_follows_a_rewind(tmp_path, monkeypatch):
+    run = RunStore(tmp_path).create({})
+    tail = EventTail(run)
+    assert tail.read() == []
+    for i in range(3):
+        run.append(StepEnded(step=i))
+    checkpoint = run.events_offset()
+    run.append(StepEnded(step=3))
+    with open(run.events_path, "a") as f:
+        f.write('{"kind": "step", "st')  # a line being written
+    assert [e["step"] for e in tail.read()] == [0, 1, 2, 3]
+    parsed = []
+    real_loads = store_module.json.loads
+    monkeypatch.setattr(store_module.json, "loads", lambda s: parsed.append(s) or real_loads(s))
+    with open(run.events_path, "a") as f:
+        f.write('ep": 9}\n')  # the line completes
+    assert [e["step"] for e in tail.read()] == [0, 1, 2, 3, 9] and len(parsed) == 1  # only the new line is parsed
+    # a resume rewinds the log to its checkpoint and appends past the old end before the next read
+    run.truncate_events(checkpoint)
+    for i in range(10, 14):
+        run.append(StepEnded(step=i))
+    assert [e["step"] for e in tail.read()] == [0, 1, 2, 10, 11, 12, 13] == [e["step"] for e in run.events()]

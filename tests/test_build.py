@@ -1,0 +1,42 @@
+"""Building a run from its config: plan, new head, weights provenance, and where the frozen part is cut for caching."""
+import pytest
+import torch
+
+from engine.build import build
+from engine.config import TrainConfig
+from engine.errors import WeightsUnavailable
+from engine.split import ProbeLinear
+
+CPU = torch.device("cpu")
+
+
+def cfg(data, **kw) -> TrainConfig:
+    return TrainConfig(**{"data": str(data), "strategy": "top-k", "top_k": 1, "val_fraction": 0.34, **kw})
+
+
+def test_top_k_is_cut_below_its_first_trainable_group(tiny_folder):
+    b = build(cfg(tiny_folder, dropout=0.3), CPU)
+    assert b.weights.source == "bundled" and b.probe is None
+    assert b.plan.frozen[-2:] == (False, False) and all(b.plan.frozen[:-2])
+    assert [g.name for g in b.groups] == list(b.plan.groups)
+    head = b.model.get_classifier()
+    assert isinstance(head, ProbeLinear) and head.drop == 0.3 and head.out_features == len(b.ds.classes) == 3
+    x = torch.randn(2, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    b.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(b.split.suffix(b.split.prefix(x)), b.model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(strategy="full"), dict(mixup=0.2), dict(cache_activations=False),
+                                dict(strategy="feature-extraction")])
+def test_no_cut_where_the_images_are_needed_or_nothing_is_frozen_below(tiny_folder, kw):
+    assert build(cfg(tiny_folder, **kw), CPU).split is None
+
+
+def test_scratch_says_so_and_missing_weights_fail(tiny_folder, tmp_path, monkeypatch):
+    assert build(cfg(tiny_folder, strategy="scratch"), CPU).weights.source == "scratch"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # empty caches: no weights for resnet50 anywhere
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(WeightsUnavailable, match="resnet50"):
+        build(cfg(tiny_folder, backbone="resnet50"), CPU)
