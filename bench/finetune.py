@@ -76,8 +76,8 @@ def plain_loop(root: Path) -> tuple[float, float]:
         for _ in range(epochs):
             model.train()
             for x, y in train:
-                f = (0.1 + 0.9 * step / (warm * len(train))) if step < warm * len(train) else \
-                    0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (step - warm * len(train)) / (total - warm * len(train))))
+                w = warm * len(train)  # warm-up steps
+                f = 0.1 + 0.9 * step / w if step < w else 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (step - w) / (total - w)))
                 for pg in opt.param_groups:
                     pg["lr"] = pg["base"] * f
                 loss = loss_fn(model(x), y)

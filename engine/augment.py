@@ -44,7 +44,7 @@ def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: floa
         if preset == "basic":
             steps += [v2.ColorJitter(0.2, 0.2, 0.2)] if colour else []
             # Nearest, torchvision's default: bilinear resampling blurs every training image but no val image, and a
-            # head trained on such features lost 4-5 points on plant-leaves-15 (0.74 against 0.78-0.79).
+            # head trained on such features lost 4-5 points on plant-leaves-15 (0.73-0.74 against 0.77-0.79).
             steps += [v2.RandomRotation(15, interpolation=InterpolationMode.NEAREST)]
         elif preset == "randaugment":
             steps += [v2.RandAugment(num_ops=2, magnitude=9)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from engine.groups import LayerGroup, layer_groups
 from engine.recommend import Recommendation, recommend
 from engine.split import SplitModel, StageHeadModel, probe_classifier
 from engine.weights import WeightsInfo, create_backbone
+
+if TYPE_CHECKING:
+    from engine.probe import ProbeResult
 
 
 @dataclass
@@ -31,7 +35,7 @@ class Built:
     groups: list[LayerGroup]
     plan: Plan
     split: SplitModel | None
-    probe: object | None
+    probe: ProbeResult | None
 
 
 def build(cfg: TrainConfig, device: torch.device) -> Built:
@@ -80,7 +84,7 @@ def _split(cfg: TrainConfig, model: nn.Module, groups: list[LayerGroup], plan: P
 
 
 def _cut(cfg: TrainConfig, model: nn.Module, groups: list[LayerGroup], plan: Plan, ds: Dataset, spec: InputSpec,
-         probe) -> tuple[nn.Module, list[LayerGroup], Plan]:
+         probe: ProbeResult) -> tuple[nn.Module, list[LayerGroup], Plan]:
     """The stage-head plan: the network cut after the best stage; else the plan falls back to a freeze boundary."""
     size = spec.input_size[-1]
     try:

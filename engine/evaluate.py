@@ -5,6 +5,7 @@ import numpy as np
 import timm
 import torch
 from safetensors.torch import load_file
+from sklearn.metrics import confusion_matrix
 
 from engine.data import load_dataset
 from engine.device import autocast, pick_device
@@ -21,10 +22,8 @@ def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> d
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> list[list[int]]:
-    """Counts of (true class, predicted class)."""
-    cm = np.zeros((n_classes, n_classes), dtype=int)
-    np.add.at(cm, (y, pred), 1)
-    return cm.tolist()
+    """Counts of (true class, predicted class), every class a row and a column even when absent."""
+    return confusion_matrix(y, pred, labels=list(range(n_classes))).tolist()
 
 
 def load_run_model(run: Run | str) -> tuple[torch.nn.Module, InputSpec, list[str]]:
