@@ -77,7 +77,8 @@ def plain_loop(root: Path) -> tuple[float, float]:
             model.train()
             for x, y in train:
                 w = warm * len(train)  # warm-up steps
-                f = 0.1 + 0.9 * step / w if step < w else 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (step - w) / (total - w)))
+                cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (step - w) / (total - w)))
+                f = 0.1 + 0.9 * step / w if step < w else cosine
                 for pg in opt.param_groups:
                     pg["lr"] = pg["base"] * f
                 loss = loss_fn(model(x), y)
