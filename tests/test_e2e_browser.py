@@ -1,4 +1,5 @@
-"""End to end in a real browser: the README's `make run`, the Quick demo, the live chart, the Compare page.
+"""End to end in a real browser: the README's `make run`, the Quick demo, the live chart (also in a second tab),
+the Compare page.
 
 Debian's chromium driven by Playwright through its executable path, headless. Screenshots of every page are saved
 to test-artifacts/.
@@ -74,6 +75,9 @@ def test_quick_demo_live_chart_and_compare(server):
         page.screenshot(path=str(ARTIFACTS / "0_home.png"), full_page=True)
         page.get_by_role("button", name="Quick demo").click()
         page.get_by_text("Accuracy per epoch").first.wait_for(timeout=120_000)
+        second = browser.new_page(viewport={"width": 1400, "height": 1000})  # another tab: its own session
+        second.goto(f"{server}/Train")
+        second.get_by_text("Accuracy per epoch").first.wait_for(timeout=120_000)
 
         seen, deadline = [], time.time() + 600
         while time.time() < deadline:
@@ -87,6 +91,9 @@ def test_quick_demo_live_chart_and_compare(server):
         changes = [n for n in seen if n > 0]
         assert len(seen) >= 3 and len(changes) >= 2 and changes == sorted(changes), f"accuracy chart over time: {seen}"
         assert page.get_by_text("· finished").count(), "the demo run did not finish"
+        second.get_by_text("· finished").first.wait_for(timeout=60_000)  # the other tab followed the same run live
+        second.screenshot(path=str(ARTIFACTS / "4b_train_second_tab.png"), full_page=True)
+        second.close()
 
         for shot, path in (("1_data", "Data"), ("2_backbone", "Backbone"), ("3_probe", "Probe"),
                            ("6_predict", "Predict_Export"), ("5_compare", "Compare")):
