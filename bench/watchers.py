@@ -30,8 +30,8 @@ DEFAULTS = ["--server.fileWatcherType", "auto", "--runner.postScriptGC", "true"]
 
 def _fine_tune_rate(home: str) -> float:
     """Median images/s of the phase-2 epochs of the one run under `home`."""
-    rates = [json.loads(line)["images_per_s"] for f in Path(home, "runs").glob("*/events.jsonl") for line in open(f)
-             if '"kind": "epoch"' in line and '"phase": 2' in line]
+    events = [json.loads(line) for f in Path(home, "runs").glob("*/events.jsonl") for line in open(f)]
+    rates = [e["images_per_s"] for e in events if e["kind"] == "epoch" and e["phase"] == 2]
     return statistics.median(rates) if rates else float("nan")
 
 

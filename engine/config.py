@@ -146,5 +146,6 @@ def make_plan(cfg: TrainConfig, groups: list[str], rec: Recommendation | None = 
                 cfg.strategy == "lp-ft" or stage is not None, reason, stage,
                 cfg.augment or (rec.augment if rec is not None and cfg.strategy == "auto" else "basic"),
                 # A head from the probe was fit on features made with ImageNet statistics; recomputing them on
-                # plant-leaves-15 dropped the probe on blocks.5 from 93.7% to 80.0%, so they stay fixed.
+                # plant-leaves-15 dropped the probe on blocks.5 from 93.7% to 80.0% when this rule was set, so
+                # they stay fixed.
                 cfg.bn_eval_unfrozen or cfg.strategy == "lp-ft" or stage is not None)

@@ -74,7 +74,9 @@ class Runner:
         """A copy of the run's status, config and events (read incrementally): safe to read from any thread."""
         run = self.store.open(run_id)
         with self._lock:
-            tail = self._tails.setdefault(run_id, EventTail(run))
+            if run_id not in self._tails:
+                self._tails[run_id] = EventTail(run)
+            tail = self._tails[run_id]
         return {"id": run_id, "status": run.status(), "config": run.config, "events": tail.read(),
                 "metrics": run.read_json("metrics.json"), "plan": run.read_json("plan.json")}
 
