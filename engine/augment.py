@@ -8,9 +8,9 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2
 
-from engine.features import InputSpec
+from engine.spec import InputSpec
 
-PRESETS = ("none", "basic", "randaugment", "autoaugment")
+PRESETS = ("none", "light", "basic", "randaugment", "autoaugment")
 
 
 def working_geometry(spec: InputSpec) -> tuple[str, Callable]:
@@ -23,7 +23,8 @@ def working_geometry(spec: InputSpec) -> tuple[str, Callable]:
 def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: float = 0.0) -> Callable:
     """uint8 (3, H, W) at working resolution → augmented uint8 (3, S, S).
 
-    Presets: none (the eval crop), basic (RandomResizedCrop 0.7–1, flip, ColorJitter 0.2, rotation 15°),
+    Presets: none (the eval crop), light (RandomResizedCrop 0.85–1 and flip: views that stay close to the ones a
+    linear probe was fitted on), basic (RandomResizedCrop 0.7–1, flip, ColorJitter 0.2, rotation 15°),
     randaugment (RandAugment(2, 9)), autoaugment (the ImageNet policy). RandomErasing with probability
     `random_erasing` is applied last. Colour operations need 1 or 3 channels: for other counts basic is geometric
     only (no ColorJitter) and the two policies are refused.
@@ -38,6 +39,9 @@ def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: floa
     interp = InterpolationMode(spec.interpolation)
     if preset == "none":
         steps: list = [v2.CenterCrop(size)]
+    elif preset == "light":
+        steps = [v2.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.9, 1.1), interpolation=interp, antialias=True),
+                 v2.RandomHorizontalFlip()]
     else:
         steps = [v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
                  v2.RandomHorizontalFlip()]

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from engine.features import DECODED
+from engine.decode import DECODED
 
 
 class AugmentedImages(Dataset):

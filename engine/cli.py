@@ -1,29 +1,37 @@
-"""Command line: `python -m engine {backbones,inspect-data,probe,train,resume,evaluate,lr-find}`; all print JSON too."""
+"""Command line: `python -m engine {backbones,inspect-data,probe,plan,train,resume,evaluate,lr-find}`; all print JSON
+too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit code."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import threading
+import time
 
+from engine.augment import PRESETS
+from engine.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
 from engine.errors import TransferLabError
+
+RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
+               "test_interval", "test_n", "test_source", "cv_estimate", "probe_accuracy", "head_accuracy", "seconds",
+               "error")
+CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
 
 
 def _progress(stage: str, frac: float) -> None:
-    print(f"\r{stage:>10} {frac:6.1%}", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
+    print(f"\r{stage:>32} {frac:6.1%}", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from engine.catalogue import list_entries
-    from engine.weights import availability
-    rows = [{**e.as_row(), **availability(e.name)} for e in list_entries()]
+    from engine.weights import catalogue_rows
+    rows = catalogue_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'backbone':24} {'params':>7} {'top-1':>6} {'size':>5}  {'weights':18} best for")
     for r in rows:
-        src = r["source"] or "MISSING"
-        print(f"{r['name']:24} {r['params_m']:6.1f}M {r['imagenet_top1']:6.1f} {r['input_size']:5d}  {src:18} "
-              f"{r['best_for']}")
+        print(f"{r['name']:24} {r['params_m']:6.1f}M {r['imagenet_top1']:6.1f} {r['input_size']:5d}  "
+              f"{r['source'] or 'MISSING':18} {r['best_for']}")
     if any(not r["available"] for r in rows):
         print("\nMISSING: no weights on this machine. Run `python -m engine backbones --json` for how to provide them.")
     return 0
@@ -36,14 +44,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
-    print(f"dataset {report.root}  ({len(report.classes)} classes; validation: {report.val_source})")
+    print(f"dataset {report.root}  ({len(report.classes)} classes; validation: {report.val_source}; "
+          f"test: {report.test_source})")
     for split, counts in report.counts.items():
         print(f"  {split}: {sum(counts.values())} images")
     width = max(len(c) for c in report.classes)
     for cls in report.classes:
         print(f"  {cls:{width}}  " + "  ".join(f"{s} {report.counts[s][cls]:4d}" for s in report.counts))
-    sizes = dict(list(report.sizes.items())[:3])
-    print(f"imbalance ratio {report.imbalance_ratio}; sizes {sizes}; modes {report.modes}")
+    print(f"imbalance ratio {report.imbalance_ratio}; sizes {dict(list(report.sizes.items())[:3])}; modes {report.modes}")
     for u in report.unreadable:
         print(f"  skipped: {u['reason']}")
     for w in report.warnings:
@@ -51,90 +59,123 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
+def _config(args: argparse.Namespace, **over) -> TrainConfig:
+    keys = ("val", "test", "backbone", "weights", "strategy", "top_k", "lr", "head_epochs", "batch_size", "augment",
+            "balance", "views", "seed", "device", "in_chans", "budget", "test_fraction")
+    kw = {k: getattr(args, k, None) for k in keys}
+    kw["finetune_epochs"] = getattr(args, "epochs", None)
+    return TrainConfig(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from engine.data import load_dataset
-    from engine.probe import probe, shootout
-    ds = load_dataset(args.data, val=args.val, seed=args.seed)
+    from engine.probe import probe
+    from engine.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
     progress = None if args.quiet else _progress
     if len(names) > 1:
-        rows = shootout(ds, names, per_stage=args.per_stage, progress=progress)
-        out = [{k: v for k, v in r.items() if k != "result"} |
-               ({"recommendation": r["result"].recommendation.to_dict()} if r["result"] else {}) for r in rows]
+        ds = load_dataset(args.data, val=args.val, seed=args.seed)
+        result = shootout(ds, names, progress=progress)
+        print(json.dumps(result, indent=2) if args.json else result["verdict"])
+        return 0
+    if args.per_stage:  # the full auto plan: probe, candidates, recommendation
+        from engine.planner import get_plan
+        planned = get_plan(_config(args, strategy="auto", backbone=names[0]), progress)
+        p = planned.plan
+        out = {"plan": p.to_dict(), "accuracy": p.probe_accuracy}
+        if planned.probes:
+            out.update({k: v for k, v in planned.probes[0].to_dict().items() if not k.startswith("val_")})
         if args.json:
             print(json.dumps(out, indent=2))
         else:
-            for r in out:
-                acc = "   -  " if r["accuracy"] is None else f"{r['accuracy']:.1%}"
-                print(f"{r['backbone']:24} {acc:>6}  {r['seconds'] or 0:6.1f}s  {r['params_m']:5.1f}M  "
-                      f"{r['error'] or ''}")
+            for c in out.get("stage_curve", []):
+                print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
+            print(f"\nfinal-feature probe {p.probe_accuracy:.1%} on val; plan: {p.tap_label}\n  {p.reason}")
         return 0
-    r = probe(ds, names[0], weights=args.weights, per_stage=args.per_stage, in_channels=args.in_chans,
-              progress=progress)
-    if args.json:
-        d = r.to_dict()
-        for k in ("val_paths", "val_labels", "val_predictions", "val_confidence"):
-            d.pop(k)
-        print(json.dumps(d, indent=2))
-        return 0
-    print(f"{r.backbone}: linear probe accuracy {r.accuracy:.1%} on {r.n_val} validation images "
+    r = probe(load_dataset(args.data, val=args.val, seed=args.seed), names[0], weights=args.weights, per_stage=False,
+              in_channels=args.in_chans, progress=progress)
+    d = {k: v for k, v in r.to_dict().items() if not k.startswith("val_")}
+    print(json.dumps(d, indent=2) if args.json else
+          f"{r.backbone}: linear probe accuracy {r.accuracy:.1%} on {r.n_val} validation images "
           f"({r.seconds:.1f}s{', cached features' if r.cached else ''}; weights {r.weights.source})")
-    if r.stage_curve:
-        for c in r.stage_curve:
-            print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
-    rec = r.recommendation
-    print(f"\nRecommendation: {rec.strategy}\n  {rec.reason}")
     return 0
 
 
-def _watch(run, total_hint: int = 0) -> None:
-    """Progress bar from the run's events (the CLI reads the store like the dashboard does)."""
+def cmd_plan(args: argparse.Namespace) -> int:
+    from engine.planner import get_plan
+    from engine.preflight import preflight
+    planned = get_plan(_config(args), None if args.quiet else _progress)
+    plan = planned.plan
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+        return 0
+    print(f"{plan.strategy} on {plan.backbone}: head on {plan.tap_label} ({plan.head_init} start)")
+    for g, label, f, lr in zip(plan.groups, plan.labels, plan.frozen, plan.lrs):
+        print(f"  {label:14} {g:28} {'frozen' if f else f'trains at {lr:.0e}'}")
+    print(f"head epochs {plan.head_epochs} at {plan.head_lr:g}; fine-tune epochs {plan.finetune_epochs}; "
+          f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s\n{plan.reason}")
+    for f in preflight(plan):
+        print(f"{'ERROR' if f.error else 'WARNING'}: {f.message}. Fix: {f.fix}.")
+    return 0
+
+
+def _watch(run, thread: threading.Thread) -> None:
+    """Progress from the run's events (the CLI reads the store like the dashboard does)."""
     from tqdm import tqdm
     bar, seen = None, 0
-    while True:
-        evs = run.events("epoch")
+    while thread.is_alive():
+        evs = run.events()
         for e in evs[seen:]:
-            if bar is None:
-                bar = tqdm(total=e["total_epochs"], initial=e["epoch"] - 1, unit="epoch", file=sys.stderr)
-            bar.update(1)
-            bar.set_postfix(val_acc=f"{e['val_acc']:.3f}", phase=e["phase"])
+            if e["kind"] == "setup":
+                _progress(e["name"], e["fraction"])
+            elif e["kind"] == "step":
+                if bar is None:
+                    bar = tqdm(total=None, unit="step", file=sys.stderr)
+                bar.update(1)
+                bar.set_postfix(epoch=e["epoch"], loss=f"{e['running_loss']:.3f}",
+                                left=f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "?")
+            elif e["kind"] == "epoch":
+                print(f"\nepoch {e['epoch']}/{e['total_epochs']}: val {e['val_acc']:.1%}", file=sys.stderr)
         seen = len(evs)
-        if run.status().get("state") in ("finished", "cancelled", "failed"):
-            break
-        import time
         time.sleep(0.5)
-    if bar:
+    if bar is not None:
         bar.close()
 
 
 def _train_result(run, as_json: bool) -> int:
     m = run.read_json("metrics.json") or {}
-    out = {k: m.get(k) for k in ("run_id", "run_dir", "status", "best_val_acc", "best_epoch", "seconds",
-                                 "probe_accuracy", "error")}
-    print(json.dumps(out, indent=2) if as_json else
-          f"run {out['run_id']} {out['status']}: best val accuracy {out['best_val_acc']:.1%} "
-          f"(epoch {out['best_epoch']}) "
-          f"in {out['seconds']:.0f}s{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
+    out = {k: m.get(k) for k in RESULT_KEYS}
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        test = (f"test accuracy {out['test_accuracy']:.1%} (95% interval {out['test_interval'][0]:.1%}–"
+                f"{out['test_interval'][1]:.1%}, {out['test_n']} photos nothing was chosen on)"
+                if out["test_accuracy"] is not None else
+                f"no test split; cross-validated estimate {out['cv_estimate']:.1%}" if out.get("cv_estimate") else
+                "no test split")
+        print(f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
+              f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
+              f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
     return 0 if out["status"] == "finished" else 1
 
 
+def _fit_in_thread(run, trainer, quiet: bool) -> None:
+    t = threading.Thread(target=trainer.fit, daemon=True)
+    t.start()
+    try:
+        if not quiet:
+            _watch(run, t)
+        t.join()
+    except KeyboardInterrupt:
+        trainer.cancel.cancel()
+        t.join()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    import threading
-    from engine.config import TrainConfig
-    from engine.events import CancelToken
+    from engine import distributed
     from engine.loop import Trainer
     from engine.store import RunStore
-    kw = {k: v for k, v in dict(val=args.val, backbone=args.backbone, weights=args.weights, strategy=args.strategy,
-                                 top_k=args.top_k, lr=args.lr, head_epochs=args.head_epochs,
-                                 finetune_epochs=args.epochs, batch_size=args.batch_size, augment=args.augment,
-                                 balance=args.balance, views=args.views, seed=args.seed, device=args.device,
-                                 in_chans=args.in_chans).items()
-          if v is not None}
-    from engine import distributed
-    cfg = TrainConfig(data=args.data, **kw)
+    cfg = _config(args)
     rank, world = distributed.init()
     store = RunStore()
     run = store.open(distributed.share_run_id(store.create(cfg.to_dict()).id if rank == 0 else None))
@@ -142,45 +183,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         Trainer(cfg, run).fit()
         return 0
     print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
-    token = CancelToken()
-    t = threading.Thread(target=Trainer(cfg, run, token).fit, daemon=True)
-    t.start()
-    try:
-        if not args.quiet:
-            _watch(run)
-        t.join()
-    except KeyboardInterrupt:
-        token.cancel()
-        t.join()
+    _fit_in_thread(run, Trainer(cfg, run), args.quiet)
     return _train_result(run, args.json)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from engine.config import TrainConfig
     from engine.loop import Trainer
     from engine.store import RunStore
     run = RunStore().open(args.run)
-    Trainer(TrainConfig.from_dict(run.config), run).fit()
+    _fit_in_thread(run, Trainer(TrainConfig.from_dict(run.config), run), args.quiet)
     return _train_result(run, args.json)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluate import evaluate
-    r = evaluate(args.run, args.data)
+    if (args.data is None) == (args.split is None):
+        raise TransferLabError("evaluate needs either --data FOLDER or --split test|val (the run's own split)")
+    r = evaluate(args.run, args.data, args.split)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        print(f"accuracy {r['accuracy']:.1%} on {r['n']} images")
+        lo, hi = r["interval"]
+        print(f"accuracy {r['accuracy']:.1%} on {r['n']} images (95% interval {lo:.1%}–{hi:.1%})")
         for c, a in r["per_class"].items():
             print(f"  {c:40} {'-' if a is None else f'{a:.1%}'}")
     return 0
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from engine.config import TrainConfig
     from engine.lrfind import lr_find
-    cfg = TrainConfig(data=args.data, backbone=args.backbone, strategy=args.strategy)
-    r = lr_find(cfg, steps=args.steps, progress=None if args.json else _progress)
+    r = lr_find(_config(args), steps=args.steps, progress=None if args.json else _progress)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
@@ -188,6 +220,37 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
             print(f"  lr {lr:9.2e}  loss {loss:7.3f}")
         print(f"suggested head learning rate: {r['suggestion']:.1e}")
     return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="a folder (one subfolder per class, or train/ val/ [test/]), .zip "
+                   "or .csv (path,label[,split])")
+    p.add_argument("--val", default=None, help="a separate validation folder")
+    p.add_argument("--test", default=None, help="a separate test folder")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="share of each class held out as the test split when the data has none (default 0.2; 0: none)")
+    p.add_argument("--backbone", default="tf_efficientnet_lite0")
+    p.add_argument("--weights", default="auto", help="auto, none (random initialisation), or a weights file")
+    p.add_argument("--in-chans", type=int, default=3, help=CHANS_HELP)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    _data_args(p)
+    p.add_argument("--strategy", default="auto", choices=[s for s in STRATEGIES if s != "custom"])
+    p.add_argument("--budget", type=float, default=None,
+                   help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f})")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--head-epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning (phase 2) epochs")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--augment", default=None, choices=list(PRESETS))
+    p.add_argument("--balance", default=None, choices=list(BALANCE))
+    p.add_argument("--views", type=int, default=None)
+    p.add_argument("--device", default=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,54 +265,32 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_inspect)
-    pr = sub.add_parser("probe", help="linear probe and strategy recommendation")
-    pr.add_argument("--data", required=True)
-    pr.add_argument("--val", default=None)
-    pr.add_argument("--backbone", default="tf_efficientnet_lite0", help="one name, or several separated by commas")
-    pr.add_argument("--weights", default="auto", help="auto, none, or a weights file")
-    pr.add_argument("--per-stage", action="store_true", help="also probe the features after every layer group")
-    pr.add_argument("--seed", type=int, default=0)
-    pr.add_argument("--in-chans", type=int, default=3, help=CHANS_HELP)
-    pr.add_argument("--json", action="store_true")
-    pr.add_argument("--quiet", action="store_true")
+    pr = sub.add_parser("probe", help="linear probe (several backbones: a shoot-out); --per-stage: the auto plan")
+    _data_args(pr)
+    pr.add_argument("--per-stage", action="store_true", help="probe after every stage and choose the head")
+    pr.add_argument("--budget", type=float, default=None)
     pr.set_defaults(fn=cmd_probe)
-    t = sub.add_parser("train", help="fine-tune a backbone (progress bar, then JSON with --json)")
-    t.add_argument("--data", required=True)
-    t.add_argument("--val", default=None)
-    t.add_argument("--backbone", default="tf_efficientnet_lite0")
-    t.add_argument("--weights", default="auto")
-    t.add_argument("--strategy", default="auto",
-                   choices=["auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch"])
-    t.add_argument("--top-k", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--head-epochs", type=int, default=None)
-    t.add_argument("--epochs", type=int, default=None, help="fine-tuning (phase 2) epochs")
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--augment", default=None, choices=["none", "basic", "randaugment", "autoaugment"])
-    t.add_argument("--balance", default=None, choices=["none", "sampler", "weighted-loss", "focal"])
-    t.add_argument("--views", type=int, default=None)
-    t.add_argument("--in-chans", type=int, default=None, help=CHANS_HELP)
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default=None)
-    t.add_argument("--json", action="store_true")
-    t.add_argument("--quiet", action="store_true")
+    pl = sub.add_parser("plan", help="the plan `train` would run, made once and stored (--json: field by field)")
+    _plan_args(pl)
+    pl.set_defaults(fn=cmd_plan)
+    t = sub.add_parser("train", help="run the plan (progress on stderr; the result as JSON with --json)")
+    _plan_args(t)
     t.set_defaults(fn=cmd_train)
-    r = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    r = sub.add_parser("resume", help="continue an interrupted, stopped or failed run from its last checkpoint")
     r.add_argument("--run", required=True)
     r.add_argument("--json", action="store_true")
+    r.add_argument("--quiet", action="store_true")
     r.set_defaults(fn=cmd_resume)
-    e = sub.add_parser("evaluate", help="evaluate a run's model on a labelled folder")
+    e = sub.add_parser("evaluate", help="score a run's model on a labelled folder, or on its own test/val split")
     e.add_argument("--run", required=True)
-    e.add_argument("--data", required=True)
+    e.add_argument("--data", default=None)
+    e.add_argument("--split", default=None, choices=["test", "val"])
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
     f = sub.add_parser("lr-find", help="learning-rate range test on the groups the strategy trains")
-    f.add_argument("--data", required=True)
-    f.add_argument("--backbone", default="tf_efficientnet_lite0")
-    f.add_argument("--strategy", default="top-k", choices=["auto", "feature-extraction", "top-k", "full", "lp-ft"])
+    _plan_args(f)
     f.add_argument("--steps", type=int, default=60)
-    f.add_argument("--json", action="store_true")
-    f.set_defaults(fn=cmd_lr_find)
+    f.set_defaults(fn=cmd_lr_find, strategy="top-k")
     return p
 
 
@@ -257,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (TransferLabError, KeyError, FileNotFoundError) as e:
+    except (TransferLabError, KeyError, FileNotFoundError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -3,6 +3,9 @@
 Accepted layouts:
   * ``root/<class>/*.jpg``: one folder per class (a stratified validation split is drawn with a seed);
   * ``root/{train,val[,test]}/<class>/*.jpg``: explicit splits (``valid``/``validation`` also accepted);
+  * without a test split, a stratified share of every class is held out as one (fixed seed), so that the accuracy a
+    run reports comes from photos nothing was chosen on; when the data is too small for that, nothing is held out and
+    the reported accuracy is a cross-validated estimate instead (`Dataset.test_source` says which);
   * a ``.zip`` of either, extracted safely (no absolute paths, no ``..``, no links, bounded size and file count);
   * a ``.csv`` with a ``path,label`` header (optionally ``split``), paths relative to the CSV.
 """
@@ -21,6 +24,8 @@ from engine.errors import DataError, UnreadableImage
 from engine.imageio import IMAGE_EXTENSIONS, ImageMeta, check_image
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+TEST_FRACTION = 0.2  # share of every class held out as the test split when the data has none
+MIN_PER_CLASS_FOR_TEST = 10  # below this many labelled images in some class, no test split is carved
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Dataset:
     meta: dict[str, ImageMeta] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     val_source: str = "folder"
+    test_source: str = "none"
 
     def split(self, name: str) -> list[Item]:
         return [it for it in self.items if it.split == name]
@@ -58,6 +64,14 @@ class Dataset:
     @property
     def val(self) -> list[Item]:
         return self.split("val")
+
+    @property
+    def test(self) -> list[Item]:
+        return self.split("test")
+
+    @property
+    def has_test(self) -> bool:
+        return any(it.split == "test" for it in self.items)
 
     def fingerprint(self) -> str:
         """A hash of every used file's path, size, mtime, label and split: changes when the data does."""
@@ -106,18 +120,38 @@ def _class_files(folder: Path, skipped: list[Skipped]) -> dict[str, list[Path]]:
     return out
 
 
-def _stratified_split(items: list[Item], fraction: float, seed: int) -> list[Item]:
-    """Moves `fraction` of each class (at least one, when the class has two or more) from train to val."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for label in sorted({it.label for it in items}):
-        members = [it for it in items if it.label == label]
+def _stratified_split(items: list[Item], fraction: float, seed: int, to: str = "val") -> list[Item]:
+    """Moves `fraction` of each class's train items (at least one, when the class has two or more) to split `to`."""
+    rng = np.random.default_rng(seed if to == "val" else seed + 7_919)
+    out = [it for it in items if it.split != "train"]
+    pool = [it for it in items if it.split == "train"]
+    for label in sorted({it.label for it in pool}):
+        members = sorted((it for it in pool if it.label == label), key=lambda i: i.path)
         order = rng.permutation(len(members))
-        n_val = 0 if len(members) < 2 else max(1, int(round(len(members) * fraction)))
+        n_out = 0 if len(members) < 2 else max(1, int(round(len(members) * fraction)))
         for rank, idx in enumerate(order):
             it = members[idx]
-            out.append(Item(it.path, it.label, "val" if rank < n_val else "train"))
+            out.append(Item(it.path, it.label, to if rank < n_out else "train"))
     return sorted(out, key=lambda i: (i.split, i.label, i.path))
+
+
+def _carve_test(ds: "Dataset", fraction: float, seed: int) -> None:
+    """Holds out a stratified test split from the training images when the data has none and is large enough."""
+    if ds.has_test:
+        ds.test_source = "folder"
+        return
+    counts = np.bincount([it.label for it in ds.items if it.split == "train"], minlength=len(ds.classes))
+    if fraction <= 0:
+        ds.test_source = "none: no test split was asked for; the accuracy reported is a cross-validated estimate"
+    elif counts.min() < MIN_PER_CLASS_FOR_TEST:
+        small = ds.classes[int(counts.argmin())]
+        ds.test_source = (f"none: class '{small}' has only {counts.min()} training image(s), too few to hold any out "
+                          f"(at least {MIN_PER_CLASS_FOR_TEST} per class); the accuracy reported is a cross-validated "
+                          f"estimate")
+    else:
+        ds.items = _stratified_split(ds.items, fraction, seed, to="test")
+        ds.test_source = (f"held out: {len(ds.test)} images, {fraction:.0%} of each class (seed {seed}); "
+                          f"never used for training or choosing")
 
 
 def _from_csv(path: Path, skipped: list[Skipped]) -> list[tuple[Path, str, str]]:
@@ -134,20 +168,22 @@ def _from_csv(path: Path, skipped: list[Skipped]) -> list[tuple[Path, str, str]]
             elif not p.is_file():
                 skipped.append(Skipped(str(p), f"{path} line {n}: file {row['path']} does not exist; skipped"))
             else:
-                rows.append((p, row["label"], SPLIT_NAMES.get((row.get("split") or "train").lower(), "train")))
+                rows.append((p, row["label"], SPLIT_NAMES.get((row.get("split") or "train").strip().lower(), "train")))
     return rows
 
 
 def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0,
-                 workers: int = 4) -> Dataset:
-    """Reads a dataset from a folder, zip or CSV, checks every image, and splits it.
+                 workers: int = 4, test: str | Path | None = None, test_fraction: float = TEST_FRACTION) -> Dataset:
+    """Reads a dataset from a folder, zip or CSV, checks every image, and splits it into train, val and test.
 
     Args:
         path: Folder, ``.zip`` or ``.csv``.
         val: Optional separate validation folder (one subfolder per class, names matching the training classes).
-        val_fraction: Share of each class held out when there is no validation split.
-        seed: Seed of that split.
+        val_fraction: Share of each class held out for validation when there is no validation split.
+        seed: Seed of the held-out splits.
         workers: Threads used to check images.
+        test: Optional separate test folder.
+        test_fraction: Share of each class held out as the test split when there is none (0: never).
 
     Raises:
         DataError: The path is missing, unsafe, or holds no usable class.
@@ -168,6 +204,8 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
             splits = {"train": path}
         if val is not None:
             splits["val"] = Path(val).expanduser()
+        if test is not None:
+            splits["test"] = Path(test).expanduser()
         for split, folder in splits.items():
             if not folder.is_dir():
                 raise DataError(f"{folder} is not a folder; the {split} split needs one subfolder per class")
@@ -192,6 +230,7 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
             items.append(Item(str(p), index[cls], split))
     ds = Dataset(str(path), classes, items, skipped, {str(r[0]): c[0] for r, c in good},
                  {str(r[0]): c[1] for r, c in good})
+    _carve_test(ds, test_fraction, seed)
     if not ds.val and val_fraction > 0:
         ds.items = _stratified_split(ds.items, val_fraction, seed)
         ds.val_source = f"stratified split, {val_fraction:.0%} of each class, seed {seed}"

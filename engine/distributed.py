@@ -43,6 +43,12 @@ def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
             p.grad /= world
 
 
+def barrier() -> None:
+    """Waits for every rank (a no-op in a single process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def share_run_id(run_id: str | None) -> str:
     """Rank 0's run id, on every rank."""
     if not dist.is_initialized():

@@ -48,6 +48,17 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
+class SetupStep(Event):
+    """Progress of one named step before or after training: load and check data, probe, choose the head, cache
+    features, score the test split. `fraction` goes from 0 to 1; `eta_s` is the step's time left (None: unknown)."""
+
+    kind: str = field(init=False, default="setup")
+    name: str = ""
+    fraction: float = 0.0
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
 class PhaseStarted(Event):
     """A phase begins: the freeze map (per group: frozen or trainable, and its learning rate)."""
 
@@ -58,6 +69,8 @@ class PhaseStarted(Event):
     frozen: list[bool] = field(default_factory=list)
     lrs: list[float] = field(default_factory=list)
     path: str = ""  # how the phase runs: "cached features", "cached activations at <group>", "full forward"
+    first_epoch: int = 1
+    steps_per_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,10 +81,15 @@ class StepEnded(Event):
     step: int = 0  # global step
     loss: float = 0.0
     lrs: list[float] = field(default_factory=list)
+    running_loss: float = 0.0  # the epoch's mean loss so far
+    running_acc: float = 0.0  # the epoch's training accuracy so far
+    eta_s: float | None = None  # time left in the run (steps, validation and the final scoring)
 
 
 @dataclass(frozen=True)
 class EpochEnded(Event):
+    """An epoch was validated. Epoch 0 (phase 0) is the model the run starts from (the linear probe's head)."""
+
     kind: str = field(init=False, default="epoch")
     phase: int = 0
     epoch: int = 0  # global epoch, 1-based
@@ -97,6 +115,8 @@ class RunEnded(Event):
     best_epoch: int = 0
     seconds: float = 0.0
     error: str = ""
+    test_accuracy: float | None = None
 
 
-EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (RunStarted, PhaseStarted, StepEnded, EpochEnded, RunEnded)}
+EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (RunStarted, SetupStep, PhaseStarted, StepEnded, EpochEnded,
+                                                           RunEnded)}

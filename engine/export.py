@@ -13,38 +13,11 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from engine.data import Dataset
+from engine.drift import drift_warnings
 from engine.evaluate import load_run_model
-from engine.features import InputSpec, to_tensor
 from engine.imageio import MODES, load_image
+from engine.spec import InputSpec, to_tensor
 from engine.store import Run
-
-
-def data_stats(ds: Dataset, spec: InputSpec) -> dict:
-    """Per-channel mean/std of the training images' average colour and their median size, for drift warnings."""
-    paths = [it.path for it in ds.train]
-    means = np.stack([t.float().mean(dim=(1, 2)).numpy() for t in spec.load(paths)])
-    sizes = np.array([[ds.meta[p].width, ds.meta[p].height] for p in paths])
-    return {"colour_mean": means.mean(0).tolist(), "colour_std": (means.std(0) + 1e-3).tolist(),
-            "median_size": np.median(sizes, 0).tolist()}
-
-
-def drift_warnings(img: Image.Image | np.ndarray, spec: InputSpec, stats: dict | None) -> list[str]:
-    """Plain-language warnings when a photo's size or colour is far from the training data."""
-    if not stats:
-        return []
-    out = []
-    w, h = (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
-    mw, mh = stats["median_size"]
-    if max(w / mw, h / mh) > 4 or min(w / mw, h / mh) < 0.25:
-        out.append(f"This photo is {w}x{h} pixels; the training photos were about {mw:.0f}x{mh:.0f}. "
-                   f"Predictions may be less reliable.")
-    x = to_tensor(img, spec.geometry()).float().mean(dim=(1, 2)).numpy()
-    z = np.abs((x - np.array(stats["colour_mean"])) / np.array(stats["colour_std"]))
-    if z.max() > 3:
-        out.append(f"This photo's colours are far from the training photos' ({z.max():.1f} standard deviations): "
-                   f"it may show something the model has never seen.")
-    return out
 
 
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
@@ -61,17 +34,45 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
 
 def model_card(run: Run) -> dict:
     plan, metrics = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
+    info = run.read_json("run_info.json") or {}
     spec = plan.get("input_spec", {})
-    return {"format": "transferlab-model-card/1", "run_id": run.id, "backbone": run.config["backbone"],
-            "classes": plan.get("classes"), "input_size": spec.get("input_size"),
+    return {"format": "transferlab-model-card/1", "run_id": run.id, "backbone": plan.get("backbone"),
+            "classes": info.get("classes"), "input_size": spec.get("input_size"),
             "interpolation": spec.get("interpolation"), "crop_pct": spec.get("crop_pct"), "mean": spec.get("mean"),
-            "std": spec.get("std"), "weights": plan.get("weights"),
-            "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy")},
-            "strategy": plan.get("strategy"), "config": run.config,
+            "std": spec.get("std"),
+            "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
+            "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy",
+                                                    "test_accuracy", "test_interval", "test_n")},
+            "strategy": plan.get("strategy"), "taps": plan.get("taps"), "flip_tta": plan.get("flip_tta"),
+            "config": {k: v for k, v in run.config.items() if k not in ("data", "val", "test")},
             "in_chans": (spec.get("input_size") or [3])[0],
             "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
                              "resize the short side to input_size / crop_pct, centre-crop input_size, "
                              "scale to [0, 1], subtract mean, divide by std; NCHW float32"}
+
+
+def model_card_markdown(run: Run) -> str:
+    """The model card as readable Markdown: the input contract, classes, weights and the honest accuracy. It names no
+    folder of this server."""
+    card = model_card(run)
+    m = card["metrics"]
+    w = card.get("weights") or {}
+    test = (f"**{m['test_accuracy']:.1%}** on {m['test_n']} test photos nothing was chosen on "
+            f"(95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%})"
+            if m.get("test_accuracy") is not None else "no test split (too little data)")
+    classes = card.get("classes") or []
+    return "\n".join([
+        f"### Model card · run {card['run_id']}",
+        f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
+        if m.get("best_val_acc") is not None else f"- **Accuracy:** {test}.",
+        f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
+        f"sha256 `{(w.get('sha256') or '')[:16]}`",
+        f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
+        f"{card['preprocessing']}",
+        f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
+        f"std {card['std']}",
+        f"- **Classes ({len(classes)}), in output order:** " + ", ".join(f"{i} {c}" for i, c in enumerate(classes)),
+    ])
 
 
 def export_run(run: Run, out_dir: str | Path | None = None,

@@ -1,210 +1,155 @@
-"""Frozen features: the model's input contract, images decoded once per resolution, pooled features cached on disk.
+"""Frozen features: the pooled output of every tap of a backbone, for each image and its mirror image, streamed to disk.
 
-The cache key is (backbone, weights hash, data fingerprint, transform, precision), so a repeated probe loads a small
-.npz instead of running the network, and the model is not even built.
+One forward pass per batch (`forward_intermediates`) gives every stage at once. The arrays are written to `.npy` files
+as they are computed and read back memory-mapped, so memory does not grow with the number of images. The cache key is
+(backbone, weights hash, data, input contract, precision), so a repeated probe loads them instead of running the
+network, and the model is not even built.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import timm.data
 import torch
-from PIL import Image
-from torchvision.transforms import Normalize, ToTensor
-from torchvision.transforms.functional import pil_to_tensor
+from torch import nn
 
 from engine import paths
-from engine.catalogue import get_entry
-from engine.device import autocast, pick_device, precision_name
-from engine.groups import StageTaps, layer_groups
-from engine.imageio import load_image
+from engine.device import autocast, pick_device, precision_name, to_device
+from engine.spec import InputSpec
+from engine.taps import FINAL, tap_dims, tap_features
 
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The input contract of a backbone, from timm's pretrained config: recorded with every probe, run and export."""
-
-    input_size: tuple[int, int, int]
-    interpolation: str
-    crop_pct: float
-    crop_mode: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "InputSpec":
-        c = timm.data.resolve_data_config(pretrained_cfg=cfg)
-        return cls(tuple(c["input_size"]), c["interpolation"], float(c["crop_pct"]), c.get("crop_mode", "center"),
-                   tuple(c["mean"]), tuple(c["std"]))
-
-    @classmethod
-    def for_backbone(cls, name: str, in_chans: int = 3) -> "InputSpec":
-        return cls.from_config(get_entry(name).pretrained_cfg).with_chans(in_chans)
-
-    @property
-    def in_chans(self) -> int:
-        return self.input_size[0]
-
-    def with_chans(self, n: int) -> "InputSpec":
-        """The contract for `n` input channels, its statistics matching `adapt_first_conv`'s filters: the RGB mean for
-        1 channel, the first two for 2, RGB plus the RGB mean for each extra channel."""
-        if n == self.in_chans:
-            return self
-        if self.in_chans != 3 or n < 1:
-            raise ValueError(f"in_chans must be at least 1 (got {n}), adapted from a 3-channel contract")
-        def extend(v: tuple[float, ...]) -> tuple[float, ...]:
-            return (sum(v) / 3,) if n == 1 else v[:2] if n == 2 else v + (sum(v) / 3,) * (n - 3)
-        return replace(self, input_size=(n, *self.input_size[1:]), mean=extend(self.mean), std=extend(self.std))
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
-
-    def geometry(self) -> Callable:
-        """timm's eval transform without ToTensor/Normalize: PIL (or uint8 tensor) in, resized and cropped out."""
-        return _eval_geometry(self)
-
-    def load(self, image_paths: list[str]) -> list[torch.Tensor]:
-        """The images at `image_paths` through the eval geometry, as uint8 (C, H, W) tensors (decoded once)."""
-        return DECODED.get_many(image_paths, self.key(), self.geometry(), chans=self.in_chans)
-
-    def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, C, H, W) to normalised float, channels-last."""
-        mean = torch.tensor(self.mean, device=batch_u8.device).view(1, -1, 1, 1) * 255
-        std = torch.tensor(self.std, device=batch_u8.device).view(1, -1, 1, 1) * 255
-        return ((batch_u8.float() - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-@functools.cache
-def _eval_geometry(spec: InputSpec) -> Callable:
-    """Built once per contract: `load` and every batch of `extract` reuse it."""
-    tf = timm.data.create_transform(input_size=spec.input_size, interpolation=spec.interpolation,
-                                    crop_pct=spec.crop_pct, crop_mode=spec.crop_mode, is_training=False)
-    steps = [t for t in tf.transforms
-             if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
-    return lambda img: _compose(steps, img)
-
-
-def _compose(steps: list, img):
-    for s in steps:
-        img = s(img)
-    return img
-
-
-def to_tensor(img: Image.Image | np.ndarray, geometry: Callable) -> torch.Tensor:
-    """A decoded image (PIL, or an (H, W, C) uint8 array) through `geometry`, as a uint8 (C, H, W) tensor."""
-    if isinstance(img, np.ndarray):
-        return geometry(torch.from_numpy(img).permute(2, 0, 1).contiguous())
-    return pil_to_tensor(geometry(img))
-
-
-class DecodeCache:
-    """Decoded, resized images as uint8 tensors, kept in memory per (path, resolution): JPEGs are decoded once."""
-
-    def __init__(self, max_bytes: int = 2 * 1024**3):
-        self.max_bytes = max_bytes
-        self._store: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
-        self._bytes = 0
-
-    def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4,
-                 chans: int = 3) -> list[torch.Tensor]:
-        """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache."""
-        missing = [p for p in dict.fromkeys(paths_) if (p, key) not in self._store]
-        if missing:
-            decode = lambda q: to_tensor(load_image(q, chans), geometry)  # noqa: E731
-            with ThreadPoolExecutor(workers) if len(missing) > 1 and workers > 1 else nullcontext() as pool:
-                for p, t in zip(missing, pool.map(decode, missing) if pool else map(decode, missing)):
-                    self._put((p, key), t)
-        out = []
-        for p in paths_:
-            self._store.move_to_end((p, key))
-            out.append(self._store[(p, key)])
-        return out
-
-    def _put(self, k: tuple[str, str], t: torch.Tensor) -> None:
-        self._store[k] = t
-        self._bytes += t.numel()
-        while self._bytes > self.max_bytes and len(self._store) > 1:
-            _, old = self._store.popitem(last=False)
-            self._bytes -= old.numel()
-
-
-DECODED = DecodeCache()
-
-
-@torch.inference_mode()
-def extract(model: torch.nn.Module, spec: InputSpec, image_paths: list[str], batch_size: int = 64,
-            device: torch.device | None = None, progress: Callable[[int, int], None] | None = None
-            ) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
-    """Pooled final features and pooled features after every non-head layer group.
-
-    Returns:
-        (final (N, D), per-group features [(N, D_g)], group names).
-    """
-    device = device or pick_device()
-    model = model.eval().to(device, memory_format=torch.channels_last)
-    groups = layer_groups(model)
-    finals, stages = [], []
-    with StageTaps(model, groups) as taps, autocast(device):
-        for start in range(0, len(image_paths), batch_size):
-            chunk = image_paths[start:start + batch_size]
-            x = spec.normalize(torch.stack(spec.load(chunk)).to(device))
-            finals.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
-            stages.append([f.cpu() for f in taps.features()])
-            if progress:
-                progress(min(start + batch_size, len(image_paths)), len(image_paths))
-        names = [g.name for g in taps.groups]
-    per_stage = [torch.cat([s[i] for s in stages]).numpy() for i in range(len(names))]
-    return torch.cat(finals).numpy(), per_stage, names
+VIEWS = ("image", "mirror image")
+Progress = Callable[[int, int], None]
 
 
 @dataclass
 class FeatureSet:
-    """Features of every item of a dataset, in `Dataset.items` order."""
+    """Pooled features of a list of items at every tap: `arrays[tap]` is (N, views, D), possibly memory-mapped."""
 
-    final: np.ndarray
-    stages: list[np.ndarray]
-    stage_names: list[str]
+    taps: tuple[int, ...]
+    arrays: dict[int, np.ndarray]
     labels: np.ndarray
     splits: np.ndarray
-    cached: bool
+    cached: bool = False
 
-    def select(self, split: str, stage: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def x(self, split: str, taps: tuple[int, ...], view: int = 0) -> np.ndarray:
+        """(n, D) features of one split at the concatenated `taps`, for one view."""
         mask = self.splits == split
-        feats = self.final if stage is None else self.stages[stage]
-        return feats[mask], self.labels[mask]
+        return np.concatenate([np.asarray(self.arrays[t][mask, view], dtype=np.float32) for t in taps], axis=1)
+
+    def y(self, split: str) -> np.ndarray:
+        return self.labels[self.splits == split]
+
+    @property
+    def views(self) -> int:
+        return next(iter(self.arrays.values())).shape[1]
 
 
-def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str) -> str:
-    raw = f"{backbone}|{weights_sha}|{data_fingerprint}|{spec.key()}|{precision}"
+class _NpyWriter:
+    """Writes an .npy file of known shape row block by row block, so the whole array is never in memory."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype=np.float32):
+        self.f = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.f, header)
+        self.dtype = dtype
+
+    def write(self, block: np.ndarray) -> None:
+        self.f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str,
+                views: int) -> str:
+    raw = f"{backbone}|{weights_sha}|{data_fingerprint}|{spec.key()}|{precision}|{views}|taps-v2"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
+def _name(tap: int) -> str:
+    return "final" if tap == FINAL else f"tap{tap}"
+
+
+@torch.inference_mode()
+def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: Path, views: int = 2,
+            batch_size: int = 32, device: torch.device | None = None, progress: Progress | None = None,
+            check_cancel: Callable[[], None] | None = None) -> tuple[int, ...]:
+    """Writes the pooled features of every intermediate and of FINAL, for `views` views (the image, then its mirror
+    image), as `out_dir/tap<i>.npy` and `final.npy` of shape (N, views, D). Returns the taps written.
+
+    Args:
+        model: A timm backbone (eval mode is set here).
+        check_cancel: Called before every batch; raises to stop.
+    """
+    device = device or pick_device()
+    model = model.eval().to(device, memory_format=torch.channels_last)
+    n = len(image_paths)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taps = tuple(range(len(tap_dims(model.pretrained_cfg["architecture"])[0]))) + (FINAL,)
+    writers: dict[int, _NpyWriter] = {}
+    try:
+        with autocast(device):
+            for start in range(0, n, batch_size):
+                if check_cancel:
+                    check_cancel()
+                chunk = image_paths[start:start + batch_size]
+                x = spec.normalize(to_device(torch.stack(spec.load(chunk)), device))
+                xs = torch.cat([x, x.flip(-1)]) if views == 2 else x
+                feats = tap_features(model, xs, taps)
+                for tap, f in zip(taps, feats):
+                    f = f.float().cpu().numpy().reshape(views, len(chunk), -1).transpose(1, 0, 2)
+                    if tap not in writers:
+                        writers[tap] = _NpyWriter(out_dir / f"{_name(tap)}.npy", (n, views, f.shape[2]))
+                    writers[tap].write(f)
+                if progress:
+                    progress(start + len(chunk), n)
+    finally:
+        for w in writers.values():
+            w.close()
+    return tuple(writers)
+
+
 def load_cached(key: str) -> FeatureSet | None:
-    path = paths.cache_dir() / f"features-{key}.npz"
-    if not path.exists():
+    """The cached features under `key` (memory-mapped), or None."""
+    folder = paths.cache_dir() / f"features-{key}"
+    if not (folder / "meta.json").exists():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        n = int(z["n_stages"])
-        return FeatureSet(z["final"], [z[f"stage{i}"] for i in range(n)], list(z["stage_names"]), z["labels"],
-                          z["splits"], cached=True)
+    meta = json.loads((folder / "meta.json").read_text())
+    taps = tuple(meta["taps"])
+    arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode="r") for t in taps}
+    return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True)
 
 
-def save_cached(key: str, fs: FeatureSet) -> Path:
-    path = paths.cache_dir() / f"features-{key}.npz"
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, final=fs.final, labels=fs.labels, splits=fs.splits, n_stages=len(fs.stages),
-             stage_names=np.array(fs.stage_names), **{f"stage{i}": s for i, s in enumerate(fs.stages)})
-    tmp.replace(path)  # atomic: a crash never leaves a torn cache file
-    return path
+def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],
+                   labels: np.ndarray, splits: np.ndarray, views: int = 2, device: torch.device | None = None,
+                   progress: Progress | None = None, check_cancel: Callable[[], None] | None = None) -> FeatureSet:
+    """The features under `key`, computed (and written to the cache atomically) when they are not there yet."""
+    if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
+        return fs
+    folder = paths.cache_dir() / f"features-{key}"
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        taps = extract(model_fn(), spec, image_paths, tmp, views, device=device, progress=progress,
+                       check_cancel=check_cancel)
+        np.save(tmp / "labels.npy", np.asarray(labels))
+        np.save(tmp / "splits.npy", np.asarray(splits, dtype="U8"))
+        (tmp / "meta.json").write_text(json.dumps({"taps": list(taps), "n": len(image_paths), "views": views}))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fs = load_cached(key)
+    assert fs is not None
+    fs.cached = False
+    return fs
 
 
 def current_precision(device: torch.device | None = None) -> str:

@@ -70,63 +70,13 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
     heads = _classifier_names(model)
     out = []
     ordered = [grouped[k] for k in sorted(grouped)]
-    labels = getattr(model, "group_labels", None)  # models that name their own groups (StageHeadModel)
     for i, params in enumerate(ordered):
         mods = _top_modules(model, set(params))
         is_head = any(p == h or p.startswith(h + ".") for p in params for h in heads)
         role = "head" if is_head and i == len(ordered) - 1 else ("stem" if i == 0 else "stage")
-        own = "+".join(mods) if mods else params[0].split(".")[0]
-        name = labels[i] if labels and len(labels) == len(ordered) else own
+        name = "+".join(m.removeprefix("backbone.") for m in mods) if mods else params[0].split(".")[0]
         out.append(LayerGroup(i, name, role, tuple(params), tuple(mods), sum(sizes[p] for p in params)))
     return out
-
-
-def _pool(out: torch.Tensor | tuple | list) -> torch.Tensor:
-    """Global average pool of an intermediate output: (B, C, H, W) over space, (B, N, C) over tokens."""
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if out.ndim == 4:
-        return out.mean(dim=(2, 3), dtype=torch.float32)
-    if out.ndim == 3:
-        return out.mean(dim=1, dtype=torch.float32)
-    return out.float().flatten(1)
-
-
-class StageTaps:
-    """Forward hooks that collect the pooled output of every non-head group during a forward pass.
-
-    The output of a group is that of its module that runs last, found from the call order, so no architecture is
-    special-cased. Use as a context manager; read `features()` after each forward.
-    """
-
-    def __init__(self, model: nn.Module, groups: list[LayerGroup]):
-        self.groups = [g for g in groups if g.role != "head" and g.modules]
-        self._order = 0
-        self._seen: dict[str, tuple[int, torch.Tensor]] = {}
-        self._handles = []
-        mods = dict(model.named_modules())
-        for g in self.groups:
-            for m in g.modules:
-                self._handles.append(mods[m].register_forward_hook(self._hook(m)))
-
-    def _hook(self, name: str):
-        def fn(_module, _inputs, output):
-            self._order += 1
-            self._seen[name] = (self._order, _pool(output))
-        return fn
-
-    def features(self) -> list[torch.Tensor]:
-        """Pooled features per non-head group for the last forward pass, then reset."""
-        feats = [max((self._seen[m] for m in g.modules if m in self._seen), key=lambda t: t[0])[1] for g in self.groups]
-        self._seen.clear()
-        return feats
-
-    def __enter__(self) -> "StageTaps":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
 
 
 def group_names(backbone: str) -> list[str]:

@@ -1,14 +1,12 @@
-"""The training loop: two phases, cached paths where the frozen part allows, typed events, cancel, checkpoints, resume.
+"""The training loop: the plan's phases over an execution path, named events for the callbacks, cancel by exception.
 
-Phase 1 trains the head on pooled features of K augmented views computed once (no backbone pass per epoch). Phase 2
-unfreezes the plan's groups; when everything below the first trainable group is frozen, that part runs once per view
-and fine-tuning runs only the groups above it on the cached activations. Every epoch ends with a checkpoint that holds
-the model, optimiser, epoch, step, RNG state and the event log's length, so a killed run resumes exactly.
+Epoch 0 validates the model the run starts from (the linear probe's head), so it competes with every fine-tuned epoch:
+the run keeps whichever is best on val and can never end below its probe. The test split is scored once, at the end.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
+import sys
 import time
 import traceback
 
@@ -17,17 +15,20 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 
 from engine import augment as aug, distributed
-from engine.batches import AugmentedImages, EpochBatches, make_loader
+from engine.batches import AugmentedImages, EpochBatches
 from engine.build import build
+from engine.callbacks import Checkpoints, DataStats, Diagnostics, Recorder, SetupProgress, TimeLeft
 from engine.config import TrainConfig
-from engine.device import autocast, pick_device, precision_name, to_device
-from engine.evaluate import confusion, per_class_accuracy
-from engine.events import Cancelled, CancelToken, EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
+from engine.device import autocast, pick_device, precision_name
+from engine.events import Cancelled, CancelToken
+from engine.execution import ActivationPath, FeaturePath, FullPath, predict_logits
 from engine.losses import make_loss, sample_order
-from engine.optim import (Schedule, apply_schedule, build_optimizer, freeze, group_drift, group_grad_norms,
-                          set_bn_momentum, set_plan, set_train_mode)
+from engine.metrics import per_class_accuracy, score
+from engine.optim import Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan, set_train_mode
+from engine.planner import Planned, get_plan, load_data, load_planned, save_planned
 from engine.store import Run
 from engine.views import cache_views
 
@@ -35,277 +36,273 @@ from engine.views import cache_views
 class Trainer:
     """Runs one config into one run folder. `fit()` never raises for training errors: it records them."""
 
-    def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None):
-        self.cfg, self.cancel = cfg, cancel or CancelToken()
+    def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None, planned: Planned | None = None):
+        self.cfg, self.run, self.cancel, self.planned = cfg, run, cancel or CancelToken(), planned
         self.rank, self.world = distributed.init()
-        self.run = run if self.rank == 0 or run is None else distributed.ReadOnlyRun(run)
+        if self.rank != 0 and run is not None:
+            self.run = distributed.ReadOnlyRun(run)
         self.device = pick_device(cfg.device)
-        self._images: tuple[AugmentedImages, EpochBatches] | None = None
-        self._loader = None
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
+        self.precision = precision_name(self.device)
+        self.callbacks = sorted([TimeLeft(), Diagnostics(), Recorder(), Checkpoints(), DataStats()], key=lambda c: c.order)
+        self.step, self.epoch, self.phase, self.best, self.resumed_from, self.step_in_epoch = 0, 0, 0, (-1.0, -1), 0, 0
+        self.metrics: dict = {}
+        self.validated, self.is_best, self._stop_checked = False, False, 0.0
 
-    # ---------------------------------------------------------------- setup
-    def _setup(self) -> None:
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)  # the new head's initialisation and dropout masks follow the run's seed
-        b = build(cfg, self.device)
-        self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split, self.probe = (
-            b.ds, b.spec, b.model, b.weights, b.groups, b.plan, b.split, b.probe)
-        self.classes = self.ds.classes
-        self.initial = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
-        self.opt = build_optimizer(self.model, self.groups, cfg.weight_decay)
-        self.ytr = torch.tensor([it.label for it in self.ds.train])
-        self.yva = torch.tensor([it.label for it in self.ds.val])
-        self.counts = torch.bincount(self.ytr, minlength=len(self.classes))
-        self.loss_fn = make_loss(cfg.balance, self.counts, cfg.label_smoothing)
-        self.mix = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, num_classes=len(self.classes),
-                         label_smoothing=cfg.label_smoothing) if cfg.mixup or cfg.cutmix else None
+    def __call__(self, event: str) -> None:
+        if self.rank == 0 or event in ("before_fit", "after_backward", "after_epoch"):
+            for cb in self.callbacks:
+                cb(event, self)
 
-    def _to(self, t: torch.Tensor) -> torch.Tensor:
-        return to_device(t, self.device)
-
-    def _views_count(self) -> int:
-        """Augmented views to cache (one when there is no augmentation: the views would be identical)."""
-        return 1 if self.plan.augment == "none" and not self.cfg.random_erasing else max(1, self.cfg.views)
-
-    # ---------------------------------------------------------------- data
-    def _views(self) -> None:
-        """Caches features (and boundary activations) of K augmented views of the train set, and of the val set."""
-        images, batches = self._train_images()
-        self.cached = cache_views(self.model, self.split, self.spec, images, [it.path for it in self.ds.val],
-                                  self._views_count(), batches.seed_of, self.device, self._check_cancel)
-
-    def _train_images(self) -> tuple[AugmentedImages, EpochBatches]:
-        """The augmented train images and the batch sampler for the full-forward path (made once)."""
-        if self._images is None:
-            work_key, work_geom = aug.working_geometry(self.spec)
-            tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
-            self._images = (AugmentedImages([it.path for it in self.ds.train], work_key, work_geom, tf,
-                                            self.spec.in_chans),
-                            EpochBatches(self.cfg.batch_size, self.cfg.seed))
-        return self._images
-
-    def _full_batch(self, idx: np.ndarray, epoch: int) -> torch.Tensor:
-        """One augmented batch built in this thread (the LR finder; the loop uses a DataLoader)."""
-        images, batches = self._train_images()
-        return torch.stack([images[(int(i), batches.seed_of(int(i), epoch))] for i in idx])
-
-    # ---------------------------------------------------------------- steps
-    def _check_cancel(self) -> None:
+    def check_cancel(self) -> None:
+        """Raises `Cancelled` when this process's token is set or a stop was requested through the run store (a
+        stop from another process: the dashboard stopping a run started from the CLI)."""
+        now = time.monotonic()
+        if self.run is not None and now - self._stop_checked > 0.5:
+            self._stop_checked = now
+            if self.run.stop_requested():
+                self.cancel.cancel()
         if self.cancel.cancelled:
             raise Cancelled()
 
-    def _logits(self, phase: int, idx: np.ndarray, epoch: int) -> torch.Tensor:
-        x = None if phase == 1 or self.split is not None else self._full_batch(idx, epoch)
-        return self._forward(phase, idx, epoch, x)[0]
+    # ---------------------------------------------------------------- setup
+    def setup(self) -> None:
+        """The plan (made now unless given), the model, optimiser, loss and labels."""
+        cfg = self.cfg
+        progress = SetupProgress(self.run) if self.run is not None and self.rank == 0 else lambda *a: None
+        if self.rank == 0 and self.planned is None and not self._stored_plan():
+            self.planned = get_plan(cfg, progress, self.check_cancel, self.device)
+            save_planned(self.run.path, self.planned) if self.run is not None else None
+        distributed.barrier()  # the other ranks read the plan rank 0 made: one plan, made once
+        if self.planned is None:
+            progress("load and check data", 0.0)  # a plan given at submission, or a resumed run: never made again
+            self.planned = load_planned(self.run.path, load_data(cfg))
+            progress("load and check data", 1.0)
+        torch.manual_seed(cfg.seed)  # the new head's initialisation and dropout masks follow the run's seed
+        b = build(cfg, self.planned, self.device)
+        self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split = (
+            b.ds, b.spec, b.model, b.weights, b.groups, b.plan, b.split)
+        self.classes = self.ds.classes
+        self.opt = build_optimizer(self.model, self.groups, cfg.weight_decay)
+        self.ytr = torch.tensor([it.label for it in self.ds.train])
+        self.yva = torch.tensor([it.label for it in self.ds.val])
+        counts = torch.bincount(self.ytr, minlength=len(self.classes))
+        self.counts, self.loss_fn = counts, make_loss(cfg.balance, counts, cfg.label_smoothing)
+        self.soft_loss = SoftTargetCrossEntropy()
+        self.steps_per_epoch = -(-len(distributed.shard(np.arange(len(self.ytr)), self.rank, self.world))
+                                 // cfg.batch_size)
+        self.phases = [(1, 0, self.plan.head_epochs), (2, self.plan.head_epochs, self.plan.finetune_epochs)]
+        self.plan_estimate = {"score_s": self.plan.score_s, "finetune_epoch_s": self.plan.finetune_epoch_s}
+        self.report = progress
 
-    def _forward(self, phase: int, idx: np.ndarray, epoch: int, x: torch.Tensor | None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits for a batch, and soft targets when MixUp/CutMix mixed it (full-image path only).
+    def _stored_plan(self) -> bool:
+        return self.run is not None and (self.run.path / "plan.json").exists()
 
-        `x` is the batch's augmented uint8 images on the full-forward path; the cached paths index their tensors.
-        """
-        view = epoch % self._views_count()
-        if phase == 1:
-            return self.model.get_classifier()(self._to(self.cached.train_feats[view][idx])), None
-        if self.split is not None:
-            return self.split.suffix(self._to(self.cached.train_acts[view][idx])), None
-        x = self.spec.normalize(self._to(x).contiguous(memory_format=torch.channels_last))
-        soft = None
-        if self.mix is not None and len(idx) % 2 == 0:
-            x, soft = self.mix(x, self.ytr[idx].to(self.device))
-        return self.model(x), soft
+    def path_for(self, phase: int):
+        """The execution path of `phase` (cached views are computed on first use)."""
+        if phase == 1 or self.split is not None:
+            if getattr(self, "views", None) is None:
+                self.report("cache features of augmented views", 0.0)
+                images, batches = self._images()
+                self.views = cache_views(self.model, self.split, self.spec, images, [it.path for it in self.ds.val],
+                                         self._view_count(), batches.seed_of, self.device, self.check_cancel,
+                                         progress=lambda f: self.report("cache features of augmented views", f))
+                self.report("cache features of augmented views", 1.0)
+            if phase == 1:
+                return FeaturePath(self.model, self.views, self.cfg.batch_size, self.device)
+            boundary = self.groups[next(i for i, f in enumerate(self.plan.frozen) if not f)].name
+            return ActivationPath(self.model, self.split, self.views, self.cfg.batch_size, self.device, boundary)
+        images, batches = self._images()
+        mix = Mixup(mixup_alpha=self.cfg.mixup, cutmix_alpha=self.cfg.cutmix, num_classes=len(self.classes),
+                    label_smoothing=self.cfg.label_smoothing) if self.cfg.mixup or self.cfg.cutmix else None
+        return FullPath(self.model, images, batches, self.spec, [it.path for it in self.ds.val], self.device,
+                        self.ytr, mix)
 
-    @torch.no_grad()
-    def _validate(self, phase: int, with_conf: bool = False) -> tuple:
-        model = self.model
-        model.eval() if self.cfg.eval_mode else model.train()
-        outs = []
+    def _images(self) -> tuple[AugmentedImages, EpochBatches]:
+        if getattr(self, "_images_cache", None) is None:
+            work_key, work_geom = aug.working_geometry(self.spec)
+            tf = aug.train_transform(self.spec, self.plan.augment, self.cfg.random_erasing)
+            self._images_cache = (AugmentedImages([it.path for it in self.ds.train], work_key, work_geom, tf,
+                                                  self.spec.in_chans), EpochBatches(self.cfg.batch_size, self.cfg.seed))
+        return self._images_cache
+
+    def _view_count(self) -> int:
+        """Augmented views to cache (one when there is no augmentation: the views would be identical)."""
+        return 1 if self.plan.augment == "none" and not self.cfg.random_erasing else max(1, self.cfg.views)
+
+    # ---------------------------------------------------------------- steps
+    def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
+        """Forward, loss, backward and optimiser step on one batch; returns (loss, correct). Public: the LR finder
+        runs the same step."""
         with autocast(self.device):
-            for b in range(0, len(self.yva), 64):
-                if phase == 1:
-                    outs.append(model.get_classifier()(self._to(self.cached.val_feats[b:b + 64])).float())
-                elif self.split is not None:
-                    outs.append(self.split.suffix(self._to(self.cached.val_acts[b:b + 64])).float())
-                else:
-                    paths = [it.path for it in self.ds.val[b:b + 64]]
-                    x = self.spec.normalize(self._to(torch.stack(self.spec.load(paths))))
-                    outs.append(model(x).float())
-        logits = torch.cat(outs).cpu()
-        pred = logits.argmax(1)
-        per_class = list(per_class_accuracy(self.yva.numpy(), pred.numpy(), self.classes).values())
-        out = float(F.cross_entropy(logits, self.yva)), float((pred == self.yva).float().mean()), per_class, pred
-        return (*out, logits.softmax(1).max(1).values) if with_conf else out
+            logits = path.logits(x)
+        logits, y = logits.float(), self.ytr[idx].to(self.device)
+        loss = self.loss_fn(logits, y) if soft is None else self.soft_loss(logits, soft)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients([p for p in self.model.parameters() if p.requires_grad], self.world)
+        self("after_backward")
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.cfg.grad_clip)
+        self.opt.step()
+        return loss.item(), int((logits.argmax(1) == y).sum())
 
-    def _epoch(self, phase: int, epoch: int, sched: Schedule, phase_step0: int) -> dict:
-        cfg, model = self.cfg, self.model
-        frozen = [True] * (len(self.groups) - 1) + [False] if phase == 1 else list(self.plan.frozen)
-        set_train_mode(model, self.groups, [True] * len(self.groups) if self.plan.bn_frozen_stats else frozen)
-        order = distributed.shard(sample_order(self.ytr, self.counts, cfg.balance == "sampler", cfg.seed + epoch),
-                                  self.rank, self.world)
-        full = phase == 2 and self.split is None
-        if full:
-            images, batches = self._train_images()
-            if self._loader is None:
-                self._loader = make_loader(images, batches, self.device)
-            index_batches, pixels = batches.set_epoch(order, epoch), iter(self._loader)
-        else:
-            index_batches = [b for b in (order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size))
-                             if len(b) >= 2]
-        t0, total, correct, seen, gnorms = time.perf_counter(), 0.0, 0, 0, []
-        for idx in index_batches:
-            self._check_cancel()
-            idx = np.asarray(idx)
-            lrs = apply_schedule(self.opt, sched.factor(self.step - phase_step0))
-            with autocast(self.device):
-                logits, soft = self._forward(phase, idx, epoch, next(pixels) if full else None)
-            logits = logits.float()
-            y = self.ytr[idx].to(self.device)
-            loss = self.loss_fn(logits, y) if soft is None else torch.sum(-soft * F.log_softmax(logits, -1), -1).mean()
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            distributed.average_gradients([p for p in model.parameters() if p.requires_grad], self.world)
-            gnorms.append(group_grad_norms(model, self.groups))
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
-            self.opt.step()
+    def _epoch(self, path, sched: Schedule, step0: int) -> None:
+        frozen = self.phase_frozen
+        set_train_mode(self.model, self.groups, [True] * len(self.groups) if self.plan.bn_frozen_stats else frozen)
+        order = distributed.shard(sample_order(self.ytr, self.counts, self.cfg.balance == "sampler",
+                                               self.cfg.seed + self.epoch), self.rank, self.world)
+        t0, total, correct, seen = time.perf_counter(), 0.0, 0, 0
+        self.epoch_t0, self.validated = t0, False
+        self("before_epoch")
+        for self.step_in_epoch, (idx, x, soft) in enumerate(path.train_batches(order, self.epoch), start=1):
+            self.check_cancel()
+            lrs = apply_schedule(self.opt, sched.factor(self.step - step0))
+            loss, right = self.one_batch(path, idx, x, soft)
             self.step += 1
-            loss_value = loss.item()
-            total += loss_value * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            self.run.append(StepEnded(phase=phase, epoch=epoch, step=self.step, loss=loss_value, lrs=lrs))
+            total, correct, seen = total + loss * len(idx), correct + right, seen + len(idx)
+            self.step_log = dict(loss=loss, lrs=lrs, running_loss=total / seen, running_acc=correct / seen)
+            self("after_step")
         train_s = time.perf_counter() - t0
-        val_loss, val_acc, per_class, pred = self._validate(phase)
-        return dict(train_loss=total / max(1, seen), train_acc=correct / max(1, seen), val_loss=val_loss,
-                    val_acc=val_acc, per_class=per_class, seconds=time.perf_counter() - t0,
-                    images_per_s=seen / max(train_s, 1e-9),
-                    grad_norm=list(np.mean(gnorms, axis=0)) if gnorms else [0.0] * len(self.groups),
-                    drift=group_drift(model, self.groups, self.initial), pred=pred)
+        self.epoch_log = dict(train_loss=total / max(1, seen), train_acc=correct / max(1, seen),
+                              images_per_s=seen / max(train_s, 1e-9))
+        self._validate(path)
 
-    # ---------------------------------------------------------------- run
-    def _resume(self) -> int:
-        ck = self.run.load_checkpoint("last")
+    def _validate(self, path) -> None:
+        t0 = time.perf_counter()
+        logits = path.val_logits()
+        pred = logits.argmax(1)
+        self.epoch_log.update(val_loss=float(F.cross_entropy(logits, self.yva)),
+                              val_acc=float((pred == self.yva).float().mean()),
+                              per_class=list(per_class_accuracy(self.yva.numpy(), pred.numpy(), self.classes).values()),
+                              val_seconds=time.perf_counter() - t0, seconds=time.perf_counter() - self.epoch_t0)
+        self.validated = True
+        self("after_validate")
+        self.is_best = self.epoch_log["val_acc"] > self.best[0]
+        if self.is_best:
+            self.best = (self.epoch_log["val_acc"], self.epoch)
+        self("after_epoch")
+
+    def time_left(self) -> float | None:
+        return next(cb for cb in self.callbacks if isinstance(cb, TimeLeft)).seconds_left(self)
+
+    # ---------------------------------------------------------------- phases
+    def _start_phase(self, phase: int, n_epochs: int, first: int, done: int):
+        """Freezes, sets BatchNorm momentum and rates for `phase`; returns (path, schedule)."""
+        plan, n = self.plan, len(self.groups)
+        self.phase, self.phase_epochs, self.phase_first, self.announce = phase, n_epochs, first, done <= first
+        steps = n_epochs * self.steps_per_epoch
+        if phase == 1:
+            self.phase_frozen, self.phase_lrs = [True] * (n - 1) + [False], [0.0] * (n - 1) + [plan.head_lr]
+            sched = Schedule(steps, floor=self.cfg.min_lr_ratio)
+        else:
+            self.phase_frozen, self.phase_lrs = list(plan.frozen), list(plan.lrs)
+            sched = Schedule(steps, plan.warmup_epochs * self.steps_per_epoch, floor=self.cfg.min_lr_ratio)
+        freeze(self.model, self.groups, self.phase_frozen, self.cfg.train_bn and phase == 2)
+        if phase == 2 and self.cfg.bn_momentum is not None:
+            set_bn_momentum(self.model, self.groups, self.phase_frozen, self.cfg.bn_momentum)
+        set_plan(self.opt, self.phase_lrs)
+        path = self.path_for(phase)
+        self.path_name = path.name + ("; BatchNorm statistics kept" if plan.bn_frozen_stats and phase == 2 else "")
+        self("before_phase")
+        return path, sched
+
+    def fit(self) -> dict:
+        """Trains, or resumes, the run. Returns the final metrics (also written to metrics.json)."""
+        t_start = time.time()
+        self.run.set_status(state="running", pid=os.getpid(), started=t_start)
+        if self.rank == 0:
+            self.run.clear_stop()
+        try:
+            ck = self.run.load_checkpoint("last")
+            self.run.truncate_events(ck["events_offset"] if ck else 0)  # no event of an interrupted attempt stays
+            self.setup()
+            done = self._resume(ck)
+            self.run.write_json("run_info.json", {"classes": self.classes, "weights": self.weights.to_dict()})
+            self("before_fit")
+            if done == 0:
+                self._validate_start()
+            for phase, first, n_epochs in self.phases:
+                if n_epochs == 0 or done >= first + n_epochs:
+                    continue
+                path, sched = self._start_phase(phase, n_epochs, first, done)
+                for self.epoch in range(max(done, first) + 1, first + n_epochs + 1):
+                    self._epoch(path, sched, first * self.steps_per_epoch)
+                    done = self.epoch
+                getattr(path, "close", lambda: None)()
+            self._finish(t_start)
+            self("after_fit")
+        except Cancelled:
+            self._end_metrics(t_start, "cancelled")
+            self("after_cancel")
+        except Exception as e:  # noqa: BLE001 - a failed run keeps its metrics and last checkpoint
+            if self.rank == 0:
+                (self.run.path / "error.txt").write_text(traceback.format_exc())
+            else:  # only rank 0 writes the run: another rank's failure goes to its stderr
+                print(f"rank {self.rank}: {traceback.format_exc()}", file=sys.stderr)
+            self._end_metrics(t_start, "failed", f"{type(e).__name__}: {e}")
+            self("after_fail")
+        return self.metrics
+
+    def _validate_start(self) -> None:
+        """Epoch 0: the model as the plan starts it (the probe's head), validated like any epoch."""
+        self.phase, self.epoch, self.is_best, self.epoch_t0 = 0, 0, False, time.perf_counter()
+        self.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0,
+                              grad_norm=[0.0] * len(self.groups), drift=[0.0] * len(self.groups))
+        self.report("validate the starting model", 0.0)
+        if self.plan.head_init == "random":
+            return
+        self._validate(FullPath(self.model, None, None, self.spec, [it.path for it in self.ds.val], self.device,
+                                self.ytr))
+        self.report("validate the starting model", 1.0)
+
+    def _resume(self, ck: dict | None) -> int:
         if ck is None:
             return 0
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.step, self.best = ck["step"], (ck["best_acc"], ck["best_epoch"])
         torch.random.set_rng_state(ck["rng"])
-        self.run.truncate_events(ck["events_offset"])
+        self.resumed_from = ck["epoch"]
         return ck["epoch"]
 
-    def _checkpoint(self, epoch: int) -> None:
-        self.run.save_checkpoint("last", {
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "epoch": epoch, "step": self.step,
-            "best_acc": self.best[0], "best_epoch": self.best[1], "rng": torch.random.get_rng_state(),
-            "events_offset": self.run.events_offset()})
-
-    def _start_phase(self, phase: int, n_epochs: int, announce: bool) -> Schedule:
-        """Freezes, sets BatchNorm momentum and rates for `phase`; returns its schedule. Phase 1 trains the head alone
-        at the head rate (cosine); phase 2 follows the plan, with warm-up."""
-        cfg, plan = self.cfg, self.plan
-        per_epoch = -(-len(self.ytr) // cfg.batch_size)
-        steps = n_epochs * per_epoch
-        if phase == 1:
-            frozen = [True] * (len(self.groups) - 1) + [False]
-            lrs = [0.0] * (len(self.groups) - 1) + [plan.head_lr]
-            sched = Schedule(steps, floor=cfg.min_lr_ratio)
-        else:
-            frozen, lrs = list(plan.frozen), list(plan.lrs)
-            sched = Schedule(steps, plan.warmup_epochs * per_epoch, floor=cfg.min_lr_ratio)
-        freeze(self.model, self.groups, frozen, cfg.train_bn and phase == 2)
-        if phase == 2 and cfg.bn_momentum is not None:
-            set_bn_momentum(self.model, self.groups, frozen, cfg.bn_momentum)
-        set_plan(self.opt, lrs)
-        if announce:
-            boundary = self.groups[next(i for i, f in enumerate(frozen) if not f)].name
-            path = "cached features" if phase == 1 else (
-                f"cached activations below {boundary}" if self.split else "full forward") + (
-                "; BatchNorm statistics kept from ImageNet" if plan.bn_frozen_stats and phase == 2 else "")
-            self.run.append(PhaseStarted(phase=phase, name="train head" if phase == 1 else "fine-tune",
-                                         epochs=n_epochs, frozen=frozen, lrs=lrs, path=path))
-        return sched
-
-    def _record_epoch(self, phase: int, epoch: int, total: int, m: dict, eta: float) -> None:
-        """The epoch's event, status, best checkpoint (when it improved) and last checkpoint."""
-        is_best = m["val_acc"] > self.best[0]
-        if is_best:
-            self.best = (m["val_acc"], epoch)
-            self.run.save_checkpoint("best", {"model": self.model.state_dict(), "epoch": epoch})
-        self.run.append(EpochEnded(phase=phase, epoch=epoch, total_epochs=total, best=is_best, eta_s=eta,
-                                   **{k: v for k, v in m.items() if k != "pred"}))
-        self.run.set_status(state="running", epoch=epoch, total_epochs=total, val_acc=m["val_acc"],
-                            best_val_acc=self.best[0], eta_s=eta)
-        self._checkpoint(epoch)
-
-    def fit(self) -> dict:
-        """Trains, or resumes, the run. Returns the final metrics (also written to metrics.json)."""
-        t_start = time.time()
-        self.run.set_status(state="running", pid=os.getpid(), started=t_start)
-        try:
-            self._setup()
-            self.step, self.best = 0, (-1.0, 0)
-            done = self._resume()
-            plan, cfg = self.plan, self.cfg
-            self.run.write_json("plan.json", {**plan.to_dict(), "classes": self.classes,
-                                              "weights": self.weights.to_dict(),
-                                              "input_spec": dataclasses.asdict(self.spec)})
-            total = plan.head_epochs + plan.finetune_epochs
-            self.run.append(RunStarted(config=cfg.to_dict(), groups=list(plan.groups), device=str(self.device),
-                                       precision=precision_name(self.device), resumed_from_epoch=done,
-                                       world_size=self.world))
-            if total == 0:
-                raise ValueError("the plan has no epochs to run")
-            if done < total and (done < plan.head_epochs or self.split is not None):
-                self._views()
-            freeze(self.model, self.groups, plan.frozen, cfg.train_bn)
-            phases = [(1, plan.head_epochs, 0), (2, plan.finetune_epochs, plan.head_epochs)]
-            epoch_times: list[float] = []
-            for phase, n_epochs, first in phases:
-                if n_epochs == 0 or done >= first + n_epochs:
-                    continue
-                sched = self._start_phase(phase, n_epochs, announce=done <= first)
-                phase_step0 = first * -(-len(self.ytr) // cfg.batch_size)
-                for epoch in range(max(done, first) + 1, first + n_epochs + 1):
-                    m = self._epoch(phase, epoch, sched, phase_step0)
-                    epoch_times.append(m["seconds"])
-                    self._record_epoch(phase, epoch, total, m, (total - epoch) * float(np.mean(epoch_times[-3:])))
-                    done = epoch
-            return self._finish(t_start)
-        except Cancelled:
-            return self._end("cancelled", t_start)
-        except Exception as e:  # noqa: BLE001 - a failed run keeps its metrics and last checkpoint
-            if self.rank == 0:
-                (self.run.path / "error.txt").write_text(traceback.format_exc())
-            return self._end("failed", t_start, f"{type(e).__name__}: {e}")
-
-    def _finish(self, t_start: float) -> dict:
+    def _finish(self, t_start: float) -> None:
+        """The best model on val, saved; the test split scored once; the metrics."""
         best = self.run.load_checkpoint("best")
         if best is not None:
             self.model.load_state_dict(best["model"])
-        val_loss, val_acc, per_class, pred, conf = self._validate(2 if self.plan.finetune_epochs else 1, True)
+        self.model.eval()
+        val_paths, test_paths = [it.path for it in self.ds.val], [it.path for it in self.ds.test]
+        val_logits = predict_logits(self.model, self.spec, val_paths, self.device)
+        val = score(self.yva.numpy(), val_logits.argmax(1).numpy(), self.classes)
+        metrics = {"best_val_acc": val["accuracy"], "chosen_on": "val", "val_interval": val["interval"],
+                   "per_class": val["per_class"], "confusion": val["confusion"], "val_paths": val_paths,
+                   "val_pred": val_logits.argmax(1).tolist(), "val_labels": self.yva.tolist(),
+                   "val_conf": val_logits.softmax(1).max(1).values.tolist(), "classes": self.classes,
+                   "val_loss": float(F.cross_entropy(val_logits, self.yva)), "test_source": self.ds.test_source}
+        if test_paths:
+            self.report("score the test split", 0.0)
+            y = np.array([it.label for it in self.ds.test])
+            logits = predict_logits(self.model, self.spec, test_paths, self.device, check_cancel=self.check_cancel,
+                                    progress=lambda f: self.report("score the test split", f))
+            test = score(y, logits.argmax(1).numpy(), self.classes)
+            metrics.update(test_accuracy=test["accuracy"], test_interval=test["interval"], test_n=test["n"],
+                           test_per_class=test["per_class"], test_confusion=test["confusion"], test_paths=test_paths,
+                           test_pred=logits.argmax(1).tolist(), test_labels=y.tolist(),
+                           test_conf=logits.softmax(1).max(1).values.tolist())
+            self.report("score the test split", 1.0)
+        else:
+            estimate = self.plan.head_cv if self.best[1] == 0 else None
+            metrics.update(test_accuracy=None, test_interval=None, test_n=0, cv_estimate=estimate)
         if self.rank == 0:
             save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
                       str(self.run.path / "model.safetensors"))
-            from engine.export import data_stats
-            self.run.write_json("data_stats.json", data_stats(self.ds, self.spec))
-        metrics = {"status": "finished", "best_val_acc": val_acc, "best_epoch": self.best[1], "val_loss": val_loss,
-                   "per_class": dict(zip(self.classes, per_class)),
-                   "confusion": confusion(self.yva.numpy(), pred.numpy(), len(self.classes)),
-                   "val_paths": [it.path for it in self.ds.val], "val_pred": pred.tolist(), "val_conf": conf.tolist(),
-                   "val_labels": self.yva.tolist(), "classes": self.classes,
-                   "probe_accuracy": getattr(self.probe, "accuracy", None)}
-        return self._end("finished", t_start, metrics=metrics)
+        self._end_metrics(t_start, "finished", metrics=metrics)
 
-    def _end(self, status: str, t_start: float, error: str = "", metrics: dict | None = None) -> dict:
-        self._loader = None  # ends the DataLoader's worker processes
-        seconds = time.time() - t_start
-        metrics = {**(metrics or {}), "status": status, "seconds": seconds, "error": error,
-                   "best_val_acc": (metrics or {}).get("best_val_acc", max(getattr(self, "best", (0.0, 0))[0], 0.0)),
-                   "best_epoch": getattr(self, "best", (0, 0))[1], "run_id": self.run.id, "run_dir": str(self.run.path)}
-        self.run.write_json("metrics.json", metrics)
-        self.run.append(RunEnded(status=status, best_val_acc=metrics["best_val_acc"], best_epoch=metrics["best_epoch"],
-                                 seconds=seconds, error=error))
-        self.run.set_status(state=status, ended=time.time(), best_val_acc=metrics["best_val_acc"])
-        return metrics
+    def _end_metrics(self, t_start: float, status: str, error: str = "", metrics: dict | None = None) -> None:
+        self.metrics = {**(metrics or {}), "status": status, "seconds": time.time() - t_start, "error": error,
+                        "best_epoch": self.best[1], "run_id": self.run.id, "run_dir": str(self.run.path),
+                        "probe_accuracy": getattr(getattr(self, "plan", None), "probe_accuracy", None),
+                        "head_accuracy": getattr(getattr(self, "plan", None), "head_accuracy", None)}
+        self.metrics.setdefault("best_val_acc", max(self.best[0], 0.0))
+        self.metrics.setdefault("test_accuracy", None)

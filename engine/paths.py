@@ -31,3 +31,22 @@ def cache_dir() -> Path:
 
 def runs_dir() -> Path:
     return sub("runs")
+
+
+def memory_budget() -> int:
+    """Bytes TransferLab may hold in memory for data (decoded images, features, activations): TRANSFERLAB_MEMORY
+    (bytes, or with a K/M/G suffix), else a quarter of the machine's RAM."""
+    raw = os.environ.get("TRANSFERLAB_MEMORY", "").strip().upper()
+    if raw:
+        units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+        mult = units.get(raw[-1], 1)
+        try:
+            return max(1, int(float(raw[:-1] if raw[-1] in units else raw) * mult))
+        except ValueError:
+            raise ValueError(f"TRANSFERLAB_MEMORY={raw!r} is not a size; write bytes or a number with K, M or G, "
+                             f"for example 4G") from None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 8 * 1024**3
+    return total // 4

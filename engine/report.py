@@ -25,6 +25,7 @@ class DatasetReport:
     conflicting_labels: list[list[str]]  # identical files under different classes
     tiny_classes: list[str]  # fewer than 2 training images
     val_source: str
+    test_source: str = "none"
     warnings: list[str] = field(default_factory=list)
     in_chans: int = 3  # channels to train with: those of the .npy arrays when every image is one, else RGB
 
@@ -83,4 +84,4 @@ def build_report(ds: Dataset) -> DatasetReport:
         warnings.append(f"{len(duplicates) - len(leakage)} group(s) of exact duplicates within a split.")
     return DatasetReport(ds.root, ds.classes, counts, round(ratio, 2), dict(sizes.most_common()),
                          dict(modes.most_common()), [{"path": s.path, "reason": s.reason} for s in ds.skipped],
-                         duplicates, leakage, conflicting, tiny, ds.val_source, warnings, in_chans)
+                         duplicates, leakage, conflicting, tiny, ds.val_source, ds.test_source, warnings, in_chans)

@@ -12,6 +12,7 @@ from typing import Callable
 from engine.config import TrainConfig
 from engine.events import CancelToken
 from engine.loop import Trainer
+from engine.planner import Planned, save_planned
 from engine.store import TERMINAL, EventTail, Run, RunStore
 
 
@@ -30,9 +31,12 @@ class Runner:
         self._thread = threading.Thread(target=self._work, name="transferlab-runner", daemon=True)
         self._thread.start()
 
-    def submit(self, cfg: TrainConfig, name: str = "") -> str:
-        """Creates a run for `cfg` and queues it; returns its id."""
+    def submit(self, cfg: TrainConfig, name: str = "", planned: Planned | None = None) -> str:
+        """Creates a run for `cfg` and queues it; returns its id. With `planned`, the run executes that plan (as the
+        page showed it, edits included) instead of making one."""
         run = self.store.create(cfg.to_dict(), name)
+        if planned is not None:
+            save_planned(run.path, planned)
         self._enqueue(run.id)
         return run.id
 
@@ -41,6 +45,7 @@ class Runner:
         run = self.store.open(run_id)
         if run.status().get("state") in ("running", "queued") and run_id in self._tokens:
             return run_id
+        run.clear_stop()
         run.set_status(state="queued")
         self._enqueue(run_id)
         return run_id
@@ -51,14 +56,23 @@ class Runner:
             self._queue.append(run_id)
             self._wake.notify()
 
-    def cancel(self, run_id: str) -> None:
-        """Stops a run within one step, or removes it from the queue."""
+    def cancel(self, run_id: str) -> str:
+        """Stops a run within one step, or removes it from the queue. A run trained by another process (the CLI) is
+        asked to stop through the run store. Returns what was done, in words."""
+        run = self.store.open(run_id)
         with self._lock:
             if run_id in self._queue:
                 self._queue.remove(run_id)
-                self.store.open(run_id).set_status(state="cancelled")
+                run.set_status(state="cancelled")
+                return "removed from the queue"
             if run_id in self._tokens:
                 self._tokens[run_id].cancel()
+                return "stopping at the next step"
+        status = run.status()
+        if status.get("state") == "running":
+            run.request_stop()
+            return f"asked process {status.get('pid')} to stop at its next step"
+        return f"not running ({status.get('state')})"
 
     @property
     def active(self) -> str | None:

@@ -74,6 +74,9 @@ class Run:
         return self.events_path.stat().st_size if self.events_path.exists() else 0
 
     def truncate_events(self, offset: int) -> None:
+        """Rewinds the event log to `offset` bytes (a checkpoint's, or 0)."""
+        if not self.events_path.exists():
+            return
         with self._lock, open(self.events_path, "r+b") as f:
             f.truncate(offset)
 
@@ -90,6 +93,16 @@ class Run:
             st = json.loads(path.read_text()) if path.exists() else {}
             st.update(fields, updated=time.time())
             _atomic_write(path, json.dumps(st, default=float).encode())
+
+    def request_stop(self) -> None:
+        """Asks whichever process trains this run to stop at its next step (works across processes)."""
+        (self.path / "stop").touch()
+
+    def stop_requested(self) -> bool:
+        return (self.path / "stop").exists()
+
+    def clear_stop(self) -> None:
+        (self.path / "stop").unlink(missing_ok=True)
 
     def save_checkpoint(self, name: str, state: dict) -> Path:
         path = self.path / f"{name}.pt"

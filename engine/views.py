@@ -10,8 +10,9 @@ import torch
 
 from engine.batches import AugmentedImages
 from engine.device import autocast, to_device
-from engine.features import InputSpec
+from engine.spec import InputSpec
 from engine.split import SplitModel
+from engine.taps import TapModel, tap_features
 
 
 @dataclass
@@ -24,19 +25,21 @@ class Views:
     val_acts: torch.Tensor | None
 
 
-def frozen_forward(model: torch.nn.Module, split: SplitModel | None, x: torch.Tensor
+def frozen_forward(model: TapModel, split: SplitModel | None, x: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Pooled pre-logit features of `x`, and the activations at the split's boundary (None without a split)."""
+    """The head's input features for `x` (each view as it is, no mirror averaging), and the activations at the
+    split's boundary (None without a split)."""
     if split is None:
-        return model.forward_head(model.forward_features(x), pre_logits=True).float(), None
+        return torch.cat(tap_features(model.backbone, x, model.taps), dim=1), None
     a = split.prefix(x)
     return model.forward_head(split.suffix_features(a), pre_logits=True).float(), a.clone()
 
 
 @torch.inference_mode()
-def cache_views(model: torch.nn.Module, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,
+def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,
                 val_paths: list[str], views: int, seed_of: Callable[[int, int], int], device: torch.device,
-                check_cancel: Callable[[], None], batch_size: int = 16) -> Views:
+                check_cancel: Callable[[], None], batch_size: int = 16,
+                progress: Callable[[float], None] | None = None) -> Views:
     """Runs the frozen network (eval mode) over `views` augmented views of `images` and over the val images.
 
     Args:
@@ -47,10 +50,13 @@ def cache_views(model: torch.nn.Module, split: SplitModel | None, spec: InputSpe
     images.decode_all()
     feats, acts = [], []
     with autocast(device):
+        # the val features go through the model's own `features` (mirror averaging included), as at test time
         for k in range(views):
             fk, ak = [], []
             for b in range(0, len(images), batch_size):
                 check_cancel()
+                if progress:
+                    progress((k * len(images) + b) / (views * len(images) + len(val_paths)))
                 idx = range(b, min(b + batch_size, len(images)))
                 x = torch.stack([images[(i, seed_of(i, -1 - k))] for i in idx])
                 f, a = frozen_forward(model, split, spec.normalize(to_device(x, device)))
@@ -60,8 +66,11 @@ def cache_views(model: torch.nn.Module, split: SplitModel | None, spec: InputSpe
             acts.append(torch.cat(ak) if split else None)
         vf, va = [], []
         for b in range(0, len(val_paths), batch_size):
+            check_cancel()
+            if progress:
+                progress((views * len(images) + b) / (views * len(images) + len(val_paths)))
             x = spec.normalize(to_device(torch.stack(spec.load(val_paths[b:b + batch_size])), device))
-            f, a = frozen_forward(model, split, x)
+            f, a = frozen_forward(model, split, x) if split is not None else (model.features(x), None)
             vf.append(f)
             va.append(a)
     return Views(torch.stack(feats), torch.cat(vf), torch.stack(acts) if split else None,

@@ -17,17 +17,22 @@ def first_conv_weight(model: nn.Module) -> torch.Tensor:
     return mod.weight.detach().float().cpu()
 
 
-def filter_grid(weight: torch.Tensor, scale: int = 8, pad: int = 2) -> np.ndarray:
-    """RGB uint8 image of the filters, each min-max normalised, enlarged `scale` times, on a grey grid."""
+def filter_grid(weight: torch.Tensor, cell: int = 56, pad: int = 4) -> np.ndarray:
+    """RGB uint8 image of the filters on a grey grid, each enlarged to about `cell` pixels with nearest resampling.
+
+    Each filter is scaled symmetrically around zero (grey = 0, light = positive, dark = negative), so an edge
+    detector shows a light and a dark side and a colour blob shows its colour; min-max scaling would hide the sign.
+    """
     w = weight[:, :3] if weight.shape[1] >= 3 else weight[:, :1].repeat(1, 3, 1, 1)
     n, _, kh, kw = w.shape
+    scale = max(1, cell // max(kh, kw))
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     cell_h, cell_w = kh * scale + pad, kw * scale + pad
-    img = np.full((rows * cell_h + pad, cols * cell_w + pad, 3), 128, np.uint8)
+    img = np.full((rows * cell_h + pad, cols * cell_w + pad, 3), 255, np.uint8)
     for i in range(n):
         f = w[i].permute(1, 2, 0).numpy()
-        f = (f - f.min()) / max(float(f.max() - f.min()), 1e-8)
+        f = 0.5 + 0.5 * f / max(float(np.abs(f).max()), 1e-8)
         f = np.kron(f, np.ones((scale, scale, 1)))
         r, c = divmod(i, cols)
         img[pad + r * cell_h: pad + r * cell_h + kh * scale, pad + c * cell_w: pad + c * cell_w + kw * scale] = \

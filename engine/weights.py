@@ -216,7 +216,7 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
     """
     entry = get_entry(name)
     scratch = str(weights) == SCRATCH
-    model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3)
+    model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3, drop_rate=0.0)
     if scratch:
         return model, WeightsInfo("scratch", None, None, "random initialisation, asked for explicitly")
     found = find_weights(name, None if weights == "auto" else weights)
@@ -235,3 +235,9 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
         notes.append(f"first convolution adapted from RGB to {in_chans} channels")
     note = "; ".join(notes)
     return model, WeightsInfo(source, str(path), sha256_file(path), note)
+
+
+def catalogue_rows() -> list[dict]:
+    """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
+    from engine.catalogue import list_entries
+    return [{**e.as_row(), **availability(e.name)} for e in list_entries()]

@@ -7,7 +7,8 @@ import torch
 
 from conftest import SAMPLE
 from engine import augment as aug
-from engine.features import DECODED, InputSpec
+from engine.decode import DECODED
+from engine.spec import InputSpec
 
 SPEC = InputSpec.for_backbone("tf_efficientnet_lite0")
 

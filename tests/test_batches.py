@@ -4,7 +4,7 @@ import torch
 from engine import augment as aug
 from engine.batches import AugmentedImages, EpochBatches, loader_workers, make_loader
 from engine.data import load_dataset
-from engine.features import InputSpec
+from engine.spec import InputSpec
 
 
 def _images(folder) -> AugmentedImages:

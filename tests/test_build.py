@@ -1,11 +1,12 @@
-"""Building a run from its config: plan, new head, weights provenance, and where the frozen part is cut for caching."""
+"""Building a run from its plan: the head where the plan starts it, weights provenance, and the cut for caching."""
 import pytest
 import torch
 
 from engine.build import build
 from engine.config import TrainConfig
 from engine.errors import WeightsUnavailable
-from engine.split import ProbeLinear
+from engine.planner import get_plan
+from engine.taps import ProbeHead
 
 CPU = torch.device("cpu")
 
@@ -14,13 +15,20 @@ def cfg(data, **kw) -> TrainConfig:
     return TrainConfig(**{"data": str(data), "strategy": "top-k", "top_k": 1, "val_fraction": 0.34, **kw})
 
 
-def test_top_k_is_cut_below_its_first_trainable_group(tiny_folder):
-    b = build(cfg(tiny_folder, dropout=0.3), CPU)
-    assert b.weights.source == "bundled" and b.probe is None
+def built(c: TrainConfig):
+    return build(c, get_plan(c), CPU)
+
+
+def test_top_k_starts_from_the_probe_and_is_cut_below_its_first_trainable_group(tiny_folder):
+    c = cfg(tiny_folder, dropout=0.3)
+    planned = get_plan(c)
+    b = build(c, planned, CPU)
+    assert b.weights.source == "bundled"
     assert b.plan.frozen[-2:] == (False, False) and all(b.plan.frozen[:-2])
     assert [g.name for g in b.groups] == list(b.plan.groups)
     head = b.model.get_classifier()
-    assert isinstance(head, ProbeLinear) and head.drop == 0.3 and head.out_features == len(b.ds.classes) == 3
+    assert isinstance(head, ProbeHead) and head.drop == 0.3 and head.fc.out_features == len(b.ds.classes) == 3
+    assert torch.allclose(head.fc.weight, torch.from_numpy(planned.head.std_coef))  # LP-FT: the probe's solution
     x = torch.randn(2, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     b.model.eval()
     with torch.no_grad():
@@ -30,13 +38,13 @@ def test_top_k_is_cut_below_its_first_trainable_group(tiny_folder):
 @pytest.mark.parametrize("kw", [dict(strategy="full"), dict(mixup=0.2), dict(cache_activations=False),
                                 dict(strategy="feature-extraction")])
 def test_no_cut_where_the_images_are_needed_or_nothing_is_frozen_below(tiny_folder, kw):
-    assert build(cfg(tiny_folder, **kw), CPU).split is None
+    assert built(cfg(tiny_folder, **kw)).split is None
 
 
 def test_scratch_says_so_and_missing_weights_fail(tiny_folder, tmp_path, monkeypatch):
-    assert build(cfg(tiny_folder, strategy="scratch"), CPU).weights.source == "scratch"
+    assert built(cfg(tiny_folder, strategy="scratch")).weights.source == "scratch"
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # empty caches: no weights for resnet50 anywhere
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(WeightsUnavailable, match="resnet50"):
-        build(cfg(tiny_folder, backbone="resnet50"), CPU)
+        built(cfg(tiny_folder, backbone="resnet50"))

@@ -1,5 +1,8 @@
 import json
 import os
+from pathlib import Path
+
+import pytest
 import subprocess
 import sys
 
@@ -26,11 +29,26 @@ def test_inspect_data_reports_bad_files(bad_corpus, capsys):
 
 
 def test_probe_json_has_the_contract(tiny_folder, capsys):
-    assert main(["probe", "--data", str(tiny_folder), "--json", "--quiet", "--per-stage"]) == 0
+    assert main(["probe", "--data", str(tiny_folder), "--json", "--quiet", "--per-stage", "--budget", "30"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert {"accuracy", "per_class", "recommendation", "seconds", "weights", "stage_curve"} <= set(d)
-    assert {"strategy", "freeze", "lr", "reason"} <= set(d["recommendation"])
+    assert {"accuracy", "per_class", "plan", "seconds", "weights", "stage_curve"} <= set(d)
+    assert {"strategy", "frozen", "lrs", "reason", "taps", "candidates"} <= set(d["plan"])
     assert d["weights"]["source"] == "bundled" and len(d["weights"]["sha256"]) == 64
+
+
+@pytest.mark.parametrize("strategy", ["auto", "top-k", "lp-ft"])
+def test_plan_json_equals_the_plan_the_run_executes(tiny_folder, tmp_path, strategy):
+    env = {"TRANSFERLAB_HOME": str(tmp_path)}
+    args = ["--data", str(tiny_folder), "--strategy", strategy, "--epochs", "1", "--head-epochs", "1",
+            "--batch-size", "4", "--views", "1", "--budget", "40", "--json", "--quiet"]
+    plan = run("plan", *args, env=env)
+    assert plan.returncode == 0, plan.stderr
+    train = run("train", *args, env=env)
+    assert train.returncode == 0, train.stderr
+    result = json.loads(train.stdout)
+    stored = json.loads((Path(result["run_dir"]) / "plan.json").read_text())
+    assert json.loads(plan.stdout) == stored
+    assert {"test_accuracy", "test_interval", "test_n", "best_val_acc", "chosen_on"} <= set(result)
 
 
 def test_errors_are_one_clear_line_and_exit_2(tmp_path, capsys):

@@ -43,7 +43,8 @@ def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     port = _free_port()
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")), "TRANSFERLAB_DEMO_EPOCHS": "1,3"}
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")), "TRANSFERLAB_DEMO_EPOCHS": "3",
+           "TRANSFERLAB_DEMO_BUDGET": "60"}
     proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -62,7 +63,19 @@ def server(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def test_quick_demo_live_chart_and_compare(server):
+STEP_NAMES = ("queued", "load and check data", "probe", "choose the head", "validate the starting model")
+PROGRESS = """() => [...document.querySelectorAll('[data-testid="stProgress"]')].map(p => {
+  const bar = p.querySelector('[role="progressbar"]');
+  return [p.innerText, bar ? Number(bar.getAttribute('aria-valuenow')) : -1];
+})"""
+
+
+def _state(page) -> str:
+    head = page.get_by_role("heading", name="Run ").first
+    return head.inner_text() if head.count() else ""
+
+
+def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -73,34 +86,64 @@ def test_quick_demo_live_chart_and_compare(server):
         page.goto(server)
         page.get_by_role("button", name="Quick demo").wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "0_home.png"), full_page=True)
+
         page.get_by_role("button", name="Quick demo").click()
-        page.get_by_text("Accuracy per epoch").first.wait_for(timeout=120_000)
+        clicked = time.time()
+        first = None
+        while time.time() - clicked < 10 and first is None:
+            bars = page.evaluate(PROGRESS)
+            named = [b for b in bars if any(n in b[0] for n in STEP_NAMES)]
+            if named:
+                first = time.time() - clicked
+            time.sleep(0.1)
+        page.screenshot(path=str(ARTIFACTS / "1_demo_first_step.png"), full_page=True)
+        assert first is not None and first <= 2.0, f"no named step on screen {first} s after the click"
+        values, deadline = set(), time.time() + 60
+        while len(values) < 3 and time.time() < deadline:  # the setup step's bar moves
+            values |= {b[1] for b in page.evaluate(PROGRESS) if "probe" in b[0]}
+            time.sleep(0.3)
+        assert len(values) >= 3, f"the probe's progress bar did not move: {values}"
+
+        page.get_by_text("Accuracy per epoch").first.wait_for(timeout=240_000)
+        run_id = page.evaluate("() => new URLSearchParams(location.search).get('run_id')")
+        assert run_id and "quick-demo" in run_id
         second = browser.new_page(viewport={"width": 1400, "height": 1000})  # another tab: its own session
-        second.goto(f"{server}/Train")
+        second.goto(f"{server}/Train?run_id={run_id}")
         second.get_by_text("Accuracy per epoch").first.wait_for(timeout=120_000)
 
         seen, deadline = [], time.time() + 600
-        while time.time() < deadline:
+        while time.time() < deadline and not page.get_by_text("training: epoch 2").count():
+            seen.append(page.evaluate(ACC_POINTS))
+            time.sleep(0.3)
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text("· cancelled").first.wait_for(timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "2_stopped.png"), full_page=True)
+        page.get_by_role("button", name="Resume").click()
+        deadline = time.time() + 900
+        while time.time() < deadline and not page.get_by_text("· finished").count():
             n = page.evaluate(ACC_POINTS)
             if not seen or n != seen[-1]:
                 seen.append(n)
-            if page.get_by_text("· finished").count():
-                break
             time.sleep(0.3)
-        page.screenshot(path=str(ARTIFACTS / "4_train.png"), full_page=True)
-        changes = [n for n in seen if n > 0]
-        assert len(seen) >= 3 and len(changes) >= 2 and changes == sorted(changes), f"accuracy chart over time: {seen}"
-        assert page.get_by_text("· finished").count(), "the demo run did not finish"
+        page.screenshot(path=str(ARTIFACTS / "3_train_finished.png"), full_page=True)
+        changes = [n for n in dict.fromkeys(seen) if n > 0]
+        assert len(changes) >= 2 and changes == sorted(changes), f"accuracy chart over time: {seen}"
+        assert page.get_by_text("· finished").count(), "the demo run did not finish after Resume"
+        assert page.get_by_text("photos it has never seen").count()  # the plain-words summary
         second.get_by_text("· finished").first.wait_for(timeout=60_000)  # the other tab followed the same run live
-        second.screenshot(path=str(ARTIFACTS / "4b_train_second_tab.png"), full_page=True)
+        second.screenshot(path=str(ARTIFACTS / "3b_train_second_tab.png"), full_page=True)
         second.close()
 
-        for shot, path in (("1_data", "Data"), ("2_backbone", "Backbone"), ("3_probe", "Probe"),
-                           ("6_predict", "Predict_Export"), ("5_compare", "Compare")):
+        page.reload()
+        page.get_by_text(f"Run {run_id}").first.wait_for(timeout=60_000)  # a reload keeps the run
+        assert "plant-leaves-15" in page.evaluate("() => decodeURIComponent(location.search)")  # and the dataset
+
+        for shot, path in (("4_data", "Data"), ("5_backbone", "Backbone"), ("6_probe", "Probe"),
+                           ("7_predict", "Predict_Export"), ("8_compare", "Compare")):
             page.goto(f"{server}/{path}")
             page.wait_for_load_state("networkidle")
             page.get_by_role("heading").first.wait_for(timeout=60_000)
             time.sleep(2)
             page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
-        assert page.get_by_text("quick-demo").count() and page.get_by_text("finished").count()
+        assert page.get_by_text("quick-demo").count()
         browser.close()

@@ -1,55 +1,77 @@
-import pytest
+"""Frozen features: the input contract, the bounded decode cache, every tap streamed to disk for both views."""
 import numpy as np
+import pytest
 import torch
 
-from engine.features import DecodeCache, FeatureSet, InputSpec, extract, feature_key, load_cached, save_cached
+from engine.decode import DecodeCache
+from engine.features import compute_cached, extract, feature_key, load_cached
+from engine.imageio import load_image
+from engine.spec import InputSpec
+from engine.taps import FINAL
 from engine.weights import create_backbone
+
+LITE0 = "tf_efficientnet_lite0"
 
 
 def test_input_spec_from_the_backbone_config():
-    spec = InputSpec.for_backbone("tf_efficientnet_lite0")
+    spec = InputSpec.for_backbone(LITE0)
     assert spec.input_size == (3, 224, 224) and spec.mean == (0.5, 0.5, 0.5) and spec.interpolation == "bicubic"
-    assert spec.key() != InputSpec.for_backbone("tf_efficientnet_lite1").key()
+    assert spec.key() != InputSpec.for_backbone("tf_efficientnet_lite1").key() != spec.whole_image().key()
+    assert InputSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_geometry_and_normalize(tiny_folder):
-    spec = InputSpec.for_backbone("tf_efficientnet_lite0")
-    from engine.imageio import load_rgb
-    img = spec.geometry()(load_rgb(next(tiny_folder.rglob("*.jpg"))))
+    spec = InputSpec.for_backbone(LITE0)
+    img = spec.geometry()(load_image(next(tiny_folder.rglob("*.jpg"))))
     assert img.size == (224, 224)
     x = spec.normalize(torch.full((1, 3, 4, 4), 255, dtype=torch.uint8))
     assert torch.allclose(x, torch.ones_like(x)) and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_decode_cache_decodes_once(tiny_folder, monkeypatch):
-    import engine.features as f
+def test_decode_cache_decodes_once_and_stays_within_its_bytes(tiny_folder, monkeypatch):
+    import engine.decode as d
     calls = []
-    real = f.load_image
-    monkeypatch.setattr(f, "load_image", lambda p, c: calls.append(p) or real(p, c))
-    cache, spec = DecodeCache(), InputSpec.for_backbone("tf_efficientnet_lite0")
+    real = d.load_image
+    monkeypatch.setattr(d, "load_image", lambda p, c: calls.append(p) or real(p, c))
+    spec = InputSpec.for_backbone(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
+    cache = DecodeCache(max_bytes=10**9)
     cache.get_many(paths, spec.key(), spec.geometry())
     out = cache.get_many(paths, spec.key(), spec.geometry())
     assert len(calls) == 4 and out[0].dtype == torch.uint8 and out[0].shape == (3, 224, 224)
+    small = DecodeCache(max_bytes=2 * 3 * 224 * 224)  # room for two images
+    assert len(small.get_many(paths, spec.key(), spec.geometry())) == 4 and small.nbytes <= small.max_bytes
 
 
-def test_extract_gives_final_and_stage_features(tiny_folder):
-    model, _ = create_backbone("tf_efficientnet_lite0")
+def test_extract_writes_every_tap_for_the_image_and_its_mirror(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_PRECISION", "fp32")
+    model, _ = create_backbone(LITE0)
+    spec = InputSpec.for_backbone(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:5]]
-    final, stages, names = extract(model, InputSpec.for_backbone("tf_efficientnet_lite0"), paths, batch_size=2)
-    assert final.shape == (5, 1280) and len(stages) == len(names) == 8
-    assert [s.shape[1] for s in stages] == [32, 16, 24, 40, 80, 112, 192, 1280]
+    taps = extract(model, spec, paths, tmp_path / "f", views=2, batch_size=2, device=torch.device("cpu"))
+    assert taps == tuple(range(8)) + (FINAL,)
+    final = np.load(tmp_path / "f" / "final.npy")
+    assert final.shape == (5, 2, 1280) and np.load(tmp_path / "f" / "tap7.npy").shape == (5, 2, 320)
+    x = spec.normalize(torch.stack(spec.load(paths[:1])))
+    with torch.no_grad():
+        image, mirror = model.forward_head(model.forward_features(torch.cat([x, x.flip(-1)])), pre_logits=True)
+    assert np.allclose(final[0, 0], image.numpy(), atol=1e-4) and np.allclose(final[0, 1], mirror.numpy(), atol=1e-4)
+    assert not np.allclose(final[0, 0], final[0, 1], atol=1e-2)
 
 
-def test_cache_round_trip_and_key_sensitivity():
-    spec = InputSpec.for_backbone("tf_efficientnet_lite0")
-    k = feature_key("a", "sha", "data", spec, "fp32")
-    assert k != feature_key("a", "sha", "data2", spec, "fp32") != feature_key("a", "sha", "data", spec, "bfloat16")
-    fs = FeatureSet(np.ones((3, 4), np.float32), [np.zeros((3, 2), np.float32)], ["s0"], np.array([0, 1, 0]),
-                    np.array(["train", "val", "train"]), cached=False)
-    save_cached(k, fs)
-    back = load_cached(k)
-    assert back.cached and np.array_equal(back.final, fs.final) and back.stage_names == ["s0"]
+def test_the_cache_is_written_once_and_read_memory_mapped(tiny_folder):
+    spec = InputSpec.for_backbone(LITE0)
+    paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
+    labels, splits = np.array([0, 1, 0, 1]), np.array(["train", "train", "val", "val"])
+    key = feature_key(LITE0, "sha", "data-x", spec, "fp32", 2)
+    assert key != feature_key(LITE0, "sha", "data-y", spec, "fp32", 2) != feature_key(LITE0, "sha", "data-x", spec,
+                                                                                          "bfloat16", 2)
+    built = []
+    fs = compute_cached(key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths, labels, splits)
+    again = compute_cached(key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths, labels, splits)
+    assert built == [1] and not fs.cached and again.cached
+    assert isinstance(again.arrays[FINAL], np.memmap) and np.array_equal(again.arrays[FINAL], fs.arrays[FINAL])
+    assert again.x("val", (5, FINAL), view=1).shape == (2, 112 + 1280) and list(again.y("train")) == [0, 1]
     assert load_cached("nope") is None
 
 
@@ -69,9 +91,9 @@ def test_grey_images_through_the_adapted_model_give_the_features_of_their_rgb_co
     for i, src in enumerate(sorted(tiny_folder.rglob("*.jpg"))[:3]):
         paths.append(str(tmp_path / f"g{i}.png"))
         Image.open(src).convert("L").save(paths[-1])
-    rgb_model, _ = create_backbone("tf_efficientnet_lite0")
-    grey_model, _ = create_backbone("tf_efficientnet_lite0", in_chans=1)
-    spec = InputSpec.for_backbone("tf_efficientnet_lite0")
-    rgb_final, _, _ = extract(rgb_model, spec, paths, batch_size=3, device=torch.device("cpu"))
-    grey_final, _, _ = extract(grey_model, spec.with_chans(1), paths, batch_size=3, device=torch.device("cpu"))
-    assert np.allclose(rgb_final, grey_final, atol=1e-4)
+    spec = InputSpec.for_backbone(LITE0)
+    cpu = torch.device("cpu")
+    extract(create_backbone(LITE0)[0], spec, paths, tmp_path / "rgb", views=1, device=cpu)
+    extract(create_backbone(LITE0, in_chans=1)[0], spec.with_chans(1), paths, tmp_path / "grey", views=1, device=cpu)
+    for name in ("final.npy", "tap5.npy"):
+        assert np.allclose(np.load(tmp_path / "rgb" / name), np.load(tmp_path / "grey" / name), atol=1e-4)

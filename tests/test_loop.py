@@ -23,7 +23,7 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     run = RunStore(tmp_path).create(cfg.to_dict())
     trainer = Trainer(cfg, run)
     held: list[list[float]] = []
-    setup = trainer._setup
+    setup = trainer.setup
 
     def spy_setup():
         setup()
@@ -37,7 +37,7 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
             held.append([per_layer[i].pop() for i in sorted(per_layer)])
             return real_step(*a, **k)
         trainer.opt.step = step
-    trainer._setup = spy_setup
+    trainer.setup = spy_setup
     metrics = trainer.fit()
     assert metrics["status"] == "finished", metrics["error"]
 
@@ -51,14 +51,14 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     head = len(plan["groups"]) - 1
     for i, e in enumerate(steps):
         if e["phase"] == 1:
-            expected = [0.0] * head + [cfg.head_lr * p1.factor(i)]
+            expected = [0.0] * head + [plan["head_lr"] * p1.factor(i)]
         else:
             expected = [lr * p2.factor(i - per_epoch) for lr in plan["lrs"]]
         assert e["lrs"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
     assert steps[per_epoch]["lrs"][-1] == pytest.approx(plan["lrs"][-1] * 0.1)  # warm-up starts at 10% of the target
 
     ref, _ = create_backbone(cfg.backbone)
-    ref_state = ref.state_dict()
+    ref_state = {f"backbone.{k}": v for k, v in ref.state_dict().items()}
     trained = trainer.model.state_dict()
     groups = layer_groups(trainer.model)
     for g, frozen in zip(groups, plan["frozen"]):
@@ -67,6 +67,7 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
         for mod in g.modules:
             for k in [k for k in ref_state if k.startswith(mod + ".")]:
                 assert torch.equal(ref_state[k], trained[k].cpu()), k  # weights and BN running stats, bit for bit
+    assert run.events("epoch")[0]["epoch"] == 0  # the probe's head, validated before any training
     drift = run.events("epoch")[-1]["drift"]
     assert all((d == 0) == f for d, f in zip(drift, plan["frozen"]))  # the trainable groups did move
 
@@ -94,10 +95,10 @@ def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch
     trainer = Trainer(cfg, run)
     real = trainer._epoch
 
-    def boom(phase, epoch, *a):
-        if phase == 2:
+    def boom(*a):
+        if trainer.phase == 2:
             raise RuntimeError("disk full")
-        return real(phase, epoch, *a)
+        return real(*a)
     trainer._epoch = boom
     metrics = trainer.fit()
     assert metrics["status"] == "failed" and "disk full" in metrics["error"]
@@ -130,7 +131,7 @@ def test_lr_find_suggests_a_rate(tiny_folder):
     cfg = tiny_cfg(tiny_folder, strategy="top-k")
     out = lr_find(cfg, steps=12, start=1e-6, end=10.0)
     assert len(out["lrs"]) == len(out["losses"]) >= 3 and out["lrs"] == sorted(out["lrs"])
-    assert 1e-6 <= out["suggestion"] <= 10.0
+    assert 1e-6 <= out["suggestion"] <= 10.0 and out["phase"] == 2
     assert out["groups"][-1] == 1.0 and out["groups"][0] == 0.0
 
 
@@ -168,7 +169,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     trainer = Trainer(cfg, run)
     m = trainer.fit()
     assert m["status"] == "finished", m["error"]
-    assert trainer.model.conv_stem.weight.shape[1] == chans and "adapted from RGB" in trainer.weights.note
+    assert trainer.model.backbone.conv_stem.weight.shape[1] == chans and "adapted from RGB" in trainer.weights.note
     assert run.read_json("plan.json")["input_spec"]["input_size"][0] == chans
     assert evaluate(run, str(data))["n"] == 18
     photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))
@@ -177,15 +178,30 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     assert out["checks"]["onnx_same_top1"] and out["card"]["in_chans"] == chans
 
 
+def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folder, tmp_path):
+    from engine.evaluate import evaluate
+    cfg = tiny_cfg(tiny_folder, strategy="full", head_epochs=1, finetune_epochs=1, lr=5.0, head_lr=50.0,
+                   warmup_epochs=0, grad_clip=1e9)  # rates that wreck the network
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    metrics = Trainer(cfg, run).fit()
+    epochs = run.events("epoch")
+    assert metrics["status"] == "finished" and epochs[0]["epoch"] == 0
+    assert all(e["val_acc"] < epochs[0]["val_acc"] for e in epochs[1:])  # every trained epoch is worse
+    assert metrics["best_epoch"] == 0 and metrics["best_val_acc"] == pytest.approx(metrics["head_accuracy"], abs=0.07)
+    assert evaluate(run, split="val")["accuracy"] == pytest.approx(metrics["best_val_acc"])
+
+
 @pytest.mark.slow
-def test_auto_on_real_plant_leaves_reaches_093_and_evaluate_reproduces_it(tmp_path):
+def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     from conftest import shared_dataset
     from engine.evaluate import evaluate
-    data = shared_dataset("plant-leaves-15")
+    data = shared_dataset("eurosat-10")
     cfg = TrainConfig(data=str(data), strategy="auto")
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = Trainer(cfg, run).fit()
     assert metrics["status"] == "finished", metrics["error"]
-    assert metrics["best_val_acc"] >= 0.93, metrics["best_val_acc"]
-    again = evaluate(run, str(data / "val"))
-    assert again["n"] == 300 and abs(again["accuracy"] - metrics["best_val_acc"]) < 1e-6
+    assert metrics["test_n"] == 600 and metrics["test_accuracy"] >= 0.93, metrics["test_accuracy"]
+    lo, hi = metrics["test_interval"]
+    assert lo < metrics["test_accuracy"] < hi and metrics["seconds"] < 330
+    again = evaluate(run, split="test")
+    assert again["n"] == 600 and again["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)

@@ -6,7 +6,7 @@ from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F4
 
 
 def test_probe_page_runs_in_the_background(tiny_folder):
-    at = page("3_Probe.py")
+    at = page("probe.py")
     at.session_state["dataset"] = str(tiny_folder)
     at.run()
     assert not at.exception and at.info  # empty state

@@ -1,5 +1,7 @@
-"""AppTest of the Train page."""
+"""AppTest of the Train page: the plan made once and shown as it runs, edits, live runs, stop and resume."""
 import time
+
+import pytest
 
 import ui.state
 from engine.config import TrainConfig
@@ -7,54 +9,126 @@ from engine.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 
-def test_train_page_empty_running_finished_interrupted(monkeypatch, tmp_path, finished_store):
+def _wait(job, seconds=180):
+    deadline = time.time() + seconds
+    while job.state == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert job.state == "done", job.error
+
+
+def _make_plan(at, strategy):
+    at.selectbox(key="strategy").set_value(strategy).run()
+    before = set(ui.state.get_jobs()._jobs)
+    at.button(key="make_plan").click().run()
+    job = next(j for k, j in ui.state.get_jobs()._jobs.items() if k.startswith("plan|") and k not in before)
+    _wait(job)
+    at.run()
+    assert not at.exception
+    return job.key
+
+
+def test_train_page_empty_running_stopped_resumed_finished_interrupted(monkeypatch, tmp_path, finished_store):
     use_runner(monkeypatch, RunStore(tmp_path / "empty"))
-    at = page("4_Train.py").run()
+    at = page("train.py").run()
     assert not at.exception and any("No run yet" in i.value for i in at.info)
 
     runner = use_runner(monkeypatch, RunStore(tmp_path / "live"), SlowFakeTrainer)
     rid = runner.submit(TrainConfig(data="x", strategy="full"))
     while not runner.store.open(rid).events("epoch"):
         time.sleep(0.05)
-    at = page("4_Train.py").run()
+    at = page("train.py").run()
     assert not at.exception and "running" in at.subheader[0].value
     at.button(key="stop").click().run()
-    assert runner.wait(rid, timeout=10)
+    assert runner.wait(rid, timeout=10) and runner.store.open(rid).status()["state"] == "cancelled"
+    at.run()
+    assert at.button(key="resume")  # a stopped run can go on
+    at.button(key="resume").click().run()
+    deadline = time.time() + 10
+    while runner.store.open(rid).status()["state"] != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    assert runner.store.open(rid).status()["state"] == "running"
+    runner.cancel(rid)
+    runner.wait(rid, timeout=10)
 
     use_runner(monkeypatch, finished_store)
-    at = page("4_Train.py").run()
+    at = page("train.py").run()
     assert not at.exception and "finished" in at.subheader[0].value
+    assert any("photos it has never seen" in s.value or "too little data" in s.value for s in at.success)
 
     run = finished_store.open(finished_store.list()[0].id)
     run.set_status(state="running", pid=2**22 + 7)  # its process is gone
-    at = page("4_Train.py").run()
+    at = page("train.py").run()
     assert not at.exception and at.button(key="resume")
     run.set_status(state="finished")
 
 
-def test_lr_finder_from_the_train_page(monkeypatch, tmp_path, tiny_folder):
-    use_runner(monkeypatch, RunStore(tmp_path / "empty"))
-    at = page("4_Train.py")
+def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_custom(monkeypatch, tmp_path,
+                                                                                   tiny_folder):
+    runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
+    at = page("train.py")
     at.session_state["dataset"] = str(tiny_folder)
     at.run()
-    at.selectbox(key="strategy").set_value("top-k").run()
-    at.button(key="lr_find").click().run()
-    job = ui.state.get_jobs().get(f"lrfind|{tiny_folder}|tf_efficientnet_lite0|top-k")
-    deadline = time.time() + 120
-    while job.state == "running" and time.time() < deadline:
-        time.sleep(0.2)
+    _make_plan(at, "top-k")
+    assert any("all checks passed" in s.value for s in at.success)
+    head_lr = next(n for n in at.number_input if n.label.startswith("Head learning rate"))
+    head_lr.set_value(0.003).run()
+    assert not at.exception and any("custom" in w.value for w in at.warning)
+    at.button(key="start").click().run()
+    rid = at.session_state["run_id"]
+    run = runner.store.open(rid)
+    plan = run.read_json("plan.json")
+    assert plan["head_lr"] == 0.003 and plan["strategy"] == "custom" and rid.endswith("-custom")
+    runner.cancel(rid)
+    runner.wait(rid, timeout=10)
+
+
+def test_editing_the_table_renames_the_strategy_and_gives_the_implied_rate(monkeypatch, tmp_path, tiny_folder):
+    runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
+    at = page("train.py")
+    at.session_state["dataset"] = str(tiny_folder)
     at.run()
-    assert not at.exception and job.state == "done", job.error
-    assert job.result["suggestion"] > 0
+    plan_key = _make_plan(at, "top-k")
+    at.checkbox(key=f"frozen|{plan_key}|5").uncheck().run()
+    assert not at.exception and any("custom" in w.value for w in at.warning)
+    at.button(key="start").click().run()
+    plan = runner.store.open(at.session_state["run_id"]).read_json("plan.json")
+    assert plan["strategy"] == "custom" and not plan["frozen"][5] and plan["lrs"][5] == pytest.approx(1e-5)
+    runner.cancel(at.session_state["run_id"])
 
 
-def test_every_strategy_previews_its_plan_without_warnings(monkeypatch, tmp_path):
+def test_a_plan_for_other_data_is_never_previewed(monkeypatch, tmp_path, tiny_folder, bad_corpus):
+    use_runner(monkeypatch, RunStore(tmp_path / "runs"))
+    at = page("train.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    _make_plan(at, "feature-extraction")
+    assert at.button(key="start")
+    at.session_state["dataset"] = str(tmp_path / "elsewhere")
+    at.run()
+    assert not at.exception and not any(b.key == "start" for b in at.button)
+
+
+def test_lr_finder_from_the_train_page(monkeypatch, tmp_path, tiny_folder):
     use_runner(monkeypatch, RunStore(tmp_path / "empty"))
-    at = page("4_Train.py").run()
-    for strategy in ("feature-extraction", "top-k", "full", "lp-ft", "custom"):
-        at.selectbox(key="strategy").set_value(strategy).run()
+    at = page("train.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    _make_plan(at, "top-k")
+    at.button(key="lr_find").click().run()
+    job = next(j for k, j in ui.state.get_jobs()._jobs.items() if k.startswith("lrfind|"))
+    _wait(job, 120)
+    at.run()
+    assert not at.exception and job.result["suggestion"] > 0
+    at.button(key="apply_lr").click().run()
+    assert not at.exception and any("custom" in w.value for w in at.warning)
+
+
+def test_every_strategy_previews_its_plan(monkeypatch, tmp_path, tiny_folder):
+    use_runner(monkeypatch, RunStore(tmp_path / "empty"))
+    at = page("train.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    for strategy in ("feature-extraction", "top-k", "full", "lp-ft", "scratch"):
+        _make_plan(at, strategy)
         assert not at.exception and not at.error, strategy
-        assert not at.warning, (strategy, [w.value for w in at.warning])
-        assert any("Per-group plan" in c.value for c in at.caption), strategy
-    at.selectbox(key="strategy").set_value("scratch").run()
-    assert not at.exception
+        assert at.button(key="start"), strategy

@@ -1,3 +1,4 @@
+"""The linear probe: standardised logistic regression, the per-stage curve, shoot-outs, and the real-data figures."""
 import time
 
 import numpy as np
@@ -5,8 +6,10 @@ import pytest
 
 from conftest import shared_dataset
 from engine.data import load_dataset
-from engine.errors import WeightsUnavailable
-from engine.probe import fit_linear, probe, shootout
+from engine.errors import DataError, WeightsUnavailable
+from engine.probe import fit_linear, probe
+from engine.shootout import shootout
+from engine.taps import FINAL
 
 
 def test_fit_linear_on_separable_features():
@@ -17,22 +20,50 @@ def test_fit_linear_on_separable_features():
     assert fit.accuracy > 0.95 and fit.probabilities.shape == (30, 3)
     raw_logits = x[1::2] @ fit.coef.T + fit.intercept  # the classifier also works on unstandardised features
     assert (raw_logits.argmax(1) == fit.predictions).all()
+    balanced = fit_linear(x[::2], y[::2], x[1::2], y[1::2], n_classes=3, balanced=True)
+    assert balanced.accuracy > 0.95
 
 
 def test_probe_on_bad_corpus_does_not_crash(bad_corpus):
     r = probe(load_dataset(bad_corpus), "tf_efficientnet_lite0")
-    assert 0 <= r.accuracy <= 1 and r.recommendation.reason
-    assert len(r.stage_curve) == 8
+    assert 0 <= r.accuracy <= 1 and r.head is not None
+    assert [c["tap"] for c in r.stage_curve] == list(range(8)) + [FINAL]
+    assert r.stage_curve[-1]["accuracy"] == r.accuracy and r.features.views == 2
 
 
-def test_shootout_keeps_going_when_weights_are_missing(tiny_folder, monkeypatch, tmp_path):
+def test_one_class_is_refused_with_the_reason(tiny_folder):
+    import shutil
+    for extra in sorted(tiny_folder.iterdir())[1:]:
+        shutil.rmtree(extra)
+    with pytest.raises(DataError, match="at least 2 classes"):
+        probe(load_dataset(tiny_folder), "tf_efficientnet_lite0")
+
+
+def test_shootout_keeps_going_when_weights_are_missing_and_gives_a_verdict(tiny_folder, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    rows = shootout(load_dataset(tiny_folder), ["convnext_tiny", "tf_efficientnet_lite0"])
+    out = shootout(load_dataset(tiny_folder), ["convnext_tiny", "tf_efficientnet_lite0"])
+    rows = out["rows"]
     assert rows[0]["backbone"] == "tf_efficientnet_lite0" and rows[0]["accuracy"] is not None
-    assert "--weights" in rows[1]["error"]
+    assert "--weights" in rows[1]["problem"] and "convnext_tiny" in out["verdict"]
+    assert out["verdict"].startswith("tf_efficientnet_lite0 is best")
     with pytest.raises(WeightsUnavailable):
         probe(load_dataset(tiny_folder), "convnext_tiny")
+
+
+def test_a_feature_cache_larger_than_the_memory_budget_streams_and_gives_the_same_probe(tiny_folder, tmp_path,
+                                                                                        monkeypatch):
+    import engine.decode as decode
+    ds = load_dataset(tiny_folder)
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "roomy"))
+    roomy = probe(ds, "tf_efficientnet_lite0", per_stage=False)
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "tight"))
+    monkeypatch.setattr(decode, "DECODED", decode.DecodeCache(max_bytes=3 * 224 * 224))  # one image at a time
+    tight = probe(ds, "tf_efficientnet_lite0", per_stage=False)
+    n_bytes = sum(a.nbytes for a in tight.features.arrays.values())
+    assert n_bytes > decode.DECODED.max_bytes and isinstance(tight.features.arrays[FINAL], np.memmap)
+    assert decode.DECODED.nbytes <= decode.DECODED.max_bytes
+    assert tight.accuracy == roomy.accuracy and np.allclose(tight.features.arrays[FINAL], roomy.features.arrays[FINAL])
 
 
 @pytest.mark.slow
@@ -40,14 +71,11 @@ def test_lite0_probe_on_real_plant_leaves(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # an empty feature cache: the first probe is cold
     ds = load_dataset(shared_dataset("plant-leaves-15"))
     cold = probe(ds, "tf_efficientnet_lite0", per_stage=True)
-    assert not cold.cached and cold.accuracy >= 0.85, cold.accuracy
+    assert not cold.cached and cold.accuracy >= 0.84, cold.accuracy
     assert cold.weights.source == "bundled" and len(cold.per_class) == 15
     assert np.array(cold.confusion).sum() == 300
-    curve = [c["accuracy"] for c in cold.stage_curve]
     # the transferability cliff: the sixth of seven block stages (blocks.5) beats the final features
-    assert cold.stage_curve[6]["name"] == "blocks.5" and curve[6] > cold.accuracy + 0.03
-    rec = cold.recommendation
-    assert rec.best_stage == 6 and not rec.freeze[6] and rec.freeze[5] and "blocks.5" in rec.reason
+    assert cold.best_stage["name"] == "blocks.5" and cold.best_stage["accuracy"] > cold.accuracy + 0.03
     t0 = time.perf_counter()
     warm = probe(ds, "tf_efficientnet_lite0", per_stage=False)
     assert warm.cached and warm.accuracy == cold.accuracy

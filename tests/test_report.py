@@ -30,7 +30,8 @@ def test_duplicates_leakage_and_conflicting_labels(tmp_path, tiny_folder):
 def test_sample_report_is_clean():
     from engine.paths import SAMPLE
     r = build_report(load_dataset(SAMPLE))
-    assert sum(r.counts["train"].values()) == 800 and sum(r.counts["val"].values()) == 300
+    assert sum(r.counts["train"].values()) + sum(r.counts["test"].values()) == 800
+    assert sum(r.counts["val"].values()) == 300 and r.test_source.startswith("held out: 161 images")
     assert not r.unreadable and not r.leakage and r.imbalance_ratio > 5
 
 

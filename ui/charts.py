@@ -1,4 +1,5 @@
-"""Plotly figures built from engine results and run-store events."""
+"""Plotly figures built from engine results and run-store events. Groups show their readable label on the axis and
+their timm name on hover."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -16,65 +17,82 @@ def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
     return _layout(fig, "Images per class", 380)
 
 
-def confusion(matrix: list[list[int]], classes: list[str]) -> go.Figure:
+def confusion(matrix: list[list[int]], classes: list[str], title: str = "Confusion matrix") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", hovertemplate=
                                "true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="true class")
     fig.update_xaxes(title="predicted class", tickangle=-40)
-    return _layout(fig, "Confusion matrix", 520)
+    return _layout(fig, title, 520)
 
 
 def stage_curve(curve: list[dict], final: float) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[c["name"] for c in curve], y=[c["accuracy"] for c in curve], mode="lines+markers",
-                               name="probe after group"))
+                               name="probe after stage"))
     fig.add_hline(y=final, line_dash="dot", annotation_text=f"final features {final:.1%}")
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    return _layout(fig, "How well the features transfer at each depth")
+    return _layout(fig, "How well the features transfer at each depth (validation photos)")
 
 
-def per_class(values: dict[str, float], title: str = "Per-class accuracy") -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(values.keys()), y=list(values.values())))
+def per_class(values: dict[str, float | None], title: str = "Per-class accuracy") -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(values.keys()), y=[v if v is not None else 0 for v in values.values()]))
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     fig.update_xaxes(tickangle=-40)
     return _layout(fig, title, 360)
 
 
-def training_curves(epochs: list[dict], probe_acc: float | None) -> tuple[go.Figure, go.Figure]:
-    x = [e["epoch"] for e in epochs]
-    acc = go.Figure([go.Scatter(x=x, y=[e["train_acc"] for e in epochs], name="train", mode="lines+markers"),
-                     go.Scatter(x=x, y=[e["val_acc"] for e in epochs], name="validation", mode="lines+markers")])
+def training_curves(epochs: list[dict], probe_acc: float | None, running: dict | None = None
+                    ) -> tuple[go.Figure, go.Figure]:
+    """Accuracy and loss per epoch; epoch 0 is the head the run starts from; `running` adds the current epoch's
+    running training accuracy and loss as it goes."""
+    trained = [e for e in epochs if e["epoch"] > 0]
+    x = [e["epoch"] for e in trained]
+    acc = go.Figure([go.Scatter(x=x, y=[e["train_acc"] for e in trained], name="train", mode="lines+markers"),
+                     go.Scatter(x=[e["epoch"] for e in epochs], y=[e["val_acc"] for e in epochs], name="validation",
+                                mode="lines+markers")])
+    loss = go.Figure([go.Scatter(x=x, y=[e["train_loss"] for e in trained], name="train", mode="lines+markers"),
+                      go.Scatter(x=[e["epoch"] for e in epochs], y=[e["val_loss"] for e in epochs],
+                                 name="validation", mode="lines+markers")])
+    if running:
+        acc.add_trace(go.Scatter(x=[running["epoch"]], y=[running["running_acc"]], name="train (this epoch so far)",
+                                 mode="markers", marker=dict(symbol="circle-open", size=10)))
+        loss.add_trace(go.Scatter(x=[running["epoch"]], y=[running["running_loss"]], mode="markers",
+                                  name="train (this epoch so far)", marker=dict(symbol="circle-open", size=10)))
     if probe_acc is not None:
         acc.add_hline(y=probe_acc, line_dash="dot", annotation_text=f"linear probe {probe_acc:.1%}")
     acc.update_yaxes(tickformat=".0%", range=[0, 1])
-    loss = go.Figure([go.Scatter(x=x, y=[e["train_loss"] for e in epochs], name="train", mode="lines+markers"),
-                      go.Scatter(x=x, y=[e["val_loss"] for e in epochs], name="validation", mode="lines+markers")])
+    acc.update_xaxes(title="epoch (0 = the head the run starts from)", dtick=1)
+    loss.update_xaxes(title="epoch", dtick=1)
     return _layout(acc, "Accuracy per epoch"), _layout(loss, "Loss per epoch")
 
 
-def group_rates(steps: list[dict], groups: list[str]) -> go.Figure:
+def group_rates(steps: list[dict], groups: list[str], labels: list[str]) -> go.Figure:
     fig = go.Figure()
     xs = [s["step"] for s in steps]
-    for i, g in enumerate(groups):
+    for i, (g, label) in enumerate(zip(groups, labels)):
         ys = [s["lrs"][i] for s in steps]
         if any(ys):
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=g, mode="lines"))
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines", hovertemplate=f"{g}: %{{y:.1e}}"))
     fig.update_yaxes(type="log", title="learning rate")
+    fig.update_xaxes(title="step")
     return _layout(fig, "Learning rate of every trainable group")
 
 
-def freeze_strip(groups: list[str], frozen: list[bool], lrs: list[float]) -> go.Figure:
+def freeze_strip(groups: list[str], labels: list[str], frozen: list[bool], lrs: list[float]) -> go.Figure:
     colours = ["#9aa5b1" if f else "#2e9e5b" for f in frozen]
     text = ["frozen" if f else f"{lr:.0e}" for f, lr in zip(frozen, lrs)]
-    fig = go.Figure(go.Bar(x=groups, y=[1] * len(groups), marker_color=colours, text=text, textposition="inside",
-                           hovertemplate="%{x}: %{text}<extra></extra>"))
+    fig = go.Figure(go.Bar(x=labels, y=[1] * len(labels), marker_color=colours, text=text, textposition="inside",
+                           customdata=groups, hovertemplate="%{x} (%{customdata}): %{text}<extra></extra>"))
     fig.update_yaxes(visible=False)
     return _layout(fig, "Layer groups: grey = frozen, green = training (rate shown)", 200)
 
 
-def group_bars(groups: list[str], values: list[float], title: str, log: bool = False) -> go.Figure:
-    fig = go.Figure(go.Bar(x=groups, y=values))
+def group_bars(groups: list[str], values: list[float], title: str, log: bool = False,
+               labels: list[str] | None = None) -> go.Figure:
+    fig = go.Figure(go.Bar(x=labels or groups, y=values, customdata=groups,
+                           hovertemplate="%{x} (%{customdata}): %{y:.3g}<extra></extra>"))
     if log:
         fig.update_yaxes(type="log")
+    fig.update_xaxes(tickangle=-30)
     return _layout(fig, title, 280)
 
 
@@ -84,3 +102,33 @@ def lr_range(result: dict) -> go.Figure:
         fig.add_vline(x=result["suggestion"], line_dash="dot", annotation_text=f"suggested {result['suggestion']:.0e}")
     fig.update_xaxes(type="log", title="head learning rate")
     return _layout(fig, "Learning-rate range test")
+
+
+def gap(rows: list[dict]) -> go.Figure:
+    """Per run: the linear probe, the chosen model on val, and the test score with its interval."""
+    runs = [r["run"] for r in rows]
+    test = [r["test"] for r in rows]
+    err_hi = [(r["test_hi"] - r["test"]) if r["test"] is not None else 0 for r in rows]
+    err_lo = [(r["test"] - r["test_lo"]) if r["test"] is not None else 0 for r in rows]
+    fig = go.Figure([go.Bar(name="linear probe (val)", x=runs, y=[r["probe"] for r in rows]),
+                     go.Bar(name="chosen model (val, chosen on)", x=runs, y=[r["val"] for r in rows]),
+                     go.Bar(name="chosen model (test)", x=runs, y=test,
+                            error_y=dict(type="data", array=err_hi, arrayminus=err_lo))])
+    fig.update_layout(barmode="group", yaxis_tickformat=".0%")
+    return _layout(fig, "Linear probe vs the run's model, per run", 360)
+
+
+def overlay(curves: dict[str, list[dict]]) -> go.Figure:
+    fig = go.Figure([go.Scatter(x=[e["epoch"] for e in eps], y=[e["val_acc"] for e in eps], name=name,
+                                mode="lines+markers") for name, eps in curves.items()])
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_xaxes(title="epoch (0 = the starting head)", dtick=1)
+    return _layout(fig, "Validation accuracy per epoch, selected runs", 340)
+
+
+def shootout(rows: list[dict]) -> go.Figure:
+    ok = [r for r in rows if r["accuracy"] is not None]
+    fig = go.Figure(go.Bar(x=[r["backbone"] for r in ok], y=[r["accuracy"] for r in ok],
+                           text=[f"{r['accuracy']:.1%}" for r in ok], textposition="outside"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return _layout(fig, "Linear probe accuracy per backbone (validation photos)", 300)

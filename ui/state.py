@@ -1,4 +1,5 @@
-"""Process-wide singletons (one runner, one job registry) and the few session values the pages share."""
+"""Process-wide singletons (one runner, one job registry), the few session values the pages share, and the URL that
+keeps them across a reload."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,14 @@ from pathlib import Path
 import streamlit as st
 
 from engine.jobs import Jobs
-from engine.paths import SAMPLE
+from engine.paths import SAMPLE, home
 from engine.runner import Runner
 
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+PAGES = [("home.py", "Home", ""), ("data.py", "1 Data", "Data"), ("backbone.py", "2 Backbone", "Backbone"),
+         ("probe.py", "3 Probe", "Probe"), ("train.py", "4 Train", "Train"), ("compare.py", "5 Compare", "Compare"),
+         ("predict.py", "6 Predict & export", "Predict_Export")]
+SHARED = ("dataset", "backbone", "run_id")  # kept in the URL, so a reload keeps the dataset, backbone and run
 
 
 @st.cache_resource
@@ -21,7 +26,7 @@ def get_runner() -> Runner:
 
 @st.cache_resource
 def get_jobs() -> Jobs:
-    """The one registry of probe / shoot-out jobs of this server process."""
+    """The one registry of probe, plan, shoot-out and LR-finder jobs of this server process."""
     return Jobs()
 
 
@@ -30,9 +35,32 @@ def data_root() -> Path:
     return Path(os.environ.get("TRANSFERLAB_DATA_ROOT", Path.home())).expanduser().resolve()
 
 
+def allowed(path: str) -> bool:
+    """Whether the dashboard may open `path`: under the data root, the bundled sample, or TransferLab's own folder
+    (uploads, extracted archives)."""
+    real = Path(path).expanduser().resolve()
+    return any(real.is_relative_to(root) for root in (data_root(), SAMPLE.resolve(), home().resolve()))
+
+
 def init_session() -> None:
+    """Session values from the URL (a reload), else the defaults; a URL outside the data root is ignored."""
+    for key in SHARED:
+        if key not in st.session_state and st.query_params.get(key):
+            value = st.query_params[key]
+            if key != "dataset" or allowed(value):
+                st.session_state[key] = value
     st.session_state.setdefault("dataset", str(SAMPLE))
     st.session_state.setdefault("backbone", DEFAULT_BACKBONE)
+    for key in SHARED:
+        if st.session_state.get(key):
+            st.query_params[key] = st.session_state[key]
+
+
+def remember(**values: str) -> None:
+    """Sets shared session values and the URL together."""
+    for key, value in values.items():
+        st.session_state[key] = value
+        st.query_params[key] = value
 
 
 def dataset_path() -> str:

@@ -4,15 +4,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.catalogue import get_entry, list_entries
+from engine.catalogue import get_entry
 from engine.errors import TransferLabError
 from engine.groups import layer_groups
+from engine.plan import group_labels
 from engine.visual import filter_grid, first_conv_weight
-from engine.weights import availability, create_backbone
+from engine.weights import catalogue_rows, create_backbone
 from ui import charts
-from ui.state import backbone
+from ui.state import backbone, remember
 
-st.set_page_config(page_title="Backbone · TransferLab", layout="wide")
 st.title("2 · Backbone")
 st.caption("A backbone is a network already trained on ImageNet's 1.3 million photos. Its early layers detect "
            "edges and textures that are useful for almost any images; you add a new last layer for your classes.")
@@ -20,43 +20,44 @@ st.caption("A backbone is a network already trained on ImageNet's 1.3 million ph
 
 @st.cache_data(show_spinner=False)
 def catalogue() -> pd.DataFrame:
-    rows = []
-    for e in list_entries():
-        a = availability(e.name)
-        rows.append({"backbone": e.name, "params (M)": e.params_m, "ImageNet top-1 %": e.top1,
-                     "input": e.input_size[-1], "best for": e.best_for,
-                     "weights": a["source"] or "missing", "how to provide": a["how_to"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"backbone": r["name"], "params (M)": r["params_m"], "ImageNet top-1 %": r["imagenet_top1"],
+                          "input": r["input_size"], "best for": r["best_for"], "weights": r["source"] or "missing",
+                          "how to provide": r["how_to"]} for r in catalogue_rows()])
 
 
 @st.cache_resource(show_spinner="Loading the backbone…")
 def load(name: str):
     model, info = create_backbone(name)
-    return layer_groups(model), filter_grid(first_conv_weight(model)), info
+    weight = first_conv_weight(model)
+    return layer_groups(model), filter_grid(weight), info, weight.shape[-1]
 
 
 table = catalogue()
 st.dataframe(table.drop(columns=["how to provide"]), hide_index=True, width="stretch")
 names = table["backbone"].tolist()
 choice = st.selectbox("Backbone", names, index=names.index(backbone()), key="backbone_select")
-st.session_state["backbone"] = choice
+remember(backbone=choice)
 row = table[table.backbone == choice].iloc[0]
 if row["weights"] == "missing":
     st.error(row["how to provide"])
     st.stop()
 try:
-    groups, grid, info = load(choice)
+    groups, grid, info, k = load(choice)
 except TransferLabError as e:
     st.error(str(e))
     st.stop()
 entry = get_entry(choice)
 st.success(f"Weights: {info.source} · sha256 {info.sha256[:12]}… · input {entry.input_size[-1]} px · "
            f"mean {entry.mean} · std {entry.std}")
-st.plotly_chart(charts.group_bars([g.name for g in groups], [g.num_params / 1e6 for g in groups],
-                                  "Layer groups, input to output (millions of parameters)"), width="stretch")
+names = [g.name for g in groups]
+st.plotly_chart(charts.group_bars(names, [g.num_params / 1e6 for g in groups],
+                                  "Layer groups, input to output (millions of parameters)",
+                                  labels=group_labels(names)), width="stretch")
 st.caption("Training can freeze groups from the left: early groups hold general features, later groups hold "
            "features specific to ImageNet's classes.")
 st.subheader("What layer 1 learned")
-st.image(grid, width=420)
-st.caption("Each square is one filter of the first layer, shown as a colour patch: edge detectors at different "
-           "angles and colour blobs. They are useful for almost any photo, which is why transfer works.")
+st.image(grid, width=min(720, grid.shape[1]))
+st.caption(f"Each square is one {k}×{k} filter of the first layer, enlarged; grey is zero, light and dark are "
+           f"positive and negative weights, colour shows which colour a filter responds to. Filters with a light and "
+           f"a dark side are edge detectors; uniformly coloured ones are colour blobs. They are useful for almost any "
+           f"photo, which is why transfer works.")

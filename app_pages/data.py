@@ -12,9 +12,8 @@ from engine.imageio import viewable
 from engine.paths import SAMPLE, sub
 from engine.report import build_report
 from ui import charts
-from ui.state import data_root, dataset_path
+from ui.state import data_root, dataset_path, remember
 
-st.set_page_config(page_title="Data · TransferLab", layout="wide")
 st.title("1 · Data")
 st.caption("A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "
            "such a folder, or a CSV of path,label.")
@@ -22,7 +21,7 @@ st.caption("A dataset is a folder with one subfolder per class (optionally split
 source = st.radio("Source", ["Bundled sample", "Folder on this server", "Upload a zip"], horizontal=True, key="source")
 if source == "Bundled sample":
     if st.button("Use the bundled sample", key="use_sample"):
-        st.session_state["dataset"] = str(SAMPLE)
+        remember(dataset=str(SAMPLE))
 elif source == "Folder on this server":
     root = data_root()
     folder = st.text_input(f"Folder (under {root})", key="folder")
@@ -31,13 +30,13 @@ elif source == "Folder on this server":
         if not path.is_relative_to(root):
             st.error(f"{path} is outside the data root {root}; set TRANSFERLAB_DATA_ROOT to allow it.")
         else:
-            st.session_state["dataset"] = str(path)
+            remember(dataset=str(path))
 else:
     up = st.file_uploader("Zip of a dataset folder", type=["zip"], key="upload")
     if up is not None:
         target = sub("uploads") / Path(up.name).name
         target.write_bytes(up.getbuffer())
-        st.session_state["dataset"] = str(target)
+        remember(dataset=str(target))
 
 path = dataset_path()
 try:
@@ -51,12 +50,14 @@ if st.session_state.get("in_chans_for") != ds.root:  # a new dataset starts from
     st.session_state["in_chans"], st.session_state["in_chans_for"] = report.in_chans, ds.root
 
 st.subheader(f"Dataset: {Path(ds.root).name}")
-c = st.columns(4)
+c = st.columns(5)
 c[0].metric("Classes", len(report.classes))
 c[1].metric("Training images", len(ds.train))
 c[2].metric("Validation images", len(ds.val))
-c[3].metric("Imbalance (largest / smallest)", f"{report.imbalance_ratio:.1f}x")
-st.caption(f"Validation: {report.val_source}.")
+c[3].metric("Test images", len(ds.test))
+c[4].metric("Imbalance (largest / smallest)", f"{report.imbalance_ratio:.1f}x")
+st.caption(f"Validation (chooses the model): {report.val_source}. Test (scored once, at the end): "
+           f"{report.test_source}.")
 for w in report.warnings:
     st.warning(w)
 if not report.warnings:

@@ -1,0 +1,273 @@
+"""Train: make the plan once, see it as it will run (edit it: it becomes custom), start it, and watch every step live
+from the run store."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import streamlit as st
+
+from engine.augment import PRESETS
+from engine.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
+from engine.lrfind import lr_find
+from engine.planner import get_plan
+from engine.preflight import blocking, preflight
+from engine.store import TERMINAL
+from engine.summary import run_summary
+from ui import charts
+from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember
+
+st.title("4 · Train")
+runner, jobs = get_runner(), get_jobs()
+path, name = dataset_path(), backbone()
+
+LOSS_CAPTION = ("Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
+                "not, so validation can sit below training; what matters is that both fall and do not drift apart.")
+GRAD_CAPTION = ("Gradient norm per group, averaged over the epoch's steps (log scale): how hard each trainable group "
+                "is being pushed. Frozen groups have none; a group far above the others dominates the update.")
+DRIFT_CAPTION = ("Drift per group: how far its weights moved from the pretrained ones, as a fraction of their size. "
+                 "A few percent is gentle fine-tuning; tens of percent means the pretrained features are being "
+                 "overwritten.")
+
+
+# ---------------------------------------------------------------- which run this page shows
+run_ids = [r.id for r in runner.store.list()]
+current = st.session_state.get("run_id")
+if current not in run_ids:
+    current = runner.active or (run_ids[0] if run_ids else None)
+if run_ids:
+    pick = st.selectbox("Run", run_ids, index=run_ids.index(current), key="run_pick",
+                        help="every run in the store, newest first; its state is shown below")
+    if pick != st.session_state.get("run_id"):
+        remember(run_id=pick)
+        current = pick
+
+# ---------------------------------------------------------------- a new run: the plan, made once
+def show_plan(planned) -> None:
+    """The plan as it will run; edits make it custom, and Start runs exactly what is shown."""
+    plan = planned.plan
+    if plan.data != path or plan.in_chans != in_chans():
+        st.error(f"This plan belongs to {plan.data} ({plan.in_chans} channels), not to the dataset chosen now. Make "
+                 f"the plan again.")
+        return
+    applied = st.session_state.get("lr_applied", {}).get(plan_key)
+    if applied:
+        plan = plan.edit(lrs=tuple(lr * applied / plan.lrs[-1] for lr in plan.lrs))
+    st.info(plan.reason)
+    c = st.columns(3)
+    head_lr = c[0].number_input("Head learning rate (phase 1)", 1e-6, 1.0, float(plan.head_lr), format="%.0e",
+                                key=f"head_lr|{plan_key}", help="the rate of the head-only phase")
+    head_epochs = c[1].number_input("Head epochs (phase 1)", 0, 500, plan.head_epochs, key=f"he|{plan_key}")
+    ft_epochs = c[2].number_input("Fine-tune epochs (phase 2)", 0, 500, plan.finetune_epochs, key=f"fe|{plan_key}")
+    st.caption("Per group, phase 2 (fine-tuning): untick 'frozen' to train a group (it gets the rate the decay rule "
+               "implies), or change a rate. Any edit makes the plan custom.")
+    frozen, lrs = [], []
+    for i, (label, group) in enumerate(zip(plan.labels, plan.groups)):
+        row = st.columns([2, 3, 1, 2], vertical_alignment="center")
+        row[0].write(f"**{label}**")
+        row[1].caption(group)
+        frozen.append(row[2].checkbox("frozen", plan.frozen[i], key=f"frozen|{plan_key}|{i}"))
+        lrs.append(row[3].number_input("rate", 0.0, 1.0, float(plan.lrs[i]), format="%.0e", key=f"lr|{plan_key}|{i}|"
+                                       f"{applied}", label_visibility="collapsed", disabled=frozen[-1]))
+    plan = plan.edit(frozen=tuple(frozen), lrs=tuple(lrs), head_lr=float(head_lr), head_epochs=int(head_epochs),
+                     finetune_epochs=int(ft_epochs))
+    if plan.edited:
+        st.warning(f"Strategy: **custom** (edited from {planned.plan.strategy}); the run is named for it.")
+    st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
+                    width="stretch", key="plan_strip")
+    st.caption(f"Head on {plan.tap_label}; starts from {'the linear probe' if plan.head_init == 'probe' else 'random'}"
+               f"; augmentation {plan.augment}; about {plan.estimate_s:.0f} s in all.")
+    findings = preflight(plan)
+    for f in findings:
+        (st.error if f.error else st.warning)(f"{f.message}. Fix: {f.fix}.")
+    if not findings:
+        st.success("Preflight: all checks passed.")
+    lr_key = f"lrfind|{plan_key}"
+    if st.button("Find a learning rate", key="lr_find"):
+        jobs.start(lr_key, lambda progress: lr_find(cfg, progress=progress))
+    lr_range_view(lr_key, plan_key)
+    if st.button("Start training", type="primary", key="start", disabled=bool(blocking(findings))):
+        rid = runner.submit(cfg, name=f"{plan.backbone}-{plan.strategy}", planned=replace(planned, plan=plan))
+        remember(run_id=rid)
+        st.rerun()
+
+
+def lr_range_view(key: str, plan_key: str) -> None:
+    @st.fragment(run_every=0.5 if (j := jobs.get(key)) is not None and j.state == "running" else None)
+    def progress() -> None:
+        job = jobs.get(key)
+        if job is not None and job.state == "running":
+            st.progress(min(1.0, job.fraction), text="learning-rate range test…")
+        elif job is not None and st.session_state.get("_lr_shown") != (key, job.started):
+            st.session_state["_lr_shown"] = (key, job.started)
+            st.rerun()
+    progress()
+    job = jobs.get(key)
+    if job is None or job.state == "running":
+        return
+    if job.state == "failed":
+        st.error(job.error)
+    else:
+        st.plotly_chart(charts.lr_range(job.result), width="stretch", key="lr_range")
+        st.caption("Loss while the learning rate grows. A good rate sits where the loss falls fastest, well before "
+                   "it shoots up.")
+        if job.result["suggestion"] and st.button(f"Apply suggested rate {job.result['suggestion']:.0e}",
+                                                  key="apply_lr"):
+            st.session_state.setdefault("lr_applied", {})[plan_key] = job.result["suggestion"]
+            st.rerun()
+
+
+with st.expander("New run: the plan", expanded=current is None):
+    st.write(f"Dataset **{path}** · backbone **{name}**" + (f" · **{in_chans()} channels** (first convolution "
+             f"adapted from RGB)" if in_chans() != 3 else ""))
+    c = st.columns(4)
+    strategy = c[0].selectbox("Strategy", [s for s in STRATEGIES if s != "custom"], key="strategy",
+                              help="auto chooses by evidence within the time budget; the others follow fixed rules. "
+                                   "Editing the plan below makes it custom.")
+    budget = c[1].number_input("Time budget (s, auto)", 30, 36000, int(DEFAULT_BUDGET_S), step=30, key="budget",
+                               disabled=strategy != "auto")
+    augment = c[2].selectbox("Augmentation", ["from the plan", *PRESETS], key="augment")
+    balance = c[3].selectbox("Imbalance", list(BALANCE), key="balance")
+    cfg = TrainConfig(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
+                      budget=float(budget) if strategy == "auto" else None,
+                      augment=None if augment == "from the plan" else augment)
+    plan_key = f"plan|{hash(cfg)}"
+    if st.button("Make the plan", type="primary", key="make_plan"):
+        jobs.start(plan_key, lambda progress: get_plan(cfg, progress))
+
+    @st.fragment(run_every=0.5 if (j := jobs.get(plan_key)) is not None and j.state == "running" else None)
+    def plan_progress() -> None:
+        job = jobs.get(plan_key)
+        if job is None:
+            st.caption("Make the plan to see exactly what will run: auto probes the backbones first (about a minute "
+                       "per 1,000 photos on a laptop CPU, seconds when the features are cached).")
+        elif job.state == "running":
+            st.progress(min(1.0, job.fraction), text=f"{job.stage}…")
+        elif job.state == "failed":
+            st.error(job.error)
+        elif st.session_state.get("_plan_shown") != (plan_key, job.started):
+            st.session_state["_plan_shown"] = (plan_key, job.started)
+            st.rerun()  # once: the plan is drawn by the page, outside this fragment
+
+    plan_job = jobs.get(plan_key)
+    if plan_job is not None and plan_job.state == "done":
+        show_plan(plan_job.result)
+    else:
+        plan_progress()
+
+
+# ---------------------------------------------------------------- the run, live
+def live_interval() -> float | None:
+    if current is None:
+        return None
+    return 0.8 if runner.store.open(current).status().get("state") in ("running", "queued") else None
+
+
+@st.fragment(run_every=live_interval())
+def live() -> None:
+    if current is None:
+        st.info("No run yet. Make a plan above and press Start, or try the Quick demo on the home page.")
+        return
+    snap = runner.snapshot(current)
+    status, events, plan = snap["status"], snap["events"], snap["plan"] or {}
+    state = status.get("state", "unknown")
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    steps = [e for e in events if e["kind"] == "step"]
+    phases = [e for e in events if e["kind"] == "phase_started"]
+    setups = [e for e in events if e["kind"] == "setup"]
+    st.subheader(f"Run {current} · {state}")
+    st.caption(f"{snap['config'].get('data')} · {plan.get('backbone', snap['config'].get('backbone'))} · "
+               f"{plan.get('strategy', snap['config'].get('strategy'))} · "
+               f"{'live' if state in ('running', 'queued') else 'final'} · updated {time.strftime('%H:%M:%S')}")
+    progress_bars(state, setups, steps, epochs, phases, plan)
+    controls(state)
+    if state == "finished" and snap["metrics"]:
+        st.success(run_summary(snap["metrics"], plan))
+    if state == "failed":
+        st.error((snap["metrics"] or {}).get("error") or status.get("error", "the run failed"))
+    if epochs:
+        m = snap["metrics"] or {}
+        c = st.columns(4)
+        c[0].metric("Validation accuracy (chosen on)", f"{epochs[-1]['val_acc']:.1%}")
+        c[1].metric("Best so far (val)", f"{max(e['val_acc'] for e in epochs):.1%}")
+        if m.get("test_accuracy") is not None:
+            c[2].metric("Test accuracy (never chosen on)", f"{m['test_accuracy']:.1%}",
+                        f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}", delta_color="off")
+        elif steps:
+            c[2].metric("Training accuracy, this epoch so far", f"{steps[-1]['running_acc']:.1%}")
+        c[3].metric("Images / s", f"{epochs[-1]['images_per_s']:.0f}")
+    charts_for(events, epochs, steps, phases, plan, state)
+    if state in TERMINAL and st.session_state.get("_final_shown") != (current, state):
+        st.session_state["_final_shown"] = (current, state)
+        st.rerun()  # once, so the fragment stops polling
+
+
+def progress_bars(state, setups, steps, epochs, phases, plan) -> None:
+    """The current step: a setup step (with its own progress and time left), or training (epoch and step)."""
+    trained = [e for e in epochs if e["epoch"] > 0]
+    last_train_t = max([e["t"] for e in steps + trained + phases] or [0.0])
+    setup = setups[-1] if setups and setups[-1]["t"] >= last_train_t else None
+    if state == "queued" and not setups:
+        st.progress(0.0, text="queued: waiting for the runner…")
+    if setup is not None and state in ("running", "queued"):
+        left = f" · about {setup['eta_s']:.0f} s left" if setup.get("eta_s") is not None else ""
+        st.progress(min(1.0, setup["fraction"]), text=f"{setup['name']} · {setup['fraction']:.0%}{left}")
+    total = plan.get("head_epochs", 0) + plan.get("finetune_epochs", 0)
+    if total and (steps or trained):
+        phase = phases[-1] if phases else {}
+        per_epoch = max(1, phase.get("steps_per_epoch", 1))
+        in_epoch = [s for s in steps if s["epoch"] == steps[-1]["epoch"]] if steps else []
+        done = (trained[-1]["epoch"] if trained else 0)
+        current_epoch = steps[-1]["epoch"] if steps else done
+        frac = (done + (len(in_epoch) / per_epoch if current_epoch > done else 0)) / total
+        eta = steps[-1].get("eta_s") if steps else None
+        left = f" · about {eta:.0f} s left" if eta is not None and state == "running" else ""
+        st.progress(min(1.0, frac), text=f"training: epoch {max(current_epoch, done)} of {total}" +
+                    (f", step {len(in_epoch)} of {per_epoch}" if current_epoch > done else "") + left)
+    elif not total and state == "running" and not setup:
+        st.progress(1.0, text="no training epochs: the linear probe's head is the model")
+
+
+def controls(state: str) -> None:
+    c = st.columns(4)
+    if state in ("running", "queued") and c[0].button("Stop", key="stop"):
+        st.toast(f"Stop: {runner.cancel(current)}")
+    if state in ("interrupted", "cancelled", "failed") and c[0].button("Resume", key="resume", type="primary"):
+        runner.resume(current)
+        st.rerun()
+
+
+def charts_for(events, epochs, steps, phases, plan, state) -> None:
+    groups, labels = plan.get("groups", []), plan.get("labels", [])
+    running = steps[-1] if steps and state == "running" and (not epochs or steps[-1]["epoch"] > epochs[-1]["epoch"]) \
+        else None
+    acc_fig, loss_fig = charts.training_curves(epochs, plan.get("probe_accuracy"), running)
+    left, right = st.columns(2)
+    left.plotly_chart(acc_fig, width="stretch", key="acc_chart")
+    left.caption("Accuracy on the photos the model trains on and on the validation photos (the split that chooses "
+                 "the epoch); epoch 0 is the linear head the run starts from, the dotted line the probe on the final "
+                 "features. A widening train/validation gap means the model starts memorising.")
+    right.plotly_chart(loss_fig, width="stretch", key="loss_chart")
+    right.caption(LOSS_CAPTION)
+    ph = phases[-1] if phases else {"frozen": plan.get("frozen", []), "lrs": plan.get("lrs", []), "phase": 0,
+                                     "name": "not started", "path": "–"}
+    if groups and ph["frozen"]:
+        st.plotly_chart(charts.freeze_strip(groups, labels, ph["frozen"], ph["lrs"]), width="stretch", key="strip")
+        st.caption(f"Freeze map of phase {ph['phase']} ({ph['name']}, {ph['path']}). Frozen groups keep their "
+                   f"ImageNet weights; hover a group for its timm name.")
+    if steps:
+        st.plotly_chart(charts.group_rates(steps, groups, labels), width="stretch", key="lr_chart")
+        st.caption("Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
+                   "learn more slowly than the head.")
+    trained = [e for e in epochs if e["epoch"] > 0]
+    if trained:
+        a, b = st.columns(2)
+        a.plotly_chart(charts.group_bars(groups, trained[-1]["grad_norm"], "Gradient norm per group", True, labels),
+                       width="stretch", key="grad_chart")
+        a.caption(GRAD_CAPTION)
+        b.plotly_chart(charts.group_bars(groups, trained[-1]["drift"], "Drift from the pretrained weights",
+                                         labels=labels), width="stretch", key="drift_chart")
+        b.caption(DRIFT_CAPTION)
+
+
+live()

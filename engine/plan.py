@@ -1,0 +1,139 @@
+"""The plan: one frozen object, made once, that the Train page and `engine plan` show and the trainer executes.
+
+It names the data, backbone and channels it belongs to, the model (taps, mirror-image averaging, where the head
+starts), each phase's frozen map, per-group rates and epochs, the augmentation and BatchNorm policy, the reason in
+plain words with the evidence behind it, and what the run will cost. Every rule that shapes a plan lives here.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+# The classic transfer-learning table: the final-feature probe's accuracy → how much of the network to retrain.
+BANDS = ((0.85, "above 85%", "feature extraction: train only a new head", 0),
+         (0.70, "70–85%", "fine-tune the top 1–2 layer groups", 2),
+         (0.50, "50–70%", "fine-tune the top 3–4 groups with discriminative learning rates", 4),
+         (0.00, "below 50%", "fine-tune the whole network", None))
+DEFAULT_EPOCHS = {"head": 10, "finetune": 15, "scratch": 25}
+HEAD_LR = {"probe": 1e-3, "random": 1e-2}  # phase 1: a head that starts at the probe's optimum moves gently
+BASE_LR = 1e-3  # phase 2: the head's rate; groups below get BASE_LR * decay ** distance, at least BASE_LR * floor
+STRATEGY_TEXT = {
+    "feature-extraction": "The backbone stays frozen; the head starts from the linear probe and is trained on "
+                          "augmented views of your photos.",
+    "top-k": "The head starts from the linear probe; then the top {k} layer group(s) and the head are fine-tuned.",
+    "full": "The head starts from the linear probe; then every group is fine-tuned, with smaller rates for earlier "
+            "groups.",
+    "lp-ft": "The head is the linear probe's solution; then the whole network is fine-tuned gently (LP-FT, Kumar et "
+             "al. 2022), BatchNorm statistics kept.",
+    "scratch": "Random initialisation, every group at the same rate: the baseline transfer learning beats.",
+    "custom": "Your freeze map and rates.",
+}
+
+
+def band(accuracy: float) -> int:
+    """Index in BANDS of a probe accuracy (above 85%; 70–85% inclusive; 50–70% inclusive; below 50%)."""
+    return next(i for i, b in enumerate(BANDS) if (accuracy > b[0] if i == 0 else accuracy >= b[0]))
+
+
+def discriminative(n_groups: int, trainable: list[int], base: float, decay: float = 0.1,
+                   floor: float = 0.01) -> list[float]:
+    """Per group: the head `base`, the group below it `base * decay`, earlier ones `base * decay**d`, at least
+    `base * floor`; 0 for frozen groups."""
+    head = n_groups - 1
+    return [0.0 if i not in trainable else round(base * max(floor, decay ** (head - i)), 12) for i in range(n_groups)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run executes. Phase 1 trains the head alone; phase 2 trains the groups with `frozen[i] == False` at
+    `lrs[i]`. The run keeps the model that is best on the validation photos: the head it started from, or any epoch.
+    """
+
+    # what the plan belongs to
+    data: str
+    fingerprint: str
+    backbone: str
+    in_chans: int
+    input_spec: dict
+    # the model
+    strategy: str
+    taps: tuple[int, ...]
+    tap_label: str
+    flip_tta: bool
+    head_init: str  # "probe" (the linear probe's solution) or "random"
+    groups: tuple[str, ...]
+    labels: tuple[str, ...]
+    # the phases
+    head_lr: float
+    head_epochs: int
+    frozen: tuple[bool, ...]
+    lrs: tuple[float, ...]
+    finetune_epochs: int
+    warmup_epochs: int
+    augment: str
+    bn_frozen_stats: bool
+    batch_size: int
+    views: int
+    # the evidence, in words and numbers
+    reason: str
+    probe_accuracy: float | None = None  # the final-feature probe on val
+    head_accuracy: float | None = None  # the head the run starts from, on val
+    head_cv: float | None = None  # its cross-validated score over train + val
+    metric: str = "accuracy"
+    candidates: tuple[dict, ...] = ()
+    # the data and the cost
+    test_source: str = ""
+    n_train: int = 0
+    n_val: int = 0
+    n_test: int = 0
+    estimate_s: float = 0.0  # the whole run, planning included
+    finetune_epoch_s: float = 0.0  # one phase-2 epoch, from the measured forward speed and the groups' FLOPs
+    score_s: float = 0.0  # the final validation and test scoring
+    ram_bytes: int = 0
+    disk_bytes: int = 0
+    edited: bool = False
+
+    @property
+    def trainable(self) -> list[int]:
+        return [i for i, f in enumerate(self.frozen) if not f]
+
+    @property
+    def total_epochs(self) -> int:
+        return self.head_epochs + self.finetune_epochs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"plan has unknown field(s) {', '.join(unknown)}; it was made by another version")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def edit(self, frozen: tuple[bool, ...] | None = None, lrs: tuple[float, ...] | None = None,
+             head_lr: float | None = None, head_epochs: int | None = None, finetune_epochs: int | None = None,
+             decay: float = 0.1, floor: float = 0.01) -> "Plan":
+        """This plan with a person's edits; any change makes it "custom". A group unfrozen without a rate gets the
+        rate the decay rule implies; a frozen group's rate is 0."""
+        frozen = tuple(self.frozen if frozen is None else frozen)
+        base = next((lr for lr in reversed(self.lrs) if lr), BASE_LR)
+        implied = discriminative(len(frozen), [i for i, f in enumerate(frozen) if not f], base, decay, floor)
+        new = list(self.lrs if lrs is None else lrs)
+        new = [0.0 if f else (new[i] if new[i] and not (self.frozen[i] and lrs is None) else implied[i])
+               for i, f in enumerate(frozen)]
+        changes = dict(frozen=frozen, lrs=tuple(new), head_lr=self.head_lr if head_lr is None else head_lr,
+                       head_epochs=self.head_epochs if head_epochs is None else head_epochs,
+                       finetune_epochs=self.finetune_epochs if finetune_epochs is None else finetune_epochs)
+        if all(getattr(self, k) == v for k, v in changes.items()):
+            return self
+        trainable = [self.groups[i] for i, f in enumerate(frozen) if not f]
+        return replace(self, **changes, strategy="custom", edited=True,
+                       reason=f"Your edit of the {self.strategy} plan: {', '.join(trainable) or 'nothing'} trainable "
+                              f"in phase 2. Before the edit: {self.reason}")
+
+
+def group_labels(groups: list[str]) -> list[str]:
+    """Readable group labels: "stem", "stage k of n", "head"; the timm names stay in `groups`."""
+    n = len(groups) - 2
+    return ["stem"] + [f"stage {i} of {n}" for i in range(1, n + 1)] + ["head"] if n >= 0 else list(groups)

@@ -1,0 +1,46 @@
+"""What a finished run means, in plain words, and the mistakes worth looking at: computed once, shown by every page."""
+from __future__ import annotations
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
+def run_summary(metrics: dict, plan: dict) -> str:
+    """One paragraph: the honest number first (test), then what the probe and the fine-tuning each contributed."""
+    test, val = metrics.get("test_accuracy"), metrics.get("best_val_acc")
+    if test is not None:
+        lo, hi = metrics["test_interval"]
+        lead = (f"{test:.0%} of the {metrics['test_n']} photos it has never seen are right (test split; 95% interval "
+                f"{lo:.0%}–{hi:.0%}).")
+    elif metrics.get("cv_estimate") is not None:
+        lead = (f"There was too little data to hold out a test split; cross-validation estimates "
+                f"{metrics['cv_estimate']:.0%} on new photos.")
+    else:
+        lead = "There was too little data to hold out a test split, so there is no honest estimate on new photos."
+    start = plan.get("head_accuracy")
+    probe = plan.get("probe_accuracy")
+    parts = [lead]
+    if probe is not None:
+        parts.append(f"The linear probe on the final features got {_pct(probe)} of the validation photos"
+                     + (f"; the head the run started from got {_pct(start)}" if start is not None and start != probe
+                        else "") + ".")
+    trained = [g for g, f in zip(plan.get("groups", []), plan.get("frozen", [])) if not f]
+    if metrics.get("best_epoch", 0) > 0 and start is not None and val is not None:
+        parts.append(f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "
+                     f"photos (the split the epoch was chosen on).")
+    elif start is not None:
+        parts.append("No trained epoch beat the starting head on the validation photos, so the run kept that head.")
+    parts.append("Next: 5 Compare, then 6 Predict & export.")
+    return " ".join(parts)
+
+
+def worst_mistakes(metrics: dict, k: int = 8) -> list[dict]:
+    """The wrong predictions of the split the run was scored on (test, else val), most confident first."""
+    split = "test" if metrics.get("test_pred") else "val"
+    paths, labels, preds = (metrics.get(f"{split}_{key}") or [] for key in ("paths", "labels", "pred"))
+    conf = metrics.get(f"{split}_conf") or [None] * len(paths)
+    classes = metrics.get("classes") or []
+    wrong = [{"path": p, "true": classes[y], "predicted": classes[q], "confidence": c, "split": split}
+             for p, y, q, c in zip(paths, labels, preds, conf) if y != q]
+    return sorted(wrong, key=lambda w: -(w["confidence"] or 0.0))[:k]

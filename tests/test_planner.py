@@ -1,0 +1,71 @@
+"""Making the plan once: every strategy resolves on a real backbone, the stored plan is what runs, the test split is
+never read while choosing."""
+import json
+import shutil
+
+import pytest
+
+from conftest import SAMPLE
+from engine.config import TrainConfig
+from engine.data import load_dataset
+from engine.loop import Trainer
+from engine.planner import get_plan, spec_for
+from engine.store import RunStore
+from engine.taps import FINAL
+
+
+@pytest.fixture
+def carved(tmp_path):
+    """Three classes of 15 photos: enough for a held-out test split to be carved."""
+    root = tmp_path / "carved"
+    for cls in sorted((SAMPLE / "train").iterdir())[:3]:
+        (root / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:15]:
+            shutil.copy(f, root / cls.name / f.name)
+    return root
+
+
+def cfg(data, **kw) -> TrainConfig:
+    base = dict(data=str(data), top_k=1, head_epochs=1, finetune_epochs=1, batch_size=4, views=1, budget=60)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("strategy", ["auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch"])
+def test_every_strategy_resolves_to_a_plan_of_the_models_groups(tiny_folder, strategy):
+    planned = get_plan(cfg(tiny_folder, strategy=strategy, val_fraction=0.34))
+    p = planned.plan
+    assert p.strategy == strategy and p.groups[-1] == "head" and len(p.frozen) == len(p.lrs) == len(p.groups)
+    assert all(lr == 0 for lr, f in zip(p.lrs, p.frozen) if f) and p.reason
+    assert (p.head_init == "random") == (strategy == "scratch") and (planned.head is None) == (strategy == "scratch")
+    if strategy != "auto":
+        assert p.taps == (FINAL,) and not p.flip_tta
+    assert p.fingerprint == planned.ds.fingerprint() and p.n_val == len(planned.ds.val)
+
+
+def test_the_plan_is_made_once_and_the_run_executes_that_plan(tiny_folder, tmp_path):
+    for c in (cfg(tiny_folder, strategy="auto", val_fraction=0.34),
+              cfg(tiny_folder, strategy="custom", val_fraction=0.34, freeze=(True,) * 7 + (False, False))):
+        first = get_plan(c)
+        again = get_plan(c)
+        assert again.cached and again.plan == first.plan
+        run = RunStore(tmp_path).create(c.to_dict())
+        assert Trainer(c, run).fit()["status"] == "finished"
+        assert run.read_json("plan.json") == json.loads(json.dumps(first.plan.to_dict()))
+
+
+def test_no_choice_reads_the_test_split(carved, monkeypatch):
+    import engine.decode as decode
+    read = []
+    real = decode.load_image
+    monkeypatch.setattr(decode, "load_image", lambda p, c: read.append(str(p)) or real(p, c))
+    planned = get_plan(cfg(carved, strategy="auto"))
+    ds = planned.ds
+    test = {it.path for it in ds.test}
+    assert len(test) == 9 and "held out: 9 images" in ds.test_source and planned.plan.n_test == 9
+    assert read and not test & set(read)
+    assert set(planned.probes[0].features.splits) == {"train", "val"}
+
+
+def test_small_photos_are_not_centre_cropped(tiny_folder):
+    ds = load_dataset(tiny_folder)
+    assert spec_for(ds, "tf_efficientnet_lite0", 3).crop_pct == 1.0  # 224 px sample photos: nothing to crop
