@@ -12,7 +12,7 @@ from engine.imageio import viewable
 from engine.paths import SAMPLE, sub
 from engine.report import build_report
 from ui import charts
-from ui.state import data_root, dataset_path, remember
+from ui.state import root_for, data_root, dataset_path, remember
 
 st.title("1 · Data")
 st.caption("A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "
@@ -40,7 +40,7 @@ else:
 
 path = dataset_path()
 try:
-    ds = load_dataset(path)
+    ds = load_dataset(path, root=root_for(path))
 except TransferLabError as e:
     st.error(str(e))
     st.stop()

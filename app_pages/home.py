@@ -22,7 +22,7 @@ def demo_config() -> TrainConfig:
     """The Quick demo: the bundled sample, auto within a short budget (TRANSFERLAB_DEMO_BUDGET seconds), and
     TRANSFERLAB_DEMO_EPOCHS fine-tuning epochs when set."""
     epochs = os.environ.get("TRANSFERLAB_DEMO_EPOCHS")
-    return TrainConfig(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto",
+    return TrainConfig(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", data_root=str(SAMPLE),
                        budget=float(os.environ.get("TRANSFERLAB_DEMO_BUDGET", "150")),
                        finetune_epochs=int(epochs) if epochs else None)
 

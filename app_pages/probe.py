@@ -12,7 +12,7 @@ from engine.planner import plan_with_probe
 from engine.shootout import shootout
 from engine.weights import catalogue_rows
 from ui import charts
-from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key
+from ui.state import root_for, backbone, dataset_path, get_jobs, in_chans, probe_key
 
 st.title("3 · Linear probe")
 st.caption("The probe freezes the backbone, turns every photo into feature vectors (after every stage, and of its "
@@ -24,7 +24,7 @@ jobs = get_jobs()
 key = probe_key(path, name)
 st.write(f"Dataset **{path}** · backbone **{name}**")
 if st.button("Run probe", type="primary", key="run_probe"):
-    cfg = TrainConfig(data=path, backbone=name, strategy="auto", in_chans=in_chans())
+    cfg = TrainConfig(data=path, backbone=name, strategy="auto", in_chans=in_chans(), data_root=root_for(path))
     jobs.start(key, lambda progress: plan_with_probe(cfg, progress))
 
 
@@ -83,7 +83,7 @@ chosen = st.multiselect("Backbones", available, default=available[:3], key="shoo
 skey = f"shootout|{path}|{','.join(chosen)}"
 if st.button("Run shoot-out", key="run_shootout") and chosen:
     try:
-        ds = load_dataset(path)
+        ds = load_dataset(path, root=root_for(path))
         jobs.start(skey, lambda progress: shootout(ds, chosen, progress=progress))
     except TransferLabError as e:
         st.error(str(e))

@@ -15,7 +15,7 @@ from engine.preflight import blocking, preflight
 from engine.store import TERMINAL
 from engine.summary import run_summary
 from ui import charts
-from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember
+from ui.state import root_for, backbone, dataset_path, get_jobs, get_runner, in_chans, remember
 
 st.title("4 · Train")
 runner, jobs = get_runner(), get_jobs()
@@ -129,6 +129,7 @@ with st.expander("New run: the plan", expanded=current is None):
     augment = c[2].selectbox("Augmentation", ["from the plan", *PRESETS], key="augment")
     balance = c[3].selectbox("Imbalance", list(BALANCE), key="balance")
     cfg = TrainConfig(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
+                      data_root=root_for(path),
                       budget=float(budget) if strategy == "auto" else None,
                       augment=None if augment == "from the plan" else augment)
     plan_key = f"plan|{hash(cfg)}"
@@ -158,9 +159,11 @@ with st.expander("New run: the plan", expanded=current is None):
 
 # ---------------------------------------------------------------- the run, live
 def live_interval() -> float | None:
+    """0.8 s while the run trains; 3 s while it is stopped (another tab or the CLI may resume it); none once done."""
     if current is None:
         return None
-    return 0.8 if runner.store.open(current).status().get("state") in ("running", "queued") else None
+    state = runner.store.open(current).status().get("state")
+    return 0.8 if state in ("running", "queued") else None if state == "finished" else 3.0
 
 
 @st.fragment(run_every=live_interval())
@@ -188,8 +191,8 @@ def live() -> None:
     if epochs:
         m = snap["metrics"] or {}
         c = st.columns(4)
-        c[0].metric("Validation accuracy (chosen on)", f"{epochs[-1]['val_acc']:.1%}")
-        c[1].metric("Best so far (val)", f"{max(e['val_acc'] for e in epochs):.1%}")
+        c[0].metric("Validation accuracy, last epoch", f"{epochs[-1]['val_acc']:.1%}")
+        c[1].metric("Best on val (the run keeps it)", f"{max(e['val_acc'] for e in epochs):.1%}")
         if m.get("test_accuracy") is not None:
             c[2].metric("Test accuracy (never chosen on)", f"{m['test_accuracy']:.1%}",
                         f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}", delta_color="off")
@@ -197,9 +200,9 @@ def live() -> None:
             c[2].metric("Training accuracy, this epoch so far", f"{steps[-1]['running_acc']:.1%}")
         c[3].metric("Images / s", f"{epochs[-1]['images_per_s']:.0f}")
     charts_for(events, epochs, steps, phases, plan, state)
-    if state in TERMINAL and st.session_state.get("_final_shown") != (current, state):
+    if state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, state):
         st.session_state["_final_shown"] = (current, state)
-        st.rerun()  # once, so the fragment stops polling
+        st.rerun()  # once, so the fragment's pace follows the state
 
 
 def progress_bars(state, setups, steps, epochs, phases, plan) -> None:

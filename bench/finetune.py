@@ -47,7 +47,8 @@ def plain_transforms():
     return train, val
 
 
-def plain_loop(root: Path) -> tuple[float, float]:
+def plain_loop(root: Path) -> tuple[float, float, float | None]:
+    """(seconds, best val accuracy, test accuracy of the best-val epoch or None without a test/ folder)."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
     model, _ = create_backbone(BACKBONE)
@@ -60,7 +61,7 @@ def plain_loop(root: Path) -> tuple[float, float]:
     val = torch.utils.data.DataLoader(datasets.ImageFolder(root / "val", tf_val), 64, num_workers=2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     params = dict(model.named_parameters())
-    best = 0.0
+    best, best_state = 0.0, None
     for phase, epochs, lrs, warm in ((1, HEAD_EPOCHS, {head: 1e-3}, 0),
                                      (2, FT_EPOCHS, {head: 1e-3, head - 1: 1e-4, head - 2: 1e-5}, 1)):
         for p in model.parameters():
@@ -93,8 +94,20 @@ def plain_loop(root: Path) -> tuple[float, float]:
                 for x, y in val:
                     correct += int((model(x).argmax(1) == y).sum())
                     n += len(y)
-            best = max(best, correct / n)
-    return time.perf_counter() - t0, best
+            if correct / n > best:
+                best, best_state = correct / n, {k: v.clone() for k, v in model.state_dict().items()}
+    seconds = time.perf_counter() - t0
+    if not (root / "test").is_dir():
+        return seconds, best, None
+    model.load_state_dict(best_state)
+    model.eval()
+    test = torch.utils.data.DataLoader(datasets.ImageFolder(root / "test", tf_val), 64, num_workers=2)
+    correct = n = 0
+    with torch.no_grad():
+        for x, y in test:
+            correct += int((model(x).argmax(1) == y).sum())
+            n += len(y)
+    return seconds, best, correct / n
 
 
 def transferlab(root: Path) -> tuple[float, float]:
@@ -136,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=SHARED)
     args = ap.parse_args()
-    plain_s, plain_acc = plain_loop(args.data)
+    plain_s, plain_acc, _ = plain_loop(args.data)
     tl_s, tl_acc = transferlab(args.data)
     plain_ips, tl_ips = step_throughput(False), step_throughput(True)
     print(f"data {args.data}  backbone {BACKBONE}  recipe {HEAD_EPOCHS} head + {FT_EPOCHS} fine-tune epochs, "

@@ -131,10 +131,21 @@ class Recorder(Callback):
         self._end(learn, "failed")
 
     def _end(self, learn: "Trainer", status: str) -> None:
+        """Metrics, the last event and the status; each write is tried on its own, so a full disk that refuses the
+        metrics still lets the (small) status say "failed" and why."""
         m = learn.metrics
-        learn.run.write_json("metrics.json", m)
-        learn.run.append(RunEnded(status=status, best_val_acc=m["best_val_acc"], best_epoch=m["best_epoch"],
-                                  seconds=m["seconds"], error=m.get("error", ""), test_accuracy=m.get("test_accuracy")))
+        writes = (lambda: learn.run.write_json("metrics.json", m),
+                  lambda: learn.run.append(RunEnded(status=status, best_val_acc=m["best_val_acc"],
+                                                    best_epoch=m["best_epoch"], seconds=m["seconds"],
+                                                    error=m.get("error", ""), test_accuracy=m.get("test_accuracy"))))
+        problems = []
+        for write in writes:
+            try:
+                write()
+            except OSError as e:
+                problems.append(e.strerror or str(e))
+        if problems and status == "finished":
+            status, m["error"] = "failed", f"the results could not be written: {problems[0]}"
         learn.run.set_status(state=status, ended=time.time(), best_val_acc=m["best_val_acc"],
                              test_accuracy=m.get("test_accuracy"), error=m.get("error", ""))
 

@@ -10,7 +10,7 @@ import time
 
 from engine.augment import PRESETS
 from engine.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
-from engine.errors import TransferLabError
+from engine.errors import RunBusy, TransferLabError
 
 RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
                "test_interval", "test_n", "test_source", "cv_estimate", "probe_accuracy", "head_accuracy", "seconds",
@@ -40,7 +40,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from engine.data import load_dataset
     from engine.report import build_report
-    report = build_report(load_dataset(args.path, val=args.val, seed=args.seed))
+    report = build_report(load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -64,6 +64,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
             "balance", "views", "seed", "device", "in_chans", "budget", "test_fraction")
     kw = {k: getattr(args, k, None) for k in keys}
     kw["finetune_epochs"] = getattr(args, "epochs", None)
+    kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
     return TrainConfig(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
 
 
@@ -74,7 +75,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
     progress = None if args.quiet else _progress
     if len(names) > 1:
-        ds = load_dataset(args.data, val=args.val, seed=args.seed)
+        ds = load_dataset(args.data, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root)
         result = shootout(ds, names, progress=progress)
         print(json.dumps(result, indent=2) if args.json else result["verdict"])
         return 0
@@ -92,7 +93,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
             print(f"\nfinal-feature probe {p.probe_accuracy:.1%} on val; plan: {p.tap_label}\n  {p.reason}")
         return 0
-    r = probe(load_dataset(args.data, val=args.val, seed=args.seed), names[0], weights=args.weights, per_stage=False,
+    r = probe(load_dataset(args.data, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root), names[0],
+              weights=args.weights, per_stage=False,
               in_channels=args.in_chans, progress=progress)
     d = {k: v for k, v in r.to_dict().items() if not k.startswith("val_")}
     print(json.dumps(d, indent=2) if args.json else
@@ -160,6 +162,11 @@ def _train_result(run, as_json: bool) -> int:
 
 
 def _fit_in_thread(run, trainer, quiet: bool) -> None:
+    """Trains in a thread while the main thread shows progress; a busy run (another writer) is raised here."""
+    from engine.store import RunLock
+    lock = RunLock(run)
+    lock.acquire()  # fails fast with RunBusy before any thread starts
+    lock.release()
     t = threading.Thread(target=trainer.fit, daemon=True)
     t.start()
     try:
@@ -175,15 +182,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine import distributed
     from engine.loop import Trainer
     from engine.store import RunStore
+    from engine.planner import get_plan, save_planned
+    from engine.preflight import blocking, preflight
     cfg = _config(args)
     rank, world = distributed.init()
     store = RunStore()
-    run = store.open(distributed.share_run_id(store.create(cfg.to_dict()).id if rank == 0 else None))
+    if rank == 0:  # the plan first: a plan that cannot run is refused before any run exists
+        planned = get_plan(cfg, None if args.quiet else _progress)
+        stop = blocking(preflight(planned.plan))
+        if stop:
+            raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
+        run = store.create(cfg.to_dict())
+        save_planned(run.path, planned)
+    run = store.open(distributed.share_run_id(run.id if rank == 0 else None))
     if rank != 0:  # torchrun: the other ranks train their shards; rank 0 records and reports
         Trainer(cfg, run).fit()
         return 0
     print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
-    _fit_in_thread(run, Trainer(cfg, run), args.quiet)
+    _fit_in_thread(run, Trainer(cfg, run, planned=planned), args.quiet)
     return _train_result(run, args.json)
 
 
@@ -232,6 +248,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="tf_efficientnet_lite0")
     p.add_argument("--weights", default="auto", help="auto, none (random initialisation), or a weights file")
     p.add_argument("--in-chans", type=int, default=3, help=CHANS_HELP)
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="use files whose real path is outside the dataset's folder (symbolic links, CSV paths)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -263,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.add_argument("--val", default=None)
     i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--allow-outside-root", action="store_true")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_inspect)
     pr = sub.add_parser("probe", help="linear probe (several backbones: a shoot-out); --per-stage: the auto plan")
@@ -295,10 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped, never crash
+        stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (TransferLabError, KeyError, FileNotFoundError, ValueError) as e:
+    except RunBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except (TransferLabError, KeyError, ValueError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        if isinstance(e, OSError) and not isinstance(e, TransferLabError) and e.strerror:
+            msg = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
         print(f"error: {msg}", file=sys.stderr)
         return 2

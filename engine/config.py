@@ -49,6 +49,8 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2  # held out as the test split when the data has none (0: never)
+    data_root: str | None = None  # files must lie inside it (the server's data root); default: the dataset's folder
+    allow_outside_root: bool = False  # use symlinked or CSV-listed files outside it, asked for explicitly
     budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S)
     device: str | None = None
 
@@ -57,6 +59,11 @@ class TrainConfig:
             raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.balance not in BALANCE:
             raise ValueError(f"balance {self.balance!r} is not one of {', '.join(BALANCE)}")
+        from engine.catalogue import get_entry
+        get_entry(self.backbone)  # an unknown name fails here, before any data is read
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size {self.batch_size}: BatchNorm needs at least 2 images per batch; use 2 or "
+                             f"more (32 is the default)")
         if self.strategy == "custom" and self.freeze is None:
             raise ValueError("strategy 'custom' needs a freeze map (one True/False per layer group)")
 

@@ -11,8 +11,8 @@ Accepted layouts:
 """
 from __future__ import annotations
 
-import csv
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,9 @@ import numpy as np
 
 from engine.archive import extract_zip
 from engine.errors import DataError, UnreadableImage
-from engine.imageio import IMAGE_EXTENSIONS, ImageMeta, check_image
+from engine.imageio import ImageMeta, check_image
+from engine.sources import Skipped, read_source
 
-SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 TEST_FRACTION = 0.2  # share of every class held out as the test split when the data has none
 MIN_PER_CLASS_FOR_TEST = 10  # below this many labelled images in some class, no test split is carved
 
@@ -33,12 +33,6 @@ class Item:
     path: str
     label: int
     split: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass
@@ -75,10 +69,10 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """A hash of every used file's path, size, mtime, label and split: changes when the data does."""
-        h = hashlib.sha256("|".join(self.classes).encode())
+        h = hashlib.sha256("|".join(self.classes).encode("utf-8", "surrogateescape"))
         for it in sorted(self.items, key=lambda i: i.path):
             st = Path(it.path).stat()
-            h.update(f"{it.path}:{st.st_size}:{st.st_mtime_ns}:{it.label}:{it.split}\n".encode())
+            h.update(os.fsencode(it.path) + f":{st.st_size}:{st.st_mtime_ns}:{it.label}:{it.split}\n".encode())
         return h.hexdigest()[:16]
 
 
@@ -98,26 +92,6 @@ def _check(path: Path) -> tuple[ImageMeta, str] | str:
         except OSError as e:
             _CHECKED[key] = f"{path}: cannot be read ({e})"
     return _CHECKED[key]
-
-
-def _class_files(folder: Path, skipped: list[Skipped]) -> dict[str, list[Path]]:
-    out: dict[str, list[Path]] = {}
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_file():
-            skipped.append(Skipped(str(entry), f"{entry}: not inside a class folder; move it into one"))
-            continue
-        files = []
-        for f in sorted(entry.rglob("*")):
-            if f.is_dir() or f.name.startswith("."):
-                continue
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(f)
-            else:
-                skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
-        out[entry.name] = files
-    return out
 
 
 def _stratified_split(items: list[Item], fraction: float, seed: int, to: str = "val") -> list[Item]:
@@ -154,26 +128,9 @@ def _carve_test(ds: "Dataset", fraction: float, seed: int) -> None:
                           f"never used for training or choosing")
 
 
-def _from_csv(path: Path, skipped: list[Skipped]) -> list[tuple[Path, str, str]]:
-    rows = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: the CSV needs a header with 'path' and 'label' columns "
-                            f"(found {reader.fieldnames})")
-        for n, row in enumerate(reader, start=2):
-            p = (path.parent / row["path"]).resolve()
-            if not row["label"]:
-                skipped.append(Skipped(str(p), f"{path} line {n}: empty label; skipped"))
-            elif not p.is_file():
-                skipped.append(Skipped(str(p), f"{path} line {n}: file {row['path']} does not exist; skipped"))
-            else:
-                rows.append((p, row["label"], SPLIT_NAMES.get((row.get("split") or "train").strip().lower(), "train")))
-    return rows
-
-
 def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0,
-                 workers: int = 4, test: str | Path | None = None, test_fraction: float = TEST_FRACTION) -> Dataset:
+                 workers: int = 4, test: str | Path | None = None, test_fraction: float = TEST_FRACTION,
+                 root: str | Path | None = None, allow_outside: bool = False) -> Dataset:
     """Reads a dataset from a folder, zip or CSV, checks every image, and splits it into train, val and test.
 
     Args:
@@ -184,6 +141,8 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
         workers: Threads used to check images.
         test: Optional separate test folder.
         test_fraction: Share of each class held out as the test split when there is none (0: never).
+        root: Files must lie inside this folder (the server's data root); default: the dataset's own folder.
+        allow_outside: Use files outside the root too (symbolic links, CSV paths), asked for explicitly.
 
     Raises:
         DataError: The path is missing, unsafe, or holds no usable class.
@@ -193,27 +152,9 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
         raise DataError(f"{path} does not exist; give a folder with one subfolder per class, a .zip or a .csv")
     if path.suffix.lower() == ".zip":
         path = extract_zip(path)
-    skipped: list[Skipped] = []
-    rows: list[tuple[Path, str, str]] = []
-    if path.is_file() and path.suffix.lower() == ".csv":
-        rows = _from_csv(path, skipped)
-    elif path.is_dir():
-        subdirs = {d.name.lower(): d for d in path.iterdir() if d.is_dir()}
-        splits = {SPLIT_NAMES[k]: d for k, d in subdirs.items() if k in SPLIT_NAMES}
-        if "train" not in splits:
-            splits = {"train": path}
-        if val is not None:
-            splits["val"] = Path(val).expanduser()
-        if test is not None:
-            splits["test"] = Path(test).expanduser()
-        for split, folder in splits.items():
-            if not folder.is_dir():
-                raise DataError(f"{folder} is not a folder; the {split} split needs one subfolder per class")
-            for cls, files in _class_files(folder, skipped).items():
-                rows += [(f, cls, split) for f in files]
-    else:
-        raise DataError(f"{path}: not a folder, .zip or .csv")
-
+    src = read_source(path, Path(val).expanduser() if val else None, Path(test).expanduser() if test else None,
+                      Path(root).expanduser() if root else None, allow_outside)
+    rows, skipped = src.rows, src.skipped
     with ThreadPoolExecutor(workers) as pool:
         checks = list(pool.map(_check, [r[0] for r in rows]))
     good = [(r, c) for r, c in zip(rows, checks) if not isinstance(c, str)]

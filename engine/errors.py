@@ -23,3 +23,11 @@ class WeightsUnavailable(TransferLabError, RuntimeError):
 
 class WeightsMismatch(TransferLabError, ValueError):
     """A weights file does not fit the architecture; the message names the keys."""
+
+
+class RunBusy(TransferLabError, RuntimeError):
+    """Another process is training the run (it holds the run's lock)."""
+
+
+class NotEnoughSpace(TransferLabError, OSError):
+    """The disk cannot hold what the run will write; the message says how much is needed and where."""

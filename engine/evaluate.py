@@ -6,12 +6,14 @@ import timm
 import torch
 from safetensors.torch import load_file
 
+from engine.config import TrainConfig
 from engine.data import load_dataset
 from engine.device import pick_device
 from engine.errors import DataError
 from engine.execution import predict_logits
 from engine.metrics import score
 from engine.plan import Plan
+from engine.planner import load_data
 from engine.spec import InputSpec
 from engine.store import Run, RunStore
 from engine.taps import TapModel
@@ -62,9 +64,7 @@ def evaluate(run: Run | str, data: str | None = None, split: str | None = None) 
     run = RunStore().open(run) if isinstance(run, str) else run
     model, spec, classes = load_run_model(run)
     if split is not None:
-        cfg = run.config
-        ds = load_dataset(cfg["data"], cfg.get("val"), cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
-                          test=cfg.get("test"), test_fraction=cfg.get("test_fraction", 0.2))
+        ds = load_data(TrainConfig.from_dict(run.config))
         items = ds.split(split)
         if not items:
             raise DataError(f"run {run.id}: its data has no {split} split ({ds.test_source})")

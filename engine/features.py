@@ -20,6 +20,7 @@ from torch import nn
 
 from engine import paths
 from engine.device import autocast, pick_device, precision_name, to_device
+from engine.resources import feature_bytes, need_disk
 from engine.spec import InputSpec
 from engine.taps import FINAL, tap_dims, tap_features
 
@@ -133,10 +134,13 @@ def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec,
     if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
         return fs
     folder = paths.cache_dir() / f"features-{key}"
+    model = model_fn()
+    need_disk(folder.parent, feature_bytes(model.pretrained_cfg["architecture"], len(image_paths), views),
+              f"the feature cache of {len(image_paths):,} images")
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        taps = extract(model_fn(), spec, image_paths, tmp, views, device=device, progress=progress,
+        taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress,
                        check_cancel=check_cancel)
         np.save(tmp / "labels.npy", np.asarray(labels))
         np.save(tmp / "splits.npy", np.asarray(splits, dtype="U8"))

@@ -55,6 +55,7 @@ def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
     pickles are refused."""
     if not data:
         raise UnreadableImage(f"{path}: empty file (0 bytes); delete it or replace it with the real array")
+    _check_npy_header(data, path, max_pixels)
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - numpy raises several types for bad files
@@ -67,6 +68,27 @@ def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     return to_u8(arr, 1.0 if arr.dtype.kind == "f" else 65535.0 if arr.max() > 255 else 255.0)
+
+
+def _check_npy_header(data: bytes, path: Path, max_pixels: int) -> None:
+    """Refuses a .npy whose header claims more pixels than allowed (or more bytes than the file holds), before any
+    array is allocated."""
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0(f))
+    except Exception as e:  # noqa: BLE001 - numpy raises several types for bad headers
+        raise UnreadableImage(f"{path}: not a readable .npy array ({e}); save it with numpy.save") from e
+    if dtype.hasobject:
+        raise UnreadableImage(f"{path}: a .npy of Python objects (a pickle) is refused; save a numeric array")
+    pixels = int(np.prod(shape[:2])) if len(shape) >= 2 else int(np.prod(shape))
+    if pixels > max_pixels or len(shape) > 3:
+        raise UnreadableImage(f"{path}: refused, the header claims shape {shape} (limit {max_pixels:,} pixels of "
+                              f"(H, W, C)); resize the array if it is genuine")
+    if int(np.prod(shape)) * dtype.itemsize > len(data):
+        raise UnreadableImage(f"{path}: the header claims shape {shape} but the file is {len(data):,} bytes; the "
+                              f"file is truncated, re-save it")
 
 
 def to_u8(arr: np.ndarray, hi: float) -> np.ndarray:

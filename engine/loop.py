@@ -29,8 +29,18 @@ from engine.losses import make_loss, sample_order
 from engine.metrics import per_class_accuracy, score
 from engine.optim import Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan, set_train_mode
 from engine.planner import Planned, get_plan, load_data, load_planned, save_planned
-from engine.store import Run
+from engine.errors import TransferLabError
+from engine.preflight import blocking, preflight
+from engine.resources import checkpoint_bytes, need_disk
+from engine.store import Run, RunLock
 from engine.views import cache_views
+
+
+def _in_words(e: Exception) -> str:
+    """An exception as one line a person can act on: an OS error's reason and file, else type and message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror} ({e.filename})" if e.filename else e.strerror
+    return f"{type(e).__name__}: {e}" if not isinstance(e, TransferLabError) else str(e)
 
 
 class Trainer:
@@ -80,7 +90,12 @@ class Trainer:
             self.planned = load_planned(self.run.path, load_data(cfg))
             progress("load and check data", 1.0)
         torch.manual_seed(cfg.seed)  # the new head's initialisation and dropout masks follow the run's seed
+        stop = blocking(preflight(self.planned.plan))
+        if stop:
+            raise ValueError(f"preflight: {stop[0].message}. Fix: {stop[0].fix}")
         b = build(cfg, self.planned, self.device)
+        if self.run is not None and self.rank == 0:
+            need_disk(self.run.path, checkpoint_bytes(b.model), f"run {self.run.id}'s checkpoints")
         self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split = (
             b.ds, b.spec, b.model, b.weights, b.groups, b.plan, b.split)
         self.classes = self.ds.classes
@@ -210,9 +225,19 @@ class Trainer:
     def fit(self) -> dict:
         """Trains, or resumes, the run. Returns the final metrics (also written to metrics.json)."""
         t_start = time.time()
-        self.run.set_status(state="running", pid=os.getpid(), started=t_start)
-        if self.rank == 0:
-            self.run.clear_stop()
+        lock = RunLock(self.run) if self.rank == 0 else None
+        if lock is not None:
+            lock.acquire()  # RunBusy when another process trains this run: its records are left alone
+        try:
+            self.run.set_status(state="running", pid=os.getpid(), started=t_start)
+            if self.rank == 0:
+                self.run.clear_stop()
+            return self._fit(t_start)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, t_start: float) -> dict:
         try:
             ck = self.run.load_checkpoint("last")
             self.run.truncate_events(ck["events_offset"] if ck else 0)  # no event of an interrupted attempt stays
@@ -236,11 +261,14 @@ class Trainer:
             self._end_metrics(t_start, "cancelled")
             self("after_cancel")
         except Exception as e:  # noqa: BLE001 - a failed run keeps its metrics and last checkpoint
-            if self.rank == 0:
-                (self.run.path / "error.txt").write_text(traceback.format_exc())
-            else:  # only rank 0 writes the run: another rank's failure goes to its stderr
-                print(f"rank {self.rank}: {traceback.format_exc()}", file=sys.stderr)
-            self._end_metrics(t_start, "failed", f"{type(e).__name__}: {e}")
+            self._end_metrics(t_start, "failed", _in_words(e))
+            try:
+                if self.rank == 0:
+                    (self.run.path / "error.txt").write_text(traceback.format_exc())
+                else:  # only rank 0 writes the run: another rank's failure goes to its stderr
+                    print(f"rank {self.rank}: {traceback.format_exc()}", file=sys.stderr)
+            except OSError:
+                pass  # the disk that failed the run may refuse this too; the status below says why
             self("after_fail")
         return self.metrics
 

@@ -33,7 +33,10 @@ from engine.spec import InputSpec
 from engine.taps import FINAL, TapModel
 from engine.weights import availability
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
+SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
+FIXED_S = 5.0  # building the model, saving it, writing the results
+AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 Step = Callable[[str, float], None]
 
 
@@ -111,7 +114,8 @@ def load_planned(folder: Path, ds: Dataset) -> Planned | None:
 
 def load_data(cfg: TrainConfig) -> Dataset:
     """The dataset of `cfg`, split as every plan and run of it splits it."""
-    ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed, test=cfg.test, test_fraction=cfg.test_fraction)
+    ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed, test=cfg.test, test_fraction=cfg.test_fraction,
+                      root=cfg.data_root, allow_outside=cfg.allow_outside_root)
     _check(ds)
     return ds
 
@@ -142,7 +146,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
         other_spec = spec_for(ds, name, cfg.in_chans)
         est = _extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
         reserve = 10 * (len(probes) + 1) + _score_seconds(probes[0], name, other_spec, n_test + len(ds.val))
-        if time.perf_counter() - t0 + est + reserve > budget:
+        if time.perf_counter() - t0 + est + reserve > SAFETY * budget:
             continue
         probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
     imbalance = _imbalance(ds)
@@ -152,7 +156,10 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     step("choose the head", 1.0)
     p = next(q for q in probes if q.backbone == choice.backbone)
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
-    left = budget - (time.perf_counter() - t0) - _score_seconds(p, p.backbone, p.input_spec, n_test)
+    # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
+    # saving and scoring the test split
+    finish = _score_seconds(p, p.backbone, p.input_spec, n_test + len(ds.val)) + FIXED_S
+    left = SAFETY * budget - (time.perf_counter() - t0) - finish
     plan = _resolve(cfg, ds, p.input_spec, p.backbone, choice.taps, choice.flip, probes[0], head, scored, metric,
                     choice=choice, seconds_left=left, speed=p.images_per_s, elapsed=time.perf_counter() - t0)
     return Planned(plan, ds, head, probes)
@@ -215,6 +222,7 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     names = {c["tap"]: c["name"] for c in (p.stage_curve if p else [])} or {FINAL: "final features"}
     reason = STRATEGY_TEXT.get(s, "").format(k=cfg.top_k)
     if s == "auto":
+        base = cfg.lr or AUTO_LR
         trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, backbone, spec, groups, taps, p, head, choice,
                                                               scored, metric, seconds_left, speed, elapsed)
         head_epochs, bn_frozen, warmup = 0, True, 1 if ft_epochs else 0

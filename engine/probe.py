@@ -131,18 +131,24 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     source, path = found
     spec = spec or InputSpec.for_backbone(backbone, in_chans)
     precision = current_precision()
-    sha = sha256_file(path)
+    sha = sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
     key = feature_key(backbone, sha, ds.fingerprint(), spec, precision, views=2)
     items = [it for it in ds.items if it.split in ("train", "val")]
     labels = np.array([it.label for it in items])
     splits = np.array([it.split for it in items])
-    info = WeightsInfo(source, str(path), sha)
+    info = WeightsInfo(source, str(path) if path else None, None if path is None else sha,
+                       "random initialisation, asked for explicitly" if path is None else "")
     t0 = time.perf_counter()
     cb = (lambda done, total: progress("features", done / total)) if progress else None
-    fs = compute_cached(key, lambda: create_backbone(backbone, weights, in_chans)[0], spec, [it.path for it in items],
+    fs = compute_cached(key, lambda: _seeded(backbone, weights, in_chans), spec, [it.path for it in items],
                         labels, splits, views=2, progress=cb, check_cancel=check_cancel)
     speed = 0.0 if fs.cached else 2 * len(items) / max(time.perf_counter() - t0, 1e-9)
     return fs, info, spec, speed
+
+
+def _seeded(backbone: str, weights: str, in_chans: int):
+    """The backbone; a random initialisation is seeded (`create_backbone`), so its cached features stay valid."""
+    return create_backbone(backbone, weights, in_chans)[0]
 
 
 def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,

@@ -10,6 +10,7 @@ from collections import deque
 from typing import Callable
 
 from engine.config import TrainConfig
+from engine.errors import RunBusy
 from engine.events import CancelToken
 from engine.loop import Trainer
 from engine.planner import Planned, save_planned
@@ -115,6 +116,8 @@ class Runner:
             try:
                 run = Run(self.store.root / run_id)
                 self._trainer(TrainConfig.from_dict(run.config), run, token).fit()
+            except RunBusy:
+                pass  # another process trains it: its status is that process's to write
             except Exception as e:  # noqa: BLE001 - the worker must survive any run
                 Run(self.store.root / run_id).set_status(state="failed", error=str(e))
             finally:

@@ -6,6 +6,7 @@ remembers the event log's length, and resuming truncates the log there, so no ev
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from engine import paths
+from engine.errors import RunBusy
 from engine.events import Event
 
 TERMINAL = {"finished", "cancelled", "failed"}
@@ -24,11 +26,47 @@ TERMINAL = {"finished", "cancelled", "failed"}
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no stray temporary file
+        raise
+
+
+class RunLock:
+    """One writer per run: an OS file lock (`fcntl.flock`) on the run's `.lock`, held while a process trains it.
+
+    The operating system releases it when the process dies, so a lock left by a killed process is simply taken over.
+    """
+
+    def __init__(self, run: "Run"):
+        self.run = run
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Raises:
+            RunBusy: Another live process holds the lock (the message names it)."""
+        fd = os.open(self.run.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunBusy(f"run {self.run.id} is being trained by process {owner}; wait for it to end, or stop it "
+                          f"first (the dashboard's Stop, or Ctrl-C in its terminal)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,10 +143,16 @@ class Run:
         (self.path / "stop").unlink(missing_ok=True)
 
     def save_checkpoint(self, name: str, state: dict) -> Path:
+        """Writes `name`.pt atomically: a failed write (a full disk) keeps the previous checkpoint and no temporary
+        file."""
         path = self.path / f"{name}.pt"
         tmp = path.with_name(f".{name}.tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        try:
+            torch.save(state, tmp)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     def load_checkpoint(self, name: str) -> dict | None:

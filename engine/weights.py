@@ -67,9 +67,12 @@ def bundled_file(package: str) -> Path | None:
     return files[0] if files else None
 
 
-def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path] | None:
-    """Finds weights for `name` on the local disk only. Returns (source, path) or None."""
+def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path | None] | None:
+    """Finds weights for `name` on the local disk only. Returns (source, path), ("scratch", None) when random
+    initialisation is asked for (`weights_file == "none"`), or None."""
     entry = get_entry(name)
+    if weights_file is not None and str(weights_file) == SCRATCH:
+        return "scratch", None
     if weights_file is not None:
         path = Path(weights_file).expanduser()
         if not path.is_file():
@@ -122,7 +125,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Reads a state dict from .safetensors, or .pth/.pt/.bin with `weights_only=True`; unwraps common containers."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        sd = load_file(str(path))
+        try:
+            sd = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for damaged files
+            raise WeightsMismatch(f"{path} is not a readable .safetensors file ({e}); download or export it "
+                                  f"again") from e
     else:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -216,9 +223,11 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
     """
     entry = get_entry(name)
     scratch = str(weights) == SCRATCH
-    model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3, drop_rate=0.0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # a random initialisation is the same every time: probe, plan and run agree
+        model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3, drop_rate=0.0)
     if scratch:
-        return model, WeightsInfo("scratch", None, None, "random initialisation, asked for explicitly")
+        return model, WeightsInfo("scratch", None, None, "random initialisation (seed 0), asked for explicitly")
     found = find_weights(name, None if weights == "auto" else weights)
     if found is None:
         raise WeightsUnavailable(how_to_provide(name))

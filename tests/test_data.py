@@ -76,11 +76,11 @@ def test_zip_path_traversal_is_refused(tmp_path, name, needle):
 def test_zip_size_and_count_limits(tmp_path):
     from engine.archive import extract_zip
     with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("c/a.bin", b"\0" * 10_000)
-        z.writestr("c/b.bin", b"\0" * 10_000)
+        z.writestr("c/a.jpg", b"\0" * 10_000)
+        z.writestr("c/b.jpg", b"\0" * 10_000)
     with pytest.raises(UnsafeArchive, match="bytes uncompressed"):
         extract_zip(tmp_path / "big.zip", tmp_path / "out1", max_bytes=5_000)
-    with pytest.raises(UnsafeArchive, match="files, more than"):
+    with pytest.raises(UnsafeArchive, match="images, more than"):
         extract_zip(tmp_path / "big.zip", tmp_path / "out2", max_files=1)
 
 
@@ -97,3 +97,18 @@ def test_fingerprint_changes_with_the_data(tiny_folder):
     f = next(tiny_folder.rglob("*.jpg"))
     f.unlink()
     assert load_dataset(tiny_folder).fingerprint() != before
+
+
+def test_a_carved_test_split_is_stratified_seeded_and_disjoint(tmp_path):
+    import shutil
+    from conftest import SAMPLE
+    root = tmp_path / "carve"
+    for cls in sorted((SAMPLE / "train").iterdir())[:3]:
+        shutil.copytree(cls, root / cls.name)
+    a, b = load_dataset(root, seed=3), load_dataset(root, seed=3)
+    test, val, train = ({it.path for it in a.split(s)} for s in ("test", "val", "train"))
+    assert test and val and train and not (test & val) and not (test & train) and not (val & train)
+    assert [it.path for it in a.test] == [it.path for it in b.test]  # seeded
+    assert {it.label for it in a.test} == {0, 1, 2} and f"held out: {len(test)} images" in a.test_source
+    assert [it.path for it in load_dataset(root, seed=4).test] != [it.path for it in a.test]
+    assert not load_dataset(root, test_fraction=0).test

@@ -86,6 +86,8 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
         page.goto(server)
         page.get_by_role("button", name="Quick demo").wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "0_home.png"), full_page=True)
+        page.wait_for_load_state("networkidle")
+        time.sleep(1)  # a person reads the page before clicking
 
         page.get_by_role("button", name="Quick demo").click()
         clicked = time.time()

@@ -35,11 +35,21 @@ def data_root() -> Path:
     return Path(os.environ.get("TRANSFERLAB_DATA_ROOT", Path.home())).expanduser().resolve()
 
 
+def _roots() -> list[Path]:
+    return [data_root(), SAMPLE.resolve(), home().resolve()]
+
+
 def allowed(path: str) -> bool:
     """Whether the dashboard may open `path`: under the data root, the bundled sample, or TransferLab's own folder
     (uploads, extracted archives)."""
     real = Path(path).expanduser().resolve()
-    return any(real.is_relative_to(root) for root in (data_root(), SAMPLE.resolve(), home().resolve()))
+    return any(real.is_relative_to(root) for root in _roots())
+
+
+def root_for(path: str) -> str:
+    """The root the dashboard's reads of `path` are contained in: every file of the dataset must lie inside it."""
+    real = Path(path).expanduser().resolve()
+    return str(next((r for r in _roots() if real.is_relative_to(r)), real))
 
 
 def init_session() -> None:

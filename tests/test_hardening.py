@@ -1,0 +1,336 @@
+"""Hardening: every adversarial case builds its own input in a temp folder and checks: no traceback, the right exit code
+or status, the named reason, nothing read or written outside the root, no event duplicated after kill and resume."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.paths import REPO
+
+ENGINE = [sys.executable, "-m", "engine"]
+
+
+def cli(*args, home: Path, timeout: int = 300, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRANSFERLAB_HOME": str(home)}
+    return subprocess.run([*ENGINE, *map(str, args)], cwd=REPO, env=env, capture_output=True, timeout=timeout,
+                          **popen)
+
+
+def no_traceback(out: subprocess.CompletedProcess) -> str:
+    err = out.stderr.decode("utf-8", "replace") if isinstance(out.stderr, bytes) else out.stderr
+    assert "Traceback" not in err, err[-2000:]
+    return err
+
+
+def photo(path: Path, colour=(10, 200, 30), size=(48, 40)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def two_classes(root: Path, n: int = 4) -> Path:
+    for c, colour in (("a", (200, 20, 20)), ("b", (20, 20, 200))):
+        for i in range(n):
+            photo(root / c / f"{i}.png", tuple(min(255, v + 9 * i) for v in colour))
+    return root
+
+
+# ------------------------------------------------------------------ 1. nothing read outside the root
+def test_csv_rows_outside_the_folder_are_skipped_with_the_reason(tmp_path, monkeypatch):
+    import engine.data as data
+    from engine.data import load_dataset
+    root = two_classes(tmp_path / "d")
+    secret = photo(tmp_path / "secret.jpg")
+    rows = ["path,label"] + [f"{c}/{i}.png,{c}" for c in "ab" for i in range(4)]
+    rows += ["../secret.jpg,a", f"{secret},b", "../../../../../../etc/passwd,a"]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    read = []
+    real = data.check_image
+    monkeypatch.setattr(data, "check_image", lambda p, *a: read.append(Path(p).resolve()) or real(p, *a))
+    ds = load_dataset(root / "labels.csv")
+    assert len(ds.items) == 8 and not any(Path(p).is_relative_to(tmp_path / "secret.jpg") for p in read)
+    assert all(p.is_relative_to(root.resolve()) for p in read)
+    outside = [s.reason for s in ds.skipped if "outside" in s.reason]
+    assert len(outside) == 3 and all("--allow-outside-root" in r for r in outside)
+    allowed = load_dataset(root / "labels.csv", allow_outside=True)
+    assert any(it.path.endswith("secret.jpg") for it in allowed.items)
+
+
+def test_symlinks_out_of_the_folder_are_skipped(tmp_path):
+    from engine.data import load_dataset
+    root = two_classes(tmp_path / "d")
+    elsewhere = two_classes(tmp_path / "elsewhere")
+    os.symlink(elsewhere / "a", root / "linked_class")
+    os.symlink("/etc/passwd", root / "a" / "passwd.jpg")
+    os.symlink(elsewhere / "b" / "0.png", root / "b" / "outside.png")
+    ds = load_dataset(root)
+    used = {Path(it.path).name for it in ds.items}
+    assert "linked_class" not in ds.classes and "passwd.jpg" not in used and "outside.png" not in used
+    assert sum("outside" in s.reason for s in ds.skipped) == 3
+
+
+def test_the_server_reads_nothing_outside_its_data_root(tmp_path, monkeypatch):
+    from pagetest import page  # noqa: F401 - the page test helpers
+    root = tmp_path / "root"
+    two_classes(root / "d")
+    secret = photo(tmp_path / "secret.jpg")
+    (root / "d" / "labels.csv").write_text("path,label\n" + "".join(f"{c}/{i}.png,{c}\n" for c in "ab"
+                                                                  for i in range(4)) + f"{secret},a\n")
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(root))
+    at = page("data.py")
+    at.session_state["dataset"] = str(root / "d" / "labels.csv")
+    at.run()
+    assert not at.exception
+    shown = [img.url for el in at.get("imgs") for img in getattr(el, "proto", el).imgs] if at.get("imgs") else []
+    assert all("secret" not in u for u in shown)
+    assert any("outside" in str(r) for r in at.dataframe[0].value["reason"].tolist())
+
+
+def test_a_npy_header_bomb_is_refused_before_reading(tmp_path):
+    from engine.errors import UnreadableImage
+    from engine.imageio import load_image
+    path = tmp_path / "bomb.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (40000, 40000, 3)})
+        f.write(b"\0" * 4096)
+    t0 = time.perf_counter()
+    with pytest.raises(UnreadableImage, match="refused, the header claims shape"):
+        load_image(path, 3)
+    assert time.perf_counter() - t0 < 1.0
+
+
+# ------------------------------------------------------------------ 2. one writer per run
+def _slow_train(data: Path, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "TRANSFERLAB_HOME": str(home)}
+    return subprocess.Popen([*ENGINE, "train", "--data", str(data), "--strategy", "full", "--head-epochs", "1",
+                             "--epochs", "8", "--batch-size", "4", "--views", "1", "--quiet", "--json"], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for(home: Path, pred, seconds: float = 240):
+    from engine.store import RunStore
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        runs = RunStore(home / "runs").list() if (home / "runs").exists() else []
+        if runs and pred(runs[0]):
+            return runs[0]
+        time.sleep(0.05)
+    raise AssertionError("the condition never held")
+
+
+def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_folder, tmp_path):
+    proc = _slow_train(tiny_folder, tmp_path)
+    try:
+        run = _wait_for(tmp_path, lambda r: r.events("step"))
+        out = cli("resume", "--run", run.id, "--json", home=tmp_path)
+        err = no_traceback(out)
+        assert out.returncode == 3 and f"run {run.id} is being trained by process {proc.pid}" in err
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        out = cli("resume", "--run", run.id, "--json", "--quiet", home=tmp_path)
+        no_traceback(out)
+        assert out.returncode == 0 and json.loads(out.stdout)["status"] == "finished"
+        starts = run.events("run_started")
+        assert len(starts) == 2 and run.events()[-1]["kind"] == "run_ended"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("moment", ["setup", "before the first checkpoint"])
+def test_kill_then_resume_duplicates_no_event(tiny_folder, tmp_path, moment):
+    proc = _slow_train(tiny_folder, tmp_path)
+    when = (lambda r: r.events("setup")) if moment == "setup" else \
+        (lambda r: r.events("step") and not (r.path / "last.pt").exists())
+    run = _wait_for(tmp_path, when)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = cli("resume", "--run", run.id, "--json", "--quiet", home=tmp_path)
+    no_traceback(out)
+    assert out.returncode == 0, out.stderr
+    events = run.events()
+    steps = [e["step"] for e in events if e["kind"] == "step"]
+    epochs = [e["epoch"] for e in events if e["kind"] == "epoch"]
+    assert steps == list(range(1, len(steps) + 1)) and epochs == list(range(0, max(epochs) + 1))
+    assert [e["kind"] for e in events].count("run_started") == 1  # the killed attempt left no orphan
+    assert sum(e["kind"] == "phase_started" for e in events) == 2
+
+
+# ------------------------------------------------------------------ 3. disk full
+def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_folder, tmp_path, monkeypatch):
+    import engine.store as store
+    from engine.config import TrainConfig
+    from engine.loop import Trainer
+    from engine.store import RunStore
+    cfg = TrainConfig(data=str(tiny_folder), strategy="full", head_epochs=1, finetune_epochs=3, batch_size=4, views=1,
+                      val_fraction=0.34)
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+    real, lasts = store.torch.save, []
+
+    def full_disk(obj, f, *a, **k):  # the 2nd write of the last checkpoint runs out of space half way
+        if Path(f).name == ".last.tmp":
+            lasts.append(1)
+            if len(lasts) == 2:
+                Path(f).write_bytes(b"half a checkpoint")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, f, *a, **k)
+    monkeypatch.setattr(store.torch, "save", full_disk)
+    metrics = Trainer(cfg, run).fit()
+    monkeypatch.undo()
+    assert metrics["status"] == "failed" and "No space left on device" in metrics["error"]
+    assert run.status()["state"] == "failed" and "No space left" in run.status()["error"]
+    assert run.load_checkpoint("last")["epoch"] == 1  # the last good checkpoint stays
+    assert not list(run.path.glob(".*.tmp"))  # and no temporary file
+    assert run.read_json("metrics.json")["status"] == "failed"
+
+
+def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import torch
+
+    from engine.store import RunStore
+    run = RunStore(tmp_path).create({})
+    run.save_checkpoint("last", {"epoch": 1})
+
+    def boom(obj, f, *a, **k):
+        Path(f).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        run.save_checkpoint("last", {"epoch": 2})
+    monkeypatch.undo()
+    assert run.load_checkpoint("last")["epoch"] == 1 and not list(run.path.glob(".*tmp"))
+
+
+def test_too_little_disk_is_refused_before_the_run_with_how_much_is_needed(tmp_path, monkeypatch):
+    from engine import resources
+    from engine.errors import NotEnoughSpace
+    monkeypatch.setattr(resources.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 10**6))
+    with pytest.raises(NotEnoughSpace, match=r"needs about [\d,]+ MB in .* only 1 MB are free"):
+        resources.need_disk(tmp_path, 10**7, "the feature cache")
+
+
+# ------------------------------------------------------------------ 4. inputs named, never a traceback
+def test_non_utf8_file_names(tmp_path):
+    root = two_classes(tmp_path / "d")
+    bad = os.fsencode(str(root / "a")) + b"/caf\xe9.png"
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(bad.decode("utf-8", "surrogateescape"))
+    out = cli("inspect-data", root, home=tmp_path)
+    no_traceback(out)
+    assert out.returncode == 0
+    from engine.data import load_dataset
+    assert load_dataset(root).fingerprint()  # hashing the odd name works too
+
+
+def test_csv_encodings_and_split_values(tmp_path):
+    root = two_classes(tmp_path / "d")
+    body = "".join(f"{c}/{i}.png,{c}\n" for c in "ab" for i in range(4))
+    (root / "bom.csv").write_bytes(b"\xef\xbb\xbf" + ("path,label\n" + body).encode())
+    out = cli("inspect-data", root / "bom.csv", home=tmp_path)
+    assert out.returncode == 0, no_traceback(out)
+    (root / "latin.csv").write_bytes(("path,label\n" + body + "a/0.png,caf\xe9\n").encode("latin-1"))
+    out = cli("inspect-data", root / "latin.csv", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "latin.csv: not UTF-8 text" in err and "CSV UTF-8" in err
+    (root / "splits.csv").write_text("path,label,split\n" + body.replace(",a\n", ",a,trian\n").replace(
+        ",b\n", ",b,holdout\n"))
+    out = cli("inspect-data", root / "splits.csv", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "'holdout', 'trian'" in err and "train, val or test" in err
+
+
+def test_zips_that_clash_or_carry_junk(tmp_path):
+    from engine.archive import extract_zip
+    from engine.errors import UnsafeArchive
+    clash = tmp_path / "clash.zip"
+    with zipfile.ZipFile(clash, "w") as z:
+        z.writestr("x", b"a file")
+        z.writestr("x/y.jpg", b"an entry below it")
+    with pytest.raises(UnsafeArchive, match="both a file and a folder"):
+        extract_zip(clash, tmp_path / "out")
+    assert not list(tmp_path.glob("out*"))
+    junk = tmp_path / "junk.zip"
+    src = two_classes(tmp_path / "src")
+    with zipfile.ZipFile(junk, "w") as z:
+        for f in src.rglob("*.png"):
+            z.write(f, f"data/{f.relative_to(src)}")
+        z.writestr("data/a/big.bin", b"\0" * 2_000_000)
+        z.writestr("data/notes.txt", b"hello")
+    root = extract_zip(junk, tmp_path / "junk-out")
+    files = [p for p in (tmp_path / "junk-out").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert root.name == "data" and all(p.suffix == ".png" for p in files) and len(files) == 8
+
+
+def test_corrupt_weights_one_class_weights_none_batch_one_and_unknown_backbones(tmp_path, tiny_folder):
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    out = cli("probe", "--data", tiny_folder, "--weights", bad, "--quiet", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "not a readable .safetensors file" in err
+
+    one = tmp_path / "one"
+    shutil.copytree(sorted(tiny_folder.iterdir())[0], one / "only")
+    for cmd in ("probe", "train"):
+        out = cli(cmd, "--data", one, "--quiet", home=tmp_path)
+        err = no_traceback(out)
+        assert out.returncode == 2 and "at least 2 classes" in err, (cmd, err)
+
+    out = cli("probe", "--data", tiny_folder, "--weights", "none", "--quiet", "--json", home=tmp_path)
+    no_traceback(out)
+    assert out.returncode == 0 and json.loads(out.stdout)["weights"]["source"] == "scratch"
+    out = cli("train", "--data", tiny_folder, "--weights", "none", "--strategy", "auto", "--budget", "30", "--quiet",
+              "--json", home=tmp_path)
+    no_traceback(out)
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "finished"
+
+    out = cli("train", "--data", tiny_folder, "--batch-size", "1", "--quiet", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "batch_size 1" in err and "at least 2" in err
+
+    t0 = time.perf_counter()
+    out = cli("train", "--data", tmp_path / "does-not-matter", "--backbone", "resnet9000", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "unknown backbone 'resnet9000'" in err and time.perf_counter() - t0 < 60
+
+
+# ------------------------------------------------------------------ 5. cancel and stop
+def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
+    from engine.data import load_dataset
+    from engine.events import Cancelled
+    from engine.probe import probe
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Cancelled()
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        probe(load_dataset(tiny_folder), "tf_efficientnet_lite0", check_cancel=check)
+    assert len(calls) == 2 and time.perf_counter() - t0 < 30
+
+
+def test_stop_from_the_dashboard_reaches_a_run_started_from_the_cli(tiny_folder, tmp_path):
+    from engine.runner import Runner
+    from engine.store import RunStore
+    proc = _slow_train(tiny_folder, tmp_path)
+    try:
+        run = _wait_for(tmp_path, lambda r: r.events("step"))
+        said = Runner(RunStore(tmp_path / "runs")).cancel(run.id)
+        assert f"asked process {proc.pid} to stop" in said
+        proc.wait(timeout=120)
+        assert run.status()["state"] == "cancelled" and run.events()[-1]["kind"] == "run_ended"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
