@@ -4,12 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.catalogue import get_entry
-from engine.errors import TransferLabError
-from engine.groups import layer_groups
-from engine.plan import group_labels
-from engine.visual import filter_grid, first_conv_weight
-from engine.weights import catalogue_rows, create_backbone
+from engine import (
+    catalogue_rows, create_backbone, filter_grid, first_conv_weight, get_entry, group_labels, layer_groups,
+    TransferLabError)
 from ui import charts
 from ui.state import backbone, remember
 

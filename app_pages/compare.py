@@ -7,9 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.evaluate import has_model
-from engine.imageio import viewable
-from engine.summary import worst_mistakes
+from engine import has_model, viewable, worst_mistakes
 from ui import charts
 from ui.state import get_runner
 

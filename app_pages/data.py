@@ -6,11 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.data import load_dataset
-from engine.errors import TransferLabError
-from engine.imageio import viewable
-from engine.paths import SAMPLE, sub
-from engine.report import build_report
+from engine import SAMPLE, build_report, load_dataset, sub, TransferLabError, viewable
 from ui import charts
 from ui.state import root_for, data_root, dataset_path, remember
 

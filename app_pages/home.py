@@ -1,14 +1,10 @@
 """Home: what TransferLab does, the Quick demo, and the backbones on this machine."""
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
-from engine.config import TrainConfig
-from engine.paths import SAMPLE
-from engine.weights import catalogue_rows
-from ui.state import DEFAULT_BACKBONE, get_runner, init_session, remember
+from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_rows, demo_config
+from ui.state import get_runner, init_session, remember
 
 
 @st.cache_data(show_spinner=False)
@@ -16,15 +12,6 @@ def _catalogue() -> list[dict]:
     return [{"backbone": r["name"], "params (M)": r["params_m"], "ImageNet top-1 %": r["imagenet_top1"],
              "input px": r["input_size"], "weights": r["source"] or "not on this machine", "best for": r["best_for"]}
             for r in catalogue_rows()]
-
-
-def demo_config() -> TrainConfig:
-    """The Quick demo: the bundled sample, auto within a short budget (TRANSFERLAB_DEMO_BUDGET seconds), and
-    TRANSFERLAB_DEMO_EPOCHS fine-tuning epochs when set."""
-    epochs = os.environ.get("TRANSFERLAB_DEMO_EPOCHS")
-    return TrainConfig(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", data_root=str(SAMPLE),
-                       budget=float(os.environ.get("TRANSFERLAB_DEMO_BUDGET", "150")),
-                       finetune_epochs=int(epochs) if epochs else None)
 
 
 init_session()

@@ -6,9 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from engine.errors import TransferLabError
-from engine.evaluate import has_model
-from engine.export import export_run, model_card, model_card_markdown, predict_image
+from engine import export_run, has_model, model_card, model_card_markdown, predict_image, TransferLabError
 from ui.state import get_runner
 
 st.title("6 · Predict and export")

@@ -4,13 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.config import TrainConfig
-from engine.data import load_dataset
-from engine.errors import TransferLabError
-from engine.plan import BANDS, band
-from engine.planner import plan_with_probe
-from engine.shootout import shootout
-from engine.weights import catalogue_rows
+from engine import BANDS, band, catalogue_rows, load_dataset, plan_with_probe, shootout, TrainConfig, TransferLabError
 from ui import charts
 from ui.state import root_for, backbone, dataset_path, get_jobs, in_chans, probe_key
 

@@ -7,13 +7,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from engine.augment import PRESETS
-from engine.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
-from engine.lrfind import lr_find
-from engine.planner import get_plan
-from engine.preflight import blocking, preflight
-from engine.store import TERMINAL
-from engine.summary import run_summary
+from engine import (
+    BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TERMINAL, blocking, get_plan, lr_find, preflight, run_summary,
+    TrainConfig)
 from ui import charts
 from ui.state import root_for, backbone, dataset_path, get_jobs, get_runner, in_chans, remember
 

@@ -24,16 +24,16 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
 import numpy as np  # noqa: E402
 
-from engine.config import TrainConfig  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.device import pick_device  # noqa: E402
-from engine.features import extract  # noqa: E402
-from engine.loop import Trainer  # noqa: E402
-from engine.probe import fit_linear, probe  # noqa: E402
-from engine.spec import InputSpec  # noqa: E402
-from engine.store import RunStore  # noqa: E402
-from engine.taps import FINAL  # noqa: E402
-from engine.weights import create_backbone  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
+from engine.data.dataset import load_dataset  # noqa: E402
+from engine.model.device import pick_device  # noqa: E402
+from engine.probe.features import extract  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
+from engine.probe.linear import fit_linear, probe  # noqa: E402
+from engine.model.spec import InputSpec  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
+from engine.model.taps import FINAL  # noqa: E402
+from engine.model.weights import create_backbone  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets"
 BACKBONE = "tf_efficientnet_lite0"

@@ -24,12 +24,12 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 import torch  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
-from engine.config import TrainConfig  # noqa: E402
-from engine.device import autocast  # noqa: E402
-from engine.groups import layer_groups  # noqa: E402
-from engine.loop import Trainer  # noqa: E402
-from engine.store import RunStore  # noqa: E402
-from engine.weights import create_backbone  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
+from engine.model.device import autocast  # noqa: E402
+from engine.model.groups import layer_groups  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
+from engine.model.weights import create_backbone  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 BACKBONE, HEAD_EPOCHS, FT_EPOCHS, BS = "tf_efficientnet_lite0", 10, 15, 32

@@ -22,11 +22,11 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-gpu-"))
 
 import torch  # noqa: E402
 
-from engine.batches import loader_workers  # noqa: E402
-from engine.config import TrainConfig  # noqa: E402
-from engine.loop import Trainer  # noqa: E402
+from engine.data.batches import loader_workers  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
 from engine.paths import SAMPLE  # noqa: E402
-from engine.store import RunStore  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 

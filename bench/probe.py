@@ -23,10 +23,13 @@ import torch  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
-from engine import data as tl_data, features as tl_features, paths  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.probe import probe  # noqa: E402
-from engine.weights import create_backbone  # noqa: E402
+from engine import paths  # noqa: E402
+from engine.data import dataset as tl_data  # noqa: E402
+from engine.data import decode as tl_decode  # noqa: E402
+from engine.probe.features import current_precision  # noqa: E402
+from engine.data.dataset import load_dataset  # noqa: E402
+from engine.probe.linear import probe  # noqa: E402
+from engine.model.weights import create_backbone  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 
@@ -56,7 +59,7 @@ def plain_loop(root: Path, backbone: str) -> float:
 
 def cold_reset() -> None:
     shutil.rmtree(paths.cache_dir(), ignore_errors=True)
-    tl_features.DECODED = tl_features.DecodeCache()
+    tl_decode.DECODED.clear()
     tl_data._CHECKED.clear()
 
 
@@ -85,7 +88,7 @@ def main() -> None:
                                                          .accuracy))
     plain = statistics.median(t for t, _ in rows["plain loop"])
     print(f"data {args.data}  backbone {args.backbone}  reps {args.reps}  threads {torch.get_num_threads()}  "
-          f"precision {tl_features.current_precision()}")
+          f"precision {current_precision()}")
     print(f"{'path':30} {'median s':>9} {'min s':>7} {'max s':>7} {'val acc':>8} {'speed-up':>9}")
     for name, runs in rows.items():
         ts = [t for t, _ in runs]

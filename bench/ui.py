@@ -1,13 +1,17 @@
-"""Dashboard responsiveness: each page's render time once warm, and the Train page's rerun time while a real run
-trains in the background (the live fragment refreshes every 1 s; a rerun must not block longer than 200 ms).
+"""Dashboard honesty and responsiveness, measured the way a person meets them.
 
-With --browser, the live interval is also measured in Debian's chromium: the Train page of a real `streamlit run`
-server is watched while the run trains, and the times between the fragment's "updated" stamps are reported.
+1. Page render time once warm (AppTest, every page of the router).
+2. Time left: the Quick demo's run is executed by the same `Runner` the page uses, and at 25, 50 and 75% of its
+   wall time the "time left" the Train page would show (the newest step or setup event's `eta_s`) is compared with the
+   time the run really had left. Also the plan's whole-run estimate against the real wall time.
+3. With --browser: a real `streamlit run` server in Debian's chromium; the time from the Quick demo click to the first
+   named setup step on screen (the run is stopped right after).
 
-Run by hand:  .venv/bin/python bench/ui.py [--browser]
+Run by hand:  .venv/bin/python bench/ui.py [--reps 2] [--browser]
 """
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -18,95 +22,136 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from engine import demo_config  # noqa: E402
+from engine.paths import REPO  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
+from engine.service.runner import Runner  # noqa: E402
 
-import ui.state  # noqa: E402
-from engine.config import TrainConfig  # noqa: E402
-from engine.paths import REPO, SAMPLE  # noqa: E402
-from engine.runner import Runner  # noqa: E402
-
-PAGES = ["app.py", "pages/1_Data.py", "pages/2_Backbone.py", "pages/3_Probe.py", "pages/4_Train.py",
-         "pages/5_Compare.py", "pages/6_Predict_Export.py"]
+PAGES = ["home.py", "data.py", "backbone.py", "probe.py", "train.py", "compare.py", "predict.py"]
+MARKS = (0.25, 0.5, 0.75)
 
 
-def render(path: str) -> float:
-    at = AppTest.from_file(str(REPO / path), default_timeout=300)
+def render(name: str) -> float:
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=300)
     t0 = time.perf_counter()
     at.run()
     if at.exception:
-        raise RuntimeError(f"{path}: {at.exception}")
+        raise RuntimeError(f"{name}: {at.exception}")
     return time.perf_counter() - t0
 
 
-def browser_interval(seconds: float = 12.0) -> list[float]:
-    """Intervals (s) between live updates of the Train page, seen by a real browser."""
+def shown_eta(events: list[dict], at: float) -> float | None:
+    """The time left the Train page shows at wall time `at`: the run's own estimate from the newest step event, or
+    during setup the running step's estimate (a lower bound: later steps are not in it)."""
+    last = None
+    for e in events:
+        if e["t"] > at:
+            break
+        if e["kind"] in ("step", "setup") and e.get("eta_s") is not None:
+            last = e["eta_s"]
+    return last
+
+
+def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None], float, float]:
+    """Relative error of the shown time left at each mark, the run's wall time, and the plan's estimate."""
+    run = store.open(run_id)
+    events = run.events()
+    start, end = events[0]["t"], events[-1]["t"]
+    wall = end - start
+    errors = {}
+    for m in MARKS:
+        at = start + m * wall
+        eta, real = shown_eta(events, at), end - at
+        errors[m] = None if eta is None else abs(eta - real) / real
+    plan = run.read_json("plan.json") or {}
+    return errors, wall, float(plan.get("estimate_s") or 0.0)
+
+
+def run_demo(runner: Runner) -> str:
+    rid = runner.submit(demo_config(), name="bench-demo")
+    while runner.store.open(rid).status().get("state") not in ("finished", "failed", "cancelled"):
+        time.sleep(1)
+    return rid
+
+
+def browser_first_step(reps: int) -> list[float]:
+    """Seconds from the Quick demo click to a named setup step with a progress bar, in chromium."""
+    import shutil
+    import signal
     import socket
     import subprocess
+    import urllib.request
+
     from playwright.sync_api import sync_playwright
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
-                               str(port), "--server.headless", "true"], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_e2e_browser import PROGRESS, STEP_NAMES
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TRANSFERLAB_HOME": tempfile.mkdtemp(prefix="tl-ui-browser-")}
+    proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url, times = f"http://127.0.0.1:{port}", []
     try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page()
-            for _ in range(60):
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/Train")
-                    break
-                except Exception:  # noqa: BLE001 - the server is still starting
-                    time.sleep(1)
-            page.get_by_text("Live · updated").first.wait_for(timeout=60_000)
-            page.evaluate("""() => { window.stamps = []; let last = '';
-                new MutationObserver(() => { const el = [...document.querySelectorAll('p')].find(
-                    e => e.textContent.startsWith('Live · updated'));
-                  if (el && el.textContent !== last) { last = el.textContent; window.stamps.push(performance.now()); }
-                }).observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
-            time.sleep(seconds)
-            stamps = page.evaluate("() => window.stamps")
+            browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                        headless=True, args=["--no-sandbox", "--disable-gpu"])
+            for _ in range(reps):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                page.get_by_role("button", name="Quick demo").wait_for(timeout=60_000)
+                page.wait_for_load_state("networkidle")
+                time.sleep(1)
+                page.get_by_role("button", name="Quick demo").click()
+                clicked = time.time()
+                while time.time() - clicked < 30:
+                    if any(any(n in b[0] for n in STEP_NAMES) for b in page.evaluate(PROGRESS)):
+                        times.append(time.time() - clicked)
+                        break
+                    time.sleep(0.05)
+                page.get_by_role("button", name="Stop").click()
+                page.get_by_text("· cancelled").first.wait_for(timeout=120_000)
+                page.close()
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return [(b - a) / 1000 for a, b in zip(stamps, stamps[1:])]
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    return times
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=2, help="Quick demo runs for the time-left error")
+    ap.add_argument("--browser", action="store_true", help="also time click → first step in chromium")
+    args = ap.parse_args()
+    print(f"{'page':14} {'render s (warm)':>16}")
+    for name in PAGES:
+        render(name)
+        print(f"{name:14} {statistics.median(render(name) for _ in range(3)):16.2f}")
+
     runner = Runner()
-    ui.state.get_runner = lambda: runner  # the pages read this process's runner
-    rid = runner.submit(TrainConfig(data=str(SAMPLE), strategy="top-k", head_epochs=2, finetune_epochs=6, views=2))
-    while runner.store.open(rid).status().get("state") not in ("running",):
-        time.sleep(0.1)
-    while not runner.store.open(rid).events("epoch"):  # wait until the loop is in its epochs
-        time.sleep(0.2)
-    print(f"{'page':28} {'cold s':>7} {'warm s':>7}   (a real run is training meanwhile)")
-    for path in PAGES:
-        cold = render(path)
-        warm = statistics.median(render(path) for _ in range(3))
-        print(f"{path:28} {cold:7.2f} {warm:7.2f}")
-    reruns = []
-    at = AppTest.from_file(str(REPO / "pages/4_Train.py"), default_timeout=60)
-    for _ in range(10):
-        t0 = time.perf_counter()
-        at.run()
-        reruns.append(time.perf_counter() - t0)
-        time.sleep(1.0)
-    state = runner.store.open(rid).status().get("state")
-    print(f"Train page reruns while training ({state}): median {statistics.median(reruns) * 1000:.0f} ms, "
-          f"max {max(reruns) * 1000:.0f} ms; live fragment run_every 0.8 s")
-    if "--browser" in sys.argv:
-        gaps = browser_interval()
-        if gaps:
-            print(f"live updates seen in chromium while training: {len(gaps)} intervals, median "
-                  f"{statistics.median(gaps):.2f} s, max {max(gaps):.2f} s")
-        else:
-            print("live updates seen in chromium: none (the stamp did not change)")
-    runner.cancel(rid)
-    runner.wait(rid, timeout=60)
+    rows = [eta_errors(runner.store, run_demo(runner)) for _ in range(args.reps)]
+    print(f"\nQuick demo ({args.reps} runs): error of the time left shown, |shown - real| / real")
+    print(f"{'at':>6} {'median error':>13} {'max error':>10}")
+    for m in MARKS:
+        errs = [r[0][m] for r in rows if r[0][m] is not None]
+        print(f"{m:6.0%} {statistics.median(errs):13.0%} {max(errs):10.0%}" if errs else f"{m:6.0%} {'none':>13}")
+    walls = [r[1] for r in rows]
+    ests = [r[2] for r in rows]
+    print(f"run wall time: median {statistics.median(walls):.0f} s; the plan's estimate before it started: median "
+          f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x)")
+    if args.browser:
+        t = browser_first_step(args.reps)
+        print(f"\nclick → first named step on screen (chromium, {len(t)} clicks): median {statistics.median(t):.2f} s, "
+              f"max {max(t):.2f} s")
 
 
 if __name__ == "__main__":

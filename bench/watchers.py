@@ -39,10 +39,10 @@ def standalone(epochs: int) -> float:
     """The demo's config trained in this process, nothing watching."""
     home = tempfile.mkdtemp(prefix="tl-watch-")
     os.environ["TRANSFERLAB_HOME"] = home
-    from engine.config import TrainConfig
-    from engine.loop import Trainer
+    from engine.plan.config import TrainConfig
+    from engine.train.loop import Trainer
     from engine.paths import SAMPLE
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
     from ui.state import DEFAULT_BACKBONE
     cfg = TrainConfig(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", head_epochs=1,
                       finetune_epochs=epochs, views=2)

@@ -1,0 +1,82 @@
+"""TransferLab's engine: transfer learning for image classification, with no user interface.
+
+The public API below is what the dashboard and other programs use; everything else is internal and may move. Names are
+imported on first use (PEP 562), so `import engine` stays cheap and does not load torch.
+
+    from engine import load_dataset, get_plan, Runner, TrainConfig
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module that defines it. The import direction inside the engine is one way:
+# service -> serve/train -> plan -> probe -> model/data -> runs/paths/errors.
+_API: dict[str, str] = {
+    # errors and places
+    "TransferLabError": "engine.errors", "DataError": "engine.errors",
+    "SAMPLE": "engine.paths", "home": "engine.paths", "sub": "engine.paths",
+    # data
+    "load_dataset": "engine.data.dataset", "build_report": "engine.data.report", "viewable": "engine.data.imageio",
+    "PRESETS": "engine.data.augment",
+    # models
+    "get_entry": "engine.model.catalogue", "catalogue_rows": "engine.model.weights",
+    "create_backbone": "engine.model.weights", "layer_groups": "engine.model.groups",
+    "filter_grid": "engine.model.visual", "first_conv_weight": "engine.model.visual",
+    # probe and plan
+    "probe": "engine.probe.linear", "shootout": "engine.probe.shootout",
+    "TrainConfig": "engine.plan.config", "STRATEGIES": "engine.plan.config", "BALANCE": "engine.plan.config",
+    "DEFAULT_BUDGET_S": "engine.plan.config", "DEFAULT_BACKBONE": "engine.plan.config", "demo_config": "engine.plan.config",
+    "Plan": "engine.plan.rules", "BANDS": "engine.plan.rules", "band": "engine.plan.rules",
+    "group_labels": "engine.plan.rules",
+    "get_plan": "engine.plan.make", "plan_with_probe": "engine.plan.make",
+    "preflight": "engine.plan.preflight", "blocking": "engine.plan.preflight",
+    # training, runs, serving
+    "Trainer": "engine.train.loop", "lr_find": "engine.train.lrfind",
+    "RunStore": "engine.runs.store", "TERMINAL": "engine.runs.store",
+    "has_model": "engine.serve.evaluate", "evaluate": "engine.serve.evaluate",
+    "export_run": "engine.serve.export", "model_card": "engine.serve.export",
+    "model_card_markdown": "engine.serve.export", "predict_image": "engine.serve.export",
+    "run_summary": "engine.serve.summary", "worst_mistakes": "engine.serve.summary",
+    "Runner": "engine.service.runner", "Jobs": "engine.service.jobs",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from engine.data.augment import PRESETS
+    from engine.data.dataset import load_dataset
+    from engine.data.imageio import viewable
+    from engine.data.report import build_report
+    from engine.errors import DataError, TransferLabError
+    from engine.model.catalogue import get_entry
+    from engine.model.groups import layer_groups
+    from engine.model.visual import filter_grid, first_conv_weight
+    from engine.model.weights import catalogue_rows, create_backbone
+    from engine.paths import SAMPLE, home, sub
+    from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig, demo_config
+    from engine.plan.make import get_plan, plan_with_probe
+    from engine.plan.preflight import blocking, preflight
+    from engine.plan.rules import BANDS, Plan, band, group_labels
+    from engine.probe.linear import probe
+    from engine.probe.shootout import shootout
+    from engine.runs.store import TERMINAL, RunStore
+    from engine.serve.evaluate import evaluate, has_model
+    from engine.serve.export import export_run, model_card, model_card_markdown, predict_image
+    from engine.serve.summary import run_summary, worst_mistakes
+    from engine.service.jobs import Jobs
+    from engine.service.runner import Runner
+    from engine.train.loop import Trainer
+    from engine.train.lrfind import lr_find

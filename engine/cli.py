@@ -8,8 +8,8 @@ import sys
 import threading
 import time
 
-from engine.augment import PRESETS
-from engine.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
+from engine.data.augment import PRESETS
+from engine.plan.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
 from engine.errors import RunBusy, TransferLabError
 
 RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
@@ -23,7 +23,7 @@ def _progress(stage: str, frac: float) -> None:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from engine.weights import catalogue_rows
+    from engine.model.weights import catalogue_rows
     rows = catalogue_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -38,8 +38,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from engine.data import load_dataset
-    from engine.report import build_report
+    from engine.data.dataset import load_dataset
+    from engine.data.report import build_report
     report = build_report(load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -69,9 +69,9 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from engine.data import load_dataset
-    from engine.probe import probe
-    from engine.shootout import shootout
+    from engine.data.dataset import load_dataset
+    from engine.probe.linear import probe
+    from engine.probe.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
     progress = None if args.quiet else _progress
     if len(names) > 1:
@@ -80,7 +80,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2) if args.json else result["verdict"])
         return 0
     if args.per_stage:  # the full auto plan: probe, candidates, recommendation
-        from engine.planner import get_plan
+        from engine.plan.make import get_plan
         planned = get_plan(_config(args, strategy="auto", backbone=names[0]), progress)
         p = planned.plan
         out = {"plan": p.to_dict(), "accuracy": p.probe_accuracy}
@@ -104,8 +104,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from engine.planner import get_plan
-    from engine.preflight import preflight
+    from engine.plan.make import get_plan
+    from engine.plan.preflight import preflight
     planned = get_plan(_config(args), None if args.quiet else _progress)
     plan = planned.plan
     if args.json:
@@ -163,7 +163,7 @@ def _train_result(run, as_json: bool) -> int:
 
 def _fit_in_thread(run, trainer, quiet: bool) -> None:
     """Trains in a thread while the main thread shows progress; a busy run (another writer) is raised here."""
-    from engine.store import RunLock
+    from engine.runs.store import RunLock
     lock = RunLock(run)
     lock.acquire()  # fails fast with RunBusy before any thread starts
     lock.release()
@@ -179,11 +179,11 @@ def _fit_in_thread(run, trainer, quiet: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine import distributed
-    from engine.loop import Trainer
-    from engine.store import RunStore
-    from engine.planner import get_plan, save_planned
-    from engine.preflight import blocking, preflight
+    from engine.train import distributed
+    from engine.train.loop import Trainer
+    from engine.runs.store import RunStore
+    from engine.plan.make import get_plan, save_planned
+    from engine.plan.preflight import blocking, preflight
     cfg = _config(args)
     rank, world = distributed.init()
     store = RunStore()
@@ -204,15 +204,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from engine.loop import Trainer
-    from engine.store import RunStore
+    from engine.train.loop import Trainer
+    from engine.runs.store import RunStore
     run = RunStore().open(args.run)
     _fit_in_thread(run, Trainer(TrainConfig.from_dict(run.config), run), args.quiet)
     return _train_result(run, args.json)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.evaluate import evaluate
+    from engine.serve.evaluate import evaluate
     if (args.data is None) == (args.split is None):
         raise TransferLabError("evaluate needs either --data FOLDER or --split test|val (the run's own split)")
     r = evaluate(args.run, args.data, args.split)
@@ -227,7 +227,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from engine.lrfind import lr_find
+    from engine.train.lrfind import lr_find
     r = lr_find(_config(args), steps=args.steps, progress=None if args.json else _progress)
     if args.json:
         print(json.dumps(r, indent=2))

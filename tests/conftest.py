@@ -84,9 +84,9 @@ def jpeg_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int
 @pytest.fixture(scope="session")
 def finished_store(tmp_path_factory):
     """A store holding one real, tiny, finished run."""
-    from engine.config import TrainConfig
-    from engine.loop import Trainer
-    from engine.store import RunStore
+    from engine.plan.config import TrainConfig
+    from engine.train.loop import Trainer
+    from engine.runs.store import RunStore
     root = tmp_path_factory.mktemp("pages")
     data = root / "tiny"
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:

@@ -9,9 +9,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui.state
-from engine.loop import Trainer
+from engine.train.loop import Trainer
 from engine.paths import REPO
-from engine.runner import Runner
+from engine.service.runner import Runner
 
 
 def page(name: str) -> AppTest:
@@ -25,7 +25,7 @@ class SlowFakeTrainer:
         self.run, self.token = run, token
 
     def fit(self):
-        from engine.events import EpochEnded, PhaseStarted, RunStarted, SetupStep, StepEnded
+        from engine.runs.events import EpochEnded, PhaseStarted, RunStarted, SetupStep, StepEnded
         groups = ["stem", "b0", "head"]
         self.run.set_status(state="running", pid=os.getpid())
         self.run.write_json("plan.json", {**(self.run.read_json("plan.json") or {}), "groups": groups,

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import SAMPLE
-from engine import augment as aug
-from engine.decode import DECODED
-from engine.spec import InputSpec
+from engine.data import augment as aug
+from engine.data.decode import DECODED
+from engine.model.spec import InputSpec
 
 SPEC = InputSpec.for_backbone("tf_efficientnet_lite0")
 

@@ -1,10 +1,10 @@
 """Augmented batches: per-image seeds make worker processes and the training thread produce the same pixels."""
 import torch
 
-from engine import augment as aug
-from engine.batches import AugmentedImages, EpochBatches, loader_workers, make_loader
-from engine.data import load_dataset
-from engine.spec import InputSpec
+from engine.data import augment as aug
+from engine.data.batches import AugmentedImages, EpochBatches, loader_workers, make_loader
+from engine.data.dataset import load_dataset
+from engine.model.spec import InputSpec
 
 
 def _images(folder) -> AugmentedImages:

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from engine.build import build
-from engine.config import TrainConfig
+from engine.train.build import build
+from engine.plan.config import TrainConfig
 from engine.errors import WeightsUnavailable
-from engine.planner import get_plan
-from engine.taps import ProbeHead
+from engine.plan.make import get_plan
+from engine.model.taps import ProbeHead
 
 CPU = torch.device("cpu")
 

@@ -2,7 +2,7 @@ import pytest
 import timm
 import torch
 
-from engine.catalogue import get_entry, list_entries
+from engine.model.catalogue import get_entry, list_entries
 
 REQUIRED = ["mobilenetv3_small_100", "mobilenetv3_large_100", "efficientnet_b0", "resnet18", "densenet121", "resnet50",
             "efficientnet_b3", "efficientnet_b4", "convnext_tiny", "vit_base_patch16_224", "tf_efficientnet_lite0",

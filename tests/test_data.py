@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from engine.data import load_dataset
+from engine.data.dataset import load_dataset
 from engine.errors import DataError, UnsafeArchive
 
 
@@ -74,7 +74,7 @@ def test_zip_path_traversal_is_refused(tmp_path, name, needle):
 
 
 def test_zip_size_and_count_limits(tmp_path):
-    from engine.archive import extract_zip
+    from engine.data.archive import extract_zip
     with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("c/a.jpg", b"\0" * 10_000)
         z.writestr("c/b.jpg", b"\0" * 10_000)

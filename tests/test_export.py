@@ -5,8 +5,8 @@ import onnxruntime as ort
 import torch
 
 from conftest import SAMPLE, jpeg_bytes
-from engine.evaluate import evaluate, load_run_model
-from engine.export import export_run, model_card, predict_image
+from engine.serve.evaluate import evaluate, load_run_model
+from engine.serve.export import export_run, model_card, predict_image
 
 
 def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_path):

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.decode import DecodeCache
-from engine.features import compute_cached, extract, feature_key, load_cached
-from engine.imageio import load_image
-from engine.spec import InputSpec
-from engine.taps import FINAL
-from engine.weights import create_backbone
+from engine.data.decode import DecodeCache
+from engine.probe.features import compute_cached, extract, feature_key, load_cached
+from engine.data.imageio import load_image
+from engine.model.spec import InputSpec
+from engine.model.taps import FINAL
+from engine.model.weights import create_backbone
 
 LITE0 = "tf_efficientnet_lite0"
 
@@ -29,7 +29,7 @@ def test_geometry_and_normalize(tiny_folder):
 
 
 def test_decode_cache_decodes_once_and_stays_within_its_bytes(tiny_folder, monkeypatch):
-    import engine.decode as d
+    import engine.data.decode as d
     calls = []
     real = d.load_image
     monkeypatch.setattr(d, "load_image", lambda p, c: calls.append(p) or real(p, c))

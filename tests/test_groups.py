@@ -2,7 +2,7 @@ import pytest
 import timm
 import torch
 
-from engine.groups import layer_groups
+from engine.model.groups import layer_groups
 
 
 @pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18", "convnext_tiny", "vit_base_patch16_224",

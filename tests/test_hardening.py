@@ -49,8 +49,8 @@ def two_classes(root: Path, n: int = 4) -> Path:
 
 # ------------------------------------------------------------------ 1. nothing read outside the root
 def test_csv_rows_outside_the_folder_are_skipped_with_the_reason(tmp_path, monkeypatch):
-    import engine.data as data
-    from engine.data import load_dataset
+    import engine.data.dataset as data
+    from engine.data.dataset import load_dataset
     root = two_classes(tmp_path / "d")
     secret = photo(tmp_path / "secret.jpg")
     rows = ["path,label"] + [f"{c}/{i}.png,{c}" for c in "ab" for i in range(4)]
@@ -69,7 +69,7 @@ def test_csv_rows_outside_the_folder_are_skipped_with_the_reason(tmp_path, monke
 
 
 def test_symlinks_out_of_the_folder_are_skipped(tmp_path):
-    from engine.data import load_dataset
+    from engine.data.dataset import load_dataset
     root = two_classes(tmp_path / "d")
     elsewhere = two_classes(tmp_path / "elsewhere")
     os.symlink(elsewhere / "a", root / "linked_class")
@@ -100,7 +100,7 @@ def test_the_server_reads_nothing_outside_its_data_root(tmp_path, monkeypatch):
 
 def test_a_npy_header_bomb_is_refused_before_reading(tmp_path):
     from engine.errors import UnreadableImage
-    from engine.imageio import load_image
+    from engine.data.imageio import load_image
     path = tmp_path / "bomb.npy"
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (40000, 40000, 3)})
@@ -120,7 +120,7 @@ def _slow_train(data: Path, home: Path) -> subprocess.Popen:
 
 
 def _wait_for(home: Path, pred, seconds: float = 240):
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
     deadline = time.time() + seconds
     while time.time() < deadline:
         runs = RunStore(home / "runs").list() if (home / "runs").exists() else []
@@ -170,10 +170,10 @@ def test_kill_then_resume_duplicates_no_event(tiny_folder, tmp_path, moment):
 
 # ------------------------------------------------------------------ 3. disk full
 def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_folder, tmp_path, monkeypatch):
-    import engine.store as store
-    from engine.config import TrainConfig
-    from engine.loop import Trainer
-    from engine.store import RunStore
+    import engine.runs.store as store
+    from engine.plan.config import TrainConfig
+    from engine.train.loop import Trainer
+    from engine.runs.store import RunStore
     cfg = TrainConfig(data=str(tiny_folder), strategy="full", head_epochs=1, finetune_epochs=3, batch_size=4, views=1,
                       val_fraction=0.34)
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
@@ -199,7 +199,7 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_f
 def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     import torch
 
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
     run = RunStore(tmp_path).create({})
     run.save_checkpoint("last", {"epoch": 1})
 
@@ -214,7 +214,7 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatc
 
 
 def test_too_little_disk_is_refused_before_the_run_with_how_much_is_needed(tmp_path, monkeypatch):
-    from engine import resources
+    from engine.model import resources
     from engine.errors import NotEnoughSpace
     monkeypatch.setattr(resources.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 10**6))
     with pytest.raises(NotEnoughSpace, match=r"needs about [\d,]+ MB in .* only 1 MB are free"):
@@ -229,7 +229,7 @@ def test_non_utf8_file_names(tmp_path):
     out = cli("inspect-data", root, home=tmp_path)
     no_traceback(out)
     assert out.returncode == 0
-    from engine.data import load_dataset
+    from engine.data.dataset import load_dataset
     assert load_dataset(root).fingerprint()  # hashing the odd name works too
 
 
@@ -251,7 +251,7 @@ def test_csv_encodings_and_split_values(tmp_path):
 
 
 def test_zips_that_clash_or_carry_junk(tmp_path):
-    from engine.archive import extract_zip
+    from engine.data.archive import extract_zip
     from engine.errors import UnsafeArchive
     clash = tmp_path / "clash.zip"
     with zipfile.ZipFile(clash, "w") as z:
@@ -306,9 +306,9 @@ def test_corrupt_weights_one_class_weights_none_batch_one_and_unknown_backbones(
 
 # ------------------------------------------------------------------ 5. cancel and stop
 def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
-    from engine.data import load_dataset
-    from engine.events import Cancelled
-    from engine.probe import probe
+    from engine.data.dataset import load_dataset
+    from engine.runs.events import Cancelled
+    from engine.probe.linear import probe
     calls = []
 
     def check():
@@ -322,8 +322,8 @@ def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
 
 
 def test_stop_from_the_dashboard_reaches_a_run_started_from_the_cli(tiny_folder, tmp_path):
-    from engine.runner import Runner
-    from engine.store import RunStore
+    from engine.service.runner import Runner
+    from engine.runs.store import RunStore
     proc = _slow_train(tiny_folder, tmp_path)
     try:
         run = _wait_for(tmp_path, lambda r: r.events("step"))

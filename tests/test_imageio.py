@@ -4,7 +4,7 @@ from PIL import Image
 
 from conftest import huge_header_png
 from engine.errors import UnreadableImage
-from engine.imageio import check_image, load_image, load_rgb, to_rgb, viewable
+from engine.data.imageio import check_image, load_image, load_rgb, to_rgb, viewable
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from engine.config import TrainConfig
-from engine.events import CancelToken, StepEnded
-from engine.groups import layer_groups
-from engine.loop import Trainer
-from engine.optim import Schedule
-from engine.store import RunStore
-from engine.weights import create_backbone
+from engine.plan.config import TrainConfig
+from engine.runs.events import CancelToken, StepEnded
+from engine.model.groups import layer_groups
+from engine.train.loop import Trainer
+from engine.train.optim import Schedule
+from engine.runs.store import RunStore
+from engine.model.weights import create_backbone
 
 
 def tiny_cfg(data, **kw) -> TrainConfig:
@@ -127,7 +127,7 @@ def test_strategies_run(tiny_folder, tmp_path):
 
 
 def test_lr_find_suggests_a_rate(tiny_folder):
-    from engine.lrfind import lr_find
+    from engine.train.lrfind import lr_find
     cfg = tiny_cfg(tiny_folder, strategy="top-k")
     out = lr_find(cfg, steps=12, start=1e-6, end=10.0)
     assert len(out["lrs"]) == len(out["losses"]) >= 3 and out["lrs"] == sorted(out["lrs"])
@@ -161,8 +161,8 @@ def _multichannel(src, dst, chans: int):
 
 @pytest.mark.parametrize("chans,strategy", [(4, "top-k"), (5, "full")])
 def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path, chans, strategy):
-    from engine.evaluate import evaluate
-    from engine.export import export_run, predict_image
+    from engine.serve.evaluate import evaluate
+    from engine.serve.export import export_run, predict_image
     data = _multichannel(tiny_folder, tmp_path / f"c{chans}", chans)
     cfg = tiny_cfg(data, strategy=strategy, in_chans=chans, finetune_epochs=1, cache_activations=chans == 4)
     run = RunStore(tmp_path).create(cfg.to_dict())
@@ -179,7 +179,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
 
 
 def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folder, tmp_path):
-    from engine.evaluate import evaluate
+    from engine.serve.evaluate import evaluate
     cfg = tiny_cfg(tiny_folder, strategy="full", head_epochs=1, finetune_epochs=1, lr=5.0, head_lr=50.0,
                    warmup_epochs=0, grad_clip=1e9)  # rates that wreck the network
     run = RunStore(tmp_path).create(cfg.to_dict())
@@ -194,7 +194,7 @@ def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folde
 @pytest.mark.slow
 def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     from conftest import shared_dataset
-    from engine.evaluate import evaluate
+    from engine.serve.evaluate import evaluate
     data = shared_dataset("eurosat-10")
     cfg = TrainConfig(data=str(data), strategy="auto")
     run = RunStore(tmp_path).create(cfg.to_dict())

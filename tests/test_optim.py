@@ -1,8 +1,8 @@
 import pytest
 import timm
 
-from engine.groups import layer_groups
-from engine.optim import Schedule, apply_schedule, build_optimizer, freeze, set_plan, set_train_mode
+from engine.model.groups import layer_groups
+from engine.train.optim import Schedule, apply_schedule, build_optimizer, freeze, set_plan, set_train_mode
 
 
 def test_one_param_group_per_layer_group_without_decay_on_norms_and_biases():

@@ -1,7 +1,7 @@
 """AppTest of the Compare page."""
 import shutil
 
-from engine.store import RunStore
+from engine.runs.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 

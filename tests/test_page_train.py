@@ -4,8 +4,8 @@ import time
 import pytest
 
 import ui.state
-from engine.config import TrainConfig
-from engine.store import RunStore
+from engine.plan.config import TrainConfig
+from engine.runs.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 

@@ -6,12 +6,12 @@ import shutil
 import pytest
 
 from conftest import SAMPLE
-from engine.config import TrainConfig
-from engine.data import load_dataset
-from engine.loop import Trainer
-from engine.planner import get_plan, spec_for
-from engine.store import RunStore
-from engine.taps import FINAL
+from engine.plan.config import TrainConfig
+from engine.data.dataset import load_dataset
+from engine.train.loop import Trainer
+from engine.plan.make import get_plan, spec_for
+from engine.runs.store import RunStore
+from engine.model.taps import FINAL
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_the_plan_is_made_once_and_the_run_executes_that_plan(tiny_folder, tmp_p
 
 
 def test_no_choice_reads_the_test_split(carved, monkeypatch):
-    import engine.decode as decode
+    import engine.data.decode as decode
     read = []
     real = decode.load_image
     monkeypatch.setattr(decode, "load_image", lambda p, c: read.append(str(p)) or real(p, c))

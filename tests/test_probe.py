@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from conftest import shared_dataset
-from engine.data import load_dataset
+from engine.data.dataset import load_dataset
 from engine.errors import DataError, WeightsUnavailable
-from engine.probe import fit_linear, probe
-from engine.shootout import shootout
-from engine.taps import FINAL
+from engine.probe.linear import fit_linear, probe
+from engine.probe.shootout import shootout
+from engine.model.taps import FINAL
 
 
 def test_fit_linear_on_separable_features():
@@ -53,7 +53,7 @@ def test_shootout_keeps_going_when_weights_are_missing_and_gives_a_verdict(tiny_
 
 def test_a_feature_cache_larger_than_the_memory_budget_streams_and_gives_the_same_probe(tiny_folder, tmp_path,
                                                                                         monkeypatch):
-    import engine.decode as decode
+    import engine.data.decode as decode
     ds = load_dataset(tiny_folder)
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "roomy"))
     roomy = probe(ds, "tf_efficientnet_lite0", per_stage=False)

@@ -1,7 +1,7 @@
 import shutil
 
-from engine.data import load_dataset
-from engine.report import build_report
+from engine.data.dataset import load_dataset
+from engine.data.report import build_report
 
 
 def test_report_counts_imbalance_and_bad_files(bad_corpus):

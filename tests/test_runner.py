@@ -7,10 +7,10 @@ import subprocess
 import sys
 import time
 
-from engine.config import TrainConfig
+from engine.plan.config import TrainConfig
 from engine.paths import REPO
-from engine.runner import Runner
-from engine.store import RunStore
+from engine.service.runner import Runner
+from engine.runs.store import RunStore
 
 
 class FakeTrainer:

@@ -1,8 +1,8 @@
 import os
 
-from engine.events import EpochEnded, StepEnded
-from engine import store as store_module
-from engine.store import EventTail, RunStore
+from engine.runs.events import EpochEnded, StepEnded
+from engine.runs import store as store_module
+from engine.runs.store import EventTail, RunStore
 
 
 def test_events_round_trip_and_torn_line_is_ignored(tmp_path):

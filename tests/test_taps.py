@@ -3,9 +3,9 @@ import pytest
 import timm
 import torch
 
-from engine.catalogue import list_entries
-from engine.groups import layer_groups
-from engine.taps import FINAL, ProbeHead, TapModel, stage_owners, tap_dims, tap_features, timm_kwargs
+from engine.model.catalogue import list_entries
+from engine.model.groups import layer_groups
+from engine.model.taps import FINAL, ProbeHead, TapModel, stage_owners, tap_dims, tap_features, timm_kwargs
 
 NAMES = [e.name for e in list_entries()]
 

@@ -7,7 +7,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from engine.errors import WeightsMismatch, WeightsUnavailable
-from engine.weights import adapt_first_conv, availability, create_backbone, find_weights, map_in_order
+from engine.model.weights import adapt_first_conv, availability, create_backbone, find_weights, map_in_order
 
 
 @pytest.fixture

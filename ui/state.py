@@ -7,11 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.jobs import Jobs
-from engine.paths import SAMPLE, home
-from engine.runner import Runner
+from engine import DEFAULT_BACKBONE, SAMPLE, home, Jobs, Runner
 
-DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+
 PAGES = [("home.py", "Home", ""), ("data.py", "1 Data", "Data"), ("backbone.py", "2 Backbone", "Backbone"),
          ("probe.py", "3 Probe", "Probe"), ("train.py", "4 Train", "Train"), ("compare.py", "5 Compare", "Compare"),
          ("predict.py", "6 Predict & export", "Predict_Export")]

@@ -1,0 +1,1 @@
+"""Backbones: the catalogue, offline weights, layer groups, the input contract, taps and cuts, costs."""

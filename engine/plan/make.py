@@ -1,0 +1,327 @@
+"""Making the plan: load and check the data, probe, choose the head by evidence (auto), fit the rest into the time
+budget, and store the result so that whatever shows the plan and whatever runs it read the same object.
+
+A plan is made once per (config, data): `get_plan` returns the stored one when it exists. `engine plan`, the Train
+page's preview and `engine train` all go through it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import timm
+import torch
+
+from engine import paths
+from engine.model.catalogue import list_entries
+from engine.probe.choose import HeadChoice, choose_head, label_of
+from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
+from engine.model.cost import epoch_seconds, total_flops
+from engine.data.dataset import Dataset, load_dataset
+from engine.errors import DataError
+from engine.model.groups import layer_groups
+from engine.plan.rules import BANDS, DEFAULT_EPOCHS, HEAD_LR, BASE_LR, STRATEGY_TEXT, Plan, band, discriminative, group_labels
+from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
+from engine.model.spec import InputSpec
+from engine.model.taps import FINAL, TapModel
+from engine.model.weights import availability
+
+PLAN_VERSION = 2
+SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
+FIXED_S = 5.0  # building the model, saving it, writing the results
+AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
+Step = Callable[[str, float], None]
+
+
+@dataclass
+class Planned:
+    """A plan with what executing it needs: the dataset and the probe fit its head starts from."""
+
+    plan: Plan
+    ds: Dataset
+    head: LinearFit | None
+    probes: list[ProbeResult]
+    cached: bool = False
+
+
+def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
+    """The backbone's input contract; without the centre crop when the photos are no larger than the resize before
+    it, so cropping would only throw away their borders (64 px satellite tiles, 256 px leaf photos)."""
+    spec = InputSpec.for_backbone(backbone, in_chans)
+    sides = [min(m.width, m.height) for m in ds.meta.values()]
+    if sides and float(np.median(sides)) <= math.floor(spec.input_size[-1] / spec.crop_pct):
+        return spec.whole_image()
+    return spec
+
+
+def plan_key(cfg: TrainConfig, fingerprint: str) -> str:
+    raw = json.dumps({**cfg.to_dict(), "device": None, "v": PLAN_VERSION, "data_fp": fingerprint}, sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def get_plan(cfg: TrainConfig, step: Step | None = None, check_cancel: Callable[[], None] | None = None,
+             device: torch.device | None = None) -> Planned:
+    """The stored plan for `cfg` and its data, or a new one (then stored)."""
+    step = step or (lambda name, frac: None)
+    step("load and check data", 0.0)
+    ds = load_data(cfg)
+    step("load and check data", 1.0)
+    folder = paths.sub("plans") / plan_key(cfg, ds.fingerprint())
+    stored = load_planned(folder, ds)
+    if stored is not None:
+        return stored
+    planned = make_plan(cfg, ds, step, check_cancel, device)
+    planned.plan = Plan.from_dict(json.loads(json.dumps(planned.plan.to_dict())))  # as stored, field by field
+    save_planned(folder, planned)
+    return planned
+
+
+def save_planned(folder: Path, planned: Planned) -> None:
+    """Writes the plan (plan.json) and the probe fit its head starts from (head.npz) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if planned.head is not None:
+        h = planned.head
+        tmp = folder / ".head.tmp.npz"
+        np.savez(tmp, coef=h.std_coef, intercept=h.std_intercept, mean=h.mean, scale=h.scale, accuracy=h.accuracy)
+        tmp.replace(folder / "head.npz")
+    tmp = folder / ".plan.json.tmp"
+    tmp.write_text(json.dumps(planned.plan.to_dict(), indent=2))
+    tmp.replace(folder / "plan.json")
+
+
+def load_planned(folder: Path, ds: Dataset) -> Planned | None:
+    """The plan stored in `folder` (a plan cache entry or a run), or None; refused when it belongs to other data."""
+    if not (folder / "plan.json").exists():
+        return None
+    plan = Plan.from_dict(json.loads((folder / "plan.json").read_text()))
+    if plan.fingerprint != ds.fingerprint():
+        raise DataError(f"the plan in {folder} was made for other data ({plan.data}); the data changed since, so "
+                        f"make a new plan (start a new run)")
+    head = None
+    if (folder / "head.npz").exists():
+        with np.load(folder / "head.npz") as z:
+            head = LinearFit(float(z["accuracy"]), np.zeros(0), np.zeros(0), z["coef"], z["intercept"], z["mean"],
+                             z["scale"])
+    return Planned(plan, ds, head, [], cached=True)
+
+
+def load_data(cfg: TrainConfig) -> Dataset:
+    """The dataset of `cfg`, split as every plan and run of it splits it."""
+    ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed, test=cfg.test, test_fraction=cfg.test_fraction,
+                      root=cfg.data_root, allow_outside=cfg.allow_outside_root)
+    _check(ds)
+    return ds
+
+
+def _check(ds: Dataset) -> None:
+    if len(ds.classes) < 2:
+        raise DataError(f"{ds.root}: a classifier needs at least 2 classes with training images, found "
+                        f"{len(ds.classes)} ({', '.join(ds.classes) or 'none'}); add a folder of images per class")
+    if not ds.val:
+        raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
+
+
+def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[[], None] | None = None,
+              device: torch.device | None = None) -> Planned:
+    """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds`."""
+    t0 = time.perf_counter()
+    spec = spec_for(ds, cfg.backbone, cfg.in_chans)
+    if cfg.strategy == "scratch":
+        return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
+    probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel)]
+    if cfg.strategy != "auto":
+        p = probes[0]
+        return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], ""), ds, p.head,
+                       probes)
+    budget = cfg.budget or DEFAULT_BUDGET_S
+    n_test = len(ds.test)
+    for name in _other_bundled(cfg.backbone, cfg.weights):
+        other_spec = spec_for(ds, name, cfg.in_chans)
+        est = _extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
+        reserve = 10 * (len(probes) + 1) + _score_seconds(probes[0], name, other_spec, n_test + len(ds.val))
+        if time.perf_counter() - t0 + est + reserve > SAFETY * budget:
+            continue
+        probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
+    imbalance = _imbalance(ds)
+    step("choose the head", 0.0)
+    choice, scored, metric = choose_head(probes, len(ds.classes), imbalance, seconds=max(5.0, 0.15 * budget),
+                                         progress=lambda _, f: step("choose the head", f), check_cancel=check_cancel)
+    step("choose the head", 1.0)
+    p = next(q for q in probes if q.backbone == choice.backbone)
+    head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
+    # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
+    # saving and scoring the test split
+    finish = _score_seconds(p, p.backbone, p.input_spec, n_test + len(ds.val)) + FIXED_S
+    left = SAFETY * budget - (time.perf_counter() - t0) - finish
+    plan = _resolve(cfg, ds, p.input_spec, p.backbone, choice.taps, choice.flip, probes[0], head, scored, metric,
+                    choice=choice, seconds_left=left, speed=p.images_per_s, elapsed=time.perf_counter() - t0)
+    return Planned(plan, ds, head, probes)
+
+
+def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step,
+           check_cancel: Callable[[], None] | None) -> ProbeResult:
+    label = f"probe {name}"
+    step(label, 0.0)
+    r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.strategy == "auto",
+              in_channels=cfg.in_chans, spec=spec,
+              progress=lambda s, f: step(label, 0.9 * f if s == "features" else 0.9 + 0.1 * f),
+              check_cancel=check_cancel)
+    step(label, 1.0)
+    return r
+
+
+def _other_bundled(first: str, weights: str) -> list[str]:
+    """The other backbones whose weights ship with TransferLab (auto's shoot-out), when no weights file was given."""
+    if weights != "auto":
+        return []
+    return [e.name for e in list_entries() if e.bundled and e.name != first and availability(e.name)["available"]]
+
+
+def _extract_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
+    """Feature extraction time of `name` (both views), scaled from the measured backbone by their FLOPs."""
+    ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
+    speed = measured.images_per_s or 50.0
+    return 2 * n_images / speed * ratio
+
+
+def _score_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
+    return _extract_seconds(measured, name, spec, n_images)  # both views: the chosen head may average them
+
+
+def _imbalance(ds: Dataset) -> float:
+    counts = Counter(it.label for it in ds.train)
+    return max(counts.values()) / max(1, min(counts.values()))
+
+
+def _model_groups(backbone: str, taps: tuple[int, ...], n_classes: int) -> list[str]:
+    with torch.device("meta"):
+        model = TapModel(timm.create_model(backbone, pretrained=False), taps, n_classes)
+    return [g.name for g in layer_groups(model)]
+
+
+def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps: tuple[int, ...], flip: bool,
+             p: ProbeResult | None, head: LinearFit | None, scored: list[HeadChoice], metric: str,
+             choice: HeadChoice | None = None, seconds_left: float = 0.0, speed: float = 0.0,
+             elapsed: float = 0.0) -> Plan:
+    """Every field of the plan for the strategy, from the probe (and, for auto, the choice and the time left)."""
+    groups = _model_groups(backbone, taps, len(ds.classes))
+    n, headi = len(groups), len(groups) - 1
+    s = cfg.strategy
+    init = "random" if s == "scratch" else "probe"
+    head_epochs, ft_epochs, warmup = DEFAULT_EPOCHS["head"], DEFAULT_EPOCHS["finetune"], 1
+    # BatchNorm statistics stay as pretrained wherever the head starts from the probe: its standardisation was fitted
+    # on features made with them (recomputed statistics cost 1-3 points in the plain two-phase loop, bench/finetune.py)
+    augment, bn_frozen, base = "basic", s != "scratch", cfg.lr or BASE_LR
+    names = {c["tap"]: c["name"] for c in (p.stage_curve if p else [])} or {FINAL: "final features"}
+    reason = STRATEGY_TEXT.get(s, "").format(k=cfg.top_k)
+    if s == "auto":
+        base = cfg.lr or AUTO_LR
+        trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, backbone, spec, groups, taps, p, head, choice,
+                                                              scored, metric, seconds_left, speed, elapsed)
+        head_epochs, bn_frozen, warmup = 0, True, 1 if ft_epochs else 0
+    elif s == "feature-extraction":
+        trainable, ft_epochs, warmup = [headi], 0, 0
+    elif s == "top-k":
+        trainable = list(range(max(0, headi - cfg.top_k), n))
+    elif s in ("full", "lp-ft", "scratch"):
+        trainable = list(range(n))
+        head_epochs = 0 if s in ("lp-ft", "scratch") else head_epochs
+        ft_epochs = DEFAULT_EPOCHS["scratch"] if s == "scratch" else ft_epochs
+    else:
+        if len(cfg.freeze) != n:
+            raise ValueError(f"the freeze map has {len(cfg.freeze)} entries; this model has {n} groups "
+                             f"({', '.join(groups)})")
+        trainable = [i for i in range(n) if not cfg.freeze[i]]
+    lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, cfg.lr_decay, cfg.lr_floor)
+    if s == "custom" and cfg.lrs is not None:
+        if len(cfg.lrs) != n:
+            raise ValueError(f"lrs has {len(cfg.lrs)} entries; this model has {n} groups")
+        lrs = [0.0 if i not in trainable else float(cfg.lrs[i]) for i in range(n)]
+    head_epochs = cfg.head_epochs if cfg.head_epochs is not None else head_epochs
+    ft_epochs = cfg.finetune_epochs if cfg.finetune_epochs is not None else ft_epochs
+    if ft_epochs == 0:
+        trainable = [headi] if s != "scratch" else trainable
+    lrs = [lr if i in trainable else 0.0 for i, lr in enumerate(lrs)]
+    chosen = next((c for c in scored if choice and c.taps == choice.taps and c.c == choice.c
+                   and c.backbone == choice.backbone and c.flip == choice.flip), None)
+    speed = speed or (p.images_per_s if p else 0.0)
+    views = 2 if flip else 1
+    epoch_s = epoch_seconds(backbone, spec.input_size[-1], [groups[i] for i in trainable if i < headi], len(ds.train),
+                            len(ds.val), speed, views) if speed and ft_epochs else 0.0
+    score_s = (len(ds.val) + len(ds.test)) * views / speed if speed else 0.0
+    if s != "auto" and p is not None and head is not None:
+        reason += (f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
+                   f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
+                   f"{BANDS[band(p.accuracy)][2]}); the run starts from it and keeps it unless an epoch beats it.")
+    return Plan(
+        data=cfg.data, fingerprint=ds.fingerprint(), backbone=backbone, in_chans=cfg.in_chans,
+        input_spec=spec.to_dict(), strategy=s, taps=tuple(taps), tap_label=label_of(tuple(taps), names, flip),
+        flip_tta=flip, head_init=init, groups=tuple(groups), labels=tuple(group_labels(groups)),
+        head_lr=cfg.head_lr or HEAD_LR[init], head_epochs=head_epochs, frozen=tuple(i not in trainable for i in range(n)),
+        lrs=tuple(lrs), finetune_epochs=ft_epochs, warmup_epochs=cfg.warmup_epochs if cfg.warmup_epochs is not None
+        else (warmup if ft_epochs else 0), augment=cfg.augment or augment,
+        bn_frozen_stats=bn_frozen, batch_size=cfg.batch_size, views=cfg.views, reason=reason,
+        probe_accuracy=p.accuracy if p else None, head_accuracy=head.accuracy if head else None,
+        head_cv=chosen.cv if chosen else None, metric=metric or "accuracy",
+        candidates=tuple(c.to_dict() for c in scored), test_source=ds.test_source, n_train=len(ds.train),
+        n_val=len(ds.val), n_test=len(ds.test), finetune_epoch_s=round(epoch_s, 1), score_s=round(score_s, 1),
+        estimate_s=round(elapsed + ft_epochs * epoch_s + score_s, 1))
+
+
+def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec, groups: list[str],
+                   taps: tuple[int, ...], p: ProbeResult, head: LinearFit, choice: HeadChoice, scored: list[HeadChoice],
+                   metric: str, seconds_left: float, speed: float, elapsed: float) -> tuple[list[int], int, str, str]:
+    """Auto's phase 2 within the time left: the deepest of (top group, top 2, top 4, all) that fits 12 epochs, else the
+    top group for as many epochs as fit (at least 3), else none. Returns (trainable, epochs, augment, reason)."""
+    headi = len(groups) - 1
+    speed = speed or 50.0
+    size = spec.input_size[-1]
+    views = 2 if choice.flip else 1
+    cost = lambda k: epoch_seconds(backbone, size, groups[headi - k:headi], len(ds.train), len(ds.val),  # noqa: E731
+                                   speed, views)
+    depths = [k for k in (1, 2, 4, headi) if k <= headi]
+    k = next((d for d in reversed(depths) if 12 * cost(d) <= seconds_left), 1)
+    epochs = min(15, int(seconds_left // cost(k))) if cost(k) > 0 else 0
+    epochs = epochs if epochs >= 3 else 0
+    trainable = list(range(headi - k, headi + 1)) if epochs else [headi]
+    augment = "light" if k <= 2 else "basic"
+    best = max(scored, key=lambda c: c.cv or 0)
+    final = next((c for c in scored if c.taps == (FINAL,) and not c.flip and c.backbone == scored[0].backbone), None)
+    n_scored = len({(c.backbone, c.taps, c.flip) for c in scored})
+    evidence = (f"{n_scored} candidate heads were scored by {metric} in 5-fold cross-validation on the "
+                f"{ds_size(ds)} labelled photos outside the test split. The best is {choice.label} on {backbone} "
+                f"({best.cv:.1%}" + (f", against {final.cv:.1%} for {scored[0].backbone}'s final features alone"
+                                    if final and final.cv is not None and final is not best else "") + "). "
+                if best.cv is not None else f"Too few photos to cross-validate: the head is {choice.label}. ")
+    start = f"The run starts from that linear head ({head.accuracy:.1%} on the {len(ds.val)} validation photos). "
+    if epochs:
+        body = ", ".join(groups[headi - k:headi])
+        tune = (f"Then {body} {'is' if k == 1 else 'are'} fine-tuned with it for {epochs} epochs (about "
+                f"{epochs * cost(k):.0f} s here; {augment} augmentation; BatchNorm statistics kept), and the run keeps "
+                f"whichever is better on the validation photos: the linear head or a fine-tuned epoch.")
+    else:
+        tune = (f"Fine-tuning does not fit the time left ({max(0.0, seconds_left):.0f} s of a "
+                f"{cfg.budget or DEFAULT_BUDGET_S:.0f} s budget, about {cost(1):.0f} s per epoch here), so the linear "
+                f"head is the model.")
+    return trainable, epochs, augment, evidence + start + tune
+
+
+def ds_size(ds: Dataset) -> str:
+    return f"{len(ds.train) + len(ds.val):,}"
+
+
+def plan_with_probe(cfg: TrainConfig, step: Step | None = None,
+                    check_cancel: Callable[[], None] | None = None) -> Planned:
+    """The plan and the probe of `cfg.backbone` behind it (read from the feature cache when the plan was stored)."""
+    planned = get_plan(cfg, step, check_cancel)
+    if not planned.probes and cfg.strategy != "scratch":
+        spec = spec_for(planned.ds, cfg.backbone, cfg.in_chans)
+        planned.probes = [_probe(cfg, planned.ds, cfg.backbone, spec, step or (lambda *a: None), check_cancel)]
+    return planned

@@ -1,0 +1,48 @@
+"""Preflight: the plan checked against the classic fine-tuning pitfalls, each finding with its fix.
+
+Errors stop the run (the plan cannot do what it says); warnings are pitfalls a person may accept knowingly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.plan.rules import Plan
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    fix: str
+    error: bool = False
+
+
+def preflight(plan: Plan) -> list[Finding]:
+    """Returns the pitfalls found (empty when the plan is sound)."""
+    out = []
+    head = len(plan.groups) - 1
+    pretrained = plan.head_init != "random"
+    idle = [plan.groups[i] for i in plan.trainable if plan.lrs[i] <= 0 and plan.finetune_epochs]
+    if idle:
+        out.append(Finding("zero-lr", f"group(s) {', '.join(idle)} are trainable but their learning rate is 0, so "
+                           f"they would not change", "give them a rate, or freeze them", error=True))
+    if plan.head_epochs and plan.head_lr <= 0:
+        out.append(Finding("zero-head-lr", "the head phase has a learning rate of 0", "give the head a rate",
+                           error=True))
+    if plan.total_epochs == 0 and plan.head_init == "random":
+        out.append(Finding("no-epochs", "the plan trains nothing and its head is random", "add epochs", error=True))
+    hot = [plan.groups[i] for i, lr in enumerate(plan.lrs[:head]) if pretrained and lr > 1e-3]
+    if hot:
+        out.append(Finding("high-lr", f"pretrained group(s) {', '.join(hot)} train at a rate above 1e-3: this erases "
+                           f"what they learned on ImageNet", "use discriminative rates (1e-4 to 1e-5 below the head)"))
+    if not any(plan.frozen) and plan.finetune_epochs and plan.warmup_epochs == 0 and pretrained:
+        out.append(Finding("no-warmup", "full fine-tuning starts at full rate: the head's large early gradients "
+                           "disturb the pretrained layers", "warm up for at least one epoch (warmup_epochs=1)"))
+    if plan.batch_size < 2:
+        out.append(Finding("batch-size", f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
+                           "use a batch size of 2 or more (32 is the default)", error=True))
+    return out
+
+
+def blocking(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.error]

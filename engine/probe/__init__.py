@@ -1,0 +1,1 @@
+"""Frozen features and linear probes: extraction, fits, candidate heads chosen by cross-validation."""

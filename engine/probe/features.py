@@ -1,0 +1,160 @@
+"""Frozen features: the pooled output of every tap of a backbone, for each image and its mirror image, streamed to disk.
+
+One forward pass per batch (`forward_intermediates`) gives every stage at once. The arrays are written to `.npy` files
+as they are computed and read back memory-mapped, so memory does not grow with the number of images. The cache key is
+(backbone, weights hash, data, input contract, precision), so a repeated probe loads them instead of running the
+network, and the model is not even built.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine import paths
+from engine.model.device import autocast, pick_device, precision_name, to_device
+from engine.model.resources import feature_bytes, need_disk
+from engine.model.spec import InputSpec
+from engine.model.taps import FINAL, tap_dims, tap_features
+
+VIEWS = ("image", "mirror image")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FeatureSet:
+    """Pooled features of a list of items at every tap: `arrays[tap]` is (N, views, D), possibly memory-mapped."""
+
+    taps: tuple[int, ...]
+    arrays: dict[int, np.ndarray]
+    labels: np.ndarray
+    splits: np.ndarray
+    cached: bool = False
+
+    def x(self, split: str, taps: tuple[int, ...], view: int = 0) -> np.ndarray:
+        """(n, D) features of one split at the concatenated `taps`, for one view."""
+        mask = self.splits == split
+        return np.concatenate([np.asarray(self.arrays[t][mask, view], dtype=np.float32) for t in taps], axis=1)
+
+    def y(self, split: str) -> np.ndarray:
+        return self.labels[self.splits == split]
+
+    @property
+    def views(self) -> int:
+        return next(iter(self.arrays.values())).shape[1]
+
+
+class _NpyWriter:
+    """Writes an .npy file of known shape row block by row block, so the whole array is never in memory."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype=np.float32):
+        self.f = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.f, header)
+        self.dtype = dtype
+
+    def write(self, block: np.ndarray) -> None:
+        self.f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str,
+                views: int) -> str:
+    raw = f"{backbone}|{weights_sha}|{data_fingerprint}|{spec.key()}|{precision}|{views}|taps-v2"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def _name(tap: int) -> str:
+    return "final" if tap == FINAL else f"tap{tap}"
+
+
+@torch.inference_mode()
+def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: Path, views: int = 2,
+            batch_size: int = 32, device: torch.device | None = None, progress: Progress | None = None,
+            check_cancel: Callable[[], None] | None = None) -> tuple[int, ...]:
+    """Writes the pooled features of every intermediate and of FINAL, for `views` views (the image, then its mirror
+    image), as `out_dir/tap<i>.npy` and `final.npy` of shape (N, views, D). Returns the taps written.
+
+    Args:
+        model: A timm backbone (eval mode is set here).
+        check_cancel: Called before every batch; raises to stop.
+    """
+    device = device or pick_device()
+    model = model.eval().to(device, memory_format=torch.channels_last)
+    n = len(image_paths)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taps = tuple(range(len(tap_dims(model.pretrained_cfg["architecture"])[0]))) + (FINAL,)
+    writers: dict[int, _NpyWriter] = {}
+    try:
+        with autocast(device):
+            for start in range(0, n, batch_size):
+                if check_cancel:
+                    check_cancel()
+                chunk = image_paths[start:start + batch_size]
+                x = spec.normalize(to_device(torch.stack(spec.load(chunk)), device))
+                xs = torch.cat([x, x.flip(-1)]) if views == 2 else x
+                feats = tap_features(model, xs, taps)
+                for tap, f in zip(taps, feats):
+                    f = f.float().cpu().numpy().reshape(views, len(chunk), -1).transpose(1, 0, 2)
+                    if tap not in writers:
+                        writers[tap] = _NpyWriter(out_dir / f"{_name(tap)}.npy", (n, views, f.shape[2]))
+                    writers[tap].write(f)
+                if progress:
+                    progress(start + len(chunk), n)
+    finally:
+        for w in writers.values():
+            w.close()
+    return tuple(writers)
+
+
+def load_cached(key: str) -> FeatureSet | None:
+    """The cached features under `key` (memory-mapped), or None."""
+    folder = paths.cache_dir() / f"features-{key}"
+    if not (folder / "meta.json").exists():
+        return None
+    meta = json.loads((folder / "meta.json").read_text())
+    taps = tuple(meta["taps"])
+    arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode="r") for t in taps}
+    return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True)
+
+
+def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],
+                   labels: np.ndarray, splits: np.ndarray, views: int = 2, device: torch.device | None = None,
+                   progress: Progress | None = None, check_cancel: Callable[[], None] | None = None) -> FeatureSet:
+    """The features under `key`, computed (and written to the cache atomically) when they are not there yet."""
+    if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
+        return fs
+    folder = paths.cache_dir() / f"features-{key}"
+    model = model_fn()
+    need_disk(folder.parent, feature_bytes(model.pretrained_cfg["architecture"], len(image_paths), views),
+              f"the feature cache of {len(image_paths):,} images")
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress,
+                       check_cancel=check_cancel)
+        np.save(tmp / "labels.npy", np.asarray(labels))
+        np.save(tmp / "splits.npy", np.asarray(splits, dtype="U8"))
+        (tmp / "meta.json").write_text(json.dumps({"taps": list(taps), "n": len(image_paths), "views": views}))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fs = load_cached(key)
+    assert fs is not None
+    fs.cached = False
+    return fs
+
+
+def current_precision(device: torch.device | None = None) -> str:
+    return precision_name(device or pick_device())

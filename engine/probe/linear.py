@@ -1,0 +1,193 @@
+"""Linear probe: frozen features → standardised → logistic regression, on the final features and after every stage.
+
+The probe answers "how good are these pretrained features for my data" in seconds; its features then serve the
+choice of the head (`engine.probe.choose`) and its fit is where every pretrained run's head starts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from engine.model.catalogue import get_entry
+from engine.data.dataset import Dataset
+from engine.errors import DataError, WeightsUnavailable
+from engine.probe.features import FeatureSet, compute_cached, current_precision, feature_key
+from engine.model.groups import group_names
+from engine.metrics import confusion, per_class_accuracy
+from engine.model.spec import InputSpec
+from engine.model.taps import FINAL, tap_names
+from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class LinearFit:
+    """A fitted probe: accuracy, predictions and the classifier on standardised features with the scaler."""
+
+    accuracy: float
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    std_coef: np.ndarray  # (classes, D), on standardised features
+    std_intercept: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @property
+    def coef(self) -> np.ndarray:
+        """The same classifier on raw features."""
+        return self.std_coef / self.scale
+
+    @property
+    def intercept(self) -> np.ndarray:
+        return self.std_intercept - (self.std_coef * self.mean / self.scale).sum(1)
+
+
+def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
+               c: float = 1.0, balanced: bool = False, tol: float = 1e-4) -> LinearFit:
+    """Standardises features and fits a multinomial logistic regression (classes absent from training never win)."""
+    scaler = StandardScaler().fit(x_train)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    clf = LogisticRegression(C=c, tol=tol, max_iter=2000, class_weight="balanced" if balanced else None)
+    clf.fit((x_train - scaler.mean_) / scale, y_train)
+    w, b = clf.coef_, clf.intercept_
+    if w.shape[0] == 1:  # binary: sklearn keeps one row; as softmax logits that is [0, w.x + b]
+        w, b = np.vstack([np.zeros_like(w), w]), np.concatenate([[0.0], b])
+    std_coef = np.zeros((n_classes, x_train.shape[1]), dtype=np.float32)
+    std_intercept = np.full(n_classes, -1e4, dtype=np.float32)
+    std_coef[clf.classes_], std_intercept[clf.classes_] = w, b
+    logits = ((x_val - scaler.mean_) / scale) @ std_coef.T + std_intercept
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs = (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+    preds = probs.argmax(1)
+    return LinearFit(float((preds == y_val).mean()) if len(y_val) else 0.0, preds, probs, std_coef, std_intercept,
+                     scaler.mean_.astype(np.float32), scale.astype(np.float32))
+
+
+def fit_taps(fs: FeatureSet, taps: tuple[int, ...], n_classes: int, flip: bool = False, c: float = 1.0,
+             balanced: bool = False, tol: float = 1e-4) -> LinearFit:
+    """The probe on the concatenated `taps`, fitted on train (both views when `flip`), scored on val (the views'
+    mean feature when `flip`, as `TapModel` computes it)."""
+    views = range(fs.views if flip else 1)
+    x_train = np.concatenate([fs.x("train", taps, v) for v in views])
+    y_train = np.concatenate([fs.y("train")] * len(views))
+    x_val = np.mean([fs.x("val", taps, v) for v in views], axis=0)
+    return fit_linear(x_train, y_train, x_val, fs.y("val"), n_classes, c, balanced, tol)
+
+
+@dataclass
+class ProbeResult:
+    """Everything a probe measured; `to_dict()` is the CLI's JSON."""
+
+    backbone: str
+    accuracy: float  # the final-feature probe on val
+    per_class: dict[str, float]
+    confusion: list[list[int]]
+    classes: list[str]
+    seconds: float
+    cached: bool
+    weights: WeightsInfo
+    input_spec: InputSpec
+    precision: str
+    n_train: int
+    n_val: int
+    params_m: float
+    images_per_s: float  # feature extraction speed (both views), for planning; 0 when the features were cached
+    stage_curve: list[dict] = field(default_factory=list)  # per tap: {"tap", "name", "dim", "accuracy"}
+    val_paths: list[str] = field(default_factory=list)
+    val_labels: list[int] = field(default_factory=list)
+    val_predictions: list[int] = field(default_factory=list)
+    val_confidence: list[float] = field(default_factory=list)
+    features: FeatureSet | None = field(default=None, repr=False)
+    head: LinearFit | None = field(default=None, repr=False)
+
+    @property
+    def best_stage(self) -> dict | None:
+        body = [c for c in self.stage_curve if c["tap"] != FINAL]
+        return max(body, key=lambda c: c["accuracy"]) if body else None
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("head", "features", "weights", "input_spec")}
+        d.update(weights=self.weights.to_dict(), input_spec=self.input_spec.to_dict())
+        return d
+
+
+def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputSpec | None = None,
+                 in_chans: int = 3, progress: Progress | None = None,
+                 check_cancel: Callable[[], None] | None = None) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
+    """Features of every train and val item (never the test items), from the disk cache when they match.
+
+    Returns:
+        (features, weights provenance, input contract, extraction images/s or 0 when cached).
+    """
+    found = find_weights(backbone, None if weights == "auto" else weights)
+    if found is None:
+        raise WeightsUnavailable(how_to_provide(backbone))
+    source, path = found
+    spec = spec or InputSpec.for_backbone(backbone, in_chans)
+    precision = current_precision()
+    sha = sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
+    key = feature_key(backbone, sha, ds.fingerprint(), spec, precision, views=2)
+    items = [it for it in ds.items if it.split in ("train", "val")]
+    labels = np.array([it.label for it in items])
+    splits = np.array([it.split for it in items])
+    info = WeightsInfo(source, str(path) if path else None, None if path is None else sha,
+                       "random initialisation, asked for explicitly" if path is None else "")
+    t0 = time.perf_counter()
+    cb = (lambda done, total: progress("features", done / total)) if progress else None
+    fs = compute_cached(key, lambda: _seeded(backbone, weights, in_chans), spec, [it.path for it in items],
+                        labels, splits, views=2, progress=cb, check_cancel=check_cancel)
+    speed = 0.0 if fs.cached else 2 * len(items) / max(time.perf_counter() - t0, 1e-9)
+    return fs, info, spec, speed
+
+
+def _seeded(backbone: str, weights: str, in_chans: int):
+    """The backbone; a random initialisation is seeded (`create_backbone`), so its cached features stay valid."""
+    return create_backbone(backbone, weights, in_chans)[0]
+
+
+def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,
+          spec: InputSpec | None = None, progress: Progress | None = None,
+          check_cancel: Callable[[], None] | None = None) -> ProbeResult:
+    """Linear probe of `backbone` on `ds`: the final features, and (`per_stage`) the features after every stage.
+
+    Raises:
+        WeightsUnavailable: No pretrained weights for `backbone` (the message says how to provide them).
+        DataError: The dataset has no validation images or fewer than two classes.
+    """
+    t0 = time.perf_counter()
+    if not ds.val:
+        raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
+    if len(ds.classes) < 2:
+        raise DataError(f"{ds.root}: a classifier needs at least 2 classes with training images, found "
+                        f"{len(ds.classes)}; add a folder of images for every class")
+    fs, info, spec, speed = features_for(ds, backbone, weights, spec, in_channels, progress, check_cancel)
+    n_cls = len(ds.classes)
+    fit = fit_taps(fs, (FINAL,), n_cls)
+    curve = []
+    if per_stage:
+        names = tap_names(backbone, group_names(backbone))
+        body = [t for t in fs.taps if t != FINAL]
+        for i, t in enumerate(body):
+            if progress:
+                progress("stages", i / len(body))
+            if check_cancel:
+                check_cancel()
+            curve.append({"tap": t, "name": names[t], "dim": int(fs.arrays[t].shape[2]),
+                          "accuracy": fit_taps(fs, (t,), n_cls, tol=1e-3).accuracy})
+        curve.append({"tap": FINAL, "name": "final features", "dim": int(fs.arrays[FINAL].shape[2]),
+                      "accuracy": fit.accuracy})
+    yva = fs.y("val")
+    if progress:
+        progress("done", 1.0)
+    return ProbeResult(
+        backbone, fit.accuracy, per_class_accuracy(yva, fit.predictions, ds.classes),
+        confusion(yva, fit.predictions, n_cls), ds.classes, round(time.perf_counter() - t0, 3), fs.cached, info, spec,
+        current_precision(), int((fs.splits == "train").sum()), len(yva), get_entry(backbone).params_m, speed, curve,
+        [it.path for it in ds.items if it.split == "val"], yva.tolist(), fit.predictions.tolist(),
+        fit.probabilities.max(1).round(4).tolist(), fs, fit)

@@ -1,0 +1,56 @@
+"""Several backbones probed on the same data, each on its own cached features, ranked, with a verdict in words."""
+from __future__ import annotations
+
+from typing import Callable
+
+from engine.model.catalogue import get_entry
+from engine.data.dataset import Dataset
+from engine.errors import TransferLabError
+from engine.probe.linear import probe
+
+
+def shootout(ds: Dataset, backbones: list[str], progress: Callable[[str, float], None] | None = None) -> dict:
+    """Probes each backbone (final features) and ranks them.
+
+    A backbone that fails (no weights, say) gets a row with its reason instead of stopping the others.
+
+    Returns:
+        {"rows": [{"backbone", "accuracy", "seconds", "params_m", "weights", "problem"}], "verdict": str}
+    """
+    rows = []
+    for i, name in enumerate(backbones):
+        if progress:
+            progress(f"probe {name}", i / len(backbones))
+        try:
+            r = probe(ds, name, per_stage=False)
+            rows.append({"backbone": name, "accuracy": r.accuracy, "seconds": r.seconds, "params_m": r.params_m,
+                         "weights": r.weights.source, "problem": ""})
+        except TransferLabError as e:
+            rows.append({"backbone": name, "accuracy": None, "seconds": None, "params_m": get_entry(name).params_m,
+                         "weights": None, "problem": str(e)})
+    rows.sort(key=lambda r: (r["accuracy"] is None, -(r["accuracy"] or 0.0)))
+    return {"rows": rows, "verdict": verdict(rows, len(ds.val))}
+
+
+def verdict(rows: list[dict], n_val: int) -> str:
+    """One paragraph: which backbone to pick and how sure that is (the val split's noise in points)."""
+    ok = [r for r in rows if r["accuracy"] is not None]
+    if not ok:
+        return "No backbone could be probed: " + "; ".join(r["problem"] for r in rows)
+    best = ok[0]
+    noise = 100 * (best["accuracy"] * (1 - best["accuracy"]) / max(1, n_val)) ** 0.5
+    text = f"{best['backbone']} is best: {best['accuracy']:.1%} of the {n_val} validation photos with a linear probe"
+    if len(ok) > 1:
+        second = ok[1]
+        gap = 100 * (best["accuracy"] - second["accuracy"])
+        close = gap < 2 * noise
+        text += (f", {gap:.1f} points above {second['backbone']} ({second['accuracy']:.1%}). "
+                 + (f"That gap is within the noise of {n_val} photos (about ±{noise:.1f} points), so the smaller or "
+                    f"faster of the two is as good a choice."
+                    if close else f"That is more than the noise of {n_val} photos (about ±{noise:.1f} points)."))
+    else:
+        text += "."
+    missing = [r["backbone"] for r in rows if r["accuracy"] is None]
+    if missing:
+        text += f" Not probed (no weights on this machine): {', '.join(missing)}."
+    return text

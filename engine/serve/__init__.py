@@ -1,0 +1,1 @@
+"""Using a trained run: evaluation, prediction, export, summaries."""

@@ -1,0 +1,80 @@
+"""Loading a run's model (finished, or any run with a best checkpoint) and scoring it on labelled images."""
+from __future__ import annotations
+
+import numpy as np
+import timm
+import torch
+from safetensors.torch import load_file
+
+from engine.plan.config import TrainConfig
+from engine.data.dataset import load_dataset
+from engine.model.device import pick_device
+from engine.errors import DataError
+from engine.train.paths import predict_logits
+from engine.metrics import score
+from engine.plan.rules import Plan
+from engine.plan.make import load_data
+from engine.model.spec import InputSpec
+from engine.runs.store import Run, RunStore
+from engine.model.taps import TapModel
+
+
+def has_model(run: Run) -> bool:
+    """Whether the run has a model to use: its final one, or the best checkpoint of a stopped or failed run."""
+    return (run.path / "plan.json").exists() and ((run.path / "model.safetensors").exists()
+                                                  or (run.path / "best.pt").exists())
+
+
+def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
+    """The run's best model (eval mode, on the CPU), its input contract and class names.
+
+    Raises:
+        DataError: The run has neither a final model nor a best checkpoint.
+    """
+    run = RunStore().open(run) if isinstance(run, str) else run
+    if not has_model(run):
+        raise DataError(f"run {run.id} has no model yet (status {run.status().get('state')}); resume it or wait "
+                        f"for its first epoch")
+    plan = Plan.from_dict(run.read_json("plan.json"))
+    classes = (run.read_json("run_info.json") or {}).get("classes") or []
+    backbone = timm.create_model(plan.backbone, pretrained=False, in_chans=plan.in_chans, drop_rate=0.0)
+    model = TapModel(backbone, plan.taps, len(classes), plan.flip_tta)
+    final = run.path / "model.safetensors"
+    model.load_state_dict(load_file(str(final)) if final.exists() else run.load_checkpoint("best")["model"])
+    return model.eval(), InputSpec.from_dict(plan.input_spec), classes
+
+
+def predict_paths(model: torch.nn.Module, spec: InputSpec, paths: list[str]) -> np.ndarray:
+    """Class probabilities for image files, with the eval transform of `spec`."""
+    device = pick_device()
+    model = model.to(device, memory_format=torch.channels_last)
+    return predict_logits(model, spec, paths, device).softmax(-1).numpy()
+
+
+def evaluate(run: Run | str, data: str | None = None, split: str | None = None) -> dict:
+    """Accuracy (with its 95% interval), per-class accuracy and confusion matrix.
+
+    Args:
+        data: A labelled folder (its val split when it has one, else every image).
+        split: Instead of `data`: "test" or "val", the run's own split of its own data.
+
+    Raises:
+        DataError: The images have classes the run was not trained on, or the run's data has no such split.
+    """
+    run = RunStore().open(run) if isinstance(run, str) else run
+    model, spec, classes = load_run_model(run)
+    if split is not None:
+        ds = load_data(TrainConfig.from_dict(run.config))
+        items = ds.split(split)
+        if not items:
+            raise DataError(f"run {run.id}: its data has no {split} split ({ds.test_source})")
+    else:
+        ds = load_dataset(data, val_fraction=0.0, test_fraction=0.0)
+        items = ds.val if ds.val_source == "folder" and ds.val else ds.items
+    unknown = sorted(set(ds.classes) - set(classes))
+    if unknown:
+        raise DataError(f"{data or run.id}: classes {', '.join(unknown)} are not among the run's classes "
+                        f"({', '.join(classes)})")
+    y = np.array([classes.index(ds.classes[it.label]) for it in items])
+    pred = predict_paths(model, spec, [it.path for it in items]).argmax(1)
+    return {**score(y, pred, classes), "classes": classes}

@@ -1,0 +1,122 @@
+"""Export and prediction: TorchScript, ONNX (checked against PyTorch) and safetensors, with a model card.
+
+The model card is the input contract: class names, input size, interpolation, crop fraction, mean/std, backbone,
+weight source and hash, metrics and the config that produced the model.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from engine.data.drift import drift_warnings
+from engine.serve.evaluate import load_run_model
+from engine.data.imageio import MODES, load_image
+from engine.model.spec import InputSpec, to_tensor
+from engine.runs.store import Run
+
+
+def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
+    """Top-k classes with probabilities for one photo, and drift warnings."""
+    model, spec, classes = load_run_model(run)
+    img = load_image(data, spec.in_chans)
+    x = spec.normalize(to_tensor(img, spec.geometry())[None])
+    with torch.inference_mode():
+        probs = model(x).float().softmax(-1)[0]
+    top = probs.topk(min(k, len(classes)))
+    return {"top": [(classes[i], float(p)) for p, i in zip(top.values, top.indices)],
+            "warnings": drift_warnings(img, spec, run.read_json("data_stats.json"))}
+
+
+def model_card(run: Run) -> dict:
+    plan, metrics = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
+    info = run.read_json("run_info.json") or {}
+    spec = plan.get("input_spec", {})
+    return {"format": "transferlab-model-card/1", "run_id": run.id, "backbone": plan.get("backbone"),
+            "classes": info.get("classes"), "input_size": spec.get("input_size"),
+            "interpolation": spec.get("interpolation"), "crop_pct": spec.get("crop_pct"), "mean": spec.get("mean"),
+            "std": spec.get("std"),
+            "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
+            "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy",
+                                                    "test_accuracy", "test_interval", "test_n")},
+            "strategy": plan.get("strategy"), "taps": plan.get("taps"), "flip_tta": plan.get("flip_tta"),
+            "config": {k: v for k, v in run.config.items() if k not in ("data", "val", "test")},
+            "in_chans": (spec.get("input_size") or [3])[0],
+            "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
+                             "resize the short side to input_size / crop_pct, centre-crop input_size, "
+                             "scale to [0, 1], subtract mean, divide by std; NCHW float32"}
+
+
+def model_card_markdown(run: Run) -> str:
+    """The model card as readable Markdown: the input contract, classes, weights and the honest accuracy. It names no
+    folder of this server."""
+    card = model_card(run)
+    m = card["metrics"]
+    w = card.get("weights") or {}
+    test = (f"**{m['test_accuracy']:.1%}** on {m['test_n']} test photos nothing was chosen on "
+            f"(95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%})"
+            if m.get("test_accuracy") is not None else "no test split (too little data)")
+    classes = card.get("classes") or []
+    return "\n".join([
+        f"### Model card · run {card['run_id']}",
+        f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
+        if m.get("best_val_acc") is not None else f"- **Accuracy:** {test}.",
+        f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
+        f"sha256 `{(w.get('sha256') or '')[:16]}`",
+        f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
+        f"{card['preprocessing']}",
+        f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
+        f"std {card['std']}",
+        f"- **Classes ({len(classes)}), in output order:** " + ", ".join(f"{i} {c}" for i, c in enumerate(classes)),
+    ])
+
+
+def export_run(run: Run, out_dir: str | Path | None = None,
+               formats: tuple[str, ...] = ("torchscript", "onnx", "safetensors"), check_images: int = 300) -> dict:
+    """Writes the chosen formats and model_card.json.
+
+    The ONNX model is run with onnxruntime on up to `check_images` of the run's validation photos (random inputs when
+    the photos are gone) and its top-1 compared with PyTorch's on the same inputs.
+    """
+    model, spec, classes = load_run_model(run)
+    out = Path(out_dir or run.path / "export")
+    out.mkdir(parents=True, exist_ok=True)
+    size = spec.input_size[-1]
+    example = torch.randn(2, spec.in_chans, size, size, generator=torch.Generator().manual_seed(0))
+    files, checks = {}, {}
+    if "safetensors" in formats:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+        files["safetensors"] = str(out / "model.safetensors")
+    if "torchscript" in formats:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example)
+        traced.save(str(out / "model.torchscript.pt"))
+        files["torchscript"] = str(out / "model.torchscript.pt")
+    if "onnx" in formats:
+        import onnxruntime as ort
+        path = out / "model.onnx"
+        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        photos = [p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images]
+                  if Path(p).exists()]
+        batches = [spec.normalize(torch.stack(spec.load(photos[b:b + 32])))
+                   .contiguous() for b in range(0, len(photos), 32)] or [example]
+        ref, got = [], []
+        with torch.no_grad():
+            for x in batches:
+                ref.append(model(x).numpy())
+                got.append(sess.run(None, {"image": x.numpy()})[0])
+        ref, got = np.concatenate(ref), np.concatenate(got)
+        checks["onnx_images"] = len(photos) or len(example)
+        checks["onnx_max_abs_diff"] = float(np.abs(ref - got).max())
+        checks["onnx_same_top1"] = bool((ref.argmax(1) == got.argmax(1)).all())
+        checks["onnx_top1_agreement"] = float((ref.argmax(1) == got.argmax(1)).mean())
+        files["onnx"] = str(path)
+    card = {**model_card(run), "files": {k: Path(v).name for k, v in files.items()}, "checks": checks}
+    (out / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
+    return {"dir": str(out), "files": files, "checks": checks, "card": card}

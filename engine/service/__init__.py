@@ -1,0 +1,1 @@
+"""Background work for the dashboard: the training runner and short jobs."""

@@ -1,0 +1,68 @@
+"""A run built from its plan: the backbone with its weights, the `TapModel` with the head where the plan starts it,
+the layer groups, and the cut at the freeze boundary when the frozen part below it can be cached."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.plan.config import TrainConfig
+from engine.data.dataset import Dataset
+from engine.model.groups import LayerGroup, layer_groups
+from engine.plan.rules import Plan
+from engine.plan.make import Planned
+from engine.model.cut import SplitModel
+from engine.model.spec import InputSpec
+from engine.model.taps import FINAL, TapModel
+from engine.model.weights import WeightsInfo, create_backbone
+
+
+@dataclass
+class Built:
+    """What the trainer runs. `split` is None when phase 2 runs the full forward pass."""
+
+    ds: Dataset
+    spec: InputSpec
+    model: TapModel
+    weights: WeightsInfo
+    groups: list[LayerGroup]
+    plan: Plan
+    split: SplitModel | None
+
+
+def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
+    """Creates the model the plan describes; it ends on `device`, channels-last.
+
+    Raises:
+        WeightsUnavailable: No pretrained weights for the backbone (never a silent random initialisation).
+    """
+    plan, ds = planned.plan, planned.ds
+    weights = "none" if plan.head_init == "random" else (cfg.weights if plan.backbone == cfg.backbone else "auto")
+    backbone, info = create_backbone(plan.backbone, weights, plan.in_chans)
+    model = TapModel(backbone, plan.taps, len(ds.classes), plan.flip_tta, cfg.dropout)
+    if plan.head_init == "probe" and planned.head is not None:
+        h = planned.head
+        model.head.load_probe(*(torch.from_numpy(a) for a in (h.std_coef, h.std_intercept, h.mean, h.scale)))
+    groups = layer_groups(model)
+    if [g.name for g in groups] != list(plan.groups):
+        raise ValueError(f"the plan's groups ({', '.join(plan.groups)}) differ from the model's "
+                         f"({', '.join(g.name for g in groups)}); make the plan again")
+    model = model.to(device, memory_format=torch.channels_last)
+    spec = InputSpec.from_dict(plan.input_spec)
+    return Built(ds, spec, model, info, groups, plan, _split(cfg, model, groups, plan, spec, device))
+
+
+def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Plan, spec: InputSpec,
+           device: torch.device) -> SplitModel | None:
+    """The cut below the first trainable group, when that group is neither the stem nor the head, caching is on, no
+    MixUp/CutMix needs the images and the head reads the final features; None when the model does not run as a chain
+    there."""
+    boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(groups) - 1)
+    if not (cfg.cache_activations and 0 < boundary < len(groups) - 1 and not (cfg.mixup or cfg.cutmix)
+            and plan.taps == (FINAL,) and not plan.flip_tta and plan.finetune_epochs):
+        return None
+    size = spec.input_size[-1]
+    try:
+        return SplitModel(model, groups, boundary, torch.zeros(1, spec.in_chans, size, size, device=device))
+    except ValueError:
+        return None

@@ -1,0 +1,199 @@
+"""What happens around the loop, at named points (fastai's events): the run's event log and status, per-group
+diagnostics, checkpoints, the time left. The loop calls `before_fit`, `before_phase`, `after_backward`, `after_step`,
+`after_epoch`, `after_fit`, `after_cancel` and `after_fail`; a callback implements the ones it needs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from engine.data.drift import data_stats
+from engine.runs.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, SetupStep, StepEnded
+from engine.train.optim import group_drift, group_grad_norms
+
+if TYPE_CHECKING:
+    from engine.train.loop import Trainer
+
+
+class Callback:
+    order = 0
+
+    def __call__(self, event: str, learner: "Trainer") -> None:
+        getattr(self, event, lambda _: None)(learner)
+
+
+class Diagnostics(Callback):
+    """Per group: the gradient norm (mean over the epoch's steps) and the drift from the pretrained weights."""
+
+    order = 10
+
+    def before_fit(self, learn: "Trainer") -> None:
+        self.initial = {n: p.detach().float().cpu().clone() for n, p in learn.model.named_parameters()}
+        self.norms: list[list[float]] = []
+
+    def after_backward(self, learn: "Trainer") -> None:
+        self.norms.append(group_grad_norms(learn.model, learn.groups))
+
+    def after_epoch(self, learn: "Trainer") -> None:
+        n = len(learn.groups)
+        learn.epoch_log["grad_norm"] = list(np.mean(self.norms, axis=0)) if self.norms else [0.0] * n
+        learn.epoch_log["drift"] = group_drift(learn.model, learn.groups, self.initial)
+        self.norms = []
+
+
+class TimeLeft(Callback):
+    """An honest time left: measured seconds per step and per validation in the current phase, the plan's estimate for
+    phases not started yet, and the final scoring."""
+
+    order = 5
+
+    def before_fit(self, learn: "Trainer") -> None:
+        self.step_s: dict[int, list[float]] = {}
+        self.val_s: dict[int, float] = {}
+        self.last = time.perf_counter()
+
+    def before_epoch(self, learn: "Trainer") -> None:
+        self.last = time.perf_counter()
+
+    def after_step(self, learn: "Trainer") -> None:
+        now = time.perf_counter()
+        self.step_s.setdefault(learn.phase, []).append(now - self.last)
+        self.last = now
+
+    def after_validate(self, learn: "Trainer") -> None:
+        self.val_s[learn.phase] = learn.epoch_log.get("val_seconds", 0.0)
+
+    def seconds_left(self, learn: "Trainer") -> float | None:
+        """Steps and validations left in this phase and the next, at the measured pace (the plan's estimate for a
+        phase not started yet), plus the final scoring; None until there is a pace to go by."""
+        per_epoch, left = learn.steps_per_epoch, 0.0
+        for phase, first, n_epochs in learn.phases:
+            if n_epochs == 0 or phase < learn.phase:
+                continue
+            if phase == learn.phase:
+                steps_left = n_epochs * per_epoch - (learn.step - first * per_epoch)
+                vals_left = first + n_epochs - learn.epoch + (0 if learn.validated else 1)
+            else:
+                steps_left, vals_left = n_epochs * per_epoch, n_epochs
+            measured = self.step_s.get(phase)
+            if measured:
+                step_s = float(np.median(measured[-50:]))
+            elif phase == 2 and learn.plan_estimate.get("finetune_epoch_s"):
+                step_s = learn.plan_estimate["finetune_epoch_s"] / max(1, per_epoch)
+            else:
+                return None
+            left += max(0, steps_left) * step_s + max(0, vals_left) * self.val_s.get(phase, self.val_s.get(0, 0.0))
+        return left + learn.plan_estimate.get("score_s", 0.0)
+
+
+class Recorder(Callback):
+    """The run's event log and status: what the dashboard and the CLI read."""
+
+    order = 20
+
+    def before_fit(self, learn: "Trainer") -> None:
+        learn.run.append(RunStarted(config=learn.cfg.to_dict(), groups=list(learn.plan.groups),
+                                    device=str(learn.device), precision=learn.precision,
+                                    resumed_from_epoch=learn.resumed_from, world_size=learn.world))
+
+    def before_phase(self, learn: "Trainer") -> None:
+        if learn.announce:
+            learn.run.append(PhaseStarted(phase=learn.phase, name="train head" if learn.phase == 1 else "fine-tune",
+                                          epochs=learn.phase_epochs, frozen=learn.phase_frozen, lrs=learn.phase_lrs,
+                                          path=learn.path_name, first_epoch=learn.phase_first + 1,
+                                          steps_per_epoch=learn.steps_per_epoch))
+
+    def after_step(self, learn: "Trainer") -> None:
+        s = learn.step_log
+        learn.run.append(StepEnded(phase=learn.phase, epoch=learn.epoch, step=learn.step, loss=s["loss"],
+                                   lrs=s["lrs"], running_loss=s["running_loss"], running_acc=s["running_acc"],
+                                   eta_s=learn.time_left()))
+
+    def after_epoch(self, learn: "Trainer") -> None:
+        m, total = learn.epoch_log, learn.plan.total_epochs
+        eta = learn.time_left()
+        learn.run.append(EpochEnded(phase=learn.phase, epoch=learn.epoch, total_epochs=total, best=learn.is_best,
+                                    eta_s=eta or 0.0, **{k: v for k, v in m.items() if k in EPOCH_FIELDS}))
+        learn.run.set_status(state="running", epoch=learn.epoch, total_epochs=total, val_acc=m["val_acc"],
+                             best_val_acc=learn.best[0], eta_s=eta)
+
+    def after_fit(self, learn: "Trainer") -> None:
+        self._end(learn, "finished")
+
+    def after_cancel(self, learn: "Trainer") -> None:
+        self._end(learn, "cancelled")
+
+    def after_fail(self, learn: "Trainer") -> None:
+        self._end(learn, "failed")
+
+    def _end(self, learn: "Trainer", status: str) -> None:
+        """Metrics, the last event and the status; each write is tried on its own, so a full disk that refuses the
+        metrics still lets the (small) status say "failed" and why."""
+        m = learn.metrics
+        writes = (lambda: learn.run.write_json("metrics.json", m),
+                  lambda: learn.run.append(RunEnded(status=status, best_val_acc=m["best_val_acc"],
+                                                    best_epoch=m["best_epoch"], seconds=m["seconds"],
+                                                    error=m.get("error", ""), test_accuracy=m.get("test_accuracy"))))
+        problems = []
+        for write in writes:
+            try:
+                write()
+            except OSError as e:
+                problems.append(e.strerror or str(e))
+        if problems and status == "finished":
+            status, m["error"] = "failed", f"the results could not be written: {problems[0]}"
+        learn.run.set_status(state=status, ended=time.time(), best_val_acc=m["best_val_acc"],
+                             test_accuracy=m.get("test_accuracy"), error=m.get("error", ""))
+
+
+EPOCH_FIELDS = {"train_loss", "train_acc", "val_loss", "val_acc", "per_class", "seconds", "images_per_s", "grad_norm",
+                "drift"}
+
+
+class Checkpoints(Callback):
+    """The best model on val (the run's result, the starting head included) and the last epoch (to resume)."""
+
+    order = 30
+
+    def after_epoch(self, learn: "Trainer") -> None:
+        if learn.is_best:
+            learn.run.save_checkpoint("best", {"model": learn.model.state_dict(), "epoch": learn.epoch})
+        if learn.epoch == 0:
+            return
+        learn.run.save_checkpoint("last", {
+            "model": learn.model.state_dict(), "optimizer": learn.opt.state_dict(), "epoch": learn.epoch,
+            "step": learn.step, "best_acc": learn.best[0], "best_epoch": learn.best[1],
+            "rng": torch.random.get_rng_state(), "events_offset": learn.run.events_offset()})
+
+
+class DataStats(Callback):
+    """The training photos' colour and size statistics, for drift warnings when predicting."""
+
+    order = 15  # written before the run is recorded as finished
+
+    def after_fit(self, learn: "Trainer") -> None:
+        learn.run.write_json("data_stats.json", data_stats(learn.ds, learn.spec))
+
+
+class SetupProgress:
+    """Turns (step name, fraction) reports into `SetupStep` events, with the step's time left from its pace."""
+
+    def __init__(self, run, min_interval: float = 0.25):
+        self.run, self.min_interval = run, min_interval
+        self.name, self.started, self.last = "", 0.0, 0.0
+
+    def __call__(self, name: str, fraction: float) -> None:
+        now = time.perf_counter()
+        if name != self.name:
+            self.name, self.started, self.last = name, now, 0.0
+        if 0 < fraction < 1 and now - self.last < self.min_interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+        self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))),
+                                  eta_s=None if eta is None or not math.isfinite(eta) else round(eta, 1)))

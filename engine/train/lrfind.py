@@ -1,0 +1,64 @@
+"""Learning-rate range test (Smith 2017): the rate grows exponentially over a short run on the groups that will
+train, the loss is recorded, and the model and optimiser are restored afterwards. The suggestion is the rate where
+the smoothed loss falls fastest."""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+
+from engine.plan.config import TrainConfig
+from engine.train.loop import Trainer
+from engine.train.optim import freeze, set_train_mode
+
+
+def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0,
+            progress: Callable[[str, float], None] | None = None) -> dict:
+    """Runs the range test on the phase-2 plan of `cfg` (head only when the plan does not fine-tune), with the
+    trainer's own step (`Trainer.one_batch`).
+
+    Returns:
+        {"lrs": head rates tried, "losses": smoothed losses, "suggestion": head rate, "groups": per-group scale,
+        "phase": the phase tested}.
+    """
+    trainer = Trainer(cfg, run=None)  # type: ignore[arg-type] - the range test records nothing in a run
+    trainer.callbacks = []
+    trainer.setup()
+    plan = trainer.plan
+    phase = 2 if plan.finetune_epochs else 1
+    n = len(plan.groups)
+    frozen = list(plan.frozen) if phase == 2 else [True] * (n - 1) + [False]
+    scale = [lr / plan.lrs[-1] if plan.lrs[-1] else 0.0 for lr in plan.lrs] if phase == 2 else [0.0] * (n - 1) + [1.0]
+    model = trainer.model
+    path = trainer.path_for(phase)
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.opt.state_dict())
+    freeze(model, trainer.groups, frozen)
+    set_train_mode(model, trainer.groups, [True] * n if plan.bn_frozen_stats else frozen)
+    rng = np.random.default_rng(cfg.seed)
+    lrs, losses, avg, best = [], [], 0.0, float("inf")
+    try:
+        for i in range(steps):
+            lr = start * (end / start) ** (i / max(1, steps - 1))
+            for pg in trainer.opt.param_groups:
+                pg["lr"] = lr * scale[pg["layer"]]
+            idx = rng.choice(len(trainer.ytr), size=min(cfg.batch_size, len(trainer.ytr)), replace=False)
+            loss, _ = trainer.one_batch(path, idx, path.batch(idx, i), None)
+            avg = 0.9 * avg + 0.1 * loss
+            smoothed = avg / (1 - 0.9 ** (i + 1))
+            lrs.append(lr)
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            if progress:
+                progress("lr-find", (i + 1) / steps)
+            if not np.isfinite(smoothed) or smoothed > 4 * best:
+                break
+    finally:
+        model.load_state_dict(saved_model)
+        trainer.opt.load_state_dict(saved_opt)
+        getattr(path, "close", lambda: None)()
+    slopes = np.gradient(np.array(losses), np.log(np.array(lrs))) if len(lrs) > 2 else np.zeros(len(lrs))
+    cut = int(np.argmin(losses)) if losses else 0
+    steepest = int(np.argmin(slopes[: max(1, cut)])) if cut > 0 else 0
+    return {"lrs": lrs, "losses": losses, "suggestion": float(lrs[steepest]) if lrs else None, "groups": scale,
+            "phase": phase}
