@@ -4,9 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import (
-    catalogue_rows, create_backbone, filter_grid, first_conv_weight, get_entry, group_labels, layer_groups,
-    TransferLabError)
+from engine import (TransferLabError, catalogue_rows, create_backbone, filter_grid, first_conv_weight, get_entry,
+                    group_labels, layer_groups)
 from ui import charts
 from ui.state import backbone, remember
 

@@ -20,10 +20,10 @@ if not runs:
 
 
 def row(run) -> dict:
-    cfg, plan, m = run.config, run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
+    plan, m = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
     status = run.status()
     test, lo_hi = m.get("test_accuracy"), m.get("test_interval") or [None, None]
-    return {"run": run.id, "dataset": Path(cfg.get("data", "?")).name, "backbone": plan.get("backbone"),
+    return {"run": run.id, "dataset": Path(plan.get("data") or "?").name, "backbone": plan.get("backbone"),
             "strategy": plan.get("strategy"), "status": status.get("state"), "probe": plan.get("probe_accuracy"),
             "val": m.get("best_val_acc", status.get("best_val_acc")), "test": test, "test_lo": lo_hi[0],
             "test_hi": lo_hi[1], "test photos": m.get("test_n"), "seconds": round(m["seconds"]) if m.get("seconds")

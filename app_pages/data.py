@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine import SAMPLE, build_report, load_dataset, sub, TransferLabError, viewable
+from engine import SAMPLE, TransferLabError, build_report, load_dataset, sub, viewable
 from ui import charts
-from ui.state import root_for, data_root, dataset_path, remember
+from ui.state import data_root, dataset_path, remember, root_for
 
 st.title("1 · Data")
 st.caption("A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from engine import export_run, has_model, model_card, model_card_markdown, predict_image, TransferLabError
+from engine import TransferLabError, export_run, has_model, model_card, model_card_markdown, predict_image
 from ui.state import get_runner
 
 st.title("6 · Predict and export")

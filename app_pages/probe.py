@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import BANDS, band, catalogue_rows, load_dataset, plan_with_probe, shootout, TrainConfig, TransferLabError
+from engine import BANDS, TrainConfig, TransferLabError, band, catalogue_rows, load_dataset, plan_with_probe, shootout
 from ui import charts
-from ui.state import root_for, backbone, dataset_path, get_jobs, in_chans, probe_key
+from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key, root_for
 
 st.title("3 · Linear probe")
 st.caption("The probe freezes the backbone, turns every photo into feature vectors (after every stage, and of its "
@@ -18,7 +18,7 @@ jobs = get_jobs()
 key = probe_key(path, name)
 st.write(f"Dataset **{path}** · backbone **{name}**")
 if st.button("Run probe", type="primary", key="run_probe"):
-    cfg = TrainConfig(data=path, backbone=name, strategy="auto", in_chans=in_chans(), data_root=root_for(path))
+    cfg = TrainConfig.create(data=path, backbone=name, strategy="auto", in_chans=in_chans(), data_root=root_for(path))
     jobs.start(key, lambda progress: plan_with_probe(cfg, progress))
 
 

@@ -7,11 +7,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from engine import (
-    BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TERMINAL, blocking, get_plan, lr_find, preflight, run_summary,
-    TrainConfig)
+from engine import (BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TERMINAL, TrainConfig, blocking, get_plan, lr_find,
+                    preflight, run_summary)
 from ui import charts
-from ui.state import root_for, backbone, dataset_path, get_jobs, get_runner, in_chans, remember
+from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember, root_for
 
 st.title("4 · Train")
 runner, jobs = get_runner(), get_jobs()
@@ -124,10 +123,10 @@ with st.expander("New run: the plan", expanded=current is None):
                                disabled=strategy != "auto")
     augment = c[2].selectbox("Augmentation", ["from the plan", *PRESETS], key="augment")
     balance = c[3].selectbox("Imbalance", list(BALANCE), key="balance")
-    cfg = TrainConfig(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
-                      data_root=root_for(path),
-                      budget=float(budget) if strategy == "auto" else None,
-                      augment=None if augment == "from the plan" else augment)
+    cfg = TrainConfig.create(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
+                             data_root=root_for(path),
+                             budget=float(budget) if strategy == "auto" else None,
+                             augment=None if augment == "from the plan" else augment)
     plan_key = f"plan|{hash(cfg)}"
     if st.button("Make the plan", type="primary", key="make_plan"):
         jobs.start(plan_key, lambda progress: get_plan(cfg, progress))

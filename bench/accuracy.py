@@ -24,16 +24,16 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
 import numpy as np  # noqa: E402
 
-from engine.plan.config import TrainConfig  # noqa: E402
 from engine.data.dataset import load_dataset  # noqa: E402
 from engine.model.device import pick_device  # noqa: E402
-from engine.probe.features import extract  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
-from engine.probe.linear import fit_linear, probe  # noqa: E402
 from engine.model.spec import InputSpec  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
 from engine.model.taps import FINAL  # noqa: E402
 from engine.model.weights import create_backbone  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
+from engine.probe.features import extract  # noqa: E402
+from engine.probe.linear import fit_linear, probe  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets"
 BACKBONE = "tf_efficientnet_lite0"
@@ -64,7 +64,7 @@ def auto(root: Path, budget: float | None) -> dict:
     home = tempfile.mkdtemp(prefix="tl-auto-")
     os.environ["TRANSFERLAB_HOME"] = home
     t0 = time.perf_counter()
-    cfg = TrainConfig(data=str(root), strategy="auto", budget=budget)
+    cfg = TrainConfig.create(data=str(root), strategy="auto", budget=budget)
     run = RunStore().create(cfg.to_dict())
     m = Trainer(cfg, run).fit()
     assert m["status"] == "finished", m["error"]

@@ -24,12 +24,12 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 import torch  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
-from engine.plan.config import TrainConfig  # noqa: E402
 from engine.model.device import autocast  # noqa: E402
 from engine.model.groups import layer_groups  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
 from engine.model.weights import create_backbone  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 BACKBONE, HEAD_EPOCHS, FT_EPOCHS, BS = "tf_efficientnet_lite0", 10, 15, 32
@@ -112,8 +112,8 @@ def plain_loop(root: Path) -> tuple[float, float, float | None]:
 
 def transferlab(root: Path) -> tuple[float, float]:
     t0 = time.perf_counter()
-    cfg = TrainConfig(data=str(root), backbone=BACKBONE, strategy="top-k", top_k=2, head_epochs=HEAD_EPOCHS,
-                      finetune_epochs=FT_EPOCHS, lr=1e-3, head_lr=1e-3, augment="basic", batch_size=BS, views=4)
+    cfg = TrainConfig.create(data=str(root), backbone=BACKBONE, strategy="top-k", top_k=2, head_epochs=HEAD_EPOCHS,
+                             finetune_epochs=FT_EPOCHS, lr=1e-3, head_lr=1e-3, augment="basic", batch_size=BS, views=4)
     m = Trainer(cfg, RunStore().create(cfg.to_dict())).fit()
     assert m["status"] == "finished", m["error"]
     return time.perf_counter() - t0, m["best_val_acc"]

@@ -23,10 +23,10 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-gpu-"))
 import torch  # noqa: E402
 
 from engine.data.batches import loader_workers  # noqa: E402
-from engine.plan.config import TrainConfig  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
 from engine.paths import SAMPLE  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 
@@ -37,9 +37,9 @@ def run(data: Path, device: str, epochs: int, workers: int | None = None) -> dic
         os.environ["TRANSFERLAB_WORKERS"] = str(workers)
     else:
         os.environ.pop("TRANSFERLAB_WORKERS", None)
-    cfg = TrainConfig(data=str(data), backbone="tf_efficientnet_lite2", strategy="full", head_epochs=2,
-                      finetune_epochs=epochs, warmup_epochs=1, cache_activations=False, batch_size=64, views=1,
-                      augment="basic", device=device)
+    cfg = TrainConfig.create(data=str(data), backbone="tf_efficientnet_lite2", strategy="full", head_epochs=2,
+                             finetune_epochs=epochs, warmup_epochs=1, cache_activations=False, batch_size=64, views=1,
+                             augment="basic", device=device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     run_ = RunStore().create(cfg.to_dict())

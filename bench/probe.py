@@ -26,10 +26,10 @@ from torchvision import datasets, transforms  # noqa: E402
 from engine import paths  # noqa: E402
 from engine.data import dataset as tl_data  # noqa: E402
 from engine.data import decode as tl_decode  # noqa: E402
-from engine.probe.features import current_precision  # noqa: E402
 from engine.data.dataset import load_dataset  # noqa: E402
-from engine.probe.linear import probe  # noqa: E402
 from engine.model.weights import create_backbone  # noqa: E402
+from engine.probe.features import current_precision  # noqa: E402
+from engine.probe.linear import probe  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 

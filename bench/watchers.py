@@ -39,13 +39,13 @@ def standalone(epochs: int) -> float:
     """The demo's config trained in this process, nothing watching."""
     home = tempfile.mkdtemp(prefix="tl-watch-")
     os.environ["TRANSFERLAB_HOME"] = home
-    from engine.plan.config import TrainConfig
-    from engine.train.loop import Trainer
     from engine.paths import SAMPLE
+    from engine.plan.config import TrainConfig
     from engine.runs.store import RunStore
+    from engine.train.loop import Trainer
     from ui.state import DEFAULT_BACKBONE
-    cfg = TrainConfig(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", head_epochs=1,
-                      finetune_epochs=epochs, views=2)
+    cfg = TrainConfig.create(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", head_epochs=1,
+                             finetune_epochs=epochs, views=2)
     Trainer(cfg, RunStore().create(cfg.to_dict())).fit()
     return _fine_tune_rate(home)
 

@@ -26,7 +26,8 @@ _API: dict[str, str] = {
     # probe and plan
     "probe": "engine.probe.linear", "shootout": "engine.probe.shootout",
     "TrainConfig": "engine.plan.config", "STRATEGIES": "engine.plan.config", "BALANCE": "engine.plan.config",
-    "DEFAULT_BUDGET_S": "engine.plan.config", "DEFAULT_BACKBONE": "engine.plan.config", "demo_config": "engine.plan.config",
+    "DEFAULT_BUDGET_S": "engine.plan.config", "DEFAULT_BACKBONE": "engine.plan.config",
+    "demo_config": "engine.plan.config", "ConfigError": "engine.plan.config",
     "Plan": "engine.plan.rules", "BANDS": "engine.plan.rules", "band": "engine.plan.rules",
     "group_labels": "engine.plan.rules",
     "get_plan": "engine.plan.make", "plan_with_probe": "engine.plan.make",
@@ -66,7 +67,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.visual import filter_grid, first_conv_weight
     from engine.model.weights import catalogue_rows, create_backbone
     from engine.paths import SAMPLE, home, sub
-    from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig, demo_config
+    from engine.plan.config import (
+        BALANCE,
+        DEFAULT_BACKBONE,
+        DEFAULT_BUDGET_S,
+        STRATEGIES,
+        ConfigError,
+        TrainConfig,
+        demo_config,
+    )
     from engine.plan.make import get_plan, plan_with_probe
     from engine.plan.preflight import blocking, preflight
     from engine.plan.rules import BANDS, Plan, band, group_labels

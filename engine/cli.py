@@ -5,21 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
 
 from engine.data.augment import PRESETS
-from engine.plan.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
 from engine.errors import RunBusy, TransferLabError
+from engine.plan.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
+from engine.service.console import fit_in_thread, progress_line, train_result
 
-RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
-               "test_interval", "test_n", "test_source", "cv_estimate", "probe_accuracy", "head_accuracy", "seconds",
-               "error")
 CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
-
-
-def _progress(stage: str, frac: float) -> None:
-    print(f"\r{stage:>32} {frac:6.1%}", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
@@ -51,7 +43,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     width = max(len(c) for c in report.classes)
     for cls in report.classes:
         print(f"  {cls:{width}}  " + "  ".join(f"{s} {report.counts[s][cls]:4d}" for s in report.counts))
-    print(f"imbalance ratio {report.imbalance_ratio}; sizes {dict(list(report.sizes.items())[:3])}; modes {report.modes}")
+    print(f"imbalance ratio {report.imbalance_ratio}; sizes {dict(list(report.sizes.items())[:3])}; "
+          f"modes {report.modes}")
     for u in report.unreadable:
         print(f"  skipped: {u['reason']}")
     for w in report.warnings:
@@ -65,7 +58,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
     kw = {k: getattr(args, k, None) for k in keys}
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
-    return TrainConfig(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
+    return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -73,7 +66,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from engine.probe.linear import probe
     from engine.probe.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
-    progress = None if args.quiet else _progress
+    progress = None if args.quiet else progress_line
     if len(names) > 1:
         ds = load_dataset(args.data, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root)
         result = shootout(ds, names, progress=progress)
@@ -106,7 +99,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from engine.plan.make import get_plan
     from engine.plan.preflight import preflight
-    planned = get_plan(_config(args), None if args.quiet else _progress)
+    planned = get_plan(_config(args), None if args.quiet else progress_line)
     plan = planned.plan
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
@@ -121,74 +114,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch(run, thread: threading.Thread) -> None:
-    """Progress from the run's events (the CLI reads the store like the dashboard does)."""
-    from tqdm import tqdm
-    bar, seen = None, 0
-    while thread.is_alive():
-        evs = run.events()
-        for e in evs[seen:]:
-            if e["kind"] == "setup":
-                _progress(e["name"], e["fraction"])
-            elif e["kind"] == "step":
-                if bar is None:
-                    bar = tqdm(total=None, unit="step", file=sys.stderr)
-                bar.update(1)
-                bar.set_postfix(epoch=e["epoch"], loss=f"{e['running_loss']:.3f}",
-                                left=f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "?")
-            elif e["kind"] == "epoch":
-                print(f"\nepoch {e['epoch']}/{e['total_epochs']}: val {e['val_acc']:.1%}", file=sys.stderr)
-        seen = len(evs)
-        time.sleep(0.5)
-    if bar is not None:
-        bar.close()
-
-
-def _train_result(run, as_json: bool) -> int:
-    m = run.read_json("metrics.json") or {}
-    out = {k: m.get(k) for k in RESULT_KEYS}
-    if as_json:
-        print(json.dumps(out, indent=2))
-    else:
-        test = (f"test accuracy {out['test_accuracy']:.1%} (95% interval {out['test_interval'][0]:.1%}–"
-                f"{out['test_interval'][1]:.1%}, {out['test_n']} photos nothing was chosen on)"
-                if out["test_accuracy"] is not None else
-                f"no test split; cross-validated estimate {out['cv_estimate']:.1%}" if out.get("cv_estimate") else
-                "no test split")
-        print(f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
-              f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
-              f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
-    return 0 if out["status"] == "finished" else 1
-
-
-def _fit_in_thread(run, trainer, quiet: bool) -> None:
-    """Trains in a thread while the main thread shows progress; a busy run (another writer) is raised here."""
-    from engine.runs.store import RunLock
-    lock = RunLock(run)
-    lock.acquire()  # fails fast with RunBusy before any thread starts
-    lock.release()
-    t = threading.Thread(target=trainer.fit, daemon=True)
-    t.start()
-    try:
-        if not quiet:
-            _watch(run, t)
-        t.join()
-    except KeyboardInterrupt:
-        trainer.cancel.cancel()
-        t.join()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.train import distributed
-    from engine.train.loop import Trainer
-    from engine.runs.store import RunStore
     from engine.plan.make import get_plan, save_planned
     from engine.plan.preflight import blocking, preflight
+    from engine.runs.store import RunStore
+    from engine.train import distributed
+    from engine.train.loop import Trainer
     cfg = _config(args)
     rank, world = distributed.init()
     store = RunStore()
     if rank == 0:  # the plan first: a plan that cannot run is refused before any run exists
-        planned = get_plan(cfg, None if args.quiet else _progress)
+        planned = get_plan(cfg, None if args.quiet else progress_line)
         stop = blocking(preflight(planned.plan))
         if stop:
             raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
@@ -199,16 +135,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         Trainer(cfg, run).fit()
         return 0
     print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
-    _fit_in_thread(run, Trainer(cfg, run, planned=planned), args.quiet)
-    return _train_result(run, args.json)
+    fit_in_thread(run, Trainer(cfg, run, planned=planned), args.quiet)
+    return train_result(run, args.json)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from engine.train.loop import Trainer
     from engine.runs.store import RunStore
+    from engine.train.loop import Trainer
     run = RunStore().open(args.run)
-    _fit_in_thread(run, Trainer(TrainConfig.from_dict(run.config), run), args.quiet)
-    return _train_result(run, args.json)
+    fit_in_thread(run, Trainer(TrainConfig.from_dict(run.config), run), args.quiet)
+    return train_result(run, args.json)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -228,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.train.lrfind import lr_find
-    r = lr_find(_config(args), steps=args.steps, progress=None if args.json else _progress)
+    r = lr_find(_config(args), steps=args.steps, progress=None if args.json else progress_line)
     if args.json:
         print(json.dumps(r, indent=2))
     else:

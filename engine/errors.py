@@ -31,3 +31,10 @@ class RunBusy(TransferLabError, RuntimeError):
 
 class NotEnoughSpace(TransferLabError, OSError):
     """The disk cannot hold what the run will write; the message says how much is needed and where."""
+
+
+def in_words(e: Exception) -> str:
+    """An exception as one line a person can act on: an OS error's reason and file, else type and message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror} ({e.filename})" if e.filename else e.strerror
+    return str(e) if isinstance(e, TransferLabError) else f"{type(e).__name__}: {e}"

@@ -85,8 +85,8 @@ def jpeg_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int
 def finished_store(tmp_path_factory):
     """A store holding one real, tiny, finished run."""
     from engine.plan.config import TrainConfig
-    from engine.train.loop import Trainer
     from engine.runs.store import RunStore
+    from engine.train.loop import Trainer
     root = tmp_path_factory.mktemp("pages")
     data = root / "tiny"
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:
@@ -94,8 +94,8 @@ def finished_store(tmp_path_factory):
         for f in sorted(cls.iterdir())[:6]:
             shutil.copy(f, data / cls.name / f.name)
     store = RunStore(root / "runs")
-    cfg = TrainConfig(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=1, views=1,
-                      batch_size=4, val_fraction=0.34)
+    cfg = TrainConfig.create(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=1, views=1,
+                             batch_size=4, val_fraction=0.34)
     run = store.create(cfg.to_dict(), "tiny")
     assert Trainer(cfg, run).fit()["status"] == "finished"
     return store

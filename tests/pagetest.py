@@ -9,9 +9,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui.state
-from engine.train.loop import Trainer
 from engine.paths import REPO
 from engine.service.runner import Runner
+from engine.train.loop import Trainer
 
 
 def page(name: str) -> AppTest:

@@ -4,9 +4,10 @@ import statistics
 
 import pytest
 import torch
-
 from conftest import SAMPLE
+
 from engine.data import augment as aug
+from engine.data.batches import AugmentedImages
 from engine.data.decode import DECODED
 from engine.model.spec import InputSpec
 
@@ -44,11 +45,12 @@ def test_basic_keeps_the_fine_detail_of_the_eval_crop():
     assert statistics.median(ratios) > 0.85, ratios
 
 
-def test_seeded_batches_repeat_and_differ_between_seeds():
-    images = _sample_images(4)
-    tf = aug.train_transform(SPEC, "basic")
-    a, b, c = aug.augment_batch(images, tf, 1), aug.augment_batch(images, tf, 1), aug.augment_batch(images, tf, 2)
-    assert torch.equal(a, b) and not torch.equal(a, c)
+def test_seeded_images_repeat_and_differ_between_seeds():
+    key, geom = aug.working_geometry(SPEC)
+    paths = sorted(str(p) for p in (SAMPLE / "train").glob("*/*"))[:4]
+    images = AugmentedImages(paths, key, geom, aug.train_transform(SPEC, "basic"))
+    a, b, c = ([images[(i, seed)] for i in range(4)] for seed in (1, 1, 2))
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not all(torch.equal(x, z) for x, z in zip(a, c))
 
 
 def test_unknown_preset_and_colour_policies_on_other_channel_counts_are_refused():

@@ -2,17 +2,17 @@
 import pytest
 import torch
 
-from engine.train.build import build
-from engine.plan.config import TrainConfig
 from engine.errors import WeightsUnavailable
-from engine.plan.make import get_plan
 from engine.model.taps import ProbeHead
+from engine.plan.config import TrainConfig
+from engine.plan.make import get_plan
+from engine.train.build import build
 
 CPU = torch.device("cpu")
 
 
 def cfg(data, **kw) -> TrainConfig:
-    return TrainConfig(**{"data": str(data), "strategy": "top-k", "top_k": 1, "val_fraction": 0.34, **kw})
+    return TrainConfig.create(**{"data": str(data), "strategy": "top-k", "top_k": 1, "val_fraction": 0.34, **kw})
 
 
 def built(c: TrainConfig):

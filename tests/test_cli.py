@@ -1,10 +1,10 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import subprocess
-import sys
 
 from engine.cli import main
 from engine.paths import REPO

@@ -101,6 +101,7 @@ def test_fingerprint_changes_with_the_data(tiny_folder):
 
 def test_a_carved_test_split_is_stratified_seeded_and_disjoint(tmp_path):
     import shutil
+
     from conftest import SAMPLE
     root = tmp_path / "carve"
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:

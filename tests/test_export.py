@@ -3,8 +3,8 @@ import json
 import numpy as np
 import onnxruntime as ort
 import torch
-
 from conftest import SAMPLE, jpeg_bytes
+
 from engine.serve.evaluate import evaluate, load_run_model
 from engine.serve.export import export_run, model_card, predict_image
 
@@ -43,6 +43,6 @@ def test_predict_and_drift_warning(finished_store):
 
 def test_evaluate_on_a_whole_folder(finished_store):
     run = finished_store.list()[0]
-    r = evaluate(run, run.config["data"])  # no val/ folder: every image is evaluated
+    r = evaluate(run, run.config["data"]["path"])  # no val/ folder: every image is evaluated
     assert r["n"] == 18 and 0 <= r["accuracy"] <= 1 and np.array(r["confusion"]).sum() == 18
     assert model_card(run)["metrics"]["best_val_acc"] == run.read_json("metrics.json")["best_val_acc"]

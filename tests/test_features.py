@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from engine.data.decode import DecodeCache
-from engine.probe.features import compute_cached, extract, feature_key, load_cached
 from engine.data.imageio import load_image
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL
 from engine.model.weights import create_backbone
+from engine.probe.features import compute_cached, extract, feature_key, load_cached
 
 LITE0 = "tf_efficientnet_lite0"
 

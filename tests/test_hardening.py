@@ -99,8 +99,8 @@ def test_the_server_reads_nothing_outside_its_data_root(tmp_path, monkeypatch):
 
 
 def test_a_npy_header_bomb_is_refused_before_reading(tmp_path):
-    from engine.errors import UnreadableImage
     from engine.data.imageio import load_image
+    from engine.errors import UnreadableImage
     path = tmp_path / "bomb.npy"
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (40000, 40000, 3)})
@@ -172,10 +172,10 @@ def test_kill_then_resume_duplicates_no_event(tiny_folder, tmp_path, moment):
 def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_folder, tmp_path, monkeypatch):
     import engine.runs.store as store
     from engine.plan.config import TrainConfig
-    from engine.train.loop import Trainer
     from engine.runs.store import RunStore
-    cfg = TrainConfig(data=str(tiny_folder), strategy="full", head_epochs=1, finetune_epochs=3, batch_size=4, views=1,
-                      val_fraction=0.34)
+    from engine.train.loop import Trainer
+    cfg = TrainConfig.create(data=str(tiny_folder), strategy="full", head_epochs=1, finetune_epochs=3, batch_size=4,
+                             views=1, val_fraction=0.34)
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     real, lasts = store.torch.save, []
 
@@ -214,8 +214,8 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatc
 
 
 def test_too_little_disk_is_refused_before_the_run_with_how_much_is_needed(tmp_path, monkeypatch):
-    from engine.model import resources
     from engine.errors import NotEnoughSpace
+    from engine.model import resources
     monkeypatch.setattr(resources.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 10**6))
     with pytest.raises(NotEnoughSpace, match=r"needs about [\d,]+ MB in .* only 1 MB are free"):
         resources.need_disk(tmp_path, 10**7, "the feature cache")
@@ -307,8 +307,8 @@ def test_corrupt_weights_one_class_weights_none_batch_one_and_unknown_backbones(
 # ------------------------------------------------------------------ 5. cancel and stop
 def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
     from engine.data.dataset import load_dataset
-    from engine.runs.events import Cancelled
     from engine.probe.linear import probe
+    from engine.runs.events import Cancelled
     calls = []
 
     def check():
@@ -322,8 +322,8 @@ def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
 
 
 def test_stop_from_the_dashboard_reaches_a_run_started_from_the_cli(tiny_folder, tmp_path):
-    from engine.service.runner import Runner
     from engine.runs.store import RunStore
+    from engine.service.runner import Runner
     proc = _slow_train(tiny_folder, tmp_path)
     try:
         run = _wait_for(tmp_path, lambda r: r.events("step"))

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from conftest import huge_header_png
 from PIL import Image
 
-from conftest import huge_header_png
+from engine.data.imageio import check_image, load_image, to_rgb, viewable
 from engine.errors import UnreadableImage
-from engine.data.imageio import check_image, load_image, load_rgb, to_rgb, viewable
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -12,7 +12,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
     img.save(tmp_path / "rot.jpg", exif=exif.tobytes())
-    assert load_rgb(tmp_path / "rot.jpg").size == (20, 40)
+    assert load_image(tmp_path / "rot.jpg", 3).size == (20, 40)  # turned upright
 
 
 @pytest.mark.parametrize("mode,array", [
@@ -33,7 +33,7 @@ def test_palette_with_transparency(tmp_path):
     img = Image.new("P", (4, 4), 0)
     img.info["transparency"] = 0
     img.save(tmp_path / "p.png", transparency=0)
-    assert load_rgb(tmp_path / "p.png").mode == "RGB"
+    assert load_image(tmp_path / "p.png", 3).mode == "RGB"
 
 
 @pytest.mark.parametrize("content,needle", [

@@ -3,19 +3,19 @@
 import pytest
 import torch
 
+from engine.model.groups import layer_groups
+from engine.model.weights import create_backbone
 from engine.plan.config import TrainConfig
 from engine.runs.events import CancelToken, StepEnded
-from engine.model.groups import layer_groups
+from engine.runs.store import RunStore
 from engine.train.loop import Trainer
 from engine.train.optim import Schedule
-from engine.runs.store import RunStore
-from engine.model.weights import create_backbone
 
 
 def tiny_cfg(data, **kw) -> TrainConfig:
     base = dict(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=2, warmup_epochs=1,
                 batch_size=4, views=1, augment="basic", val_fraction=0.34)
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig.create(**{**base, **kw})
 
 
 def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tiny_folder, tmp_path):
@@ -45,9 +45,9 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     assert [e["lrs"] for e in steps] == held  # the events record what the optimiser held
     plan = run.read_json("plan.json")
     n_train = 18 - len(metrics["val_labels"])
-    per_epoch = -(-n_train // cfg.batch_size)
-    p1 = Schedule(1 * per_epoch, floor=cfg.min_lr_ratio)
-    p2 = Schedule(2 * per_epoch, 1 * per_epoch, floor=cfg.min_lr_ratio)
+    per_epoch = -(-n_train // cfg.optim.batch_size)
+    p1 = Schedule(1 * per_epoch, floor=cfg.optim.min_lr_ratio)
+    p2 = Schedule(2 * per_epoch, 1 * per_epoch, floor=cfg.optim.min_lr_ratio)
     head = len(plan["groups"]) - 1
     for i, e in enumerate(steps):
         if e["phase"] == 1:
@@ -194,9 +194,10 @@ def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folde
 @pytest.mark.slow
 def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     from conftest import shared_dataset
+
     from engine.serve.evaluate import evaluate
     data = shared_dataset("eurosat-10")
-    cfg = TrainConfig(data=str(data), strategy="auto")
+    cfg = TrainConfig.create(data=str(data), strategy="auto")
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = Trainer(cfg, run).fit()
     assert metrics["status"] == "finished", metrics["error"]

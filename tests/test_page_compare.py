@@ -1,8 +1,9 @@
 """AppTest of the Compare page."""
 import shutil
 
-from engine.runs.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+
+from engine.runs.store import RunStore
 
 
 def test_compare_page(monkeypatch, tmp_path, finished_store):

@@ -1,7 +1,8 @@
 """AppTest of the Predict and export page."""
-from engine.runs.store import RunStore
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 from test_page_compare import stopped_copy
+
+from engine.runs.store import RunStore
 
 
 def test_predict_export_page(monkeypatch, tmp_path, finished_store):

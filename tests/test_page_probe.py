@@ -1,8 +1,9 @@
 """AppTest of the Probe page."""
 import time
 
-import ui.state
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+
+import ui.state
 
 
 def test_probe_page_runs_in_the_background(tiny_folder):

@@ -2,11 +2,11 @@
 import time
 
 import pytest
+from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 import ui.state
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 
 def _wait(job, seconds=180):
@@ -33,7 +33,7 @@ def test_train_page_empty_running_stopped_resumed_finished_interrupted(monkeypat
     assert not at.exception and any("No run yet" in i.value for i in at.info)
 
     runner = use_runner(monkeypatch, RunStore(tmp_path / "live"), SlowFakeTrainer)
-    rid = runner.submit(TrainConfig(data="x", strategy="full"))
+    rid = runner.submit(TrainConfig.create(data="x", strategy="full"))
     while not runner.store.open(rid).events("epoch"):
         time.sleep(0.05)
     at = page("train.py").run()

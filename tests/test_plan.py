@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 
-from engine.plan.rules import BANDS, Plan, band, discriminative, group_labels
 from engine.plan.preflight import blocking, preflight
+from engine.plan.rules import BANDS, Plan, band, discriminative, group_labels
 
 GROUPS = ("stem", "b0", "b1", "b2", "head")
 

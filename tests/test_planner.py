@@ -4,14 +4,14 @@ import json
 import shutil
 
 import pytest
-
 from conftest import SAMPLE
-from engine.plan.config import TrainConfig
+
 from engine.data.dataset import load_dataset
-from engine.train.loop import Trainer
+from engine.model.taps import FINAL
+from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan, spec_for
 from engine.runs.store import RunStore
-from engine.model.taps import FINAL
+from engine.train.loop import Trainer
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def carved(tmp_path):
 
 def cfg(data, **kw) -> TrainConfig:
     base = dict(data=str(data), top_k=1, head_epochs=1, finetune_epochs=1, batch_size=4, views=1, budget=60)
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig.create(**{**base, **kw})
 
 
 @pytest.mark.parametrize("strategy", ["auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch"])

@@ -3,13 +3,13 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import shared_dataset
+
 from engine.data.dataset import load_dataset
 from engine.errors import DataError, WeightsUnavailable
+from engine.model.taps import FINAL
 from engine.probe.linear import fit_linear, probe
 from engine.probe.shootout import shootout
-from engine.model.taps import FINAL
 
 
 def test_fit_linear_on_separable_features():

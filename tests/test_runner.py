@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
-from engine.plan.config import TrainConfig
+import torch
+
 from engine.paths import REPO
-from engine.service.runner import Runner
+from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
+from engine.service.runner import Runner
 
 
 class FakeTrainer:
@@ -33,7 +35,7 @@ class FakeTrainer:
 
 def test_one_run_at_a_time_others_queued_and_cancel(tmp_path):
     runner = Runner(RunStore(tmp_path), trainer=FakeTrainer)
-    cfg = TrainConfig(data="x", strategy="full")
+    cfg = TrainConfig.create(data="x", strategy="full")
     a, b = runner.submit(cfg), runner.submit(cfg)
     deadline = time.time() + 5
     while (runner.active != a or not runner.store.open(a).events()) and time.time() < deadline:
@@ -45,7 +47,7 @@ def test_one_run_at_a_time_others_queued_and_cancel(tmp_path):
     assert runner.wait(a, timeout=5)
     assert runner.store.open(a).status()["state"] == "cancelled"
     snap = runner.snapshot(a)
-    assert snap["events"] and snap["config"]["strategy"] == "full"
+    assert snap["events"] and snap["config"]["optim"]["strategy"] == "full"
 
 
 def _train_cmd(data, home):
@@ -104,3 +106,25 @@ def test_two_process_gloo_training(tiny_folder, tmp_path):
     epochs = [e for e in run.events("epoch") if e["epoch"] > 0]  # epoch 0: the starting head
     steps = run.events("step")
     assert len(epochs) == 2 and len(steps) == 2 * per_rank_steps  # rank 0 records its half, once
+
+
+def test_ddp_weights_equal_one_process_on_the_same_global_batch(tiny_folder, tmp_path):
+    """Two gloo processes with batch 4 each against one process with batch 8: DDP averages the gradients of the two
+    halves of every global batch, so after the same steps the weights agree (fp32, BatchNorm statistics frozen)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TRANSFERLAB_PRECISION": "fp32", "PYTHONPATH": str(REPO)}
+    worker = str(REPO / "tests" / "ddp_worker.py")
+    one = subprocess.run([sys.executable, worker, str(tiny_folder), str(tmp_path / "one.pt"), "8"], cwd=REPO,
+                         env={**env, "TRANSFERLAB_HOME": str(tmp_path / "h1")}, capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", worker,
+                          str(tiny_folder), str(tmp_path / "two.pt"), "4"], cwd=REPO,
+                         env={**env, "TRANSFERLAB_HOME": str(tmp_path / "h2")}, capture_output=True, text=True,
+                         timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = torch.load(tmp_path / "one.pt", weights_only=True), torch.load(tmp_path / "two.pt", weights_only=True)
+    assert a["world"] == 1 and b["world"] == 2 and a["steps"] == b["steps"] > 0
+    moved = max(float((a["last"][k].float() - a["best"][k].float()).abs().max()) for k in a["last"])
+    diff = max(float((a["last"][k].float() - b["last"][k].float()).abs().max()) for k in a["last"])
+    assert moved > 1e-3, "training did not change the weights: the comparison would prove nothing"
+    assert diff < 1e-4 * max(1.0, moved) and diff < moved / 100, f"DDP differs from one process by {diff} ({moved=})"

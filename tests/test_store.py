@@ -1,7 +1,7 @@
 import os
 
-from engine.runs.events import EpochEnded, StepEnded
 from engine.runs import store as store_module
+from engine.runs.events import EpochEnded, StepEnded
 from engine.runs.store import EventTail, RunStore
 
 

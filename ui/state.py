@@ -7,8 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, home, Jobs, Runner
-
+from engine import DEFAULT_BACKBONE, SAMPLE, Jobs, Runner, home
 
 PAGES = [("home.py", "Home", ""), ("data.py", "1 Data", "Data"), ("backbone.py", "2 Backbone", "Backbone"),
          ("probe.py", "3 Probe", "Probe"), ("train.py", "4 Train", "Train"), ("compare.py", "5 Compare", "Compare"),

@@ -10,8 +10,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from engine import paths
-from engine.errors import UnsafeArchive
 from engine.data.imageio import IMAGE_EXTENSIONS
+from engine.errors import UnsafeArchive
 
 MAX_BYTES = 2 * 1024**3  # of extracted images and CSV files
 MAX_FILES = 100_000

@@ -4,9 +4,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 from engine.model.spec import InputSpec
 
@@ -57,13 +55,3 @@ def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: floa
     if random_erasing > 0:
         steps += [v2.RandomErasing(p=random_erasing, value=0)]
     return v2.Compose(steps)
-
-
-def augment_batch(images: list[torch.Tensor], transform: Callable, seed: int) -> torch.Tensor:
-    """Applies `transform` to each image with a reproducible seed; returns a uint8 batch."""
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        return torch.stack([transform(img) for img in images])
-    finally:
-        torch.random.set_rng_state(state)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.archive import extract_zip
-from engine.errors import DataError, UnreadableImage
 from engine.data.imageio import ImageMeta, check_image
 from engine.data.sources import Skipped, read_source
+from engine.errors import DataError, UnreadableImage
 
 TEST_FRACTION = 0.2  # share of every class held out as the test split when the data has none
 MIN_PER_CLASS_FOR_TEST = 10  # below this many labelled images in some class, no test split is carved

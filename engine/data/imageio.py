@@ -170,25 +170,6 @@ def load_image(source: str | Path | bytes, chans: int = 3, max_pixels: int = MAX
         raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
 
 
-def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decodes an image to RGB with EXIF orientation applied.
-
-    Raises:
-        UnreadableImage: As `check_image`.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        return Image.fromarray(load_image(path, 3, max_pixels), "RGB")
-    img = _open(path.read_bytes(), path, max_pixels)
-    try:
-        img.load()
-        return to_rgb(img)
-    except UnreadableImage:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
-
-
 def viewable(path: str | Path) -> str | Image.Image:
     """Something a browser can show for an image file: the path itself, or for a .npy array an RGB picture of its
     first three channels (its first channel as grey when it has fewer)."""

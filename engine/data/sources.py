@@ -10,8 +10,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import DataError
 from engine.data.imageio import IMAGE_EXTENSIONS
+from engine.errors import DataError
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 

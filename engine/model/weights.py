@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import timm
+from timm.models import adapt_input_conv as timm_adapt_input_conv
 import torch
 from torch import nn
 
 from engine import paths
-from engine.model.catalogue import get_entry
 from engine.errors import WeightsMismatch, WeightsUnavailable
+from engine.model.catalogue import get_entry
 
 SCRATCH = "none"
 
@@ -185,15 +186,12 @@ def load_checked(model: nn.Module, sd: dict[str, torch.Tensor], head: tuple[str,
 
 
 def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Pretrained RGB filters (O, 3, kH, kW) for `in_chans` inputs: the mean for 1, the first filters for 2, RGB plus
-    the channel mean for the extra channels, each rescaled by 3 / in_chans so activations keep their magnitude (a grey
-    image then gives exactly the activations of its RGB copy)."""
-    if in_chans == 3:
-        return weight
-    if in_chans == 1:
-        return weight.mean(dim=1, keepdim=True) * 3
-    if in_chans == 2:
-        return weight[:, :2] * 3 / 2
+    """Pretrained RGB filters (O, 3, kH, kW) for `in_chans` inputs, rescaled by 3 / in_chans so activations keep their
+    magnitude. For 1 and 2 channels this is timm's `adapt_input_conv` (the sum of the RGB filters for grey: a grey
+    image then gives exactly the activations of its RGB copy). For 4 or more, RGB is kept as it is and every extra
+    channel gets the mean filter (timm would repeat R, G, B cyclically, which makes the 4th channel a second red)."""
+    if in_chans <= 3:
+        return timm_adapt_input_conv(in_chans, weight)
     extra = weight.mean(dim=1, keepdim=True).repeat(1, in_chans - 3, 1, 1)
     return torch.cat([weight, extra], dim=1) * 3 / in_chans
 

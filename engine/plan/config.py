@@ -1,25 +1,48 @@
-"""Training configuration: what a person (or the CLI) asks for. The plan (`engine.plan`) is what it resolves to."""
+"""Training configuration: what a person (or the CLI) asks for. The plan (`engine.plan`) is what it resolves to.
+
+A `TrainConfig` has four sections: `data` (which images, how they are split), `optim` (strategy, rates, epochs),
+`regularisation` and `runtime`. The CLI and the pages name every field flat (`--lr`, `strategy=`), so
+`TrainConfig.create(**flat)` builds one from flat names and `flat()` gives them back. Stored configs carry a version;
+`from_dict` refuses keys it does not know and migrates version 1 (flat) configs of older runs.
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from engine.errors import TransferLabError
 
 STRATEGIES = ("auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch", "custom")
 BALANCE = ("none", "sampler", "weighted-loss", "focal")
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 DEFAULT_BUDGET_S = 300.0  # auto's time budget, probe included (seconds)
+CONFIG_VERSION = 2
+V1_UNUSED = ("mean", "std", "eval_mode", "bn_eval_unfrozen")  # flat fields nothing set; dropped on migration
+
+
+class ConfigError(TransferLabError, ValueError):
+    """A stored or given configuration that cannot be used; the message names the key and the fix."""
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a run. `None` values are decided by the plan (from the strategy, the probe and the
-    time budget)."""
+class DataConfig:
+    """Which images, and how they are split."""
 
-    data: str
+    path: str
     val: str | None = None
     test: str | None = None
-    backbone: str = DEFAULT_BACKBONE
-    weights: str = "auto"
+    in_chans: int = 3  # 1 (grey), 2 (grey + alpha), 3 (RGB), 4 (RGBA) or more (.npy (H, W, C) files)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2  # held out as the test split when the data has none (0: never)
+    root: str | None = None  # files must lie inside it (the server's data root); default: the dataset's folder
+    allow_outside_root: bool = False  # use symlinked or CSV-listed files outside it, asked for explicitly
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Strategy, learning rates and schedule. `None` values are decided by the plan."""
+
     strategy: str = "auto"
     top_k: int = 2  # for top-k: trainable groups below the head
     freeze: tuple[bool, ...] | None = None  # for custom: per group, True = frozen in phase 2
@@ -34,6 +57,23 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     weight_decay: float = 0.01
     batch_size: int = 32
+    grad_clip: float = 1.0
+    budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S)
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size {self.batch_size}: BatchNorm needs at least 2 images per batch; use 2 or "
+                              f"more (32 is the default)")
+        if self.strategy == "custom" and self.freeze is None:
+            raise ConfigError("strategy 'custom' needs a freeze map (one True/False per layer group)")
+
+
+@dataclass(frozen=True)
+class RegularisationConfig:
+    """Augmentation, label smoothing, dropout, class balance and the BatchNorm policy."""
+
     augment: str | None = None  # None: the plan's preset
     random_erasing: float = 0.0
     mixup: float = 0.0
@@ -41,41 +81,104 @@ class TrainConfig:
     label_smoothing: float = 0.1
     dropout: float = 0.2
     balance: str = "none"
-    in_chans: int = 3  # image channels: 1 (grey), 2 (grey + alpha), 3 (RGB), 4 (RGBA) or more (.npy (H, W, C) files);
-    # the pretrained first convolution is adapted from its RGB filters
-    views: int = 4  # augmented views cached for the head phase and for cached-activation fine-tuning
-    cache_activations: bool = True
     train_bn: bool = False
     bn_momentum: float | None = 0.1  # BatchNorm momentum of trainable groups (None keeps the backbone's own)
-    grad_clip: float = 1.0
-    seed: int = 0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2  # held out as the test split when the data has none (0: never)
-    data_root: str | None = None  # files must lie inside it (the server's data root); default: the dataset's folder
-    allow_outside_root: bool = False  # use symlinked or CSV-listed files outside it, asked for explicitly
-    budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S)
-    device: str | None = None
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.balance not in BALANCE:
-            raise ValueError(f"balance {self.balance!r} is not one of {', '.join(BALANCE)}")
+            raise ConfigError(f"balance {self.balance!r} is not one of {', '.join(BALANCE)}")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how reproducibly it runs, and what is cached."""
+
+    device: str | None = None
+    seed: int = 0
+    views: int = 4  # augmented views cached for the head phase and for cached-activation fine-tuning
+    cache_activations: bool = True
+
+
+SECTIONS = {"data": DataConfig, "optim": OptimConfig, "regularisation": RegularisationConfig,
+            "runtime": RuntimeConfig}
+_FLAT_NAMES = {("data", "path"): "data", ("data", "root"): "data_root"}  # where the flat name differs
+FLAT: dict[str, tuple[str, str]] = {_FLAT_NAMES.get((s, f.name), f.name): (s, f.name)
+                                    for s, cls in SECTIONS.items() for f in fields(cls)}  # flat name -> (section, name)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run."""
+
+    data: DataConfig
+    backbone: str = DEFAULT_BACKBONE
+    weights: str = "auto"  # "auto": the bundled or cached file; a path; "none": seeded random initialisation
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self):
         from engine.model.catalogue import get_entry
         get_entry(self.backbone)  # an unknown name fails here, before any data is read
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size {self.batch_size}: BatchNorm needs at least 2 images per batch; use 2 or "
-                             f"more (32 is the default)")
-        if self.strategy == "custom" and self.freeze is None:
-            raise ValueError("strategy 'custom' needs a freeze map (one True/False per layer group)")
+
+    @classmethod
+    def create(cls, **flat: Any) -> "TrainConfig":
+        """A config from flat field names, as the CLI and the pages give them (`data=`, `strategy=`, `lr=` …).
+
+        Raises:
+            ConfigError: A name that is no field, or a value a field refuses.
+        """
+        top = {k: flat.pop(k) for k in ("backbone", "weights") if k in flat}
+        unknown = sorted(k for k in flat if k not in FLAT)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(FLAT))}")
+        parts: dict[str, dict] = {s: {} for s in SECTIONS}
+        for k, v in flat.items():
+            section, name = FLAT[k]
+            parts[section][name] = tuple(v) if isinstance(v, list) else v
+        return cls(**top, **{s: SECTIONS[s](**kw) for s, kw in parts.items()})
+
+    def flat(self) -> dict[str, Any]:
+        """Every field under its flat name (the inverse of `create`)."""
+        out: dict[str, Any] = {"backbone": self.backbone, "weights": self.weights}
+        for k, (section, name) in FLAT.items():
+            out[k] = getattr(getattr(self, section), name)
+        return out
+
+    def with_(self, **changes: Any) -> "TrainConfig":
+        """A copy with some flat fields changed."""
+        return TrainConfig.create(**{**self.flat(), **changes})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"version": CONFIG_VERSION, **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+        """A stored config: version 2 (sections) as written by `to_dict`, or version 1 (flat), migrated.
+
+        Raises:
+            ConfigError: An unknown key or section, or a config written by a newer TransferLab.
+        """
+        d = dict(d)
+        version = d.pop("version", 1)
+        if version == 1:
+            return cls.create(**{k: v for k, v in d.items() if k not in V1_UNUSED})
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"config version {version} was written by a newer TransferLab (this one reads up to "
+                              f"{CONFIG_VERSION}); upgrade TransferLab to use this run")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
+        parts = {}
+        for s, section in SECTIONS.items():
+            given = d.pop(s, {} if s != "data" else None)
+            if given is None:
+                raise ConfigError("config has no data section; it needs at least data.path")
+            bad = sorted(set(given) - {f.name for f in fields(section)})
+            if bad:
+                raise ConfigError(f"unknown key(s) in config section {s}: {', '.join(bad)}")
+            parts[s] = section(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+        return cls(**d, **parts)
 
 
 def demo_config() -> TrainConfig:
@@ -83,6 +186,6 @@ def demo_config() -> TrainConfig:
     and TRANSFERLAB_DEMO_EPOCHS fine-tuning epochs when set."""
     from engine.paths import SAMPLE
     epochs = os.environ.get("TRANSFERLAB_DEMO_EPOCHS")
-    return TrainConfig(data=str(SAMPLE), strategy="auto", data_root=str(SAMPLE),
-                       budget=float(os.environ.get("TRANSFERLAB_DEMO_BUDGET", "150")),
-                       finetune_epochs=int(epochs) if epochs else None)
+    return TrainConfig.create(data=str(SAMPLE), strategy="auto", data_root=str(SAMPLE),
+                              budget=float(os.environ.get("TRANSFERLAB_DEMO_BUDGET", "150")),
+                              finetune_epochs=int(epochs) if epochs else None)

@@ -11,8 +11,6 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -20,35 +18,34 @@ import timm
 import torch
 
 from engine import paths
-from engine.model.catalogue import list_entries
-from engine.probe.choose import HeadChoice, choose_head, label_of
-from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
-from engine.model.cost import epoch_seconds, total_flops
 from engine.data.dataset import Dataset, load_dataset
 from engine.errors import DataError
+from engine.model.catalogue import list_entries
+from engine.model.cost import epoch_seconds, total_flops
 from engine.model.groups import layer_groups
-from engine.plan.rules import BANDS, DEFAULT_EPOCHS, HEAD_LR, BASE_LR, STRATEGY_TEXT, Plan, band, discriminative, group_labels
-from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, TapModel
 from engine.model.weights import availability
+from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
+from engine.plan.rules import (
+    BANDS,
+    BASE_LR,
+    DEFAULT_EPOCHS,
+    HEAD_LR,
+    STRATEGY_TEXT,
+    Plan,
+    band,
+    discriminative,
+    group_labels,
+)
+from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
+from engine.probe.choose import HeadChoice, choose_head, label_of
+from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
 
-PLAN_VERSION = 2
 SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
 FIXED_S = 5.0  # building the model, saving it, writing the results
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 Step = Callable[[str, float], None]
-
-
-@dataclass
-class Planned:
-    """A plan with what executing it needs: the dataset and the probe fit its head starts from."""
-
-    plan: Plan
-    ds: Dataset
-    head: LinearFit | None
-    probes: list[ProbeResult]
-    cached: bool = False
 
 
 def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
@@ -83,39 +80,11 @@ def get_plan(cfg: TrainConfig, step: Step | None = None, check_cancel: Callable[
     return planned
 
 
-def save_planned(folder: Path, planned: Planned) -> None:
-    """Writes the plan (plan.json) and the probe fit its head starts from (head.npz) into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if planned.head is not None:
-        h = planned.head
-        tmp = folder / ".head.tmp.npz"
-        np.savez(tmp, coef=h.std_coef, intercept=h.std_intercept, mean=h.mean, scale=h.scale, accuracy=h.accuracy)
-        tmp.replace(folder / "head.npz")
-    tmp = folder / ".plan.json.tmp"
-    tmp.write_text(json.dumps(planned.plan.to_dict(), indent=2))
-    tmp.replace(folder / "plan.json")
-
-
-def load_planned(folder: Path, ds: Dataset) -> Planned | None:
-    """The plan stored in `folder` (a plan cache entry or a run), or None; refused when it belongs to other data."""
-    if not (folder / "plan.json").exists():
-        return None
-    plan = Plan.from_dict(json.loads((folder / "plan.json").read_text()))
-    if plan.fingerprint != ds.fingerprint():
-        raise DataError(f"the plan in {folder} was made for other data ({plan.data}); the data changed since, so "
-                        f"make a new plan (start a new run)")
-    head = None
-    if (folder / "head.npz").exists():
-        with np.load(folder / "head.npz") as z:
-            head = LinearFit(float(z["accuracy"]), np.zeros(0), np.zeros(0), z["coef"], z["intercept"], z["mean"],
-                             z["scale"])
-    return Planned(plan, ds, head, [], cached=True)
-
-
 def load_data(cfg: TrainConfig) -> Dataset:
     """The dataset of `cfg`, split as every plan and run of it splits it."""
-    ds = load_dataset(cfg.data, cfg.val, cfg.val_fraction, cfg.seed, test=cfg.test, test_fraction=cfg.test_fraction,
-                      root=cfg.data_root, allow_outside=cfg.allow_outside_root)
+    d = cfg.data
+    ds = load_dataset(d.path, d.val, d.val_fraction, cfg.runtime.seed, test=d.test, test_fraction=d.test_fraction,
+                      root=d.root, allow_outside=d.allow_outside_root)
     _check(ds)
     return ds
 
@@ -132,18 +101,18 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
               device: torch.device | None = None) -> Planned:
     """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds`."""
     t0 = time.perf_counter()
-    spec = spec_for(ds, cfg.backbone, cfg.in_chans)
-    if cfg.strategy == "scratch":
+    spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
+    if cfg.optim.strategy == "scratch":
         return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
     probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel)]
-    if cfg.strategy != "auto":
+    if cfg.optim.strategy != "auto":
         p = probes[0]
         return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], ""), ds, p.head,
                        probes)
-    budget = cfg.budget or DEFAULT_BUDGET_S
+    budget = cfg.optim.budget or DEFAULT_BUDGET_S
     n_test = len(ds.test)
     for name in _other_bundled(cfg.backbone, cfg.weights):
-        other_spec = spec_for(ds, name, cfg.in_chans)
+        other_spec = spec_for(ds, name, cfg.data.in_chans)
         est = _extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
         reserve = 10 * (len(probes) + 1) + _score_seconds(probes[0], name, other_spec, n_test + len(ds.val))
         if time.perf_counter() - t0 + est + reserve > SAFETY * budget:
@@ -169,8 +138,8 @@ def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step
            check_cancel: Callable[[], None] | None) -> ProbeResult:
     label = f"probe {name}"
     step(label, 0.0)
-    r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.strategy == "auto",
-              in_channels=cfg.in_chans, spec=spec,
+    r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.optim.strategy == "auto",
+              in_channels=cfg.data.in_chans, spec=spec,
               progress=lambda s, f: step(label, 0.9 * f if s == "features" else 0.9 + 0.1 * f),
               check_cancel=check_cancel)
     step(label, 1.0)
@@ -213,39 +182,39 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     """Every field of the plan for the strategy, from the probe (and, for auto, the choice and the time left)."""
     groups = _model_groups(backbone, taps, len(ds.classes))
     n, headi = len(groups), len(groups) - 1
-    s = cfg.strategy
+    s = cfg.optim.strategy
     init = "random" if s == "scratch" else "probe"
     head_epochs, ft_epochs, warmup = DEFAULT_EPOCHS["head"], DEFAULT_EPOCHS["finetune"], 1
     # BatchNorm statistics stay as pretrained wherever the head starts from the probe: its standardisation was fitted
     # on features made with them (recomputed statistics cost 1-3 points in the plain two-phase loop, bench/finetune.py)
-    augment, bn_frozen, base = "basic", s != "scratch", cfg.lr or BASE_LR
+    augment, bn_frozen, base = "basic", s != "scratch", cfg.optim.lr or BASE_LR
     names = {c["tap"]: c["name"] for c in (p.stage_curve if p else [])} or {FINAL: "final features"}
-    reason = STRATEGY_TEXT.get(s, "").format(k=cfg.top_k)
+    reason = STRATEGY_TEXT.get(s, "").format(k=cfg.optim.top_k)
     if s == "auto":
-        base = cfg.lr or AUTO_LR
+        base = cfg.optim.lr or AUTO_LR
         trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, backbone, spec, groups, taps, p, head, choice,
                                                               scored, metric, seconds_left, speed, elapsed)
         head_epochs, bn_frozen, warmup = 0, True, 1 if ft_epochs else 0
     elif s == "feature-extraction":
         trainable, ft_epochs, warmup = [headi], 0, 0
     elif s == "top-k":
-        trainable = list(range(max(0, headi - cfg.top_k), n))
+        trainable = list(range(max(0, headi - cfg.optim.top_k), n))
     elif s in ("full", "lp-ft", "scratch"):
         trainable = list(range(n))
         head_epochs = 0 if s in ("lp-ft", "scratch") else head_epochs
         ft_epochs = DEFAULT_EPOCHS["scratch"] if s == "scratch" else ft_epochs
     else:
-        if len(cfg.freeze) != n:
-            raise ValueError(f"the freeze map has {len(cfg.freeze)} entries; this model has {n} groups "
+        if len(cfg.optim.freeze) != n:
+            raise ValueError(f"the freeze map has {len(cfg.optim.freeze)} entries; this model has {n} groups "
                              f"({', '.join(groups)})")
-        trainable = [i for i in range(n) if not cfg.freeze[i]]
-    lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, cfg.lr_decay, cfg.lr_floor)
-    if s == "custom" and cfg.lrs is not None:
-        if len(cfg.lrs) != n:
-            raise ValueError(f"lrs has {len(cfg.lrs)} entries; this model has {n} groups")
-        lrs = [0.0 if i not in trainable else float(cfg.lrs[i]) for i in range(n)]
-    head_epochs = cfg.head_epochs if cfg.head_epochs is not None else head_epochs
-    ft_epochs = cfg.finetune_epochs if cfg.finetune_epochs is not None else ft_epochs
+        trainable = [i for i in range(n) if not cfg.optim.freeze[i]]
+    lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, cfg.optim.lr_decay, cfg.optim.lr_floor)
+    if s == "custom" and cfg.optim.lrs is not None:
+        if len(cfg.optim.lrs) != n:
+            raise ValueError(f"lrs has {len(cfg.optim.lrs)} entries; this model has {n} groups")
+        lrs = [0.0 if i not in trainable else float(cfg.optim.lrs[i]) for i in range(n)]
+    head_epochs = cfg.optim.head_epochs if cfg.optim.head_epochs is not None else head_epochs
+    ft_epochs = cfg.optim.finetune_epochs if cfg.optim.finetune_epochs is not None else ft_epochs
     if ft_epochs == 0:
         trainable = [headi] if s != "scratch" else trainable
     lrs = [lr if i in trainable else 0.0 for i, lr in enumerate(lrs)]
@@ -261,13 +230,14 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
                    f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
                    f"{BANDS[band(p.accuracy)][2]}); the run starts from it and keeps it unless an epoch beats it.")
     return Plan(
-        data=cfg.data, fingerprint=ds.fingerprint(), backbone=backbone, in_chans=cfg.in_chans,
+        data=cfg.data.path, fingerprint=ds.fingerprint(), backbone=backbone, in_chans=cfg.data.in_chans,
         input_spec=spec.to_dict(), strategy=s, taps=tuple(taps), tap_label=label_of(tuple(taps), names, flip),
         flip_tta=flip, head_init=init, groups=tuple(groups), labels=tuple(group_labels(groups)),
-        head_lr=cfg.head_lr or HEAD_LR[init], head_epochs=head_epochs, frozen=tuple(i not in trainable for i in range(n)),
-        lrs=tuple(lrs), finetune_epochs=ft_epochs, warmup_epochs=cfg.warmup_epochs if cfg.warmup_epochs is not None
-        else (warmup if ft_epochs else 0), augment=cfg.augment or augment,
-        bn_frozen_stats=bn_frozen, batch_size=cfg.batch_size, views=cfg.views, reason=reason,
+        head_lr=cfg.optim.head_lr or HEAD_LR[init], head_epochs=head_epochs,
+        frozen=tuple(i not in trainable for i in range(n)), lrs=tuple(lrs), finetune_epochs=ft_epochs,
+        warmup_epochs=cfg.optim.warmup_epochs if cfg.optim.warmup_epochs is not None else (warmup if ft_epochs else 0),
+        augment=cfg.regularisation.augment or augment,
+        bn_frozen_stats=bn_frozen, batch_size=cfg.optim.batch_size, views=cfg.runtime.views, reason=reason,
         probe_accuracy=p.accuracy if p else None, head_accuracy=head.accuracy if head else None,
         head_cv=chosen.cv if chosen else None, metric=metric or "accuracy",
         candidates=tuple(c.to_dict() for c in scored), test_source=ds.test_source, n_train=len(ds.train),
@@ -308,8 +278,8 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec
                 f"whichever is better on the validation photos: the linear head or a fine-tuned epoch.")
     else:
         tune = (f"Fine-tuning does not fit the time left ({max(0.0, seconds_left):.0f} s of a "
-                f"{cfg.budget or DEFAULT_BUDGET_S:.0f} s budget, about {cost(1):.0f} s per epoch here), so the linear "
-                f"head is the model.")
+                f"{cfg.optim.budget or DEFAULT_BUDGET_S:.0f} s budget, about {cost(1):.0f} s per epoch here), so the "
+                f"linear head is the model.")
     return trainable, epochs, augment, evidence + start + tune
 
 
@@ -321,7 +291,7 @@ def plan_with_probe(cfg: TrainConfig, step: Step | None = None,
                     check_cancel: Callable[[], None] | None = None) -> Planned:
     """The plan and the probe of `cfg.backbone` behind it (read from the feature cache when the plan was stored)."""
     planned = get_plan(cfg, step, check_cancel)
-    if not planned.probes and cfg.strategy != "scratch":
-        spec = spec_for(planned.ds, cfg.backbone, cfg.in_chans)
+    if not planned.probes and cfg.optim.strategy != "scratch":
+        spec = spec_for(planned.ds, cfg.backbone, cfg.data.in_chans)
         planned.probes = [_probe(cfg, planned.ds, cfg.backbone, spec, step or (lambda *a: None), check_cancel)]
     return planned

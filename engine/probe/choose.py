@@ -14,9 +14,9 @@ from typing import Callable
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from engine.model.taps import FINAL
 from engine.probe.features import FeatureSet
 from engine.probe.linear import ProbeResult, fit_linear
-from engine.model.taps import FINAL
 
 FOLDS = 5
 BASE_C = 0.1  # regularisation of the candidates; the winner is then tried at other strengths

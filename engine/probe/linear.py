@@ -13,15 +13,15 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from engine.model.catalogue import get_entry
 from engine.data.dataset import Dataset
 from engine.errors import DataError, WeightsUnavailable
-from engine.probe.features import FeatureSet, compute_cached, current_precision, feature_key
-from engine.model.groups import group_names
 from engine.metrics import confusion, per_class_accuracy
+from engine.model.catalogue import get_entry
+from engine.model.groups import group_names
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
+from engine.probe.features import FeatureSet, compute_cached, current_precision, feature_key
 
 Progress = Callable[[str, float], None]
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from engine.model.catalogue import get_entry
 from engine.data.dataset import Dataset
 from engine.errors import TransferLabError
+from engine.model.catalogue import get_entry
 from engine.probe.linear import probe
 
 

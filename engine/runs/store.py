@@ -62,6 +62,13 @@ class RunLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

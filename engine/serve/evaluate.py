@@ -6,17 +6,17 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from engine.plan.config import TrainConfig
 from engine.data.dataset import load_dataset
-from engine.model.device import pick_device
 from engine.errors import DataError
-from engine.train.paths import predict_logits
 from engine.metrics import score
-from engine.plan.rules import Plan
-from engine.plan.make import load_data
+from engine.model.device import pick_device
 from engine.model.spec import InputSpec
-from engine.runs.store import Run, RunStore
 from engine.model.taps import TapModel
+from engine.plan.config import TrainConfig
+from engine.plan.make import load_data
+from engine.plan.rules import Plan
+from engine.runs.store import Run, RunStore
+from engine.train.paths import predict_logits
 
 
 def has_model(run: Run) -> bool:

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 
 from engine.data.drift import drift_warnings
-from engine.serve.evaluate import load_run_model
 from engine.data.imageio import MODES, load_image
-from engine.model.spec import InputSpec, to_tensor
+from engine.model.spec import to_tensor
 from engine.runs.store import Run
+from engine.serve.evaluate import load_run_model
 
 
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
@@ -44,7 +43,7 @@ def model_card(run: Run) -> dict:
             "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy",
                                                     "test_accuracy", "test_interval", "test_n")},
             "strategy": plan.get("strategy"), "taps": plan.get("taps"), "flip_tta": plan.get("flip_tta"),
-            "config": {k: v for k, v in run.config.items() if k not in ("data", "val", "test")},
+            "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
             "in_chans": (spec.get("input_size") or [3])[0],
             "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
                              "resize the short side to input_size / crop_pct, centre-crop input_size, "

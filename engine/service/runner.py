@@ -9,12 +9,12 @@ import threading
 from collections import deque
 from typing import Callable
 
-from engine.plan.config import TrainConfig
 from engine.errors import RunBusy
-from engine.runs.events import CancelToken
-from engine.train.loop import Trainer
+from engine.plan.config import TrainConfig
 from engine.plan.make import Planned, save_planned
+from engine.runs.events import CancelToken
 from engine.runs.store import TERMINAL, EventTail, Run, RunStore
+from engine.train.loop import Trainer
 
 
 class Runner:

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.plan.config import TrainConfig
 from engine.data.dataset import Dataset
-from engine.model.groups import LayerGroup, layer_groups
-from engine.plan.rules import Plan
-from engine.plan.make import Planned
 from engine.model.cut import SplitModel
+from engine.model.groups import LayerGroup, layer_groups
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, TapModel
 from engine.model.weights import WeightsInfo, create_backbone
+from engine.plan.config import TrainConfig
+from engine.plan.make import Planned
+from engine.plan.preflight import blocking, preflight
+from engine.plan.rules import Plan
 
 
 @dataclass
@@ -34,12 +35,15 @@ def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
     """Creates the model the plan describes; it ends on `device`, channels-last.
 
     Raises:
+        ValueError: The plan fails preflight (the message says what to fix).
         WeightsUnavailable: No pretrained weights for the backbone (never a silent random initialisation).
     """
     plan, ds = planned.plan, planned.ds
+    if stop := blocking(preflight(plan)):
+        raise ValueError(f"preflight: {stop[0].message}. Fix: {stop[0].fix}")
     weights = "none" if plan.head_init == "random" else (cfg.weights if plan.backbone == cfg.backbone else "auto")
     backbone, info = create_backbone(plan.backbone, weights, plan.in_chans)
-    model = TapModel(backbone, plan.taps, len(ds.classes), plan.flip_tta, cfg.dropout)
+    model = TapModel(backbone, plan.taps, len(ds.classes), plan.flip_tta, cfg.regularisation.dropout)
     if plan.head_init == "probe" and planned.head is not None:
         h = planned.head
         model.head.load_probe(*(torch.from_numpy(a) for a in (h.std_coef, h.std_intercept, h.mean, h.scale)))
@@ -58,7 +62,8 @@ def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Pl
     MixUp/CutMix needs the images and the head reads the final features; None when the model does not run as a chain
     there."""
     boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(groups) - 1)
-    if not (cfg.cache_activations and 0 < boundary < len(groups) - 1 and not (cfg.mixup or cfg.cutmix)
+    mixing = cfg.regularisation.mixup or cfg.regularisation.cutmix
+    if not (cfg.runtime.cache_activations and 0 < boundary < len(groups) - 1 and not mixing
             and plan.taps == (FINAL,) and not plan.flip_tta and plan.finetune_epochs):
         return None
     size = spec.input_size[-1]

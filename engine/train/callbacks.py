@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from engine.data.drift import data_stats
+from engine.model.resources import checkpoint_bytes, need_disk
 from engine.runs.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, SetupStep, StepEnded
 from engine.train.optim import group_drift, group_grad_norms
 
@@ -82,12 +83,16 @@ class TimeLeft(Callback):
             measured = self.step_s.get(phase)
             if measured:
                 step_s = float(np.median(measured[-50:]))
-            elif phase == 2 and learn.plan_estimate.get("finetune_epoch_s"):
-                step_s = learn.plan_estimate["finetune_epoch_s"] / max(1, per_epoch)
+            elif phase == 2 and learn.plan.finetune_epoch_s:
+                step_s = learn.plan.finetune_epoch_s / max(1, per_epoch)
             else:
                 return None
             left += max(0, steps_left) * step_s + max(0, vals_left) * self.val_s.get(phase, self.val_s.get(0, 0.0))
-        return left + learn.plan_estimate.get("score_s", 0.0)
+        return left + (learn.plan.score_s or 0.0)
+
+
+def time_left(learn: "Trainer") -> float | None:
+    return next(cb for cb in learn.callbacks if isinstance(cb, TimeLeft)).seconds_left(learn)
 
 
 class Recorder(Callback):
@@ -111,11 +116,11 @@ class Recorder(Callback):
         s = learn.step_log
         learn.run.append(StepEnded(phase=learn.phase, epoch=learn.epoch, step=learn.step, loss=s["loss"],
                                    lrs=s["lrs"], running_loss=s["running_loss"], running_acc=s["running_acc"],
-                                   eta_s=learn.time_left()))
+                                   eta_s=time_left(learn)))
 
     def after_epoch(self, learn: "Trainer") -> None:
         m, total = learn.epoch_log, learn.plan.total_epochs
-        eta = learn.time_left()
+        eta = time_left(learn)
         learn.run.append(EpochEnded(phase=learn.phase, epoch=learn.epoch, total_epochs=total, best=learn.is_best,
                                     eta_s=eta or 0.0, **{k: v for k, v in m.items() if k in EPOCH_FIELDS}))
         learn.run.set_status(state="running", epoch=learn.epoch, total_epochs=total, val_acc=m["val_acc"],
@@ -128,6 +133,10 @@ class Recorder(Callback):
         self._end(learn, "cancelled")
 
     def after_fail(self, learn: "Trainer") -> None:
+        try:
+            (learn.run.path / "error.txt").write_text(learn.trace)
+        except OSError:
+            pass  # the disk that failed the run may refuse this too; the status says why
         self._end(learn, "failed")
 
     def _end(self, learn: "Trainer", status: str) -> None:
@@ -159,6 +168,9 @@ class Checkpoints(Callback):
 
     order = 30
 
+    def before_fit(self, learn: "Trainer") -> None:
+        need_disk(learn.run.path, checkpoint_bytes(learn.model), f"run {learn.run.id}'s checkpoints")
+
     def after_epoch(self, learn: "Trainer") -> None:
         if learn.is_best:
             learn.run.save_checkpoint("best", {"model": learn.model.state_dict(), "epoch": learn.epoch})
@@ -170,13 +182,48 @@ class Checkpoints(Callback):
             "rng": torch.random.get_rng_state(), "events_offset": learn.run.events_offset()})
 
 
+def restore(learn: "Trainer", ck: dict | None) -> int:
+    """Loads the last checkpoint into the trainer (model, optimiser, step, best, random state); returns its epoch, or
+    0 when the run starts fresh."""
+    if ck is None:
+        return 0
+    learn.model.load_state_dict(ck["model"])
+    learn.opt.load_state_dict(ck["optimizer"])
+    learn.step, learn.best = ck["step"], (ck["best_acc"], ck["best_epoch"])
+    torch.random.set_rng_state(ck["rng"])
+    learn.resumed_from = ck["epoch"]
+    return ck["epoch"]
+
+
+class StartingModel(Callback):
+    """Epoch 0 of a fresh run: the model as the plan starts it (the probe's head), validated like any epoch, so it
+    competes with every trained epoch. Runs on every process (validation is sharded)."""
+
+    order = 25  # after the run is recorded as started
+
+    def before_fit(self, learn: "Trainer") -> None:
+        if learn.resumed_from or learn.plan.head_init == "random":
+            return
+        from engine.train.paths import FullPath
+        learn.phase, learn.epoch, learn.is_best, learn.epoch_t0 = 0, 0, False, time.perf_counter()
+        learn.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0,
+                               grad_norm=[0.0] * len(learn.groups), drift=[0.0] * len(learn.groups))
+        step = "validate the starting model"
+        learn.report(step, 0.0)
+        learn.validate(FullPath(learn.model, None, None, learn.spec, [it.path for it in learn.ds.val], learn.device,
+                                learn.ytr), progress=lambda f: learn.report(step, f))
+        learn.report(step, 1.0)
+
+
 class DataStats(Callback):
     """The training photos' colour and size statistics, for drift warnings when predicting."""
 
     order = 15  # written before the run is recorded as finished
 
     def after_fit(self, learn: "Trainer") -> None:
+        learn.report("record the training photos' statistics", 0.0)
         learn.run.write_json("data_stats.json", data_stats(learn.ds, learn.spec))
+        learn.report("record the training photos' statistics", 1.0)
 
 
 class SetupProgress:

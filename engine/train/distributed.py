@@ -1,13 +1,13 @@
 """Data-parallel training under `torchrun --nproc_per_node=N`: one process per device, gradients averaged.
 
-Each rank trains on its own shard of every epoch (a shared seeded order, split by torch's DistributedSampler),
-gradients are all-reduced after each backward pass,
-so every rank holds the same model; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUDA, gloo on
-the CPU.
+Each rank trains on its own shard of every epoch (a shared seeded order, split by torch's DistributedSampler) through
+`DistributedDataParallel` (see `engine.train.paths`), so every rank holds the same model; validation is sharded and
+gathered; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUDA, gloo on the CPU.
 """
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,13 +34,21 @@ def shard(order: np.ndarray, rank: int, world: int) -> np.ndarray:
     return order[list(positions)]
 
 
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+def val_logits(fn: Callable[[np.ndarray | None], torch.Tensor], n: int, rank: int, world: int) -> torch.Tensor:
+    """Validation sharded across ranks: each computes `fn(rows)` on every world-th row, and every rank gets all `n`
+    rows back in order (a single process computes them at once)."""
     if world == 1:
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= world
+        return fn(None)
+    rows = np.arange(rank, n, world)
+    parts: list = [None] * world
+    dist.all_gather_object(parts, (rows, fn(rows) if len(rows) else None))
+    out = None
+    for r, logits in parts:
+        if logits is None:
+            continue
+        out = out if out is not None else torch.zeros(n, logits.shape[1], dtype=logits.dtype)
+        out[torch.as_tensor(r)] = logits
+    return out
 
 
 def barrier() -> None:

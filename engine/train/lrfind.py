@@ -11,6 +11,7 @@ import numpy as np
 from engine.plan.config import TrainConfig
 from engine.train.loop import Trainer
 from engine.train.optim import freeze, set_train_mode
+from engine.train.paths import make_path
 
 
 def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0,
@@ -31,18 +32,18 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
     frozen = list(plan.frozen) if phase == 2 else [True] * (n - 1) + [False]
     scale = [lr / plan.lrs[-1] if plan.lrs[-1] else 0.0 for lr in plan.lrs] if phase == 2 else [0.0] * (n - 1) + [1.0]
     model = trainer.model
-    path = trainer.path_for(phase)
+    path = make_path(trainer, phase)
     saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.opt.state_dict())
     freeze(model, trainer.groups, frozen)
     set_train_mode(model, trainer.groups, [True] * n if plan.bn_frozen_stats else frozen)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.runtime.seed)
     lrs, losses, avg, best = [], [], 0.0, float("inf")
     try:
         for i in range(steps):
             lr = start * (end / start) ** (i / max(1, steps - 1))
             for pg in trainer.opt.param_groups:
                 pg["lr"] = lr * scale[pg["layer"]]
-            idx = rng.choice(len(trainer.ytr), size=min(cfg.batch_size, len(trainer.ytr)), replace=False)
+            idx = rng.choice(len(trainer.ytr), size=min(cfg.optim.batch_size, len(trainer.ytr)), replace=False)
             loss, _ = trainer.one_batch(path, idx, path.batch(idx, i), None)
             avg = 0.9 * avg + 0.1 * loss
             smoothed = avg / (1 - 0.9 ** (i + 1))

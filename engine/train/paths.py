@@ -1,8 +1,12 @@
-"""The three ways a phase runs, behind one interface: `train_batches(order, epoch)` and `val_logits()`.
+"""The three ways a phase runs, behind one interface: `train_batches(order, epoch)`, `logits(x)` and `val_logits(rows)`.
 
 * `FeaturePath`: the head alone, on cached features of K augmented views (phase 1: no backbone pass per epoch).
 * `ActivationPath`: the groups above a frozen boundary, on cached activations at that boundary.
 * `FullPath`: the whole forward pass on augmented images (DataLoader workers on CUDA), MixUp/CutMix when asked.
+
+Each path trains one `module` (the head, the groups above the boundary, or the whole model). Under torchrun,
+`parallel()` wraps it in `DistributedDataParallel`, once per phase: the trainable parameters change between phases.
+`make_path(trainer, phase)` chooses the path a phase runs on.
 """
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from typing import Callable
 import numpy as np
 import torch
 from timm.data import Mixup
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from engine.data import augment as aug
 from engine.data.batches import AugmentedImages, EpochBatches, make_loader
+from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
 from engine.model.spec import InputSpec
-from engine.model.cut import SplitModel
 from engine.model.taps import TapModel
-from engine.train.views import Views
+from engine.train.views import Views, cache_views
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
 
@@ -28,13 +35,43 @@ def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [b for b in (order[i:i + batch_size] for i in range(0, len(order), batch_size)) if len(b) >= 2]
 
 
-class FeaturePath:
+class _Trainable:
+    """The module a path trains, and the callable its forward goes through (the module, or its DDP wrapper)."""
+
+    module: nn.Module
+    device: torch.device
+
+    def parallel(self, world: int) -> None:
+        """Wraps the trainable module in DistributedDataParallel when more than one process trains (gradients are
+        averaged in buckets, overlapping the backward pass)."""
+        self.forward = self.module
+        if world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.module, device_ids=ids)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, "forward", self.module)(x)
+
+
+class _Suffix(nn.Module):
+    """The groups above a cut, as a module (for DDP)."""
+
+    def __init__(self, split: SplitModel):
+        super().__init__()
+        self.model, self.split = split.model, split
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.split.suffix(a)
+
+
+class FeaturePath(_Trainable):
     """Trains the head on cached features; epoch e reads view e mod K."""
 
     name = "cached features"
 
     def __init__(self, model: TapModel, views: Views, batch_size: int, device: torch.device):
         self.model, self.views, self.batch_size, self.device = model, views, batch_size, device
+        self.module = model.get_classifier()
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
         feats = self.views.train_feats[epoch % len(self.views.train_feats)]
@@ -45,12 +82,10 @@ class FeaturePath:
         """The input of images `idx` in `epoch` (for the LR finder)."""
         return to_device(self.views.train_feats[epoch % len(self.views.train_feats)][idx], self.device)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.get_classifier()(x)
-
     @torch.no_grad()
-    def val_logits(self) -> torch.Tensor:
-        return torch.cat([self.logits(to_device(f, self.device)).float().cpu() for f in self.views.val_feats.split(64)])
+    def val_logits(self, rows: np.ndarray | None = None) -> torch.Tensor:
+        feats = self.views.val_feats if rows is None else self.views.val_feats[rows]
+        return torch.cat([self.module(to_device(f, self.device)).float().cpu() for f in feats.split(64)])
 
 
 class ActivationPath(FeaturePath):
@@ -60,6 +95,7 @@ class ActivationPath(FeaturePath):
                  boundary: str):
         super().__init__(model, views, batch_size, device)
         self.split, self.name = split, f"cached activations below {boundary}"
+        self.module = _Suffix(split)
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
         acts = self.views.train_acts[epoch % len(self.views.train_acts)]
@@ -69,17 +105,14 @@ class ActivationPath(FeaturePath):
     def batch(self, idx: np.ndarray, epoch: int) -> torch.Tensor:
         return to_device(self.views.train_acts[epoch % len(self.views.train_acts)][idx], self.device)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.split.suffix(x)
-
     @torch.no_grad()
-    def val_logits(self) -> torch.Tensor:
+    def val_logits(self, rows: np.ndarray | None = None) -> torch.Tensor:
+        acts = self.views.val_acts if rows is None else self.views.val_acts[rows]
         with autocast(self.device):
-            return torch.cat([self.logits(to_device(a, self.device)).float().cpu()
-                              for a in self.views.val_acts.split(64)])
+            return torch.cat([self.module(to_device(a, self.device)).float().cpu() for a in acts.split(64)])
 
 
-class FullPath:
+class FullPath(_Trainable):
     """The whole forward pass on augmented images; validation on the val images through the eval transform."""
 
     name = "full forward"
@@ -88,7 +121,7 @@ class FullPath:
                  val_paths: list[str], device: torch.device, labels: torch.Tensor, mix: Mixup | None = None):
         self.model, self.images, self.batches, self.spec = model, images, batches, spec
         self.val_paths, self.device, self.labels, self.mix = val_paths, device, labels, mix
-        self._loader = None
+        self._loader, self.module = None, model
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
         if self._loader is None:
@@ -107,12 +140,11 @@ class FullPath:
         pixels = torch.stack([self.images[(int(i), self.batches.seed_of(int(i), epoch))] for i in idx])
         return self.spec.normalize(to_device(pixels, self.device))
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
     @torch.no_grad()
-    def val_logits(self) -> torch.Tensor:
-        return predict_logits(self.model, self.spec, self.val_paths, self.device)
+    def val_logits(self, rows: np.ndarray | None = None, progress: Callable[[float], None] | None = None
+                   ) -> torch.Tensor:
+        paths = self.val_paths if rows is None else [self.val_paths[i] for i in rows]
+        return predict_logits(self.model, self.spec, paths, self.device, progress=progress)
 
     def close(self) -> None:
         self._loader = None  # ends the DataLoader's worker processes
@@ -139,3 +171,40 @@ def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], de
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
+    """The path `phase` of the trainer `learn` runs on: cached features for the head, cached activations when the
+    model is cut at a frozen boundary, else the full forward. Cached views are computed on first use."""
+    cfg, val_paths = learn.cfg, [it.path for it in learn.ds.val]
+    if phase == 1 or learn.split is not None:
+        if learn.views is None:
+            step = "cache features of augmented views"
+            learn.report(step, 0.0)
+            images, batches = train_images(learn)
+            n_views = 1 if learn.plan.augment == "none" and not cfg.regularisation.random_erasing else \
+                max(1, cfg.runtime.views)  # without augmentation the views would be identical
+            learn.views = cache_views(learn.model, learn.split, learn.spec, images, val_paths, n_views,
+                                      batches.seed_of, learn.device, learn.check_cancel,
+                                      progress=lambda f: learn.report(step, f))
+            learn.report(step, 1.0)
+        if phase == 1:
+            return FeaturePath(learn.model, learn.views, cfg.optim.batch_size, learn.device)
+        boundary = learn.groups[next(i for i, f in enumerate(learn.plan.frozen) if not f)].name
+        return ActivationPath(learn.model, learn.split, learn.views, cfg.optim.batch_size, learn.device, boundary)
+    reg = cfg.regularisation
+    mix = Mixup(mixup_alpha=reg.mixup, cutmix_alpha=reg.cutmix, num_classes=len(learn.classes),
+                label_smoothing=reg.label_smoothing) if reg.mixup or reg.cutmix else None
+    images, batches = train_images(learn)
+    return FullPath(learn.model, images, batches, learn.spec, val_paths, learn.device, learn.ytr, mix)
+
+
+def train_images(learn) -> tuple[AugmentedImages, EpochBatches]:
+    """The augmented train images and the epoch batcher of `learn` (made once per trainer)."""
+    if learn.images is None:
+        work_key, work_geom = aug.working_geometry(learn.spec)
+        tf = aug.train_transform(learn.spec, learn.plan.augment, learn.cfg.regularisation.random_erasing)
+        learn.images = (AugmentedImages([it.path for it in learn.ds.train], work_key, work_geom, tf,
+                                        learn.spec.in_chans),
+                        EpochBatches(learn.cfg.optim.batch_size, learn.cfg.runtime.seed))
+    return learn.images

@@ -1,0 +1,73 @@
+"""Following a run in the terminal: a progress bar from the run's events (read from the store, as the dashboard
+reads them), and the result in words or JSON."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
+               "test_interval", "test_n", "test_source", "cv_estimate", "probe_accuracy", "head_accuracy", "seconds",
+               "error")
+
+
+def progress_line(stage: str, frac: float) -> None:
+    print(f"\r{stage:>32} {frac:6.1%}", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
+
+
+def watch(run, thread: threading.Thread) -> None:
+    """Progress from the run's events (the CLI reads the store like the dashboard does)."""
+    from tqdm import tqdm
+    bar, seen = None, 0
+    while thread.is_alive():
+        evs = run.events()
+        for e in evs[seen:]:
+            if e["kind"] == "setup":
+                progress_line(e["name"], e["fraction"])
+            elif e["kind"] == "step":
+                if bar is None:
+                    bar = tqdm(total=None, unit="step", file=sys.stderr)
+                bar.update(1)
+                bar.set_postfix(epoch=e["epoch"], loss=f"{e['running_loss']:.3f}",
+                                left=f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "?")
+            elif e["kind"] == "epoch":
+                print(f"\nepoch {e['epoch']}/{e['total_epochs']}: val {e['val_acc']:.1%}", file=sys.stderr)
+        seen = len(evs)
+        time.sleep(0.5)
+    if bar is not None:
+        bar.close()
+
+
+def train_result(run, as_json: bool) -> int:
+    m = run.read_json("metrics.json") or {}
+    out = {k: m.get(k) for k in RESULT_KEYS}
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        test = (f"test accuracy {out['test_accuracy']:.1%} (95% interval {out['test_interval'][0]:.1%}–"
+                f"{out['test_interval'][1]:.1%}, {out['test_n']} photos nothing was chosen on)"
+                if out["test_accuracy"] is not None else
+                f"no test split; cross-validated estimate {out['cv_estimate']:.1%}" if out.get("cv_estimate") else
+                "no test split")
+        print(f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
+              f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
+              f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
+    return 0 if out["status"] == "finished" else 1
+
+
+def fit_in_thread(run, trainer, quiet: bool) -> None:
+    """Trains in a thread while the main thread shows progress; a busy run (another writer) is raised here."""
+    from engine.runs.store import RunLock
+    lock = RunLock(run)
+    lock.acquire()  # fails fast with RunBusy before any thread starts
+    lock.release()
+    t = threading.Thread(target=trainer.fit, daemon=True)
+    t.start()
+    try:
+        if not quiet:
+            watch(run, t)
+        t.join()
+    except KeyboardInterrupt:
+        trainer.cancel.cancel()
+        t.join()
