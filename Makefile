@@ -11,14 +11,17 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-slow bench clean
 install: $(BIN)/.installed
 
 run: install
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-slow: install  # the real-data accuracy claims (minutes each): EuroSAT auto on its test split, the plant probe
+	$(BIN)/python -m pytest -q -m slow tests
 
 bench: install
 	$(BIN)/python bench/probe.py

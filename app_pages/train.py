@@ -71,7 +71,8 @@ def show_plan(planned) -> None:
     st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
                     width="stretch", key="plan_strip")
     st.caption(f"Head on {plan.tap_label}; starts from {'the linear probe' if plan.head_init == 'probe' else 'random'}"
-               f"; augmentation {plan.augment}; about {plan.estimate_s:.0f} s in all.")
+               f"; augmentation {plan.augment}; about {plan.estimate_s:.0f} s in all; its caches need about "
+               f"{plan.ram_bytes / 1e9:.1f} GB of memory and {plan.disk_bytes / 1e9:.1f} GB of disk.")
     findings = preflight(plan)
     for f in findings:
         (st.error if f.error else st.warning)(f"{f.message}. Fix: {f.fix}.")
@@ -224,6 +225,11 @@ def progress_bars(state, setups, steps, epochs, phases, plan) -> None:
                     (f", step {len(in_epoch)} of {per_epoch}" if current_epoch > done else "") + left)
     elif not total and state == "running" and not setup:
         st.progress(1.0, text="no training epochs: the linear probe's head is the model")
+    newest = max([e for e in setups[-1:] + steps[-1:] if e.get("run_eta_s", e.get("eta_s")) is not None],
+                 key=lambda e: e["t"], default=None)
+    if newest is not None and state == "running":
+        st.caption(f"The whole run: about {newest.get('run_eta_s', newest.get('eta_s')):.0f} s left "
+                   f"(from the plan's estimate and the pace measured so far).")
 
 
 def controls(state: str) -> None:

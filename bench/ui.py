@@ -1,9 +1,10 @@
 """Dashboard honesty and responsiveness, measured the way a person meets them.
 
 1. Page render time once warm (AppTest, every page of the router).
-2. Time left: the Quick demo's run is executed by the same `Runner` the page uses, and at 25, 50 and 75% of its
-   wall time the "time left" the Train page would show (the newest step or setup event's `eta_s`) is compared with the
-   time the run really had left. Also the plan's whole-run estimate against the real wall time.
+2. Time left: the Quick demo's run is executed by the same `Runner` the page uses, cold (a fresh TRANSFERLAB_HOME
+   each time: no stored plan, no cached features), and at 25, 50 and 75% of its wall time the whole run's time left
+   that the Train page shows is compared with the time the run really had left. Also the plan's estimate against the
+   real wall time.
 3. With --browser: a real `streamlit run` server in Debian's chromium; the time from the Quick demo click to the first
    named setup step on screen (the run is stopped right after).
 
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 
 from engine import demo_config  # noqa: E402
+from engine.data.decode import DECODED  # noqa: E402
 from engine.paths import REPO  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
 from engine.service.runner import Runner  # noqa: E402
@@ -42,13 +44,15 @@ def render(name: str) -> float:
 
 
 def shown_eta(events: list[dict], at: float) -> float | None:
-    """The time left the Train page shows at wall time `at`: the run's own estimate from the newest step event, or
-    during setup the running step's estimate (a lower bound: later steps are not in it)."""
+    """The whole run's time left as the Train page shows it at wall time `at`: the newest setup step's `run_eta_s` or
+    training step's `eta_s` (None while the run has no estimate)."""
     last = None
     for e in events:
         if e["t"] > at:
             break
-        if e["kind"] in ("step", "setup") and e.get("eta_s") is not None:
+        if e["kind"] == "setup" and e.get("run_eta_s") is not None:
+            last = e["run_eta_s"]
+        elif e["kind"] == "step" and e.get("eta_s") is not None:
             last = e["eta_s"]
     return last
 
@@ -137,8 +141,12 @@ def main() -> None:
         render(name)
         print(f"{name:14} {statistics.median(render(name) for _ in range(3)):16.2f}")
 
-    runner = Runner()
-    rows = [eta_errors(runner.store, run_demo(runner)) for _ in range(args.reps)]
+    rows = []
+    for _ in range(args.reps):
+        os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-ui-")  # cold: no stored plan or features
+        DECODED.clear()
+        runner = Runner(RunStore())
+        rows.append(eta_errors(runner.store, run_demo(runner)))
     print(f"\nQuick demo ({args.reps} runs): error of the time left shown, |shown - real| / real")
     print(f"{'at':>6} {'median error':>13} {'max error':>10}")
     for m in MARKS:

@@ -61,15 +61,20 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
     return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
 
 
+def _dataset(args: argparse.Namespace):
+    from engine.data.dataset import TEST_FRACTION, load_dataset
+    fraction = TEST_FRACTION if args.test_fraction is None else args.test_fraction
+    return load_dataset(args.data, val=args.val, seed=args.seed, test=args.test, test_fraction=fraction,
+                        allow_outside=args.allow_outside_root)
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
-    from engine.data.dataset import load_dataset
     from engine.probe.linear import probe
     from engine.probe.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
     progress = None if args.quiet else progress_line
     if len(names) > 1:
-        ds = load_dataset(args.data, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root)
-        result = shootout(ds, names, progress=progress)
+        result = shootout(_dataset(args), names, progress=progress)
         print(json.dumps(result, indent=2) if args.json else result["verdict"])
         return 0
     if args.per_stage:  # the full auto plan: probe, candidates, recommendation
@@ -86,9 +91,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
             print(f"\nfinal-feature probe {p.probe_accuracy:.1%} on val; plan: {p.tap_label}\n  {p.reason}")
         return 0
-    r = probe(load_dataset(args.data, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root), names[0],
-              weights=args.weights, per_stage=False,
-              in_channels=args.in_chans, progress=progress)
+    r = probe(_dataset(args), names[0], weights=args.weights, per_stage=False, in_channels=args.in_chans,
+              progress=progress)
     d = {k: v for k, v in r.to_dict().items() if not k.startswith("val_")}
     print(json.dumps(d, indent=2) if args.json else
           f"{r.backbone}: linear probe accuracy {r.accuracy:.1%} on {r.n_val} validation images "
@@ -108,7 +112,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for g, label, f, lr in zip(plan.groups, plan.labels, plan.frozen, plan.lrs):
         print(f"  {label:14} {g:28} {'frozen' if f else f'trains at {lr:.0e}'}")
     print(f"head epochs {plan.head_epochs} at {plan.head_lr:g}; fine-tune epochs {plan.finetune_epochs}; "
-          f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s\n{plan.reason}")
+          f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s; memory {plan.ram_bytes / 1e9:.1f} GB, disk "
+          f"{plan.disk_bytes / 1e9:.1f} GB\n{plan.reason}")
     for f in preflight(plan):
         print(f"{'ERROR' if f.error else 'WARNING'}: {f.message}. Fix: {f.fix}.")
     return 0

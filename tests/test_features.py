@@ -59,7 +59,8 @@ def test_extract_writes_every_tap_for_the_image_and_its_mirror(tiny_folder, tmp_
     assert not np.allclose(final[0, 0], final[0, 1], atol=1e-2)
 
 
-def test_the_cache_is_written_once_and_read_memory_mapped(tiny_folder):
+def test_the_cache_is_written_once_and_read_memory_mapped_beyond_its_budget(tiny_folder, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "64K")  # the features (4 images, every stage) are larger than their share
     spec = InputSpec.for_backbone(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
     labels, splits = np.array([0, 1, 0, 1]), np.array(["train", "train", "val", "val"])
@@ -97,3 +98,33 @@ def test_grey_images_through_the_adapted_model_give_the_features_of_their_rgb_co
     extract(create_backbone(LITE0, in_chans=1)[0], spec.with_chans(1), paths, tmp_path / "grey", views=1, device=cpu)
     for name in ("final.npy", "tap5.npy"):
         assert np.allclose(np.load(tmp_path / "rgb" / name), np.load(tmp_path / "grey" / name), atol=1e-4)
+
+
+def test_a_feature_cache_over_the_memory_budget_streams_from_disk_with_the_same_probe(tiny_folder, monkeypatch):
+    """The same probe from features read into memory and from features memory-mapped because they exceed a tiny
+    budget: identical accuracy and predictions."""
+    from engine.data.dataset import load_dataset
+    from engine.probe.linear import probe
+    ds = load_dataset(tiny_folder, val_fraction=0.34)
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "2G")
+    in_memory = probe(ds, LITE0)
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "64K")
+    streamed = probe(ds, LITE0)
+    assert streamed.cached and not isinstance(in_memory.features.arrays[FINAL], np.memmap)
+    assert all(isinstance(a, np.memmap) for a in streamed.features.arrays.values())
+    assert streamed.accuracy == in_memory.accuracy and streamed.val_predictions == in_memory.val_predictions
+    assert [c["accuracy"] for c in streamed.stage_curve] == [c["accuracy"] for c in in_memory.stage_curve]
+
+
+def test_fits_use_a_budget_sized_stratified_sample(monkeypatch):
+    from engine.probe.features import MIN_FIT_ROWS, cap_rows, fit_rows
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "64K")
+    assert fit_rows(1280, 2) == MIN_FIT_ROWS  # never fewer, whatever the budget
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "8G")
+    assert fit_rows(1280, 2) > fit_rows(2560, 2) > MIN_FIT_ROWS
+    labels = np.repeat([0, 1, 2], [900, 90, 10])
+    index = np.arange(1000)
+    kept = cap_rows(index, labels, 100)
+    assert len(kept) == 100 and np.array_equal(kept, cap_rows(index, labels, 100)) and np.all(np.diff(kept) > 0)
+    assert list(np.bincount(labels[kept])) == [90, 9, 1]  # every class in proportion
+    assert cap_rows(index, labels, 5000) is index

@@ -55,3 +55,10 @@ def test_preflight_passes_a_sound_plan_and_stops_a_trainable_group_at_rate_0():
     assert blocking(preflight(dataclasses.replace(plan(), batch_size=1)))
     hot = dataclasses.replace(plan(), lrs=(0.0, 0.0, 0.0, 1e-2, 1e-3))
     assert [f.code for f in preflight(hot)] == ["high-lr"] and not blocking(preflight(hot))
+
+
+def test_preflight_refuses_a_plan_whose_caches_exceed_the_memory_budget(monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "1G")
+    assert preflight(dataclasses.replace(plan(), ram_bytes=900 * 1024**2)) == []
+    stop = blocking(preflight(dataclasses.replace(plan(), ram_bytes=3 * 1024**3)))
+    assert [f.code for f in stop] == ["memory"] and "TRANSFERLAB_MEMORY" in stop[0].fix

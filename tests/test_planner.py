@@ -69,3 +69,15 @@ def test_no_choice_reads_the_test_split(carved, monkeypatch):
 def test_small_photos_are_not_centre_cropped(tiny_folder):
     ds = load_dataset(tiny_folder)
     assert spec_for(ds, "tf_efficientnet_lite0", 3).crop_pct == 1.0  # 224 px sample photos: nothing to crop
+
+
+def test_the_plan_states_its_memory_and_disk_and_caches_fewer_views_when_they_do_not_fit(carved, monkeypatch):
+    from engine.plan.make import load_data, make_plan
+    c = cfg(carved, strategy="top-k", views=4)
+    ds = load_data(c)
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "4G")
+    roomy = make_plan(c, ds, lambda *a: None).plan
+    assert roomy.views == 4 and roomy.ram_bytes > 0 and roomy.disk_bytes > roomy.ram_bytes // 1000
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "200K")
+    tight = make_plan(c, ds, lambda *a: None).plan
+    assert tight.views == 1 and "1 augmented view(s)" in tight.reason and "TRANSFERLAB_MEMORY" in tight.reason

@@ -51,21 +51,6 @@ def test_shootout_keeps_going_when_weights_are_missing_and_gives_a_verdict(tiny_
         probe(load_dataset(tiny_folder), "convnext_tiny")
 
 
-def test_a_feature_cache_larger_than_the_memory_budget_streams_and_gives_the_same_probe(tiny_folder, tmp_path,
-                                                                                        monkeypatch):
-    import engine.data.decode as decode
-    ds = load_dataset(tiny_folder)
-    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "roomy"))
-    roomy = probe(ds, "tf_efficientnet_lite0", per_stage=False)
-    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "tight"))
-    monkeypatch.setattr(decode, "DECODED", decode.DecodeCache(max_bytes=3 * 224 * 224))  # one image at a time
-    tight = probe(ds, "tf_efficientnet_lite0", per_stage=False)
-    n_bytes = sum(a.nbytes for a in tight.features.arrays.values())
-    assert n_bytes > decode.DECODED.max_bytes and isinstance(tight.features.arrays[FINAL], np.memmap)
-    assert decode.DECODED.nbytes <= decode.DECODED.max_bytes
-    assert tight.accuracy == roomy.accuracy and np.allclose(tight.features.arrays[FINAL], roomy.features.arrays[FINAL])
-
-
 @pytest.mark.slow
 def test_lite0_probe_on_real_plant_leaves(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # an empty feature cache: the first probe is cold

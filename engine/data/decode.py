@@ -29,8 +29,10 @@ class DecodeCache:
         self._lock = threading.Lock()
 
     def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4,
-                 chans: int = 3) -> list[torch.Tensor]:
-        """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache."""
+                 chans: int = 3, keep: bool = True) -> list[torch.Tensor]:
+        """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache.
+        With `keep=False` newly decoded images are not kept (a single pass, such as feature extraction, would only
+        push out images that are read again)."""
         with self._lock:
             found = {p: self._store[(p, key)] for p in dict.fromkeys(paths_) if (p, key) in self._store}
             for p in found:
@@ -43,7 +45,8 @@ class DecodeCache:
             with self._lock:
                 for p, t in zip(missing, decoded):
                     found[p] = t
-                    self._put((p, key), t)
+                    if keep:
+                        self._put((p, key), t)
         return [found[p] for p in paths_]
 
     def _put(self, k: tuple[str, str], t: torch.Tensor) -> None:

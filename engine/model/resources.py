@@ -7,9 +7,12 @@ from pathlib import Path
 from torch import nn
 
 from engine.errors import NotEnoughSpace
-from engine.model.taps import tap_dims
+from engine.model.taps import FINAL, tap_dims
+from engine.paths import memory_budget
 
 MARGIN = 64 * 1024**2  # bytes kept free beyond the estimate (logs, status, the file system's own needs)
+VIEWS_SHARE = 0.25  # of the memory budget, for the cached features of augmented views
+ACT_SHARE = 0.25  # of the memory budget, for cached activations at a freeze boundary
 
 
 def feature_bytes(arch: str, n_images: int, views: int = 2) -> int:
@@ -31,3 +34,28 @@ def need_disk(folder: Path, nbytes: int, what: str) -> None:
         raise NotEnoughSpace(f"{what} needs about {(nbytes + MARGIN) / 1e6:,.0f} MB in {folder}, and only "
                              f"{free / 1e6:,.0f} MB are free; free some space, or set TRANSFERLAB_HOME to a larger "
                              f"disk")
+
+
+def head_dim(arch: str, taps: tuple[int, ...]) -> int:
+    """The width of the head's input: the pooled features of `taps`, concatenated."""
+    dims, final = tap_dims(arch)
+    return sum(final if t == FINAL else dims[t] for t in taps)
+
+
+def views_that_fit(n_images: int, dim: int, wanted: int) -> int:
+    """How many augmented views of `dim` features of `n_images` fit in their share of the memory budget (≥ 1)."""
+    return max(1, min(wanted, int(VIEWS_SHARE * memory_budget() // max(1, n_images * dim * 4))))
+
+
+def activations_fit(n_images: int, views: int, per_image: int) -> bool:
+    """Whether cached activations (`per_image` bytes each) of `views` views of `n_images` fit in their share."""
+    return n_images * views * per_image <= ACT_SHARE * memory_budget()
+
+
+def plan_bytes(arch: str, n_images: int, n_train: int, views: int, dim: int, params: int, image_bytes: int,
+               fit_bytes: int) -> tuple[int, int]:
+    """(memory, disk) a run needs for its data: the decode cache (capped by its share), the cached views, one linear
+    fit; the feature cache of every stage and the checkpoints on disk. The model itself is not counted."""
+    from engine.data.decode import DECODE_SHARE
+    ram = min(int(DECODE_SHARE * memory_budget()), n_images * image_bytes) + views * n_train * dim * 4 + fit_bytes
+    return ram, feature_bytes(arch, n_images) + 5 * params * 4

@@ -69,6 +69,10 @@ class OptimConfig:
         if self.strategy == "custom" and self.freeze is None:
             raise ConfigError("strategy 'custom' needs a freeze map (one True/False per layer group)")
 
+    def promised_seconds(self) -> float | None:
+        """The whole run's time, as auto promises it (its budget, probe included); None for other strategies."""
+        return (self.budget or DEFAULT_BUDGET_S) if self.strategy == "auto" else None
+
 
 @dataclass(frozen=True)
 class RegularisationConfig:

@@ -20,30 +20,22 @@ import torch
 from engine import paths
 from engine.data.dataset import Dataset, load_dataset
 from engine.errors import DataError
-from engine.model.catalogue import list_entries
+from engine.model.catalogue import get_entry, list_entries
 from engine.model.cost import epoch_seconds, total_flops
 from engine.model.groups import layer_groups
+from engine.model.resources import head_dim, plan_bytes, views_that_fit
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, TapModel
 from engine.model.weights import availability
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
-from engine.plan.rules import (
-    BANDS,
-    BASE_LR,
-    DEFAULT_EPOCHS,
-    HEAD_LR,
-    STRATEGY_TEXT,
-    Plan,
-    band,
-    discriminative,
-    group_labels,
-)
+from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR, STRATEGY_TEXT, Plan, band,
+                               discriminative, group_labels)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
+from engine.probe.features import FIT_BYTES_PER_VALUE, fit_rows
 from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
 
 SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
-FIXED_S = 5.0  # building the model, saving it, writing the results
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 Step = Callable[[str, float], None]
 
@@ -114,7 +106,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     for name in _other_bundled(cfg.backbone, cfg.weights):
         other_spec = spec_for(ds, name, cfg.data.in_chans)
         est = _extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
-        reserve = 10 * (len(probes) + 1) + _score_seconds(probes[0], name, other_spec, n_test + len(ds.val))
+        reserve = 10 * (len(probes) + 1) + _score_seconds(probes[0], name, other_spec, n_test + 2 * len(ds.val))
         if time.perf_counter() - t0 + est + reserve > SAFETY * budget:
             continue
         probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
@@ -127,7 +119,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
     # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
     # saving and scoring the test split
-    finish = _score_seconds(p, p.backbone, p.input_spec, n_test + len(ds.val)) + FIXED_S
+    finish = _score_seconds(p, p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
     left = SAFETY * budget - (time.perf_counter() - t0) - finish
     plan = _resolve(cfg, ds, p.input_spec, p.backbone, choice.taps, choice.flip, probes[0], head, scored, metric,
                     choice=choice, seconds_left=left, speed=p.images_per_s, elapsed=time.perf_counter() - t0)
@@ -224,7 +216,16 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     views = 2 if flip else 1
     epoch_s = epoch_seconds(backbone, spec.input_size[-1], [groups[i] for i in trainable if i < headi], len(ds.train),
                             len(ds.val), speed, views) if speed and ft_epochs else 0.0
-    score_s = (len(ds.val) + len(ds.test)) * views / speed if speed else 0.0
+    score_s = (len(ds.val) + len(ds.test)) * views / speed if speed else 0.0  # the final val and test scoring
+    dim, n_img = head_dim(backbone, tuple(taps)), len(ds.train) + len(ds.val) + len(ds.test)
+    k = views_that_fit(len(ds.train), dim, cfg.runtime.views)
+    if k < cfg.runtime.views and (head_epochs or ft_epochs):
+        reason += (f" {k} augmented view(s) of the {len(ds.train):,} training photos are cached, not "
+                   f"{cfg.runtime.views}: more would not fit in the memory budget (TRANSFERLAB_MEMORY).")
+    fit = min(fit_rows(dim, views), len(ds.train)) * dim * views * FIT_BYTES_PER_VALUE
+    ram, disk = plan_bytes(backbone, n_img, len(ds.train), k, dim, int(get_entry(backbone).params_m * 1e6),
+                           int(np.prod(spec.input_size)), fit)
+    start_s = len(ds.val) * views / speed if speed and init != "random" else 0.0  # validating the starting head
     if s != "auto" and p is not None and head is not None:
         reason += (f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
                    f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
@@ -237,12 +238,13 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
         frozen=tuple(i not in trainable for i in range(n)), lrs=tuple(lrs), finetune_epochs=ft_epochs,
         warmup_epochs=cfg.optim.warmup_epochs if cfg.optim.warmup_epochs is not None else (warmup if ft_epochs else 0),
         augment=cfg.regularisation.augment or augment,
-        bn_frozen_stats=bn_frozen, batch_size=cfg.optim.batch_size, views=cfg.runtime.views, reason=reason,
+        bn_frozen_stats=bn_frozen, batch_size=cfg.optim.batch_size, views=k, reason=reason,
         probe_accuracy=p.accuracy if p else None, head_accuracy=head.accuracy if head else None,
         head_cv=chosen.cv if chosen else None, metric=metric or "accuracy",
         candidates=tuple(c.to_dict() for c in scored), test_source=ds.test_source, n_train=len(ds.train),
         n_val=len(ds.val), n_test=len(ds.test), finetune_epoch_s=round(epoch_s, 1), score_s=round(score_s, 1),
-        estimate_s=round(elapsed + ft_epochs * epoch_s + score_s, 1))
+        start_s=round(start_s, 1), plan_s=round(elapsed, 1), ram_bytes=ram, disk_bytes=disk,
+        estimate_s=round(elapsed + start_s + ft_epochs * epoch_s + score_s + FIXED_S, 1))
 
 
 def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec, groups: list[str],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.paths import memory_budget
 from engine.plan.rules import Plan
 
 
@@ -38,6 +39,10 @@ def preflight(plan: Plan) -> list[Finding]:
     if not any(plan.frozen) and plan.finetune_epochs and plan.warmup_epochs == 0 and pretrained:
         out.append(Finding("no-warmup", "full fine-tuning starts at full rate: the head's large early gradients "
                            "disturb the pretrained layers", "warm up for at least one epoch (warmup_epochs=1)"))
+    if plan.ram_bytes > memory_budget():
+        out.append(Finding("memory", f"the plan's caches need about {plan.ram_bytes / 1e9:.1f} GB of memory and the "
+                           f"budget is {memory_budget() / 1e9:.1f} GB", "cache fewer augmented views (views), or "
+                           "raise TRANSFERLAB_MEMORY if the machine has the memory", error=True))
     if plan.batch_size < 2:
         out.append(Finding("batch-size", f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
                            "use a batch size of 2 or more (32 is the default)", error=True))

@@ -15,6 +15,7 @@ BANDS = ((0.85, "above 85%", "feature extraction: train only a new head", 0),
          (0.00, "below 50%", "fine-tune the whole network", None))
 DEFAULT_EPOCHS = {"head": 10, "finetune": 15, "scratch": 25}
 HEAD_LR = {"probe": 1e-3, "random": 1e-2}  # phase 1: a head that starts at the probe's optimum moves gently
+FIXED_S = 5.0  # seconds of every run for building the model, saving it and writing the results
 BASE_LR = 1e-3  # phase 2: the head's rate; groups below get BASE_LR * decay ** distance, at least BASE_LR * floor
 STRATEGY_TEXT = {
     "feature-extraction": "The backbone stays frozen; the head starts from the linear probe and is trained on "
@@ -86,6 +87,8 @@ class Plan:
     n_val: int = 0
     n_test: int = 0
     estimate_s: float = 0.0  # the whole run, planning included
+    plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)
+    start_s: float = 0.0  # validating the starting model (epoch 0)
     finetune_epoch_s: float = 0.0  # one phase-2 epoch, from the measured forward speed and the groups' FLOPs
     score_s: float = 0.0  # the final validation and test scoring
     ram_bytes: int = 0

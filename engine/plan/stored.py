@@ -13,7 +13,7 @@ from engine.errors import DataError
 from engine.plan.rules import Plan
 from engine.probe.linear import LinearFit, ProbeResult
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3
 
 
 @dataclass

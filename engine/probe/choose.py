@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from engine.model.taps import FINAL
-from engine.probe.features import FeatureSet
+from engine.probe.features import FeatureSet, cap_rows, fit_rows
 from engine.probe.linear import ProbeResult, fit_linear
 
 FOLDS = 5
@@ -56,13 +56,14 @@ def cross_validate(fs: FeatureSet, taps: tuple[int, ...], flip: bool, c: float, 
                    metric: str = "accuracy", folds: int = FOLDS, seed: int = 0) -> tuple[float, float] | None:
     """Mean and standard deviation over stratified folds of train + val; None when a class has under 2 images."""
     rows, y = _pooled(fs)
+    views = range(fs.views if flip else 1)
+    kept = cap_rows(np.arange(len(rows)), y, fit_rows(fs.dim(taps), len(views)), seed)  # a budget-sized sample
+    rows, y = rows[kept], y[kept]
     counts = np.bincount(y, minlength=n_classes)
     k = min(folds, int(counts[counts > 0].min()))
     if k < 2:
         return None
-    views = range(fs.views if flip else 1)
-    feats = [np.concatenate([np.asarray(fs.arrays[t][rows, v], dtype=np.float32) for t in taps], axis=1)
-             for v in views]
+    feats = [fs.rows(rows, taps, v) for v in views]
     scores = []
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, y):
         fit = fit_linear(np.concatenate([f[tr] for f in feats]), np.concatenate([y[tr]] * len(feats)),

@@ -19,12 +19,17 @@ import torch
 from torch import nn
 
 from engine import paths
+from engine.paths import memory_budget
 from engine.model.device import autocast, pick_device, precision_name, to_device
 from engine.model.resources import feature_bytes, need_disk
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, tap_dims, tap_features
 
 VIEWS = ("image", "mirror image")
+FEATURE_SHARE = 0.25  # of the memory budget: features this large or smaller are read into memory, else memory-mapped
+FIT_SHARE = 0.25  # of the memory budget, for the arrays of one linear fit (float64 copies included)
+MIN_FIT_ROWS = 4000  # a fit always may use this many images, whatever the budget
+FIT_BYTES_PER_VALUE = 24  # float32 features, sklearn's float64 copy and the standardised copy
 Progress = Callable[[int, int], None]
 
 
@@ -40,8 +45,14 @@ class FeatureSet:
 
     def x(self, split: str, taps: tuple[int, ...], view: int = 0) -> np.ndarray:
         """(n, D) features of one split at the concatenated `taps`, for one view."""
-        mask = self.splits == split
-        return np.concatenate([np.asarray(self.arrays[t][mask, view], dtype=np.float32) for t in taps], axis=1)
+        return self.rows(np.flatnonzero(self.splits == split), taps, view)
+
+    def rows(self, index: np.ndarray, taps: tuple[int, ...], view: int = 0) -> np.ndarray:
+        """(len(index), D) features of the items `index` at the concatenated `taps`, for one view."""
+        return np.concatenate([np.asarray(self.arrays[t][index, view], dtype=np.float32) for t in taps], axis=1)
+
+    def dim(self, taps: tuple[int, ...]) -> int:
+        return sum(int(self.arrays[t].shape[2]) for t in taps)
 
     def y(self, split: str) -> np.ndarray:
         return self.labels[self.splits == split]
@@ -100,7 +111,7 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
                 if check_cancel:
                     check_cancel()
                 chunk = image_paths[start:start + batch_size]
-                x = spec.normalize(to_device(torch.stack(spec.load(chunk)), device))
+                x = spec.normalize(to_device(torch.stack(spec.load(chunk, keep=False)), device))
                 xs = torch.cat([x, x.flip(-1)]) if views == 2 else x
                 feats = tap_features(model, xs, taps)
                 for tap, f in zip(taps, feats):
@@ -123,7 +134,9 @@ def load_cached(key: str) -> FeatureSet | None:
         return None
     meta = json.loads((folder / "meta.json").read_text())
     taps = tuple(meta["taps"])
-    arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode="r") for t in taps}
+    size = sum((folder / f"{_name(t)}.npy").stat().st_size for t in taps)
+    mmap = "r" if size > FEATURE_SHARE * memory_budget() else None  # larger than its share: read from disk as used
+    arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode=mmap) for t in taps}
     return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True)
 
 
@@ -158,3 +171,22 @@ def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec,
 
 def current_precision(device: torch.device | None = None) -> str:
     return precision_name(device or pick_device())
+
+
+def fit_rows(dim: int, views: int) -> int:
+    """The most images one linear fit of `dim` features over `views` views may use: its share of the memory budget,
+    and never fewer than MIN_FIT_ROWS. Above it, a fit uses a stratified sample (`cap_rows`)."""
+    return max(MIN_FIT_ROWS, int(FIT_SHARE * memory_budget() // (dim * views * FIT_BYTES_PER_VALUE)))
+
+
+def cap_rows(index: np.ndarray, labels: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """`index` when it has at most `cap` items, else a stratified sample of `cap` of them (every class in proportion,
+    at least one each), in their original order."""
+    if len(index) <= cap:
+        return index
+    rng, y = np.random.default_rng(seed), labels[index]
+    keep = []
+    for c in np.unique(y):
+        members = index[y == c]
+        keep.append(rng.choice(members, size=max(1, round(cap * len(members) / len(index))), replace=False))
+    return np.sort(np.concatenate(keep))

@@ -21,7 +21,8 @@ from engine.model.groups import group_names
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
-from engine.probe.features import FeatureSet, compute_cached, current_precision, feature_key
+from engine.probe.features import (FeatureSet, cap_rows, compute_cached, current_precision, feature_key,
+                                   fit_rows)
 
 Progress = Callable[[str, float], None]
 
@@ -74,8 +75,9 @@ def fit_taps(fs: FeatureSet, taps: tuple[int, ...], n_classes: int, flip: bool =
     """The probe on the concatenated `taps`, fitted on train (both views when `flip`), scored on val (the views'
     mean feature when `flip`, as `TapModel` computes it)."""
     views = range(fs.views if flip else 1)
-    x_train = np.concatenate([fs.x("train", taps, v) for v in views])
-    y_train = np.concatenate([fs.y("train")] * len(views))
+    train = cap_rows(np.flatnonzero(fs.splits == "train"), fs.labels, fit_rows(fs.dim(taps), len(views)))
+    x_train = np.concatenate([fs.rows(train, taps, v) for v in views])
+    y_train = np.concatenate([fs.labels[train]] * len(views))
     x_val = np.mean([fs.x("val", taps, v) for v in views], axis=0)
     return fit_linear(x_train, y_train, x_val, fs.y("val"), n_classes, c, balanced, tol)
 

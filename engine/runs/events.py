@@ -56,6 +56,7 @@ class SetupStep(Event):
     name: str = ""
     fraction: float = 0.0
     eta_s: float | None = None
+    run_eta_s: float | None = None  # the whole run's time left, as well as it is known (None: unknown)
 
 
 @dataclass(frozen=True)

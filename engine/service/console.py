@@ -12,8 +12,9 @@ RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best
                "error")
 
 
-def progress_line(stage: str, frac: float) -> None:
-    print(f"\r{stage:>32} {frac:6.1%}", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
+def progress_line(stage: str, frac: float, run_left: float | None = None) -> None:
+    left = f"  (run: about {run_left:.0f} s left)" if run_left is not None else ""
+    print(f"\r{stage:>32} {frac:6.1%}{left}   ", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
 
 
 def watch(run, thread: threading.Thread) -> None:
@@ -24,7 +25,7 @@ def watch(run, thread: threading.Thread) -> None:
         evs = run.events()
         for e in evs[seen:]:
             if e["kind"] == "setup":
-                progress_line(e["name"], e["fraction"])
+                progress_line(e["name"], e["fraction"], e.get("run_eta_s"))
             elif e["kind"] == "step":
                 if bar is None:
                     bar = tqdm(total=None, unit="step", file=sys.stderr)

@@ -9,6 +9,7 @@ import torch
 from engine.data.dataset import Dataset
 from engine.model.cut import SplitModel
 from engine.model.groups import LayerGroup, layer_groups
+from engine.model.resources import activations_fit
 from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, TapModel
 from engine.model.weights import WeightsInfo, create_backbone
@@ -59,15 +60,20 @@ def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
 def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Plan, spec: InputSpec,
            device: torch.device) -> SplitModel | None:
     """The cut below the first trainable group, when that group is neither the stem nor the head, caching is on, no
-    MixUp/CutMix needs the images and the head reads the final features; None when the model does not run as a chain
-    there."""
+    MixUp/CutMix needs the images, the head reads the final features and the activations of the plan's views fit
+    their share of the memory budget; None otherwise (the full forward runs), or when the model does not run as a
+    chain there."""
     boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(groups) - 1)
     mixing = cfg.regularisation.mixup or cfg.regularisation.cutmix
     if not (cfg.runtime.cache_activations and 0 < boundary < len(groups) - 1 and not mixing
             and plan.taps == (FINAL,) and not plan.flip_tta and plan.finetune_epochs):
         return None
     size = spec.input_size[-1]
+    example = torch.zeros(1, spec.in_chans, size, size, device=device)
     try:
-        return SplitModel(model, groups, boundary, torch.zeros(1, spec.in_chans, size, size, device=device))
+        split = SplitModel(model, groups, boundary, example)
     except ValueError:
         return None
+    with torch.no_grad():
+        per_image = split.prefix(example).numel() * 4  # float32 (bf16 under autocast: an upper bound)
+    return split if activations_fit(plan.n_train, plan.views, per_image) else None

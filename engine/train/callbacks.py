@@ -232,8 +232,16 @@ class SetupProgress:
     def __init__(self, run, min_interval: float = 0.25):
         self.run, self.min_interval = run, min_interval
         self.name, self.started, self.last = "", 0.0, 0.0
+        self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
+
+    def expect(self, seconds: float | None) -> None:
+        """The rest of the run is expected to take `seconds` from now (auto's budget before its plan exists, then the
+        plan's estimate, then the final scoring's)."""
+        self.deadline = None if seconds is None else time.perf_counter() + seconds
 
     def __call__(self, name: str, fraction: float) -> None:
+        if self.run is None:  # a process other than rank 0, or a run-less trainer (the LR finder)
+            return
         now = time.perf_counter()
         if name != self.name:
             self.name, self.started, self.last = name, now, 0.0
@@ -242,5 +250,7 @@ class SetupProgress:
         self.last = now
         elapsed = now - self.started
         eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
-        self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))),
-                                  eta_s=None if eta is None or not math.isfinite(eta) else round(eta, 1)))
+        eta = None if eta is None or not math.isfinite(eta) else round(eta, 1)
+        run_eta = None if self.deadline is None else round(max(self.deadline - now, eta or 0.0), 1)
+        self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))), eta_s=eta,
+                                  run_eta_s=run_eta))

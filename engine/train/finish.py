@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from engine.metrics import score
+from engine.plan.rules import FIXED_S
 from engine.train.paths import predict_logits
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def final_metrics(learn: "Trainer") -> dict:
     if best is not None:
         learn.model.load_state_dict(best["model"])
     learn.model.eval()
+    learn.report.expect(learn.plan.score_s + FIXED_S)
     val_paths, test = [it.path for it in learn.ds.val], learn.ds.test
     learn.report("score the chosen model on val", 0.0)
     val_logits = predict_logits(learn.model, learn.spec, val_paths, learn.device, check_cancel=learn.check_cancel,

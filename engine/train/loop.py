@@ -52,9 +52,8 @@ class Trainer:
         self.views, self.images = None, None  # cached views and augmented images, made on first use (paths.py)
 
     def __call__(self, event: str) -> None:
-        if self.rank == 0 or event in ("before_fit", "after_backward", "after_epoch"):  # every rank validates
-            for cb in self.callbacks:
-                cb(event, self)
+        for cb in self.callbacks if self.rank == 0 or event in ("before_fit", "after_backward", "after_epoch") else []:
+            cb(event, self)  # other ranks validate (before_fit, after_epoch) and keep statistics, but write nothing
 
     def check_cancel(self) -> None:
         """Raises `Cancelled` when the token is set or a stop was asked through the run store (by another process)."""
@@ -68,8 +67,9 @@ class Trainer:
     def setup(self) -> None:
         """The plan (made now unless given or stored), the model, optimiser, loss and labels."""
         cfg = self.cfg
-        self.report = SetupProgress(self.run) if self.run is not None and self.rank == 0 else lambda *a: None
+        self.report = SetupProgress(self.run if self.rank == 0 else None)
         if self.rank == 0 and self.planned is None and not (self.run and (self.run.path / "plan.json").exists()):
+            self.report.expect(cfg.optim.promised_seconds())
             self.planned = get_plan(cfg, self.report, self.check_cancel, self.device)
             save_planned(self.run.path, self.planned) if self.run is not None else None
         distributed.barrier()  # the other ranks read the plan rank 0 made: one plan, made once
@@ -77,13 +77,13 @@ class Trainer:
             self.report("load and check data", 0.0)
             self.planned = load_planned(self.run.path, load_data(cfg))
             self.report("load and check data", 1.0)
+        self.report.expect(self.planned.plan.estimate_s - self.planned.plan.plan_s)
         torch.manual_seed(cfg.runtime.seed)  # the new head's initialisation and dropout masks follow the run's seed
         b = build(cfg, self.planned, self.device)  # refuses a plan that fails preflight
         self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split, self.classes = (
             b.ds, b.spec, b.model, b.weights, b.groups, b.plan, b.split, b.ds.classes)
         self.opt = build_optimizer(self.model, self.groups, cfg.optim.weight_decay)
-        self.ytr = torch.tensor([it.label for it in self.ds.train])
-        self.yva = torch.tensor([it.label for it in self.ds.val])
+        self.ytr, self.yva = (torch.tensor([it.label for it in items]) for items in (self.ds.train, self.ds.val))
         self.counts = torch.bincount(self.ytr, minlength=len(self.classes))
         self.loss_fn = make_loss(cfg.regularisation.balance, self.counts, cfg.regularisation.label_smoothing)
         n_shard = len(distributed.shard(np.arange(len(self.ytr)), self.rank, self.world))
@@ -100,8 +100,8 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # under torchrun, DDP averages the gradients across processes here
         self("after_backward")
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        grads = [p for p in self.model.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, self.cfg.optim.grad_clip)
         self.opt.step()
         return loss.item(), int((logits.argmax(1) == y).sum())
 
@@ -110,8 +110,8 @@ class Trainer:
                        else self.phase_frozen)
         order = distributed.shard(sample_order(self.ytr, self.counts, self.cfg.regularisation.balance == "sampler",
                                                self.cfg.runtime.seed + self.epoch), self.rank, self.world)
-        t0, total, correct, seen = time.perf_counter(), 0.0, 0, 0
-        self.epoch_t0, self.validated = t0, False
+        t0 = self.epoch_t0 = time.perf_counter()
+        total, correct, seen, self.validated = 0.0, 0, 0, False
         self("before_epoch")
         for idx, x, soft in path.train_batches(order, self.epoch):
             self.check_cancel()

@@ -183,7 +183,7 @@ def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
             learn.report(step, 0.0)
             images, batches = train_images(learn)
             n_views = 1 if learn.plan.augment == "none" and not cfg.regularisation.random_erasing else \
-                max(1, cfg.runtime.views)  # without augmentation the views would be identical
+                max(1, learn.plan.views)  # as many as fit the memory budget; identical without augmentation
             learn.views = cache_views(learn.model, learn.split, learn.spec, images, val_paths, n_views,
                                       batches.seed_of, learn.device, learn.check_cancel,
                                       progress=lambda f: learn.report(step, f))
