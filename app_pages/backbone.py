@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import (TransferLabError, catalogue_rows, create_backbone, filter_grid, first_conv_weight, get_entry,
-                    group_labels, layer_groups)
+from engine import (MISSING, TransferLabError, catalogue_table, create_backbone, filter_grid, first_conv_weight,
+                    get_entry, group_labels, layer_groups)
 from ui import charts
 from ui.state import backbone, remember
 
@@ -16,9 +16,7 @@ st.caption("A backbone is a network already trained on ImageNet's 1.3 million ph
 
 @st.cache_data(show_spinner=False)
 def catalogue() -> pd.DataFrame:
-    return pd.DataFrame([{"backbone": r["name"], "params (M)": r["params_m"], "ImageNet top-1 %": r["imagenet_top1"],
-                          "input": r["input_size"], "best for": r["best_for"], "weights": r["source"] or "missing",
-                          "how to provide": r["how_to"]} for r in catalogue_rows()])
+    return pd.DataFrame(catalogue_table())
 
 
 @st.cache_resource(show_spinner="Loading the backbone…")
@@ -34,7 +32,7 @@ names = table["backbone"].tolist()
 choice = st.selectbox("Backbone", names, index=names.index(backbone()), key="backbone_select")
 remember(backbone=choice)
 row = table[table.backbone == choice].iloc[0]
-if row["weights"] == "missing":
+if row["weights"] == MISSING:
     st.error(row["how to provide"])
     st.stop()
 try:

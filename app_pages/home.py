@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_rows, demo_config
+from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config
 from ui.state import get_runner, init_session, remember
 
 
 @st.cache_data(show_spinner=False)
 def _catalogue() -> list[dict]:
-    return [{"backbone": r["name"], "params (M)": r["params_m"], "ImageNet top-1 %": r["imagenet_top1"],
-             "input px": r["input_size"], "weights": r["source"] or "not on this machine", "best for": r["best_for"]}
-            for r in catalogue_rows()]
+    return [{k: v for k, v in row.items() if k != "how to provide"} for row in catalogue_table()]
 
 
 init_session()

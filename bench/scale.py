@@ -72,7 +72,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tl-scale-data-"))
     sets = {n: subset(n, work / str(n)) for n in sizes}
-    print(f"probe (EfficientNet-Lite0, final features; image + mirror), val {VAL.parent.name}/val; "
+    print(f"probe (EfficientNet-Lite0, final features; image + mirror up to 5,000 images), val {VAL.parent.name}/val; "
           f"TRANSFERLAB_MEMORY={args.memory or 'unset'}; {os.cpu_count()} CPUs")
     print(f"{'images':>7} {'wall s':>8} {'images/s':>9} {'peak RSS GB':>12} {'val acc':>8}")
     for n, data in sets.items():

@@ -21,6 +21,7 @@ _API: dict[str, str] = {
     "PRESETS": "engine.data.augment",
     # models
     "get_entry": "engine.model.catalogue", "catalogue_rows": "engine.model.weights",
+    "catalogue_table": "engine.model.weights", "MISSING": "engine.model.weights",
     "create_backbone": "engine.model.weights", "layer_groups": "engine.model.groups",
     "filter_grid": "engine.model.visual", "first_conv_weight": "engine.model.visual",
     # probe and plan
@@ -65,7 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.catalogue import get_entry
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
-    from engine.model.weights import catalogue_rows, create_backbone
+    from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone
     from engine.paths import SAMPLE, home, sub
     from engine.plan.config import (
         BALANCE,

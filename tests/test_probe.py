@@ -65,3 +65,14 @@ def test_lite0_probe_on_real_plant_leaves(tmp_path, monkeypatch):
     warm = probe(ds, "tf_efficientnet_lite0", per_stage=False)
     assert warm.cached and warm.accuracy == cold.accuracy
     assert time.perf_counter() - t0 < cold.seconds / 3
+
+
+def test_large_datasets_are_probed_without_the_mirror_view(tiny_folder, monkeypatch):
+    import engine.probe.features as features
+    from engine.probe.choose import choose_head
+    monkeypatch.setattr(features, "MIRROR_MAX_IMAGES", 5)  # the tiny set counts as large
+    ds = load_dataset(tiny_folder)
+    r = probe(ds, "tf_efficientnet_lite0")
+    assert r.features.views == 1 and r.images_per_s > 0
+    _, scored, _ = choose_head([r], len(ds.classes), 1.0)
+    assert scored and not any(c.flip for c in scored)

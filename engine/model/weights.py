@@ -248,3 +248,13 @@ def catalogue_rows() -> list[dict]:
     """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
     from engine.model.catalogue import list_entries
     return [{**e.as_row(), **availability(e.name)} for e in list_entries()]
+
+MISSING = "not on this machine"
+
+
+def catalogue_table() -> list[dict]:
+    """The catalogue as a person reads it (the dashboard's tables): one row per backbone, with where its weights are
+    (`MISSING` when nowhere) and how to provide them."""
+    return [{"backbone": r["name"], "params (M)": r["params_m"], "ImageNet top-1 %": r["imagenet_top1"],
+             "input px": r["input_size"], "best for": r["best_for"], "weights": r["source"] or MISSING,
+             "how to provide": r["how_to"]} for r in catalogue_rows()]

@@ -32,7 +32,7 @@ from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR,
                                discriminative, group_labels)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
-from engine.probe.features import FIT_BYTES_PER_VALUE, fit_rows
+from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
 from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
 
 SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
@@ -146,14 +146,15 @@ def _other_bundled(first: str, weights: str) -> list[str]:
 
 
 def _extract_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
-    """Feature extraction time of `name` (both views), scaled from the measured backbone by their FLOPs."""
+    """Feature extraction time of `name` (every view), scaled from the measured backbone by their FLOPs."""
     ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
     speed = measured.images_per_s or 50.0
-    return 2 * n_images / speed * ratio
+    return feature_views(n_images) * n_images / speed * ratio
 
 
 def _score_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
-    return _extract_seconds(measured, name, spec, n_images)  # both views: the chosen head may average them
+    ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
+    return 2 * n_images / (measured.images_per_s or 50.0) * ratio  # both views: the chosen head may average them
 
 
 def _imbalance(ds: Dataset) -> float:

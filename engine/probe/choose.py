@@ -113,8 +113,9 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
     todo: list[HeadChoice] = []
     for p in probes:
         names = {c["tap"]: c["name"] for c in p.stage_curve}
+        mirrored = p.features.views > 1  # large datasets are probed without the mirror view
         for taps in candidate_taps(p):
-            for flip in ((False, True) if taps == (FINAL,) else (True,)):
+            for flip in ((False, True) if taps == (FINAL,) and mirrored else (mirrored,)):
                 todo.append(HeadChoice(p.backbone, taps, flip, BASE_C, balanced, label_of(taps, names, flip)))
     t0, scored = time.perf_counter(), []
     by_name = {p.backbone: p for p in probes}

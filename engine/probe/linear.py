@@ -22,7 +22,7 @@ from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
 from engine.probe.features import (FeatureSet, cap_rows, compute_cached, current_precision, feature_key,
-                                   fit_rows)
+                                   feature_views, fit_rows)
 
 Progress = Callable[[str, float], None]
 
@@ -99,7 +99,7 @@ class ProbeResult:
     n_train: int
     n_val: int
     params_m: float
-    images_per_s: float  # feature extraction speed (both views), for planning; 0 when the features were cached
+    images_per_s: float  # feature extraction speed (forward passes/s, every view), for planning; 0 when cached
     stage_curve: list[dict] = field(default_factory=list)  # per tap: {"tap", "name", "dim", "accuracy"}
     val_paths: list[str] = field(default_factory=list)
     val_labels: list[int] = field(default_factory=list)
@@ -134,7 +134,8 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     spec = spec or InputSpec.for_backbone(backbone, in_chans)
     precision = current_precision()
     sha = sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
-    key = feature_key(backbone, sha, ds.fingerprint(), spec, precision, views=2)
+    views = feature_views(sum(it.split in ("train", "val") for it in ds.items))
+    key = feature_key(backbone, sha, ds.fingerprint(), spec, precision, views=views)
     items = [it for it in ds.items if it.split in ("train", "val")]
     labels = np.array([it.label for it in items])
     splits = np.array([it.split for it in items])
@@ -143,8 +144,8 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     t0 = time.perf_counter()
     cb = (lambda done, total: progress("features", done / total)) if progress else None
     fs = compute_cached(key, lambda: _seeded(backbone, weights, in_chans), spec, [it.path for it in items],
-                        labels, splits, views=2, progress=cb, check_cancel=check_cancel)
-    speed = 0.0 if fs.cached else 2 * len(items) / max(time.perf_counter() - t0, 1e-9)
+                        labels, splits, views=views, progress=cb, check_cancel=check_cancel)
+    speed = 0.0 if fs.cached else views * len(items) / max(time.perf_counter() - t0, 1e-9)
     return fs, info, spec, speed
 
 
