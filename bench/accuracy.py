@@ -24,9 +24,9 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
 import numpy as np  # noqa: E402
 
+from engine.model.catalogue import input_spec
 from engine.data.dataset import load_dataset  # noqa: E402
 from engine.model.device import pick_device  # noqa: E402
-from engine.model.spec import InputSpec  # noqa: E402
 from engine.model.taps import FINAL  # noqa: E402
 from engine.model.weights import create_backbone  # noqa: E402
 from engine.plan.config import TrainConfig  # noqa: E402
@@ -42,7 +42,7 @@ BACKBONE = "tf_efficientnet_lite0"
 def probes(root: Path) -> dict:
     """Final-feature and best-stage probe, fitted on train, the stage chosen on val, scored on test."""
     ds = load_dataset(root)
-    spec = InputSpec.for_backbone(BACKBONE)
+    spec = input_spec(BACKBONE)
     p = probe(ds, BACKBONE, spec=spec)
     test = [it.path for it in ds.test]
     y_test = np.array([it.label for it in ds.test])

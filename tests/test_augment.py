@@ -6,12 +6,12 @@ import pytest
 import torch
 from conftest import SAMPLE
 
+from engine.model.catalogue import input_spec
 from engine.data import augment as aug
 from engine.data.batches import AugmentedImages
 from engine.data.decode import DECODED
-from engine.model.spec import InputSpec
 
-SPEC = InputSpec.for_backbone("tf_efficientnet_lite0")
+SPEC = input_spec("tf_efficientnet_lite0")
 
 
 def _sample_images(n: int = 30) -> list[torch.Tensor]:

@@ -1,14 +1,14 @@
 """Augmented batches: per-image seeds make worker processes and the training thread produce the same pixels."""
 import torch
 
+from engine.model.catalogue import input_spec
 from engine.data import augment as aug
 from engine.data.batches import AugmentedImages, EpochBatches, loader_workers, make_loader
 from engine.data.dataset import load_dataset
-from engine.model.spec import InputSpec
 
 
 def _images(folder) -> AugmentedImages:
-    spec = InputSpec.for_backbone("tf_efficientnet_lite0")
+    spec = input_spec("tf_efficientnet_lite0")
     key, geom = aug.working_geometry(spec)
     paths = [it.path for it in load_dataset(str(folder), None, 0.0, 0).train]
     return AugmentedImages(paths, key, geom, aug.train_transform(spec, "basic"))

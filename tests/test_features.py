@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
+from engine.model.catalogue import input_spec
 from engine.data.decode import DecodeCache
 from engine.data.imageio import load_image
-from engine.model.spec import InputSpec
+from engine.data.spec import InputSpec
 from engine.model.taps import FINAL
 from engine.model.weights import create_backbone
 from engine.probe.features import compute_cached, extract, feature_key, load_cached
@@ -14,14 +15,14 @@ LITE0 = "tf_efficientnet_lite0"
 
 
 def test_input_spec_from_the_backbone_config():
-    spec = InputSpec.for_backbone(LITE0)
+    spec = input_spec(LITE0)
     assert spec.input_size == (3, 224, 224) and spec.mean == (0.5, 0.5, 0.5) and spec.interpolation == "bicubic"
-    assert spec.key() != InputSpec.for_backbone("tf_efficientnet_lite1").key() != spec.whole_image().key()
+    assert spec.key() != input_spec("tf_efficientnet_lite1").key() != spec.whole_image().key()
     assert InputSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_geometry_and_normalize(tiny_folder):
-    spec = InputSpec.for_backbone(LITE0)
+    spec = input_spec(LITE0)
     img = spec.geometry()(load_image(next(tiny_folder.rglob("*.jpg"))))
     assert img.size == (224, 224)
     x = spec.normalize(torch.full((1, 3, 4, 4), 255, dtype=torch.uint8))
@@ -33,7 +34,7 @@ def test_decode_cache_decodes_once_and_stays_within_its_bytes(tiny_folder, monke
     calls = []
     real = d.load_image
     monkeypatch.setattr(d, "load_image", lambda p, c: calls.append(p) or real(p, c))
-    spec = InputSpec.for_backbone(LITE0)
+    spec = input_spec(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
     cache = DecodeCache(max_bytes=10**9)
     cache.get_many(paths, spec.key(), spec.geometry())
@@ -46,7 +47,7 @@ def test_decode_cache_decodes_once_and_stays_within_its_bytes(tiny_folder, monke
 def test_extract_writes_every_tap_for_the_image_and_its_mirror(tiny_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_PRECISION", "fp32")
     model, _ = create_backbone(LITE0)
-    spec = InputSpec.for_backbone(LITE0)
+    spec = input_spec(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:5]]
     taps = extract(model, spec, paths, tmp_path / "f", views=2, batch_size=2, device=torch.device("cpu"))
     assert taps == tuple(range(8)) + (FINAL,)
@@ -61,7 +62,7 @@ def test_extract_writes_every_tap_for_the_image_and_its_mirror(tiny_folder, tmp_
 
 def test_the_cache_is_written_once_and_read_memory_mapped_beyond_its_budget(tiny_folder, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "64K")  # the features (4 images, every stage) are larger than their share
-    spec = InputSpec.for_backbone(LITE0)
+    spec = input_spec(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
     labels, splits = np.array([0, 1, 0, 1]), np.array(["train", "train", "val", "val"])
     key = feature_key(LITE0, "sha", "data-x", spec, "fp32", 2)
@@ -77,7 +78,7 @@ def test_the_cache_is_written_once_and_read_memory_mapped_beyond_its_budget(tiny
 
 
 def test_other_channel_counts_keep_the_rgb_contract():
-    rgb = InputSpec.for_backbone("resnet18")
+    rgb = input_spec("resnet18")
     grey, two, five = rgb.with_chans(1), rgb.with_chans(2), rgb.with_chans(5)
     assert grey.input_size == (1, 224, 224) and grey.mean == pytest.approx((sum(rgb.mean) / 3,))
     assert two.mean == rgb.mean[:2] and five.std[:3] == rgb.std and len(five.std) == 5
@@ -92,7 +93,7 @@ def test_grey_images_through_the_adapted_model_give_the_features_of_their_rgb_co
     for i, src in enumerate(sorted(tiny_folder.rglob("*.jpg"))[:3]):
         paths.append(str(tmp_path / f"g{i}.png"))
         Image.open(src).convert("L").save(paths[-1])
-    spec = InputSpec.for_backbone(LITE0)
+    spec = input_spec(LITE0)
     cpu = torch.device("cpu")
     extract(create_backbone(LITE0)[0], spec, paths, tmp_path / "rgb", views=1, device=cpu)
     extract(create_backbone(LITE0, in_chans=1)[0], spec.with_chans(1), paths, tmp_path / "grey", views=1, device=cpu)

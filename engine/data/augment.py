@@ -6,7 +6,7 @@ from typing import Callable
 
 from torchvision.transforms import InterpolationMode, v2
 
-from engine.model.spec import InputSpec
+from engine.data.spec import InputSpec
 
 PRESETS = ("none", "light", "basic", "randaugment", "autoaugment")
 

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from engine.data.imageio import load_image
-from engine.model.spec import to_tensor
+from engine.data.spec import to_tensor
 from engine.paths import memory_budget
 
 DECODE_SHARE = 0.25  # of the memory budget, for decoded images

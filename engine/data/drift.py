@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from engine.data.dataset import Dataset
-from engine.model.spec import InputSpec, to_tensor
+from engine.data.spec import InputSpec, to_tensor
 
 
 def data_stats(ds: Dataset, spec: InputSpec) -> dict:

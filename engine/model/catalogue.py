@@ -11,6 +11,8 @@ from typing import Any
 
 import timm
 
+from engine.data.spec import InputSpec
+
 
 @dataclass(frozen=True)
 class BackboneEntry:
@@ -122,3 +124,8 @@ for _e in (
                   "large, varied datasets and a GPU; weakest with few images"),
 ):
     register(_e)
+
+
+def input_spec(name: str, in_chans: int = 3) -> InputSpec:
+    """The input contract of backbone `name` (from its timm pretrained config), for `in_chans` channels."""
+    return InputSpec.from_config(get_entry(name).pretrained_cfg).with_chans(in_chans)

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import timm
-from timm.models import adapt_input_conv as timm_adapt_input_conv
 import torch
+from timm.models import adapt_input_conv as timm_adapt_input_conv
 from torch import nn
 
 from engine import paths

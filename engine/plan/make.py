@@ -19,12 +19,12 @@ import torch
 
 from engine import paths
 from engine.data.dataset import Dataset, load_dataset
+from engine.data.spec import InputSpec
 from engine.errors import DataError
-from engine.model.catalogue import get_entry, list_entries
+from engine.model.catalogue import get_entry, input_spec, list_entries
 from engine.model.cost import epoch_seconds, total_flops
 from engine.model.groups import layer_groups
 from engine.model.resources import head_dim, plan_bytes, views_that_fit
-from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, TapModel
 from engine.model.weights import availability
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
@@ -43,7 +43,7 @@ Step = Callable[[str, float], None]
 def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
     """The backbone's input contract; without the centre crop when the photos are no larger than the resize before
     it, so cropping would only throw away their borders (64 px satellite tiles, 256 px leaf photos)."""
-    spec = InputSpec.for_backbone(backbone, in_chans)
+    spec = input_spec(backbone, in_chans)
     sides = [min(m.width, m.height) for m in ds.meta.values()]
     if sides and float(np.median(sides)) <= math.floor(spec.input_size[-1] / spec.crop_pct):
         return spec.whole_image()

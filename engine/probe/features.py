@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from engine import paths
-from engine.paths import memory_budget
+from engine.data.spec import InputSpec
 from engine.model.device import autocast, pick_device, precision_name, to_device
 from engine.model.resources import feature_bytes, need_disk
-from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, tap_dims, tap_features
+from engine.paths import memory_budget
 
 VIEWS = ("image", "mirror image")
 MIRROR_MAX_IMAGES = 5000  # above this many images the probe reads each image once: the mirror view's gain is small

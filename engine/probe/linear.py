@@ -14,15 +14,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from engine.data.dataset import Dataset
+from engine.data.spec import InputSpec
 from engine.errors import DataError, WeightsUnavailable
 from engine.metrics import confusion, per_class_accuracy
-from engine.model.catalogue import get_entry
+from engine.model.catalogue import get_entry, input_spec
 from engine.model.groups import group_names
-from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
-from engine.probe.features import (FeatureSet, cap_rows, compute_cached, current_precision, feature_key,
-                                   feature_views, fit_rows)
+from engine.probe.features import (FeatureSet, cap_rows, compute_cached, current_precision, feature_key, feature_views,
+                                   fit_rows)
 
 Progress = Callable[[str, float], None]
 
@@ -131,7 +131,7 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     if found is None:
         raise WeightsUnavailable(how_to_provide(backbone))
     source, path = found
-    spec = spec or InputSpec.for_backbone(backbone, in_chans)
+    spec = spec or input_spec(backbone, in_chans)
     precision = current_precision()
     sha = sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
     views = feature_views(sum(it.split in ("train", "val") for it in ds.items))

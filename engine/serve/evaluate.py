@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from engine.data.dataset import load_dataset
+from engine.data.spec import InputSpec
 from engine.errors import DataError
 from engine.metrics import score
 from engine.model.device import pick_device
-from engine.model.spec import InputSpec
 from engine.model.taps import TapModel
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data

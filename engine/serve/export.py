@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
-from engine.model.spec import to_tensor
+from engine.data.spec import to_tensor
 from engine.runs.store import Run
 from engine.serve.evaluate import load_run_model
 

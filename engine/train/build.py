@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from engine.data.dataset import Dataset
+from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.groups import LayerGroup, layer_groups
 from engine.model.resources import activations_fit
-from engine.model.spec import InputSpec
 from engine.model.taps import FINAL, TapModel
 from engine.model.weights import WeightsInfo, create_backbone
 from engine.plan.config import TrainConfig

@@ -21,9 +21,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine.data import augment as aug
 from engine.data.batches import AugmentedImages, EpochBatches, make_loader
+from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
-from engine.model.spec import InputSpec
 from engine.model.taps import TapModel
 from engine.train.views import Views, cache_views
 

@@ -9,9 +9,9 @@ from typing import Callable
 import torch
 
 from engine.data.batches import AugmentedImages
+from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
-from engine.model.spec import InputSpec
 from engine.model.taps import TapModel, tap_features
 
 

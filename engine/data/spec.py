@@ -17,7 +17,6 @@ from PIL import Image
 from torchvision.transforms import Normalize, ToTensor
 from torchvision.transforms.functional import pil_to_tensor
 
-from engine.model.catalogue import get_entry
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,6 @@ class InputSpec:
         c = timm.data.resolve_data_config(pretrained_cfg=cfg)
         return cls(tuple(c["input_size"]), c["interpolation"], float(c["crop_pct"]), c.get("crop_mode", "center"),
                    tuple(c["mean"]), tuple(c["std"]))
-
-    @classmethod
-    def for_backbone(cls, name: str, in_chans: int = 3) -> "InputSpec":
-        return cls.from_config(get_entry(name).pretrained_cfg).with_chans(in_chans)
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputSpec":

@@ -1,0 +1,52 @@
+"""The engine's shape: imports go one way between subpackages, modules stay small enough to read whole, and the
+dashboard uses only the public API."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from engine.paths import REPO
+
+ENGINE = REPO / "engine"
+# a subpackage may import from the ones after it in this order, never from the ones before it
+LAYERS = ["service", "serve", "train", "plan", "probe", "model", "data", "runs"]
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out.extend(a.name for a in node.names)
+    return out
+
+
+def test_imports_go_one_way_between_subpackages():
+    wrong = []
+    for path in ENGINE.glob("*/*.py"):
+        layer = LAYERS.index(path.parent.name)
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == "engine" and len(parts) > 1 and parts[1] in LAYERS and LAYERS.index(parts[1]) < layer:
+                wrong.append(f"{path.relative_to(REPO)} imports {module}")
+    assert not wrong, wrong
+
+
+def test_modules_are_small_enough_to_read_whole():
+    sizes = {p.relative_to(REPO).as_posix(): len(p.read_text().splitlines()) for p in ENGINE.rglob("*.py")}
+    assert max(sizes.values()) <= 300, {k: v for k, v in sizes.items() if v > 300}
+    assert sizes["engine/train/loop.py"] <= 200
+
+
+def test_pages_use_only_the_public_api():
+    import engine
+    for path in [REPO / "app.py", *(REPO / "app_pages").glob("*.py"), *(REPO / "ui").glob("*.py")]:
+        for module in _imports(path):
+            assert not module.startswith("engine."), f"{path.name} imports {module}; use `from engine import …`"
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "engine":
+                missing = [a.name for a in node.names if a.name not in engine.__all__]
+                assert not missing, f"{path.name}: {missing} are not in engine's public API"
