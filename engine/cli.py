@@ -1,5 +1,6 @@
-"""Command line: `python -m engine {backbones,inspect-data,probe,plan,train,resume,evaluate,lr-find}`; all print JSON
-too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit code."""
+"""Command line: `python -m engine {backbones,inspect-data,probe,plan,train,resume,evaluate,export,lr-find}`; all
+print JSON too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit
+code."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ import sys
 from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
 from engine.plan.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
-from engine.service.console import fit_in_thread, progress_line, train_result
+from engine.service.console import StepClock, fit_in_thread, train_result
 
 CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
 
@@ -72,7 +73,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from engine.probe.linear import probe
     from engine.probe.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
-    progress = None if args.quiet else progress_line
+    progress = None if args.quiet else StepClock()
     if len(names) > 1:
         result = shootout(_dataset(args), names, progress=progress)
         print(json.dumps(result, indent=2) if args.json else result["verdict"])
@@ -103,7 +104,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from engine.plan.make import get_plan
     from engine.plan.preflight import preflight
-    planned = get_plan(_config(args), None if args.quiet else progress_line)
+    planned = get_plan(_config(args), None if args.quiet else StepClock())
     plan = planned.plan
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
@@ -129,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     rank, world = distributed.init()
     store = RunStore()
     if rank == 0:  # the plan first: a plan that cannot run is refused before any run exists
-        planned = get_plan(cfg, None if args.quiet else progress_line)
+        planned = get_plan(cfg, None if args.quiet else StepClock())
         stop = blocking(preflight(planned.plan))
         if stop:
             raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
@@ -167,9 +168,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.runs.store import RunStore
+    from engine.serve.export import export_run
+    r = export_run(RunStore().open(args.run), args.out, tuple(args.formats.split(",")))
+    print(json.dumps({k: r[k] for k in ("dir", "files", "checks")}, indent=2) if args.json else
+          f"exported {', '.join(r['files'])} to {r['dir']}; checks: {r['checks']}")
+    return 0
+
+
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.train.lrfind import lr_find
-    r = lr_find(_config(args), steps=args.steps, progress=None if args.json else progress_line)
+    r = lr_find(_config(args), steps=args.steps, progress=None if args.json else StepClock())
     if args.json:
         print(json.dumps(r, indent=2))
     else:
@@ -247,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default=None, choices=["test", "val"])
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
+    x = sub.add_parser("export", help="TorchScript, ONNX (checked against PyTorch), safetensors and the model card")
+    x.add_argument("--run", required=True)
+    x.add_argument("--out", default=None, help="folder (default: the run's export/)")
+    x.add_argument("--formats", default="torchscript,onnx,safetensors")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_export)
     f = sub.add_parser("lr-find", help="learning-rate range test on the groups the strategy trains")
     _plan_args(f)
     f.add_argument("--steps", type=int, default=60)

@@ -12,9 +12,26 @@ RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best
                "error")
 
 
-def progress_line(stage: str, frac: float, run_left: float | None = None) -> None:
-    left = f"  (run: about {run_left:.0f} s left)" if run_left is not None else ""
-    print(f"\r{stage:>32} {frac:6.1%}{left}   ", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
+def progress_line(stage: str, frac: float, left: float | None = None, run_left: float | None = None) -> None:
+    """One terminal line for a step: its progress, its time left and the whole run's, when known."""
+    words = "".join([f" · about {left:.0f} s left" if left is not None and frac < 1 else "",
+                     f" (run: about {run_left:.0f} s left)" if run_left is not None and frac < 1 else ""])
+    print(f"\r{stage:>32} {frac:6.1%}{words}      ", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
+
+
+class StepClock:
+    """Progress reports (step, fraction) as terminal lines with the step's time left from its pace so far (for the
+    commands that report in-process: probe, plan, lr-find)."""
+
+    def __init__(self):
+        self.name, self.started = "", 0.0
+
+    def __call__(self, name: str, fraction: float) -> None:
+        now = time.perf_counter()
+        if name != self.name:
+            self.name, self.started = name, now
+        left = (now - self.started) * (1 - fraction) / fraction if fraction > 0.02 else None
+        progress_line(name, fraction, left)
 
 
 def watch(run, thread: threading.Thread) -> None:
@@ -25,7 +42,7 @@ def watch(run, thread: threading.Thread) -> None:
         evs = run.events()
         for e in evs[seen:]:
             if e["kind"] == "setup":
-                progress_line(e["name"], e["fraction"], e.get("run_eta_s"))
+                progress_line(e["name"], e["fraction"], e.get("eta_s"), e.get("run_eta_s"))
             elif e["kind"] == "step":
                 if bar is None:
                     bar = tqdm(total=None, unit="step", file=sys.stderr)
