@@ -72,3 +72,24 @@ def test_probe_head_standardises_in_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = head(torch.tensor([[3.0, 2.0, 3.0]], dtype=torch.bfloat16))
     assert out.dtype == torch.float32 and torch.allclose(out, torch.tensor([[1.0, 0.0]]))
+
+
+def test_a_mirror_averaging_multi_tap_model_exports_with_a_dynamic_batch(tmp_path):
+    """Traced at batch 2 (as export does), TorchScript and ONNX give the eager logits at other batch sizes."""
+    import onnxruntime as ort
+    torch.manual_seed(0)
+    model = TapModel(timm.create_model("tf_efficientnet_lite0", pretrained=False), (3, 5, FINAL), 4,
+                     flip_tta=True).eval()
+    example = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example)
+    torch.onnx.export(model, (example,), str(tmp_path / "m.onnx"), input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for n in (1, 5):
+        x = torch.randn(n, 3, 96, 96)
+        with torch.no_grad():
+            ref = model(x)
+            torch.testing.assert_close(traced(x), ref, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(sess.run(None, {"image": x.numpy()})[0]), ref, atol=1e-3,
+                                   rtol=1e-3)

@@ -169,10 +169,10 @@ class TapModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The concatenated pooled tap outputs (float32); the mirror-image average in eval mode with `flip_tta`."""
-        if self.flip_tta and not self.training:
-            f = torch.cat(tap_features(self.backbone, torch.cat([x, x.flip(-1)]), self.taps), dim=1)
-            return (f[: len(x)] + f[len(x):]) / 2
-        return torch.cat(tap_features(self.backbone, x, self.taps), dim=1)
+        f = torch.cat(tap_features(self.backbone, x, self.taps), dim=1)
+        if self.flip_tta and not self.training:  # two passes, not one of 2B: a traced export keeps a dynamic batch
+            f = (f + torch.cat(tap_features(self.backbone, x.flip(-1), self.taps), dim=1)) / 2
+        return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
