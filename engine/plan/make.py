@@ -14,28 +14,26 @@ from collections import Counter
 from typing import Callable
 
 import numpy as np
-import timm
 import torch
 
 from engine import paths
 from engine.data.dataset import Dataset, load_dataset
 from engine.data.spec import InputSpec
 from engine.errors import DataError
-from engine.model.catalogue import get_entry, input_spec, list_entries
-from engine.model.cost import epoch_seconds, total_flops
-from engine.model.groups import layer_groups
+from engine.model.catalogue import get_entry, input_spec
+from engine.model.cost import epoch_seconds
 from engine.model.resources import head_dim, plan_bytes, views_that_fit
-from engine.model.taps import FINAL, TapModel
-from engine.model.weights import availability
+from engine.model.taps import FINAL
+from engine.plan.budget import (CHOOSE_SHARE, SAFETY, extract_seconds, forecast, model_groups, other_bundled,
+                                score_seconds)
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR, STRATEGY_TEXT, Plan, band,
                                discriminative, group_labels)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
-from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
+from engine.probe.features import FIT_BYTES_PER_VALUE, fit_rows
 from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
 
-SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 Step = Callable[[str, float], None]
 
@@ -97,29 +95,31 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     if cfg.optim.strategy == "scratch":
         return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
     probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel)]
+    if cfg.optim.strategy == "auto":  # the run's length as it now looks, for the time left it shows
+        getattr(step, "expect", lambda s: None)(forecast(cfg, ds, probes[0], time.perf_counter() - t0, spec_for))
     if cfg.optim.strategy != "auto":
         p = probes[0]
         return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], ""), ds, p.head,
                        probes)
     budget = cfg.optim.budget or DEFAULT_BUDGET_S
     n_test = len(ds.test)
-    for name in _other_bundled(cfg.backbone, cfg.weights):
+    for name in other_bundled(cfg.backbone, cfg.weights):
         other_spec = spec_for(ds, name, cfg.data.in_chans)
-        est = _extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
-        reserve = 10 * (len(probes) + 1) + _score_seconds(probes[0], name, other_spec, n_test + 2 * len(ds.val))
+        est = extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
+        reserve = 10 * (len(probes) + 1) + score_seconds(probes[0], name, other_spec, n_test + 2 * len(ds.val))
         if time.perf_counter() - t0 + est + reserve > SAFETY * budget:
             continue
         probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
     imbalance = _imbalance(ds)
     step("choose the head", 0.0)
-    choice, scored, metric = choose_head(probes, len(ds.classes), imbalance, seconds=max(5.0, 0.15 * budget),
+    choice, scored, metric = choose_head(probes, len(ds.classes), imbalance, seconds=max(5.0, CHOOSE_SHARE * budget),
                                          progress=lambda _, f: step("choose the head", f), check_cancel=check_cancel)
     step("choose the head", 1.0)
     p = next(q for q in probes if q.backbone == choice.backbone)
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
     # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
     # saving and scoring the test split
-    finish = _score_seconds(p, p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
+    finish = score_seconds(p, p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
     left = SAFETY * budget - (time.perf_counter() - t0) - finish
     plan = _resolve(cfg, ds, p.input_spec, p.backbone, choice.taps, choice.flip, probes[0], head, scored, metric,
                     choice=choice, seconds_left=left, speed=p.images_per_s, elapsed=time.perf_counter() - t0)
@@ -138,34 +138,9 @@ def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step
     return r
 
 
-def _other_bundled(first: str, weights: str) -> list[str]:
-    """The other backbones whose weights ship with TransferLab (auto's shoot-out), when no weights file was given."""
-    if weights != "auto":
-        return []
-    return [e.name for e in list_entries() if e.bundled and e.name != first and availability(e.name)["available"]]
-
-
-def _extract_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
-    """Feature extraction time of `name` (every view), scaled from the measured backbone by their FLOPs."""
-    ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
-    speed = measured.images_per_s or 50.0
-    return feature_views(n_images) * n_images / speed * ratio
-
-
-def _score_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
-    ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
-    return 2 * n_images / (measured.images_per_s or 50.0) * ratio  # both views: the chosen head may average them
-
-
 def _imbalance(ds: Dataset) -> float:
     counts = Counter(it.label for it in ds.train)
     return max(counts.values()) / max(1, min(counts.values()))
-
-
-def _model_groups(backbone: str, taps: tuple[int, ...], n_classes: int) -> list[str]:
-    with torch.device("meta"):
-        model = TapModel(timm.create_model(backbone, pretrained=False), taps, n_classes)
-    return [g.name for g in layer_groups(model)]
 
 
 def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps: tuple[int, ...], flip: bool,
@@ -173,7 +148,7 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
              choice: HeadChoice | None = None, seconds_left: float = 0.0, speed: float = 0.0,
              elapsed: float = 0.0) -> Plan:
     """Every field of the plan for the strategy, from the probe (and, for auto, the choice and the time left)."""
-    groups = _model_groups(backbone, taps, len(ds.classes))
+    groups = model_groups(backbone, taps, len(ds.classes))
     n, headi = len(groups), len(groups) - 1
     s = cfg.optim.strategy
     init = "random" if s == "scratch" else "probe"
