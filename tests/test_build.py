@@ -33,6 +33,10 @@ def test_top_k_starts_from_the_probe_and_is_cut_below_its_first_trainable_group(
     b.model.eval()
     with torch.no_grad():
         assert torch.allclose(b.split.suffix(b.split.prefix(x)), b.model(x), atol=1e-5)
+    from engine.model.weights import create_backbone
+    fresh = dict(create_backbone(c.backbone)[0].named_buffers())
+    moved = [n for n, t in b.model.backbone.named_buffers() if "running" in n and not torch.equal(t, fresh[n])]
+    assert not moved, f"building the run changed pretrained BatchNorm statistics: {moved[:3]}"
 
 
 @pytest.mark.parametrize("kw", [dict(strategy="full"), dict(mixup=0.2), dict(cache_activations=False),
