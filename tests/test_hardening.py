@@ -334,3 +334,10 @@ def test_stop_from_the_dashboard_reaches_a_run_started_from_the_cli(tiny_folder,
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_memory_budget_that_is_not_a_size_is_named_not_a_traceback(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "lots")
+    out = cli("probe", "--data", tiny_folder, "--quiet", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "TRANSFERLAB_MEMORY='LOTS' is not a size" in err

@@ -23,7 +23,7 @@ class DecodeCache:
     """
 
     def __init__(self, max_bytes: int | None = None):
-        self.max_bytes = max_bytes if max_bytes is not None else int(memory_budget() * DECODE_SHARE)
+        self._max_bytes = max_bytes
         self._store: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -63,6 +63,14 @@ class DecodeCache:
         with self._lock:
             self._store.clear()
             self._bytes = 0
+
+    @property
+    def max_bytes(self) -> int:
+        """Its share of the memory budget, read on first use (not at import, where a bad TRANSFERLAB_MEMORY would
+        fail before any error handling)."""
+        if self._max_bytes is None:
+            self._max_bytes = int(memory_budget() * DECODE_SHARE)
+        return self._max_bytes
 
     @property
     def nbytes(self) -> int:

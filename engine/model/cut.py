@@ -79,6 +79,7 @@ class SplitModel:
         if prev is not out:
             raise ValueError(f"{type(model).__name__}: forward_features does more after {names[-1]}")
         self.suffix_units = [mods[n] for n, _, _ in chain]
+        self.activation_bytes = calls[tap][2][0].numel() * 4  # one image's activation at the cut, float32
         with torch.no_grad():
             was_training = model.training
             model.eval()

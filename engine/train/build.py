@@ -74,9 +74,4 @@ def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Pl
         split = SplitModel(model, groups, boundary, example)
     except ValueError:
         return None
-    was_training = model.training
-    model.eval()  # in train mode the example would move the frozen BatchNorm statistics
-    with torch.no_grad():
-        per_image = split.prefix(example).numel() * 4  # float32 (bf16 under autocast: an upper bound)
-    model.train(was_training)
-    return split if activations_fit(plan.n_train, plan.views, per_image) else None
+    return split if activations_fit(plan.n_train, plan.views, split.activation_bytes) else None

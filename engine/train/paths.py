@@ -71,21 +71,21 @@ class FeaturePath(_Trainable):
 
     def __init__(self, model: TapModel, views: Views, batch_size: int, device: torch.device):
         self.model, self.views, self.batch_size, self.device = model, views, batch_size, device
-        self.module = model.get_classifier()
+        self.module, self.train_x, self.val_x = model.get_classifier(), views.train_feats, views.val_feats
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
-        feats = self.views.train_feats[epoch % len(self.views.train_feats)]
         for idx in _index_batches(order, self.batch_size):
-            yield idx, to_device(feats[idx], self.device), None
+            yield idx, self.batch(idx, epoch), None
 
     def batch(self, idx: np.ndarray, epoch: int) -> torch.Tensor:
-        """The input of images `idx` in `epoch` (for the LR finder)."""
-        return to_device(self.views.train_feats[epoch % len(self.views.train_feats)][idx], self.device)
+        """The input of images `idx` in `epoch` (also for the LR finder)."""
+        return to_device(self.train_x[epoch % len(self.train_x)][idx], self.device)
 
     @torch.no_grad()
     def val_logits(self, rows: np.ndarray | None = None) -> torch.Tensor:
-        feats = self.views.val_feats if rows is None else self.views.val_feats[rows]
-        return torch.cat([self.module(to_device(f, self.device)).float().cpu() for f in feats.split(64)])
+        x = self.val_x if rows is None else self.val_x[rows]
+        with autocast(self.device):  # the head itself runs in float32
+            return torch.cat([self.module(to_device(b, self.device)).float().cpu() for b in x.split(64)])
 
 
 class ActivationPath(FeaturePath):
@@ -95,21 +95,7 @@ class ActivationPath(FeaturePath):
                  boundary: str):
         super().__init__(model, views, batch_size, device)
         self.split, self.name = split, f"cached activations below {boundary}"
-        self.module = _Suffix(split)
-
-    def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
-        acts = self.views.train_acts[epoch % len(self.views.train_acts)]
-        for idx in _index_batches(order, self.batch_size):
-            yield idx, to_device(acts[idx], self.device), None
-
-    def batch(self, idx: np.ndarray, epoch: int) -> torch.Tensor:
-        return to_device(self.views.train_acts[epoch % len(self.views.train_acts)][idx], self.device)
-
-    @torch.no_grad()
-    def val_logits(self, rows: np.ndarray | None = None) -> torch.Tensor:
-        acts = self.views.val_acts if rows is None else self.views.val_acts[rows]
-        with autocast(self.device):
-            return torch.cat([self.module(to_device(a, self.device)).float().cpu() for a in acts.split(64)])
+        self.module, self.train_x, self.val_x = _Suffix(split), views.train_acts, views.val_acts
 
 
 class FullPath(_Trainable):
