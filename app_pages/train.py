@@ -8,7 +8,7 @@ from dataclasses import replace
 import streamlit as st
 
 from engine import (BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TERMINAL, TrainConfig, blocking, get_plan, lr_find,
-                    preflight, run_summary)
+                    preflight, run_summary, time_left)
 from ui import charts
 from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember, root_for
 
@@ -225,11 +225,9 @@ def progress_bars(state, setups, steps, epochs, phases, plan) -> None:
                     (f", step {len(in_epoch)} of {per_epoch}" if current_epoch > done else "") + left)
     elif not total and state == "running" and not setup:
         st.progress(1.0, text="no training epochs: the linear probe's head is the model")
-    newest = max([e for e in setups[-1:] + steps[-1:] if e.get("run_eta_s", e.get("eta_s")) is not None],
-                 key=lambda e: e["t"], default=None)
-    if newest is not None and state == "running":
-        st.caption(f"The whole run: about {newest.get('run_eta_s', newest.get('eta_s')):.0f} s left "
-                   f"(from the plan's estimate and the pace measured so far).")
+    left_s = time_left(sorted(setups[-1:] + steps[-1:], key=lambda e: e["t"]), time.time())
+    if left_s is not None and state == "running":
+        st.caption(f"The whole run: about {left_s:.0f} s left (from the plan's estimate and the pace measured so far).")
 
 
 def controls(state: str) -> None:

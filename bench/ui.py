@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 
-from engine import demo_config  # noqa: E402
+from engine import demo_config, time_left  # noqa: E402
 from engine.data.decode import DECODED  # noqa: E402
 from engine.paths import REPO  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
@@ -44,17 +44,8 @@ def render(name: str) -> float:
 
 
 def shown_eta(events: list[dict], at: float) -> float | None:
-    """The whole run's time left as the Train page shows it at wall time `at`: the newest setup step's `run_eta_s` or
-    training step's `eta_s` (None while the run has no estimate)."""
-    last = None
-    for e in events:
-        if e["t"] > at:
-            break
-        if e["kind"] == "setup" and e.get("run_eta_s") is not None:
-            last = e["run_eta_s"]
-        elif e["kind"] == "step" and e.get("eta_s") is not None:
-            last = e["eta_s"]
-    return last
+    """The whole run's time left as the Train page shows it at wall time `at` (the engine's `time_left`)."""
+    return time_left(events, at)
 
 
 def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None], float, float]:

@@ -35,7 +35,7 @@ _API: dict[str, str] = {
     "preflight": "engine.plan.preflight", "blocking": "engine.plan.preflight",
     # training, runs, serving
     "Trainer": "engine.train.loop", "lr_find": "engine.train.lrfind",
-    "RunStore": "engine.runs.store", "TERMINAL": "engine.runs.store",
+    "RunStore": "engine.runs.store", "TERMINAL": "engine.runs.store", "time_left": "engine.runs.events",
     "has_model": "engine.serve.evaluate", "evaluate": "engine.serve.evaluate",
     "export_run": "engine.serve.export", "model_card": "engine.serve.export",
     "model_card_markdown": "engine.serve.export", "predict_image": "engine.serve.export",
@@ -82,6 +82,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.plan.rules import BANDS, Plan, band, group_labels
     from engine.probe.linear import probe
     from engine.probe.shootout import shootout
+    from engine.runs.events import time_left
     from engine.runs.store import TERMINAL, RunStore
     from engine.serve.evaluate import evaluate, has_model
     from engine.serve.export import export_run, model_card, model_card_markdown, predict_image

@@ -50,3 +50,13 @@ def test_pages_use_only_the_public_api():
             if isinstance(node, ast.ImportFrom) and node.module == "engine":
                 missing = [a.name for a in node.names if a.name not in engine.__all__]
                 assert not missing, f"{path.name}: {missing} are not in engine's public API"
+
+
+def test_the_lazy_api_and_the_type_checking_imports_agree():
+    """`engine/__init__.py` names each public name twice (the lazy map, and the imports type checkers read): both must
+    name the same objects from the same modules."""
+    import engine
+    tree = ast.parse((ENGINE / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    eager = {a.name: n.module for n in block.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert eager == engine._API

@@ -126,6 +126,25 @@ def test_strategies_run(tiny_folder, tmp_path):
         assert (run.path / "model.safetensors").exists()
 
 
+def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(tiny_folder, tmp_path, monkeypatch):
+    """The starting head was validated through the images exactly as the final scoring would: not scored twice."""
+    from engine.train import finish
+    scored, real = [], finish.predict_logits
+
+    def counted(model, spec, paths, *a, **k):
+        scored.append(paths)
+        return real(model, spec, paths, *a, **k)
+    monkeypatch.setattr(finish, "predict_logits", counted)
+    cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=0, finetune_epochs=0)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    m = Trainer(cfg, run).fit()
+    start = next(e for e in run.events("epoch") if e["epoch"] == 0)
+    assert m["status"] == "finished" and m["best_epoch"] == 0, m["error"]
+    assert m["best_val_acc"] == pytest.approx(start["val_acc"])
+    assert [len(p) for p in scored] == ([m["test_n"]] if m["test_n"] else [])  # the test split alone, if any
+    assert "score the chosen model on val" not in {e["name"] for e in run.events("setup")}
+
+
 def test_lr_find_suggests_a_rate(tiny_folder):
     from engine.train.lrfind import lr_find
     cfg = tiny_cfg(tiny_folder, strategy="top-k")

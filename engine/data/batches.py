@@ -1,6 +1,7 @@
-"""Augmented training batches for the full-forward path: a Dataset of seeded per-image augmentations and a batch
-sampler that follows the loop's epoch order. On CUDA a DataLoader decodes and augments in worker processes and hands
-batches over in pinned memory; on the CPU the same dataset runs in the training thread (the cores are busy training).
+"""Augmented training batches for the full-forward path, one image at a time: a Dataset of seeded per-image
+augmentations and a batch sampler that follows the loop's epoch order. On CUDA a DataLoader decodes and augments in
+worker processes and hands batches over in pinned memory (for the presets the GPU input path cannot batch, or with
+TRANSFERLAB_DEVICE_INPUT=0); on the CPU the same dataset runs in the training thread (the cores are busy training).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 the first probe measured, and the whole plan's length as soon as that speed is known."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import timm
 import torch
@@ -48,22 +48,34 @@ def model_groups(backbone: str, taps: tuple[int, ...], n_classes: int) -> list[s
     return [g.name for g in layer_groups(model)]
 
 
+class Forecast(NamedTuple):
+    """What auto still needs after its first probe: `left_s` in all, of which `finish_s` after the head is chosen
+    (validating it, scoring and saving) when `fine_tunes` is False (else the run fills the budget)."""
+
+    left_s: float
+    finish_s: float
+    fine_tunes: bool
+
+
 def forecast(cfg: TrainConfig, ds: Dataset, first: ProbeResult, elapsed: float,
-             spec_for: Callable[[Dataset, str, int], InputSpec]) -> float:
+             spec_for: Callable[[Dataset, str, int], InputSpec]) -> Forecast:
     """Seconds the auto run still needs after its first probe: the other probes that fit, choosing the head, the
     final scoring, and fine-tuning up to the budget when one epoch of the top group fits it (as `make_plan` decides)."""
-    budget, n_tv, n_score = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.train) + len(ds.val), \
-        len(ds.test) + 2 * len(ds.val)
+    budget, n_tv = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.train) + len(ds.val)
     t, probed = elapsed, 1
     for name in other_bundled(cfg.backbone, cfg.weights):
         spec = spec_for(ds, name, cfg.data.in_chans)
         est = extract_seconds(first, name, spec, n_tv)
-        if t + est + 10 * (probed + 1) + score_seconds(first, name, spec, n_score) <= SAFETY * budget:
+        if t + est + 10 * (probed + 1) + score_seconds(first, name, spec, len(ds.test) + 2 * len(ds.val)) \
+                <= SAFETY * budget:
             t, probed = t + est, probed + 1
     t += CHOOSE_SHARE * budget
-    finish = score_seconds(first, first.backbone, first.input_spec, n_score) + FIXED_S
+    finish = score_seconds(first, first.backbone, first.input_spec, len(ds.test) + 2 * len(ds.val)) + FIXED_S
     groups = model_groups(first.backbone, (-1,), len(ds.classes))
     epoch = epoch_seconds(first.backbone, first.input_spec.input_size[-1], groups[-2:-1], len(ds.train), len(ds.val),
                           first.images_per_s or 50.0, 2)
-    fine_tunes = epoch > 0 and 3 * epoch <= SAFETY * budget - t - finish
-    return (SAFETY * budget if fine_tunes else t + finish) - elapsed
+    if epoch > 0 and 3 * epoch <= SAFETY * budget - t - finish:
+        return Forecast(SAFETY * budget - elapsed, finish, True)
+    # no epoch to train: validating the starting head is the val score, then the test split
+    finish = score_seconds(first, first.backbone, first.input_spec, len(ds.test) + len(ds.val)) + FIXED_S
+    return Forecast(t + finish - elapsed, finish, False)

@@ -17,11 +17,13 @@ import numpy as np
 import torch
 
 from engine import paths
+from engine.data.batch_augment import device_input, pixel_bytes
 from engine.data.dataset import Dataset, load_dataset
 from engine.data.spec import InputSpec
 from engine.errors import DataError
 from engine.model.catalogue import get_entry, input_spec
 from engine.model.cost import epoch_seconds
+from engine.model.device import pick_device
 from engine.model.resources import head_dim, plan_bytes, views_that_fit
 from engine.model.taps import FINAL
 from engine.plan.budget import (CHOOSE_SHARE, SAFETY, extract_seconds, forecast, model_groups, other_bundled,
@@ -96,7 +98,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
         return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
     probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel)]
     if cfg.optim.strategy == "auto":  # the run's length as it now looks, for the time left it shows
-        getattr(step, "expect", lambda s: None)(forecast(cfg, ds, probes[0], time.perf_counter() - t0, spec_for))
+        fc = forecast(cfg, ds, probes[0], time.perf_counter() - t0, spec_for)
+        getattr(step, "expect", lambda s: None)(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
         return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], ""), ds, p.head,
@@ -111,6 +114,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
             continue
         probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
     imbalance = _imbalance(ds)
+    if not fc.fine_tunes:  # from here the time left is the choice's own (from its pace), then validating and scoring
+        getattr(step, "expect_after", lambda *a: None)("choose the head", fc.finish_s)
     step("choose the head", 0.0)
     choice, scored, metric = choose_head(probes, len(ds.classes), imbalance, seconds=max(5.0, CHOOSE_SHARE * budget),
                                          progress=lambda _, f: step("choose the head", f), check_cancel=check_cancel)
@@ -192,7 +197,9 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     views = 2 if flip else 1
     epoch_s = epoch_seconds(backbone, spec.input_size[-1], [groups[i] for i in trainable if i < headi], len(ds.train),
                             len(ds.val), speed, views) if speed and ft_epochs else 0.0
-    score_s = (len(ds.val) + len(ds.test)) * views / speed if speed else 0.0  # the final val and test scoring
+    # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score
+    val_again = len(ds.val) if head_epochs or ft_epochs or init == "random" else 0
+    score_s = (val_again + len(ds.test)) * views / speed if speed else 0.0
     dim, n_img = head_dim(backbone, tuple(taps)), len(ds.train) + len(ds.val) + len(ds.test)
     k = views_that_fit(len(ds.train), dim, cfg.runtime.views)
     if k < cfg.runtime.views and (head_epochs or ft_epochs):
@@ -201,6 +208,8 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     fit = min(fit_rows(dim, views), len(ds.train)) * dim * views * FIT_BYTES_PER_VALUE
     ram, disk = plan_bytes(backbone, n_img, len(ds.train), k, dim, int(get_entry(backbone).params_m * 1e6),
                            int(np.prod(spec.input_size)), fit)
+    if ft_epochs and device_input(pick_device(cfg.runtime.device), cfg.regularisation.augment or augment):
+        disk += pixel_bytes(len(ds.train), spec)  # the training photos decoded once for the GPU input path
     start_s = len(ds.val) * views / speed if speed and init != "random" else 0.0  # validating the starting head
     if s != "auto" and p is not None and head is not None:
         reason += (f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "

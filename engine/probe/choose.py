@@ -119,13 +119,14 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
                 todo.append(HeadChoice(p.backbone, taps, flip, BASE_C, balanced, label_of(taps, names, flip)))
     t0, scored = time.perf_counter(), []
     by_name = {p.backbone: p for p in probes}
+    steps = len(todo) + len(C_GRID)  # the candidates, then the winner at other strengths
     for i, cand in enumerate(todo):
         if check_cancel:
             check_cancel()
         if scored and seconds is not None and time.perf_counter() - t0 > seconds:
             break
         if progress:
-            progress("choosing", i / len(todo))
+            progress("choosing", i / steps)
         scored.append(_score(by_name[cand.backbone].features, cand, n_classes, metric))
     if scored[0].cv is None:  # too few images to cross-validate: the val probe decides
         p = probes[0]
@@ -134,11 +135,13 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
         names = {c["tap"]: c["name"] for c in p.stage_curve}
         return HeadChoice(p.backbone, taps, False, 1.0, False, label_of(taps, names, False)), scored, "val accuracy"
     best = max(scored, key=lambda h: h.cv)
-    for c in C_GRID:  # the winner at other regularisation strengths
+    for j, c in enumerate(C_GRID):  # the winner at other regularisation strengths
         if seconds is not None and time.perf_counter() - t0 > seconds:
             break
         if check_cancel:
             check_cancel()
+        if progress:
+            progress("choosing", (len(todo) + j) / steps)
         trial = _score(by_name[best.backbone].features, HeadChoice(**{**asdict(best), "c": c, "cv": None}),
                        n_classes, metric)
         scored.append(trial)

@@ -121,3 +121,17 @@ class RunEnded(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (RunStarted, SetupStep, PhaseStarted, StepEnded, EpochEnded,
                                                            RunEnded)}
+
+
+def time_left(events: list[dict], now: float) -> float | None:
+    """The whole run's time left at wall time `now`, as the dashboard shows it: the newest estimate (a setup step's
+    `run_eta_s` or a training step's `eta_s`) counted down by the time since it was made, never below one second
+    while the run goes on. None before the run has an estimate."""
+    newest = None
+    for e in events:
+        if e["t"] > now:
+            break
+        eta = e.get("run_eta_s") if e["kind"] == "setup" else e.get("eta_s") if e["kind"] == "step" else None
+        if eta is not None:
+            newest = (e["t"], eta)
+    return None if newest is None else max(1.0, newest[1] - (now - newest[0]))

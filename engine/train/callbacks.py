@@ -34,16 +34,17 @@ class Diagnostics(Callback):
 
     def before_fit(self, learn: "Trainer") -> None:
         self.initial = {n: p.detach().float().cpu().clone() for n, p in learn.model.named_parameters()}
-        self.norms: list[list[float]] = []
+        self.norms, self.steps = None, 0
 
-    def after_backward(self, learn: "Trainer") -> None:
-        self.norms.append(group_grad_norms(learn.model, learn.groups))
+    def after_backward(self, learn: "Trainer") -> None:  # summed on the device: read once per epoch
+        norms = group_grad_norms(learn.model, learn.groups)
+        self.norms, self.steps = norms if self.norms is None else self.norms + norms, self.steps + 1
 
     def after_epoch(self, learn: "Trainer") -> None:
         n = len(learn.groups)
-        learn.epoch_log["grad_norm"] = list(np.mean(self.norms, axis=0)) if self.norms else [0.0] * n
+        learn.epoch_log["grad_norm"] = (self.norms / self.steps).tolist() if self.steps else [0.0] * n
         learn.epoch_log["drift"] = group_drift(learn.model, learn.groups, self.initial)
-        self.norms = []
+        self.norms, self.steps = None, 0
 
 
 class TimeLeft(Callback):
@@ -88,11 +89,28 @@ class TimeLeft(Callback):
             else:
                 return None
             left += max(0, steps_left) * step_s + max(0, vals_left) * self.val_s.get(phase, self.val_s.get(0, 0.0))
-        return left + (learn.plan.score_s or 0.0)
+        return left + self.scoring_s(learn)
+
+    def scoring_s(self, learn: "Trainer") -> float:
+        """The final scoring (val, unless the best epoch's logits stand, and test) at the pace the starting model's
+        validation measured through the same images path; the plan's estimate without it (a resumed run)."""
+        n_val = len(learn.yva)
+        if not self.val_s.get(0):
+            return learn.plan.score_s or 0.0
+        return (learn.plan.n_test + (0 if learn.best_logits is not None else n_val)) * self.val_s[0] / max(1, n_val)
+
+
+def _time_left(learn: "Trainer") -> TimeLeft:
+    return next(cb for cb in learn.callbacks if isinstance(cb, TimeLeft))
 
 
 def time_left(learn: "Trainer") -> float | None:
-    return next(cb for cb in learn.callbacks if isinstance(cb, TimeLeft)).seconds_left(learn)
+    return _time_left(learn).seconds_left(learn)
+
+
+def scoring_seconds(learn: "Trainer") -> float:
+    """The final scoring's expected seconds (`TimeLeft.scoring_s`)."""
+    return _time_left(learn).scoring_s(learn)
 
 
 class Recorder(Callback):
@@ -208,7 +226,9 @@ class StartingModel(Callback):
         learn.phase, learn.epoch, learn.is_best, learn.epoch_t0 = 0, 0, False, time.perf_counter()
         learn.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0,
                                grad_norm=[0.0] * len(learn.groups), drift=[0.0] * len(learn.groups))
-        step = "validate the starting model"
+        step, plan = "validate the starting model", learn.plan
+        # the rest of the run (epochs, scoring) is estimated at the speed this validation shows, not the probe's
+        learn.report.expect_after(step, plan.estimate_s - plan.plan_s - plan.start_s, plan.start_s or None)
         learn.report(step, 0.0)
         learn.validate(FullPath(learn.model, None, None, learn.spec, [it.path for it in learn.ds.val], learn.device,
                                 learn.ytr), progress=lambda f: learn.report(step, f))
@@ -233,11 +253,18 @@ class SetupProgress:
         self.run, self.min_interval = run, min_interval
         self.name, self.started, self.last = "", 0.0, 0.0
         self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
+        self.after: tuple[str, float, float | None] | None = None  # (step, seconds after it, its planned seconds)
 
     def expect(self, seconds: float | None) -> None:
         """The rest of the run is expected to take `seconds` from now (auto's budget before its plan exists, then the
         plan's estimate, then the final scoring's)."""
-        self.deadline = None if seconds is None else time.perf_counter() + seconds
+        self.deadline, self.after = None if seconds is None else time.perf_counter() + seconds, None
+
+    def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
+        """Once step `name` ends, the run needs `rest_s` more. While it runs, the run's time left is the step's own
+        (from its pace) plus `rest_s`; with `planned_s`, the step's planned length, `rest_s` is scaled by how the
+        step's pace compares with the plan's (the steps after it run at the same speed: forward passes)."""
+        self.after = (name, rest_s, planned_s)
 
     def __call__(self, name: str, fraction: float) -> None:
         if self.run is None:  # a process other than rank 0, or a run-less trainer (the LR finder)
@@ -252,5 +279,11 @@ class SetupProgress:
         eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
         eta = None if eta is None or not math.isfinite(eta) else round(eta, 1)
         run_eta = None if self.deadline is None else round(max(self.deadline - now, eta or 0.0), 1)
+        if self.after is not None and self.after[0] == name and fraction > 0.02:
+            _, rest, planned = self.after
+            rest *= elapsed / fraction / planned if planned else 1.0
+            run_eta = round((eta or 0.0) + rest, 1)
+            if fraction >= 1:  # the step is over: what remains is a deadline again
+                self.deadline, self.after = now + rest, None
         self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))), eta_s=eta,
                                   run_eta_s=run_eta))

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 
 from engine.metrics import score
 from engine.plan.rules import FIXED_S
+from engine.train.callbacks import scoring_seconds
 from engine.train.paths import predict_logits
 
 if TYPE_CHECKING:
@@ -23,11 +24,13 @@ def final_metrics(learn: "Trainer") -> dict:
     if best is not None:
         learn.model.load_state_dict(best["model"])
     learn.model.eval()
-    learn.report.expect(learn.plan.score_s + FIXED_S)
     val_paths, test = [it.path for it in learn.ds.val], learn.ds.test
-    learn.report("score the chosen model on val", 0.0)
-    val_logits = predict_logits(learn.model, learn.spec, val_paths, learn.device, check_cancel=learn.check_cancel,
-                                progress=lambda f: learn.report("score the chosen model on val", f))
+    val_logits = learn.best_logits  # the best epoch was validated through the images: the same logits as scoring
+    learn.report.expect(scoring_seconds(learn) + FIXED_S)
+    if val_logits is None:
+        learn.report("score the chosen model on val", 0.0)
+        val_logits = predict_logits(learn.model, learn.spec, val_paths, learn.device, check_cancel=learn.check_cancel,
+                                    progress=lambda f: learn.report("score the chosen model on val", f))
     yva = learn.yva.numpy()
     val = score(yva, val_logits.argmax(1).numpy(), learn.classes)
     metrics = {"best_val_acc": val["accuracy"], "chosen_on": "val", "val_interval": val["interval"],

@@ -49,7 +49,7 @@ class Trainer:
                                 key=lambda c: c.order)
         self.step, self.epoch, self.phase, self.best, self.resumed_from = 0, 0, 0, (-1.0, -1), 0
         self.metrics, self.validated, self.is_best, self._stop_checked = {}, False, False, 0.0
-        self.views, self.images = None, None  # cached views and augmented images, made on first use (paths.py)
+        self.views, self.images, self.best_logits = None, None, None  # cached views, augmented images (paths.py)
 
     def __call__(self, event: str) -> None:
         for cb in self.callbacks if self.rank == 0 or event in ("before_fit", "after_backward", "after_epoch") else []:
@@ -91,8 +91,7 @@ class Trainer:
         self.phases = [(1, 0, self.plan.head_epochs), (2, self.plan.head_epochs, self.plan.finetune_epochs)]
 
     def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
-        """Forward, loss, backward and optimiser step on one batch; returns (loss, correct). Public: the LR finder
-        runs the same step."""
+        """Forward, loss, backward, optimiser step on one batch; returns (loss, correct). The LR finder runs it too."""
         with autocast(self.device):
             logits = path.logits(x)
         logits, y = logits.float(), self.ytr[idx].to(self.device)
@@ -103,7 +102,8 @@ class Trainer:
         grads = [p for p in self.model.parameters() if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(grads, self.cfg.optim.grad_clip)
         self.opt.step()
-        return loss.item(), int((logits.argmax(1) == y).sum())
+        loss_v, right = torch.stack([loss.detach(), (logits.argmax(1) == y).sum().float()]).tolist()  # one host sync
+        return loss_v, int(right)
 
     def _epoch(self, path, sched: Schedule, step0: int) -> None:
         set_train_mode(self.model, self.groups, [True] * len(self.groups) if self.plan.bn_frozen_stats
@@ -138,8 +138,8 @@ class Trainer:
         self.validated = True
         self("after_validate")
         self.is_best = self.epoch_log["val_acc"] > self.best[0]
-        if self.is_best:
-            self.best = (self.epoch_log["val_acc"], self.epoch)
+        if self.is_best:  # validated through the images, its logits are the final val score's: not computed again
+            self.best, self.best_logits = (self.epoch_log["val_acc"], self.epoch), logits if path.exact_val else None
         self("after_epoch")
 
     def _start_phase(self, phase: int, n_epochs: int, first: int, done: int):

@@ -2,7 +2,9 @@
 
 * `FeaturePath`: the head alone, on cached features of K augmented views (phase 1: no backbone pass per epoch).
 * `ActivationPath`: the groups above a frozen boundary, on cached activations at that boundary.
-* `FullPath`: the whole forward pass on augmented images (DataLoader workers on CUDA), MixUp/CutMix when asked.
+* `FullPath`: the whole forward pass on augmented images, MixUp/CutMix when asked. On CUDA the photos are decoded
+  once and batches are augmented on the GPU (`pixels.py`); otherwise, and for the per-image presets, a DataLoader
+  decodes and augments each image (worker processes on CUDA, the training thread on the CPU).
 
 Each path trains one `module` (the head, the groups above the boundary, or the whole model). Under torchrun,
 `parallel()` wraps it in `DistributedDataParallel`, once per phase: the trainable parameters change between phases.
@@ -20,11 +22,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from engine.data import augment as aug
+from engine.data.batch_augment import BatchAugment, device_input
 from engine.data.batches import AugmentedImages, EpochBatches, make_loader
 from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
 from engine.model.taps import TapModel
+from engine.train.pixels import decoded_pixels, device_batches
 from engine.train.views import Views, cache_views
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
@@ -67,7 +71,7 @@ class _Suffix(nn.Module):
 class FeaturePath(_Trainable):
     """Trains the head on cached features; epoch e reads view e mod K."""
 
-    name = "cached features"
+    name, exact_val = "cached features", False  # validation reads cached features, not the images
 
     def __init__(self, model: TapModel, views: Views, batch_size: int, device: torch.device):
         self.model, self.views, self.batch_size, self.device = model, views, batch_size, device
@@ -101,25 +105,38 @@ class ActivationPath(FeaturePath):
 class FullPath(_Trainable):
     """The whole forward pass on augmented images; validation on the val images through the eval transform."""
 
-    name = "full forward"
+    name, exact_val = "full forward", True  # validation runs the images through the eval transform, as scoring does
 
     def __init__(self, model: TapModel, images: AugmentedImages, batches: EpochBatches, spec: InputSpec,
-                 val_paths: list[str], device: torch.device, labels: torch.Tensor, mix: Mixup | None = None):
+                 val_paths: list[str], device: torch.device, labels: torch.Tensor, mix: Mixup | None = None,
+                 pixels: np.ndarray | None = None, augment: BatchAugment | None = None):
         self.model, self.images, self.batches, self.spec = model, images, batches, spec
         self.val_paths, self.device, self.labels, self.mix = val_paths, device, labels, mix
+        self.pixels, self.augment = pixels, augment  # the device input path, when given
         self._loader, self.module = None, model
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
-        if self._loader is None:
-            self._loader = make_loader(self.images, self.batches, self.device)
-        index_batches = self.batches.set_epoch(order, epoch)
-        for idx, pixels in zip(index_batches, self._loader):
-            idx = np.asarray(idx)
-            x = self.spec.normalize(to_device(pixels, self.device))
+        inputs = self._device_inputs if self.pixels is not None else self._loader_inputs
+        for idx, x in inputs(order, epoch):
             soft = None
             if self.mix is not None and len(idx) % 2 == 0:
                 x, soft = self.mix(x, self.labels[idx].to(self.device))
             yield idx, x, soft
+
+    def _loader_inputs(self, order: np.ndarray, epoch: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Batches decoded and augmented per image by the DataLoader (worker processes on CUDA)."""
+        if self._loader is None:
+            self._loader = make_loader(self.images, self.batches, self.device)
+        for idx, pixels in zip(self.batches.set_epoch(order, epoch), self._loader):
+            yield np.asarray(idx), self.spec.normalize(to_device(pixels, self.device))
+
+    def _device_inputs(self, order: np.ndarray, epoch: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Batches read from the decoded photos and augmented on the device, with the epoch's seed."""
+        index_batches = _index_batches(order, self.batches.batch_size)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(self.batches.seed_of(0, epoch))
+        for idx, pixels in zip(index_batches, device_batches(self.pixels, index_batches, self.device)):
+            yield idx, self.spec.normalize(self.augment(pixels, gen))
 
     def batch(self, idx: np.ndarray, epoch: int) -> torch.Tensor:
         """One augmented batch built in this thread (for the LR finder)."""
@@ -182,7 +199,15 @@ def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
     mix = Mixup(mixup_alpha=reg.mixup, cutmix_alpha=reg.cutmix, num_classes=len(learn.classes),
                 label_smoothing=reg.label_smoothing) if reg.mixup or reg.cutmix else None
     images, batches = train_images(learn)
-    return FullPath(learn.model, images, batches, learn.spec, val_paths, learn.device, learn.ytr, mix)
+    pixels, augment = None, None
+    if device_input(learn.device, learn.plan.augment):  # decoded once, augmented in batches on the device
+        step = "decode the training photos once"
+        learn.report(step, 0.0)
+        pixels = decoded_pixels(images.paths, learn.spec, progress=lambda f: learn.report(step, f),
+                                check_cancel=learn.check_cancel)
+        learn.report(step, 1.0)
+        augment = BatchAugment(learn.spec, learn.plan.augment, cfg.regularisation.random_erasing)
+    return FullPath(learn.model, images, batches, learn.spec, val_paths, learn.device, learn.ytr, mix, pixels, augment)
 
 
 def train_images(learn) -> tuple[AugmentedImages, EpochBatches]:

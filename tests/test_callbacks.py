@@ -1,0 +1,67 @@
+"""SetupProgress: a step's own time left from its pace, and the whole run's from the plan, corrected by that pace."""
+import pytest
+
+from engine.train import callbacks
+from engine.train.callbacks import SetupProgress
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Log:
+    def __init__(self):
+        self.events = []
+
+    def append(self, e) -> None:
+        self.events.append(e)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(callbacks.time, "perf_counter", c)
+    return c
+
+
+def test_the_run_time_left_follows_the_deadline_or_the_steps_pace(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0)
+    report.expect(100.0)
+    report("probe", 0.0)
+    clock.now = 10.0
+    report("probe", 0.5)  # 10 s more for the probe, but the plan says 90 s for the run
+    assert log.events[-1].eta_s == pytest.approx(10.0)
+    assert log.events[-1].run_eta_s == pytest.approx(90.0)
+
+
+def test_after_a_planned_step_the_rest_is_scaled_by_its_pace(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0)
+    report.expect(500.0)  # superseded: from this step on, the step's pace decides
+    report.expect_after("validate", rest_s=30.0, planned_s=10.0)
+    report("validate", 0.0)
+    clock.now = 2.5
+    report("validate", 0.5)  # 5 s in all, half the plan's 10 s: the 30 s after it take 15 s
+    assert log.events[-1].eta_s == pytest.approx(2.5)
+    assert log.events[-1].run_eta_s == pytest.approx(2.5 + 15.0)
+    clock.now = 5.0
+    report("validate", 1.0)
+    assert log.events[-1].run_eta_s == pytest.approx(15.0)
+    clock.now = 8.0
+    report("score", 0.0)  # the step is over: what is left is a deadline, counted from its end
+    assert log.events[-1].run_eta_s == pytest.approx(12.0)
+
+
+def test_an_unplanned_step_adds_the_rest_unscaled(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0)
+    report.expect_after("choose", rest_s=20.0)
+    report("choose", 0.0)
+    clock.now = 6.0
+    report("choose", 0.75)
+    assert log.events[-1].run_eta_s == pytest.approx(2.0 + 20.0)
