@@ -81,3 +81,34 @@ def test_the_plan_states_its_memory_and_disk_and_caches_fewer_views_when_they_do
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "200K")
     tight = make_plan(c, ds, lambda *a: None).plan
     assert tight.views == 1 and "1 augmented view(s)" in tight.reason and "TRANSFERLAB_MEMORY" in tight.reason
+
+
+def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_probe_ends(carved, tmp_path,
+                                                                                       monkeypatch):
+    from engine.train.progress import SetupProgress
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # no cached features: the probe extracts them
+
+    class Log:
+        events: list = []
+
+        def append(self, e) -> None:
+            self.events.append(e)
+
+    class Reporter(SetupProgress):
+        told: list = []
+
+        def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
+            self.told.append((name, self.name, rest_s))
+            super().expect_after(name, rest_s, planned_s)
+
+    from engine.plan import make
+    forecasts, real = [], make.forecast
+    monkeypatch.setattr(make, "forecast", lambda *a, **k: forecasts.append(real(*a, **k)) or forecasts[-1])
+    report = Reporter(Log(), min_interval=0.0)
+    report.expect(60.0)
+    planned = get_plan(cfg(carved, strategy="auto"), report)
+    assert tuple(p.backbone for p in planned.probes[1:]) == forecasts[0].others == forecasts[1].others  # decided once
+    name, current, rest = report.told[0]
+    assert name == current == "probe tf_efficientnet_lite0" and 0 < rest < 60  # told while the probe runs
+    first = next(e for e in Log.events if e.name == name and 0 < e.fraction < 1 and e.eta_s is not None)
+    assert first.run_eta_s == pytest.approx(first.eta_s + rest, abs=0.15)  # the probe's own time left + the rest

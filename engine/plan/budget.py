@@ -23,16 +23,31 @@ SAFETY = 0.93  # of the budget, planned; the rest absorbs the estimates' error
 CHOOSE_SHARE = 0.15  # of the budget, at most, for scoring the candidate heads
 
 
-def extract_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
-    """Feature extraction time of `name` (every view), scaled from the measured backbone by their FLOPs."""
-    ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
-    speed = measured.images_per_s or 50.0
-    return feature_views(n_images) * n_images / speed * ratio
+class Pace(NamedTuple):
+    """A measured speed: `backbone` at `size` px made `images_per_s` forward passes a second (feature extraction)."""
+
+    backbone: str
+    size: int
+    images_per_s: float
+
+    @classmethod
+    def of(cls, probe: ProbeResult) -> "Pace":
+        return cls(probe.backbone, probe.input_spec.input_size[-1], probe.images_per_s or 50.0)
+
+    def seconds(self, name: str, spec: InputSpec, passes: float) -> float:
+        """Seconds for `passes` forward passes of `name` at `spec`'s size, scaled from this pace by their FLOPs."""
+        return passes / self.images_per_s * total_flops(name, spec.input_size[-1]) / total_flops(self.backbone,
+                                                                                               self.size)
 
 
-def score_seconds(measured: ProbeResult, name: str, spec: InputSpec, n_images: int) -> float:
-    ratio = total_flops(name, spec.input_size[-1]) / total_flops(measured.backbone, measured.input_spec.input_size[-1])
-    return 2 * n_images / (measured.images_per_s or 50.0) * ratio  # both views: the chosen head may average them
+def extract_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int) -> float:
+    """Feature extraction time of `name` (every view) on `n_images`."""
+    return pace.seconds(name, spec, feature_views(n_images) * n_images)
+
+
+def score_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int) -> float:
+    """Scoring `n_images` with `name`, both views (the chosen head may average an image and its mirror image)."""
+    return pace.seconds(name, spec, 2 * n_images)
 
 
 def other_bundled(first: str, weights: str) -> list[str]:
@@ -50,32 +65,36 @@ def model_groups(backbone: str, taps: tuple[int, ...], n_classes: int) -> list[s
 
 class Forecast(NamedTuple):
     """What auto still needs after its first probe: `left_s` in all, of which `finish_s` after the head is chosen
-    (validating it, scoring and saving) when `fine_tunes` is False (else the run fills the budget)."""
+    (validating it, scoring and saving) when `fine_tunes` is False (else the run fills the budget); `others`, the
+    backbones it probes next."""
 
     left_s: float
     finish_s: float
     fine_tunes: bool
+    others: tuple[str, ...]
 
 
-def forecast(cfg: TrainConfig, ds: Dataset, first: ProbeResult, elapsed: float,
-             spec_for: Callable[[Dataset, str, int], InputSpec]) -> Forecast:
-    """Seconds the auto run still needs after its first probe: the other probes that fit, choosing the head, the
-    final scoring, and fine-tuning up to the budget when one epoch of the top group fits it (as `make_plan` decides)."""
+def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,
+             spec_for: Callable[[Dataset, str, int], InputSpec], others: tuple[str, ...] | None = None) -> Forecast:
+    """Seconds the auto run still needs once its first probe ends (`elapsed` seconds in, at `pace`): the other probes
+    that fit (or `others`, when already decided), choosing the head, the final scoring, and fine-tuning up to the
+    budget when one epoch of the top group fits it (as `make_plan` decides)."""
     budget, n_tv = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.train) + len(ds.val)
-    t, probed = elapsed, 1
+    first = spec_for(ds, pace.backbone, cfg.data.in_chans)
+    t, probed = elapsed, []
     for name in other_bundled(cfg.backbone, cfg.weights):
         spec = spec_for(ds, name, cfg.data.in_chans)
-        est = extract_seconds(first, name, spec, n_tv)
-        if t + est + 10 * (probed + 1) + score_seconds(first, name, spec, len(ds.test) + 2 * len(ds.val)) \
-                <= SAFETY * budget:
-            t, probed = t + est, probed + 1
+        est = extract_seconds(pace, name, spec, n_tv)
+        fits = t + est + 10 * (len(probed) + 2) + score_seconds(pace, name, spec, len(ds.test) + 2 * len(ds.val)) \
+            <= SAFETY * budget
+        if name in others if others is not None else fits:
+            t, probed = t + est, probed + [name]
     t += CHOOSE_SHARE * budget
-    finish = score_seconds(first, first.backbone, first.input_spec, len(ds.test) + 2 * len(ds.val)) + FIXED_S
-    groups = model_groups(first.backbone, (-1,), len(ds.classes))
-    epoch = epoch_seconds(first.backbone, first.input_spec.input_size[-1], groups[-2:-1], len(ds.train), len(ds.val),
-                          first.images_per_s or 50.0, 2)
+    finish = score_seconds(pace, pace.backbone, first, len(ds.test) + 2 * len(ds.val)) + FIXED_S
+    groups = model_groups(pace.backbone, (-1,), len(ds.classes))
+    epoch = epoch_seconds(pace.backbone, pace.size, groups[-2:-1], len(ds.train), len(ds.val), pace.images_per_s, 2)
     if epoch > 0 and 3 * epoch <= SAFETY * budget - t - finish:
-        return Forecast(SAFETY * budget - elapsed, finish, True)
+        return Forecast(SAFETY * budget - elapsed, finish, True, tuple(probed))
     # no epoch to train: validating the starting head is the val score, then the test split
-    finish = score_seconds(first, first.backbone, first.input_spec, len(ds.test) + len(ds.val)) + FIXED_S
-    return Forecast(t + finish - elapsed, finish, False)
+    finish = score_seconds(pace, pace.backbone, first, len(ds.test) + len(ds.val)) + FIXED_S
+    return Forecast(t + finish - elapsed, finish, False, tuple(probed))

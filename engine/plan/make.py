@@ -26,14 +26,13 @@ from engine.model.cost import epoch_seconds
 from engine.model.device import pick_device
 from engine.model.resources import head_dim, plan_bytes, views_that_fit
 from engine.model.taps import FINAL
-from engine.plan.budget import (CHOOSE_SHARE, SAFETY, extract_seconds, forecast, model_groups, other_bundled,
-                                score_seconds)
+from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR, STRATEGY_TEXT, Plan, band,
                                discriminative, group_labels)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
-from engine.probe.features import FIT_BYTES_PER_VALUE, fit_rows
+from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
 from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
 
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
@@ -96,9 +95,15 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
         return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
-    probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel)]
-    if cfg.optim.strategy == "auto":  # the run's length as it now looks, for the time left it shows
-        fc = forecast(cfg, ds, probes[0], time.perf_counter() - t0, spec_for)
+    early, decided = None, {}
+    if cfg.optim.strategy == "auto":  # the run's length, for the time left it shows: first from the probe's pace,
+        def early(speed: float, probe_end: float) -> None:  # which also decides the other probes (made once)
+            rest = forecast(cfg, ds, Pace(cfg.backbone, spec.input_size[-1], speed), probe_end - t0, spec_for)
+            decided["others"] = rest.others
+            getattr(step, "expect_after", lambda *a: None)(f"probe {cfg.backbone}", rest.left_s)
+    probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel, early)]
+    if cfg.optim.strategy == "auto":  # then as the whole probe measured it
+        fc = forecast(cfg, ds, Pace.of(probes[0]), time.perf_counter() - t0, spec_for, decided.get("others"))
         getattr(step, "expect", lambda s: None)(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
@@ -106,11 +111,11 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
                        probes)
     budget = cfg.optim.budget or DEFAULT_BUDGET_S
     n_test = len(ds.test)
-    for name in other_bundled(cfg.backbone, cfg.weights):
+    for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
-        est = extract_seconds(probes[0], name, other_spec, len(ds.train) + len(ds.val))
-        reserve = 10 * (len(probes) + 1) + score_seconds(probes[0], name, other_spec, n_test + 2 * len(ds.val))
-        if time.perf_counter() - t0 + est + reserve > SAFETY * budget:
+        est = extract_seconds(Pace.of(probes[0]), name, other_spec, len(ds.train) + len(ds.val))
+        reserve = 10 * (len(probes) + 1) + score_seconds(Pace.of(probes[0]), name, other_spec, n_test + 2 * len(ds.val))
+        if time.perf_counter() - t0 + est + reserve > budget:
             continue
         probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
     imbalance = _imbalance(ds)
@@ -124,7 +129,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
     # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
     # saving and scoring the test split
-    finish = score_seconds(p, p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
+    finish = score_seconds(Pace.of(p), p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
     left = SAFETY * budget - (time.perf_counter() - t0) - finish
     plan = _resolve(cfg, ds, p.input_spec, p.backbone, choice.taps, choice.flip, probes[0], head, scored, metric,
                     choice=choice, seconds_left=left, speed=p.images_per_s, elapsed=time.perf_counter() - t0)
@@ -132,13 +137,24 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
 
 
 def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step,
-           check_cancel: Callable[[], None] | None) -> ProbeResult:
-    label = f"probe {name}"
+           check_cancel: Callable[[], None] | None, early: Callable[[float, float], None] | None = None) -> ProbeResult:
+    """The probe of `name` as a named step; `early(images/s, expected end)` is told the extraction's pace once a sixth
+    of it past its first batch is done, or at its end (never from the cache); the stage fits are a tenth of it."""
+    label, passes = f"probe {name}", feature_views(len(ds.train) + len(ds.val)) * (len(ds.train) + len(ds.val))
+    first, t0 = {}, time.perf_counter()  # time and fraction of the first batch: the pace is measured from there
+
+    def report(stage: str, f: float) -> None:
+        if early and stage == "features" and f > 0 and "told" not in first:
+            now = time.perf_counter()
+            t1, f1 = first.setdefault("t", now), first.setdefault("f", f)
+            if f - f1 >= 1 / 6 or f >= 1 > f1:
+                first["told"], end = 1, now + (1 - f) * (now - t1) / (f - f1)  # the features' end at this pace
+                early(passes / (end - t0), now + (end - now) / 0.9)  # speed with its start, as the probe measures it
+        step(label, 0.9 * f if stage == "features" else 0.9 + 0.1 * f)
+
     step(label, 0.0)
     r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.optim.strategy == "auto",
-              in_channels=cfg.data.in_chans, spec=spec,
-              progress=lambda s, f: step(label, 0.9 * f if s == "features" else 0.9 + 0.1 * f),
-              check_cancel=check_cancel)
+              in_channels=cfg.data.in_chans, spec=spec, progress=report, check_cancel=check_cancel)
     step(label, 1.0)
     return r
 

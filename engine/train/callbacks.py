@@ -4,7 +4,6 @@ diagnostics, checkpoints, the time left. The loop calls `before_fit`, `before_ph
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ import torch
 
 from engine.data.drift import data_stats
 from engine.model.resources import checkpoint_bytes, need_disk
-from engine.runs.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, SetupStep, StepEnded
+from engine.runs.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
 from engine.train.optim import group_drift, group_grad_norms
 
 if TYPE_CHECKING:
@@ -244,46 +243,3 @@ class DataStats(Callback):
         learn.report("record the training photos' statistics", 0.0)
         learn.run.write_json("data_stats.json", data_stats(learn.ds, learn.spec))
         learn.report("record the training photos' statistics", 1.0)
-
-
-class SetupProgress:
-    """Turns (step name, fraction) reports into `SetupStep` events, with the step's time left from its pace."""
-
-    def __init__(self, run, min_interval: float = 0.25):
-        self.run, self.min_interval = run, min_interval
-        self.name, self.started, self.last = "", 0.0, 0.0
-        self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
-        self.after: tuple[str, float, float | None] | None = None  # (step, seconds after it, its planned seconds)
-
-    def expect(self, seconds: float | None) -> None:
-        """The rest of the run is expected to take `seconds` from now (auto's budget before its plan exists, then the
-        plan's estimate, then the final scoring's)."""
-        self.deadline, self.after = None if seconds is None else time.perf_counter() + seconds, None
-
-    def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
-        """Once step `name` ends, the run needs `rest_s` more. While it runs, the run's time left is the step's own
-        (from its pace) plus `rest_s`; with `planned_s`, the step's planned length, `rest_s` is scaled by how the
-        step's pace compares with the plan's (the steps after it run at the same speed: forward passes)."""
-        self.after = (name, rest_s, planned_s)
-
-    def __call__(self, name: str, fraction: float) -> None:
-        if self.run is None:  # a process other than rank 0, or a run-less trainer (the LR finder)
-            return
-        now = time.perf_counter()
-        if name != self.name:
-            self.name, self.started, self.last = name, now, 0.0
-        if 0 < fraction < 1 and now - self.last < self.min_interval:
-            return
-        self.last = now
-        elapsed = now - self.started
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
-        eta = None if eta is None or not math.isfinite(eta) else round(eta, 1)
-        run_eta = None if self.deadline is None else round(max(self.deadline - now, eta or 0.0), 1)
-        if self.after is not None and self.after[0] == name and fraction > 0.02:
-            _, rest, planned = self.after
-            rest *= elapsed / fraction / planned if planned else 1.0
-            run_eta = round((eta or 0.0) + rest, 1)
-            if fraction >= 1:  # the step is over: what remains is a deadline again
-                self.deadline, self.after = now + rest, None
-        self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))), eta_s=eta,
-                                  run_eta_s=run_eta))

@@ -24,13 +24,13 @@ from engine.runs.events import Cancelled, CancelToken
 from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
-from engine.train.callbacks import (Checkpoints, DataStats, Diagnostics, Recorder, SetupProgress, StartingModel,
-                                    TimeLeft, restore)
+from engine.train.callbacks import Checkpoints, DataStats, Diagnostics, Recorder, StartingModel, TimeLeft, restore
 from engine.train.finish import end_metrics, final_metrics
 from engine.train.losses import make_loss, sample_order
 from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan,
                                 set_train_mode)
 from engine.train.paths import make_path
+from engine.train.progress import SetupProgress
 
 
 class Trainer:

@@ -1,0 +1,66 @@
+"""The progress of named setup steps (load and check data, probe, choose the head, cache features, score the test
+split) as `SetupStep` events: each step's own time left from its pace, and the whole run's, from the plan's estimate
+as the engine refines it (`expect`, `expect_after`)."""
+from __future__ import annotations
+
+import math
+import time
+
+from engine.runs.events import SetupStep
+
+
+class SetupProgress:
+    """Turns (step name, fraction) reports into `SetupStep` events, with the step's time left from its pace: measured
+    after its first progress report, so a fixed start (building a model, loading weights) does not count as pace."""
+
+    def __init__(self, run, min_interval: float = 0.25):
+        self.run, self.min_interval = run, min_interval
+        self.name, self.started, self.last = "", 0.0, 0.0
+        self.seen: list[tuple[float, float]] = []  # (time, fraction) of the step's reports past 0
+        self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
+        self.after: tuple[str, float, float | None] | None = None  # (step, seconds after it, its planned seconds)
+
+    def expect(self, seconds: float | None) -> None:
+        """The rest of the run is expected to take `seconds` from now (auto's budget before its plan exists, then the
+        plan's estimate, then the final scoring's)."""
+        self.deadline, self.after = None if seconds is None else time.perf_counter() + seconds, None
+
+    def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
+        """Once step `name` ends, the run needs `rest_s` more. While it runs, the run's time left is the step's own
+        (from its pace) plus `rest_s`; with `planned_s`, the step's planned length, `rest_s` is scaled by how the
+        step's pace compares with the plan's (the steps after it run at the same speed: forward passes)."""
+        self.after = (name, rest_s, planned_s)
+
+    def _step_eta(self, now: float, fraction: float) -> float | None:
+        """The step's time left at its recent pace: over the last two thirds of its progress since its first report (a
+        step often speeds up after its first batches); None until it has moved 2% past that report."""
+        if fraction >= 1 or not self.seen:
+            return 0.0 if fraction >= 1 else None
+        f0 = self.seen[0][1]
+        t1, f1 = next((t, f) for t, f in self.seen if f >= f0 + (fraction - f0) / 3)
+        if fraction - f1 <= 0.02:
+            t1, f1 = self.seen[0]
+        return (now - t1) * (1 - fraction) / (fraction - f1) if fraction - f1 > 0.02 else None
+
+    def __call__(self, name: str, fraction: float) -> None:
+        if self.run is None:  # a process other than rank 0, or a run-less trainer (the LR finder)
+            return
+        now = time.perf_counter()
+        if name != self.name:
+            self.name, self.started, self.last, self.seen = name, now, 0.0, []
+        if 0 < fraction < 1 and now - self.last < self.min_interval:
+            return
+        self.last = now
+        if fraction > 0:
+            self.seen.append((now, fraction))
+        eta = self._step_eta(now, fraction)
+        eta = None if eta is None or not math.isfinite(eta) else round(eta, 1)
+        run_eta = None if self.deadline is None else round(max(self.deadline - now, eta or 0.0), 1)
+        if self.after is not None and self.after[0] == name and eta is not None:
+            _, rest, planned = self.after
+            rest *= (now - self.started + eta) / planned if planned else 1.0  # the step's projected length / plan's
+            run_eta = round(eta + rest, 1)
+            if fraction >= 1:  # the step is over: what remains is a deadline again
+                self.deadline, self.after = now + rest, None
+        self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))), eta_s=eta,
+                                  run_eta_s=run_eta))
