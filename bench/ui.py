@@ -80,7 +80,7 @@ def browser_first_step(reps: int) -> list[float]:
 
     from playwright.sync_api import sync_playwright
     sys.path.insert(0, str(REPO / "tests"))
-    from test_e2e_browser import PROGRESS, STEP_NAMES
+    from test_e2e_browser import click_to_first_step
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,13 +105,9 @@ def browser_first_step(reps: int) -> list[float]:
                 page.get_by_role("button", name="Quick demo").wait_for(timeout=60_000)
                 page.wait_for_load_state("networkidle")
                 time.sleep(1)
-                page.get_by_role("button", name="Quick demo").click()
-                clicked = time.time()
-                while time.time() - clicked < 30:
-                    if any(any(n in b[0] for n in STEP_NAMES) for b in page.evaluate(PROGRESS)):
-                        times.append(time.time() - clicked)
-                        break
-                    time.sleep(0.05)
+                first = click_to_first_step(page, "Quick demo", limit=30)
+                if first is not None:
+                    times.append(first)
                 page.get_by_role("button", name="Stop").click()
                 page.get_by_text("· cancelled").first.wait_for(timeout=120_000)
                 page.close()
