@@ -112,3 +112,11 @@ def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_pro
     assert name == current == "probe tf_efficientnet_lite0" and 0 < rest < 60  # told while the probe runs
     first = next(e for e in Log.events if e.name == name and 0 < e.fraction < 1 and e.eta_s is not None)
     assert first.run_eta_s == pytest.approx(first.eta_s + rest, abs=0.15)  # the probe's own time left + the rest
+
+
+def test_a_bad_device_input_setting_is_refused_before_any_probe(tiny_folder, monkeypatch):
+    from engine.plan import make
+    monkeypatch.setenv("TRANSFERLAB_DEVICE_INPUT", "yes")
+    monkeypatch.setattr(make, "probe", lambda *a, **k: pytest.fail("probed first"))
+    with pytest.raises(ValueError, match="TRANSFERLAB_DEVICE_INPUT='yes'"):
+        get_plan(cfg(tiny_folder, strategy="full", val_fraction=0.34))

@@ -25,11 +25,17 @@ JITTER = {"basic": 0.2}  # brightness, contrast and saturation factors in 1 ± t
 def device_input(device: torch.device, preset: str) -> bool:
     """Whether training batches take the GPU input path (photos decoded once, batches augmented on the device): on
     CUDA for the batched presets, unless TRANSFERLAB_DEVICE_INPUT=0 (DataLoader workers); =1 takes it on any device."""
+    wanted = device_input_setting()
+    return preset in BATCH_PRESETS and (wanted == "1" or (wanted == "" and device.type == "cuda"))
+
+
+def device_input_setting() -> str:
+    """TRANSFERLAB_DEVICE_INPUT: "1", "0" or "" (unset); anything else is refused by name."""
     wanted = os.environ.get("TRANSFERLAB_DEVICE_INPUT", "")
     if wanted not in ("", "0", "1"):
         raise ValueError(f"TRANSFERLAB_DEVICE_INPUT={wanted!r}: use 1 (batches augmented on the device), 0 (DataLoader "
                          f"workers) or leave it unset (the device input on CUDA)")
-    return preset in BATCH_PRESETS and (wanted == "1" or (wanted == "" and device.type == "cuda"))
+    return wanted
 
 
 def working_side(spec: InputSpec) -> int:

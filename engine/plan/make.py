@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from engine import paths
-from engine.data.batch_augment import device_input, pixel_bytes
+from engine.data.batch_augment import device_input, device_input_setting, pixel_bytes
 from engine.data.dataset import Dataset, load_dataset
 from engine.data.spec import InputSpec
 from engine.errors import DataError
@@ -91,7 +91,7 @@ def _check(ds: Dataset) -> None:
 def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[[], None] | None = None,
               device: torch.device | None = None) -> Planned:
     """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds`."""
-    t0 = time.perf_counter()
+    t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
         return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
@@ -109,12 +109,11 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
         p = probes[0]
         return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], ""), ds, p.head,
                        probes)
-    budget = cfg.optim.budget or DEFAULT_BUDGET_S
-    n_test = len(ds.test)
+    budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0])
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
-        est = extract_seconds(Pace.of(probes[0]), name, other_spec, len(ds.train) + len(ds.val))
-        reserve = 10 * (len(probes) + 1) + score_seconds(Pace.of(probes[0]), name, other_spec, n_test + 2 * len(ds.val))
+        est = extract_seconds(pace, name, other_spec, len(ds.train) + len(ds.val))
+        reserve = 10 * (len(probes) + 1) + score_seconds(pace, name, other_spec, n_test + 2 * len(ds.val))
         if time.perf_counter() - t0 + est + reserve > budget:
             continue
         probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
@@ -141,14 +140,15 @@ def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step
     """The probe of `name` as a named step; `early(images/s, expected end)` is told the extraction's pace once a sixth
     of it past its first batch is done, or at its end (never from the cache); the stage fits are a tenth of it."""
     label, passes = f"probe {name}", feature_views(len(ds.train) + len(ds.val)) * (len(ds.train) + len(ds.val))
-    first, t0 = {}, time.perf_counter()  # time and fraction of the first batch: the pace is measured from there
+    t0, first, told = time.perf_counter(), None, early is None  # first: (time, fraction) of the first batch
 
     def report(stage: str, f: float) -> None:
-        if early and stage == "features" and f > 0 and "told" not in first:
+        nonlocal first, told
+        if not told and stage == "features" and f > 0:
             now = time.perf_counter()
-            t1, f1 = first.setdefault("t", now), first.setdefault("f", f)
+            (t1, f1) = first = first or (now, f)
             if f - f1 >= 1 / 6 or f >= 1 > f1:
-                first["told"], end = 1, now + (1 - f) * (now - t1) / (f - f1)  # the features' end at this pace
+                told, end = True, now + (1 - f) * (now - t1) / (f - f1)  # the features' end at this pace
                 early(passes / (end - t0), now + (end - now) / 0.9)  # speed with its start, as the probe measures it
         step(label, 0.9 * f if stage == "features" else 0.9 + 0.1 * f)
 
