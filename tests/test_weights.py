@@ -1,13 +1,17 @@
+import hashlib
+import json
 import time
 
 import pytest
 import timm
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 
+from engine import cli
 from engine.errors import WeightsMismatch, WeightsUnavailable
-from engine.model.weights import adapt_first_conv, availability, create_backbone, find_weights, map_in_order
+from engine.model.weights import (adapt_first_conv, availability, create_backbone, find_weights, install_weights,
+                                  map_in_order)
 
 
 @pytest.fixture
@@ -79,18 +83,68 @@ class Evil:
 
 def test_pickled_code_is_refused(tmp_path):
     torch.save({"state_dict": Evil()}, tmp_path / "evil.pth")
-    with pytest.raises(WeightsMismatch, match="weights-only"):
+    with pytest.raises(WeightsMismatch, match="holds Python objects"):
         create_backbone("resnet18", weights=tmp_path / "evil.pth")
 
 
-def test_hf_cache_is_found_and_used_offline(empty_caches):
+def _hub_client_cache(root, repo: str, data: bytes, filename: str = "model.safetensors"):
+    """A hub cache folder as huggingface_hub writes it: the file as a blob named by its SHA-256, a snapshot link to it
+    under the commit, and refs/main naming the commit."""
+    folder = root / "hf" / "hub" / f"models--{repo.replace('/', '--')}"
+    sha, commit = hashlib.sha256(data).hexdigest(), "a" * 40
+    (folder / "blobs").mkdir(parents=True)
+    (folder / "blobs" / sha).write_bytes(data)
+    (folder / "snapshots" / commit).mkdir(parents=True)
+    (folder / "snapshots" / commit / filename).symlink_to(f"../../blobs/{sha}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    return sha
+
+
+def test_hf_cache_is_found_and_used_offline(empty_caches, monkeypatch, capsys):
+    src = timm.create_model("resnet18")
+    sha = _hub_client_cache(empty_caches, "timm/resnet18.a1_in1k", save(src.state_dict()))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.main(["backbones", "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out) if r["name"] == "resnet18")
+    assert row["available"] and row["source"] == "hf-cache"
+    model, info = create_backbone("resnet18")
+    assert info.source == "hf-cache" and info.sha256 == sha and torch.equal(model.fc.weight, src.fc.weight)
+
+
+def test_a_snapshot_without_refs_is_not_taken_for_the_current_weights(empty_caches):
     snap = empty_caches / "hf" / "hub" / "models--timm--resnet18.a1_in1k" / "snapshots" / "abc123"
     snap.mkdir(parents=True)
+    save_file(timm.create_model("resnet18").state_dict(), str(snap / "model.safetensors"))
+    assert find_weights("resnet18") is None
+
+
+def test_installed_file_is_checked_stored_and_then_found(empty_caches, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(empty_caches / "tl"))
     src = timm.create_model("resnet18")
-    save_file(src.state_dict(), str(snap / "model.safetensors"))
-    assert find_weights("resnet18")[0] == "hf-cache"
-    model, info = create_backbone("resnet18")
-    assert info.source == "hf-cache" and torch.equal(model.fc.weight, src.fc.weight)
+    torch.save(src.state_dict(), empty_caches / "r18.pth")
+    info = install_weights("resnet18", empty_caches / "r18.pth")
+    assert info.path.endswith("resnet18.safetensors") and len(info.sha256) == 64
+    model, used = create_backbone("resnet18")
+    assert used.source == "weights-dir" and torch.equal(model.conv1.weight, src.conv1.weight)
+
+
+@pytest.mark.parametrize("case", ["other-architecture", "pickle", "truncated"])
+def test_a_bad_upload_is_refused_in_one_line_and_stays_missing(empty_caches, monkeypatch, case):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(empty_caches / "tl"))
+    path = empty_caches / "w.pth"
+    if case == "other-architecture":
+        torch.save(timm.create_model("mobilenetv3_small_100").state_dict(), path)
+    elif case == "pickle":
+        torch.save({"state_dict": Evil()}, path)
+    else:
+        path = empty_caches / "w.safetensors"
+        path.write_bytes(save(timm.create_model("resnet18").state_dict())[:5000])
+    with pytest.raises(WeightsMismatch) as e:
+        install_weights("resnet18", path)
+    assert "\n" not in str(e.value) and ("(missing)" in str(e.value) or str(path) in str(e.value))
+    assert not availability("resnet18")["available"]
+    assert not list((empty_caches / "tl").rglob("*.safetensors")) if (empty_caches / "tl").exists() else True
 
 
 def test_in_order_mapping_checks_shapes():

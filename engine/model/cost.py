@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 
-import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.model.catalogue import build_model
 from engine.model.groups import layer_groups
 
 
@@ -15,7 +15,7 @@ from engine.model.groups import layer_groups
 def group_flops(name: str, size: int) -> dict[str, float]:
     """Forward FLOPs of one image of `size` px through each layer group of architecture `name`, by group name."""
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False)
+        model = build_model(name, pretrained=False)
         with FlopCounterMode(display=False) as counter:
             model(torch.empty(1, 3, size, size))
     counts = {k.partition(".")[2]: sum(v.values()) for k, v in counter.get_flop_counts().items() if "." in k}

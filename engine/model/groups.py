@@ -81,7 +81,7 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
 
 def group_names(backbone: str) -> list[str]:
     """Layer-group names of a catalogue backbone, without weights or memory (built on the meta device)."""
-    import timm
+    from engine.model.catalogue import build_model
     with torch.device("meta"):
-        model = timm.create_model(backbone, pretrained=False)
+        model = build_model(backbone, pretrained=False)
     return [g.name for g in layer_groups(model)]

@@ -11,10 +11,11 @@ import functools
 import inspect
 import math
 
-import timm
 import torch
 from timm.models import group_parameters
 from torch import nn
+
+from engine.model.catalogue import build_model, catalogue_name, pretrained_cfg
 
 FINAL = -1  # the tap of the backbone's pre-logit features (forward_features, then forward_head(pre_logits=True))
 
@@ -52,8 +53,7 @@ def tap_features(model: nn.Module, x: torch.Tensor, taps: tuple[int, ...]) -> li
 
 
 def _probe_input(name: str) -> torch.Tensor:
-    cfg = timm.models.get_pretrained_cfg(name)
-    cfg = cfg.to_dict() if cfg is not None else {}
+    cfg = pretrained_cfg(name)
     size = cfg.get("input_size", (3, 224, 224))[-1] if cfg.get("fixed_input_size") else 64
     return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
 
@@ -67,7 +67,7 @@ def stage_owners(name: str) -> tuple[int, ...]:
     the intermediates that turn NaN depend on it. Nothing is written per architecture.
     """
     from engine.model.groups import layer_groups
-    model = timm.create_model(name, pretrained=False).eval()
+    model = build_model(name, pretrained=False).eval()
     groups = layer_groups(model)
     params = dict(model.named_parameters())
     x = _probe_input(name)
@@ -93,7 +93,7 @@ def _intermediates(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 def tap_dims(name: str) -> tuple[tuple[int, ...], int]:
     """(channels of every intermediate, width of the FINAL features) of architecture `name`, without weights."""
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False)
+        model = build_model(name, pretrained=False)
         x = torch.empty(_probe_input(name).shape)
         dims = tuple(int(pool(t).shape[1]) for t in _intermediates(model, x))
         final = int(model.forward_head(model.forward_features(x), pre_logits=True).shape[1])
@@ -161,7 +161,7 @@ class TapModel(nn.Module):
         if FINAL not in self.taps:
             backbone.prune_intermediate_layers([max(self.taps)], prune_head=True, **timm_kwargs(backbone))
         self.backbone = backbone
-        self.arch = backbone.pretrained_cfg["architecture"]
+        self.arch = catalogue_name(backbone)
         dims, final = tap_dims(self.arch)
         self.num_features = sum(final if t == FINAL else dims[t] for t in self.taps)
         self.head = ProbeHead(self.num_features, num_classes, drop)

@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import timm
 import torch
+from huggingface_hub import try_to_load_from_cache
 from timm.models import adapt_input_conv as timm_adapt_input_conv
 from torch import nn
 
 from engine import paths
 from engine.errors import WeightsMismatch, WeightsUnavailable
-from engine.model.catalogue import get_entry
+from engine.model.catalogue import build_model, get_entry, list_entries
 
 SCRATCH = "none"
 
@@ -39,17 +41,17 @@ class WeightsInfo:
 
 
 def how_to_provide(name: str) -> str:
-    """Plain instructions for making weights of `name` available offline."""
+    """Plain instructions for making weights of `name` available."""
     wdir = paths.weights_dir()
-    return (f"No pretrained weights for {name} were found on this machine (TransferLab never downloads at run time). "
-            f"Provide them in one of these ways: pass --weights FILE (a .safetensors, or a .pth/.pt state dict); copy "
-            f"the file to {wdir / (name + '.safetensors')}; or put the model in the Hugging Face / timm cache on a "
-            f"machine with internet (python -c \"import timm; timm.create_model('{name}', pretrained=True)\") and copy "
-            f"~/.cache/huggingface here. The EfficientNet-Lite0/1/2 backbones work out of the box. "
-            f"To train from random initialisation instead, ask for it explicitly (weights 'none').")
+    return (f"No pretrained weights for {name} on this machine (TransferLab downloads only when asked). Get them in "
+            f"one of these ways: the Download button on the Backbone page or `python -m engine weights fetch {name}` "
+            f"(from the Hugging Face hub); upload a .safetensors or .pth state dict on the Backbone page, or `python -m "
+            f"engine weights install {name} FILE` (it is checked against the architecture and copied to {wdir}); or "
+            f"pass --weights FILE. To train from random initialisation instead, ask for it explicitly (weights 'none').")
 
 
-def _hf_hub_cache() -> Path:
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache folder, as the hub client resolves it (HF_HUB_CACHE, else HF_HOME/hub)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
@@ -57,6 +59,17 @@ def _hf_hub_cache() -> Path:
 
 def _torch_checkpoints() -> Path:
     return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+
+
+def _from_hf_cache(hub: tuple[str, str] | None) -> Path | None:
+    """The cached hub file of `hub` (repository, file), or timm's fallback `pytorch_model.bin`, read offline."""
+    if hub is None:
+        return None
+    for fname in dict.fromkeys((hub[1], "model.safetensors", "pytorch_model.bin")):
+        found = try_to_load_from_cache(hub[0], fname, cache_dir=hf_hub_cache())
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
 
 
 def bundled_file(package: str) -> Path | None:
@@ -84,12 +97,9 @@ def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tu
     for ext in (".safetensors", ".pth", ".pt"):
         if (path := paths.weights_dir() / f"{name}{ext}").is_file():
             return "weights-dir", path
+    if path := _from_hf_cache(entry.hub_file):
+        return "hf-cache", path
     cfg = entry.pretrained_cfg
-    if hf_id := cfg.get("hf_hub_id"):
-        snapshots = _hf_hub_cache() / f"models--{hf_id.replace('/', '--')}" / "snapshots"
-        for fname in ("model.safetensors", "pytorch_model.bin"):
-            if found := sorted(snapshots.glob(f"*/{fname}")):
-                return "hf-cache", found[-1]
     if (url := cfg.get("url")) and (path := _torch_checkpoints() / os.path.basename(url)).is_file():
         return "timm-cache", path
     for fname in entry.torchvision_files:
@@ -129,15 +139,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             sd = load_file(str(path))
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for damaged files
-            raise WeightsMismatch(f"{path} is not a readable .safetensors file ({e}); download or export it "
-                                  f"again") from e
+            raise WeightsMismatch(f"{path} is not a readable .safetensors file ({str(e).splitlines()[0]}); "
+                                  f"download or export it again") from None
     else:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure gets the same advice
-            raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint ({e}); "
-                                  f"save a plain state dict (torch.save(model.state_dict(), ...)) "
-                                  f"or .safetensors") from e
+        except pickle.UnpicklingError:
+            raise WeightsMismatch(f"{path} holds Python objects, not only tensors, and is refused (loading it could run "
+                                  f"code); save a plain state dict (torch.save(model.state_dict(), ...)) or "
+                                  f".safetensors") from None
+        except Exception as e:  # noqa: BLE001 - any other unreadable file gets the same advice
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint ({first}); save a "
+                                  f"plain state dict (torch.save(model.state_dict(), ...)) or .safetensors") from None
     for key in ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
@@ -159,30 +173,54 @@ def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
     return out
 
 
-def load_checked(model: nn.Module, sd: dict[str, torch.Tensor], head: tuple[str, ...]) -> list[str]:
-    """Loads `sd` into `model`: every non-head key must match; a head that does not fit is dropped.
+def _classifier_keys(name: str) -> tuple[str, ...]:
+    classifier = get_entry(name).pretrained_cfg.get("classifier", "classifier")
+    return (classifier,) if isinstance(classifier, str) else tuple(classifier)
+
+
+def _mismatches(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], is_head) -> list[str]:
+    """The backbone keys that differ between a file and the model, first the missing, then the unexpected, then the
+    wrong shapes."""
+    missing = [f"{k} (missing)" for k in own if k not in sd and not is_head(k)]
+    unexpected = [f"{k} (unexpected)" for k in sd if k not in own and not is_head(k)]
+    shapes = [f"{k} (shape {tuple(sd[k].shape)} vs {tuple(own[k].shape)})" for k in sd
+              if k in own and sd[k].shape != own[k].shape and not is_head(k)]
+    return missing + unexpected + shapes
+
+
+def load_pretrained(name: str, sd: dict[str, torch.Tensor], in_order: bool = False) -> tuple[nn.Module, list[str]]:
+    """Builds catalogue model `name` from state dict `sd` through timm's own pretrained loading: the model's checkpoint
+    filter (position embeddings resampled to the working size, CLIP and DINOv2 keys remapped), then a strict load.
+    The ImageNet head is kept when it fits; otherwise it is left out and the model has none.
+
+    Args:
+        in_order: Rename `sd`'s keys to the model's position by position (the bundled EfficientNet-PyTorch files).
 
     Returns:
-        The dropped head keys.
+        The model and the head keys that were dropped.
 
     Raises:
-        WeightsMismatch: A backbone key is missing, unexpected or of the wrong shape; the message names them.
+        WeightsMismatch: A backbone key is missing, unexpected or of the wrong shape; the message names the first ones.
     """
-    own = model.state_dict()
-    is_head = lambda k: any(k == h or k.startswith(h + ".") for h in head)  # noqa: E731
-    bad_shape = [k for k in sd if k in own and sd[k].shape != own[k].shape]
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    problems = [(k, "missing") for k in missing if not is_head(k)] + \
-               [(k, "unexpected") for k in unexpected if not is_head(k)] + \
-               [(k, f"shape {tuple(sd[k].shape)} vs {tuple(own[k].shape)}") for k in bad_shape if not is_head(k)]
-    if problems:
-        listed = "; ".join(f"{k} ({why})" for k, why in problems[:8])
-        more = f" and {len(problems) - 8} more" if len(problems) > 8 else ""
-        raise WeightsMismatch(f"the weights do not fit {type(model).__name__}: {listed}{more}")
-    dropped = sorted({k for k in bad_shape + missing + unexpected if is_head(k)})
-    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in dropped}, strict=False)
-    return dropped
+    with torch.device("meta"):
+        own = build_model(name).state_dict()
+    if in_order:
+        sd = map_in_order(sd, own)
+    heads = _classifier_keys(name)
+    is_head = lambda k: any(k == h or k.startswith(h + ".") for h in heads)  # noqa: E731
+    head_fits = all(k in sd and sd[k].shape == own[k].shape for k in own if is_head(k))
+    dropped = [] if head_fits else sorted({k for k in (*sd, *own) if is_head(k) and k in sd})
+    if not head_fits:
+        sd = {k: v for k, v in sd.items() if not is_head(k)}
+    try:
+        model = build_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": sd}, drop_rate=0.0,
+                            **({} if head_fits else {"num_classes": 0}))
+    except (RuntimeError, KeyError, ValueError, AssertionError) as e:
+        problems = _mismatches(sd, own, is_head)
+        listed = "; ".join(problems[:8]) + (f" and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise WeightsMismatch(f"the weights do not fit {name}: {listed or e}") from None
+    model.pretrained_cfg.pop("state_dict", None)  # timm keeps the overlay; the model must not hold a second copy
+    return model, dropped
 
 
 def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -220,33 +258,55 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
         WeightsMismatch: The weights do not fit the architecture.
     """
     entry = get_entry(name)
-    scratch = str(weights) == SCRATCH
-    with torch.random.fork_rng():
-        torch.manual_seed(0)  # a random initialisation is the same every time: probe, plan and run agree
-        model = timm.create_model(name, pretrained=False, in_chans=in_chans if scratch else 3, drop_rate=0.0)
-    if scratch:
+    if str(weights) == SCRATCH:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # a random initialisation is the same every time: probe, plan and run agree
+            model = build_model(name, pretrained=False, in_chans=in_chans, drop_rate=0.0)
         return model, WeightsInfo("scratch", None, None, "random initialisation (seed 0), asked for explicitly")
     found = find_weights(name, None if weights == "auto" else weights)
     if found is None:
         raise WeightsUnavailable(how_to_provide(name))
     source, path = found
-    sd = read_state_dict(path)
-    if source == "bundled":
-        sd = map_in_order(sd, model.state_dict())
-    classifier = entry.pretrained_cfg.get("classifier", "classifier")
-    dropped = load_checked(model, sd, (classifier,) if isinstance(classifier, str) else tuple(classifier))
+    model, dropped = load_pretrained(name, read_state_dict(path), in_order=source == "bundled")
     notes = [f"head dropped ({', '.join(dropped)})"] if dropped else []
     if in_chans != 3:
         first = entry.pretrained_cfg.get("first_conv")
         adapt_input_conv(model, first if isinstance(first, str) else first[0], in_chans)
         notes.append(f"first convolution adapted from RGB to {in_chans} channels")
-    note = "; ".join(notes)
-    return model, WeightsInfo(source, str(path), sha256_file(path), note)
+    return model, WeightsInfo(source, str(path), sha256_file(path), "; ".join(notes))
+
+
+def install_weights(name: str, source: str | os.PathLike) -> WeightsInfo:
+    """Checks a weights file against backbone `name` key by key and stores it as `<weights folder>/<name>.safetensors`
+    (written to a temporary name, then renamed: a failure leaves nothing where TransferLab reads weights).
+
+    Args:
+        source: A .safetensors file, or a .pth/.pt/.bin state dict (read with `weights_only=True`).
+
+    Raises:
+        WeightsMismatch: The file is unreadable, holds Python objects, or does not fit the architecture.
+    """
+    from safetensors.torch import save_file
+    get_entry(name)
+    sd = read_state_dict(Path(source))
+    load_pretrained(name, sd)  # raises with the first keys that differ
+    dest = paths.weights_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / f"{name}.safetensors"
+    tmp = dest / f".{name}.{os.getpid()}.tmp"
+    try:
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for other in (".pth", ".pt"):  # the stored file is the one found first from now on
+        (dest / f"{name}{other}").unlink(missing_ok=True)
+    return WeightsInfo("weights-dir", str(final), sha256_file(final), "installed by the user")
 
 
 def catalogue_rows() -> list[dict]:
     """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
-    from engine.model.catalogue import list_entries
     return [{**e.as_row(), **availability(e.name)} for e in list_entries()]
 
 MISSING = "not on this machine"

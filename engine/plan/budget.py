@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-import timm
 import torch
 
 from engine.data.dataset import Dataset
 from engine.data.spec import InputSpec
-from engine.model.catalogue import list_entries
+from engine.model.catalogue import build_model, list_entries
 from engine.model.cost import epoch_seconds, total_flops
 from engine.model.groups import layer_groups
 from engine.model.taps import TapModel
@@ -59,7 +58,7 @@ def other_bundled(first: str, weights: str) -> list[str]:
 
 def model_groups(backbone: str, taps: tuple[int, ...], n_classes: int) -> list[str]:
     with torch.device("meta"):
-        model = TapModel(timm.create_model(backbone, pretrained=False), taps, n_classes)
+        model = TapModel(build_model(backbone, pretrained=False), taps, n_classes)
     return [g.name for g in layer_groups(model)]
 
 

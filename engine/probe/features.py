@@ -20,6 +20,7 @@ from torch import nn
 
 from engine import paths
 from engine.data.spec import InputSpec
+from engine.model.catalogue import catalogue_name
 from engine.model.device import autocast, pick_device, precision_name, to_device
 from engine.model.resources import feature_bytes, need_disk
 from engine.model.taps import FINAL, tap_dims, tap_features
@@ -104,7 +105,7 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
     model = model.eval().to(device, memory_format=torch.channels_last)
     n = len(image_paths)
     out_dir.mkdir(parents=True, exist_ok=True)
-    taps = tuple(range(len(tap_dims(model.pretrained_cfg["architecture"])[0]))) + (FINAL,)
+    taps = tuple(range(len(tap_dims(catalogue_name(model))[0]))) + (FINAL,)
     writers: dict[int, _NpyWriter] = {}
     try:
         with autocast(device):
@@ -149,7 +150,7 @@ def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec,
         return fs
     folder = paths.cache_dir() / f"features-{key}"
     model = model_fn()
-    need_disk(folder.parent, feature_bytes(model.pretrained_cfg["architecture"], len(image_paths), views),
+    need_disk(folder.parent, feature_bytes(catalogue_name(model), len(image_paths), views),
               f"the feature cache of {len(image_paths):,} images")
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)

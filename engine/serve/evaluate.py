@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import timm
 import torch
 from safetensors.torch import load_file
 
@@ -10,6 +9,7 @@ from engine.data.dataset import load_dataset
 from engine.data.spec import InputSpec
 from engine.errors import DataError
 from engine.metrics import score
+from engine.model.catalogue import build_model
 from engine.model.device import pick_device
 from engine.model.taps import TapModel
 from engine.plan.config import TrainConfig
@@ -37,7 +37,7 @@ def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
                         f"for its first epoch")
     plan = Plan.from_dict(run.read_json("plan.json"))
     classes = (run.read_json("run_info.json") or {}).get("classes") or []
-    backbone = timm.create_model(plan.backbone, pretrained=False, in_chans=plan.in_chans, drop_rate=0.0)
+    backbone = build_model(plan.backbone, pretrained=False, in_chans=plan.in_chans, drop_rate=0.0)
     model = TapModel(backbone, plan.taps, len(classes), plan.flip_tta)
     final = run.path / "model.safetensors"
     model.load_state_dict(load_file(str(final)) if final.exists() else run.load_checkpoint("best")["model"])

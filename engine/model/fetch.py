@@ -1,0 +1,178 @@
+"""Downloading pretrained weights from the Hugging Face hub: only when a person asks, with progress, cancel and a
+checksum.
+
+The hub repository and file are the ones timm's pretrained config names for the entry (`BackboneEntry.hub_file`);
+the download is `huggingface_hub.hf_hub_download` into the same hub cache `find_weights` reads, so a fetched backbone
+is available offline from then on. The client resumes a transfer whose connection drops (a ranged request) and
+writes the file under a temporary name until it is complete. TransferLab then checks the file's SHA-256 against the
+one the hub reported for it (an LFS file's ETag) and removes it if they differ: nothing half-written or wrong is left
+where weights are read.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import httpx2
+from huggingface_hub import constants, errors, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+from tqdm.auto import tqdm
+
+from engine.errors import TransferLabError, WeightsUnavailable
+from engine.model.catalogue import get_entry
+from engine.model.weights import WeightsInfo, hf_hub_cache, sha256_file
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+PROGRESS_BYTES = 1 << 20  # progress is reported at least every megabyte (the client reads 10 MB at a time)
+
+
+class DownloadFailed(TransferLabError, RuntimeError):
+    """A download could not be made or was refused; the message says why and what to do."""
+
+
+class DownloadCancelled(DownloadFailed):
+    """The person cancelled the download; nothing was kept."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """The weights file of a backbone as the hub describes it, before anything is downloaded.
+
+    Attributes:
+        repo: Hub repository ("timm/resnet50.a1_in1k").
+        filename: File in the repository.
+        size: Bytes, as the hub reports them.
+        sha256: The SHA-256 the hub reports (None when it reports none).
+        cached: Whether the file is in the hub cache already.
+    """
+
+    repo: str
+    filename: str
+    size: int | None
+    sha256: str | None
+    cached: bool
+
+    @property
+    def url(self) -> str:
+        return f"{endpoint()}/{self.repo}/resolve/main/{self.filename}"
+
+
+def endpoint() -> str:
+    """The hub address: HF_ENDPOINT (read at call time, so a test's local server is honoured), else the hub."""
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_file(name: str) -> tuple[str, str]:
+    hub = get_entry(name).hub_file
+    if hub is None:
+        raise WeightsUnavailable(f"timm names no Hugging Face hub copy of {name}'s weights; upload a file on the "
+                                 f"Backbone page or pass --weights FILE")
+    return hub
+
+
+def _in_words(name: str, e: BaseException) -> DownloadFailed:
+    """One line for a failed hub request: what happened and what to do."""
+    if isinstance(e, (errors.RepositoryNotFoundError, errors.EntryNotFoundError, errors.RevisionNotFoundError)):
+        return DownloadFailed(f"the hub has no weights file for {name} ({e.__class__.__name__} at {endpoint()}); "
+                              f"upload a file on the Backbone page instead")
+    if isinstance(e, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, httpx2.TransportError,
+                      ConnectionError)):
+        return DownloadFailed(f"cannot reach {endpoint()} to download {name} (no network, or HF_HUB_OFFLINE is set); "
+                              f"download it on a machine with a network and upload the file on the Backbone page")
+    if isinstance(e, OSError) and e.errno == 28:
+        return DownloadFailed(f"the disk is full while downloading {name} into {hf_hub_cache()}; free space and "
+                              f"download again")
+    return DownloadFailed(f"downloading {name} failed: {e}")
+
+
+def _refuse_offline(name: str) -> None:
+    if _offline():
+        raise DownloadFailed(f"HF_HUB_OFFLINE is set, so {name} is not downloaded; unset it to download, or upload "
+                             f"the weights file on the Backbone page")
+
+
+def remote_file(name: str) -> RemoteFile:
+    """What the hub holds for backbone `name`: one metadata request, nothing downloaded.
+
+    Raises:
+        DownloadFailed: No network, offline mode, or no such file; one line each.
+    """
+    repo, filename = _hub_file(name)
+    _refuse_offline(name)
+    try:
+        meta = get_hf_file_metadata(hf_hub_url(repo, filename, endpoint=endpoint()))
+    except Exception as e:  # noqa: BLE001 - every hub failure becomes one line
+        raise _in_words(name, e) from None
+    etag = (meta.etag or "").strip('"').lower()
+    cached = isinstance(try_to_load_from_cache(repo, filename, cache_dir=hf_hub_cache()), str)
+    return RemoteFile(repo, filename, meta.size, etag if SHA256.match(etag) else None, cached)
+
+
+def _progress_bar(report: Callable[[float], None], cancel: threading.Event | None) -> type[tqdm]:
+    """A tqdm class that reports the download's fraction and stops it when `cancel` is set (by raising inside the
+    client's read loop, which then deletes its temporary file)."""
+
+    class Bar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # no terminal bar: the caller shows progress its own way
+            super().__init__(*args, **kwargs)
+            self.done = kwargs.get("initial") or 0
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled("download cancelled; nothing was kept")
+            self.done += n or 0
+            if self.total:
+                report(min(1.0, self.done / self.total))
+            return super().update(n)
+
+    return Bar
+
+
+def _discard(path: Path) -> None:
+    """Removes a cached file: its blob and the snapshot link to it."""
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    blob.unlink(missing_ok=True)
+
+
+def fetch(name: str, progress: Callable[[str, float], None] | None = None,
+          cancel: threading.Event | None = None) -> WeightsInfo:
+    """Downloads backbone `name`'s weights into the hub cache and checks them.
+
+    Args:
+        progress: Called with ("download", fraction) as bytes arrive, then ("checksum", 1.0).
+        cancel: Set it to stop the download; it raises `DownloadCancelled` and keeps nothing.
+
+    Returns:
+        Where the weights now are, with their SHA-256.
+
+    Raises:
+        DownloadFailed: Offline, unreachable, no such file, disk full, cancelled, or a checksum that differs from the
+            hub's; one line each, and nothing is left where weights are read.
+    """
+    report = progress or (lambda _stage, _fraction: None)
+    remote = remote_file(name)
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, PROGRESS_BYTES)  # the client's read size
+    try:
+        path = Path(hf_hub_download(remote.repo, remote.filename, cache_dir=hf_hub_cache(), endpoint=endpoint(),
+                                    tqdm_class=_progress_bar(lambda f: report("download", f), cancel)))
+    except DownloadCancelled:
+        raise
+    except Exception as e:  # noqa: BLE001 - every client failure becomes one line
+        raise _in_words(name, e) from None
+    sha = sha256_file(path)
+    if remote.sha256 and sha != remote.sha256:
+        _discard(path)
+        raise DownloadFailed(f"the downloaded {remote.filename} of {name} has SHA-256 {sha[:12]}…, the hub reported "
+                             f"{remote.sha256[:12]}…; it was removed. Download again")
+    report("checksum", 1.0)
+    note = "SHA-256 matches the hub's" if remote.sha256 else "the hub reported no SHA-256 to check against"
+    return WeightsInfo("hf-cache", str(path), sha, f"downloaded from {remote.url}; {note}")

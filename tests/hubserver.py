@@ -1,0 +1,109 @@
+"""A stand-in for the Hugging Face hub on 127.0.0.1: files in the hub's URL layout (`/{repo}/resolve/{rev}/{file}`),
+with the headers the hub client reads (commit, ETag = the file's SHA-256, size) and ranged requests, so the real
+download client is exercised without a network. It can cut a transfer once part-way, serve bytes other than the ones
+its ETag names, or pause until told to go on."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class Hub:
+    files: dict[str, bytes] = field(default_factory=dict)  # "repo/filename" -> content
+    cut_at: float | None = None  # cut the first full transfer after this fraction of the body
+    corrupt: bool = False  # serve different bytes than the ETag names
+    gate: threading.Event | None = None  # when set: pause after the first chunk until the gate opens
+    ranges: list[str] = field(default_factory=list)  # Range headers received
+    gets: int = 0
+
+    def add(self, repo: str, filename: str, data: bytes) -> None:
+        self.files[f"{repo}/{filename}"] = data
+
+
+def _handler(hub: Hub):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _file(self) -> tuple[bytes, str] | None:
+            path = self.path.split("?")[0].lstrip("/")
+            if "/resolve/" not in path:
+                return None
+            repo, rest = path.split("/resolve/", 1)
+            filename = rest.split("/", 1)[1] if "/" in rest else ""
+            data = hub.files.get(f"{repo}/{filename}")
+            return None if data is None else (data, hashlib.sha256(data).hexdigest())
+
+        def _headers(self, data: bytes, sha: str, status: int = 200, start: int = 0) -> None:
+            self.send_response(status)
+            self.send_header("X-Repo-Commit", COMMIT)
+            self.send_header("ETag", f'"{sha}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(len(data) - start))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.end_headers()
+
+        def do_HEAD(self):  # noqa: N802 - http.server's naming
+            found = self._file()
+            if found is None:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.end_headers()
+                return
+            self._headers(*found)
+
+        def do_GET(self):  # noqa: N802
+            found = self._file()
+            if found is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data, sha = found
+            body = bytes(b ^ 0xFF for b in data[:64]) + data[64:] if hub.corrupt else data
+            hub.gets += 1
+            start = 0
+            if rng := self.headers.get("Range"):
+                hub.ranges.append(rng)
+                start = int(rng.split("=")[1].split("-")[0])
+            self._headers(data, sha, 206 if start else 200, start)
+            chunk = 64 * 1024
+            end = len(body)
+            if hub.cut_at is not None and not start:
+                end = int(len(body) * hub.cut_at)
+                hub.cut_at = None
+            for i in range(start, end, chunk):
+                self.wfile.write(body[i:min(i + chunk, end)])
+                if hub.gate is not None and i == start:
+                    self.wfile.flush()
+                    hub.gate.wait(10)
+            if end < len(body):  # a dropped connection part-way
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                self.close_connection = True
+
+    return Handler
+
+
+class HubServer:
+    """`with HubServer(hub) as url:` serves `hub` on 127.0.0.1 at a free port."""
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
+        self.server.daemon_threads = True
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,103 @@
+"""Downloads through the real hub client against a local server in the hub's URL layout (no network)."""
+import threading
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from engine.model.catalogue import build_model, get_entry
+from engine.model.fetch import DownloadCancelled, DownloadFailed, fetch, remote_file
+from engine.model.weights import availability, create_backbone
+from hubserver import Hub, HubServer
+
+NAME = "mobilenetv3_small_100"
+
+
+@pytest.fixture(scope="module")
+def weights() -> tuple[bytes, dict]:
+    torch.manual_seed(1)
+    sd = build_model(NAME).state_dict()
+    return save(sd), sd
+
+
+@pytest.fixture
+def hub(weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "tl"))
+    h = Hub()
+    repo, filename = get_entry(NAME).hub_file
+    h.add(repo, filename, weights[0])
+    with HubServer(h) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        yield h
+
+
+def _cache_files(tmp_path):
+    return sorted(p.name for p in (tmp_path / "hf").rglob("*") if p.is_file() or p.is_symlink())
+
+
+def test_size_and_checksum_are_known_before_the_download(hub, weights):
+    remote = remote_file(NAME)
+    assert remote.size == len(weights[0]) and remote.sha256 and not remote.cached
+    assert hub.gets == 0  # only a metadata request
+
+
+def test_download_reports_progress_checks_the_checksum_and_is_found_offline(hub, weights, monkeypatch):
+    seen = []
+    info = fetch(NAME, progress=lambda stage, f: seen.append((stage, f)))
+    fractions = [f for s, f in seen if s == "download"]
+    assert len(fractions) > 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[-1] == ("checksum", 1.0) and "matches" in info.note
+    assert availability(NAME)["source"] == "hf-cache"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, used = create_backbone(NAME)
+    assert used.sha256 == info.sha256
+    torch.testing.assert_close(model.conv_stem.weight, weights[1]["conv_stem.weight"])
+
+
+def test_a_dropped_connection_is_resumed_with_a_ranged_request(hub):
+    hub.cut_at = 0.4
+    info = fetch(NAME)
+    assert hub.ranges and hub.ranges[0].startswith("bytes=") and int(hub.ranges[0][6:-1]) > 0
+    assert "matches" in info.note
+
+
+def test_a_checksum_mismatch_is_refused_and_nothing_is_kept(hub, tmp_path):
+    hub.corrupt = True
+    with pytest.raises(DownloadFailed, match="SHA-256.*removed"):
+        fetch(NAME)
+    assert not availability(NAME)["available"]
+    assert not [f for f in _cache_files(tmp_path) if f.endswith(".safetensors") or len(f) == 64]
+
+
+def test_cancel_stops_the_download_and_keeps_nothing(hub, tmp_path):
+    hub.gate, cancel = threading.Event(), threading.Event()
+
+    def progress(stage, fraction):
+        cancel.set()
+        hub.gate.set()
+
+    with pytest.raises(DownloadCancelled):
+        fetch(NAME, progress=progress, cancel=cancel)
+    assert not availability(NAME)["available"]
+    assert not [f for f in _cache_files(tmp_path) if "incomplete" in f or f.endswith(".safetensors")]
+
+
+def test_a_missing_file_is_one_line(hub):
+    hub.files.clear()
+    with pytest.raises(DownloadFailed, match=r"the hub has no weights file for mobilenetv3_small_100") as e:
+        fetch(NAME)
+    assert "\n" not in str(e.value)
+
+
+def test_no_network_and_offline_mode_are_one_line_each(hub, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(DownloadFailed, match="cannot reach http://127.0.0.1:9"):
+        fetch(NAME)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DownloadFailed, match="HF_HUB_OFFLINE is set"):
+        remote_file(NAME)
+    assert hub.gets == 0
