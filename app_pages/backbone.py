@@ -1,17 +1,22 @@
-"""Backbone: the catalogue, weight availability, layer groups and what layer 1 learned."""
+"""Backbone: the catalogue (sorted, filtered), getting weights (download on request, or upload), layer groups and
+what layer 1 learned."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from engine import (MISSING, TransferLabError, catalogue_table, create_backbone, filter_grid, first_conv_weight,
-                    get_entry, group_labels, layer_groups)
+from engine import (FAMILIES, MISSING, TransferLabError, catalogue_table, create_backbone, fetch_weights,
+                    filter_grid, first_conv_weight, get_entry, group_labels, install_weights, layer_groups, sub)
 from ui import charts
-from ui.state import backbone, remember
+from ui.state import backbone, get_jobs, remember
+
+SORTS = {"parameters": "params (M)", "ImageNet top-1": "ImageNet top-1 %", "download size": "download (MB)",
+         "input size": "input px"}
 
 st.title("2 · Backbone")
-st.caption("A backbone is a network already trained on ImageNet's 1.3 million photos. Its early layers detect "
-           "edges and textures that are useful for almost any images; you add a new last layer for your classes.")
+st.caption("A backbone is a network already trained on millions of photos. Its early layers detect edges and "
+           "textures that are useful for almost any images; you add a new last layer for your classes.")
+jobs = get_jobs()
 
 
 @st.cache_data(show_spinner=False)
@@ -26,14 +31,89 @@ def load(name: str):
     return layer_groups(model), filter_grid(weight), info, weight.shape[-1]
 
 
+def weights_changed() -> None:
+    catalogue.clear()
+    load.clear()
+
+
 table = catalogue()
-st.dataframe(table.drop(columns=["how to provide"]), hide_index=True, width="stretch")
+left, mid, right = st.columns([3, 2, 2])
+families = left.multiselect("Families", FAMILIES, default=list(FAMILIES))
+sort = mid.selectbox("Sort by", list(SORTS))
+here = right.checkbox("Only backbones with weights on this machine")
+shown = table[table.family.isin(families)]
+shown = shown[shown.weights != MISSING] if here else shown
+shown = shown.sort_values(SORTS[sort], ascending=sort != "ImageNet top-1", na_position="last")
+st.dataframe(shown.drop(columns=["how to provide"]), hide_index=True, width="stretch")
+st.caption("Self-supervised backbones (DINOv2, CLIP) have no ImageNet classifier, so no top-1 figure; their frozen "
+           "features are often the strongest for a linear probe. Download sizes are the float32 weights.")
+
 names = table["backbone"].tolist()
 choice = st.selectbox("Backbone", names, index=names.index(backbone()), key="backbone_select")
 remember(backbone=choice)
 row = table[table.backbone == choice].iloc[0]
+download_key = f"download|{choice}"
+job = jobs.get(download_key)
+
+
+@st.fragment(run_every=0.5 if job is not None and job.state == "running" else None)
+def download_status() -> None:
+    job = jobs.get(download_key)
+    if job is None:
+        return
+    if job.state == "running":
+        st.progress(min(1.0, job.fraction), text=f"{job.stage or 'asking the hub'}… {job.fraction:.0%}")
+        if st.button("Cancel download"):
+            jobs.cancel(download_key)
+        return
+    if job.state in ("failed", "cancelled"):
+        st.error(job.error)
+        return
+    if st.session_state.get("_download_shown") != (download_key, job.started):
+        st.session_state["_download_shown"] = (download_key, job.started)
+        weights_changed()
+        st.rerun()  # once: the catalogue and the page below now see the weights
+    st.success(f"Downloaded · sha256 {job.result.sha256} · {job.result.note}")
+
+
+def get_weights() -> None:
+    """The two ways to get a missing backbone's weights: download on request, or upload a file."""
+    st.warning(f"No weights for {choice} on this machine yet. Nothing is downloaded until you ask.")
+    down, up = st.columns(2)
+    with down:
+        st.markdown("**Download from the Hugging Face hub**")
+        st.caption(f"From {row['source']} · licence {row['licence']} · about {row['download (MB)']:.0f} MB. The "
+                   f"file's SHA-256 is checked against the hub's.")
+        running = job is not None and job.state == "running"
+        if row["source"] and st.button(f"Download ({row['download (MB)']:.0f} MB)", disabled=running,
+                                       type="primary"):
+            jobs.start(download_key, fetch_weights, choice, cancellable=True)
+            st.rerun()
+        download_status()
+    with up:
+        st.markdown("**Or upload a weights file**")
+        file = st.file_uploader("A .safetensors file, or a .pth / .pt state dict", type=["safetensors", "pth", "pt"],
+                                key=f"upload_{choice}")
+        if file is not None and st.session_state.get("_installed") != file.file_id:
+            suffix = ".safetensors" if file.name.endswith(".safetensors") else ".pth"
+            tmp = sub("uploads") / f"{choice}-{file.file_id}{suffix}"
+            tmp.write_bytes(file.getvalue())
+            try:
+                info = install_weights(choice, tmp)
+            except TransferLabError as e:
+                st.error(f"{file.name}: {e}")
+                return
+            finally:
+                tmp.unlink(missing_ok=True)
+            st.session_state["_installed"] = file.file_id
+            weights_changed()
+            st.success(f"Installed {file.name} · sha256 {info.sha256}")
+            st.rerun()
+    st.caption(row["how to provide"])
+
+
 if row["weights"] == MISSING:
-    st.error(row["how to provide"])
+    get_weights()
     st.stop()
 try:
     groups, grid, info, k = load(choice)
@@ -41,14 +121,14 @@ except TransferLabError as e:
     st.error(str(e))
     st.stop()
 entry = get_entry(choice)
-st.success(f"Weights: {info.source} · sha256 {info.sha256[:12]}… · input {entry.input_size[-1]} px · "
-           f"mean {entry.mean} · std {entry.std}")
+st.success(f"Weights: {info.source} · sha256 {info.sha256} · input {entry.input_size[-1]} px · "
+           f"mean {entry.mean} · std {entry.std} · licence {row['licence']}")
 names = [g.name for g in groups]
 st.plotly_chart(charts.group_bars(names, [g.num_params / 1e6 for g in groups],
                                   "Layer groups, input to output (millions of parameters)",
                                   labels=group_labels(names)), width="stretch")
 st.caption("Training can freeze groups from the left: early groups hold general features, later groups hold "
-           "features specific to ImageNet's classes.")
+           "features specific to what the backbone was trained on. A transformer's groups are its blocks.")
 st.subheader("What layer 1 learned")
 st.image(grid, width=min(720, grid.shape[1]))
 st.caption(f"Each square is one {k}×{k} filter of the first layer, enlarged; grey is zero, light and dark are "

@@ -23,6 +23,8 @@ _API: dict[str, str] = {
     "get_entry": "engine.model.catalogue", "catalogue_rows": "engine.model.weights",
     "catalogue_table": "engine.model.weights", "MISSING": "engine.model.weights",
     "create_backbone": "engine.model.weights", "layer_groups": "engine.model.groups",
+    "install_weights": "engine.model.weights", "fetch_weights": "engine.model.fetch",
+    "remote_file": "engine.model.fetch", "FAMILIES": "engine.model.catalogue",
     "filter_grid": "engine.model.visual", "first_conv_weight": "engine.model.visual",
     # probe and plan
     "probe": "engine.probe.linear", "shootout": "engine.probe.shootout",
@@ -63,10 +65,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.data.imageio import viewable
     from engine.data.report import build_report
     from engine.errors import DataError, TransferLabError
-    from engine.model.catalogue import get_entry
+    from engine.model.catalogue import FAMILIES, get_entry
+    from engine.model.fetch import fetch_weights, remote_file
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
-    from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone
+    from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone, install_weights
     from engine.paths import SAMPLE, home, sub
     from engine.plan.config import (
         BALANCE,

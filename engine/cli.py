@@ -1,4 +1,4 @@
-"""Command line: `python -m engine {backbones,inspect-data,probe,plan,train,resume,evaluate,export,lr-find}`; all
+"""Command line: `python -m engine {backbones,weights,inspect-data,probe,plan,train,resume,evaluate,export,lr-find}`; all
 print JSON too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit
 code."""
 from __future__ import annotations
@@ -21,13 +21,42 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'backbone':24} {'params':>7} {'top-1':>6} {'size':>5}  {'weights':18} best for")
+    print(f"{'backbone':34} {'family':18} {'params':>7} {'top-1':>6} {'px':>4} {'download':>9}  {'licence':11} "
+          f"{'weights':18} best for")
     for r in rows:
-        print(f"{r['name']:24} {r['params_m']:6.1f}M {r['imagenet_top1']:6.1f} {r['input_size']:5d}  "
-              f"{r['source'] or 'MISSING':18} {r['best_for']}")
+        top1 = "-" if r["imagenet_top1"] is None else f"{r['imagenet_top1']:.1f}"
+        print(f"{r['name']:34} {r['family']:18} {r['params_m']:6.1f}M {top1:>6} {r['input_size']:4d} "
+              f"{r['download_mb']:6.0f} MB  {r['licence']:11} {r['source'] or 'MISSING':18} {r['best_for']}")
     if any(not r["available"] for r in rows):
-        print("\nMISSING: no weights on this machine. Run `python -m engine backbones --json` for how to provide them.")
+        print("\nMISSING: no weights on this machine. `python -m engine weights fetch NAME` downloads them (asked for, "
+              "never automatic); `python -m engine weights install NAME FILE` takes a file you have.")
     return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from engine.model.weights import install_weights
+    if args.action == "install":
+        if not args.file:
+            raise TransferLabError("weights install needs the file: python -m engine weights install NAME FILE")
+        info = install_weights(args.name, args.file)
+    else:
+        from engine.model.fetch import fetch_weights, remote_file
+        remote = remote_file(args.name)
+        size = f"{remote.size / 1e6:.1f} MB" if remote.size else "size unknown"
+        print(f"downloading {remote.filename} of {args.name} ({size}) from {remote.url}", file=sys.stderr)
+        info = fetch_weights(args.name, progress=None if args.quiet else _download_progress(remote.size))
+        if not args.quiet:
+            print(file=sys.stderr)
+    print(json.dumps(info.to_dict(), indent=2) if args.json else
+          f"{args.name}: weights at {info.path}\n  sha256 {info.sha256} ({info.note})")
+    return 0
+
+
+def _download_progress(size: int | None):
+    def report(stage: str, fraction: float) -> None:
+        done = f"{fraction * size / 1e6:.1f} / {size / 1e6:.1f} MB" if size else f"{fraction:.0%}"
+        print(f"\r  {stage.split(' (')[0]}: {done}", end="", file=sys.stderr, flush=True)
+    return report
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -228,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backbones", help="the catalogue, with weight availability")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_backbones)
+    w = sub.add_parser("weights", help="get a backbone's weights: fetch (download from the hub, asked for) or install FILE")
+    w.add_argument("action", choices=["fetch", "install"])
+    w.add_argument("name", help="a catalogue name (python -m engine backbones)")
+    w.add_argument("file", nargs="?", default=None, help="install: a .safetensors or .pth state dict")
+    w.add_argument("--json", action="store_true")
+    w.add_argument("--quiet", action="store_true")
+    w.set_defaults(fn=cmd_weights)
     i = sub.add_parser("inspect-data", help="the dataset health report")
     i.add_argument("path")
     i.add_argument("--val", default=None)

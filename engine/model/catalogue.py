@@ -103,7 +103,7 @@ class BackboneEntry:
             "input_size": self.input_size[-1],
             "download_mb": round(self.download_mb, 1),
             "licence": self.licence or cfg.get("license") or "unknown",
-            "source": f"hf.co/{hub[0]}" if hub else (self.bundled or "torchvision"),
+            "hub": f"huggingface.co/{hub[0]}" if hub else None,
             "mean": self.mean,
             "std": self.std,
             "interpolation": cfg.get("interpolation"),

@@ -143,12 +143,12 @@ def _discard(path: Path) -> None:
     blob.unlink(missing_ok=True)
 
 
-def fetch(name: str, progress: Callable[[str, float], None] | None = None,
+def fetch_weights(name: str, progress: Callable[[str, float], None] | None = None,
           cancel: threading.Event | None = None) -> WeightsInfo:
     """Downloads backbone `name`'s weights into the hub cache and checks them.
 
     Args:
-        progress: Called with ("download", fraction) as bytes arrive, then ("checksum", 1.0).
+        progress: Called with ("download (N MB)", fraction) as bytes arrive, then ("checksum", 1.0).
         cancel: Set it to stop the download; it raises `DownloadCancelled` and keeps nothing.
 
     Returns:
@@ -161,9 +161,10 @@ def fetch(name: str, progress: Callable[[str, float], None] | None = None,
     report = progress or (lambda _stage, _fraction: None)
     remote = remote_file(name)
     constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, PROGRESS_BYTES)  # the client's read size
+    stage = f"download ({remote.size / 1e6:.1f} MB)" if remote.size else "download"
     try:
         path = Path(hf_hub_download(remote.repo, remote.filename, cache_dir=hf_hub_cache(), endpoint=endpoint(),
-                                    tqdm_class=_progress_bar(lambda f: report("download", f), cancel)))
+                                    tqdm_class=_progress_bar(lambda f: report(stage, f), cancel)))
     except DownloadCancelled:
         raise
     except Exception as e:  # noqa: BLE001 - every client failure becomes one line
@@ -176,3 +177,4 @@ def fetch(name: str, progress: Callable[[str, float], None] | None = None,
     report("checksum", 1.0)
     note = "SHA-256 matches the hub's" if remote.sha256 else "the hub reported no SHA-256 to check against"
     return WeightsInfo("hf-cache", str(path), sha, f"downloaded from {remote.url}; {note}")
+

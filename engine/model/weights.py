@@ -315,6 +315,7 @@ MISSING = "not on this machine"
 def catalogue_table() -> list[dict]:
     """The catalogue as a person reads it (the dashboard's tables): one row per backbone, with where its weights are
     (`MISSING` when nowhere) and how to provide them."""
-    return [{"backbone": r["name"], "params (M)": r["params_m"], "ImageNet top-1 %": r["imagenet_top1"],
-             "input px": r["input_size"], "best for": r["best_for"], "weights": r["source"] or MISSING,
-             "how to provide": r["how_to"]} for r in catalogue_rows()]
+    return [{"backbone": r["name"], "family": r["family"], "params (M)": r["params_m"],
+             "ImageNet top-1 %": r["imagenet_top1"], "input px": r["input_size"], "download (MB)": r["download_mb"],
+             "licence": r["licence"], "best for": r["best_for"], "weights": r["source"] or MISSING,
+             "source": r["hub"], "how to provide": r["how_to"]} for r in catalogue_rows()]

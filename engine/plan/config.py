@@ -49,7 +49,7 @@ class OptimConfig:
     lrs: tuple[float, ...] | None = None  # for custom: phase-2 rate per group
     lr: float | None = None  # phase-2 head rate; earlier groups get lr * lr_decay ** distance, at least lr * lr_floor
     head_lr: float | None = None  # phase-1 rate (1e-3 from the probe's head, 1e-2 from a random one)
-    lr_decay: float = 0.1
+    lr_decay: float | None = None  # per group below the head; None: the backbone family's (rules.layer_decay)
     lr_floor: float = 0.01
     head_epochs: int | None = None
     finetune_epochs: int | None = None

@@ -21,7 +21,7 @@ from engine.data.batch_augment import device_input, device_input_setting, pixel_
 from engine.data.dataset import Dataset, load_dataset
 from engine.data.spec import InputSpec
 from engine.errors import DataError
-from engine.model.catalogue import get_entry, input_spec
+from engine.model.catalogue import get_entry, has_batchnorm, input_spec, is_transformer
 from engine.model.cost import epoch_seconds
 from engine.model.device import pick_device
 from engine.model.resources import head_dim, plan_bytes, views_that_fit
@@ -29,7 +29,7 @@ from engine.model.taps import FINAL
 from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR, STRATEGY_TEXT, Plan, band,
-                               discriminative, group_labels)
+                               discriminative, group_labels, layer_decay, norm_note)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
 from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
@@ -178,7 +178,8 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     # on features made with them (recomputed statistics cost 1-3 points in the plain two-phase loop, bench/finetune.py)
     augment, bn_frozen, base = "basic", s != "scratch", cfg.optim.lr or BASE_LR
     names = {c["tap"]: c["name"] for c in (p.stage_curve if p else [])} or {FINAL: "final features"}
-    reason = STRATEGY_TEXT.get(s, "").format(k=cfg.optim.top_k)
+    norm = norm_note(has_batchnorm(backbone))
+    reason = STRATEGY_TEXT.get(s, "").format(k=cfg.optim.top_k, norm=norm)
     if s == "auto":
         base = cfg.optim.lr or AUTO_LR
         trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, backbone, spec, groups, taps, p, head, choice,
@@ -197,7 +198,8 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
             raise ValueError(f"the freeze map has {len(cfg.optim.freeze)} entries; this model has {n} groups "
                              f"({', '.join(groups)})")
         trainable = [i for i in range(n) if not cfg.optim.freeze[i]]
-    lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, cfg.optim.lr_decay, cfg.optim.lr_floor)
+    decay = cfg.optim.lr_decay or layer_decay(is_transformer(backbone))
+    lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, decay, cfg.optim.lr_floor)
     if s == "custom" and cfg.optim.lrs is not None:
         if len(cfg.optim.lrs) != n:
             raise ValueError(f"lrs has {len(cfg.optim.lrs)} entries; this model has {n} groups")
@@ -277,7 +279,8 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec
     if epochs:
         body = ", ".join(groups[headi - k:headi])
         tune = (f"Then {body} {'is' if k == 1 else 'are'} fine-tuned with it for {epochs} epochs (about "
-                f"{epochs * cost(k):.0f} s here; {augment} augmentation; BatchNorm statistics kept), and the run keeps "
+                f"{epochs * cost(k):.0f} s here; {augment} augmentation; "
+                f"{norm_note(has_batchnorm(backbone))}), and the run keeps "
                 f"whichever is better on the validation photos: the linear head or a fine-tuned epoch.")
     else:
         tune = (f"Fine-tuning does not fit the time left ({max(0.0, seconds_left):.0f} s of a "

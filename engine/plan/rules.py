@@ -24,7 +24,7 @@ STRATEGY_TEXT = {
     "full": "The head starts from the linear probe; then every group is fine-tuned, with smaller rates for earlier "
             "groups.",
     "lp-ft": "The head is the linear probe's solution; then the whole network is fine-tuned gently (LP-FT, Kumar et "
-             "al. 2022), BatchNorm statistics kept.",
+             "al. 2022); {norm}.",
     "scratch": "Random initialisation, every group at the same rate: the baseline transfer learning beats.",
     "custom": "Your freeze map and rates.",
 }
@@ -33,6 +33,23 @@ STRATEGY_TEXT = {
 def band(accuracy: float) -> int:
     """Index in BANDS of a probe accuracy (above 85%; 70–85% inclusive; 50–70% inclusive; below 50%)."""
     return next(i for i, b in enumerate(BANDS) if (accuracy > b[0] if i == 0 else accuracy >= b[0]))
+
+
+# Rate decay per layer group below the head. A CNN has 4-7 coarse stages, each far more specific than the one below
+# (ULMFiT/fastai's factor-of-ten steps); a transformer has 12 or more identical blocks, decayed gently per block as in
+# timm's `param_groups_layer_decay` and BEiT/MAE fine-tuning (0.65-0.75).
+LAYER_DECAY = {"stage": 0.1, "block": 0.75}
+
+
+def layer_decay(transformer: bool) -> float:
+    """The rate decay per group below the head for a backbone made of transformer blocks or of CNN stages."""
+    return LAYER_DECAY["block" if transformer else "stage"]
+
+
+def norm_note(has_batchnorm: bool) -> str:
+    """How normalisation behaves while fine-tuning from the probe, in words."""
+    return ("BatchNorm statistics kept" if has_batchnorm else
+            "LayerNorm normalises each image itself: no running statistics to keep")
 
 
 def discriminative(n_groups: int, trainable: list[int], base: float, decay: float = 0.1,

@@ -15,13 +15,14 @@ from typing import Any, Callable
 @dataclass
 class Job:
     key: str
-    state: str = "running"  # running | done | failed
+    state: str = "running"  # running | done | failed | cancelled
     stage: str = ""
     fraction: float = 0.0
     result: Any = None
     error: str = ""
     started: float = field(default_factory=time.time)
     ended: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by `Jobs.cancel`; cancellable jobs watch it
 
 
 class Jobs:
@@ -31,12 +32,17 @@ class Jobs:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
 
-    def start(self, key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
+    def start(self, key: str, fn: Callable[..., Any], *args: Any, cancellable: bool = False, **kwargs: Any) -> Job:
+        """Runs `fn(*args, progress=..., **kwargs)` on a thread; with `cancellable`, also `cancel=` the job's event.
+
+        A running job of the same key is returned as it is; a finished one is replaced."""
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.state == "running":
                 return job
             job = self._jobs[key] = Job(key)
+            if cancellable:
+                kwargs["cancel"] = job.cancel
 
         def progress(stage: str, fraction: float) -> None:
             job.stage, job.fraction = stage, fraction
@@ -47,7 +53,7 @@ class Jobs:
                 job.state = "done"
             except Exception as e:  # noqa: BLE001 - reported to the reader
                 job.error = str(e) if hasattr(e, "args") and e.args else traceback.format_exc()
-                job.state = "failed"
+                job.state = "cancelled" if job.cancel.is_set() else "failed"
             finally:
                 job.ended = time.time()
 
@@ -57,3 +63,9 @@ class Jobs:
     def get(self, key: str) -> Job | None:
         with self._lock:
             return self._jobs.get(key)
+
+    def cancel(self, key: str) -> None:
+        """Asks the running job `key` to stop (a job started with `cancellable`); a no-op otherwise."""
+        job = self.get(key)
+        if job is not None and job.state == "running":
+            job.cancel.set()

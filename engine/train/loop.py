@@ -27,6 +27,7 @@ from engine.train.build import build
 from engine.train.callbacks import Checkpoints, DataStats, Diagnostics, Recorder, StartingModel, TimeLeft, restore
 from engine.train.finish import end_metrics, final_metrics
 from engine.train.losses import make_loss, sample_order
+from engine.model.catalogue import has_batchnorm
 from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan,
                                 set_train_mode)
 from engine.train.paths import make_path
@@ -158,7 +159,8 @@ class Trainer:
         set_plan(self.opt, self.phase_lrs)
         path = make_path(self, phase)
         path.parallel(self.world)  # after freezing: DDP registers the parameters that train in this phase
-        self.path_name = path.name + ("; BatchNorm statistics kept" if plan.bn_frozen_stats and phase == 2 else "")
+        kept = plan.bn_frozen_stats and phase == 2 and has_batchnorm(plan.backbone)
+        self.path_name = path.name + ("; BatchNorm statistics kept" if kept else "")
         self("before_phase")
         return path, sched
 
