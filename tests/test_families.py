@@ -1,0 +1,118 @@
+"""Every backbone family end to end, with random weights and a few photos (no network): probe, plan, one epoch, export
+with ONNX checked against PyTorch, predict. ViT-B-sized models run under `make test-slow`; the ViT code path runs here
+with DINOv2 ViT-S/14, and CLIP's own contract is checked without training."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from conftest import SAMPLE
+
+from engine.data.spec import InputSpec
+from engine.model.catalogue import build_model, get_entry, input_spec
+from engine.model.groups import group_names
+from engine.model.taps import FINAL, TapModel
+from engine.plan.config import TrainConfig
+from engine.plan.make import get_plan, save_planned
+from engine.runs.store import RunStore
+from engine.serve.export import export_run, predict_image
+from engine.train.loop import Trainer
+
+FAMILIES = ["resnet18", "densenet121", "mobilenetv3_small_100", "efficientnet_b0", "convnext_tiny",
+            "vit_small_patch14_dinov2.lvd142m"]
+LARGE = ["vit_base_patch16_224", "vit_base_patch16_clip_224.openai"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("families") / "tiny"
+    for cls in sorted((SAMPLE / "train").iterdir())[:3]:
+        (root / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:5]:
+            shutil.copy(f, root / cls.name / f.name)
+    return root
+
+
+def _end_to_end(name: str, data, tmp_path) -> None:
+    cfg = TrainConfig.create(data=str(data), backbone=name, weights="none", strategy="top-k", top_k=1, head_epochs=0,
+                             finetune_epochs=1, views=1, batch_size=4, val_fraction=0.34, test_fraction=0.0)
+    planned = get_plan(cfg)
+    plan = planned.plan
+    spec, own = InputSpec.from_dict(plan.input_spec), input_spec(name)
+    assert plan.backbone == name and (spec.input_size, spec.mean, spec.std) == (own.input_size, own.mean, own.std)
+    store = RunStore(tmp_path / "runs")
+    run = store.create(cfg.to_dict(), name)
+    save_planned(run.path, planned)
+    result = Trainer(cfg, run, planned=planned).fit()
+    assert result["status"] == "finished", result
+    trained = [e for e in run.events("epoch") if e["epoch"] >= 1]
+    assert trained and trained[-1]["grad_norm"][-2] > 0  # the top group under the head trained
+    out = export_run(run, tmp_path / "export")
+    assert out["checks"]["onnx_same_top1"] and {"onnx", "torchscript"} <= set(out["files"])
+    top = predict_image(run, str(next((SAMPLE / "val").rglob("*.jpg"))), k=2)["top"]
+    assert len(top) == 2 and top[0][1] >= top[1][1]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_end_to_end(name, photos, tmp_path):
+    _end_to_end(name, photos, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LARGE)
+def test_large_family_end_to_end(name, photos, tmp_path):
+    _end_to_end(name, photos, tmp_path)
+
+
+@pytest.mark.parametrize("name", LARGE)
+def test_every_transformer_has_a_group_per_block(name):
+    assert [g for g in group_names(name) if g.startswith("blocks.")] == [f"blocks.{i}" for i in range(11)] + \
+        ["blocks.11+norm"]
+
+
+def test_a_transformer_plan_decays_its_rates_gently_per_block(photos):
+    cfg = TrainConfig.create(data=str(photos), backbone="vit_small_patch14_dinov2.lvd142m", weights="none",
+                             strategy="full", views=1, val_fraction=0.34, test_fraction=0.0)
+    plan = get_plan(cfg).plan
+    assert len([g for g in plan.groups if g.startswith("blocks.")]) == 12
+    head = plan.lrs[-1]
+    assert plan.lrs[-2] == pytest.approx(head * 0.75) and plan.lrs[-3] == pytest.approx(head * 0.75 ** 2)
+    assert "BatchNorm" not in plan.reason
+
+
+def test_lp_ft_wording_follows_the_normalisation(photos):
+    def reason(name):
+        cfg = TrainConfig.create(data=str(photos), backbone=name, weights="none", strategy="lp-ft", views=1,
+                                 val_fraction=0.34, test_fraction=0.0)
+        return get_plan(cfg).plan.reason
+    assert "BatchNorm statistics kept" in reason("resnet18")
+    assert "no running statistics" in reason("convnext_tiny")
+
+
+def test_clip_contract_is_clips_and_dinov2_runs_at_224():
+    clip = input_spec("vit_base_patch16_clip_224.openai")
+    assert clip.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
+    assert clip.std == pytest.approx((0.26862954, 0.26130258, 0.27577711))
+    dino = get_entry("vit_small_patch14_dinov2.lvd142m")
+    assert dino.input_size == (3, 224, 224) and input_spec(dino.name).input_size == (3, 224, 224)
+
+
+def test_the_final_tap_reads_the_features_timm_gives_its_head():
+    torch.manual_seed(0)
+    backbone = build_model("vit_small_patch14_dinov2.lvd142m").eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = backbone.forward_head(backbone.forward_features(x), pre_logits=True)
+        model = TapModel(backbone, (FINAL,), 3).eval()
+        torch.testing.assert_close(model.features(x), expected)
+
+
+def test_dinov2_hub_weights_are_resampled_to_224(tmp_path):
+    from engine.model.weights import load_pretrained
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        full = build_model("vit_small_patch14_dinov2.lvd142m", img_size=518).state_dict()  # as the hub file is
+    model, dropped = load_pretrained("vit_small_patch14_dinov2.lvd142m", full)
+    assert model.pos_embed.shape[1] == 1 + 16 * 16 and not dropped
+    torch.testing.assert_close(model.blocks[5].attn.qkv.weight, full["blocks.5.attn.qkv.weight"])
