@@ -76,3 +76,16 @@ def test_large_datasets_are_probed_without_the_mirror_view(tiny_folder, monkeypa
     assert r.features.views == 1 and r.images_per_s > 0
     _, scored, _ = choose_head([r], len(ds.classes), 1.0)
     assert scored and not any(c.flip for c in scored)
+
+
+def test_cached_features_keep_the_speed_they_were_extracted_at_so_plans_still_cost_their_epochs(tiny_folder):
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import get_plan
+    ds = load_dataset(tiny_folder)
+    cold = probe(ds, "resnet18", weights="none", per_stage=False)
+    warm = probe(ds, "resnet18", weights="none", per_stage=False)
+    assert warm.cached and warm.images_per_s == cold.images_per_s > 0
+    cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k",
+                             finetune_epochs=2, views=1)
+    plan = get_plan(cfg).plan  # its probe comes from the cache
+    assert plan.finetune_epoch_s > 0 and plan.estimate_s > plan.finetune_epoch_s * 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,7 @@ class FeatureSet:
     labels: np.ndarray
     splits: np.ndarray
     cached: bool = False
+    images_per_s: float = 0.0  # forward passes a second (every view) when the features were extracted
 
     def x(self, split: str, taps: tuple[int, ...], view: int = 0) -> np.ndarray:
         """(n, D) features of one split at the concatenated `taps`, for one view."""
@@ -139,7 +141,8 @@ def load_cached(key: str) -> FeatureSet | None:
     size = sum((folder / f"{_name(t)}.npy").stat().st_size for t in taps)
     mmap = "r" if size > FEATURE_SHARE * memory_budget() else None  # larger than its share: read from disk as used
     arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode=mmap) for t in taps}
-    return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True)
+    return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True,
+                      images_per_s=float(meta.get("images_per_s", 0.0)))
 
 
 def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],
@@ -155,11 +158,14 @@ def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec,
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        t0 = time.perf_counter()
         taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress,
                        check_cancel=check_cancel)
+        speed = views * len(image_paths) / max(time.perf_counter() - t0, 1e-9)
         np.save(tmp / "labels.npy", np.asarray(labels))
         np.save(tmp / "splits.npy", np.asarray(splits, dtype="U8"))
-        (tmp / "meta.json").write_text(json.dumps({"taps": list(taps), "n": len(image_paths), "views": views}))
+        (tmp / "meta.json").write_text(json.dumps({"taps": list(taps), "n": len(image_paths), "views": views,
+                                                   "images_per_s": speed}))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
     except BaseException:

@@ -99,7 +99,8 @@ class ProbeResult:
     n_train: int
     n_val: int
     params_m: float
-    images_per_s: float  # feature extraction speed (forward passes/s, every view), for planning; 0 when cached
+    images_per_s: float  # feature extraction speed (forward passes/s, every view), for planning; cached features
+    # keep the speed measured when they were extracted
     stage_curve: list[dict] = field(default_factory=list)  # per tap: {"tap", "name", "dim", "accuracy"}
     val_paths: list[str] = field(default_factory=list)
     val_labels: list[int] = field(default_factory=list)
@@ -125,7 +126,8 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     """Features of every train and val item (never the test items), from the disk cache when they match.
 
     Returns:
-        (features, weights provenance, input contract, extraction images/s or 0 when cached).
+        (features, weights provenance, input contract, extraction images/s: measured now, or when the cached features
+        were extracted).
     """
     found = find_weights(backbone, None if weights == "auto" else weights)
     if found is None:
@@ -141,12 +143,10 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     splits = np.array([it.split for it in items])
     info = WeightsInfo(source, str(path) if path else None, None if path is None else sha,
                        "random initialisation, asked for explicitly" if path is None else "")
-    t0 = time.perf_counter()
     cb = (lambda done, total: progress("features", done / total)) if progress else None
     fs = compute_cached(key, lambda: _seeded(backbone, weights, in_chans), spec, [it.path for it in items],
                         labels, splits, views=views, progress=cb, check_cancel=check_cancel)
-    speed = 0.0 if fs.cached else views * len(items) / max(time.perf_counter() - t0, 1e-9)
-    return fs, info, spec, speed
+    return fs, info, spec, fs.images_per_s
 
 
 def _seeded(backbone: str, weights: str, in_chans: int):

@@ -1,0 +1,92 @@
+"""What each backbone family costs on this machine, and whether the planner knows it.
+
+For one catalogue backbone per family (random weights: speed does not depend on their values), on a slice of the
+bundled sample: the linear probe's extraction speed; the planner's forecast of that probe from the default backbone's
+measured pace scaled by FLOPs (how auto forecasts the backbones it has not probed yet); one full fine-tuning epoch's
+speed; and the plan's estimate of that epoch beside the measured time. Prints a table; run by hand:
+
+    .venv/bin/python bench/backbones.py [--train 120] [--val 60] [--names a,b]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.data.dataset import load_dataset  # noqa: E402
+from engine.model.catalogue import input_spec  # noqa: E402
+from engine.paths import SAMPLE  # noqa: E402
+from engine.plan.budget import Pace, extract_seconds  # noqa: E402
+from engine.plan.config import DEFAULT_BACKBONE, TrainConfig  # noqa: E402
+from engine.plan.make import get_plan, save_planned  # noqa: E402
+from engine.probe.linear import probe  # noqa: E402
+from engine.runs.store import RunStore  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
+
+FAMILIES = {"resnet18": "ResNet", "resnet50": "ResNet", "densenet121": "DenseNet", "mobilenetv3_large_100": "MobileNetV3",
+            "efficientnet_b0": "EfficientNet", "tf_efficientnet_lite0": "EfficientNet-Lite", "convnext_tiny": "ConvNeXt",
+            "vit_base_patch16_224": "ViT", "vit_small_patch14_dinov2.lvd142m": "DINOv2",
+            "vit_base_patch16_clip_224.openai": "CLIP"}
+
+
+def slice_of_sample(root: Path, n_train: int, n_val: int) -> Path:
+    """`n_train` / `n_val` photos spread over the sample's classes, as train/ and val/ folders."""
+    classes = sorted(p for p in (SAMPLE / "train").iterdir() if p.is_dir())
+    for split, n in (("train", n_train), ("val", n_val)):
+        per = max(1, n // len(classes))
+        for cls in classes:
+            (root / split / cls.name).mkdir(parents=True)
+            for f in sorted((SAMPLE / split / cls.name).iterdir())[:per]:
+                shutil.copy(f, root / split / cls.name / f.name)
+    return root
+
+
+def measure(name: str, data: Path, lite_pace: Pace, store: RunStore) -> dict:
+    ds = load_dataset(str(data), test_fraction=0.0)
+    t0 = time.perf_counter()
+    p = probe(ds, name, weights="none", per_stage=False)
+    probe_s = time.perf_counter() - t0
+    forecast = extract_seconds(lite_pace, name, input_spec(name), len(ds.train) + len(ds.val))
+    cfg = TrainConfig.create(data=str(data), backbone=name, weights="none", strategy="full", head_epochs=0,
+                             finetune_epochs=1, views=1, test_fraction=0.0)
+    planned = get_plan(cfg)
+    run = store.create(cfg.to_dict(), name)
+    save_planned(run.path, planned)
+    Trainer(cfg, run, planned=planned).fit()
+    epoch = [e for e in run.events("epoch") if e["epoch"] == 1][0]
+    return {"name": name, "probe_ips": p.images_per_s, "probe_s": probe_s, "probe_forecast_s": forecast,
+            "epoch_ips": epoch["images_per_s"], "epoch_s": epoch["seconds"],
+            "epoch_planned_s": planned.plan.finetune_epoch_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", type=int, default=120)
+    ap.add_argument("--val", type=int, default=60)
+    ap.add_argument("--names", default=",".join(FAMILIES))
+    args = ap.parse_args()
+    data = slice_of_sample(Path(tempfile.mkdtemp()) / "slice", args.train, args.val)
+    store = RunStore(Path(tempfile.mkdtemp()) / "runs")
+    ds = load_dataset(str(data), test_fraction=0.0)
+    lite = probe(ds, DEFAULT_BACKBONE, weights="none", per_stage=False)
+    lite_pace = Pace(DEFAULT_BACKBONE, input_spec(DEFAULT_BACKBONE).input_size[-1], lite.images_per_s)
+    print(f"{len(ds.train)} train / {len(ds.val)} val photos of the bundled sample; random weights; "
+          f"{DEFAULT_BACKBONE} pace {lite.images_per_s:.1f} img/s\n")
+    head = (f"{'family':18} {'backbone':34} {'probe img/s':>11} {'probe s':>8} {'forecast':>9} {'ratio':>6} "
+            f"{'epoch img/s':>11} {'epoch s':>8} {'planned':>8} {'ratio':>6}")
+    print(head)
+    for name in args.names.split(","):
+        r = measure(name, data, lite_pace, store)
+        print(f"{FAMILIES.get(name, '?'):18} {name:34} {r['probe_ips']:11.1f} {r['probe_s']:8.1f} "
+              f"{r['probe_forecast_s']:9.1f} {r['probe_forecast_s'] / r['probe_s']:6.2f} {r['epoch_ips']:11.1f} "
+              f"{r['epoch_s']:8.1f} {r['epoch_planned_s']:8.1f} {r['epoch_planned_s'] / r['epoch_s']:6.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
