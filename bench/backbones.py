@@ -1,9 +1,10 @@
 """What each backbone family costs on this machine, and whether the planner knows it.
 
 For one catalogue backbone per family (random weights: speed does not depend on their values), on a slice of the
-bundled sample: the linear probe's extraction speed; the planner's forecast of that probe from the default backbone's
-measured pace scaled by FLOPs (how auto forecasts the backbones it has not probed yet); one full fine-tuning epoch's
-speed; and the plan's estimate of that epoch beside the measured time. Prints a table; run by hand:
+bundled sample: the linear probe's extraction speed and time; the planner's forecast of that probe from the pace of
+its first sixth (as auto forecasts its run a sixth into the first probe); a full fine-tuning epoch's speed (the second of two: the
+first also pays one-time kernel set-up); and the
+plan's estimate of that epoch beside the measured time. Prints a table; run by hand:
 
     .venv/bin/python bench/backbones.py [--train 120] [--val 60] [--names a,b]
 """
@@ -16,13 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.data.dataset import load_dataset  # noqa: E402
 from engine.model.catalogue import input_spec  # noqa: E402
 from engine.paths import SAMPLE  # noqa: E402
 from engine.plan.budget import Pace, extract_seconds  # noqa: E402
-from engine.plan.config import DEFAULT_BACKBONE, TrainConfig  # noqa: E402
+from engine.plan.config import TrainConfig  # noqa: E402
 from engine.plan.make import get_plan, save_planned  # noqa: E402
 from engine.probe.linear import probe  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
@@ -46,19 +49,21 @@ def slice_of_sample(root: Path, n_train: int, n_val: int) -> Path:
     return root
 
 
-def measure(name: str, data: Path, lite_pace: Pace, store: RunStore) -> dict:
+def measure(name: str, data: Path, sixth: Path, store: RunStore) -> dict:
     ds = load_dataset(str(data), test_fraction=0.0)
+    early = probe(load_dataset(str(sixth), test_fraction=0.0), name, weights="none", per_stage=False)
+    pace = Pace(name, input_spec(name).input_size[-1], early.images_per_s)
+    forecast = extract_seconds(pace, name, input_spec(name), len(ds.train) + len(ds.val))
     t0 = time.perf_counter()
     p = probe(ds, name, weights="none", per_stage=False)
     probe_s = time.perf_counter() - t0
-    forecast = extract_seconds(lite_pace, name, input_spec(name), len(ds.train) + len(ds.val))
     cfg = TrainConfig.create(data=str(data), backbone=name, weights="none", strategy="full", head_epochs=0,
-                             finetune_epochs=1, views=1, test_fraction=0.0)
+                             finetune_epochs=2, views=1, test_fraction=0.0)
     planned = get_plan(cfg)
     run = store.create(cfg.to_dict(), name)
     save_planned(run.path, planned)
     Trainer(cfg, run, planned=planned).fit()
-    epoch = [e for e in run.events("epoch") if e["epoch"] == 1][0]
+    epoch = [e for e in run.events("epoch") if e["epoch"] == 2][0]  # the second: the first also warms kernels up
     return {"name": name, "probe_ips": p.images_per_s, "probe_s": probe_s, "probe_forecast_s": forecast,
             "epoch_ips": epoch["images_per_s"], "epoch_s": epoch["seconds"],
             "epoch_planned_s": planned.plan.finetune_epoch_s}
@@ -71,17 +76,16 @@ def main() -> None:
     ap.add_argument("--names", default=",".join(FAMILIES))
     args = ap.parse_args()
     data = slice_of_sample(Path(tempfile.mkdtemp()) / "slice", args.train, args.val)
+    sixth = slice_of_sample(Path(tempfile.mkdtemp()) / "sixth", args.train // 6, args.val // 6)
     store = RunStore(Path(tempfile.mkdtemp()) / "runs")
     ds = load_dataset(str(data), test_fraction=0.0)
-    lite = probe(ds, DEFAULT_BACKBONE, weights="none", per_stage=False)
-    lite_pace = Pace(DEFAULT_BACKBONE, input_spec(DEFAULT_BACKBONE).input_size[-1], lite.images_per_s)
     print(f"{len(ds.train)} train / {len(ds.val)} val photos of the bundled sample; random weights; "
-          f"{DEFAULT_BACKBONE} pace {lite.images_per_s:.1f} img/s\n")
+          f"torch threads {torch.get_num_threads()}\n")
     head = (f"{'family':18} {'backbone':34} {'probe img/s':>11} {'probe s':>8} {'forecast':>9} {'ratio':>6} "
             f"{'epoch img/s':>11} {'epoch s':>8} {'planned':>8} {'ratio':>6}")
     print(head)
     for name in args.names.split(","):
-        r = measure(name, data, lite_pace, store)
+        r = measure(name, data, sixth, store)
         print(f"{FAMILIES.get(name, '?'):18} {name:34} {r['probe_ips']:11.1f} {r['probe_s']:8.1f} "
               f"{r['probe_forecast_s']:9.1f} {r['probe_forecast_s'] / r['probe_s']:6.2f} {r['epoch_ips']:11.1f} "
               f"{r['epoch_s']:8.1f} {r['epoch_planned_s']:8.1f} {r['epoch_planned_s'] / r['epoch_s']:6.2f}",

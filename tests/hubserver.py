@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,8 +17,10 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 class Hub:
     files: dict[str, bytes] = field(default_factory=dict)  # "repo/filename" -> content
     cut_at: float | None = None  # cut the first full transfer after this fraction of the body
+    cut_always: bool = False  # cut every transfer a little past where it starts
     corrupt: bool = False  # serve different bytes than the ETag names
     gate: threading.Event | None = None  # when set: pause after the first chunk until the gate opens
+    delay: float = 0.0  # seconds between chunks (a slow network, so progress can be watched)
     ranges: list[str] = field(default_factory=list)  # Range headers received
     gets: int = 0
 
@@ -79,8 +82,11 @@ def _handler(hub: Hub):
             if hub.cut_at is not None and not start:
                 end = int(len(body) * hub.cut_at)
                 hub.cut_at = None
+            if hub.cut_always:
+                end = min(len(body) - 1, start + chunk)
             for i in range(start, end, chunk):
                 self.wfile.write(body[i:min(i + chunk, end)])
+                time.sleep(hub.delay)
                 if hub.gate is not None and i == start:
                     self.wfile.flush()
                     hub.gate.wait(10)

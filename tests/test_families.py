@@ -116,3 +116,13 @@ def test_dinov2_hub_weights_are_resampled_to_224(tmp_path):
     model, dropped = load_pretrained("vit_small_patch14_dinov2.lvd142m", full)
     assert model.pos_embed.shape[1] == 1 + 16 * 16 and not dropped
     torch.testing.assert_close(model.blocks[5].attn.qkv.weight, full["blocks.5.attn.qkv.weight"])
+
+
+@pytest.mark.parametrize("name", ["convnext_tiny", "vit_small_patch14_dinov2.lvd142m"])
+def test_per_stage_probe_names_each_stage_or_block(name, photos):
+    from engine.data.dataset import load_dataset
+    from engine.probe.linear import probe
+    r = probe(load_dataset(str(photos)), name, weights="none")
+    names = [c["name"] for c in r.stage_curve]
+    assert names[-1] == "final features" and len(names) >= 5
+    assert all(n.startswith(("blocks.", "stages.", "stem", "patch_embed")) for n in names[:-1]), names

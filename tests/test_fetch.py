@@ -1,4 +1,5 @@
 """Downloads through the real hub client against a local server in the hub's URL layout (no network)."""
+import subprocess
 import threading
 
 import pytest
@@ -102,3 +103,28 @@ def test_no_network_and_offline_mode_are_one_line_each(hub, monkeypatch):
     with pytest.raises(DownloadFailed, match="HF_HUB_OFFLINE is set"):
         remote_file(NAME)
     assert hub.gets == 0
+
+
+def test_a_full_disk_during_the_download_is_one_line_and_leaves_nothing(hub, tmp_path, monkeypatch):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        monkeypatch.setenv("HF_HOME", str(small))
+        with pytest.raises(DownloadFailed, match=r"the disk is full while downloading .*Free about 10 MB") as e:
+            fetch(NAME)
+        assert "\n" not in str(e.value)
+        assert not [p for p in small.rglob("*") if p.is_file() and p.stat().st_size > 0 and "lock" not in p.name]
+        assert not availability(NAME)["available"]
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_a_connection_that_keeps_dropping_is_one_line(hub, monkeypatch):
+    import huggingface_hub.file_download as fd
+    monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # the client waits a second between its retries
+    hub.cut_always = True
+    with pytest.raises(DownloadFailed, match="kept dropping") as e:
+        fetch(NAME)
+    assert "\n" not in str(e.value) and not availability(NAME)["available"]

@@ -1,12 +1,18 @@
 """What a plan will cost before it runs: forward FLOPs per layer group (counted on the meta device, no weights, no
-compute), turned into seconds with the throughput measured while the probe extracted features."""
+compute), turned into seconds with the throughput measured while the probe extracted features, and what a training
+step costs against a forward pass, measured here once per architecture (it differs by family far more than FLOPs
+say)."""
 from __future__ import annotations
 
 import functools
+import json
+import os
+import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine import paths
 from engine.model.catalogue import build_model
 from engine.model.groups import layer_groups
 
@@ -26,14 +32,72 @@ def total_flops(name: str, size: int) -> float:
     return sum(group_flops(name, size).values())
 
 
+CALIBRATION_BATCH = 8  # images in the batch a forward pass and a training step are timed on
+
+
+def _timed(fn, device: torch.device) -> float:
+    """Seconds of one call of `fn`, after one call that warms up allocators and kernels."""
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def _measure(name: str, size: int, device: torch.device) -> tuple[float, float]:
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(name, pretrained=False).to(device, memory_format=torch.channels_last)
+        x = torch.randn(CALIBRATION_BATCH, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x).float().mean().backward()
+
+    model.eval()
+    fwd = _timed(forward, device)
+    model.train()
+    return fwd / CALIBRATION_BATCH, _timed(step, device) / CALIBRATION_BATCH
+
+
+def step_costs(name: str, size: int, device: str = "cpu") -> tuple[float, float]:
+    """Seconds per image of an inference forward pass and of a training step (forward with gradients, backward)
+    through the whole network, measured on this machine once per architecture, size, device and torch version (a
+    random batch; weights do not change speed) and remembered in the cache folder.
+
+    In FLOPs a backward is about twice a forward; measured, the step costs 3-5 forward passes, and the family decides
+    where in that range (depthwise and memory-bound networks pay more)."""
+    store = paths.cache_dir() / "step-costs.json"
+    key = f"{name}|{size}|{device}|{torch.__version__}|{torch.get_num_threads()}"
+    known = json.loads(store.read_text()) if store.exists() else {}
+    if key not in known:
+        known[key] = _measure(name, size, torch.device(device))
+        tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(store)
+    fwd, step = known[key]
+    return float(fwd), float(step)
+
+
 def epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_val: int, images_per_s: float,
-                  val_views: int = 1) -> float:
-    """Seconds for one fine-tuning epoch on the full-forward path: the forward of every image, the backward (about
-    twice the forward) of the `trainable` groups, then the validation forward of `val_views` views of each val image.
+                  val_views: int = 1, device: str = "cpu") -> float:
+    """Seconds for one fine-tuning epoch on the full-forward path: every training image's forward at the probe's pace
+    (decoding included), plus what a training step costs beyond a forward pass (measured, `step_costs`) in proportion
+    to the FLOPs of the `trainable` groups; then the validation forward of `val_views` views of each val image.
 
     Args:
         images_per_s: Forward throughput of the whole network, measured by the probe.
     """
     flops = group_flops(name, size)
     share = sum(flops.get(g, 0.0) for g in trainable) / max(sum(flops.values()), 1.0)
-    return n_train / images_per_s * (1 + 2 * share) + n_val * val_views / images_per_s
+    backward = 0.0
+    if share:
+        fwd, step = step_costs(name, size, device)
+        backward = max(0.0, step - fwd) * share
+    return n_train * (1 / images_per_s + backward) + n_val * val_views / images_per_s

@@ -10,6 +10,7 @@ where weights are read.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -82,14 +83,22 @@ def _in_words(name: str, e: BaseException) -> DownloadFailed:
     if isinstance(e, (errors.RepositoryNotFoundError, errors.EntryNotFoundError, errors.RevisionNotFoundError)):
         return DownloadFailed(f"the hub has no weights file for {name} ({e.__class__.__name__} at {endpoint()}); "
                               f"upload a file on the Backbone page instead")
+    if isinstance(e, httpx2.RemoteProtocolError):
+        return DownloadFailed(f"the connection to {endpoint()} kept dropping while downloading {name}, even after "
+                              f"resuming; nothing was kept. Download again when the network is steadier")
     if isinstance(e, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, httpx2.TransportError,
                       ConnectionError)):
         return DownloadFailed(f"cannot reach {endpoint()} to download {name} (no network, or HF_HUB_OFFLINE is set); "
                               f"download it on a machine with a network and upload the file on the Backbone page")
-    if isinstance(e, OSError) and e.errno == 28:
-        return DownloadFailed(f"the disk is full while downloading {name} into {hf_hub_cache()}; free space and "
-                              f"download again")
-    return DownloadFailed(f"downloading {name} failed: {e}")
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return DownloadFailed(f"the disk is full while downloading {name} into {hf_hub_cache()}; nothing was kept. "
+                              f"Free {_size_hint(name)} and download again")
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return DownloadFailed(f"downloading {name} failed: {first}")
+
+
+def _size_hint(name: str) -> str:
+    return f"about {get_entry(name).download_mb:.0f} MB"
 
 
 def _refuse_offline(name: str) -> None:

@@ -10,6 +10,7 @@ from engine.data.dataset import Dataset
 from engine.data.spec import InputSpec
 from engine.model.catalogue import build_model, list_entries
 from engine.model.cost import epoch_seconds, total_flops
+from engine.model.device import pick_device
 from engine.model.groups import layer_groups
 from engine.model.taps import TapModel
 from engine.model.weights import availability
@@ -91,7 +92,8 @@ def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,
     t += CHOOSE_SHARE * budget
     finish = score_seconds(pace, pace.backbone, first, len(ds.test) + 2 * len(ds.val)) + FIXED_S
     groups = model_groups(pace.backbone, (-1,), len(ds.classes))
-    epoch = epoch_seconds(pace.backbone, pace.size, groups[-2:-1], len(ds.train), len(ds.val), pace.images_per_s, 2)
+    epoch = epoch_seconds(pace.backbone, pace.size, groups[-2:-1], len(ds.train), len(ds.val), pace.images_per_s, 2,
+                          pick_device(cfg.runtime.device).type)
     if epoch > 0 and 3 * epoch <= SAFETY * budget - t - finish:
         return Forecast(SAFETY * budget - elapsed, finish, True, tuple(probed))
     # no epoch to train: validating the starting head is the val score, then the test split

@@ -213,8 +213,9 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
                    and c.backbone == choice.backbone and c.flip == choice.flip), None)
     speed = speed or (p.images_per_s if p else 0.0)
     views = 2 if flip else 1
+    where = pick_device(cfg.runtime.device).type
     epoch_s = epoch_seconds(backbone, spec.input_size[-1], [groups[i] for i in trainable if i < headi], len(ds.train),
-                            len(ds.val), speed, views) if speed and ft_epochs else 0.0
+                            len(ds.val), speed, views, where) if speed and ft_epochs else 0.0
     # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score
     val_again = len(ds.val) if head_epochs or ft_epochs or init == "random" else 0
     score_s = (val_again + len(ds.test)) * views / speed if speed else 0.0
@@ -259,8 +260,9 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec
     speed = speed or 50.0
     size = spec.input_size[-1]
     views = 2 if choice.flip else 1
+    where = pick_device(cfg.runtime.device).type
     cost = lambda k: epoch_seconds(backbone, size, groups[headi - k:headi], len(ds.train), len(ds.val),  # noqa: E731
-                                   speed, views)
+                                   speed, views, where)
     depths = [k for k in (1, 2, 4, headi) if k <= headi]
     k = next((d for d in reversed(depths) if 12 * cost(d) <= seconds_left), 1)
     epochs = min(15, int(seconds_left // cost(k))) if cost(k) > 0 else 0
