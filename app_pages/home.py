@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config
-from ui.state import get_runner, init_session, remember
+from ui.state import get_runner, init_session, remember, start_lesson
 
 
 @st.cache_data(show_spinner=False)
@@ -25,10 +25,17 @@ st.info(f"Bundled sample: 15 classes of pepper, potato and tomato leaves (PlantV
 st.subheader("Quick demo")
 st.write("One click: the bundled sample, EfficientNet-Lite0 and the other bundled backbones, the plan auto makes "
          "within a short time budget. You land on the Train page and watch every step.")
-if st.button("▶ Quick demo", type="primary", key="quick_demo"):
+left, right = st.columns(2)
+if left.button("▶ Quick demo", type="primary", key="quick_demo"):
     rid = get_runner().submit(demo_config(), name="quick-demo")
     remember(dataset=str(SAMPLE), backbone=DEFAULT_BACKBONE, run_id=rid)
     st.switch_page("app_pages/train.py")
+if right.button("▶ Show me why transfer learning works", key="lesson_demo"):
+    start_lesson(get_runner(), str(SAMPLE))
+    st.switch_page("app_pages/lesson.py")
+right.caption("The same network on the same photos four ways: from random initialisation, frozen with a new last "
+              "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
+              "photos nothing was chosen on (about four minutes on a laptop CPU).")
 st.markdown("Or step by step: **1 Data** → **2 Backbone** → **3 Probe** → **4 Train** → **5 Compare** → "
             "**6 Predict & export** (in the sidebar).")
 st.subheader("Backbones on this machine")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import streamlit as st
 
 from engine import (BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TERMINAL, TrainConfig, blocking, get_plan, lr_find,
-                    preflight, run_summary, time_left)
+                    no_epoch_sentence, preflight, run_header, run_summary, time_left)
 from ui import charts
 from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember, root_for
 
@@ -175,9 +175,8 @@ def live() -> None:
     phases = [e for e in events if e["kind"] == "phase_started"]
     setups = [e for e in events if e["kind"] == "setup"]
     st.subheader(f"Run {current} · {state}")
-    st.caption(f"{snap['config'].get('data')} · {plan.get('backbone', snap['config'].get('backbone'))} · "
-               f"{plan.get('strategy', snap['config'].get('strategy'))} · "
-               f"{'live' if state in ('running', 'queued') else 'final'} · updated {time.strftime('%H:%M:%S')}")
+    st.caption(f"{run_header(snap['config'], plan)} · {'live' if state in ('running', 'queued') else 'final'} · "
+               f"updated {time.strftime('%H:%M:%S')}")
     progress_bars(state, setups, steps, epochs, phases, plan)
     controls(state)
     if state == "finished" and snap["metrics"]:
@@ -194,7 +193,8 @@ def live() -> None:
                         f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}", delta_color="off")
         elif steps:
             c[2].metric("Training accuracy, this epoch so far", f"{steps[-1]['running_acc']:.1%}")
-        c[3].metric("Images / s", f"{epochs[-1]['images_per_s']:.0f}")
+        if epochs[-1]["epoch"] > 0:
+            c[3].metric("Images / s, last epoch", f"{epochs[-1]['images_per_s']:.0f}")
     charts_for(events, epochs, steps, phases, plan, state)
     if state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, state):
         st.session_state["_final_shown"] = (current, state)
@@ -243,25 +243,29 @@ def charts_for(events, epochs, steps, phases, plan, state) -> None:
     groups, labels = plan.get("groups", []), plan.get("labels", [])
     running = steps[-1] if steps and state == "running" and (not epochs or steps[-1]["epoch"] > epochs[-1]["epoch"]) \
         else None
-    acc_fig, loss_fig = charts.training_curves(epochs, plan.get("probe_accuracy"), running)
-    left, right = st.columns(2)
-    left.plotly_chart(acc_fig, width="stretch", key="acc_chart")
-    left.caption("Accuracy on the photos the model trains on and on the validation photos (the split that chooses "
-                 "the epoch); epoch 0 is the linear head the run starts from, the dotted line the probe on the final "
-                 "features. A widening train/validation gap means the model starts memorising.")
-    right.plotly_chart(loss_fig, width="stretch", key="loss_chart")
-    right.caption(LOSS_CAPTION)
-    ph = phases[-1] if phases else {"frozen": plan.get("frozen", []), "lrs": plan.get("lrs", []), "phase": 0,
-                                     "name": "not started", "path": "–"}
-    if groups and ph["frozen"]:
+    trained = [e for e in epochs if e["epoch"] > 0]
+    if trained or running:
+        acc_fig, loss_fig = charts.training_curves(epochs, plan.get("probe_accuracy"), running)
+        left, right = st.columns(2)
+        left.plotly_chart(acc_fig, width="stretch", key="acc_chart")
+        left.caption("Accuracy on the photos the model trains on and on the validation photos (the split that "
+                     "chooses the epoch); epoch 0 is the linear head the run starts from, the dotted line the probe on "
+                     "the final features. A widening train/validation gap means the model starts memorising.")
+        right.plotly_chart(loss_fig, width="stretch", key="loss_chart")
+        right.caption(LOSS_CAPTION)
+    elif epochs:
+        st.info(no_epoch_sentence(epochs[0]["val_acc"], plan, state))
+    ph = phases[-1] if phases else None
+    if groups and ph is not None and ph["frozen"]:
         st.plotly_chart(charts.freeze_strip(groups, labels, ph["frozen"], ph["lrs"]), width="stretch", key="strip")
         st.caption(f"Freeze map of phase {ph['phase']} ({ph['name']}, {ph['path']}). Frozen groups keep their "
-                   f"ImageNet weights; hover a group for its timm name.")
+                   f"pretrained weights; hover a group for its timm name.")
+    elif groups and state in TERMINAL:
+        st.caption("No training phase ran: every layer group kept its pretrained weights.")
     if steps:
         st.plotly_chart(charts.group_rates(steps, groups, labels), width="stretch", key="lr_chart")
         st.caption("Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
                    "learn more slowly than the head.")
-    trained = [e for e in epochs if e["epoch"] > 0]
     if trained:
         a, b = st.columns(2)
         a.plotly_chart(charts.group_bars(groups, trained[-1]["grad_norm"], "Gradient norm per group", True, labels),

@@ -1,8 +1,9 @@
 """What each backbone family costs on this machine, and whether the planner knows it.
 
 For one catalogue backbone per family (random weights: speed does not depend on their values), on a slice of the
-bundled sample: the linear probe's extraction speed and time; the planner's forecast of that probe from the pace of
-its first sixth (as auto forecasts its run a sixth into the first probe); a full fine-tuning epoch's speed (the second of two: the
+bundled sample: the linear probe's extraction speed, its whole time (model building and the linear fit included) and
+its extraction time; the planner's forecast of that extraction from the pace of its first sixth (as auto forecasts its
+run a sixth into the first probe); a full fine-tuning epoch's speed (the second of two: the
 first also pays one-time kernel set-up); and the
 plan's estimate of that epoch beside the measured time. Prints a table; run by hand:
 
@@ -27,12 +28,14 @@ from engine.paths import SAMPLE  # noqa: E402
 from engine.plan.budget import Pace, extract_seconds  # noqa: E402
 from engine.plan.config import TrainConfig  # noqa: E402
 from engine.plan.make import get_plan, save_planned  # noqa: E402
+from engine.probe.features import feature_views  # noqa: E402
 from engine.probe.linear import probe  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
 from engine.train.loop import Trainer  # noqa: E402
 
-FAMILIES = {"resnet18": "ResNet", "resnet50": "ResNet", "densenet121": "DenseNet", "mobilenetv3_large_100": "MobileNetV3",
-            "efficientnet_b0": "EfficientNet", "tf_efficientnet_lite0": "EfficientNet-Lite", "convnext_tiny": "ConvNeXt",
+FAMILIES = {"resnet18": "ResNet", "resnet50": "ResNet", "densenet121": "DenseNet",
+            "mobilenetv3_large_100": "MobileNetV3", "efficientnet_b0": "EfficientNet",
+            "tf_efficientnet_lite0": "EfficientNet-Lite", "convnext_tiny": "ConvNeXt",
             "vit_base_patch16_224": "ViT", "vit_small_patch14_dinov2.lvd142m": "DINOv2",
             "vit_base_patch16_clip_224.openai": "CLIP"}
 
@@ -64,7 +67,9 @@ def measure(name: str, data: Path, sixth: Path, store: RunStore) -> dict:
     save_planned(run.path, planned)
     Trainer(cfg, run, planned=planned).fit()
     epoch = [e for e in run.events("epoch") if e["epoch"] == 2][0]  # the second: the first also warms kernels up
+    extract_s = feature_views(len(ds.train) + len(ds.val)) * (len(ds.train) + len(ds.val)) / p.images_per_s
     return {"name": name, "probe_ips": p.images_per_s, "probe_s": probe_s, "probe_forecast_s": forecast,
+            "extract_s": extract_s,
             "epoch_ips": epoch["images_per_s"], "epoch_s": epoch["seconds"],
             "epoch_planned_s": planned.plan.finetune_epoch_s}
 
@@ -81,13 +86,14 @@ def main() -> None:
     ds = load_dataset(str(data), test_fraction=0.0)
     print(f"{len(ds.train)} train / {len(ds.val)} val photos of the bundled sample; random weights; "
           f"torch threads {torch.get_num_threads()}\n")
-    head = (f"{'family':18} {'backbone':34} {'probe img/s':>11} {'probe s':>8} {'forecast':>9} {'ratio':>6} "
-            f"{'epoch img/s':>11} {'epoch s':>8} {'planned':>8} {'ratio':>6}")
+    head = (f"{'family':18} {'backbone':34} {'probe img/s':>11} {'probe s':>8} {'extract s':>9} {'forecast':>9} "
+            f"{'ratio':>6} {'epoch img/s':>11} {'epoch s':>8} {'planned':>8} {'ratio':>6}")
     print(head)
     for name in args.names.split(","):
         r = measure(name, data, sixth, store)
         print(f"{FAMILIES.get(name, '?'):18} {name:34} {r['probe_ips']:11.1f} {r['probe_s']:8.1f} "
-              f"{r['probe_forecast_s']:9.1f} {r['probe_forecast_s'] / r['probe_s']:6.2f} {r['epoch_ips']:11.1f} "
+              f"{r['extract_s']:9.1f} {r['probe_forecast_s']:9.1f} {r['probe_forecast_s'] / r['extract_s']:6.2f} "
+              f"{r['epoch_ips']:11.1f} "
               f"{r['epoch_s']:8.1f} {r['epoch_planned_s']:8.1f} {r['epoch_planned_s'] / r['epoch_s']:6.2f}",
               flush=True)
 

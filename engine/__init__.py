@@ -41,8 +41,11 @@ _API: dict[str, str] = {
     "has_model": "engine.serve.evaluate", "evaluate": "engine.serve.evaluate",
     "export_run": "engine.serve.export", "model_card": "engine.serve.export",
     "model_card_markdown": "engine.serve.export", "predict_image": "engine.serve.export",
-    "run_summary": "engine.serve.summary", "worst_mistakes": "engine.serve.summary",
-    "Runner": "engine.service.runner", "Jobs": "engine.service.jobs",
+    "run_summary": "engine.serve.summary", "run_header": "engine.serve.summary",
+    "no_epoch_sentence": "engine.serve.summary", "worst_mistakes": "engine.serve.summary",
+    "Runner": "engine.service.runner", "ARM_TEXT": "engine.service.experiment",
+    "lesson_configs": "engine.service.experiment", "lesson_rows": "engine.service.experiment",
+    "lesson_sentence": "engine.service.experiment", "Jobs": "engine.service.jobs",
 }
 __all__ = sorted(_API)
 
@@ -89,7 +92,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.store import TERMINAL, RunStore
     from engine.serve.evaluate import evaluate, has_model
     from engine.serve.export import export_run, model_card, model_card_markdown, predict_image
-    from engine.serve.summary import run_summary, worst_mistakes
+    from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes
+    from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
     from engine.service.jobs import Jobs
     from engine.service.runner import Runner
     from engine.train.loop import Trainer

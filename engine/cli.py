@@ -1,4 +1,5 @@
-"""Command line: `python -m engine {backbones,weights,inspect-data,probe,plan,train,resume,evaluate,export,lr-find}`; all
+"""Command line: `python -m engine {backbones,weights,demo,inspect-data,probe,plan,train,resume,evaluate,export,
+lr-find}`; all
 print JSON too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit
 code."""
 from __future__ import annotations
@@ -99,7 +100,6 @@ def _dataset(args: argparse.Namespace):
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from engine.probe.linear import probe
     from engine.probe.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
     progress = None if args.quiet else StepClock()
@@ -107,26 +107,23 @@ def cmd_probe(args: argparse.Namespace) -> int:
         result = shootout(_dataset(args), names, progress=progress)
         print(json.dumps(result, indent=2) if args.json else result["verdict"])
         return 0
-    if args.per_stage:  # the full auto plan: probe, candidates, recommendation
-        from engine.plan.make import get_plan
-        planned = get_plan(_config(args, strategy="auto", backbone=names[0]), progress)
-        p = planned.plan
-        out = {"plan": p.to_dict(), "accuracy": p.probe_accuracy}
-        if planned.probes:
-            out.update({k: v for k, v in planned.probes[0].to_dict().items() if not k.startswith("val_")})
-        if args.json:
-            print(json.dumps(out, indent=2))
-        else:
-            for c in out.get("stage_curve", []):
-                print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
-            print(f"\nfinal-feature probe {p.probe_accuracy:.1%} on val; plan: {p.tap_label}\n  {p.reason}")
+    # the Probe page's probe: the auto plan (probe, candidates, recommendation), from the same plan object
+    from engine.plan.make import plan_with_probe
+    planned = plan_with_probe(_config(args, strategy="auto", backbone=names[0]), progress)
+    p = planned.plan
+    out = {"plan": p.to_dict(), "accuracy": p.probe_accuracy, "recommendation": p.recommendation()}
+    if planned.probes:
+        out.update({k: v for k, v in planned.probes[0].to_dict().items() if not k.startswith("val_")})
+    if args.json:
+        print(json.dumps(out, indent=2))
         return 0
-    r = probe(_dataset(args), names[0], weights=args.weights, per_stage=False, in_channels=args.in_chans,
-              progress=progress)
-    d = {k: v for k, v in r.to_dict().items() if not k.startswith("val_")}
-    print(json.dumps(d, indent=2) if args.json else
-          f"{r.backbone}: linear probe accuracy {r.accuracy:.1%} on {r.n_val} validation images "
-          f"({r.seconds:.1f}s{', cached features' if r.cached else ''}; weights {r.weights.source})")
+    for c in out.get("stage_curve", []):
+        print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
+    rec = out["recommendation"]
+    rule = rec["rule_of_thumb"]
+    print(f"\n{names[0]}: final-feature probe {p.probe_accuracy:.1%} on val" +
+          (f" ({rule['band']}: the classic table suggests {rule['suggests']})" if rule else "") +
+          f"\nrecommended: {rec['does']}; head on {rec['head']}\n  {rec['reason']}")
     return 0
 
 
@@ -172,6 +169,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
     fit_in_thread(run, Trainer(cfg, run, planned=planned), args.quiet)
     return train_result(run, args.json)
+
+
+def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
+    """Plans `cfg` (refusing a plan that cannot run), creates its run and trains it in this process."""
+    from engine.plan.make import get_plan, save_planned
+    from engine.plan.preflight import blocking, preflight
+    from engine.runs.store import RunStore
+    from engine.train.loop import Trainer
+    planned = get_plan(cfg, None if quiet else StepClock())
+    stop = blocking(preflight(planned.plan))
+    if stop:
+        raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
+    run = RunStore().create(cfg.to_dict(), name)
+    save_planned(run.path, planned)
+    fit_in_thread(run, Trainer(cfg, run, planned=planned), quiet)
+    return run
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.paths import SAMPLE
+    from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
+    configs = lesson_configs(args.data or str(SAMPLE), args.backbone, args.budget)
+    runs = {}
+    for arm, cfg in configs.items():
+        if not args.quiet:
+            print(f"== {arm}: {ARM_TEXT[arm]}", file=sys.stderr)
+        runs[arm] = _run_planned(cfg, f"lesson-{arm}", args.quiet)
+    rows = lesson_rows(runs)
+    if args.json:
+        print(json.dumps({"arms": rows, "sentence": lesson_sentence(rows)}, indent=2))
+        return 0
+    print(f"{'arm':9} {'test':>6} {'95% interval':>14} {'seconds':>8} {'epochs':>6}  run")
+    for r in rows:
+        acc, ci = r["test_accuracy"], r["test_interval"]
+        print(f"{r['arm']:9} {'-' if acc is None else f'{acc:.1%}':>6} "
+              f"{'-' if ci is None else f'{ci[0]:.0%}-{ci[1]:.0%}':>14} {r['seconds'] or 0:8.0f} "
+              f"{r['epochs_trained']:6d}  {r['run_id']}")
+    print(lesson_sentence(rows))
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -257,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backbones", help="the catalogue, with weight availability")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_backbones)
-    w = sub.add_parser("weights", help="get a backbone's weights: fetch (download from the hub, asked for) or install FILE")
+    w = sub.add_parser("weights", help="get a backbone's weights: fetch (download from the hub, asked for) or "
+                                       "install FILE")
     w.add_argument("action", choices=["fetch", "install"])
     w.add_argument("name", help="a catalogue name (python -m engine backbones)")
     w.add_argument("file", nargs="?", default=None, help="install: a .safetensors or .pth state dict")
@@ -271,9 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--allow-outside-root", action="store_true")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_inspect)
-    pr = sub.add_parser("probe", help="linear probe (several backbones: a shoot-out); --per-stage: the auto plan")
+    pr = sub.add_parser("probe", help="the Probe page's probe: per stage, candidate heads and the recommendation "
+                                      "(several backbones: a shoot-out)")
     _data_args(pr)
-    pr.add_argument("--per-stage", action="store_true", help="probe after every stage and choose the head")
+    pr.add_argument("--per-stage", action="store_true", help="(always on) probe after every stage and choose the head")
     pr.add_argument("--budget", type=float, default=None)
     pr.set_defaults(fn=cmd_probe)
     pl = sub.add_parser("plan", help="the plan `train` would run, made once and stored (--json: field by field)")
@@ -282,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="run the plan (progress on stderr; the result as JSON with --json)")
     _plan_args(t)
     t.set_defaults(fn=cmd_train)
+    d = sub.add_parser("demo", help="the lesson's experiment: from scratch vs linear probe vs fine-tuning vs auto, "
+                                    "each on the test split")
+    d.add_argument("--data", default=None, help="a dataset (default: the bundled sample)")
+    d.add_argument("--backbone", default="tf_efficientnet_lite0")
+    d.add_argument("--budget", type=float, default=None, help="auto's time budget in seconds (default 60)")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(fn=cmd_demo)
     r = sub.add_parser("resume", help="continue an interrupted, stopped or failed run from its last checkpoint")
     r.add_argument("--run", required=True)
     r.add_argument("--json", action="store_true")

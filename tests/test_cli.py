@@ -34,6 +34,9 @@ def test_probe_json_has_the_contract(tiny_folder, capsys):
     assert {"accuracy", "per_class", "plan", "seconds", "weights", "stage_curve"} <= set(d)
     assert {"strategy", "frozen", "lrs", "reason", "taps", "candidates"} <= set(d["plan"])
     assert d["weights"]["source"] == "bundled" and len(d["weights"]["sha256"]) == 64
+    rec = d["recommendation"]  # what the Probe page shows, from the same plan
+    assert rec["reason"] == d["plan"]["reason"] and rec["head"] == d["plan"]["tap_label"]
+    assert rec["rule_of_thumb"]["probe_accuracy"] == d["accuracy"] and rec["rule_of_thumb"]["suggests"]
 
 
 @pytest.mark.parametrize("strategy", ["auto", "top-k", "lp-ft"])

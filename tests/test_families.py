@@ -4,6 +4,8 @@ with DINOv2 ViT-S/14, and CLIP's own contract is checked without training."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 import torch
@@ -126,3 +128,47 @@ def test_per_stage_probe_names_each_stage_or_block(name, photos):
     names = [c["name"] for c in r.stage_curve]
     assert names[-1] == "final features" and len(names) >= 5
     assert all(n.startswith(("blocks.", "stages.", "stem", "patch_embed")) for n in names[:-1]), names
+
+
+@pytest.mark.slow
+def test_a_transformer_through_auto_evaluate_and_resume(photos, tmp_path):
+    """DINOv2 ViT-S/14 (random weights) through auto, evaluate on its test split, then a top-k run stopped after its
+    first epoch and resumed (the CLI, as a person runs it)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from engine.paths import REPO
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path / "home")}
+    name = "vit_small_patch14_dinov2.lvd142m"
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "engine", *args, "--json"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout)
+
+    auto = cli("train", "--data", str(photos), "--backbone", name, "--weights", "none", "--budget", "60",
+               "--test-fraction", "0.2", "--quiet")
+    assert auto["status"] == "finished" and auto["test_accuracy"] is not None
+    scored = cli("evaluate", "--run", auto["run_id"], "--split", "test")
+    assert scored["accuracy"] == pytest.approx(auto["test_accuracy"])
+    store = RunStore(tmp_path / "home" / "runs")
+    cfg = TrainConfig.create(data=str(photos), backbone=name, weights="none", strategy="top-k", top_k=1,
+                             head_epochs=0, finetune_epochs=2, views=1, batch_size=4, val_fraction=0.34,
+                             test_fraction=0.0)
+    planned = get_plan(cfg)
+    run = store.create(cfg.to_dict(), "stopped")
+    save_planned(run.path, planned)
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(Trainer(cfg, run, planned=planned).fit()))
+    worker.start()
+    while worker.is_alive() and not [e for e in run.events("epoch") if e["epoch"] >= 1]:
+        time.sleep(0.2)
+    run.request_stop()
+    worker.join()
+    assert result["status"] == "cancelled"
+    resumed = cli("resume", "--run", run.id, "--quiet")
+    assert resumed["status"] == "finished"
+    assert max(e["epoch"] for e in store.open(run.id).events("epoch")) == 2

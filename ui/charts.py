@@ -132,3 +132,16 @@ def shootout(rows: list[dict]) -> go.Figure:
                            text=[f"{r['accuracy']:.1%}" for r in ok], textposition="outside"))
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return _layout(fig, "Linear probe accuracy per backbone (validation photos)", 300)
+
+
+def lesson(rows: list[dict]) -> go.Figure:
+    """The lesson's result for a non-engineer: test accuracy of each arm, its 95% interval and the time it took."""
+    done = [r for r in rows if r["test_accuracy"] is not None]
+    acc = [r["test_accuracy"] for r in done]
+    fig = go.Figure(go.Bar(
+        x=[r["label"] for r in done], y=acc,
+        error_y=dict(type="data", array=[r["test_interval"][1] - a for r, a in zip(done, acc)],
+                     arrayminus=[a - r["test_interval"][0] for r, a in zip(done, acc)]),
+        text=[f"{a:.0%} · {r['seconds']:.0f} s" for r, a in zip(done, acc)], textposition="outside"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.1], title="right on test photos")
+    return _layout(fig, "The same network and photos, four ways (test photos nothing was chosen on)", 380)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, Jobs, Runner, home
+from engine import DEFAULT_BACKBONE, SAMPLE, Jobs, Runner, home, lesson_configs
 
-PAGES = [("home.py", "Home", ""), ("data.py", "1 Data", "Data"), ("backbone.py", "2 Backbone", "Backbone"),
+PAGES = [("home.py", "Home", ""), ("lesson.py", "Why transfer works", "Lesson"), ("data.py", "1 Data", "Data"),
+         ("backbone.py", "2 Backbone", "Backbone"),
          ("probe.py", "3 Probe", "Probe"), ("train.py", "4 Train", "Train"), ("compare.py", "5 Compare", "Compare"),
          ("predict.py", "6 Predict & export", "Predict_Export")]
 SHARED = ("dataset", "backbone", "run_id")  # kept in the URL, so a reload keeps the dataset, backbone and run
@@ -61,6 +62,15 @@ def init_session() -> None:
     for key in SHARED:
         if st.session_state.get(key):
             st.query_params[key] = st.session_state[key]
+
+
+def start_lesson(runner: Runner, data: str) -> dict[str, str]:
+    """Queues the lesson's four runs on `data` and remembers their ids (in the session and the URL)."""
+    ids = {arm: runner.submit(cfg, name=f"lesson-{arm}") for arm, cfg in
+           lesson_configs(data, data_root=root_for(data)).items()}
+    st.session_state["lesson"] = ids
+    st.query_params["lesson"] = ",".join(f"{arm}:{rid}" for arm, rid in ids.items())
+    return ids
 
 
 def remember(**values: str) -> None:

@@ -14,7 +14,6 @@ import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import timm
 import torch
 from huggingface_hub import try_to_load_from_cache
 from timm.models import adapt_input_conv as timm_adapt_input_conv
@@ -45,9 +44,10 @@ def how_to_provide(name: str) -> str:
     wdir = paths.weights_dir()
     return (f"No pretrained weights for {name} on this machine (TransferLab downloads only when asked). Get them in "
             f"one of these ways: the Download button on the Backbone page or `python -m engine weights fetch {name}` "
-            f"(from the Hugging Face hub); upload a .safetensors or .pth state dict on the Backbone page, or `python -m "
-            f"engine weights install {name} FILE` (it is checked against the architecture and copied to {wdir}); or "
-            f"pass --weights FILE. To train from random initialisation instead, ask for it explicitly (weights 'none').")
+            f"(from the Hugging Face hub); upload a .safetensors or .pth state dict on the Backbone page, or "
+            f"`python -m engine weights install {name} FILE` (it is checked against the architecture and copied to "
+            f"{wdir}); or pass --weights FILE. To train from random initialisation instead, ask for it explicitly "
+            f"(weights 'none').")
 
 
 def hf_hub_cache() -> Path:
@@ -145,8 +145,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
-            raise WeightsMismatch(f"{path} holds Python objects, not only tensors, and is refused (loading it could run "
-                                  f"code); save a plain state dict (torch.save(model.state_dict(), ...)) or "
+            raise WeightsMismatch(f"{path} holds Python objects, not only tensors, and is refused (loading it could "
+                                  f"run code); save a plain state dict (torch.save(model.state_dict(), ...)) or "
                                   f".safetensors") from None
         except Exception as e:  # noqa: BLE001 - any other unreadable file gets the same advice
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -123,6 +123,19 @@ class Plan:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def recommendation(self) -> dict:
+        """What this plan advises, as the Probe page shows it: what it will train, the head, the reason in words, and
+        the classic rule of thumb for its final-feature probe."""
+        trained = [g for g, f in zip(self.groups[:-1], self.frozen[:-1]) if not f]
+        does = (f"fine-tune {', '.join(trained)} with the head for {self.finetune_epochs} epochs"
+                if trained and self.finetune_epochs else "train only a new head (feature extraction)")
+        rule = None
+        if self.probe_accuracy is not None:
+            b = BANDS[band(self.probe_accuracy)]
+            rule = {"probe_accuracy": self.probe_accuracy, "band": b[1], "suggests": b[2]}
+        return {"strategy": self.strategy, "does": does, "head": self.tap_label, "reason": self.reason,
+                "rule_of_thumb": rule}
+
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":
         names = {f.name for f in fields(cls)}
@@ -133,9 +146,11 @@ class Plan:
 
     def edit(self, frozen: tuple[bool, ...] | None = None, lrs: tuple[float, ...] | None = None,
              head_lr: float | None = None, head_epochs: int | None = None, finetune_epochs: int | None = None,
-             decay: float = 0.1, floor: float = 0.01) -> "Plan":
+             decay: float | None = None, floor: float = 0.01) -> "Plan":
         """This plan with a person's edits; any change makes it "custom". A group unfrozen without a rate gets the
-        rate the decay rule implies; a frozen group's rate is 0."""
+        rate the decay rule implies (the backbone family's unless `decay` is given); a frozen group's rate is 0."""
+        from engine.model.catalogue import is_transformer
+        decay = decay or layer_decay(is_transformer(self.backbone))
         frozen = tuple(self.frozen if frozen is None else frozen)
         base = next((lr for lr in reversed(self.lrs) if lr), BASE_LR)
         implied = discriminative(len(frozen), [i for i, f in enumerate(frozen) if not f], base, decay, floor)

@@ -1,9 +1,34 @@
 """What a finished run means, in plain words, and the mistakes worth looking at: computed once, shown by every page."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
+
+
+def run_header(config: dict, plan: dict) -> str:
+    """The run in one line for a person: the dataset by its folder's name, its split sizes, backbone and strategy; no
+    server path, no raw configuration."""
+    data = plan.get("data") or (config.get("data") or {}).get("path") or ""
+    name = Path(str(data)).name or "dataset"
+    sizes = " / ".join(f"{plan[k]:,} {label}" for k, label in (("n_train", "train"), ("n_val", "val"),
+                                                              ("n_test", "test")) if plan.get(k))
+    backbone = plan.get("backbone") or (config.get("optim") or {}).get("backbone") or config.get("backbone") or "?"
+    strategy = plan.get("strategy") or (config.get("optim") or {}).get("strategy") or "?"
+    return " · ".join(x for x in (name, f"{sizes} photos" if sizes else "", backbone, strategy) if x)
+
+
+def no_epoch_sentence(start_acc: float, plan: dict, state: str) -> str:
+    """What the curves would show when only the starting head (epoch 0) has been scored: one sentence instead of an
+    axis with a single point."""
+    planned = plan.get("head_epochs", 0) + plan.get("finetune_epochs", 0)
+    if state in ("running", "queued") and planned:
+        return (f"The head the run starts from gets {start_acc:.1%} of the validation photos (epoch 0); the curves "
+                f"begin with the first of {planned} training epochs.")
+    return (f"No epoch was trained: the linear head the run started from is the model ({start_acc:.1%} of the "
+            f"validation photos).")
 
 
 def run_summary(metrics: dict, plan: dict) -> str:

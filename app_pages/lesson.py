@@ -1,0 +1,64 @@
+"""Why transfer learning works: the same network and photos from scratch, as a frozen feature extractor with a linear
+probe, fine-tuned, and as auto picks, live, then compared on the test split."""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import ARM_TEXT, TERMINAL, lesson_rows, lesson_sentence
+from ui import charts
+from ui.state import get_runner, init_session
+
+init_session()
+st.title("Why transfer learning works")
+runner = get_runner()
+ids = st.session_state.get("lesson") or dict(p.split(":", 1) for p in st.query_params.get("lesson", "").split(",")
+                                             if ":" in p)
+if not ids:
+    st.info("Start the experiment from the home page: “Show me why transfer learning works”.")
+    st.stop()
+st.session_state["lesson"] = ids
+
+
+def _live() -> bool:
+    return any(runner.store.open(r).status().get("state") not in TERMINAL for r in ids.values())
+
+
+@st.fragment(run_every=1.0 if _live() else None)
+def experiment() -> None:
+    runs = {arm: runner.store.open(rid) for arm, rid in ids.items()}
+    snaps = {arm: runner.snapshot(rid) for arm, rid in ids.items()}
+    curves = {ARM_TEXT[arm]: [e for e in s["events"] if e["kind"] == "epoch"] for arm, s in snaps.items()}
+    states = {arm: s["status"].get("state", "queued") for arm, s in snaps.items()}
+    st.caption(" · ".join(f"{arm}: {state}" for arm, state in states.items()))
+    if any(curves.values()):
+        st.plotly_chart(charts.overlay({k: v for k, v in curves.items() if v}), width="stretch", key="lesson_curves")
+        st.caption("Validation accuracy per epoch of each run as it trains (epoch 0 is the head a run starts from). "
+                   "From scratch, the network starts at chance; the pretrained ones start high.")
+    tune = snaps.get("finetune")
+    phases = [e for e in tune["events"] if e["kind"] == "phase_started"] if tune else []
+    steps = [e for e in tune["events"] if e["kind"] == "step"] if tune else []
+    if phases:
+        plan = tune["plan"] or {}
+        st.plotly_chart(charts.freeze_strip(plan["groups"], plan["labels"], phases[-1]["frozen"], phases[-1]["lrs"]),
+                        width="stretch", key="lesson_strip")
+        st.caption("Fine-tuning: the top layer groups open up (trainable) while the rest keep their pretrained "
+                   "weights.")
+    if steps:
+        plan = tune["plan"] or {}
+        st.plotly_chart(charts.group_rates(steps, plan["groups"], plan["labels"]), width="stretch",
+                        key="lesson_rates")
+        st.caption("Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
+                   "head (discriminative rates).")
+    rows = lesson_rows(runs)
+    if any(r["test_accuracy"] is not None for r in rows):
+        st.plotly_chart(charts.lesson(rows), width="stretch", key="lesson_result")
+    if _live():
+        st.info(lesson_sentence(rows))
+    else:
+        st.success(lesson_sentence(rows))
+    if not _live() and st.session_state.get("_lesson_done") != tuple(ids.values()):
+        st.session_state["_lesson_done"] = tuple(ids.values())
+        st.rerun()  # once, so the fragment stops polling
+
+
+experiment()

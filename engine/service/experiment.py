@@ -1,0 +1,64 @@
+"""The lesson's experiment: the same backbone and photos from random initialisation, as a frozen feature extractor
+with a linear probe, fine-tuned in its top layer groups, and as auto chooses; each a run of its own, compared on the
+test split.
+
+`lesson_configs` makes the four configurations (the dashboard submits them to the runner, the CLI runs them in turn);
+`lesson_rows` reads each run's own stored results (test accuracy, interval, seconds, epochs) back, and
+`lesson_sentence` says what they show in one sentence. Nothing here trains or scores a second time.
+"""
+from __future__ import annotations
+
+import os
+
+from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
+from engine.runs.store import Run
+
+ARMS = ("scratch", "probe", "finetune", "auto")
+ARM_TEXT = {
+    "scratch": "from scratch (random initialisation)",
+    "probe": "a frozen pretrained network with a new last layer (linear probe)",
+    "finetune": "fine-tuning its top layer groups",
+    "auto": "auto's pick",
+}
+
+
+def lesson_configs(data: str, backbone: str = DEFAULT_BACKBONE, budget: float | None = None,
+                   data_root: str | None = None) -> dict[str, TrainConfig]:
+    """The four runs of the experiment on `data`, sized for a laptop CPU (about three minutes on the bundled sample).
+
+    `TRANSFERLAB_LESSON_SCRATCH_EPOCHS` (default 2) and `TRANSFERLAB_LESSON_FT_EPOCHS` (default 3) set the epochs of
+    the scratch and fine-tuning runs; `budget` (default 60 s) is auto's."""
+    common = dict(data=data, backbone=backbone, views=1, **({"data_root": data_root} if data_root else {}))
+    scratch_epochs = int(os.environ.get("TRANSFERLAB_LESSON_SCRATCH_EPOCHS", "2"))
+    ft_epochs = int(os.environ.get("TRANSFERLAB_LESSON_FT_EPOCHS", "3"))
+    return {
+        "scratch": TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=scratch_epochs),
+        "probe": TrainConfig.create(**common, strategy="feature-extraction", head_epochs=0),
+        "finetune": TrainConfig.create(**common, strategy="top-k", top_k=2, head_epochs=0, finetune_epochs=ft_epochs),
+        "auto": TrainConfig.create(**common, strategy="auto", budget=budget or 60.0),
+    }
+
+
+def lesson_rows(runs: dict[str, Run]) -> list[dict]:
+    """Per arm, from the run's stored metrics: test accuracy and its 95% interval, seconds, epochs trained, and the
+    run's state (an arm still running has no test figure yet)."""
+    rows = []
+    for arm in ARMS:
+        run = runs.get(arm)
+        if run is None:
+            continue
+        m = run.read_json("metrics.json") or {}
+        epochs = [e["epoch"] for e in run.events("epoch") if e["epoch"] > 0]
+        rows.append({"arm": arm, "label": ARM_TEXT[arm], "run_id": run.id, "state": run.status().get("state"),
+                     "test_accuracy": m.get("test_accuracy"), "test_interval": m.get("test_interval"),
+                     "test_n": m.get("test_n"), "seconds": m.get("seconds"), "epochs_trained": max(epochs or [0])})
+    return rows
+
+
+def lesson_sentence(rows: list[dict]) -> str:
+    """The experiment in one sentence a non-engineer can read, from the rows that have a test figure."""
+    done = [r for r in rows if r["test_accuracy"] is not None]
+    if not done:
+        return "The experiment is still running; each result appears here as its run ends."
+    parts = "; ".join(f"{ARM_TEXT[r['arm']]}: {r['test_accuracy']:.0%} in {r['seconds']:.0f} s" for r in done)
+    return f"{parts[0].upper()}{parts[1:]} (on {done[0]['test_n']} test photos nothing was chosen on)."

@@ -1,0 +1,34 @@
+"""The lesson's experiment: four configurations, results read back from each run's own stored metrics."""
+from engine.runs.events import EpochEnded
+from engine.runs.store import RunStore
+from engine.service.experiment import ARMS, lesson_configs, lesson_rows, lesson_sentence
+
+
+def test_four_arms_on_one_backbone_and_dataset(tiny_folder):
+    cfgs = lesson_configs(str(tiny_folder))
+    assert tuple(cfgs) == ARMS
+    assert {c.backbone for c in cfgs.values()} == {"tf_efficientnet_lite0"}
+    assert cfgs["scratch"].weights == "none" and cfgs["scratch"].optim.strategy == "scratch"
+    assert cfgs["probe"].optim.strategy == "feature-extraction" and cfgs["probe"].optim.head_epochs == 0
+    assert cfgs["finetune"].optim.strategy == "top-k" and cfgs["finetune"].optim.finetune_epochs >= 1
+    assert cfgs["auto"].optim.strategy == "auto"
+
+
+def test_rows_come_from_each_runs_stored_test_result(tmp_path):
+    store = RunStore(tmp_path)
+    runs = {}
+    for i, arm in enumerate(("scratch", "probe")):
+        run = runs[arm] = store.create({}, arm)
+        run.append(EpochEnded(epoch=1, val_acc=0.5))
+        run.write_json("metrics.json", {"test_accuracy": 0.2 + 0.6 * i, "test_interval": [0.1, 0.9], "test_n": 161,
+                                        "seconds": 100.0 - 80 * i})
+    rows = lesson_rows(runs)
+    assert [r["arm"] for r in rows] == ["scratch", "probe"] and rows[1]["test_accuracy"] == 0.8
+    assert rows[0]["epochs_trained"] == 1
+    sentence = lesson_sentence(rows)
+    assert sentence.startswith("From scratch (random initialisation): 20% in 100 s;")
+    assert "linear probe): 80% in 20 s" in sentence and "161 test photos" in sentence
+
+
+def test_a_running_experiment_says_so():
+    assert "still running" in lesson_sentence([{"arm": "scratch", "test_accuracy": None}])

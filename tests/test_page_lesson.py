@@ -1,0 +1,21 @@
+"""AppTest of the lesson page: nothing started, then four finished runs read back as curves and the result chart."""
+from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+
+from engine.runs.store import RunStore
+
+
+def test_lesson_page_without_an_experiment(monkeypatch, tmp_path):
+    use_runner(monkeypatch, RunStore(tmp_path))
+    at = page("lesson.py").run()
+    assert not at.exception and "Show me why transfer learning works" in at.info[0].value
+
+
+def test_lesson_page_shows_the_runs_and_one_sentence(monkeypatch, finished_store):
+    use_runner(monkeypatch, finished_store)
+    rid = finished_store.list()[0].id
+    at = page("lesson.py")
+    at.session_state["lesson"] = {"probe": rid, "finetune": rid}
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 3  # curves, freeze map, rates, result
+    assert "test photos nothing was chosen on" in at.success[0].value

@@ -1,0 +1,21 @@
+"""The plain-words lines the pages show for a run: its header and the sentence that replaces an empty chart."""
+from engine.serve.summary import no_epoch_sentence, run_header
+
+PLAN = {"data": "/srv/secret/place/plant-leaves-15", "n_train": 800, "n_val": 300, "n_test": 161,
+        "backbone": "tf_efficientnet_lite0", "strategy": "auto", "head_epochs": 0, "finetune_epochs": 3}
+
+
+def test_the_header_names_the_dataset_not_its_path_or_config():
+    line = run_header({"data": {"path": PLAN["data"], "val": None}}, PLAN)
+    assert line == "plant-leaves-15 · 800 train / 300 val / 161 test photos · tf_efficientnet_lite0 · auto"
+    assert "/srv" not in line and "{" not in line
+
+
+def test_the_header_of_a_run_without_a_plan_yet_uses_its_config():
+    line = run_header({"data": {"path": "/x/tiny"}, "backbone": "resnet18", "optim": {"strategy": "top-k"}}, {})
+    assert line == "tiny · resnet18 · top-k"
+
+
+def test_one_sentence_instead_of_a_chart_with_one_point():
+    assert "first of 3 training epochs" in no_epoch_sentence(0.91, PLAN, "running")
+    assert no_epoch_sentence(0.91, {**PLAN, "finetune_epochs": 0}, "finished").startswith("No epoch was trained")
