@@ -7,8 +7,26 @@ from dataclasses import replace
 
 import streamlit as st
 
-from engine import (BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TERMINAL, TrainConfig, blocking, get_plan, lr_find,
-                    no_epoch_sentence, preflight, run_header, run_summary, time_left)
+from engine import (
+    BALANCE,
+    DEFAULT_BUDGET_S,
+    PRESETS,
+    STRATEGIES,
+    TERMINAL,
+    TrainConfig,
+    TransferLabError,
+    blocking,
+    finetune_anyway,
+    get_plan,
+    kept_the_head,
+    lr_find,
+    no_epoch_sentence,
+    preflight,
+    run_header,
+    run_summary,
+    time_left,
+    why_kept,
+)
 from ui import charts
 from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember, root_for
 
@@ -27,6 +45,10 @@ DRIFT_CAPTION = ("Drift per group: how far its weights moved from the pretrained
 
 # ---------------------------------------------------------------- which run this page shows
 run_ids = [r.id for r in runner.store.list()]
+if new_run := st.session_state.pop("_new_run", None):  # a run just started: show it (the selector follows)
+    remember(run_id=new_run)
+    st.session_state["run_pick"] = new_run
+    st.toast(f"Started run {new_run}; it is shown below.")
 current = st.session_state.get("run_id")
 if current not in run_ids:
     current = runner.active or (run_ids[0] if run_ids else None)
@@ -83,8 +105,8 @@ def show_plan(planned) -> None:
         jobs.start(lr_key, lambda progress: lr_find(cfg, progress=progress))
     lr_range_view(lr_key, plan_key)
     if st.button("Start training", type="primary", key="start", disabled=bool(blocking(findings))):
-        rid = runner.submit(cfg, name=f"{plan.backbone}-{plan.strategy}", planned=replace(planned, plan=plan))
-        remember(run_id=rid)
+        st.session_state["_new_run"] = runner.submit(cfg, name=f"{plan.backbone}-{plan.strategy}",
+                                                     planned=replace(planned, plan=plan))
         st.rerun()
 
 
@@ -181,6 +203,8 @@ def live() -> None:
     controls(state)
     if state == "finished" and snap["metrics"]:
         st.success(run_summary(snap["metrics"], plan))
+        if kept_the_head(plan):
+            anyway(snap)
     if state == "failed":
         st.error((snap["metrics"] or {}).get("error") or status.get("error", "the run failed"))
     if epochs:
@@ -199,6 +223,26 @@ def live() -> None:
     if state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, state):
         st.session_state["_final_shown"] = (current, state)
         st.rerun()  # once, so the fragment's pace follows the state
+
+
+def anyway(snap: dict) -> None:
+    """Auto kept the linear head: why, in its plan's words, and a run that fine-tunes anyway."""
+    st.info(f"Why no fine-tuning: {why_kept(snap['plan'])}")
+    memo = st.session_state.setdefault("_anyway", {})
+    if current not in memo:  # reads the run's data once per session
+        try:
+            memo[current] = finetune_anyway(snap["config"], runner.store.open(current).path)
+        except TransferLabError as e:
+            memo[current] = str(e)
+    if isinstance(memo[current], str):
+        st.caption(f"Fine-tuning anyway is not possible for this run: {memo[current]}")
+        return
+    cfg, planned = memo[current]
+    minutes = max(1, round(planned.plan.estimate_s / 60))
+    if st.button(f"Fine-tune anyway (about {minutes} min)", key="anyway"):
+        new = runner.submit(cfg, name=f"{planned.plan.backbone}-finetune-anyway", planned=planned)
+        st.session_state["_new_run"] = new
+        st.rerun(scope="app")
 
 
 def progress_bars(state, setups, steps, epochs, phases, plan) -> None:

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "plant-leaves-15"
 SHARED = ROOT.parent / "shared" / "datasets"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers share two cores: one thread each, set before torch loads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 _home = tempfile.mkdtemp(prefix="transferlab-test-")
 os.environ["TRANSFERLAB_HOME"] = _home  # before any engine import reads it
 

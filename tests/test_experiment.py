@@ -30,5 +30,6 @@ def test_rows_come_from_each_runs_stored_test_result(tmp_path):
     assert "linear probe): 80% in 20 s" in sentence and "161 test photos" in sentence
 
 
-def test_a_running_experiment_says_so():
-    assert "still running" in lesson_sentence([{"arm": "scratch", "test_accuracy": None}])
+def test_a_running_experiment_and_one_without_a_test_split_say_so():
+    assert "still running" in lesson_sentence([{"arm": "scratch", "test_accuracy": None, "state": "running"}])
+    assert "without a test split" in lesson_sentence([{"arm": "scratch", "test_accuracy": None, "state": "finished"}])

@@ -1,5 +1,6 @@
 """The training loop on a tiny dataset: rates follow the plan, frozen groups stay bit-identical, cancel, failure."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,6 +153,33 @@ def test_lr_find_suggests_a_rate(tiny_folder):
     assert len(out["lrs"]) == len(out["losses"]) >= 3 and out["lrs"] == sorted(out["lrs"])
     assert 1e-6 <= out["suggestion"] <= 10.0 and out["phase"] == 2
     assert out["groups"][-1] == 1.0 and out["groups"][0] == 0.0
+
+
+def test_lr_suggestion_skips_a_long_flat_start_and_a_rate_far_below_the_plans_is_questioned():
+    from dataclasses import replace
+
+    from engine.plan.preflight import preflight
+    from engine.plan.rules import Plan
+    from engine.train.lrfind import suggest_lr
+    rng = np.random.default_rng(1)  # a curve where the steepest slope before the minimum is in the flat start
+    lrs = list(np.geomspace(1e-7, 10, 70))
+    flat = np.full(40, 2.7)  # 1e-7 .. 1e-3: nothing happens
+    fall = np.linspace(2.7, 1.5, 20)  # 1e-3 .. 0.3: the loss falls
+    rise = np.linspace(1.5, 3.0, 10)  # then diverges
+    raw = np.concatenate([flat, fall, rise]) + rng.normal(0, 0.5, 70)  # one batch's loss is noisy
+    smoothed, avg = [], 0.0
+    for i, loss in enumerate(raw):  # as lr_find smooths it: the first values swing with single batches
+        avg = 0.9 * avg + 0.1 * loss
+        smoothed.append(avg / (1 - 0.9 ** (i + 1)))
+    suggestion = suggest_lr(lrs, smoothed)
+    assert lrs[40] <= suggestion <= lrs[59], suggestion
+    assert suggest_lr(lrs[:5], [1.0, 1.1, 1.2, 1.3, 1.4]) == lrs[0]
+    fields = {f: None for f in Plan.__dataclass_fields__}
+    plan = Plan(**{**fields, "groups": ("a", "b", "head"), "frozen": (True, False, False), "lrs": (0.0, 7e-8, 7e-7),
+                   "finetune_epochs": 3, "head_epochs": 0, "head_init": "probe", "head_lr": 1e-3, "warmup_epochs": 1,
+                   "ram_bytes": 0, "batch_size": 32})
+    assert "low-lr" in {f.code for f in preflight(plan)}
+    assert "low-lr" not in {f.code for f in preflight(replace(plan, lrs=(0.0, 1e-4, 1e-3)))}
 
 
 def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):

@@ -75,6 +75,8 @@ def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_cus
     assert not at.exception and any("custom" in w.value for w in at.warning)
     at.button(key="start").click().run()
     rid = at.session_state["run_id"]
+    assert at.selectbox(key="run_pick").value == rid  # the page follows the run just started
+    assert any(rid in t.value for t in at.toast) and any(h.value.startswith(f"Run {rid}") for h in at.subheader)
     run = runner.store.open(rid)
     plan = run.read_json("plan.json")
     assert plan["head_lr"] == 0.003 and plan["strategy"] == "custom" and rid.endswith("-custom")

@@ -48,22 +48,23 @@ def _timed(fn, device: torch.device) -> float:
 
 
 def _measure(name: str, size: int, device: torch.device) -> tuple[float, float]:
-    with torch.random.fork_rng(devices=[]):
+    # planning may run under no_grad or inference mode; the model, its input and the step need ordinary autograd
+    with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
         model = build_model(name, pretrained=False).to(device, memory_format=torch.channels_last)
         x = torch.randn(CALIBRATION_BATCH, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
 
-    def forward() -> None:
-        with torch.no_grad():
-            model(x)
+        def forward() -> None:
+            with torch.no_grad():
+                model(x)
 
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        model(x).float().mean().backward()
+        def step() -> None:
+            model.zero_grad(set_to_none=True)
+            model(x).float().mean().backward()
 
-    model.eval()
-    fwd = _timed(forward, device)
-    model.train()
-    return fwd / CALIBRATION_BATCH, _timed(step, device) / CALIBRATION_BATCH
+        model.eval()
+        fwd = _timed(forward, device)
+        model.train()
+        return fwd / CALIBRATION_BATCH, _timed(step, device) / CALIBRATION_BATCH
 
 
 def step_costs(name: str, size: int, device: str = "cpu") -> tuple[float, float]:

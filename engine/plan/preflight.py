@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.paths import memory_budget
-from engine.plan.rules import Plan
+from engine.plan.rules import BASE_LR, Plan
+
+COLD = 1e-2  # a rate this fraction of the usual head rate, or less, barely trains
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,12 @@ def preflight(plan: Plan) -> list[Finding]:
     if hot:
         out.append(Finding("high-lr", f"pretrained group(s) {', '.join(hot)} train at a rate above 1e-3: this erases "
                            f"what they learned on ImageNet", "use discriminative rates (1e-4 to 1e-5 below the head)"))
+    cold = [plan.groups[i] for i in plan.trainable if plan.finetune_epochs and 0 < plan.lrs[i] < BASE_LR * COLD]
+    if plan.trainable and len(cold) == len(plan.trainable):
+        out.append(Finding("low-lr", f"every trainable group's rate is below {BASE_LR * COLD:.0e}, over "
+                           f"{1 / COLD:.0f} times below the usual head rate {BASE_LR:.0e}: the weights would hardly "
+                           f"move", "check the learning-rate suggestion (its curve should be falling there), or keep "
+                           "the plan's rates"))
     if not any(plan.frozen) and plan.finetune_epochs and plan.warmup_epochs == 0 and pretrained:
         out.append(Finding("no-warmup", "full fine-tuning starts at full rate: the head's large early gradients "
                            "disturb the pretrained layers", "warm up for at least one epoch (warmup_epochs=1)"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
-from engine.runs.store import Run
+from engine.runs.store import TERMINAL, Run
 
 ARMS = ("scratch", "probe", "finetune", "auto")
 ARM_TEXT = {
@@ -58,6 +58,9 @@ def lesson_rows(runs: dict[str, Run]) -> list[dict]:
 def lesson_sentence(rows: list[dict]) -> str:
     """The experiment in one sentence a non-engineer can read, from the rows that have a test figure."""
     done = [r for r in rows if r["test_accuracy"] is not None]
+    if not done and all(r.get("state") in TERMINAL for r in rows):
+        return ("The runs ended without a test split (too few photos per class to hold some out), so there is no "
+                "honest comparison on new photos; compare their validation curves above instead.")
     if not done:
         return "The experiment is still running; each result appears here as its run ends."
     parts = "; ".join(f"{ARM_TEXT[r['arm']]}: {r['test_accuracy']:.0%} in {r['seconds']:.0f} s" for r in done)

@@ -58,8 +58,29 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
         model.load_state_dict(saved_model)
         trainer.opt.load_state_dict(saved_opt)
         getattr(path, "close", lambda: None)()
-    slopes = np.gradient(np.array(losses), np.log(np.array(lrs))) if len(lrs) > 2 else np.zeros(len(lrs))
-    cut = int(np.argmin(losses)) if losses else 0
-    steepest = int(np.argmin(slopes[: max(1, cut)])) if cut > 0 else 0
-    return {"lrs": lrs, "losses": losses, "suggestion": float(lrs[steepest]) if lrs else None, "groups": scale,
-            "phase": phase}
+    return {"lrs": lrs, "losses": losses, "suggestion": suggest_lr(lrs, losses), "groups": scale, "phase": phase}
+
+
+def suggest_lr(lrs: list[float], losses: list[float], flat: float = 0.25) -> float | None:
+    """The rate where the smoothed loss falls fastest, searched only where it is really falling: after the last point
+    still within `flat` of the whole drop from the starting plateau (the median of the curve's first third before its
+    minimum), and before the minimum. Noise on a long flat start makes steep little slopes there; like fastai's
+    `valley`, the suggestion never comes from that region.
+
+    Returns:
+        The suggested rate; the first rate tried when the loss never falls; None without a curve.
+    """
+    if not lrs:
+        return None
+    y = np.asarray(losses, dtype=float)
+    cut = int(np.argmin(y))
+    level = float(np.median(y[:max(3, cut // 3)]))
+    drop = level - y[cut]
+    if cut == 0 or drop <= 0:
+        return float(lrs[0])
+    high = np.flatnonzero(y[:cut] > level - flat * drop)
+    begin = int(high[-1]) + 1 if len(high) else 0
+    if cut - begin < 2:
+        return float(lrs[begin])
+    slopes = np.gradient(y[begin:cut + 1], np.log(np.asarray(lrs[begin:cut + 1])))
+    return float(lrs[begin + int(np.argmin(slopes))])
