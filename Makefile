@@ -17,8 +17,9 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-test: install
-	$(BIN)/python -m pytest -q -m "not slow" tests
+test: install  # two workers share the two cores; the tests that time the page run after them, alone
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not alone" tests
+	$(BIN)/python -m pytest -q -m "alone and not slow" tests
 
 test-slow: install  # the real-data accuracy claims (minutes each): EuroSAT auto on its test split, the plant probe
 	$(BIN)/python -m pytest -q -m slow tests

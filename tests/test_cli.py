@@ -61,3 +61,15 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path, capsys):
     assert "Traceback" not in out.stderr
     assert main(["inspect-data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_weights_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["weights", "fetch", "resnet19"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown backbone 'resnet19'") and "\n" not in err
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    assert main(["weights", "install", "resnet18", str(tmp_path / "junk.pth")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "junk.pth could not be read as a weights-only PyTorch checkpoint" in err and "\n" not in err
+    assert main(["weights", "install", "resnet18"]) == 2
+    assert "needs the file" in capsys.readouterr().err

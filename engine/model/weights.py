@@ -144,7 +144,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     else:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
+        except pickle.UnpicklingError as e:
+            if "Unsupported global" not in str(e):  # no Python object refused: not a checkpoint at all
+                raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint (not a "
+                                      f"pickled state dict); save a plain state dict "
+                                      f"(torch.save(model.state_dict(), ...)) or .safetensors") from None
             raise WeightsMismatch(f"{path} holds Python objects, not only tensors, and is refused (loading it could "
                                   f"run code); save a plain state dict (torch.save(model.state_dict(), ...)) or "
                                   f".safetensors") from None
