@@ -131,7 +131,7 @@ def test_per_stage_probe_names_each_stage_or_block(name, photos):
 
 
 @pytest.mark.slow
-def test_a_transformer_through_auto_evaluate_and_resume(photos, tmp_path):
+def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     """DINOv2 ViT-S/14 (random weights) through auto, evaluate on its test split, then a top-k run stopped after its
     first epoch and resumed (the CLI, as a person runs it)."""
     import json
@@ -140,6 +140,11 @@ def test_a_transformer_through_auto_evaluate_and_resume(photos, tmp_path):
     import sys
 
     from engine.paths import REPO
+    photos = tmp_path / "photos"  # 12 a class: enough for a held-out test split
+    for cls in sorted((SAMPLE / "train").iterdir())[:3]:
+        (photos / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:12]:
+            shutil.copy(f, photos / cls.name / f.name)
     env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path / "home")}
     name = "vit_small_patch14_dinov2.lvd142m"
 
