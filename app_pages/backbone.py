@@ -8,6 +8,7 @@ import streamlit as st
 from engine import (FAMILIES, MISSING, TransferLabError, catalogue_table, create_backbone, fetch_weights,
                     filter_grid, first_conv_weight, get_entry, group_labels, install_weights, layer_groups, sub)
 from ui import charts
+from ui.jobs import finished_job, polling
 from ui.state import backbone, get_jobs, remember
 
 SORTS = {"parameters": "params (M)", "ImageNet top-1": "ImageNet top-1 %", "download size": "download (MB)",
@@ -56,24 +57,13 @@ download_key = f"download|{choice}"
 job = jobs.get(download_key)
 
 
-@st.fragment(run_every=0.5 if job is not None and job.state == "running" else None)
+@st.fragment(run_every=polling(jobs, download_key))
 def download_status() -> None:
-    job = jobs.get(download_key)
-    if job is None:
-        return
-    if job.state == "running":
-        st.progress(min(1.0, job.fraction), text=f"{job.stage or 'asking the hub'}… {job.fraction:.0%}")
-        if st.button("Cancel download"):
-            jobs.cancel(download_key)
-        return
-    if job.state in ("failed", "cancelled"):
-        st.error(job.error)
-        return
-    if st.session_state.get("_download_shown") != (download_key, job.started):
-        st.session_state["_download_shown"] = (download_key, job.started)
-        weights_changed()
-        st.rerun()  # once: the catalogue and the page below now see the weights
-    st.success(f"Downloaded · sha256 {job.result.sha256} · {job.result.note}")
+    current = jobs.get(download_key)
+    text = f"{current.stage or 'asking the hub'}… {current.fraction:.0%}" if current else ""
+    done = finished_job(jobs, download_key, running=text, cancel="Cancel download", on_done=weights_changed)
+    if done is not None:
+        st.success(f"Downloaded · sha256 {done.result.sha256} · {done.result.note}")
 
 
 def get_weights() -> None:
@@ -97,11 +87,14 @@ def get_weights() -> None:
         if file is not None and st.session_state.get("_installed") != file.file_id:
             suffix = ".safetensors" if file.name.endswith(".safetensors") else ".pth"
             tmp = sub("uploads") / f"{choice}-{file.file_id}{suffix}"
-            tmp.write_bytes(file.getvalue())
             try:
+                tmp.write_bytes(file.getvalue())
                 info = install_weights(choice, tmp)
             except TransferLabError as e:
                 st.error(f"{file.name}: {e}")
+                return
+            except OSError as e:  # a full disk or an unwritable weights folder
+                st.error(f"{file.name} could not be stored: {e.strerror or e}; free space and upload again")
                 return
             finally:
                 tmp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ if right.button("▶ Show me why transfer learning works", key="lesson_demo"):
     st.switch_page("app_pages/lesson.py")
 right.caption("The same network on the same photos four ways: from random initialisation, frozen with a new last "
               "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
-              "photos nothing was chosen on (about four minutes on a laptop CPU).")
+              "photos nothing was chosen on.")
 st.markdown("Or step by step: **1 Data** → **2 Backbone** → **3 Probe** → **4 Train** → **5 Compare** → "
             "**6 Predict & export** (in the sidebar).")
 st.subheader("Backbones on this machine")

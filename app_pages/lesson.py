@@ -6,29 +6,24 @@ import streamlit as st
 
 from engine import ARM_TEXT, TERMINAL, lesson_rows, lesson_sentence
 from ui import charts
-from ui.state import get_runner, init_session
+from ui.state import get_runner, init_session, lesson_ids
 
 init_session()
 st.title("Why transfer learning works")
 runner = get_runner()
-ids = st.session_state.get("lesson") or dict(p.split(":", 1) for p in st.query_params.get("lesson", "").split(",")
-                                             if ":" in p)
+ids = lesson_ids()
 if not ids:
     st.info("Start the experiment from the home page: “Show me why transfer learning works”.")
     st.stop()
-st.session_state["lesson"] = ids
+live = any(runner.store.open(r).status().get("state") not in TERMINAL for r in ids.values())
 
 
-def _live() -> bool:
-    return any(runner.store.open(r).status().get("state") not in TERMINAL for r in ids.values())
-
-
-@st.fragment(run_every=1.0 if _live() else None)
+@st.fragment(run_every=1.0 if live else None)
 def experiment() -> None:
-    runs = {arm: runner.store.open(rid) for arm, rid in ids.items()}
     snaps = {arm: runner.snapshot(rid) for arm, rid in ids.items()}
     curves = {ARM_TEXT[arm]: [e for e in s["events"] if e["kind"] == "epoch"] for arm, s in snaps.items()}
     states = {arm: s["status"].get("state", "queued") for arm, s in snaps.items()}
+    running = any(state not in TERMINAL for state in states.values())
     st.caption(" · ".join(f"{arm}: {state}" for arm, state in states.items()))
     if any(curves.values()):
         st.plotly_chart(charts.overlay({k: v for k, v in curves.items() if v}), width="stretch", key="lesson_curves")
@@ -49,14 +44,14 @@ def experiment() -> None:
                         key="lesson_rates")
         st.caption("Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
                    "head (discriminative rates).")
-    rows = lesson_rows(runs)
+    rows = lesson_rows(snaps)
     if any(r["test_accuracy"] is not None for r in rows):
         st.plotly_chart(charts.lesson(rows), width="stretch", key="lesson_result")
-    if _live():
+    if running:
         st.info(lesson_sentence(rows))
     else:
         st.success(lesson_sentence(rows))
-    if not _live() and st.session_state.get("_lesson_done") != tuple(ids.values()):
+    if not running and st.session_state.get("_lesson_done") != tuple(ids.values()):
         st.session_state["_lesson_done"] = tuple(ids.values())
         st.rerun()  # once, so the fragment stops polling
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from engine import BANDS, TrainConfig, TransferLabError, band, catalogue_rows, load_dataset, plan_with_probe, shootout
 from ui import charts
+from ui.jobs import finished_job, polling
 from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key, root_for
 
 st.title("3 · Linear probe")
@@ -22,22 +23,15 @@ if st.button("Run probe", type="primary", key="run_probe"):
     jobs.start(key, lambda progress: plan_with_probe(cfg, progress))
 
 
-@st.fragment(run_every=0.5 if (j := jobs.get(key)) is not None and j.state == "running" else None)
+@st.fragment(run_every=polling(jobs, key))
 def show() -> None:
-    job = jobs.get(key)
-    if job is None:
+    if jobs.get(key) is None:
         st.info("Run the probe to measure the features (a minute or two on a laptop CPU for 1,000 photos, several "
                 "backbones included; repeated runs read cached features).")
         return
-    if job.state == "running":
-        st.progress(min(1.0, job.fraction), text=f"{job.stage}…")
+    job = finished_job(jobs, key)
+    if job is None:
         return
-    if job.state == "failed":
-        st.error(job.error)
-        return
-    if st.session_state.get("_probe_shown") != (key, job.started):
-        st.session_state["_probe_shown"] = (key, job.started)
-        st.rerun()  # once, so the fragment stops polling
     planned = job.result
     plan, r = planned.plan, planned.probes[0]
     c = st.columns(4)

@@ -146,20 +146,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from engine.plan.make import get_plan, save_planned
+def _checked_plan(cfg: TrainConfig, quiet: bool):
+    """The plan `train` runs, made (or read) first: a plan that cannot run is refused before any run exists."""
+    from engine.plan.make import get_plan
     from engine.plan.preflight import blocking, preflight
+    planned = get_plan(cfg, None if quiet else StepClock())
+    stop = blocking(preflight(planned.plan))
+    if stop:
+        raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
+    return planned
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.plan.make import save_planned
     from engine.runs.store import RunStore
     from engine.train import distributed
     from engine.train.loop import Trainer
     cfg = _config(args)
     rank, world = distributed.init()
     store = RunStore()
-    if rank == 0:  # the plan first: a plan that cannot run is refused before any run exists
-        planned = get_plan(cfg, None if args.quiet else StepClock())
-        stop = blocking(preflight(planned.plan))
-        if stop:
-            raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
+    if rank == 0:
+        planned = _checked_plan(cfg, args.quiet)
         run = store.create(cfg.to_dict())
         save_planned(run.path, planned)
     run = store.open(distributed.share_run_id(run.id if rank == 0 else None))
@@ -173,14 +180,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
     """Plans `cfg` (refusing a plan that cannot run), creates its run and trains it in this process."""
-    from engine.plan.make import get_plan, save_planned
-    from engine.plan.preflight import blocking, preflight
+    from engine.plan.make import save_planned
     from engine.runs.store import RunStore
     from engine.train.loop import Trainer
-    planned = get_plan(cfg, None if quiet else StepClock())
-    stop = blocking(preflight(planned.plan))
-    if stop:
-        raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
+    planned = _checked_plan(cfg, quiet)
     run = RunStore().create(cfg.to_dict(), name)
     save_planned(run.path, planned)
     fit_in_thread(run, Trainer(cfg, run, planned=planned), quiet)
@@ -189,14 +192,14 @@ def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.paths import SAMPLE
-    from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
+    from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence, snapshot
     configs = lesson_configs(args.data or str(SAMPLE), args.backbone, args.budget)
     runs = {}
     for arm, cfg in configs.items():
         if not args.quiet:
             print(f"== {arm}: {ARM_TEXT[arm]}", file=sys.stderr)
         runs[arm] = _run_planned(cfg, f"lesson-{arm}", args.quiet)
-    rows = lesson_rows(runs)
+    rows = lesson_rows({arm: snapshot(run) for arm, run in runs.items()})
     if args.json:
         print(json.dumps({"arms": rows, "sentence": lesson_sentence(rows)}, indent=2))
         return 0

@@ -53,21 +53,23 @@ def _handler(hub: Hub):
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.end_headers()
 
+        def _not_found(self) -> None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_HEAD(self):  # noqa: N802 - http.server's naming
             found = self._file()
             if found is None:
-                self.send_response(404)
-                self.send_header("X-Error-Code", "EntryNotFound")
-                self.end_headers()
+                self._not_found()
                 return
             self._headers(*found)
 
         def do_GET(self):  # noqa: N802
             found = self._file()
             if found is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._not_found()
                 return
             data, sha = found
             body = bytes(b ^ 0xFF for b in data[:64]) + data[64:] if hub.corrupt else data

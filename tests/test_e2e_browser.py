@@ -6,21 +6,11 @@ to test-artifacts/.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser import ARGS, ARTIFACTS, CHROMIUM, dashboard
 
-from engine.paths import REPO
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = REPO / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.alone]  # it times the page: no other test beside it
 
 ACC_POINTS = """() => {
@@ -32,35 +22,12 @@ ACC_POINTS = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    port = _free_port()
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")), "TRANSFERLAB_DEMO_EPOCHS": "2",
+    env = {"TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")), "TRANSFERLAB_DEMO_EPOCHS": "2",
            "TRANSFERLAB_DEMO_BUDGET": "60"}
-    proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        pytest.fail("the dashboard did not start")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    with dashboard(env) as url:
+        yield url
 
 
 STEP_NAMES = ("queued", "load and check data", "probe", "choose the head", "validate the starting model")
@@ -107,9 +74,7 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         page.get_by_role("button", name="Quick demo").wait_for(timeout=60_000)

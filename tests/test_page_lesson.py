@@ -19,3 +19,12 @@ def test_lesson_page_shows_the_runs_and_one_sentence(monkeypatch, finished_store
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 3  # curves, freeze map, rates, result
     assert "no honest comparison on new photos" in at.success[0].value  # the tiny runs had no test split
+
+
+def test_a_url_naming_no_run_of_the_store_opens_nothing(monkeypatch, finished_store, tmp_path):
+    use_runner(monkeypatch, finished_store)
+    (tmp_path / "config.json").write_text("{}")  # a folder that looks like a run, outside the store
+    at = page("lesson.py")
+    at.query_params["lesson"] = f"scratch:{tmp_path},probe:no-such-run,../x:{finished_store.list()[0].id}"
+    at.run()
+    assert not at.exception and "Show me why transfer learning works" in at.info[0].value

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, Jobs, Runner, home, lesson_configs
+from engine import ARM_TEXT, DEFAULT_BACKBONE, SAMPLE, Jobs, Runner, home, lesson_configs
 
 PAGES = [("home.py", "Home", ""), ("lesson.py", "Why transfer works", "Lesson"), ("data.py", "1 Data", "Data"),
          ("backbone.py", "2 Backbone", "Backbone"),
@@ -71,6 +71,16 @@ def start_lesson(runner: Runner, data: str) -> dict[str, str]:
     st.session_state["lesson"] = ids
     st.query_params["lesson"] = ",".join(f"{arm}:{rid}" for arm, rid in ids.items())
     return ids
+
+
+def lesson_ids() -> dict[str, str]:
+    """The lesson's runs (arm -> run id) of this session, or of the URL after a reload (only ids of runs in the store,
+    for the lesson's arms: a URL names nothing else); empty when none started."""
+    if "lesson" not in st.session_state:
+        known = {r.id for r in get_runner().store.list()}
+        pairs = [p.split(":", 1) for p in st.query_params.get("lesson", "").split(",") if ":" in p]
+        st.session_state["lesson"] = {arm: rid for arm, rid in pairs if arm in ARM_TEXT and rid in known}
+    return st.session_state["lesson"]
 
 
 def remember(**values: str) -> None:

@@ -176,6 +176,7 @@ def pretrained_cfg(name: str) -> dict[str, Any]:
     return cfg.to_dict() if cfg is not None else {}
 
 
+@functools.cache
 def has_batchnorm(name: str) -> bool:
     """Whether the architecture keeps running statistics (BatchNorm); transformers and ConvNeXt normalise per sample
     (LayerNorm) and have none to keep or re-estimate."""

@@ -153,7 +153,7 @@ def _discard(path: Path) -> None:
 
 
 def fetch_weights(name: str, progress: Callable[[str, float], None] | None = None,
-          cancel: threading.Event | None = None) -> WeightsInfo:
+                  cancel: threading.Event | None = None) -> WeightsInfo:
     """Downloads backbone `name`'s weights into the hub cache and checks them.
 
     Args:

@@ -213,7 +213,7 @@ def load_pretrained(name: str, sd: dict[str, torch.Tensor], in_order: bool = Fal
     heads = _classifier_keys(name)
     is_head = lambda k: any(k == h or k.startswith(h + ".") for h in heads)  # noqa: E731
     head_fits = all(k in sd and sd[k].shape == own[k].shape for k in own if is_head(k))
-    dropped = [] if head_fits else sorted({k for k in (*sd, *own) if is_head(k) and k in sd})
+    dropped = [] if head_fits else sorted(k for k in sd if is_head(k))
     if not head_fits:
         sd = {k: v for k, v in sd.items() if not is_head(k)}
     try:
@@ -282,7 +282,7 @@ def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: in
 
 def install_weights(name: str, source: str | os.PathLike) -> WeightsInfo:
     """Checks a weights file against backbone `name` key by key and stores it as `<weights folder>/<name>.safetensors`
-    (written to a temporary name, then renamed: a failure leaves nothing where TransferLab reads weights).
+    (`paths.atomic_write`: a failure leaves nothing where TransferLab reads weights).
 
     Args:
         source: A .safetensors file, or a .pth/.pt/.bin state dict (read with `weights_only=True`).
@@ -290,20 +290,14 @@ def install_weights(name: str, source: str | os.PathLike) -> WeightsInfo:
     Raises:
         WeightsMismatch: The file is unreadable, holds Python objects, or does not fit the architecture.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     get_entry(name)
     sd = read_state_dict(Path(source))
     load_pretrained(name, sd)  # raises with the first keys that differ
     dest = paths.weights_dir()
     dest.mkdir(parents=True, exist_ok=True)
     final = dest / f"{name}.safetensors"
-    tmp = dest / f".{name}.{os.getpid()}.tmp"
-    try:
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
-        tmp.replace(final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    paths.atomic_write(final, save({k: v.contiguous() for k, v in sd.items()}))
     for other in (".pth", ".pt"):  # the stored file is the one found first from now on
         (dest / f"{name}{other}").unlink(missing_ok=True)
     return WeightsInfo("weights-dir", str(final), sha256_file(final), "installed by the user")

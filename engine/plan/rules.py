@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from engine.model.catalogue import is_transformer
+
 # The classic transfer-learning table: the final-feature probe's accuracy → how much of the network to retrain.
 BANDS = ((0.85, "above 85%", "feature extraction: train only a new head", 0),
          (0.70, "70–85%", "fine-tune the top 1–2 layer groups", 2),
@@ -149,7 +151,6 @@ class Plan:
              decay: float | None = None, floor: float = 0.01) -> "Plan":
         """This plan with a person's edits; any change makes it "custom". A group unfrozen without a rate gets the
         rate the decay rule implies (the backbone family's unless `decay` is given); a frozen group's rate is 0."""
-        from engine.model.catalogue import is_transformer
         decay = decay or layer_decay(is_transformer(self.backbone))
         frozen = tuple(self.frozen if frozen is None else frozen)
         base = next((lr for lr in reversed(self.lrs) if lr), BASE_LR)

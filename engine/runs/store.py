@@ -24,19 +24,6 @@ from engine.runs.events import Event
 TERMINAL = {"finished", "cancelled", "failed"}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no stray temporary file
-        raise
-
-
 class RunLock:
     """One writer per run: an OS file lock (`fcntl.flock`) on the run's `.lock`, held while a process trains it.
 
@@ -137,7 +124,7 @@ class Run:
             path = self.path / "status.json"
             st = json.loads(path.read_text()) if path.exists() else {}
             st.update(fields, updated=time.time())
-            _atomic_write(path, json.dumps(st, default=float).encode())
+            paths.atomic_write(path, json.dumps(st, default=float).encode())
 
     def request_stop(self) -> None:
         """Asks whichever process trains this run to stop at its next step (works across processes)."""
@@ -167,7 +154,7 @@ class Run:
         return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
     def write_json(self, name: str, data: dict) -> None:
-        _atomic_write(self.path / name, json.dumps(data, indent=2, default=float).encode())
+        paths.atomic_write(self.path / name, json.dumps(data, indent=2, default=float).encode())
 
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
@@ -231,7 +218,7 @@ class RunStore:
         path = self.root / run_id
         path.mkdir(parents=True)
         run = Run(path)
-        _atomic_write(path / "config.json", json.dumps(config, indent=2, default=float).encode())
+        paths.atomic_write(path / "config.json", json.dumps(config, indent=2, default=float).encode())
         run.set_status(state="queued", created=time.time())
         return run
 

@@ -3,7 +3,7 @@ with a linear probe, fine-tuned in its top layer groups, and as auto chooses; ea
 test split.
 
 `lesson_configs` makes the four configurations (the dashboard submits them to the runner, the CLI runs them in turn);
-`lesson_rows` reads each run's own stored results (test accuracy, interval, seconds, epochs) back, and
+`lesson_rows` reads each run's own stored results (test accuracy, interval, seconds, epochs) from its snapshot, and
 `lesson_sentence` says what they show in one sentence. Nothing here trains or scores a second time.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ ARM_TEXT = {
 
 def lesson_configs(data: str, backbone: str = DEFAULT_BACKBONE, budget: float | None = None,
                    data_root: str | None = None) -> dict[str, TrainConfig]:
-    """The four runs of the experiment on `data`, sized for a laptop CPU (about three minutes on the bundled sample).
+    """The four runs of the experiment on `data`, sized for a laptop CPU (a few epochs each; the time on the bundled
+    sample is not measured yet).
 
     `TRANSFERLAB_LESSON_SCRATCH_EPOCHS` (default 2) and `TRANSFERLAB_LESSON_FT_EPOCHS` (default 3) set the epochs of
     the scratch and fine-tuning runs; `budget` (default 60 s) is auto's."""
@@ -39,17 +40,22 @@ def lesson_configs(data: str, backbone: str = DEFAULT_BACKBONE, budget: float | 
     }
 
 
-def lesson_rows(runs: dict[str, Run]) -> list[dict]:
-    """Per arm, from the run's stored metrics: test accuracy and its 95% interval, seconds, epochs trained, and the
-    run's state (an arm still running has no test figure yet)."""
+def snapshot(run: Run) -> dict:
+    """What `lesson_rows` reads of a run, in the shape of `Runner.snapshot` (which the dashboard already holds)."""
+    return {"id": run.id, "status": run.status(), "metrics": run.read_json("metrics.json"), "events": run.events()}
+
+
+def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:
+    """Per arm, from its run's snapshot (stored metrics, events, status): test accuracy and its 95% interval, seconds,
+    epochs trained, and the run's state (an arm still running has no test figure yet)."""
     rows = []
     for arm in ARMS:
-        run = runs.get(arm)
-        if run is None:
+        snap = snapshots.get(arm)
+        if snap is None:
             continue
-        m = run.read_json("metrics.json") or {}
-        epochs = [e["epoch"] for e in run.events("epoch") if e["epoch"] > 0]
-        rows.append({"arm": arm, "label": ARM_TEXT[arm], "run_id": run.id, "state": run.status().get("state"),
+        m = snap["metrics"] or {}
+        epochs = [e["epoch"] for e in snap["events"] if e["kind"] == "epoch" and e["epoch"] > 0]
+        rows.append({"arm": arm, "label": ARM_TEXT[arm], "run_id": snap["id"], "state": snap["status"].get("state"),
                      "test_accuracy": m.get("test_accuracy"), "test_interval": m.get("test_interval"),
                      "test_n": m.get("test_n"), "seconds": m.get("seconds"), "epochs_trained": max(epochs or [0])})
     return rows
