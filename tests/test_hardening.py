@@ -135,9 +135,9 @@ def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_fo
     from engine.cli import main
     proc = _slow_train(tiny_folder, tmp_path)
     try:
-        run = _wait_for(tmp_path, lambda r: r.events("step"))
-        # the second writer asks in this process: a CLI started beside a loaded machine's tests could come up only
-        # after the few seconds the tiny run still needs, and find it finished
+        run = _wait_for(tmp_path, lambda r: (r.path / "last.pt").exists())  # a checkpoint: the resume continues
+        os.killpg(proc.pid, signal.SIGSTOP)  # paused, alive and holding the lock: it cannot finish before it is asked
+        # the second writer asks in this process (a CLI would need seconds to start on a loaded machine)
         monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
         code = main(["resume", "--run", run.id, "--json"])
         err = capsys.readouterr().err

@@ -17,5 +17,5 @@ def test_probe_page_runs_in_the_background(tiny_folder):
     while job.state == "running" and time.time() < deadline:
         time.sleep(0.2)
     at.run()
-    assert not at.exception and job.state == "done"
+    assert not at.exception and job.state == "done", job.error
     assert at.metric[0].value.endswith("%")
