@@ -41,6 +41,7 @@ _API: dict[str, str] = {
     "Trainer": "engine.train.loop", "lr_find": "engine.train.lrfind",
     "RunStore": "engine.runs.store", "TERMINAL": "engine.runs.store", "time_left": "engine.runs.events",
     "has_model": "engine.serve.evaluate", "evaluate": "engine.serve.evaluate",
+    "compare_row": "engine.serve.compare", "gap_sentence": "engine.serve.compare",
     "export_run": "engine.serve.export", "model_card": "engine.serve.export",
     "model_card_markdown": "engine.serve.export", "predict_image": "engine.serve.export",
     "run_summary": "engine.serve.summary", "run_header": "engine.serve.summary",
@@ -93,6 +94,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.probe.shootout import shootout
     from engine.runs.events import time_left
     from engine.runs.store import TERMINAL, RunStore
+    from engine.serve.compare import compare_row, gap_sentence
     from engine.serve.evaluate import evaluate, has_model
     from engine.serve.export import export_run, model_card, model_card_markdown, predict_image
     from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes

@@ -14,6 +14,7 @@ def test_compare_page(monkeypatch, tmp_path, finished_store):
     at = page("compare.py").run()
     table = at.dataframe[0].value
     assert not at.exception and table["status"].tolist() == ["finished"] and table["dataset"].tolist() == ["tiny"]
+    assert "starting head (test)" in table.columns and at.info[0].value.startswith("No run here has a test split")
 
 
 def stopped_copy(finished_store, tmp_path) -> RunStore:

@@ -22,9 +22,10 @@ def feature_bytes(arch: str, n_images: int, views: int = 2) -> int:
 
 
 def checkpoint_bytes(model: nn.Module) -> int:
-    """The best and last checkpoints and the exported model: the weights three times, the optimiser's two moments."""
+    """The starting, best and last checkpoints and the exported model: the weights four times, the optimiser's two
+    moments."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return 5 * weights
+    return 6 * weights
 
 
 def need_disk(folder: Path, nbytes: int, what: str) -> None:

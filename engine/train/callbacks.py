@@ -91,12 +91,14 @@ class TimeLeft(Callback):
         return left + self.scoring_s(learn)
 
     def scoring_s(self, learn: "Trainer") -> float:
-        """The final scoring (val, unless the best epoch's logits stand, and test) at the pace the starting model's
-        validation measured through the same images path; the plan's estimate without it (a resumed run)."""
+        """The final scoring (val, unless the best epoch's logits stand, and test, twice when a trained epoch beat the
+        starting model) at the pace the starting model's validation measured through the same images path; the
+        plan's estimate without it (a resumed run)."""
         n_val = len(learn.yva)
         if not self.val_s.get(0):
             return learn.plan.score_s or 0.0
-        return (learn.plan.n_test + (0 if learn.best_logits is not None else n_val)) * self.val_s[0] / max(1, n_val)
+        n_test = learn.plan.n_test * (2 if learn.best[1] > 0 else 1)  # a trained epoch won: the start is scored too
+        return (n_test + (0 if learn.best_logits is not None else n_val)) * self.val_s[0] / max(1, n_val)
 
 
 def _time_left(learn: "Trainer") -> TimeLeft:
@@ -181,7 +183,8 @@ EPOCH_FIELDS = {"train_loss", "train_acc", "val_loss", "val_acc", "per_class", "
 
 
 class Checkpoints(Callback):
-    """The best model on val (the run's result, the starting head included) and the last epoch (to resume)."""
+    """The best model on val (the run's result, the starting head included), the last epoch (to resume) and, where
+    the run has a test split, the starting model (so the end can score the head the run started from on test)."""
 
     order = 30
 
@@ -192,6 +195,8 @@ class Checkpoints(Callback):
         if learn.is_best:
             learn.run.save_checkpoint("best", {"model": learn.model.state_dict(), "epoch": learn.epoch})
         if learn.epoch == 0:
+            if learn.ds.test and learn.plan.total_epochs > 0:
+                learn.run.save_checkpoint("start", {"model": learn.model.state_dict(), "epoch": 0})
             return
         learn.run.save_checkpoint("last", {
             "model": learn.model.state_dict(), "optimizer": learn.opt.state_dict(), "epoch": learn.epoch,

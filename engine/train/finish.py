@@ -55,7 +55,32 @@ def final_metrics(learn: "Trainer") -> dict:
     if learn.rank == 0:
         save_file({k: v.contiguous() for k, v in learn.model.state_dict().items()},
                   str(learn.run.path / "model.safetensors"))
+    if test:
+        metrics.update(start_test(learn, metrics))
     return metrics
+
+
+def start_test(learn: "Trainer", metrics: dict) -> dict:
+    """The starting model (the probe's head on the pretrained backbone, epoch 0) scored on the test split, so the
+    probe-vs-fine-tune gap is measured on photos nothing chose on. When no trained epoch beat it, it is the run's
+    model and its test score is the one just computed; otherwise its checkpoint is scored, then the best model is
+    put back."""
+    keys = ("accuracy", "interval")
+    if learn.best[1] == 0:
+        return {f"start_test_{k}": metrics[f"test_{k}"] for k in keys}
+    start = learn.run.load_checkpoint("start")
+    if start is None:  # a run started before this checkpoint existed
+        return {}
+    best = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.model.load_state_dict(start["model"])
+    learn.report("score the starting head on test", 0.0)
+    test = learn.ds.test
+    logits = predict_logits(learn.model, learn.spec, [it.path for it in test], learn.device,
+                            check_cancel=learn.check_cancel,
+                            progress=lambda f: learn.report("score the starting head on test", f))
+    learn.model.load_state_dict(best)
+    t = score(np.array([it.label for it in test]), logits.argmax(1).numpy(), learn.classes)
+    return {f"start_test_{k}": t[k] for k in keys}
 
 
 def end_metrics(learn: "Trainer", t_start: float, status: str, error: str = "", metrics: dict | None = None) -> None:
