@@ -2,8 +2,6 @@
 per-class accuracy, confusion and the worst mistakes."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
