@@ -5,7 +5,10 @@
    each time: no stored plan, no cached features), and at 25, 50 and 75% of its wall time the whole run's time left
    that the Train page shows is compared with the time the run really had left. Also the plan's estimate against the
    real wall time.
-3. With --browser: a real `streamlit run` server in Debian's chromium; the time from the Quick demo click to the first
+3. With --lesson N: the lesson's experiment ("Show me why transfer learning works") N times, cold, through the same
+   `Runner` and configurations as the Home button: seconds from the click until every arm has ended (the final chart),
+   the fine-tuning arm's epochs drawn and its groups that trained (the freeze map's open groups).
+4. With --browser: a real `streamlit run` server in Debian's chromium; the time from the Quick demo click to the first
    named setup step on screen (the run is stopped right after).
 
 Run by hand:  .venv/bin/python bench/ui.py [--reps 2] [--browser]
@@ -23,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 
-from engine import demo_config, time_left  # noqa: E402
+from engine import TERMINAL, demo_config, lesson_configs, time_left  # noqa: E402
 from engine.data.decode import DECODED  # noqa: E402
-from engine.paths import REPO  # noqa: E402
+from engine.paths import REPO, SAMPLE  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
 from engine.service.runner import Runner  # noqa: E402
 
@@ -68,6 +71,27 @@ def run_demo(runner: Runner) -> str:
     while runner.store.open(rid).status().get("state") not in ("finished", "failed", "cancelled"):
         time.sleep(1)
     return rid
+
+
+def lesson_run() -> tuple[float, int, int]:
+    """One cold lesson experiment: (seconds until all four runs ended, fine-tuning epochs drawn, groups it trained)."""
+    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-lesson-")
+    DECODED.clear()
+    runner = Runner(RunStore())
+    t0 = time.perf_counter()
+    ids = {arm: runner.submit(cfg, name=f"lesson-{arm}") for arm, cfg in lesson_configs(str(SAMPLE)).items()}
+    while any(runner.store.open(r).status().get("state") not in TERMINAL for r in ids.values()):
+        time.sleep(0.5)
+    wall = time.perf_counter() - t0
+    tune = runner.store.open(ids["finetune"])
+    for arm, rid in ids.items():
+        state = runner.store.open(rid).status().get("state")
+        if state != "finished":
+            raise SystemExit(f"lesson arm {arm} ended {state}")
+    epochs = [e["epoch"] for e in tune.events("epoch") if e["epoch"] > 0]
+    phases = tune.events("phase_started")
+    trained = sum(not f for f in phases[-1]["frozen"]) if phases else 0
+    return wall, len(epochs), trained
 
 
 def browser_first_step(reps: int) -> list[float]:
@@ -122,7 +146,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=2, help="Quick demo runs for the time-left error")
     ap.add_argument("--browser", action="store_true", help="also time click → first step in chromium")
+    ap.add_argument("--lesson", type=int, default=0, help="time the lesson's experiment this many times (cold)")
     args = ap.parse_args()
+    if args.lesson:
+        runs = [lesson_run() for _ in range(args.lesson)]
+        print(f"lesson experiment on the bundled sample, {os.cpu_count()} CPU cores, cold ({args.lesson} runs)")
+        print(f"{'seconds to the final chart':>27} {'fine-tuning epochs':>19} {'groups trained':>15}")
+        for wall, epochs, trained in runs:
+            print(f"{wall:27.0f} {epochs:19d} {trained:15d}")
+        print(f"median {statistics.median(r[0] for r in runs):.0f} s")
     print(f"{'page':14} {'render s (warm)':>16}")
     for name in PAGES:
         render(name)

@@ -1,8 +1,13 @@
 """Where TransferLab keeps its files: one home folder (TRANSFERLAB_HOME, default ~/.transferlab)."""
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +40,31 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def building(folder: Path, check_cancel: Callable[[], None] | None = None) -> Iterator[Path]:
+    """One builder at a time for the cache entry `folder` (features, an extracted archive), across threads and
+    processes: holds an OS lock beside it while the block builds, and yields a temporary folder of the builder's own
+    to build in. A second builder waits (calling `check_cancel` while it waits); when its turn comes it should look
+    again, since the first may have built the entry. The block renames the temporary folder over `folder`; whatever is
+    left of it is removed."""
+    lock = folder.with_name(f".{folder.name}.lock")
+    with open(lock, "a+") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if check_cancel is not None:
+                    check_cancel()
+                time.sleep(0.1)
+        tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:6]}.partial")
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def weights_dir() -> Path:

@@ -77,6 +77,33 @@ def test_the_cache_is_written_once_and_read_memory_mapped_beyond_its_budget(tiny
     assert load_cached("nope") is None
 
 
+def test_two_probes_of_the_same_photos_at_once_build_the_cache_once(tiny_folder):
+    """The dashboard can probe a dataset while a run on it plans: the second waits for the first and reads its cache
+    (before, each cleared the other's half-written folder and one of them failed)."""
+    import threading
+    spec = input_spec(LITE0)
+    paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
+    labels, splits = np.array([0, 1, 0, 1]), np.array(["train", "train", "val", "val"])
+    key = feature_key(LITE0, "sha", "data-concurrent", spec, "fp32", 1)
+    built, results, errors = [], [], []
+
+    def probe() -> None:
+        try:
+            results.append(compute_cached(key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths,
+                                          labels, splits, views=1))
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+    threads = [threading.Thread(target=probe) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and built == [1] and sorted(r.cached for r in results) == [False, True]
+    assert np.array_equal(results[0].arrays[FINAL], results[1].arrays[FINAL])
+    from engine import paths as tl_paths
+    assert not list(tl_paths.cache_dir().glob("*.partial"))
+
+
 def test_other_channel_counts_keep_the_rgb_contract():
     rgb = input_spec("resnet18")
     grey, two, five = rgb.with_chans(1), rgb.with_chans(2), rgb.with_chans(5)

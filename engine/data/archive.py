@@ -77,16 +77,12 @@ def extract_zip(zip_path: Path, dest: Path | None = None, max_bytes: int = MAX_B
     with zf:
         keep = _plan(zip_path, zf, max_bytes, max_files)
         if not (dest / ".complete").exists():
-            tmp = dest.with_name(dest.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                _write(zip_path, zf, keep, tmp, max_bytes)
-                (tmp / ".complete").touch()
-                shutil.rmtree(dest, ignore_errors=True)
-                tmp.rename(dest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+            with paths.building(dest) as tmp:  # two extractions of one archive at once: the second waits, reuses
+                if not (dest / ".complete").exists():
+                    _write(zip_path, zf, keep, tmp, max_bytes)
+                    (tmp / ".complete").touch()
+                    shutil.rmtree(dest, ignore_errors=True)
+                    tmp.rename(dest)
     tops = [p for p in dest.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
     if len(tops) == 1 and tops[0].is_dir() and \
             not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in tops[0].iterdir() if f.is_file()):

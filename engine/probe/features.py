@@ -148,16 +148,17 @@ def load_cached(key: str) -> FeatureSet | None:
 def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],
                    labels: np.ndarray, splits: np.ndarray, views: int = 2, device: torch.device | None = None,
                    progress: Progress | None = None, check_cancel: Callable[[], None] | None = None) -> FeatureSet:
-    """The features under `key`, computed (and written to the cache atomically) when they are not there yet."""
+    """The features under `key`, computed (and written to the cache atomically, by one builder at a time) when they
+    are not there yet."""
     if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
         return fs
     folder = paths.cache_dir() / f"features-{key}"
-    model = model_fn()
-    need_disk(folder.parent, feature_bytes(catalogue_name(model), len(image_paths), views),
-              f"the feature cache of {len(image_paths):,} images")
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with paths.building(folder, check_cancel) as tmp:  # a second probe of the same photos waits, then reads these
+        if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
+            return fs
+        model = model_fn()
+        need_disk(folder.parent, feature_bytes(catalogue_name(model), len(image_paths), views),
+                  f"the feature cache of {len(image_paths):,} images")
         t0 = time.perf_counter()
         taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress,
                        check_cancel=check_cancel)
@@ -168,9 +169,6 @@ def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec,
                                                    "images_per_s": speed}))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     fs = load_cached(key)
     assert fs is not None
     fs.cached = False
