@@ -11,13 +11,16 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run lint test test-slow bench clean
 install: $(BIN)/.installed
 
 run: install
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-test: install  # two workers share the two cores; the tests that time the page run after them, alone
+lint: install  # pycodestyle, pyflakes and the complexity rules configured in pyproject.toml
+	$(BIN)/ruff check engine app_pages ui tests bench app.py
+
+test: lint  # two workers share the two cores; the tests that time the page run after them, alone
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not alone" tests
 	$(BIN)/python -m pytest -q -m "alone and not slow" tests
 

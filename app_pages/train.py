@@ -245,7 +245,8 @@ def anyway(snap: dict) -> None:
         st.rerun(scope="app")
 
 
-def progress_bars(state, setups, steps, epochs, phases, plan) -> None:
+# PLR0913: the run snapshot's parts; a typed RunView would carry them
+def progress_bars(state, setups, steps, epochs, phases, plan) -> None:  # noqa: PLR0913
     """The current step: a setup step (with its own progress and time left), or training (epoch and step)."""
     trained = [e for e in epochs if e["epoch"] > 0]
     last_train_t = max([e["t"] for e in steps + trained + phases] or [0.0])
@@ -283,7 +284,8 @@ def controls(state: str) -> None:
         st.rerun()
 
 
-def charts_for(events, epochs, steps, phases, plan, state) -> None:
+# PLR0913: the run snapshot's parts; a typed RunView would carry them
+def charts_for(events, epochs, steps, phases, plan, state) -> None:  # noqa: PLR0913
     groups, labels = plan.get("groups", []), plan.get("labels", [])
     running = steps[-1] if steps and state == "running" and (not epochs or steps[-1]["epoch"] > epochs[-1]["epoch"]) \
         else None

@@ -149,32 +149,34 @@ def main() -> None:
     ap.add_argument("--lesson", type=int, default=0, help="time the lesson's experiment this many times (cold)")
     args = ap.parse_args()
     if args.lesson:
-        runs = [lesson_run() for _ in range(args.lesson)]
         print(f"lesson experiment on the bundled sample, {os.cpu_count()} CPU cores, cold ({args.lesson} runs)")
-        print(f"{'seconds to the final chart':>27} {'fine-tuning epochs':>19} {'groups trained':>15}")
-        for wall, epochs, trained in runs:
-            print(f"{wall:27.0f} {epochs:19d} {trained:15d}")
+        print(f"{'seconds to the final chart':>27} {'fine-tuning epochs':>19} {'groups trained':>15}", flush=True)
+        runs = []
+        for _ in range(args.lesson):
+            runs.append(lesson_run())
+            print(f"{runs[-1][0]:27.0f} {runs[-1][1]:19d} {runs[-1][2]:15d}", flush=True)
         print(f"median {statistics.median(r[0] for r in runs):.0f} s")
     print(f"{'page':14} {'render s (warm)':>16}")
     for name in PAGES:
         render(name)
         print(f"{name:14} {statistics.median(render(name) for _ in range(3)):16.2f}")
 
-    rows = []
-    for _ in range(args.reps):
-        os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-ui-")  # cold: no stored plan or features
-        DECODED.clear()
-        runner = Runner(RunStore())
-        rows.append(eta_errors(runner.store, run_demo(runner)))
-    print(f"\nQuick demo ({args.reps} runs): error of the time left shown, |shown - real| / real")
-    print(f"{'at':>6} {'median error':>13} {'max error':>10}")
-    for m in MARKS:
-        errs = [r[0][m] for r in rows if r[0][m] is not None]
-        print(f"{m:6.0%} {statistics.median(errs):13.0%} {max(errs):10.0%}" if errs else f"{m:6.0%} {'none':>13}")
-    walls = [r[1] for r in rows]
-    ests = [r[2] for r in rows]
-    print(f"run wall time: median {statistics.median(walls):.0f} s; the plan's estimate before it started: median "
-          f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x)")
+    if args.reps:
+        rows = []
+        for _ in range(args.reps):
+            os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-ui-")  # cold: no stored plan or features
+            DECODED.clear()
+            runner = Runner(RunStore())
+            rows.append(eta_errors(runner.store, run_demo(runner)))
+        print(f"\nQuick demo ({args.reps} runs): error of the time left shown, |shown - real| / real")
+        print(f"{'at':>6} {'median error':>13} {'max error':>10}")
+        for m in MARKS:
+            errs = [r[0][m] for r in rows if r[0][m] is not None]
+            print(f"{m:6.0%} {statistics.median(errs):13.0%} {max(errs):10.0%}" if errs else f"{m:6.0%} {'none':>13}")
+        walls = [r[1] for r in rows]
+        ests = [r[2] for r in rows]
+        print(f"run wall time: median {statistics.median(walls):.0f} s; the plan's estimate before it started: median "
+              f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x)")
     if args.browser:
         t = browser_first_step(args.reps)
         print(f"\nclick → first named step on screen (chromium, {len(t)} clicks): median {statistics.median(t):.2f} s, "

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.model.catalogue import input_spec
-from engine.data.decode import DecodeCache
+from engine.data.decode import DecodeCache, load_images
 from engine.data.imageio import load_image
 from engine.data.spec import InputSpec
 from engine.model.taps import FINAL
@@ -53,7 +53,7 @@ def test_extract_writes_every_tap_for_the_image_and_its_mirror(tiny_folder, tmp_
     assert taps == tuple(range(8)) + (FINAL,)
     final = np.load(tmp_path / "f" / "final.npy")
     assert final.shape == (5, 2, 1280) and np.load(tmp_path / "f" / "tap7.npy").shape == (5, 2, 320)
-    x = spec.normalize(torch.stack(spec.load(paths[:1])))
+    x = spec.normalize(torch.stack(load_images(spec, paths[:1])))
     with torch.no_grad():
         image, mirror = model.forward_head(model.forward_features(torch.cat([x, x.flip(-1)])), pre_logits=True)
     assert np.allclose(final[0, 0], image.numpy(), atol=1e-4) and np.allclose(final[0, 1], mirror.numpy(), atol=1e-4)

@@ -128,7 +128,8 @@ def _carve_test(ds: "Dataset", fraction: float, seed: int) -> None:
                           f"never used for training or choosing")
 
 
-def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0,
+# PLR0913: the public loader's keyword options (splits, seed, workers)
+def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0,  # noqa: PLR0913
                  workers: int = 4, test: str | Path | None = None, test_fraction: float = TEST_FRACTION,
                  root: str | Path | None = None, allow_outside: bool = False) -> Dataset:
     """Reads a dataset from a folder, zip or CSV, checks every image, and splits it into train, val and test.

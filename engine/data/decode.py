@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from engine.data.imageio import load_image
-from engine.data.spec import to_tensor
+from engine.data.spec import InputSpec, to_tensor
 from engine.paths import memory_budget
 
 DECODE_SHARE = 0.25  # of the memory budget, for decoded images
@@ -28,7 +28,8 @@ class DecodeCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4,
+    # PLR0913: keyword options: workers, cancel, progress
+    def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4,  # noqa: PLR0913
                  chans: int = 3, keep: bool = True) -> list[torch.Tensor]:
         """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache.
         With `keep=False` newly decoded images are not kept (a single pass, such as feature extraction, would only
@@ -78,3 +79,9 @@ class DecodeCache:
 
 
 DECODED = DecodeCache()
+
+
+def load_images(spec: InputSpec, image_paths: list[str], keep: bool = True) -> list[torch.Tensor]:
+    """The images at `image_paths` through `spec`'s eval geometry, as uint8 (C, H, W) tensors (kept in the decode
+    cache unless `keep` is False)."""
+    return DECODED.get_many(image_paths, spec.key(), spec.geometry(), chans=spec.in_chans, keep=keep)

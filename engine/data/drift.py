@@ -5,13 +5,14 @@ import numpy as np
 from PIL import Image
 
 from engine.data.dataset import Dataset
+from engine.data.decode import load_images
 from engine.data.spec import InputSpec, to_tensor
 
 
 def data_stats(ds: Dataset, spec: InputSpec) -> dict:
     """Per-channel mean/std of the training images' average colour and their median size, for drift warnings."""
     paths = [it.path for it in ds.train]
-    means = np.concatenate([np.stack([t.float().mean(dim=(1, 2)).numpy() for t in spec.load(paths[b:b + 256])])
+    means = np.concatenate([np.stack([t.float().mean(dim=(1, 2)).numpy() for t in load_images(spec, paths[b:b + 256])])
                             for b in range(0, len(paths), 256)])
     sizes = np.array([[ds.meta[p].width, ds.meta[p].height] for p in paths])
     return {"colour_mean": means.mean(0).tolist(), "colour_std": (means.std(0) + 1e-3).tolist(),

@@ -70,12 +70,6 @@ class InputSpec:
         """timm's eval transform without ToTensor/Normalize: PIL (or uint8 tensor) in, resized and cropped out."""
         return _eval_geometry(self)
 
-    def load(self, image_paths: list[str], keep: bool = True) -> list[torch.Tensor]:
-        """The images at `image_paths` through the eval geometry, as uint8 (C, H, W) tensors (kept in the decode
-        cache unless `keep` is False)."""
-        from engine.data.decode import DECODED
-        return DECODED.get_many(image_paths, self.key(), self.geometry(), chans=self.in_chans, keep=keep)
-
     def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) to normalised float, channels-last."""
         mean = torch.tensor(self.mean, device=batch_u8.device).view(1, -1, 1, 1) * 255

@@ -85,7 +85,8 @@ def step_costs(name: str, size: int, device: str = "cpu") -> tuple[float, float]
     return _STEP_COSTS[key]
 
 
-def epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_val: int, images_per_s: float,
+# PLR0913: each argument is one measured input of the cost model
+def epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_val: int, images_per_s: float,  # noqa: PLR0913
                   val_views: int = 1, device: str = "cpu") -> float:
     """Seconds for one fine-tuning epoch on the full-forward path: every training image's forward at the probe's pace
     (decoding included), plus what a training step costs beyond a forward pass (measured, `step_costs`) in proportion

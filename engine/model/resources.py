@@ -53,7 +53,8 @@ def activations_fit(n_images: int, views: int, per_image: int) -> bool:
     return n_images * views * per_image <= ACT_SHARE * memory_budget()
 
 
-def plan_bytes(arch: str, n_images: int, n_train: int, views: int, dim: int, params: int, image_bytes: int,
+# PLR0913: each argument is one sized input of the memory model
+def plan_bytes(arch: str, n_images: int, n_train: int, views: int, dim: int, params: int, image_bytes: int,  # noqa: PLR0913
                fit_bytes: int) -> tuple[int, int]:
     """(memory, disk) a run needs for its data: the decode cache (capped by its share), the cached views, one linear
     fit; the feature cache of every stage and the checkpoints on disk. The model itself is not counted."""

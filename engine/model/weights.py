@@ -81,7 +81,8 @@ def bundled_file(package: str) -> Path | None:
     return files[0] if files else None
 
 
-def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path | None] | None:
+# C901: one branch per weights source, in the documented search order
+def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path | None] | None:  # noqa: C901
     """Finds weights for `name` on the local disk only. Returns (source, path), ("scratch", None) when random
     initialisation is asked for (`weights_file == "none"`), or None."""
     entry = get_entry(name)

@@ -74,7 +74,8 @@ class Forecast(NamedTuple):
     others: tuple[str, ...]
 
 
-def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,
+# PLR0913: the forecast's measured inputs; to call the planner's own functions
+def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,  # noqa: PLR0913
              spec_for: Callable[[Dataset, str, int], InputSpec], others: tuple[str, ...] | None = None) -> Forecast:
     """Seconds the auto run still needs once its first probe ends (`elapsed` seconds in, at `pace`): the other probes
     that fit (or `others`, when already decided), choosing the head, the final scoring, and fine-tuning up to the

@@ -135,7 +135,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     return Planned(plan, ds, head, probes)
 
 
-def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step,
+# PLR0913: progress and cancel travel apart until one Progress protocol
+def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step,  # noqa: PLR0913
            check_cancel: Callable[[], None] | None, early: Callable[[float, float], None] | None = None) -> ProbeResult:
     """The probe of `name` as a named step; `early(images/s, expected end)` is told the extraction's pace once a sixth
     of it past its first batch is done, or at its end (never from the cache); the stage fits are a tenth of it."""
@@ -164,7 +165,8 @@ def _imbalance(ds: Dataset) -> float:
     return max(counts.values()) / max(1, min(counts.values()))
 
 
-def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps: tuple[int, ...], flip: bool,
+# C901, PLR0913, PLR0915: every plan field from the probe; to be split by strategy (open issue 20)
+def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps: tuple[int, ...], flip: bool,  # noqa: C901, PLR0913, PLR0915
              p: ProbeResult | None, head: LinearFit | None, scored: list[HeadChoice], metric: str,
              choice: HeadChoice | None = None, seconds_left: float = 0.0, speed: float = 0.0,
              elapsed: float = 0.0) -> Plan:
@@ -251,7 +253,8 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
         estimate_s=round(elapsed + start_s + ft_epochs * epoch_s + score_s + FIXED_S, 1))
 
 
-def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec, groups: list[str],
+# PLR0913: auto's inputs passed apart; to be split with _resolve (issue 20)
+def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec, groups: list[str],  # noqa: PLR0913
                    taps: tuple[int, ...], p: ProbeResult, head: LinearFit, choice: HeadChoice, scored: list[HeadChoice],
                    metric: str, seconds_left: float, speed: float, elapsed: float) -> tuple[list[int], int, str, str]:
     """Auto's phase 2 within the time left: the deepest of (top group, top 2, top 4, all) that fits 12 epochs, else the

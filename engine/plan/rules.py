@@ -146,7 +146,8 @@ class Plan:
             raise ValueError(f"plan has unknown field(s) {', '.join(unknown)}; it was made by another version")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
-    def edit(self, frozen: tuple[bool, ...] | None = None, lrs: tuple[float, ...] | None = None,
+    # PLR0913: keyword edits of the plan's fields, each optional
+    def edit(self, frozen: tuple[bool, ...] | None = None, lrs: tuple[float, ...] | None = None,  # noqa: PLR0913
              head_lr: float | None = None, head_epochs: int | None = None, finetune_epochs: int | None = None,
              decay: float | None = None, floor: float = 0.01) -> "Plan":
         """This plan with a person's edits; any change makes it "custom". A group unfrozen without a rate gets the

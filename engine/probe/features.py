@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from engine import paths
+from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.model.catalogue import catalogue_name
 from engine.model.device import autocast, pick_device, precision_name, to_device
@@ -82,7 +83,8 @@ class _NpyWriter:
         self.f.close()
 
 
-def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str,
+# PLR0913: every input the cache key depends on
+def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str,  # noqa: PLR0913
                 views: int) -> str:
     raw = f"{backbone}|{weights_sha}|{data_fingerprint}|{spec.key()}|{precision}|{views}|taps-v2"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
@@ -93,7 +95,8 @@ def _name(tap: int) -> str:
 
 
 @torch.inference_mode()
-def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: Path, views: int = 2,
+# PLR0913: progress and cancel travel apart until one Progress protocol
+def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: Path, views: int = 2,  # noqa: PLR0913
             batch_size: int = 32, device: torch.device | None = None, progress: Progress | None = None,
             check_cancel: Callable[[], None] | None = None) -> tuple[int, ...]:
     """Writes the pooled features of every intermediate and of FINAL, for `views` views (the image, then its mirror
@@ -115,7 +118,7 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
                 if check_cancel:
                     check_cancel()
                 chunk = image_paths[start:start + batch_size]
-                x = spec.normalize(to_device(torch.stack(spec.load(chunk, keep=False)), device))
+                x = spec.normalize(to_device(torch.stack(load_images(spec, chunk, keep=False)), device))
                 xs = torch.cat([x, x.flip(-1)]) if views == 2 else x
                 feats = tap_features(model, xs, taps)
                 for tap, f in zip(taps, feats):
@@ -145,7 +148,8 @@ def load_cached(key: str) -> FeatureSet | None:
                       images_per_s=float(meta.get("images_per_s", 0.0)))
 
 
-def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],
+# PLR0913: progress and cancel travel apart until one Progress protocol
+def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],  # noqa: PLR0913
                    labels: np.ndarray, splits: np.ndarray, views: int = 2, device: torch.device | None = None,
                    progress: Progress | None = None, check_cancel: Callable[[], None] | None = None) -> FeatureSet:
     """The features under `key`, computed (and written to the cache atomically, by one builder at a time) when they

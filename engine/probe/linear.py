@@ -49,7 +49,8 @@ class LinearFit:
         return self.std_intercept - (self.std_coef * self.mean / self.scale).sum(1)
 
 
-def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
+# PLR0913: the fit's data and hyper-parameters
+def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,  # noqa: PLR0913
                c: float = 1.0, balanced: bool = False, tol: float = 1e-4) -> LinearFit:
     """Standardises features and fits a multinomial logistic regression (classes absent from training never win)."""
     scaler = StandardScaler().fit(x_train)
@@ -70,7 +71,8 @@ def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
                      scaler.mean_.astype(np.float32), scale.astype(np.float32))
 
 
-def fit_taps(fs: FeatureSet, taps: tuple[int, ...], n_classes: int, flip: bool = False, c: float = 1.0,
+# PLR0913: one candidate head's fields
+def fit_taps(fs: FeatureSet, taps: tuple[int, ...], n_classes: int, flip: bool = False, c: float = 1.0,  # noqa: PLR0913
              balanced: bool = False, tol: float = 1e-4) -> LinearFit:
     """The probe on the concatenated `taps`, fitted on train (both views when `flip`), scored on val (the views'
     mean feature when `flip`, as `TapModel` computes it)."""
@@ -120,7 +122,8 @@ class ProbeResult:
         return d
 
 
-def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputSpec | None = None,
+# PLR0913: progress and cancel travel apart until one Progress protocol
+def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputSpec | None = None,  # noqa: PLR0913
                  in_chans: int = 3, progress: Progress | None = None,
                  check_cancel: Callable[[], None] | None = None) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
     """Features of every train and val item (never the test items), from the disk cache when they match.
@@ -154,7 +157,8 @@ def _seeded(backbone: str, weights: str, in_chans: int):
     return create_backbone(backbone, weights, in_chans)[0]
 
 
-def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,
+# PLR0913: the public probe's keyword options
+def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,  # noqa: PLR0913
           spec: InputSpec | None = None, progress: Progress | None = None,
           check_cancel: Callable[[], None] | None = None) -> ProbeResult:
     """Linear probe of `backbone` on `ds`: the final features, and (`per_stage`) the features after every stage.

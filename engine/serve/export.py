@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
+from engine.data.decode import load_images
 from engine.data.spec import to_tensor
 from engine.runs.store import Run
 from engine.serve.evaluate import load_run_model
@@ -103,7 +104,7 @@ def export_run(run: Run, out_dir: str | Path | None = None,
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         photos = [p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images]
                   if Path(p).exists()]
-        batches = [spec.normalize(torch.stack(spec.load(photos[b:b + 32])))
+        batches = [spec.normalize(torch.stack(load_images(spec, photos[b:b + 32])))
                    .contiguous() for b in range(0, len(photos), 32)] or [example]
         ref, got = [], []
         with torch.no_grad():

@@ -24,19 +24,20 @@ ARM_TEXT = {
 
 def lesson_configs(data: str, backbone: str = DEFAULT_BACKBONE, budget: float | None = None,
                    data_root: str | None = None) -> dict[str, TrainConfig]:
-    """The four runs of the experiment on `data`, sized for a laptop CPU (a few epochs each; the time on the bundled
-    sample is not measured yet).
+    """The four runs of the experiment on `data`, sized for a 2-core laptop CPU (`bench/ui.py --lesson` times them on
+    the bundled sample: 339 s with 2 scratch epochs, 3 fine-tuning epochs and 60 s for auto, hence these defaults).
 
-    `TRANSFERLAB_LESSON_SCRATCH_EPOCHS` (default 2) and `TRANSFERLAB_LESSON_FT_EPOCHS` (default 3) set the epochs of
-    the scratch and fine-tuning runs; `budget` (default 60 s) is auto's."""
+    `TRANSFERLAB_LESSON_SCRATCH_EPOCHS` (default 1) and `TRANSFERLAB_LESSON_FT_EPOCHS` (default 2) set the epochs of
+    the scratch and fine-tuning runs; `budget` (default `TRANSFERLAB_LESSON_BUDGET`, else 30 s) is auto's."""
     common = dict(data=data, backbone=backbone, views=1, **({"data_root": data_root} if data_root else {}))
-    scratch_epochs = int(os.environ.get("TRANSFERLAB_LESSON_SCRATCH_EPOCHS", "2"))
-    ft_epochs = int(os.environ.get("TRANSFERLAB_LESSON_FT_EPOCHS", "3"))
+    scratch_epochs = int(os.environ.get("TRANSFERLAB_LESSON_SCRATCH_EPOCHS", "1"))
+    ft_epochs = int(os.environ.get("TRANSFERLAB_LESSON_FT_EPOCHS", "2"))
     return {
         "scratch": TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=scratch_epochs),
         "probe": TrainConfig.create(**common, strategy="feature-extraction", head_epochs=0),
         "finetune": TrainConfig.create(**common, strategy="top-k", top_k=2, head_epochs=0, finetune_epochs=ft_epochs),
-        "auto": TrainConfig.create(**common, strategy="auto", budget=budget or 60.0),
+        "auto": TrainConfig.create(**common, strategy="auto",
+                                   budget=budget or float(os.environ.get("TRANSFERLAB_LESSON_BUDGET", "30"))),
     }
 
 

@@ -57,7 +57,8 @@ def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
     return Built(ds, spec, model, info, groups, plan, _split(cfg, model, groups, plan, spec, device))
 
 
-def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Plan, spec: InputSpec,
+# PLR0913: the parts a split model is made of
+def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Plan, spec: InputSpec,  # noqa: PLR0913
            device: torch.device) -> SplitModel | None:
     """The cut below the first trainable group, when that group is neither the stem nor the head, caching is on, no
     MixUp/CutMix needs the images, the head reads the final features and the activations of the plan's views fit

@@ -1,6 +1,6 @@
 """What happens around the loop, at named points (fastai's events): the run's event log and status, per-group
-diagnostics, checkpoints, the time left. The loop calls `before_fit`, `before_phase`, `after_backward`, `after_step`,
-`after_epoch`, `after_fit`, `after_cancel` and `after_fail`; a callback implements the ones it needs.
+diagnostics, checkpoints, the time left. The loop calls the `EVENTS` below by name; a callback implements the ones it
+needs, and the loop refuses a name that is not one of them.
 """
 from __future__ import annotations
 
@@ -19,8 +19,22 @@ if TYPE_CHECKING:
     from engine.train.loop import Trainer
 
 
+EVENTS = ("before_fit", "before_phase", "before_epoch", "after_backward", "after_step", "after_validate",
+          "after_epoch", "after_fit", "after_cancel", "after_fail")
+RANK_EVENTS = ("before_fit", "after_backward", "after_epoch")  # run on every process under torchrun, not only rank 0
+
+
 class Callback:
+    """A named hook for each of `EVENTS`; a method with any other `before_`/`after_` name is refused when the
+    callback is defined (a misspelt event would otherwise never run)."""
+
     order = 0
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        wrong = [n for n in vars(cls) if n.startswith(("before_", "after_")) and n not in EVENTS]
+        if wrong:
+            raise TypeError(f"{cls.__name__}: {', '.join(wrong)} is not an event; the events are {', '.join(EVENTS)}")
 
     def __call__(self, event: str, learner: "Trainer") -> None:
         getattr(self, event, lambda _: None)(learner)

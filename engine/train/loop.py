@@ -24,7 +24,8 @@ from engine.runs.events import Cancelled, CancelToken
 from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
-from engine.train.callbacks import Checkpoints, DataStats, Diagnostics, Recorder, StartingModel, TimeLeft, restore
+from engine.train.callbacks import (EVENTS, RANK_EVENTS, Checkpoints, DataStats, Diagnostics, Recorder, StartingModel,
+                                    TimeLeft, restore)
 from engine.train.finish import end_metrics, final_metrics
 from engine.train.losses import make_loss, sample_order
 from engine.model.catalogue import has_batchnorm
@@ -53,7 +54,9 @@ class Trainer:
         self.views, self.images, self.best_logits = None, None, None  # cached views, augmented images (paths.py)
 
     def __call__(self, event: str) -> None:
-        for cb in self.callbacks if self.rank == 0 or event in ("before_fit", "after_backward", "after_epoch") else []:
+        if event not in EVENTS:
+            raise ValueError(f"{event!r} is not an event; the events are {', '.join(EVENTS)}")
+        for cb in self.callbacks if self.rank == 0 or event in RANK_EVENTS else []:
             cb(event, self)  # other ranks validate (before_fit, after_epoch) and keep statistics, but write nothing
 
     def check_cancel(self) -> None:

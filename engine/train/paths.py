@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from engine.data import augment as aug
 from engine.data.batch_augment import BatchAugment, device_input
 from engine.data.batches import AugmentedImages, EpochBatches, make_loader
+from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
@@ -95,7 +96,8 @@ class FeaturePath(_Trainable):
 class ActivationPath(FeaturePath):
     """Trains the groups above the split's boundary on cached activations; epoch e reads view e mod K."""
 
-    def __init__(self, model: TapModel, split: SplitModel, views: Views, batch_size: int, device: torch.device,
+    # PLR0913: the parts this input path is made of
+    def __init__(self, model: TapModel, split: SplitModel, views: Views, batch_size: int, device: torch.device,  # noqa: PLR0913
                  boundary: str):
         super().__init__(model, views, batch_size, device)
         self.split, self.name = split, f"cached activations below {boundary}"
@@ -107,7 +109,8 @@ class FullPath(_Trainable):
 
     name, exact_val = "full forward", True  # validation runs the images through the eval transform, as scoring does
 
-    def __init__(self, model: TapModel, images: AugmentedImages, batches: EpochBatches, spec: InputSpec,
+    # PLR0913: the parts this input path is made of
+    def __init__(self, model: TapModel, images: AugmentedImages, batches: EpochBatches, spec: InputSpec,  # noqa: PLR0913
                  val_paths: list[str], device: torch.device, labels: torch.Tensor, mix: Mixup | None = None,
                  pixels: np.ndarray | None = None, augment: BatchAugment | None = None):
         self.model, self.images, self.batches, self.spec = model, images, batches, spec
@@ -154,7 +157,8 @@ class FullPath(_Trainable):
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device,
+# PLR0913: progress and cancel travel apart until one Progress protocol
+def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device,  # noqa: PLR0913
                    batch_size: int = 32, progress: Callable[[float], None] | None = None,
                    check_cancel: Callable[[], None] | None = None) -> torch.Tensor:
     """Logits of image files through the eval transform, in eval mode (the one prediction routine of the engine:
@@ -167,7 +171,7 @@ def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], de
             for b in range(0, len(paths), batch_size):
                 if check_cancel:
                     check_cancel()
-                x = spec.normalize(to_device(torch.stack(spec.load(paths[b:b + batch_size])), device))
+                x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b:b + batch_size])), device))
                 out.append(model(x).float().cpu())
                 if progress:
                     progress(min(1.0, (b + batch_size) / len(paths)))

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from engine.data.batches import AugmentedImages
+from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
@@ -36,7 +37,8 @@ def frozen_forward(model: TapModel, split: SplitModel | None, x: torch.Tensor
 
 
 @torch.inference_mode()
-def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,
+# PLR0913: the parts the cached views are made of, plus progress and cancel
+def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,  # noqa: PLR0913
                 val_paths: list[str], views: int, seed_of: Callable[[int, int], int], device: torch.device,
                 check_cancel: Callable[[], None], batch_size: int = 16,
                 progress: Callable[[float], None] | None = None) -> Views:
@@ -69,7 +71,7 @@ def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, imag
             check_cancel()
             if progress:
                 progress((views * len(images) + b) / (views * len(images) + len(val_paths)))
-            x = spec.normalize(to_device(torch.stack(spec.load(val_paths[b:b + batch_size])), device))
+            x = spec.normalize(to_device(torch.stack(load_images(spec, val_paths[b:b + batch_size])), device))
             f, a = frozen_forward(model, split, x) if split is not None else (model.features(x), None)
             vf.append(f)
             va.append(a)
