@@ -19,6 +19,7 @@ def test_lesson_page_shows_the_runs_and_one_sentence(monkeypatch, finished_store
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 3  # curves, freeze map, rates, result
     assert "no honest comparison on new photos" in at.success[0].value  # the tiny runs had no test split
+    assert at.query_params["lesson"] == f"probe:{rid},finetune:{rid}"  # in the URL, so a reload keeps them
 
 
 def test_a_url_naming_no_run_of_the_store_opens_nothing(monkeypatch, finished_store, tmp_path):

@@ -65,11 +65,11 @@ def init_session() -> None:
 
 
 def start_lesson(runner: Runner, data: str) -> dict[str, str]:
-    """Queues the lesson's four runs on `data` and remembers their ids (in the session and the URL)."""
+    """Queues the lesson's four runs on `data` and remembers their ids in the session (`lesson_ids` puts them in the
+    URL of the page that shows them)."""
     ids = {arm: runner.submit(cfg, name=f"lesson-{arm}") for arm, cfg in
            lesson_configs(data, data_root=root_for(data)).items()}
     st.session_state["lesson"] = ids
-    st.query_params["lesson"] = ",".join(f"{arm}:{rid}" for arm, rid in ids.items())
     return ids
 
 
@@ -80,7 +80,10 @@ def lesson_ids() -> dict[str, str]:
         known = {r.id for r in get_runner().store.list()}
         pairs = [p.split(":", 1) for p in st.query_params.get("lesson", "").split(",") if ":" in p]
         st.session_state["lesson"] = {arm: rid for arm, rid in pairs if arm in ARM_TEXT and rid in known}
-    return st.session_state["lesson"]
+    ids = st.session_state["lesson"]
+    if ids:  # in the URL of the page that shows them (switching pages drops the query), so a reload keeps them
+        st.query_params["lesson"] = ",".join(f"{arm}:{rid}" for arm, rid in ids.items())
+    return ids
 
 
 def remember(**values: str) -> None:
