@@ -7,6 +7,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,13 +28,14 @@ def sub(name: str) -> Path:
     return path
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it over `path`: a reader sees the old file or the
-    new one, never half of one, and a failure (a full disk) leaves no temporary file behind."""
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Writes `data` (bytes, or a function that writes to the open file: `torch.save`, `np.savez`) to a temporary
+    file of this writer's own beside `path`, then renames it over `path`: a reader sees the old file or the new one,
+    never half of one; two writers never share a temporary file; a failure (a full disk) leaves none behind."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(data) if isinstance(data, bytes) else data(f)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
@@ -77,6 +79,22 @@ def cache_dir() -> Path:
 
 def runs_dir() -> Path:
     return sub("runs")
+
+
+# The memory budget's shares, one per cache TransferLab holds, in one table: together at most the whole budget.
+MEMORY_SHARES = {
+    "decoded images": 0.2,  # the least-recently-used cache of decoded photos
+    "features": 0.2,  # cached features this large or smaller are read into memory, else memory-mapped
+    "linear fit": 0.2,  # the arrays of one linear fit (float64 copies included); above it, a stratified sample
+    "cached views": 0.2,  # the features of augmented views cached for the head phase
+    "activations": 0.2,  # activations cached at a freeze boundary
+}
+assert sum(MEMORY_SHARES.values()) <= 1.0
+
+
+def memory_share(cache: str) -> int:
+    """Bytes of the memory budget that the cache named in `MEMORY_SHARES` may hold."""
+    return int(MEMORY_SHARES[cache] * memory_budget())
 
 
 def memory_budget() -> int:

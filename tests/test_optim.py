@@ -2,7 +2,8 @@ import pytest
 import timm
 
 from engine.model.groups import layer_groups
-from engine.train.optim import Schedule, apply_schedule, build_optimizer, freeze, set_plan, set_train_mode
+from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, group_grad_norms, set_plan,
+                                set_train_mode)
 
 
 def test_one_param_group_per_layer_group_without_decay_on_norms_and_biases():
@@ -41,3 +42,19 @@ def test_freeze_and_batchnorm_policy():
     assert model.layer3[0].bn1.training and model.layer3[0].conv1.weight.requires_grad
     freeze(model, groups, frozen, train_bn=True)
     assert model.layer2[0].bn1.weight.requires_grad and not model.layer2[0].conv1.weight.requires_grad
+
+
+def test_group_gradient_norms_are_each_groups_l2_norm_and_zero_without_gradients():
+    import torch
+    model = timm.create_model("resnet18", num_classes=3)
+    groups = layer_groups(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = dict(model.named_parameters())
+    for n in groups[-1].params:
+        head[n].requires_grad_(True)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    norms = group_grad_norms(model, groups)
+    expected = torch.sqrt(sum(head[n].grad.pow(2).sum() for n in groups[-1].params))
+    assert norms.shape == (len(groups),) and torch.all(norms[:-1] == 0)
+    assert norms[-1].item() == pytest.approx(expected.item(), rel=1e-5)

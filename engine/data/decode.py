@@ -11,9 +11,8 @@ import torch
 
 from engine.data.imageio import load_image
 from engine.data.spec import InputSpec, to_tensor
-from engine.paths import memory_budget
+from engine.paths import memory_share
 
-DECODE_SHARE = 0.25  # of the memory budget, for decoded images
 
 
 class DecodeCache:
@@ -70,7 +69,7 @@ class DecodeCache:
         """Its share of the memory budget, read on first use (not at import, where a bad TRANSFERLAB_MEMORY would
         fail before any error handling)."""
         if self._max_bytes is None:
-            self._max_bytes = int(memory_budget() * DECODE_SHARE)
+            self._max_bytes = memory_share("decoded images")
         return self._max_bytes
 
     @property

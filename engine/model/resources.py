@@ -8,11 +8,9 @@ from torch import nn
 
 from engine.errors import NotEnoughSpace
 from engine.model.taps import FINAL, tap_dims
-from engine.paths import memory_budget
+from engine.paths import memory_share
 
 MARGIN = 64 * 1024**2  # bytes kept free beyond the estimate (logs, status, the file system's own needs)
-VIEWS_SHARE = 0.25  # of the memory budget, for the cached features of augmented views
-ACT_SHARE = 0.25  # of the memory budget, for cached activations at a freeze boundary
 
 
 def feature_bytes(arch: str, n_images: int, views: int = 2) -> int:
@@ -45,12 +43,12 @@ def head_dim(arch: str, taps: tuple[int, ...]) -> int:
 
 def views_that_fit(n_images: int, dim: int, wanted: int) -> int:
     """How many augmented views of `dim` features of `n_images` fit in their share of the memory budget (≥ 1)."""
-    return max(1, min(wanted, int(VIEWS_SHARE * memory_budget() // max(1, n_images * dim * 4))))
+    return max(1, min(wanted, memory_share("cached views") // max(1, n_images * dim * 4)))
 
 
 def activations_fit(n_images: int, views: int, per_image: int) -> bool:
     """Whether cached activations (`per_image` bytes each) of `views` views of `n_images` fit in their share."""
-    return n_images * views * per_image <= ACT_SHARE * memory_budget()
+    return n_images * views * per_image <= memory_share("activations")
 
 
 # PLR0913: each argument is one sized input of the memory model
@@ -58,6 +56,5 @@ def plan_bytes(arch: str, n_images: int, n_train: int, views: int, dim: int, par
                fit_bytes: int) -> tuple[int, int]:
     """(memory, disk) a run needs for its data: the decode cache (capped by its share), the cached views, one linear
     fit; the feature cache of every stage and the checkpoints on disk. The model itself is not counted."""
-    from engine.data.decode import DECODE_SHARE
-    ram = min(int(DECODE_SHARE * memory_budget()), n_images * image_bytes) + views * n_train * dim * 4 + fit_bytes
+    ram = min(memory_share("decoded images"), n_images * image_bytes) + views * n_train * dim * 4 + fit_bytes
     return ram, feature_bytes(arch, n_images) + 5 * params * 4

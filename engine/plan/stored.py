@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import paths
 from engine.data.dataset import Dataset
 from engine.errors import DataError
 from engine.plan.rules import Plan
@@ -32,12 +33,9 @@ def save_planned(folder: Path, planned: Planned) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if planned.head is not None:
         h = planned.head
-        tmp = folder / ".head.tmp.npz"
-        np.savez(tmp, coef=h.std_coef, intercept=h.std_intercept, mean=h.mean, scale=h.scale, accuracy=h.accuracy)
-        tmp.replace(folder / "head.npz")
-    tmp = folder / ".plan.json.tmp"
-    tmp.write_text(json.dumps(planned.plan.to_dict(), indent=2))
-    tmp.replace(folder / "plan.json")
+        paths.atomic_write(folder / "head.npz", lambda f: np.savez(f, coef=h.std_coef, intercept=h.std_intercept,
+                                                                    mean=h.mean, scale=h.scale, accuracy=h.accuracy))
+    paths.atomic_write(folder / "plan.json", json.dumps(planned.plan.to_dict(), indent=2).encode())
 
 
 def load_planned(folder: Path, ds: Dataset) -> Planned | None:

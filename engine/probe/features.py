@@ -26,12 +26,10 @@ from engine.model.catalogue import catalogue_name
 from engine.model.device import autocast, pick_device, precision_name, to_device
 from engine.model.resources import feature_bytes, need_disk
 from engine.model.taps import FINAL, tap_dims, tap_features
-from engine.paths import memory_budget
+from engine.paths import memory_share
 
 VIEWS = ("image", "mirror image")
 MIRROR_MAX_IMAGES = 5000  # above this many images the probe reads each image once: the mirror view's gain is small
-FEATURE_SHARE = 0.25  # of the memory budget: features this large or smaller are read into memory, else memory-mapped
-FIT_SHARE = 0.25  # of the memory budget, for the arrays of one linear fit (float64 copies included)
 MIN_FIT_ROWS = 4000  # a fit always may use this many images, whatever the budget
 FIT_BYTES_PER_VALUE = 24  # float32 features, sklearn's float64 copy and the standardised copy
 Progress = Callable[[int, int], None]
@@ -142,7 +140,7 @@ def load_cached(key: str) -> FeatureSet | None:
     meta = json.loads((folder / "meta.json").read_text())
     taps = tuple(meta["taps"])
     size = sum((folder / f"{_name(t)}.npy").stat().st_size for t in taps)
-    mmap = "r" if size > FEATURE_SHARE * memory_budget() else None  # larger than its share: read from disk as used
+    mmap = "r" if size > memory_share("features") else None  # larger than its share: read from disk as used
     arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode=mmap) for t in taps}
     return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True,
                       images_per_s=float(meta.get("images_per_s", 0.0)))
@@ -186,7 +184,7 @@ def current_precision(device: torch.device | None = None) -> str:
 def fit_rows(dim: int, views: int) -> int:
     """The most images one linear fit of `dim` features over `views` views may use: its share of the memory budget,
     and never fewer than MIN_FIT_ROWS. Above it, a fit uses a stratified sample (`cap_rows`)."""
-    return max(MIN_FIT_ROWS, int(FIT_SHARE * memory_budget() // (dim * views * FIT_BYTES_PER_VALUE)))
+    return max(MIN_FIT_ROWS, memory_share("linear fit") // (dim * views * FIT_BYTES_PER_VALUE))
 
 
 def cap_rows(index: np.ndarray, labels: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:

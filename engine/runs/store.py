@@ -140,13 +140,7 @@ class Run:
         """Writes `name`.pt atomically: a failed write (a full disk) keeps the previous checkpoint and no temporary
         file."""
         path = self.path / f"{name}.pt"
-        tmp = path.with_name(f".{name}.tmp")
-        try:
-            torch.save(state, tmp)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        paths.atomic_write(path, lambda f: torch.save(state, f))
         return path
 
     def load_checkpoint(self, name: str) -> dict | None:

@@ -112,8 +112,7 @@ def group_grad_norms(model: nn.Module, groups: list[LayerGroup]) -> torch.Tensor
     out = []
     for g in groups:
         grads = [params[n].grad for n in g.params if params[n].grad is not None]
-        norms = torch._foreach_norm(grads) if grads else [torch.zeros((), device=device)]
-        out.append(torch.linalg.vector_norm(torch.stack(norms).float()))
+        out.append(torch.nn.utils.get_total_norm(grads).float() if grads else torch.zeros((), device=device))
     return torch.stack(out)
 
 
