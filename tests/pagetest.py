@@ -15,7 +15,7 @@ from engine.train.loop import Trainer
 
 
 def page(name: str) -> AppTest:
-    return AppTest.from_file(str(REPO / "pages" / name), default_timeout=120)
+    return AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=120)
 
 
 class SlowFakeTrainer:

@@ -25,7 +25,7 @@ ACC_POINTS = """() => {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     env = {"TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")), "TRANSFERLAB_DEMO_EPOCHS": "2",
-           "TRANSFERLAB_DEMO_BUDGET": "60"}
+           "TRANSFERLAB_DEMO_BUDGET": "30"}
     with dashboard(env) as url:
         yield url
 
