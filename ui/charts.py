@@ -132,7 +132,10 @@ def overlay(curves: dict[str, list[dict]]) -> go.Figure:
                                 mode="lines+markers") for name, eps in curves.items()])
     fig.update_yaxes(tickformat=".0%")
     fig.update_xaxes(title="epoch (0 = the starting head)", dtick=1)
-    return _layout(fig, "Validation accuracy per epoch, selected runs", 340)
+    _layout(fig, "Validation accuracy per epoch, selected runs", 380)
+    # the runs' names are long (the lesson's are sentences): the legend goes under the axis, not over the title
+    return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left"),
+                             margin=dict(l=10, r=10, t=40, b=80))
 
 
 def shootout(rows: list[dict]) -> go.Figure:
