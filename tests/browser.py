@@ -22,6 +22,15 @@ ARTIFACTS = REPO / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
+# In the page: how many epochs the Train page's accuracy chart draws (-1: no such chart yet).
+ACC_POINTS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const acc = plots.find(p => p.data && p.data.some(t => t.name === 'validation') && p.layout && p.layout.yaxis
+                              && p.layout.yaxis.tickformat === '.0%');
+  const val = acc ? acc.data.find(t => t.name === 'validation') : null;
+  return val && val.x ? val.x.length : -1;
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -9,18 +9,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, dashboard
+from browser import ACC_POINTS, ARGS, ARTIFACTS, CHROMIUM, dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.alone]  # it times the page: no other test beside it
-
-ACC_POINTS = """() => {
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const acc = plots.find(p => p.data && p.data.some(t => t.name === 'validation') && p.layout && p.layout.yaxis
-                              && p.layout.yaxis.tickformat === '.0%');
-  const val = acc ? acc.data.find(t => t.name === 'validation') : null;
-  return val && val.x ? val.x.length : -1;
-}"""
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -13,7 +13,7 @@ import time
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
-from browser import ARGS, ARTIFACTS, CHROMIUM, dashboard
+from browser import ACC_POINTS, ARGS, ARTIFACTS, CHROMIUM, dashboard
 from conftest import SAMPLE
 
 pytestmark = [pytest.mark.browser]
@@ -22,14 +22,6 @@ TRACES = """(title) => {
   const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.layout && p.layout.title
       && String(p.layout.title.text || p.layout.title).includes(title));
   return plot ? plot.data.filter(t => t.x && t.x.length).map(t => [t.name, t.x.length]) : null;
-}"""
-
-ACC_POINTS = """() => {
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const acc = plots.find(p => p.data && p.data.some(t => t.name === 'validation') && p.layout && p.layout.yaxis
-                              && p.layout.yaxis.tickformat === '.0%');
-  const val = acc ? acc.data.find(t => t.name === 'validation') : null;
-  return val && val.x ? val.x.length : -1;
 }"""
 
 

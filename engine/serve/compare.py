@@ -21,11 +21,11 @@ def compare_row(run: Run) -> dict:
     head on the pretrained backbone, epoch 0) and the chosen model (its best epoch on val), each with its 95%
     interval; and the seconds to each."""
     plan, m = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
-    events = run.events()
+    events, status = run.events(), run.status()
     epochs = [e for e in events if e["kind"] == "epoch"]
     return {"run": run.id, "dataset": Path(plan.get("data") or "?").name, "backbone": plan.get("backbone"),
-            "strategy": plan.get("strategy"), "status": run.status().get("state"),
-            "probe": plan.get("probe_accuracy"), "val": m.get("best_val_acc", run.status().get("best_val_acc")),
+            "strategy": plan.get("strategy"), "status": status.get("state"),
+            "probe": plan.get("probe_accuracy"), "val": m.get("best_val_acc", status.get("best_val_acc")),
             "test": m.get("test_accuracy"), "test_interval": m.get("test_interval"), "test_n": m.get("test_n"),
             "start_test": m.get("start_test_accuracy"), "start_test_interval": m.get("start_test_interval"),
             "best_epoch": m.get("best_epoch"), "epochs_trained": max([e["epoch"] for e in epochs] or [0]),
