@@ -12,6 +12,7 @@ def test_four_arms_on_one_backbone_and_dataset(tiny_folder):
     assert cfgs["probe"].optim.strategy == "feature-extraction" and cfgs["probe"].optim.head_epochs == 0
     assert cfgs["finetune"].optim.strategy == "top-k" and cfgs["finetune"].optim.finetune_epochs >= 1
     assert cfgs["auto"].optim.strategy == "auto"
+    assert not any(c.runtime.probe_mirror for c in cfgs.values())  # one view per photo: half the probe's time
 
 
 def test_rows_come_from_each_runs_stored_test_result(tmp_path):

@@ -7,6 +7,7 @@ from conftest import shared_dataset
 
 from engine.data.dataset import load_dataset
 from engine.errors import DataError, WeightsUnavailable
+from engine.model.catalogue import input_spec
 from engine.model.taps import FINAL
 from engine.probe.linear import fit_linear, probe
 from engine.probe.shootout import shootout
@@ -76,6 +77,20 @@ def test_large_datasets_are_probed_without_the_mirror_view(tiny_folder, monkeypa
     assert r.features.views == 1 and r.images_per_s > 0
     _, scored, _ = choose_head([r], len(ds.classes), 1.0)
     assert scored and not any(c.flip for c in scored)
+
+
+def test_a_probe_asked_for_no_mirror_view_reads_each_photo_once_and_plans_cost_it_so(tiny_folder):
+    from engine.plan.budget import Pace, extract_seconds
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import get_plan
+    ds = load_dataset(tiny_folder)
+    assert probe(ds, "tf_efficientnet_lite0", per_stage=False, mirror=False).features.views == 1
+    assert probe(ds, "tf_efficientnet_lite0", per_stage=False).features.views == 2  # its own cache entry
+    cfg = TrainConfig.create(data=str(tiny_folder), strategy="auto", probe_mirror=False, budget=5)
+    assert not any(c["flip"] for c in get_plan(cfg).plan.candidates)
+    pace, spec = Pace("tf_efficientnet_lite0", 224, 10.0), input_spec("tf_efficientnet_lite0")
+    assert extract_seconds(pace, "tf_efficientnet_lite0", spec, 100, mirror=False) == pytest.approx(
+        extract_seconds(pace, "tf_efficientnet_lite0", spec, 100) / 2)
 
 
 def test_cached_features_keep_the_speed_they_were_extracted_at_so_plans_still_cost_their_epochs(tiny_folder):

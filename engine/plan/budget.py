@@ -40,9 +40,9 @@ class Pace(NamedTuple):
                                                                                                self.size)
 
 
-def extract_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int) -> float:
+def extract_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int, mirror: bool = True) -> float:
     """Feature extraction time of `name` (every view) on `n_images`."""
-    return pace.seconds(name, spec, feature_views(n_images) * n_images)
+    return pace.seconds(name, spec, feature_views(n_images, mirror) * n_images)
 
 
 def score_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int) -> float:
@@ -85,7 +85,7 @@ def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,  # noqa:
     t, probed = elapsed, []
     for name in other_bundled(cfg.backbone, cfg.weights):
         spec = spec_for(ds, name, cfg.data.in_chans)
-        est = extract_seconds(pace, name, spec, n_tv)
+        est = extract_seconds(pace, name, spec, n_tv, cfg.runtime.probe_mirror)
         fits = t + est + 10 * (len(probed) + 2) + score_seconds(pace, name, spec, len(ds.test) + 2 * len(ds.val)) \
             <= SAFETY * budget
         if name in others if others is not None else fits:

@@ -100,6 +100,7 @@ class RuntimeConfig:
     device: str | None = None
     seed: int = 0
     views: int = 4  # augmented views cached for the head phase and for cached-activation fine-tuning
+    probe_mirror: bool = True  # the probe also reads each photo's mirror image (up to MIRROR_MAX_IMAGES photos)
     cache_activations: bool = True
 
 

@@ -112,7 +112,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0])
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
-        est = extract_seconds(pace, name, other_spec, len(ds.train) + len(ds.val))
+        est = extract_seconds(pace, name, other_spec, len(ds.train) + len(ds.val), cfg.runtime.probe_mirror)
         reserve = 10 * (len(probes) + 1) + score_seconds(pace, name, other_spec, n_test + 2 * len(ds.val))
         if time.perf_counter() - t0 + est + reserve > budget:
             continue
@@ -140,7 +140,8 @@ def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step
            check_cancel: Callable[[], None] | None, early: Callable[[float, float], None] | None = None) -> ProbeResult:
     """The probe of `name` as a named step; `early(images/s, expected end)` is told the extraction's pace once a sixth
     of it past its first batch is done, or at its end (never from the cache); the stage fits are a tenth of it."""
-    label, passes = f"probe {name}", feature_views(len(ds.train) + len(ds.val)) * (len(ds.train) + len(ds.val))
+    n_images = len(ds.train) + len(ds.val)
+    label, passes = f"probe {name}", feature_views(n_images, cfg.runtime.probe_mirror) * n_images
     t0, first, told = time.perf_counter(), None, early is None  # first: (time, fraction) of the first batch
 
     def report(stage: str, f: float) -> None:
@@ -155,7 +156,8 @@ def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step
 
     step(label, 0.0)
     r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.optim.strategy == "auto",
-              in_channels=cfg.data.in_chans, spec=spec, progress=report, check_cancel=check_cancel)
+              in_channels=cfg.data.in_chans, spec=spec, progress=report, check_cancel=check_cancel,
+              mirror=cfg.runtime.probe_mirror)
     step(label, 1.0)
     return r
 

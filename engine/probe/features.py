@@ -200,7 +200,8 @@ def cap_rows(index: np.ndarray, labels: np.ndarray, cap: int, seed: int = 0) -> 
     return np.sort(np.concatenate(keep))
 
 
-def feature_views(n_images: int) -> int:
+def feature_views(n_images: int, mirror: bool = True) -> int:
     """Views the probe extracts per image: the image and its mirror image, or the image alone for large datasets
-    (`MIRROR_MAX_IMAGES`), where a second view would double the probe's time for a fraction of a point."""
-    return 2 if n_images <= MIRROR_MAX_IMAGES else 1
+    (`MIRROR_MAX_IMAGES`), where a second view would double the probe's time for a fraction of a point, or when the
+    run asks for no mirror view (`RuntimeConfig.probe_mirror`: the lesson's runs, which must fit a few minutes)."""
+    return 2 if mirror and n_images <= MIRROR_MAX_IMAGES else 1

@@ -124,8 +124,8 @@ class ProbeResult:
 
 # PLR0913: progress and cancel travel apart until one Progress protocol
 def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputSpec | None = None,  # noqa: PLR0913
-                 in_chans: int = 3, progress: Progress | None = None,
-                 check_cancel: Callable[[], None] | None = None) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
+                 in_chans: int = 3, progress: Progress | None = None, check_cancel: Callable[[], None] | None = None,
+                 mirror: bool = True) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
     """Features of every train and val item (never the test items), from the disk cache when they match.
 
     Returns:
@@ -139,7 +139,7 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     spec = spec or input_spec(backbone, in_chans)
     precision = current_precision()
     sha = sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
-    views = feature_views(sum(it.split in ("train", "val") for it in ds.items))
+    views = feature_views(sum(it.split in ("train", "val") for it in ds.items), mirror)
     key = feature_key(backbone, sha, ds.fingerprint(), spec, precision, views=views)
     items = [it for it in ds.items if it.split in ("train", "val")]
     labels = np.array([it.label for it in items])
@@ -160,8 +160,9 @@ def _seeded(backbone: str, weights: str, in_chans: int):
 # PLR0913: the public probe's keyword options
 def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,  # noqa: PLR0913
           spec: InputSpec | None = None, progress: Progress | None = None,
-          check_cancel: Callable[[], None] | None = None) -> ProbeResult:
-    """Linear probe of `backbone` on `ds`: the final features, and (`per_stage`) the features after every stage.
+          check_cancel: Callable[[], None] | None = None, mirror: bool = True) -> ProbeResult:
+    """Linear probe of `backbone` on `ds`: the final features, and (`per_stage`) the features after every stage;
+    `mirror` False reads each photo once (no mirror view: half the extraction).
 
     Raises:
         WeightsUnavailable: No pretrained weights for `backbone` (the message says how to provide them).
@@ -173,7 +174,7 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
     if len(ds.classes) < 2:
         raise DataError(f"{ds.root}: a classifier needs at least 2 classes with training images, found "
                         f"{len(ds.classes)}; add a folder of images for every class")
-    fs, info, spec, speed = features_for(ds, backbone, weights, spec, in_channels, progress, check_cancel)
+    fs, info, spec, speed = features_for(ds, backbone, weights, spec, in_channels, progress, check_cancel, mirror)
     n_cls = len(ds.classes)
     fit = fit_taps(fs, (FINAL,), n_cls)
     curve = []

@@ -29,7 +29,8 @@ def lesson_configs(data: str, backbone: str = DEFAULT_BACKBONE, budget: float | 
 
     `TRANSFERLAB_LESSON_SCRATCH_EPOCHS` (default 1) and `TRANSFERLAB_LESSON_FT_EPOCHS` (default 2) set the epochs of
     the scratch and fine-tuning runs; `budget` (default `TRANSFERLAB_LESSON_BUDGET`, else 30 s) is auto's."""
-    common = dict(data=data, backbone=backbone, views=1, **({"data_root": data_root} if data_root else {}))
+    common = dict(data=data, backbone=backbone, views=1, probe_mirror=False,  # one view each: half the probe's time
+                  **({"data_root": data_root} if data_root else {}))
     scratch_epochs = int(os.environ.get("TRANSFERLAB_LESSON_SCRATCH_EPOCHS", "1"))
     ft_epochs = int(os.environ.get("TRANSFERLAB_LESSON_FT_EPOCHS", "2"))
     return {
