@@ -16,6 +16,7 @@ from engine import (
     TrainConfig,
     TransferLabError,
     blocking,
+    edit_plan,
     finetune_anyway,
     get_plan,
     kept_the_head,
@@ -69,7 +70,7 @@ def show_plan(planned) -> None:
         return
     applied = st.session_state.get("lr_applied", {}).get(plan_key)
     if applied:
-        plan = plan.edit(lrs=tuple(lr * applied / plan.lrs[-1] for lr in plan.lrs))
+        plan = edit_plan(cfg, plan, lrs=tuple(lr * applied / plan.lrs[-1] for lr in plan.lrs))
     st.info(plan.reason)
     c = st.columns(3)
     head_lr = c[0].number_input("Head learning rate (phase 1)", 1e-6, 1.0, float(plan.head_lr), format="%.0e",
@@ -86,8 +87,8 @@ def show_plan(planned) -> None:
         frozen.append(row[2].checkbox("frozen", plan.frozen[i], key=f"frozen|{plan_key}|{i}"))
         lrs.append(row[3].number_input("rate", 0.0, 1.0, float(plan.lrs[i]), format="%.0e", key=f"lr|{plan_key}|{i}|"
                                        f"{applied}", label_visibility="collapsed", disabled=frozen[-1]))
-    plan = plan.edit(frozen=tuple(frozen), lrs=tuple(lrs), head_lr=float(head_lr), head_epochs=int(head_epochs),
-                     finetune_epochs=int(ft_epochs))
+    plan = edit_plan(cfg, plan, frozen=tuple(frozen), lrs=tuple(lrs), head_lr=float(head_lr),
+                     head_epochs=int(head_epochs), finetune_epochs=int(ft_epochs))
     if plan.edited:
         st.warning(f"Strategy: **custom** (edited from {planned.plan.strategy}); the run is named for it.")
     st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
@@ -254,8 +255,7 @@ def progress_bars(state, setups, steps, epochs, phases, plan) -> None:  # noqa: 
     if state == "queued" and not setups:
         st.progress(0.0, text="queued: waiting for the runner…")
     if setup is not None and state in ("running", "queued"):
-        left = f" · about {setup['eta_s']:.0f} s left" if setup.get("eta_s") is not None else ""
-        st.progress(min(1.0, setup["fraction"]), text=f"{setup['name']} · {setup['fraction']:.0%}{left}")
+        st.progress(min(1.0, setup["fraction"]), text=f"{setup['name']} · {setup['fraction']:.0%}")
     total = plan.get("head_epochs", 0) + plan.get("finetune_epochs", 0)
     if total and (steps or trained):
         phase = phases[-1] if phases else {}
@@ -264,14 +264,12 @@ def progress_bars(state, setups, steps, epochs, phases, plan) -> None:  # noqa: 
         done = (trained[-1]["epoch"] if trained else 0)
         current_epoch = steps[-1]["epoch"] if steps else done
         frac = (done + (len(in_epoch) / per_epoch if current_epoch > done else 0)) / total
-        eta = steps[-1].get("eta_s") if steps else None
-        left = f" · about {eta:.0f} s left" if eta is not None and state == "running" else ""
         st.progress(min(1.0, frac), text=f"training: epoch {max(current_epoch, done)} of {total}" +
-                    (f", step {len(in_epoch)} of {per_epoch}" if current_epoch > done else "") + left)
+                    (f", step {len(in_epoch)} of {per_epoch}" if current_epoch > done else ""))
     elif not total and state == "running" and not setup:
         st.progress(1.0, text="no training epochs: the linear probe's head is the model")
-    left_s = time_left(sorted(setups[-1:] + steps[-1:], key=lambda e: e["t"]), time.time())
-    if left_s is not None and state == "running":
+    left_s = time_left(sorted(setups + steps[-1:], key=lambda e: e["t"]), time.time())
+    if left_s is not None and state == "running":  # the one time left on the page
         st.caption(f"The whole run: about {left_s:.0f} s left (from the plan's estimate and the pace measured so far).")
 
 

@@ -1,17 +1,17 @@
 """Dashboard honesty and responsiveness, measured the way a person meets them.
 
 1. Page render time once warm (AppTest, every page of the router).
-2. Time left: the Quick demo's run is executed by the same `Runner` the page uses, cold (a fresh TRANSFERLAB_HOME
-   each time: no stored plan, no cached features), and at 25, 50 and 75% of its wall time the whole run's time left
-   that the Train page shows is compared with the time the run really had left. Also the plan's estimate against the
-   real wall time.
+2. Time left: the Quick demo (auto), and top-k and full edited to 1 head + 2 fine-tuning epochs (`--strategies`),
+   each run by the same `Runner` the page uses, cold (a fresh TRANSFERLAB_HOME each time: no stored plan, no cached
+   features), and at 25, 50 and 75% of its wall time the whole run's time left that the Train page shows is compared
+   with the time the run really had left. Also the plan's estimate against the real wall time.
 3. With --lesson N: the lesson's experiment ("Show me why transfer learning works") N times, cold, through the same
    `Runner` and configurations as the Home button: seconds from the click until every arm has ended (the final chart),
    the fine-tuning arm's epochs drawn and its groups that trained (the freeze map's open groups).
 4. With --browser: a real `streamlit run` server in Debian's chromium; the time from the Quick demo click to the first
    named setup step on screen (the run is stopped right after).
 
-Run by hand:  .venv/bin/python bench/ui.py [--reps 2] [--browser]
+Run by hand:  .venv/bin/python bench/ui.py [--reps 2] [--strategies auto,top-k,full] [--lesson 3] [--browser]
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 
-from engine import TERMINAL, demo_config, lesson_configs, time_left  # noqa: E402
+from engine import TERMINAL, TrainConfig, demo_config, lesson_configs, time_left  # noqa: E402
 from engine.data.decode import DECODED  # noqa: E402
 from engine.paths import REPO, SAMPLE  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
@@ -66,8 +66,20 @@ def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None],
     return errors, wall, float(plan.get("estimate_s") or 0.0)
 
 
-def run_demo(runner: Runner) -> str:
-    rid = runner.submit(demo_config(), name="bench-demo")
+STRATEGY_CONFIGS = {  # as a person would start them on the sample (fixed strategies edited down to a few epochs)
+    "auto": demo_config,
+    "top-k": lambda: TrainConfig.create(data=str(SAMPLE), strategy="top-k", head_epochs=1, finetune_epochs=2),
+    "full": lambda: TrainConfig.create(data=str(SAMPLE), strategy="full", head_epochs=1, finetune_epochs=2),
+}
+
+
+def run_cold(strategy: str) -> str:
+    """One run of `strategy`, cold (a fresh TRANSFERLAB_HOME: no stored plan, no cached features, no measured step
+    costs), through the `Runner` the pages use; returns its id once it ended."""
+    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-ui-")
+    DECODED.clear()
+    runner = Runner(RunStore())
+    rid = runner.submit(STRATEGY_CONFIGS[strategy](), name=f"bench-{strategy}")
     while runner.store.open(rid).status().get("state") not in ("finished", "failed", "cancelled"):
         time.sleep(1)
     return rid
@@ -144,7 +156,8 @@ def browser_first_step(reps: int) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=2, help="Quick demo runs for the time-left error")
+    ap.add_argument("--reps", type=int, default=2, help="runs of each strategy for the time-left error")
+    ap.add_argument("--strategies", default="auto", help="comma-separated, of: " + ", ".join(STRATEGY_CONFIGS))
     ap.add_argument("--browser", action="store_true", help="also time click → first step in chromium")
     ap.add_argument("--lesson", type=int, default=0, help="time the lesson's experiment this many times (cold)")
     args = ap.parse_args()
@@ -161,14 +174,12 @@ def main() -> None:
         render(name)
         print(f"{name:14} {statistics.median(render(name) for _ in range(3)):16.2f}")
 
-    if args.reps:
+    for strategy in args.strategies.split(",") if args.reps else []:
         rows = []
         for _ in range(args.reps):
-            os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-ui-")  # cold: no stored plan or features
-            DECODED.clear()
-            runner = Runner(RunStore())
-            rows.append(eta_errors(runner.store, run_demo(runner)))
-        print(f"\nQuick demo ({args.reps} runs): error of the time left shown, |shown - real| / real")
+            rid = run_cold(strategy)
+            rows.append(eta_errors(RunStore(), rid))
+        print(f"\n{strategy} ({args.reps} runs, cold): error of the time left shown, |shown - real| / real")
         print(f"{'at':>6} {'median error':>13} {'max error':>10}")
         for m in MARKS:
             errs = [r[0][m] for r in rows if r[0][m] is not None]
@@ -176,7 +187,8 @@ def main() -> None:
         walls = [r[1] for r in rows]
         ests = [r[2] for r in rows]
         print(f"run wall time: median {statistics.median(walls):.0f} s; the plan's estimate before it started: median "
-              f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x)")
+              f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x); "
+              f"each: " + ", ".join(f"{e:.0f}/{w:.0f} s" for e, w in zip(ests, walls)), flush=True)
     if args.browser:
         t = browser_first_step(args.reps)
         print(f"\nclick → first named step on screen (chromium, {len(t)} clicks): median {statistics.median(t):.2f} s, "

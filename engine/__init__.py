@@ -35,7 +35,7 @@ _API: dict[str, str] = {
     "group_labels": "engine.plan.rules",
     "get_plan": "engine.plan.make", "plan_with_probe": "engine.plan.make",
     "finetune_anyway": "engine.plan.anyway", "kept_the_head": "engine.plan.anyway",
-    "why_kept": "engine.plan.anyway",
+    "why_kept": "engine.plan.anyway", "edit_plan": "engine.plan.cost",
     "preflight": "engine.plan.preflight", "blocking": "engine.plan.preflight",
     # training, runs, serving
     "Trainer": "engine.train.loop", "lr_find": "engine.train.lrfind",
@@ -87,6 +87,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         demo_config,
     )
     from engine.plan.anyway import finetune_anyway, kept_the_head, why_kept
+    from engine.plan.cost import edit_plan
     from engine.plan.make import get_plan, plan_with_probe
     from engine.plan.preflight import blocking, preflight
     from engine.plan.rules import BANDS, Plan, band, group_labels

@@ -56,6 +56,33 @@ def click_to_first_step(page, button: str, limit: float = 10.0) -> float | None:
     return None
 
 
+# In the page: the time of the first click and of the first run heading naming `text` after it.
+WATCH_HEADING = """(text) => {
+  window.__clickAt = null; window.__headAt = null;
+  document.addEventListener('click', () => { if (window.__clickAt === null) window.__clickAt = performance.now(); },
+                            true);
+  const shown = () => [...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('Run ')
+                                                                  && h.innerText.includes(text));
+  new MutationObserver(() => {
+    if (window.__headAt === null && window.__clickAt !== null && shown()) window.__headAt = performance.now();
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def click_to_heading(page, button: str, text: str, limit: float = 30.0) -> float | None:
+    """Clicks `button` and returns the seconds until the run heading names `text` (None: not within `limit`), as the
+    browser timed them."""
+    page.evaluate(WATCH_HEADING, text)
+    page.get_by_role("button", name=button).click()
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        click_at, head_at = page.evaluate("() => [window.__clickAt, window.__headAt]")
+        if head_at is not None and click_at is not None:
+            return (head_at - click_at) / 1000
+        time.sleep(0.05)
+    return None
+
+
 def _state(page) -> str:
     head = page.get_by_role("heading", name="Run ").first
     return head.inner_text() if head.count() else ""
@@ -115,6 +142,18 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
         page.reload()
         page.get_by_text(f"Run {run_id}").first.wait_for(timeout=60_000)  # a reload keeps the run
         assert "plant-leaves-15" in page.evaluate("() => decodeURIComponent(location.search)")  # and the dataset
+
+        # a second run started while the finished one is shown: the page switches to it
+        page.get_by_text("New run: the plan").click()
+        page.get_by_test_id("stSelectbox").filter(has_text="Strategy").click()
+        page.get_by_role("option", name="feature-extraction").click()
+        page.get_by_role("button", name="Make the plan").click()
+        page.get_by_role("button", name="Start training").wait_for(timeout=240_000)
+        switch = click_to_heading(page, "Start training", "feature-extraction")
+        page.screenshot(path=str(ARTIFACTS / "3c_second_run.png"), full_page=True)
+        assert switch is not None and switch <= 2.0, f"the new run was not on screen {switch} s after Start"
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text("· cancelled").first.wait_for(timeout=120_000)
 
         for shot, path in (("4_data", "Data"), ("5_backbone", "Backbone"), ("6_probe", "Probe"),
                            ("7_predict", "Predict_Export"), ("8_compare", "Compare")):

@@ -102,3 +102,37 @@ def epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_va
         fwd, step = step_costs(name, size, device)
         backward = max(0.0, step - fwd) * share
     return n_train * (1 / images_per_s + backward) + n_val * val_views / images_per_s
+
+
+@functools.cache
+def boundary_bytes(name: str, size: int, group: str) -> int:
+    """Bytes of one image's float32 activation at the input of layer group `group` of architecture `name` (what a
+    cut there caches per image), from a forward pass on the meta device: no weights, no compute."""
+    with torch.device("meta"):
+        model = build_model(name, pretrained=False)
+        first = next(g for g in layer_groups(model) if g.name == group).modules[0]
+        seen: list[int] = []
+        # a shape read on the meta device; the cut itself (`SplitModel`) uses timm's forward_intermediates
+        hook = model.get_submodule(first).register_forward_pre_hook(lambda _, args: seen.append(args[0].numel()))
+        try:
+            model(torch.empty(1, 3, size, size))
+        finally:
+            hook.remove()
+    return seen[0] * 4
+
+
+# PLR0913: each argument is one measured input of the cost model
+def cached_epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_val: int,  # noqa: PLR0913
+                         device: str = "cpu") -> float:
+    """Seconds for one fine-tuning epoch on cached activations: a training step through the `trainable` groups alone
+    for every training image (their share of the FLOPs of a measured step), then their forward for each val image."""
+    flops = group_flops(name, size)
+    share = sum(flops.get(g, 0.0) for g in trainable) / max(sum(flops.values()), 1.0)
+    fwd, step = step_costs(name, size, device)
+    return share * (n_train * step + n_val * fwd)
+
+
+def forward_pace(name: str, size: int, device: str = "cpu") -> float:
+    """Images per second of an inference forward pass through `name`, as measured by `step_costs` (no decoding): the
+    pace of a plan that has no probe to measure one (from scratch)."""
+    return 1.0 / max(step_costs(name, size, device)[0], 1e-9)

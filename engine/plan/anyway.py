@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from engine.model.cost import epoch_seconds
-from engine.model.device import pick_device
 from engine.plan.config import TrainConfig
+from engine.plan.cost import edit_plan
 from engine.plan.make import load_data
-from engine.plan.rules import FIXED_S
+from engine.plan.rules import Plan
 from engine.plan.stored import Planned, load_planned
 
 ANYWAY_GROUPS = 2  # layer groups below the head that open
 ANYWAY_EPOCHS = 3
-DEFAULT_PACE = 50.0  # images/s when the plan measured none (no starting head was validated)
 
 
 def kept_the_head(plan: dict) -> bool:
@@ -32,23 +30,25 @@ def why_kept(plan: dict) -> str:
 def finetune_anyway(config: dict, run_folder: Path) -> tuple[TrainConfig, Planned]:
     """The run's own plan with the top `ANYWAY_GROUPS` groups and the head trainable for `ANYWAY_EPOCHS` epochs, its
     estimate from the same cost model as every plan, at the forward pace the plan measured (validating the starting
-    head: `start_s` for `n_val` photos).
+    head).
 
     Returns:
         The run's configuration and the edited plan, to submit as a new run.
     """
     cfg = TrainConfig.from_dict(config)
     planned = load_planned(run_folder, load_data(cfg))
-    plan = planned.plan
+    plan = replace(planned.plan, images_per_s=_pace(planned.plan), plan_s=0.0)  # made already: no planning again
     n = len(plan.groups)
     frozen = tuple(i < n - 1 - ANYWAY_GROUPS for i in range(n))
-    edited = plan.edit(frozen=frozen, finetune_epochs=ANYWAY_EPOCHS)
-    size, views = plan.input_spec["input_size"][-1], 2 if plan.flip_tta else 1
-    images_per_s = plan.n_val * views / plan.start_s if plan.start_s else DEFAULT_PACE
-    epoch_s = epoch_seconds(plan.backbone, size, list(plan.groups[n - 1 - ANYWAY_GROUPS:n - 1]), plan.n_train,
-                            plan.n_val, images_per_s, views, pick_device(cfg.runtime.device).type)
-    estimate = plan.start_s + ANYWAY_EPOCHS * epoch_s + plan.score_s + FIXED_S
-    edited = replace(edited, finetune_epoch_s=round(epoch_s, 1), estimate_s=round(estimate, 1),
-                     reason=f"Fine-tuning anyway: {', '.join(plan.groups[n - 1 - ANYWAY_GROUPS:n - 1])} and the head "
-                            f"for {ANYWAY_EPOCHS} epochs from the same linear head, to see the gap. {edited.reason}")
+    edited = edit_plan(cfg, plan, frozen=frozen, finetune_epochs=ANYWAY_EPOCHS)
+    opened = ", ".join(plan.groups[n - 1 - ANYWAY_GROUPS:n - 1])
+    edited = replace(edited, reason=f"Fine-tuning anyway: {opened} and the head for {ANYWAY_EPOCHS} epochs from the "
+                                    f"same linear head, to see the gap. {edited.reason}")
     return cfg, replace(planned, plan=edited, cached=False)
+
+
+def _pace(plan: Plan) -> float:
+    """The forward pace the plan was costed at; for a plan stored before it kept one, the pace its starting head's
+    validation was estimated at (0: the architecture's measured pace)."""
+    views = 2 if plan.flip_tta else 1
+    return plan.images_per_s or (plan.n_val * views / plan.start_s if plan.start_s else 0.0)

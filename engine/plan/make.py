@@ -28,6 +28,7 @@ from engine.model.resources import head_dim, plan_bytes, views_that_fit
 from engine.model.taps import FINAL
 from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
+from engine.plan.cost import costed
 from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR, STRATEGY_TEXT, Plan, band,
                                discriminative, group_labels, layer_decay, norm_note)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
@@ -215,14 +216,7 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     lrs = [lr if i in trainable else 0.0 for i, lr in enumerate(lrs)]
     chosen = next((c for c in scored if choice and c.taps == choice.taps and c.c == choice.c
                    and c.backbone == choice.backbone and c.flip == choice.flip), None)
-    speed = speed or (p.images_per_s if p else 0.0)
     views = 2 if flip else 1
-    where = pick_device(cfg.runtime.device).type
-    epoch_s = epoch_seconds(backbone, spec.input_size[-1], [groups[i] for i in trainable if i < headi], len(ds.train),
-                            len(ds.val), speed, views, where) if speed and ft_epochs else 0.0
-    # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score
-    val_again = len(ds.val) if head_epochs or ft_epochs or init == "random" else 0
-    score_s = (val_again + len(ds.test)) * views / speed if speed else 0.0
     dim, n_img = head_dim(backbone, tuple(taps)), len(ds.train) + len(ds.val) + len(ds.test)
     k = views_that_fit(len(ds.train), dim, cfg.runtime.views)
     if k < cfg.runtime.views and (head_epochs or ft_epochs):
@@ -233,12 +227,11 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
                            int(np.prod(spec.input_size)), fit)
     if ft_epochs and device_input(pick_device(cfg.runtime.device), cfg.regularisation.augment or augment):
         disk += pixel_bytes(len(ds.train), spec)  # the training photos decoded once for the GPU input path
-    start_s = len(ds.val) * views / speed if speed and init != "random" else 0.0  # validating the starting head
     if s != "auto" and p is not None and head is not None:
         reason += (f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
                    f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
                    f"{BANDS[band(p.accuracy)][2]}); the run starts from it and keeps it unless an epoch beats it.")
-    return Plan(
+    plan = Plan(
         data=cfg.data.path, fingerprint=ds.fingerprint(), backbone=backbone, in_chans=cfg.data.in_chans,
         input_spec=spec.to_dict(), strategy=s, taps=tuple(taps), tap_label=label_of(tuple(taps), names, flip),
         flip_tta=flip, head_init=init, groups=tuple(groups), labels=tuple(group_labels(groups)),
@@ -250,9 +243,8 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
         probe_accuracy=p.accuracy if p else None, head_accuracy=head.accuracy if head else None,
         head_cv=chosen.cv if chosen else None, metric=metric or "accuracy",
         candidates=tuple(c.to_dict() for c in scored), test_source=ds.test_source, n_train=len(ds.train),
-        n_val=len(ds.val), n_test=len(ds.test), finetune_epoch_s=round(epoch_s, 1), score_s=round(score_s, 1),
-        start_s=round(start_s, 1), plan_s=round(elapsed, 1), ram_bytes=ram, disk_bytes=disk,
-        estimate_s=round(elapsed + start_s + ft_epochs * epoch_s + score_s + FIXED_S, 1))
+        n_val=len(ds.val), n_test=len(ds.test), ram_bytes=ram, disk_bytes=disk)
+    return costed(cfg, plan, speed or (p.images_per_s if p else 0.0), pick_device(cfg.runtime.device).type, elapsed)
 
 
 # PLR0913: auto's inputs passed apart; to be split with _resolve (issue 20)

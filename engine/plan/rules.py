@@ -105,11 +105,13 @@ class Plan:
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
-    estimate_s: float = 0.0  # the whole run, planning included
+    estimate_s: float = 0.0  # the whole run, planning included (engine.plan.cost counts every step)
     plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)
     start_s: float = 0.0  # validating the starting model (epoch 0)
+    cache_s: float = 0.0  # running the frozen part once: augmented views, activations at the cut
     finetune_epoch_s: float = 0.0  # one phase-2 epoch, from the measured forward speed and the groups' FLOPs
     score_s: float = 0.0  # the final validation and test scoring
+    images_per_s: float = 0.0  # the forward pace the costs were counted at (the probe's, decoding included)
     ram_bytes: int = 0
     disk_bytes: int = 0
     edited: bool = False

@@ -14,7 +14,7 @@ from engine.errors import DataError
 from engine.plan.rules import Plan
 from engine.probe.linear import LinearFit, ProbeResult
 
-PLAN_VERSION = 3
+PLAN_VERSION = 4  # 4: every step costed (engine.plan.cost)
 
 
 @dataclass

@@ -124,14 +124,34 @@ EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (RunStarted, SetupStep
 
 
 def time_left(events: list[dict], now: float) -> float | None:
-    """The whole run's time left at wall time `now`, as the dashboard shows it: the newest estimate (a setup step's
-    `run_eta_s` or a training step's `eta_s`) counted down by the time since it was made, never below one second
-    while the run goes on. None before the run has an estimate."""
+    """The whole run's time left at wall time `now`, as the dashboard shows it (one number): the newest estimate (a
+    setup step's `run_eta_s` or a training step's `eta_s`) counted down by the time since it was made. When that
+    countdown runs out while a setup step is still under way, the step's own measured pace takes over: its progress
+    since its first report over the time it has taken so far, so a stalled step's estimate grows instead of sitting
+    at zero. Never below one second while the run goes on; None before the run has an estimate."""
     newest = None
     for e in events:
         if e["t"] > now:
             break
         eta = e.get("run_eta_s") if e["kind"] == "setup" else e.get("eta_s") if e["kind"] == "step" else None
         if eta is not None:
-            newest = (e["t"], eta)
-    return None if newest is None else max(1.0, newest[1] - (now - newest[0]))
+            newest = (e, eta)
+    if newest is None:
+        return None
+    e, eta = newest
+    left = eta - (now - e["t"])
+    if left < 1.0 and e["kind"] == "setup":
+        left = max(left, _step_pace_left(events, e, now))
+    return max(1.0, left)
+
+
+def _step_pace_left(events: list[dict], last: dict, now: float) -> float:
+    """The rest of setup step `last` at the pace it has kept since its first report (no progress since `last` slows
+    that pace as time passes), plus what its estimate counted after the step."""
+    same = [e for e in events if e["kind"] == "setup" and e["name"] == last["name"] and e["t"] <= last["t"]]
+    first = next((e for e in same if e["fraction"] > 0), None)
+    if first is None or last["fraction"] >= 1 or last["fraction"] <= first["fraction"]:
+        return 0.0
+    pace = (last["fraction"] - first["fraction"]) / max(now - first["t"], 1e-9)
+    after = (last.get("run_eta_s") or 0.0) - (last.get("eta_s") or 0.0)  # the estimate's share for later steps
+    return (1 - last["fraction"]) / pace + max(0.0, after)

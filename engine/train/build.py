@@ -11,9 +11,10 @@ from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.groups import LayerGroup, layer_groups
 from engine.model.resources import activations_fit
-from engine.model.taps import FINAL, TapModel
+from engine.model.taps import TapModel
 from engine.model.weights import WeightsInfo, create_backbone
 from engine.plan.config import TrainConfig
+from engine.plan.cost import activation_cut, cached_views
 from engine.plan.make import Planned
 from engine.plan.preflight import blocking, preflight
 from engine.plan.rules import Plan
@@ -60,14 +61,11 @@ def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
 # PLR0913: the parts a split model is made of
 def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Plan, spec: InputSpec,  # noqa: PLR0913
            device: torch.device) -> SplitModel | None:
-    """The cut below the first trainable group, when that group is neither the stem nor the head, caching is on, no
-    MixUp/CutMix needs the images, the head reads the final features and the activations of the plan's views fit
-    their share of the memory budget; None otherwise (the full forward runs), or when the model does not run as a
-    chain there."""
-    boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(groups) - 1)
-    mixing = cfg.regularisation.mixup or cfg.regularisation.cutmix
-    if not (cfg.runtime.cache_activations and 0 < boundary < len(groups) - 1 and not mixing
-            and plan.taps == (FINAL,) and not plan.flip_tta and plan.finetune_epochs):
+    """The cut below the first trainable group where the plan's rule wants one (`activation_cut`) and the activations
+    of its cached views fit their share of the memory budget; None otherwise (the full forward runs), or when the
+    model does not run as a chain there."""
+    boundary = activation_cut(cfg, plan)
+    if boundary is None:
         return None
     size = spec.input_size[-1]
     example = torch.zeros(1, spec.in_chans, size, size, device=device)
@@ -75,4 +73,4 @@ def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Pl
         split = SplitModel(model, groups, boundary, example)
     except ValueError:
         return None
-    return split if activations_fit(plan.n_train, plan.views, split.activation_bytes) else None
+    return split if activations_fit(plan.n_train, cached_views(cfg, plan), split.activation_bytes) else None

@@ -29,6 +29,7 @@ from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
 from engine.model.taps import TapModel
+from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
 from engine.train.views import Views, cache_views
 
@@ -189,11 +190,9 @@ def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
             step = "cache features of augmented views"
             learn.report(step, 0.0)
             images, batches = train_images(learn)
-            n_views = 1 if learn.plan.augment == "none" and not cfg.regularisation.random_erasing else \
-                max(1, learn.plan.views)  # as many as fit the memory budget; identical without augmentation
-            learn.views = cache_views(learn.model, learn.split, learn.spec, images, val_paths, n_views,
-                                      batches.seed_of, learn.device, learn.check_cancel,
-                                      progress=lambda f: learn.report(step, f))
+            learn.views = cache_views(learn.model, learn.split, learn.spec, images, val_paths,
+                                      cached_views(cfg, learn.plan), batches.seed_of, learn.device,
+                                      learn.check_cancel, progress=lambda f: learn.report(step, f))
             learn.report(step, 1.0)
         if phase == 1:
             return FeaturePath(learn.model, learn.views, cfg.optim.batch_size, learn.device)

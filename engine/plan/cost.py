@@ -1,0 +1,84 @@
+"""What a plan costs, for every strategy and for a person's edits: one function turns a plan and the forward pace the
+planner measured into seconds for each step the run takes, in the order it takes them:
+
+1. validating the starting head (epoch 0), when the head starts from the probe;
+2. caching the frozen part's output once: K augmented views of the training photos and the val photos, when a head
+   phase runs or phase 2 runs on cached activations;
+3. each phase-2 epoch, on cached activations (the trainable groups alone) or the full forward pass;
+4. the final scoring (val again unless no epoch trains, and the test split), and a fixed allowance for building and
+   saving.
+
+The same rules decide the trainer's path (`activation_cut`, `cached_views`), so the estimate and the run cannot
+disagree on which path a phase takes.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.model.cost import boundary_bytes, cached_epoch_seconds, epoch_seconds, forward_pace
+from engine.model.device import pick_device
+from engine.model.resources import activations_fit
+from engine.model.taps import FINAL
+from engine.plan.config import TrainConfig
+from engine.plan.rules import FIXED_S, Plan
+
+
+def activation_cut(cfg: TrainConfig, plan: Plan) -> int | None:
+    """The group at which phase 2 may run on cached activations (the first trainable one), or None for the full
+    forward: caching is on, that group is neither the stem nor the head, no MixUp/CutMix needs the images, the head
+    reads the final features without mirror averaging and phase 2 has epochs. Whether the activations fit their
+    memory share is checked on top (`runs_on_activations`, and the trainer on the real cut)."""
+    boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(plan.groups) - 1)
+    mixing = cfg.regularisation.mixup or cfg.regularisation.cutmix
+    wanted = (cfg.runtime.cache_activations and 0 < boundary < len(plan.groups) - 1 and not mixing
+              and plan.taps == (FINAL,) and not plan.flip_tta and plan.finetune_epochs > 0)
+    return boundary if wanted else None
+
+
+def cached_views(cfg: TrainConfig, plan: Plan) -> int:
+    """Augmented views of each training photo the frozen part is run on: one without augmentation (the views would be
+    identical), else as many as the plan's memory budget allowed."""
+    return 1 if plan.augment == "none" and not cfg.regularisation.random_erasing else max(1, plan.views)
+
+
+def runs_on_activations(cfg: TrainConfig, plan: Plan) -> bool:
+    """Whether phase 2 is expected to run on cached activations: a cut is wanted and its activations fit."""
+    cut = activation_cut(cfg, plan)
+    if cut is None:
+        return False
+    size = plan.input_spec["input_size"][-1]
+    return activations_fit(plan.n_train, cached_views(cfg, plan), boundary_bytes(plan.backbone, size, plan.groups[cut]))
+
+
+def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_s: float | None = None) -> Plan:
+    """`plan` with its costs filled in: `images_per_s` (the whole network's forward pace with decoding, as the probe
+    measured it; 0 when there was no probe: the measured forward pace of the architecture), the seconds of each step
+    and `estimate_s`, the whole run's (planning, `plan_s`, included)."""
+    size = plan.input_spec["input_size"][-1]
+    speed = images_per_s or forward_pace(plan.backbone, size, device)
+    views = 2 if plan.flip_tta else 1
+    ft = plan.finetune_epochs
+    trainable = [plan.groups[i] for i in plan.trainable if i < len(plan.groups) - 1]
+    on_activations = runs_on_activations(cfg, plan)
+    start_s = plan.n_val * views / speed if plan.head_init != "random" else 0.0
+    cache_s = (cached_views(cfg, plan) * plan.n_train + plan.n_val) / speed if plan.head_epochs or on_activations \
+        else 0.0
+    if not ft:
+        epoch_s = 0.0
+    elif on_activations:
+        epoch_s = cached_epoch_seconds(plan.backbone, size, trainable, plan.n_train, plan.n_val, device)
+    else:
+        epoch_s = epoch_seconds(plan.backbone, size, trainable, plan.n_train, plan.n_val, speed, views, device)
+    # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score
+    val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
+    score_s = (val_again + plan.n_test) * views / speed
+    planning = plan.plan_s if plan_s is None else plan_s
+    return replace(plan, images_per_s=round(speed, 2), start_s=round(start_s, 1), cache_s=round(cache_s, 1),
+                   finetune_epoch_s=round(epoch_s, 1), score_s=round(score_s, 1), plan_s=round(planning, 1),
+                   estimate_s=round(planning + start_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1))
+
+
+def edit_plan(cfg: TrainConfig, plan: Plan, **changes) -> Plan:
+    """`plan` with a person's edits (`Plan.edit`), its costs counted again at the pace it was planned at."""
+    new = plan.edit(**changes)
+    return new if new is plan else costed(cfg, new, plan.images_per_s, pick_device(cfg.runtime.device).type)

@@ -1,0 +1,70 @@
+"""What a plan costs: every step of every strategy counted, edits counted again, the same path rule as the trainer."""
+import pytest
+import torch
+
+from engine.model.cost import boundary_bytes
+from engine.model.cut import SplitModel
+from engine.model.device import pick_device
+from engine.plan.config import TrainConfig
+from engine.plan.cost import activation_cut, costed, edit_plan, runs_on_activations
+from engine.plan.make import get_plan
+from engine.plan.rules import FIXED_S
+from engine.train.build import build
+
+
+def _plan(folder, **kw):
+    cfg = TrainConfig.create(data=str(folder), backbone="resnet18", weights="none", **kw)
+    return cfg, get_plan(cfg)
+
+
+def _parts(p) -> float:
+    return p.plan_s + p.start_s + p.cache_s + p.finetune_epochs * p.finetune_epoch_s + p.score_s + FIXED_S
+
+
+def test_a_top_k_plan_counts_caching_its_views_and_its_epochs(tiny_folder):
+    cfg, planned = _plan(tiny_folder, strategy="top-k", head_epochs=1, finetune_epochs=2, views=2)
+    p = planned.plan
+    assert p.cache_s > 0 and p.finetune_epoch_s > 0 and p.start_s > 0 and p.images_per_s > 0
+    assert p.estimate_s == pytest.approx(_parts(p), abs=0.5)
+    more = costed(cfg, p.edit(), p.images_per_s, "cpu")  # the same plan, costed again: the same numbers
+    assert more.estimate_s == pytest.approx(p.estimate_s, abs=0.1)
+
+
+def test_a_plan_from_scratch_costs_its_epochs_at_the_measured_forward_pace(tiny_folder):
+    _, planned = _plan(tiny_folder, strategy="scratch", finetune_epochs=3)
+    p = planned.plan
+    assert p.head_init == "random" and p.start_s == 0 and p.images_per_s > 0
+    assert p.finetune_epoch_s > 0 and p.estimate_s >= 3 * p.finetune_epoch_s + FIXED_S
+
+
+def test_an_edit_is_costed_again(tiny_folder):
+    cfg, planned = _plan(tiny_folder, strategy="top-k", head_epochs=0, finetune_epochs=2)
+    p = planned.plan
+    longer = edit_plan(cfg, p, finetune_epochs=6)
+    assert longer.strategy == "custom"
+    assert longer.estimate_s == pytest.approx(p.estimate_s + 4 * p.finetune_epoch_s, abs=0.5)
+    assert edit_plan(cfg, p) is p  # no change, nothing counted again
+    frozen_head = edit_plan(cfg, p, head_epochs=2, finetune_epochs=0)  # now the head phase caches views
+    assert frozen_head.cache_s > 0 and frozen_head.finetune_epoch_s == 0
+
+
+def test_the_estimate_and_the_trainer_agree_on_the_path(tiny_folder):
+    cfg, planned = _plan(tiny_folder, strategy="top-k", head_epochs=0, finetune_epochs=1)
+    built = build(cfg, planned, pick_device())
+    assert activation_cut(cfg, planned.plan) is not None
+    assert runs_on_activations(cfg, planned.plan) == (built.split is not None) is True
+    mixing = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k",
+                                mixup=0.2)
+    assert activation_cut(mixing, planned.plan) is None  # MixUp needs the images: the full forward runs
+
+
+def test_the_cut_s_bytes_per_image_match_the_real_cut():
+    from engine.model.groups import layer_groups
+    from engine.model.weights import create_backbone
+    from engine.model.taps import FINAL, TapModel
+    backbone, _ = create_backbone("resnet18", "none")
+    model = TapModel(backbone, (FINAL,), 3)
+    groups = layer_groups(model)
+    boundary = len(groups) - 2  # the last stage
+    split = SplitModel(model, groups, boundary, torch.zeros(1, 3, 96, 96))
+    assert boundary_bytes("resnet18", 96, groups[boundary].name) == split.activation_bytes
