@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine import SAMPLE, TransferLabError, build_report, load_dataset, sub, viewable
+from engine import SAMPLE, TransferLabError, build_report, input_spec, load_dataset, sub, viewable
 from ui import charts
-from ui.state import data_root, dataset_path, remember, root_for
+from ui.state import backbone, data_root, dataset_path, remember, root_for
 
 st.title("1 · Data")
 st.caption("A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "
@@ -40,7 +40,7 @@ try:
 except TransferLabError as e:
     st.error(str(e))
     st.stop()
-report = build_report(ds)
+report = build_report(ds, input_size=input_spec(backbone()).input_size[-1])
 st.session_state["dataset_root"] = ds.root
 if st.session_state.get("in_chans_for") != ds.root:  # a new dataset starts from its own channel count
     st.session_state["in_chans"], st.session_state["in_chans_for"] = report.in_chans, ds.root

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import BANDS, TrainConfig, TransferLabError, band, catalogue_rows, load_dataset, plan_with_probe, shootout
+from engine import BANDS, TrainConfig, TransferLabError, band, catalogue_rows, load_data, plan_with_probe, shootout
 from ui import charts
 from ui.jobs import finished_job, polling
 from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key, root_for
@@ -71,8 +71,9 @@ chosen = st.multiselect("Backbones", available, default=available[:3], key="shoo
 skey = f"shootout|{path}|{','.join(chosen)}"
 if st.button("Run shoot-out", key="run_shootout") and chosen:
     try:
-        ds = load_dataset(path, root=root_for(path))
-        jobs.start(skey, lambda progress: shootout(ds, chosen, progress=progress))
+        cfg = TrainConfig.create(data=path, in_chans=in_chans(), data_root=root_for(path))
+        ds = load_data(cfg)  # split as the Probe above and every plan split it
+        jobs.start(skey, lambda progress: shootout(ds, chosen, progress=progress, in_chans=cfg.data.in_chans))
     except TransferLabError as e:
         st.error(str(e))
 

@@ -94,7 +94,7 @@ def show_plan(planned) -> None:
     st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
                     width="stretch", key="plan_strip")
     st.caption(f"Head on {plan.tap_label}; starts from {'the linear probe' if plan.head_init == 'probe' else 'random'}"
-               f"; augmentation {plan.augment}; about {plan.estimate_s:.0f} s in all; its caches need about "
+               f"; augmentation {plan.augment}; about {plan.run_s:.0f} s to run; its caches need about "
                f"{plan.ram_bytes / 1e9:.1f} GB of memory and {plan.disk_bytes / 1e9:.1f} GB of disk.")
     findings = preflight(plan)
     for f in findings:
@@ -219,7 +219,11 @@ def live() -> None:
         elif steps:
             c[2].metric("Training accuracy, this epoch so far", f"{steps[-1]['running_acc']:.1%}")
         if epochs[-1]["epoch"] > 0:
-            c[3].metric("Images / s, last epoch", f"{epochs[-1]['images_per_s']:.0f}")
+            on = phases[-1].get("path", "") if phases else ""
+            c[3].metric("Images / s, last epoch", f"{epochs[-1]['images_per_s']:.0f}",
+                        on if on.startswith("cached") else None, delta_color="off", delta_arrow="off",
+                        help="Training images per second. On cached features or activations the frozen part of the "
+                             "network is not run again, so this is far above a full forward pass.")
     charts_for(events, epochs, steps, phases, plan, state)
     if state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, state):
         st.session_state["_final_shown"] = (current, state)
@@ -239,7 +243,7 @@ def anyway(snap: dict) -> None:
         st.caption(f"Fine-tuning anyway is not possible for this run: {memo[current]}")
         return
     cfg, planned = memo[current]
-    minutes = max(1, round(planned.plan.estimate_s / 60))
+    minutes = max(1, round(planned.plan.run_s / 60))
     if st.button(f"Fine-tune anyway (about {minutes} min)", key="anyway"):
         new = runner.submit(cfg, name=f"{planned.plan.backbone}-finetune-anyway", planned=planned)
         st.session_state["_new_run"] = new

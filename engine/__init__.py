@@ -20,7 +20,8 @@ _API: dict[str, str] = {
     "load_dataset": "engine.data.dataset", "build_report": "engine.data.report", "viewable": "engine.data.imageio",
     "PRESETS": "engine.data.augment",
     # models
-    "get_entry": "engine.model.catalogue", "catalogue_rows": "engine.model.weights",
+    "get_entry": "engine.model.catalogue", "input_spec": "engine.model.catalogue",
+    "catalogue_rows": "engine.model.weights",
     "catalogue_table": "engine.model.weights", "MISSING": "engine.model.weights",
     "create_backbone": "engine.model.weights", "layer_groups": "engine.model.groups",
     "install_weights": "engine.model.weights", "fetch_weights": "engine.model.fetch",
@@ -33,7 +34,7 @@ _API: dict[str, str] = {
     "demo_config": "engine.plan.config", "ConfigError": "engine.plan.config",
     "Plan": "engine.plan.rules", "BANDS": "engine.plan.rules", "band": "engine.plan.rules",
     "group_labels": "engine.plan.rules",
-    "get_plan": "engine.plan.make", "plan_with_probe": "engine.plan.make",
+    "get_plan": "engine.plan.make", "plan_with_probe": "engine.plan.make", "load_data": "engine.plan.make",
     "finetune_anyway": "engine.plan.anyway", "kept_the_head": "engine.plan.anyway",
     "why_kept": "engine.plan.anyway", "edit_plan": "engine.plan.cost",
     "preflight": "engine.plan.preflight", "blocking": "engine.plan.preflight",
@@ -71,7 +72,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.data.imageio import viewable
     from engine.data.report import build_report
     from engine.errors import DataError, TransferLabError
-    from engine.model.catalogue import FAMILIES, get_entry
+    from engine.model.catalogue import FAMILIES, get_entry, input_spec
     from engine.model.fetch import fetch_weights, remote_file
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
@@ -88,7 +89,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from engine.plan.anyway import finetune_anyway, kept_the_head, why_kept
     from engine.plan.cost import edit_plan
-    from engine.plan.make import get_plan, plan_with_probe
+    from engine.plan.make import get_plan, load_data, plan_with_probe
     from engine.plan.preflight import blocking, preflight
     from engine.plan.rules import BANDS, Plan, band, group_labels
     from engine.probe.linear import probe

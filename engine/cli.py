@@ -10,7 +10,7 @@ import sys
 
 from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
-from engine.plan.config import BALANCE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
+from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
 from engine.service.console import StepClock, fit_in_thread, train_result
 
 CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
@@ -63,7 +63,9 @@ def _download_progress(size: int | None):
 def cmd_inspect(args: argparse.Namespace) -> int:
     from engine.data.dataset import load_dataset
     from engine.data.report import build_report
-    report = build_report(load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root))
+    from engine.model.catalogue import input_spec
+    report = build_report(load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root),
+                          input_size=input_spec(args.backbone).input_size[-1])
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -310,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     i.add_argument("--val", default=None)
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--allow-outside-root", action="store_true")
+    i.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the backbone the photos are for (its input size)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_inspect)
     pr = sub.add_parser("probe", help="the Probe page's probe: per stage, candidate heads and the recommendation "

@@ -90,6 +90,38 @@ def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
     assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "cancelled"
 
 
+def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_photos_again(tiny_folder, tmp_path,
+                                                                                            monkeypatch):
+    import engine.train.views as views_mod
+    from engine.data.batches import AugmentedImages
+    decodes = []
+    real_decode_all, real_load = AugmentedImages.decode_all, views_mod.load_images
+    monkeypatch.setattr(AugmentedImages, "decode_all", lambda self: decodes.append(len(self)) or real_decode_all(self))
+    monkeypatch.setattr(views_mod, "load_images", lambda *a, **k: decodes.append(len(a[1])) or real_load(*a, **k))
+    cfg = tiny_cfg(tiny_folder, head_epochs=1, finetune_epochs=2)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    token = CancelToken()
+    append = run.append
+
+    def stop_in_phase_2(ev):
+        append(ev)
+        if isinstance(ev, StepEnded) and ev.epoch == 3:
+            token.cancel()
+    run.append = stop_in_phase_2
+    trainer = Trainer(cfg, run, token)
+    assert trainer.fit()["status"] == "cancelled"
+    assert trainer.split is not None and decodes  # phase 2 ran on cached activations, computed from the photos
+    assert len(list(run.path.glob("views-*.pt"))) == 1  # kept for the resume
+    decodes.clear()
+    run.append = append
+    resumed = Trainer(cfg, run)
+    assert resumed.fit()["status"] == "finished"
+    assert decodes == []  # nothing decoded to cache again
+    steps = [e["name"] for e in run.events("setup")]
+    assert any(n.startswith("cache features of augmented views: reused") for n in steps)
+    assert not list(run.path.glob("views-*.pt"))  # a finished run keeps no cache
+
+
 def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch):
     cfg = tiny_cfg(tiny_folder)
     run = RunStore(tmp_path).create(cfg.to_dict())

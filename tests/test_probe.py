@@ -104,3 +104,22 @@ def test_cached_features_keep_the_speed_they_were_extracted_at_so_plans_still_co
                              finetune_epochs=2, views=1)
     plan = get_plan(cfg).plan  # its probe comes from the cache
     assert plan.finetune_epoch_s > 0 and plan.estimate_s > plan.finetune_epoch_s * 2
+
+
+def test_the_shootout_scores_a_backbone_as_the_probe_page_does(tiny_folder):
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import load_data, plan_with_probe
+    cfg = TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=5)
+    page_probe = plan_with_probe(cfg).probes[0]
+    row = shootout(load_data(cfg), ["tf_efficientnet_lite0"])["rows"][0]
+    assert row["accuracy"] == page_probe.accuracy  # the same split, input contract and features
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
+    from engine.probe.choose import _metric
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y, pred = rng.integers(0, 5, 40), rng.integers(0, 6, 40)  # predictions may name a class the labels lack
+        hand_written = np.mean([(pred[y == c] == c).mean() for c in np.unique(y)])  # the rule before sklearn's
+        assert _metric(y, pred, "balanced accuracy") == pytest.approx(hand_written)
+        assert _metric(y, pred, "accuracy") == pytest.approx((pred == y).mean())

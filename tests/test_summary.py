@@ -19,3 +19,13 @@ def test_the_header_of_a_run_without_a_plan_yet_uses_its_config():
 def test_one_sentence_instead_of_a_chart_with_one_point():
     assert "first of 3 training epochs" in no_epoch_sentence(0.91, PLAN, "running")
     assert no_epoch_sentence(0.91, {**PLAN, "finetune_epochs": 0}, "finished").startswith("No epoch was trained")
+
+
+def test_the_test_figure_in_words_says_why_it_is_missing():
+    from engine.serve.summary import test_phrase
+    scored = {"status": "finished", "test_accuracy": 0.9, "test_interval": [0.85, 0.94], "test_n": 161}
+    assert test_phrase(scored, {"n_test": 161}).startswith("90.0% on 161 test photos nothing was chosen on")
+    stopped = {"status": "cancelled", "test_accuracy": None}
+    assert test_phrase(stopped, {"n_test": 161}) == ("not scored: the run cancelled before scoring its test split "
+                                                     "(161 photos); resume it to finish")
+    assert test_phrase({"status": "finished", "cv_estimate": 0.8}, {"n_test": 0}).startswith("no test split")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from engine.data.dataset import Dataset
 
 IMBALANCE_WARN = 3.0
+UPSCALE_NOTE = 1.5  # photos whose median short side is this many times below the model's input size get a note
 
 
 @dataclass
@@ -33,9 +34,24 @@ class DatasetReport:
         return asdict(self)
 
 
+def upscale_note(ds: Dataset, input_size: int) -> str | None:
+    """A note when the photos are much smaller than the model's input (64 px tiles for a 224 px network): every one is
+    enlarged before training and prediction; None otherwise."""
+    sides = sorted(min(m.width, m.height) for m in ds.meta.values())
+    if not sides:
+        return None
+    median = sides[len(sides) // 2]
+    if median * UPSCALE_NOTE > input_size:
+        return None
+    return (f"The photos are small (median short side {median} px): each is enlarged {input_size / median:.1f}x to "
+            f"the {input_size} px the backbone reads, in training and in prediction alike. That adds no detail; "
+            f"pretrained features still work well on such tiles.")
+
+
 # C901: one check per health finding, in the report's order
-def build_report(ds: Dataset) -> DatasetReport:  # noqa: C901
-    """Computes the report from a loaded dataset (no file is read again)."""
+def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:  # noqa: C901
+    """Computes the report from a loaded dataset (no file is read again); `input_size`, the backbone's input side,
+    adds a note when the photos are much smaller."""
     counts: dict[str, dict[str, int]] = {}
     for split in ("train", "val", "test"):
         c = Counter(ds.classes[it.label] for it in ds.split(split))
@@ -74,6 +90,8 @@ def build_report(ds: Dataset) -> DatasetReport:  # noqa: C901
     if tiny:
         warnings.append(f"{len(tiny)} class(es) have fewer than 2 training images: {', '.join(tiny)}. "
                         f"Add images; these classes cannot be validated.")
+    if input_size and (note := upscale_note(ds, input_size)):
+        warnings.append(note)
     if ds.skipped:
         warnings.append(f"{len(ds.skipped)} file(s) were skipped as unreadable or not images (listed below).")
     if leakage:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections import Counter
 from typing import Callable
@@ -21,7 +20,7 @@ from engine.data.batch_augment import device_input, device_input_setting, pixel_
 from engine.data.dataset import Dataset, load_dataset
 from engine.data.spec import InputSpec
 from engine.errors import DataError
-from engine.model.catalogue import get_entry, has_batchnorm, input_spec, is_transformer
+from engine.model.catalogue import get_entry, has_batchnorm, is_transformer
 from engine.model.cost import epoch_seconds
 from engine.model.device import pick_device
 from engine.model.resources import head_dim, plan_bytes, views_that_fit
@@ -34,20 +33,10 @@ from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR,
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
 from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
-from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe
+from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe, spec_for
 
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 Step = Callable[[str, float], None]
-
-
-def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
-    """The backbone's input contract; without the centre crop when the photos are no larger than the resize before
-    it, so cropping would only throw away their borders (64 px satellite tiles, 256 px leaf photos)."""
-    spec = input_spec(backbone, in_chans)
-    sides = [min(m.width, m.height) for m in ds.meta.values()]
-    if sides and float(np.median(sides)) <= math.floor(spec.input_size[-1] / spec.crop_pct):
-        return spec.whole_image()
-    return spec
 
 
 def plan_key(cfg: TrainConfig, fingerprint: str) -> str:
@@ -95,7 +84,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
-        return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], ""), ds, None, [])
+        return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "",
+                                elapsed=time.perf_counter() - t0), ds, None, [])
     early, decided = None, {}
     if cfg.optim.strategy == "auto":  # the run's length, for the time left it shows: first from the probe's pace,
         def early(speed: float, probe_end: float) -> None:  # which also decides the other probes (made once)
@@ -108,8 +98,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
         getattr(step, "expect", lambda s: None)(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
-        return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], ""), ds, p.head,
-                       probes)
+        return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], "",
+                                elapsed=time.perf_counter() - t0), ds, p.head, probes)
     budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0])
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)

@@ -121,6 +121,11 @@ class Plan:
         return [i for i, f in enumerate(self.frozen) if not f]
 
     @property
+    def run_s(self) -> float:
+        """The run's seconds once the plan exists (its estimate less the planning already done)."""
+        return max(0.0, self.estimate_s - self.plan_s)
+
+    @property
     def total_epochs(self) -> int:
         return self.head_epochs + self.finetune_epochs
 

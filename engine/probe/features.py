@@ -65,22 +65,6 @@ class FeatureSet:
         return next(iter(self.arrays.values())).shape[1]
 
 
-class _NpyWriter:
-    """Writes an .npy file of known shape row block by row block, so the whole array is never in memory."""
-
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype=np.float32):
-        self.f = open(path, "wb")
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(self.f, header)
-        self.dtype = dtype
-
-    def write(self, block: np.ndarray) -> None:
-        self.f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
-
-    def close(self) -> None:
-        self.f.close()
-
-
 # PLR0913: every input the cache key depends on
 def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str,  # noqa: PLR0913
                 views: int) -> str:
@@ -109,7 +93,7 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
     n = len(image_paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     taps = tuple(range(len(tap_dims(catalogue_name(model))[0]))) + (FINAL,)
-    writers: dict[int, _NpyWriter] = {}
+    arrays: dict[int, np.memmap] = {}  # .npy files written block by block: the whole array is never in memory
     try:
         with autocast(device):
             for start in range(0, n, batch_size):
@@ -121,15 +105,16 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
                 feats = tap_features(model, xs, taps)
                 for tap, f in zip(taps, feats):
                     f = f.float().cpu().numpy().reshape(views, len(chunk), -1).transpose(1, 0, 2)
-                    if tap not in writers:
-                        writers[tap] = _NpyWriter(out_dir / f"{_name(tap)}.npy", (n, views, f.shape[2]))
-                    writers[tap].write(f)
+                    if tap not in arrays:
+                        arrays[tap] = np.lib.format.open_memmap(out_dir / f"{_name(tap)}.npy", mode="w+",
+                                                                dtype=np.float32, shape=(n, views, f.shape[2]))
+                    arrays[tap][start:start + len(chunk)] = f
                 if progress:
                     progress(start + len(chunk), n)
     finally:
-        for w in writers.values():
-            w.close()
-    return tuple(writers)
+        for a in arrays.values():
+            a.flush()
+    return tuple(arrays)
 
 
 def load_cached(key: str) -> FeatureSet | None:

@@ -5,6 +5,7 @@ choice of the head (`engine.probe.choose`) and its fit is where every pretrained
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -120,6 +121,16 @@ class ProbeResult:
         d = {k: v for k, v in asdict(self).items() if k not in ("head", "features", "weights", "input_spec")}
         d.update(weights=self.weights.to_dict(), input_spec=self.input_spec.to_dict())
         return d
+
+
+def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
+    """The backbone's input contract; without the centre crop when the photos are no larger than the resize before
+    it, so cropping would only throw away their borders (64 px satellite tiles, 256 px leaf photos)."""
+    spec = input_spec(backbone, in_chans)
+    sides = [min(m.width, m.height) for m in ds.meta.values()]
+    if sides and float(np.median(sides)) <= math.floor(spec.input_size[-1] / spec.crop_pct):
+        return spec.whole_image()
+    return spec
 
 
 # PLR0913: progress and cancel travel apart until one Progress protocol

@@ -6,11 +6,13 @@ from typing import Callable
 from engine.data.dataset import Dataset
 from engine.errors import TransferLabError
 from engine.model.catalogue import get_entry
-from engine.probe.linear import probe
+from engine.probe.linear import probe, spec_for
 
 
-def shootout(ds: Dataset, backbones: list[str], progress: Callable[[str, float], None] | None = None) -> dict:
-    """Probes each backbone (final features) and ranks them.
+def shootout(ds: Dataset, backbones: list[str], progress: Callable[[str, float], None] | None = None,
+             in_chans: int = 3) -> dict:
+    """Probes each backbone (final features, each with its input contract for these photos, as a plan probes it) and
+    ranks them.
 
     A backbone that fails (no weights, say) gets a row with its reason instead of stopping the others.
 
@@ -22,7 +24,7 @@ def shootout(ds: Dataset, backbones: list[str], progress: Callable[[str, float],
         if progress:
             progress(f"probe {name}", i / len(backbones))
         try:
-            r = probe(ds, name, per_stage=False)
+            r = probe(ds, name, per_stage=False, in_channels=in_chans, spec=spec_for(ds, name, in_chans))
             rows.append({"backbone": name, "accuracy": r.accuracy, "seconds": r.seconds, "params_m": r.params_m,
                          "weights": r.weights.source, "problem": ""})
         except TransferLabError as e:

@@ -18,6 +18,7 @@ from engine.data.decode import load_images
 from engine.data.spec import to_tensor
 from engine.runs.store import Run
 from engine.serve.evaluate import load_run_model
+from engine.serve.summary import test_phrase
 
 
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
@@ -42,7 +43,8 @@ def model_card(run: Run) -> dict:
             "std": spec.get("std"),
             "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
             "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy",
-                                                    "test_accuracy", "test_interval", "test_n")},
+                                                    "test_accuracy", "test_interval", "test_n", "cv_estimate")},
+            "status": metrics.get("status") or run.status().get("state"),
             "strategy": plan.get("strategy"), "taps": plan.get("taps"), "flip_tta": plan.get("flip_tta"),
             "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
             "in_chans": (spec.get("input_size") or [3])[0],
@@ -57,9 +59,7 @@ def model_card_markdown(run: Run) -> str:
     card = model_card(run)
     m = card["metrics"]
     w = card.get("weights") or {}
-    test = (f"**{m['test_accuracy']:.1%}** on {m['test_n']} test photos nothing was chosen on "
-            f"(95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%})"
-            if m.get("test_accuracy") is not None else "no test split (too little data)")
+    test = test_phrase({**m, "status": card["status"]}, run.read_json("plan.json") or {})
     classes = card.get("classes") or []
     return "\n".join([
         f"### Model card · run {card['run_id']}",

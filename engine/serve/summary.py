@@ -20,6 +20,21 @@ def run_header(config: dict, plan: dict) -> str:
     return " · ".join(x for x in (name, f"{sizes} photos" if sizes else "", backbone, strategy) if x)
 
 
+def test_phrase(metrics: dict, plan: dict) -> str:
+    """The run's test figure in words (model card, CLI): the accuracy with its interval; or why there is none: the
+    run stopped before scoring the test split it has, or the data was too small to hold one out."""
+    if metrics.get("test_accuracy") is not None:
+        lo, hi = metrics["test_interval"]
+        return (f"{metrics['test_accuracy']:.1%} on {metrics['test_n']} test photos nothing was chosen on (95% "
+                f"interval {lo:.1%}–{hi:.1%})")
+    if plan.get("n_test"):
+        return (f"not scored: the run {metrics.get('status') or 'stopped'} before scoring its test split "
+                f"({plan['n_test']} photos); resume it to finish")
+    if metrics.get("cv_estimate") is not None:
+        return f"no test split (too little data); cross-validated estimate {metrics['cv_estimate']:.1%}"
+    return "no test split (too little data)"
+
+
 def no_epoch_sentence(start_acc: float, plan: dict, state: str) -> str:
     """What the curves would show when only the starting head (epoch 0) has been scored: one sentence instead of an
     axis with a single point."""

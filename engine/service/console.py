@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+from engine.serve.summary import test_phrase
+
 RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
                "test_interval", "test_n", "test_source", "cv_estimate", "probe_accuracy", "head_accuracy", "seconds",
                "error")
@@ -63,11 +65,7 @@ def train_result(run, as_json: bool) -> int:
     if as_json:
         print(json.dumps(out, indent=2))
     else:
-        test = (f"test accuracy {out['test_accuracy']:.1%} (95% interval {out['test_interval'][0]:.1%}–"
-                f"{out['test_interval'][1]:.1%}, {out['test_n']} photos nothing was chosen on)"
-                if out["test_accuracy"] is not None else
-                f"no test split; cross-validated estimate {out['cv_estimate']:.1%}" if out.get("cv_estimate") else
-                "no test split")
+        test = f"test accuracy {test_phrase(m, run.read_json('plan.json') or {})}"
         print(f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
               f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
               f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")

@@ -217,6 +217,10 @@ class Checkpoints(Callback):
             "step": learn.step, "best_acc": learn.best[0], "best_epoch": learn.best[1],
             "rng": torch.random.get_rng_state(), "events_offset": learn.run.events_offset()})
 
+    def after_fit(self, learn: "Trainer") -> None:
+        for stored in learn.run.path.glob("views-*.pt"):  # kept for a resume; a finished run needs them no more
+            stored.unlink(missing_ok=True)
+
 
 def restore(learn: "Trainer", ck: dict | None) -> int:
     """Loads the last checkpoint into the trainer (model, optimiser, step, best, random state); returns its epoch, or
@@ -246,7 +250,7 @@ class StartingModel(Callback):
                                grad_norm=[0.0] * len(learn.groups), drift=[0.0] * len(learn.groups))
         step, plan = "validate the starting model", learn.plan
         # the rest of the run (epochs, scoring) is estimated at the speed this validation shows, not the probe's
-        learn.report.expect_after(step, plan.estimate_s - plan.plan_s - plan.start_s, plan.start_s or None)
+        learn.report.expect_after(step, plan.run_s - plan.start_s, plan.start_s or None)
         learn.report(step, 0.0)
         learn.validate(FullPath(learn.model, None, None, learn.spec, [it.path for it in learn.ds.val], learn.device,
                                 learn.ytr), progress=lambda f: learn.report(step, f))

@@ -81,7 +81,7 @@ class Trainer:
             self.report("load and check data", 0.0)
             self.planned = load_planned(self.run.path, load_data(cfg))
             self.report("load and check data", 1.0)
-        self.report.expect(self.planned.plan.estimate_s - self.planned.plan.plan_s)
+        self.report.expect(self.planned.plan.run_s)
         torch.manual_seed(cfg.runtime.seed)  # the new head's initialisation and dropout masks follow the run's seed
         b = build(cfg, self.planned, self.device)  # refuses a plan that fails preflight
         self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split, self.classes = (

@@ -31,7 +31,7 @@ from engine.model.device import autocast, to_device
 from engine.model.taps import TapModel
 from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
-from engine.train.views import Views, cache_views
+from engine.train.views import Views, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
 
@@ -184,16 +184,10 @@ def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], de
 def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
     """The path `phase` of the trainer `learn` runs on: cached features for the head, cached activations when the
     model is cut at a frozen boundary, else the full forward. Cached views are computed on first use."""
-    cfg, val_paths = learn.cfg, [it.path for it in learn.ds.val]
+    cfg = learn.cfg
     if phase == 1 or learn.split is not None:
         if learn.views is None:
-            step = "cache features of augmented views"
-            learn.report(step, 0.0)
-            images, batches = train_images(learn)
-            learn.views = cache_views(learn.model, learn.split, learn.spec, images, val_paths,
-                                      cached_views(cfg, learn.plan), batches.seed_of, learn.device,
-                                      learn.check_cancel, progress=lambda f: learn.report(step, f))
-            learn.report(step, 1.0)
+            learn.views = run_views(learn)
         if phase == 1:
             return FeaturePath(learn.model, learn.views, cfg.optim.batch_size, learn.device)
         boundary = learn.groups[next(i for i, f in enumerate(learn.plan.frozen) if not f)].name
@@ -201,6 +195,7 @@ def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
     reg = cfg.regularisation
     mix = Mixup(mixup_alpha=reg.mixup, cutmix_alpha=reg.cutmix, num_classes=len(learn.classes),
                 label_smoothing=reg.label_smoothing) if reg.mixup or reg.cutmix else None
+    val_paths = [it.path for it in learn.ds.val]
     images, batches = train_images(learn)
     pixels, augment = None, None
     if device_input(learn.device, learn.plan.augment):  # decoded once, augmented in batches on the device
@@ -211,6 +206,31 @@ def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
         learn.report(step, 1.0)
         augment = BatchAugment(learn.spec, learn.plan.augment, cfg.regularisation.random_erasing)
     return FullPath(learn.model, images, batches, learn.spec, val_paths, learn.device, learn.ytr, mix, pixels, augment)
+
+
+def run_views(learn) -> Views:
+    """The frozen part's output for this run: read back from the run folder when an earlier attempt of the same run
+    completed it (a resume; the frozen part has not changed since), else computed now and kept there until the run
+    finishes."""
+    step = "cache features of augmented views"
+    plan, cut = learn.plan, None if learn.split is None else learn.split.index
+    key = views_key({"data": plan.fingerprint, "backbone": plan.backbone, "weights": learn.weights.sha256,
+                     "spec": plan.input_spec, "taps": plan.taps, "flip": plan.flip_tta, "cut": cut,
+                     "views": cached_views(learn.cfg, plan), "augment": plan.augment, "seed": learn.cfg.runtime.seed,
+                     "erasing": learn.cfg.regularisation.random_erasing})
+    store = learn.run.path / f"views-{key}.pt" if learn.run is not None and learn.world == 1 else None
+    if store is not None and (views := load_views(store)) is not None:
+        learn.report(f"{step}: reused, complete from the stopped attempt", 1.0)
+        return views
+    learn.report(step, 0.0)
+    images, batches = train_images(learn)
+    views = cache_views(learn.model, learn.split, learn.spec, images, [it.path for it in learn.ds.val],
+                        cached_views(learn.cfg, plan), batches.seed_of, learn.device, learn.check_cancel,
+                        progress=lambda f: learn.report(step, f))
+    if store is not None:
+        save_views(store, views)
+    learn.report(step, 1.0)
+    return views
 
 
 def train_images(learn) -> tuple[AugmentedImages, EpochBatches]:

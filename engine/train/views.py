@@ -3,10 +3,15 @@ views of the train images and of the val images, so that training epochs run onl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
+
+from engine.paths import atomic_write
 
 from engine.data.batches import AugmentedImages
 from engine.data.decode import load_images
@@ -24,6 +29,28 @@ class Views:
     val_feats: torch.Tensor
     train_acts: torch.Tensor | None
     val_acts: torch.Tensor | None
+
+
+def views_key(produced_by: dict) -> str:
+    """A short key of what produced a set of cached views (data, weights, input contract, cut, views, seed)."""
+    return hashlib.sha256(json.dumps(produced_by, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_views(path: Path, views: Views) -> None:
+    """Writes `views` to `path` (atomically), so a resumed attempt of the run need not compute them again."""
+    tensors = {k: v.contiguous() for k, v in asdict(views).items() if v is not None}
+    atomic_write(path, lambda f: torch.save(tensors, f))
+
+
+def load_views(path: Path) -> Views | None:
+    """The views stored at `path` (memory-mapped), or None when there are none or the file is not a complete set."""
+    if not path.exists():
+        return None
+    try:
+        t = torch.load(path, weights_only=True, mmap=True)
+        return Views(t["train_feats"], t["val_feats"], t.get("train_acts"), t.get("val_acts"))
+    except (OSError, RuntimeError, KeyError, EOFError):
+        return None
 
 
 def frozen_forward(model: TapModel, split: SplitModel | None, x: torch.Tensor
