@@ -29,12 +29,15 @@ from engine import (
     why_kept,
 )
 from ui import charts
-from ui.state import backbone, dataset_path, get_jobs, get_runner, in_chans, remember, root_for
+from ui.state import (backbone, dataset_path, draft, get_jobs, get_runner, in_chans, keep_choices, keep_draft,
+                      remember, restore_choices, root_for)
 
 st.title("4 · Train")
 runner, jobs = get_runner(), get_jobs()
 path, name = dataset_path(), backbone()
 
+NEW_RUN_CHOICES = {"strategy": [s for s in STRATEGIES if s != "custom"], "budget": range(30, 36001),
+                   "augment": ["from the plan", *PRESETS], "balance": list(BALANCE)}
 LOSS_CAPTION = ("Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
                 "not, so validation can sit below training; what matters is that both fall and do not drift apart.")
 GRAD_CAPTION = ("Gradient norm per group, averaged over the epoch's steps (log scale): how hard each trainable group "
@@ -72,11 +75,12 @@ def show_plan(planned) -> None:
     if applied:
         plan = edit_plan(cfg, plan, lrs=tuple(lr * applied / plan.lrs[-1] for lr in plan.lrs))
     st.info(plan.reason)
+    shown = draft(plan_key) or plan  # this tab's edits survive a reload
     c = st.columns(3)
-    head_lr = c[0].number_input("Head learning rate (phase 1)", 1e-6, 1.0, float(plan.head_lr), format="%.0e",
+    head_lr = c[0].number_input("Head learning rate (phase 1)", 1e-6, 1.0, float(shown.head_lr), format="%.0e",
                                 key=f"head_lr|{plan_key}", help="the rate of the head-only phase")
-    head_epochs = c[1].number_input("Head epochs (phase 1)", 0, 500, plan.head_epochs, key=f"he|{plan_key}")
-    ft_epochs = c[2].number_input("Fine-tune epochs (phase 2)", 0, 500, plan.finetune_epochs, key=f"fe|{plan_key}")
+    head_epochs = c[1].number_input("Head epochs (phase 1)", 0, 500, shown.head_epochs, key=f"he|{plan_key}")
+    ft_epochs = c[2].number_input("Fine-tune epochs (phase 2)", 0, 500, shown.finetune_epochs, key=f"fe|{plan_key}")
     st.caption("Per group, phase 2 (fine-tuning): untick 'frozen' to train a group (it gets the rate the decay rule "
                "implies), or change a rate. Any edit makes the plan custom.")
     frozen, lrs = [], []
@@ -84,11 +88,12 @@ def show_plan(planned) -> None:
         row = st.columns([2, 3, 1, 2], vertical_alignment="center")
         row[0].write(f"**{label}**")
         row[1].caption(group)
-        frozen.append(row[2].checkbox("frozen", plan.frozen[i], key=f"frozen|{plan_key}|{i}"))
-        lrs.append(row[3].number_input("rate", 0.0, 1.0, float(plan.lrs[i]), format="%.0e", key=f"lr|{plan_key}|{i}|"
+        frozen.append(row[2].checkbox("frozen", shown.frozen[i], key=f"frozen|{plan_key}|{i}"))
+        lrs.append(row[3].number_input("rate", 0.0, 1.0, float(shown.lrs[i]), format="%.0e", key=f"lr|{plan_key}|{i}|"
                                        f"{applied}", label_visibility="collapsed", disabled=frozen[-1]))
     plan = edit_plan(cfg, plan, frozen=tuple(frozen), lrs=tuple(lrs), head_lr=float(head_lr),
                      head_epochs=int(head_epochs), finetune_epochs=int(ft_epochs))
+    keep_draft(plan_key, plan if plan.edited else None)
     if plan.edited:
         st.warning(f"Strategy: **custom** (edited from {planned.plan.strategy}); the run is named for it.")
     st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
@@ -139,6 +144,7 @@ def lr_range_view(key: str, plan_key: str) -> None:
 with st.expander("New run: the plan", expanded=current is None):
     st.write(f"Dataset **{path}** · backbone **{name}**" + (f" · **{in_chans()} channels** (first convolution "
              f"adapted from RGB)" if in_chans() != 3 else ""))
+    restore_choices(NEW_RUN_CHOICES)  # a reload keeps the choices below (they are in the URL)
     c = st.columns(4)
     strategy = c[0].selectbox("Strategy", [s for s in STRATEGIES if s != "custom"], key="strategy",
                               help="auto chooses by evidence within the time budget; the others follow fixed rules. "
@@ -147,6 +153,7 @@ with st.expander("New run: the plan", expanded=current is None):
                                disabled=strategy != "auto")
     augment = c[2].selectbox("Augmentation", ["from the plan", *PRESETS], key="augment")
     balance = c[3].selectbox("Imbalance", list(BALANCE), key="balance")
+    keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
                              data_root=root_for(path),
                              budget=float(budget) if strategy == "auto" else None,

@@ -98,6 +98,29 @@ def test_editing_the_table_renames_the_strategy_and_gives_the_implied_rate(monke
     runner.cancel(at.session_state["run_id"])
 
 
+def test_a_reload_keeps_the_new_run_s_choices_and_the_plan_being_edited(monkeypatch, tmp_path, tiny_folder):
+    use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
+    at = page("train.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    at.selectbox(key="balance").set_value("sampler").run()
+    plan_key = _make_plan(at, "top-k")
+    at.number_input(key=f"fe|{plan_key}").set_value(7).run()
+    assert any("custom" in w.value for w in at.warning)
+    url = dict(at.query_params)
+    assert url["strategy"] == "top-k" and url["balance"] == "sampler" and url["draft"]
+
+    reloaded = page("train.py")  # a new session from the same URL
+    for key, value in url.items():
+        reloaded.query_params[key] = value
+    reloaded.session_state["dataset"] = str(tiny_folder)
+    reloaded.run()
+    assert reloaded.selectbox(key="strategy").value == "top-k" and reloaded.selectbox(key="balance").value == "sampler"
+    assert not reloaded.exception
+    assert reloaded.number_input(key=f"fe|{plan_key}").value == 7  # the stored plan, with this tab's edit
+    assert any("custom" in w.value for w in reloaded.warning)
+
+
 def test_a_plan_for_other_data_is_never_previewed(monkeypatch, tmp_path, tiny_folder, bad_corpus):
     use_runner(monkeypatch, RunStore(tmp_path / "runs"))
     at = page("train.py")

@@ -114,6 +114,23 @@ def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_pro
     assert first.run_eta_s == pytest.approx(first.eta_s + rest, abs=0.15)  # the probe's own time left + the rest
 
 
+def test_a_fixed_strategy_tells_the_rest_of_its_run_while_its_probe_runs(carved, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # no cached features: the probe extracts them
+    told = []
+
+    class Reporter:
+        def __call__(self, name: str, fraction: float) -> None:
+            pass
+
+        def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
+            told.append((name, rest_s))
+
+    planned = get_plan(cfg(carved, strategy="top-k", head_epochs=1, finetune_epochs=2), Reporter())
+    assert told and told[0][0] == "probe tf_efficientnet_lite0"
+    plan = planned.plan  # costed after the probe: the same rest, at the pace the whole probe measured
+    assert told[0][1] == pytest.approx(plan.run_s, rel=0.5) and plan.cache_s > 0
+
+
 def test_a_bad_device_input_setting_is_refused_before_any_probe(tiny_folder, monkeypatch):
     from engine.plan import make
     monkeypatch.setenv("TRANSFERLAB_DEVICE_INPUT", "yes")

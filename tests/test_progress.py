@@ -84,6 +84,18 @@ def test_after_a_planned_step_the_rest_is_scaled_by_its_pace(clock):
     assert log.events[-1].run_eta_s == pytest.approx(12.0)
 
 
+def test_only_the_forward_passes_after_a_planned_step_follow_its_pace(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0)
+    report.expect_after("validate", rest_s=30.0, planned_s=10.0, fixed_s=100.0)  # 100 s of epochs: as planned
+    report("validate", 0.0)
+    clock.now = 0.5
+    report("validate", 0.1)
+    clock.now = 2.5
+    report("validate", 0.5)  # half the plan's pace: the 30 s of passes take 15 s, the epochs still 100 s
+    assert log.events[-1].run_eta_s == pytest.approx(2.5 + 15.0 + 100.0)
+
+
 def test_an_unplanned_step_adds_the_rest_unscaled(clock):
     log = Log()
     report = SetupProgress(log, min_interval=0.0)

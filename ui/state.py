@@ -3,11 +3,12 @@ keeps them across a reload."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import streamlit as st
 
-from engine import ARM_TEXT, DEFAULT_BACKBONE, SAMPLE, Jobs, Runner, home, lesson_configs
+from engine import ARM_TEXT, DEFAULT_BACKBONE, SAMPLE, Jobs, Plan, Runner, home, lesson_configs
 
 PAGES = [("home.py", "Home", ""), ("lesson.py", "Why transfer works", "Lesson"), ("data.py", "1 Data", "Data"),
          ("backbone.py", "2 Backbone", "Backbone"),
@@ -84,6 +85,50 @@ def lesson_ids() -> dict[str, str]:
     if ids:  # in the URL of the page that shows them (switching pages drops the query), so a reload keeps them
         st.query_params["lesson"] = ",".join(f"{arm}:{rid}" for arm, rid in ids.items())
     return ids
+
+
+def restore_choices(options: dict[str, object]) -> None:
+    """Widget values from the URL after a reload (before the widgets are drawn), each only when it is one of its
+    widget's `options`; a number's options are a range."""
+    for key, allowed_values in options.items():
+        raw = st.query_params.get(key)
+        if key in st.session_state or raw is None:
+            continue
+        value = int(raw) if isinstance(allowed_values, range) and raw.isdigit() else raw
+        if value in allowed_values:
+            st.session_state[key] = value
+
+
+def keep_choices(keys) -> None:
+    """The current values of the widgets `keys` in the URL, so a reload keeps them (`restore_choices`)."""
+    for key in keys:
+        if key in st.session_state:
+            st.query_params[key] = str(st.session_state[key])
+
+
+@st.cache_resource
+def _drafts() -> dict[tuple[str, str], Plan]:
+    return {}
+
+
+def _draft_token() -> str:
+    """This browser tab's token for its drafts, in the URL so that a reload finds them."""
+    token = st.query_params.get("draft") or st.session_state.setdefault("_draft", uuid.uuid4().hex[:10])
+    st.query_params["draft"] = token
+    return token
+
+
+def draft(plan_key: str) -> Plan | None:
+    """The plan this browser tab was editing under `plan_key`, kept across a reload; None when it edited none."""
+    return _drafts().get((_draft_token(), plan_key))
+
+
+def keep_draft(plan_key: str, plan: Plan | None) -> None:
+    """Keeps this tab's edited plan under `plan_key` (None: the plan is as made, nothing to keep)."""
+    if plan is None:
+        _drafts().pop((_draft_token(), plan_key), None)
+    else:
+        _drafts()[(_draft_token(), plan_key)] = plan
 
 
 def remember(**values: str) -> None:

@@ -86,12 +86,16 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     if cfg.optim.strategy == "scratch":
         return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "",
                                 elapsed=time.perf_counter() - t0), ds, None, [])
-    early, decided = None, {}
+    decided: dict = {}
     if cfg.optim.strategy == "auto":  # the run's length, for the time left it shows: first from the probe's pace,
         def early(speed: float, probe_end: float) -> None:  # which also decides the other probes (made once)
             rest = forecast(cfg, ds, Pace(cfg.backbone, spec.input_size[-1], speed), probe_end - t0, spec_for)
             decided["others"] = rest.others
             getattr(step, "expect_after", lambda *a: None)(f"probe {cfg.backbone}", rest.left_s)
+    else:  # a fixed strategy's plan does not depend on the probe's result: costed at its pace, the rest is known
+        def early(speed: float, probe_end: float) -> None:
+            rest = _resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "", speed=speed)
+            getattr(step, "expect_after", lambda *a: None)(f"probe {cfg.backbone}", rest.estimate_s)
     probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel, early)]
     if cfg.optim.strategy == "auto":  # then as the whole probe measured it
         fc = forecast(cfg, ds, Pace.of(probes[0]), time.perf_counter() - t0, spec_for, decided.get("others"))

@@ -249,8 +249,10 @@ class StartingModel(Callback):
         learn.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0,
                                grad_norm=[0.0] * len(learn.groups), drift=[0.0] * len(learn.groups))
         step, plan = "validate the starting model", learn.plan
-        # the rest of the run (epochs, scoring) is estimated at the speed this validation shows, not the probe's
-        learn.report.expect_after(step, plan.run_s - plan.start_s, plan.start_s or None)
+        # the rest of the run's forward passes (caching, scoring) at the speed this validation shows, not the probe's;
+        # the epochs as planned (their steps are measured once they run)
+        passes = plan.cache_s + plan.score_s
+        learn.report.expect_after(step, passes, plan.start_s or None, max(0.0, plan.run_s - plan.start_s - passes))
         learn.report(step, 0.0)
         learn.validate(FullPath(learn.model, None, None, learn.spec, [it.path for it in learn.ds.val], learn.device,
                                 learn.ytr), progress=lambda f: learn.report(step, f))

@@ -18,18 +18,20 @@ class SetupProgress:
         self.name, self.started, self.last = "", 0.0, 0.0
         self.seen: list[tuple[float, float]] = []  # (time, fraction) of the step's reports past 0
         self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
-        self.after: tuple[str, float, float | None] | None = None  # (step, seconds after it, its planned seconds)
+        self.after: tuple[str, float, float | None, float] | None = None  # (step, seconds after it that scale with
+        # its pace, its planned seconds, seconds after it that do not)
 
     def expect(self, seconds: float | None) -> None:
         """The rest of the run is expected to take `seconds` from now (auto's budget before its plan exists, then the
         plan's estimate, then the final scoring's)."""
         self.deadline, self.after = None if seconds is None else time.perf_counter() + seconds, None
 
-    def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
-        """Once step `name` ends, the run needs `rest_s` more. While it runs, the run's time left is the step's own
-        (from its pace) plus `rest_s`; with `planned_s`, the step's planned length, `rest_s` is scaled by how the
-        step's pace compares with the plan's (the steps after it run at the same speed: forward passes)."""
-        self.after = (name, rest_s, planned_s)
+    def expect_after(self, name: str, rest_s: float, planned_s: float | None = None, fixed_s: float = 0.0) -> None:
+        """Once step `name` ends, the run needs `rest_s + fixed_s` more. While it runs, the run's time left is the
+        step's own (from its pace) plus that; with `planned_s`, the step's planned length, `rest_s` is scaled by how
+        the step's pace compares with the plan's (the steps after it that are forward passes like it: caching,
+        scoring), `fixed_s` is not (training epochs, whose pace the trainer measures once they run)."""
+        self.after = (name, rest_s, planned_s, fixed_s)
 
     def _step_eta(self, now: float, fraction: float) -> float | None:
         """The step's time left at its recent pace: over the last two thirds of its progress since its first report (a
@@ -57,8 +59,8 @@ class SetupProgress:
         eta = None if eta is None or not math.isfinite(eta) else round(eta, 1)
         run_eta = None if self.deadline is None else round(max(self.deadline - now, eta or 0.0), 1)
         if self.after is not None and self.after[0] == name and eta is not None:
-            _, rest, planned = self.after
-            rest *= (now - self.started + eta) / planned if planned else 1.0  # the step's projected length / plan's
+            _, rest, planned, fixed = self.after
+            rest = rest * ((now - self.started + eta) / planned if planned else 1.0) + fixed  # projected / planned
             run_eta = round(eta + rest, 1)
             if fraction >= 1:  # the step is over: what remains is a deadline again
                 self.deadline, self.after = now + rest, None
