@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from engine import paths
 from engine.model.catalogue import build_model
 from engine.model.groups import layer_groups
+from engine.model.taps import FINAL, TapModel
 
 
 @functools.cache
@@ -104,21 +105,36 @@ def epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_va
     return n_train * (1 / images_per_s + backward) + n_val * val_views / images_per_s
 
 
+class _Reached(Exception):
+    """Stops a meta-device forward pass once the cut's input is known."""
+
+
 @functools.cache
-def boundary_bytes(name: str, size: int, group: str) -> int:
-    """Bytes of one image's float32 activation at the input of layer group `group` of architecture `name` (what a
-    cut there caches per image), from a forward pass on the meta device: no weights, no compute."""
+def boundary_bytes(name: str, size: int, group: str) -> int | None:
+    """Bytes of one image's float32 activation at the input of layer group `group` of the model a plan trains (the
+    backbone `name` with its head, as `TapModel` groups it): what a cut there caches per image, from a forward pass on
+    the meta device: no weights, no compute. None when the forward pass never reaches the group as a module call
+    (then no cut is made there: `SplitModel` needs a chain)."""
     with torch.device("meta"):
-        model = build_model(name, pretrained=False)
+        model = TapModel(build_model(name, pretrained=False), (FINAL,), 2)
         first = next(g for g in layer_groups(model) if g.name == group).modules[0]
         seen: list[int] = []
+
+        def record(_, args) -> None:
+            seen.append(args[0].numel())
+            raise _Reached  # nothing after the cut is needed
+
         # a shape read on the meta device; the cut itself (`SplitModel`) uses timm's forward_intermediates
-        hook = model.get_submodule(first).register_forward_pre_hook(lambda _, args: seen.append(args[0].numel()))
+        hook = model.get_submodule(first).register_forward_pre_hook(record)
         try:
             model(torch.empty(1, 3, size, size))
+        except _Reached:
+            pass
+        except RuntimeError:  # past the backbone (the head's autocast has no meta device): the group was not reached
+            pass
         finally:
             hook.remove()
-    return seen[0] * 4
+    return seen[0] * 4 if seen else None
 
 
 # PLR0913: each argument is one measured input of the cost model

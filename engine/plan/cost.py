@@ -46,8 +46,8 @@ def runs_on_activations(cfg: TrainConfig, plan: Plan) -> bool:
     cut = activation_cut(cfg, plan)
     if cut is None:
         return False
-    size = plan.input_spec["input_size"][-1]
-    return activations_fit(plan.n_train, cached_views(cfg, plan), boundary_bytes(plan.backbone, size, plan.groups[cut]))
+    per_image = boundary_bytes(plan.backbone, plan.input_spec["input_size"][-1], plan.groups[cut])
+    return per_image is not None and activations_fit(plan.n_train, cached_views(cfg, plan), per_image)
 
 
 def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_s: float | None = None) -> Plan:
