@@ -1,6 +1,6 @@
 """Every backbone family end to end, with random weights and a few photos (no network): probe, plan, one epoch, export
-with ONNX checked against PyTorch, predict. ViT-B-sized models run under `make test-slow`; the ViT code path runs here
-with DINOv2 ViT-S/14, and CLIP's own contract is checked without training."""
+with ONNX checked against PyTorch, predict. ViT-B-sized models, DenseNet and ConvNeXt run under `make test-slow`; the
+ViT code path runs here with DINOv2 ViT-S/14, and CLIP's own contract is checked without training."""
 from __future__ import annotations
 
 import shutil
@@ -21,9 +21,9 @@ from engine.runs.store import RunStore
 from engine.serve.export import export_run, predict_image
 from engine.train.loop import Trainer
 
-FAMILIES = ["resnet18", "densenet121", "mobilenetv3_small_100", "efficientnet_b0", "convnext_tiny",
-            "vit_small_patch14_dinov2.lvd142m"]
+FAMILIES = ["resnet18", "mobilenetv3_small_100", "efficientnet_b0", "vit_small_patch14_dinov2.lvd142m"]
 LARGE = ["vit_base_patch16_224", "vit_base_patch16_clip_224.openai"]
+HEAVY_CNN = ["densenet121", "convnext_tiny"]  # end to end under `make test-slow` with ViT-B (CI's 20 minutes)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_family_end_to_end(name, photos, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", LARGE)
+@pytest.mark.parametrize("name", LARGE + HEAVY_CNN)
 def test_large_family_end_to_end(name, photos, tmp_path):
     _end_to_end(name, photos, tmp_path)
 
