@@ -27,14 +27,14 @@ def test_a_top_k_plan_counts_caching_its_views_and_its_epochs(tiny_folder):
     assert p.cache_s > 0 and p.finetune_epoch_s > 0 and p.start_s > 0 and p.images_per_s > 0
     assert p.estimate_s == pytest.approx(_parts(p), abs=0.5)
     more = costed(cfg, p.edit(), p.images_per_s, "cpu")  # the same plan, costed again: the same numbers
-    assert more.estimate_s == pytest.approx(p.estimate_s, abs=0.1)
+    assert more.estimate_s == pytest.approx(p.estimate_s, abs=0.5)  # the stored pace is rounded
 
 
 def test_a_plan_from_scratch_costs_its_epochs_at_the_measured_forward_pace(tiny_folder):
     _, planned = _plan(tiny_folder, strategy="scratch", finetune_epochs=3)
     p = planned.plan
     assert p.head_init == "random" and p.start_s == 0 and p.images_per_s > 0
-    assert p.finetune_epoch_s > 0 and p.estimate_s >= 3 * p.finetune_epoch_s + FIXED_S
+    assert p.finetune_epoch_s > 0 and p.estimate_s >= 3 * p.finetune_epoch_s + FIXED_S - 0.5  # rounded to 0.1 s
 
 
 def test_an_edit_is_costed_again(tiny_folder):
