@@ -73,17 +73,23 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     assert all((d == 0) == f for d, f in zip(drift, plan["frozen"]))  # the trainable groups did move
 
 
-def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
-    cfg = tiny_cfg(tiny_folder, head_epochs=2, finetune_epochs=3)
-    run = RunStore(tmp_path).create(cfg.to_dict())
+def cancel_at(run, when) -> CancelToken:
+    """A token that is cancelled once `run` records a training step for which `when(step event)` holds."""
     token = CancelToken()
     append = run.append
 
     def spy(ev):
         append(ev)
-        if isinstance(ev, StepEnded) and ev.step == 3:
+        if isinstance(ev, StepEnded) and when(ev):
             token.cancel()
     run.append = spy
+    return token
+
+
+def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
+    cfg = tiny_cfg(tiny_folder, head_epochs=2, finetune_epochs=3)
+    run = RunStore(tmp_path).create(cfg.to_dict())
+    token = cancel_at(run, lambda ev: ev.step == 3)
     metrics = Trainer(cfg, run, token).fit()
     assert metrics["status"] == "cancelled"
     assert max(e["step"] for e in run.events("step")) == 3
@@ -100,14 +106,8 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
     monkeypatch.setattr(views_mod, "load_images", lambda *a, **k: decodes.append(len(a[1])) or real_load(*a, **k))
     cfg = tiny_cfg(tiny_folder, head_epochs=1, finetune_epochs=2)
     run = RunStore(tmp_path).create(cfg.to_dict())
-    token = CancelToken()
     append = run.append
-
-    def stop_in_phase_2(ev):
-        append(ev)
-        if isinstance(ev, StepEnded) and ev.epoch == 3:
-            token.cancel()
-    run.append = stop_in_phase_2
+    token = cancel_at(run, lambda ev: ev.epoch == 3)  # in phase 2
     trainer = Trainer(cfg, run, token)
     assert trainer.fit()["status"] == "cancelled"
     assert trainer.split is not None and decodes  # phase 2 ran on cached activations, computed from the photos
