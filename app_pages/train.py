@@ -146,13 +146,14 @@ with st.expander("New run: the plan", expanded=current is None):
              f"adapted from RGB)" if in_chans() != 3 else ""))
     restore_choices(NEW_RUN_CHOICES)  # a reload keeps the choices below (they are in the URL)
     c = st.columns(4)
-    strategy = c[0].selectbox("Strategy", [s for s in STRATEGIES if s != "custom"], key="strategy",
+    strategy = c[0].selectbox("Strategy", NEW_RUN_CHOICES["strategy"], key="strategy",
                               help="auto chooses by evidence within the time budget; the others follow fixed rules. "
                                    "Editing the plan below makes it custom.")
-    budget = c[1].number_input("Time budget (s, auto)", 30, 36000, int(DEFAULT_BUDGET_S), step=30, key="budget",
-                               disabled=strategy != "auto")
-    augment = c[2].selectbox("Augmentation", ["from the plan", *PRESETS], key="augment")
-    balance = c[3].selectbox("Imbalance", list(BALANCE), key="balance")
+    budget_range = NEW_RUN_CHOICES["budget"]
+    budget = c[1].number_input("Time budget (s, auto)", budget_range.start, budget_range.stop - 1,
+                               int(DEFAULT_BUDGET_S), step=30, key="budget", disabled=strategy != "auto")
+    augment = c[2].selectbox("Augmentation", NEW_RUN_CHOICES["augment"], key="augment")
+    balance = c[3].selectbox("Imbalance", NEW_RUN_CHOICES["balance"], key="balance")
     keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
                              data_root=root_for(path),
