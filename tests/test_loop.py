@@ -27,17 +27,18 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     setup = trainer.setup
 
     def spy_setup():
-        setup()
-        real_step = trainer.opt.step
+        ctx = setup()
+        real_step = ctx.opt.step
 
         def step(*a, **k):
             per_layer = {}
-            for pg in trainer.opt.param_groups:
+            for pg in ctx.opt.param_groups:
                 per_layer.setdefault(pg["layer"], set()).add(pg["lr"])
             assert all(len(v) == 1 for v in per_layer.values())  # decay and no-decay halves agree
             held.append([per_layer[i].pop() for i in sorted(per_layer)])
             return real_step(*a, **k)
-        trainer.opt.step = step
+        ctx.opt.step = step
+        return ctx
     trainer.setup = spy_setup
     metrics = trainer.fit()
     assert metrics["status"] == "finished", metrics["error"]
@@ -60,8 +61,8 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
 
     ref, _ = create_backbone(cfg.backbone)
     ref_state = {f"backbone.{k}": v for k, v in ref.state_dict().items()}
-    trained = trainer.model.state_dict()
-    groups = layer_groups(trainer.model)
+    trained = trainer.ctx.model.state_dict()
+    groups = layer_groups(trainer.ctx.model)
     for g, frozen in zip(groups, plan["frozen"]):
         if not frozen:
             continue
@@ -110,7 +111,7 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
     token = cancel_at(run, lambda ev: ev.epoch == 3)  # in phase 2
     trainer = Trainer(cfg, run, token)
     assert trainer.fit()["status"] == "cancelled"
-    assert trainer.split is not None and decodes  # phase 2 ran on cached activations, computed from the photos
+    assert trainer.ctx.split is not None and decodes  # phase 2 ran on cached activations, computed from the photos
     assert len(list(run.path.glob("views-*.pt"))) == 1  # kept for the resume
     decodes.clear()
     run.append = append
@@ -129,7 +130,7 @@ def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch
     real = trainer._epoch
 
     def boom(*a):
-        if trainer.phase == 2:
+        if trainer.state.phase.number == 2:
             raise RuntimeError("disk full")
         return real(*a)
     trainer._epoch = boom
@@ -248,7 +249,8 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     trainer = Trainer(cfg, run)
     m = trainer.fit()
     assert m["status"] == "finished", m["error"]
-    assert trainer.model.backbone.conv_stem.weight.shape[1] == chans and "adapted from RGB" in trainer.weights.note
+    ctx = trainer.ctx
+    assert ctx.model.backbone.conv_stem.weight.shape[1] == chans and "adapted from RGB" in ctx.weights.note
     assert run.read_json("plan.json")["input_spec"]["input_size"][0] == chans
     assert evaluate(run, str(data))["n"] == 18
     photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))

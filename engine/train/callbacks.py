@@ -1,43 +1,41 @@
-"""What happens around the loop, at named points (fastai's events): the run's event log and status, per-group
-diagnostics, checkpoints, the time left. The loop calls the `EVENTS` below by name; a callback implements the ones it
-needs, and the loop refuses a name that is not one of them.
+"""What happens around the loop, at its named events (fastai's callbacks): the run's event log, per-group diagnostics,
+checkpoints, the time left, the training photos' statistics. None of them is needed to train and score: a trainer
+given no callbacks still runs its plan, validates every epoch, scores val and test and records how the run ended.
+
+A callback implements the `Event`s it needs as methods of the same name, each called with `(ctx, state)`; a method
+with any other `before_`/`after_` name is refused when the class is defined.
 """
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from engine.data.drift import data_stats
 from engine.model.resources import checkpoint_bytes, need_disk
-from engine.runs.events import EpochEnded, PhaseStarted, RunEnded, RunStarted, StepEnded
+from engine.runs.events import EpochEnded, PhaseStarted, RunStarted, StepEnded
+from engine.train.finish import scoring_seconds
 from engine.train.optim import group_drift, group_grad_norms
-
-if TYPE_CHECKING:
-    from engine.train.loop import Trainer
-
-
-EVENTS = ("before_fit", "before_phase", "before_epoch", "after_backward", "after_step", "after_validate",
-          "after_epoch", "after_fit", "after_cancel", "after_fail")
-RANK_EVENTS = ("before_fit", "after_backward", "after_epoch")  # run on every process under torchrun, not only rank 0
+from engine.train.state import EVENT_NAMES, Event, TrainContext, TrainState
 
 
 class Callback:
-    """A named hook for each of `EVENTS`; a method with any other `before_`/`after_` name is refused when the
-    callback is defined (a misspelt event would otherwise never run)."""
+    """A hook for each `Event` it names; `order` sets who runs first at the same event."""
 
     order = 0
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        wrong = [n for n in vars(cls) if n.startswith(("before_", "after_")) and n not in EVENTS]
+        wrong = [n for n in vars(cls) if n.startswith(("before_", "after_")) and n not in EVENT_NAMES]
         if wrong:
-            raise TypeError(f"{cls.__name__}: {', '.join(wrong)} is not an event; the events are {', '.join(EVENTS)}")
+            raise TypeError(f"{cls.__name__}: {', '.join(wrong)} is not an event; the events are "
+                            f"{', '.join(EVENT_NAMES)}")
 
-    def __call__(self, event: str, learner: "Trainer") -> None:
-        getattr(self, event, lambda _: None)(learner)
+    def __call__(self, event: Event, ctx: TrainContext, state: TrainState) -> None:
+        hook = getattr(self, event.value, None)
+        if hook is not None:
+            hook(ctx, state)
 
 
 class Diagnostics(Callback):
@@ -45,18 +43,19 @@ class Diagnostics(Callback):
 
     order = 10
 
-    def before_fit(self, learn: "Trainer") -> None:
-        self.initial = {n: p.detach().float().cpu().clone() for n, p in learn.model.named_parameters()}
+    def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
+        self.initial = {n: p.detach().float().cpu().clone() for n, p in ctx.model.named_parameters()}
         self.norms, self.steps = None, 0
 
-    def after_backward(self, learn: "Trainer") -> None:  # summed on the device: read once per epoch
-        norms = group_grad_norms(learn.model, learn.groups)
-        self.norms, self.steps = norms if self.norms is None else self.norms + norms, self.steps + 1
+    def after_backward(self, ctx: TrainContext, state: TrainState) -> None:  # summed on the device: read once an epoch
+        norms = group_grad_norms(ctx.model, ctx.groups)
+        self.norms = norms if self.norms is None else self.norms + norms
+        self.steps += 1
 
-    def after_epoch(self, learn: "Trainer") -> None:
-        n = len(learn.groups)
-        learn.epoch_log["grad_norm"] = (self.norms / self.steps).tolist() if self.steps else [0.0] * n
-        learn.epoch_log["drift"] = group_drift(learn.model, learn.groups, self.initial)
+    def after_epoch(self, ctx: TrainContext, state: TrainState) -> None:
+        n = len(ctx.groups)
+        state.epoch_log["grad_norm"] = (self.norms / self.steps).tolist() if self.steps else [0.0] * n
+        state.epoch_log["drift"] = group_drift(ctx.model, ctx.groups, self.initial)
         self.norms, self.steps = None, 0
 
 
@@ -66,205 +65,129 @@ class TimeLeft(Callback):
 
     order = 5
 
-    def before_fit(self, learn: "Trainer") -> None:
-        self.step_s: dict[int, list[float]] = {}
-        self.val_s: dict[int, float] = {}
+    def __init__(self):
+        self.step_s: dict[int, list[float]] = {}  # per phase: seconds of each step
+        self.val_s: dict[int, float] = {}  # per phase: seconds of its last validation
         self.last = time.perf_counter()
 
-    def before_epoch(self, learn: "Trainer") -> None:
+    def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
+        self.__init__()
+
+    def before_epoch(self, ctx: TrainContext, state: TrainState) -> None:
         self.last = time.perf_counter()
 
-    def after_step(self, learn: "Trainer") -> None:
+    def after_step(self, ctx: TrainContext, state: TrainState) -> None:
         now = time.perf_counter()
-        self.step_s.setdefault(learn.phase, []).append(now - self.last)
+        self.step_s.setdefault(state.phase.number, []).append(now - self.last)
         self.last = now
 
-    def after_validate(self, learn: "Trainer") -> None:
-        self.val_s[learn.phase] = learn.epoch_log.get("val_seconds", 0.0)
+    def after_validate(self, ctx: TrainContext, state: TrainState) -> None:
+        self.val_s[state.phase.number] = state.epoch_log.get("val_seconds", 0.0)
 
-    def seconds_left(self, learn: "Trainer") -> float | None:
+    def seconds_left(self, ctx: TrainContext, state: TrainState) -> float | None:
         """Steps and validations left in this phase and the next, at the measured pace (the plan's estimate for a
         phase not started yet), plus the final scoring; None until there is a pace to go by."""
-        per_epoch, left = learn.steps_per_epoch, 0.0
-        for phase, first, n_epochs in learn.phases:
-            if n_epochs == 0 or phase < learn.phase:
+        per_epoch, left, current = ctx.steps_per_epoch, 0.0, state.phase.number
+        for phase, first, n_epochs in ctx.phases:
+            if n_epochs == 0 or phase < current:
                 continue
-            if phase == learn.phase:
-                steps_left = n_epochs * per_epoch - (learn.step - first * per_epoch)
-                vals_left = first + n_epochs - learn.epoch + (0 if learn.validated else 1)
+            if phase == current:
+                steps_left = n_epochs * per_epoch - (state.step - first * per_epoch)
+                vals_left = first + n_epochs - state.epoch + (0 if state.validated else 1)
             else:
                 steps_left, vals_left = n_epochs * per_epoch, n_epochs
             measured = self.step_s.get(phase)
             if measured:
                 step_s = float(np.median(measured[-50:]))
-            elif phase == 2 and learn.plan.finetune_epoch_s:
-                step_s = learn.plan.finetune_epoch_s / max(1, per_epoch)
+            elif phase == 2 and ctx.plan.finetune_epoch_s:
+                step_s = ctx.plan.finetune_epoch_s / max(1, per_epoch)
             else:
                 return None
             left += max(0, steps_left) * step_s + max(0, vals_left) * self.val_s.get(phase, self.val_s.get(0, 0.0))
-        return left + self.scoring_s(learn)
-
-    def scoring_s(self, learn: "Trainer") -> float:
-        """The final scoring (val, unless the best epoch's logits stand, and test, twice when a trained epoch beat the
-        starting model) at the pace the starting model's validation measured through the same images path; the
-        plan's estimate without it (a resumed run)."""
-        n_val = len(learn.yva)
-        if not self.val_s.get(0):
-            return learn.plan.score_s or 0.0
-        n_test = learn.plan.n_test * (2 if learn.best[1] > 0 else 1)  # a trained epoch won: the start is scored too
-        return (n_test + (0 if learn.best_logits is not None else n_val)) * self.val_s[0] / max(1, n_val)
-
-
-def _time_left(learn: "Trainer") -> TimeLeft:
-    return next(cb for cb in learn.callbacks if isinstance(cb, TimeLeft))
-
-
-def time_left(learn: "Trainer") -> float | None:
-    return _time_left(learn).seconds_left(learn)
-
-
-def scoring_seconds(learn: "Trainer") -> float:
-    """The final scoring's expected seconds (`TimeLeft.scoring_s`)."""
-    return _time_left(learn).scoring_s(learn)
-
-
-class Recorder(Callback):
-    """The run's event log and status: what the dashboard and the CLI read."""
-
-    order = 20
-
-    def before_fit(self, learn: "Trainer") -> None:
-        learn.run.append(RunStarted(config=learn.cfg.to_dict(), groups=list(learn.plan.groups),
-                                    device=str(learn.device), precision=learn.precision,
-                                    resumed_from_epoch=learn.resumed_from, world_size=learn.world))
-
-    def before_phase(self, learn: "Trainer") -> None:
-        if learn.announce:
-            learn.run.append(PhaseStarted(phase=learn.phase, name="train head" if learn.phase == 1 else "fine-tune",
-                                          epochs=learn.phase_epochs, frozen=learn.phase_frozen, lrs=learn.phase_lrs,
-                                          path=learn.path_name, first_epoch=learn.phase_first + 1,
-                                          steps_per_epoch=learn.steps_per_epoch))
-
-    def after_step(self, learn: "Trainer") -> None:
-        s = learn.step_log
-        learn.run.append(StepEnded(phase=learn.phase, epoch=learn.epoch, step=learn.step, loss=s["loss"],
-                                   lrs=s["lrs"], running_loss=s["running_loss"], running_acc=s["running_acc"],
-                                   eta_s=time_left(learn)))
-
-    def after_epoch(self, learn: "Trainer") -> None:
-        m, total = learn.epoch_log, learn.plan.total_epochs
-        eta = time_left(learn)
-        learn.run.append(EpochEnded(phase=learn.phase, epoch=learn.epoch, total_epochs=total, best=learn.is_best,
-                                    eta_s=eta or 0.0, **{k: v for k, v in m.items() if k in EPOCH_FIELDS}))
-        learn.run.set_status(state="running", epoch=learn.epoch, total_epochs=total, val_acc=m["val_acc"],
-                             best_val_acc=learn.best[0], eta_s=eta)
-
-    def after_fit(self, learn: "Trainer") -> None:
-        self._end(learn, "finished")
-
-    def after_cancel(self, learn: "Trainer") -> None:
-        self._end(learn, "cancelled")
-
-    def after_fail(self, learn: "Trainer") -> None:
-        try:
-            (learn.run.path / "error.txt").write_text(learn.trace)
-        except OSError:
-            pass  # the disk that failed the run may refuse this too; the status says why
-        self._end(learn, "failed")
-
-    def _end(self, learn: "Trainer", status: str) -> None:
-        """Metrics, the last event and the status; each write is tried on its own, so a full disk that refuses the
-        metrics still lets the (small) status say "failed" and why."""
-        m = learn.metrics
-        writes = (lambda: learn.run.write_json("metrics.json", m),
-                  lambda: learn.run.append(RunEnded(status=status, best_val_acc=m["best_val_acc"],
-                                                    best_epoch=m["best_epoch"], seconds=m["seconds"],
-                                                    error=m.get("error", ""), test_accuracy=m.get("test_accuracy"))))
-        problems = []
-        for write in writes:
-            try:
-                write()
-            except OSError as e:
-                problems.append(e.strerror or str(e))
-        if problems and status == "finished":
-            status, m["error"] = "failed", f"the results could not be written: {problems[0]}"
-        learn.run.set_status(state=status, ended=time.time(), best_val_acc=m["best_val_acc"],
-                             test_accuracy=m.get("test_accuracy"), error=m.get("error", ""))
+        return left + scoring_seconds(ctx, state)
 
 
 EPOCH_FIELDS = {"train_loss", "train_acc", "val_loss", "val_acc", "per_class", "seconds", "images_per_s", "grad_norm",
                 "drift"}
 
 
+class Recorder(Callback):
+    """The run's event log and its status while it trains: what the dashboard and the CLI read. (How the run ended is
+    recorded by the loop itself.) `timer` gives the time left each event carries."""
+
+    order = 20
+
+    def __init__(self, timer: TimeLeft | None = None):
+        self.timer = timer
+
+    def _left(self, ctx: TrainContext, state: TrainState) -> float | None:
+        return None if self.timer is None else self.timer.seconds_left(ctx, state)
+
+    def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
+        ctx.run.append(RunStarted(config=ctx.cfg.to_dict(), groups=list(ctx.plan.groups), device=str(ctx.device),
+                                  precision=ctx.precision, resumed_from_epoch=state.resumed_from,
+                                  world_size=ctx.world))
+
+    def before_phase(self, ctx: TrainContext, state: TrainState) -> None:
+        p = state.phase
+        if p.announce:
+            ctx.run.append(PhaseStarted(phase=p.number, name="train head" if p.number == 1 else "fine-tune",
+                                        epochs=p.epochs, frozen=p.frozen, lrs=p.lrs, path=p.path_name,
+                                        first_epoch=p.first + 1, steps_per_epoch=ctx.steps_per_epoch))
+
+    def after_step(self, ctx: TrainContext, state: TrainState) -> None:
+        s = state.step_log
+        ctx.run.append(StepEnded(phase=state.phase.number, epoch=state.epoch, step=state.step, loss=s["loss"],
+                                 lrs=s["lrs"], running_loss=s["running_loss"], running_acc=s["running_acc"],
+                                 eta_s=self._left(ctx, state)))
+
+    def after_epoch(self, ctx: TrainContext, state: TrainState) -> None:
+        m, total = state.epoch_log, ctx.plan.total_epochs
+        eta = self._left(ctx, state)
+        ctx.run.append(EpochEnded(phase=state.phase.number, epoch=state.epoch, total_epochs=total, best=state.is_best,
+                                  eta_s=eta or 0.0, **{k: v for k, v in m.items() if k in EPOCH_FIELDS}))
+        ctx.run.set_status(state="running", epoch=state.epoch, total_epochs=total, val_acc=m["val_acc"],
+                           best_val_acc=state.best_acc, eta_s=eta)
+
+
 class Checkpoints(Callback):
     """The best model on val (the run's result, the starting head included), the last epoch (to resume) and, where
-    the run has a test split, the starting model (so the end can score the head the run started from on test)."""
+    the run has a test split, the starting model (so the end can score the head the run started from on test).
+    Without it a run scores its last epoch's model and cannot resume."""
 
     order = 30
 
-    def before_fit(self, learn: "Trainer") -> None:
-        need_disk(learn.run.path, checkpoint_bytes(learn.model), f"run {learn.run.id}'s checkpoints")
+    def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
+        need_disk(ctx.run.path, checkpoint_bytes(ctx.model), f"run {ctx.run.id}'s checkpoints")
 
-    def after_epoch(self, learn: "Trainer") -> None:
-        if learn.is_best:
-            learn.run.save_checkpoint("best", {"model": learn.model.state_dict(), "epoch": learn.epoch})
-        if learn.epoch == 0:
-            if learn.ds.test and learn.plan.total_epochs > 0:
-                learn.run.save_checkpoint("start", {"model": learn.model.state_dict(), "epoch": 0})
+    def after_epoch(self, ctx: TrainContext, state: TrainState) -> None:
+        if state.is_best:
+            ctx.run.save_checkpoint("best", {"model": ctx.model.state_dict(), "epoch": state.epoch})
+        if state.epoch == 0:
+            if ctx.ds.test and ctx.plan.total_epochs > 0:
+                ctx.run.save_checkpoint("start", {"model": ctx.model.state_dict(), "epoch": 0})
             return
-        learn.run.save_checkpoint("last", {
-            "model": learn.model.state_dict(), "optimizer": learn.opt.state_dict(), "epoch": learn.epoch,
-            "step": learn.step, "best_acc": learn.best[0], "best_epoch": learn.best[1],
-            "rng": torch.random.get_rng_state(), "events_offset": learn.run.events_offset()})
+        ctx.run.save_checkpoint("last", {
+            "model": ctx.model.state_dict(), "optimizer": ctx.opt.state_dict(), "epoch": state.epoch,
+            "step": state.step, "best_acc": state.best_acc, "best_epoch": state.best_epoch,
+            "rng": torch.random.get_rng_state(), "events_offset": ctx.run.events_offset()})
 
-    def after_fit(self, learn: "Trainer") -> None:
-        for stored in learn.run.path.glob("views-*.pt"):  # kept for a resume; a finished run needs them no more
+    def after_fit(self, ctx: TrainContext, state: TrainState) -> None:
+        for stored in ctx.run.path.glob("views-*.pt"):  # kept for a resume; a finished run needs them no more
             stored.unlink(missing_ok=True)
-
-
-def restore(learn: "Trainer", ck: dict | None) -> int:
-    """Loads the last checkpoint into the trainer (model, optimiser, step, best, random state); returns its epoch, or
-    0 when the run starts fresh."""
-    if ck is None:
-        return 0
-    learn.model.load_state_dict(ck["model"])
-    learn.opt.load_state_dict(ck["optimizer"])
-    learn.step, learn.best = ck["step"], (ck["best_acc"], ck["best_epoch"])
-    torch.random.set_rng_state(ck["rng"])
-    learn.resumed_from = ck["epoch"]
-    return ck["epoch"]
-
-
-class StartingModel(Callback):
-    """Epoch 0 of a fresh run: the model as the plan starts it (the probe's head), validated like any epoch, so it
-    competes with every trained epoch. Runs on every process (validation is sharded)."""
-
-    order = 25  # after the run is recorded as started
-
-    def before_fit(self, learn: "Trainer") -> None:
-        if learn.resumed_from or learn.plan.head_init == "random":
-            return
-        from engine.train.paths import FullPath
-        learn.phase, learn.epoch, learn.is_best, learn.epoch_t0 = 0, 0, False, time.perf_counter()
-        learn.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0,
-                               grad_norm=[0.0] * len(learn.groups), drift=[0.0] * len(learn.groups))
-        step, plan = "validate the starting model", learn.plan
-        # the rest of the run's forward passes (caching, scoring) at the speed this validation shows, not the probe's;
-        # the epochs as planned (their steps are measured once they run)
-        passes = plan.cache_s + plan.score_s
-        learn.report.expect_after(step, passes, plan.start_s or None, max(0.0, plan.run_s - plan.start_s - passes))
-        learn.report(step, 0.0)
-        learn.validate(FullPath(learn.model, None, None, learn.spec, [it.path for it in learn.ds.val], learn.device,
-                                learn.ytr), progress=lambda f: learn.report(step, f))
-        learn.report(step, 1.0)
 
 
 class DataStats(Callback):
     """The training photos' colour and size statistics, for drift warnings when predicting."""
 
-    order = 15  # written before the run is recorded as finished
+    def after_fit(self, ctx: TrainContext, state: TrainState) -> None:
+        ctx.report("record the training photos' statistics", 0.0)
+        ctx.run.write_json("data_stats.json", data_stats(ctx.ds, ctx.spec))
+        ctx.report("record the training photos' statistics", 1.0)
 
-    def after_fit(self, learn: "Trainer") -> None:
-        learn.report("record the training photos' statistics", 0.0)
-        learn.run.write_json("data_stats.json", data_stats(learn.ds, learn.spec))
-        learn.report("record the training photos' statistics", 1.0)
+
+def default_callbacks() -> list[Callback]:
+    """What a run from the dashboard or the CLI records: time left, diagnostics, the event log, checkpoints, the
+    training photos' statistics."""
+    timer = TimeLeft()
+    return [timer, Diagnostics(), Recorder(timer), Checkpoints(), DataStats()]

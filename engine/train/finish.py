@@ -2,93 +2,131 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from engine.metrics import score
 from engine.plan.rules import FIXED_S
-from engine.train.callbacks import scoring_seconds
+from engine.runs.events import RunEnded
+from engine.runs.store import Run
 from engine.train.paths import predict_logits
-
-if TYPE_CHECKING:
-    from engine.train.loop import Trainer
+from engine.train.state import TrainContext, TrainState
 
 
-def final_metrics(learn: "Trainer") -> dict:
-    """Restores the best checkpoint, scores it (val: "chosen on"; test: once, never used to choose) and saves it as
-    `model.safetensors`. Each scoring is a named step with its progress."""
-    best = learn.run.load_checkpoint("best")
+def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
+    """The final scoring's expected seconds (val, unless the best epoch's logits stand, and test, twice when a trained
+    epoch beat the starting model) at the pace the starting model's validation measured through the same images path;
+    the plan's estimate without it (a resumed run, a random head)."""
+    n_val = len(ctx.yva)
+    if not state.start_val_s:
+        return ctx.plan.score_s or 0.0
+    n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
+    return (n_test + (0 if state.best_logits is not None else n_val)) * state.start_val_s / max(1, n_val)
+
+
+def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
+    """Restores the best checkpoint (where one was kept), scores it (val: "chosen on"; test: once, never used to
+    choose) and saves it as `model.safetensors`. Each scoring is a named step with its progress."""
+    best = ctx.run.load_checkpoint("best")
     if best is not None:
-        learn.model.load_state_dict(best["model"])
-    learn.model.eval()
-    val_paths, test = [it.path for it in learn.ds.val], learn.ds.test
-    val_logits = learn.best_logits  # the best epoch was validated through the images: the same logits as scoring
-    learn.report.expect(scoring_seconds(learn) + FIXED_S)
+        ctx.model.load_state_dict(best["model"])
+    else:  # no checkpoints were kept (a trainer without `Checkpoints`): the model at hand is the one scored
+        state.best_epoch, state.best_logits = state.epoch, None
+    ctx.model.eval()
+    val_paths, test = [it.path for it in ctx.ds.val], ctx.ds.test
+    val_logits = state.best_logits  # the best epoch was validated through the images: the same logits as scoring
+    ctx.report.expect(scoring_seconds(ctx, state) + FIXED_S)
     if val_logits is None:
-        learn.report("score the chosen model on val", 0.0)
-        val_logits = predict_logits(learn.model, learn.spec, val_paths, learn.device, check_cancel=learn.check_cancel,
-                                    progress=lambda f: learn.report("score the chosen model on val", f))
-    yva = learn.yva.numpy()
-    val = score(yva, val_logits.argmax(1).numpy(), learn.classes)
+        ctx.report("score the chosen model on val", 0.0)
+        val_logits = predict_logits(ctx.model, ctx.spec, val_paths, ctx.device, check_cancel=ctx.check_cancel,
+                                    progress=lambda f: ctx.report("score the chosen model on val", f))
+    yva = ctx.yva.numpy()
+    val = score(yva, val_logits.argmax(1).numpy(), ctx.classes)
     metrics = {"best_val_acc": val["accuracy"], "chosen_on": "val", "val_interval": val["interval"],
                "per_class": val["per_class"], "confusion": val["confusion"], "val_paths": val_paths,
                "val_pred": val_logits.argmax(1).tolist(), "val_labels": yva.tolist(),
-               "val_conf": val_logits.softmax(1).max(1).values.tolist(), "classes": learn.classes,
-               "val_loss": float(F.cross_entropy(val_logits, learn.yva)), "test_source": learn.ds.test_source}
+               "val_conf": val_logits.softmax(1).max(1).values.tolist(), "classes": ctx.classes,
+               "val_loss": float(F.cross_entropy(val_logits, ctx.yva)), "test_source": ctx.ds.test_source}
     if test:
-        learn.report("score the test split", 0.0)
+        ctx.report("score the test split", 0.0)
         y = np.array([it.label for it in test])
-        logits = predict_logits(learn.model, learn.spec, [it.path for it in test], learn.device,
-                                check_cancel=learn.check_cancel,
-                                progress=lambda f: learn.report("score the test split", f))
-        t = score(y, logits.argmax(1).numpy(), learn.classes)
+        logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device,
+                                check_cancel=ctx.check_cancel,
+                                progress=lambda f: ctx.report("score the test split", f))
+        t = score(y, logits.argmax(1).numpy(), ctx.classes)
         metrics.update(test_accuracy=t["accuracy"], test_interval=t["interval"], test_n=t["n"],
                        test_per_class=t["per_class"], test_confusion=t["confusion"],
                        test_paths=[it.path for it in test], test_pred=logits.argmax(1).tolist(),
                        test_labels=y.tolist(), test_conf=logits.softmax(1).max(1).values.tolist())
     else:  # too little data for a test split: the cross-validated estimate of the probe's head, when it won
         metrics.update(test_accuracy=None, test_interval=None, test_n=0,
-                       cv_estimate=learn.plan.head_cv if learn.best[1] == 0 else None)
-    if learn.rank == 0:
-        save_file({k: v.contiguous() for k, v in learn.model.state_dict().items()},
-                  str(learn.run.path / "model.safetensors"))
+                       cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None)
+    if ctx.rank == 0:
+        save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()},
+                  str(ctx.run.path / "model.safetensors"))
     if test:
-        metrics.update(start_test(learn, metrics))
+        metrics.update(start_test(ctx, state, metrics))
     return metrics
 
 
-def start_test(learn: "Trainer", metrics: dict) -> dict:
+def start_test(ctx: TrainContext, state: TrainState, metrics: dict) -> dict:
     """The starting model (the probe's head on the pretrained backbone, epoch 0) scored on the test split, so the
     probe-vs-fine-tune gap is measured on photos nothing chose on. When no trained epoch beat it, it is the run's
     model and its test score is the one just computed; otherwise its checkpoint is scored, then the best model is
     put back."""
     keys = ("accuracy", "interval")
-    if learn.best[1] == 0:
+    if state.best_epoch == 0:
         return {f"start_test_{k}": metrics[f"test_{k}"] for k in keys}
-    start = learn.run.load_checkpoint("start")
+    start = ctx.run.load_checkpoint("start")
     if start is None:  # a run started before this checkpoint existed
         return {}
-    best = {k: v.clone() for k, v in learn.model.state_dict().items()}
-    learn.model.load_state_dict(start["model"])
-    learn.report("score the starting head on test", 0.0)
-    test = learn.ds.test
-    logits = predict_logits(learn.model, learn.spec, [it.path for it in test], learn.device,
-                            check_cancel=learn.check_cancel,
-                            progress=lambda f: learn.report("score the starting head on test", f))
-    learn.model.load_state_dict(best)
-    t = score(np.array([it.label for it in test]), logits.argmax(1).numpy(), learn.classes)
+    best = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+    ctx.model.load_state_dict(start["model"])
+    ctx.report("score the starting head on test", 0.0)
+    test = ctx.ds.test
+    logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device,
+                            check_cancel=ctx.check_cancel,
+                            progress=lambda f: ctx.report("score the starting head on test", f))
+    ctx.model.load_state_dict(best)
+    t = score(np.array([it.label for it in test]), logits.argmax(1).numpy(), ctx.classes)
     return {f"start_test_{k}": t[k] for k in keys}
 
 
-def end_metrics(learn: "Trainer", t_start: float, status: str, error: str = "", metrics: dict | None = None) -> None:
-    """The run's final metrics (scores, or what is known at a cancel or failure) on `learn.metrics`."""
-    plan = getattr(learn, "plan", None)
-    learn.metrics = {**(metrics or {}), "status": status, "seconds": time.time() - t_start, "error": error,
-                     "best_epoch": learn.best[1], "run_id": learn.run.id, "run_dir": str(learn.run.path),
-                     "probe_accuracy": getattr(plan, "probe_accuracy", None),
-                     "head_accuracy": getattr(plan, "head_accuracy", None)}
-    learn.metrics.setdefault("best_val_acc", max(learn.best[0], 0.0))
-    learn.metrics.setdefault("test_accuracy", None)
+# PLR0913: how the run ended and everything known about it then
+def end_metrics(run: Run, ctx: TrainContext | None, state: TrainState, t_start: float, status: str,  # noqa: PLR0913
+                error: str = "", metrics: dict | None = None) -> dict:
+    """The run's final metrics: its scores, or what is known at a cancel or a failure (`ctx` is None when the run
+    failed before it was built)."""
+    plan = None if ctx is None else ctx.plan
+    out = {**(metrics or {}), "status": status, "seconds": time.time() - t_start, "error": error,
+           "best_epoch": state.best_epoch, "run_id": run.id, "run_dir": str(run.path),
+           "probe_accuracy": None if plan is None else plan.probe_accuracy,
+           "head_accuracy": None if plan is None else plan.head_accuracy}
+    out.setdefault("best_val_acc", max(state.best_acc, 0.0))
+    out.setdefault("test_accuracy", None)
+    return out
+
+
+def record_end(run: Run, metrics: dict, trace: str = "") -> None:
+    """How the run ended, in its folder: the metrics, the last event, the traceback of a failure and the status. Each
+    write is tried on its own, so a full disk that refuses the metrics still lets the (small) status say "failed" and
+    why."""
+    status = metrics["status"]
+    writes = [lambda: run.write_json("metrics.json", metrics),
+              lambda: run.append(RunEnded(status=status, best_val_acc=metrics["best_val_acc"],
+                                          best_epoch=metrics["best_epoch"], seconds=metrics["seconds"],
+                                          error=metrics.get("error", ""), test_accuracy=metrics.get("test_accuracy")))]
+    if trace:
+        writes.append(lambda: (run.path / "error.txt").write_text(trace))
+    problems = []
+    for write in writes:
+        try:
+            write()
+        except OSError as e:
+            problems.append(e.strerror or str(e))
+    if problems and status == "finished":
+        status = metrics["status"] = "failed"
+        metrics["error"] = f"the results could not be written: {problems[0]}"
+    run.set_status(state=status, ended=time.time(), best_val_acc=metrics["best_val_acc"],
+                   test_accuracy=metrics.get("test_accuracy"), error=metrics.get("error", ""))

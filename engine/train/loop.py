@@ -2,6 +2,7 @@
 
 Epoch 0 validates the model the run starts from (the linear probe's head), so it competes with every fine-tuned epoch:
 the run keeps whichever is best on val and can never end below its probe. The test split is scored once, at the end.
+What the run was built with is its `TrainContext`; what changes is its `TrainState` (`engine/train/state.py`).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 
 from engine.errors import in_words
 from engine.metrics import per_class_accuracy
+from engine.model.catalogue import has_batchnorm
 from engine.model.device import autocast, pick_device, precision_name
 from engine.plan.config import TrainConfig
 from engine.plan.make import Planned, get_plan, load_data, load_planned, save_planned
@@ -24,21 +27,31 @@ from engine.runs.events import Cancelled, CancelToken
 from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
-from engine.train.callbacks import (EVENTS, RANK_EVENTS, Checkpoints, DataStats, Diagnostics, Recorder, StartingModel,
-                                    TimeLeft, restore)
-from engine.train.finish import end_metrics, final_metrics
+from engine.train.callbacks import Callback, default_callbacks
+from engine.train.finish import end_metrics, final_metrics, record_end
 from engine.train.losses import make_loss, sample_order
-from engine.model.catalogue import has_batchnorm
 from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan,
                                 set_train_mode)
-from engine.train.paths import make_path
+from engine.train.paths import FullPath, make_path
 from engine.train.progress import SetupProgress
+from engine.train.state import EVENT_NAMES, RANK_EVENTS, Event, PhaseState, TrainContext, TrainState
 
 
 class Trainer:
-    """Runs one config into one run folder. `fit()` never raises for training errors: it records them."""
+    """Runs one config into one run folder. `fit()` never raises for training errors: it records them.
 
-    def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None, planned: Planned | None = None):
+    Args:
+        cfg: the run's configuration.
+        run: the run folder it writes (None for the LR finder, which only calls `setup` and `one_batch`).
+        cancel: set it to stop the run at the next step.
+        planned: the plan to run (as the dashboard showed it); without one, the run folder's, else one made now.
+        callbacks: what happens around the loop; `default_callbacks()` when not given. The loop trains, validates
+            and scores without any.
+    """
+
+    # PLR0913: the run and what it is given; each is optional but the first two
+    def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None,  # noqa: PLR0913
+                 planned: Planned | None = None, callbacks: Sequence[Callback] | None = None):
         self.cfg, self.run, self.cancel, self.planned = cfg, run, cancel or CancelToken(), planned
         self.rank, self.world = distributed.init()
         if self.rank != 0 and run is not None:
@@ -46,18 +59,17 @@ class Trainer:
         self.device = pick_device(cfg.runtime.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self.precision = precision_name(self.device)
-        self.callbacks = sorted([TimeLeft(), Diagnostics(), Recorder(), Checkpoints(), DataStats(), StartingModel()],
-                                key=lambda c: c.order)
-        self.step, self.epoch, self.phase, self.best, self.resumed_from = 0, 0, 0, (-1.0, -1), 0
-        self.metrics, self.validated, self.is_best, self._stop_checked = {}, False, False, 0.0
-        self.views, self.images, self.best_logits = None, None, None  # cached views, augmented images (paths.py)
+        self.callbacks = sorted(default_callbacks() if callbacks is None else callbacks, key=lambda c: c.order)
+        self.report = SetupProgress(self.run if self.rank == 0 else None)
+        self.ctx: TrainContext | None = None  # made by `setup`
+        self.state = TrainState()
+        self._stop_checked = 0.0
 
-    def __call__(self, event: str) -> None:
-        if event not in EVENTS:
-            raise ValueError(f"{event!r} is not an event; the events are {', '.join(EVENTS)}")
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, Event):
+            raise ValueError(f"{event!r} is not an event; the events are {', '.join(EVENT_NAMES)}")
         for cb in self.callbacks if self.rank == 0 or event in RANK_EVENTS else []:
-            cb(event, self)  # other ranks validate (before_fit, after_epoch) and keep statistics, but write nothing
+            cb(event, self.ctx, self.state)  # other ranks validate and keep statistics, but write nothing
 
     def check_cancel(self) -> None:
         """Raises `Cancelled` when the token is set or a stop was asked through the run store (by another process)."""
@@ -68,104 +80,168 @@ class Trainer:
         if self.cancel.cancelled:
             raise Cancelled()
 
-    def setup(self) -> None:
-        """The plan (made now unless given or stored), the model, optimiser, loss and labels."""
+    def _planned(self) -> Planned:
+        """The plan this run executes: the one it was given, else the one stored in its folder (a resumed run), else
+        one made now by rank 0 and read by the other ranks."""
         cfg = self.cfg
-        self.report = SetupProgress(self.run if self.rank == 0 else None)
         if self.rank == 0 and self.planned is None and not (self.run and (self.run.path / "plan.json").exists()):
             self.report.expect(cfg.optim.promised_seconds())
             self.planned = get_plan(cfg, self.report, self.check_cancel, self.device)
-            save_planned(self.run.path, self.planned) if self.run is not None else None
+            if self.run is not None:
+                save_planned(self.run.path, self.planned)
         distributed.barrier()  # the other ranks read the plan rank 0 made: one plan, made once
         if self.planned is None:  # a plan given at submission, or a resumed run: never made again
             self.report("load and check data", 0.0)
             self.planned = load_planned(self.run.path, load_data(cfg))
             self.report("load and check data", 1.0)
-        self.report.expect(self.planned.plan.run_s)
+        return self.planned
+
+    def setup(self) -> TrainContext:
+        """Builds what the plan describes: the model, its groups, the optimiser, the loss and the labels."""
+        cfg, planned = self.cfg, self._planned()
+        self.report.expect(planned.plan.run_s)
         torch.manual_seed(cfg.runtime.seed)  # the new head's initialisation and dropout masks follow the run's seed
-        b = build(cfg, self.planned, self.device)  # refuses a plan that fails preflight
-        self.ds, self.spec, self.model, self.weights, self.groups, self.plan, self.split, self.classes = (
-            b.ds, b.spec, b.model, b.weights, b.groups, b.plan, b.split, b.ds.classes)
-        self.opt = build_optimizer(self.model, self.groups, cfg.optim.weight_decay)
-        self.ytr, self.yva = (torch.tensor([it.label for it in items]) for items in (self.ds.train, self.ds.val))
-        self.counts = torch.bincount(self.ytr, minlength=len(self.classes))
-        self.loss_fn = make_loss(cfg.regularisation.balance, self.counts, cfg.regularisation.label_smoothing)
-        n_shard = len(distributed.shard(np.arange(len(self.ytr)), self.rank, self.world))
-        self.steps_per_epoch = -(-n_shard // cfg.optim.batch_size)
-        self.phases = [(1, 0, self.plan.head_epochs), (2, self.plan.head_epochs, self.plan.finetune_epochs)]
+        b = build(cfg, planned, self.device)  # refuses a plan that fails preflight
+        ytr, yva = (torch.tensor([it.label for it in items]) for items in (b.ds.train, b.ds.val))
+        counts = torch.bincount(ytr, minlength=len(b.ds.classes))
+        n_shard = len(distributed.shard(np.arange(len(ytr)), self.rank, self.world))
+        plan = b.plan
+        self.ctx = TrainContext(
+            cfg=cfg, run=self.run, device=self.device, precision=precision_name(self.device), rank=self.rank,
+            world=self.world, ds=b.ds, spec=b.spec, model=b.model, weights=b.weights, groups=b.groups, plan=plan,
+            split=b.split, opt=build_optimizer(b.model, b.groups, cfg.optim.weight_decay),
+            loss_fn=make_loss(cfg.regularisation.balance, counts, cfg.regularisation.label_smoothing),
+            ytr=ytr, yva=yva, counts=counts, steps_per_epoch=-(-n_shard // cfg.optim.batch_size),
+            phases=((1, 0, plan.head_epochs), (2, plan.head_epochs, plan.finetune_epochs)),
+            report=self.report, check_cancel=self.check_cancel)
+        return self.ctx
 
     def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
         """Forward, loss, backward, optimiser step on one batch; returns (loss, correct). The LR finder runs it too."""
-        with autocast(self.device):
+        ctx = self.ctx
+        with autocast(ctx.device):
             logits = path.logits(x)
-        logits, y = logits.float(), self.ytr[idx].to(self.device)
-        loss = self.loss_fn(logits, y) if soft is None else F.cross_entropy(logits, soft)  # MixUp's soft targets
-        self.opt.zero_grad(set_to_none=True)
+        logits, y = logits.float(), ctx.ytr[idx].to(ctx.device)
+        loss = ctx.loss_fn(logits, y) if soft is None else F.cross_entropy(logits, soft)  # MixUp's soft targets
+        ctx.opt.zero_grad(set_to_none=True)
         loss.backward()  # under torchrun, DDP averages the gradients across processes here
-        self("after_backward")
-        grads = [p for p in self.model.parameters() if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(grads, self.cfg.optim.grad_clip)
-        self.opt.step()
+        self(Event.AFTER_BACKWARD)
+        grads = [p for p in ctx.model.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, ctx.cfg.optim.grad_clip)
+        ctx.opt.step()
         loss_v, right = torch.stack([loss.detach(), (logits.argmax(1) == y).sum().float()]).tolist()  # one host sync
         return loss_v, int(right)
 
     def _epoch(self, path, sched: Schedule, step0: int) -> None:
-        set_train_mode(self.model, self.groups, [True] * len(self.groups) if self.plan.bn_frozen_stats
-                       else self.phase_frozen)
-        order = distributed.shard(sample_order(self.ytr, self.counts, self.cfg.regularisation.balance == "sampler",
-                                               self.cfg.runtime.seed + self.epoch), self.rank, self.world)
-        t0 = self.epoch_t0 = time.perf_counter()
-        total, correct, seen, self.validated = 0.0, 0, 0, False
-        self("before_epoch")
-        for idx, x, soft in path.train_batches(order, self.epoch):
+        """One training epoch of the current phase, then its validation."""
+        ctx, st = self.ctx, self.state
+        all_frozen = [True] * len(ctx.groups)
+        set_train_mode(ctx.model, ctx.groups, all_frozen if ctx.plan.bn_frozen_stats else st.phase.frozen)
+        balanced = ctx.cfg.regularisation.balance == "sampler"
+        order = sample_order(ctx.ytr, ctx.counts, balanced, ctx.cfg.runtime.seed + st.epoch)
+        order = distributed.shard(order, ctx.rank, ctx.world)
+        t0 = st.epoch_t0 = time.perf_counter()
+        total, correct, seen = 0.0, 0, 0
+        st.validated = False
+        self(Event.BEFORE_EPOCH)
+        for idx, x, soft in path.train_batches(order, st.epoch):
             self.check_cancel()
-            lrs = apply_schedule(self.opt, sched.factor(self.step - step0))
+            lrs = apply_schedule(ctx.opt, sched.factor(st.step - step0))
             loss, right = self.one_batch(path, idx, x, soft)
-            self.step += 1
-            total, correct, seen = total + loss * len(idx), correct + right, seen + len(idx)
-            self.step_log = dict(loss=loss, lrs=lrs, running_loss=total / seen, running_acc=correct / seen)
-            self("after_step")
-        self.epoch_log = dict(train_loss=total / max(1, seen), train_acc=correct / max(1, seen),
-                              images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
+            st.step += 1
+            total += loss * len(idx)
+            correct += right
+            seen += len(idx)
+            st.step_log = dict(loss=loss, lrs=lrs, running_loss=total / seen, running_acc=correct / seen)
+            self(Event.AFTER_STEP)
+        st.epoch_log = dict(train_loss=total / max(1, seen), train_acc=correct / max(1, seen),
+                            images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
         self.validate(path)
 
     def validate(self, path, progress=None) -> None:
         """Validates on the val split (sharded across processes), then `after_validate` and `after_epoch`."""
+        ctx, st = self.ctx, self.state
         t0 = time.perf_counter()
         fn = (lambda rows: path.val_logits(rows, progress)) if progress else path.val_logits
-        logits = distributed.val_logits(fn, len(self.yva), self.rank, self.world)
+        logits = distributed.val_logits(fn, len(ctx.yva), ctx.rank, ctx.world)
         pred = logits.argmax(1)
-        self.epoch_log.update(val_loss=float(F.cross_entropy(logits, self.yva)),
-                              val_acc=float((pred == self.yva).float().mean()),
-                              per_class=list(per_class_accuracy(self.yva.numpy(), pred.numpy(), self.classes).values()),
-                              val_seconds=time.perf_counter() - t0, seconds=time.perf_counter() - self.epoch_t0)
-        self.validated = True
-        self("after_validate")
-        self.is_best = self.epoch_log["val_acc"] > self.best[0]
-        if self.is_best:  # validated through the images, its logits are the final val score's: not computed again
-            self.best, self.best_logits = (self.epoch_log["val_acc"], self.epoch), logits if path.exact_val else None
-        self("after_epoch")
+        st.epoch_log.update(val_loss=float(F.cross_entropy(logits, ctx.yva)),
+                            val_acc=float((pred == ctx.yva).float().mean()),
+                            per_class=list(per_class_accuracy(ctx.yva.numpy(), pred.numpy(), ctx.classes).values()),
+                            val_seconds=time.perf_counter() - t0, seconds=time.perf_counter() - st.epoch_t0)
+        st.validated = True
+        self(Event.AFTER_VALIDATE)
+        st.is_best = st.epoch_log["val_acc"] > st.best_acc
+        if st.is_best:  # validated through the images, its logits are the final val score's: not computed again
+            st.best_acc, st.best_epoch = st.epoch_log["val_acc"], st.epoch
+            st.best_logits = logits if path.exact_val else None
+        self(Event.AFTER_EPOCH)
+
+    def _validate_start(self) -> None:
+        """Epoch 0 of a fresh run: the model as the plan starts it (the probe's head), validated through the images
+        like any epoch, so it competes with every trained epoch. Every process runs it (validation is sharded)."""
+        ctx, st, plan = self.ctx, self.state, self.ctx.plan
+        n = len(ctx.groups)
+        st.phase, st.epoch, st.is_best, st.epoch_t0 = PhaseState(number=0), 0, False, time.perf_counter()
+        st.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0, grad_norm=[0.0] * n,
+                            drift=[0.0] * n)
+        # the rest of the run's forward passes (caching, scoring) at the speed this validation shows, not the probe's;
+        # the epochs as planned (their steps are measured once they run)
+        step, passes = "validate the starting model", plan.cache_s + plan.score_s
+        self.report.expect_after(step, passes, plan.start_s or None, max(0.0, plan.run_s - plan.start_s - passes))
+        self.report(step, 0.0)
+        path = FullPath(ctx.model, None, None, ctx.spec, [it.path for it in ctx.ds.val], ctx.device, ctx.ytr)
+        self.validate(path, progress=lambda f: self.report(step, f))
+        st.start_val_s = st.epoch_log["val_seconds"]
+        self.report(step, 1.0)
 
     def _start_phase(self, phase: int, n_epochs: int, first: int, done: int):
         """Freezes, sets BatchNorm momentum and rates for `phase`; returns (path, schedule)."""
-        plan, n, floor, steps = self.plan, len(self.groups), self.cfg.optim.min_lr_ratio, n_epochs*self.steps_per_epoch
-        self.phase, self.phase_epochs, self.phase_first, self.announce = phase, n_epochs, first, done <= first
+        ctx, plan, n = self.ctx, self.ctx.plan, len(self.ctx.groups)
+        steps, floor, reg = n_epochs * ctx.steps_per_epoch, ctx.cfg.optim.min_lr_ratio, ctx.cfg.regularisation
         if phase == 1:
-            self.phase_frozen, self.phase_lrs = [True] * (n - 1) + [False], [0.0] * (n - 1) + [plan.head_lr]
+            frozen, lrs = [True] * (n - 1) + [False], [0.0] * (n - 1) + [plan.head_lr]
             sched = Schedule(steps, floor=floor)
         else:
-            self.phase_frozen, self.phase_lrs = list(plan.frozen), list(plan.lrs)
-            sched = Schedule(steps, plan.warmup_epochs * self.steps_per_epoch, floor=floor)
-        freeze(self.model, self.groups, self.phase_frozen, self.cfg.regularisation.train_bn and phase == 2)
-        if phase == 2 and self.cfg.regularisation.bn_momentum is not None:
-            set_bn_momentum(self.model, self.groups, self.phase_frozen, self.cfg.regularisation.bn_momentum)
-        set_plan(self.opt, self.phase_lrs)
-        path = make_path(self, phase)
-        path.parallel(self.world)  # after freezing: DDP registers the parameters that train in this phase
+            frozen, lrs = list(plan.frozen), list(plan.lrs)
+            sched = Schedule(steps, plan.warmup_epochs * ctx.steps_per_epoch, floor=floor)
+        freeze(ctx.model, ctx.groups, frozen, reg.train_bn and phase == 2)
+        if phase == 2 and reg.bn_momentum is not None:
+            set_bn_momentum(ctx.model, ctx.groups, frozen, reg.bn_momentum)
+        set_plan(ctx.opt, lrs)
+        path = make_path(ctx, self.state, phase)
+        path.parallel(ctx.world)  # after freezing: DDP registers the parameters that train in this phase
         kept = plan.bn_frozen_stats and phase == 2 and has_batchnorm(plan.backbone)
-        self.path_name = path.name + ("; BatchNorm statistics kept" if kept else "")
-        self("before_phase")
+        self.state.phase = PhaseState(number=phase, epochs=n_epochs, first=first, frozen=frozen, lrs=lrs,
+                                      path_name=path.name + ("; BatchNorm statistics kept" if kept else ""),
+                                      announce=done <= first)
+        self(Event.BEFORE_PHASE)
         return path, sched
+
+    def _restore(self, ck: dict | None) -> int:
+        """Loads the last checkpoint (model, optimiser, step, best, random state); returns its epoch, 0 for a fresh
+        run."""
+        if ck is None:
+            return 0
+        ctx, st = self.ctx, self.state
+        ctx.model.load_state_dict(ck["model"])
+        ctx.opt.load_state_dict(ck["optimizer"])
+        st.step, st.best_acc, st.best_epoch = ck["step"], ck["best_acc"], ck["best_epoch"]
+        torch.random.set_rng_state(ck["rng"])
+        st.resumed_from = ck["epoch"]
+        return ck["epoch"]
+
+    def _train(self, done: int) -> None:
+        """The plan's phases, from the epoch after `done` (the last one a stopped attempt finished)."""
+        for phase, first, n_epochs in self.ctx.phases:
+            if n_epochs == 0 or done >= first + n_epochs:
+                continue
+            path, sched = self._start_phase(phase, n_epochs, first, done)
+            for epoch in range(max(done, first) + 1, first + n_epochs + 1):
+                self.state.epoch = epoch
+                self._epoch(path, sched, first * self.ctx.steps_per_epoch)
+                done = epoch
+            path.close()
 
     def fit(self) -> dict:
         """Trains, or resumes, the run under its lock. Returns the final metrics (also written to metrics.json)."""
@@ -179,27 +255,31 @@ class Trainer:
         try:
             ck = self.run.load_checkpoint("last")
             self.run.truncate_events(ck["events_offset"] if ck else 0)  # no event of an interrupted attempt stays
-            self.setup()
-            done = self.resumed_from = restore(self, ck)
-            self.run.write_json("run_info.json", {"classes": self.classes, "weights": self.weights.to_dict()})
-            self("before_fit")  # StartingModel validates epoch 0 (the probe's head) on a fresh run
-            for phase, first, n_epochs in self.phases:
-                if n_epochs == 0 or done >= first + n_epochs:
-                    continue
-                path, sched = self._start_phase(phase, n_epochs, first, done)
-                for self.epoch in range(max(done, first) + 1, first + n_epochs + 1):
-                    self._epoch(path, sched, first * self.steps_per_epoch)
-                    done = self.epoch
-                getattr(path, "close", lambda: None)()
-            end_metrics(self, t_start, "finished", metrics=final_metrics(self))
-            self("after_fit")
+            ctx = self.setup()
+            done = self._restore(ck)
+            self.run.write_json("run_info.json", {"classes": ctx.classes, "weights": ctx.weights.to_dict()})
+            self(Event.BEFORE_FIT)
+            if not done and ctx.plan.head_init != "random":
+                self._validate_start()
+            self._train(done)
+            metrics = final_metrics(ctx, self.state)
+            self(Event.AFTER_FIT)
+            return self._end(t_start, "finished", metrics=metrics)
         except Cancelled:
-            end_metrics(self, t_start, "cancelled")
-            self("after_cancel")
+            if self.ctx is not None:
+                self(Event.AFTER_CANCEL)
+            return self._end(t_start, "cancelled")
         except Exception as e:  # noqa: BLE001 - a failed run keeps its metrics and last checkpoint
-            end_metrics(self, t_start, "failed", in_words(e))
-            self.trace = traceback.format_exc()  # Recorder writes it to error.txt (rank 0 alone writes the run)
+            self.state.trace = traceback.format_exc()
             if self.rank:
-                print(f"rank {self.rank}: {self.trace}", file=sys.stderr)
-            self("after_fail")
-        return self.metrics
+                print(f"rank {self.rank}: {self.state.trace}", file=sys.stderr)
+            if self.ctx is not None:
+                self(Event.AFTER_FAIL)
+            return self._end(t_start, "failed", in_words(e))
+
+    def _end(self, t_start: float, status: str, error: str = "", metrics: dict | None = None) -> dict:
+        """The run's final metrics, written with its last event and its status (by rank 0)."""
+        self.state.metrics = end_metrics(self.run, self.ctx, self.state, t_start, status, error, metrics)
+        if self.rank == 0:
+            record_end(self.run, self.state.metrics, self.state.trace)
+        return self.state.metrics

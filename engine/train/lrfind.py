@@ -23,27 +23,26 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
         {"lrs": head rates tried, "losses": smoothed losses, "suggestion": head rate, "groups": per-group scale,
         "phase": the phase tested}.
     """
-    trainer = Trainer(cfg, run=None)  # type: ignore[arg-type] - the range test records nothing in a run
-    trainer.callbacks = []
-    trainer.setup()
-    plan = trainer.plan
+    trainer = Trainer(cfg, run=None, callbacks=[])  # type: ignore[arg-type] - the range test records nothing in a run
+    ctx = trainer.setup()
+    plan = ctx.plan
     phase = 2 if plan.finetune_epochs else 1
     n = len(plan.groups)
     frozen = list(plan.frozen) if phase == 2 else [True] * (n - 1) + [False]
     scale = [lr / plan.lrs[-1] if plan.lrs[-1] else 0.0 for lr in plan.lrs] if phase == 2 else [0.0] * (n - 1) + [1.0]
-    model = trainer.model
-    path = make_path(trainer, phase)
-    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.opt.state_dict())
-    freeze(model, trainer.groups, frozen)
-    set_train_mode(model, trainer.groups, [True] * n if plan.bn_frozen_stats else frozen)
+    model = ctx.model
+    path = make_path(ctx, trainer.state, phase)
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(ctx.opt.state_dict())
+    freeze(model, ctx.groups, frozen)
+    set_train_mode(model, ctx.groups, [True] * n if plan.bn_frozen_stats else frozen)
     rng = np.random.default_rng(cfg.runtime.seed)
     lrs, losses, avg, best = [], [], 0.0, float("inf")
     try:
         for i in range(steps):
             lr = start * (end / start) ** (i / max(1, steps - 1))
-            for pg in trainer.opt.param_groups:
+            for pg in ctx.opt.param_groups:
                 pg["lr"] = lr * scale[pg["layer"]]
-            idx = rng.choice(len(trainer.ytr), size=min(cfg.optim.batch_size, len(trainer.ytr)), replace=False)
+            idx = rng.choice(len(ctx.ytr), size=min(cfg.optim.batch_size, len(ctx.ytr)), replace=False)
             loss, _ = trainer.one_batch(path, idx, path.batch(idx, i), None)
             avg = 0.9 * avg + 0.1 * loss
             smoothed = avg / (1 - 0.9 ** (i + 1))
@@ -56,7 +55,7 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
                 break
     finally:
         model.load_state_dict(saved_model)
-        trainer.opt.load_state_dict(saved_opt)
+        ctx.opt.load_state_dict(saved_opt)
         getattr(path, "close", lambda: None)()
     return {"lrs": lrs, "losses": losses, "suggestion": suggest_lr(lrs, losses), "groups": scale, "phase": phase}
 

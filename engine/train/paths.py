@@ -8,7 +8,7 @@
 
 Each path trains one `module` (the head, the groups above the boundary, or the whole model). Under torchrun,
 `parallel()` wraps it in `DistributedDataParallel`, once per phase: the trainable parameters change between phases.
-`make_path(trainer, phase)` chooses the path a phase runs on.
+`make_path(ctx, state, phase)` chooses the path a phase runs on.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from engine.model.device import autocast, to_device
 from engine.model.taps import TapModel
 from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
+from engine.train.state import TrainContext, TrainState
 from engine.train.views import Views, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
@@ -57,6 +58,9 @@ class _Trainable:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return getattr(self, "forward", self.module)(x)
+
+    def close(self) -> None:
+        """Ends what the path holds open beyond the phase (the full forward's DataLoader workers)."""
 
 
 class _Suffix(nn.Module):
@@ -181,64 +185,64 @@ def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], de
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def make_path(learn, phase: int) -> FeaturePath | ActivationPath | FullPath:
-    """The path `phase` of the trainer `learn` runs on: cached features for the head, cached activations when the
-    model is cut at a frozen boundary, else the full forward. Cached views are computed on first use."""
-    cfg = learn.cfg
-    if phase == 1 or learn.split is not None:
-        if learn.views is None:
-            learn.views = run_views(learn)
+def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath | ActivationPath | FullPath:
+    """The path `phase` runs on: cached features for the head, cached activations when the model is cut at a frozen
+    boundary, else the full forward. Cached views are computed on first use."""
+    cfg = ctx.cfg
+    if phase == 1 or ctx.split is not None:
+        if state.views is None:
+            state.views = run_views(ctx, state)
         if phase == 1:
-            return FeaturePath(learn.model, learn.views, cfg.optim.batch_size, learn.device)
-        boundary = learn.groups[next(i for i, f in enumerate(learn.plan.frozen) if not f)].name
-        return ActivationPath(learn.model, learn.split, learn.views, cfg.optim.batch_size, learn.device, boundary)
+            return FeaturePath(ctx.model, state.views, cfg.optim.batch_size, ctx.device)
+        boundary = ctx.groups[next(i for i, f in enumerate(ctx.plan.frozen) if not f)].name
+        return ActivationPath(ctx.model, ctx.split, state.views, cfg.optim.batch_size, ctx.device, boundary)
     reg = cfg.regularisation
-    mix = Mixup(mixup_alpha=reg.mixup, cutmix_alpha=reg.cutmix, num_classes=len(learn.classes),
+    mix = Mixup(mixup_alpha=reg.mixup, cutmix_alpha=reg.cutmix, num_classes=len(ctx.classes),
                 label_smoothing=reg.label_smoothing) if reg.mixup or reg.cutmix else None
-    val_paths = [it.path for it in learn.ds.val]
-    images, batches = train_images(learn)
+    val_paths = [it.path for it in ctx.ds.val]
+    images, batches = train_images(ctx, state)
     pixels, augment = None, None
-    if device_input(learn.device, learn.plan.augment):  # decoded once, augmented in batches on the device
+    if device_input(ctx.device, ctx.plan.augment):  # decoded once, augmented in batches on the device
         step = "decode the training photos once"
-        learn.report(step, 0.0)
-        pixels = decoded_pixels(images.paths, learn.spec, progress=lambda f: learn.report(step, f),
-                                check_cancel=learn.check_cancel)
-        learn.report(step, 1.0)
-        augment = BatchAugment(learn.spec, learn.plan.augment, cfg.regularisation.random_erasing)
-    return FullPath(learn.model, images, batches, learn.spec, val_paths, learn.device, learn.ytr, mix, pixels, augment)
+        ctx.report(step, 0.0)
+        pixels = decoded_pixels(images.paths, ctx.spec, progress=lambda f: ctx.report(step, f),
+                                check_cancel=ctx.check_cancel)
+        ctx.report(step, 1.0)
+        augment = BatchAugment(ctx.spec, ctx.plan.augment, cfg.regularisation.random_erasing)
+    return FullPath(ctx.model, images, batches, ctx.spec, val_paths, ctx.device, ctx.ytr, mix, pixels, augment)
 
 
-def run_views(learn) -> Views:
+def run_views(ctx: TrainContext, state: TrainState) -> Views:
     """The frozen part's output for this run: read back from the run folder when an earlier attempt of the same run
     completed it (a resume; the frozen part has not changed since), else computed now and kept there until the run
     finishes."""
     step = "cache features of augmented views"
-    plan, cut = learn.plan, None if learn.split is None else learn.split.index
-    key = views_key({"data": plan.fingerprint, "backbone": plan.backbone, "weights": learn.weights.sha256,
+    plan, cut = ctx.plan, None if ctx.split is None else ctx.split.index
+    key = views_key({"data": plan.fingerprint, "backbone": plan.backbone, "weights": ctx.weights.sha256,
                      "spec": plan.input_spec, "taps": plan.taps, "flip": plan.flip_tta, "cut": cut,
-                     "views": cached_views(learn.cfg, plan), "augment": plan.augment, "seed": learn.cfg.runtime.seed,
-                     "erasing": learn.cfg.regularisation.random_erasing})
-    store = learn.run.path / f"views-{key}.pt" if learn.run is not None and learn.world == 1 else None
+                     "views": cached_views(ctx.cfg, plan), "augment": plan.augment, "seed": ctx.cfg.runtime.seed,
+                     "erasing": ctx.cfg.regularisation.random_erasing})
+    store = ctx.run.path / f"views-{key}.pt" if ctx.run is not None and ctx.world == 1 else None
     if store is not None and (views := load_views(store)) is not None:
-        learn.report(f"{step}: reused, complete from the stopped attempt", 1.0)
+        ctx.report(f"{step}: reused, complete from the stopped attempt", 1.0)
         return views
-    learn.report(step, 0.0)
-    images, batches = train_images(learn)
-    views = cache_views(learn.model, learn.split, learn.spec, images, [it.path for it in learn.ds.val],
-                        cached_views(learn.cfg, plan), batches.seed_of, learn.device, learn.check_cancel,
-                        progress=lambda f: learn.report(step, f))
+    ctx.report(step, 0.0)
+    images, batches = train_images(ctx, state)
+    views = cache_views(ctx.model, ctx.split, ctx.spec, images, [it.path for it in ctx.ds.val],
+                        cached_views(ctx.cfg, plan), batches.seed_of, ctx.device, ctx.check_cancel,
+                        progress=lambda f: ctx.report(step, f))
     if store is not None:
         save_views(store, views)
-    learn.report(step, 1.0)
+    ctx.report(step, 1.0)
     return views
 
 
-def train_images(learn) -> tuple[AugmentedImages, EpochBatches]:
-    """The augmented train images and the epoch batcher of `learn` (made once per trainer)."""
-    if learn.images is None:
-        work_key, work_geom = aug.working_geometry(learn.spec)
-        tf = aug.train_transform(learn.spec, learn.plan.augment, learn.cfg.regularisation.random_erasing)
-        learn.images = (AugmentedImages([it.path for it in learn.ds.train], work_key, work_geom, tf,
-                                        learn.spec.in_chans),
-                        EpochBatches(learn.cfg.optim.batch_size, learn.cfg.runtime.seed))
-    return learn.images
+def train_images(ctx: TrainContext, state: TrainState) -> tuple[AugmentedImages, EpochBatches]:
+    """The run's augmented train images and its epoch batcher (made once per run, kept on `state`)."""
+    if state.images is None:
+        work_key, work_geom = aug.working_geometry(ctx.spec)
+        tf = aug.train_transform(ctx.spec, ctx.plan.augment, ctx.cfg.regularisation.random_erasing)
+        state.images = (AugmentedImages([it.path for it in ctx.ds.train], work_key, work_geom, tf,
+                                        ctx.spec.in_chans),
+                        EpochBatches(ctx.cfg.optim.batch_size, ctx.cfg.runtime.seed))
+    return state.images
