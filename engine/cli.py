@@ -11,6 +11,7 @@ import sys
 from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
 from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
+from engine.progress import QUIET
 from engine.service.console import StepClock, fit_in_thread, train_result
 
 CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
@@ -104,7 +105,7 @@ def _dataset(args: argparse.Namespace):
 def cmd_probe(args: argparse.Namespace) -> int:
     from engine.probe.shootout import shootout
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
-    progress = None if args.quiet else StepClock()
+    progress = QUIET if args.quiet else StepClock()
     if len(names) > 1:
         result = shootout(_dataset(args), names, progress=progress)
         print(json.dumps(result, indent=2) if args.json else result["verdict"])
@@ -132,7 +133,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from engine.plan.make import get_plan
     from engine.plan.preflight import preflight
-    planned = get_plan(_config(args), None if args.quiet else StepClock())
+    planned = get_plan(_config(args), QUIET if args.quiet else StepClock())
     plan = planned.plan
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
@@ -152,7 +153,7 @@ def _checked_plan(cfg: TrainConfig, quiet: bool):
     """The plan `train` runs, made (or read) first: a plan that cannot run is refused before any run exists."""
     from engine.plan.make import get_plan
     from engine.plan.preflight import blocking, preflight
-    planned = get_plan(cfg, None if quiet else StepClock())
+    planned = get_plan(cfg, QUIET if quiet else StepClock())
     stop = blocking(preflight(planned.plan))
     if stop:
         raise TransferLabError(f"the plan cannot run: {stop[0].message}. Fix: {stop[0].fix}")
@@ -249,7 +250,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.train.lrfind import lr_find
-    r = lr_find(_config(args), steps=args.steps, progress=None if args.json else StepClock())
+    r = lr_find(_config(args), steps=args.steps, progress=QUIET if args.json else StepClock())
     if args.json:
         print(json.dumps(r, indent=2))
     else:

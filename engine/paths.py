@@ -11,6 +11,8 @@ from typing import BinaryIO
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.progress import QUIET_STEP, Step
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "plant-leaves-15"
 
@@ -45,12 +47,12 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None
 
 
 @contextmanager
-def building(folder: Path, check_cancel: Callable[[], None] | None = None) -> Iterator[Path]:
+def building(folder: Path, progress: Step = QUIET_STEP) -> Iterator[Path]:
     """One builder at a time for the cache entry `folder` (features, an extracted archive), across threads and
     processes: holds an OS lock beside it while the block builds, and yields a temporary folder of the builder's own
-    to build in. A second builder waits (calling `check_cancel` while it waits); when its turn comes it should look
-    again, since the first may have built the entry. The block renames the temporary folder over `folder`; whatever is
-    left of it is removed."""
+    to build in. A second builder waits (asking `progress` for a cancel while it waits); when its turn comes it should
+    look again, since the first may have built the entry. The block renames the temporary folder over `folder`;
+    whatever is left of it is removed."""
     lock = folder.with_name(f".{folder.name}.lock")
     with open(lock, "a+") as f:
         while True:
@@ -58,8 +60,7 @@ def building(folder: Path, check_cancel: Callable[[], None] | None = None) -> It
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if check_cancel is not None:
-                    check_cancel()
+                progress.check_cancel()
                 time.sleep(0.1)
         tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:6]}.partial")
         try:

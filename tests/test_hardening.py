@@ -314,6 +314,7 @@ def test_corrupt_weights_one_class_weights_none_batch_one_and_unknown_backbones(
 def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
     from engine.data.dataset import load_dataset
     from engine.probe.linear import probe
+    from engine.progress import Reporter
     from engine.runs.events import Cancelled
     calls = []
 
@@ -323,7 +324,7 @@ def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
             raise Cancelled()
     t0 = time.perf_counter()
     with pytest.raises(Cancelled):
-        probe(load_dataset(tiny_folder), "tf_efficientnet_lite0", check_cancel=check)
+        probe(load_dataset(tiny_folder), "tf_efficientnet_lite0", progress=Reporter(cancel=check).step("probe"))
     assert len(calls) == 2 and time.perf_counter() - t0 < 30
 
 

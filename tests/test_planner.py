@@ -76,10 +76,10 @@ def test_the_plan_states_its_memory_and_disk_and_caches_fewer_views_when_they_do
     c = cfg(carved, strategy="top-k", views=4)
     ds = load_data(c)
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "4G")
-    roomy = make_plan(c, ds, lambda *a: None).plan
+    roomy = make_plan(c, ds).plan
     assert roomy.views == 4 and roomy.ram_bytes > 0 and roomy.disk_bytes > roomy.ram_bytes // 1000
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "200K")
-    tight = make_plan(c, ds, lambda *a: None).plan
+    tight = make_plan(c, ds).plan
     assert tight.views == 1 and "1 augmented view(s)" in tight.reason and "TRANSFERLAB_MEMORY" in tight.reason
 
 
@@ -107,7 +107,10 @@ def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_pro
     report = Reporter(Log(), min_interval=0.0)
     report.expect(60.0)
     planned = get_plan(cfg(carved, strategy="auto"), report)
-    assert tuple(p.backbone for p in planned.probes[1:]) == forecasts[0].others == forecasts[1].others  # decided once
+    assert forecasts[0].others == forecasts[1].others  # decided once, at the first probe's early pace
+    probed = tuple(p.backbone for p in planned.probes[1:])
+    assert probed == tuple(b for b in forecasts[0].others if b in probed)  # nothing else (one may not fit the budget
+    # on a loaded machine: never probed past the budget itself)
     name, current, rest = report.told[0]
     assert name == current == "probe tf_efficientnet_lite0" and 0 < rest < 60  # told while the probe runs
     first = next(e for e in Log.events if e.name == name and 0 < e.fraction < 1 and e.eta_s is not None)
@@ -116,12 +119,10 @@ def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_pro
 
 def test_a_fixed_strategy_tells_the_rest_of_its_run_while_its_probe_runs(carved, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # no cached features: the probe extracts them
+    from engine.progress import Progress
     told = []
 
-    class Reporter:
-        def __call__(self, name: str, fraction: float) -> None:
-            pass
-
+    class Reporter(Progress):
         def expect_after(self, name: str, rest_s: float, planned_s: float | None = None) -> None:
             told.append((name, rest_s))
 

@@ -33,10 +33,10 @@ from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR,
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
 from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
-from engine.probe.linear import LinearFit, ProbeResult, fit_taps, probe, spec_for
+from engine.probe.linear import FEATURES_SHARE, LinearFit, ProbeResult, fit_taps, probe, spec_for
+from engine.progress import QUIET, Progress, Step
 
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
-Step = Callable[[str, float], None]
 
 
 def plan_key(cfg: TrainConfig, fingerprint: str) -> str:
@@ -44,18 +44,17 @@ def plan_key(cfg: TrainConfig, fingerprint: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def get_plan(cfg: TrainConfig, step: Step | None = None, check_cancel: Callable[[], None] | None = None,
-             device: torch.device | None = None) -> Planned:
-    """The stored plan for `cfg` and its data, or a new one (then stored)."""
-    step = step or (lambda name, frac: None)
-    step("load and check data", 0.0)
+def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device | None = None) -> Planned:
+    """The stored plan for `cfg` and its data, or a new one (then stored). Each part is a named step of
+    `progress`."""
+    progress("load and check data", 0.0)
     ds = load_data(cfg)
-    step("load and check data", 1.0)
+    progress("load and check data", 1.0)
     folder = paths.sub("plans") / plan_key(cfg, ds.fingerprint())
     stored = load_planned(folder, ds)
     if stored is not None:
         return stored
-    planned = make_plan(cfg, ds, step, check_cancel, device)
+    planned = make_plan(cfg, ds, progress, device)
     planned.plan = Plan.from_dict(json.loads(json.dumps(planned.plan.to_dict())))  # as stored, field by field
     save_planned(folder, planned)
     return planned
@@ -78,8 +77,8 @@ def _check(ds: Dataset) -> None:
         raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
 
 
-def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[[], None] | None = None,
-              device: torch.device | None = None) -> Planned:
+def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device: torch.device | None = None
+              ) -> Planned:
     """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds`."""
     t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
@@ -91,15 +90,15 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
         def early(speed: float, probe_end: float) -> None:  # which also decides the other probes (made once)
             rest = forecast(cfg, ds, Pace(cfg.backbone, spec.input_size[-1], speed), probe_end - t0, spec_for)
             decided["others"] = rest.others
-            getattr(step, "expect_after", lambda *a: None)(f"probe {cfg.backbone}", rest.left_s)
+            progress.expect_after(f"probe {cfg.backbone}", rest.left_s)
     else:  # a fixed strategy's plan does not depend on the probe's result: costed at its pace, the rest is known
         def early(speed: float, probe_end: float) -> None:
             rest = _resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "", speed=speed)
-            getattr(step, "expect_after", lambda *a: None)(f"probe {cfg.backbone}", rest.estimate_s)
-    probes = [_probe(cfg, ds, cfg.backbone, spec, step, check_cancel, early)]
+            progress.expect_after(f"probe {cfg.backbone}", rest.estimate_s)
+    probes = [_probe(cfg, ds, cfg.backbone, spec, progress, early)]
     if cfg.optim.strategy == "auto":  # then as the whole probe measured it
         fc = forecast(cfg, ds, Pace.of(probes[0]), time.perf_counter() - t0, spec_for, decided.get("others"))
-        getattr(step, "expect", lambda s: None)(fc.left_s)
+        progress.expect(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
         return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], "",
@@ -111,14 +110,15 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
         reserve = 10 * (len(probes) + 1) + score_seconds(pace, name, other_spec, n_test + 2 * len(ds.val))
         if time.perf_counter() - t0 + est + reserve > budget:
             continue
-        probes.append(_probe(cfg, ds, name, other_spec, step, check_cancel))
+        probes.append(_probe(cfg, ds, name, other_spec, progress))
     imbalance = _imbalance(ds)
     if not fc.fine_tunes:  # from here the time left is the choice's own (from its pace), then validating and scoring
-        getattr(step, "expect_after", lambda *a: None)("choose the head", fc.finish_s)
-    step("choose the head", 0.0)
+        progress.expect_after("choose the head", fc.finish_s)
+    choosing = progress.step("choose the head")
+    choosing(0.0)
     choice, scored, metric = choose_head(probes, len(ds.classes), imbalance, seconds=max(5.0, CHOOSE_SHARE * budget),
-                                         progress=lambda _, f: step("choose the head", f), check_cancel=check_cancel)
-    step("choose the head", 1.0)
+                                         progress=choosing)
+    choosing(1.0)
     p = next(q for q in probes if q.backbone == choice.backbone)
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
     # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
@@ -130,31 +130,39 @@ def make_plan(cfg: TrainConfig, ds: Dataset, step: Step, check_cancel: Callable[
     return Planned(plan, ds, head, probes)
 
 
-# PLR0913: progress and cancel travel apart until one Progress protocol
-def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, step: Step,  # noqa: PLR0913
-           check_cancel: Callable[[], None] | None, early: Callable[[float, float], None] | None = None) -> ProbeResult:
-    """The probe of `name` as a named step; `early(images/s, expected end)` is told the extraction's pace once a sixth
-    of it past its first batch is done, or at its end (never from the cache); the stage fits are a tenth of it."""
+# PLR0913: the probe's backbone and input, and who watches it
+def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, progress: Progress,  # noqa: PLR0913
+           early: Callable[[float, float], None] | None = None) -> ProbeResult:
+    """The probe of `name` as the step "probe <name>"; `early(images/s, expected end)` is told the extraction's pace
+    once a sixth of it past its first batch is done, or at its end (never from the cache)."""
     n_images = len(ds.train) + len(ds.val)
-    label, passes = f"probe {name}", feature_views(n_images, cfg.runtime.probe_mirror) * n_images
-    t0, first, told = time.perf_counter(), None, early is None  # first: (time, fraction) of the first batch
-
-    def report(stage: str, f: float) -> None:
-        nonlocal first, told
-        if not told and stage == "features" and f > 0:
-            now = time.perf_counter()
-            (t1, f1) = first = first or (now, f)
-            if f - f1 >= 1 / 6 or f >= 1 > f1:
-                told, end = True, now + (1 - f) * (now - t1) / (f - f1)  # the features' end at this pace
-                early(passes / (end - t0), now + (end - now) / 0.9)  # speed with its start, as the probe measures it
-        step(label, 0.9 * f if stage == "features" else 0.9 + 0.1 * f)
-
-    step(label, 0.0)
+    step = _PacedProbe(progress, f"probe {name}", feature_views(n_images, cfg.runtime.probe_mirror) * n_images, early)
+    step(0.0)
     r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.optim.strategy == "auto",
-              in_channels=cfg.data.in_chans, spec=spec, progress=report, check_cancel=check_cancel,
-              mirror=cfg.runtime.probe_mirror)
-    step(label, 1.0)
+              in_channels=cfg.data.in_chans, spec=spec, progress=step, mirror=cfg.runtime.probe_mirror)
+    step(1.0)
     return r
+
+
+class _PacedProbe(Step):
+    """A probe's step that tells `early(images/s, expected end)` the extraction's pace (the first `FEATURES_SHARE` of
+    the step) once it has moved a sixth past its first batch, or when it ends."""
+
+    def __init__(self, progress: Progress, name: str, passes: int, early: Callable[[float, float], None] | None):
+        super().__init__(progress, name)
+        self.passes, self.early, self.t0 = passes, early, time.perf_counter()
+        self.first: tuple[float, float] | None = None  # (time, extraction fraction) of the first batch
+
+    def __call__(self, fraction: float) -> None:
+        f = fraction / FEATURES_SHARE  # the extraction's own fraction
+        if self.early is not None and 0 < f <= 1:
+            now = time.perf_counter()
+            t1, f1 = self.first = self.first or (now, f)
+            if f - f1 >= 1 / 6 or f >= 1 > f1:
+                end = now + (1 - f) * (now - t1) / (f - f1)  # the features' end at this pace
+                self.early(self.passes / (end - self.t0), now + (end - now) / FEATURES_SHARE)  # with its start
+                self.early = None  # told once
+        super().__call__(fraction)
 
 
 def _imbalance(ds: Dataset) -> float:
@@ -286,11 +294,10 @@ def ds_size(ds: Dataset) -> str:
     return f"{len(ds.train) + len(ds.val):,}"
 
 
-def plan_with_probe(cfg: TrainConfig, step: Step | None = None,
-                    check_cancel: Callable[[], None] | None = None) -> Planned:
+def plan_with_probe(cfg: TrainConfig, progress: Progress = QUIET) -> Planned:
     """The plan and the probe of `cfg.backbone` behind it (read from the feature cache when the plan was stored)."""
-    planned = get_plan(cfg, step, check_cancel)
+    planned = get_plan(cfg, progress)
     if not planned.probes and cfg.optim.strategy != "scratch":
         spec = spec_for(planned.ds, cfg.backbone, cfg.data.in_chans)
-        planned.probes = [_probe(cfg, planned.ds, cfg.backbone, spec, step or (lambda *a: None), check_cancel)]
+        planned.probes = [_probe(cfg, planned.ds, cfg.backbone, spec, progress)]
     return planned

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
@@ -19,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 from engine.model.taps import FINAL
 from engine.probe.features import FeatureSet, cap_rows, fit_rows
 from engine.probe.linear import ProbeResult, fit_linear
+from engine.progress import QUIET_STEP, Step
 
 FOLDS = 5
 BASE_C = 0.1  # regularisation of the candidates; the winner is then tried at other strengths
@@ -107,8 +107,7 @@ def candidate_taps(probe: ProbeResult) -> list[tuple[int, ...]]:
 
 # C901, PLR0912, PLR0913: the candidate list's rules, each a branch; to move to rules.py
 def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, seconds: float | None = None,  # noqa: C901, PLR0912, PLR0913
-                progress: Callable[[str, float], None] | None = None,
-                check_cancel: Callable[[], None] | None = None) -> tuple[HeadChoice, list[HeadChoice], str]:
+                progress: Step = QUIET_STEP) -> tuple[HeadChoice, list[HeadChoice], str]:
     """Scores the candidates of every probed backbone and returns (the best, all scored, the metric used).
 
     Candidates are scored in order of promise; when `seconds` runs out the rest are skipped (the final-feature probe
@@ -127,12 +126,10 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
     by_name = {p.backbone: p for p in probes}
     steps = len(todo) + len(C_GRID)  # the candidates, then the winner at other strengths
     for i, cand in enumerate(todo):
-        if check_cancel:
-            check_cancel()
+        progress.check_cancel()
         if scored and seconds is not None and time.perf_counter() - t0 > seconds:
             break
-        if progress:
-            progress("choosing", i / steps)
+        progress(i / steps)
         scored.append(_score(by_name[cand.backbone].features, cand, n_classes, metric))
     if scored[0].cv is None:  # too few images to cross-validate: the val probe decides
         p = probes[0]
@@ -144,17 +141,14 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
     for j, c in enumerate(C_GRID):  # the winner at other regularisation strengths
         if seconds is not None and time.perf_counter() - t0 > seconds:
             break
-        if check_cancel:
-            check_cancel()
-        if progress:
-            progress("choosing", (len(todo) + j) / steps)
+        progress.check_cancel()
+        progress((len(todo) + j) / steps)
         trial = _score(by_name[best.backbone].features, HeadChoice(**{**asdict(best), "c": c, "cv": None}),
                        n_classes, metric)
         scored.append(trial)
         if trial.cv > best.cv:
             best = trial
-    if progress:
-        progress("choosing", 1.0)
+    progress(1.0)
     return best, scored, metric
 
 

@@ -27,12 +27,12 @@ from engine.model.device import autocast, pick_device, precision_name, to_device
 from engine.model.resources import feature_bytes, need_disk
 from engine.model.taps import FINAL, tap_dims, tap_features
 from engine.paths import memory_share
+from engine.progress import QUIET_STEP, Step
 
 VIEWS = ("image", "mirror image")
 MIRROR_MAX_IMAGES = 5000  # above this many images the probe reads each image once: the mirror view's gain is small
 MIN_FIT_ROWS = 4000  # a fit always may use this many images, whatever the budget
 FIT_BYTES_PER_VALUE = 24  # float32 features, sklearn's float64 copy and the standardised copy
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -77,16 +77,16 @@ def _name(tap: int) -> str:
 
 
 @torch.inference_mode()
-# PLR0913: progress and cancel travel apart until one Progress protocol
+# PLR0913: the model, its input, where the features go, and how
 def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: Path, views: int = 2,  # noqa: PLR0913
-            batch_size: int = 32, device: torch.device | None = None, progress: Progress | None = None,
-            check_cancel: Callable[[], None] | None = None) -> tuple[int, ...]:
+            batch_size: int = 32, device: torch.device | None = None, progress: Step = QUIET_STEP
+            ) -> tuple[int, ...]:
     """Writes the pooled features of every intermediate and of FINAL, for `views` views (the image, then its mirror
     image), as `out_dir/tap<i>.npy` and `final.npy` of shape (N, views, D). Returns the taps written.
 
     Args:
         model: A timm backbone (eval mode is set here).
-        check_cancel: Called before every batch; raises to stop.
+        progress: Told the fraction of images done after every batch, and asked for a cancel before it.
     """
     device = device or pick_device()
     model = model.eval().to(device, memory_format=torch.channels_last)
@@ -97,8 +97,7 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
     try:
         with autocast(device):
             for start in range(0, n, batch_size):
-                if check_cancel:
-                    check_cancel()
+                progress.check_cancel()
                 chunk = image_paths[start:start + batch_size]
                 x = spec.normalize(to_device(torch.stack(load_images(spec, chunk, keep=False)), device))
                 xs = torch.cat([x, x.flip(-1)]) if views == 2 else x
@@ -109,8 +108,7 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
                         arrays[tap] = np.lib.format.open_memmap(out_dir / f"{_name(tap)}.npy", mode="w+",
                                                                 dtype=np.float32, shape=(n, views, f.shape[2]))
                     arrays[tap][start:start + len(chunk)] = f
-                if progress:
-                    progress(start + len(chunk), n)
+                progress((start + len(chunk)) / n)
     finally:
         for a in arrays.values():
             a.flush()
@@ -131,24 +129,23 @@ def load_cached(key: str) -> FeatureSet | None:
                       images_per_s=float(meta.get("images_per_s", 0.0)))
 
 
-# PLR0913: progress and cancel travel apart until one Progress protocol
+# PLR0913: the cache key, the model, its input and labels, and how
 def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],  # noqa: PLR0913
                    labels: np.ndarray, splits: np.ndarray, views: int = 2, device: torch.device | None = None,
-                   progress: Progress | None = None, check_cancel: Callable[[], None] | None = None) -> FeatureSet:
+                   progress: Step = QUIET_STEP) -> FeatureSet:
     """The features under `key`, computed (and written to the cache atomically, by one builder at a time) when they
     are not there yet."""
     if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
         return fs
     folder = paths.cache_dir() / f"features-{key}"
-    with paths.building(folder, check_cancel) as tmp:  # a second probe of the same photos waits, then reads these
+    with paths.building(folder, progress) as tmp:  # a second probe of the same photos waits, then reads these
         if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
             return fs
         model = model_fn()
         need_disk(folder.parent, feature_bytes(catalogue_name(model), len(image_paths), views),
                   f"the feature cache of {len(image_paths):,} images")
         t0 = time.perf_counter()
-        taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress,
-                       check_cancel=check_cancel)
+        taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress)
         speed = views * len(image_paths) / max(time.perf_counter() - t0, 1e-9)
         np.save(tmp / "labels.npy", np.asarray(labels))
         np.save(tmp / "splits.npy", np.asarray(splits, dtype="U8"))

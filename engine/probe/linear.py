@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -24,8 +23,9 @@ from engine.model.taps import FINAL, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
 from engine.probe.features import (FeatureSet, cap_rows, compute_cached, current_precision, feature_key, feature_views,
                                    fit_rows)
+from engine.progress import QUIET_STEP, Step
 
-Progress = Callable[[str, float], None]
+FEATURES_SHARE = 0.9  # of a probe's progress: the extraction; the rest, the stages' fits
 
 
 @dataclass
@@ -133,10 +133,10 @@ def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
     return spec
 
 
-# PLR0913: progress and cancel travel apart until one Progress protocol
+# PLR0913: the features' keyword options
 def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputSpec | None = None,  # noqa: PLR0913
-                 in_chans: int = 3, progress: Progress | None = None, check_cancel: Callable[[], None] | None = None,
-                 mirror: bool = True) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
+                 in_chans: int = 3, progress: Step = QUIET_STEP, mirror: bool = True
+                 ) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
     """Features of every train and val item (never the test items), from the disk cache when they match.
 
     Returns:
@@ -157,9 +157,8 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     splits = np.array([it.split for it in items])
     info = WeightsInfo(source, str(path) if path else None, None if path is None else sha,
                        "random initialisation, asked for explicitly" if path is None else "")
-    cb = (lambda done, total: progress("features", done / total)) if progress else None
     fs = compute_cached(key, lambda: _seeded(backbone, weights, in_chans), spec, [it.path for it in items],
-                        labels, splits, views=views, progress=cb, check_cancel=check_cancel)
+                        labels, splits, views=views, progress=progress)
     return fs, info, spec, fs.images_per_s
 
 
@@ -170,10 +169,10 @@ def _seeded(backbone: str, weights: str, in_chans: int):
 
 # PLR0913: the public probe's keyword options
 def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,  # noqa: PLR0913
-          spec: InputSpec | None = None, progress: Progress | None = None,
-          check_cancel: Callable[[], None] | None = None, mirror: bool = True) -> ProbeResult:
+          spec: InputSpec | None = None, progress: Step = QUIET_STEP, mirror: bool = True) -> ProbeResult:
     """Linear probe of `backbone` on `ds`: the final features, and (`per_stage`) the features after every stage;
-    `mirror` False reads each photo once (no mirror view: half the extraction).
+    `mirror` False reads each photo once (no mirror view: half the extraction). The extraction is the first
+    `FEATURES_SHARE` of `progress`, the stages' fits the rest.
 
     Raises:
         WeightsUnavailable: No pretrained weights for `backbone` (the message says how to provide them).
@@ -185,7 +184,9 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
     if len(ds.classes) < 2:
         raise DataError(f"{ds.root}: a classifier needs at least 2 classes with training images, found "
                         f"{len(ds.classes)}; add a folder of images for every class")
-    fs, info, spec, speed = features_for(ds, backbone, weights, spec, in_channels, progress, check_cancel, mirror)
+    fs, info, spec, speed = features_for(ds, backbone, weights, spec, in_channels, progress.sub(0, FEATURES_SHARE),
+                                         mirror)
+    stages = progress.sub(FEATURES_SHARE, 1.0)
     n_cls = len(ds.classes)
     fit = fit_taps(fs, (FINAL,), n_cls)
     curve = []
@@ -193,17 +194,14 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
         names = tap_names(backbone, group_names(backbone))
         body = [t for t in fs.taps if t != FINAL]
         for i, t in enumerate(body):
-            if progress:
-                progress("stages", i / len(body))
-            if check_cancel:
-                check_cancel()
+            stages(i / len(body))
+            stages.check_cancel()
             curve.append({"tap": t, "name": names[t], "dim": int(fs.arrays[t].shape[2]),
                           "accuracy": fit_taps(fs, (t,), n_cls, tol=1e-3).accuracy})
         curve.append({"tap": FINAL, "name": "final features", "dim": int(fs.arrays[FINAL].shape[2]),
                       "accuracy": fit.accuracy})
     yva = fs.y("val")
-    if progress:
-        progress("done", 1.0)
+    progress(1.0)
     return ProbeResult(
         backbone, fit.accuracy, per_class_accuracy(yva, fit.predictions, ds.classes),
         confusion(yva, fit.predictions, n_cls), ds.classes, round(time.perf_counter() - t0, 3), fs.cached, info, spec,

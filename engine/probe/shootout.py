@@ -1,18 +1,16 @@
 """Several backbones probed on the same data, each on its own cached features, ranked, with a verdict in words."""
 from __future__ import annotations
 
-from typing import Callable
-
 from engine.data.dataset import Dataset
 from engine.errors import TransferLabError
 from engine.model.catalogue import get_entry
 from engine.probe.linear import probe, spec_for
+from engine.progress import QUIET, Progress, Step
 
 
-def shootout(ds: Dataset, backbones: list[str], progress: Callable[[str, float], None] | None = None,
-             in_chans: int = 3) -> dict:
+def shootout(ds: Dataset, backbones: list[str], progress: Progress = QUIET, in_chans: int = 3) -> dict:
     """Probes each backbone (final features, each with its input contract for these photos, as a plan probes it) and
-    ranks them.
+    ranks them. Each probe is the step "probe <name>", its share of `progress`.
 
     A backbone that fails (no weights, say) gets a row with its reason instead of stopping the others.
 
@@ -21,10 +19,10 @@ def shootout(ds: Dataset, backbones: list[str], progress: Callable[[str, float],
     """
     rows = []
     for i, name in enumerate(backbones):
-        if progress:
-            progress(f"probe {name}", i / len(backbones))
+        step = Step(progress, f"probe {name}", i / len(backbones), (i + 1) / len(backbones))
         try:
-            r = probe(ds, name, per_stage=False, in_channels=in_chans, spec=spec_for(ds, name, in_chans))
+            r = probe(ds, name, per_stage=False, in_channels=in_chans, spec=spec_for(ds, name, in_chans),
+                      progress=step)
             rows.append({"backbone": name, "accuracy": r.accuracy, "seconds": r.seconds, "params_m": r.params_m,
                          "weights": r.weights.source, "problem": ""})
         except TransferLabError as e:

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+from engine.progress import Progress
 from engine.serve.summary import test_phrase
 
 RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
@@ -21,7 +22,7 @@ def progress_line(stage: str, frac: float, left: float | None = None, run_left: 
     print(f"\r{stage:>32} {frac:6.1%}{words}      ", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
 
 
-class StepClock:
+class StepClock(Progress):
     """Progress reports (step, fraction) as terminal lines with the step's time left from its pace so far (for the
     commands that report in-process: probe, plan, lr-find)."""
 

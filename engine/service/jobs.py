@@ -1,6 +1,7 @@
 """Short background jobs (probes, shoot-outs, LR range tests) with progress, for callers that must not block.
 
-A job runs a function on a daemon thread, passing it a `progress(stage, fraction)` callback; any number of readers
+A job runs a function on a daemon thread, passing it a `Progress` (`progress(stage, fraction)`, and a cancel check
+that stops it once the job is cancelled); any number of readers
 take snapshots. The dashboard keeps one `Jobs` per process; nothing here knows about Streamlit.
 """
 from __future__ import annotations
@@ -10,6 +11,9 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from engine.progress import Reporter
+from engine.runs.events import Cancelled
 
 
 @dataclass
@@ -44,13 +48,15 @@ class Jobs:
             if cancellable:
                 kwargs["cancel"] = job.cancel
 
-        def progress(stage: str, fraction: float) -> None:
+        def report(stage: str, fraction: float) -> None:
             job.stage, job.fraction = stage, fraction
 
         def work() -> None:
             try:
-                job.result = fn(*args, progress=progress, **kwargs)
+                job.result = fn(*args, progress=Reporter(report, job.cancel), **kwargs)
                 job.state = "done"
+            except Cancelled:
+                job.state = "cancelled"
             except Exception as e:  # noqa: BLE001 - reported to the reader
                 job.error = str(e) if hasattr(e, "args") and e.args else traceback.format_exc()
                 job.state = "cancelled" if job.cancel.is_set() else "failed"

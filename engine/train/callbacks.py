@@ -181,9 +181,10 @@ class DataStats(Callback):
     """The training photos' colour and size statistics, for drift warnings when predicting."""
 
     def after_fit(self, ctx: TrainContext, state: TrainState) -> None:
-        ctx.report("record the training photos' statistics", 0.0)
+        step = ctx.report.step("record the training photos' statistics")
+        step(0.0)
         ctx.run.write_json("data_stats.json", data_stats(ctx.ds, ctx.spec))
-        ctx.report("record the training photos' statistics", 1.0)
+        step(1.0)
 
 
 def default_callbacks() -> list[Callback]:

@@ -38,9 +38,9 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
     val_logits = state.best_logits  # the best epoch was validated through the images: the same logits as scoring
     ctx.report.expect(scoring_seconds(ctx, state) + FIXED_S)
     if val_logits is None:
-        ctx.report("score the chosen model on val", 0.0)
-        val_logits = predict_logits(ctx.model, ctx.spec, val_paths, ctx.device, check_cancel=ctx.check_cancel,
-                                    progress=lambda f: ctx.report("score the chosen model on val", f))
+        scoring = ctx.report.step("score the chosen model on val")
+        scoring(0.0)
+        val_logits = predict_logits(ctx.model, ctx.spec, val_paths, ctx.device, scoring)
     yva = ctx.yva.numpy()
     val = score(yva, val_logits.argmax(1).numpy(), ctx.classes)
     metrics = {"best_val_acc": val["accuracy"], "chosen_on": "val", "val_interval": val["interval"],
@@ -49,11 +49,11 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
                "val_conf": val_logits.softmax(1).max(1).values.tolist(), "classes": ctx.classes,
                "val_loss": float(F.cross_entropy(val_logits, ctx.yva)), "test_source": ctx.ds.test_source}
     if test:
-        ctx.report("score the test split", 0.0)
+        scoring = ctx.report.step("score the test split")
+        scoring(0.0)
         y = np.array([it.label for it in test])
         logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device,
-                                check_cancel=ctx.check_cancel,
-                                progress=lambda f: ctx.report("score the test split", f))
+                                scoring)
         t = score(y, logits.argmax(1).numpy(), ctx.classes)
         metrics.update(test_accuracy=t["accuracy"], test_interval=t["interval"], test_n=t["n"],
                        test_per_class=t["per_class"], test_confusion=t["confusion"],
@@ -83,11 +83,11 @@ def start_test(ctx: TrainContext, state: TrainState, metrics: dict) -> dict:
         return {}
     best = {k: v.clone() for k, v in ctx.model.state_dict().items()}
     ctx.model.load_state_dict(start["model"])
-    ctx.report("score the starting head on test", 0.0)
+    scoring = ctx.report.step("score the starting head on test")
+    scoring(0.0)
     test = ctx.ds.test
     logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device,
-                            check_cancel=ctx.check_cancel,
-                            progress=lambda f: ctx.report("score the starting head on test", f))
+                            scoring)
     ctx.model.load_state_dict(best)
     t = score(np.array([it.label for it in test]), logits.argmax(1).numpy(), ctx.classes)
     return {f"start_test_{k}": t[k] for k in keys}

@@ -33,6 +33,7 @@ from engine.train.losses import make_loss, sample_order
 from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan,
                                 set_train_mode)
 from engine.train.paths import FullPath, make_path
+from engine.progress import QUIET_STEP, Step
 from engine.train.progress import SetupProgress
 from engine.train.state import EVENT_NAMES, RANK_EVENTS, Event, PhaseState, TrainContext, TrainState
 
@@ -60,7 +61,7 @@ class Trainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.callbacks = sorted(default_callbacks() if callbacks is None else callbacks, key=lambda c: c.order)
-        self.report = SetupProgress(self.run if self.rank == 0 else None)
+        self.report = SetupProgress(self.run if self.rank == 0 else None, cancel=self.check_cancel)
         self.ctx: TrainContext | None = None  # made by `setup`
         self.state = TrainState()
         self._stop_checked = 0.0
@@ -86,7 +87,7 @@ class Trainer:
         cfg = self.cfg
         if self.rank == 0 and self.planned is None and not (self.run and (self.run.path / "plan.json").exists()):
             self.report.expect(cfg.optim.promised_seconds())
-            self.planned = get_plan(cfg, self.report, self.check_cancel, self.device)
+            self.planned = get_plan(cfg, self.report, self.device)
             if self.run is not None:
                 save_planned(self.run.path, self.planned)
         distributed.barrier()  # the other ranks read the plan rank 0 made: one plan, made once
@@ -113,7 +114,7 @@ class Trainer:
             loss_fn=make_loss(cfg.regularisation.balance, counts, cfg.regularisation.label_smoothing),
             ytr=ytr, yva=yva, counts=counts, steps_per_epoch=-(-n_shard // cfg.optim.batch_size),
             phases=((1, 0, plan.head_epochs), (2, plan.head_epochs, plan.finetune_epochs)),
-            report=self.report, check_cancel=self.check_cancel)
+            report=self.report)
         return self.ctx
 
     def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
@@ -158,12 +159,11 @@ class Trainer:
                             images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
         self.validate(path)
 
-    def validate(self, path, progress=None) -> None:
+    def validate(self, path, progress: Step = QUIET_STEP) -> None:
         """Validates on the val split (sharded across processes), then `after_validate` and `after_epoch`."""
         ctx, st = self.ctx, self.state
         t0 = time.perf_counter()
-        fn = (lambda rows: path.val_logits(rows, progress)) if progress else path.val_logits
-        logits = distributed.val_logits(fn, len(ctx.yva), ctx.rank, ctx.world)
+        logits = distributed.val_logits(lambda rows: path.val_logits(rows, progress), len(ctx.yva), ctx.rank, ctx.world)
         pred = logits.argmax(1)
         st.epoch_log.update(val_loss=float(F.cross_entropy(logits, ctx.yva)),
                             val_acc=float((pred == ctx.yva).float().mean()),
@@ -189,11 +189,12 @@ class Trainer:
         # the epochs as planned (their steps are measured once they run)
         step, passes = "validate the starting model", plan.cache_s + plan.score_s
         self.report.expect_after(step, passes, plan.start_s or None, max(0.0, plan.run_s - plan.start_s - passes))
-        self.report(step, 0.0)
+        validating = self.report.step(step)
+        validating(0.0)
         path = FullPath(ctx.model, None, None, ctx.spec, [it.path for it in ctx.ds.val], ctx.device, ctx.ytr)
-        self.validate(path, progress=lambda f: self.report(step, f))
+        self.validate(path, validating)
         st.start_val_s = st.epoch_log["val_seconds"]
-        self.report(step, 1.0)
+        validating(1.0)
 
     def _start_phase(self, phase: int, n_epochs: int, first: int, done: int):
         """Freezes, sets BatchNorm momentum and rates for `phase`; returns (path, schedule)."""

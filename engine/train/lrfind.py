@@ -4,18 +4,19 @@ the smoothed loss falls fastest."""
 from __future__ import annotations
 
 import copy
-from typing import Callable
 
 import numpy as np
 
 from engine.plan.config import TrainConfig
+from engine.plan.make import get_plan
+from engine.progress import QUIET, Progress
 from engine.train.loop import Trainer
 from engine.train.optim import freeze, set_train_mode
 from engine.train.paths import make_path
 
 
 def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0,
-            progress: Callable[[str, float], None] | None = None) -> dict:
+            progress: Progress = QUIET) -> dict:
     """Runs the range test on the phase-2 plan of `cfg` (head only when the plan does not fine-tune), with the
     trainer's own step (`Trainer.one_batch`).
 
@@ -23,7 +24,9 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
         {"lrs": head rates tried, "losses": smoothed losses, "suggestion": head rate, "groups": per-group scale,
         "phase": the phase tested}.
     """
-    trainer = Trainer(cfg, run=None, callbacks=[])  # type: ignore[arg-type] - the range test records nothing in a run
+    planned = get_plan(cfg, progress)
+    trainer = Trainer(cfg, None, planned=planned, callbacks=[])  # type: ignore[arg-type] - it records nothing in a run
+    step = progress.step("lr-find")
     ctx = trainer.setup()
     plan = ctx.plan
     phase = 2 if plan.finetune_epochs else 1
@@ -49,14 +52,14 @@ def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float =
             lrs.append(lr)
             losses.append(smoothed)
             best = min(best, smoothed)
-            if progress:
-                progress("lr-find", (i + 1) / steps)
+            step((i + 1) / steps)
+            step.check_cancel()
             if not np.isfinite(smoothed) or smoothed > 4 * best:
                 break
     finally:
         model.load_state_dict(saved_model)
         ctx.opt.load_state_dict(saved_opt)
-        getattr(path, "close", lambda: None)()
+        path.close()
     return {"lrs": lrs, "losses": losses, "suggestion": suggest_lr(lrs, losses), "groups": scale, "phase": phase}
 
 

@@ -13,7 +13,6 @@ Each path trains one `module` (the head, the groups above the boundary, or the w
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,9 +31,11 @@ from engine.model.taps import TapModel
 from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
 from engine.train.state import TrainContext, TrainState
+from engine.progress import QUIET_STEP, Step
 from engine.train.views import Views, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
+PREDICT_BATCH = 32  # images per forward pass when predicting from files
 
 
 def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -92,10 +93,12 @@ class FeaturePath(_Trainable):
         return to_device(self.train_x[epoch % len(self.train_x)][idx], self.device)
 
     @torch.no_grad()
-    def val_logits(self, rows: np.ndarray | None = None) -> torch.Tensor:
+    def val_logits(self, rows: np.ndarray | None = None, progress: Step = QUIET_STEP) -> torch.Tensor:
         x = self.val_x if rows is None else self.val_x[rows]
         with autocast(self.device):  # the head itself runs in float32
-            return torch.cat([self.module(to_device(b, self.device)).float().cpu() for b in x.split(64)])
+            logits = torch.cat([self.module(to_device(b, self.device)).float().cpu() for b in x.split(64)])
+        progress(1.0)
+        return logits
 
 
 class ActivationPath(FeaturePath):
@@ -152,8 +155,7 @@ class FullPath(_Trainable):
         return self.spec.normalize(to_device(pixels, self.device))
 
     @torch.no_grad()
-    def val_logits(self, rows: np.ndarray | None = None, progress: Callable[[float], None] | None = None
-                   ) -> torch.Tensor:
+    def val_logits(self, rows: np.ndarray | None = None, progress: Step = QUIET_STEP) -> torch.Tensor:
         paths = self.val_paths if rows is None else [self.val_paths[i] for i in rows]
         return predict_logits(self.model, self.spec, paths, self.device, progress=progress)
 
@@ -162,10 +164,8 @@ class FullPath(_Trainable):
 
 
 @torch.no_grad()
-# PLR0913: progress and cancel travel apart until one Progress protocol
-def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device,  # noqa: PLR0913
-                   batch_size: int = 32, progress: Callable[[float], None] | None = None,
-                   check_cancel: Callable[[], None] | None = None) -> torch.Tensor:
+def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device,
+                   progress: Step = QUIET_STEP) -> torch.Tensor:
     """Logits of image files through the eval transform, in eval mode (the one prediction routine of the engine:
     validation, the final test score, `evaluate` and `predict` all use it)."""
     was_training = model.training
@@ -173,13 +173,11 @@ def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], de
     out = []
     try:
         with autocast(device):
-            for b in range(0, len(paths), batch_size):
-                if check_cancel:
-                    check_cancel()
-                x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b:b + batch_size])), device))
+            for b in range(0, len(paths), PREDICT_BATCH):
+                progress.check_cancel()
+                x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b:b + PREDICT_BATCH])), device))
                 out.append(model(x).float().cpu())
-                if progress:
-                    progress(min(1.0, (b + batch_size) / len(paths)))
+                progress(min(1.0, (b + PREDICT_BATCH) / len(paths)))
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
@@ -203,11 +201,10 @@ def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath |
     images, batches = train_images(ctx, state)
     pixels, augment = None, None
     if device_input(ctx.device, ctx.plan.augment):  # decoded once, augmented in batches on the device
-        step = "decode the training photos once"
-        ctx.report(step, 0.0)
-        pixels = decoded_pixels(images.paths, ctx.spec, progress=lambda f: ctx.report(step, f),
-                                check_cancel=ctx.check_cancel)
-        ctx.report(step, 1.0)
+        decoding = ctx.report.step("decode the training photos once")
+        decoding(0.0)
+        pixels = decoded_pixels(images.paths, ctx.spec, progress=decoding)
+        decoding(1.0)
         augment = BatchAugment(ctx.spec, ctx.plan.augment, cfg.regularisation.random_erasing)
     return FullPath(ctx.model, images, batches, ctx.spec, val_paths, ctx.device, ctx.ytr, mix, pixels, augment)
 
@@ -226,14 +223,14 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
     if store is not None and (views := load_views(store)) is not None:
         ctx.report(f"{step}: reused, complete from the stopped attempt", 1.0)
         return views
-    ctx.report(step, 0.0)
+    caching = ctx.report.step(step)
+    caching(0.0)
     images, batches = train_images(ctx, state)
     views = cache_views(ctx.model, ctx.split, ctx.spec, images, [it.path for it in ctx.ds.val],
-                        cached_views(ctx.cfg, plan), batches.seed_of, ctx.device, ctx.check_cancel,
-                        progress=lambda f: ctx.report(step, f))
+                        cached_views(ctx.cfg, plan), batches.seed_of, ctx.device, progress=caching)
     if store is not None:
         save_views(store, views)
-    ctx.report(step, 1.0)
+    caching(1.0)
     return views
 
 

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from engine.data.batch_augment import working_side
 from engine.data.imageio import load_image
 from engine.data.spec import InputSpec, to_tensor
 from engine.model.resources import need_disk
+from engine.progress import QUIET_STEP, Step
 
 PREFETCH = 3  # batches read ahead
 
@@ -39,8 +39,7 @@ def pixel_key(image_paths: Sequence[str], spec: InputSpec) -> str:
 
 
 def decoded_pixels(image_paths: Sequence[str], spec: InputSpec, workers: int = 8,
-                   progress: Callable[[float], None] | None = None,
-                   check_cancel: Callable[[], None] | None = None) -> np.ndarray:
+                   progress: Step = QUIET_STEP) -> np.ndarray:
     """The photos as a read-only memory-mapped uint8 array (N, C, W, W), decoded now (by `workers` threads) unless the
     cache already holds them."""
     side, chans, n = working_side(spec), spec.in_chans, len(image_paths)
@@ -55,13 +54,11 @@ def decoded_pixels(image_paths: Sequence[str], spec: InputSpec, workers: int = 8
     try:
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for start in range(0, n, 256):
-                if check_cancel:
-                    check_cancel()
+                progress.check_cancel()
                 chunk = image_paths[start:start + 256]
                 images = pool.map(lambda p: to_tensor(load_image(p, chans), resize).numpy(), chunk)
                 out[start:start + len(chunk)] = np.stack(list(images))
-                if progress:
-                    progress(min(1.0, (start + len(chunk)) / n))
+                progress(min(1.0, (start + len(chunk)) / n))
         out.flush()
         del out
         Path(tmp).rename(path)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
+from engine.progress import Progress
 from engine.runs.events import SetupStep
 
 
-class SetupProgress:
+class SetupProgress(Progress):
     """Turns (step name, fraction) reports into `SetupStep` events, with the step's time left from its pace: measured
-    after its first progress report, so a fixed start (building a model, loading weights) does not count as pace."""
+    after its first progress report, so a fixed start (building a model, loading weights) does not count as pace.
+    `cancel` raises `Cancelled` when the run was asked to stop."""
 
-    def __init__(self, run, min_interval: float = 0.25):
-        self.run, self.min_interval = run, min_interval
+    def __init__(self, run, cancel: Callable[[], None] | None = None, min_interval: float = 0.25):
+        self.run, self.cancel, self.min_interval = run, cancel, min_interval
         self.name, self.started, self.last = "", 0.0, 0.0
         self.seen: list[tuple[float, float]] = []  # (time, fraction) of the step's reports past 0
         self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
@@ -32,6 +35,10 @@ class SetupProgress:
         the step's pace compares with the plan's (the steps after it that are forward passes like it: caching,
         scoring), `fixed_s` is not (training epochs, whose pace the trainer measures once they run)."""
         self.after = (name, rest_s, planned_s, fixed_s)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None:
+            self.cancel()
 
     def _step_eta(self, now: float, fraction: float) -> float | None:
         """The step's time left at its recent pace: over the last two thirds of its progress since its first report (a

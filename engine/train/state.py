@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from engine.plan.config import TrainConfig
     from engine.plan.rules import Plan
     from engine.runs.store import Run
-    from engine.train.progress import SetupProgress
+    from engine.progress import Progress
 
 
 class Event(str, enum.Enum):
@@ -73,8 +73,7 @@ class TrainContext:
     counts: torch.Tensor  # training photos per class
     steps_per_epoch: int
     phases: tuple[tuple[int, int, int], ...]  # (phase, epochs before it, its epochs): 1 trains the head, 2 fine-tunes
-    report: SetupProgress  # the named steps outside the epochs (caching, scoring) and the run's time left
-    check_cancel: Callable[[], None]  # raises `Cancelled` when the run was asked to stop
+    report: Progress  # the named steps outside the epochs (caching, scoring), the time left and the cancel check
 
     @property
     def classes(self) -> list[str]:

@@ -19,6 +19,7 @@ from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
 from engine.model.device import autocast, to_device
 from engine.model.taps import TapModel, tap_features
+from engine.progress import QUIET_STEP, Step
 
 
 @dataclass
@@ -64,16 +65,15 @@ def frozen_forward(model: TapModel, split: SplitModel | None, x: torch.Tensor
 
 
 @torch.inference_mode()
-# PLR0913: the parts the cached views are made of, plus progress and cancel
+# PLR0913: the parts the cached views are made of, and who watches
 def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,  # noqa: PLR0913
                 val_paths: list[str], views: int, seed_of: Callable[[int, int], int], device: torch.device,
-                check_cancel: Callable[[], None], batch_size: int = 16,
-                progress: Callable[[float], None] | None = None) -> Views:
+                progress: Step = QUIET_STEP, batch_size: int = 16) -> Views:
     """Runs the frozen network (eval mode) over `views` augmented views of `images` and over the val images.
 
     Args:
         seed_of: (image index, view) → augmentation seed; view k uses the stream -1 - k, apart from the epochs'.
-        check_cancel: Called before every batch; raises to stop.
+        progress: Told the fraction done and asked for a cancel before every batch.
     """
     model.eval()
     images.decode_all()
@@ -83,9 +83,8 @@ def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, imag
         for k in range(views):
             fk, ak = [], []
             for b in range(0, len(images), batch_size):
-                check_cancel()
-                if progress:
-                    progress((k * len(images) + b) / (views * len(images) + len(val_paths)))
+                progress.check_cancel()
+                progress((k * len(images) + b) / (views * len(images) + len(val_paths)))
                 idx = range(b, min(b + batch_size, len(images)))
                 x = torch.stack([images[(i, seed_of(i, -1 - k))] for i in idx])
                 f, a = frozen_forward(model, split, spec.normalize(to_device(x, device)))
@@ -95,9 +94,8 @@ def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, imag
             acts.append(torch.cat(ak) if split else None)
         vf, va = [], []
         for b in range(0, len(val_paths), batch_size):
-            check_cancel()
-            if progress:
-                progress((views * len(images) + b) / (views * len(images) + len(val_paths)))
+            progress.check_cancel()
+            progress((views * len(images) + b) / (views * len(images) + len(val_paths)))
             x = spec.normalize(to_device(torch.stack(load_images(spec, val_paths[b:b + batch_size])), device))
             f, a = frozen_forward(model, split, x) if split is not None else (model.features(x), None)
             vf.append(f)
