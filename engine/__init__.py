@@ -18,6 +18,7 @@ _API: dict[str, str] = {
     "SAMPLE": "engine.paths", "home": "engine.paths", "sub": "engine.paths",
     # data
     "load_dataset": "engine.data.dataset", "build_report": "engine.data.report", "viewable": "engine.data.imageio",
+    "split_counts": "engine.data.dataset", "IMAGE_TYPES": "engine.data.imageio",
     "PRESETS": "engine.data.augment",
     # models
     "get_entry": "engine.model.catalogue", "input_spec": "engine.model.catalogue",
@@ -41,9 +42,12 @@ _API: dict[str, str] = {
     # training, runs, serving
     "Trainer": "engine.train.loop", "lr_find": "engine.train.lrfind",
     "RunStore": "engine.runs.store", "TERMINAL": "engine.runs.store", "time_left": "engine.runs.events",
+    "RunView": "engine.runs.view",
     "has_model": "engine.serve.evaluate", "evaluate": "engine.serve.evaluate",
     "compare_row": "engine.serve.compare", "gap_sentence": "engine.serve.compare",
     "export_run": "engine.serve.export", "model_card": "engine.serve.export",
+    "EXPORT_FORMATS": "engine.serve.export", "DEFAULT_EXPORT": "engine.serve.export",
+    "LIVE": "engine.runs.store", "RESUMABLE": "engine.runs.store",
     "model_card_markdown": "engine.serve.export", "predict_image": "engine.serve.export",
     "run_summary": "engine.serve.summary", "run_header": "engine.serve.summary",
     "no_epoch_sentence": "engine.serve.summary", "worst_mistakes": "engine.serve.summary",
@@ -68,8 +72,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from engine.data.augment import PRESETS
-    from engine.data.dataset import load_dataset
-    from engine.data.imageio import viewable
+    from engine.data.dataset import load_dataset, split_counts
+    from engine.data.imageio import IMAGE_TYPES, viewable
     from engine.data.report import build_report
     from engine.errors import DataError, TransferLabError
     from engine.model.catalogue import FAMILIES, get_entry, input_spec
@@ -95,10 +99,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.probe.linear import probe
     from engine.probe.shootout import shootout
     from engine.runs.events import time_left
-    from engine.runs.store import TERMINAL, RunStore
+    from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
+    from engine.runs.view import RunView
     from engine.serve.compare import compare_row, gap_sentence
     from engine.serve.evaluate import evaluate, has_model
-    from engine.serve.export import export_run, model_card, model_card_markdown, predict_image
+    from engine.serve.export import (DEFAULT_EXPORT, EXPORT_FORMATS, export_run, model_card, model_card_markdown,
+                                     predict_image)
     from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
     from engine.service.jobs import Jobs

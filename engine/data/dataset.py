@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.archive import extract_zip
-from engine.data.imageio import ImageMeta, check_image
+from engine.data.imageio import IMAGE_EXTENSIONS, ImageMeta, check_image
 from engine.data.sources import Skipped, read_source
 from engine.errors import DataError, UnreadableImage
 
@@ -177,3 +177,16 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
         ds.items = _stratified_split(ds.items, val_fraction, seed)
         ds.val_source = f"stratified split, {val_fraction:.0%} of each class, seed {seed}"
     return ds
+
+
+def split_counts(root: str | Path) -> dict[str, int]:
+    """Image files per split folder of a class-folder dataset (`root/<split>/<class>/<image>`), and the classes of
+    its train split: a count of names, nothing decoded (what a page says about a folder before loading it)."""
+    root, out = Path(root), {}
+    for split in ("train", "val", "test"):
+        folder = root / split
+        classes = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+        out[split] = sum(1 for d in classes for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        if split == "train":
+            out["classes"] = len(classes)
+    return out

@@ -18,6 +18,7 @@ from engine.errors import UnreadableImage
 
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; anything bigger is refused before decoding
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
+IMAGE_TYPES = tuple(sorted(e[1:] for e in IMAGE_EXTENSIONS))  # the same, as file uploaders name them
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # PIL mode for each channel count an image file can hold
 
 

@@ -22,6 +22,8 @@ from engine.errors import RunBusy
 from engine.runs.events import Event
 
 TERMINAL = {"finished", "cancelled", "failed"}
+LIVE = frozenset({"running", "queued"})
+RESUMABLE = frozenset({"interrupted", "cancelled", "failed"})  # a run that can continue from its last checkpoint
 
 
 class RunLock:

@@ -20,6 +20,9 @@ from engine.runs.store import Run
 from engine.serve.evaluate import load_run_model
 from engine.serve.summary import test_phrase
 
+EXPORT_FORMATS = ("torchscript", "onnx", "safetensors")
+DEFAULT_EXPORT = ("onnx", "safetensors")  # what the dashboard offers first: no PyTorch needed to run them
+
 
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
     """Top-k classes with probabilities for one photo, and drift warnings."""
@@ -75,8 +78,8 @@ def model_card_markdown(run: Run) -> str:
     ])
 
 
-def export_run(run: Run, out_dir: str | Path | None = None,
-               formats: tuple[str, ...] = ("torchscript", "onnx", "safetensors"), check_images: int = 300) -> dict:
+def export_run(run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS,
+               check_images: int = 300) -> dict:
     """Writes the chosen formats and model_card.json.
 
     The ONNX model is run with onnxruntime on up to `check_images` of the run's validation photos (random inputs when

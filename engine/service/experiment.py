@@ -12,6 +12,7 @@ import os
 
 from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
 from engine.runs.store import TERMINAL, Run
+from engine.runs.view import RunView
 
 ARMS = ("scratch", "probe", "finetune", "auto")
 ARM_TEXT = {
@@ -55,11 +56,11 @@ def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:
         snap = snapshots.get(arm)
         if snap is None:
             continue
-        m = snap["metrics"] or {}
-        epochs = [e["epoch"] for e in snap["events"] if e["kind"] == "epoch" and e["epoch"] > 0]
-        rows.append({"arm": arm, "label": ARM_TEXT[arm], "run_id": snap["id"], "state": snap["status"].get("state"),
+        view = RunView.of(snap)
+        m = view.metrics
+        rows.append({"arm": arm, "label": ARM_TEXT[arm], "run_id": view.id, "state": view.state,
                      "test_accuracy": m.get("test_accuracy"), "test_interval": m.get("test_interval"),
-                     "test_n": m.get("test_n"), "seconds": m.get("seconds"), "epochs_trained": max(epochs or [0])})
+                     "test_n": m.get("test_n"), "seconds": m.get("seconds"), "epochs_trained": view.epochs_trained})
     return rows
 
 

@@ -56,7 +56,7 @@ class Jobs:
                 job.result = fn(*args, progress=Reporter(report, job.cancel), **kwargs)
                 job.state = "done"
             except Cancelled:
-                job.state = "cancelled"
+                job.state, job.error = "cancelled", "cancelled"
             except Exception as e:  # noqa: BLE001 - reported to the reader
                 job.error = str(e) if hasattr(e, "args") and e.args else traceback.format_exc()
                 job.state = "cancelled" if job.cancel.is_set() else "failed"
