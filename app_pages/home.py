@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config
+from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config, split_counts
 from ui.state import dataset_path, get_runner, init_session, remember, start_lesson
 
 
@@ -20,8 +20,10 @@ st.markdown(
     "ImageNet-pretrained backbone with a new head reaches about 90%. TransferLab measures how well pretrained "
     "features fit *your* images, chooses how much of the network to retrain by evidence, trains it, tells you how "
     "it does on photos nothing was chosen on, and exports it.")
-st.info(f"Bundled sample: 15 classes of pepper, potato and tomato leaves (PlantVillage), 800 training and 300 "
-        f"validation photos, in `{SAMPLE.relative_to(SAMPLE.parent.parent)}`.")
+counts = split_counts(SAMPLE)
+st.info(f"Bundled sample: {counts['classes']} classes of pepper, potato and tomato leaves (PlantVillage), "
+        f"{counts['train']:,} training and {counts['val']:,} validation photos, in "
+        f"`{SAMPLE.relative_to(SAMPLE.parent.parent)}`.")
 st.subheader("Quick demo")
 st.write("One click: the bundled sample, EfficientNet-Lite0 and the other bundled backbones, the plan auto makes "
          "within a short time budget. You land on the Train page and watch every step.")
@@ -36,7 +38,7 @@ if right.button("▶ Show me why transfer learning works", key="lesson_demo"):
 right.caption("The same network on the same photos four ways: from random initialisation, frozen with a new last "
               "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
               "photos nothing was chosen on. It uses the dataset chosen on the Data page (the bundled sample unless "
-              "you chose another); on the sample it takes about 4½ minutes on a 2-core laptop CPU.")
+              "you chose another); on the sample it takes about 3 minutes on a 2-core laptop CPU.")
 st.markdown("Or step by step: **1 Data** → **2 Backbone** → **3 Probe** → **4 Train** → **5 Compare** → "
             "**6 Predict & export** (in the sidebar).")
 st.subheader("Backbones on this machine")

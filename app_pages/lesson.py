@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import ARM_TEXT, TERMINAL, lesson_rows, lesson_sentence
+from engine import ARM_TEXT, TERMINAL, RunView, lesson_rows, lesson_sentence
 from ui import charts
 from ui.state import get_runner, init_session, lesson_ids
 
@@ -21,26 +21,25 @@ live = any(runner.store.open(r).status().get("state") not in TERMINAL for r in i
 @st.fragment(run_every=1.0 if live else None)
 def experiment() -> None:
     snaps = {arm: runner.snapshot(rid) for arm, rid in ids.items()}
-    curves = {ARM_TEXT[arm]: [e for e in s["events"] if e["kind"] == "epoch"] for arm, s in snaps.items()}
-    states = {arm: s["status"].get("state", "queued") for arm, s in snaps.items()}
+    views = {arm: RunView.of(s) for arm, s in snaps.items()}
+    curves = {ARM_TEXT[arm]: v.epochs for arm, v in views.items()}
+    states = {arm: v.state for arm, v in views.items()}
     running = any(state not in TERMINAL for state in states.values())
     st.caption(" · ".join(f"{arm}: {state}" for arm, state in states.items()))
     if any(curves.values()):
         st.plotly_chart(charts.overlay({k: v for k, v in curves.items() if v}), width="stretch", key="lesson_curves")
         st.caption("Validation accuracy per epoch of each run as it trains (epoch 0 is the head a run starts from). "
                    "From scratch, the network starts at chance; the pretrained ones start high.")
-    tune = snaps.get("finetune")
-    phases = [e for e in tune["events"] if e["kind"] == "phase_started"] if tune else []
-    steps = [e for e in tune["events"] if e["kind"] == "step"] if tune else []
-    if phases:
-        plan = tune["plan"] or {}
-        st.plotly_chart(charts.freeze_strip(plan["groups"], plan["labels"], phases[-1]["frozen"], phases[-1]["lrs"]),
+    tune = views.get("finetune")
+    if tune is not None and tune.phase is not None:
+        plan, phase = tune.plan, tune.phase
+        st.plotly_chart(charts.freeze_strip(plan["groups"], plan["labels"], phase["frozen"], phase["lrs"]),
                         width="stretch", key="lesson_strip")
         st.caption("Fine-tuning: the top layer groups open up (trainable) while the rest keep their pretrained "
                    "weights.")
-    if steps:
-        plan = tune["plan"] or {}
-        st.plotly_chart(charts.group_rates(steps, plan["groups"], plan["labels"]), width="stretch",
+    if tune is not None and tune.steps:
+        plan = tune.plan
+        st.plotly_chart(charts.group_rates(tune.steps, plan["groups"], plan["labels"]), width="stretch",
                         key="lesson_rates")
         st.caption("Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
                    "head (discriminative rates).")

@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from engine import TransferLabError, export_run, has_model, model_card, model_card_markdown, predict_image
+from engine import (DEFAULT_EXPORT, EXPORT_FORMATS, IMAGE_TYPES, TransferLabError, export_run, has_model, model_card,
+                    model_card_markdown, predict_image)
 from ui.state import get_runner
 
 st.title("6 · Predict and export")
@@ -21,7 +22,7 @@ rid = st.selectbox("Run", usable, index=usable.index(current) if current in usab
 run = runner.store.open(rid)
 
 st.subheader("Try a photo")
-photo = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp", "bmp", "npy"], key="photo")
+photo = st.file_uploader("Photo", type=list(IMAGE_TYPES), key="photo")
 if photo is not None:
     try:
         with st.spinner("Loading the model and predicting…"):
@@ -38,8 +39,7 @@ if photo is not None:
 
 st.subheader("Export")
 st.caption("TorchScript and ONNX run without TransferLab; the model card says exactly how to prepare an image.")
-formats = st.multiselect("Formats", ["torchscript", "onnx", "safetensors"], default=["onnx", "safetensors"],
-                         key="formats")
+formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(DEFAULT_EXPORT), key="formats")
 if st.button("Export", type="primary", key="export"):
     try:
         with st.spinner("Exporting and checking ONNX against PyTorch…"):

@@ -78,7 +78,7 @@ if st.button("Run shoot-out", key="run_shootout") and chosen:
         st.error(str(e))
 
 
-@st.fragment(run_every=0.5 if (s := jobs.get(skey)) is not None and s.state == "running" else None)
+@st.fragment(run_every=polling(jobs, skey))
 def show_shootout() -> None:
     job = jobs.get(skey)
     if job is None:

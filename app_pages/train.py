@@ -11,6 +11,8 @@ from engine import (
     BALANCE,
     DEFAULT_BUDGET_S,
     PRESETS,
+    LIVE,
+    RESUMABLE,
     STRATEGIES,
     TERMINAL,
     TrainConfig,
@@ -25,10 +27,11 @@ from engine import (
     preflight,
     run_header,
     run_summary,
-    time_left,
+    RunView,
     why_kept,
 )
 from ui import charts
+from ui.jobs import polling
 from ui.state import (backbone, dataset_path, draft, get_jobs, get_runner, in_chans, keep_choices, keep_draft,
                       remember, restore_choices, root_for)
 
@@ -117,7 +120,7 @@ def show_plan(planned) -> None:
 
 
 def lr_range_view(key: str, plan_key: str) -> None:
-    @st.fragment(run_every=0.5 if (j := jobs.get(key)) is not None and j.state == "running" else None)
+    @st.fragment(run_every=polling(jobs, key))
     def progress() -> None:
         job = jobs.get(key)
         if job is not None and job.state == "running":
@@ -163,7 +166,7 @@ with st.expander("New run: the plan", expanded=current is None):
     if st.button("Make the plan", type="primary", key="make_plan"):
         jobs.start(plan_key, lambda progress: get_plan(cfg, progress))
 
-    @st.fragment(run_every=0.5 if (j := jobs.get(plan_key)) is not None and j.state == "running" else None)
+    @st.fragment(run_every=polling(jobs, plan_key))
     def plan_progress() -> None:
         job = jobs.get(plan_key)
         if job is None:
@@ -190,7 +193,7 @@ def live_interval() -> float | None:
     if current is None:
         return None
     state = runner.store.open(current).status().get("state")
-    return 0.8 if state in ("running", "queued") else None if state == "finished" else 3.0
+    return 0.8 if state in LIVE else None if state == "finished" else 3.0
 
 
 @st.fragment(run_every=live_interval())
@@ -198,53 +201,53 @@ def live() -> None:
     if current is None:
         st.info("No run yet. Make a plan above and press Start, or try the Quick demo on the home page.")
         return
-    snap = runner.snapshot(current)
-    status, events, plan = snap["status"], snap["events"], snap["plan"] or {}
-    state = status.get("state", "unknown")
-    epochs = [e for e in events if e["kind"] == "epoch"]
-    steps = [e for e in events if e["kind"] == "step"]
-    phases = [e for e in events if e["kind"] == "phase_started"]
-    setups = [e for e in events if e["kind"] == "setup"]
-    st.subheader(f"Run {current} · {state}")
-    st.caption(f"{run_header(snap['config'], plan)} · {'live' if state in ('running', 'queued') else 'final'} · "
+    view = RunView.of(runner.snapshot(current))
+    st.subheader(f"Run {current} · {view.state}")
+    st.caption(f"{run_header(view.config, view.plan)} · {'live' if view.live else 'final'} · "
                f"updated {time.strftime('%H:%M:%S')}")
-    progress_bars(state, setups, steps, epochs, phases, plan)
-    controls(state)
-    if state == "finished" and snap["metrics"]:
-        st.success(run_summary(snap["metrics"], plan))
-        if kept_the_head(plan):
-            anyway(snap)
-    if state == "failed":
-        st.error((snap["metrics"] or {}).get("error") or status.get("error", "the run failed"))
-    if epochs:
-        m = snap["metrics"] or {}
-        c = st.columns(4)
-        c[0].metric("Validation accuracy, last epoch", f"{epochs[-1]['val_acc']:.1%}")
-        c[1].metric("Best on val (the run keeps it)", f"{max(e['val_acc'] for e in epochs):.1%}")
-        if m.get("test_accuracy") is not None:
-            c[2].metric("Test accuracy (never chosen on)", f"{m['test_accuracy']:.1%}",
-                        f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}", delta_color="off")
-        elif steps:
-            c[2].metric("Training accuracy, this epoch so far", f"{steps[-1]['running_acc']:.1%}")
-        if epochs[-1]["epoch"] > 0:
-            on = phases[-1].get("path", "") if phases else ""
-            c[3].metric("Images / s, last epoch", f"{epochs[-1]['images_per_s']:.0f}",
-                        on if on.startswith("cached") else None, delta_color="off", delta_arrow="off",
-                        help="Training images per second. On cached features or activations the frozen part of the "
-                             "network is not run again, so this is far above a full forward pass.")
-    charts_for(events, epochs, steps, phases, plan, state)
-    if state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, state):
-        st.session_state["_final_shown"] = (current, state)
+    progress_bars(view)
+    controls(view.state)
+    if view.state == "finished" and view.metrics:
+        st.success(run_summary(view.metrics, view.plan))
+        if kept_the_head(view.plan):
+            anyway(view)
+    if view.state == "failed":
+        st.error(view.error or "the run failed")
+    if view.epochs:
+        headline(view)
+    charts_for(view)
+    if view.state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, view.state):
+        st.session_state["_final_shown"] = (current, view.state)
         st.rerun()  # once, so the fragment's pace follows the state
 
 
-def anyway(snap: dict) -> None:
+def headline(view: RunView) -> None:
+    """The run's numbers: the last and the best epoch on val, the test score (or the epoch's training accuracy so
+    far), the training pace."""
+    m, last = view.metrics, view.epochs[-1]
+    c = st.columns(4)
+    c[0].metric("Validation accuracy, last epoch", f"{last['val_acc']:.1%}")
+    c[1].metric("Best on val (the run keeps it)", f"{view.best_val_acc:.1%}")
+    if m.get("test_accuracy") is not None:
+        c[2].metric("Test accuracy (never chosen on)", f"{m['test_accuracy']:.1%}",
+                    f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}", delta_color="off")
+    elif view.steps:
+        c[2].metric("Training accuracy, this epoch so far", f"{view.steps[-1]['running_acc']:.1%}")
+    if last["epoch"] > 0:
+        on = (view.phase or {}).get("path", "")
+        c[3].metric("Images / s, last epoch", f"{last['images_per_s']:.0f}",
+                    on if on.startswith("cached") else None, delta_color="off", delta_arrow="off",
+                    help="Training images per second. On cached features or activations the frozen part of the "
+                         "network is not run again, so this is far above a full forward pass.")
+
+
+def anyway(view: RunView) -> None:
     """Auto kept the linear head: why, in its plan's words, and a run that fine-tunes anyway."""
-    st.info(f"Why no fine-tuning: {why_kept(snap['plan'])}")
+    st.info(f"Why no fine-tuning: {why_kept(view.plan)}")
     memo = st.session_state.setdefault("_anyway", {})
     if current not in memo:  # reads the run's data once per session
         try:
-            memo[current] = finetune_anyway(snap["config"], runner.store.open(current).path)
+            memo[current] = finetune_anyway(view.config, runner.store.open(current).path)
         except TransferLabError as e:
             memo[current] = str(e)
     if isinstance(memo[current], str):
@@ -258,48 +261,29 @@ def anyway(snap: dict) -> None:
         st.rerun(scope="app")
 
 
-# PLR0913: the run snapshot's parts; a typed RunView would carry them
-def progress_bars(state, setups, steps, epochs, phases, plan) -> None:  # noqa: PLR0913
-    """The current step: a setup step (with its own progress and time left), or training (epoch and step)."""
-    trained = [e for e in epochs if e["epoch"] > 0]
-    last_train_t = max([e["t"] for e in steps + trained + phases] or [0.0])
-    setup = setups[-1] if setups and setups[-1]["t"] >= last_train_t else None
-    if state == "queued" and not setups:
-        st.progress(0.0, text="queued: waiting for the runner…")
-    if setup is not None and state in ("running", "queued"):
-        st.progress(min(1.0, setup["fraction"]), text=f"{setup['name']} · {setup['fraction']:.0%}")
-    total = plan.get("head_epochs", 0) + plan.get("finetune_epochs", 0)
-    if total and (steps or trained):
-        phase = phases[-1] if phases else {}
-        per_epoch = max(1, phase.get("steps_per_epoch", 1))
-        in_epoch = [s for s in steps if s["epoch"] == steps[-1]["epoch"]] if steps else []
-        done = (trained[-1]["epoch"] if trained else 0)
-        current_epoch = steps[-1]["epoch"] if steps else done
-        frac = (done + (len(in_epoch) / per_epoch if current_epoch > done else 0)) / total
-        st.progress(min(1.0, frac), text=f"training: epoch {max(current_epoch, done)} of {total}" +
-                    (f", step {len(in_epoch)} of {per_epoch}" if current_epoch > done else ""))
-    elif not total and state == "running" and not setup:
-        st.progress(1.0, text="no training epochs: the linear probe's head is the model")
-    left_s = time_left(sorted(setups + steps[-1:], key=lambda e: e["t"]), time.time())
-    if left_s is not None and state == "running":  # the one time left on the page
+def progress_bars(view: RunView) -> None:
+    """What the run is doing now (a named step with its progress, or the epochs) and the one time left."""
+    for bar in view.bars():
+        st.progress(bar.fraction, text=bar.text)
+    left_s = view.time_left(time.time())
+    if left_s is not None:  # the one time left on the page
         st.caption(f"The whole run: about {left_s:.0f} s left (from the plan's estimate and the pace measured so far).")
 
 
 def controls(state: str) -> None:
     c = st.columns(4)
-    if state in ("running", "queued") and c[0].button("Stop", key="stop"):
+    if state in LIVE and c[0].button("Stop", key="stop"):
         st.toast(f"Stop: {runner.cancel(current)}")
-    if state in ("interrupted", "cancelled", "failed") and c[0].button("Resume", key="resume", type="primary"):
+    if state in RESUMABLE and c[0].button("Resume", key="resume", type="primary"):
         runner.resume(current)
         st.rerun()
 
 
-# PLR0913: the run snapshot's parts; a typed RunView would carry them
-def charts_for(events, epochs, steps, phases, plan, state) -> None:  # noqa: PLR0913
+def charts_for(view: RunView) -> None:
+    """Accuracy and loss per epoch, the freeze map, each group's rate, gradient norms and drift."""
+    plan, epochs, steps, state = view.plan, view.epochs, view.steps, view.state
     groups, labels = plan.get("groups", []), plan.get("labels", [])
-    running = steps[-1] if steps and state == "running" and (not epochs or steps[-1]["epoch"] > epochs[-1]["epoch"]) \
-        else None
-    trained = [e for e in epochs if e["epoch"] > 0]
+    running, trained = view.in_epoch, view.trained
     if trained or running:
         acc_fig, loss_fig = charts.training_curves(epochs, plan.get("probe_accuracy"), running)
         left, right = st.columns(2)
@@ -311,7 +295,7 @@ def charts_for(events, epochs, steps, phases, plan, state) -> None:  # noqa: PLR
         right.caption(LOSS_CAPTION)
     elif epochs:
         st.info(no_epoch_sentence(epochs[0]["val_acc"], plan, state))
-    ph = phases[-1] if phases else None
+    ph = view.phase
     if groups and ph is not None and ph["frozen"]:
         st.plotly_chart(charts.freeze_strip(groups, labels, ph["frozen"], ph["lrs"]), width="stretch", key="strip")
         st.caption(f"Freeze map of phase {ph['phase']} ({ph['name']}, {ph['path']}). Frozen groups keep their "
