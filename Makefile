@@ -17,8 +17,9 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-lint: install  # pycodestyle, pyflakes and the complexity rules configured in pyproject.toml
+lint: install  # pycodestyle, pyflakes and the complexity rules configured in pyproject.toml; ruff's formatting
 	$(BIN)/ruff check engine app_pages ui tests bench app.py
+	$(BIN)/ruff format --check engine app_pages ui tests bench app.py
 
 test: lint  # two workers share the two cores; the tests that time the page run after them, alone
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not alone" tests

@@ -1,22 +1,42 @@
 """Backbone: the catalogue (sorted, filtered), getting weights (download on request, or upload), layer groups and
 what layer 1 learned."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from engine import (FAMILIES, MISSING, TransferLabError, catalogue_table, create_backbone, fetch_weights,
-                    filter_grid, first_conv_weight, get_entry, group_labels, install_weights, layer_groups, sub)
+from engine import (
+    FAMILIES,
+    MISSING,
+    TransferLabError,
+    catalogue_table,
+    create_backbone,
+    fetch_weights,
+    filter_grid,
+    first_conv_weight,
+    get_entry,
+    group_labels,
+    install_weights,
+    layer_groups,
+    sub,
+)
 from ui import charts
 from ui.jobs import finished_job, polling
 from ui.state import backbone, get_jobs, remember
 
-SORTS = {"parameters": "params (M)", "ImageNet top-1": "ImageNet top-1 %", "download size": "download (MB)",
-         "input size": "input px"}
+SORTS = {
+    "parameters": "params (M)",
+    "ImageNet top-1": "ImageNet top-1 %",
+    "download size": "download (MB)",
+    "input size": "input px",
+}
 
 st.title("2 · Backbone")
-st.caption("A backbone is a network already trained on millions of photos. Its early layers detect edges and "
-           "textures that are useful for almost any images; you add a new last layer for your classes.")
+st.caption(
+    "A backbone is a network already trained on millions of photos. Its early layers detect edges and "
+    "textures that are useful for almost any images; you add a new last layer for your classes."
+)
 jobs = get_jobs()
 
 
@@ -46,8 +66,10 @@ shown = table[table.family.isin(families)]
 shown = shown[shown.weights != MISSING] if here else shown
 shown = shown.sort_values(SORTS[sort], ascending=sort != "ImageNet top-1", na_position="last")
 st.dataframe(shown.drop(columns=["how to provide"]), hide_index=True, width="stretch")
-st.caption("Self-supervised backbones (DINOv2, CLIP) have no ImageNet classifier, so no top-1 figure; their frozen "
-           "features are often the strongest for a linear probe. Download sizes are the float32 weights.")
+st.caption(
+    "Self-supervised backbones (DINOv2, CLIP) have no ImageNet classifier, so no top-1 figure; their frozen "
+    "features are often the strongest for a linear probe. Download sizes are the float32 weights."
+)
 
 names = table["backbone"].tolist()
 choice = st.selectbox("Backbone", names, index=names.index(backbone()), key="backbone_select")
@@ -72,18 +94,20 @@ def get_weights() -> None:
     down, up = st.columns(2)
     with down:
         st.markdown("**Download from the Hugging Face hub**")
-        st.caption(f"From {row['source']} · licence {row['licence']} · about {row['download (MB)']:.0f} MB. The "
-                   f"file's SHA-256 is checked against the hub's.")
+        st.caption(
+            f"From {row['source']} · licence {row['licence']} · about {row['download (MB)']:.0f} MB. The "
+            f"file's SHA-256 is checked against the hub's."
+        )
         running = job is not None and job.state == "running"
-        if row["source"] and st.button(f"Download ({row['download (MB)']:.0f} MB)", disabled=running,
-                                       type="primary"):
+        if row["source"] and st.button(f"Download ({row['download (MB)']:.0f} MB)", disabled=running, type="primary"):
             jobs.start(download_key, fetch_weights, choice, cancellable=True)
             st.rerun()
         download_status()
     with up:
         st.markdown("**Or upload a weights file**")
-        file = st.file_uploader("A .safetensors file, or a .pth / .pt state dict", type=["safetensors", "pth", "pt"],
-                                key=f"upload_{choice}")
+        file = st.file_uploader(
+            "A .safetensors file, or a .pth / .pt state dict", type=["safetensors", "pth", "pt"], key=f"upload_{choice}"
+        )
         if file is not None and st.session_state.get("_installed") != file.file_id:
             suffix = ".safetensors" if file.name.endswith(".safetensors") else ".pth"
             tmp = sub("uploads") / f"{choice}-{file.file_id}{suffix}"
@@ -114,17 +138,29 @@ except TransferLabError as e:
     st.error(str(e))
     st.stop()
 entry = get_entry(choice)
-st.success(f"Weights: {info.source} · sha256 {info.sha256} · input {entry.input_size[-1]} px · "
-           f"mean {entry.mean} · std {entry.std} · licence {row['licence']}")
+st.success(
+    f"Weights: {info.source} · sha256 {info.sha256} · input {entry.input_size[-1]} px · "
+    f"mean {entry.mean} · std {entry.std} · licence {row['licence']}"
+)
 names = [g.name for g in groups]
-st.plotly_chart(charts.group_bars(names, [g.num_params / 1e6 for g in groups],
-                                  "Layer groups, input to output (millions of parameters)",
-                                  labels=group_labels(names)), width="stretch")
-st.caption("Training can freeze groups from the left: early groups hold general features, later groups hold "
-           "features specific to what the backbone was trained on. A transformer's groups are its blocks.")
+st.plotly_chart(
+    charts.group_bars(
+        names,
+        [g.num_params / 1e6 for g in groups],
+        "Layer groups, input to output (millions of parameters)",
+        labels=group_labels(names),
+    ),
+    width="stretch",
+)
+st.caption(
+    "Training can freeze groups from the left: early groups hold general features, later groups hold "
+    "features specific to what the backbone was trained on. A transformer's groups are its blocks."
+)
 st.subheader("What layer 1 learned")
 st.image(grid, width=min(720, grid.shape[1]))
-st.caption(f"Each square is one {k}×{k} filter of the first layer, enlarged; grey is zero, light and dark are "
-           f"positive and negative weights, colour shows which colour a filter responds to. Filters with a light and "
-           f"a dark side are edge detectors; uniformly coloured ones are colour blobs. They are useful for almost any "
-           f"photo, which is why transfer works.")
+st.caption(
+    f"Each square is one {k}×{k} filter of the first layer, enlarged; grey is zero, light and dark are "
+    f"positive and negative weights, colour shows which colour a filter responds to. Filters with a light and "
+    f"a dark side are edge detectors; uniformly coloured ones are colour blobs. They are useful for almost any "
+    f"photo, which is why transfer works."
+)

@@ -1,5 +1,6 @@
 """Compare: every run with a model, by dataset: the probe-vs-run gap, the honest test number, curves side by side,
 per-class accuracy, confusion and the worst mistakes."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -19,28 +20,53 @@ if not runs:
 
 rows = [compare_row(r) for r in runs.values()]
 datasets = sorted({r["dataset"] for r in rows})
-shown = st.multiselect("Datasets", datasets, default=datasets[:1] if len(datasets) > 1 else datasets,
-                       key="compare_datasets")
+shown = st.multiselect(
+    "Datasets", datasets, default=datasets[:1] if len(datasets) > 1 else datasets, key="compare_datasets"
+)
 rows = [r for r in rows if r["dataset"] in shown]
-table = pd.DataFrame([{
-    "run": r["run"], "dataset": r["dataset"], "backbone": r["backbone"], "strategy": r["strategy"],
-    "status": r["status"], "linear probe (val)": r["probe"], "chosen on (val)": r["val"],
-    "starting head (test)": r["start_test"], "chosen model (test)": r["test"],
-    "test 95% interval": f"{r['test_interval'][0]:.1%}–{r['test_interval'][1]:.1%}" if r["test_interval"] else "",
-    "best epoch": r["best_epoch"], "test photos": r["test_n"],
-    "seconds": round(r["seconds"]) if r["seconds"] is not None else None} for r in rows])
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    c: st.column_config.NumberColumn(format="percent") for c in ("linear probe (val)", "chosen on (val)",
-                                                                 "starting head (test)", "chosen model (test)")})
+table = pd.DataFrame(
+    [
+        {
+            "run": r["run"],
+            "dataset": r["dataset"],
+            "backbone": r["backbone"],
+            "strategy": r["strategy"],
+            "status": r["status"],
+            "linear probe (val)": r["probe"],
+            "chosen on (val)": r["val"],
+            "starting head (test)": r["start_test"],
+            "chosen model (test)": r["test"],
+            "test 95% interval": f"{r['test_interval'][0]:.1%}–{r['test_interval'][1]:.1%}"
+            if r["test_interval"]
+            else "",
+            "best epoch": r["best_epoch"],
+            "test photos": r["test_n"],
+            "seconds": round(r["seconds"]) if r["seconds"] is not None else None,
+        }
+        for r in rows
+    ]
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        c: st.column_config.NumberColumn(format="percent")
+        for c in ("linear probe (val)", "chosen on (val)", "starting head (test)", "chosen model (test)")
+    },
+)
 if not rows:
     st.stop()
 st.plotly_chart(charts.gap(rows), width="stretch")
-st.caption("Each run starts from the linear probe's head on the frozen pretrained network (epoch 0) and keeps "
-           "whichever epoch is best on val. Both are scored on the test split, which nothing was chosen on; the "
-           "label gives the accuracy and the seconds to reach it.")
+st.caption(
+    "Each run starts from the linear probe's head on the frozen pretrained network (epoch 0) and keeps "
+    "whichever epoch is best on val. Both are scored on the test split, which nothing was chosen on; the "
+    "label gives the accuracy and the seconds to reach it."
+)
 st.info(gap_sentence(rows))
-picked = st.multiselect("Overlay the curves of", [r["run"] for r in rows], default=[r["run"] for r in rows][:3],
-                        key="compare_overlay")
+picked = st.multiselect(
+    "Overlay the curves of", [r["run"] for r in rows], default=[r["run"] for r in rows][:3], key="compare_overlay"
+)
 if picked:
     st.plotly_chart(charts.overlay({rid: runs[rid].events("epoch") for rid in picked}), width="stretch")
     st.caption("Validation accuracy per epoch of the selected runs; epoch 0 is each run's starting head.")
@@ -51,11 +77,19 @@ if not metrics.get("classes"):
     st.info("This run stopped before its final scoring: resume it on the Train page for per-class results.")
     st.stop()
 split = "test" if metrics.get("test_per_class") else "val"
-st.plotly_chart(charts.per_class(metrics.get(f"{split}_per_class") or metrics["per_class"],
-                                 f"Per-class accuracy ({split} photos)"), width="stretch")
+st.plotly_chart(
+    charts.per_class(metrics.get(f"{split}_per_class") or metrics["per_class"], f"Per-class accuracy ({split} photos)"),
+    width="stretch",
+)
 st.caption("The classes to collect more photos for are the low bars.")
-st.plotly_chart(charts.confusion(metrics.get(f"{split}_confusion") or metrics["confusion"], metrics["classes"],
-                                 f"Confusion matrix ({split} photos)"), width="stretch")
+st.plotly_chart(
+    charts.confusion(
+        metrics.get(f"{split}_confusion") or metrics["confusion"],
+        metrics["classes"],
+        f"Confusion matrix ({split} photos)",
+    ),
+    width="stretch",
+)
 st.subheader("Worst mistakes")
 wrong = worst_mistakes(metrics)
 st.caption(f"{split.capitalize()} photos the model got wrong, most confident first.")

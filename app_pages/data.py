@@ -1,4 +1,5 @@
 """Data: choose a dataset and see its health."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,10 @@ from ui import charts
 from ui.state import backbone, data_root, dataset_path, remember, root_for
 
 st.title("1 · Data")
-st.caption("A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "
-           "such a folder, or a CSV of path,label.")
+st.caption(
+    "A dataset is a folder with one subfolder per class (optionally split into train/ and val/), a zip of "
+    "such a folder, or a CSV of path,label."
+)
 
 source = st.radio("Source", ["Bundled sample", "Folder on this server", "Upload a zip"], horizontal=True, key="source")
 if source == "Bundled sample":
@@ -52,16 +55,19 @@ c[1].metric("Training images", len(ds.train))
 c[2].metric("Validation images", len(ds.val))
 c[3].metric("Test images", len(ds.test))
 c[4].metric("Imbalance (largest / smallest)", f"{report.imbalance_ratio:.1f}x")
-st.caption(f"Validation (chooses the model): {report.val_source}. Test (scored once, at the end): "
-           f"{report.test_source}.")
+st.caption(
+    f"Validation (chooses the model): {report.val_source}. Test (scored once, at the end): {report.test_source}."
+)
 for w in report.warnings:
     st.warning(w)
 if not report.warnings:
     st.success("No problems found: every file is readable, no duplicates, no class below 2 images.")
 
 st.plotly_chart(charts.class_counts(report.counts), width="stretch")
-st.caption("How many photos each class has. Classes with far fewer photos are learned less well; the Train page "
-           "can balance them.")
+st.caption(
+    "How many photos each class has. Classes with far fewer photos are learned less well; the Train page "
+    "can balance them."
+)
 
 if report.unreadable:
     with st.expander(f"{len(report.unreadable)} skipped file(s)", expanded=True):
@@ -70,12 +76,21 @@ if report.duplicates:
     with st.expander(f"{len(report.duplicates)} group(s) of identical images"):
         st.write("Leakage between training and validation:" if report.leakage else "Within one split:")
         st.dataframe(pd.DataFrame({"files": [" | ".join(g) for g in report.duplicates]}), hide_index=True)
-st.session_state["in_chans"] = int(st.number_input(  # a plain key outlives this page's widgets
-    "Image channels to train with", 1, 64, value=int(st.session_state["in_chans"]), key=f"in_chans|{ds.root}",
-                help="3 = RGB (any image is converted). 1 = grey, 2 = grey + alpha, 4 = RGBA; more come from .npy "
-                     "arrays of shape (H, W, C). The backbone's first convolution is adapted from its RGB filters."))
-st.caption(f"Image sizes: {', '.join(f'{k} ({v})' for k, v in list(report.sizes.items())[:5])}. "
-           f"Colour modes: {', '.join(f'{k} ({v})' for k, v in report.modes.items())}.")
+st.session_state["in_chans"] = int(
+    st.number_input(  # a plain key outlives this page's widgets
+        "Image channels to train with",
+        1,
+        64,
+        value=int(st.session_state["in_chans"]),
+        key=f"in_chans|{ds.root}",
+        help="3 = RGB (any image is converted). 1 = grey, 2 = grey + alpha, 4 = RGBA; more come from .npy "
+        "arrays of shape (H, W, C). The backbone's first convolution is adapted from its RGB filters.",
+    )
+)
+st.caption(
+    f"Image sizes: {', '.join(f'{k} ({v})' for k, v in list(report.sizes.items())[:5])}. "
+    f"Colour modes: {', '.join(f'{k} ({v})' for k, v in report.modes.items())}."
+)
 
 st.subheader("Examples")
 cls = st.selectbox("Class", ds.classes, key="example_class")

@@ -1,4 +1,5 @@
 """Home: what TransferLab does, the Quick demo, and the backbones on this machine."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -19,14 +20,19 @@ st.markdown(
     "learned to see**. A network trained from scratch on 800 plant-disease photos stalls near 60%; an "
     "ImageNet-pretrained backbone with a new head reaches about 90%. TransferLab measures how well pretrained "
     "features fit *your* images, chooses how much of the network to retrain by evidence, trains it, tells you how "
-    "it does on photos nothing was chosen on, and exports it.")
+    "it does on photos nothing was chosen on, and exports it."
+)
 counts = split_counts(SAMPLE)
-st.info(f"Bundled sample: {counts['classes']} classes of pepper, potato and tomato leaves (PlantVillage), "
-        f"{counts['train']:,} training and {counts['val']:,} validation photos, in "
-        f"`{SAMPLE.relative_to(SAMPLE.parent.parent)}`.")
+st.info(
+    f"Bundled sample: {counts['classes']} classes of pepper, potato and tomato leaves (PlantVillage), "
+    f"{counts['train']:,} training and {counts['val']:,} validation photos, in "
+    f"`{SAMPLE.relative_to(SAMPLE.parent.parent)}`."
+)
 st.subheader("Quick demo")
-st.write("One click: the bundled sample, EfficientNet-Lite0 and the other bundled backbones, the plan auto makes "
-         "within a short time budget. You land on the Train page and watch every step.")
+st.write(
+    "One click: the bundled sample, EfficientNet-Lite0 and the other bundled backbones, the plan auto makes "
+    "within a short time budget. You land on the Train page and watch every step."
+)
 left, right = st.columns(2)
 if left.button("▶ Quick demo", type="primary", key="quick_demo"):
     rid = get_runner().submit(demo_config(), name="quick-demo")
@@ -35,13 +41,19 @@ if left.button("▶ Quick demo", type="primary", key="quick_demo"):
 if right.button("▶ Show me why transfer learning works", key="lesson_demo"):
     start_lesson(get_runner(), dataset_path())
     st.switch_page("app_pages/lesson.py")
-right.caption("The same network on the same photos four ways: from random initialisation, frozen with a new last "
-              "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
-              "photos nothing was chosen on. It uses the dataset chosen on the Data page (the bundled sample unless "
-              "you chose another); on the sample it takes about 3 minutes on a 2-core laptop CPU.")
-st.markdown("Or step by step: **1 Data** → **2 Backbone** → **3 Probe** → **4 Train** → **5 Compare** → "
-            "**6 Predict & export** (in the sidebar).")
+right.caption(
+    "The same network on the same photos four ways: from random initialisation, frozen with a new last "
+    "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
+    "photos nothing was chosen on. It uses the dataset chosen on the Data page (the bundled sample unless "
+    "you chose another); on the sample it takes about 3 minutes on a 2-core laptop CPU."
+)
+st.markdown(
+    "Or step by step: **1 Data** → **2 Backbone** → **3 Probe** → **4 Train** → **5 Compare** → "
+    "**6 Predict & export** (in the sidebar)."
+)
 st.subheader("Backbones on this machine")
-st.caption("Each backbone was pretrained on ImageNet. 'bundled' weights ship with TransferLab; others load from a "
-           "local cache or a file you give, never from the internet.")
+st.caption(
+    "Each backbone was pretrained on ImageNet. 'bundled' weights ship with TransferLab; others load from a "
+    "local cache or a file you give, never from the internet."
+)
 st.dataframe(_catalogue(), hide_index=True, width="stretch")

@@ -1,5 +1,6 @@
 """Why transfer learning works: the same network and photos from scratch, as a frozen feature extractor with a linear
 probe, fine-tuned, and as auto picks, live, then compared on the test split."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -28,21 +29,30 @@ def experiment() -> None:
     st.caption(" · ".join(f"{arm}: {state}" for arm, state in states.items()))
     if any(curves.values()):
         st.plotly_chart(charts.overlay({k: v for k, v in curves.items() if v}), width="stretch", key="lesson_curves")
-        st.caption("Validation accuracy per epoch of each run as it trains (epoch 0 is the head a run starts from). "
-                   "From scratch, the network starts at chance; the pretrained ones start high.")
+        st.caption(
+            "Validation accuracy per epoch of each run as it trains (epoch 0 is the head a run starts from). "
+            "From scratch, the network starts at chance; the pretrained ones start high."
+        )
     tune = views.get("finetune")
     if tune is not None and tune.phase is not None:
         plan, phase = tune.plan, tune.phase
-        st.plotly_chart(charts.freeze_strip(plan["groups"], plan["labels"], phase["frozen"], phase["lrs"]),
-                        width="stretch", key="lesson_strip")
-        st.caption("Fine-tuning: the top layer groups open up (trainable) while the rest keep their pretrained "
-                   "weights.")
+        st.plotly_chart(
+            charts.freeze_strip(plan["groups"], plan["labels"], phase["frozen"], phase["lrs"]),
+            width="stretch",
+            key="lesson_strip",
+        )
+        st.caption(
+            "Fine-tuning: the top layer groups open up (trainable) while the rest keep their pretrained weights."
+        )
     if tune is not None and tune.steps:
         plan = tune.plan
-        st.plotly_chart(charts.group_rates(tune.steps, plan["groups"], plan["labels"]), width="stretch",
-                        key="lesson_rates")
-        st.caption("Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
-                   "head (discriminative rates).")
+        st.plotly_chart(
+            charts.group_rates(tune.steps, plan["groups"], plan["labels"]), width="stretch", key="lesson_rates"
+        )
+        st.caption(
+            "Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
+            "head (discriminative rates)."
+        )
     rows = lesson_rows(snaps)
     if any(r["test_accuracy"] is not None for r in rows):
         st.plotly_chart(charts.lesson(rows), width="stretch", key="lesson_result")

@@ -1,4 +1,5 @@
 """Predict and export: try a photo, then export the model with its input contract and a readable model card."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,17 @@ import json
 import pandas as pd
 import streamlit as st
 
-from engine import (DEFAULT_EXPORT, EXPORT_FORMATS, IMAGE_TYPES, TransferLabError, export_run, has_model, model_card,
-                    model_card_markdown, predict_image)
+from engine import (
+    DEFAULT_EXPORT,
+    EXPORT_FORMATS,
+    IMAGE_TYPES,
+    TransferLabError,
+    export_run,
+    has_model,
+    model_card,
+    model_card_markdown,
+    predict_image,
+)
 from ui.state import get_runner
 
 st.title("6 · Predict and export")
@@ -17,8 +27,13 @@ if not usable:
     st.info("No run with a model yet: train one first (a stopped run with a best checkpoint also counts).")
     st.stop()
 current = st.session_state.get("run_id")
-rid = st.selectbox("Run", usable, index=usable.index(current) if current in usable else 0, key="export_run",
-                   format_func=lambda r: f"{r} · {runner.store.open(r).status().get('state')}")
+rid = st.selectbox(
+    "Run",
+    usable,
+    index=usable.index(current) if current in usable else 0,
+    key="export_run",
+    format_func=lambda r: f"{r} · {runner.store.open(r).status().get('state')}",
+)
 run = runner.store.open(rid)
 
 st.subheader("Try a photo")
@@ -29,9 +44,11 @@ if photo is not None:
             out = predict_image(run, photo.getvalue(), k=5)
         if not photo.name.lower().endswith(".npy"):
             st.image(photo.getvalue(), width=240)
-        st.dataframe(pd.DataFrame([{"class": c, "probability": p} for c, p in out["top"]]), hide_index=True,
-                     column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                                                   max_value=1)})
+        st.dataframe(
+            pd.DataFrame([{"class": c, "probability": p} for c, p in out["top"]]),
+            hide_index=True,
+            column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
+        )
         for w in out["warnings"]:
             st.warning(w)
     except TransferLabError as e:
@@ -50,12 +67,15 @@ result = st.session_state.get("export_result")
 if result and result["card"]["run_id"] == rid:
     st.success(f"Exported {', '.join(result['files'])}.")
     if "onnx_same_top1" in result["checks"]:
-        st.write(f"ONNX check against PyTorch on {result['checks']['onnx_images']} validation photos: same top-1 = "
-                 f"{result['checks']['onnx_same_top1']}, "
-                 f"max |difference| = {result['checks']['onnx_max_abs_diff']:.2e}")
+        st.write(
+            f"ONNX check against PyTorch on {result['checks']['onnx_images']} validation photos: same top-1 = "
+            f"{result['checks']['onnx_same_top1']}, "
+            f"max |difference| = {result['checks']['onnx_max_abs_diff']:.2e}"
+        )
     for kind, path in result["files"].items():
         with open(path, "rb") as f:
             st.download_button(f"Download {kind}", f.read(), file_name=path.rsplit("/", 1)[-1], key=f"dl_{kind}")
 st.markdown(model_card_markdown(run))
-st.download_button("Download model card (JSON)", json.dumps(model_card(run), indent=2, default=float),
-                   "model_card.json", key="dl_card")
+st.download_button(
+    "Download model card (JSON)", json.dumps(model_card(run), indent=2, default=float), "model_card.json", key="dl_card"
+)

@@ -1,4 +1,5 @@
 """Probe: how good are the frozen features for this data, which head the evidence picks, and what to do next."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -10,9 +11,11 @@ from ui.jobs import finished_job, polling
 from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key, root_for
 
 st.title("3 · Linear probe")
-st.caption("The probe freezes the backbone, turns every photo into feature vectors (after every stage, and of its "
-           "mirror image too), and fits simple linear classifiers on top. How well they do says how well ImageNet "
-           "features already fit your images; the best of them is where training starts.")
+st.caption(
+    "The probe freezes the backbone, turns every photo into feature vectors (after every stage, and of its "
+    "mirror image too), and fits simple linear classifiers on top. How well they do says how well ImageNet "
+    "features already fit your images; the best of them is where training starts."
+)
 
 path, name = dataset_path(), backbone()
 jobs = get_jobs()
@@ -26,8 +29,10 @@ if st.button("Run probe", type="primary", key="run_probe"):
 @st.fragment(run_every=polling(jobs, key))
 def show() -> None:
     if jobs.get(key) is None:
-        st.info("Run the probe to measure the features (a minute or two on a laptop CPU for 1,000 photos, several "
-                "backbones included; repeated runs read cached features).")
+        st.info(
+            "Run the probe to measure the features (a minute or two on a laptop CPU for 1,000 photos, several "
+            "backbones included; repeated runs read cached features)."
+        )
         return
     job = finished_job(jobs, key)
     if job is None:
@@ -42,23 +47,39 @@ def show() -> None:
     st.info(plan.reason)
     idx = band(r.accuracy)
     table = pd.DataFrame([(b[1], b[2]) for b in BANDS], columns=["final-feature probe", "the classic table suggests"])
-    st.dataframe(table.style.apply(lambda row: ["background-color: #d8f3dc" if row.name == idx else ""] * 2, axis=1),
-                 hide_index=True, width="stretch")
-    st.caption("The classic rule of thumb, from the probe on the final features. TransferLab's plan goes by the "
-               "cross-validated evidence below instead, and keeps the probe's head unless training beats it.")
+    st.dataframe(
+        table.style.apply(lambda row: ["background-color: #d8f3dc" if row.name == idx else ""] * 2, axis=1),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        "The classic rule of thumb, from the probe on the final features. TransferLab's plan goes by the "
+        "cross-validated evidence below instead, and keeps the probe's head unless training beats it."
+    )
     if plan.candidates:
-        rows = [{"backbone": h["backbone"], "head on": h["label"], "regularisation C": h["c"],
-                 f"{plan.metric} (5-fold CV)": None if h["cv"] is None else f"{h['cv']:.1%} ± {h['cv_sd']:.1%}"}
-                for h in plan.candidates]
+        rows = [
+            {
+                "backbone": h["backbone"],
+                "head on": h["label"],
+                "regularisation C": h["c"],
+                f"{plan.metric} (5-fold CV)": None if h["cv"] is None else f"{h['cv']:.1%} ± {h['cv_sd']:.1%}",
+            }
+            for h in plan.candidates
+        ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-        st.caption(f"Every candidate head, scored on the {plan.n_train + plan.n_val} photos outside the test split "
-                   f"by cross-validation: less noisy than one validation split. The test photos are never read here.")
+        st.caption(
+            f"Every candidate head, scored on the {plan.n_train + plan.n_val} photos outside the test split "
+            f"by cross-validation: less noisy than one validation split. The test photos are never read here."
+        )
     if r.stage_curve:
         st.plotly_chart(charts.stage_curve(r.stage_curve, r.accuracy), width="stretch")
-        st.caption("A probe on the features after each stage. Where the curve peaks before the end, the last layers "
-                   "are too specialised to ImageNet, and the head reads the earlier stages instead.")
-    st.plotly_chart(charts.confusion(r.confusion, r.classes, "Confusion matrix of the final-feature probe (val)"),
-                    width="stretch")
+        st.caption(
+            "A probe on the features after each stage. Where the curve peaks before the end, the last layers "
+            "are too specialised to ImageNet, and the head reads the earlier stages instead."
+        )
+    st.plotly_chart(
+        charts.confusion(r.confusion, r.classes, "Confusion matrix of the final-feature probe (val)"), width="stretch"
+    )
     st.caption("Rows are the true classes, columns the predicted ones; off-diagonal cells are the probe's mistakes.")
 
 
@@ -90,9 +111,17 @@ def show_shootout() -> None:
     else:
         st.success(job.result["verdict"])
         st.plotly_chart(charts.shootout(job.result["rows"]), width="stretch")
-        rows = [{"backbone": r["backbone"], "probe accuracy (val)": "–" if r["accuracy"] is None else
-                 f"{r['accuracy']:.1%}", "seconds": r["seconds"], "parameters (M)": r["params_m"],
-                 "weights": r["weights"] or "missing", "problem": r["problem"]} for r in job.result["rows"]]
+        rows = [
+            {
+                "backbone": r["backbone"],
+                "probe accuracy (val)": "–" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
+                "seconds": r["seconds"],
+                "parameters (M)": r["params_m"],
+                "weights": r["weights"] or "missing",
+                "problem": r["problem"],
+            }
+            for r in job.result["rows"]
+        ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 

@@ -1,5 +1,6 @@
 """Train: make the plan once, see it as it will run (edit it: it becomes custom), start it, and watch every step live
 from the run store."""
+
 from __future__ import annotations
 
 import time
@@ -32,22 +33,43 @@ from engine import (
 )
 from ui import charts
 from ui.jobs import polling
-from ui.state import (backbone, dataset_path, draft, get_jobs, get_runner, in_chans, keep_choices, keep_draft,
-                      remember, restore_choices, root_for)
+from ui.state import (
+    backbone,
+    dataset_path,
+    draft,
+    get_jobs,
+    get_runner,
+    in_chans,
+    keep_choices,
+    keep_draft,
+    remember,
+    restore_choices,
+    root_for,
+)
 
 st.title("4 · Train")
 runner, jobs = get_runner(), get_jobs()
 path, name = dataset_path(), backbone()
 
-NEW_RUN_CHOICES = {"strategy": [s for s in STRATEGIES if s != "custom"], "budget": range(30, 36001),
-                   "augment": ["from the plan", *PRESETS], "balance": list(BALANCE)}
-LOSS_CAPTION = ("Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
-                "not, so validation can sit below training; what matters is that both fall and do not drift apart.")
-GRAD_CAPTION = ("Gradient norm per group, averaged over the epoch's steps (log scale): how hard each trainable group "
-                "is being pushed. Frozen groups have none; a group far above the others dominates the update.")
-DRIFT_CAPTION = ("Drift per group: how far its weights moved from the pretrained ones, as a fraction of their size. "
-                 "A few percent is gentle fine-tuning; tens of percent means the pretrained features are being "
-                 "overwritten.")
+NEW_RUN_CHOICES = {
+    "strategy": [s for s in STRATEGIES if s != "custom"],
+    "budget": range(30, 36001),
+    "augment": ["from the plan", *PRESETS],
+    "balance": list(BALANCE),
+}
+LOSS_CAPTION = (
+    "Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
+    "not, so validation can sit below training; what matters is that both fall and do not drift apart."
+)
+GRAD_CAPTION = (
+    "Gradient norm per group, averaged over the epoch's steps (log scale): how hard each trainable group "
+    "is being pushed. Frozen groups have none; a group far above the others dominates the update."
+)
+DRIFT_CAPTION = (
+    "Drift per group: how far its weights moved from the pretrained ones, as a fraction of their size. "
+    "A few percent is gentle fine-tuning; tens of percent means the pretrained features are being "
+    "overwritten."
+)
 
 
 # ---------------------------------------------------------------- which run this page shows
@@ -60,19 +82,27 @@ current = st.session_state.get("run_id")
 if current not in run_ids:
     current = runner.active or (run_ids[0] if run_ids else None)
 if run_ids:
-    pick = st.selectbox("Run", run_ids, index=run_ids.index(current), key="run_pick",
-                        help="every run in the store, newest first; its state is shown below")
+    pick = st.selectbox(
+        "Run",
+        run_ids,
+        index=run_ids.index(current),
+        key="run_pick",
+        help="every run in the store, newest first; its state is shown below",
+    )
     if pick != st.session_state.get("run_id"):
         remember(run_id=pick)
         current = pick
+
 
 # ---------------------------------------------------------------- a new run: the plan, made once
 def show_plan(planned) -> None:
     """The plan as it will run; edits make it custom, and Start runs exactly what is shown."""
     plan = planned.plan
     if plan.data != path or plan.in_chans != in_chans():
-        st.error(f"This plan belongs to {plan.data} ({plan.in_chans} channels), not to the dataset chosen now. Make "
-                 f"the plan again.")
+        st.error(
+            f"This plan belongs to {plan.data} ({plan.in_chans} channels), not to the dataset chosen now. Make "
+            f"the plan again."
+        )
         return
     applied = st.session_state.get("lr_applied", {}).get(plan_key)
     if applied:
@@ -80,30 +110,61 @@ def show_plan(planned) -> None:
     st.info(plan.reason)
     shown = draft(plan_key) or plan  # this tab's edits survive a reload
     c = st.columns(3)
-    head_lr = c[0].number_input("Head learning rate (phase 1)", 1e-6, 1.0, float(shown.head_lr), format="%.0e",
-                                key=f"head_lr|{plan_key}", help="the rate of the head-only phase")
+    head_lr = c[0].number_input(
+        "Head learning rate (phase 1)",
+        1e-6,
+        1.0,
+        float(shown.head_lr),
+        format="%.0e",
+        key=f"head_lr|{plan_key}",
+        help="the rate of the head-only phase",
+    )
     head_epochs = c[1].number_input("Head epochs (phase 1)", 0, 500, shown.head_epochs, key=f"he|{plan_key}")
     ft_epochs = c[2].number_input("Fine-tune epochs (phase 2)", 0, 500, shown.finetune_epochs, key=f"fe|{plan_key}")
-    st.caption("Per group, phase 2 (fine-tuning): untick 'frozen' to train a group (it gets the rate the decay rule "
-               "implies), or change a rate. Any edit makes the plan custom.")
+    st.caption(
+        "Per group, phase 2 (fine-tuning): untick 'frozen' to train a group (it gets the rate the decay rule "
+        "implies), or change a rate. Any edit makes the plan custom."
+    )
     frozen, lrs = [], []
     for i, (label, group) in enumerate(zip(plan.labels, plan.groups)):
         row = st.columns([2, 3, 1, 2], vertical_alignment="center")
         row[0].write(f"**{label}**")
         row[1].caption(group)
         frozen.append(row[2].checkbox("frozen", shown.frozen[i], key=f"frozen|{plan_key}|{i}"))
-        lrs.append(row[3].number_input("rate", 0.0, 1.0, float(shown.lrs[i]), format="%.0e", key=f"lr|{plan_key}|{i}|"
-                                       f"{applied}", label_visibility="collapsed", disabled=frozen[-1]))
-    plan = edit_plan(cfg, plan, frozen=tuple(frozen), lrs=tuple(lrs), head_lr=float(head_lr),
-                     head_epochs=int(head_epochs), finetune_epochs=int(ft_epochs))
+        lrs.append(
+            row[3].number_input(
+                "rate",
+                0.0,
+                1.0,
+                float(shown.lrs[i]),
+                format="%.0e",
+                key=f"lr|{plan_key}|{i}|{applied}",
+                label_visibility="collapsed",
+                disabled=frozen[-1],
+            )
+        )
+    plan = edit_plan(
+        cfg,
+        plan,
+        frozen=tuple(frozen),
+        lrs=tuple(lrs),
+        head_lr=float(head_lr),
+        head_epochs=int(head_epochs),
+        finetune_epochs=int(ft_epochs),
+    )
     keep_draft(plan_key, plan if plan.edited else None)
     if plan.edited:
         st.warning(f"Strategy: **custom** (edited from {planned.plan.strategy}); the run is named for it.")
-    st.plotly_chart(charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
-                    width="stretch", key="plan_strip")
-    st.caption(f"Head on {plan.tap_label}; starts from {'the linear probe' if plan.head_init == 'probe' else 'random'}"
-               f"; augmentation {plan.augment}; about {plan.run_s:.0f} s to run; its caches need about "
-               f"{plan.ram_bytes / 1e9:.1f} GB of memory and {plan.disk_bytes / 1e9:.1f} GB of disk.")
+    st.plotly_chart(
+        charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
+        width="stretch",
+        key="plan_strip",
+    )
+    st.caption(
+        f"Head on {plan.tap_label}; starts from {'the linear probe' if plan.head_init == 'probe' else 'random'}"
+        f"; augmentation {plan.augment}; about {plan.run_s:.0f} s to run; its caches need about "
+        f"{plan.ram_bytes / 1e9:.1f} GB of memory and {plan.disk_bytes / 1e9:.1f} GB of disk."
+    )
     findings = preflight(plan)
     for f in findings:
         (st.error if f.error else st.warning)(f"{f.message}. Fix: {f.fix}.")
@@ -114,8 +175,9 @@ def show_plan(planned) -> None:
         jobs.start(lr_key, lambda progress: lr_find(cfg, progress=progress))
     lr_range_view(lr_key, plan_key)
     if st.button("Start training", type="primary", key="start", disabled=bool(blocking(findings))):
-        st.session_state["_new_run"] = runner.submit(cfg, name=f"{plan.backbone}-{plan.strategy}",
-                                                     planned=replace(planned, plan=plan))
+        st.session_state["_new_run"] = runner.submit(
+            cfg, name=f"{plan.backbone}-{plan.strategy}", planned=replace(planned, plan=plan)
+        )
         st.rerun()
 
 
@@ -128,6 +190,7 @@ def lr_range_view(key: str, plan_key: str) -> None:
         elif job is not None and st.session_state.get("_lr_shown") != (key, job.started):
             st.session_state["_lr_shown"] = (key, job.started)
             st.rerun()
+
     progress()
     job = jobs.get(key)
     if job is None or job.state == "running":
@@ -136,32 +199,54 @@ def lr_range_view(key: str, plan_key: str) -> None:
         st.error(job.error)
     else:
         st.plotly_chart(charts.lr_range(job.result), width="stretch", key="lr_range")
-        st.caption("Loss while the learning rate grows. A good rate sits where the loss falls fastest, well before "
-                   "it shoots up.")
-        if job.result["suggestion"] and st.button(f"Apply suggested rate {job.result['suggestion']:.0e}",
-                                                  key="apply_lr"):
+        st.caption(
+            "Loss while the learning rate grows. A good rate sits where the loss falls fastest, well before "
+            "it shoots up."
+        )
+        if job.result["suggestion"] and st.button(
+            f"Apply suggested rate {job.result['suggestion']:.0e}", key="apply_lr"
+        ):
             st.session_state.setdefault("lr_applied", {})[plan_key] = job.result["suggestion"]
             st.rerun()
 
 
 with st.expander("New run: the plan", expanded=current is None):
-    st.write(f"Dataset **{path}** · backbone **{name}**" + (f" · **{in_chans()} channels** (first convolution "
-             f"adapted from RGB)" if in_chans() != 3 else ""))
+    st.write(
+        f"Dataset **{path}** · backbone **{name}**"
+        + (f" · **{in_chans()} channels** (first convolution adapted from RGB)" if in_chans() != 3 else "")
+    )
     restore_choices(NEW_RUN_CHOICES)  # a reload keeps the choices below (they are in the URL)
     c = st.columns(4)
-    strategy = c[0].selectbox("Strategy", NEW_RUN_CHOICES["strategy"], key="strategy",
-                              help="auto chooses by evidence within the time budget; the others follow fixed rules. "
-                                   "Editing the plan below makes it custom.")
+    strategy = c[0].selectbox(
+        "Strategy",
+        NEW_RUN_CHOICES["strategy"],
+        key="strategy",
+        help="auto chooses by evidence within the time budget; the others follow fixed rules. "
+        "Editing the plan below makes it custom.",
+    )
     budget_range = NEW_RUN_CHOICES["budget"]
-    budget = c[1].number_input("Time budget (s, auto)", budget_range.start, budget_range.stop - 1,
-                               int(DEFAULT_BUDGET_S), step=30, key="budget", disabled=strategy != "auto")
+    budget = c[1].number_input(
+        "Time budget (s, auto)",
+        budget_range.start,
+        budget_range.stop - 1,
+        int(DEFAULT_BUDGET_S),
+        step=30,
+        key="budget",
+        disabled=strategy != "auto",
+    )
     augment = c[2].selectbox("Augmentation", NEW_RUN_CHOICES["augment"], key="augment")
     balance = c[3].selectbox("Imbalance", NEW_RUN_CHOICES["balance"], key="balance")
     keep_choices(NEW_RUN_CHOICES)
-    cfg = TrainConfig.create(data=path, backbone=name, strategy=strategy, in_chans=in_chans(), balance=balance,
-                             data_root=root_for(path),
-                             budget=float(budget) if strategy == "auto" else None,
-                             augment=None if augment == "from the plan" else augment)
+    cfg = TrainConfig.create(
+        data=path,
+        backbone=name,
+        strategy=strategy,
+        in_chans=in_chans(),
+        balance=balance,
+        data_root=root_for(path),
+        budget=float(budget) if strategy == "auto" else None,
+        augment=None if augment == "from the plan" else augment,
+    )
     plan_key = f"plan|{hash(cfg)}"
     if st.button("Make the plan", type="primary", key="make_plan"):
         jobs.start(plan_key, lambda progress: get_plan(cfg, progress))
@@ -170,8 +255,10 @@ with st.expander("New run: the plan", expanded=current is None):
     def plan_progress() -> None:
         job = jobs.get(plan_key)
         if job is None:
-            st.caption("Make the plan to see exactly what will run: auto probes the backbones first (about a minute "
-                       "per 1,000 photos on a laptop CPU, seconds when the features are cached).")
+            st.caption(
+                "Make the plan to see exactly what will run: auto probes the backbones first (about a minute "
+                "per 1,000 photos on a laptop CPU, seconds when the features are cached)."
+            )
         elif job.state == "running":
             st.progress(min(1.0, job.fraction), text=f"{job.stage}…")
         elif job.state == "failed":
@@ -203,8 +290,10 @@ def live() -> None:
         return
     view = RunView.of(runner.snapshot(current))
     st.subheader(f"Run {current} · {view.state}")
-    st.caption(f"{run_header(view.config, view.plan)} · {'live' if view.live else 'final'} · "
-               f"updated {time.strftime('%H:%M:%S')}")
+    st.caption(
+        f"{run_header(view.config, view.plan)} · {'live' if view.live else 'final'} · "
+        f"updated {time.strftime('%H:%M:%S')}"
+    )
     progress_bars(view)
     controls(view.state)
     if view.state == "finished" and view.metrics:
@@ -229,16 +318,25 @@ def headline(view: RunView) -> None:
     c[0].metric("Validation accuracy, last epoch", f"{last['val_acc']:.1%}")
     c[1].metric("Best on val (the run keeps it)", f"{view.best_val_acc:.1%}")
     if m.get("test_accuracy") is not None:
-        c[2].metric("Test accuracy (never chosen on)", f"{m['test_accuracy']:.1%}",
-                    f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}", delta_color="off")
+        c[2].metric(
+            "Test accuracy (never chosen on)",
+            f"{m['test_accuracy']:.1%}",
+            f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}",
+            delta_color="off",
+        )
     elif view.steps:
         c[2].metric("Training accuracy, this epoch so far", f"{view.steps[-1]['running_acc']:.1%}")
     if last["epoch"] > 0:
         on = (view.phase or {}).get("path", "")
-        c[3].metric("Images / s, last epoch", f"{last['images_per_s']:.0f}",
-                    on if on.startswith("cached") else None, delta_color="off", delta_arrow="off",
-                    help="Training images per second. On cached features or activations the frozen part of the "
-                         "network is not run again, so this is far above a full forward pass.")
+        c[3].metric(
+            "Images / s, last epoch",
+            f"{last['images_per_s']:.0f}",
+            on if on.startswith("cached") else None,
+            delta_color="off",
+            delta_arrow="off",
+            help="Training images per second. On cached features or activations the frozen part of the "
+            "network is not run again, so this is far above a full forward pass.",
+        )
 
 
 def anyway(view: RunView) -> None:
@@ -288,9 +386,11 @@ def charts_for(view: RunView) -> None:
         acc_fig, loss_fig = charts.training_curves(epochs, plan.get("probe_accuracy"), running)
         left, right = st.columns(2)
         left.plotly_chart(acc_fig, width="stretch", key="acc_chart")
-        left.caption("Accuracy on the photos the model trains on and on the validation photos (the split that "
-                     "chooses the epoch); epoch 0 is the linear head the run starts from, the dotted line the probe on "
-                     "the final features. A widening train/validation gap means the model starts memorising.")
+        left.caption(
+            "Accuracy on the photos the model trains on and on the validation photos (the split that "
+            "chooses the epoch); epoch 0 is the linear head the run starts from, the dotted line the probe on "
+            "the final features. A widening train/validation gap means the model starts memorising."
+        )
         right.plotly_chart(loss_fig, width="stretch", key="loss_chart")
         right.caption(LOSS_CAPTION)
     elif epochs:
@@ -298,21 +398,31 @@ def charts_for(view: RunView) -> None:
     ph = view.phase
     if groups and ph is not None and ph["frozen"]:
         st.plotly_chart(charts.freeze_strip(groups, labels, ph["frozen"], ph["lrs"]), width="stretch", key="strip")
-        st.caption(f"Freeze map of phase {ph['phase']} ({ph['name']}, {ph['path']}). Frozen groups keep their "
-                   f"pretrained weights; hover a group for its timm name.")
+        st.caption(
+            f"Freeze map of phase {ph['phase']} ({ph['name']}, {ph['path']}). Frozen groups keep their "
+            f"pretrained weights; hover a group for its timm name."
+        )
     elif groups and state in TERMINAL:
         st.caption("No training phase ran: every layer group kept its pretrained weights.")
     if steps:
         st.plotly_chart(charts.group_rates(steps, groups, labels), width="stretch", key="lr_chart")
-        st.caption("Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
-                   "learn more slowly than the head.")
+        st.caption(
+            "Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
+            "learn more slowly than the head."
+        )
     if trained:
         a, b = st.columns(2)
-        a.plotly_chart(charts.group_bars(groups, trained[-1]["grad_norm"], "Gradient norm per group", True, labels),
-                       width="stretch", key="grad_chart")
+        a.plotly_chart(
+            charts.group_bars(groups, trained[-1]["grad_norm"], "Gradient norm per group", True, labels),
+            width="stretch",
+            key="grad_chart",
+        )
         a.caption(GRAD_CAPTION)
-        b.plotly_chart(charts.group_bars(groups, trained[-1]["drift"], "Drift from the pretrained weights",
-                                         labels=labels), width="stretch", key="drift_chart")
+        b.plotly_chart(
+            charts.group_bars(groups, trained[-1]["drift"], "Drift from the pretrained weights", labels=labels),
+            width="stretch",
+            key="drift_chart",
+        )
         b.caption(DRIFT_CAPTION)
 
 

@@ -9,6 +9,7 @@ Columns (EfficientNet-Lite0 and its bundled weights for the baselines, the backb
                 test accuracy, its 95% Wilson interval, wall seconds, and what it chose.
 Run by hand:  .venv/bin/python bench/accuracy.py [--plain] [--datasets plant-leaves-15,eurosat-10] [--budget S]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,13 @@ def probes(root: Path) -> dict:
         return fit_linear(fs.x("train", (tap,)), fs.y("train"), x_test[tap], y_test, n).accuracy
 
     best = p.best_stage
-    return {"final": test_acc(FINAL), "final_val": p.accuracy, "stage": test_acc(best["tap"]),
-            "stage_val": best["accuracy"], "stage_name": best["name"]}
+    return {
+        "final": test_acc(FINAL),
+        "final_val": p.accuracy,
+        "stage": test_acc(best["tap"]),
+        "stage_val": best["accuracy"],
+        "stage_name": best["name"],
+    }
 
 
 def auto(root: Path, budget: float | None) -> dict:
@@ -69,14 +75,19 @@ def auto(root: Path, budget: float | None) -> dict:
     m = Trainer(cfg, run).fit()
     assert m["status"] == "finished", m["error"]
     plan = run.read_json("plan.json")
-    return {"test": m["test_accuracy"], "interval": m["test_interval"], "val": m["best_val_acc"],
-            "seconds": time.perf_counter() - t0, "chose": f"{plan['backbone']}: {plan['tap_label']}; best epoch "
-                                                           f"{m['best_epoch']} of {plan['finetune_epochs']}"}
+    return {
+        "test": m["test_accuracy"],
+        "interval": m["test_interval"],
+        "val": m["best_val_acc"],
+        "seconds": time.perf_counter() - t0,
+        "chose": f"{plan['backbone']}: {plan['tap_label']}; best epoch {m['best_epoch']} of {plan['finetune_epochs']}",
+    }
 
 
 def plain(root: Path) -> float:
     sys.path.insert(0, str(ROOT / "bench"))
     from finetune import plain_loop
+
     return plain_loop(root)[2]
 
 
@@ -93,15 +104,21 @@ def main() -> None:
         r["plain"] = plain(root) if args.plain else None
         rows.append(r)
         print(f"done {name}: {r}", file=sys.stderr, flush=True)
-    print(f"test accuracy (train on train/, choose on val/, score test/); machine: {os.cpu_count()} CPU cores, "
-          f"device {pick_device()}")
-    print(f"{'data':16} {'final probe':>11} {'stage probe':>20} {'plain loop':>10} {'auto':>6} "
-          f"{'auto 95% interval':>18} {'auto s':>7}  auto chose")
+    print(
+        f"test accuracy (train on train/, choose on val/, score test/); machine: {os.cpu_count()} CPU cores, "
+        f"device {pick_device()}"
+    )
+    print(
+        f"{'data':16} {'final probe':>11} {'stage probe':>20} {'plain loop':>10} {'auto':>6} "
+        f"{'auto 95% interval':>18} {'auto s':>7}  auto chose"
+    )
     for r in rows:
         lo, hi = r["auto_interval"]
         plain_txt = f"{r['plain']:.3f}" if r["plain"] is not None else "-"
-        print(f"{r['data']:16} {r['final']:11.3f} {r['stage']:7.3f} ({r['stage_name']:>10}) {plain_txt:>10} "
-              f"{r['auto_test']:6.3f} {f'{lo:.3f}-{hi:.3f}':>18} {r['auto_seconds']:7.0f}  {r['auto_chose']}")
+        print(
+            f"{r['data']:16} {r['final']:11.3f} {r['stage']:7.3f} ({r['stage_name']:>10}) {plain_txt:>10} "
+            f"{r['auto_test']:6.3f} {f'{lo:.3f}-{hi:.3f}':>18} {r['auto_seconds']:7.0f}  {r['auto_chose']}"
+        )
 
 
 if __name__ == "__main__":

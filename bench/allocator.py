@@ -6,6 +6,7 @@ Each setting runs in a process of its own (mallopt is process-wide). Measured: E
 steps (forward, backward, AdamW step) images/s; plus the kernel's share of the CPU time and the page faults.
 Run by hand (about 2 minutes on 2 CPU cores):  .venv/bin/python bench/allocator.py [--reps 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,14 @@ print(json.dumps(out))
 
 
 def measure(mode: str, name: str, reps: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, mode, name, str(reps)], capture_output=True, text=True,
-                         check=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, mode, name, str(reps)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -72,10 +79,13 @@ def main() -> None:
         for label in ("forward", "train step"):
             for mode, r in results.items():
                 m = r[label]
-                print(f"{name:24} {label:11} {mode:9} {statistics.median(m['rates']):9.1f} "
-                      f"{100 * m['kernel_share']:9.0f} {m['faults']:13.0f}")
+                print(
+                    f"{name:24} {label:11} {mode:9} {statistics.median(m['rates']):9.1f} "
+                    f"{100 * m['kernel_share']:9.0f} {m['faults']:13.0f}"
+                )
             speedup = statistics.median(results["tuned"][label]["rates"]) / statistics.median(
-                results["default"][label]["rates"])
+                results["default"][label]["rates"]
+            )
             print(f"{'':24} {label:11} {'ratio':9} {speedup:8.2f}x")
 
 

@@ -9,6 +9,7 @@ plan's estimate of that epoch beside the measured time. Prints a table; run by h
 
     .venv/bin/python bench/backbones.py [--train 120] [--val 60] [--names a,b]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,18 @@ from engine.probe.linear import probe  # noqa: E402
 from engine.runs.store import RunStore  # noqa: E402
 from engine.train.loop import Trainer  # noqa: E402
 
-FAMILIES = {"resnet18": "ResNet", "resnet50": "ResNet", "densenet121": "DenseNet",
-            "mobilenetv3_large_100": "MobileNetV3", "efficientnet_b0": "EfficientNet",
-            "tf_efficientnet_lite0": "EfficientNet-Lite", "convnext_tiny": "ConvNeXt",
-            "vit_base_patch16_224": "ViT", "vit_small_patch14_dinov2.lvd142m": "DINOv2",
-            "vit_base_patch16_clip_224.openai": "CLIP"}
+FAMILIES = {
+    "resnet18": "ResNet",
+    "resnet50": "ResNet",
+    "densenet121": "DenseNet",
+    "mobilenetv3_large_100": "MobileNetV3",
+    "efficientnet_b0": "EfficientNet",
+    "tf_efficientnet_lite0": "EfficientNet-Lite",
+    "convnext_tiny": "ConvNeXt",
+    "vit_base_patch16_224": "ViT",
+    "vit_small_patch14_dinov2.lvd142m": "DINOv2",
+    "vit_base_patch16_clip_224.openai": "CLIP",
+}
 
 
 def slice_of_sample(root: Path, n_train: int, n_val: int) -> Path:
@@ -60,18 +68,32 @@ def measure(name: str, data: Path, sixth: Path, store: RunStore) -> dict:
     t0 = time.perf_counter()
     p = probe(ds, name, weights="none", per_stage=False)
     probe_s = time.perf_counter() - t0
-    cfg = TrainConfig.create(data=str(data), backbone=name, weights="none", strategy="full", head_epochs=0,
-                             finetune_epochs=2, views=1, test_fraction=0.0)
+    cfg = TrainConfig.create(
+        data=str(data),
+        backbone=name,
+        weights="none",
+        strategy="full",
+        head_epochs=0,
+        finetune_epochs=2,
+        views=1,
+        test_fraction=0.0,
+    )
     planned = get_plan(cfg)
     run = store.create(cfg.to_dict(), name)
     save_planned(run.path, planned)
     Trainer(cfg, run, planned=planned).fit()
     epoch = [e for e in run.events("epoch") if e["epoch"] == 2][0]  # the second: the first also warms kernels up
     extract_s = feature_views(len(ds.train) + len(ds.val)) * (len(ds.train) + len(ds.val)) / p.images_per_s
-    return {"name": name, "probe_ips": p.images_per_s, "probe_s": probe_s, "probe_forecast_s": forecast,
-            "extract_s": extract_s,
-            "epoch_ips": epoch["images_per_s"], "epoch_s": epoch["seconds"],
-            "epoch_planned_s": planned.plan.finetune_epoch_s}
+    return {
+        "name": name,
+        "probe_ips": p.images_per_s,
+        "probe_s": probe_s,
+        "probe_forecast_s": forecast,
+        "extract_s": extract_s,
+        "epoch_ips": epoch["images_per_s"],
+        "epoch_s": epoch["seconds"],
+        "epoch_planned_s": planned.plan.finetune_epoch_s,
+    }
 
 
 def main() -> None:
@@ -84,18 +106,24 @@ def main() -> None:
     sixth = slice_of_sample(Path(tempfile.mkdtemp()) / "sixth", args.train // 6, args.val // 6)
     store = RunStore(Path(tempfile.mkdtemp()) / "runs")
     ds = load_dataset(str(data), test_fraction=0.0)
-    print(f"{len(ds.train)} train / {len(ds.val)} val photos of the bundled sample; random weights; "
-          f"torch threads {torch.get_num_threads()}\n")
-    head = (f"{'family':18} {'backbone':34} {'probe img/s':>11} {'probe s':>8} {'extract s':>9} {'forecast':>9} "
-            f"{'ratio':>6} {'epoch img/s':>11} {'epoch s':>8} {'planned':>8} {'ratio':>6}")
+    print(
+        f"{len(ds.train)} train / {len(ds.val)} val photos of the bundled sample; random weights; "
+        f"torch threads {torch.get_num_threads()}\n"
+    )
+    head = (
+        f"{'family':18} {'backbone':34} {'probe img/s':>11} {'probe s':>8} {'extract s':>9} {'forecast':>9} "
+        f"{'ratio':>6} {'epoch img/s':>11} {'epoch s':>8} {'planned':>8} {'ratio':>6}"
+    )
     print(head)
     for name in args.names.split(","):
         r = measure(name, data, sixth, store)
-        print(f"{FAMILIES.get(name, '?'):18} {name:34} {r['probe_ips']:11.1f} {r['probe_s']:8.1f} "
-              f"{r['extract_s']:9.1f} {r['probe_forecast_s']:9.1f} {r['probe_forecast_s'] / r['extract_s']:6.2f} "
-              f"{r['epoch_ips']:11.1f} "
-              f"{r['epoch_s']:8.1f} {r['epoch_planned_s']:8.1f} {r['epoch_planned_s'] / r['epoch_s']:6.2f}",
-              flush=True)
+        print(
+            f"{FAMILIES.get(name, '?'):18} {name:34} {r['probe_ips']:11.1f} {r['probe_s']:8.1f} "
+            f"{r['extract_s']:9.1f} {r['probe_forecast_s']:9.1f} {r['probe_forecast_s'] / r['extract_s']:6.2f} "
+            f"{r['epoch_ips']:11.1f} "
+            f"{r['epoch_s']:8.1f} {r['epoch_planned_s']:8.1f} {r['epoch_planned_s'] / r['epoch_s']:6.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ TransferLab trains the head on cached features of 4 augmented views and fine-tun
 first unfrozen group. Also measured: per-step throughput of the unfrozen model (forward + backward on full images).
 Run by hand (about 20 minutes on 2 CPU cores):  .venv/bin/python bench/finetune.py [--data DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,12 +40,20 @@ BACKBONE, HEAD_EPOCHS, FT_EPOCHS, BS = "tf_efficientnet_lite0", 10, 15, 32
 def plain_transforms():
     norm = transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     bicubic = transforms.InterpolationMode.BICUBIC
-    train = transforms.Compose([transforms.Resize(256, interpolation=bicubic),
-                                transforms.RandomResizedCrop(224, scale=(0.7, 1.0), interpolation=bicubic),
-                                transforms.RandomHorizontalFlip(), transforms.ColorJitter(0.2, 0.2, 0.2),
-                                transforms.RandomRotation(15), transforms.ToTensor(), norm])
-    val = transforms.Compose([transforms.Resize(256, interpolation=bicubic), transforms.CenterCrop(224),
-                              transforms.ToTensor(), norm])
+    train = transforms.Compose(
+        [
+            transforms.Resize(256, interpolation=bicubic),
+            transforms.RandomResizedCrop(224, scale=(0.7, 1.0), interpolation=bicubic),
+            transforms.RandomHorizontalFlip(),
+            transforms.ColorJitter(0.2, 0.2, 0.2),
+            transforms.RandomRotation(15),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
+    val = transforms.Compose(
+        [transforms.Resize(256, interpolation=bicubic), transforms.CenterCrop(224), transforms.ToTensor(), norm]
+    )
     return train, val
 
 
@@ -57,14 +66,17 @@ def plain_loop(root: Path) -> tuple[float, float, float | None]:
     groups = layer_groups(model)
     head = len(groups) - 1
     tf_train, tf_val = plain_transforms()
-    train = torch.utils.data.DataLoader(datasets.ImageFolder(root / "train", tf_train), BS, shuffle=True,
-                                        num_workers=2, persistent_workers=True)
+    train = torch.utils.data.DataLoader(
+        datasets.ImageFolder(root / "train", tf_train), BS, shuffle=True, num_workers=2, persistent_workers=True
+    )
     val = torch.utils.data.DataLoader(datasets.ImageFolder(root / "val", tf_val), 64, num_workers=2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     params = dict(model.named_parameters())
     best, best_state = 0.0, None
-    for phase, epochs, lrs, warm in ((1, HEAD_EPOCHS, {head: 1e-3}, 0),
-                                     (2, FT_EPOCHS, {head: 1e-3, head - 1: 1e-4, head - 2: 1e-5}, 1)):
+    for phase, epochs, lrs, warm in (
+        (1, HEAD_EPOCHS, {head: 1e-3}, 0),
+        (2, FT_EPOCHS, {head: 1e-3, head - 1: 1e-4, head - 2: 1e-5}, 1),
+    ):
         for p in model.parameters():
             p.requires_grad_(False)
         pgroups = []
@@ -115,15 +127,30 @@ def transferlab(root: Path) -> tuple[float, float, dict]:
     """The recipe as a TransferLab run: wall seconds, best val accuracy, and what identifies its result (test accuracy,
     the epoch kept, a digest of every test photo's predicted class: equal digests mean the same photos right)."""
     t0 = time.perf_counter()
-    cfg = TrainConfig.create(data=str(root), backbone=BACKBONE, strategy="top-k", top_k=2, head_epochs=HEAD_EPOCHS,
-                             finetune_epochs=FT_EPOCHS, lr=1e-3, head_lr=1e-3, augment="basic", batch_size=BS, views=4)
+    cfg = TrainConfig.create(
+        data=str(root),
+        backbone=BACKBONE,
+        strategy="top-k",
+        top_k=2,
+        head_epochs=HEAD_EPOCHS,
+        finetune_epochs=FT_EPOCHS,
+        lr=1e-3,
+        head_lr=1e-3,
+        augment="basic",
+        batch_size=BS,
+        views=4,
+    )
     run = RunStore().create(cfg.to_dict())
     m = Trainer(cfg, run).fit()
     assert m["status"] == "finished", m["error"]
     plan = run.read_json("plan.json")
     pred = ",".join(map(str, m.get("test_pred") or []))
-    result = {"test": m.get("test_accuracy"), "best_epoch": m["best_epoch"], "head": plan.get("tap_label"),
-              "test_pred_sha": hashlib.sha256(pred.encode()).hexdigest()[:12]}
+    result = {
+        "test": m.get("test_accuracy"),
+        "best_epoch": m["best_epoch"],
+        "head": plan.get("tap_label"),
+        "test_pred_sha": hashlib.sha256(pred.encode()).hexdigest()[:12],
+    }
     return time.perf_counter() - t0, m["best_val_acc"], result
 
 
@@ -161,15 +188,19 @@ def main() -> None:
     plain_s, plain_acc, _ = plain_loop(args.data) if not args.no_plain else (float("nan"), float("nan"), None)
     tl_s, tl_acc, tl_result = transferlab(args.data)
     plain_ips, tl_ips = step_throughput(False), step_throughput(True)
-    print(f"data {args.data}  backbone {BACKBONE}  recipe {HEAD_EPOCHS} head + {FT_EPOCHS} fine-tune epochs, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"data {args.data}  backbone {BACKBONE}  recipe {HEAD_EPOCHS} head + {FT_EPOCHS} fine-tune epochs, "
+        f"threads {torch.get_num_threads()}"
+    )
     print(f"{'path':14} {'wall s':>8} {'best val acc':>13} {'step img/s':>11}")
     if not args.no_plain:
         print(f"{'plain loop':14} {plain_s:8.1f} {plain_acc:13.3f} {plain_ips:11.1f}")
     print(f"{'TransferLab':14} {tl_s:8.1f} {tl_acc:13.3f} {tl_ips:11.1f}")
     print("TransferLab's result: " + ", ".join(f"{k} {v}" for k, v in tl_result.items()))
-    print(f"wall-time ratio {plain_s / tl_s:.1f}x   accuracy delta {tl_acc - plain_acc:+.3f}   "
-          f"step throughput ratio {tl_ips / plain_ips:.2f}x")
+    print(
+        f"wall-time ratio {plain_s / tl_s:.1f}x   accuracy delta {tl_acc - plain_acc:+.3f}   "
+        f"step throughput ratio {tl_ips / plain_ips:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ fine-tuning); images/s is the median fine-tuning epoch's, val accuracy the best 
 
     python bench/gpu.py [--data DIR] [--epochs N] [--batches 64 256]     (exits 2 without CUDA)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,7 +80,7 @@ def pipeline_only(kind: str, paths: list[str], batch: int, epochs: int = 3) -> f
     """Images/s of the input path alone: batches on the GPU, augmented and normalised, no model."""
     dev, spec = DEV, input_spec(ARCH)
     order = [np.random.default_rng(e).permutation(len(paths)) for e in range(epochs)]
-    batches = [[o[i:i + batch] for i in range(0, len(o), batch)] for o in order]
+    batches = [[o[i : i + batch] for i in range(0, len(o), batch)] for o in order]
     if kind == "device input":
         pixels, augment, gen = decoded_pixels(paths, spec), BatchAugment(spec, "basic"), torch.Generator(device=dev)
         next(device_batches(pixels, batches[0][:1], dev))  # warm
@@ -105,18 +106,33 @@ def pipeline_only(kind: str, paths: list[str], batch: int, epochs: int = 3) -> f
 
 def recipe(data: Path, batch: int, epochs: int, device_input: bool) -> dict:
     os.environ["TRANSFERLAB_DEVICE_INPUT"] = "1" if device_input else "0"
-    cfg = TrainConfig.create(data=str(data), backbone=ARCH, strategy="full", head_epochs=2, finetune_epochs=epochs,
-                             warmup_epochs=1, cache_activations=False, batch_size=batch, views=1, augment="basic",
-                             device=DEV.type, test_fraction=0.0)
+    cfg = TrainConfig.create(
+        data=str(data),
+        backbone=ARCH,
+        strategy="full",
+        head_epochs=2,
+        finetune_epochs=epochs,
+        warmup_epochs=1,
+        cache_activations=False,
+        batch_size=batch,
+        views=1,
+        augment="basic",
+        device=DEV.type,
+        test_fraction=0.0,
+    )
     if DEV.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     run = RunStore().create(cfg.to_dict())
     t0 = time.perf_counter()
     m = Trainer(cfg, run).fit()
     ft = [e for e in run.events("epoch") if e["phase"] == 2][1:]  # the first pays for start-up
-    return {"img_s": statistics.median(e["images_per_s"] for e in ft) if ft else 0.0, "seconds":
-            time.perf_counter() - t0, "val_acc": m["best_val_acc"], "error": m["error"],
-            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if DEV.type == "cuda" else 0.0}
+    return {
+        "img_s": statistics.median(e["images_per_s"] for e in ft) if ft else 0.0,
+        "seconds": time.perf_counter() - t0,
+        "val_acc": m["best_val_acc"],
+        "error": m["error"],
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if DEV.type == "cuda" else 0.0,
+    }
 
 
 def main() -> int:
@@ -132,15 +148,16 @@ def main() -> int:
         print("no CUDA device: nothing measured (--smoke checks the script on the CPU)")
         return 2
     torch.backends.cudnn.benchmark = True
-    paths = [it.path for it in load_dataset(str(args.data), test_fraction=0.0).train][:64 if args.smoke else None]
+    paths = [it.path for it in load_dataset(str(args.data), test_fraction=0.0).train][: 64 if args.smoke else None]
     rows = []
     for batch in args.batches:
-        for name, fn in [("model only", lambda: {"img_s": model_only(batch)}),
-                         ("device input, pipeline only",
-                          lambda: {"img_s": pipeline_only("device input", paths, batch)}),
-                         ("DataLoader, pipeline only", lambda: {"img_s": pipeline_only("DataLoader", paths, batch)}),
-                         ("device input", lambda: recipe(args.data, batch, args.epochs, True)),
-                         ("DataLoader", lambda: recipe(args.data, batch, args.epochs, False))]:
+        for name, fn in [
+            ("model only", lambda: {"img_s": model_only(batch)}),
+            ("device input, pipeline only", lambda: {"img_s": pipeline_only("device input", paths, batch)}),
+            ("DataLoader, pipeline only", lambda: {"img_s": pipeline_only("DataLoader", paths, batch)}),
+            ("device input", lambda: recipe(args.data, batch, args.epochs, True)),
+            ("DataLoader", lambda: recipe(args.data, batch, args.epochs, False)),
+        ]:
             try:
                 rows.append({"batch": batch, "path": name, **fn()})
             except Exception:  # noqa: BLE001 - report what ran
@@ -148,18 +165,30 @@ def main() -> int:
                 rows.append({"batch": batch, "path": name, "img_s": 0.0, "error": "failed (traceback above)"})
             print(rows[-1], flush=True)
     gpu = torch.cuda.get_device_name() if DEV.type == "cuda" else "CPU (smoke)"
-    print(f"\n{gpu}; CPU: {os.cpu_count()} cores, DataLoader workers {loader_workers(DEV)}; torch {torch.__version__}; "
-          f"data {args.data} ({len(paths)} train)")
-    print(f"Lite2 at 260 px, bf16 autocast, channels-last; recipe: 2 head epochs + {args.epochs} full fine-tuning "
-          f"epochs, basic augmentation")
+    print(
+        f"\n{gpu}; CPU: {os.cpu_count()} cores, DataLoader workers {loader_workers(DEV)}; torch {torch.__version__}; "
+        f"data {args.data} ({len(paths)} train)"
+    )
+    print(
+        f"Lite2 at 260 px, bf16 autocast, channels-last; recipe: 2 head epochs + {args.epochs} full fine-tuning "
+        f"epochs, basic augmentation"
+    )
     print(f"{'batch':>5} {'path':30} {'img/s':>7} {'recipe s':>9} {'val acc':>8} {'peak GiB':>9}")
     for r in rows:
-        extra = (f"{r['seconds']:9.1f} {r['val_acc']:8.3f} {r['peak_gib']:9.2f}" if "seconds" in r else "")
+        extra = f"{r['seconds']:9.1f} {r['val_acc']:8.3f} {r['peak_gib']:9.2f}" if "seconds" in r else ""
         print(f"{r['batch']:5d} {r['path']:30} {r['img_s']:7.0f} {extra} {r.get('error') or ''}")
     for batch in args.batches:
         by = {r["path"]: r["img_s"] for r in rows if r["batch"] == batch}
-        if not all(by.get(k) for k in ("model only", "device input", "DataLoader", "device input, pipeline only",
-                                       "DataLoader, pipeline only")):
+        if not all(
+            by.get(k)
+            for k in (
+                "model only",
+                "device input",
+                "DataLoader",
+                "device input, pipeline only",
+                "DataLoader, pipeline only",
+            )
+        ):
             continue
         # device input: the augmentation runs on the GPU too, so the GPU's ceiling is the model and the augmentation
         # one after the other; DataLoader: the slower of the workers and the model
@@ -167,9 +196,11 @@ def main() -> int:
         workers = by["DataLoader, pipeline only"]
         verdict = "GPU-bound" if by["device input"] >= 0.85 * gpu else "bound by the host (reading, copying)"
         loader = f"input-bound, the workers decode {workers:.0f} img/s" if workers < by["model only"] else "GPU-bound"
-        print(f"batch {batch}: device input {by['device input']:.0f} img/s = {by['device input'] / gpu:.0%} of the "
-              f"GPU's time for model + augmentation ({gpu:.0f} img/s): {verdict}; DataLoader {by['DataLoader']:.0f} "
-              f"img/s: {loader}; device input / DataLoader {by['device input'] / by['DataLoader']:.2f}x")
+        print(
+            f"batch {batch}: device input {by['device input']:.0f} img/s = {by['device input'] / gpu:.0%} of the "
+            f"GPU's time for model + augmentation ({gpu:.0f} img/s): {verdict}; DataLoader {by['DataLoader']:.0f} "
+            f"img/s: {loader}; device input / DataLoader {by['device input'] / by['DataLoader']:.2f}x"
+        )
     return 0
 
 

@@ -4,6 +4,7 @@ The plain loop is the usual notebook recipe: torchvision ImageFolder + Resize/Ce
 DataLoader, the model's forward pass under no_grad, and scikit-learn's LogisticRegression on the raw features.
 Both use the same bundled weights. Run by hand:  .venv/bin/python bench/probe.py [--data DIR] [--reps 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,14 @@ def plain_loop(root: Path, backbone: str) -> float:
     model, _ = create_backbone(backbone)
     model.reset_classifier(0)
     model.eval()
-    tf = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
-                             transforms.CenterCrop(224), transforms.ToTensor(),
-                             transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]
+    )
 
     def feats(split: str) -> tuple[np.ndarray, np.ndarray]:
         loader = torch.utils.data.DataLoader(datasets.ImageFolder(root / split, tf), batch_size=32, num_workers=2)
@@ -75,20 +81,29 @@ def main() -> None:
     ap.add_argument("--backbone", default="tf_efficientnet_lite0")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
-    rows: dict[str, list[tuple[float, float]]] = {"plain loop": [], "TransferLab cold": [], "TransferLab warm": [],
-                                                  "TransferLab warm, per-stage": []}
+    rows: dict[str, list[tuple[float, float]]] = {
+        "plain loop": [],
+        "TransferLab cold": [],
+        "TransferLab warm": [],
+        "TransferLab warm, per-stage": [],
+    }
     for _ in range(args.reps):
         rows["plain loop"].append(timed(lambda: plain_loop(args.data, args.backbone)))
         cold_reset()
-        rows["TransferLab cold"].append(timed(lambda: probe(load_dataset(args.data), args.backbone, per_stage=False)
-                                              .accuracy))
-        rows["TransferLab warm"].append(timed(lambda: probe(load_dataset(args.data), args.backbone, per_stage=False)
-                                              .accuracy))
-        rows["TransferLab warm, per-stage"].append(timed(lambda: probe(load_dataset(args.data), args.backbone)
-                                                         .accuracy))
+        rows["TransferLab cold"].append(
+            timed(lambda: probe(load_dataset(args.data), args.backbone, per_stage=False).accuracy)
+        )
+        rows["TransferLab warm"].append(
+            timed(lambda: probe(load_dataset(args.data), args.backbone, per_stage=False).accuracy)
+        )
+        rows["TransferLab warm, per-stage"].append(
+            timed(lambda: probe(load_dataset(args.data), args.backbone).accuracy)
+        )
     plain = statistics.median(t for t, _ in rows["plain loop"])
-    print(f"data {args.data}  backbone {args.backbone}  reps {args.reps}  threads {torch.get_num_threads()}  "
-          f"precision {current_precision()}")
+    print(
+        f"data {args.data}  backbone {args.backbone}  reps {args.reps}  threads {torch.get_num_threads()}  "
+        f"precision {current_precision()}"
+    )
     print(f"{'path':30} {'median s':>9} {'min s':>7} {'max s':>7} {'val acc':>8} {'speed-up':>9}")
     for name, runs in rows.items():
         ts = [t for t, _ in runs]

@@ -13,6 +13,7 @@ Each row: test accuracy, its 95% Wilson interval, test photos, wall seconds and 
 
 Run by hand:  .venv/bin/python bench/story.py [--datasets plant-leaves-15,eurosat-10] [--long-epochs 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,10 +49,17 @@ def run_arm(cfg: TrainConfig) -> dict:
     ends = [e["t"] for e in run.events("epoch") if e["epoch"] > 0]
     starts = [run.events("phase_started")[0]["t"], *ends[:-1]] if ends else []
     epoch_s = statistics.median(b - a for a, b in zip(starts, ends)) if ends else 0.0
-    return {"epoch_s": epoch_s, "fixed_s": m["seconds"] - epoch_s * len(ends), "test": m["test_accuracy"],
-            "interval": m["test_interval"], "n": m["test_n"],
-            "seconds": time.perf_counter() - t0, "epochs": max(epochs or [0]), "best_epoch": m["best_epoch"],
-            "backbone": run.read_json("plan.json")["backbone"]}
+    return {
+        "epoch_s": epoch_s,
+        "fixed_s": m["seconds"] - epoch_s * len(ends),
+        "test": m["test_accuracy"],
+        "interval": m["test_interval"],
+        "n": m["test_n"],
+        "seconds": time.perf_counter() - t0,
+        "epochs": max(epochs or [0]),
+        "best_epoch": m["best_epoch"],
+        "backbone": run.read_json("plan.json")["backbone"],
+    }
 
 
 def epochs_within(long: dict, seconds: float) -> int:
@@ -66,8 +74,12 @@ def story(data: Path, backbone: str, long_epochs: int) -> list[tuple[str, dict]]
     rows = [("auto", run_arm(TrainConfig.create(**common, strategy="auto")))]
     long = run_arm(TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=long_epochs))
     n = epochs_within(long, rows[0][1]["seconds"])
-    rows.append(("scratch, auto's time", run_arm(TrainConfig.create(**common, strategy="scratch", weights="none",
-                                                                    finetune_epochs=n))))
+    rows.append(
+        (
+            "scratch, auto's time",
+            run_arm(TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=n)),
+        )
+    )
     rows.append(("scratch, long", long))
     rows.append(("probe", run_arm(TrainConfig.create(**common, strategy="feature-extraction", head_epochs=0))))
     rows.append(("two-phase recipe", run_arm(TrainConfig.create(**common, strategy="top-k", top_k=2))))
@@ -80,15 +92,21 @@ def main() -> None:
     ap.add_argument("--backbone", default="tf_efficientnet_lite0")
     ap.add_argument("--long-epochs", type=int, default=8)
     args = ap.parse_args()
-    print(f"train on train/, choose on val/, score test/ once; {args.backbone}; machine: {os.cpu_count()} CPU cores, "
-          f"device {pick_device()}")
-    print(f"{'data':16} {'arm':22} {'test':>6} {'95% interval':>13} {'photos':>6} {'seconds':>8} {'epochs':>6}  "
-          "backbone")
+    print(
+        f"train on train/, choose on val/, score test/ once; {args.backbone}; machine: {os.cpu_count()} CPU cores, "
+        f"device {pick_device()}"
+    )
+    print(
+        f"{'data':16} {'arm':22} {'test':>6} {'95% interval':>13} {'photos':>6} {'seconds':>8} {'epochs':>6}  backbone"
+    )
     for name in args.datasets.split(","):
         for arm, r in story(SHARED / name, args.backbone, args.long_epochs):
             lo, hi = r["interval"]
-            print(f"{name:16} {arm:22} {r['test']:6.3f} {f'{lo:.3f}-{hi:.3f}':>13} {r['n']:6d} {r['seconds']:8.0f} "
-                  f"{r['epochs']:6d}  {r['backbone']}", flush=True)
+            print(
+                f"{name:16} {arm:22} {r['test']:6.3f} {f'{lo:.3f}-{hi:.3f}':>13} {r['n']:6d} {r['seconds']:8.0f} "
+                f"{r['epochs']:6d}  {r['backbone']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 
 Run by hand:  .venv/bin/python bench/ui.py [--reps 2] [--strategies auto,top-k,full] [--lesson 3] [--browser]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ MARKS = (0.25, 0.5, 0.75)
 
 def render(name: str) -> float:
     from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=300)
     t0 = time.perf_counter()
     at.run()
@@ -115,6 +117,7 @@ def browser_first_step(reps: int) -> list[float]:
     import urllib.request
 
     from playwright.sync_api import sync_playwright
+
     sys.path.insert(0, str(REPO / "tests"))
     from test_e2e_browser import click_to_first_step
 
@@ -122,8 +125,14 @@ def browser_first_step(reps: int) -> list[float]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "TRANSFERLAB_HOME": tempfile.mkdtemp(prefix="tl-ui-browser-")}
-    proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "run", f"PORT={port}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url, times = f"http://127.0.0.1:{port}", []
     try:
         for _ in range(120):
@@ -133,8 +142,11 @@ def browser_first_step(reps: int) -> list[float]:
             except OSError:
                 time.sleep(0.5)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                        headless=True, args=["--no-sandbox", "--disable-gpu"])
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu"],
+            )
             for _ in range(reps):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
@@ -186,13 +198,18 @@ def main() -> None:
             print(f"{m:6.0%} {statistics.median(errs):13.0%} {max(errs):10.0%}" if errs else f"{m:6.0%} {'none':>13}")
         walls = [r[1] for r in rows]
         ests = [r[2] for r in rows]
-        print(f"run wall time: median {statistics.median(walls):.0f} s; the plan's estimate before it started: median "
-              f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x); "
-              f"each: " + ", ".join(f"{e:.0f}/{w:.0f} s" for e, w in zip(ests, walls)), flush=True)
+        print(
+            f"run wall time: median {statistics.median(walls):.0f} s; the plan's estimate before it started: median "
+            f"{statistics.median(ests):.0f} s ({statistics.median(e / w for e, w in zip(ests, walls)):.2f}x); "
+            f"each: " + ", ".join(f"{e:.0f}/{w:.0f} s" for e, w in zip(ests, walls)),
+            flush=True,
+        )
     if args.browser:
         t = browser_first_step(args.reps)
-        print(f"\nclick → first named step on screen (chromium, {len(t)} clicks): median {statistics.median(t):.2f} s, "
-              f"max {max(t):.2f} s")
+        print(
+            f"\nclick → first named step on screen (chromium, {len(t)} clicks): median {statistics.median(t):.2f} s, "
+            f"max {max(t):.2f} s"
+        )
 
 
 if __name__ == "__main__":

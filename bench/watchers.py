@@ -7,6 +7,7 @@ Python lock slows the training steps.
 Run by hand (about 15 minutes on 2 CPU cores; Debian's chromium and Playwright):
     .venv/bin/python bench/watchers.py [--epochs 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,10 @@ def standalone(epochs: int) -> float:
     from engine.runs.store import RunStore
     from engine.train.loop import Trainer
     from ui.state import DEFAULT_BACKBONE
-    cfg = TrainConfig.create(data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", head_epochs=1,
-                             finetune_epochs=epochs, views=2)
+
+    cfg = TrainConfig.create(
+        data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", head_epochs=1, finetune_epochs=epochs, views=2
+    )
     Trainer(cfg, RunStore().create(cfg.to_dict())).fit()
     return _fine_tune_rate(home)
 
@@ -53,14 +56,20 @@ def standalone(epochs: int) -> float:
 def watched(tabs: int, epochs: int, extra: list[str]) -> float:
     """The Quick demo under `streamlit run` (with `extra` options) while `tabs` tabs show the Train page."""
     from playwright.sync_api import sync_playwright
+
     home = tempfile.mkdtemp(prefix="tl-watch-")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "TRANSFERLAB_HOME": home, "TRANSFERLAB_DEMO_EPOCHS": f"1,{epochs}"}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               *extra], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), *extra],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):

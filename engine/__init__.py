@@ -5,6 +5,7 @@ imported on first use (PEP 562), so `import engine` stays cheap and does not loa
 
     from engine import load_dataset, get_plan, Runner, TrainConfig
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,46 +15,84 @@ from typing import TYPE_CHECKING, Any
 # service -> serve/train -> plan -> probe -> model/data -> runs/paths/errors.
 _API: dict[str, str] = {
     # errors and places
-    "TransferLabError": "engine.errors", "DataError": "engine.errors",
-    "SAMPLE": "engine.paths", "home": "engine.paths", "sub": "engine.paths",
+    "TransferLabError": "engine.errors",
+    "DataError": "engine.errors",
+    "SAMPLE": "engine.paths",
+    "home": "engine.paths",
+    "sub": "engine.paths",
     # data
-    "load_dataset": "engine.data.dataset", "build_report": "engine.data.report", "viewable": "engine.data.imageio",
-    "split_counts": "engine.data.dataset", "IMAGE_TYPES": "engine.data.imageio",
+    "load_dataset": "engine.data.dataset",
+    "build_report": "engine.data.report",
+    "viewable": "engine.data.imageio",
+    "split_counts": "engine.data.dataset",
+    "IMAGE_TYPES": "engine.data.imageio",
     "PRESETS": "engine.data.augment",
     # models
-    "get_entry": "engine.model.catalogue", "input_spec": "engine.model.catalogue",
+    "get_entry": "engine.model.catalogue",
+    "input_spec": "engine.model.catalogue",
     "catalogue_rows": "engine.model.weights",
-    "catalogue_table": "engine.model.weights", "MISSING": "engine.model.weights",
-    "create_backbone": "engine.model.weights", "layer_groups": "engine.model.groups",
-    "install_weights": "engine.model.weights", "fetch_weights": "engine.model.fetch",
-    "remote_file": "engine.model.fetch", "FAMILIES": "engine.model.catalogue",
-    "filter_grid": "engine.model.visual", "first_conv_weight": "engine.model.visual",
+    "catalogue_table": "engine.model.weights",
+    "MISSING": "engine.model.weights",
+    "create_backbone": "engine.model.weights",
+    "layer_groups": "engine.model.groups",
+    "install_weights": "engine.model.weights",
+    "fetch_weights": "engine.model.fetch",
+    "remote_file": "engine.model.fetch",
+    "FAMILIES": "engine.model.catalogue",
+    "filter_grid": "engine.model.visual",
+    "first_conv_weight": "engine.model.visual",
     # probe and plan
-    "probe": "engine.probe.linear", "shootout": "engine.probe.shootout",
-    "TrainConfig": "engine.plan.config", "STRATEGIES": "engine.plan.config", "BALANCE": "engine.plan.config",
-    "DEFAULT_BUDGET_S": "engine.plan.config", "DEFAULT_BACKBONE": "engine.plan.config",
-    "demo_config": "engine.plan.config", "ConfigError": "engine.plan.config",
-    "Plan": "engine.plan.rules", "BANDS": "engine.plan.rules", "band": "engine.plan.rules",
+    "probe": "engine.probe.linear",
+    "shootout": "engine.probe.shootout",
+    "TrainConfig": "engine.plan.config",
+    "STRATEGIES": "engine.plan.config",
+    "BALANCE": "engine.plan.config",
+    "DEFAULT_BUDGET_S": "engine.plan.config",
+    "DEFAULT_BACKBONE": "engine.plan.config",
+    "demo_config": "engine.plan.config",
+    "ConfigError": "engine.plan.config",
+    "Plan": "engine.plan.rules",
+    "BANDS": "engine.plan.rules",
+    "band": "engine.plan.rules",
     "group_labels": "engine.plan.rules",
-    "get_plan": "engine.plan.make", "plan_with_probe": "engine.plan.make", "load_data": "engine.plan.make",
-    "finetune_anyway": "engine.plan.anyway", "kept_the_head": "engine.plan.anyway",
-    "why_kept": "engine.plan.anyway", "edit_plan": "engine.plan.cost",
-    "preflight": "engine.plan.preflight", "blocking": "engine.plan.preflight",
+    "get_plan": "engine.plan.make",
+    "plan_with_probe": "engine.plan.make",
+    "load_data": "engine.plan.make",
+    "finetune_anyway": "engine.plan.anyway",
+    "kept_the_head": "engine.plan.anyway",
+    "why_kept": "engine.plan.anyway",
+    "edit_plan": "engine.plan.cost",
+    "preflight": "engine.plan.preflight",
+    "blocking": "engine.plan.preflight",
     # training, runs, serving
-    "Trainer": "engine.train.loop", "lr_find": "engine.train.lrfind",
-    "RunStore": "engine.runs.store", "TERMINAL": "engine.runs.store", "time_left": "engine.runs.events",
+    "Trainer": "engine.train.loop",
+    "lr_find": "engine.train.lrfind",
+    "RunStore": "engine.runs.store",
+    "TERMINAL": "engine.runs.store",
+    "time_left": "engine.runs.events",
     "RunView": "engine.runs.view",
-    "has_model": "engine.serve.evaluate", "evaluate": "engine.serve.evaluate",
-    "compare_row": "engine.serve.compare", "gap_sentence": "engine.serve.compare",
-    "export_run": "engine.serve.export", "model_card": "engine.serve.export",
-    "EXPORT_FORMATS": "engine.serve.export", "DEFAULT_EXPORT": "engine.serve.export",
-    "LIVE": "engine.runs.store", "RESUMABLE": "engine.runs.store",
-    "model_card_markdown": "engine.serve.export", "predict_image": "engine.serve.export",
-    "run_summary": "engine.serve.summary", "run_header": "engine.serve.summary",
-    "no_epoch_sentence": "engine.serve.summary", "worst_mistakes": "engine.serve.summary",
-    "Runner": "engine.service.runner", "ARM_TEXT": "engine.service.experiment",
-    "lesson_configs": "engine.service.experiment", "lesson_rows": "engine.service.experiment",
-    "lesson_sentence": "engine.service.experiment", "Jobs": "engine.service.jobs",
+    "has_model": "engine.serve.evaluate",
+    "evaluate": "engine.serve.evaluate",
+    "compare_row": "engine.serve.compare",
+    "gap_sentence": "engine.serve.compare",
+    "export_run": "engine.serve.export",
+    "model_card": "engine.serve.export",
+    "EXPORT_FORMATS": "engine.serve.export",
+    "DEFAULT_EXPORT": "engine.serve.export",
+    "LIVE": "engine.runs.store",
+    "RESUMABLE": "engine.runs.store",
+    "model_card_markdown": "engine.serve.export",
+    "predict_image": "engine.serve.export",
+    "run_summary": "engine.serve.summary",
+    "run_header": "engine.serve.summary",
+    "no_epoch_sentence": "engine.serve.summary",
+    "worst_mistakes": "engine.serve.summary",
+    "Runner": "engine.service.runner",
+    "ARM_TEXT": "engine.service.experiment",
+    "lesson_configs": "engine.service.experiment",
+    "lesson_rows": "engine.service.experiment",
+    "lesson_sentence": "engine.service.experiment",
+    "Jobs": "engine.service.jobs",
 }
 __all__ = sorted(_API)
 
@@ -103,8 +142,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.view import RunView
     from engine.serve.compare import compare_row, gap_sentence
     from engine.serve.evaluate import evaluate, has_model
-    from engine.serve.export import (DEFAULT_EXPORT, EXPORT_FORMATS, export_run, model_card, model_card_markdown,
-                                     predict_image)
+    from engine.serve.export import (
+        DEFAULT_EXPORT,
+        EXPORT_FORMATS,
+        export_run,
+        model_card,
+        model_card_markdown,
+        predict_image,
+    )
     from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
     from engine.service.jobs import Jobs

@@ -2,6 +2,7 @@
 lr-find}`; all
 print JSON too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit
 code."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,38 +20,50 @@ CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the
 
 def cmd_backbones(args: argparse.Namespace) -> int:
     from engine.model.weights import catalogue_rows
+
     rows = catalogue_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'backbone':34} {'family':18} {'params':>7} {'top-1':>6} {'px':>4} {'download':>9}  {'licence':11} "
-          f"{'weights':18} best for")
+    print(
+        f"{'backbone':34} {'family':18} {'params':>7} {'top-1':>6} {'px':>4} {'download':>9}  {'licence':11} "
+        f"{'weights':18} best for"
+    )
     for r in rows:
         top1 = "-" if r["imagenet_top1"] is None else f"{r['imagenet_top1']:.1f}"
-        print(f"{r['name']:34} {r['family']:18} {r['params_m']:6.1f}M {top1:>6} {r['input_size']:4d} "
-              f"{r['download_mb']:6.0f} MB  {r['licence']:11} {r['source'] or 'MISSING':18} {r['best_for']}")
+        print(
+            f"{r['name']:34} {r['family']:18} {r['params_m']:6.1f}M {top1:>6} {r['input_size']:4d} "
+            f"{r['download_mb']:6.0f} MB  {r['licence']:11} {r['source'] or 'MISSING':18} {r['best_for']}"
+        )
     if any(not r["available"] for r in rows):
-        print("\nMISSING: no weights on this machine. `python -m engine weights fetch NAME` downloads them (asked for, "
-              "never automatic); `python -m engine weights install NAME FILE` takes a file you have.")
+        print(
+            "\nMISSING: no weights on this machine. `python -m engine weights fetch NAME` downloads them (asked for, "
+            "never automatic); `python -m engine weights install NAME FILE` takes a file you have."
+        )
     return 0
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
     from engine.model.weights import install_weights
+
     if args.action == "install":
         if not args.file:
             raise TransferLabError("weights install needs the file: python -m engine weights install NAME FILE")
         info = install_weights(args.name, args.file)
     else:
         from engine.model.fetch import fetch_weights, remote_file
+
         remote = remote_file(args.name)
         size = f"{remote.size / 1e6:.1f} MB" if remote.size else "size unknown"
         print(f"downloading {remote.filename} of {args.name} ({size}) from {remote.url}", file=sys.stderr)
         info = fetch_weights(args.name, progress=None if args.quiet else _download_progress(remote.size))
         if not args.quiet:
             print(file=sys.stderr)
-    print(json.dumps(info.to_dict(), indent=2) if args.json else
-          f"{args.name}: weights at {info.path}\n  sha256 {info.sha256} ({info.note})")
+    print(
+        json.dumps(info.to_dict(), indent=2)
+        if args.json
+        else f"{args.name}: weights at {info.path}\n  sha256 {info.sha256} ({info.note})"
+    )
     return 0
 
 
@@ -58,6 +71,7 @@ def _download_progress(size: int | None):
     def report(stage: str, fraction: float) -> None:
         done = f"{fraction * size / 1e6:.1f} / {size / 1e6:.1f} MB" if size else f"{fraction:.0%}"
         print(f"\r  {stage.split(' (')[0]}: {done}", end="", file=sys.stderr, flush=True)
+
     return report
 
 
@@ -65,20 +79,26 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from engine.data.dataset import load_dataset
     from engine.data.report import build_report
     from engine.model.catalogue import input_spec
-    report = build_report(load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root),
-                          input_size=input_spec(args.backbone).input_size[-1])
+
+    report = build_report(
+        load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root),
+        input_size=input_spec(args.backbone).input_size[-1],
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
-    print(f"dataset {report.root}  ({len(report.classes)} classes; validation: {report.val_source}; "
-          f"test: {report.test_source})")
+    print(
+        f"dataset {report.root}  ({len(report.classes)} classes; validation: {report.val_source}; "
+        f"test: {report.test_source})"
+    )
     for split, counts in report.counts.items():
         print(f"  {split}: {sum(counts.values())} images")
     width = max(len(c) for c in report.classes)
     for cls in report.classes:
         print(f"  {cls:{width}}  " + "  ".join(f"{s} {report.counts[s][cls]:4d}" for s in report.counts))
-    print(f"imbalance ratio {report.imbalance_ratio}; sizes {dict(list(report.sizes.items())[:3])}; "
-          f"modes {report.modes}")
+    print(
+        f"imbalance ratio {report.imbalance_ratio}; sizes {dict(list(report.sizes.items())[:3])}; modes {report.modes}"
+    )
     for u in report.unreadable:
         print(f"  skipped: {u['reason']}")
     for w in report.warnings:
@@ -87,8 +107,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, **over) -> TrainConfig:
-    keys = ("val", "test", "backbone", "weights", "strategy", "top_k", "lr", "head_epochs", "batch_size", "augment",
-            "balance", "views", "seed", "device", "in_chans", "budget", "test_fraction")
+    keys = (
+        "val",
+        "test",
+        "backbone",
+        "weights",
+        "strategy",
+        "top_k",
+        "lr",
+        "head_epochs",
+        "batch_size",
+        "augment",
+        "balance",
+        "views",
+        "seed",
+        "device",
+        "in_chans",
+        "budget",
+        "test_fraction",
+    )
     kw = {k: getattr(args, k, None) for k in keys}
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
@@ -97,13 +134,21 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
 
 def _dataset(args: argparse.Namespace):
     from engine.data.dataset import TEST_FRACTION, load_dataset
+
     fraction = TEST_FRACTION if args.test_fraction is None else args.test_fraction
-    return load_dataset(args.data, val=args.val, seed=args.seed, test=args.test, test_fraction=fraction,
-                        allow_outside=args.allow_outside_root)
+    return load_dataset(
+        args.data,
+        val=args.val,
+        seed=args.seed,
+        test=args.test,
+        test_fraction=fraction,
+        allow_outside=args.allow_outside_root,
+    )
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from engine.probe.shootout import shootout
+
     names = [n.strip() for n in args.backbone.split(",") if n.strip()]
     progress = QUIET if args.quiet else StepClock()
     if len(names) > 1:
@@ -112,6 +157,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         return 0
     # the Probe page's probe: the auto plan (probe, candidates, recommendation), from the same plan object
     from engine.plan.make import plan_with_probe
+
     planned = plan_with_probe(_config(args, strategy="auto", backbone=names[0]), progress)
     p = planned.plan
     out = {"plan": p.to_dict(), "accuracy": p.probe_accuracy, "recommendation": p.recommendation()}
@@ -124,15 +170,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(f"  after {c['name']:28} {c['accuracy']:6.1%}  {'#' * int(c['accuracy'] * 40)}")
     rec = out["recommendation"]
     rule = rec["rule_of_thumb"]
-    print(f"\n{names[0]}: final-feature probe {p.probe_accuracy:.1%} on val" +
-          (f" ({rule['band']}: the classic table suggests {rule['suggests']})" if rule else "") +
-          f"\nrecommended: {rec['does']}; head on {rec['head']}\n  {rec['reason']}")
+    print(
+        f"\n{names[0]}: final-feature probe {p.probe_accuracy:.1%} on val"
+        + (f" ({rule['band']}: the classic table suggests {rule['suggests']})" if rule else "")
+        + f"\nrecommended: {rec['does']}; head on {rec['head']}\n  {rec['reason']}"
+    )
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from engine.plan.make import get_plan
     from engine.plan.preflight import preflight
+
     planned = get_plan(_config(args), QUIET if args.quiet else StepClock())
     plan = planned.plan
     if args.json:
@@ -141,9 +190,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"{plan.strategy} on {plan.backbone}: head on {plan.tap_label} ({plan.head_init} start)")
     for g, label, f, lr in zip(plan.groups, plan.labels, plan.frozen, plan.lrs):
         print(f"  {label:14} {g:28} {'frozen' if f else f'trains at {lr:.0e}'}")
-    print(f"head epochs {plan.head_epochs} at {plan.head_lr:g}; fine-tune epochs {plan.finetune_epochs}; "
-          f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s; memory {plan.ram_bytes / 1e9:.1f} GB, disk "
-          f"{plan.disk_bytes / 1e9:.1f} GB\n{plan.reason}")
+    print(
+        f"head epochs {plan.head_epochs} at {plan.head_lr:g}; fine-tune epochs {plan.finetune_epochs}; "
+        f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s; memory {plan.ram_bytes / 1e9:.1f} GB, disk "
+        f"{plan.disk_bytes / 1e9:.1f} GB\n{plan.reason}"
+    )
     for f in preflight(plan):
         print(f"{'ERROR' if f.error else 'WARNING'}: {f.message}. Fix: {f.fix}.")
     return 0
@@ -153,6 +204,7 @@ def _checked_plan(cfg: TrainConfig, quiet: bool):
     """The plan `train` runs, made (or read) first: a plan that cannot run is refused before any run exists."""
     from engine.plan.make import get_plan
     from engine.plan.preflight import blocking, preflight
+
     planned = get_plan(cfg, QUIET if quiet else StepClock())
     stop = blocking(preflight(planned.plan))
     if stop:
@@ -165,6 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
     from engine.train import distributed
     from engine.train.loop import Trainer
+
     cfg = _config(args)
     rank, world = distributed.init()
     store = RunStore()
@@ -186,6 +239,7 @@ def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
     from engine.plan.make import save_planned
     from engine.runs.store import RunStore
     from engine.train.loop import Trainer
+
     planned = _checked_plan(cfg, quiet)
     run = RunStore().create(cfg.to_dict(), name)
     save_planned(run.path, planned)
@@ -196,6 +250,7 @@ def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.paths import SAMPLE
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence, snapshot
+
     configs = lesson_configs(args.data or str(SAMPLE), args.backbone, args.budget)
     runs = {}
     for arm, cfg in configs.items():
@@ -209,9 +264,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'arm':9} {'test':>6} {'95% interval':>14} {'seconds':>8} {'epochs':>6}  run")
     for r in rows:
         acc, ci = r["test_accuracy"], r["test_interval"]
-        print(f"{r['arm']:9} {'-' if acc is None else f'{acc:.1%}':>6} "
-              f"{'-' if ci is None else f'{ci[0]:.0%}-{ci[1]:.0%}':>14} {r['seconds'] or 0:8.0f} "
-              f"{r['epochs_trained']:6d}  {r['run_id']}")
+        print(
+            f"{r['arm']:9} {'-' if acc is None else f'{acc:.1%}':>6} "
+            f"{'-' if ci is None else f'{ci[0]:.0%}-{ci[1]:.0%}':>14} {r['seconds'] or 0:8.0f} "
+            f"{r['epochs_trained']:6d}  {r['run_id']}"
+        )
     print(lesson_sentence(rows))
     return 0
 
@@ -219,6 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
     from engine.train.loop import Trainer
+
     run = RunStore().open(args.run)
     fit_in_thread(run, Trainer(TrainConfig.from_dict(run.config), run), args.quiet)
     return train_result(run, args.json)
@@ -226,6 +284,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.serve.evaluate import evaluate
+
     if (args.data is None) == (args.split is None):
         raise TransferLabError("evaluate needs either --data FOLDER or --split test|val (the run's own split)")
     r = evaluate(args.run, args.data, args.split)
@@ -242,36 +301,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
     from engine.serve.export import export_run
+
     r = export_run(RunStore().open(args.run), args.out, tuple(args.formats.split(",")))
-    print(json.dumps({k: r[k] for k in ("dir", "files", "checks")}, indent=2) if args.json else
-          f"exported {', '.join(r['files'])} to {r['dir']}; checks: {r['checks']}")
+    print(
+        json.dumps({k: r[k] for k in ("dir", "files", "checks")}, indent=2)
+        if args.json
+        else f"exported {', '.join(r['files'])} to {r['dir']}; checks: {r['checks']}"
+    )
     return 0
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.train.lrfind import lr_find
+
     r = lr_find(_config(args), steps=args.steps, progress=QUIET if args.json else StepClock())
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        for lr, loss in list(zip(r["lrs"], r["losses"]))[::max(1, len(r["lrs"]) // 15)]:
+        for lr, loss in list(zip(r["lrs"], r["losses"]))[:: max(1, len(r["lrs"]) // 15)]:
             print(f"  lr {lr:9.2e}  loss {loss:7.3f}")
         print(f"suggested head learning rate: {r['suggestion']:.1e}")
     return 0
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="a folder (one subfolder per class, or train/ val/ [test/]), .zip "
-                   "or .csv (path,label[,split])")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="a folder (one subfolder per class, or train/ val/ [test/]), .zip or .csv (path,label[,split])",
+    )
     p.add_argument("--val", default=None, help="a separate validation folder")
     p.add_argument("--test", default=None, help="a separate test folder")
-    p.add_argument("--test-fraction", type=float, default=None,
-                   help="share of each class held out as the test split when the data has none (default 0.2; 0: none)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="share of each class held out as the test split when the data has none (default 0.2; 0: none)",
+    )
     p.add_argument("--backbone", default="tf_efficientnet_lite0")
     p.add_argument("--weights", default="auto", help="auto, none (random initialisation), or a weights file")
     p.add_argument("--in-chans", type=int, default=3, help=CHANS_HELP)
-    p.add_argument("--allow-outside-root", action="store_true",
-                   help="use files whose real path is outside the dataset's folder (symbolic links, CSV paths)")
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="use files whose real path is outside the dataset's folder (symbolic links, CSV paths)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -280,8 +354,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _plan_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--strategy", default="auto", choices=[s for s in STRATEGIES if s != "custom"])
-    p.add_argument("--budget", type=float, default=None,
-                   help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f})")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f})",
+    )
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--head-epochs", type=int, default=None)
@@ -300,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     b = sub.add_parser("backbones", help="the catalogue, with weight availability")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_backbones)
-    w = sub.add_parser("weights", help="get a backbone's weights: fetch (download from the hub, asked for) or "
-                                       "install FILE")
+    w = sub.add_parser(
+        "weights", help="get a backbone's weights: fetch (download from the hub, asked for) or install FILE"
+    )
     w.add_argument("action", choices=["fetch", "install"])
     w.add_argument("name", help="a catalogue name (python -m engine backbones)")
     w.add_argument("file", nargs="?", default=None, help="install: a .safetensors or .pth state dict")
@@ -316,8 +395,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     i.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the backbone the photos are for (its input size)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_inspect)
-    pr = sub.add_parser("probe", help="the Probe page's probe: per stage, candidate heads and the recommendation "
-                                      "(several backbones: a shoot-out)")
+    pr = sub.add_parser(
+        "probe",
+        help="the Probe page's probe: per stage, candidate heads and the recommendation "
+        "(several backbones: a shoot-out)",
+    )
     _data_args(pr)
     pr.add_argument("--per-stage", action="store_true", help="(always on) probe after every stage and choose the head")
     pr.add_argument("--budget", type=float, default=None)
@@ -328,8 +410,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     t = sub.add_parser("train", help="run the plan (progress on stderr; the result as JSON with --json)")
     _plan_args(t)
     t.set_defaults(fn=cmd_train)
-    d = sub.add_parser("demo", help="the lesson's experiment: from scratch vs linear probe vs fine-tuning vs auto, "
-                                    "each on the test split")
+    d = sub.add_parser(
+        "demo",
+        help="the lesson's experiment: from scratch vs linear probe vs fine-tuning vs auto, each on the test split",
+    )
     d.add_argument("--data", default=None, help="a dataset (default: the bundled sample)")
     d.add_argument("--backbone", default="tf_efficientnet_lite0")
     d.add_argument("--budget", type=float, default=None, help="auto's time budget in seconds (default 60)")

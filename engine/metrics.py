@@ -1,4 +1,5 @@
 """Scoring: accuracy with its 95% interval, per-class accuracy and the confusion matrix, for every caller."""
+
 from __future__ import annotations
 
 import math
@@ -32,6 +33,10 @@ def score(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
     y, pred = np.asarray(y), np.asarray(pred)
     correct = int((y == pred).sum())
     low, high = wilson(correct, len(y))
-    return {"accuracy": correct / len(y) if len(y) else 0.0, "interval": [low, high], "n": int(len(y)),
-            "per_class": {c: None if np.isnan(a) else a for c, a in per_class_accuracy(y, pred, classes).items()},
-            "confusion": confusion(y, pred, len(classes))}
+    return {
+        "accuracy": correct / len(y) if len(y) else 0.0,
+        "interval": [low, high],
+        "n": int(len(y)),
+        "per_class": {c: None if np.isnan(a) else a for c, a in per_class_accuracy(y, pred, classes).items()},
+        "confusion": confusion(y, pred, len(classes)),
+    }

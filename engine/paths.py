@@ -1,4 +1,5 @@
 """Where TransferLab keeps its files: one home folder (TRANSFERLAB_HOME, default ~/.transferlab)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -108,8 +109,9 @@ def memory_budget() -> int:
         try:
             return max(1, int(float(raw[:-1] if raw[-1] in units else raw) * mult))
         except ValueError:
-            raise ValueError(f"TRANSFERLAB_MEMORY={raw!r} is not a size; write bytes or a number with K, M or G, "
-                             f"for example 4G") from None
+            raise ValueError(
+                f"TRANSFERLAB_MEMORY={raw!r} is not a size; write bytes or a number with K, M or G, for example 4G"
+            ) from None
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):

@@ -9,6 +9,7 @@
 
 A step starts at 0 and ends at 1; every report in between is optional.
 """
+
 from __future__ import annotations
 
 import threading
@@ -73,8 +74,11 @@ class Reporter(Progress):
     """A `Progress` over plain callables: `report(name, fraction)`, and `cancel` (an event set to stop, or a function
     that raises `Cancelled`)."""
 
-    def __init__(self, report: Callable[[str, float], None] | None = None,
-                 cancel: threading.Event | Callable[[], None] | None = None):
+    def __init__(
+        self,
+        report: Callable[[str, float], None] | None = None,
+        cancel: threading.Event | Callable[[], None] | None = None,
+    ):
         self.report, self.cancel = report, cancel
 
     def __call__(self, name: str, fraction: float) -> None:

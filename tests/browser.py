@@ -1,5 +1,6 @@
 """The dashboard as a person starts it (`make run`) and Debian's chromium driven by Playwright, for the end-to-end
 tests."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,14 @@ from engine.paths import REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # In the page: how many epochs the Train page's accuracy chart draws (-1: no such chart yet).
 ACC_POINTS = """() => {
@@ -44,8 +51,14 @@ def dashboard(env: dict[str, str]) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     port = free_port()
-    proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "run", f"PORT={port}"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180

@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated TransferLab home, tiny datasets cut from the bundled sample, a bad-input corpus."""
+
 from __future__ import annotations
 
 import io
@@ -47,8 +48,10 @@ def tiny_folder(tmp_path: Path) -> Path:
 
 def huge_header_png() -> bytes:
     """A PNG whose header claims 100000 x 100000 pixels but whose data is a few bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
@@ -89,6 +92,7 @@ def finished_store(tmp_path_factory):
     from engine.plan.config import TrainConfig
     from engine.runs.store import RunStore
     from engine.train.loop import Trainer
+
     root = tmp_path_factory.mktemp("pages")
     data = root / "tiny"
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:
@@ -96,8 +100,16 @@ def finished_store(tmp_path_factory):
         for f in sorted(cls.iterdir())[:6]:
             shutil.copy(f, data / cls.name / f.name)
     store = RunStore(root / "runs")
-    cfg = TrainConfig.create(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=1, views=1,
-                             batch_size=4, val_fraction=0.34)
+    cfg = TrainConfig.create(
+        data=str(data),
+        strategy="top-k",
+        top_k=1,
+        head_epochs=1,
+        finetune_epochs=1,
+        views=1,
+        batch_size=4,
+        val_fraction=0.34,
+    )
     run = store.create(cfg.to_dict(), "tiny")
     assert Trainer(cfg, run).fit()["status"] == "finished"
     return store

@@ -2,6 +2,7 @@
 
 Usage: python tests/ddp_worker.py DATA OUT.pt BATCH_SIZE   (TRANSFERLAB_HOME names the run store)
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,13 +16,29 @@ from engine.train.loop import Trainer
 
 data, out, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rank, world = distributed.init()
-cfg = TrainConfig.create(data=data, strategy="full", head_epochs=1, finetune_epochs=1, batch_size=batch, views=1,
-                         val_fraction=0.34, dropout=0.0, augment="light")
+cfg = TrainConfig.create(
+    data=data,
+    strategy="full",
+    head_epochs=1,
+    finetune_epochs=1,
+    batch_size=batch,
+    views=1,
+    val_fraction=0.34,
+    dropout=0.0,
+    augment="light",
+)
 store = RunStore()
 run = store.create(cfg.to_dict(), f"ddp-{world}") if rank == 0 else None
 run = store.open(distributed.share_run_id(run.id if run else None))
 metrics = Trainer(cfg, run).fit()
 if rank == 0:
     assert metrics["status"] == "finished", metrics.get("error")
-    torch.save({"last": run.load_checkpoint("last")["model"], "best": run.load_checkpoint("best")["model"],
-                "steps": len(run.events("step")), "world": world}, out)
+    torch.save(
+        {
+            "last": run.load_checkpoint("last")["model"],
+            "best": run.load_checkpoint("best")["model"],
+            "steps": len(run.events("step")),
+            "world": world,
+        },
+        out,
+    )

@@ -2,6 +2,7 @@
 with the headers the hub client reads (commit, ETag = the file's SHA-256, size) and ranged requests, so the real
 download client is exercised without a network. It can cut a transfer once part-way, serve bytes other than the ones
 its ETag names, or pause until told to go on."""
+
 from __future__ import annotations
 
 import hashlib
@@ -87,7 +88,7 @@ def _handler(hub: Hub):
             if hub.cut_always:
                 end = min(len(body) - 1, start + chunk)
             for i in range(start, end, chunk):
-                self.wfile.write(body[i:min(i + chunk, end)])
+                self.wfile.write(body[i : min(i + chunk, end)])
                 time.sleep(hub.delay)
                 if hub.gate is not None and i == start:
                     self.wfile.flush()

@@ -1,4 +1,5 @@
 """Helpers for the page tests: AppTest factory, a fake live trainer, a runner swapped into the pages."""
+
 from __future__ import annotations
 
 import os
@@ -26,24 +27,53 @@ class SlowFakeTrainer:
 
     def fit(self):
         from engine.runs.events import EpochEnded, PhaseStarted, RunStarted, SetupStep, StepEnded
+
         groups = ["stem", "b0", "head"]
         self.run.set_status(state="running", pid=os.getpid())
-        self.run.write_json("plan.json", {**(self.run.read_json("plan.json") or {}), "groups": groups,
-                                          "labels": ["stem", "stage 1 of 1", "head"], "head_epochs": 50,
-                                          "finetune_epochs": 50, "probe_accuracy": 0.4})
+        self.run.write_json(
+            "plan.json",
+            {
+                **(self.run.read_json("plan.json") or {}),
+                "groups": groups,
+                "labels": ["stem", "stage 1 of 1", "head"],
+                "head_epochs": 50,
+                "finetune_epochs": 50,
+                "probe_accuracy": 0.4,
+            },
+        )
         self.run.append(SetupStep(name="load and check data", fraction=1.0))
         self.run.append(RunStarted(groups=groups))
-        self.run.append(PhaseStarted(phase=1, name="train head", frozen=[True, True, False], lrs=[0, 0, 1e-3],
-                                     steps_per_epoch=5))
+        self.run.append(
+            PhaseStarted(phase=1, name="train head", frozen=[True, True, False], lrs=[0, 0, 1e-3], steps_per_epoch=5)
+        )
         for step in range(1, 10_000):
             if self.token.cancelled:
                 self.run.set_status(state="cancelled")
                 return {}
-            self.run.append(StepEnded(step=step, epoch=step // 5 + 1, loss=1.0 / step, lrs=[0, 0, 1e-3],
-                                      running_loss=1.0, running_acc=0.5, eta_s=100.0 - step))
+            self.run.append(
+                StepEnded(
+                    step=step,
+                    epoch=step // 5 + 1,
+                    loss=1.0 / step,
+                    lrs=[0, 0, 1e-3],
+                    running_loss=1.0,
+                    running_acc=0.5,
+                    eta_s=100.0 - step,
+                )
+            )
             if step % 5 == 0:
-                self.run.append(EpochEnded(epoch=step // 5, total_epochs=100, val_acc=0.5, train_acc=0.6,
-                                           train_loss=1.0, val_loss=1.1, grad_norm=[0, 0, 1], drift=[0, 0, 1]))
+                self.run.append(
+                    EpochEnded(
+                        epoch=step // 5,
+                        total_epochs=100,
+                        val_acc=0.5,
+                        train_acc=0.6,
+                        train_loss=1.0,
+                        val_loss=1.1,
+                        grad_norm=[0, 0, 1],
+                        drift=[0, 0, 1],
+                    )
+                )
             time.sleep(0.02)
         return {}
 
@@ -60,5 +90,3 @@ def use_runner(monkeypatch, store, trainer=Trainer) -> Runner:
     runner = Runner(store, trainer=trainer)
     monkeypatch.setattr(ui.state, "get_runner", lambda: runner)
     return runner
-
-

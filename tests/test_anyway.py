@@ -1,5 +1,6 @@
 """Fine-tuning anyway: a finished auto run that kept its linear head, continued as a fine-tuning run from the same
 head."""
+
 from engine.plan.anyway import ANYWAY_EPOCHS, finetune_anyway, kept_the_head, why_kept
 from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan, save_planned

@@ -1,4 +1,5 @@
 """Augmentation presets: shapes and types, refusals, seeded reproducibility, and no blur that val images never see."""
+
 import dataclasses
 import statistics
 

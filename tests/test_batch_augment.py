@@ -1,5 +1,6 @@
 """Batched augmentation (the GPU input path) on real photos: shapes, the eval crop, seeds, one draw per image, and
 no blur that val images never see."""
+
 import statistics
 
 import pytest
@@ -17,6 +18,7 @@ SPEC = input_spec("tf_efficientnet_lite0")
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> torch.Tensor:
     import os
+
     os.environ["TRANSFERLAB_HOME"] = str(tmp_path_factory.mktemp("home"))
     paths = sorted(str(p) for p in (SAMPLE / "train").glob("*/*"))[::7][:24]
     return torch.from_numpy(decoded_pixels(paths, SPEC).copy())

@@ -1,4 +1,5 @@
 """Augmented batches: per-image seeds make worker processes and the training thread produce the same pixels."""
+
 import torch
 
 from engine.model.catalogue import input_spec

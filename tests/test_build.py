@@ -1,4 +1,5 @@
 """Building a run from its plan: the head where the plan starts it, weights provenance, and the cut for caching."""
+
 import pytest
 import torch
 
@@ -34,13 +35,15 @@ def test_top_k_starts_from_the_probe_and_is_cut_below_its_first_trainable_group(
     with torch.no_grad():
         assert torch.allclose(b.split.suffix(b.split.prefix(x)), b.model(x), atol=1e-5)
     from engine.model.weights import create_backbone
+
     fresh = dict(create_backbone(c.backbone)[0].named_buffers())
     moved = [n for n, t in b.model.backbone.named_buffers() if "running" in n and not torch.equal(t, fresh[n])]
     assert not moved, f"building the run changed pretrained BatchNorm statistics: {moved[:3]}"
 
 
-@pytest.mark.parametrize("kw", [dict(strategy="full"), dict(mixup=0.2), dict(cache_activations=False),
-                                dict(strategy="feature-extraction")])
+@pytest.mark.parametrize(
+    "kw", [dict(strategy="full"), dict(mixup=0.2), dict(cache_activations=False), dict(strategy="feature-extraction")]
+)
 def test_no_cut_where_the_images_are_needed_or_nothing_is_frozen_below(tiny_folder, kw):
     assert built(cfg(tiny_folder, **kw)).split is None
 

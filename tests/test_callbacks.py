@@ -1,5 +1,6 @@
 """Callbacks: the events are a closed list (a misspelt one is an error, not a hook that never runs), and none of the
 callbacks is needed to train, validate and score."""
+
 import pytest
 
 from engine.plan.config import TrainConfig
@@ -11,6 +12,7 @@ from engine.train.state import EVENT_NAMES, Event
 
 def test_a_callback_with_a_misspelt_event_is_refused_when_defined():
     with pytest.raises(TypeError, match="after_epok is not an event"):
+
         class Typo(Callback):  # noqa: F841 - defining it is the error
             def after_epok(self, ctx, state) -> None:
                 pass
@@ -18,6 +20,7 @@ def test_a_callback_with_a_misspelt_event_is_refused_when_defined():
     class Fine(Callback):
         def after_epoch(self, ctx, state) -> None:
             state.seen = True
+
     assert "after_epoch" in EVENT_NAMES and Fine.order == 0
 
 
@@ -33,8 +36,18 @@ def test_the_trainer_refuses_an_event_name_it_does_not_know(tiny_folder, tmp_pat
 
 
 def _cfg(data) -> TrainConfig:
-    return TrainConfig.create(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=1,
-                              warmup_epochs=0, batch_size=4, views=1, augment="basic", val_fraction=0.34)
+    return TrainConfig.create(
+        data=str(data),
+        strategy="top-k",
+        top_k=1,
+        head_epochs=1,
+        finetune_epochs=1,
+        warmup_epochs=0,
+        batch_size=4,
+        views=1,
+        augment="basic",
+        val_fraction=0.34,
+    )
 
 
 @pytest.mark.parametrize("keep", [[], [Recorder], [Checkpoints, TimeLeft]])

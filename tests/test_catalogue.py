@@ -4,10 +4,23 @@ import torch
 
 from engine.model.catalogue import FAMILIES, build_model, get_entry, list_entries
 
-REQUIRED = ["mobilenetv3_small_100", "mobilenetv3_large_100", "efficientnet_b0", "resnet18", "densenet121", "resnet50",
-            "efficientnet_b3", "efficientnet_b4", "convnext_tiny", "vit_base_patch16_224", "tf_efficientnet_lite0",
-            "tf_efficientnet_lite1", "tf_efficientnet_lite2", "vit_small_patch14_dinov2.lvd142m",
-            "vit_base_patch16_clip_224.openai"]
+REQUIRED = [
+    "mobilenetv3_small_100",
+    "mobilenetv3_large_100",
+    "efficientnet_b0",
+    "resnet18",
+    "densenet121",
+    "resnet50",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "convnext_tiny",
+    "vit_base_patch16_224",
+    "tf_efficientnet_lite0",
+    "tf_efficientnet_lite1",
+    "tf_efficientnet_lite2",
+    "vit_small_patch14_dinov2.lvd142m",
+    "vit_base_patch16_clip_224.openai",
+]
 
 
 def test_catalogue_has_the_classic_selection():

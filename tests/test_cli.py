@@ -11,8 +11,14 @@ from engine.paths import REPO
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_backbones_json_lists_availability():
@@ -42,8 +48,24 @@ def test_probe_json_has_the_contract(tiny_folder, capsys):
 @pytest.mark.parametrize("strategy", ["auto", "top-k", "lp-ft"])
 def test_plan_json_equals_the_plan_the_run_executes(tiny_folder, tmp_path, strategy):
     env = {"TRANSFERLAB_HOME": str(tmp_path)}
-    args = ["--data", str(tiny_folder), "--strategy", strategy, "--epochs", "1", "--head-epochs", "1",
-            "--batch-size", "4", "--views", "1", "--budget", "40", "--json", "--quiet"]
+    args = [
+        "--data",
+        str(tiny_folder),
+        "--strategy",
+        strategy,
+        "--epochs",
+        "1",
+        "--head-epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--views",
+        "1",
+        "--budget",
+        "40",
+        "--json",
+        "--quiet",
+    ]
     plan = run("plan", *args, env=env)
     assert plan.returncode == 0, plan.stderr
     train = run("train", *args, env=env)

@@ -1,4 +1,5 @@
 """TrainConfig: sections, flat names, versioned storage, unknown keys refused, version 1 runs migrated."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,12 +31,28 @@ def test_unknown_keys_are_refused_with_their_names():
 
 
 def test_a_version_1_flat_config_of_an_old_run_is_migrated():
-    old = {"data": "/d", "val": None, "backbone": "tf_efficientnet_lite0", "strategy": "full", "lr": 0.01,
-           "views": 2, "data_root": "/r", "mean": None, "std": None, "eval_mode": "auto", "bn_eval_unfrozen": True,
-           "freeze": [True, False]}
+    old = {
+        "data": "/d",
+        "val": None,
+        "backbone": "tf_efficientnet_lite0",
+        "strategy": "full",
+        "lr": 0.01,
+        "views": 2,
+        "data_root": "/r",
+        "mean": None,
+        "std": None,
+        "eval_mode": "auto",
+        "bn_eval_unfrozen": True,
+        "freeze": [True, False],
+    }
     cfg = TrainConfig.from_dict(old)
-    assert (cfg.data.path, cfg.data.root, cfg.optim.strategy, cfg.optim.lr, cfg.runtime.views) == \
-        ("/d", "/r", "full", 0.01, 2)
+    assert (cfg.data.path, cfg.data.root, cfg.optim.strategy, cfg.optim.lr, cfg.runtime.views) == (
+        "/d",
+        "/r",
+        "full",
+        0.01,
+        2,
+    )
     assert cfg.optim.freeze == (True, False)
 
 

@@ -1,4 +1,5 @@
 """What a plan costs: every step of every strategy counted, edits counted again, the same path rule as the trainer."""
+
 import pytest
 import torch
 
@@ -53,8 +54,7 @@ def test_the_estimate_and_the_trainer_agree_on_the_path(tiny_folder):
     built = build(cfg, planned, pick_device())
     assert activation_cut(cfg, planned.plan) is not None
     assert runs_on_activations(cfg, planned.plan) == (built.split is not None) is True
-    mixing = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k",
-                                mixup=0.2)
+    mixing = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k", mixup=0.2)
     assert activation_cut(mixing, planned.plan) is None  # MixUp needs the images: the full forward runs
 
 
@@ -62,6 +62,7 @@ def test_the_cut_s_bytes_per_image_match_the_real_cut():
     from engine.model.groups import layer_groups
     from engine.model.weights import create_backbone
     from engine.model.taps import FINAL, TapModel
+
     backbone, _ = create_backbone("resnet18", "none")
     model = TapModel(backbone, (FINAL,), 3)
     groups = layer_groups(model)

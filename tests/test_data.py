@@ -42,8 +42,9 @@ def test_bad_corpus_is_skipped_and_listed_never_raised(bad_corpus):
 
 def test_csv_with_missing_rows(tmp_path, tiny_folder):
     files = sorted(tiny_folder.rglob("*.jpg"))
-    lines = ["path,label,split"] + [f"{f.relative_to(tmp_path)},{f.parent.name},{'val' if i % 3 == 0 else 'train'}"
-                                    for i, f in enumerate(files)]
+    lines = ["path,label,split"] + [
+        f"{f.relative_to(tmp_path)},{f.parent.name},{'val' if i % 3 == 0 else 'train'}" for i, f in enumerate(files)
+    ]
     lines.append("tiny/missing.jpg,x,train")
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
     ds = load_dataset(tmp_path / "labels.csv")
@@ -62,8 +63,10 @@ def test_zip_of_a_dataset_folder(tmp_path, tiny_folder):
     assert len(ds.classes) == 3 and len(ds.items) == 18
 
 
-@pytest.mark.parametrize("name,needle", [("../evil.jpg", "'..'"), ("/etc/evil.jpg", "absolute"),
-                                         ("a/../../evil.jpg", "'..'"), ("C:/evil.jpg", "absolute")])
+@pytest.mark.parametrize(
+    "name,needle",
+    [("../evil.jpg", "'..'"), ("/etc/evil.jpg", "absolute"), ("a/../../evil.jpg", "'..'"), ("C:/evil.jpg", "absolute")],
+)
 def test_zip_path_traversal_is_refused(tmp_path, name, needle):
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
         z.writestr("cls/ok.jpg", b"x")
@@ -75,6 +78,7 @@ def test_zip_path_traversal_is_refused(tmp_path, name, needle):
 
 def test_zip_size_and_count_limits(tmp_path):
     from engine.data.archive import extract_zip
+
     with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("c/a.jpg", b"\0" * 10_000)
         z.writestr("c/b.jpg", b"\0" * 10_000)
@@ -103,6 +107,7 @@ def test_a_carved_test_split_is_stratified_seeded_and_disjoint(tmp_path):
     import shutil
 
     from conftest import SAMPLE
+
     root = tmp_path / "carve"
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:
         shutil.copytree(cls, root / cls.name)

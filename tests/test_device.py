@@ -1,4 +1,5 @@
 """The device module: the C allocator's settings for tensor work on the CPU."""
+
 import subprocess
 import sys
 
@@ -21,8 +22,14 @@ print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(mode: str) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin"}, cwd=str(device.__file__).rsplit("/engine/", 1)[0])
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=str(device.__file__).rsplit("/engine/", 1)[0],
+    )
     tuned, faults = out.stdout.split()
     return tuned, int(faults)
 

@@ -1,5 +1,6 @@
 """In a real browser: a missing backbone's weights downloaded from the Backbone page (a local stand-in for the hub),
 with its size, licence and a moving progress bar, and another backbone's weights uploaded as a file."""
+
 from __future__ import annotations
 
 import time
@@ -19,16 +20,25 @@ BARS = """() => [...document.querySelectorAll('[data-testid="stProgress"] [role=
 
 def test_backbone_page_downloads_with_progress_and_accepts_an_upload(tmp_path):
     from playwright.sync_api import sync_playwright
+
     hub = Hub(delay=0.02)
     repo, filename = get_entry(DOWNLOAD).hub_file
     hub.add(repo, filename, save(build_model(DOWNLOAD).state_dict()))
     upload = tmp_path / "my-resnet18.safetensors"
     upload.write_bytes(save(build_model(UPLOAD).state_dict()))
     ARTIFACTS.mkdir(exist_ok=True)
-    with HubServer(hub) as hub_url, dashboard({"HF_ENDPOINT": hub_url, "HF_HOME": str(tmp_path / "hf"),
-                                              "TORCH_HOME": str(tmp_path / "torch"),
-                                              "TRANSFERLAB_HOME": str(tmp_path / "tl")}) as url, \
-            sync_playwright() as p:
+    with (
+        HubServer(hub) as hub_url,
+        dashboard(
+            {
+                "HF_ENDPOINT": hub_url,
+                "HF_HOME": str(tmp_path / "hf"),
+                "TORCH_HOME": str(tmp_path / "torch"),
+                "TRANSFERLAB_HOME": str(tmp_path / "tl"),
+            }
+        ) as url,
+        sync_playwright() as p,
+    ):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/Backbone?backbone={DOWNLOAD}")

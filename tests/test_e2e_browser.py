@@ -4,6 +4,7 @@ the Compare page.
 Debian's chromium driven by Playwright through its executable path, headless. Screenshots of every page are saved
 to test-artifacts/.
 """
+
 from __future__ import annotations
 
 import time
@@ -13,10 +14,14 @@ from browser import ACC_POINTS, ARGS, ARTIFACTS, CHROMIUM, dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.alone]  # it times the page: no other test beside it
 
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")), "TRANSFERLAB_DEMO_EPOCHS": "2",
-           "TRANSFERLAB_DEMO_BUDGET": "30"}
+    env = {
+        "TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e")),
+        "TRANSFERLAB_DEMO_EPOCHS": "2",
+        "TRANSFERLAB_DEMO_BUDGET": "30",
+    }
     with dashboard(env) as url:
         yield url
 
@@ -90,6 +95,7 @@ def _state(page) -> str:
 
 def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
     from playwright.sync_api import sync_playwright
+
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -155,8 +161,13 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("· cancelled").first.wait_for(timeout=120_000)
 
-        for shot, path in (("4_data", "Data"), ("5_backbone", "Backbone"), ("6_probe", "Probe"),
-                           ("7_predict", "Predict_Export"), ("8_compare", "Compare")):
+        for shot, path in (
+            ("4_data", "Data"),
+            ("5_backbone", "Backbone"),
+            ("6_probe", "Probe"),
+            ("7_predict", "Predict_Export"),
+            ("8_compare", "Compare"),
+        ):
             page.goto(f"{server}/{path}")
             page.wait_for_load_state("networkidle")
             page.get_by_role("heading").first.wait_for(timeout=60_000)

@@ -6,6 +6,7 @@ lesson runs on a small cut of the bundled sample chosen as the session's dataset
 test split of 3 a class is carved), with one epoch from scratch and one of fine-tuning and a 5 s budget for auto:
 the page's behaviour, not the bench's timing (`bench/ui.py --lesson` times the bundled sample).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -37,14 +38,19 @@ def wait_until(fn, seconds: float, what: str):
 
 def test_the_lesson_draws_its_curves_and_result_and_fine_tune_anyway_trains(tmp_path):
     from playwright.sync_api import sync_playwright
+
     data = tmp_path / "data" / "leaves"
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:
         (data / cls.name).mkdir(parents=True)
         for f in sorted(cls.iterdir())[:14]:
             shutil.copy(f, data / cls.name / f.name)
-    env = {"TRANSFERLAB_HOME": str(tmp_path / "home"), "TRANSFERLAB_DATA_ROOT": str(tmp_path / "data"),
-           "TRANSFERLAB_LESSON_SCRATCH_EPOCHS": "1", "TRANSFERLAB_LESSON_FT_EPOCHS": "1",
-           "TRANSFERLAB_LESSON_BUDGET": "5"}  # auto: no epoch fits, it keeps its head and offers to fine-tune
+    env = {
+        "TRANSFERLAB_HOME": str(tmp_path / "home"),
+        "TRANSFERLAB_DATA_ROOT": str(tmp_path / "data"),
+        "TRANSFERLAB_LESSON_SCRATCH_EPOCHS": "1",
+        "TRANSFERLAB_LESSON_FT_EPOCHS": "1",
+        "TRANSFERLAB_LESSON_BUDGET": "5",
+    }  # auto: no epoch fits, it keeps its head and offers to fine-tune
     ARTIFACTS.mkdir(exist_ok=True)
     with dashboard(env) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -53,11 +59,17 @@ def test_the_lesson_draws_its_curves_and_result_and_fine_tune_anyway_trains(tmp_
         page.get_by_role("button", name="Show me why transfer learning works").click()
         page.get_by_role("heading", name="Why transfer learning works").wait_for(timeout=60_000)
 
-        curves = wait_until(lambda: (t := page.evaluate(TRACES, "Validation accuracy per epoch")) and len(t) >= 3
-                            and t, 900, "three curves on the lesson page")
+        curves = wait_until(
+            lambda: (t := page.evaluate(TRACES, "Validation accuracy per epoch")) and len(t) >= 3 and t,
+            900,
+            "three curves on the lesson page",
+        )
         page.screenshot(path=str(ARTIFACTS / "lesson_1_curves.png"), full_page=True)
-        result = wait_until(lambda: (t := page.evaluate(TRACES, "four ways")) and t[0][1] == 4 and t, 900,
-                            "the final comparison chart with all four runs")
+        result = wait_until(
+            lambda: (t := page.evaluate(TRACES, "four ways")) and t[0][1] == 4 and t,
+            900,
+            "the final comparison chart with all four runs",
+        )
         page.get_by_text("nothing was chosen on").first.wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "lesson_2_result.png"), full_page=True)
         assert len(curves) >= 3 and result[0][1] == 4, (curves, result)

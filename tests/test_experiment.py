@@ -1,4 +1,5 @@
 """The lesson's experiment: four configurations, results read back from each run's own stored metrics."""
+
 from engine.runs.events import EpochEnded
 from engine.runs.store import RunStore
 from engine.service.experiment import ARMS, lesson_configs, lesson_rows, lesson_sentence, snapshot
@@ -21,8 +22,10 @@ def test_rows_come_from_each_runs_stored_test_result(tmp_path):
     for i, arm in enumerate(("scratch", "probe")):
         run = runs[arm] = store.create({}, arm)
         run.append(EpochEnded(epoch=1, val_acc=0.5))
-        run.write_json("metrics.json", {"test_accuracy": 0.2 + 0.6 * i, "test_interval": [0.1, 0.9], "test_n": 161,
-                                        "seconds": 100.0 - 80 * i})
+        run.write_json(
+            "metrics.json",
+            {"test_accuracy": 0.2 + 0.6 * i, "test_interval": [0.1, 0.9], "test_n": 161, "seconds": 100.0 - 80 * i},
+        )
     rows = lesson_rows({arm: snapshot(run) for arm, run in runs.items()})
     assert [r["arm"] for r in rows] == ["scratch", "probe"] and rows[1]["test_accuracy"] == 0.8
     assert rows[0]["epochs_trained"] == 1

@@ -19,7 +19,7 @@ def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_
     photos = sorted(str(p) for p in (SAMPLE / "val").rglob("*.jpg"))
     agree = []
     for b in range(0, len(photos), 50):
-        x = spec.normalize(torch.stack(load_images(spec, photos[b:b + 50]))).contiguous()
+        x = spec.normalize(torch.stack(load_images(spec, photos[b : b + 50]))).contiguous()
         with torch.no_grad():
             ref = model(x).numpy()
         agree.append(ref.argmax(1) == sess.run(None, {"image": x.numpy()})[0].argmax(1))

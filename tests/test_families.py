@@ -1,6 +1,7 @@
 """Every backbone family end to end, with random weights and a few photos (no network): probe, plan, one epoch, export
 with ONNX checked against PyTorch, predict. ViT-B-sized models, DenseNet and ConvNeXt run under `make test-slow`; the
 ViT code path runs here with DINOv2 ViT-S/14, and CLIP's own contract is checked without training."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,8 +38,19 @@ def photos(tmp_path_factory):
 
 
 def _end_to_end(name: str, data, tmp_path) -> None:
-    cfg = TrainConfig.create(data=str(data), backbone=name, weights="none", strategy="top-k", top_k=1, head_epochs=0,
-                             finetune_epochs=1, views=1, batch_size=4, val_fraction=0.34, test_fraction=0.0)
+    cfg = TrainConfig.create(
+        data=str(data),
+        backbone=name,
+        weights="none",
+        strategy="top-k",
+        top_k=1,
+        head_epochs=0,
+        finetune_epochs=1,
+        views=1,
+        batch_size=4,
+        val_fraction=0.34,
+        test_fraction=0.0,
+    )
     planned = get_plan(cfg)
     plan = planned.plan
     spec, own = InputSpec.from_dict(plan.input_spec), input_spec(name)
@@ -69,25 +81,41 @@ def test_large_family_end_to_end(name, photos, tmp_path):
 
 @pytest.mark.parametrize("name", LARGE)
 def test_every_transformer_has_a_group_per_block(name):
-    assert [g for g in group_names(name) if g.startswith("blocks.")] == [f"blocks.{i}" for i in range(11)] + \
-        ["blocks.11+norm"]
+    assert [g for g in group_names(name) if g.startswith("blocks.")] == [f"blocks.{i}" for i in range(11)] + [
+        "blocks.11+norm"
+    ]
 
 
 def test_a_transformer_plan_decays_its_rates_gently_per_block(photos):
-    cfg = TrainConfig.create(data=str(photos), backbone="vit_small_patch14_dinov2.lvd142m", weights="none",
-                             strategy="full", views=1, val_fraction=0.34, test_fraction=0.0)
+    cfg = TrainConfig.create(
+        data=str(photos),
+        backbone="vit_small_patch14_dinov2.lvd142m",
+        weights="none",
+        strategy="full",
+        views=1,
+        val_fraction=0.34,
+        test_fraction=0.0,
+    )
     plan = get_plan(cfg).plan
     assert len([g for g in plan.groups if g.startswith("blocks.")]) == 12
     head = plan.lrs[-1]
-    assert plan.lrs[-2] == pytest.approx(head * 0.75) and plan.lrs[-3] == pytest.approx(head * 0.75 ** 2)
+    assert plan.lrs[-2] == pytest.approx(head * 0.75) and plan.lrs[-3] == pytest.approx(head * 0.75**2)
     assert "BatchNorm" not in plan.reason
 
 
 def test_lp_ft_wording_follows_the_normalisation(photos):
     def reason(name):
-        cfg = TrainConfig.create(data=str(photos), backbone=name, weights="none", strategy="lp-ft", views=1,
-                                 val_fraction=0.34, test_fraction=0.0)
+        cfg = TrainConfig.create(
+            data=str(photos),
+            backbone=name,
+            weights="none",
+            strategy="lp-ft",
+            views=1,
+            val_fraction=0.34,
+            test_fraction=0.0,
+        )
         return get_plan(cfg).plan.reason
+
     assert "BatchNorm statistics kept" in reason("resnet18")
     assert "no running statistics" in reason("convnext_tiny")
 
@@ -112,6 +140,7 @@ def test_the_final_tap_reads_the_features_timm_gives_its_head():
 
 def test_dinov2_hub_weights_are_resampled_to_224(tmp_path):
     from engine.model.weights import load_pretrained
+
     with torch.random.fork_rng():
         torch.manual_seed(0)
         full = build_model("vit_small_patch14_dinov2.lvd142m", img_size=518).state_dict()  # as the hub file is
@@ -124,6 +153,7 @@ def test_dinov2_hub_weights_are_resampled_to_224(tmp_path):
 def test_per_stage_probe_names_each_stage_or_block(name, photos):
     from engine.data.dataset import load_dataset
     from engine.probe.linear import probe
+
     r = probe(load_dataset(str(photos)), name, weights="none")
     names = [c["name"] for c in r.stage_curve]
     assert names[-1] == "final features" and len(names) >= 5
@@ -140,6 +170,7 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     import sys
 
     from engine.paths import REPO
+
     photos = tmp_path / "photos"  # 12 a class: enough for a held-out test split
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:
         (photos / cls.name).mkdir(parents=True)
@@ -149,20 +180,48 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     name = "vit_small_patch14_dinov2.lvd142m"
 
     def cli(*args):
-        out = subprocess.run([sys.executable, "-m", "engine", *args, "--json"], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=900)
+        out = subprocess.run(
+            [sys.executable, "-m", "engine", *args, "--json"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout)
 
-    auto = cli("train", "--data", str(photos), "--backbone", name, "--weights", "none", "--budget", "60",
-               "--test-fraction", "0.2", "--quiet")
+    auto = cli(
+        "train",
+        "--data",
+        str(photos),
+        "--backbone",
+        name,
+        "--weights",
+        "none",
+        "--budget",
+        "60",
+        "--test-fraction",
+        "0.2",
+        "--quiet",
+    )
     assert auto["status"] == "finished" and auto["test_accuracy"] is not None
     scored = cli("evaluate", "--run", auto["run_id"], "--split", "test")
     assert scored["accuracy"] == pytest.approx(auto["test_accuracy"])
     store = RunStore(tmp_path / "home" / "runs")
-    cfg = TrainConfig.create(data=str(photos), backbone=name, weights="none", strategy="top-k", top_k=1,
-                             head_epochs=0, finetune_epochs=2, views=1, batch_size=4, val_fraction=0.34,
-                             test_fraction=0.0)
+    cfg = TrainConfig.create(
+        data=str(photos),
+        backbone=name,
+        weights="none",
+        strategy="top-k",
+        top_k=1,
+        head_epochs=0,
+        finetune_epochs=2,
+        views=1,
+        batch_size=4,
+        val_fraction=0.34,
+        test_fraction=0.0,
+    )
     planned = get_plan(cfg)
     run = store.create(cfg.to_dict(), "stopped")
     save_planned(run.path, planned)
@@ -188,12 +247,43 @@ def test_torchrun_two_processes_train_a_family(name, photos, tmp_path):
     import sys
 
     from engine.paths import REPO
+
     env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "engine", "train", "--data", str(photos), "--backbone", name, "--weights", "none",
-                          "--strategy", "full", "--head-epochs", "0", "--epochs", "1", "--batch-size", "4",
-                          "--views", "1", "--quiet", "--json"], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "engine",
+            "train",
+            "--data",
+            str(photos),
+            "--backbone",
+            name,
+            "--weights",
+            "none",
+            "--strategy",
+            "full",
+            "--head-epochs",
+            "0",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--views",
+            "1",
+            "--quiet",
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     runs = RunStore(tmp_path / "runs").list()
     assert len(runs) == 1 and runs[0].status()["state"] == "finished"

@@ -1,4 +1,5 @@
 """Frozen features: the input contract, the bounded decode cache, every tap streamed to disk for both views."""
+
 import numpy as np
 import pytest
 import torch
@@ -31,6 +32,7 @@ def test_geometry_and_normalize(tiny_folder):
 
 def test_decode_cache_decodes_once_and_stays_within_its_bytes(tiny_folder, monkeypatch):
     import engine.data.decode as d
+
     calls = []
     real = d.load_image
     monkeypatch.setattr(d, "load_image", lambda p, c: calls.append(p) or real(p, c))
@@ -66,8 +68,11 @@ def test_the_cache_is_written_once_and_read_memory_mapped_beyond_its_budget(tiny
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
     labels, splits = np.array([0, 1, 0, 1]), np.array(["train", "train", "val", "val"])
     key = feature_key(LITE0, "sha", "data-x", spec, "fp32", 2)
-    assert key != feature_key(LITE0, "sha", "data-y", spec, "fp32", 2) != feature_key(LITE0, "sha", "data-x", spec,
-                                                                                          "bfloat16", 2)
+    assert (
+        key
+        != feature_key(LITE0, "sha", "data-y", spec, "fp32", 2)
+        != feature_key(LITE0, "sha", "data-x", spec, "bfloat16", 2)
+    )
     built = []
     fs = compute_cached(key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths, labels, splits)
     again = compute_cached(key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths, labels, splits)
@@ -81,6 +86,7 @@ def test_two_probes_of_the_same_photos_at_once_build_the_cache_once(tiny_folder)
     """The dashboard can probe a dataset while a run on it plans: the second waits for the first and reads its cache
     (before, each cleared the other's half-written folder and one of them failed)."""
     import threading
+
     spec = input_spec(LITE0)
     paths = [str(p) for p in sorted(tiny_folder.rglob("*.jpg"))[:4]]
     labels, splits = np.array([0, 1, 0, 1]), np.array(["train", "train", "val", "val"])
@@ -89,10 +95,14 @@ def test_two_probes_of_the_same_photos_at_once_build_the_cache_once(tiny_folder)
 
     def probe() -> None:
         try:
-            results.append(compute_cached(key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths,
-                                          labels, splits, views=1))
+            results.append(
+                compute_cached(
+                    key, lambda: built.append(1) or create_backbone(LITE0)[0], spec, paths, labels, splits, views=1
+                )
+            )
         except Exception as e:  # noqa: BLE001 - collected for the assertion
             errors.append(e)
+
     threads = [threading.Thread(target=probe) for _ in range(2)]
     for t in threads:
         t.start()
@@ -101,6 +111,7 @@ def test_two_probes_of_the_same_photos_at_once_build_the_cache_once(tiny_folder)
     assert not errors and built == [1] and sorted(r.cached for r in results) == [False, True]
     assert np.array_equal(results[0].arrays[FINAL], results[1].arrays[FINAL])
     from engine import paths as tl_paths
+
     assert not list(tl_paths.cache_dir().glob("*.partial"))
 
 
@@ -112,10 +123,12 @@ def test_other_channel_counts_keep_the_rgb_contract():
     assert len({rgb.key(), grey.key(), two.key(), five.key()}) == 4  # cached features never mix channel counts
 
 
-def test_grey_images_through_the_adapted_model_give_the_features_of_their_rgb_copies(tiny_folder, tmp_path,
-                                                                                    monkeypatch):
+def test_grey_images_through_the_adapted_model_give_the_features_of_their_rgb_copies(
+    tiny_folder, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TRANSFERLAB_PRECISION", "fp32")  # the comparison is exact up to fp32 rounding
     from PIL import Image
+
     paths = []
     for i, src in enumerate(sorted(tiny_folder.rglob("*.jpg"))[:3]):
         paths.append(str(tmp_path / f"g{i}.png"))
@@ -133,6 +146,7 @@ def test_a_feature_cache_over_the_memory_budget_streams_from_disk_with_the_same_
     budget: identical accuracy and predictions."""
     from engine.data.dataset import load_dataset
     from engine.probe.linear import probe
+
     ds = load_dataset(tiny_folder, val_fraction=0.34)
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "2G")
     in_memory = probe(ds, LITE0)
@@ -146,6 +160,7 @@ def test_a_feature_cache_over_the_memory_budget_streams_from_disk_with_the_same_
 
 def test_fits_use_a_budget_sized_stratified_sample(monkeypatch):
     from engine.probe.features import MIN_FIT_ROWS, cap_rows, fit_rows
+
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "64K")
     assert fit_rows(1280, 2) == MIN_FIT_ROWS  # never fewer, whatever the budget
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "8G")

@@ -1,4 +1,5 @@
 """Downloads through the real hub client against a local server in the hub's URL layout (no network)."""
+
 import subprocess
 import threading
 
@@ -115,8 +116,14 @@ def test_a_full_disk_during_the_download_is_one_line_and_leaves_nothing(hub, tmp
         with pytest.raises(DownloadFailed, match=r"the disk is full while downloading .*Free about 10 MB") as e:
             fetch(NAME)
         assert "\n" not in str(e.value)
-        kept = [p for p in small.rglob("*") if p.is_file() and p.parent.name in ("blobs", "snapshots")
-                or "incomplete" in p.name or p.suffix == ".safetensors"]
+        kept = [
+            p
+            for p in small.rglob("*")
+            if p.is_file()
+            and p.parent.name in ("blobs", "snapshots")
+            or "incomplete" in p.name
+            or p.suffix == ".safetensors"
+        ]
         assert not kept, kept
         assert not availability(NAME)["available"]
     finally:
@@ -125,6 +132,7 @@ def test_a_full_disk_during_the_download_is_one_line_and_leaves_nothing(hub, tmp
 
 def test_a_connection_that_keeps_dropping_is_one_line(hub, monkeypatch):
     import huggingface_hub.file_download as fd
+
     monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # the client waits a second between its retries
     hub.cut_always = True
     with pytest.raises(DownloadFailed, match="kept dropping") as e:

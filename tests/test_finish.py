@@ -1,5 +1,6 @@
 """The end of a run: the starting head is scored on the test split beside the chosen model, from its own checkpoint,
 and the Compare page's row reads both back."""
+
 import shutil
 
 import pytest
@@ -25,8 +26,17 @@ def with_test(tmp_path):
 
 
 def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, tmp_path):
-    cfg = TrainConfig.create(data=str(with_test), strategy="top-k", top_k=2, head_epochs=0, finetune_epochs=2,
-                             views=1, batch_size=8, val_fraction=0.25, test_fraction=0.2)
+    cfg = TrainConfig.create(
+        data=str(with_test),
+        strategy="top-k",
+        top_k=2,
+        head_epochs=0,
+        finetune_epochs=2,
+        views=1,
+        batch_size=8,
+        val_fraction=0.25,
+        test_fraction=0.2,
+    )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     metrics = Trainer(cfg, run).fit()
     assert metrics["status"] == "finished", metrics["error"]
@@ -47,8 +57,16 @@ def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, 
 
 
 def test_without_a_test_split_there_is_no_starting_checkpoint_and_the_sentence_says_why(tiny_folder, tmp_path):
-    cfg = TrainConfig.create(data=str(tiny_folder), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=1,
-                             views=1, batch_size=4, val_fraction=0.34)
+    cfg = TrainConfig.create(
+        data=str(tiny_folder),
+        strategy="top-k",
+        top_k=1,
+        head_epochs=1,
+        finetune_epochs=1,
+        views=1,
+        batch_size=4,
+        val_fraction=0.34,
+    )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     assert Trainer(cfg, run).fit()["status"] == "finished"
     assert not (run.path / "start.pt").exists()

@@ -5,8 +5,17 @@ import torch
 from engine.model.groups import layer_groups
 
 
-@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18", "convnext_tiny", "vit_base_patch16_224",
-                                  "mobilenetv3_small_100", "densenet121"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tf_efficientnet_lite0",
+        "resnet18",
+        "convnext_tiny",
+        "vit_base_patch16_224",
+        "mobilenetv3_small_100",
+        "densenet121",
+    ],
+)
 def test_groups_cover_every_parameter_once_stem_first_head_last(name):
     with torch.device("meta"):
         model = timm.create_model(name)

@@ -1,5 +1,6 @@
 """Hardening: every adversarial case builds its own input in a temp folder and checks: no traceback, the right exit code
 or status, the named reason, nothing read or written outside the root, no event duplicated after kill and resume."""
+
 from __future__ import annotations
 
 import errno
@@ -24,8 +25,7 @@ ENGINE = [sys.executable, "-m", "engine"]
 
 def cli(*args, home: Path, timeout: int = 300, **popen) -> subprocess.CompletedProcess:
     env = {**os.environ, "TRANSFERLAB_HOME": str(home)}
-    return subprocess.run([*ENGINE, *map(str, args)], cwd=REPO, env=env, capture_output=True, timeout=timeout,
-                          **popen)
+    return subprocess.run([*ENGINE, *map(str, args)], cwd=REPO, env=env, capture_output=True, timeout=timeout, **popen)
 
 
 def no_traceback(out: subprocess.CompletedProcess) -> str:
@@ -51,6 +51,7 @@ def two_classes(root: Path, n: int = 4) -> Path:
 def test_csv_rows_outside_the_folder_are_skipped_with_the_reason(tmp_path, monkeypatch):
     import engine.data.dataset as data
     from engine.data.dataset import load_dataset
+
     root = two_classes(tmp_path / "d")
     secret = photo(tmp_path / "secret.jpg")
     rows = ["path,label"] + [f"{c}/{i}.png,{c}" for c in "ab" for i in range(4)]
@@ -70,6 +71,7 @@ def test_csv_rows_outside_the_folder_are_skipped_with_the_reason(tmp_path, monke
 
 def test_symlinks_out_of_the_folder_are_skipped(tmp_path):
     from engine.data.dataset import load_dataset
+
     root = two_classes(tmp_path / "d")
     elsewhere = two_classes(tmp_path / "elsewhere")
     os.symlink(elsewhere / "a", root / "linked_class")
@@ -83,11 +85,13 @@ def test_symlinks_out_of_the_folder_are_skipped(tmp_path):
 
 def test_the_server_reads_nothing_outside_its_data_root(tmp_path, monkeypatch):
     from pagetest import page  # noqa: F401 - the page test helpers
+
     root = tmp_path / "root"
     two_classes(root / "d")
     secret = photo(tmp_path / "secret.jpg")
-    (root / "d" / "labels.csv").write_text("path,label\n" + "".join(f"{c}/{i}.png,{c}\n" for c in "ab"
-                                                                  for i in range(4)) + f"{secret},a\n")
+    (root / "d" / "labels.csv").write_text(
+        "path,label\n" + "".join(f"{c}/{i}.png,{c}\n" for c in "ab" for i in range(4)) + f"{secret},a\n"
+    )
     monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(root))
     at = page("data.py")
     at.session_state["dataset"] = str(root / "d" / "labels.csv")
@@ -101,6 +105,7 @@ def test_the_server_reads_nothing_outside_its_data_root(tmp_path, monkeypatch):
 def test_a_npy_header_bomb_is_refused_before_reading(tmp_path):
     from engine.data.imageio import load_image
     from engine.errors import UnreadableImage
+
     path = tmp_path / "bomb.npy"
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (40000, 40000, 3)})
@@ -114,13 +119,36 @@ def test_a_npy_header_bomb_is_refused_before_reading(tmp_path):
 # ------------------------------------------------------------------ 2. one writer per run
 def _slow_train(data: Path, home: Path) -> subprocess.Popen:
     env = {**os.environ, "TRANSFERLAB_HOME": str(home)}
-    return subprocess.Popen([*ENGINE, "train", "--data", str(data), "--strategy", "full", "--head-epochs", "1",
-                             "--epochs", "8", "--batch-size", "4", "--views", "1", "--quiet", "--json"], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [
+            *ENGINE,
+            "train",
+            "--data",
+            str(data),
+            "--strategy",
+            "full",
+            "--head-epochs",
+            "1",
+            "--epochs",
+            "8",
+            "--batch-size",
+            "4",
+            "--views",
+            "1",
+            "--quiet",
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _wait_for(home: Path, pred, seconds: float = 240):
     from engine.runs.store import RunStore
+
     deadline = time.time() + seconds
     while time.time() < deadline:
         runs = RunStore(home / "runs").list() if (home / "runs").exists() else []
@@ -130,9 +158,9 @@ def _wait_for(home: Path, pred, seconds: float = 240):
     raise AssertionError("the condition never held")
 
 
-def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_folder, tmp_path, monkeypatch,
-                                                                         capsys):
+def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_folder, tmp_path, monkeypatch, capsys):
     from engine.cli import main
+
     proc = _slow_train(tiny_folder, tmp_path)
     try:
         run = _wait_for(tmp_path, lambda r: (r.path / "last.pt").exists())  # a checkpoint: the resume continues
@@ -158,8 +186,11 @@ def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_fo
 @pytest.mark.parametrize("moment", ["setup", "before the first checkpoint"])
 def test_kill_then_resume_duplicates_no_event(tiny_folder, tmp_path, moment):
     proc = _slow_train(tiny_folder, tmp_path)
-    when = (lambda r: r.events("setup")) if moment == "setup" else \
-        (lambda r: r.events("step") and not (r.path / "last.pt").exists())
+    when = (
+        (lambda r: r.events("setup"))
+        if moment == "setup"
+        else (lambda r: r.events("step") and not (r.path / "last.pt").exists())
+    )
     run = _wait_for(tmp_path, when)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -180,8 +211,16 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_f
     from engine.plan.config import TrainConfig
     from engine.runs.store import RunStore
     from engine.train.loop import Trainer
-    cfg = TrainConfig.create(data=str(tiny_folder), strategy="full", head_epochs=1, finetune_epochs=3, batch_size=4,
-                             views=1, val_fraction=0.34)
+
+    cfg = TrainConfig.create(
+        data=str(tiny_folder),
+        strategy="full",
+        head_epochs=1,
+        finetune_epochs=3,
+        batch_size=4,
+        views=1,
+        val_fraction=0.34,
+    )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     real, lasts = store.torch.save, []
 
@@ -192,6 +231,7 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_f
                 f.write(b"half a checkpoint")
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(obj, f, *a, **k)
+
     monkeypatch.setattr(store.torch, "save", full_disk)
     metrics = Trainer(cfg, run).fit()
     monkeypatch.undo()
@@ -206,12 +246,14 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatc
     import torch
 
     from engine.runs.store import RunStore
+
     run = RunStore(tmp_path).create({})
     run.save_checkpoint("last", {"epoch": 1})
 
     def boom(obj, f, *a, **k):
         f.write(b"partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
         run.save_checkpoint("last", {"epoch": 2})
@@ -222,6 +264,7 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatc
 def test_too_little_disk_is_refused_before_the_run_with_how_much_is_needed(tmp_path, monkeypatch):
     from engine.errors import NotEnoughSpace
     from engine.model import resources
+
     monkeypatch.setattr(resources.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 10**6))
     with pytest.raises(NotEnoughSpace, match=r"needs about [\d,]+ MB in .* only 1 MB are free"):
         resources.need_disk(tmp_path, 10**7, "the feature cache")
@@ -236,6 +279,7 @@ def test_non_utf8_file_names(tmp_path):
     no_traceback(out)
     assert out.returncode == 0
     from engine.data.dataset import load_dataset
+
     assert load_dataset(root).fingerprint()  # hashing the odd name works too
 
 
@@ -249,8 +293,9 @@ def test_csv_encodings_and_split_values(tmp_path):
     out = cli("inspect-data", root / "latin.csv", home=tmp_path)
     err = no_traceback(out)
     assert out.returncode == 2 and "latin.csv: not UTF-8 text" in err and "CSV UTF-8" in err
-    (root / "splits.csv").write_text("path,label,split\n" + body.replace(",a\n", ",a,trian\n").replace(
-        ",b\n", ",b,holdout\n"))
+    (root / "splits.csv").write_text(
+        "path,label,split\n" + body.replace(",a\n", ",a,trian\n").replace(",b\n", ",b,holdout\n")
+    )
     out = cli("inspect-data", root / "splits.csv", home=tmp_path)
     err = no_traceback(out)
     assert out.returncode == 2 and "'holdout', 'trian'" in err and "train, val or test" in err
@@ -259,6 +304,7 @@ def test_csv_encodings_and_split_values(tmp_path):
 def test_zips_that_clash_or_carry_junk(tmp_path):
     from engine.data.archive import extract_zip
     from engine.errors import UnsafeArchive
+
     clash = tmp_path / "clash.zip"
     with zipfile.ZipFile(clash, "w") as z:
         z.writestr("x", b"a file")
@@ -295,8 +341,20 @@ def test_corrupt_weights_one_class_weights_none_batch_one_and_unknown_backbones(
     out = cli("probe", "--data", tiny_folder, "--weights", "none", "--quiet", "--json", home=tmp_path)
     no_traceback(out)
     assert out.returncode == 0 and json.loads(out.stdout)["weights"]["source"] == "scratch"
-    out = cli("train", "--data", tiny_folder, "--weights", "none", "--strategy", "auto", "--budget", "30", "--quiet",
-              "--json", home=tmp_path)
+    out = cli(
+        "train",
+        "--data",
+        tiny_folder,
+        "--weights",
+        "none",
+        "--strategy",
+        "auto",
+        "--budget",
+        "30",
+        "--quiet",
+        "--json",
+        home=tmp_path,
+    )
     no_traceback(out)
     assert out.returncode == 0 and json.loads(out.stdout)["status"] == "finished"
 
@@ -316,12 +374,14 @@ def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
     from engine.probe.linear import probe
     from engine.progress import Reporter
     from engine.runs.events import Cancelled
+
     calls = []
 
     def check():
         calls.append(1)
         if len(calls) == 2:
             raise Cancelled()
+
     t0 = time.perf_counter()
     with pytest.raises(Cancelled):
         probe(load_dataset(tiny_folder), "tf_efficientnet_lite0", progress=Reporter(cancel=check).step("probe"))
@@ -331,6 +391,7 @@ def test_cancel_during_the_probe_stops_within_a_batch(tiny_folder):
 def test_stop_from_the_dashboard_reaches_a_run_started_from_the_cli(tiny_folder, tmp_path):
     from engine.runs.store import RunStore
     from engine.service.runner import Runner
+
     proc = _slow_train(tiny_folder, tmp_path)
     try:
         run = _wait_for(tmp_path, lambda r: r.events("step"))

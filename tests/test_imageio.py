@@ -15,11 +15,14 @@ def test_exif_orientation_is_applied(tmp_path):
     assert load_image(tmp_path / "rot.jpg", 3).size == (20, 40)  # turned upright
 
 
-@pytest.mark.parametrize("mode,array", [
-    ("L", np.full((5, 6), 100, np.uint8)),
-    ("I;16", np.full((5, 6), 65535, np.uint16)),
-    ("RGBA", np.zeros((5, 6, 4), np.uint8)),
-])
+@pytest.mark.parametrize(
+    "mode,array",
+    [
+        ("L", np.full((5, 6), 100, np.uint8)),
+        ("I;16", np.full((5, 6), 65535, np.uint16)),
+        ("RGBA", np.zeros((5, 6, 4), np.uint8)),
+    ],
+)
 def test_every_mode_becomes_8bit_rgb(mode, array):
     out = to_rgb(Image.fromarray(array) if mode == "I;16" else Image.fromarray(array, mode))
     assert out.mode == "RGB" and out.size == (6, 5)
@@ -36,11 +39,14 @@ def test_palette_with_transparency(tmp_path):
     assert load_image(tmp_path / "p.png", 3).mode == "RGB"
 
 
-@pytest.mark.parametrize("content,needle", [
-    (b"", "empty file"),
-    (b"hello, not an image", "not an image"),
-    (huge_header_png(), "refused"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"", "empty file"),
+        (b"hello, not an image", "not an image"),
+        (huge_header_png(), "refused"),
+    ],
+)
 def test_bad_files_name_the_file_and_reason(tmp_path, content, needle):
     path = tmp_path / "bad.jpg"
     path.write_bytes(content)

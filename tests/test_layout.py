@@ -1,5 +1,6 @@
 """The engine's shape: imports go one way between subpackages, and the
 dashboard uses only the public API."""
+
 from __future__ import annotations
 
 import ast
@@ -36,6 +37,7 @@ def test_imports_go_one_way_between_subpackages():
 
 def test_pages_use_only_the_public_api():
     import engine
+
     for path in [REPO / "app.py", *(REPO / "app_pages").glob("*.py"), *(REPO / "ui").glob("*.py")]:
         for module in _imports(path):
             assert not module.startswith("engine."), f"{path.name} imports {module}; use `from engine import …`"
@@ -50,6 +52,7 @@ def test_the_lazy_api_and_the_type_checking_imports_agree():
     """`engine/__init__.py` names each public name twice (the lazy map, and the imports type checkers read): both must
     name the same objects from the same modules."""
     import engine
+
     tree = ast.parse((ENGINE / "__init__.py").read_text())
     block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
     eager = {a.name: n.module for n in block.body if isinstance(n, ast.ImportFrom) for a in n.names}
@@ -85,14 +88,18 @@ def test_no_import_cycle_anywhere_in_the_engine():
         stack.append(u)
         for v in sorted(graph[u]):
             if state.get(v) == "open":
-                cycles.append(stack[stack.index(v):])
+                cycles.append(stack[stack.index(v) :])
             elif v not in state:
                 visit(v)
         stack.pop()
         state[u] = "done"
+
     for u in sorted(graph):
         if u not in state:
             visit(u)
-    assert len(graph) > 50 and graph["engine.data.decode"] == {"engine.data.imageio", "engine.data.spec",
-                                                               "engine.paths"}
+    assert len(graph) > 50 and graph["engine.data.decode"] == {
+        "engine.data.imageio",
+        "engine.data.spec",
+        "engine.paths",
+    }
     assert cycles == []

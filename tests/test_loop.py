@@ -14,8 +14,18 @@ from engine.train.optim import Schedule
 
 
 def tiny_cfg(data, **kw) -> TrainConfig:
-    base = dict(data=str(data), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=2, warmup_epochs=1,
-                batch_size=4, views=1, augment="basic", val_fraction=0.34)
+    base = dict(
+        data=str(data),
+        strategy="top-k",
+        top_k=1,
+        head_epochs=1,
+        finetune_epochs=2,
+        warmup_epochs=1,
+        batch_size=4,
+        views=1,
+        augment="basic",
+        val_fraction=0.34,
+    )
     return TrainConfig.create(**{**base, **kw})
 
 
@@ -37,8 +47,10 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
             assert all(len(v) == 1 for v in per_layer.values())  # decay and no-decay halves agree
             held.append([per_layer[i].pop() for i in sorted(per_layer)])
             return real_step(*a, **k)
+
         ctx.opt.step = step
         return ctx
+
     trainer.setup = spy_setup
     metrics = trainer.fit()
     assert metrics["status"] == "finished", metrics["error"]
@@ -83,6 +95,7 @@ def cancel_at(run, when) -> CancelToken:
         append(ev)
         if isinstance(ev, StepEnded) and when(ev):
             token.cancel()
+
     run.append = spy
     return token
 
@@ -97,10 +110,12 @@ def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
     assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "cancelled"
 
 
-def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_photos_again(tiny_folder, tmp_path,
-                                                                                            monkeypatch):
+def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_photos_again(
+    tiny_folder, tmp_path, monkeypatch
+):
     import engine.train.views as views_mod
     from engine.data.batches import AugmentedImages
+
     decodes = []
     real_decode_all, real_load = AugmentedImages.decode_all, views_mod.load_images
     monkeypatch.setattr(AugmentedImages, "decode_all", lambda self: decodes.append(len(self)) or real_decode_all(self))
@@ -133,6 +148,7 @@ def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch
         if trainer.state.phase.number == 2:
             raise RuntimeError("disk full")
         return real(*a)
+
     trainer._epoch = boom
     metrics = trainer.fit()
     assert metrics["status"] == "failed" and "disk full" in metrics["error"]
@@ -147,6 +163,7 @@ def test_a_run_is_reproducible_from_its_seed(tiny_folder, tmp_path):
         assert Trainer(cfg, run).fit()["status"] == "finished"
         torch.rand(100)  # whatever ran before must not matter
         return [e["loss"] for e in run.events("step")]
+
     first = losses(0)
     assert losses(0) == first and losses(1) != first
 
@@ -163,11 +180,13 @@ def test_strategies_run(tiny_folder, tmp_path):
 def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(tiny_folder, tmp_path, monkeypatch):
     """The starting head was validated through the images exactly as the final scoring would: not scored twice."""
     from engine.train import finish
+
     scored, real = [], finish.predict_logits
 
     def counted(model, spec, paths, *a, **k):
         scored.append(paths)
         return real(model, spec, paths, *a, **k)
+
     monkeypatch.setattr(finish, "predict_logits", counted)
     cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=0, finetune_epochs=0)
     run = RunStore(tmp_path).create(cfg.to_dict())
@@ -181,6 +200,7 @@ def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(t
 
 def test_lr_find_suggests_a_rate(tiny_folder):
     from engine.train.lrfind import lr_find
+
     cfg = tiny_cfg(tiny_folder, strategy="top-k")
     out = lr_find(cfg, steps=12, start=1e-6, end=10.0)
     assert len(out["lrs"]) == len(out["losses"]) >= 3 and out["lrs"] == sorted(out["lrs"])
@@ -194,6 +214,7 @@ def test_lr_suggestion_skips_a_long_flat_start_and_a_rate_far_below_the_plans_is
     from engine.plan.preflight import preflight
     from engine.plan.rules import Plan
     from engine.train.lrfind import suggest_lr
+
     rng = np.random.default_rng(1)  # a curve where the steepest slope before the minimum is in the flat start
     lrs = list(np.geomspace(1e-7, 10, 70))
     flat = np.full(40, 2.7)  # 1e-7 .. 1e-3: nothing happens
@@ -208,16 +229,29 @@ def test_lr_suggestion_skips_a_long_flat_start_and_a_rate_far_below_the_plans_is
     assert lrs[40] <= suggestion <= lrs[59], suggestion
     assert suggest_lr(lrs[:5], [1.0, 1.1, 1.2, 1.3, 1.4]) == lrs[0]
     fields = {f: None for f in Plan.__dataclass_fields__}
-    plan = Plan(**{**fields, "groups": ("a", "b", "head"), "frozen": (True, False, False), "lrs": (0.0, 7e-8, 7e-7),
-                   "finetune_epochs": 3, "head_epochs": 0, "head_init": "probe", "head_lr": 1e-3, "warmup_epochs": 1,
-                   "ram_bytes": 0, "batch_size": 32})
+    plan = Plan(
+        **{
+            **fields,
+            "groups": ("a", "b", "head"),
+            "frozen": (True, False, False),
+            "lrs": (0.0, 7e-8, 7e-7),
+            "finetune_epochs": 3,
+            "head_epochs": 0,
+            "head_init": "probe",
+            "head_lr": 1e-3,
+            "warmup_epochs": 1,
+            "ram_bytes": 0,
+            "batch_size": 32,
+        }
+    )
     assert "low-lr" in {f.code for f in preflight(plan)}
     assert "low-lr" not in {f.code for f in preflight(replace(plan, lrs=(0.0, 1e-4, 1e-3)))}
 
 
 def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
-    cfg = tiny_cfg(tiny_folder, strategy="full", finetune_epochs=1, mixup=0.2, cutmix=1.0, balance="focal",
-                   cache_activations=False)
+    cfg = tiny_cfg(
+        tiny_folder, strategy="full", finetune_epochs=1, mixup=0.2, cutmix=1.0, balance="focal", cache_activations=False
+    )
     m = Trainer(cfg, RunStore(tmp_path).create(cfg.to_dict())).fit()
     assert m["status"] == "finished", m["error"]
 
@@ -226,6 +260,7 @@ def _multichannel(src, dst, chans: int):
     """`src` re-saved with `chans` channels: RGBA PNGs for 4, (H, W, C) .npy arrays (RGB + NIR-like bands) above."""
     import numpy as np
     from PIL import Image
+
     for f in sorted(src.rglob("*.jpg")):
         out = dst / f.parent.name / f.stem
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +278,7 @@ def _multichannel(src, dst, chans: int):
 def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path, chans, strategy):
     from engine.serve.evaluate import evaluate
     from engine.serve.export import export_run, predict_image
+
     data = _multichannel(tiny_folder, tmp_path / f"c{chans}", chans)
     cfg = tiny_cfg(data, strategy=strategy, in_chans=chans, finetune_epochs=1, cache_activations=chans == 4)
     run = RunStore(tmp_path).create(cfg.to_dict())
@@ -261,8 +297,17 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
 
 def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folder, tmp_path):
     from engine.serve.evaluate import evaluate
-    cfg = tiny_cfg(tiny_folder, strategy="full", head_epochs=1, finetune_epochs=1, lr=5.0, head_lr=50.0,
-                   warmup_epochs=0, grad_clip=1e9)  # rates that wreck the network
+
+    cfg = tiny_cfg(
+        tiny_folder,
+        strategy="full",
+        head_epochs=1,
+        finetune_epochs=1,
+        lr=5.0,
+        head_lr=50.0,
+        warmup_epochs=0,
+        grad_clip=1e9,
+    )  # rates that wreck the network
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = Trainer(cfg, run).fit()
     epochs = run.events("epoch")
@@ -277,6 +322,7 @@ def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     from conftest import shared_dataset
 
     from engine.serve.evaluate import evaluate
+
     data = shared_dataset("eurosat-10")
     cfg = TrainConfig.create(data=str(data), strategy="auto")
     run = RunStore(tmp_path).create(cfg.to_dict())

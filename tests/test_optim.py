@@ -2,8 +2,15 @@ import pytest
 import timm
 
 from engine.model.groups import layer_groups
-from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, group_grad_norms, set_plan,
-                                set_train_mode)
+from engine.train.optim import (
+    Schedule,
+    apply_schedule,
+    build_optimizer,
+    freeze,
+    group_grad_norms,
+    set_plan,
+    set_train_mode,
+)
 
 
 def test_one_param_group_per_layer_group_without_decay_on_norms_and_biases():
@@ -46,6 +53,7 @@ def test_freeze_and_batchnorm_policy():
 
 def test_group_gradient_norms_are_each_groups_l2_norm_and_zero_without_gradients():
     import torch
+
     model = timm.create_model("resnet18", num_classes=3)
     groups = layer_groups(model)
     for p in model.parameters():

@@ -1,5 +1,6 @@
 """AppTest of the Backbone page: the catalogue, a bundled backbone, and getting a missing one's weights by download
 (against a local hub server) or upload."""
+
 import time
 
 import pytest

@@ -1,4 +1,5 @@
 """AppTest of the Compare page."""
+
 import shutil
 
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401

@@ -1,4 +1,5 @@
 """AppTest of the Data page."""
+
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 
 
@@ -17,6 +18,7 @@ def test_data_page_sample_and_bad_dataset(bad_corpus, tmp_path):
 
 def test_multichannel_arrays_set_the_channel_count_for_the_other_pages(tiny_folder, tmp_path):
     import numpy as np
+
     for cls in ("a", "b"):
         (tmp_path / "ms" / cls).mkdir(parents=True)
         for i in range(3):

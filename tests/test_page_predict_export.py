@@ -1,4 +1,5 @@
 """AppTest of the Predict and export page."""
+
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
 from test_page_compare import stopped_copy
 

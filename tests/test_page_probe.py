@@ -1,4 +1,5 @@
 """AppTest of the Probe page."""
+
 import time
 
 from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401

@@ -1,4 +1,5 @@
 """AppTest of the Train page: the plan made once and shown as it runs, edits, live runs, stop and resume."""
+
 import time
 
 import pytest
@@ -62,8 +63,7 @@ def test_train_page_empty_running_stopped_resumed_finished_interrupted(monkeypat
     run.set_status(state="finished")
 
 
-def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_custom(monkeypatch, tmp_path,
-                                                                                   tiny_folder):
+def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_custom(monkeypatch, tmp_path, tiny_folder):
     runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
     at = page("train.py")
     at.session_state["dataset"] = str(tiny_folder)

@@ -1,4 +1,5 @@
 """TransferLab's folders and memory budget: one table of shares that fits the budget, atomic writes, one builder."""
+
 import pytest
 
 from engine import paths

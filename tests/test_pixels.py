@@ -1,5 +1,6 @@
 """The GPU input path's pieces, on the CPU: photos decoded once into a memory-mapped array, batches read ahead, and a
 run that trains through it (TRANSFERLAB_DEVICE_INPUT=1 takes the path on any device)."""
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +26,7 @@ def test_photos_are_decoded_once_into_a_memory_mapped_array(tmp_path, monkeypatc
 
     from engine.data.augment import working_geometry
     from engine.data.decode import DECODED
+
     key, geometry = working_geometry(SPEC)  # the per-image path's working image, centre-cropped square
     assert np.array_equal(arr[0], v2.CenterCrop(side)(DECODED.get_many(PATHS[:1], key, geometry)[0]).numpy())
     monkeypatch.setattr(pixels, "load_image", lambda *a: pytest.fail("decoded again"))
@@ -46,8 +48,17 @@ def test_batches_come_in_order_and_a_reader_error_reaches_the_training_thread():
 
 def test_a_run_trains_through_the_device_input_path(tiny_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_DEVICE_INPUT", "1")
-    cfg = TrainConfig.create(data=str(tiny_folder), strategy="full", head_epochs=0, finetune_epochs=1, batch_size=4,
-                             augment="basic", random_erasing=0.25, val_fraction=0.34, cache_activations=False)
+    cfg = TrainConfig.create(
+        data=str(tiny_folder),
+        strategy="full",
+        head_epochs=0,
+        finetune_epochs=1,
+        batch_size=4,
+        augment="basic",
+        random_erasing=0.25,
+        val_fraction=0.34,
+        cache_activations=False,
+    )
     run = RunStore(tmp_path).create(cfg.to_dict())
     m = Trainer(cfg, run).fit()
     assert m["status"] == "finished", m["error"]

@@ -1,4 +1,5 @@
 """The plan's rules: the classic bands, discriminative rates, edits that make a plan custom, preflight."""
+
 import dataclasses
 
 import pytest
@@ -10,11 +11,31 @@ GROUPS = ("stem", "b0", "b1", "b2", "head")
 
 
 def plan(**kw) -> Plan:
-    base = dict(data="d", fingerprint="f", backbone="tf_efficientnet_lite0", in_chans=3, input_spec={},
-                strategy="top-k", taps=(-1,), tap_label="final features", flip_tta=False, head_init="probe",
-                groups=GROUPS, labels=tuple(group_labels(list(GROUPS))), head_lr=1e-3, head_epochs=10,
-                frozen=(True, True, True, False, False), lrs=(0.0, 0.0, 0.0, 1e-4, 1e-3), finetune_epochs=15,
-                warmup_epochs=1, augment="basic", bn_frozen_stats=False, batch_size=32, views=4, reason="why")
+    base = dict(
+        data="d",
+        fingerprint="f",
+        backbone="tf_efficientnet_lite0",
+        in_chans=3,
+        input_spec={},
+        strategy="top-k",
+        taps=(-1,),
+        tap_label="final features",
+        flip_tta=False,
+        head_init="probe",
+        groups=GROUPS,
+        labels=tuple(group_labels(list(GROUPS))),
+        head_lr=1e-3,
+        head_epochs=10,
+        frozen=(True, True, True, False, False),
+        lrs=(0.0, 0.0, 0.0, 1e-4, 1e-3),
+        finetune_epochs=15,
+        warmup_epochs=1,
+        augment="basic",
+        bn_frozen_stats=False,
+        batch_size=32,
+        views=4,
+        reason="why",
+    )
     return Plan(**{**base, **kw})
 
 

@@ -1,5 +1,6 @@
 """Making the plan once: every strategy resolves on a real backbone, the stored plan is what runs, the test split is
 never read while choosing."""
+
 import json
 import shutil
 
@@ -43,8 +44,10 @@ def test_every_strategy_resolves_to_a_plan_of_the_models_groups(tiny_folder, str
 
 
 def test_the_plan_is_made_once_and_the_run_executes_that_plan(tiny_folder, tmp_path):
-    for c in (cfg(tiny_folder, strategy="auto", val_fraction=0.34),
-              cfg(tiny_folder, strategy="custom", val_fraction=0.34, freeze=(True,) * 7 + (False, False))):
+    for c in (
+        cfg(tiny_folder, strategy="auto", val_fraction=0.34),
+        cfg(tiny_folder, strategy="custom", val_fraction=0.34, freeze=(True,) * 7 + (False, False)),
+    ):
         first = get_plan(c)
         again = get_plan(c)
         assert again.cached and again.plan == first.plan
@@ -55,6 +58,7 @@ def test_the_plan_is_made_once_and_the_run_executes_that_plan(tiny_folder, tmp_p
 
 def test_no_choice_reads_the_test_split(carved, monkeypatch):
     import engine.data.decode as decode
+
     read = []
     real = decode.load_image
     monkeypatch.setattr(decode, "load_image", lambda p, c: read.append(str(p)) or real(p, c))
@@ -73,6 +77,7 @@ def test_small_photos_are_not_centre_cropped(tiny_folder):
 
 def test_the_plan_states_its_memory_and_disk_and_caches_fewer_views_when_they_do_not_fit(carved, monkeypatch):
     from engine.plan.make import load_data, make_plan
+
     c = cfg(carved, strategy="top-k", views=4)
     ds = load_data(c)
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "4G")
@@ -83,9 +88,9 @@ def test_the_plan_states_its_memory_and_disk_and_caches_fewer_views_when_they_do
     assert tight.views == 1 and "1 augmented view(s)" in tight.reason and "TRANSFERLAB_MEMORY" in tight.reason
 
 
-def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_probe_ends(carved, tmp_path,
-                                                                                       monkeypatch):
+def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_probe_ends(carved, tmp_path, monkeypatch):
     from engine.train.progress import SetupProgress
+
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # no cached features: the probe extracts them
 
     class Log:
@@ -102,6 +107,7 @@ def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_pro
             super().expect_after(name, rest_s, planned_s)
 
     from engine.plan import make
+
     forecasts, real = [], make.forecast
     monkeypatch.setattr(make, "forecast", lambda *a, **k: forecasts.append(real(*a, **k)) or forecasts[-1])
     report = Reporter(Log(), min_interval=0.0)
@@ -120,6 +126,7 @@ def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_pro
 def test_a_fixed_strategy_tells_the_rest_of_its_run_while_its_probe_runs(carved, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # no cached features: the probe extracts them
     from engine.progress import Progress
+
     told = []
 
     class Reporter(Progress):
@@ -134,6 +141,7 @@ def test_a_fixed_strategy_tells_the_rest_of_its_run_while_its_probe_runs(carved,
 
 def test_a_bad_device_input_setting_is_refused_before_any_probe(tiny_folder, monkeypatch):
     from engine.plan import make
+
     monkeypatch.setenv("TRANSFERLAB_DEVICE_INPUT", "yes")
     monkeypatch.setattr(make, "probe", lambda *a, **k: pytest.fail("probed first"))
     with pytest.raises(ValueError, match="TRANSFERLAB_DEVICE_INPUT='yes'"):

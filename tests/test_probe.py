@@ -1,4 +1,5 @@
 """The linear probe: standardised logistic regression, the per-stage curve, shoot-outs, and the real-data figures."""
+
 import time
 
 import numpy as np
@@ -34,6 +35,7 @@ def test_probe_on_bad_corpus_does_not_crash(bad_corpus):
 
 def test_one_class_is_refused_with_the_reason(tiny_folder):
     import shutil
+
     for extra in sorted(tiny_folder.iterdir())[1:]:
         shutil.rmtree(extra)
     with pytest.raises(DataError, match="at least 2 classes"):
@@ -71,6 +73,7 @@ def test_lite0_probe_on_real_plant_leaves(tmp_path, monkeypatch):
 def test_large_datasets_are_probed_without_the_mirror_view(tiny_folder, monkeypatch):
     import engine.probe.features as features
     from engine.probe.choose import choose_head
+
     monkeypatch.setattr(features, "MIRROR_MAX_IMAGES", 5)  # the tiny set counts as large
     ds = load_dataset(tiny_folder)
     r = probe(ds, "tf_efficientnet_lite0")
@@ -83,6 +86,7 @@ def test_a_probe_asked_for_no_mirror_view_reads_each_photo_once_and_plans_cost_i
     from engine.plan.budget import Pace, extract_seconds
     from engine.plan.config import TrainConfig
     from engine.plan.make import get_plan
+
     ds = load_dataset(tiny_folder)
     assert probe(ds, "tf_efficientnet_lite0", per_stage=False, mirror=False).features.views == 1
     assert probe(ds, "tf_efficientnet_lite0", per_stage=False).features.views == 2  # its own cache entry
@@ -90,18 +94,21 @@ def test_a_probe_asked_for_no_mirror_view_reads_each_photo_once_and_plans_cost_i
     assert not any(c["flip"] for c in get_plan(cfg).plan.candidates)
     pace, spec = Pace("tf_efficientnet_lite0", 224, 10.0), input_spec("tf_efficientnet_lite0")
     assert extract_seconds(pace, "tf_efficientnet_lite0", spec, 100, mirror=False) == pytest.approx(
-        extract_seconds(pace, "tf_efficientnet_lite0", spec, 100) / 2)
+        extract_seconds(pace, "tf_efficientnet_lite0", spec, 100) / 2
+    )
 
 
 def test_cached_features_keep_the_speed_they_were_extracted_at_so_plans_still_cost_their_epochs(tiny_folder):
     from engine.plan.config import TrainConfig
     from engine.plan.make import get_plan
+
     ds = load_dataset(tiny_folder)
     cold = probe(ds, "resnet18", weights="none", per_stage=False)
     warm = probe(ds, "resnet18", weights="none", per_stage=False)
     assert warm.cached and warm.images_per_s == cold.images_per_s > 0
-    cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k",
-                             finetune_epochs=2, views=1)
+    cfg = TrainConfig.create(
+        data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k", finetune_epochs=2, views=1
+    )
     plan = get_plan(cfg).plan  # its probe comes from the cache
     assert plan.finetune_epoch_s > 0 and plan.estimate_s > plan.finetune_epoch_s * 2
 
@@ -109,6 +116,7 @@ def test_cached_features_keep_the_speed_they_were_extracted_at_so_plans_still_co
 def test_the_shootout_scores_a_backbone_as_the_probe_page_does(tiny_folder):
     from engine.plan.config import TrainConfig
     from engine.plan.make import load_data, plan_with_probe
+
     cfg = TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=5)
     page_probe = plan_with_probe(cfg).probes[0]
     row = shootout(load_data(cfg), ["tf_efficientnet_lite0"])["rows"][0]
@@ -117,6 +125,7 @@ def test_the_shootout_scores_a_backbone_as_the_probe_page_does(tiny_folder):
 
 def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
     from engine.probe.choose import _metric
+
     rng = np.random.default_rng(0)
     for _ in range(20):
         y, pred = rng.integers(0, 5, 40), rng.integers(0, 6, 40)  # predictions may name a class the labels lack

@@ -1,4 +1,5 @@
 """SetupProgress: a step's own time left from its pace, and the whole run's from the plan, corrected by that pace."""
+
 import pytest
 
 from engine.train import progress
@@ -110,6 +111,7 @@ def test_an_unplanned_step_adds_the_rest_unscaled(clock):
 
 def test_a_step_scales_its_parts_into_its_share_and_routes_them_through_itself():
     from engine.progress import QUIET, Reporter, Step
+
     seen = []
     whole = Step(Reporter(lambda name, f: seen.append((name, round(f, 3)))), "probe x", 0.5, 1.0)
     whole(0.0)
@@ -130,6 +132,7 @@ def test_a_reporter_stops_the_work_through_its_cancel_check():
 
     from engine.progress import Reporter
     from engine.runs.events import Cancelled
+
     flag = threading.Event()
     step = Reporter(cancel=flag).step("extract").sub(0.2, 0.4)
     step.check_cancel()  # not set: nothing happens

@@ -29,6 +29,7 @@ def test_duplicates_leakage_and_conflicting_labels(tmp_path, tiny_folder):
 
 def test_sample_report_is_clean():
     from engine.paths import SAMPLE
+
     r = build_report(load_dataset(SAMPLE))
     assert sum(r.counts["train"].values()) + sum(r.counts["test"].values()) == 800
     assert sum(r.counts["val"].values()) == 300 and r.test_source.startswith("held out: 161 images")
@@ -37,21 +38,25 @@ def test_sample_report_is_clean():
 
 def test_photos_far_smaller_than_the_model_s_input_get_a_note(tmp_path):
     from PIL import Image
+
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
         for i in range(3):
             Image.new("RGB", (64, 64), (40 * i, 90, 10)).save(tmp_path / cls / f"{i}.png")
     ds = load_dataset(tmp_path)
     note = [w for w in build_report(ds, input_size=224).warnings if "enlarged" in w]
-    assert note == ["The photos are small (median short side 64 px): each is enlarged 3.5x to the 224 px the backbone "
-                    "reads, in training and in prediction alike. That adds no detail; pretrained features still work "
-                    "well on such tiles."]
+    assert note == [
+        "The photos are small (median short side 64 px): each is enlarged 3.5x to the 224 px the backbone "
+        "reads, in training and in prediction alike. That adds no detail; pretrained features still work "
+        "well on such tiles."
+    ]
     assert not [w for w in build_report(ds, input_size=80).warnings if "enlarged" in w]  # close enough: no note
     assert not [w for w in build_report(ds).warnings if "enlarged" in w]  # no backbone given
 
 
 def test_channel_count_suggested_for_npy_arrays_only(tmp_path, tiny_folder):
     import numpy as np
+
     assert build_report(load_dataset(str(tiny_folder), val_fraction=0.0)).in_chans == 3
     for cls in ("a", "b"):
         (tmp_path / "ms" / cls).mkdir(parents=True)

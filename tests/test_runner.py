@@ -1,4 +1,5 @@
 """Background runs: queueing, cancel, and a run killed with SIGKILL in phase 2 that resumes without losing events."""
+
 import json
 import math
 import os
@@ -51,14 +52,38 @@ def test_one_run_at_a_time_others_queued_and_cancel(tmp_path):
 
 
 def _train_cmd(data, home):
-    return [sys.executable, "-m", "engine", "train", "--data", str(data), "--strategy", "full", "--head-epochs", "1",
-            "--epochs", "6", "--batch-size", "4", "--views", "1", "--quiet", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "engine",
+        "train",
+        "--data",
+        str(data),
+        "--strategy",
+        "full",
+        "--head-epochs",
+        "1",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "4",
+        "--views",
+        "1",
+        "--quiet",
+        "--json",
+    ]
 
 
 def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
     env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path)}
-    proc = subprocess.Popen(_train_cmd(tiny_folder, tmp_path), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        _train_cmd(tiny_folder, tmp_path),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     store = RunStore(tmp_path / "runs")
     deadline = time.time() + 240
     run = None
@@ -76,8 +101,14 @@ def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
     killed_at = max(e["epoch"] for e in run.events("epoch"))
     assert 2 <= killed_at < 7
 
-    out = subprocess.run([sys.executable, "-m", "engine", "resume", "--run", run.id, "--json"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "resume", "--run", run.id, "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "finished"
     epochs = [e["epoch"] for e in run.events("epoch")]
@@ -92,10 +123,37 @@ def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
 def test_two_process_gloo_training(tiny_folder, tmp_path):
     """torchrun --nproc_per_node=2 on the CPU: one run, recorded once, each rank on half of every epoch."""
     env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "engine", "train", "--data", str(tiny_folder), "--strategy", "full", "--head-epochs",
-                          "1", "--epochs", "1", "--batch-size", "4", "--views", "1", "--quiet", "--json"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "engine",
+            "train",
+            "--data",
+            str(tiny_folder),
+            "--strategy",
+            "full",
+            "--head-epochs",
+            "1",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--views",
+            "1",
+            "--quiet",
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     runs = RunStore(tmp_path / "runs").list()
     assert len(runs) == 1 and runs[0].status()["state"] == "finished"
@@ -113,14 +171,33 @@ def test_ddp_weights_equal_one_process_on_the_same_global_batch(tiny_folder, tmp
     halves of every global batch, so after the same steps the weights agree (fp32, BatchNorm statistics frozen)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TRANSFERLAB_PRECISION": "fp32", "PYTHONPATH": str(REPO)}
     worker = str(REPO / "tests" / "ddp_worker.py")
-    one = subprocess.run([sys.executable, worker, str(tiny_folder), str(tmp_path / "one.pt"), "8"], cwd=REPO,
-                         env={**env, "TRANSFERLAB_HOME": str(tmp_path / "h1")}, capture_output=True, text=True,
-                         timeout=600)
+    one = subprocess.run(
+        [sys.executable, worker, str(tiny_folder), str(tmp_path / "one.pt"), "8"],
+        cwd=REPO,
+        env={**env, "TRANSFERLAB_HOME": str(tmp_path / "h1")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", worker,
-                          str(tiny_folder), str(tmp_path / "two.pt"), "4"], cwd=REPO,
-                         env={**env, "TRANSFERLAB_HOME": str(tmp_path / "h2")}, capture_output=True, text=True,
-                         timeout=600)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            worker,
+            str(tiny_folder),
+            str(tmp_path / "two.pt"),
+            "4",
+        ],
+        cwd=REPO,
+        env={**env, "TRANSFERLAB_HOME": str(tmp_path / "h2")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = torch.load(tmp_path / "one.pt", weights_only=True), torch.load(tmp_path / "two.pt", weights_only=True)
     assert a["world"] == 1 and b["world"] == 2 and a["steps"] == b["steps"] > 0

@@ -38,6 +38,7 @@ def test_status_and_interrupted_detection(tmp_path):
 
 def test_checkpoints_are_weights_only(tmp_path):
     import torch
+
     run = RunStore(tmp_path).create({})
     run.save_checkpoint("last", {"model": {"w": torch.ones(2)}, "epoch": 3})
     assert run.load_checkpoint("last")["epoch"] == 3 and run.load_checkpoint("best") is None

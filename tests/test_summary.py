@@ -1,8 +1,17 @@
 """The plain-words lines the pages show for a run: its header and the sentence that replaces an empty chart."""
+
 from engine.serve.summary import no_epoch_sentence, run_header
 
-PLAN = {"data": "/srv/secret/place/plant-leaves-15", "n_train": 800, "n_val": 300, "n_test": 161,
-        "backbone": "tf_efficientnet_lite0", "strategy": "auto", "head_epochs": 0, "finetune_epochs": 3}
+PLAN = {
+    "data": "/srv/secret/place/plant-leaves-15",
+    "n_train": 800,
+    "n_val": 300,
+    "n_test": 161,
+    "backbone": "tf_efficientnet_lite0",
+    "strategy": "auto",
+    "head_epochs": 0,
+    "finetune_epochs": 3,
+}
 
 
 def test_the_header_names_the_dataset_not_its_path_or_config():
@@ -23,9 +32,11 @@ def test_one_sentence_instead_of_a_chart_with_one_point():
 
 def test_the_test_figure_in_words_says_why_it_is_missing():
     from engine.serve.summary import test_phrase
+
     scored = {"status": "finished", "test_accuracy": 0.9, "test_interval": [0.85, 0.94], "test_n": 161}
     assert test_phrase(scored, {"n_test": 161}).startswith("90.0% on 161 test photos nothing was chosen on")
     stopped = {"status": "cancelled", "test_accuracy": None}
-    assert test_phrase(stopped, {"n_test": 161}) == ("not scored: the run cancelled before scoring its test split "
-                                                     "(161 photos); resume it to finish")
+    assert test_phrase(stopped, {"n_test": 161}) == (
+        "not scored: the run cancelled before scoring its test split (161 photos); resume it to finish"
+    )
     assert test_phrase({"status": "finished", "cv_estimate": 0.8}, {"n_test": 0}).startswith("no test split")

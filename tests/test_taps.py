@@ -1,4 +1,5 @@
 """Taps: timm's intermediates aligned with the layer groups on every catalogue architecture, and the TapModel's cut."""
+
 import pytest
 import timm
 import torch
@@ -28,8 +29,9 @@ def test_each_intermediate_depends_on_its_owner_group_and_on_no_later_one(name):
     for i, out in enumerate(outs):
         model.zero_grad()
         out.float().square().mean().backward(retain_graph=True)
-        reached = {g.index for g in groups for n in g.params if params[n].grad is not None
-                   and params[n].grad.abs().sum() > 0}
+        reached = {
+            g.index for g in groups for n in g.params if params[n].grad is not None and params[n].grad.abs().sum() > 0
+        }
         assert max(reached) == owners[i], (name, i, reached)
 
 
@@ -77,19 +79,28 @@ def test_probe_head_standardises_in_float32():
 def test_a_mirror_averaging_multi_tap_model_exports_with_a_dynamic_batch(tmp_path):
     """Traced at batch 2 (as export does), TorchScript and ONNX give the eager logits at other batch sizes."""
     import onnxruntime as ort
+
     torch.manual_seed(0)
-    model = TapModel(timm.create_model("tf_efficientnet_lite0", pretrained=False), (3, 5, FINAL), 4,
-                     flip_tta=True).eval()
+    model = TapModel(
+        timm.create_model("tf_efficientnet_lite0", pretrained=False), (3, 5, FINAL), 4, flip_tta=True
+    ).eval()
     example = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         traced = torch.jit.trace(model, example)
-    torch.onnx.export(model, (example,), str(tmp_path / "m.onnx"), input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp_path / "m.onnx"),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     for n in (1, 5):
         x = torch.randn(n, 3, 96, 96)
         with torch.no_grad():
             ref = model(x)
             torch.testing.assert_close(traced(x), ref, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(torch.from_numpy(sess.run(None, {"image": x.numpy()})[0]), ref, atol=1e-3,
-                                   rtol=1e-3)
+        torch.testing.assert_close(torch.from_numpy(sess.run(None, {"image": x.numpy()})[0]), ref, atol=1e-3, rtol=1e-3)

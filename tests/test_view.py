@@ -1,12 +1,12 @@
 """RunView: what a page shows of a run, from its snapshot alone."""
+
 import pytest
 
 from engine.runs.view import Bar, RunView
 
 
 def _snap(state, events, plan=None):
-    return {"id": "r1", "status": {"state": state}, "events": events, "plan": plan or {}, "metrics": None,
-            "config": {}}
+    return {"id": "r1", "status": {"state": state}, "events": events, "plan": plan or {}, "metrics": None, "config": {}}
 
 
 PLAN = {"head_epochs": 1, "finetune_epochs": 2}
@@ -21,11 +21,13 @@ def test_a_queued_run_waits_then_shows_its_named_step():
 
 
 def test_training_progress_counts_finished_epochs_and_the_steps_of_the_current_one():
-    events = [{"kind": "epoch", "t": 1.0, "epoch": 0, "val_acc": 0.5},
-              {"kind": "phase_started", "t": 2.0, "phase": 1, "steps_per_epoch": 4, "frozen": [], "lrs": []},
-              *({"kind": "step", "t": 3.0 + i, "epoch": 1, "eta_s": 10.0, "running_acc": 0.6} for i in range(4)),
-              {"kind": "epoch", "t": 8.0, "epoch": 1, "val_acc": 0.7},
-              {"kind": "step", "t": 9.0, "epoch": 2, "eta_s": 5.0, "running_acc": 0.8}]
+    events = [
+        {"kind": "epoch", "t": 1.0, "epoch": 0, "val_acc": 0.5},
+        {"kind": "phase_started", "t": 2.0, "phase": 1, "steps_per_epoch": 4, "frozen": [], "lrs": []},
+        *({"kind": "step", "t": 3.0 + i, "epoch": 1, "eta_s": 10.0, "running_acc": 0.6} for i in range(4)),
+        {"kind": "epoch", "t": 8.0, "epoch": 1, "val_acc": 0.7},
+        {"kind": "step", "t": 9.0, "epoch": 2, "eta_s": 5.0, "running_acc": 0.8},
+    ]
     view = RunView.of(_snap("running", events, PLAN))
     assert view.bars() == [Bar(pytest.approx((1 + 1 / 4) / 3), "training: epoch 2 of 3, step 1 of 4")]
     assert view.epochs_trained == 1 and view.best_val_acc == 0.7 and view.in_epoch == events[-1]
@@ -42,5 +44,7 @@ def test_a_run_without_epochs_says_the_head_is_the_model():
 def test_a_failed_run_says_why_from_its_metrics_or_its_status():
     snap = {**_snap("failed", []), "metrics": {"error": "disk full"}}
     assert RunView.of(snap).error == "disk full"
-    assert RunView.of({**_snap("failed", []), "status": {"state": "failed", "error": "x.jpg: unreadable"}}).error \
+    assert (
+        RunView.of({**_snap("failed", []), "status": {"state": "failed", "error": "x.jpg: unreadable"}}).error
         == "x.jpg: unreadable"
+    )

@@ -10,8 +10,14 @@ from safetensors.torch import save, save_file
 
 from engine import cli
 from engine.errors import WeightsMismatch, WeightsUnavailable
-from engine.model.weights import (adapt_first_conv, availability, create_backbone, find_weights, install_weights,
-                                  map_in_order)
+from engine.model.weights import (
+    adapt_first_conv,
+    availability,
+    create_backbone,
+    find_weights,
+    install_weights,
+    map_in_order,
+)
 
 
 @pytest.fixture

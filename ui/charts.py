@@ -1,13 +1,18 @@
 """Plotly figures built from engine results and run-store events. Groups show their readable label on the axis and
 their timm name on hover."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"))
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"),
+    )
     return fig
 
 
@@ -18,16 +23,29 @@ def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
 
 
 def confusion(matrix: list[list[int]], classes: list[str], title: str = "Confusion matrix") -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", hovertemplate=
-                               "true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=classes,
+            y=classes,
+            colorscale="Blues",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", title="true class")
     fig.update_xaxes(title="predicted class", tickangle=-40)
     return _layout(fig, title, 520)
 
 
 def stage_curve(curve: list[dict], final: float) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=[c["name"] for c in curve], y=[c["accuracy"] for c in curve], mode="lines+markers",
-                               name="probe after stage"))
+    fig = go.Figure(
+        go.Scatter(
+            x=[c["name"] for c in curve],
+            y=[c["accuracy"] for c in curve],
+            mode="lines+markers",
+            name="probe after stage",
+        )
+    )
     fig.add_hline(y=final, line_dash="dot", annotation_text=f"final features {final:.1%}")
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return _layout(fig, "How well the features transfer at each depth (validation photos)")
@@ -40,23 +58,54 @@ def per_class(values: dict[str, float | None], title: str = "Per-class accuracy"
     return _layout(fig, title, 360)
 
 
-def training_curves(epochs: list[dict], probe_acc: float | None, running: dict | None = None
-                    ) -> tuple[go.Figure, go.Figure]:
+def training_curves(
+    epochs: list[dict], probe_acc: float | None, running: dict | None = None
+) -> tuple[go.Figure, go.Figure]:
     """Accuracy and loss per epoch; epoch 0 is the head the run starts from; `running` adds the current epoch's
     running training accuracy and loss as it goes."""
     trained = [e for e in epochs if e["epoch"] > 0]
     x = [e["epoch"] for e in trained]
-    acc = go.Figure([go.Scatter(x=x, y=[e["train_acc"] for e in trained], name="train", mode="lines+markers"),
-                     go.Scatter(x=[e["epoch"] for e in epochs], y=[e["val_acc"] for e in epochs], name="validation",
-                                mode="lines+markers")])
-    loss = go.Figure([go.Scatter(x=x, y=[e["train_loss"] for e in trained], name="train", mode="lines+markers"),
-                      go.Scatter(x=[e["epoch"] for e in epochs], y=[e["val_loss"] for e in epochs],
-                                 name="validation", mode="lines+markers")])
+    acc = go.Figure(
+        [
+            go.Scatter(x=x, y=[e["train_acc"] for e in trained], name="train", mode="lines+markers"),
+            go.Scatter(
+                x=[e["epoch"] for e in epochs],
+                y=[e["val_acc"] for e in epochs],
+                name="validation",
+                mode="lines+markers",
+            ),
+        ]
+    )
+    loss = go.Figure(
+        [
+            go.Scatter(x=x, y=[e["train_loss"] for e in trained], name="train", mode="lines+markers"),
+            go.Scatter(
+                x=[e["epoch"] for e in epochs],
+                y=[e["val_loss"] for e in epochs],
+                name="validation",
+                mode="lines+markers",
+            ),
+        ]
+    )
     if running:
-        acc.add_trace(go.Scatter(x=[running["epoch"]], y=[running["running_acc"]], name="train (this epoch so far)",
-                                 mode="markers", marker=dict(symbol="circle-open", size=10)))
-        loss.add_trace(go.Scatter(x=[running["epoch"]], y=[running["running_loss"]], mode="markers",
-                                  name="train (this epoch so far)", marker=dict(symbol="circle-open", size=10)))
+        acc.add_trace(
+            go.Scatter(
+                x=[running["epoch"]],
+                y=[running["running_acc"]],
+                name="train (this epoch so far)",
+                mode="markers",
+                marker=dict(symbol="circle-open", size=10),
+            )
+        )
+        loss.add_trace(
+            go.Scatter(
+                x=[running["epoch"]],
+                y=[running["running_loss"]],
+                mode="markers",
+                name="train (this epoch so far)",
+                marker=dict(symbol="circle-open", size=10),
+            )
+        )
     if probe_acc is not None:
         acc.add_hline(y=probe_acc, line_dash="dot", annotation_text=f"linear probe {probe_acc:.1%}")
     acc.update_yaxes(tickformat=".0%", range=[0, 1])
@@ -80,16 +129,32 @@ def group_rates(steps: list[dict], groups: list[str], labels: list[str]) -> go.F
 def freeze_strip(groups: list[str], labels: list[str], frozen: list[bool], lrs: list[float]) -> go.Figure:
     colours = ["#9aa5b1" if f else "#2e9e5b" for f in frozen]
     text = ["frozen" if f else f"{lr:.0e}" for f, lr in zip(frozen, lrs)]
-    fig = go.Figure(go.Bar(x=labels, y=[1] * len(labels), marker_color=colours, text=text, textposition="inside",
-                           customdata=groups, hovertemplate="%{x} (%{customdata}): %{text}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=[1] * len(labels),
+            marker_color=colours,
+            text=text,
+            textposition="inside",
+            customdata=groups,
+            hovertemplate="%{x} (%{customdata}): %{text}<extra></extra>",
+        )
+    )
     fig.update_yaxes(visible=False)
     return _layout(fig, "Layer groups: grey = frozen, green = training (rate shown)", 200)
 
 
-def group_bars(groups: list[str], values: list[float], title: str, log: bool = False,
-               labels: list[str] | None = None) -> go.Figure:
-    fig = go.Figure(go.Bar(x=labels or groups, y=values, customdata=groups,
-                           hovertemplate="%{x} (%{customdata}): %{y:.3g}<extra></extra>"))
+def group_bars(
+    groups: list[str], values: list[float], title: str, log: bool = False, labels: list[str] | None = None
+) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=labels or groups,
+            y=values,
+            customdata=groups,
+            hovertemplate="%{x} (%{customdata}): %{y:.3g}<extra></extra>",
+        )
+    )
     if log:
         fig.update_yaxes(type="log")
     fig.update_xaxes(tickangle=-30)
@@ -109,39 +174,65 @@ def _interval_bar(name: str, x: list[str], values: list[float | None], intervals
     hi = [(iv[1] - v) if v is not None and iv else 0 for v, iv in zip(values, intervals)]
     lo = [(v - iv[0]) if v is not None and iv else 0 for v, iv in zip(values, intervals)]
     text = [f"{v:.0%} · {s:.0f} s" if v is not None and s is not None else "" for v, s in zip(values, seconds)]
-    return go.Bar(name=name, x=x, y=values, text=text, textposition="outside",
-                  error_y=dict(type="data", array=hi, arrayminus=lo))
+    return go.Bar(
+        name=name, x=x, y=values, text=text, textposition="outside", error_y=dict(type="data", array=hi, arrayminus=lo)
+    )
 
 
 def gap(rows: list[dict]) -> go.Figure:
     """Per run, on the test split: the starting head (the probe's head on the pretrained backbone) and the chosen
     model, each with its 95% interval and the seconds it took (`engine.compare_row`'s fields)."""
     x = [f"{r['run']}<br>{r['strategy']}" for r in rows]
-    fig = go.Figure([
-        _interval_bar("epoch 0: the starting head (test)", x, [r["start_test"] for r in rows],
-                      [r["start_test_interval"] for r in rows], [r["start_seconds"] for r in rows]),
-        _interval_bar("chosen model: best epoch on val (test)", x, [r["test"] for r in rows],
-                      [r["test_interval"] for r in rows], [r["seconds"] for r in rows])])
-    fig.update_layout(barmode="group", yaxis_tickformat=".0%", yaxis_range=[0, 1.12],
-                      yaxis_title="right on test photos")
+    fig = go.Figure(
+        [
+            _interval_bar(
+                "epoch 0: the starting head (test)",
+                x,
+                [r["start_test"] for r in rows],
+                [r["start_test_interval"] for r in rows],
+                [r["start_seconds"] for r in rows],
+            ),
+            _interval_bar(
+                "chosen model: best epoch on val (test)",
+                x,
+                [r["test"] for r in rows],
+                [r["test_interval"] for r in rows],
+                [r["seconds"] for r in rows],
+            ),
+        ]
+    )
+    fig.update_layout(
+        barmode="group", yaxis_tickformat=".0%", yaxis_range=[0, 1.12], yaxis_title="right on test photos"
+    )
     return _layout(fig, "Probe vs fine-tuning, per run (test photos nothing was chosen on)", 380)
 
 
 def overlay(curves: dict[str, list[dict]]) -> go.Figure:
-    fig = go.Figure([go.Scatter(x=[e["epoch"] for e in eps], y=[e["val_acc"] for e in eps], name=name,
-                                mode="lines+markers") for name, eps in curves.items()])
+    fig = go.Figure(
+        [
+            go.Scatter(x=[e["epoch"] for e in eps], y=[e["val_acc"] for e in eps], name=name, mode="lines+markers")
+            for name, eps in curves.items()
+        ]
+    )
     fig.update_yaxes(tickformat=".0%")
     fig.update_xaxes(title="epoch (0 = the starting head)", dtick=1)
     _layout(fig, "Validation accuracy per epoch, selected runs", 380)
     # the runs' names are long (the lesson's are sentences): the legend goes under the axis, not over the title
-    return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left"),
-                             margin=dict(l=10, r=10, t=40, b=80))
+    return fig.update_layout(
+        legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left"), margin=dict(l=10, r=10, t=40, b=80)
+    )
 
 
 def shootout(rows: list[dict]) -> go.Figure:
     ok = [r for r in rows if r["accuracy"] is not None]
-    fig = go.Figure(go.Bar(x=[r["backbone"] for r in ok], y=[r["accuracy"] for r in ok],
-                           text=[f"{r['accuracy']:.1%}" for r in ok], textposition="outside"))
+    fig = go.Figure(
+        go.Bar(
+            x=[r["backbone"] for r in ok],
+            y=[r["accuracy"] for r in ok],
+            text=[f"{r['accuracy']:.1%}" for r in ok],
+            textposition="outside",
+        )
+    )
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return _layout(fig, "Linear probe accuracy per backbone (validation photos)", 300)
 
@@ -150,10 +241,18 @@ def lesson(rows: list[dict]) -> go.Figure:
     """The lesson's result for a non-engineer: test accuracy of each arm, its 95% interval and the time it took."""
     done = [r for r in rows if r["test_accuracy"] is not None]
     acc = [r["test_accuracy"] for r in done]
-    fig = go.Figure(go.Bar(
-        x=[r["label"] for r in done], y=acc,
-        error_y=dict(type="data", array=[r["test_interval"][1] - a for r, a in zip(done, acc)],
-                     arrayminus=[a - r["test_interval"][0] for r, a in zip(done, acc)]),
-        text=[f"{a:.0%} · {r['seconds']:.0f} s" for r, a in zip(done, acc)], textposition="outside"))
+    fig = go.Figure(
+        go.Bar(
+            x=[r["label"] for r in done],
+            y=acc,
+            error_y=dict(
+                type="data",
+                array=[r["test_interval"][1] - a for r, a in zip(done, acc)],
+                arrayminus=[a - r["test_interval"][0] for r, a in zip(done, acc)],
+            ),
+            text=[f"{a:.0%} · {r['seconds']:.0f} s" for r, a in zip(done, acc)],
+            textposition="outside",
+        )
+    )
     fig.update_yaxes(tickformat=".0%", range=[0, 1.1], title="right on test photos")
     return _layout(fig, "The same network and photos, four ways (test photos nothing was chosen on)", 380)

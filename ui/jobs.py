@@ -1,5 +1,6 @@
 """A background job (engine.Jobs) as a page shows it: its progress while it runs, its error if it failed, and one
 rerun of the page when it is done, so the polling fragment stops."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -9,8 +10,9 @@ import streamlit as st
 from engine import Jobs
 
 
-def finished_job(jobs: Jobs, key: str, running: str = "", cancel: str = "",
-                 on_done: Callable[[], None] | None = None) -> Any | None:
+def finished_job(
+    jobs: Jobs, key: str, running: str = "", cancel: str = "", on_done: Callable[[], None] | None = None
+) -> Any | None:
     """Draws job `key`'s state and returns the job once it is done (None while it runs, failed or never started).
 
     Args:

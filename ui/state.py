@@ -1,5 +1,6 @@
 """Process-wide singletons (one runner, one job registry), the few session values the pages share, and the URL that
 keeps them across a reload."""
+
 from __future__ import annotations
 
 import os
@@ -10,10 +11,16 @@ import streamlit as st
 
 from engine import ARM_TEXT, DEFAULT_BACKBONE, SAMPLE, Jobs, Plan, Runner, home, lesson_configs
 
-PAGES = [("home.py", "Home", ""), ("lesson.py", "Why transfer works", "Lesson"), ("data.py", "1 Data", "Data"),
-         ("backbone.py", "2 Backbone", "Backbone"),
-         ("probe.py", "3 Probe", "Probe"), ("train.py", "4 Train", "Train"), ("compare.py", "5 Compare", "Compare"),
-         ("predict.py", "6 Predict & export", "Predict_Export")]
+PAGES = [
+    ("home.py", "Home", ""),
+    ("lesson.py", "Why transfer works", "Lesson"),
+    ("data.py", "1 Data", "Data"),
+    ("backbone.py", "2 Backbone", "Backbone"),
+    ("probe.py", "3 Probe", "Probe"),
+    ("train.py", "4 Train", "Train"),
+    ("compare.py", "5 Compare", "Compare"),
+    ("predict.py", "6 Predict & export", "Predict_Export"),
+]
 SHARED = ("dataset", "backbone", "run_id")  # kept in the URL, so a reload keeps the dataset, backbone and run
 
 
@@ -68,8 +75,10 @@ def init_session() -> None:
 def start_lesson(runner: Runner, data: str) -> dict[str, str]:
     """Queues the lesson's four runs on `data` and remembers their ids in the session (`lesson_ids` puts them in the
     URL of the page that shows them)."""
-    ids = {arm: runner.submit(cfg, name=f"lesson-{arm}") for arm, cfg in
-           lesson_configs(data, data_root=root_for(data)).items()}
+    ids = {
+        arm: runner.submit(cfg, name=f"lesson-{arm}")
+        for arm, cfg in lesson_configs(data, data_root=root_for(data)).items()
+    }
     st.session_state["lesson"] = ids
     return ids
 

@@ -1,5 +1,6 @@
 """Safe zip extraction: only images and CSV files, no absolute paths, no `..`, no links, no entry that is both a file
 and a folder, bounded total size and file count; a failure at any point leaves nothing behind."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,19 +46,23 @@ def _plan(zip_path: Path, zf: zipfile.ZipFile, max_bytes: int, max_files: int) -
             keep.append((info, parts))
     clash = sorted(files & dirs)
     if clash:
-        raise UnsafeArchive(f"{zip_path}: '{'/'.join(clash[0])}' is both a file and a folder in the archive; fix the "
-                            f"archive and try again")
+        raise UnsafeArchive(
+            f"{zip_path}: '{'/'.join(clash[0])}' is both a file and a folder in the archive; fix the "
+            f"archive and try again"
+        )
     if len(keep) > max_files:
         raise UnsafeArchive(f"{zip_path}: {len(keep):,} images, more than the limit of {max_files:,}")
     total = sum(info.file_size for info, _ in keep)
     if total > max_bytes:
-        raise UnsafeArchive(f"{zip_path}: its images take {total:,} bytes uncompressed, more than the limit of "
-                            f"{max_bytes:,}")
+        raise UnsafeArchive(
+            f"{zip_path}: its images take {total:,} bytes uncompressed, more than the limit of {max_bytes:,}"
+        )
     return keep
 
 
-def extract_zip(zip_path: Path, dest: Path | None = None, max_bytes: int = MAX_BYTES,
-                max_files: int = MAX_FILES) -> Path:
+def extract_zip(
+    zip_path: Path, dest: Path | None = None, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES
+) -> Path:
     """Extracts the images and CSV files of `zip_path` into a folder keyed by its content hash and returns the dataset
     root inside it (the single top-level folder when there is exactly one, else the extraction folder).
 
@@ -84,8 +89,11 @@ def extract_zip(zip_path: Path, dest: Path | None = None, max_bytes: int = MAX_B
                     shutil.rmtree(dest, ignore_errors=True)
                     tmp.rename(dest)
     tops = [p for p in dest.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
-    if len(tops) == 1 and tops[0].is_dir() and \
-            not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in tops[0].iterdir() if f.is_file()):
+    if (
+        len(tops) == 1
+        and tops[0].is_dir()
+        and not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in tops[0].iterdir() if f.is_file())
+    ):
         return tops[0]  # the archive wraps the dataset in one folder
     return dest
 

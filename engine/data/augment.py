@@ -1,4 +1,5 @@
 """Training-time augmentation presets on uint8 tensors decoded once at a working resolution."""
+
 from __future__ import annotations
 
 import math
@@ -31,18 +32,24 @@ def train_transform(spec: InputSpec, preset: str = "basic", random_erasing: floa
         raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {', '.join(PRESETS)}")
     colour = spec.in_chans in (1, 3)
     if preset in ("randaugment", "autoaugment") and not colour:
-        raise ValueError(f"augment {preset!r} needs 1- or 3-channel images, these have {spec.in_chans}; "
-                         f"use 'basic' (geometric for these images) or 'none'")
+        raise ValueError(
+            f"augment {preset!r} needs 1- or 3-channel images, these have {spec.in_chans}; "
+            f"use 'basic' (geometric for these images) or 'none'"
+        )
     size = spec.input_size[-1]
     interp = InterpolationMode(spec.interpolation)
     if preset == "none":
         steps: list = [v2.CenterCrop(size)]
     elif preset == "light":
-        steps = [v2.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.9, 1.1), interpolation=interp, antialias=True),
-                 v2.RandomHorizontalFlip()]
+        steps = [
+            v2.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.9, 1.1), interpolation=interp, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
     else:
-        steps = [v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
-                 v2.RandomHorizontalFlip()]
+        steps = [
+            v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
         if preset == "basic":
             steps += [v2.ColorJitter(0.2, 0.2, 0.2)] if colour else []
             # Nearest, torchvision's default: bilinear resampling blurs every training image but no val image, and a

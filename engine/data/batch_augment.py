@@ -6,6 +6,7 @@ Crop, flip and rotation are one affine map per image, sampled with a single bicu
 as the per-image RandomResizedCrop does). Where a rotated window reaches past the crop it takes the picture around it,
 and black only beyond the image's edge. The colour jitter applies brightness, contrast and saturation in that order.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,10 @@ def device_input_setting() -> str:
     """TRANSFERLAB_DEVICE_INPUT: "1", "0" or "" (unset); anything else is refused by name."""
     wanted = os.environ.get("TRANSFERLAB_DEVICE_INPUT", "")
     if wanted not in ("", "0", "1"):
-        raise ValueError(f"TRANSFERLAB_DEVICE_INPUT={wanted!r}: use 1 (batches augmented on the device), 0 (DataLoader "
-                         f"workers) or leave it unset (the device input on CUDA)")
+        raise ValueError(
+            f"TRANSFERLAB_DEVICE_INPUT={wanted!r}: use 1 (batches augmented on the device), 0 (DataLoader "
+            f"workers) or leave it unset (the device input on CUDA)"
+        )
     return wanted
 
 
@@ -84,8 +87,9 @@ class BatchAugment:
         flip = torch.where(_uniform(b, 0, 1, gen, dev) < 0.5, -1.0, 1.0)
         angle = torch.deg2rad(_uniform(b, -1, 1, gen, dev) * ROTATION.get(self.preset, 0.0))
         cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack([torch.stack([cos * w * flip, -sin * h, cx], 1),
-                             torch.stack([sin * w * flip, cos * h, cy], 1)], 1)  # rotate (crop scale, flip)
+        theta = torch.stack(
+            [torch.stack([cos * w * flip, -sin * h, cx], 1), torch.stack([sin * w * flip, cos * h, cy], 1)], 1
+        )  # rotate (crop scale, flip)
         grid = F.affine_grid(theta, [b, x.shape[1], self.size, self.size], align_corners=False)
         # bicubic: bilinear sampling at sub-pixel offsets blurs (the fine detail fell to 0.71-0.75 of the eval crop's;
         # bicubic keeps 0.92-1.0, as the per-image presets do)
@@ -98,7 +102,7 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.d
 
 def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     top, left = int(round((x.shape[-2] - size) / 2)), int(round((x.shape[-1] - size) / 2))
-    return x[..., top:top + size, left:left + size]
+    return x[..., top : top + size, left : left + size]
 
 
 def _jitter(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
@@ -117,7 +121,7 @@ def _jitter(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tenso
 def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    return (0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return 0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def _erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -133,6 +137,11 @@ def _erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     on = _uniform(b, 0, 1, gen, dev) < p
     rows = torch.arange(hgt, device=dev).view(1, hgt, 1)
     cols = torch.arange(wid, device=dev).view(1, 1, wid)
-    inside = (rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1)) & \
-        (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1)) & on.view(b, 1, 1)
+    inside = (
+        (rows >= top.view(b, 1, 1))
+        & (rows < (top + eh).view(b, 1, 1))
+        & (cols >= left.view(b, 1, 1))
+        & (cols < (left + ew).view(b, 1, 1))
+        & on.view(b, 1, 1)
+    )
     return x.masked_fill(inside.unsqueeze(1), 0.0)

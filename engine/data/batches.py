@@ -3,6 +3,7 @@ augmentations and a batch sampler that follows the loop's epoch order. On CUDA a
 worker processes and hands batches over in pinned memory (for the presets the GPU input path cannot batch, or with
 TRANSFERLAB_DEVICE_INPUT=0); on the CPU the same dataset runs in the training thread (the cores are busy training).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ class AugmentedImages(Dataset):
     resumed run see the same augmentations.
     """
 
-    def __init__(self, paths: Sequence[str], work_key: str, work_geometry: Callable, transform: Callable,
-                 chans: int = 3):
+    def __init__(
+        self, paths: Sequence[str], work_key: str, work_geometry: Callable, transform: Callable, chans: int = 3
+    ):
         self.paths, self.work_key, self.work_geometry, self.transform = list(paths), work_key, work_geometry, transform
         self.chans = chans
 
@@ -54,7 +56,7 @@ class EpochBatches(Sampler):
 
     def set_epoch(self, order: Sequence[int], epoch: int) -> list[list[int]]:
         """Installs `order` for `epoch`; returns the index batches (batches of fewer than 2 images are dropped)."""
-        idx = [list(map(int, order[b:b + self.batch_size])) for b in range(0, len(order), self.batch_size)]
+        idx = [list(map(int, order[b : b + self.batch_size])) for b in range(0, len(order), self.batch_size)]
         idx = [b for b in idx if len(b) >= 2]
         self.batches = [[(i, self.seed_of(i, epoch)) for i in b] for b in idx]
         return idx
@@ -82,5 +84,11 @@ def loader_workers(device: torch.device) -> int:
 def make_loader(dataset: AugmentedImages, batches: EpochBatches, device: torch.device) -> DataLoader:
     """A DataLoader over `batches`: worker processes and pinned memory on CUDA, the calling thread on the CPU."""
     workers = loader_workers(device)
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+    )

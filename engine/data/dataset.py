@@ -9,6 +9,7 @@ Accepted layouts:
   * a ``.zip`` of either, extracted safely (no absolute paths, no ``..``, no links, bounded size and file count);
   * a ``.csv`` with a ``path,label`` header (optionally ``split``), paths relative to the CSV.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -119,19 +120,31 @@ def _carve_test(ds: "Dataset", fraction: float, seed: int) -> None:
         ds.test_source = "none: no test split was asked for; the accuracy reported is a cross-validated estimate"
     elif counts.min() < MIN_PER_CLASS_FOR_TEST:
         small = ds.classes[int(counts.argmin())]
-        ds.test_source = (f"none: class '{small}' has only {counts.min()} training image(s), too few to hold any out "
-                          f"(at least {MIN_PER_CLASS_FOR_TEST} per class); the accuracy reported is a cross-validated "
-                          f"estimate")
+        ds.test_source = (
+            f"none: class '{small}' has only {counts.min()} training image(s), too few to hold any out "
+            f"(at least {MIN_PER_CLASS_FOR_TEST} per class); the accuracy reported is a cross-validated "
+            f"estimate"
+        )
     else:
         ds.items = _stratified_split(ds.items, fraction, seed, to="test")
-        ds.test_source = (f"held out: {len(ds.test)} images, {fraction:.0%} of each class (seed {seed}); "
-                          f"never used for training or choosing")
+        ds.test_source = (
+            f"held out: {len(ds.test)} images, {fraction:.0%} of each class (seed {seed}); "
+            f"never used for training or choosing"
+        )
 
 
 # PLR0913: the public loader's keyword options (splits, seed, workers)
-def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0,  # noqa: PLR0913
-                 workers: int = 4, test: str | Path | None = None, test_fraction: float = TEST_FRACTION,
-                 root: str | Path | None = None, allow_outside: bool = False) -> Dataset:
+def load_dataset(  # noqa: PLR0913
+    path: str | Path,
+    val: str | Path | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    workers: int = 4,
+    test: str | Path | None = None,
+    test_fraction: float = TEST_FRACTION,
+    root: str | Path | None = None,
+    allow_outside: bool = False,
+) -> Dataset:
     """Reads a dataset from a folder, zip or CSV, checks every image, and splits it into train, val and test.
 
     Args:
@@ -153,8 +166,13 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
         raise DataError(f"{path} does not exist; give a folder with one subfolder per class, a .zip or a .csv")
     if path.suffix.lower() == ".zip":
         path = extract_zip(path)
-    src = read_source(path, Path(val).expanduser() if val else None, Path(test).expanduser() if test else None,
-                      Path(root).expanduser() if root else None, allow_outside)
+    src = read_source(
+        path,
+        Path(val).expanduser() if val else None,
+        Path(test).expanduser() if test else None,
+        Path(root).expanduser() if root else None,
+        allow_outside,
+    )
     rows, skipped = src.rows, src.skipped
     with ThreadPoolExecutor(workers) as pool:
         checks = list(pool.map(_check, [r[0] for r in rows]))
@@ -170,8 +188,9 @@ def load_dataset(path: str | Path, val: str | Path | None = None, val_fraction: 
             skipped.append(Skipped(str(p), f"{p}: class '{cls}' has no training images; skipped"))
         else:
             items.append(Item(str(p), index[cls], split))
-    ds = Dataset(str(path), classes, items, skipped, {str(r[0]): c[0] for r, c in good},
-                 {str(r[0]): c[1] for r, c in good})
+    ds = Dataset(
+        str(path), classes, items, skipped, {str(r[0]): c[0] for r, c in good}, {str(r[0]): c[1] for r, c in good}
+    )
     _carve_test(ds, test_fraction, seed)
     if not ds.val and val_fraction > 0:
         ds.items = _stratified_split(ds.items, val_fraction, seed)

@@ -1,4 +1,5 @@
 """Decoded images kept in memory, bounded in bytes: each JPEG is decoded once per resolution, shared by threads."""
+
 from __future__ import annotations
 
 import threading
@@ -14,7 +15,6 @@ from engine.data.spec import InputSpec, to_tensor
 from engine.paths import memory_share
 
 
-
 class DecodeCache:
     """Decoded, resized images as uint8 tensors per (path, geometry key), least recently used dropped first.
 
@@ -28,8 +28,15 @@ class DecodeCache:
         self._lock = threading.Lock()
 
     # PLR0913: keyword options: workers, cancel, progress
-    def get_many(self, paths_: list[str], key: str, geometry: Callable, workers: int = 4,  # noqa: PLR0913
-                 chans: int = 3, keep: bool = True) -> list[torch.Tensor]:
+    def get_many(  # noqa: PLR0913
+        self,
+        paths_: list[str],
+        key: str,
+        geometry: Callable,
+        workers: int = 4,
+        chans: int = 3,
+        keep: bool = True,
+    ) -> list[torch.Tensor]:
         """uint8 (chans, H, W) tensors of `paths_` after `geometry`; `key` names (geometry, chans) in the cache.
         With `keep=False` newly decoded images are not kept (a single pass, such as feature extraction, would only
         push out images that are read again)."""

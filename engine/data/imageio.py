@@ -4,6 +4,7 @@ decompression bombs refused. Images of more than 4 channels (multispectral) are 
 Every failure becomes an `UnreadableImage` whose message names the file and says what is wrong, so callers can skip
 and list it instead of crashing.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,12 +43,14 @@ def _open(data: bytes, path: Path, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"{path}: refused, the header claims too many pixels ({e})") from e
     except UnidentifiedImageError as e:
-        raise UnreadableImage(f"{path}: not an image file (content is not JPEG/PNG/...); "
-                              f"remove it from the dataset") from e
+        raise UnreadableImage(
+            f"{path}: not an image file (content is not JPEG/PNG/...); remove it from the dataset"
+        ) from e
     w, h = img.size
     if w * h > max_pixels:
-        raise UnreadableImage(f"{path}: refused, header claims {w}x{h} pixels (limit {max_pixels:,}); "
-                              f"resize the image if it is genuine")
+        raise UnreadableImage(
+            f"{path}: refused, header claims {w}x{h} pixels (limit {max_pixels:,}); resize the image if it is genuine"
+        )
     return img
 
 
@@ -64,8 +67,10 @@ def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.dtype.kind not in "uif" or arr.shape[0] * arr.shape[1] > max_pixels:
-        raise UnreadableImage(f"{path}: a .npy image must be a numeric (H, W, C) array of at most {max_pixels:,} "
-                              f"pixels, got shape {arr.shape} {arr.dtype}")
+        raise UnreadableImage(
+            f"{path}: a .npy image must be a numeric (H, W, C) array of at most {max_pixels:,} "
+            f"pixels, got shape {arr.shape} {arr.dtype}"
+        )
     if arr.dtype == np.uint8:
         return arr
     return to_u8(arr, 1.0 if arr.dtype.kind == "f" else 65535.0 if arr.max() > 255 else 255.0)
@@ -77,19 +82,24 @@ def _check_npy_header(data: bytes, path: Path, max_pixels: int) -> None:
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0(f))
+        shape, _, dtype = (
+            np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f)
+        )
     except Exception as e:  # noqa: BLE001 - numpy raises several types for bad headers
         raise UnreadableImage(f"{path}: not a readable .npy array ({e}); save it with numpy.save") from e
     if dtype.hasobject:
         raise UnreadableImage(f"{path}: a .npy of Python objects (a pickle) is refused; save a numeric array")
     pixels = int(np.prod(shape[:2])) if len(shape) >= 2 else int(np.prod(shape))
     if pixels > max_pixels or len(shape) > 3:
-        raise UnreadableImage(f"{path}: refused, the header claims shape {shape} (limit {max_pixels:,} pixels of "
-                              f"(H, W, C)); resize the array if it is genuine")
+        raise UnreadableImage(
+            f"{path}: refused, the header claims shape {shape} (limit {max_pixels:,} pixels of "
+            f"(H, W, C)); resize the array if it is genuine"
+        )
     if int(np.prod(shape)) * dtype.itemsize > len(data):
-        raise UnreadableImage(f"{path}: the header claims shape {shape} but the file is {len(data):,} bytes; the "
-                              f"file is truncated, re-save it")
+        raise UnreadableImage(
+            f"{path}: the header claims shape {shape} but the file is {len(data):,} bytes; the "
+            f"file is truncated, re-save it"
+        )
 
 
 def to_u8(arr: np.ndarray, hi: float) -> np.ndarray:
@@ -139,8 +149,10 @@ def to_mode(img: Image.Image, chans: int) -> Image.Image:
     if chans == 3:
         return to_rgb(img)
     if chans not in MODES:
-        raise UnreadableImage(f"{getattr(img, 'filename', 'image')}: an image file holds at most 4 channels; save "
-                              f"{chans}-channel images as .npy arrays of shape (H, W, {chans})")
+        raise UnreadableImage(
+            f"{getattr(img, 'filename', 'image')}: an image file holds at most 4 channels; save "
+            f"{chans}-channel images as .npy arrays of shape (H, W, {chans})"
+        )
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         img = to_rgb(img)
@@ -158,8 +170,9 @@ def load_image(source: str | Path | bytes, chans: int = 3, max_pixels: int = MAX
     if path.suffix.lower() == ".npy" or data[:6] == b"\x93NUMPY":
         arr = _array(data, path, max_pixels)
         if arr.shape[2] != chans:
-            raise UnreadableImage(f"{path}: {arr.shape[2]} channels, the model takes {chans}; set in_chans to match "
-                                  f"or remove the file")
+            raise UnreadableImage(
+                f"{path}: {arr.shape[2]} channels, the model takes {chans}; set in_chans to match or remove the file"
+            )
         return arr
     img = _open(data, path, max_pixels)
     try:

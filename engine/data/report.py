@@ -1,4 +1,5 @@
 """The dataset health report: counts, imbalance, sizes and modes, unreadable files, duplicates and leakage."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -43,9 +44,11 @@ def upscale_note(ds: Dataset, input_size: int) -> str | None:
     median = sides[len(sides) // 2]
     if median * UPSCALE_NOTE > input_size:
         return None
-    return (f"The photos are small (median short side {median} px): each is enlarged {input_size / median:.1f}x to "
-            f"the {input_size} px the backbone reads, in training and in prediction alike. That adds no detail; "
-            f"pretrained features still work well on such tiles.")
+    return (
+        f"The photos are small (median short side {median} px): each is enlarged {input_size / median:.1f}x to "
+        f"the {input_size} px the backbone reads, in training and in prediction alike. That adds no detail; "
+        f"pretrained features still work well on such tiles."
+    )
 
 
 # C901: one check per health finding, in the report's order
@@ -78,29 +81,53 @@ def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:  
     npy = Counter(int(m.mode.removesuffix("ch")) for m in metas if m.format == "NPY")
     in_chans = next(iter(npy)) if len(npy) == 1 and sum(npy.values()) == len(metas) else 3
     if npy and in_chans == 3 and (len(npy) > 1 or 3 not in npy):
-        warnings.append(f"The .npy arrays have {', '.join(map(str, sorted(npy)))} channel(s) and the other images "
-                        f"are RGB: a model takes one channel count. Keep images of one kind.")
+        warnings.append(
+            f"The .npy arrays have {', '.join(map(str, sorted(npy)))} channel(s) and the other images "
+            f"are RGB: a model takes one channel count. Keep images of one kind."
+        )
     elif in_chans != 3:
-        warnings.append(f"Every image is a {in_chans}-channel array: training adapts the backbone's first "
-                        f"convolution from its RGB filters to {in_chans} channels.")
+        warnings.append(
+            f"Every image is a {in_chans}-channel array: training adapts the backbone's first "
+            f"convolution from its RGB filters to {in_chans} channels."
+        )
     if ratio >= IMBALANCE_WARN:
         big, small = max(train, key=train.get), min((c for c in train if train[c]), key=train.get)
-        warnings.append(f"Imbalanced classes: '{big}' has {train[big]} training images, '{small}' only "
-                        f"{train[small]} ({ratio:.1f}x). Consider class-balanced sampling or a weighted loss.")
+        warnings.append(
+            f"Imbalanced classes: '{big}' has {train[big]} training images, '{small}' only "
+            f"{train[small]} ({ratio:.1f}x). Consider class-balanced sampling or a weighted loss."
+        )
     if tiny:
-        warnings.append(f"{len(tiny)} class(es) have fewer than 2 training images: {', '.join(tiny)}. "
-                        f"Add images; these classes cannot be validated.")
+        warnings.append(
+            f"{len(tiny)} class(es) have fewer than 2 training images: {', '.join(tiny)}. "
+            f"Add images; these classes cannot be validated."
+        )
     if input_size and (note := upscale_note(ds, input_size)):
         warnings.append(note)
     if ds.skipped:
         warnings.append(f"{len(ds.skipped)} file(s) were skipped as unreadable or not images (listed below).")
     if leakage:
-        warnings.append(f"{len(leakage)} image(s) appear in both training and validation: validation accuracy "
-                        f"will be optimistic. Remove the copies from one split.")
+        warnings.append(
+            f"{len(leakage)} image(s) appear in both training and validation: validation accuracy "
+            f"will be optimistic. Remove the copies from one split."
+        )
     if conflicting:
         warnings.append(f"{len(conflicting)} identical image(s) carry different labels; fix the labels.")
     elif len(duplicates) > len(leakage):
         warnings.append(f"{len(duplicates) - len(leakage)} group(s) of exact duplicates within a split.")
-    return DatasetReport(ds.root, ds.classes, counts, round(ratio, 2), dict(sizes.most_common()),
-                         dict(modes.most_common()), [{"path": s.path, "reason": s.reason} for s in ds.skipped],
-                         duplicates, leakage, conflicting, tiny, ds.val_source, ds.test_source, warnings, in_chans)
+    return DatasetReport(
+        ds.root,
+        ds.classes,
+        counts,
+        round(ratio, 2),
+        dict(sizes.most_common()),
+        dict(modes.most_common()),
+        [{"path": s.path, "reason": s.reason} for s in ds.skipped],
+        duplicates,
+        leakage,
+        conflicting,
+        tiny,
+        ds.val_source,
+        ds.test_source,
+        warnings,
+        in_chans,
+    )

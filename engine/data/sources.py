@@ -4,6 +4,7 @@ Containment: a file is used only when its real path (symbolic links resolved) li
 folder on the command line, the data root on the server. Anything else is skipped and listed with the reason, unless
 outside paths are allowed explicitly (`--allow-outside-root`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,16 +43,22 @@ class Rows:
             return False
         if real.is_relative_to(self.root):
             return True
-        self.skipped.append(Skipped(str(path), f"{shown}: its real path {real} is outside {self.root} (a symbolic "
-                                               f"link or a path leading elsewhere); skipped. Copy the file into the "
-                                               f"dataset, or allow outside paths explicitly (--allow-outside-root)"))
+        self.skipped.append(
+            Skipped(
+                str(path),
+                f"{shown}: its real path {real} is outside {self.root} (a symbolic "
+                f"link or a path leading elsewhere); skipped. Copy the file into the "
+                f"dataset, or allow outside paths explicitly (--allow-outside-root)",
+            )
+        )
         return False
 
     def add_folder(self, folder: Path, split: str) -> None:
         """Class subfolders of `folder`: every image below each is a row of that class."""
         if not self.inside(folder, str(folder)) or not folder.is_dir():
-            raise DataError(f"{folder} is not a folder inside {self.root}; the {split} split needs one subfolder per "
-                            f"class")
+            raise DataError(
+                f"{folder} is not a folder inside {self.root}; the {split} split needs one subfolder per class"
+            )
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith(".") or not self.inside(entry, str(entry)):
                 continue
@@ -64,8 +71,7 @@ class Rows:
                 if f.suffix.lower() in IMAGE_EXTENSIONS:
                     self.rows.append((f, entry.name, split))
                 else:
-                    self.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); "
-                                                        f"skipped"))
+                    self.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
 
     def add_csv(self, path: Path) -> None:
         """A CSV of path,label[,split]; paths relative to the CSV's folder. Split values must be train/val/test."""
@@ -74,19 +80,25 @@ class Rows:
                 lines = list(csv.DictReader(f))
                 fieldnames = list(lines[0].keys()) if lines else None
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 (in Excel: 'CSV UTF-8')") \
-                from None
+            raise DataError(
+                f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 (in Excel: 'CSV UTF-8')"
+            ) from None
         except csv.Error as e:
             raise DataError(f"{path}: not a readable CSV ({e})") from None
         if not fieldnames or not {"path", "label"} <= {(k or "").strip() for k in fieldnames}:
             raise DataError(f"{path}: the CSV needs a header with 'path' and 'label' columns (found {fieldnames})")
-        lines = [{(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
-                 for row in lines]
-        bad = sorted({row.get("split", "") for row in lines if row.get("split", "") and
-                      row["split"].lower() not in SPLIT_NAMES})
+        lines = [
+            {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+            for row in lines
+        ]
+        bad = sorted(
+            {row.get("split", "") for row in lines if row.get("split", "") and row["split"].lower() not in SPLIT_NAMES}
+        )
         if bad:
-            raise DataError(f"{path}: the split column holds {', '.join(repr(b) for b in bad[:5])}; use train, val or "
-                            f"test (or leave it empty for train)")
+            raise DataError(
+                f"{path}: the split column holds {', '.join(repr(b) for b in bad[:5])}; use train, val or "
+                f"test (or leave it empty for train)"
+            )
         for n, row in enumerate(lines, start=2):
             shown = f"{path} line {n}"
             p = path.parent / row["path"]
@@ -101,8 +113,7 @@ class Rows:
                     self.rows.append((p.resolve(), row["label"], SPLIT_NAMES[(row.get("split") or "train").lower()]))
 
 
-def read_source(path: Path, val: Path | None, test: Path | None, root: Path | None,
-                allow_outside: bool) -> Rows:
+def read_source(path: Path, val: Path | None, test: Path | None, root: Path | None, allow_outside: bool) -> Rows:
     """Rows of a folder or CSV (a zip is extracted before), contained in `root` (default: the dataset's folder)."""
     base = (path.parent if path.is_file() else path).resolve()
     src = Rows((root or base).resolve(), allow_outside)

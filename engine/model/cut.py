@@ -6,6 +6,7 @@ found by recording one forward pass; the chain is verified by tensor identity (e
 module's output), so a model that does not run as a chain there is refused rather than mis-executed. Nothing is
 written per architecture.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,13 +30,16 @@ def _units(model: nn.Module, groups: list[LayerGroup]) -> list[str]:
     return [n for n in mods if n in units]
 
 
-def _record(model: nn.Module, groups: list[LayerGroup], example: torch.Tensor
-            ) -> tuple[list[tuple[str, int, torch.Tensor]], torch.Tensor]:
+def _record(
+    model: nn.Module, groups: list[LayerGroup], example: torch.Tensor
+) -> tuple[list[tuple[str, int, torch.Tensor]], torch.Tensor]:
     """One eval-mode forward_features: (unit name, id of its input, its output) in call order, and the output."""
     mods = dict(model.named_modules())
     calls: list[tuple[str, int, torch.Tensor]] = []
-    handles = [mods[u].register_forward_hook(lambda m, i, o, u=u: calls.append((u, id(i[0]) if i else 0, o)))
-               for u in _units(model, groups)]
+    handles = [
+        mods[u].register_forward_hook(lambda m, i, o, u=u: calls.append((u, id(i[0]) if i else 0, o)))
+        for u in _units(model, groups)
+    ]
     was_training = model.training
     try:
         model.eval()
@@ -70,7 +74,7 @@ class SplitModel:
         calls, out = _record(model, groups, example)
         names = [c[0] for c in calls]
         tap = max(i for i, n in enumerate(names) if n in last.modules)
-        chain = calls[tap + 1:]
+        chain = calls[tap + 1 :]
         prev = calls[tap][2]
         for name, inp, o in chain:
             if inp != id(prev) or names.count(name) != 1:
@@ -86,14 +90,16 @@ class SplitModel:
             same = torch.equal(self.prefix(example), calls[tap][2])
             model.train(was_training)
         if not same:
-            raise ValueError(f"{model.arch}: timm's intermediate output {self.index} is not the input of "
-                             f"{groups[boundary].name}")
+            raise ValueError(
+                f"{model.arch}: timm's intermediate output {self.index} is not the input of {groups[boundary].name}"
+            )
 
     def prefix(self, x: torch.Tensor) -> torch.Tensor:
         """The activation at the boundary: the backbone run only that far."""
         backbone = self.model.backbone
-        return backbone.forward_intermediates(x, indices=[self.index], intermediates_only=True, stop_early=True,
-                                              **timm_kwargs(backbone))[0]
+        return backbone.forward_intermediates(
+            x, indices=[self.index], intermediates_only=True, stop_early=True, **timm_kwargs(backbone)
+        )[0]
 
     def suffix_features(self, a: torch.Tensor) -> torch.Tensor:
         for unit in self.suffix_units:

@@ -1,5 +1,6 @@
 """Device and precision: CUDA when present, else CPU; bf16 autocast where the CPU has native bf16 instructions; and
 the C allocator's settings that keep the CPU's forward and backward passes from spending their time in the kernel."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,16 +27,21 @@ def tune_cpu_allocator() -> bool:
 
     Does nothing outside glibc, or when the user set `MALLOC_*` variables or preloads another allocator. Returns
     whether the settings were applied."""
-    if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ) \
-            or "malloc" in os.environ.get("LD_PRELOAD", ""):
+    if (
+        not sys.platform.startswith("linux")
+        or any(k.startswith("MALLOC_") for k in os.environ)
+        or "malloc" in os.environ.get("LD_PRELOAD", "")
+    ):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
-    return all(mallopt(param, value) == 1 for param, value in
-               ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, KEEP_FREE_BYTES), (M_TOP_PAD, TOP_PAD_BYTES)))
+    return all(
+        mallopt(param, value) == 1
+        for param, value in ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, KEEP_FREE_BYTES), (M_TOP_PAD, TOP_PAD_BYTES))
+    )
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -8,6 +8,7 @@ writes the file under a temporary name until it is complete. TransferLab then ch
 one the hub reported for it (an LFS file's ETag) and removes it if they differ: nothing half-written or wrong is left
 where weights are read.
 """
+
 from __future__ import annotations
 
 import errno
@@ -73,26 +74,37 @@ def _offline() -> bool:
 def _hub_file(name: str) -> tuple[str, str]:
     hub = get_entry(name).hub_file
     if hub is None:
-        raise WeightsUnavailable(f"timm names no Hugging Face hub copy of {name}'s weights; upload a file on the "
-                                 f"Backbone page or pass --weights FILE")
+        raise WeightsUnavailable(
+            f"timm names no Hugging Face hub copy of {name}'s weights; upload a file on the "
+            f"Backbone page or pass --weights FILE"
+        )
     return hub
 
 
 def _in_words(name: str, e: BaseException) -> DownloadFailed:
     """One line for a failed hub request: what happened and what to do."""
     if isinstance(e, (errors.RepositoryNotFoundError, errors.EntryNotFoundError, errors.RevisionNotFoundError)):
-        return DownloadFailed(f"the hub has no weights file for {name} ({e.__class__.__name__} at {endpoint()}); "
-                              f"upload a file on the Backbone page instead")
+        return DownloadFailed(
+            f"the hub has no weights file for {name} ({e.__class__.__name__} at {endpoint()}); "
+            f"upload a file on the Backbone page instead"
+        )
     if isinstance(e, httpx2.RemoteProtocolError):
-        return DownloadFailed(f"the connection to {endpoint()} kept dropping while downloading {name}, even after "
-                              f"resuming; nothing was kept. Download again when the network is steadier")
-    if isinstance(e, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, httpx2.TransportError,
-                      ConnectionError)):
-        return DownloadFailed(f"cannot reach {endpoint()} to download {name} (no network, or HF_HUB_OFFLINE is set); "
-                              f"download it on a machine with a network and upload the file on the Backbone page")
+        return DownloadFailed(
+            f"the connection to {endpoint()} kept dropping while downloading {name}, even after "
+            f"resuming; nothing was kept. Download again when the network is steadier"
+        )
+    if isinstance(
+        e, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, httpx2.TransportError, ConnectionError)
+    ):
+        return DownloadFailed(
+            f"cannot reach {endpoint()} to download {name} (no network, or HF_HUB_OFFLINE is set); "
+            f"download it on a machine with a network and upload the file on the Backbone page"
+        )
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return DownloadFailed(f"the disk is full while downloading {name} into {hf_hub_cache()}; nothing was kept. "
-                              f"Free {_size_hint(name)} and download again")
+        return DownloadFailed(
+            f"the disk is full while downloading {name} into {hf_hub_cache()}; nothing was kept. "
+            f"Free {_size_hint(name)} and download again"
+        )
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return DownloadFailed(f"downloading {name} failed: {first}")
 
@@ -103,8 +115,10 @@ def _size_hint(name: str) -> str:
 
 def _refuse_offline(name: str) -> None:
     if _offline():
-        raise DownloadFailed(f"HF_HUB_OFFLINE is set, so {name} is not downloaded; unset it to download, or upload "
-                             f"the weights file on the Backbone page")
+        raise DownloadFailed(
+            f"HF_HUB_OFFLINE is set, so {name} is not downloaded; unset it to download, or upload "
+            f"the weights file on the Backbone page"
+        )
 
 
 def remote_file(name: str) -> RemoteFile:
@@ -152,8 +166,9 @@ def _discard(path: Path) -> None:
     blob.unlink(missing_ok=True)
 
 
-def fetch_weights(name: str, progress: Callable[[str, float], None] | None = None,
-                  cancel: threading.Event | None = None) -> WeightsInfo:
+def fetch_weights(
+    name: str, progress: Callable[[str, float], None] | None = None, cancel: threading.Event | None = None
+) -> WeightsInfo:
     """Downloads backbone `name`'s weights into the hub cache and checks them.
 
     Args:
@@ -172,8 +187,15 @@ def fetch_weights(name: str, progress: Callable[[str, float], None] | None = Non
     constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, PROGRESS_BYTES)  # the client's read size
     stage = f"download ({remote.size / 1e6:.1f} MB)" if remote.size else "download"
     try:
-        path = Path(hf_hub_download(remote.repo, remote.filename, cache_dir=hf_hub_cache(), endpoint=endpoint(),
-                                    tqdm_class=_progress_bar(lambda f: report(stage, f), cancel)))
+        path = Path(
+            hf_hub_download(
+                remote.repo,
+                remote.filename,
+                cache_dir=hf_hub_cache(),
+                endpoint=endpoint(),
+                tqdm_class=_progress_bar(lambda f: report(stage, f), cancel),
+            )
+        )
     except DownloadCancelled:
         raise
     except Exception as e:  # noqa: BLE001 - every client failure becomes one line
@@ -181,9 +203,10 @@ def fetch_weights(name: str, progress: Callable[[str, float], None] | None = Non
     sha = sha256_file(path)
     if remote.sha256 and sha != remote.sha256:
         _discard(path)
-        raise DownloadFailed(f"the downloaded {remote.filename} of {name} has SHA-256 {sha[:12]}…, the hub reported "
-                             f"{remote.sha256[:12]}…; it was removed. Download again")
+        raise DownloadFailed(
+            f"the downloaded {remote.filename} of {name} has SHA-256 {sha[:12]}…, the hub reported "
+            f"{remote.sha256[:12]}…; it was removed. Download again"
+        )
     report("checksum", 1.0)
     note = "SHA-256 matches the hub's" if remote.sha256 else "the hub reported no SHA-256 to check against"
     return WeightsInfo("hf-cache", str(path), sha, f"downloaded from {remote.url}; {note}")
-

@@ -3,6 +3,7 @@
 One function serves the probe (features after each group), freezing and learning rates (a group index), and the UI
 (the diagram). Nothing here is written per architecture.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ def _classifier_names(model: nn.Module) -> tuple[str, ...]:
 
 def _top_modules(model: nn.Module, names: set[str]) -> list[str]:
     """The shortest module paths whose parameters all belong to `names`, in registration order."""
-    under: dict[str, set[str]] = {m: {f"{m}.{p}" for p, _ in mod.named_parameters()} for m, mod in model.named_modules()
-                                  if m}
+    under: dict[str, set[str]] = {
+        m: {f"{m}.{p}" for p, _ in mod.named_parameters()} for m, mod in model.named_modules() if m
+    }
     tops: list[str] = []
     for p, _ in model.named_parameters():
         if p not in names:
@@ -82,6 +84,7 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
 def group_names(backbone: str) -> list[str]:
     """Layer-group names of a catalogue backbone, without weights or memory (built on the meta device)."""
     from engine.model.catalogue import build_model
+
     with torch.device("meta"):
         model = build_model(backbone, pretrained=False)
     return [g.name for g in layer_groups(model)]

@@ -1,4 +1,5 @@
 """What a run will write and hold, checked before it starts: disk for features and checkpoints, memory for caches."""
+
 from __future__ import annotations
 
 import shutil
@@ -30,9 +31,11 @@ def need_disk(folder: Path, nbytes: int, what: str) -> None:
     """Raises `NotEnoughSpace` when `folder`'s disk has less than `nbytes` (plus a margin) free."""
     free = shutil.disk_usage(folder).free
     if free < nbytes + MARGIN:
-        raise NotEnoughSpace(f"{what} needs about {(nbytes + MARGIN) / 1e6:,.0f} MB in {folder}, and only "
-                             f"{free / 1e6:,.0f} MB are free; free some space, or set TRANSFERLAB_HOME to a larger "
-                             f"disk")
+        raise NotEnoughSpace(
+            f"{what} needs about {(nbytes + MARGIN) / 1e6:,.0f} MB in {folder}, and only "
+            f"{free / 1e6:,.0f} MB are free; free some space, or set TRANSFERLAB_HOME to a larger "
+            f"disk"
+        )
 
 
 def head_dim(arch: str, taps: tuple[int, ...]) -> int:
@@ -52,8 +55,16 @@ def activations_fit(n_images: int, views: int, per_image: int) -> bool:
 
 
 # PLR0913: each argument is one sized input of the memory model
-def plan_bytes(arch: str, n_images: int, n_train: int, views: int, dim: int, params: int, image_bytes: int,  # noqa: PLR0913
-               fit_bytes: int) -> tuple[int, int]:
+def plan_bytes(  # noqa: PLR0913
+    arch: str,
+    n_images: int,
+    n_train: int,
+    views: int,
+    dim: int,
+    params: int,
+    image_bytes: int,
+    fit_bytes: int,
+) -> tuple[int, int]:
     """(memory, disk) a run needs for its data: the decode cache (capped by its share), the cached views, one linear
     fit; the feature cache of every stage and the checkpoints on disk. The model itself is not counted."""
     ram = min(memory_share("decoded images"), n_images * image_bytes) + views * n_train * dim * 4 + fit_bytes

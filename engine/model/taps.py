@@ -5,6 +5,7 @@ A *tap* is the index of one of the backbone's intermediate outputs (timm's numbe
 its deepest tap, each tap's output average-pooled, the pooled vectors concatenated, standardised and classified by a
 linear head (`ProbeHead`). With one `FINAL` tap it is the usual "backbone + new classifier".
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,8 +47,9 @@ def tap_features(model: nn.Module, x: torch.Tensor, taps: tuple[int, ...]) -> li
             final = model.forward_features(x)
         out[FINAL] = model.forward_head(final, pre_logits=True).float()
     elif body:
-        inter = model.forward_intermediates(x, indices=body, intermediates_only=True, stop_early=True,
-                                            **timm_kwargs(model))
+        inter = model.forward_intermediates(
+            x, indices=body, intermediates_only=True, stop_early=True, **timm_kwargs(model)
+        )
         out.update(zip(body, inter))
     return [pool(out[t]) for t in taps]
 
@@ -67,6 +69,7 @@ def stage_owners(name: str) -> tuple[int, ...]:
     the intermediates that turn NaN depend on it. Nothing is written per architecture.
     """
     from engine.model.groups import layer_groups
+
     model = build_model(name, pretrained=False).eval()
     groups = layer_groups(model)
     params = dict(model.named_parameters())
@@ -153,8 +156,9 @@ class TapModel(nn.Module):
         drop: Dropout before the linear layer, in training.
     """
 
-    def __init__(self, backbone: nn.Module, taps: tuple[int, ...], num_classes: int, flip_tta: bool = False,
-                 drop: float = 0.0):
+    def __init__(
+        self, backbone: nn.Module, taps: tuple[int, ...], num_classes: int, flip_tta: bool = False, drop: float = 0.0
+    ):
         super().__init__()
         self.taps, self.flip_tta = tuple(taps), flip_tta
         backbone.reset_classifier(0)

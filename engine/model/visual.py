@@ -1,4 +1,5 @@
 """Pictures of what a network learned: the first layer's filters as an image grid."""
+
 from __future__ import annotations
 
 import math
@@ -35,6 +36,7 @@ def filter_grid(weight: torch.Tensor, cell: int = 56, pad: int = 4) -> np.ndarra
         f = 0.5 + 0.5 * f / max(float(np.abs(f).max()), 1e-8)
         f = np.kron(f, np.ones((scale, scale, 1)))
         r, c = divmod(i, cols)
-        img[pad + r * cell_h: pad + r * cell_h + kh * scale, pad + c * cell_w: pad + c * cell_w + kw * scale] = \
-            (f * 255).astype(np.uint8)
+        img[pad + r * cell_h : pad + r * cell_h + kh * scale, pad + c * cell_w : pad + c * cell_w + kw * scale] = (
+            f * 255
+        ).astype(np.uint8)
     return img

@@ -5,6 +5,7 @@ folder; the local Hugging Face, timm and torchvision caches (read offline, never
 touches the file system only, so it is fast and never waits on a network. No weights is an error that says how to
 provide them; training from scratch happens only when `weights="none"` is asked for explicitly.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,12 +43,14 @@ class WeightsInfo:
 def how_to_provide(name: str) -> str:
     """Plain instructions for making weights of `name` available."""
     wdir = paths.weights_dir()
-    return (f"No pretrained weights for {name} on this machine (TransferLab downloads only when asked). Get them in "
-            f"one of these ways: the Download button on the Backbone page or `python -m engine weights fetch {name}` "
-            f"(from the Hugging Face hub); upload a .safetensors or .pth state dict on the Backbone page, or "
-            f"`python -m engine weights install {name} FILE` (it is checked against the architecture and copied to "
-            f"{wdir}); or pass --weights FILE. To train from random initialisation instead, ask for it explicitly "
-            f"(weights 'none').")
+    return (
+        f"No pretrained weights for {name} on this machine (TransferLab downloads only when asked). Get them in "
+        f"one of these ways: the Download button on the Backbone page or `python -m engine weights fetch {name}` "
+        f"(from the Hugging Face hub); upload a .safetensors or .pth state dict on the Backbone page, or "
+        f"`python -m engine weights install {name} FILE` (it is checked against the architecture and copied to "
+        f"{wdir}); or pass --weights FILE. To train from random initialisation instead, ask for it explicitly "
+        f"(weights 'none')."
+    )
 
 
 def hf_hub_cache() -> Path:
@@ -137,26 +140,34 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Reads a state dict from .safetensors, or .pth/.pt/.bin with `weights_only=True`; unwraps common containers."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
+
         try:
             sd = load_file(str(path))
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for damaged files
-            raise WeightsMismatch(f"{path} is not a readable .safetensors file ({str(e).splitlines()[0]}); "
-                                  f"download or export it again") from None
+            raise WeightsMismatch(
+                f"{path} is not a readable .safetensors file ({str(e).splitlines()[0]}); download or export it again"
+            ) from None
     else:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             if "Unsupported global" not in str(e):  # no Python object refused: not a checkpoint at all
-                raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint (not a "
-                                      f"pickled state dict); save a plain state dict "
-                                      f"(torch.save(model.state_dict(), ...)) or .safetensors") from None
-            raise WeightsMismatch(f"{path} holds Python objects, not only tensors, and is refused (loading it could "
-                                  f"run code); save a plain state dict (torch.save(model.state_dict(), ...)) or "
-                                  f".safetensors") from None
+                raise WeightsMismatch(
+                    f"{path} could not be read as a weights-only PyTorch checkpoint (not a "
+                    f"pickled state dict); save a plain state dict "
+                    f"(torch.save(model.state_dict(), ...)) or .safetensors"
+                ) from None
+            raise WeightsMismatch(
+                f"{path} holds Python objects, not only tensors, and is refused (loading it could "
+                f"run code); save a plain state dict (torch.save(model.state_dict(), ...)) or "
+                f".safetensors"
+            ) from None
         except Exception as e:  # noqa: BLE001 - any other unreadable file gets the same advice
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise WeightsMismatch(f"{path} could not be read as a weights-only PyTorch checkpoint ({first}); save a "
-                                  f"plain state dict (torch.save(model.state_dict(), ...)) or .safetensors") from None
+            raise WeightsMismatch(
+                f"{path} could not be read as a weights-only PyTorch checkpoint ({first}); save a "
+                f"plain state dict (torch.save(model.state_dict(), ...)) or .safetensors"
+            ) from None
     for key in ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
@@ -188,8 +199,11 @@ def _mismatches(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], is_he
     wrong shapes."""
     missing = [f"{k} (missing)" for k in own if k not in sd and not is_head(k)]
     unexpected = [f"{k} (unexpected)" for k in sd if k not in own and not is_head(k)]
-    shapes = [f"{k} (shape {tuple(sd[k].shape)} vs {tuple(own[k].shape)})" for k in sd
-              if k in own and sd[k].shape != own[k].shape and not is_head(k)]
+    shapes = [
+        f"{k} (shape {tuple(sd[k].shape)} vs {tuple(own[k].shape)})"
+        for k in sd
+        if k in own and sd[k].shape != own[k].shape and not is_head(k)
+    ]
     return missing + unexpected + shapes
 
 
@@ -218,8 +232,13 @@ def load_pretrained(name: str, sd: dict[str, torch.Tensor], in_order: bool = Fal
     if not head_fits:
         sd = {k: v for k, v in sd.items() if not is_head(k)}
     try:
-        model = build_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": sd}, drop_rate=0.0,
-                            **({} if head_fits else {"num_classes": 0}))
+        model = build_model(
+            name,
+            pretrained=True,
+            pretrained_cfg_overlay={"state_dict": sd},
+            drop_rate=0.0,
+            **({} if head_fits else {"num_classes": 0}),
+        )
     except (RuntimeError, KeyError, ValueError, AssertionError) as e:
         problems = _mismatches(sd, own, is_head)
         listed = "; ".join(problems[:8]) + (f" and {len(problems) - 8} more" if len(problems) > 8 else "")
@@ -292,6 +311,7 @@ def install_weights(name: str, source: str | os.PathLike) -> WeightsInfo:
         WeightsMismatch: The file is unreadable, holds Python objects, or does not fit the architecture.
     """
     from safetensors.torch import save
+
     get_entry(name)
     sd = read_state_dict(Path(source))
     load_pretrained(name, sd)  # raises with the first keys that differ
@@ -308,13 +328,26 @@ def catalogue_rows() -> list[dict]:
     """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
     return [{**e.as_row(), **availability(e.name)} for e in list_entries()]
 
+
 MISSING = "not on this machine"
 
 
 def catalogue_table() -> list[dict]:
     """The catalogue as a person reads it (the dashboard's tables): one row per backbone, with where its weights are
     (`MISSING` when nowhere) and how to provide them."""
-    return [{"backbone": r["name"], "family": r["family"], "params (M)": r["params_m"],
-             "ImageNet top-1 %": r["imagenet_top1"], "input px": r["input_size"], "download (MB)": r["download_mb"],
-             "licence": r["licence"], "best for": r["best_for"], "weights": r["source"] or MISSING,
-             "source": r["hub"], "how to provide": r["how_to"]} for r in catalogue_rows()]
+    return [
+        {
+            "backbone": r["name"],
+            "family": r["family"],
+            "params (M)": r["params_m"],
+            "ImageNet top-1 %": r["imagenet_top1"],
+            "input px": r["input_size"],
+            "download (MB)": r["download_mb"],
+            "licence": r["licence"],
+            "best for": r["best_for"],
+            "weights": r["source"] or MISSING,
+            "source": r["hub"],
+            "how to provide": r["how_to"],
+        }
+        for r in catalogue_rows()
+    ]

@@ -1,5 +1,6 @@
 """Fine-tuning anyway: when auto kept the linear head because an epoch did not fit its budget, the same plan with
 the top layer groups opened, from the same starting head, so the probe-vs-fine-tune gap can be seen."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -41,9 +42,12 @@ def finetune_anyway(config: dict, run_folder: Path) -> tuple[TrainConfig, Planne
     n = len(plan.groups)
     frozen = tuple(i < n - 1 - ANYWAY_GROUPS for i in range(n))
     edited = edit_plan(cfg, plan, frozen=frozen, finetune_epochs=ANYWAY_EPOCHS)
-    opened = ", ".join(plan.groups[n - 1 - ANYWAY_GROUPS:n - 1])
-    edited = replace(edited, reason=f"Fine-tuning anyway: {opened} and the head for {ANYWAY_EPOCHS} epochs from the "
-                                    f"same linear head, to see the gap. {edited.reason}")
+    opened = ", ".join(plan.groups[n - 1 - ANYWAY_GROUPS : n - 1])
+    edited = replace(
+        edited,
+        reason=f"Fine-tuning anyway: {opened} and the head for {ANYWAY_EPOCHS} epochs from the "
+        f"same linear head, to see the gap. {edited.reason}",
+    )
     return cfg, replace(planned, plan=edited, cached=False)
 
 

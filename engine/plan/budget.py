@@ -1,5 +1,6 @@
 """Auto's time budget: what probing another backbone, scoring and fine-tuning will cost here, scaled from the speed
 the first probe measured, and the whole plan's length as soon as that speed is known."""
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -36,8 +37,9 @@ class Pace(NamedTuple):
 
     def seconds(self, name: str, spec: InputSpec, passes: float) -> float:
         """Seconds for `passes` forward passes of `name` at `spec`'s size, scaled from this pace by their FLOPs."""
-        return passes / self.images_per_s * total_flops(name, spec.input_size[-1]) / total_flops(self.backbone,
-                                                                                               self.size)
+        return (
+            passes / self.images_per_s * total_flops(name, spec.input_size[-1]) / total_flops(self.backbone, self.size)
+        )
 
 
 def extract_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int, mirror: bool = True) -> float:
@@ -76,8 +78,14 @@ class Forecast(NamedTuple):
 
 
 # PLR0913: the forecast's measured inputs; to call the planner's own functions
-def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,  # noqa: PLR0913
-             spec_for: Callable[[Dataset, str, int], InputSpec], others: tuple[str, ...] | None = None) -> Forecast:
+def forecast(  # noqa: PLR0913
+    cfg: TrainConfig,
+    ds: Dataset,
+    pace: Pace,
+    elapsed: float,
+    spec_for: Callable[[Dataset, str, int], InputSpec],
+    others: tuple[str, ...] | None = None,
+) -> Forecast:
     """Seconds the auto run still needs once its first probe ends (`elapsed` seconds in, at `pace`): the other probes
     that fit (or `others`, when already decided), choosing the head, the final scoring, and fine-tuning up to the
     budget when one epoch of the top group fits it (as `make_plan` decides)."""
@@ -87,15 +95,25 @@ def forecast(cfg: TrainConfig, ds: Dataset, pace: Pace, elapsed: float,  # noqa:
     for name in other_bundled(cfg.backbone, cfg.weights):
         spec = spec_for(ds, name, cfg.data.in_chans)
         est = extract_seconds(pace, name, spec, n_tv, cfg.runtime.probe_mirror)
-        fits = t + est + 10 * (len(probed) + 2) + score_seconds(pace, name, spec, len(ds.test) + 2 * len(ds.val)) \
+        fits = (
+            t + est + 10 * (len(probed) + 2) + score_seconds(pace, name, spec, len(ds.test) + 2 * len(ds.val))
             <= SAFETY * budget
+        )
         if name in others if others is not None else fits:
             t, probed = t + est, probed + [name]
     t += CHOOSE_SHARE * budget
     finish = score_seconds(pace, pace.backbone, first, len(ds.test) + 2 * len(ds.val)) + FIXED_S
     groups = model_groups(pace.backbone, (-1,), len(ds.classes))
-    epoch = epoch_seconds(pace.backbone, pace.size, groups[-2:-1], len(ds.train), len(ds.val), pace.images_per_s, 2,
-                          pick_device(cfg.runtime.device).type)
+    epoch = epoch_seconds(
+        pace.backbone,
+        pace.size,
+        groups[-2:-1],
+        len(ds.train),
+        len(ds.val),
+        pace.images_per_s,
+        2,
+        pick_device(cfg.runtime.device).type,
+    )
     if epoch > 0 and 3 * epoch <= SAFETY * budget - t - finish:
         return Forecast(SAFETY * budget - elapsed, finish, True, tuple(probed))
     # no epoch to train: validating the starting head is the val score, then the test split; each photo read once, as

@@ -5,6 +5,7 @@ A `TrainConfig` has four sections: `data` (which images, how they are split), `o
 `TrainConfig.create(**flat)` builds one from flat names and `flat()` gives them back. Stored configs carry a version;
 `from_dict` refuses keys it does not know and migrates version 1 (flat) configs of older runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,10 @@ class OptimConfig:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.batch_size < 2:
-            raise ConfigError(f"batch_size {self.batch_size}: BatchNorm needs at least 2 images per batch; use 2 or "
-                              f"more (32 is the default)")
+            raise ConfigError(
+                f"batch_size {self.batch_size}: BatchNorm needs at least 2 images per batch; use 2 or "
+                f"more (32 is the default)"
+            )
         if self.strategy == "custom" and self.freeze is None:
             raise ConfigError("strategy 'custom' needs a freeze map (one True/False per layer group)")
 
@@ -104,11 +107,11 @@ class RuntimeConfig:
     cache_activations: bool = True
 
 
-SECTIONS = {"data": DataConfig, "optim": OptimConfig, "regularisation": RegularisationConfig,
-            "runtime": RuntimeConfig}
+SECTIONS = {"data": DataConfig, "optim": OptimConfig, "regularisation": RegularisationConfig, "runtime": RuntimeConfig}
 _FLAT_NAMES = {("data", "path"): "data", ("data", "root"): "data_root"}  # where the flat name differs
-FLAT: dict[str, tuple[str, str]] = {_FLAT_NAMES.get((s, f.name), f.name): (s, f.name)
-                                    for s, cls in SECTIONS.items() for f in fields(cls)}  # flat name -> (section, name)
+FLAT: dict[str, tuple[str, str]] = {
+    _FLAT_NAMES.get((s, f.name), f.name): (s, f.name) for s, cls in SECTIONS.items() for f in fields(cls)
+}  # flat name -> (section, name)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class TrainConfig:
 
     def __post_init__(self):
         from engine.model.catalogue import get_entry
+
         get_entry(self.backbone)  # an unknown name fails here, before any data is read
 
     @classmethod
@@ -169,8 +173,10 @@ class TrainConfig:
         if version == 1:
             return cls.create(**{k: v for k, v in d.items() if k not in V1_UNUSED})
         if version != CONFIG_VERSION:
-            raise ConfigError(f"config version {version} was written by a newer TransferLab (this one reads up to "
-                              f"{CONFIG_VERSION}); upgrade TransferLab to use this run")
+            raise ConfigError(
+                f"config version {version} was written by a newer TransferLab (this one reads up to "
+                f"{CONFIG_VERSION}); upgrade TransferLab to use this run"
+            )
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
@@ -190,7 +196,12 @@ def demo_config() -> TrainConfig:
     """The Quick demo: the bundled sample, auto within a short budget (TRANSFERLAB_DEMO_BUDGET seconds, default 150),
     and TRANSFERLAB_DEMO_EPOCHS fine-tuning epochs when set."""
     from engine.paths import SAMPLE
+
     epochs = os.environ.get("TRANSFERLAB_DEMO_EPOCHS")
-    return TrainConfig.create(data=str(SAMPLE), strategy="auto", data_root=str(SAMPLE),
-                              budget=float(os.environ.get("TRANSFERLAB_DEMO_BUDGET", "150")),
-                              finetune_epochs=int(epochs) if epochs else None)
+    return TrainConfig.create(
+        data=str(SAMPLE),
+        strategy="auto",
+        data_root=str(SAMPLE),
+        budget=float(os.environ.get("TRANSFERLAB_DEMO_BUDGET", "150")),
+        finetune_epochs=int(epochs) if epochs else None,
+    )

@@ -11,6 +11,7 @@ planner measured into seconds for each step the run takes, in the order it takes
 The same rules decide the trainer's path (`activation_cut`, `cached_views`), so the estimate and the run cannot
 disagree on which path a phase takes.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -30,8 +31,14 @@ def activation_cut(cfg: TrainConfig, plan: Plan) -> int | None:
     memory share is checked on top (`runs_on_activations`, and the trainer on the real cut)."""
     boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(plan.groups) - 1)
     mixing = cfg.regularisation.mixup or cfg.regularisation.cutmix
-    wanted = (cfg.runtime.cache_activations and 0 < boundary < len(plan.groups) - 1 and not mixing
-              and plan.taps == (FINAL,) and not plan.flip_tta and plan.finetune_epochs > 0)
+    wanted = (
+        cfg.runtime.cache_activations
+        and 0 < boundary < len(plan.groups) - 1
+        and not mixing
+        and plan.taps == (FINAL,)
+        and not plan.flip_tta
+        and plan.finetune_epochs > 0
+    )
     return boundary if wanted else None
 
 
@@ -61,8 +68,9 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     trainable = [plan.groups[i] for i in plan.trainable if i < len(plan.groups) - 1]
     on_activations = runs_on_activations(cfg, plan)
     start_s = plan.n_val * views / speed if plan.head_init != "random" else 0.0
-    cache_s = (cached_views(cfg, plan) * plan.n_train + plan.n_val) / speed if plan.head_epochs or on_activations \
-        else 0.0
+    cache_s = (
+        (cached_views(cfg, plan) * plan.n_train + plan.n_val) / speed if plan.head_epochs or on_activations else 0.0
+    )
     if not ft:
         epoch_s = 0.0
     elif on_activations:
@@ -73,9 +81,16 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
     score_s = (val_again + plan.n_test) * views / speed
     planning = plan.plan_s if plan_s is None else plan_s
-    return replace(plan, images_per_s=round(speed, 2), start_s=round(start_s, 1), cache_s=round(cache_s, 1),
-                   finetune_epoch_s=round(epoch_s, 1), score_s=round(score_s, 1), plan_s=round(planning, 1),
-                   estimate_s=round(planning + start_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1))
+    return replace(
+        plan,
+        images_per_s=round(speed, 2),
+        start_s=round(start_s, 1),
+        cache_s=round(cache_s, 1),
+        finetune_epoch_s=round(epoch_s, 1),
+        score_s=round(score_s, 1),
+        plan_s=round(planning, 1),
+        estimate_s=round(planning + start_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1),
+    )
 
 
 def edit_plan(cfg: TrainConfig, plan: Plan, **changes) -> Plan:

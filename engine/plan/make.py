@@ -4,6 +4,7 @@ budget, and store the result so that whatever shows the plan and whatever runs i
 A plan is made once per (config, data): `get_plan` returns the stored one when it exists. `engine plan`, the Train
 page's preview and `engine train` all go through it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,20 @@ from engine.model.taps import FINAL
 from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.cost import costed
-from engine.plan.rules import (BANDS, BASE_LR, DEFAULT_EPOCHS, FIXED_S, HEAD_LR, STRATEGY_TEXT, Plan, band,
-                               discriminative, group_labels, layer_decay, norm_note)
+from engine.plan.rules import (
+    BANDS,
+    BASE_LR,
+    DEFAULT_EPOCHS,
+    FIXED_S,
+    HEAD_LR,
+    STRATEGY_TEXT,
+    Plan,
+    band,
+    discriminative,
+    group_labels,
+    layer_decay,
+    norm_note,
+)
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
 from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
@@ -63,46 +76,70 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
 def load_data(cfg: TrainConfig) -> Dataset:
     """The dataset of `cfg`, split as every plan and run of it splits it."""
     d = cfg.data
-    ds = load_dataset(d.path, d.val, d.val_fraction, cfg.runtime.seed, test=d.test, test_fraction=d.test_fraction,
-                      root=d.root, allow_outside=d.allow_outside_root)
+    ds = load_dataset(
+        d.path,
+        d.val,
+        d.val_fraction,
+        cfg.runtime.seed,
+        test=d.test,
+        test_fraction=d.test_fraction,
+        root=d.root,
+        allow_outside=d.allow_outside_root,
+    )
     _check(ds)
     return ds
 
 
 def _check(ds: Dataset) -> None:
     if len(ds.classes) < 2:
-        raise DataError(f"{ds.root}: a classifier needs at least 2 classes with training images, found "
-                        f"{len(ds.classes)} ({', '.join(ds.classes) or 'none'}); add a folder of images per class")
+        raise DataError(
+            f"{ds.root}: a classifier needs at least 2 classes with training images, found "
+            f"{len(ds.classes)} ({', '.join(ds.classes) or 'none'}); add a folder of images per class"
+        )
     if not ds.val:
         raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
 
 
-def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device: torch.device | None = None
-              ) -> Planned:
+def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device: torch.device | None = None) -> Planned:
     """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds`."""
     t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
-        return Planned(_resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "",
-                                elapsed=time.perf_counter() - t0), ds, None, [])
+        return Planned(
+            _resolve(
+                cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "", elapsed=time.perf_counter() - t0
+            ),
+            ds,
+            None,
+            [],
+        )
     decided: dict = {}
     if cfg.optim.strategy == "auto":  # the run's length, for the time left it shows: first from the probe's pace,
+
         def early(speed: float, probe_end: float) -> None:  # which also decides the other probes (made once)
             rest = forecast(cfg, ds, Pace(cfg.backbone, spec.input_size[-1], speed), probe_end - t0, spec_for)
             decided["others"] = rest.others
             progress.expect_after(f"probe {cfg.backbone}", rest.left_s)
     else:  # a fixed strategy's plan does not depend on the probe's result: costed at its pace, the rest is known
+
         def early(speed: float, probe_end: float) -> None:
             rest = _resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "", speed=speed)
             progress.expect_after(f"probe {cfg.backbone}", rest.estimate_s)
+
     probes = [_probe(cfg, ds, cfg.backbone, spec, progress, early)]
     if cfg.optim.strategy == "auto":  # then as the whole probe measured it
         fc = forecast(cfg, ds, Pace.of(probes[0]), time.perf_counter() - t0, spec_for, decided.get("others"))
         progress.expect(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
-        return Planned(_resolve(cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], "",
-                                elapsed=time.perf_counter() - t0), ds, p.head, probes)
+        return Planned(
+            _resolve(
+                cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], "", elapsed=time.perf_counter() - t0
+            ),
+            ds,
+            p.head,
+            probes,
+        )
     budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0])
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
@@ -116,8 +153,9 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
         progress.expect_after("choose the head", fc.finish_s)
     choosing = progress.step("choose the head")
     choosing(0.0)
-    choice, scored, metric = choose_head(probes, len(ds.classes), imbalance, seconds=max(5.0, CHOOSE_SHARE * budget),
-                                         progress=choosing)
+    choice, scored, metric = choose_head(
+        probes, len(ds.classes), imbalance, seconds=max(5.0, CHOOSE_SHARE * budget), progress=choosing
+    )
     choosing(1.0)
     p = next(q for q in probes if q.backbone == choice.backbone)
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
@@ -125,21 +163,49 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
     # saving and scoring the test split
     finish = score_seconds(Pace.of(p), p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
     left = SAFETY * budget - (time.perf_counter() - t0) - finish
-    plan = _resolve(cfg, ds, p.input_spec, p.backbone, choice.taps, choice.flip, probes[0], head, scored, metric,
-                    choice=choice, seconds_left=left, speed=p.images_per_s, elapsed=time.perf_counter() - t0)
+    plan = _resolve(
+        cfg,
+        ds,
+        p.input_spec,
+        p.backbone,
+        choice.taps,
+        choice.flip,
+        probes[0],
+        head,
+        scored,
+        metric,
+        choice=choice,
+        seconds_left=left,
+        speed=p.images_per_s,
+        elapsed=time.perf_counter() - t0,
+    )
     return Planned(plan, ds, head, probes)
 
 
 # PLR0913: the probe's backbone and input, and who watches it
-def _probe(cfg: TrainConfig, ds: Dataset, name: str, spec: InputSpec, progress: Progress,  # noqa: PLR0913
-           early: Callable[[float, float], None] | None = None) -> ProbeResult:
+def _probe(  # noqa: PLR0913
+    cfg: TrainConfig,
+    ds: Dataset,
+    name: str,
+    spec: InputSpec,
+    progress: Progress,
+    early: Callable[[float, float], None] | None = None,
+) -> ProbeResult:
     """The probe of `name` as the step "probe <name>"; `early(images/s, expected end)` is told the extraction's pace
     once a sixth of it past its first batch is done, or at its end (never from the cache)."""
     n_images = len(ds.train) + len(ds.val)
     step = _PacedProbe(progress, f"probe {name}", feature_views(n_images, cfg.runtime.probe_mirror) * n_images, early)
     step(0.0)
-    r = probe(ds, name, cfg.weights if name == cfg.backbone else "auto", per_stage=cfg.optim.strategy == "auto",
-              in_channels=cfg.data.in_chans, spec=spec, progress=step, mirror=cfg.runtime.probe_mirror)
+    r = probe(
+        ds,
+        name,
+        cfg.weights if name == cfg.backbone else "auto",
+        per_stage=cfg.optim.strategy == "auto",
+        in_channels=cfg.data.in_chans,
+        spec=spec,
+        progress=step,
+        mirror=cfg.runtime.probe_mirror,
+    )
     step(1.0)
     return r
 
@@ -171,10 +237,22 @@ def _imbalance(ds: Dataset) -> float:
 
 
 # C901, PLR0913, PLR0915: every plan field from the probe; to be split by strategy (open issue 20)
-def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps: tuple[int, ...], flip: bool,  # noqa: C901, PLR0913, PLR0915
-             p: ProbeResult | None, head: LinearFit | None, scored: list[HeadChoice], metric: str,
-             choice: HeadChoice | None = None, seconds_left: float = 0.0, speed: float = 0.0,
-             elapsed: float = 0.0) -> Plan:
+def _resolve(  # noqa: C901, PLR0913, PLR0915
+    cfg: TrainConfig,
+    ds: Dataset,
+    spec: InputSpec,
+    backbone: str,
+    taps: tuple[int, ...],
+    flip: bool,
+    p: ProbeResult | None,
+    head: LinearFit | None,
+    scored: list[HeadChoice],
+    metric: str,
+    choice: HeadChoice | None = None,
+    seconds_left: float = 0.0,
+    speed: float = 0.0,
+    elapsed: float = 0.0,
+) -> Plan:
     """Every field of the plan for the strategy, from the probe (and, for auto, the choice and the time left)."""
     groups = model_groups(backbone, taps, len(ds.classes))
     n, headi = len(groups), len(groups) - 1
@@ -189,8 +267,9 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     reason = STRATEGY_TEXT.get(s, "").format(k=cfg.optim.top_k, norm=norm)
     if s == "auto":
         base = cfg.optim.lr or AUTO_LR
-        trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, backbone, spec, groups, taps, p, head, choice,
-                                                              scored, metric, seconds_left, speed, elapsed)
+        trainable, ft_epochs, augment, reason = _auto_finetune(
+            cfg, ds, backbone, spec, groups, taps, p, head, choice, scored, metric, seconds_left, speed, elapsed
+        )
         head_epochs, bn_frozen, warmup = 0, True, 1 if ft_epochs else 0
     elif s == "feature-extraction":
         trainable, ft_epochs, warmup = [headi], 0, 0
@@ -202,8 +281,9 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
         ft_epochs = DEFAULT_EPOCHS["scratch"] if s == "scratch" else ft_epochs
     else:
         if len(cfg.optim.freeze) != n:
-            raise ValueError(f"the freeze map has {len(cfg.optim.freeze)} entries; this model has {n} groups "
-                             f"({', '.join(groups)})")
+            raise ValueError(
+                f"the freeze map has {len(cfg.optim.freeze)} entries; this model has {n} groups ({', '.join(groups)})"
+            )
         trainable = [i for i in range(n) if not cfg.optim.freeze[i]]
     decay = cfg.optim.lr_decay or layer_decay(is_transformer(backbone))
     lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, decay, cfg.optim.lr_floor)
@@ -216,43 +296,101 @@ def _resolve(cfg: TrainConfig, ds: Dataset, spec: InputSpec, backbone: str, taps
     if ft_epochs == 0:
         trainable = [headi] if s != "scratch" else trainable
     lrs = [lr if i in trainable else 0.0 for i, lr in enumerate(lrs)]
-    chosen = next((c for c in scored if choice and c.taps == choice.taps and c.c == choice.c
-                   and c.backbone == choice.backbone and c.flip == choice.flip), None)
+    chosen = next(
+        (
+            c
+            for c in scored
+            if choice
+            and c.taps == choice.taps
+            and c.c == choice.c
+            and c.backbone == choice.backbone
+            and c.flip == choice.flip
+        ),
+        None,
+    )
     views = 2 if flip else 1
     dim, n_img = head_dim(backbone, tuple(taps)), len(ds.train) + len(ds.val) + len(ds.test)
     k = views_that_fit(len(ds.train), dim, cfg.runtime.views)
     if k < cfg.runtime.views and (head_epochs or ft_epochs):
-        reason += (f" {k} augmented view(s) of the {len(ds.train):,} training photos are cached, not "
-                   f"{cfg.runtime.views}: more would not fit in the memory budget (TRANSFERLAB_MEMORY).")
+        reason += (
+            f" {k} augmented view(s) of the {len(ds.train):,} training photos are cached, not "
+            f"{cfg.runtime.views}: more would not fit in the memory budget (TRANSFERLAB_MEMORY)."
+        )
     fit = min(fit_rows(dim, views), len(ds.train)) * dim * views * FIT_BYTES_PER_VALUE
-    ram, disk = plan_bytes(backbone, n_img, len(ds.train), k, dim, int(get_entry(backbone).params_m * 1e6),
-                           int(np.prod(spec.input_size)), fit)
+    ram, disk = plan_bytes(
+        backbone,
+        n_img,
+        len(ds.train),
+        k,
+        dim,
+        int(get_entry(backbone).params_m * 1e6),
+        int(np.prod(spec.input_size)),
+        fit,
+    )
     if ft_epochs and device_input(pick_device(cfg.runtime.device), cfg.regularisation.augment or augment):
         disk += pixel_bytes(len(ds.train), spec)  # the training photos decoded once for the GPU input path
     if s != "auto" and p is not None and head is not None:
-        reason += (f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
-                   f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
-                   f"{BANDS[band(p.accuracy)][2]}); the run starts from it and keeps it unless an epoch beats it.")
+        reason += (
+            f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
+            f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
+            f"{BANDS[band(p.accuracy)][2]}); the run starts from it and keeps it unless an epoch beats it."
+        )
     plan = Plan(
-        data=cfg.data.path, fingerprint=ds.fingerprint(), backbone=backbone, in_chans=cfg.data.in_chans,
-        input_spec=spec.to_dict(), strategy=s, taps=tuple(taps), tap_label=label_of(tuple(taps), names, flip),
-        flip_tta=flip, head_init=init, groups=tuple(groups), labels=tuple(group_labels(groups)),
-        head_lr=cfg.optim.head_lr or HEAD_LR[init], head_epochs=head_epochs,
-        frozen=tuple(i not in trainable for i in range(n)), lrs=tuple(lrs), finetune_epochs=ft_epochs,
+        data=cfg.data.path,
+        fingerprint=ds.fingerprint(),
+        backbone=backbone,
+        in_chans=cfg.data.in_chans,
+        input_spec=spec.to_dict(),
+        strategy=s,
+        taps=tuple(taps),
+        tap_label=label_of(tuple(taps), names, flip),
+        flip_tta=flip,
+        head_init=init,
+        groups=tuple(groups),
+        labels=tuple(group_labels(groups)),
+        head_lr=cfg.optim.head_lr or HEAD_LR[init],
+        head_epochs=head_epochs,
+        frozen=tuple(i not in trainable for i in range(n)),
+        lrs=tuple(lrs),
+        finetune_epochs=ft_epochs,
         warmup_epochs=cfg.optim.warmup_epochs if cfg.optim.warmup_epochs is not None else (warmup if ft_epochs else 0),
         augment=cfg.regularisation.augment or augment,
-        bn_frozen_stats=bn_frozen, batch_size=cfg.optim.batch_size, views=k, reason=reason,
-        probe_accuracy=p.accuracy if p else None, head_accuracy=head.accuracy if head else None,
-        head_cv=chosen.cv if chosen else None, metric=metric or "accuracy",
-        candidates=tuple(c.to_dict() for c in scored), test_source=ds.test_source, n_train=len(ds.train),
-        n_val=len(ds.val), n_test=len(ds.test), ram_bytes=ram, disk_bytes=disk)
+        bn_frozen_stats=bn_frozen,
+        batch_size=cfg.optim.batch_size,
+        views=k,
+        reason=reason,
+        probe_accuracy=p.accuracy if p else None,
+        head_accuracy=head.accuracy if head else None,
+        head_cv=chosen.cv if chosen else None,
+        metric=metric or "accuracy",
+        candidates=tuple(c.to_dict() for c in scored),
+        test_source=ds.test_source,
+        n_train=len(ds.train),
+        n_val=len(ds.val),
+        n_test=len(ds.test),
+        ram_bytes=ram,
+        disk_bytes=disk,
+    )
     return costed(cfg, plan, speed or (p.images_per_s if p else 0.0), pick_device(cfg.runtime.device).type, elapsed)
 
 
 # PLR0913: auto's inputs passed apart; to be split with _resolve (issue 20)
-def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec, groups: list[str],  # noqa: PLR0913
-                   taps: tuple[int, ...], p: ProbeResult, head: LinearFit, choice: HeadChoice, scored: list[HeadChoice],
-                   metric: str, seconds_left: float, speed: float, elapsed: float) -> tuple[list[int], int, str, str]:
+def _auto_finetune(  # noqa: PLR0913
+    cfg: TrainConfig,
+    ds: Dataset,
+    backbone: str,
+    spec: InputSpec,
+    groups: list[str],
+    taps: tuple[int, ...],
+    p: ProbeResult,
+    head: LinearFit,
+    choice: HeadChoice,
+    scored: list[HeadChoice],
+    metric: str,
+    seconds_left: float,
+    speed: float,
+    elapsed: float,
+) -> tuple[list[int], int, str, str]:
     """Auto's phase 2 within the time left: the deepest of (top group, top 2, top 4, all) that fits 12 epochs, else the
     top group for as many epochs as fit (at least 3), else none. Returns (trainable, epochs, augment, reason)."""
     headi = len(groups) - 1
@@ -260,8 +398,11 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec
     size = spec.input_size[-1]
     views = 2 if choice.flip else 1
     where = pick_device(cfg.runtime.device).type
-    cost = lambda k: epoch_seconds(backbone, size, groups[headi - k:headi], len(ds.train), len(ds.val),  # noqa: E731
-                                   speed, views, where)
+
+    def cost(k: int) -> float:
+        """Seconds of one fine-tuning epoch with the top `k` groups below the head trainable."""
+        return epoch_seconds(backbone, size, groups[headi - k : headi], len(ds.train), len(ds.val), speed, views, where)
+
     depths = [k for k in (1, 2, 4, headi) if k <= headi]
     k = next((d for d in reversed(depths) if 12 * cost(d) <= seconds_left), 1)
     epochs = min(15, int(seconds_left // cost(k))) if cost(k) > 0 else 0
@@ -271,22 +412,34 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, backbone: str, spec: InputSpec
     best = max(scored, key=lambda c: c.cv or 0)
     final = next((c for c in scored if c.taps == (FINAL,) and not c.flip and c.backbone == scored[0].backbone), None)
     n_scored = len({(c.backbone, c.taps, c.flip) for c in scored})
-    evidence = (f"{n_scored} candidate heads were scored by {metric} in 5-fold cross-validation on the "
-                f"{ds_size(ds)} labelled photos outside the test split. The best is {choice.label} on {backbone} "
-                f"({best.cv:.1%}" + (f", against {final.cv:.1%} for {scored[0].backbone}'s final features alone"
-                                    if final and final.cv is not None and final is not best else "") + "). "
-                if best.cv is not None else f"Too few photos to cross-validate: the head is {choice.label}. ")
+    evidence = (
+        f"{n_scored} candidate heads were scored by {metric} in 5-fold cross-validation on the "
+        f"{ds_size(ds)} labelled photos outside the test split. The best is {choice.label} on {backbone} "
+        f"({best.cv:.1%}"
+        + (
+            f", against {final.cv:.1%} for {scored[0].backbone}'s final features alone"
+            if final and final.cv is not None and final is not best
+            else ""
+        )
+        + "). "
+        if best.cv is not None
+        else f"Too few photos to cross-validate: the head is {choice.label}. "
+    )
     start = f"The run starts from that linear head ({head.accuracy:.1%} on the {len(ds.val)} validation photos). "
     if epochs:
-        body = ", ".join(groups[headi - k:headi])
-        tune = (f"Then {body} {'is' if k == 1 else 'are'} fine-tuned with it for {epochs} epochs (about "
-                f"{epochs * cost(k):.0f} s here; {augment} augmentation; "
-                f"{norm_note(has_batchnorm(backbone))}), and the run keeps "
-                f"whichever is better on the validation photos: the linear head or a fine-tuned epoch.")
+        body = ", ".join(groups[headi - k : headi])
+        tune = (
+            f"Then {body} {'is' if k == 1 else 'are'} fine-tuned with it for {epochs} epochs (about "
+            f"{epochs * cost(k):.0f} s here; {augment} augmentation; "
+            f"{norm_note(has_batchnorm(backbone))}), and the run keeps "
+            f"whichever is better on the validation photos: the linear head or a fine-tuned epoch."
+        )
     else:
-        tune = (f"Fine-tuning does not fit the time left ({max(0.0, seconds_left):.0f} s of a "
-                f"{cfg.optim.budget or DEFAULT_BUDGET_S:.0f} s budget, about {cost(1):.0f} s per epoch here), so the "
-                f"linear head is the model.")
+        tune = (
+            f"Fine-tuning does not fit the time left ({max(0.0, seconds_left):.0f} s of a "
+            f"{cfg.optim.budget or DEFAULT_BUDGET_S:.0f} s budget, about {cost(1):.0f} s per epoch here), so the "
+            f"linear head is the model."
+        )
     return trainable, epochs, augment, evidence + start + tune
 
 

@@ -2,6 +2,7 @@
 
 Errors stop the run (the plan cannot do what it says); warnings are pitfalls a person may accept knowingly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,33 +28,68 @@ def preflight(plan: Plan) -> list[Finding]:
     pretrained = plan.head_init != "random"
     idle = [plan.groups[i] for i in plan.trainable if plan.lrs[i] <= 0 and plan.finetune_epochs]
     if idle:
-        out.append(Finding("zero-lr", f"group(s) {', '.join(idle)} are trainable but their learning rate is 0, so "
-                           f"they would not change", "give them a rate, or freeze them", error=True))
+        out.append(
+            Finding(
+                "zero-lr",
+                f"group(s) {', '.join(idle)} are trainable but their learning rate is 0, so they would not change",
+                "give them a rate, or freeze them",
+                error=True,
+            )
+        )
     if plan.head_epochs and plan.head_lr <= 0:
-        out.append(Finding("zero-head-lr", "the head phase has a learning rate of 0", "give the head a rate",
-                           error=True))
+        out.append(
+            Finding("zero-head-lr", "the head phase has a learning rate of 0", "give the head a rate", error=True)
+        )
     if plan.total_epochs == 0 and plan.head_init == "random":
         out.append(Finding("no-epochs", "the plan trains nothing and its head is random", "add epochs", error=True))
     hot = [plan.groups[i] for i, lr in enumerate(plan.lrs[:head]) if pretrained and lr > 1e-3]
     if hot:
-        out.append(Finding("high-lr", f"pretrained group(s) {', '.join(hot)} train at a rate above 1e-3: this erases "
-                           f"what they learned on ImageNet", "use discriminative rates (1e-4 to 1e-5 below the head)"))
+        out.append(
+            Finding(
+                "high-lr",
+                f"pretrained group(s) {', '.join(hot)} train at a rate above 1e-3: this erases "
+                f"what they learned on ImageNet",
+                "use discriminative rates (1e-4 to 1e-5 below the head)",
+            )
+        )
     cold = [plan.groups[i] for i in plan.trainable if plan.finetune_epochs and 0 < plan.lrs[i] < BASE_LR * COLD]
     if plan.trainable and len(cold) == len(plan.trainable):
-        out.append(Finding("low-lr", f"every trainable group's rate is below {BASE_LR * COLD:.0e}, over "
-                           f"{1 / COLD:.0f} times below the usual head rate {BASE_LR:.0e}: the weights would hardly "
-                           f"move", "check the learning-rate suggestion (its curve should be falling there), or keep "
-                           "the plan's rates"))
+        out.append(
+            Finding(
+                "low-lr",
+                f"every trainable group's rate is below {BASE_LR * COLD:.0e}, over "
+                f"{1 / COLD:.0f} times below the usual head rate {BASE_LR:.0e}: the weights would hardly "
+                f"move",
+                "check the learning-rate suggestion (its curve should be falling there), or keep the plan's rates",
+            )
+        )
     if not any(plan.frozen) and plan.finetune_epochs and plan.warmup_epochs == 0 and pretrained:
-        out.append(Finding("no-warmup", "full fine-tuning starts at full rate: the head's large early gradients "
-                           "disturb the pretrained layers", "warm up for at least one epoch (warmup_epochs=1)"))
+        out.append(
+            Finding(
+                "no-warmup",
+                "full fine-tuning starts at full rate: the head's large early gradients disturb the pretrained layers",
+                "warm up for at least one epoch (warmup_epochs=1)",
+            )
+        )
     if plan.ram_bytes > memory_budget():
-        out.append(Finding("memory", f"the plan's caches need about {plan.ram_bytes / 1e9:.1f} GB of memory and the "
-                           f"budget is {memory_budget() / 1e9:.1f} GB", "cache fewer augmented views (views), or "
-                           "raise TRANSFERLAB_MEMORY if the machine has the memory", error=True))
+        out.append(
+            Finding(
+                "memory",
+                f"the plan's caches need about {plan.ram_bytes / 1e9:.1f} GB of memory and the "
+                f"budget is {memory_budget() / 1e9:.1f} GB",
+                "cache fewer augmented views (views), or raise TRANSFERLAB_MEMORY if the machine has the memory",
+                error=True,
+            )
+        )
     if plan.batch_size < 2:
-        out.append(Finding("batch-size", f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
-                           "use a batch size of 2 or more (32 is the default)", error=True))
+        out.append(
+            Finding(
+                "batch-size",
+                f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
+                "use a batch size of 2 or more (32 is the default)",
+                error=True,
+            )
+        )
     return out
 
 

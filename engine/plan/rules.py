@@ -4,6 +4,7 @@ It names the data, backbone and channels it belongs to, the model (taps, mirror-
 starts), each phase's frozen map, per-group rates and epochs, the augmentation and BatchNorm policy, the reason in
 plain words with the evidence behind it, and what the run will cost. Every rule that shapes a plan lives here.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -11,22 +12,24 @@ from dataclasses import asdict, dataclass, fields, replace
 from engine.model.catalogue import is_transformer
 
 # The classic transfer-learning table: the final-feature probe's accuracy → how much of the network to retrain.
-BANDS = ((0.85, "above 85%", "feature extraction: train only a new head", 0),
-         (0.70, "70–85%", "fine-tune the top 1–2 layer groups", 2),
-         (0.50, "50–70%", "fine-tune the top 3–4 groups with discriminative learning rates", 4),
-         (0.00, "below 50%", "fine-tune the whole network", None))
+BANDS = (
+    (0.85, "above 85%", "feature extraction: train only a new head", 0),
+    (0.70, "70–85%", "fine-tune the top 1–2 layer groups", 2),
+    (0.50, "50–70%", "fine-tune the top 3–4 groups with discriminative learning rates", 4),
+    (0.00, "below 50%", "fine-tune the whole network", None),
+)
 DEFAULT_EPOCHS = {"head": 10, "finetune": 15, "scratch": 25}
 HEAD_LR = {"probe": 1e-3, "random": 1e-2}  # phase 1: a head that starts at the probe's optimum moves gently
 FIXED_S = 5.0  # seconds of every run for building the model, saving it and writing the results
 BASE_LR = 1e-3  # phase 2: the head's rate; groups below get BASE_LR * decay ** distance, at least BASE_LR * floor
 STRATEGY_TEXT = {
     "feature-extraction": "The backbone stays frozen; the head starts from the linear probe and is trained on "
-                          "augmented views of your photos.",
+    "augmented views of your photos.",
     "top-k": "The head starts from the linear probe; then the top {k} layer group(s) and the head are fine-tuned.",
     "full": "The head starts from the linear probe; then every group is fine-tuned, with smaller rates for earlier "
-            "groups.",
+    "groups.",
     "lp-ft": "The head is the linear probe's solution; then the whole network is fine-tuned gently (LP-FT, Kumar et "
-             "al. 2022); {norm}.",
+    "al. 2022); {norm}.",
     "scratch": "Random initialisation, every group at the same rate: the baseline transfer learning beats.",
     "custom": "Your freeze map and rates.",
 }
@@ -50,12 +53,16 @@ def layer_decay(transformer: bool) -> float:
 
 def norm_note(has_batchnorm: bool) -> str:
     """How normalisation behaves while fine-tuning from the probe, in words."""
-    return ("BatchNorm statistics kept" if has_batchnorm else
-            "LayerNorm normalises each image itself: no running statistics to keep")
+    return (
+        "BatchNorm statistics kept"
+        if has_batchnorm
+        else "LayerNorm normalises each image itself: no running statistics to keep"
+    )
 
 
-def discriminative(n_groups: int, trainable: list[int], base: float, decay: float = 0.1,
-                   floor: float = 0.01) -> list[float]:
+def discriminative(
+    n_groups: int, trainable: list[int], base: float, decay: float = 0.1, floor: float = 0.01
+) -> list[float]:
     """Per group: the head `base`, the group below it `base * decay`, earlier ones `base * decay**d`, at least
     `base * floor`; 0 for frozen groups."""
     head = n_groups - 1
@@ -136,14 +143,22 @@ class Plan:
         """What this plan advises, as the Probe page shows it: what it will train, the head, the reason in words, and
         the classic rule of thumb for its final-feature probe."""
         trained = [g for g, f in zip(self.groups[:-1], self.frozen[:-1]) if not f]
-        does = (f"fine-tune {', '.join(trained)} with the head for {self.finetune_epochs} epochs"
-                if trained and self.finetune_epochs else "train only a new head (feature extraction)")
+        does = (
+            f"fine-tune {', '.join(trained)} with the head for {self.finetune_epochs} epochs"
+            if trained and self.finetune_epochs
+            else "train only a new head (feature extraction)"
+        )
         rule = None
         if self.probe_accuracy is not None:
             b = BANDS[band(self.probe_accuracy)]
             rule = {"probe_accuracy": self.probe_accuracy, "band": b[1], "suggests": b[2]}
-        return {"strategy": self.strategy, "does": does, "head": self.tap_label, "reason": self.reason,
-                "rule_of_thumb": rule}
+        return {
+            "strategy": self.strategy,
+            "does": does,
+            "head": self.tap_label,
+            "reason": self.reason,
+            "rule_of_thumb": rule,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":
@@ -154,9 +169,16 @@ class Plan:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     # PLR0913: keyword edits of the plan's fields, each optional
-    def edit(self, frozen: tuple[bool, ...] | None = None, lrs: tuple[float, ...] | None = None,  # noqa: PLR0913
-             head_lr: float | None = None, head_epochs: int | None = None, finetune_epochs: int | None = None,
-             decay: float | None = None, floor: float = 0.01) -> "Plan":
+    def edit(  # noqa: PLR0913
+        self,
+        frozen: tuple[bool, ...] | None = None,
+        lrs: tuple[float, ...] | None = None,
+        head_lr: float | None = None,
+        head_epochs: int | None = None,
+        finetune_epochs: int | None = None,
+        decay: float | None = None,
+        floor: float = 0.01,
+    ) -> "Plan":
         """This plan with a person's edits; any change makes it "custom". A group unfrozen without a rate gets the
         rate the decay rule implies (the backbone family's unless `decay` is given); a frozen group's rate is 0."""
         decay = decay or layer_decay(is_transformer(self.backbone))
@@ -164,17 +186,28 @@ class Plan:
         base = next((lr for lr in reversed(self.lrs) if lr), BASE_LR)
         implied = discriminative(len(frozen), [i for i, f in enumerate(frozen) if not f], base, decay, floor)
         new = list(self.lrs if lrs is None else lrs)
-        new = [0.0 if f else (new[i] if new[i] and not (self.frozen[i] and lrs is None) else implied[i])
-               for i, f in enumerate(frozen)]
-        changes = dict(frozen=frozen, lrs=tuple(new), head_lr=self.head_lr if head_lr is None else head_lr,
-                       head_epochs=self.head_epochs if head_epochs is None else head_epochs,
-                       finetune_epochs=self.finetune_epochs if finetune_epochs is None else finetune_epochs)
+        new = [
+            0.0 if f else (new[i] if new[i] and not (self.frozen[i] and lrs is None) else implied[i])
+            for i, f in enumerate(frozen)
+        ]
+        changes = dict(
+            frozen=frozen,
+            lrs=tuple(new),
+            head_lr=self.head_lr if head_lr is None else head_lr,
+            head_epochs=self.head_epochs if head_epochs is None else head_epochs,
+            finetune_epochs=self.finetune_epochs if finetune_epochs is None else finetune_epochs,
+        )
         if all(getattr(self, k) == v for k, v in changes.items()):
             return self
         trainable = [self.groups[i] for i, f in enumerate(frozen) if not f]
-        return replace(self, **changes, strategy="custom", edited=True,
-                       reason=f"Your edit of the {self.strategy} plan: {', '.join(trainable) or 'nothing'} trainable "
-                              f"in phase 2. Before the edit: {self.reason}")
+        return replace(
+            self,
+            **changes,
+            strategy="custom",
+            edited=True,
+            reason=f"Your edit of the {self.strategy} plan: {', '.join(trainable) or 'nothing'} trainable "
+            f"in phase 2. Before the edit: {self.reason}",
+        )
 
 
 def group_labels(groups: list[str]) -> list[str]:

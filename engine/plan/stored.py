@@ -1,5 +1,6 @@
 """Plans at rest: a plan (plan.json) and the probe fit its head starts from (head.npz), in a plan-cache folder or a
 run folder. A stored plan is refused for data other than the data it was made for."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def save_planned(folder: Path, planned: Planned) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if planned.head is not None:
         h = planned.head
-        paths.atomic_write(folder / "head.npz", lambda f: np.savez(f, coef=h.std_coef, intercept=h.std_intercept,
-                                                                    mean=h.mean, scale=h.scale, accuracy=h.accuracy))
+        paths.atomic_write(
+            folder / "head.npz",
+            lambda f: np.savez(
+                f, coef=h.std_coef, intercept=h.std_intercept, mean=h.mean, scale=h.scale, accuracy=h.accuracy
+            ),
+        )
     paths.atomic_write(folder / "plan.json", json.dumps(planned.plan.to_dict(), indent=2).encode())
 
 
@@ -44,11 +49,14 @@ def load_planned(folder: Path, ds: Dataset) -> Planned | None:
         return None
     plan = Plan.from_dict(json.loads((folder / "plan.json").read_text()))
     if plan.fingerprint != ds.fingerprint():
-        raise DataError(f"the plan in {folder} was made for other data ({plan.data}); the data changed since, so "
-                        f"make a new plan (start a new run)")
+        raise DataError(
+            f"the plan in {folder} was made for other data ({plan.data}); the data changed since, so "
+            f"make a new plan (start a new run)"
+        )
     head = None
     if (folder / "head.npz").exists():
         with np.load(folder / "head.npz") as z:
-            head = LinearFit(float(z["accuracy"]), np.zeros(0), np.zeros(0), z["coef"], z["intercept"], z["mean"],
-                             z["scale"])
+            head = LinearFit(
+                float(z["accuracy"]), np.zeros(0), np.zeros(0), z["coef"], z["intercept"], z["mean"], z["scale"]
+            )
     return Planned(plan, ds, head, [], cached=True)

@@ -5,6 +5,7 @@ One 300-image validation split is too noisy to choose a stage, a regularisation 
 error is about two points. Five folds over all labelled non-test images cost seconds on cached features and cut the
 noise. The test split is never read here.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,8 +56,17 @@ def _pooled(fs: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 # PLR0913: one candidate head's fields plus the folds
-def cross_validate(fs: FeatureSet, taps: tuple[int, ...], flip: bool, c: float, balanced: bool, n_classes: int,  # noqa: PLR0913
-                   metric: str = "accuracy", folds: int = FOLDS, seed: int = 0) -> tuple[float, float] | None:
+def cross_validate(  # noqa: PLR0913
+    fs: FeatureSet,
+    taps: tuple[int, ...],
+    flip: bool,
+    c: float,
+    balanced: bool,
+    n_classes: int,
+    metric: str = "accuracy",
+    folds: int = FOLDS,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """Mean and standard deviation over stratified folds of train + val; None when a class has under 2 images."""
     rows, y = _pooled(fs)
     views = range(fs.views if flip else 1)
@@ -69,8 +79,16 @@ def cross_validate(fs: FeatureSet, taps: tuple[int, ...], flip: bool, c: float, 
     feats = [fs.rows(rows, taps, v) for v in views]
     scores = []
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, y):
-        fit = fit_linear(np.concatenate([f[tr] for f in feats]), np.concatenate([y[tr]] * len(feats)),
-                         np.mean([f[te] for f in feats], axis=0), y[te], n_classes, c, balanced, tol=1e-3)
+        fit = fit_linear(
+            np.concatenate([f[tr] for f in feats]),
+            np.concatenate([y[tr]] * len(feats)),
+            np.mean([f[te] for f in feats], axis=0),
+            y[te],
+            n_classes,
+            c,
+            balanced,
+            tol=1e-3,
+        )
         scores.append(_metric(y[te], fit.predictions, metric))
     return float(np.mean(scores)), float(np.std(scores))
 
@@ -86,8 +104,9 @@ def _metric(y: np.ndarray, pred: np.ndarray, metric: str) -> float:
 
 def label_of(taps: tuple[int, ...], names: dict[int, str], flip: bool) -> str:
     body = [names[t] for t in taps if t != FINAL]
-    parts = ([f"{body[0]} to {body[-1]}" if len(body) > 2 else " + ".join(body)] if body else []) + \
-        (["final features"] if FINAL in taps else [])
+    parts = ([f"{body[0]} to {body[-1]}" if len(body) > 2 else " + ".join(body)] if body else []) + (
+        ["final features"] if FINAL in taps else []
+    )
     return " + ".join(parts) + (", with mirror images" if flip else "")
 
 
@@ -99,15 +118,24 @@ def candidate_taps(probe: ProbeResult) -> list[tuple[int, ...]]:
         return [(FINAL,)]
     best = probe.best_stage["tap"]
     last = body[-1]
-    sets = [(FINAL,), (best,), tuple(t for t in (best - 1, best) if t in body),
-            tuple(t for t in range(best - 3, best + 1) if t in body), tuple(t for t in range(last - 3, last + 1)
-                                                                            if t in body)]
+    sets = [
+        (FINAL,),
+        (best,),
+        tuple(t for t in (best - 1, best) if t in body),
+        tuple(t for t in range(best - 3, best + 1) if t in body),
+        tuple(t for t in range(last - 3, last + 1) if t in body),
+    ]
     return list(dict.fromkeys(s for s in sets if s))
 
 
 # C901, PLR0912, PLR0913: the candidate list's rules, each a branch; to move to rules.py
-def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, seconds: float | None = None,  # noqa: C901, PLR0912, PLR0913
-                progress: Step = QUIET_STEP) -> tuple[HeadChoice, list[HeadChoice], str]:
+def choose_head(
+    probes: list[ProbeResult],
+    n_classes: int,
+    imbalance: float,
+    seconds: float | None = None,  # noqa: C901, PLR0912, PLR0913
+    progress: Step = QUIET_STEP,
+) -> tuple[HeadChoice, list[HeadChoice], str]:
     """Scores the candidates of every probed backbone and returns (the best, all scored, the metric used).
 
     Candidates are scored in order of promise; when `seconds` runs out the rest are skipped (the final-feature probe
@@ -120,7 +148,7 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
         names = {c["tap"]: c["name"] for c in p.stage_curve}
         mirrored = p.features.views > 1  # large datasets are probed without the mirror view
         for taps in candidate_taps(p):
-            for flip in ((False, True) if taps == (FINAL,) and mirrored else (mirrored,)):
+            for flip in (False, True) if taps == (FINAL,) and mirrored else (mirrored,):
                 todo.append(HeadChoice(p.backbone, taps, flip, BASE_C, balanced, label_of(taps, names, flip)))
     t0, scored = time.perf_counter(), []
     by_name = {p.backbone: p for p in probes}
@@ -143,8 +171,9 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
             break
         progress.check_cancel()
         progress((len(todo) + j) / steps)
-        trial = _score(by_name[best.backbone].features, HeadChoice(**{**asdict(best), "c": c, "cv": None}),
-                       n_classes, metric)
+        trial = _score(
+            by_name[best.backbone].features, HeadChoice(**{**asdict(best), "c": c, "cv": None}), n_classes, metric
+        )
         scored.append(trial)
         if trial.cv > best.cv:
             best = trial
@@ -155,5 +184,11 @@ def choose_head(probes: list[ProbeResult], n_classes: int, imbalance: float, sec
 def _score(fs: FeatureSet, cand: HeadChoice, n_classes: int, metric: str) -> HeadChoice:
     t0 = time.perf_counter()
     cv = cross_validate(fs, cand.taps, cand.flip, cand.c, cand.balanced, n_classes, metric)
-    return HeadChoice(**{**asdict(cand), "cv": None if cv is None else cv[0], "cv_sd": None if cv is None else cv[1],
-                         "seconds": round(time.perf_counter() - t0, 2)})
+    return HeadChoice(
+        **{
+            **asdict(cand),
+            "cv": None if cv is None else cv[0],
+            "cv_sd": None if cv is None else cv[1],
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )

@@ -5,6 +5,7 @@ as they are computed and read back memory-mapped, so memory does not grow with t
 (backbone, weights hash, data, input contract, precision), so a repeated probe loads them instead of running the
 network, and the model is not even built.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,14 @@ class FeatureSet:
 
 
 # PLR0913: every input the cache key depends on
-def feature_key(backbone: str, weights_sha: str | None, data_fingerprint: str, spec: InputSpec, precision: str,  # noqa: PLR0913
-                views: int) -> str:
+def feature_key(  # noqa: PLR0913
+    backbone: str,
+    weights_sha: str | None,
+    data_fingerprint: str,
+    spec: InputSpec,
+    precision: str,
+    views: int,
+) -> str:
     raw = f"{backbone}|{weights_sha}|{data_fingerprint}|{spec.key()}|{precision}|{views}|taps-v2"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
@@ -78,9 +85,16 @@ def _name(tap: int) -> str:
 
 @torch.inference_mode()
 # PLR0913: the model, its input, where the features go, and how
-def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: Path, views: int = 2,  # noqa: PLR0913
-            batch_size: int = 32, device: torch.device | None = None, progress: Step = QUIET_STEP
-            ) -> tuple[int, ...]:
+def extract(  # noqa: PLR0913
+    model: nn.Module,
+    spec: InputSpec,
+    image_paths: list[str],
+    out_dir: Path,
+    views: int = 2,
+    batch_size: int = 32,
+    device: torch.device | None = None,
+    progress: Step = QUIET_STEP,
+) -> tuple[int, ...]:
     """Writes the pooled features of every intermediate and of FINAL, for `views` views (the image, then its mirror
     image), as `out_dir/tap<i>.npy` and `final.npy` of shape (N, views, D). Returns the taps written.
 
@@ -98,16 +112,17 @@ def extract(model: nn.Module, spec: InputSpec, image_paths: list[str], out_dir: 
         with autocast(device):
             for start in range(0, n, batch_size):
                 progress.check_cancel()
-                chunk = image_paths[start:start + batch_size]
+                chunk = image_paths[start : start + batch_size]
                 x = spec.normalize(to_device(torch.stack(load_images(spec, chunk, keep=False)), device))
                 xs = torch.cat([x, x.flip(-1)]) if views == 2 else x
                 feats = tap_features(model, xs, taps)
                 for tap, f in zip(taps, feats):
                     f = f.float().cpu().numpy().reshape(views, len(chunk), -1).transpose(1, 0, 2)
                     if tap not in arrays:
-                        arrays[tap] = np.lib.format.open_memmap(out_dir / f"{_name(tap)}.npy", mode="w+",
-                                                                dtype=np.float32, shape=(n, views, f.shape[2]))
-                    arrays[tap][start:start + len(chunk)] = f
+                        arrays[tap] = np.lib.format.open_memmap(
+                            out_dir / f"{_name(tap)}.npy", mode="w+", dtype=np.float32, shape=(n, views, f.shape[2])
+                        )
+                    arrays[tap][start : start + len(chunk)] = f
                 progress((start + len(chunk)) / n)
     finally:
         for a in arrays.values():
@@ -125,14 +140,28 @@ def load_cached(key: str) -> FeatureSet | None:
     size = sum((folder / f"{_name(t)}.npy").stat().st_size for t in taps)
     mmap = "r" if size > memory_share("features") else None  # larger than its share: read from disk as used
     arrays = {t: np.load(folder / f"{_name(t)}.npy", mmap_mode=mmap) for t in taps}
-    return FeatureSet(taps, arrays, np.load(folder / "labels.npy"), np.load(folder / "splits.npy"), cached=True,
-                      images_per_s=float(meta.get("images_per_s", 0.0)))
+    return FeatureSet(
+        taps,
+        arrays,
+        np.load(folder / "labels.npy"),
+        np.load(folder / "splits.npy"),
+        cached=True,
+        images_per_s=float(meta.get("images_per_s", 0.0)),
+    )
 
 
 # PLR0913: the cache key, the model, its input and labels, and how
-def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec, image_paths: list[str],  # noqa: PLR0913
-                   labels: np.ndarray, splits: np.ndarray, views: int = 2, device: torch.device | None = None,
-                   progress: Step = QUIET_STEP) -> FeatureSet:
+def compute_cached(  # noqa: PLR0913
+    key: str,
+    model_fn: Callable[[], nn.Module],
+    spec: InputSpec,
+    image_paths: list[str],
+    labels: np.ndarray,
+    splits: np.ndarray,
+    views: int = 2,
+    device: torch.device | None = None,
+    progress: Step = QUIET_STEP,
+) -> FeatureSet:
     """The features under `key`, computed (and written to the cache atomically, by one builder at a time) when they
     are not there yet."""
     if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
@@ -142,15 +171,19 @@ def compute_cached(key: str, model_fn: Callable[[], nn.Module], spec: InputSpec,
         if (fs := load_cached(key)) is not None and len(fs.labels) == len(labels):
             return fs
         model = model_fn()
-        need_disk(folder.parent, feature_bytes(catalogue_name(model), len(image_paths), views),
-                  f"the feature cache of {len(image_paths):,} images")
+        need_disk(
+            folder.parent,
+            feature_bytes(catalogue_name(model), len(image_paths), views),
+            f"the feature cache of {len(image_paths):,} images",
+        )
         t0 = time.perf_counter()
         taps = extract(model, spec, image_paths, tmp, views, device=device, progress=progress)
         speed = views * len(image_paths) / max(time.perf_counter() - t0, 1e-9)
         np.save(tmp / "labels.npy", np.asarray(labels))
         np.save(tmp / "splits.npy", np.asarray(splits, dtype="U8"))
-        (tmp / "meta.json").write_text(json.dumps({"taps": list(taps), "n": len(image_paths), "views": views,
-                                                   "images_per_s": speed}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"taps": list(taps), "n": len(image_paths), "views": views, "images_per_s": speed})
+        )
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
     fs = load_cached(key)

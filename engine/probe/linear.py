@@ -3,6 +3,7 @@
 The probe answers "how good are these pretrained features for my data" in seconds; its features then serve the
 choice of the head (`engine.probe.choose`) and its fit is where every pretrained run's head starts.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,15 @@ from engine.model.catalogue import get_entry, input_spec
 from engine.model.groups import group_names
 from engine.model.taps import FINAL, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
-from engine.probe.features import (FeatureSet, cap_rows, compute_cached, current_precision, feature_key, feature_views,
-                                   fit_rows)
+from engine.probe.features import (
+    FeatureSet,
+    cap_rows,
+    compute_cached,
+    current_precision,
+    feature_key,
+    feature_views,
+    fit_rows,
+)
 from engine.progress import QUIET_STEP, Step
 
 FEATURES_SHARE = 0.9  # of a probe's progress: the extraction; the rest, the stages' fits
@@ -51,8 +59,16 @@ class LinearFit:
 
 
 # PLR0913: the fit's data and hyper-parameters
-def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,  # noqa: PLR0913
-               c: float = 1.0, balanced: bool = False, tol: float = 1e-4) -> LinearFit:
+def fit_linear(  # noqa: PLR0913
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    c: float = 1.0,
+    balanced: bool = False,
+    tol: float = 1e-4,
+) -> LinearFit:
     """Standardises features and fits a multinomial logistic regression (classes absent from training never win)."""
     scaler = StandardScaler().fit(x_train)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
@@ -68,13 +84,27 @@ def fit_linear(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs = (probs / probs.sum(1, keepdims=True)).astype(np.float32)
     preds = probs.argmax(1)
-    return LinearFit(float((preds == y_val).mean()) if len(y_val) else 0.0, preds, probs, std_coef, std_intercept,
-                     scaler.mean_.astype(np.float32), scale.astype(np.float32))
+    return LinearFit(
+        float((preds == y_val).mean()) if len(y_val) else 0.0,
+        preds,
+        probs,
+        std_coef,
+        std_intercept,
+        scaler.mean_.astype(np.float32),
+        scale.astype(np.float32),
+    )
 
 
 # PLR0913: one candidate head's fields
-def fit_taps(fs: FeatureSet, taps: tuple[int, ...], n_classes: int, flip: bool = False, c: float = 1.0,  # noqa: PLR0913
-             balanced: bool = False, tol: float = 1e-4) -> LinearFit:
+def fit_taps(  # noqa: PLR0913
+    fs: FeatureSet,
+    taps: tuple[int, ...],
+    n_classes: int,
+    flip: bool = False,
+    c: float = 1.0,
+    balanced: bool = False,
+    tol: float = 1e-4,
+) -> LinearFit:
     """The probe on the concatenated `taps`, fitted on train (both views when `flip`), scored on val (the views'
     mean feature when `flip`, as `TapModel` computes it)."""
     views = range(fs.views if flip else 1)
@@ -134,9 +164,15 @@ def spec_for(ds: Dataset, backbone: str, in_chans: int) -> InputSpec:
 
 
 # PLR0913: the features' keyword options
-def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputSpec | None = None,  # noqa: PLR0913
-                 in_chans: int = 3, progress: Step = QUIET_STEP, mirror: bool = True
-                 ) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
+def features_for(  # noqa: PLR0913
+    ds: Dataset,
+    backbone: str,
+    weights: str = "auto",
+    spec: InputSpec | None = None,
+    in_chans: int = 3,
+    progress: Step = QUIET_STEP,
+    mirror: bool = True,
+) -> tuple[FeatureSet, WeightsInfo, InputSpec, float]:
     """Features of every train and val item (never the test items), from the disk cache when they match.
 
     Returns:
@@ -155,10 +191,22 @@ def features_for(ds: Dataset, backbone: str, weights: str = "auto", spec: InputS
     items = [it for it in ds.items if it.split in ("train", "val")]
     labels = np.array([it.label for it in items])
     splits = np.array([it.split for it in items])
-    info = WeightsInfo(source, str(path) if path else None, None if path is None else sha,
-                       "random initialisation, asked for explicitly" if path is None else "")
-    fs = compute_cached(key, lambda: _seeded(backbone, weights, in_chans), spec, [it.path for it in items],
-                        labels, splits, views=views, progress=progress)
+    info = WeightsInfo(
+        source,
+        str(path) if path else None,
+        None if path is None else sha,
+        "random initialisation, asked for explicitly" if path is None else "",
+    )
+    fs = compute_cached(
+        key,
+        lambda: _seeded(backbone, weights, in_chans),
+        spec,
+        [it.path for it in items],
+        labels,
+        splits,
+        views=views,
+        progress=progress,
+    )
     return fs, info, spec, fs.images_per_s
 
 
@@ -168,8 +216,16 @@ def _seeded(backbone: str, weights: str, in_chans: int):
 
 
 # PLR0913: the public probe's keyword options
-def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = True, in_channels: int = 3,  # noqa: PLR0913
-          spec: InputSpec | None = None, progress: Step = QUIET_STEP, mirror: bool = True) -> ProbeResult:
+def probe(  # noqa: PLR0913
+    ds: Dataset,
+    backbone: str,
+    weights: str = "auto",
+    per_stage: bool = True,
+    in_channels: int = 3,
+    spec: InputSpec | None = None,
+    progress: Step = QUIET_STEP,
+    mirror: bool = True,
+) -> ProbeResult:
     """Linear probe of `backbone` on `ds`: the final features, and (`per_stage`) the features after every stage;
     `mirror` False reads each photo once (no mirror view: half the extraction). The extraction is the first
     `FEATURES_SHARE` of `progress`, the stages' fits the rest.
@@ -182,10 +238,13 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
     if not ds.val:
         raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
     if len(ds.classes) < 2:
-        raise DataError(f"{ds.root}: a classifier needs at least 2 classes with training images, found "
-                        f"{len(ds.classes)}; add a folder of images for every class")
-    fs, info, spec, speed = features_for(ds, backbone, weights, spec, in_channels, progress.sub(0, FEATURES_SHARE),
-                                         mirror)
+        raise DataError(
+            f"{ds.root}: a classifier needs at least 2 classes with training images, found "
+            f"{len(ds.classes)}; add a folder of images for every class"
+        )
+    fs, info, spec, speed = features_for(
+        ds, backbone, weights, spec, in_channels, progress.sub(0, FEATURES_SHARE), mirror
+    )
     stages = progress.sub(FEATURES_SHARE, 1.0)
     n_cls = len(ds.classes)
     fit = fit_taps(fs, (FINAL,), n_cls)
@@ -196,15 +255,39 @@ def probe(ds: Dataset, backbone: str, weights: str = "auto", per_stage: bool = T
         for i, t in enumerate(body):
             stages(i / len(body))
             stages.check_cancel()
-            curve.append({"tap": t, "name": names[t], "dim": int(fs.arrays[t].shape[2]),
-                          "accuracy": fit_taps(fs, (t,), n_cls, tol=1e-3).accuracy})
-        curve.append({"tap": FINAL, "name": "final features", "dim": int(fs.arrays[FINAL].shape[2]),
-                      "accuracy": fit.accuracy})
+            curve.append(
+                {
+                    "tap": t,
+                    "name": names[t],
+                    "dim": int(fs.arrays[t].shape[2]),
+                    "accuracy": fit_taps(fs, (t,), n_cls, tol=1e-3).accuracy,
+                }
+            )
+        curve.append(
+            {"tap": FINAL, "name": "final features", "dim": int(fs.arrays[FINAL].shape[2]), "accuracy": fit.accuracy}
+        )
     yva = fs.y("val")
     progress(1.0)
     return ProbeResult(
-        backbone, fit.accuracy, per_class_accuracy(yva, fit.predictions, ds.classes),
-        confusion(yva, fit.predictions, n_cls), ds.classes, round(time.perf_counter() - t0, 3), fs.cached, info, spec,
-        current_precision(), int((fs.splits == "train").sum()), len(yva), get_entry(backbone).params_m, speed, curve,
-        [it.path for it in ds.items if it.split == "val"], yva.tolist(), fit.predictions.tolist(),
-        fit.probabilities.max(1).round(4).tolist(), fs, fit)
+        backbone,
+        fit.accuracy,
+        per_class_accuracy(yva, fit.predictions, ds.classes),
+        confusion(yva, fit.predictions, n_cls),
+        ds.classes,
+        round(time.perf_counter() - t0, 3),
+        fs.cached,
+        info,
+        spec,
+        current_precision(),
+        int((fs.splits == "train").sum()),
+        len(yva),
+        get_entry(backbone).params_m,
+        speed,
+        curve,
+        [it.path for it in ds.items if it.split == "val"],
+        yva.tolist(),
+        fit.predictions.tolist(),
+        fit.probabilities.max(1).round(4).tolist(),
+        fs,
+        fit,
+    )

@@ -1,4 +1,5 @@
 """Several backbones probed on the same data, each on its own cached features, ranked, with a verdict in words."""
+
 from __future__ import annotations
 
 from engine.data.dataset import Dataset
@@ -21,13 +22,28 @@ def shootout(ds: Dataset, backbones: list[str], progress: Progress = QUIET, in_c
     for i, name in enumerate(backbones):
         step = Step(progress, f"probe {name}", i / len(backbones), (i + 1) / len(backbones))
         try:
-            r = probe(ds, name, per_stage=False, in_channels=in_chans, spec=spec_for(ds, name, in_chans),
-                      progress=step)
-            rows.append({"backbone": name, "accuracy": r.accuracy, "seconds": r.seconds, "params_m": r.params_m,
-                         "weights": r.weights.source, "problem": ""})
+            r = probe(ds, name, per_stage=False, in_channels=in_chans, spec=spec_for(ds, name, in_chans), progress=step)
+            rows.append(
+                {
+                    "backbone": name,
+                    "accuracy": r.accuracy,
+                    "seconds": r.seconds,
+                    "params_m": r.params_m,
+                    "weights": r.weights.source,
+                    "problem": "",
+                }
+            )
         except TransferLabError as e:
-            rows.append({"backbone": name, "accuracy": None, "seconds": None, "params_m": get_entry(name).params_m,
-                         "weights": None, "problem": str(e)})
+            rows.append(
+                {
+                    "backbone": name,
+                    "accuracy": None,
+                    "seconds": None,
+                    "params_m": get_entry(name).params_m,
+                    "weights": None,
+                    "problem": str(e),
+                }
+            )
     rows.sort(key=lambda r: (r["accuracy"] is None, -(r["accuracy"] or 0.0)))
     return {"rows": rows, "verdict": verdict(rows, len(ds.val))}
 
@@ -44,10 +60,12 @@ def verdict(rows: list[dict], n_val: int) -> str:
         second = ok[1]
         gap = 100 * (best["accuracy"] - second["accuracy"])
         close = gap < 2 * noise
-        text += (f", {gap:.1f} points above {second['backbone']} ({second['accuracy']:.1%}). "
-                 + (f"That gap is within the noise of {n_val} photos (about ±{noise:.1f} points), so the smaller or "
-                    f"faster of the two is as good a choice."
-                    if close else f"That is more than the noise of {n_val} photos (about ±{noise:.1f} points)."))
+        text += f", {gap:.1f} points above {second['backbone']} ({second['accuracy']:.1%}). " + (
+            f"That gap is within the noise of {n_val} photos (about ±{noise:.1f} points), so the smaller or "
+            f"faster of the two is as good a choice."
+            if close
+            else f"That is more than the noise of {n_val} photos (about ±{noise:.1f} points)."
+        )
     else:
         text += "."
     missing = [r["backbone"] for r in rows if r["accuracy"] is None]

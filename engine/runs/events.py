@@ -1,6 +1,7 @@
 """Typed training events and the cancel token. The loop emits events; the run store records them; the dashboard reads
 only the store. Cancelling sets the token; the loop checks it before every step and stops with `Cancelled`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -119,8 +120,9 @@ class RunEnded(Event):
     test_accuracy: float | None = None
 
 
-EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (RunStarted, SetupStep, PhaseStarted, StepEnded, EpochEnded,
-                                                           RunEnded)}
+EVENT_TYPES: dict[str, type[Event]] = {
+    c.kind: c for c in (RunStarted, SetupStep, PhaseStarted, StepEnded, EpochEnded, RunEnded)
+}
 
 
 def time_left(events: list[dict], now: float) -> float | None:

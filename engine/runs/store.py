@@ -4,6 +4,7 @@ Crash safety: events are appended one JSON line at a time (a torn last line is i
 checkpoints are written to a temporary file and renamed, so a crash at any moment leaves no torn record. A checkpoint
 remembers the event log's length, and resuming truncates the log there, so no event is lost or duplicated.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -38,15 +39,17 @@ class RunLock:
 
     def acquire(self) -> None:
         """Raises:
-            RunBusy: Another live process holds the lock (the message names it)."""
+        RunBusy: Another live process holds the lock (the message names it)."""
         fd = os.open(self.run.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunBusy(f"run {self.run.id} is being trained by process {owner}; wait for it to end, or stop it "
-                          f"first (the dashboard's Stop, or Ctrl-C in its terminal)") from None
+            raise RunBusy(
+                f"run {self.run.id} is being trained by process {owner}; wait for it to end, or stop it "
+                f"first (the dashboard's Stop, or Ctrl-C in its terminal)"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

@@ -3,6 +3,7 @@ metrics), so what is on screen is read from the engine's own events and never wo
 
 `RunView.of(snapshot)` takes what `Runner.snapshot` (or `engine.service.experiment.snapshot`) returns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,11 +41,20 @@ class RunView:
 
         def kind(k: str) -> list[dict]:
             return [e for e in events if e["kind"] == k]
+
         status, metrics = snap.get("status") or {}, snap.get("metrics") or {}
-        return cls(id=snap.get("id", ""), state=status.get("state", "queued"), config=snap.get("config") or {},
-                   plan=snap.get("plan") or {}, metrics=metrics, epochs=kind("epoch"), steps=kind("step"),
-                   phases=kind("phase_started"), setups=kind("setup"),
-                   error=metrics.get("error") or status.get("error") or "")
+        return cls(
+            id=snap.get("id", ""),
+            state=status.get("state", "queued"),
+            config=snap.get("config") or {},
+            plan=snap.get("plan") or {},
+            metrics=metrics,
+            epochs=kind("epoch"),
+            steps=kind("step"),
+            phases=kind("phase_started"),
+            setups=kind("setup"),
+            error=metrics.get("error") or status.get("error") or "",
+        )
 
     @property
     def live(self) -> bool:

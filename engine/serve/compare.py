@@ -2,6 +2,7 @@
 
 Every number comes from what the run stored (its plan, metrics and event log); nothing is scored again here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,26 +24,43 @@ def compare_row(run: Run) -> dict:
     plan, m = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
     events, status = run.events(), run.status()
     epochs = [e for e in events if e["kind"] == "epoch"]
-    return {"run": run.id, "dataset": Path(plan.get("data") or "?").name, "backbone": plan.get("backbone"),
-            "strategy": plan.get("strategy"), "status": status.get("state"),
-            "probe": plan.get("probe_accuracy"), "val": m.get("best_val_acc", status.get("best_val_acc")),
-            "test": m.get("test_accuracy"), "test_interval": m.get("test_interval"), "test_n": m.get("test_n"),
-            "start_test": m.get("start_test_accuracy"), "start_test_interval": m.get("start_test_interval"),
-            "best_epoch": m.get("best_epoch"), "epochs_trained": max([e["epoch"] for e in epochs] or [0]),
-            "start_seconds": _seconds_to_start(events), "seconds": m.get("seconds")}
+    return {
+        "run": run.id,
+        "dataset": Path(plan.get("data") or "?").name,
+        "backbone": plan.get("backbone"),
+        "strategy": plan.get("strategy"),
+        "status": status.get("state"),
+        "probe": plan.get("probe_accuracy"),
+        "val": m.get("best_val_acc", status.get("best_val_acc")),
+        "test": m.get("test_accuracy"),
+        "test_interval": m.get("test_interval"),
+        "test_n": m.get("test_n"),
+        "start_test": m.get("start_test_accuracy"),
+        "start_test_interval": m.get("start_test_interval"),
+        "best_epoch": m.get("best_epoch"),
+        "epochs_trained": max([e["epoch"] for e in epochs] or [0]),
+        "start_seconds": _seconds_to_start(events),
+        "seconds": m.get("seconds"),
+    }
 
 
 def gap_sentence(rows: list[dict]) -> str:
     """What the chart shows in words: the largest gain of a run's chosen model over its starting head, on test."""
     both = [r for r in rows if r["test"] is not None and r["start_test"] is not None]
     if not both:
-        return ("No run here has a test split scored for both its starting head and its chosen model yet (runs "
-                "started before this version, or too few photos for a test split).")
+        return (
+            "No run here has a test split scored for both its starting head and its chosen model yet (runs "
+            "started before this version, or too few photos for a test split)."
+        )
     top = max(both, key=lambda r: r["test"] - r["start_test"])
     gain = top["test"] - top["start_test"]
     if top["best_epoch"] == 0 or gain <= 0:
-        return ("No trained epoch beat the probe's head on val in these runs, so each kept its head: the linear probe "
-                "is the model here.")
-    return (f"Run {top['run']} ({top['strategy']}) went from {top['start_test']:.0%} with the probe's head to "
-            f"{top['test']:.0%} after fine-tuning (epoch {top['best_epoch']}), on {top['test_n']} test photos nothing "
-            "was chosen on; the bars' whiskers are 95% intervals, so a gain inside them may be chance.")
+        return (
+            "No trained epoch beat the probe's head on val in these runs, so each kept its head: the linear probe "
+            "is the model here."
+        )
+    return (
+        f"Run {top['run']} ({top['strategy']}) went from {top['start_test']:.0%} with the probe's head to "
+        f"{top['test']:.0%} after fine-tuning (epoch {top['best_epoch']}), on {top['test_n']} test photos nothing "
+        "was chosen on; the bars' whiskers are 95% intervals, so a gain inside them may be chance."
+    )

@@ -1,4 +1,5 @@
 """Loading a run's model (finished, or any run with a best checkpoint) and scoring it on labelled images."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ from engine.train.paths import predict_logits
 
 def has_model(run: Run) -> bool:
     """Whether the run has a model to use: its final one, or the best checkpoint of a stopped or failed run."""
-    return (run.path / "plan.json").exists() and ((run.path / "model.safetensors").exists()
-                                                  or (run.path / "best.pt").exists())
+    return (run.path / "plan.json").exists() and (
+        (run.path / "model.safetensors").exists() or (run.path / "best.pt").exists()
+    )
 
 
 def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
@@ -33,8 +35,9 @@ def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
     """
     run = RunStore().open(run) if isinstance(run, str) else run
     if not has_model(run):
-        raise DataError(f"run {run.id} has no model yet (status {run.status().get('state')}); resume it or wait "
-                        f"for its first epoch")
+        raise DataError(
+            f"run {run.id} has no model yet (status {run.status().get('state')}); resume it or wait for its first epoch"
+        )
     plan = Plan.from_dict(run.read_json("plan.json"))
     classes = (run.read_json("run_info.json") or {}).get("classes") or []
     backbone = build_model(plan.backbone, pretrained=False, in_chans=plan.in_chans, drop_rate=0.0)
@@ -73,8 +76,9 @@ def evaluate(run: Run | str, data: str | None = None, split: str | None = None) 
         items = ds.val if ds.val_source == "folder" and ds.val else ds.items
     unknown = sorted(set(ds.classes) - set(classes))
     if unknown:
-        raise DataError(f"{data or run.id}: classes {', '.join(unknown)} are not among the run's classes "
-                        f"({', '.join(classes)})")
+        raise DataError(
+            f"{data or run.id}: classes {', '.join(unknown)} are not among the run's classes ({', '.join(classes)})"
+        )
     y = np.array([classes.index(ds.classes[it.label]) for it in items])
     pred = predict_paths(model, spec, [it.path for it in items]).argmax(1)
     return {**score(y, pred, classes), "classes": classes}

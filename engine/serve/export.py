@@ -3,6 +3,7 @@
 The model card is the input contract: class names, input size, interpolation, crop fraction, mean/std, backbone,
 weight source and hash, metrics and the config that produced the model.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,28 +33,50 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
     with torch.inference_mode():
         probs = model(x).float().softmax(-1)[0]
     top = probs.topk(min(k, len(classes)))
-    return {"top": [(classes[i], float(p)) for p, i in zip(top.values, top.indices)],
-            "warnings": drift_warnings(img, spec, run.read_json("data_stats.json"))}
+    return {
+        "top": [(classes[i], float(p)) for p, i in zip(top.values, top.indices)],
+        "warnings": drift_warnings(img, spec, run.read_json("data_stats.json")),
+    }
 
 
 def model_card(run: Run) -> dict:
     plan, metrics = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
     info = run.read_json("run_info.json") or {}
     spec = plan.get("input_spec", {})
-    return {"format": "transferlab-model-card/1", "run_id": run.id, "backbone": plan.get("backbone"),
-            "classes": info.get("classes"), "input_size": spec.get("input_size"),
-            "interpolation": spec.get("interpolation"), "crop_pct": spec.get("crop_pct"), "mean": spec.get("mean"),
-            "std": spec.get("std"),
-            "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
-            "metrics": {k: metrics.get(k) for k in ("best_val_acc", "best_epoch", "per_class", "probe_accuracy",
-                                                    "test_accuracy", "test_interval", "test_n", "cv_estimate")},
-            "status": metrics.get("status") or run.status().get("state"),
-            "strategy": plan.get("strategy"), "taps": plan.get("taps"), "flip_tta": plan.get("flip_tta"),
-            "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
-            "in_chans": (spec.get("input_size") or [3])[0],
-            "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
-                             "resize the short side to input_size / crop_pct, centre-crop input_size, "
-                             "scale to [0, 1], subtract mean, divide by std; NCHW float32"}
+    return {
+        "format": "transferlab-model-card/1",
+        "run_id": run.id,
+        "backbone": plan.get("backbone"),
+        "classes": info.get("classes"),
+        "input_size": spec.get("input_size"),
+        "interpolation": spec.get("interpolation"),
+        "crop_pct": spec.get("crop_pct"),
+        "mean": spec.get("mean"),
+        "std": spec.get("std"),
+        "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
+        "metrics": {
+            k: metrics.get(k)
+            for k in (
+                "best_val_acc",
+                "best_epoch",
+                "per_class",
+                "probe_accuracy",
+                "test_accuracy",
+                "test_interval",
+                "test_n",
+                "cv_estimate",
+            )
+        },
+        "status": metrics.get("status") or run.status().get("state"),
+        "strategy": plan.get("strategy"),
+        "taps": plan.get("taps"),
+        "flip_tta": plan.get("flip_tta"),
+        "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
+        "in_chans": (spec.get("input_size") or [3])[0],
+        "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
+        "resize the short side to input_size / crop_pct, centre-crop input_size, "
+        "scale to [0, 1], subtract mean, divide by std; NCHW float32",
+    }
 
 
 def model_card_markdown(run: Run) -> str:
@@ -64,22 +87,26 @@ def model_card_markdown(run: Run) -> str:
     w = card.get("weights") or {}
     test = test_phrase({**m, "status": card["status"]}, run.read_json("plan.json") or {})
     classes = card.get("classes") or []
-    return "\n".join([
-        f"### Model card · run {card['run_id']}",
-        f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
-        if m.get("best_val_acc") is not None else f"- **Accuracy:** {test}.",
-        f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
-        f"sha256 `{(w.get('sha256') or '')[:16]}`",
-        f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
-        f"{card['preprocessing']}",
-        f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
-        f"std {card['std']}",
-        f"- **Classes ({len(classes)}), in output order:** " + ", ".join(f"{i} {c}" for i, c in enumerate(classes)),
-    ])
+    return "\n".join(
+        [
+            f"### Model card · run {card['run_id']}",
+            f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
+            if m.get("best_val_acc") is not None
+            else f"- **Accuracy:** {test}.",
+            f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
+            f"sha256 `{(w.get('sha256') or '')[:16]}`",
+            f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
+            f"{card['preprocessing']}",
+            f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
+            f"std {card['std']}",
+            f"- **Classes ({len(classes)}), in output order:** " + ", ".join(f"{i} {c}" for i, c in enumerate(classes)),
+        ]
+    )
 
 
-def export_run(run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS,
-               check_images: int = 300) -> dict:
+def export_run(
+    run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS, check_images: int = 300
+) -> dict:
     """Writes the chosen formats and model_card.json.
 
     The ONNX model is run with onnxruntime on up to `check_images` of the run's validation photos (random inputs when
@@ -101,14 +128,26 @@ def export_run(run: Run, out_dir: str | Path | None = None, formats: tuple[str, 
         files["torchscript"] = str(out / "model.torchscript.pt")
     if "onnx" in formats:
         import onnxruntime as ort
+
         path = out / "model.onnx"
-        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        photos = [p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images]
-                  if Path(p).exists()]
-        batches = [spec.normalize(torch.stack(load_images(spec, photos[b:b + 32])))
-                   .contiguous() for b in range(0, len(photos), 32)] or [example]
+        photos = [
+            p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images] if Path(p).exists()
+        ]
+        batches = [
+            spec.normalize(torch.stack(load_images(spec, photos[b : b + 32]))).contiguous()
+            for b in range(0, len(photos), 32)
+        ] or [example]
         ref, got = [], []
         with torch.no_grad():
             for x in batches:

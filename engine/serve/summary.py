@@ -1,4 +1,5 @@
 """What a finished run means, in plain words, and the mistakes worth looking at: computed once, shown by every page."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,11 @@ def run_header(config: dict, plan: dict) -> str:
     server path, no raw configuration."""
     data = plan.get("data") or (config.get("data") or {}).get("path") or ""
     name = Path(str(data)).name or "dataset"
-    sizes = " / ".join(f"{plan[k]:,} {label}" for k, label in (("n_train", "train"), ("n_val", "val"),
-                                                              ("n_test", "test")) if plan.get(k))
+    sizes = " / ".join(
+        f"{plan[k]:,} {label}"
+        for k, label in (("n_train", "train"), ("n_val", "val"), ("n_test", "test"))
+        if plan.get(k)
+    )
     backbone = plan.get("backbone") or (config.get("optim") or {}).get("backbone") or config.get("backbone") or "?"
     strategy = plan.get("strategy") or (config.get("optim") or {}).get("strategy") or "?"
     return " · ".join(x for x in (name, f"{sizes} photos" if sizes else "", backbone, strategy) if x)
@@ -25,11 +29,15 @@ def test_phrase(metrics: dict, plan: dict) -> str:
     run stopped before scoring the test split it has, or the data was too small to hold one out."""
     if metrics.get("test_accuracy") is not None:
         lo, hi = metrics["test_interval"]
-        return (f"{metrics['test_accuracy']:.1%} on {metrics['test_n']} test photos nothing was chosen on (95% "
-                f"interval {lo:.1%}–{hi:.1%})")
+        return (
+            f"{metrics['test_accuracy']:.1%} on {metrics['test_n']} test photos nothing was chosen on (95% "
+            f"interval {lo:.1%}–{hi:.1%})"
+        )
     if plan.get("n_test"):
-        return (f"not scored: the run {metrics.get('status') or 'stopped'} before scoring its test split "
-                f"({plan['n_test']} photos); resume it to finish")
+        return (
+            f"not scored: the run {metrics.get('status') or 'stopped'} before scoring its test split "
+            f"({plan['n_test']} photos); resume it to finish"
+        )
     if metrics.get("cv_estimate") is not None:
         return f"no test split (too little data); cross-validated estimate {metrics['cv_estimate']:.1%}"
     return "no test split (too little data)"
@@ -40,10 +48,14 @@ def no_epoch_sentence(start_acc: float, plan: dict, state: str) -> str:
     axis with a single point."""
     planned = plan.get("head_epochs", 0) + plan.get("finetune_epochs", 0)
     if state in ("running", "queued") and planned:
-        return (f"The head the run starts from gets {start_acc:.1%} of the validation photos (epoch 0); the curves "
-                f"begin with the first of {planned} training epochs.")
-    return (f"No epoch was trained: the linear head the run started from is the model ({start_acc:.1%} of the "
-            f"validation photos).")
+        return (
+            f"The head the run starts from gets {start_acc:.1%} of the validation photos (epoch 0); the curves "
+            f"begin with the first of {planned} training epochs."
+        )
+    return (
+        f"No epoch was trained: the linear head the run started from is the model ({start_acc:.1%} of the "
+        f"validation photos)."
+    )
 
 
 def run_summary(metrics: dict, plan: dict) -> str:
@@ -51,24 +63,32 @@ def run_summary(metrics: dict, plan: dict) -> str:
     test, val = metrics.get("test_accuracy"), metrics.get("best_val_acc")
     if test is not None:
         lo, hi = metrics["test_interval"]
-        lead = (f"{test:.0%} of the {metrics['test_n']} photos it has never seen are right (test split; 95% interval "
-                f"{lo:.0%}–{hi:.0%}).")
+        lead = (
+            f"{test:.0%} of the {metrics['test_n']} photos it has never seen are right (test split; 95% interval "
+            f"{lo:.0%}–{hi:.0%})."
+        )
     elif metrics.get("cv_estimate") is not None:
-        lead = (f"There was too little data to hold out a test split; cross-validation estimates "
-                f"{metrics['cv_estimate']:.0%} on new photos.")
+        lead = (
+            f"There was too little data to hold out a test split; cross-validation estimates "
+            f"{metrics['cv_estimate']:.0%} on new photos."
+        )
     else:
         lead = "There was too little data to hold out a test split, so there is no honest estimate on new photos."
     start = plan.get("head_accuracy")
     probe = plan.get("probe_accuracy")
     parts = [lead]
     if probe is not None:
-        parts.append(f"The linear probe on the final features got {_pct(probe)} of the validation photos"
-                     + (f"; the head the run started from got {_pct(start)}" if start is not None and start != probe
-                        else "") + ".")
+        parts.append(
+            f"The linear probe on the final features got {_pct(probe)} of the validation photos"
+            + (f"; the head the run started from got {_pct(start)}" if start is not None and start != probe else "")
+            + "."
+        )
     trained = [g for g, f in zip(plan.get("groups", []), plan.get("frozen", [])) if not f]
     if metrics.get("best_epoch", 0) > 0 and start is not None and val is not None:
-        parts.append(f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "
-                     f"photos (the split the epoch was chosen on).")
+        parts.append(
+            f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "
+            f"photos (the split the epoch was chosen on)."
+        )
     elif start is not None:
         parts.append("No trained epoch beat the starting head on the validation photos, so the run kept that head.")
     parts.append("Next: 5 Compare, then 6 Predict & export.")
@@ -81,6 +101,9 @@ def worst_mistakes(metrics: dict, k: int = 8) -> list[dict]:
     paths, labels, preds = (metrics.get(f"{split}_{key}") or [] for key in ("paths", "labels", "pred"))
     conf = metrics.get(f"{split}_conf") or [None] * len(paths)
     classes = metrics.get("classes") or []
-    wrong = [{"path": p, "true": classes[y], "predicted": classes[q], "confidence": c, "split": split}
-             for p, y, q, c in zip(paths, labels, preds, conf) if y != q]
+    wrong = [
+        {"path": p, "true": classes[y], "predicted": classes[q], "confidence": c, "split": split}
+        for p, y, q, c in zip(paths, labels, preds, conf)
+        if y != q
+    ]
     return sorted(wrong, key=lambda w: -(w["confidence"] or 0.0))[:k]

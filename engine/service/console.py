@@ -1,5 +1,6 @@
 """Following a run in the terminal: a progress bar from the run's events (read from the store, as the dashboard
 reads them), and the result in words or JSON."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,33 @@ import time
 from engine.progress import Progress
 from engine.serve.summary import test_phrase
 
-RESULT_KEYS = ("run_id", "run_dir", "status", "best_val_acc", "chosen_on", "best_epoch", "test_accuracy",
-               "test_interval", "test_n", "test_source", "cv_estimate", "probe_accuracy", "head_accuracy", "seconds",
-               "error")
+RESULT_KEYS = (
+    "run_id",
+    "run_dir",
+    "status",
+    "best_val_acc",
+    "chosen_on",
+    "best_epoch",
+    "test_accuracy",
+    "test_interval",
+    "test_n",
+    "test_source",
+    "cv_estimate",
+    "probe_accuracy",
+    "head_accuracy",
+    "seconds",
+    "error",
+)
 
 
 def progress_line(stage: str, frac: float, left: float | None = None, run_left: float | None = None) -> None:
     """One terminal line for a step: its progress, its time left and the whole run's, when known."""
-    words = "".join([f" · about {left:.0f} s left" if left is not None and frac < 1 else "",
-                     f" (run: about {run_left:.0f} s left)" if run_left is not None and frac < 1 else ""])
+    words = "".join(
+        [
+            f" · about {left:.0f} s left" if left is not None and frac < 1 else "",
+            f" (run: about {run_left:.0f} s left)" if run_left is not None and frac < 1 else "",
+        ]
+    )
     print(f"\r{stage:>32} {frac:6.1%}{words}      ", end="" if frac < 1 else "\n", file=sys.stderr, flush=True)
 
 
@@ -40,6 +59,7 @@ class StepClock(Progress):
 def watch(run, thread: threading.Thread) -> None:
     """Progress from the run's events (the CLI reads the store like the dashboard does)."""
     from tqdm import tqdm
+
     bar, seen = None, 0
     while thread.is_alive():
         evs = run.events()
@@ -50,8 +70,11 @@ def watch(run, thread: threading.Thread) -> None:
                 if bar is None:
                     bar = tqdm(total=None, unit="step", file=sys.stderr)
                 bar.update(1)
-                bar.set_postfix(epoch=e["epoch"], loss=f"{e['running_loss']:.3f}",
-                                left=f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "?")
+                bar.set_postfix(
+                    epoch=e["epoch"],
+                    loss=f"{e['running_loss']:.3f}",
+                    left=f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "?",
+                )
             elif e["kind"] == "epoch":
                 print(f"\nepoch {e['epoch']}/{e['total_epochs']}: val {e['val_acc']:.1%}", file=sys.stderr)
         seen = len(evs)
@@ -67,15 +90,18 @@ def train_result(run, as_json: bool) -> int:
         print(json.dumps(out, indent=2))
     else:
         test = f"test accuracy {test_phrase(m, run.read_json('plan.json') or {})}"
-        print(f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
-              f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
-              f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}")
+        print(
+            f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
+            f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
+            f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}"
+        )
     return 0 if out["status"] == "finished" else 1
 
 
 def fit_in_thread(run, trainer, quiet: bool) -> None:
     """Trains in a thread while the main thread shows progress; a busy run (another writer) is raised here."""
     from engine.runs.store import RunLock
+
     lock = RunLock(run)
     lock.acquire()  # fails fast with RunBusy before any thread starts
     lock.release()

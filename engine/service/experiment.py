@@ -6,6 +6,7 @@ test split.
 `lesson_rows` reads each run's own stored results (test accuracy, interval, seconds, epochs) from its snapshot, and
 `lesson_sentence` says what they show in one sentence. Nothing here trains or scores a second time.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,23 +24,30 @@ ARM_TEXT = {
 }
 
 
-def lesson_configs(data: str, backbone: str = DEFAULT_BACKBONE, budget: float | None = None,
-                   data_root: str | None = None) -> dict[str, TrainConfig]:
+def lesson_configs(
+    data: str, backbone: str = DEFAULT_BACKBONE, budget: float | None = None, data_root: str | None = None
+) -> dict[str, TrainConfig]:
     """The four runs of the experiment on `data`, sized for a 2-core laptop CPU (`bench/ui.py --lesson` times them on
     the bundled sample: 339 s with 2 scratch epochs, 3 fine-tuning epochs and 60 s for auto, hence these defaults).
 
     `TRANSFERLAB_LESSON_SCRATCH_EPOCHS` (default 1) and `TRANSFERLAB_LESSON_FT_EPOCHS` (default 2) set the epochs of
     the scratch and fine-tuning runs; `budget` (default `TRANSFERLAB_LESSON_BUDGET`, else 30 s) is auto's."""
-    common = dict(data=data, backbone=backbone, views=1, probe_mirror=False,  # one view each: half the probe's time
-                  **({"data_root": data_root} if data_root else {}))
+    common = dict(
+        data=data,
+        backbone=backbone,
+        views=1,
+        probe_mirror=False,  # one view each: half the probe's time
+        **({"data_root": data_root} if data_root else {}),
+    )
     scratch_epochs = int(os.environ.get("TRANSFERLAB_LESSON_SCRATCH_EPOCHS", "1"))
     ft_epochs = int(os.environ.get("TRANSFERLAB_LESSON_FT_EPOCHS", "2"))
     return {
         "scratch": TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=scratch_epochs),
         "probe": TrainConfig.create(**common, strategy="feature-extraction", head_epochs=0),
         "finetune": TrainConfig.create(**common, strategy="top-k", top_k=2, head_epochs=0, finetune_epochs=ft_epochs),
-        "auto": TrainConfig.create(**common, strategy="auto",
-                                   budget=budget or float(os.environ.get("TRANSFERLAB_LESSON_BUDGET", "30"))),
+        "auto": TrainConfig.create(
+            **common, strategy="auto", budget=budget or float(os.environ.get("TRANSFERLAB_LESSON_BUDGET", "30"))
+        ),
     }
 
 
@@ -58,9 +66,19 @@ def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:
             continue
         view = RunView.of(snap)
         m = view.metrics
-        rows.append({"arm": arm, "label": ARM_TEXT[arm], "run_id": view.id, "state": view.state,
-                     "test_accuracy": m.get("test_accuracy"), "test_interval": m.get("test_interval"),
-                     "test_n": m.get("test_n"), "seconds": m.get("seconds"), "epochs_trained": view.epochs_trained})
+        rows.append(
+            {
+                "arm": arm,
+                "label": ARM_TEXT[arm],
+                "run_id": view.id,
+                "state": view.state,
+                "test_accuracy": m.get("test_accuracy"),
+                "test_interval": m.get("test_interval"),
+                "test_n": m.get("test_n"),
+                "seconds": m.get("seconds"),
+                "epochs_trained": view.epochs_trained,
+            }
+        )
     return rows
 
 
@@ -68,8 +86,10 @@ def lesson_sentence(rows: list[dict]) -> str:
     """The experiment in one sentence a non-engineer can read, from the rows that have a test figure."""
     done = [r for r in rows if r["test_accuracy"] is not None]
     if not done and all(r.get("state") in TERMINAL for r in rows):
-        return ("The runs ended without a test split (too few photos per class to hold some out), so there is no "
-                "honest comparison on new photos; compare their validation curves above instead.")
+        return (
+            "The runs ended without a test split (too few photos per class to hold some out), so there is no "
+            "honest comparison on new photos; compare their validation curves above instead."
+        )
     if not done:
         return "The experiment is still running; each result appears here as its run ends."
     parts = "; ".join(f"{ARM_TEXT[r['arm']]}: {r['test_accuracy']:.0%} in {r['seconds']:.0f} s" for r in done)

@@ -4,6 +4,7 @@ A job runs a function on a daemon thread, passing it a `Progress` (`progress(sta
 that stops it once the job is cancelled); any number of readers
 take snapshots. The dashboard keeps one `Jobs` per process; nothing here knows about Streamlit.
 """
+
 from __future__ import annotations
 
 import threading

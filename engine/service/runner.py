@@ -3,6 +3,7 @@
 The worker never touches the UI; readers (the dashboard, the CLI) read the run store. `status()` of a run that was
 running when its process died reports "interrupted", and `resume()` continues it from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import threading
@@ -92,12 +93,19 @@ class Runner:
             if run_id not in self._tails:
                 self._tails[run_id] = EventTail(run)
             tail = self._tails[run_id]
-        return {"id": run_id, "status": run.status(), "config": run.config, "events": tail.read(),
-                "metrics": run.read_json("metrics.json"), "plan": run.read_json("plan.json")}
+        return {
+            "id": run_id,
+            "status": run.status(),
+            "config": run.config,
+            "events": tail.read(),
+            "metrics": run.read_json("metrics.json"),
+            "plan": run.read_json("plan.json"),
+        }
 
     def wait(self, run_id: str, timeout: float | None = None) -> bool:
         """Blocks until the run reaches a terminal state (for tests and the CLI)."""
         import time
+
         end = None if timeout is None else time.time() + timeout
         while self.store.open(run_id).status().get("state") not in TERMINAL:
             if end is not None and time.time() > end:

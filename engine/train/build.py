@@ -1,5 +1,6 @@
 """A run built from its plan: the backbone with its weights, the `TapModel` with the head where the plan starts it,
 the layer groups, and the cut at the freeze boundary when the frozen part below it can be cached."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,16 +52,24 @@ def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
         model.head.load_probe(*(torch.from_numpy(a) for a in (h.std_coef, h.std_intercept, h.mean, h.scale)))
     groups = layer_groups(model)
     if [g.name for g in groups] != list(plan.groups):
-        raise ValueError(f"the plan's groups ({', '.join(plan.groups)}) differ from the model's "
-                         f"({', '.join(g.name for g in groups)}); make the plan again")
+        raise ValueError(
+            f"the plan's groups ({', '.join(plan.groups)}) differ from the model's "
+            f"({', '.join(g.name for g in groups)}); make the plan again"
+        )
     model = model.to(device, memory_format=torch.channels_last)
     spec = InputSpec.from_dict(plan.input_spec)
     return Built(ds, spec, model, info, groups, plan, _split(cfg, model, groups, plan, spec, device))
 
 
 # PLR0913: the parts a split model is made of
-def _split(cfg: TrainConfig, model: TapModel, groups: list[LayerGroup], plan: Plan, spec: InputSpec,  # noqa: PLR0913
-           device: torch.device) -> SplitModel | None:
+def _split(  # noqa: PLR0913
+    cfg: TrainConfig,
+    model: TapModel,
+    groups: list[LayerGroup],
+    plan: Plan,
+    spec: InputSpec,
+    device: torch.device,
+) -> SplitModel | None:
     """The cut below the first trainable group where the plan's rule wants one (`activation_cut`) and the activations
     of its cached views fit their share of the memory budget; None otherwise (the full forward runs), or when the
     model does not run as a chain there."""

@@ -5,6 +5,7 @@ given no callbacks still runs its plan, validates every epoch, scores val and te
 A callback implements the `Event`s it needs as methods of the same name, each called with `(ctx, state)`; a method
 with any other `before_`/`after_` name is refused when the class is defined.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,9 @@ class Callback:
         super().__init_subclass__(**kwargs)
         wrong = [n for n in vars(cls) if n.startswith(("before_", "after_")) and n not in EVENT_NAMES]
         if wrong:
-            raise TypeError(f"{cls.__name__}: {', '.join(wrong)} is not an event; the events are "
-                            f"{', '.join(EVENT_NAMES)}")
+            raise TypeError(
+                f"{cls.__name__}: {', '.join(wrong)} is not an event; the events are {', '.join(EVENT_NAMES)}"
+            )
 
     def __call__(self, event: Event, ctx: TrainContext, state: TrainState) -> None:
         hook = getattr(self, event.value, None)
@@ -107,8 +109,17 @@ class TimeLeft(Callback):
         return left + scoring_seconds(ctx, state)
 
 
-EPOCH_FIELDS = {"train_loss", "train_acc", "val_loss", "val_acc", "per_class", "seconds", "images_per_s", "grad_norm",
-                "drift"}
+EPOCH_FIELDS = {
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "per_class",
+    "seconds",
+    "images_per_s",
+    "grad_norm",
+    "drift",
+}
 
 
 class Recorder(Callback):
@@ -124,30 +135,69 @@ class Recorder(Callback):
         return None if self.timer is None else self.timer.seconds_left(ctx, state)
 
     def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
-        ctx.run.append(RunStarted(config=ctx.cfg.to_dict(), groups=list(ctx.plan.groups), device=str(ctx.device),
-                                  precision=ctx.precision, resumed_from_epoch=state.resumed_from,
-                                  world_size=ctx.world))
+        ctx.run.append(
+            RunStarted(
+                config=ctx.cfg.to_dict(),
+                groups=list(ctx.plan.groups),
+                device=str(ctx.device),
+                precision=ctx.precision,
+                resumed_from_epoch=state.resumed_from,
+                world_size=ctx.world,
+            )
+        )
 
     def before_phase(self, ctx: TrainContext, state: TrainState) -> None:
         p = state.phase
         if p.announce:
-            ctx.run.append(PhaseStarted(phase=p.number, name="train head" if p.number == 1 else "fine-tune",
-                                        epochs=p.epochs, frozen=p.frozen, lrs=p.lrs, path=p.path_name,
-                                        first_epoch=p.first + 1, steps_per_epoch=ctx.steps_per_epoch))
+            ctx.run.append(
+                PhaseStarted(
+                    phase=p.number,
+                    name="train head" if p.number == 1 else "fine-tune",
+                    epochs=p.epochs,
+                    frozen=p.frozen,
+                    lrs=p.lrs,
+                    path=p.path_name,
+                    first_epoch=p.first + 1,
+                    steps_per_epoch=ctx.steps_per_epoch,
+                )
+            )
 
     def after_step(self, ctx: TrainContext, state: TrainState) -> None:
         s = state.step_log
-        ctx.run.append(StepEnded(phase=state.phase.number, epoch=state.epoch, step=state.step, loss=s["loss"],
-                                 lrs=s["lrs"], running_loss=s["running_loss"], running_acc=s["running_acc"],
-                                 eta_s=self._left(ctx, state)))
+        ctx.run.append(
+            StepEnded(
+                phase=state.phase.number,
+                epoch=state.epoch,
+                step=state.step,
+                loss=s["loss"],
+                lrs=s["lrs"],
+                running_loss=s["running_loss"],
+                running_acc=s["running_acc"],
+                eta_s=self._left(ctx, state),
+            )
+        )
 
     def after_epoch(self, ctx: TrainContext, state: TrainState) -> None:
         m, total = state.epoch_log, ctx.plan.total_epochs
         eta = self._left(ctx, state)
-        ctx.run.append(EpochEnded(phase=state.phase.number, epoch=state.epoch, total_epochs=total, best=state.is_best,
-                                  eta_s=eta or 0.0, **{k: v for k, v in m.items() if k in EPOCH_FIELDS}))
-        ctx.run.set_status(state="running", epoch=state.epoch, total_epochs=total, val_acc=m["val_acc"],
-                           best_val_acc=state.best_acc, eta_s=eta)
+        ctx.run.append(
+            EpochEnded(
+                phase=state.phase.number,
+                epoch=state.epoch,
+                total_epochs=total,
+                best=state.is_best,
+                eta_s=eta or 0.0,
+                **{k: v for k, v in m.items() if k in EPOCH_FIELDS},
+            )
+        )
+        ctx.run.set_status(
+            state="running",
+            epoch=state.epoch,
+            total_epochs=total,
+            val_acc=m["val_acc"],
+            best_val_acc=state.best_acc,
+            eta_s=eta,
+        )
 
 
 class Checkpoints(Callback):
@@ -167,10 +217,19 @@ class Checkpoints(Callback):
             if ctx.ds.test and ctx.plan.total_epochs > 0:
                 ctx.run.save_checkpoint("start", {"model": ctx.model.state_dict(), "epoch": 0})
             return
-        ctx.run.save_checkpoint("last", {
-            "model": ctx.model.state_dict(), "optimizer": ctx.opt.state_dict(), "epoch": state.epoch,
-            "step": state.step, "best_acc": state.best_acc, "best_epoch": state.best_epoch,
-            "rng": torch.random.get_rng_state(), "events_offset": ctx.run.events_offset()})
+        ctx.run.save_checkpoint(
+            "last",
+            {
+                "model": ctx.model.state_dict(),
+                "optimizer": ctx.opt.state_dict(),
+                "epoch": state.epoch,
+                "step": state.step,
+                "best_acc": state.best_acc,
+                "best_epoch": state.best_epoch,
+                "rng": torch.random.get_rng_state(),
+                "events_offset": ctx.run.events_offset(),
+            },
+        )
 
     def after_fit(self, ctx: TrainContext, state: TrainState) -> None:
         for stored in ctx.run.path.glob("views-*.pt"):  # kept for a resume; a finished run needs them no more

@@ -4,6 +4,7 @@ Each rank trains on its own shard of every epoch (a shared seeded order, split b
 `DistributedDataParallel` (see `engine.train.paths`), so every rank holds the same model; validation is sharded and
 gathered; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUDA, gloo on the CPU.
 """
+
 from __future__ import annotations
 
 import os

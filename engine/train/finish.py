@@ -1,4 +1,5 @@
 """The end of a run: the best model on val is restored, scored on val and, once, on the test split, and saved."""
+
 from __future__ import annotations
 
 import time
@@ -43,28 +44,48 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
         val_logits = predict_logits(ctx.model, ctx.spec, val_paths, ctx.device, scoring)
     yva = ctx.yva.numpy()
     val = score(yva, val_logits.argmax(1).numpy(), ctx.classes)
-    metrics = {"best_val_acc": val["accuracy"], "chosen_on": "val", "val_interval": val["interval"],
-               "per_class": val["per_class"], "confusion": val["confusion"], "val_paths": val_paths,
-               "val_pred": val_logits.argmax(1).tolist(), "val_labels": yva.tolist(),
-               "val_conf": val_logits.softmax(1).max(1).values.tolist(), "classes": ctx.classes,
-               "val_loss": float(F.cross_entropy(val_logits, ctx.yva)), "test_source": ctx.ds.test_source}
+    metrics = {
+        "best_val_acc": val["accuracy"],
+        "chosen_on": "val",
+        "val_interval": val["interval"],
+        "per_class": val["per_class"],
+        "confusion": val["confusion"],
+        "val_paths": val_paths,
+        "val_pred": val_logits.argmax(1).tolist(),
+        "val_labels": yva.tolist(),
+        "val_conf": val_logits.softmax(1).max(1).values.tolist(),
+        "classes": ctx.classes,
+        "val_loss": float(F.cross_entropy(val_logits, ctx.yva)),
+        "test_source": ctx.ds.test_source,
+    }
     if test:
         scoring = ctx.report.step("score the test split")
         scoring(0.0)
         y = np.array([it.label for it in test])
-        logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device,
-                                scoring)
+        logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device, scoring)
         t = score(y, logits.argmax(1).numpy(), ctx.classes)
-        metrics.update(test_accuracy=t["accuracy"], test_interval=t["interval"], test_n=t["n"],
-                       test_per_class=t["per_class"], test_confusion=t["confusion"],
-                       test_paths=[it.path for it in test], test_pred=logits.argmax(1).tolist(),
-                       test_labels=y.tolist(), test_conf=logits.softmax(1).max(1).values.tolist())
+        metrics.update(
+            test_accuracy=t["accuracy"],
+            test_interval=t["interval"],
+            test_n=t["n"],
+            test_per_class=t["per_class"],
+            test_confusion=t["confusion"],
+            test_paths=[it.path for it in test],
+            test_pred=logits.argmax(1).tolist(),
+            test_labels=y.tolist(),
+            test_conf=logits.softmax(1).max(1).values.tolist(),
+        )
     else:  # too little data for a test split: the cross-validated estimate of the probe's head, when it won
-        metrics.update(test_accuracy=None, test_interval=None, test_n=0,
-                       cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None)
+        metrics.update(
+            test_accuracy=None,
+            test_interval=None,
+            test_n=0,
+            cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None,
+        )
     if ctx.rank == 0:
-        save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()},
-                  str(ctx.run.path / "model.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(ctx.run.path / "model.safetensors")
+        )
     if test:
         metrics.update(start_test(ctx, state, metrics))
     return metrics
@@ -86,23 +107,36 @@ def start_test(ctx: TrainContext, state: TrainState, metrics: dict) -> dict:
     scoring = ctx.report.step("score the starting head on test")
     scoring(0.0)
     test = ctx.ds.test
-    logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device,
-                            scoring)
+    logits = predict_logits(ctx.model, ctx.spec, [it.path for it in test], ctx.device, scoring)
     ctx.model.load_state_dict(best)
     t = score(np.array([it.label for it in test]), logits.argmax(1).numpy(), ctx.classes)
     return {f"start_test_{k}": t[k] for k in keys}
 
 
 # PLR0913: how the run ended and everything known about it then
-def end_metrics(run: Run, ctx: TrainContext | None, state: TrainState, t_start: float, status: str,  # noqa: PLR0913
-                error: str = "", metrics: dict | None = None) -> dict:
+def end_metrics(  # noqa: PLR0913
+    run: Run,
+    ctx: TrainContext | None,
+    state: TrainState,
+    t_start: float,
+    status: str,
+    error: str = "",
+    metrics: dict | None = None,
+) -> dict:
     """The run's final metrics: its scores, or what is known at a cancel or a failure (`ctx` is None when the run
     failed before it was built)."""
     plan = None if ctx is None else ctx.plan
-    out = {**(metrics or {}), "status": status, "seconds": time.time() - t_start, "error": error,
-           "best_epoch": state.best_epoch, "run_id": run.id, "run_dir": str(run.path),
-           "probe_accuracy": None if plan is None else plan.probe_accuracy,
-           "head_accuracy": None if plan is None else plan.head_accuracy}
+    out = {
+        **(metrics or {}),
+        "status": status,
+        "seconds": time.time() - t_start,
+        "error": error,
+        "best_epoch": state.best_epoch,
+        "run_id": run.id,
+        "run_dir": str(run.path),
+        "probe_accuracy": None if plan is None else plan.probe_accuracy,
+        "head_accuracy": None if plan is None else plan.head_accuracy,
+    }
     out.setdefault("best_val_acc", max(state.best_acc, 0.0))
     out.setdefault("test_accuracy", None)
     return out
@@ -113,10 +147,19 @@ def record_end(run: Run, metrics: dict, trace: str = "") -> None:
     write is tried on its own, so a full disk that refuses the metrics still lets the (small) status say "failed" and
     why."""
     status = metrics["status"]
-    writes = [lambda: run.write_json("metrics.json", metrics),
-              lambda: run.append(RunEnded(status=status, best_val_acc=metrics["best_val_acc"],
-                                          best_epoch=metrics["best_epoch"], seconds=metrics["seconds"],
-                                          error=metrics.get("error", ""), test_accuracy=metrics.get("test_accuracy")))]
+    writes = [
+        lambda: run.write_json("metrics.json", metrics),
+        lambda: run.append(
+            RunEnded(
+                status=status,
+                best_val_acc=metrics["best_val_acc"],
+                best_epoch=metrics["best_epoch"],
+                seconds=metrics["seconds"],
+                error=metrics.get("error", ""),
+                test_accuracy=metrics.get("test_accuracy"),
+            )
+        ),
+    ]
     if trace:
         writes.append(lambda: (run.path / "error.txt").write_text(trace))
     problems = []
@@ -128,5 +171,10 @@ def record_end(run: Run, metrics: dict, trace: str = "") -> None:
     if problems and status == "finished":
         status = metrics["status"] = "failed"
         metrics["error"] = f"the results could not be written: {problems[0]}"
-    run.set_status(state=status, ended=time.time(), best_val_acc=metrics["best_val_acc"],
-                   test_accuracy=metrics.get("test_accuracy"), error=metrics.get("error", ""))
+    run.set_status(
+        state=status,
+        ended=time.time(),
+        best_val_acc=metrics["best_val_acc"],
+        test_accuracy=metrics.get("test_accuracy"),
+        error=metrics.get("error", ""),
+    )

@@ -4,6 +4,7 @@ Epoch 0 validates the model the run starts from (the linear probe's head), so it
 the run keeps whichever is best on val and can never end below its probe. The test split is scored once, at the end.
 What the run was built with is its `TrainContext`; what changes is its `TrainState` (`engine/train/state.py`).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,15 @@ from engine.train.build import build
 from engine.train.callbacks import Callback, default_callbacks
 from engine.train.finish import end_metrics, final_metrics, record_end
 from engine.train.losses import make_loss, sample_order
-from engine.train.optim import (Schedule, apply_schedule, build_optimizer, freeze, set_bn_momentum, set_plan,
-                                set_train_mode)
+from engine.train.optim import (
+    Schedule,
+    apply_schedule,
+    build_optimizer,
+    freeze,
+    set_bn_momentum,
+    set_plan,
+    set_train_mode,
+)
 from engine.train.paths import FullPath, make_path
 from engine.progress import QUIET_STEP, Step
 from engine.train.progress import SetupProgress
@@ -51,8 +59,14 @@ class Trainer:
     """
 
     # PLR0913: the run and what it is given; each is optional but the first two
-    def __init__(self, cfg: TrainConfig, run: Run, cancel: CancelToken | None = None,  # noqa: PLR0913
-                 planned: Planned | None = None, callbacks: Sequence[Callback] | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run: Run,
+        cancel: CancelToken | None = None,  # noqa: PLR0913
+        planned: Planned | None = None,
+        callbacks: Sequence[Callback] | None = None,
+    ):
         self.cfg, self.run, self.cancel, self.planned = cfg, run, cancel or CancelToken(), planned
         self.rank, self.world = distributed.init()
         if self.rank != 0 and run is not None:
@@ -108,13 +122,28 @@ class Trainer:
         n_shard = len(distributed.shard(np.arange(len(ytr)), self.rank, self.world))
         plan = b.plan
         self.ctx = TrainContext(
-            cfg=cfg, run=self.run, device=self.device, precision=precision_name(self.device), rank=self.rank,
-            world=self.world, ds=b.ds, spec=b.spec, model=b.model, weights=b.weights, groups=b.groups, plan=plan,
-            split=b.split, opt=build_optimizer(b.model, b.groups, cfg.optim.weight_decay),
+            cfg=cfg,
+            run=self.run,
+            device=self.device,
+            precision=precision_name(self.device),
+            rank=self.rank,
+            world=self.world,
+            ds=b.ds,
+            spec=b.spec,
+            model=b.model,
+            weights=b.weights,
+            groups=b.groups,
+            plan=plan,
+            split=b.split,
+            opt=build_optimizer(b.model, b.groups, cfg.optim.weight_decay),
             loss_fn=make_loss(cfg.regularisation.balance, counts, cfg.regularisation.label_smoothing),
-            ytr=ytr, yva=yva, counts=counts, steps_per_epoch=-(-n_shard // cfg.optim.batch_size),
+            ytr=ytr,
+            yva=yva,
+            counts=counts,
+            steps_per_epoch=-(-n_shard // cfg.optim.batch_size),
             phases=((1, 0, plan.head_epochs), (2, plan.head_epochs, plan.finetune_epochs)),
-            report=self.report)
+            report=self.report,
+        )
         return self.ctx
 
     def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
@@ -155,8 +184,11 @@ class Trainer:
             seen += len(idx)
             st.step_log = dict(loss=loss, lrs=lrs, running_loss=total / seen, running_acc=correct / seen)
             self(Event.AFTER_STEP)
-        st.epoch_log = dict(train_loss=total / max(1, seen), train_acc=correct / max(1, seen),
-                            images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
+        st.epoch_log = dict(
+            train_loss=total / max(1, seen),
+            train_acc=correct / max(1, seen),
+            images_per_s=seen / max(time.perf_counter() - t0, 1e-9),
+        )
         self.validate(path)
 
     def validate(self, path, progress: Step = QUIET_STEP) -> None:
@@ -165,10 +197,13 @@ class Trainer:
         t0 = time.perf_counter()
         logits = distributed.val_logits(lambda rows: path.val_logits(rows, progress), len(ctx.yva), ctx.rank, ctx.world)
         pred = logits.argmax(1)
-        st.epoch_log.update(val_loss=float(F.cross_entropy(logits, ctx.yva)),
-                            val_acc=float((pred == ctx.yva).float().mean()),
-                            per_class=list(per_class_accuracy(ctx.yva.numpy(), pred.numpy(), ctx.classes).values()),
-                            val_seconds=time.perf_counter() - t0, seconds=time.perf_counter() - st.epoch_t0)
+        st.epoch_log.update(
+            val_loss=float(F.cross_entropy(logits, ctx.yva)),
+            val_acc=float((pred == ctx.yva).float().mean()),
+            per_class=list(per_class_accuracy(ctx.yva.numpy(), pred.numpy(), ctx.classes).values()),
+            val_seconds=time.perf_counter() - t0,
+            seconds=time.perf_counter() - st.epoch_t0,
+        )
         st.validated = True
         self(Event.AFTER_VALIDATE)
         st.is_best = st.epoch_log["val_acc"] > st.best_acc
@@ -183,8 +218,9 @@ class Trainer:
         ctx, st, plan = self.ctx, self.state, self.ctx.plan
         n = len(ctx.groups)
         st.phase, st.epoch, st.is_best, st.epoch_t0 = PhaseState(number=0), 0, False, time.perf_counter()
-        st.epoch_log = dict(train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0, grad_norm=[0.0] * n,
-                            drift=[0.0] * n)
+        st.epoch_log = dict(
+            train_loss=0.0, train_acc=0.0, images_per_s=0.0, seconds=0.0, grad_norm=[0.0] * n, drift=[0.0] * n
+        )
         # the rest of the run's forward passes (caching, scoring) at the speed this validation shows, not the probe's;
         # the epochs as planned (their steps are measured once they run)
         step, passes = "validate the starting model", plan.cache_s + plan.score_s
@@ -213,9 +249,15 @@ class Trainer:
         path = make_path(ctx, self.state, phase)
         path.parallel(ctx.world)  # after freezing: DDP registers the parameters that train in this phase
         kept = plan.bn_frozen_stats and phase == 2 and has_batchnorm(plan.backbone)
-        self.state.phase = PhaseState(number=phase, epochs=n_epochs, first=first, frozen=frozen, lrs=lrs,
-                                      path_name=path.name + ("; BatchNorm statistics kept" if kept else ""),
-                                      announce=done <= first)
+        self.state.phase = PhaseState(
+            number=phase,
+            epochs=n_epochs,
+            first=first,
+            frozen=frozen,
+            lrs=lrs,
+            path_name=path.name + ("; BatchNorm statistics kept" if kept else ""),
+            announce=done <= first,
+        )
         self(Event.BEFORE_PHASE)
         return path, sched
 

@@ -1,4 +1,5 @@
 """Losses and sampling for imbalanced data: class-weighted or focal loss, class-balanced sampling."""
+
 from __future__ import annotations
 
 import numpy as np

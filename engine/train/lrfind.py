@@ -1,6 +1,7 @@
 """Learning-rate range test (Smith 2017): the rate grows exponentially over a short run on the groups that will
 train, the loss is recorded, and the model and optimiser are restored afterwards. The suggestion is the rate where
 the smoothed loss falls fastest."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,9 @@ from engine.train.optim import freeze, set_train_mode
 from engine.train.paths import make_path
 
 
-def lr_find(cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0,
-            progress: Progress = QUIET) -> dict:
+def lr_find(
+    cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0, progress: Progress = QUIET
+) -> dict:
     """Runs the range test on the phase-2 plan of `cfg` (head only when the plan does not fine-tune), with the
     trainer's own step (`Trainer.one_batch`).
 
@@ -76,7 +78,7 @@ def suggest_lr(lrs: list[float], losses: list[float], flat: float = 0.25) -> flo
         return None
     y = np.asarray(losses, dtype=float)
     cut = int(np.argmin(y))
-    level = float(np.median(y[:max(3, cut // 3)]))
+    level = float(np.median(y[: max(3, cut // 3)]))
     drop = level - y[cut]
     if cut == 0 or drop <= 0:
         return float(lrs[0])
@@ -84,5 +86,5 @@ def suggest_lr(lrs: list[float], losses: list[float], flat: float = 0.25) -> flo
     begin = int(high[-1]) + 1 if len(high) else 0
     if cut - begin < 2:
         return float(lrs[begin])
-    slopes = np.gradient(y[begin:cut + 1], np.log(np.asarray(lrs[begin:cut + 1])))
+    slopes = np.gradient(y[begin : cut + 1], np.log(np.asarray(lrs[begin : cut + 1])))
     return float(lrs[begin + int(np.argmin(slopes))])

@@ -5,6 +5,7 @@ eval mode (running statistics fixed); `train_bn=True` still trains their affine 
 BatchNorm returns to train mode. The schedule sets every group's rate each step, so the rates the optimiser holds are
 exactly the plan's.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,12 @@ BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
 
 def _bn_param(model: nn.Module) -> set[str]:
-    return {f"{m}.{p}" if m else p for m, mod in model.named_modules() if isinstance(mod, BN_TYPES)
-            for p, _ in mod.named_parameters(recurse=False)}
+    return {
+        f"{m}.{p}" if m else p
+        for m, mod in model.named_modules()
+        if isinstance(mod, BN_TYPES)
+        for p, _ in mod.named_parameters(recurse=False)
+    }
 
 
 def build_optimizer(model: nn.Module, groups: list[LayerGroup], weight_decay: float = 0.01) -> torch.optim.AdamW:

@@ -10,6 +10,7 @@ Each path trains one `module` (the head, the groups above the boundary, or the w
 `parallel()` wraps it in `DistributedDataParallel`, once per phase: the trainable parameters change between phases.
 `make_path(ctx, state, phase)` chooses the path a phase runs on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ PREDICT_BATCH = 32  # images per forward pass when predicting from files
 
 def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """The epoch's order cut into batches; a last batch of one image is dropped (BatchNorm needs two)."""
-    return [b for b in (order[i:i + batch_size] for i in range(0, len(order), batch_size)) if len(b) >= 2]
+    return [b for b in (order[i : i + batch_size] for i in range(0, len(order), batch_size)) if len(b) >= 2]
 
 
 class _Trainable:
@@ -105,8 +106,15 @@ class ActivationPath(FeaturePath):
     """Trains the groups above the split's boundary on cached activations; epoch e reads view e mod K."""
 
     # PLR0913: the parts this input path is made of
-    def __init__(self, model: TapModel, split: SplitModel, views: Views, batch_size: int, device: torch.device,  # noqa: PLR0913
-                 boundary: str):
+    def __init__(  # noqa: PLR0913
+        self,
+        model: TapModel,
+        split: SplitModel,
+        views: Views,
+        batch_size: int,
+        device: torch.device,
+        boundary: str,
+    ):
         super().__init__(model, views, batch_size, device)
         self.split, self.name = split, f"cached activations below {boundary}"
         self.module, self.train_x, self.val_x = _Suffix(split), views.train_acts, views.val_acts
@@ -118,9 +126,19 @@ class FullPath(_Trainable):
     name, exact_val = "full forward", True  # validation runs the images through the eval transform, as scoring does
 
     # PLR0913: the parts this input path is made of
-    def __init__(self, model: TapModel, images: AugmentedImages, batches: EpochBatches, spec: InputSpec,  # noqa: PLR0913
-                 val_paths: list[str], device: torch.device, labels: torch.Tensor, mix: Mixup | None = None,
-                 pixels: np.ndarray | None = None, augment: BatchAugment | None = None):
+    def __init__(  # noqa: PLR0913
+        self,
+        model: TapModel,
+        images: AugmentedImages,
+        batches: EpochBatches,
+        spec: InputSpec,
+        val_paths: list[str],
+        device: torch.device,
+        labels: torch.Tensor,
+        mix: Mixup | None = None,
+        pixels: np.ndarray | None = None,
+        augment: BatchAugment | None = None,
+    ):
         self.model, self.images, self.batches, self.spec = model, images, batches, spec
         self.val_paths, self.device, self.labels, self.mix = val_paths, device, labels, mix
         self.pixels, self.augment = pixels, augment  # the device input path, when given
@@ -164,8 +182,9 @@ class FullPath(_Trainable):
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device,
-                   progress: Step = QUIET_STEP) -> torch.Tensor:
+def predict_logits(
+    model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device, progress: Step = QUIET_STEP
+) -> torch.Tensor:
     """Logits of image files through the eval transform, in eval mode (the one prediction routine of the engine:
     validation, the final test score, `evaluate` and `predict` all use it)."""
     was_training = model.training
@@ -175,7 +194,7 @@ def predict_logits(model: torch.nn.Module, spec: InputSpec, paths: list[str], de
         with autocast(device):
             for b in range(0, len(paths), PREDICT_BATCH):
                 progress.check_cancel()
-                x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b:b + PREDICT_BATCH])), device))
+                x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b : b + PREDICT_BATCH])), device))
                 out.append(model(x).float().cpu())
                 progress(min(1.0, (b + PREDICT_BATCH) / len(paths)))
     finally:
@@ -195,8 +214,16 @@ def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath |
         boundary = ctx.groups[next(i for i, f in enumerate(ctx.plan.frozen) if not f)].name
         return ActivationPath(ctx.model, ctx.split, state.views, cfg.optim.batch_size, ctx.device, boundary)
     reg = cfg.regularisation
-    mix = Mixup(mixup_alpha=reg.mixup, cutmix_alpha=reg.cutmix, num_classes=len(ctx.classes),
-                label_smoothing=reg.label_smoothing) if reg.mixup or reg.cutmix else None
+    mix = (
+        Mixup(
+            mixup_alpha=reg.mixup,
+            cutmix_alpha=reg.cutmix,
+            num_classes=len(ctx.classes),
+            label_smoothing=reg.label_smoothing,
+        )
+        if reg.mixup or reg.cutmix
+        else None
+    )
     val_paths = [it.path for it in ctx.ds.val]
     images, batches = train_images(ctx, state)
     pixels, augment = None, None
@@ -215,10 +242,21 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
     finishes."""
     step = "cache features of augmented views"
     plan, cut = ctx.plan, None if ctx.split is None else ctx.split.index
-    key = views_key({"data": plan.fingerprint, "backbone": plan.backbone, "weights": ctx.weights.sha256,
-                     "spec": plan.input_spec, "taps": plan.taps, "flip": plan.flip_tta, "cut": cut,
-                     "views": cached_views(ctx.cfg, plan), "augment": plan.augment, "seed": ctx.cfg.runtime.seed,
-                     "erasing": ctx.cfg.regularisation.random_erasing})
+    key = views_key(
+        {
+            "data": plan.fingerprint,
+            "backbone": plan.backbone,
+            "weights": ctx.weights.sha256,
+            "spec": plan.input_spec,
+            "taps": plan.taps,
+            "flip": plan.flip_tta,
+            "cut": cut,
+            "views": cached_views(ctx.cfg, plan),
+            "augment": plan.augment,
+            "seed": ctx.cfg.runtime.seed,
+            "erasing": ctx.cfg.regularisation.random_erasing,
+        }
+    )
     store = ctx.run.path / f"views-{key}.pt" if ctx.run is not None and ctx.world == 1 else None
     if store is not None and (views := load_views(store)) is not None:
         ctx.report(f"{step}: reused, complete from the stopped attempt", 1.0)
@@ -226,8 +264,17 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
     caching = ctx.report.step(step)
     caching(0.0)
     images, batches = train_images(ctx, state)
-    views = cache_views(ctx.model, ctx.split, ctx.spec, images, [it.path for it in ctx.ds.val],
-                        cached_views(ctx.cfg, plan), batches.seed_of, ctx.device, progress=caching)
+    views = cache_views(
+        ctx.model,
+        ctx.split,
+        ctx.spec,
+        images,
+        [it.path for it in ctx.ds.val],
+        cached_views(ctx.cfg, plan),
+        batches.seed_of,
+        ctx.device,
+        progress=caching,
+    )
     if store is not None:
         save_views(store, views)
     caching(1.0)
@@ -239,7 +286,8 @@ def train_images(ctx: TrainContext, state: TrainState) -> tuple[AugmentedImages,
     if state.images is None:
         work_key, work_geom = aug.working_geometry(ctx.spec)
         tf = aug.train_transform(ctx.spec, ctx.plan.augment, ctx.cfg.regularisation.random_erasing)
-        state.images = (AugmentedImages([it.path for it in ctx.ds.train], work_key, work_geom, tf,
-                                        ctx.spec.in_chans),
-                        EpochBatches(ctx.cfg.optim.batch_size, ctx.cfg.runtime.seed))
+        state.images = (
+            AugmentedImages([it.path for it in ctx.ds.train], work_key, work_geom, tf, ctx.spec.in_chans),
+            EpochBatches(ctx.cfg.optim.batch_size, ctx.cfg.runtime.seed),
+        )
     return state.images

@@ -6,6 +6,7 @@ the device removes that limit. The array is square (the working size, a centre c
 on disk in the cache folder: the RAM it takes is the operating system's page cache, which gives it back as needed.
 A background thread reads the next batches while the device trains on the current one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,9 @@ def pixel_key(image_paths: Sequence[str], spec: InputSpec) -> str:
     return h.hexdigest()[:24]
 
 
-def decoded_pixels(image_paths: Sequence[str], spec: InputSpec, workers: int = 8,
-                   progress: Step = QUIET_STEP) -> np.ndarray:
+def decoded_pixels(
+    image_paths: Sequence[str], spec: InputSpec, workers: int = 8, progress: Step = QUIET_STEP
+) -> np.ndarray:
     """The photos as a read-only memory-mapped uint8 array (N, C, W, W), decoded now (by `workers` threads) unless the
     cache already holds them."""
     side, chans, n = working_side(spec), spec.in_chans, len(image_paths)
@@ -47,17 +49,18 @@ def decoded_pixels(image_paths: Sequence[str], spec: InputSpec, workers: int = 8
     if path.exists():
         return np.load(path, mmap_mode="r")
     need_disk(path.parent, n * chans * side * side, f"the decoded copy of {n:,} training photos")
-    resize = v2.Compose([v2.Resize(side, interpolation=InterpolationMode(spec.interpolation), antialias=True),
-                         v2.CenterCrop(side)])
+    resize = v2.Compose(
+        [v2.Resize(side, interpolation=InterpolationMode(spec.interpolation), antialias=True), v2.CenterCrop(side)]
+    )
     tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.partial")  # one writer each
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, chans, side, side))
     try:
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for start in range(0, n, 256):
                 progress.check_cancel()
-                chunk = image_paths[start:start + 256]
+                chunk = image_paths[start : start + 256]
                 images = pool.map(lambda p: to_tensor(load_image(p, chans), resize).numpy(), chunk)
-                out[start:start + len(chunk)] = np.stack(list(images))
+                out[start : start + len(chunk)] = np.stack(list(images))
                 progress(min(1.0, (start + len(chunk)) / n))
         out.flush()
         del out

@@ -1,6 +1,7 @@
 """The progress of named setup steps (load and check data, probe, choose the head, cache features, score the test
 split) as `SetupStep` events: each step's own time left from its pace, and the whole run's, from the plan's estimate
 as the engine refines it (`expect`, `expect_after`)."""
+
 from __future__ import annotations
 
 import math
@@ -71,5 +72,6 @@ class SetupProgress(Progress):
             run_eta = round(eta + rest, 1)
             if fraction >= 1:  # the step is over: what remains is a deadline again
                 self.deadline, self.after = now + rest, None
-        self.run.append(SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))), eta_s=eta,
-                                  run_eta_s=run_eta))
+        self.run.append(
+            SetupStep(name=name, fraction=float(min(1.0, max(0.0, fraction))), eta_s=eta, run_eta_s=run_eta)
+        )

@@ -7,6 +7,7 @@
 * `Event`: the points at which the loop calls its callbacks (fastai's `before_fit` ... `after_fit`). A callback reads
   both parts and writes only its own side effects (an event log, a checkpoint, a time left) and the epoch's log.
 """
+
 from __future__ import annotations
 
 import enum

@@ -1,6 +1,7 @@
 """The frozen part of the network, run once: pooled features (and activations at the freeze boundary) of K augmented
 views of the train images and of the val images, so that training epochs run only the trainable part.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,9 @@ def load_views(path: Path) -> Views | None:
         return None
 
 
-def frozen_forward(model: TapModel, split: SplitModel | None, x: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def frozen_forward(
+    model: TapModel, split: SplitModel | None, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The head's input features for `x` (each view as it is, no mirror averaging), and the activations at the
     split's boundary (None without a split)."""
     if split is None:
@@ -66,9 +68,18 @@ def frozen_forward(model: TapModel, split: SplitModel | None, x: torch.Tensor
 
 @torch.inference_mode()
 # PLR0913: the parts the cached views are made of, and who watches
-def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, images: AugmentedImages,  # noqa: PLR0913
-                val_paths: list[str], views: int, seed_of: Callable[[int, int], int], device: torch.device,
-                progress: Step = QUIET_STEP, batch_size: int = 16) -> Views:
+def cache_views(  # noqa: PLR0913
+    model: TapModel,
+    split: SplitModel | None,
+    spec: InputSpec,
+    images: AugmentedImages,
+    val_paths: list[str],
+    views: int,
+    seed_of: Callable[[int, int], int],
+    device: torch.device,
+    progress: Step = QUIET_STEP,
+    batch_size: int = 16,
+) -> Views:
     """Runs the frozen network (eval mode) over `views` augmented views of `images` and over the val images.
 
     Args:
@@ -96,9 +107,10 @@ def cache_views(model: TapModel, split: SplitModel | None, spec: InputSpec, imag
         for b in range(0, len(val_paths), batch_size):
             progress.check_cancel()
             progress((views * len(images) + b) / (views * len(images) + len(val_paths)))
-            x = spec.normalize(to_device(torch.stack(load_images(spec, val_paths[b:b + batch_size])), device))
+            x = spec.normalize(to_device(torch.stack(load_images(spec, val_paths[b : b + batch_size])), device))
             f, a = frozen_forward(model, split, x) if split is not None else (model.features(x), None)
             vf.append(f)
             va.append(a)
-    return Views(torch.stack(feats), torch.cat(vf), torch.stack(acts) if split else None,
-                 torch.cat(va) if split else None)
+    return Views(
+        torch.stack(feats), torch.cat(vf), torch.stack(acts) if split else None, torch.cat(va) if split else None
+    )
