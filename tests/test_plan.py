@@ -83,3 +83,12 @@ def test_preflight_refuses_a_plan_whose_caches_exceed_the_memory_budget(monkeypa
     assert preflight(dataclasses.replace(plan(), ram_bytes=900 * 1024**2)) == []
     stop = blocking(preflight(dataclasses.replace(plan(), ram_bytes=3 * 1024**3)))
     assert [f.code for f in stop] == ["memory"] and "TRANSFERLAB_MEMORY" in stop[0].fix
+
+
+def test_the_stored_plan_is_keyed_by_the_device_it_was_costed_for():
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import plan_key
+
+    cfg = TrainConfig.create(data="/data")
+    assert plan_key(cfg, "fp", "cpu") == plan_key(cfg, "fp", "cpu")
+    assert plan_key(cfg, "fp", "cpu") != plan_key(cfg, "fp", "cuda")

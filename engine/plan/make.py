@@ -52,8 +52,12 @@ from engine.progress import QUIET, Progress, Step
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 
 
-def plan_key(cfg: TrainConfig, fingerprint: str) -> str:
-    raw = json.dumps({**cfg.to_dict(), "device": None, "v": PLAN_VERSION, "data_fp": fingerprint}, sort_keys=True)
+def plan_key(cfg: TrainConfig, fingerprint: str, device_type: str) -> str:
+    """The stored plan's key: the config, the data and the kind of device the plan was costed for (its epochs and
+    paths follow that device's pace)."""
+    raw = json.dumps(
+        {**cfg.to_dict(), "device": device_type, "v": PLAN_VERSION, "data_fp": fingerprint}, sort_keys=True
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
@@ -63,7 +67,8 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
     progress("load and check data", 0.0)
     ds = load_data(cfg)
     progress("load and check data", 1.0)
-    folder = paths.sub("plans") / plan_key(cfg, ds.fingerprint())
+    device = device or pick_device(cfg.runtime.device)
+    folder = paths.sub("plans") / plan_key(cfg, ds.fingerprint(), device.type)
     stored = load_planned(folder, ds)
     if stored is not None:
         return stored
