@@ -92,3 +92,15 @@ def test_the_stored_plan_is_keyed_by_the_device_it_was_costed_for():
     cfg = TrainConfig.create(data="/data")
     assert plan_key(cfg, "fp", "cpu") == plan_key(cfg, "fp", "cpu")
     assert plan_key(cfg, "fp", "cpu") != plan_key(cfg, "fp", "cuda")
+
+
+def test_auto_fine_tunes_as_deep_as_twelve_epochs_fit_and_not_at_all_below_three():
+    from engine.plan.rules import finetune_depth, probe_fits
+
+    def epoch_s(k: int) -> float:  # 10 s per trainable group below the head
+        return 10.0 * k
+
+    assert finetune_depth(epoch_s, 6, 500.0) == (4, 12)  # 12 epochs of 4 groups fit (480 s); of 6 they do not
+    assert finetune_depth(epoch_s, 6, 100.0) == (1, 10)  # only the top group, for as many epochs as fit
+    assert finetune_depth(epoch_s, 6, 29.0) == (1, 0)  # fewer than 3 epochs: no fine-tuning
+    assert probe_fits(10.0, 50.0, 1, 5.0, 85.0) and not probe_fits(10.0, 50.0, 1, 5.0, 84.0)  # 10 s kept per probe

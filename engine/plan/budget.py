@@ -16,7 +16,7 @@ from engine.model.groups import layer_groups
 from engine.model.taps import TapModel
 from engine.model.weights import availability
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
-from engine.plan.rules import FIXED_S
+from engine.plan.rules import FIXED_S, finetune_depth, probe_fits
 from engine.probe.features import feature_views
 from engine.probe.linear import ProbeResult
 
@@ -77,7 +77,7 @@ class Forecast(NamedTuple):
     others: tuple[str, ...]
 
 
-# PLR0913: the forecast's measured inputs; to call the planner's own functions
+# PLR0913: the forecast's measured inputs
 def forecast(  # noqa: PLR0913
     cfg: TrainConfig,
     ds: Dataset,
@@ -95,26 +95,21 @@ def forecast(  # noqa: PLR0913
     for name in other_bundled(cfg.backbone, cfg.weights):
         spec = spec_for(ds, name, cfg.data.in_chans)
         est = extract_seconds(pace, name, spec, n_tv, cfg.runtime.probe_mirror)
-        fits = (
-            t + est + 10 * (len(probed) + 2) + score_seconds(pace, name, spec, len(ds.test) + 2 * len(ds.val))
-            <= SAFETY * budget
-        )
+        score_s = score_seconds(pace, name, spec, len(ds.test) + 2 * len(ds.val))
+        fits = probe_fits(t, est, len(probed) + 1, score_s, SAFETY * budget)  # after the first probe and these
         if name in others if others is not None else fits:
             t, probed = t + est, probed + [name]
     t += CHOOSE_SHARE * budget
     finish = score_seconds(pace, pace.backbone, first, len(ds.test) + 2 * len(ds.val)) + FIXED_S
     groups = model_groups(pace.backbone, (-1,), len(ds.classes))
-    epoch = epoch_seconds(
-        pace.backbone,
-        pace.size,
-        groups[-2:-1],
-        len(ds.train),
-        len(ds.val),
-        pace.images_per_s,
-        2,
-        pick_device(cfg.runtime.device).type,
-    )
-    if epoch > 0 and 3 * epoch <= SAFETY * budget - t - finish:
+    where = pick_device(cfg.runtime.device).type
+
+    def epoch(k: int) -> float:  # the top group's epoch (both views: the pessimistic count)
+        return epoch_seconds(
+            pace.backbone, pace.size, groups[-1 - k : -1], len(ds.train), len(ds.val), pace.images_per_s, 2, where
+        )
+
+    if finetune_depth(epoch, 1, SAFETY * budget - t - finish)[1] > 0:  # the rule the plan decides by
         return Forecast(SAFETY * budget - elapsed, finish, True, tuple(probed))
     # no epoch to train: validating the starting head is the val score, then the test split; each photo read once, as
     # most chosen heads read it (the plan counts the mirror image too once a head that averages it is chosen)

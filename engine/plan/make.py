@@ -39,9 +39,11 @@ from engine.plan.rules import (
     Plan,
     band,
     discriminative,
+    finetune_depth,
     group_labels,
     layer_decay,
     norm_note,
+    probe_fits,
 )
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.choose import HeadChoice, choose_head, label_of
@@ -149,8 +151,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
         est = extract_seconds(pace, name, other_spec, len(ds.train) + len(ds.val), cfg.runtime.probe_mirror)
-        reserve = 10 * (len(probes) + 1) + score_seconds(pace, name, other_spec, n_test + 2 * len(ds.val))
-        if time.perf_counter() - t0 + est + reserve > budget:
+        score_s = score_seconds(pace, name, other_spec, n_test + 2 * len(ds.val))
+        if not probe_fits(time.perf_counter() - t0, est, len(probes), score_s, budget):
             continue
         probes.append(_probe(cfg, ds, name, other_spec, progress))
     imbalance = _imbalance(ds)
@@ -408,10 +410,7 @@ def _auto_finetune(  # noqa: PLR0913
         """Seconds of one fine-tuning epoch with the top `k` groups below the head trainable."""
         return epoch_seconds(backbone, size, groups[headi - k : headi], len(ds.train), len(ds.val), speed, views, where)
 
-    depths = [k for k in (1, 2, 4, headi) if k <= headi]
-    k = next((d for d in reversed(depths) if 12 * cost(d) <= seconds_left), 1)
-    epochs = min(15, int(seconds_left // cost(k))) if cost(k) > 0 else 0
-    epochs = epochs if epochs >= 3 else 0
+    k, epochs = finetune_depth(cost, headi, seconds_left)
     trainable = list(range(headi - k, headi + 1)) if epochs else [headi]
     augment = "light" if k <= 2 else "basic"
     best = max(scored, key=lambda c: c.cv or 0)

@@ -8,6 +8,7 @@ plain words with the evidence behind it, and what the run will cost. Every rule 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable
 
 from engine.model.catalogue import is_transformer
 
@@ -44,6 +45,32 @@ def band(accuracy: float) -> int:
 # (ULMFiT/fastai's factor-of-ten steps); a transformer has 12 or more identical blocks, decayed gently per block as in
 # timm's `param_groups_layer_decay` and BEiT/MAE fine-tuning (0.65-0.75).
 LAYER_DECAY = {"stage": 0.1, "block": 0.75}
+
+
+# Auto's time budget: how deep it fine-tunes and whether another backbone's probe fits. The forecast of a run's length
+# (`engine.plan.budget.forecast`) and the plan (`engine.plan.make`) both decide with these, so they cannot disagree.
+FINETUNE_DEPTHS = (1, 2, 4)  # groups below the head auto may open, the deepest that fits `DEEP_EPOCHS` epochs, or all
+DEEP_EPOCHS = 12  # epochs a deeper fine-tune must fit to be chosen over a shallower one
+MIN_FINETUNE_EPOCHS, MAX_FINETUNE_EPOCHS = 3, 15  # fewer than the minimum: no fine-tuning at all
+PROBE_RESERVE_S = 10.0  # seconds kept per probe (the first and the next) for fitting its heads
+
+
+def finetune_depth(epoch_s: Callable[[int], float], n_below_head: int, seconds_left: float) -> tuple[int, int]:
+    """Auto's phase 2 within `seconds_left`: (groups below the head to train, epochs). The deepest of
+    `FINETUNE_DEPTHS` (or all `n_below_head` groups) whose `DEEP_EPOCHS` epochs fit, else the top group for as many
+    epochs as fit, at most `MAX_FINETUNE_EPOCHS`; (1, 0) when fewer than `MIN_FINETUNE_EPOCHS` fit. `epoch_s(k)`: the
+    seconds of one epoch with the top `k` groups trainable."""
+    depths = [k for k in (*FINETUNE_DEPTHS, n_below_head) if k <= n_below_head]
+    k = next((d for d in reversed(depths) if DEEP_EPOCHS * epoch_s(d) <= seconds_left), 1)
+    cost = epoch_s(k)
+    epochs = min(MAX_FINETUNE_EPOCHS, int(seconds_left // cost)) if cost > 0 else 0
+    return k, epochs if epochs >= MIN_FINETUNE_EPOCHS else 0
+
+
+def probe_fits(elapsed_s: float, extract_s: float, n_probed: int, score_s: float, limit_s: float) -> bool:
+    """Whether probing another backbone (`extract_s` of extraction, after `n_probed` probes, `elapsed_s` in) and still
+    scoring its head (`score_s`) ends within `limit_s`."""
+    return elapsed_s + extract_s + PROBE_RESERVE_S * (n_probed + 1) + score_s <= limit_s
 
 
 def layer_decay(transformer: bool) -> float:
