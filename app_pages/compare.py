@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import compare_row, gap_sentence, has_model, viewable, worst_mistakes
+from engine import RunResult, compare_row, gap_sentence, has_model, viewable, worst_mistakes
 from ui import charts
 from ui.state import get_runner
 
@@ -72,26 +72,24 @@ if picked:
     st.caption("Validation accuracy per epoch of the selected runs; epoch 0 is each run's starting head.")
 
 rid = st.selectbox("Run", [r["run"] for r in rows], key="compare_run")
-metrics = runs[rid].read_json("metrics.json") or {}
-if not metrics.get("classes"):
+result = RunResult.read(runs[rid])
+if result is None or not result.classes:
     st.info("This run stopped before its final scoring: resume it on the Train page for per-class results.")
     st.stop()
-split = "test" if metrics.get("test_per_class") else "val"
-st.plotly_chart(
-    charts.per_class(metrics.get(f"{split}_per_class") or metrics["per_class"], f"Per-class accuracy ({split} photos)"),
-    width="stretch",
-)
+split = result.scored_split
+per_class, confusion = result.class_scores()
+st.plotly_chart(charts.per_class(per_class, f"Per-class accuracy ({split} photos)"), width="stretch")
 st.caption("The classes to collect more photos for are the low bars.")
 st.plotly_chart(
     charts.confusion(
-        metrics.get(f"{split}_confusion") or metrics["confusion"],
-        metrics["classes"],
+        confusion,
+        result.classes,
         f"Confusion matrix ({split} photos)",
     ),
     width="stretch",
 )
 st.subheader("Worst mistakes")
-wrong = worst_mistakes(metrics)
+wrong = worst_mistakes(result)
 st.caption(f"{split.capitalize()} photos the model got wrong, most confident first.")
 if not wrong:
     st.success(f"No mistakes on the {split} photos.")

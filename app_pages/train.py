@@ -296,8 +296,8 @@ def live() -> None:
     )
     progress_bars(view)
     controls(view.state)
-    if view.state == "finished" and view.metrics:
-        st.success(run_summary(view.metrics, view.plan))
+    if view.state == "finished" and view.result:
+        st.success(run_summary(view.result, view.plan))
         if kept_the_head(view.plan):
             anyway(view)
     if view.state == "failed":
@@ -313,15 +313,15 @@ def live() -> None:
 def headline(view: RunView) -> None:
     """The run's numbers: the last and the best epoch on val, the test score (or the epoch's training accuracy so
     far), the training pace."""
-    m, last = view.metrics, view.epochs[-1]
+    r, last = view.result, view.epochs[-1]
     c = st.columns(4)
     c[0].metric("Validation accuracy, last epoch", f"{last['val_acc']:.1%}")
     c[1].metric("Best on val (the run keeps it)", f"{view.best_val_acc:.1%}")
-    if m.get("test_accuracy") is not None:
+    if r is not None and r.test_accuracy is not None:
         c[2].metric(
             "Test accuracy (never chosen on)",
-            f"{m['test_accuracy']:.1%}",
-            f"95% interval {m['test_interval'][0]:.1%}–{m['test_interval'][1]:.1%}",
+            f"{r.test_accuracy:.1%}",
+            f"95% interval {r.test_interval[0]:.1%}–{r.test_interval[1]:.1%}",
             delta_color="off",
         )
     elif view.steps:

@@ -31,12 +31,13 @@ def test_one_sentence_instead_of_a_chart_with_one_point():
 
 
 def test_the_test_figure_in_words_says_why_it_is_missing():
+    from engine.runs.result import RunResult
     from engine.serve.summary import test_phrase
 
-    scored = {"status": "finished", "test_accuracy": 0.9, "test_interval": [0.85, 0.94], "test_n": 161}
+    scored = RunResult(status="finished", test_accuracy=0.9, test_interval=[0.85, 0.94], test_n=161)
     assert test_phrase(scored, {"n_test": 161}).startswith("90.0% on 161 test photos nothing was chosen on")
-    stopped = {"status": "cancelled", "test_accuracy": None}
+    stopped = RunResult(status="cancelled")
     assert test_phrase(stopped, {"n_test": 161}) == (
         "not scored: the run cancelled before scoring its test split (161 photos); resume it to finish"
     )
-    assert test_phrase({"status": "finished", "cv_estimate": 0.8}, {"n_test": 0}).startswith("no test split")
+    assert test_phrase(RunResult(status="finished", cv_estimate=0.8), {"n_test": 0}).startswith("no test split")

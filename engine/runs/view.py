@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.runs.events import time_left
+from engine.runs.result import RunResult
 from engine.runs.store import LIVE
 
 
@@ -28,7 +29,7 @@ class RunView:
     state: str
     config: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
+    result: RunResult | None = None  # how it ended, once it has
     epochs: list[dict] = field(default_factory=list)  # `EpochEnded` events; epoch 0 is the model the run starts from
     steps: list[dict] = field(default_factory=list)  # `StepEnded`
     phases: list[dict] = field(default_factory=list)  # `PhaseStarted`
@@ -42,18 +43,19 @@ class RunView:
         def kind(k: str) -> list[dict]:
             return [e for e in events if e["kind"] == k]
 
-        status, metrics = snap.get("status") or {}, snap.get("metrics") or {}
+        status = snap.get("status") or {}
+        result = None if snap.get("metrics") is None else RunResult.from_dict(snap["metrics"])
         return cls(
             id=snap.get("id", ""),
             state=status.get("state", "queued"),
             config=snap.get("config") or {},
             plan=snap.get("plan") or {},
-            metrics=metrics,
+            result=result,
             epochs=kind("epoch"),
             steps=kind("step"),
             phases=kind("phase_started"),
             setups=kind("setup"),
-            error=metrics.get("error") or status.get("error") or "",
+            error=(result.error if result else "") or status.get("error") or "",
         )
 
     @property

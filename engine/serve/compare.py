@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.runs.result import RunResult
 from engine.runs.store import Run
 
 
@@ -21,7 +22,7 @@ def compare_row(run: Run) -> dict:
     """The run's dataset, backbone and strategy; the probe's val accuracy; on test, the starting head (the probe's
     head on the pretrained backbone, epoch 0) and the chosen model (its best epoch on val), each with its 95%
     interval; and the seconds to each."""
-    plan, m = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
+    plan, r = run.read_json("plan.json") or {}, RunResult.read(run)
     events, status = run.events(), run.status()
     epochs = [e for e in events if e["kind"] == "epoch"]
     return {
@@ -31,16 +32,16 @@ def compare_row(run: Run) -> dict:
         "strategy": plan.get("strategy"),
         "status": status.get("state"),
         "probe": plan.get("probe_accuracy"),
-        "val": m.get("best_val_acc", status.get("best_val_acc")),
-        "test": m.get("test_accuracy"),
-        "test_interval": m.get("test_interval"),
-        "test_n": m.get("test_n"),
-        "start_test": m.get("start_test_accuracy"),
-        "start_test_interval": m.get("start_test_interval"),
-        "best_epoch": m.get("best_epoch"),
+        "val": status.get("best_val_acc") if r is None else r.best_val_acc,
+        "test": r and r.test_accuracy,
+        "test_interval": r and r.test_interval,
+        "test_n": r and r.test_n,
+        "start_test": r and r.start_test_accuracy,
+        "start_test_interval": r and r.start_test_interval,
+        "best_epoch": r and r.best_epoch,
         "epochs_trained": max([e["epoch"] for e in epochs] or [0]),
         "start_seconds": _seconds_to_start(events),
-        "seconds": m.get("seconds"),
+        "seconds": r and r.seconds,
     }
 
 

@@ -17,6 +17,7 @@ from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
 from engine.data.decode import load_images
 from engine.data.spec import to_tensor
+from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.serve.evaluate import load_run_model
 from engine.serve.summary import test_phrase
@@ -40,7 +41,7 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
 
 
 def model_card(run: Run) -> dict:
-    plan, metrics = run.read_json("plan.json") or {}, run.read_json("metrics.json") or {}
+    plan, result = run.read_json("plan.json") or {}, RunResult.read(run)
     info = run.read_json("run_info.json") or {}
     spec = plan.get("input_spec", {})
     return {
@@ -55,7 +56,7 @@ def model_card(run: Run) -> dict:
         "std": spec.get("std"),
         "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
         "metrics": {
-            k: metrics.get(k)
+            k: None if result is None else getattr(result, k)
             for k in (
                 "best_val_acc",
                 "best_epoch",
@@ -67,7 +68,7 @@ def model_card(run: Run) -> dict:
                 "cv_estimate",
             )
         },
-        "status": metrics.get("status") or run.status().get("state"),
+        "status": (result and result.status) or run.status().get("state"),
         "strategy": plan.get("strategy"),
         "taps": plan.get("taps"),
         "flip_tta": plan.get("flip_tta"),
@@ -85,7 +86,7 @@ def model_card_markdown(run: Run) -> str:
     card = model_card(run)
     m = card["metrics"]
     w = card.get("weights") or {}
-    test = test_phrase({**m, "status": card["status"]}, run.read_json("plan.json") or {})
+    test = test_phrase(RunResult.from_dict({**m, "status": card["status"]}), run.read_json("plan.json") or {})
     classes = card.get("classes") or []
     return "\n".join(
         [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.runs.result import RunResult
+
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
@@ -24,22 +26,22 @@ def run_header(config: dict, plan: dict) -> str:
     return " · ".join(x for x in (name, f"{sizes} photos" if sizes else "", backbone, strategy) if x)
 
 
-def test_phrase(metrics: dict, plan: dict) -> str:
+def test_phrase(result: RunResult, plan: dict) -> str:
     """The run's test figure in words (model card, CLI): the accuracy with its interval; or why there is none: the
     run stopped before scoring the test split it has, or the data was too small to hold one out."""
-    if metrics.get("test_accuracy") is not None:
-        lo, hi = metrics["test_interval"]
+    if result.test_accuracy is not None:
+        lo, hi = result.test_interval
         return (
-            f"{metrics['test_accuracy']:.1%} on {metrics['test_n']} test photos nothing was chosen on (95% "
+            f"{result.test_accuracy:.1%} on {result.test_n} test photos nothing was chosen on (95% "
             f"interval {lo:.1%}–{hi:.1%})"
         )
     if plan.get("n_test"):
         return (
-            f"not scored: the run {metrics.get('status') or 'stopped'} before scoring its test split "
+            f"not scored: the run {result.status or 'stopped'} before scoring its test split "
             f"({plan['n_test']} photos); resume it to finish"
         )
-    if metrics.get("cv_estimate") is not None:
-        return f"no test split (too little data); cross-validated estimate {metrics['cv_estimate']:.1%}"
+    if result.cv_estimate is not None:
+        return f"no test split (too little data); cross-validated estimate {result.cv_estimate:.1%}"
     return "no test split (too little data)"
 
 
@@ -58,19 +60,19 @@ def no_epoch_sentence(start_acc: float, plan: dict, state: str) -> str:
     )
 
 
-def run_summary(metrics: dict, plan: dict) -> str:
+def run_summary(result: RunResult, plan: dict) -> str:
     """One paragraph: the honest number first (test), then what the probe and the fine-tuning each contributed."""
-    test, val = metrics.get("test_accuracy"), metrics.get("best_val_acc")
+    test, val = result.test_accuracy, result.best_val_acc
     if test is not None:
-        lo, hi = metrics["test_interval"]
+        lo, hi = result.test_interval
         lead = (
-            f"{test:.0%} of the {metrics['test_n']} photos it has never seen are right (test split; 95% interval "
+            f"{test:.0%} of the {result.test_n} photos it has never seen are right (test split; 95% interval "
             f"{lo:.0%}–{hi:.0%})."
         )
-    elif metrics.get("cv_estimate") is not None:
+    elif result.cv_estimate is not None:
         lead = (
             f"There was too little data to hold out a test split; cross-validation estimates "
-            f"{metrics['cv_estimate']:.0%} on new photos."
+            f"{result.cv_estimate:.0%} on new photos."
         )
     else:
         lead = "There was too little data to hold out a test split, so there is no honest estimate on new photos."
@@ -84,7 +86,7 @@ def run_summary(metrics: dict, plan: dict) -> str:
             + "."
         )
     trained = [g for g, f in zip(plan.get("groups", []), plan.get("frozen", [])) if not f]
-    if metrics.get("best_epoch", 0) > 0 and start is not None and val is not None:
+    if result.best_epoch > 0 and start is not None and val is not None:
         parts.append(
             f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "
             f"photos (the split the epoch was chosen on)."
@@ -95,12 +97,11 @@ def run_summary(metrics: dict, plan: dict) -> str:
     return " ".join(parts)
 
 
-def worst_mistakes(metrics: dict, k: int = 8) -> list[dict]:
+def worst_mistakes(result: RunResult, k: int = 8) -> list[dict]:
     """The wrong predictions of the split the run was scored on (test, else val), most confident first."""
-    split = "test" if metrics.get("test_pred") else "val"
-    paths, labels, preds = (metrics.get(f"{split}_{key}") or [] for key in ("paths", "labels", "pred"))
-    conf = metrics.get(f"{split}_conf") or [None] * len(paths)
-    classes = metrics.get("classes") or []
+    split, classes = result.scored_split, result.classes
+    paths, labels, preds, conf = result.predictions()
+    conf = conf or [None] * len(paths)
     wrong = [
         {"path": p, "true": classes[y], "predicted": classes[q], "confidence": c, "split": split}
         for p, y, q, c in zip(paths, labels, preds, conf)

@@ -9,6 +9,7 @@ import threading
 import time
 
 from engine.progress import Progress
+from engine.runs.result import RunResult
 from engine.serve.summary import test_phrase
 
 RESULT_KEYS = (
@@ -84,12 +85,14 @@ def watch(run, thread: threading.Thread) -> None:
 
 
 def train_result(run, as_json: bool) -> int:
-    m = run.read_json("metrics.json") or {}
-    out = {k: m.get(k) for k in RESULT_KEYS}
+    result = RunResult.read(run) or RunResult(
+        status=run.status().get("state", ""), run_id=run.id, run_dir=str(run.path)
+    )
+    out = {k: getattr(result, k) for k in RESULT_KEYS}
     if as_json:
         print(json.dumps(out, indent=2))
     else:
-        test = f"test accuracy {test_phrase(m, run.read_json('plan.json') or {})}"
+        test = f"test accuracy {test_phrase(result, run.read_json('plan.json') or {})}"
         print(
             f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
             f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"

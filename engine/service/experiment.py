@@ -13,6 +13,7 @@ import os
 
 from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
 from engine.runs.store import TERMINAL, Run
+from engine.runs.result import RunResult
 from engine.runs.view import RunView
 
 ARMS = ("scratch", "probe", "finetune", "auto")
@@ -65,17 +66,17 @@ def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:
         if snap is None:
             continue
         view = RunView.of(snap)
-        m = view.metrics
+        r = view.result or RunResult()
         rows.append(
             {
                 "arm": arm,
                 "label": ARM_TEXT[arm],
                 "run_id": view.id,
                 "state": view.state,
-                "test_accuracy": m.get("test_accuracy"),
-                "test_interval": m.get("test_interval"),
-                "test_n": m.get("test_n"),
-                "seconds": m.get("seconds"),
+                "test_accuracy": r.test_accuracy,
+                "test_interval": r.test_interval,
+                "test_n": r.test_n,
+                "seconds": r.seconds if view.result else None,
                 "epochs_trained": view.epochs_trained,
             }
         )

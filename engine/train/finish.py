@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 import numpy as np
 import torch.nn.functional as F
 from safetensors.torch import save_file
@@ -10,6 +11,7 @@ from safetensors.torch import save_file
 from engine.metrics import score
 from engine.plan.rules import FIXED_S
 from engine.runs.events import RunEnded
+from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.train.paths import predict_logits
 from engine.train.state import TrainContext, TrainState
@@ -114,49 +116,46 @@ def start_test(ctx: TrainContext, state: TrainState, metrics: dict) -> dict:
 
 
 # PLR0913: how the run ended and everything known about it then
-def end_metrics(  # noqa: PLR0913
+def end_result(  # noqa: PLR0913
     run: Run,
     ctx: TrainContext | None,
     state: TrainState,
     t_start: float,
     status: str,
     error: str = "",
-    metrics: dict | None = None,
-) -> dict:
-    """The run's final metrics: its scores, or what is known at a cancel or a failure (`ctx` is None when the run
-    failed before it was built)."""
+    scores: dict | None = None,
+) -> RunResult:
+    """The run's result: its scores (`final_metrics`), or what is known at a cancel or a failure (`ctx` is None when
+    the run failed before it was built)."""
     plan = None if ctx is None else ctx.plan
-    out = {
-        **(metrics or {}),
-        "status": status,
-        "seconds": time.time() - t_start,
-        "error": error,
-        "best_epoch": state.best_epoch,
-        "run_id": run.id,
-        "run_dir": str(run.path),
-        "probe_accuracy": None if plan is None else plan.probe_accuracy,
-        "head_accuracy": None if plan is None else plan.head_accuracy,
-    }
-    out.setdefault("best_val_acc", max(state.best_acc, 0.0))
-    out.setdefault("test_accuracy", None)
-    return out
+    scores = scores or {}
+    return RunResult(
+        **{"best_val_acc": max(state.best_acc, 0.0), **scores},
+        status=status,
+        seconds=time.time() - t_start,
+        error=error,
+        best_epoch=state.best_epoch,
+        run_id=run.id,
+        run_dir=str(run.path),
+        probe_accuracy=None if plan is None else plan.probe_accuracy,
+        head_accuracy=None if plan is None else plan.head_accuracy,
+    )
 
 
-def record_end(run: Run, metrics: dict, trace: str = "") -> None:
-    """How the run ended, in its folder: the metrics, the last event, the traceback of a failure and the status. Each
-    write is tried on its own, so a full disk that refuses the metrics still lets the (small) status say "failed" and
-    why."""
-    status = metrics["status"]
+def record_end(run: Run, result: RunResult, trace: str = "") -> RunResult:
+    """How the run ended, in its folder: the result, the last event, the traceback of a failure and the status. Each
+    write is tried on its own, so a full disk that refuses the result still lets the (small) status say "failed" and
+    why. Returns the result as recorded (failed, when a finished run's results could not be written)."""
     writes = [
-        lambda: run.write_json("metrics.json", metrics),
+        lambda: run.write_json("metrics.json", result.to_dict()),
         lambda: run.append(
             RunEnded(
-                status=status,
-                best_val_acc=metrics["best_val_acc"],
-                best_epoch=metrics["best_epoch"],
-                seconds=metrics["seconds"],
-                error=metrics.get("error", ""),
-                test_accuracy=metrics.get("test_accuracy"),
+                status=result.status,
+                best_val_acc=result.best_val_acc,
+                best_epoch=result.best_epoch,
+                seconds=result.seconds,
+                error=result.error,
+                test_accuracy=result.test_accuracy,
             )
         ),
     ]
@@ -168,13 +167,13 @@ def record_end(run: Run, metrics: dict, trace: str = "") -> None:
             write()
         except OSError as e:
             problems.append(e.strerror or str(e))
-    if problems and status == "finished":
-        status = metrics["status"] = "failed"
-        metrics["error"] = f"the results could not be written: {problems[0]}"
+    if problems and result.status == "finished":
+        result = replace(result, status="failed", error=f"the results could not be written: {problems[0]}")
     run.set_status(
-        state=status,
+        state=result.status,
         ended=time.time(),
-        best_val_acc=metrics["best_val_acc"],
-        test_accuracy=metrics.get("test_accuracy"),
-        error=metrics.get("error", ""),
+        best_val_acc=result.best_val_acc,
+        test_accuracy=result.test_accuracy,
+        error=result.error,
     )
+    return result

@@ -29,7 +29,7 @@ from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
 from engine.train.callbacks import Callback, default_callbacks
-from engine.train.finish import end_metrics, final_metrics, record_end
+from engine.train.finish import end_result, final_metrics, record_end
 from engine.train.losses import make_loss, sample_order
 from engine.train.optim import (
     Schedule,
@@ -307,7 +307,7 @@ class Trainer:
             self._train(done)
             metrics = final_metrics(ctx, self.state)
             self(Event.AFTER_FIT)
-            return self._end(t_start, "finished", metrics=metrics)
+            return self._end(t_start, "finished", scores=metrics)
         except Cancelled:
             if self.ctx is not None:
                 self(Event.AFTER_CANCEL)
@@ -320,9 +320,11 @@ class Trainer:
                 self(Event.AFTER_FAIL)
             return self._end(t_start, "failed", in_words(e))
 
-    def _end(self, t_start: float, status: str, error: str = "", metrics: dict | None = None) -> dict:
-        """The run's final metrics, written with its last event and its status (by rank 0)."""
-        self.state.metrics = end_metrics(self.run, self.ctx, self.state, t_start, status, error, metrics)
+    def _end(self, t_start: float, status: str, error: str = "", scores: dict | None = None) -> dict:
+        """The run's result, recorded with its last event and its status (by rank 0); returned as `metrics.json`
+        holds it."""
+        result = end_result(self.run, self.ctx, self.state, t_start, status, error, scores)
         if self.rank == 0:
-            record_end(self.run, self.state.metrics, self.state.trace)
-        return self.state.metrics
+            result = record_end(self.run, result, self.state.trace)
+        self.state.result = result
+        return result.to_dict()

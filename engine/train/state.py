@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.model.weights import WeightsInfo
     from engine.plan.config import TrainConfig
     from engine.plan.rules import Plan
+    from engine.runs.result import RunResult
     from engine.runs.store import Run
     from engine.progress import Progress
 
@@ -113,5 +114,5 @@ class TrainState:
     best_logits: torch.Tensor | None = None  # val logits of the best epoch, when validated through the images
     views: Any = None  # cached features or activations (`engine.train.views.Views`), computed once
     images: Any = None  # the augmented training images and their batcher, made once
-    metrics: dict[str, Any] = field(default_factory=dict)  # the run's final metrics
+    result: RunResult | None = None  # how the run ended, once it has
     trace: str = ""  # the traceback of a failed run
