@@ -23,18 +23,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 from engine.model.catalogue import input_spec
-from engine.data.dataset import load_dataset  # noqa: E402
-from engine.model.device import pick_device  # noqa: E402
-from engine.model.taps import FINAL  # noqa: E402
-from engine.model.weights import create_backbone  # noqa: E402
-from engine.plan.config import TrainConfig  # noqa: E402
-from engine.probe.features import extract  # noqa: E402
-from engine.probe.linear import fit_linear, probe  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
+from engine.data.dataset import load_dataset
+from engine.model.device import pick_device
+from engine.model.taps import FINAL
+from engine.model.weights import create_backbone
+from engine.plan.config import TrainConfig
+from engine.probe.features import extract
+from engine.probe.linear import fit_linear, probe
+from engine.runs.store import RunStore
+from engine.train.loop import Trainer
 
 SHARED = ROOT.parent / "shared" / "datasets"
 BACKBONE = "tf_efficientnet_lite0"

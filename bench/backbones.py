@@ -23,16 +23,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.data.dataset import load_dataset  # noqa: E402
-from engine.model.catalogue import input_spec  # noqa: E402
-from engine.paths import SAMPLE  # noqa: E402
-from engine.plan.budget import Pace, extract_seconds  # noqa: E402
-from engine.plan.config import TrainConfig  # noqa: E402
-from engine.plan.make import get_plan, save_planned  # noqa: E402
-from engine.probe.features import feature_views  # noqa: E402
-from engine.probe.linear import probe  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
+from engine.data.dataset import load_dataset
+from engine.model.catalogue import input_spec
+from engine.paths import SAMPLE
+from engine.plan.budget import Pace, extract_seconds
+from engine.plan.config import TrainConfig
+from engine.plan.make import get_plan, save_planned
+from engine.probe.features import feature_views
+from engine.probe.linear import probe
+from engine.runs.store import RunStore
+from engine.train.loop import Trainer
 
 FAMILIES = {
     "resnet18": "ResNet",

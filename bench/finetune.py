@@ -23,15 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
-import torch  # noqa: E402
-from torchvision import datasets, transforms  # noqa: E402
+import torch
+from torchvision import datasets, transforms
 
-from engine.model.device import autocast  # noqa: E402
-from engine.model.groups import layer_groups  # noqa: E402
-from engine.model.weights import create_backbone  # noqa: E402
-from engine.plan.config import TrainConfig  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
+from engine.model.device import autocast
+from engine.model.groups import layer_groups
+from engine.model.weights import create_backbone
+from engine.plan.config import TrainConfig
+from engine.runs.store import RunStore
+from engine.train.loop import Trainer
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 BACKBONE, HEAD_EPOCHS, FT_EPOCHS, BS = "tf_efficientnet_lite0", 10, 15, 32

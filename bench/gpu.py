@@ -27,21 +27,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-gpu-"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from engine.data import augment as aug  # noqa: E402
-from engine.data.batch_augment import BatchAugment  # noqa: E402
-from engine.data.batches import AugmentedImages, EpochBatches, loader_workers, make_loader  # noqa: E402
-from engine.data.dataset import load_dataset  # noqa: E402
-from engine.model.catalogue import input_spec  # noqa: E402
-from engine.model.device import autocast  # noqa: E402
-from engine.model.weights import create_backbone  # noqa: E402
-from engine.paths import SAMPLE  # noqa: E402
-from engine.plan.config import TrainConfig  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
-from engine.train.pixels import decoded_pixels, device_batches  # noqa: E402
+from engine.data import augment as aug
+from engine.data.batch_augment import BatchAugment
+from engine.data.batches import AugmentedImages, EpochBatches, loader_workers, make_loader
+from engine.data.dataset import load_dataset
+from engine.model.catalogue import input_spec
+from engine.model.device import autocast
+from engine.model.weights import create_backbone
+from engine.paths import SAMPLE
+from engine.plan.config import TrainConfig
+from engine.runs.store import RunStore
+from engine.train.loop import Trainer
+from engine.train.pixels import decoded_pixels, device_batches
 
 ARCH = "tf_efficientnet_lite2"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"

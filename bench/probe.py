@@ -19,18 +19,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from torchvision import datasets, transforms  # noqa: E402
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from torchvision import datasets, transforms
 
-from engine import paths  # noqa: E402
-from engine.data import dataset as tl_data  # noqa: E402
-from engine.data import decode as tl_decode  # noqa: E402
-from engine.data.dataset import load_dataset  # noqa: E402
-from engine.model.weights import create_backbone  # noqa: E402
-from engine.probe.features import current_precision  # noqa: E402
-from engine.probe.linear import probe  # noqa: E402
+from engine import paths
+from engine.data import dataset as tl_data
+from engine.data import decode as tl_decode
+from engine.data.dataset import load_dataset
+from engine.model.weights import create_backbone
+from engine.probe.features import current_precision
+from engine.probe.linear import probe
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 

@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-story-"))
 
-from engine.model.device import pick_device  # noqa: E402
-from engine.plan.config import TrainConfig  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
-from engine.train.loop import Trainer  # noqa: E402
+from engine.model.device import pick_device
+from engine.plan.config import TrainConfig
+from engine.runs.store import RunStore
+from engine.train.loop import Trainer
 
 SHARED = ROOT.parent / "shared" / "datasets"
 

@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 
-from engine import TERMINAL, TrainConfig, demo_config, lesson_configs, time_left  # noqa: E402
-from engine.data.decode import DECODED  # noqa: E402
-from engine.paths import REPO, SAMPLE  # noqa: E402
-from engine.runs.store import RunStore  # noqa: E402
-from engine.service.runner import Runner  # noqa: E402
+from engine import TERMINAL, TrainConfig, demo_config, lesson_configs, time_left
+from engine.data.decode import DECODED
+from engine.paths import REPO, SAMPLE
+from engine.runs.store import RunStore
+from engine.service.runner import Runner
 
 PAGES = ["home.py", "data.py", "backbone.py", "probe.py", "train.py", "compare.py", "predict.py"]
 MARKS = (0.25, 0.5, 0.75)

@@ -60,14 +60,14 @@ def _handler(hub: Hub):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_HEAD(self):  # noqa: N802 - http.server's naming
+        def do_HEAD(self):
             found = self._file()
             if found is None:
                 self._not_found()
                 return
             self._headers(*found)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             found = self._file()
             if found is None:
                 self._not_found()

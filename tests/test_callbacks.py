@@ -13,7 +13,7 @@ from engine.train.state import EVENT_NAMES, Event
 def test_a_callback_with_a_misspelt_event_is_refused_when_defined():
     with pytest.raises(TypeError, match="after_epok is not an event"):
 
-        class Typo(Callback):  # noqa: F841 - defining it is the error
+        class Typo(Callback):
             def after_epok(self, ctx, state) -> None:
                 pass
 

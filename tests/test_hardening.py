@@ -84,7 +84,7 @@ def test_symlinks_out_of_the_folder_are_skipped(tmp_path):
 
 
 def test_the_server_reads_nothing_outside_its_data_root(tmp_path, monkeypatch):
-    from pagetest import page  # noqa: F401 - the page test helpers
+    from pagetest import page
 
     root = tmp_path / "root"
     two_classes(root / "d")

@@ -62,7 +62,7 @@ def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
     _check_npy_header(data, path, max_pixels)
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - numpy raises several types for bad files
+    except Exception as e:
         raise UnreadableImage(f"{path}: not a readable .npy array ({e}); save it with numpy.save") from e
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -85,7 +85,7 @@ def _check_npy_header(data: bytes, path: Path, max_pixels: int) -> None:
         shape, _, dtype = (
             np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f)
         )
-    except Exception as e:  # noqa: BLE001 - numpy raises several types for bad headers
+    except Exception as e:
         raise UnreadableImage(f"{path}: not a readable .npy array ({e}); save it with numpy.save") from e
     if dtype.hasobject:
         raise UnreadableImage(f"{path}: a .npy of Python objects (a pickle) is refused; save a numeric array")
@@ -123,7 +123,7 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[ImageMeta, by
         if img.format == "JPEG":
             img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
         img.load()
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data
+    except Exception as e:
         raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
     return meta, data
 
@@ -180,7 +180,7 @@ def load_image(source: str | Path | bytes, chans: int = 3, max_pixels: int = MAX
         return to_mode(img, chans)
     except UnreadableImage:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
 
 

@@ -243,8 +243,8 @@ def _imbalance(ds: Dataset) -> float:
     return max(counts.values()) / max(1, min(counts.values()))
 
 
-# C901, PLR0913, PLR0915: every plan field from the probe; to be split by strategy (open issue 20)
-def _resolve(  # noqa: C901, PLR0913, PLR0915
+# C901, PLR0913: every plan field from the probe; to be split by strategy (open issue 20)
+def _resolve(  # noqa: C901, PLR0913
     cfg: TrainConfig,
     ds: Dataset,
     spec: InputSpec,

@@ -128,12 +128,11 @@ def candidate_taps(probe: ProbeResult) -> list[tuple[int, ...]]:
     return list(dict.fromkeys(s for s in sets if s))
 
 
-# C901, PLR0912, PLR0913: the candidate list's rules, each a branch; to move to rules.py
 def choose_head(
     probes: list[ProbeResult],
     n_classes: int,
     imbalance: float,
-    seconds: float | None = None,  # noqa: C901, PLR0912, PLR0913
+    seconds: float | None = None,
     progress: Step = QUIET_STEP,
 ) -> tuple[HeadChoice, list[HeadChoice], str]:
     """Scores the candidates of every probed backbone and returns (the best, all scored, the metric used).

@@ -58,12 +58,11 @@ class Trainer:
             and scores without any.
     """
 
-    # PLR0913: the run and what it is given; each is optional but the first two
     def __init__(
         self,
         cfg: TrainConfig,
         run: Run,
-        cancel: CancelToken | None = None,  # noqa: PLR0913
+        cancel: CancelToken | None = None,
         planned: Planned | None = None,
         callbacks: Sequence[Callback] | None = None,
     ):
