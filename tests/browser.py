@@ -74,3 +74,20 @@ def dashboard(env: dict[str, str]) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def choose_option(page, box: str, option: str, tries: int = 6) -> None:
+    """Opens the selectbox labelled `box` and picks `option`, as a person would. A rerun of the page (a live
+    fragment's, or the page's once a run ends) can close the list as it opens; then it is opened again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.get_by_test_id("stSelectbox").filter(has_text=box).click()
+        item = page.get_by_role("option", name=option)
+        try:
+            item.wait_for(timeout=5_000)
+            item.click()
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the {box} list never showed {option!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser import ACC_POINTS, ARGS, ARTIFACTS, CHROMIUM, dashboard
+from browser import ACC_POINTS, ARGS, ARTIFACTS, CHROMIUM, choose_option, dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.alone]  # it times the page: no other test beside it
 
@@ -151,8 +151,7 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
 
         # a second run started while the finished one is shown: the page switches to it
         page.get_by_text("New run: the plan").click()
-        page.get_by_test_id("stSelectbox").filter(has_text="Strategy").click()
-        page.get_by_role("option", name="feature-extraction").click()
+        choose_option(page, "Strategy", "feature-extraction")
         page.get_by_role("button", name="Make the plan").click()
         page.get_by_role("button", name="Start training").wait_for(timeout=240_000)
         switch = click_to_heading(page, "Start training", "feature-extraction")
