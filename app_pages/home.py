@@ -13,6 +13,11 @@ def _catalogue() -> list[dict]:
     return [{k: v for k, v in row.items() if k != "how to provide"} for row in catalogue_table()]
 
 
+@st.cache_data(show_spinner=False)
+def _sample_counts() -> dict[str, int]:
+    return split_counts(SAMPLE)
+
+
 init_session()
 st.title("TransferLab")
 st.markdown(
@@ -22,7 +27,7 @@ st.markdown(
     "features fit *your* images, chooses how much of the network to retrain by evidence, trains it, tells you how "
     "it does on photos nothing was chosen on, and exports it."
 )
-counts = split_counts(SAMPLE)
+counts = _sample_counts()
 st.info(
     f"Bundled sample: {counts['classes']} classes of pepper, potato and tomato leaves (PlantVillage), "
     f"{counts['train']:,} training and {counts['val']:,} validation photos, in "

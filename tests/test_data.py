@@ -118,3 +118,12 @@ def test_a_carved_test_split_is_stratified_seeded_and_disjoint(tmp_path):
     assert {it.label for it in a.test} == {0, 1, 2} and f"held out: {len(test)} images" in a.test_source
     assert [it.path for it in load_dataset(root, seed=4).test] != [it.path for it in a.test]
     assert not load_dataset(root, test_fraction=0).test
+
+
+def test_split_counts_list_what_load_dataset_lists(tiny_folder):
+    from engine.data.dataset import load_dataset, split_counts
+
+    ds = load_dataset(tiny_folder, val_fraction=0.0)
+    counts = split_counts(tiny_folder)
+    assert counts["classes"] == len(ds.classes)
+    assert counts["train"] + counts["val"] + counts["test"] == len(ds.items) + len(ds.skipped)

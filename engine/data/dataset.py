@@ -13,6 +13,7 @@ Accepted layouts:
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.archive import extract_zip
-from engine.data.imageio import IMAGE_EXTENSIONS, ImageMeta, check_image
+from engine.data.imageio import ImageMeta, check_image
 from engine.data.sources import Skipped, read_source
 from engine.errors import DataError, UnreadableImage
 
@@ -199,13 +200,10 @@ def load_dataset(  # noqa: PLR0913
 
 
 def split_counts(root: str | Path) -> dict[str, int]:
-    """Image files per split folder of a class-folder dataset (`root/<split>/<class>/<image>`), and the classes of
-    its train split: a count of names, nothing decoded (what a page says about a folder before loading it)."""
-    root, out = Path(root), {}
-    for split in ("train", "val", "test"):
-        folder = root / split
-        classes = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
-        out[split] = sum(1 for d in classes for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-        if split == "train":
-            out["classes"] = len(classes)
-    return out
+    """Image files per split of a dataset folder, and the classes of its train split, as `load_dataset` would list
+    them (`read_source`: the same split folders, containment and skipped files), with nothing decoded: what a page
+    says about a folder before loading it."""
+    rows = read_source(Path(root), None, None, None, False).rows
+    per_split = Counter(split for _, _, split in rows)
+    classes = {label for _, label, split in rows if split == "train"}
+    return {"classes": len(classes), **{split: per_split[split] for split in ("train", "val", "test")}}
