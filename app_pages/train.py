@@ -275,11 +275,16 @@ with st.expander("New run: the plan", expanded=current is None):
 
 
 # ---------------------------------------------------------------- the run, live
+ENDED = TERMINAL | RESUMABLE  # the run is not training: the fragment stops (finished) or slows down
+
+
 def live_interval() -> float | None:
     """0.8 s while the run trains; 3 s while it is stopped (another tab or the CLI may resume it); none once done."""
     if current is None:
         return None
     state = runner.store.open(current).status().get("state")
+    if state in ENDED:  # this page run already paces the fragment for an ended run: no rerun needed to follow it
+        st.session_state["_final_shown"] = (current, state)
     return 0.8 if state in LIVE else None if state == "finished" else 3.0
 
 
@@ -305,7 +310,7 @@ def live() -> None:
     if view.epochs:
         headline(view)
     charts_for(view)
-    if view.state in TERMINAL | {"interrupted"} and st.session_state.get("_final_shown") != (current, view.state):
+    if view.state in ENDED and st.session_state.get("_final_shown") != (current, view.state):
         st.session_state["_final_shown"] = (current, view.state)
         st.rerun()  # once, so the fragment's pace follows the state
 
