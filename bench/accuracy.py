@@ -34,7 +34,7 @@ from engine.plan.config import TrainConfig
 from engine.probe.features import extract
 from engine.probe.linear import fit_linear, probe
 from engine.runs.store import RunStore
-from engine.train.loop import Trainer
+from engine.service.training import train
 
 SHARED = ROOT.parent / "shared" / "datasets"
 BACKBONE = "tf_efficientnet_lite0"
@@ -72,7 +72,7 @@ def auto(root: Path, budget: float | None) -> dict:
     t0 = time.perf_counter()
     cfg = TrainConfig.create(data=str(root), strategy="auto", budget=budget)
     run = RunStore().create(cfg.to_dict())
-    m = Trainer(cfg, run).fit()
+    m = train(cfg, run)
     assert m["status"] == "finished", m["error"]
     plan = run.read_json("plan.json")
     return {

@@ -31,7 +31,7 @@ from engine.model.groups import layer_groups
 from engine.model.weights import create_backbone
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
-from engine.train.loop import Trainer
+from engine.service.training import train
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "plant-leaves-15"
 BACKBONE, HEAD_EPOCHS, FT_EPOCHS, BS = "tf_efficientnet_lite0", 10, 15, 32
@@ -141,7 +141,7 @@ def transferlab(root: Path) -> tuple[float, float, dict]:
         views=4,
     )
     run = RunStore().create(cfg.to_dict())
-    m = Trainer(cfg, run).fit()
+    m = train(cfg, run)
     assert m["status"] == "finished", m["error"]
     plan = run.read_json("plan.json")
     pred = ",".join(map(str, m.get("test_pred") or []))

@@ -40,7 +40,7 @@ from engine.model.weights import create_backbone
 from engine.paths import SAMPLE
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
-from engine.train.loop import Trainer
+from engine.service.training import train
 from engine.train.pixels import decoded_pixels, device_batches
 
 ARCH = "tf_efficientnet_lite2"
@@ -124,7 +124,7 @@ def recipe(data: Path, batch: int, epochs: int, device_input: bool) -> dict:
         torch.cuda.reset_peak_memory_stats()
     run = RunStore().create(cfg.to_dict())
     t0 = time.perf_counter()
-    m = Trainer(cfg, run).fit()
+    m = train(cfg, run)
     ft = [e for e in run.events("epoch") if e["phase"] == 2][1:]  # the first pays for start-up
     return {
         "img_s": statistics.median(e["images_per_s"] for e in ft) if ft else 0.0,

@@ -32,7 +32,7 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-story-"))
 from engine.model.device import pick_device
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
-from engine.train.loop import Trainer
+from engine.service.training import train
 
 SHARED = ROOT.parent / "shared" / "datasets"
 
@@ -42,7 +42,7 @@ def run_arm(cfg: TrainConfig) -> dict:
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-story-")
     t0 = time.perf_counter()
     run = RunStore().create(cfg.to_dict())
-    m = Trainer(cfg, run).fit()
+    m = train(cfg, run)
     if m["status"] != "finished":
         raise SystemExit(f"{cfg.optim.strategy} on {cfg.data.path} ended {m['status']}: {m['error']}")
     epochs = [e["epoch"] for e in run.events("epoch")]

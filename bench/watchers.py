@@ -43,13 +43,13 @@ def standalone(epochs: int) -> float:
     from engine.paths import SAMPLE
     from engine.plan.config import TrainConfig
     from engine.runs.store import RunStore
-    from engine.train.loop import Trainer
+    from engine.service.training import train
     from ui.state import DEFAULT_BACKBONE
 
     cfg = TrainConfig.create(
         data=str(SAMPLE), backbone=DEFAULT_BACKBONE, strategy="auto", head_epochs=1, finetune_epochs=epochs, views=2
     )
-    Trainer(cfg, RunStore().create(cfg.to_dict())).fit()
+    train(cfg, RunStore().create(cfg.to_dict()))
     return _fine_tune_rate(home)
 
 

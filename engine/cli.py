@@ -213,7 +213,7 @@ def _checked_plan(cfg: TrainConfig, quiet: bool):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.plan.make import save_planned
+    from engine.plan.stored import save_run_plan
     from engine.runs.store import RunStore
     from engine.train import distributed
     from engine.train.loop import Trainer
@@ -224,26 +224,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rank == 0:
         planned = _checked_plan(cfg, args.quiet)
         run = store.create(cfg.to_dict())
-        save_planned(run.path, planned)
+        save_run_plan(run, planned)
     run = store.open(distributed.share_run_id(run.id if rank == 0 else None))
-    if rank != 0:  # torchrun: the other ranks train their shards; rank 0 records and reports
+    if rank != 0:  # torchrun: the other ranks train their shards (the plan rank 0 stored); rank 0 records and reports
         Trainer(cfg, run).fit()
         return 0
     print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
-    fit_in_thread(run, Trainer(cfg, run, planned=planned), args.quiet)
+    fit_in_thread(run, cfg, args.quiet, planned)
     return train_result(run, args.json)
 
 
 def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
     """Plans `cfg` (refusing a plan that cannot run), creates its run and trains it in this process."""
-    from engine.plan.make import save_planned
+    from engine.plan.stored import save_run_plan
     from engine.runs.store import RunStore
-    from engine.train.loop import Trainer
 
     planned = _checked_plan(cfg, quiet)
     run = RunStore().create(cfg.to_dict(), name)
-    save_planned(run.path, planned)
-    fit_in_thread(run, Trainer(cfg, run, planned=planned), quiet)
+    save_run_plan(run, planned)
+    fit_in_thread(run, cfg, quiet, planned)
     return run
 
 
@@ -275,10 +274,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
-    from engine.train.loop import Trainer
 
     run = RunStore().open(args.run)
-    fit_in_thread(run, Trainer(TrainConfig.from_dict(run.config), run), args.quiet)
+    fit_in_thread(run, TrainConfig.from_dict(run.config), args.quiet)
     return train_result(run, args.json)
 
 

@@ -86,12 +86,21 @@ def jpeg_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int
     return buf.getvalue()
 
 
+def planned(cfg, run):
+    """`run` with its plan for `cfg` stored in its folder, as the runner stores it before a Trainer runs it."""
+    from engine.plan.make import get_plan
+    from engine.plan.stored import save_run_plan
+
+    save_run_plan(run, get_plan(cfg))
+    return run
+
+
 @pytest.fixture(scope="session")
 def finished_store(tmp_path_factory):
     """A store holding one real, tiny, finished run."""
     from engine.plan.config import TrainConfig
     from engine.runs.store import RunStore
-    from engine.train.loop import Trainer
+    from engine.service.training import train
 
     root = tmp_path_factory.mktemp("pages")
     data = root / "tiny"
@@ -111,5 +120,5 @@ def finished_store(tmp_path_factory):
         val_fraction=0.34,
     )
     run = store.create(cfg.to_dict(), "tiny")
-    assert Trainer(cfg, run).fit()["status"] == "finished"
+    assert train(cfg, run)["status"] == "finished"
     return store

@@ -10,6 +10,8 @@ import sys
 import torch
 
 from engine.plan.config import TrainConfig
+from engine.plan.make import get_plan
+from engine.plan.stored import save_run_plan
 from engine.runs.store import RunStore
 from engine.train import distributed
 from engine.train.loop import Trainer
@@ -29,6 +31,8 @@ cfg = TrainConfig.create(
 )
 store = RunStore()
 run = store.create(cfg.to_dict(), f"ddp-{world}") if rank == 0 else None
+if run is not None:  # rank 0 plans; every rank runs the plan it stored
+    save_run_plan(run, get_plan(cfg))
 run = store.open(distributed.share_run_id(run.id if run else None))
 metrics = Trainer(cfg, run).fit()
 if rank == 0:

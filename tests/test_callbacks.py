@@ -7,6 +7,7 @@ from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.train.callbacks import Callback, Checkpoints, DataStats, Diagnostics, Recorder, TimeLeft, default_callbacks
 from engine.train.loop import Trainer
+from conftest import planned
 from engine.train.state import EVENT_NAMES, Event
 
 
@@ -54,7 +55,7 @@ def _cfg(data) -> TrainConfig:
 def test_a_trainer_without_the_optional_callbacks_still_trains_validates_and_scores(tiny_folder, tmp_path, keep):
     """Epoch 0, every epoch's validation, the final scoring and the record of how the run ended are the loop's own."""
     cfg = _cfg(tiny_folder)
-    run = RunStore(tmp_path).create(cfg.to_dict())
+    run = planned(cfg, RunStore(tmp_path).create(cfg.to_dict()))
     callbacks = [cb for cb in default_callbacks() if type(cb) in keep]
     trainer = Trainer(cfg, run, callbacks=callbacks)
     metrics = trainer.fit()

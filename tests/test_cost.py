@@ -25,7 +25,9 @@ def _parts(p) -> float:
 def test_a_top_k_plan_counts_caching_its_views_and_its_epochs(tiny_folder):
     cfg, planned = _plan(tiny_folder, strategy="top-k", head_epochs=1, finetune_epochs=2, views=2)
     p = planned.plan
-    assert p.cache_s > 0 and p.finetune_epoch_s > 0 and p.start_s > 0 and p.images_per_s > 0
+    assert p.cache_s > 0 and p.finetune_epoch_s > 0 and p.images_per_s > 0
+    assert p.start_s == pytest.approx(p.n_val / p.images_per_s, abs=0.05)  # counted (rounded to 0.1 s: a fast CPU
+    # validates the tiny folder's photos in less than 0.05 s)
     assert p.estimate_s == pytest.approx(_parts(p), abs=0.5)
     more = costed(cfg, p.edit(), p.images_per_s, "cpu")  # the same plan, costed again: the same numbers
     assert more.estimate_s == pytest.approx(p.estimate_s, abs=0.5)  # the stored pace is rounded

@@ -11,7 +11,7 @@ from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.serve.compare import compare_row, gap_sentence
 from engine.serve.evaluate import evaluate
-from engine.train.loop import Trainer
+from engine.service.training import train
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, 
         test_fraction=0.2,
     )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
-    metrics = Trainer(cfg, run).fit()
+    metrics = train(cfg, run)
     assert metrics["status"] == "finished", metrics["error"]
     assert metrics["test_n"] >= 9 and (run.path / "start.pt").exists()
     chosen = evaluate(run, split="test")
@@ -68,7 +68,7 @@ def test_without_a_test_split_there_is_no_starting_checkpoint_and_the_sentence_s
         val_fraction=0.34,
     )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
-    assert Trainer(cfg, run).fit()["status"] == "finished"
+    assert train(cfg, run)["status"] == "finished"
     assert not (run.path / "start.pt").exists()
     row = compare_row(run)
     assert row["test"] is None and row["start_test"] is None

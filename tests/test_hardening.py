@@ -210,7 +210,7 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_f
     import engine.runs.store as store
     from engine.plan.config import TrainConfig
     from engine.runs.store import RunStore
-    from engine.train.loop import Trainer
+    from engine.service.training import train
 
     cfg = TrainConfig.create(
         data=str(tiny_folder),
@@ -233,7 +233,7 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_f
         return real(obj, f, *a, **k)
 
     monkeypatch.setattr(store.torch, "save", full_disk)
-    metrics = Trainer(cfg, run).fit()
+    metrics = train(cfg, run)
     monkeypatch.undo()
     assert metrics["status"] == "failed" and "No space left on device" in metrics["error"]
     assert run.status()["state"] == "failed" and "No space left" in run.status()["error"]

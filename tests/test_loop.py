@@ -9,6 +9,8 @@ from engine.model.weights import create_backbone
 from engine.plan.config import TrainConfig
 from engine.runs.events import CancelToken, StepEnded
 from engine.runs.store import RunStore
+from conftest import planned
+from engine.service.training import train
 from engine.train.loop import Trainer
 from engine.train.optim import Schedule
 
@@ -31,7 +33,7 @@ def tiny_cfg(data, **kw) -> TrainConfig:
 
 def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tiny_folder, tmp_path):
     cfg = tiny_cfg(tiny_folder, cache_activations=False)
-    run = RunStore(tmp_path).create(cfg.to_dict())
+    run = planned(cfg, RunStore(tmp_path).create(cfg.to_dict()))
     trainer = Trainer(cfg, run)
     held: list[list[float]] = []
     setup = trainer.setup
@@ -104,7 +106,7 @@ def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
     cfg = tiny_cfg(tiny_folder, head_epochs=2, finetune_epochs=3)
     run = RunStore(tmp_path).create(cfg.to_dict())
     token = cancel_at(run, lambda ev: ev.step == 3)
-    metrics = Trainer(cfg, run, token).fit()
+    metrics = train(cfg, run, token)
     assert metrics["status"] == "cancelled"
     assert max(e["step"] for e in run.events("step")) == 3
     assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "cancelled"
@@ -124,7 +126,7 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
     run = RunStore(tmp_path).create(cfg.to_dict())
     append = run.append
     token = cancel_at(run, lambda ev: ev.epoch == 3)  # in phase 2
-    trainer = Trainer(cfg, run, token)
+    trainer = Trainer(cfg, planned(cfg, run), token)
     assert trainer.fit()["status"] == "cancelled"
     assert trainer.ctx.split is not None and decodes  # phase 2 ran on cached activations, computed from the photos
     assert len(list(run.path.glob("views-*.pt"))) == 1  # kept for the resume
@@ -140,7 +142,7 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
 
 def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch):
     cfg = tiny_cfg(tiny_folder)
-    run = RunStore(tmp_path).create(cfg.to_dict())
+    run = planned(cfg, RunStore(tmp_path).create(cfg.to_dict()))
     trainer = Trainer(cfg, run)
     real = trainer._epoch
 
@@ -160,7 +162,7 @@ def test_a_run_is_reproducible_from_its_seed(tiny_folder, tmp_path):
     def losses(seed):
         cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=2, finetune_epochs=0, seed=seed)
         run = RunStore(tmp_path).create(cfg.to_dict())
-        assert Trainer(cfg, run).fit()["status"] == "finished"
+        assert train(cfg, run)["status"] == "finished"
         torch.rand(100)  # whatever ran before must not matter
         return [e["loss"] for e in run.events("step")]
 
@@ -172,7 +174,7 @@ def test_strategies_run(tiny_folder, tmp_path):
     for strategy in ("feature-extraction", "full", "lp-ft", "scratch"):
         cfg = tiny_cfg(tiny_folder, strategy=strategy, finetune_epochs=1, head_epochs=1, views=1)
         run = RunStore(tmp_path).create(cfg.to_dict())
-        m = Trainer(cfg, run).fit()
+        m = train(cfg, run)
         assert m["status"] == "finished", (strategy, m["error"])
         assert (run.path / "model.safetensors").exists()
 
@@ -190,7 +192,7 @@ def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(t
     monkeypatch.setattr(finish, "predict_logits", counted)
     cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=0, finetune_epochs=0)
     run = RunStore(tmp_path).create(cfg.to_dict())
-    m = Trainer(cfg, run).fit()
+    m = train(cfg, run)
     start = next(e for e in run.events("epoch") if e["epoch"] == 0)
     assert m["status"] == "finished" and m["best_epoch"] == 0, m["error"]
     assert m["best_val_acc"] == pytest.approx(start["val_acc"])
@@ -252,7 +254,7 @@ def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
     cfg = tiny_cfg(
         tiny_folder, strategy="full", finetune_epochs=1, mixup=0.2, cutmix=1.0, balance="focal", cache_activations=False
     )
-    m = Trainer(cfg, RunStore(tmp_path).create(cfg.to_dict())).fit()
+    m = train(cfg, RunStore(tmp_path).create(cfg.to_dict()))
     assert m["status"] == "finished", m["error"]
 
 
@@ -281,7 +283,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
 
     data = _multichannel(tiny_folder, tmp_path / f"c{chans}", chans)
     cfg = tiny_cfg(data, strategy=strategy, in_chans=chans, finetune_epochs=1, cache_activations=chans == 4)
-    run = RunStore(tmp_path).create(cfg.to_dict())
+    run = planned(cfg, RunStore(tmp_path).create(cfg.to_dict()))
     trainer = Trainer(cfg, run)
     m = trainer.fit()
     assert m["status"] == "finished", m["error"]
@@ -309,7 +311,7 @@ def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folde
         grad_clip=1e9,
     )  # rates that wreck the network
     run = RunStore(tmp_path).create(cfg.to_dict())
-    metrics = Trainer(cfg, run).fit()
+    metrics = train(cfg, run)
     epochs = run.events("epoch")
     assert metrics["status"] == "finished" and epochs[0]["epoch"] == 0
     assert all(e["val_acc"] < epochs[0]["val_acc"] for e in epochs[1:])  # every trained epoch is worse
@@ -326,7 +328,7 @@ def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     data = shared_dataset("eurosat-10")
     cfg = TrainConfig.create(data=str(data), strategy="auto")
     run = RunStore(tmp_path).create(cfg.to_dict())
-    metrics = Trainer(cfg, run).fit()
+    metrics = train(cfg, run)
     assert metrics["status"] == "finished", metrics["error"]
     assert metrics["test_n"] == 600 and metrics["test_accuracy"] >= 0.93, metrics["test_accuracy"]
     lo, hi = metrics["test_interval"]

@@ -8,7 +8,7 @@ from safetensors.torch import save
 
 from engine.model.catalogue import build_model, get_entry
 from hubserver import Hub, HubServer
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+from pagetest import slow_fake_fit, fresh_caches, page, use_runner  # noqa: F401
 
 NAME = "mobilenetv3_small_100"
 

@@ -2,7 +2,7 @@
 
 import shutil
 
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+from pagetest import slow_fake_fit, fresh_caches, page, use_runner  # noqa: F401
 
 from engine.runs.store import RunStore
 

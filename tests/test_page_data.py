@@ -1,6 +1,6 @@
 """AppTest of the Data page."""
 
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+from pagetest import slow_fake_fit, fresh_caches, page, use_runner  # noqa: F401
 
 
 def test_data_page_sample_and_bad_dataset(bad_corpus, tmp_path):

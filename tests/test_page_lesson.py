@@ -1,6 +1,6 @@
 """AppTest of the lesson page: nothing started, then four finished runs read back as curves and the result chart."""
 
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+from pagetest import slow_fake_fit, fresh_caches, page, use_runner  # noqa: F401
 
 from engine.runs.store import RunStore
 

@@ -1,6 +1,6 @@
 """AppTest of the Predict and export page."""
 
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+from pagetest import slow_fake_fit, fresh_caches, page, use_runner  # noqa: F401
 from test_page_compare import stopped_copy
 
 from engine.runs.store import RunStore

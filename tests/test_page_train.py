@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from pagetest import SlowFakeTrainer, fresh_caches, page, use_runner  # noqa: F401
+from pagetest import slow_fake_fit, fresh_caches, page, use_runner  # noqa: F401
 
 import ui.state
 from engine.plan.config import TrainConfig
@@ -33,7 +33,7 @@ def test_train_page_empty_running_stopped_resumed_finished_interrupted(monkeypat
     at = page("train.py").run()
     assert not at.exception and any("No run yet" in i.value for i in at.info)
 
-    runner = use_runner(monkeypatch, RunStore(tmp_path / "live"), SlowFakeTrainer)
+    runner = use_runner(monkeypatch, RunStore(tmp_path / "live"), slow_fake_fit)
     rid = runner.submit(TrainConfig.create(data="x", strategy="full"))
     while not runner.store.open(rid).events("epoch"):
         time.sleep(0.05)
@@ -64,7 +64,7 @@ def test_train_page_empty_running_stopped_resumed_finished_interrupted(monkeypat
 
 
 def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_custom(monkeypatch, tmp_path, tiny_folder):
-    runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
+    runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), slow_fake_fit)
     at = page("train.py")
     at.session_state["dataset"] = str(tiny_folder)
     at.run()
@@ -85,7 +85,7 @@ def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_cus
 
 
 def test_editing_the_table_renames_the_strategy_and_gives_the_implied_rate(monkeypatch, tmp_path, tiny_folder):
-    runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
+    runner = use_runner(monkeypatch, RunStore(tmp_path / "runs"), slow_fake_fit)
     at = page("train.py")
     at.session_state["dataset"] = str(tiny_folder)
     at.run()
@@ -99,7 +99,7 @@ def test_editing_the_table_renames_the_strategy_and_gives_the_implied_rate(monke
 
 
 def test_a_reload_keeps_the_new_run_s_choices_and_the_plan_being_edited(monkeypatch, tmp_path, tiny_folder):
-    use_runner(monkeypatch, RunStore(tmp_path / "runs"), SlowFakeTrainer)
+    use_runner(monkeypatch, RunStore(tmp_path / "runs"), slow_fake_fit)
     at = page("train.py")
     at.session_state["dataset"] = str(tiny_folder)
     at.run()

@@ -11,7 +11,7 @@ from engine.model.catalogue import input_spec
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.train import pixels
-from engine.train.loop import Trainer
+from engine.service.training import train
 
 SPEC = input_spec("tf_efficientnet_lite0")
 PATHS = sorted(str(p) for p in (SAMPLE / "train").glob("*/*"))[:10]
@@ -60,7 +60,7 @@ def test_a_run_trains_through_the_device_input_path(tiny_folder, tmp_path, monke
         cache_activations=False,
     )
     run = RunStore(tmp_path).create(cfg.to_dict())
-    m = Trainer(cfg, run).fit()
+    m = train(cfg, run)
     assert m["status"] == "finished", m["error"]
     steps = {e["name"] for e in run.events("setup")}
     assert "decode the training photos once" in steps

@@ -12,7 +12,7 @@ from engine.model.taps import FINAL
 from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan, spec_for
 from engine.runs.store import RunStore
-from engine.train.loop import Trainer
+from engine.service.training import train
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_the_plan_is_made_once_and_the_run_executes_that_plan(tiny_folder, tmp_p
         again = get_plan(c)
         assert again.cached and again.plan == first.plan
         run = RunStore(tmp_path).create(c.to_dict())
-        assert Trainer(c, run).fit()["status"] == "finished"
+        assert train(c, run)["status"] == "finished"
         assert run.read_json("plan.json") == json.loads(json.dumps(first.plan.to_dict()))
 
 

@@ -16,26 +16,21 @@ from engine.runs.store import RunStore
 from engine.service.runner import Runner
 
 
-class FakeTrainer:
-    """Stands in for Trainer: one 'step' every 20 ms until cancelled or done."""
-
-    def __init__(self, cfg, run, token):
-        self.run, self.token = run, token
-
-    def fit(self):
-        self.run.set_status(state="running", pid=os.getpid())
-        for step in range(200):
-            if self.token.cancelled:
-                self.run.set_status(state="cancelled")
-                return {}
-            self.run.append({"kind": "step", "step": step})
-            time.sleep(0.02)
-        self.run.set_status(state="finished")
-        return {}
+def fake_fit(cfg, run, token) -> dict:
+    """Stands in for `train`: one 'step' every 20 ms until cancelled or done."""
+    run.set_status(state="running", pid=os.getpid())
+    for step in range(200):
+        if token.cancelled:
+            run.set_status(state="cancelled")
+            return {}
+        run.append({"kind": "step", "step": step})
+        time.sleep(0.02)
+    run.set_status(state="finished")
+    return {}
 
 
 def test_one_run_at_a_time_others_queued_and_cancel(tmp_path):
-    runner = Runner(RunStore(tmp_path), trainer=FakeTrainer)
+    runner = Runner(RunStore(tmp_path), fit=fake_fit)
     cfg = TrainConfig.create(data="x", strategy="full")
     a, b = runner.submit(cfg), runner.submit(cfg)
     deadline = time.time() + 5

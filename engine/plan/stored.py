@@ -14,6 +14,7 @@ from engine.data.dataset import Dataset
 from engine.errors import DataError
 from engine.plan.rules import Plan
 from engine.probe.linear import LinearFit, ProbeResult
+from engine.runs.store import Run
 
 PLAN_VERSION = 4  # 4: every step costed (engine.plan.cost)
 
@@ -41,6 +42,14 @@ def save_planned(folder: Path, planned: Planned) -> None:
             ),
         )
     paths.atomic_write(folder / "plan.json", json.dumps(planned.plan.to_dict(), indent=2).encode())
+
+
+def save_run_plan(run: Run, planned: Planned) -> None:
+    """Stores the plan `run` executes in its folder, with the length of its event log then (`plan_events` in its
+    status): a fresh attempt rewinds the log to there, so the events of its planning stay and those of an interrupted
+    attempt go."""
+    save_planned(run.path, planned)
+    run.set_status(plan_events=run.events_offset())
 
 
 def load_planned(folder: Path, ds: Dataset) -> Planned | None:

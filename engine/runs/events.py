@@ -26,6 +26,28 @@ class CancelToken:
         return self._event.is_set()
 
 
+class StopCheck:
+    """A run's cancel check: raises `Cancelled` when `token` is set or a stop was asked through the run store (by
+    another process, `Run.request_stop`), which it looks at twice a second at most.
+
+    Args:
+        run: the run folder (anything with `stop_requested()`), or None for a run-less job.
+        token: this process's cancel token.
+    """
+
+    def __init__(self, run: Any, token: CancelToken):
+        self.run, self.token = run, token
+        self._looked = 0.0
+
+    def __call__(self) -> None:
+        if self.run is not None and time.monotonic() - self._looked > 0.5:
+            self._looked = time.monotonic()
+            if self.run.stop_requested():
+                self.token.cancel()
+        if self.token.cancelled:
+            raise Cancelled()
+
+
 @dataclass(frozen=True)
 class Event:
     """Base event: `kind` names the type in the store, `t` is wall-clock time."""

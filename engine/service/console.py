@@ -101,19 +101,24 @@ def train_result(run, as_json: bool) -> int:
     return 0 if out["status"] == "finished" else 1
 
 
-def fit_in_thread(run, trainer, quiet: bool) -> None:
-    """Trains in a thread while the main thread shows progress; a busy run (another writer) is raised here."""
+def fit_in_thread(run, cfg, quiet: bool, planned=None) -> None:
+    """Trains `run` (`engine.service.training.train`: with `planned`, that plan; planned first when its folder has
+    none) in a thread while the main thread shows progress; a busy run (another writer) is raised here. Ctrl-C stops
+    it at its next step."""
+    from engine.runs.events import CancelToken
     from engine.runs.store import RunLock
+    from engine.service.training import train
 
     lock = RunLock(run)
     lock.acquire()  # fails fast with RunBusy before any thread starts
     lock.release()
-    t = threading.Thread(target=trainer.fit, daemon=True)
+    token = CancelToken()
+    t = threading.Thread(target=train, args=(cfg, run, token, planned), daemon=True)
     t.start()
     try:
         if not quiet:
             watch(run, t)
         t.join()
     except KeyboardInterrupt:
-        trainer.cancel.cancel()
+        token.cancel()
         t.join()

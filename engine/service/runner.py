@@ -12,18 +12,25 @@ from typing import Callable
 
 from engine.errors import RunBusy
 from engine.plan.config import TrainConfig
-from engine.plan.make import Planned, save_planned
+from engine.plan.stored import Planned, save_run_plan
 from engine.runs.events import CancelToken
 from engine.runs.store import TERMINAL, EventTail, Run, RunStore
-from engine.train.loop import Trainer
+from engine.service.training import train
+
+Fit = Callable[[TrainConfig, Run, CancelToken], dict]  # trains one run to its end (tests pass a fake)
 
 
 class Runner:
-    """Thread-safe queue of runs executed one at a time on a daemon worker thread."""
+    """Thread-safe queue of runs executed one at a time on a daemon worker thread.
 
-    def __init__(self, store: RunStore | None = None, trainer: Callable[..., Trainer] = Trainer):
+    Args:
+        store: the run store (default: TRANSFERLAB_HOME/runs).
+        fit: what trains one run: `engine.service.training.train`, which plans a run queued without a plan first.
+    """
+
+    def __init__(self, store: RunStore | None = None, fit: Fit = train):
         self.store = store or RunStore()
-        self._trainer = trainer
+        self._fit = fit
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
@@ -35,10 +42,10 @@ class Runner:
 
     def submit(self, cfg: TrainConfig, name: str = "", planned: Planned | None = None) -> str:
         """Creates a run for `cfg` and queues it; returns its id. With `planned`, the run executes that plan (as the
-        page showed it, edits included) instead of making one."""
+        page showed it, edits included); without, the worker plans it first."""
         run = self.store.create(cfg.to_dict(), name)
         if planned is not None:
-            save_planned(run.path, planned)
+            save_run_plan(run, planned)
         self._enqueue(run.id)
         return run.id
 
@@ -123,7 +130,7 @@ class Runner:
                 token = self._tokens[run_id]
             try:
                 run = Run(self.store.root / run_id)
-                self._trainer(TrainConfig.from_dict(run.config), run, token).fit()
+                self._fit(TrainConfig.from_dict(run.config), run, token)
             except RunBusy:
                 pass  # another process trains it: its status is that process's to write
             except Exception as e:  # noqa: BLE001 - the worker must survive any run

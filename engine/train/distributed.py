@@ -52,12 +52,6 @@ def val_logits(fn: Callable[[np.ndarray | None], torch.Tensor], n: int, rank: in
     return out
 
 
-def barrier() -> None:
-    """Waits for every rank (a no-op in a single process)."""
-    if dist.is_initialized():
-        dist.barrier()
-
-
 def share_run_id(run_id: str | None) -> str:
     """Rank 0's run id, on every rank."""
     if not dist.is_initialized():

@@ -23,8 +23,8 @@ from engine.metrics import per_class_accuracy
 from engine.model.catalogue import has_batchnorm
 from engine.model.device import autocast, pick_device, precision_name
 from engine.plan.config import TrainConfig
-from engine.plan.make import Planned, get_plan, load_data, load_planned, save_planned
-from engine.runs.events import Cancelled, CancelToken
+from engine.plan.make import Planned, load_data, load_planned
+from engine.runs.events import Cancelled, CancelToken, StopCheck
 from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
@@ -47,13 +47,17 @@ from engine.train.state import EVENT_NAMES, RANK_EVENTS, Event, PhaseState, Trai
 
 
 class Trainer:
-    """Runs one config into one run folder. `fit()` never raises for training errors: it records them.
+    """Runs one plan into one run folder. `fit()` never raises for training errors: it records them.
+
+    The Trainer never plans: it runs the plan it is handed, or the one stored in the run folder (a run submitted with
+    its plan, a resumed run, the other ranks under torchrun). `engine.service.training.train` plans a run that was
+    queued without one first, under the same lock.
 
     Args:
         cfg: the run's configuration.
         run: the run folder it writes (None for the LR finder, which only calls `setup` and `one_batch`).
         cancel: set it to stop the run at the next step.
-        planned: the plan to run (as the dashboard showed it); without one, the run folder's, else one made now.
+        planned: the plan to run (as the dashboard showed it); without one, the run folder's.
         callbacks: what happens around the loop; `default_callbacks()` when not given. The loop trains, validates
             and scores without any.
     """
@@ -74,10 +78,10 @@ class Trainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.callbacks = sorted(default_callbacks() if callbacks is None else callbacks, key=lambda c: c.order)
+        self.check_cancel = StopCheck(self.run, self.cancel)
         self.report = SetupProgress(self.run if self.rank == 0 else None, cancel=self.check_cancel)
         self.ctx: TrainContext | None = None  # made by `setup`
         self.state = TrainState()
-        self._stop_checked = 0.0
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, Event):
@@ -85,29 +89,18 @@ class Trainer:
         for cb in self.callbacks if self.rank == 0 or event in RANK_EVENTS else []:
             cb(event, self.ctx, self.state)  # other ranks validate and keep statistics, but write nothing
 
-    def check_cancel(self) -> None:
-        """Raises `Cancelled` when the token is set or a stop was asked through the run store (by another process)."""
-        if self.run is not None and time.monotonic() - self._stop_checked > 0.5:
-            self._stop_checked = time.monotonic()
-            if self.run.stop_requested():
-                self.cancel.cancel()
-        if self.cancel.cancelled:
-            raise Cancelled()
-
     def _planned(self) -> Planned:
-        """The plan this run executes: the one it was given, else the one stored in its folder (a resumed run), else
-        one made now by rank 0 and read by the other ranks."""
-        cfg = self.cfg
-        if self.rank == 0 and self.planned is None and not (self.run and (self.run.path / "plan.json").exists()):
-            self.report.expect(cfg.optim.promised_seconds())
-            self.planned = get_plan(cfg, self.report, self.device)
-            if self.run is not None:
-                save_planned(self.run.path, self.planned)
-        distributed.barrier()  # the other ranks read the plan rank 0 made: one plan, made once
-        if self.planned is None:  # a plan given at submission, or a resumed run: never made again
-            self.report("load and check data", 0.0)
-            self.planned = load_planned(self.run.path, load_data(cfg))
-            self.report("load and check data", 1.0)
+        """The plan this run executes: the one it was given, else the one stored in its folder."""
+        if self.planned is not None:
+            return self.planned
+        if self.run is None or not (self.run.path / "plan.json").exists():
+            raise ValueError(
+                f"run {getattr(self.run, 'id', '')} has no plan (plan.json); queue it through the runner or "
+                f"engine.service.training.train, which plan it first"
+            )
+        self.report("load and check data", 0.0)
+        self.planned = load_planned(self.run.path, load_data(self.cfg))
+        self.report("load and check data", 1.0)
         return self.planned
 
     def setup(self) -> TrainContext:
@@ -285,8 +278,15 @@ class Trainer:
                 done = epoch
             path.close()
 
-    def fit(self) -> dict:
-        """Trains, or resumes, the run under its lock. Returns the final metrics (also written to metrics.json)."""
+    def fit(self, held_since: float | None = None) -> dict:
+        """Trains, or resumes, the run under its lock. Returns the final metrics (also written to metrics.json).
+
+        Args:
+            held_since: when the caller took the run's lock and started this attempt (it planned the run under it);
+                None: the Trainer takes the lock and the attempt starts now.
+        """
+        if held_since is not None:
+            return self._fit(held_since)
         t_start = time.time()
         with RunLock(self.run) if self.rank == 0 else nullcontext():  # RunBusy when another process trains it
             self.run.set_status(state="running", pid=os.getpid(), started=t_start)
@@ -296,7 +296,8 @@ class Trainer:
     def _fit(self, t_start: float) -> dict:
         try:
             ck = self.run.load_checkpoint("last")
-            self.run.truncate_events(ck["events_offset"] if ck else 0)  # no event of an interrupted attempt stays
+            # no event of an interrupted attempt stays; a fresh run keeps the events of its planning
+            self.run.truncate_events(ck["events_offset"] if ck else self.run.status().get("plan_events", 0))
             ctx = self.setup()
             done = self._restore(ck)
             self.run.write_json("run_info.json", {"classes": ctx.classes, "weights": ctx.weights.to_dict()})
