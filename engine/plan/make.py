@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -112,14 +113,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
     t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
-        return Planned(
-            _resolve(
-                cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "", elapsed=time.perf_counter() - t0
-            ),
-            ds,
-            None,
-            [],
-        )
+        return Planned(_resolve(cfg, ds, Evidence(cfg.backbone, spec, elapsed=time.perf_counter() - t0)), ds, None, [])
     decided: dict = {}
     if cfg.optim.strategy == "auto":  # the run's length, for the time left it shows: first from the probe's pace,
 
@@ -130,7 +124,7 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
     else:  # a fixed strategy's plan does not depend on the probe's result: costed at its pace, the rest is known
 
         def early(speed: float, probe_end: float) -> None:
-            rest = _resolve(cfg, ds, spec, cfg.backbone, (FINAL,), False, None, None, [], "", speed=speed)
+            rest = _resolve(cfg, ds, Evidence(cfg.backbone, spec, speed=speed))
             progress.expect_after(f"probe {cfg.backbone}", rest.estimate_s)
 
     probes = [_probe(cfg, ds, cfg.backbone, spec, progress, early)]
@@ -139,14 +133,8 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
         progress.expect(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
-        return Planned(
-            _resolve(
-                cfg, ds, p.input_spec, p.backbone, (FINAL,), False, p, p.head, [], "", elapsed=time.perf_counter() - t0
-            ),
-            ds,
-            p.head,
-            probes,
-        )
+        evidence = Evidence(p.backbone, p.input_spec, probe=p, head=p.head, elapsed=time.perf_counter() - t0)
+        return Planned(_resolve(cfg, ds, evidence), ds, p.head, probes)
     budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0])
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
@@ -170,23 +158,21 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
     # saving and scoring the test split
     finish = score_seconds(Pace.of(p), p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
     left = SAFETY * budget - (time.perf_counter() - t0) - finish
-    plan = _resolve(
-        cfg,
-        ds,
-        p.input_spec,
+    evidence = Evidence(
         p.backbone,
-        choice.taps,
-        choice.flip,
-        probes[0],
-        head,
-        scored,
-        metric,
+        p.input_spec,
+        taps=choice.taps,
+        flip=choice.flip,
+        probe=probes[0],
+        head=head,
+        scored=tuple(scored),
+        metric=metric,
         choice=choice,
         seconds_left=left,
         speed=p.images_per_s,
         elapsed=time.perf_counter() - t0,
     )
-    return Planned(plan, ds, head, probes)
+    return Planned(_resolve(cfg, ds, evidence), ds, head, probes)
 
 
 # PLR0913: the probe's backbone and input, and who watches it
@@ -243,134 +229,92 @@ def _imbalance(ds: Dataset) -> float:
     return max(counts.values()) / max(1, min(counts.values()))
 
 
-# C901, PLR0913: every plan field from the probe; to be split by strategy (open issue 20)
-def _resolve(  # noqa: C901, PLR0913
-    cfg: TrainConfig,
-    ds: Dataset,
-    spec: InputSpec,
-    backbone: str,
-    taps: tuple[int, ...],
-    flip: bool,
-    p: ProbeResult | None,
-    head: LinearFit | None,
-    scored: list[HeadChoice],
-    metric: str,
-    choice: HeadChoice | None = None,
-    seconds_left: float = 0.0,
-    speed: float = 0.0,
-    elapsed: float = 0.0,
-) -> Plan:
-    """Every field of the plan for the strategy, from the probe (and, for auto, the choice and the time left)."""
-    groups = model_groups(backbone, taps, len(ds.classes))
-    n, headi = len(groups), len(groups) - 1
-    s = cfg.optim.strategy
-    init = "random" if s == "scratch" else "probe"
-    head_epochs, ft_epochs, warmup = DEFAULT_EPOCHS["head"], DEFAULT_EPOCHS["finetune"], 1
-    # BatchNorm statistics stay as pretrained wherever the head starts from the probe: its standardisation was fitted
-    # on features made with them (recomputed statistics cost 1-3 points in the plain two-phase loop, bench/finetune.py)
-    augment, bn_frozen, base = "basic", s != "scratch", cfg.optim.lr or BASE_LR
-    names = {c["tap"]: c["name"] for c in (p.stage_curve if p else [])} or {FINAL: "final features"}
-    norm = norm_note(has_batchnorm(backbone))
-    reason = STRATEGY_TEXT.get(s, "").format(k=cfg.optim.top_k, norm=norm)
-    if s == "auto":
-        base = cfg.optim.lr or AUTO_LR
-        trainable, ft_epochs, augment, reason = _auto_finetune(
-            cfg, ds, backbone, spec, groups, taps, p, head, choice, scored, metric, seconds_left, speed, elapsed
-        )
-        head_epochs, bn_frozen, warmup = 0, True, 1 if ft_epochs else 0
-    elif s == "feature-extraction":
-        trainable, ft_epochs, warmup = [headi], 0, 0
-    elif s == "top-k":
-        trainable = list(range(max(0, headi - cfg.optim.top_k), n))
-    elif s in ("full", "lp-ft", "scratch"):
-        trainable = list(range(n))
-        head_epochs = 0 if s in ("lp-ft", "scratch") else head_epochs
-        ft_epochs = DEFAULT_EPOCHS["scratch"] if s == "scratch" else ft_epochs
-    else:
-        if len(cfg.optim.freeze) != n:
-            raise ValueError(
-                f"the freeze map has {len(cfg.optim.freeze)} entries; this model has {n} groups ({', '.join(groups)})"
-            )
-        trainable = [i for i in range(n) if not cfg.optim.freeze[i]]
-    decay = cfg.optim.lr_decay or layer_decay(is_transformer(backbone))
-    lrs = [base] * n if s == "scratch" else discriminative(n, trainable, base, decay, cfg.optim.lr_floor)
-    if s == "custom" and cfg.optim.lrs is not None:
-        if len(cfg.optim.lrs) != n:
-            raise ValueError(f"lrs has {len(cfg.optim.lrs)} entries; this model has {n} groups")
-        lrs = [0.0 if i not in trainable else float(cfg.optim.lrs[i]) for i in range(n)]
-    head_epochs = cfg.optim.head_epochs if cfg.optim.head_epochs is not None else head_epochs
-    ft_epochs = cfg.optim.finetune_epochs if cfg.optim.finetune_epochs is not None else ft_epochs
-    if ft_epochs == 0:
-        trainable = [headi] if s != "scratch" else trainable
-    lrs = [lr if i in trainable else 0.0 for i, lr in enumerate(lrs)]
-    chosen = next(
-        (
-            c
-            for c in scored
-            if choice
-            and c.taps == choice.taps
-            and c.c == choice.c
-            and c.backbone == choice.backbone
-            and c.flip == choice.flip
-        ),
-        None,
-    )
-    views = 2 if flip else 1
-    dim, n_img = head_dim(backbone, tuple(taps)), len(ds.train) + len(ds.val) + len(ds.test)
-    k = views_that_fit(len(ds.train), dim, cfg.runtime.views)
-    if k < cfg.runtime.views and (head_epochs or ft_epochs):
-        reason += (
-            f" {k} augmented view(s) of the {len(ds.train):,} training photos are cached, not "
-            f"{cfg.runtime.views}: more would not fit in the memory budget (TRANSFERLAB_MEMORY)."
-        )
-    fit = min(fit_rows(dim, views), len(ds.train)) * dim * views * FIT_BYTES_PER_VALUE
-    ram, disk = plan_bytes(
-        backbone,
-        n_img,
-        len(ds.train),
-        k,
-        dim,
-        int(get_entry(backbone).params_m * 1e6),
-        int(np.prod(spec.input_size)),
-        fit,
-    )
-    if ft_epochs and device_input(pick_device(cfg.runtime.device), cfg.regularisation.augment or augment):
-        disk += pixel_bytes(len(ds.train), spec)  # the training photos decoded once for the GPU input path
-    if s != "auto" and p is not None and head is not None:
-        reason += (
-            f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
-            f"photos ({BANDS[band(p.accuracy)][1]}: the classic table suggests "
-            f"{BANDS[band(p.accuracy)][2]}); the run starts from it and keeps it unless an epoch beats it."
-        )
+@dataclass(frozen=True)
+class Evidence:
+    """What a plan is resolved from: the backbone and input contract it runs, the head the probe or auto's choice
+    gives it, the candidates that were scored, and (auto) the seconds left for fine-tuning and the pace measured."""
+
+    backbone: str
+    spec: InputSpec
+    taps: tuple[int, ...] = (FINAL,)
+    flip: bool = False  # mirror-image averaging
+    probe: ProbeResult | None = None  # the first backbone's probe (None from scratch, or before the probe has run)
+    head: LinearFit | None = None  # the linear head the run starts from
+    scored: tuple[HeadChoice, ...] = ()  # auto's candidates, as cross-validation scored them
+    metric: str = ""  # what scored them
+    choice: HeadChoice | None = None  # auto's chosen head
+    seconds_left: float = 0.0  # auto: the budget left for fine-tuning
+    speed: float = 0.0  # images/s of a forward pass, as the probe measured it (0: the probe's own)
+    elapsed: float = 0.0  # seconds of planning so far
+
+    @property
+    def pace(self) -> float:
+        return self.speed or (self.probe.images_per_s if self.probe else 0.0)
+
+    @property
+    def chosen(self) -> HeadChoice | None:
+        """The scored candidate that is auto's choice."""
+        c = self.choice
+        if c is None:
+            return None
+        same = (c.taps, c.c, c.backbone, c.flip)
+        return next((s for s in self.scored if (s.taps, s.c, s.backbone, s.flip) == same), None)
+
+
+@dataclass(frozen=True)
+class Phases:
+    """A strategy's training: which groups train in phase 2, each phase's epochs, how, and why."""
+
+    trainable: list[int]
+    head_epochs: int
+    finetune_epochs: int
+    warmup_epochs: int
+    augment: str
+    bn_frozen_stats: bool
+    base_lr: float
+    reason: str
+
+
+def _resolve(cfg: TrainConfig, ds: Dataset, ev: Evidence) -> Plan:
+    """Every field of the plan for the strategy, from the evidence (the probe, and for auto its choice and the time
+    left), costed step by step."""
+    groups = model_groups(ev.backbone, ev.taps, len(ds.classes))
+    phases = _phases(cfg, ds, ev, groups)
+    names = {c["tap"]: c["name"] for c in (ev.probe.stage_curve if ev.probe else [])} or {FINAL: "final features"}
+    k = views_that_fit(len(ds.train), head_dim(ev.backbone, ev.taps), cfg.runtime.views)
+    reason = phases.reason + _views_note(cfg, ds, k, phases) + _probe_note(cfg, ds, ev)
+    init = "random" if cfg.optim.strategy == "scratch" else "probe"
+    ram, disk = _footprint(cfg, ds, ev, k, phases)
+    chosen = ev.chosen
     plan = Plan(
         data=cfg.data.path,
         fingerprint=ds.fingerprint(),
-        backbone=backbone,
+        backbone=ev.backbone,
         in_chans=cfg.data.in_chans,
-        input_spec=spec.to_dict(),
-        strategy=s,
-        taps=tuple(taps),
-        tap_label=label_of(tuple(taps), names, flip),
-        flip_tta=flip,
+        input_spec=ev.spec.to_dict(),
+        strategy=cfg.optim.strategy,
+        taps=tuple(ev.taps),
+        tap_label=label_of(tuple(ev.taps), names, ev.flip),
+        flip_tta=ev.flip,
         head_init=init,
         groups=tuple(groups),
         labels=tuple(group_labels(groups)),
         head_lr=cfg.optim.head_lr or HEAD_LR[init],
-        head_epochs=head_epochs,
-        frozen=tuple(i not in trainable for i in range(n)),
-        lrs=tuple(lrs),
-        finetune_epochs=ft_epochs,
-        warmup_epochs=cfg.optim.warmup_epochs if cfg.optim.warmup_epochs is not None else (warmup if ft_epochs else 0),
-        augment=cfg.regularisation.augment or augment,
-        bn_frozen_stats=bn_frozen,
+        head_epochs=phases.head_epochs,
+        frozen=tuple(i not in phases.trainable for i in range(len(groups))),
+        lrs=tuple(_rates(cfg, ev, len(groups), phases)),
+        finetune_epochs=phases.finetune_epochs,
+        warmup_epochs=phases.warmup_epochs,
+        augment=phases.augment,
+        bn_frozen_stats=phases.bn_frozen_stats,
         batch_size=cfg.optim.batch_size,
         views=k,
         reason=reason,
-        probe_accuracy=p.accuracy if p else None,
-        head_accuracy=head.accuracy if head else None,
+        probe_accuracy=ev.probe.accuracy if ev.probe else None,
+        head_accuracy=ev.head.accuracy if ev.head else None,
         head_cv=chosen.cv if chosen else None,
-        metric=metric or "accuracy",
-        candidates=tuple(c.to_dict() for c in scored),
+        metric=ev.metric or "accuracy",
+        candidates=tuple(c.to_dict() for c in ev.scored),
         test_source=ds.test_source,
         n_train=len(ds.train),
         n_val=len(ds.val),
@@ -378,73 +322,162 @@ def _resolve(  # noqa: C901, PLR0913
         ram_bytes=ram,
         disk_bytes=disk,
     )
-    return costed(cfg, plan, speed or (p.images_per_s if p else 0.0), pick_device(cfg.runtime.device).type, elapsed)
+    return costed(cfg, plan, ev.pace, pick_device(cfg.runtime.device).type, ev.elapsed)
 
 
-# PLR0913: auto's inputs passed apart; to be split with _resolve (issue 20)
-def _auto_finetune(  # noqa: PLR0913
-    cfg: TrainConfig,
-    ds: Dataset,
-    backbone: str,
-    spec: InputSpec,
-    groups: list[str],
-    taps: tuple[int, ...],
-    p: ProbeResult,
-    head: LinearFit,
-    choice: HeadChoice,
-    scored: list[HeadChoice],
-    metric: str,
-    seconds_left: float,
-    speed: float,
-    elapsed: float,
-) -> tuple[list[int], int, str, str]:
+def _phases(cfg: TrainConfig, ds: Dataset, ev: Evidence, groups: list[str]) -> Phases:
+    """The strategy's phases, then the config's explicit epochs and augmentation over them. BatchNorm statistics stay
+    as pretrained wherever the head starts from the probe: its standardisation was fitted on features made with them
+    (recomputed statistics cost 1-3 points in the plain two-phase loop, bench/finetune.py)."""
+    o, s = cfg.optim, cfg.optim.strategy
+    n, headi = len(groups), len(groups) - 1
+    base = o.lr or BASE_LR
+    head_epochs, ft_epochs, warmup = DEFAULT_EPOCHS["head"], DEFAULT_EPOCHS["finetune"], 1
+    augment, bn_frozen = "basic", s != "scratch"
+    reason = STRATEGY_TEXT.get(s, "").format(k=o.top_k, norm=norm_note(has_batchnorm(ev.backbone)))
+    if s == "auto":
+        trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, groups, ev)
+        head_epochs, bn_frozen, warmup, base = 0, True, 1 if ft_epochs else 0, o.lr or AUTO_LR
+    elif s == "feature-extraction":
+        trainable, ft_epochs, warmup = [headi], 0, 0
+    elif s == "top-k":
+        trainable = list(range(max(0, headi - o.top_k), n))
+    elif s in ("full", "lp-ft"):
+        trainable, head_epochs = list(range(n)), 0 if s == "lp-ft" else head_epochs
+    elif s == "scratch":
+        trainable, head_epochs, ft_epochs = list(range(n)), 0, DEFAULT_EPOCHS["scratch"]
+    else:
+        trainable = _custom_trainable(cfg, groups)
+    head_epochs = o.head_epochs if o.head_epochs is not None else head_epochs
+    ft_epochs = o.finetune_epochs if o.finetune_epochs is not None else ft_epochs
+    if ft_epochs == 0 and s != "scratch":
+        trainable = [headi]
+    warmup = o.warmup_epochs if o.warmup_epochs is not None else (warmup if ft_epochs else 0)
+    augment = cfg.regularisation.augment or augment
+    return Phases(trainable, head_epochs, ft_epochs, warmup, augment, bn_frozen, base, reason)
+
+
+def _custom_trainable(cfg: TrainConfig, groups: list[str]) -> list[int]:
+    """The groups a custom freeze map leaves trainable."""
+    if len(cfg.optim.freeze) != len(groups):
+        raise ValueError(
+            f"the freeze map has {len(cfg.optim.freeze)} entries; this model has {len(groups)} groups "
+            f"({', '.join(groups)})"
+        )
+    return [i for i, frozen in enumerate(cfg.optim.freeze) if not frozen]
+
+
+def _rates(cfg: TrainConfig, ev: Evidence, n: int, phases: Phases) -> list[float]:
+    """Phase 2's rate per group: one rate from scratch, a custom list as given, else discriminative rates decaying
+    per group below the head; 0 for every frozen group."""
+    o = cfg.optim
+    decay = o.lr_decay or layer_decay(is_transformer(ev.backbone))
+    if o.strategy == "scratch":
+        lrs = [phases.base_lr] * n
+    elif o.strategy == "custom" and o.lrs is not None:
+        if len(o.lrs) != n:
+            raise ValueError(f"lrs has {len(o.lrs)} entries; this model has {n} groups")
+        lrs = [float(lr) for lr in o.lrs]
+    else:
+        lrs = discriminative(n, phases.trainable, phases.base_lr, decay, o.lr_floor)
+    return [lr if i in phases.trainable else 0.0 for i, lr in enumerate(lrs)]
+
+
+def _views_note(cfg: TrainConfig, ds: Dataset, k: int, phases: Phases) -> str:
+    """What the reason says when fewer augmented views are cached than asked for."""
+    if k >= cfg.runtime.views or not (phases.head_epochs or phases.finetune_epochs):
+        return ""
+    return (
+        f" {k} augmented view(s) of the {len(ds.train):,} training photos are cached, not "
+        f"{cfg.runtime.views}: more would not fit in the memory budget (TRANSFERLAB_MEMORY)."
+    )
+
+
+def _probe_note(cfg: TrainConfig, ds: Dataset, ev: Evidence) -> str:
+    """A fixed strategy's reason ends with what the probe measured and what the classic table suggests for it."""
+    p = ev.probe
+    if cfg.optim.strategy == "auto" or p is None or ev.head is None:
+        return ""
+    b = BANDS[band(p.accuracy)]
+    return (
+        f" The linear probe on the final features gets {p.accuracy:.1%} of the {len(ds.val)} validation "
+        f"photos ({b[1]}: the classic table suggests {b[2]}); the run starts from it and keeps it unless an epoch "
+        f"beats it."
+    )
+
+
+def _footprint(cfg: TrainConfig, ds: Dataset, ev: Evidence, k: int, phases: Phases) -> tuple[int, int]:
+    """(memory, disk) bytes the run needs: features, cached views, the model, the head's fit, decoded photos."""
+    views = 2 if ev.flip else 1
+    dim = head_dim(ev.backbone, tuple(ev.taps))
+    fit = min(fit_rows(dim, views), len(ds.train)) * dim * views * FIT_BYTES_PER_VALUE
+    ram, disk = plan_bytes(
+        ev.backbone,
+        len(ds.train) + len(ds.val) + len(ds.test),
+        len(ds.train),
+        k,
+        dim,
+        int(get_entry(ev.backbone).params_m * 1e6),
+        int(np.prod(ev.spec.input_size)),
+        fit,
+    )
+    if phases.finetune_epochs and device_input(pick_device(cfg.runtime.device), phases.augment):
+        disk += pixel_bytes(len(ds.train), ev.spec)  # the training photos decoded once for the GPU input path
+    return ram, disk
+
+
+def _auto_finetune(cfg: TrainConfig, ds: Dataset, groups: list[str], ev: Evidence) -> tuple[list[int], int, str, str]:
     """Auto's phase 2 within the time left: the deepest of (top group, top 2, top 4, all) that fits 12 epochs, else the
     top group for as many epochs as fit (at least 3), else none. Returns (trainable, epochs, augment, reason)."""
     headi = len(groups) - 1
-    speed = speed or 50.0
-    size = spec.input_size[-1]
-    views = 2 if choice.flip else 1
+    speed = ev.speed or 50.0
+    size = ev.spec.input_size[-1]
+    views = 2 if ev.flip else 1
     where = pick_device(cfg.runtime.device).type
 
     def cost(k: int) -> float:
         """Seconds of one fine-tuning epoch with the top `k` groups below the head trainable."""
-        return epoch_seconds(backbone, size, groups[headi - k : headi], len(ds.train), len(ds.val), speed, views, where)
+        below = groups[headi - k : headi]
+        return epoch_seconds(ev.backbone, size, below, len(ds.train), len(ds.val), speed, views, where)
 
-    k, epochs = finetune_depth(cost, headi, seconds_left)
+    k, epochs = finetune_depth(cost, headi, ev.seconds_left)
     trainable = list(range(headi - k, headi + 1)) if epochs else [headi]
     augment = "light" if k <= 2 else "basic"
-    best = max(scored, key=lambda c: c.cv or 0)
-    final = next((c for c in scored if c.taps == (FINAL,) and not c.flip and c.backbone == scored[0].backbone), None)
-    n_scored = len({(c.backbone, c.taps, c.flip) for c in scored})
-    evidence = (
-        f"{n_scored} candidate heads were scored by {metric} in 5-fold cross-validation on the "
-        f"{ds_size(ds)} labelled photos outside the test split. The best is {choice.label} on {backbone} "
-        f"({best.cv:.1%}"
-        + (
-            f", against {final.cv:.1%} for {scored[0].backbone}'s final features alone"
-            if final and final.cv is not None and final is not best
-            else ""
-        )
-        + "). "
-        if best.cv is not None
-        else f"Too few photos to cross-validate: the head is {choice.label}. "
-    )
-    start = f"The run starts from that linear head ({head.accuracy:.1%} on the {len(ds.val)} validation photos). "
+    start = f"The run starts from that linear head ({ev.head.accuracy:.1%} on the {len(ds.val)} validation photos). "
     if epochs:
         body = ", ".join(groups[headi - k : headi])
         tune = (
             f"Then {body} {'is' if k == 1 else 'are'} fine-tuned with it for {epochs} epochs (about "
             f"{epochs * cost(k):.0f} s here; {augment} augmentation; "
-            f"{norm_note(has_batchnorm(backbone))}), and the run keeps "
+            f"{norm_note(has_batchnorm(ev.backbone))}), and the run keeps "
             f"whichever is better on the validation photos: the linear head or a fine-tuned epoch."
         )
     else:
         tune = (
-            f"Fine-tuning does not fit the time left ({max(0.0, seconds_left):.0f} s of a "
+            f"Fine-tuning does not fit the time left ({max(0.0, ev.seconds_left):.0f} s of a "
             f"{cfg.optim.budget or DEFAULT_BUDGET_S:.0f} s budget, about {cost(1):.0f} s per epoch here), so the "
             f"linear head is the model."
         )
-    return trainable, epochs, augment, evidence + start + tune
+    return trainable, epochs, augment, _auto_evidence(ds, ev) + start + tune
+
+
+def _auto_evidence(ds: Dataset, ev: Evidence) -> str:
+    """Auto's reason, first part: how many heads were scored, by what, and how the best compares with the final
+    features alone."""
+    scored = ev.scored
+    best = max(scored, key=lambda c: c.cv or 0)
+    if best.cv is None:
+        return f"Too few photos to cross-validate: the head is {ev.choice.label}. "
+    final = next((c for c in scored if c.taps == (FINAL,) and not c.flip and c.backbone == scored[0].backbone), None)
+    n_scored = len({(c.backbone, c.taps, c.flip) for c in scored})
+    against = ""
+    if final and final.cv is not None and final is not best:
+        against = f", against {final.cv:.1%} for {scored[0].backbone}'s final features alone"
+    return (
+        f"{n_scored} candidate heads were scored by {ev.metric} in 5-fold cross-validation on the "
+        f"{ds_size(ds)} labelled photos outside the test split. The best is {ev.choice.label} on {ev.backbone} "
+        f"({best.cv:.1%}{against}). "
+    )
 
 
 def ds_size(ds: Dataset) -> str:
