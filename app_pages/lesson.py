@@ -34,21 +34,19 @@ def experiment() -> None:
             "From scratch, the network starts at chance; the pretrained ones start high."
         )
     tune = views.get("finetune")
-    if tune is not None and tune.phase is not None:
+    if tune is not None and tune.phase is not None and tune.plan is not None:
         plan, phase = tune.plan, tune.phase
         st.plotly_chart(
-            charts.freeze_strip(plan["groups"], plan["labels"], phase["frozen"], phase["lrs"]),
+            charts.freeze_strip(plan.groups, plan.labels, phase["frozen"], phase["lrs"]),
             width="stretch",
             key="lesson_strip",
         )
         st.caption(
             "Fine-tuning: the top layer groups open up (trainable) while the rest keep their pretrained weights."
         )
-    if tune is not None and tune.steps:
+    if tune is not None and tune.steps and tune.plan is not None:
         plan = tune.plan
-        st.plotly_chart(
-            charts.group_rates(tune.steps, plan["groups"], plan["labels"]), width="stretch", key="lesson_rates"
-        )
+        st.plotly_chart(charts.group_rates(tune.steps, plan.groups, plan.labels), width="stretch", key="lesson_rates")
         st.caption(
             "Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
             "head (discriminative rates)."

@@ -385,10 +385,10 @@ def controls(state: str) -> None:
 def charts_for(view: RunView) -> None:
     """Accuracy and loss per epoch, the freeze map, each group's rate, gradient norms and drift."""
     plan, epochs, steps, state = view.plan, view.epochs, view.steps, view.state
-    groups, labels = plan.get("groups", []), plan.get("labels", [])
+    groups, labels = (list(plan.groups), list(plan.labels)) if plan else ([], [])
     running, trained = view.in_epoch, view.trained
     if trained or running:
-        acc_fig, loss_fig = charts.training_curves(epochs, plan.get("probe_accuracy"), running)
+        acc_fig, loss_fig = charts.training_curves(epochs, plan.probe_accuracy if plan else None, running)
         left, right = st.columns(2)
         left.plotly_chart(acc_fig, width="stretch", key="acc_chart")
         left.caption(

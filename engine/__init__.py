@@ -70,7 +70,7 @@ _API: dict[str, str] = {
     "RunStore": "engine.runs.store",
     "TERMINAL": "engine.runs.store",
     "time_left": "engine.runs.events",
-    "RunView": "engine.runs.view",
+    "RunView": "engine.serve.view",
     "RunResult": "engine.runs.result",
     "has_model": "engine.serve.evaluate",
     "evaluate": "engine.serve.evaluate",
@@ -141,7 +141,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.events import time_left
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
     from engine.runs.result import RunResult
-    from engine.runs.view import RunView
+    from engine.serve.view import RunView
     from engine.serve.compare import compare_row, gap_sentence
     from engine.serve.evaluate import evaluate, has_model
     from engine.serve.export import (

@@ -86,6 +86,38 @@ def jpeg_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int
     return buf.getvalue()
 
 
+def a_plan(**fields):
+    """A `Plan` for tests that need one to read, not to run: three groups, the head trainable; `fields` override."""
+    from engine.plan.rules import Plan
+
+    base = dict(
+        data="/x/tiny",
+        fingerprint="",
+        backbone="tf_efficientnet_lite0",
+        in_chans=3,
+        input_spec={},
+        strategy="full",
+        taps=(-1,),
+        tap_label="final features",
+        flip_tta=False,
+        head_init="probe",
+        groups=("stem", "b0", "head"),
+        labels=("stem", "stage 1 of 1", "head"),
+        head_lr=1e-3,
+        head_epochs=1,
+        frozen=(True, False, False),
+        lrs=(0.0, 1e-4, 1e-3),
+        finetune_epochs=2,
+        warmup_epochs=1,
+        augment="basic",
+        bn_frozen_stats=True,
+        batch_size=32,
+        views=1,
+        reason="",
+    )
+    return Plan(**{**base, **fields})
+
+
 def planned(cfg, run):
     """`run` with its plan for `cfg` stored in its folder, as the runner stores it before a Trainer runs it."""
     from engine.plan.make import get_plan

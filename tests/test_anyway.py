@@ -4,6 +4,7 @@ head."""
 from engine.plan.anyway import ANYWAY_EPOCHS, finetune_anyway, kept_the_head, why_kept
 from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan, save_planned
+from engine.plan.stored import read_plan
 from engine.runs.store import RunStore
 from engine.train.loop import Trainer
 
@@ -15,7 +16,7 @@ def test_a_run_that_kept_the_head_can_fine_tune_anyway_from_it(tiny_folder, tmp_
     run = store.create(cfg.to_dict(), "auto")
     save_planned(run.path, planned)
     assert Trainer(cfg, run, planned=planned).fit()["status"] == "finished"
-    plan = run.read_json("plan.json")
+    plan = read_plan(run.path)
     assert kept_the_head(plan) and "does not fit the time left" in why_kept(plan)
 
     cfg2, anyway = finetune_anyway(run.config, run.path)

@@ -1,33 +1,34 @@
 """The plain-words lines the pages show for a run: its header and the sentence that replaces an empty chart."""
 
+from conftest import a_plan
+
 from engine.serve.summary import no_epoch_sentence, run_header
 
-PLAN = {
-    "data": "/srv/secret/place/plant-leaves-15",
-    "n_train": 800,
-    "n_val": 300,
-    "n_test": 161,
-    "backbone": "tf_efficientnet_lite0",
-    "strategy": "auto",
-    "head_epochs": 0,
-    "finetune_epochs": 3,
-}
+PLAN = a_plan(
+    data="/srv/secret/place/plant-leaves-15",
+    n_train=800,
+    n_val=300,
+    n_test=161,
+    strategy="auto",
+    head_epochs=0,
+    finetune_epochs=3,
+)
 
 
 def test_the_header_names_the_dataset_not_its_path_or_config():
-    line = run_header({"data": {"path": PLAN["data"], "val": None}}, PLAN)
+    line = run_header({"data": {"path": PLAN.data, "val": None}}, PLAN)
     assert line == "plant-leaves-15 · 800 train / 300 val / 161 test photos · tf_efficientnet_lite0 · auto"
     assert "/srv" not in line and "{" not in line
 
 
 def test_the_header_of_a_run_without_a_plan_yet_uses_its_config():
-    line = run_header({"data": {"path": "/x/tiny"}, "backbone": "resnet18", "optim": {"strategy": "top-k"}}, {})
+    line = run_header({"data": {"path": "/x/tiny"}, "backbone": "resnet18", "optim": {"strategy": "top-k"}}, None)
     assert line == "tiny · resnet18 · top-k"
 
 
 def test_one_sentence_instead_of_a_chart_with_one_point():
     assert "first of 3 training epochs" in no_epoch_sentence(0.91, PLAN, "running")
-    assert no_epoch_sentence(0.91, {**PLAN, "finetune_epochs": 0}, "finished").startswith("No epoch was trained")
+    assert no_epoch_sentence(0.91, a_plan(head_epochs=0, finetune_epochs=0), "finished").startswith("No epoch")
 
 
 def test_the_test_figure_in_words_says_why_it_is_missing():
@@ -35,9 +36,10 @@ def test_the_test_figure_in_words_says_why_it_is_missing():
     from engine.serve.summary import test_phrase
 
     scored = RunResult(status="finished", test_accuracy=0.9, test_interval=[0.85, 0.94], test_n=161)
-    assert test_phrase(scored, {"n_test": 161}).startswith("90.0% on 161 test photos nothing was chosen on")
+    assert test_phrase(scored, a_plan(n_test=161)).startswith("90.0% on 161 test photos nothing was chosen on")
     stopped = RunResult(status="cancelled")
-    assert test_phrase(stopped, {"n_test": 161}) == (
+    assert test_phrase(stopped, a_plan(n_test=161)) == (
         "not scored: the run cancelled before scoring its test split (161 photos); resume it to finish"
     )
-    assert test_phrase(RunResult(status="finished", cv_estimate=0.8), {"n_test": 0}).startswith("no test split")
+    assert test_phrase(RunResult(status="finished", cv_estimate=0.8), a_plan()).startswith("no test split")
+    assert test_phrase(stopped, None).startswith("no test split")  # a run whose plan was never made

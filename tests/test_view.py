@@ -1,15 +1,16 @@
 """RunView: what a page shows of a run, from its snapshot alone."""
 
 import pytest
+from conftest import a_plan
 
-from engine.runs.view import Bar, RunView
+from engine.serve.view import Bar, RunView
 
 
 def _snap(state, events, plan=None):
-    return {"id": "r1", "status": {"state": state}, "events": events, "plan": plan or {}, "metrics": None, "config": {}}
+    return {"id": "r1", "status": {"state": state}, "events": events, "plan": plan, "metrics": None, "config": {}}
 
 
-PLAN = {"head_epochs": 1, "finetune_epochs": 2}
+PLAN = a_plan(head_epochs=1, finetune_epochs=2)
 
 
 def test_a_queued_run_waits_then_shows_its_named_step():
@@ -36,7 +37,13 @@ def test_training_progress_counts_finished_epochs_and_the_steps_of_the_current_o
 
 
 def test_a_run_without_epochs_says_the_head_is_the_model():
-    view = RunView.of(_snap("running", [{"kind": "epoch", "t": 1.0, "epoch": 0, "val_acc": 0.9}], {"head_epochs": 0}))
+    view = RunView.of(
+        _snap(
+            "running",
+            [{"kind": "epoch", "t": 1.0, "epoch": 0, "val_acc": 0.9}],
+            a_plan(head_epochs=0, finetune_epochs=0),
+        )
+    )
     assert view.bars() == [Bar(1.0, "no training epochs: the linear probe's head is the model")]
     assert view.trained == [] and view.in_epoch is None
 

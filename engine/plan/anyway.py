@@ -16,14 +16,14 @@ ANYWAY_GROUPS = 2  # layer groups below the head that open
 ANYWAY_EPOCHS = 3
 
 
-def kept_the_head(plan: dict) -> bool:
+def kept_the_head(plan: Plan | None) -> bool:
     """Whether a finished run's plan trained nothing: auto's linear head is its model."""
-    return plan.get("strategy") == "auto" and not plan.get("head_epochs") and not plan.get("finetune_epochs")
+    return plan is not None and plan.strategy == "auto" and not plan.total_epochs
 
 
-def why_kept(plan: dict) -> str:
+def why_kept(plan: Plan | None) -> str:
     """Auto's own sentence on why it trained nothing (the time one epoch would take against the time left)."""
-    reason = plan.get("reason", "")
+    reason = plan.reason if plan else ""
     start = reason.find("Fine-tuning does not fit")
     return reason[start:] if start >= 0 else "No trained epoch was expected to beat the linear head in the time left."
 

@@ -52,6 +52,18 @@ def save_run_plan(run: Run, planned: Planned) -> None:
     run.set_status(plan_events=run.events_offset())
 
 
+def read_plan(folder: Path) -> Plan | None:
+    """The plan stored in `folder`, for the readers that show a run (pages, CLI, model card, comparison): None when
+    there is none, or when another version of TransferLab wrote it (its fields differ)."""
+    path = folder / "plan.json"
+    if not path.exists():
+        return None
+    try:
+        return Plan.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+
+
 def load_planned(folder: Path, ds: Dataset) -> Planned | None:
     """The plan stored in `folder` (a plan cache entry or a run), or None; refused when it belongs to other data."""
     if not (folder / "plan.json").exists():

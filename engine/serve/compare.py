@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.plan.stored import read_plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 
@@ -22,16 +23,16 @@ def compare_row(run: Run) -> dict:
     """The run's dataset, backbone and strategy; the probe's val accuracy; on test, the starting head (the probe's
     head on the pretrained backbone, epoch 0) and the chosen model (its best epoch on val), each with its 95%
     interval; and the seconds to each."""
-    plan, r = run.read_json("plan.json") or {}, RunResult.read(run)
+    plan, r = read_plan(run.path), RunResult.read(run)
     events, status = run.events(), run.status()
     epochs = [e for e in events if e["kind"] == "epoch"]
     return {
         "run": run.id,
-        "dataset": Path(plan.get("data") or "?").name,
-        "backbone": plan.get("backbone"),
-        "strategy": plan.get("strategy"),
+        "dataset": Path(plan.data).name if plan else "?",
+        "backbone": plan.backbone if plan else None,
+        "strategy": plan.strategy if plan else None,
         "status": status.get("state"),
-        "probe": plan.get("probe_accuracy"),
+        "probe": plan.probe_accuracy if plan else None,
         "val": status.get("best_val_acc") if r is None else r.best_val_acc,
         "test": r and r.test_accuracy,
         "test_interval": r and r.test_interval,

@@ -17,6 +17,7 @@ from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
 from engine.data.decode import load_images
 from engine.data.spec import to_tensor
+from engine.plan.stored import read_plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.serve.evaluate import load_run_model
@@ -41,13 +42,13 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
 
 
 def model_card(run: Run) -> dict:
-    plan, result = run.read_json("plan.json") or {}, RunResult.read(run)
+    plan, result = read_plan(run.path), RunResult.read(run)
     info = run.read_json("run_info.json") or {}
-    spec = plan.get("input_spec", {})
+    spec = plan.input_spec if plan else {}
     return {
         "format": "transferlab-model-card/1",
         "run_id": run.id,
-        "backbone": plan.get("backbone"),
+        "backbone": plan.backbone if plan else None,
         "classes": info.get("classes"),
         "input_size": spec.get("input_size"),
         "interpolation": spec.get("interpolation"),
@@ -69,9 +70,9 @@ def model_card(run: Run) -> dict:
             )
         },
         "status": (result and result.status) or run.status().get("state"),
-        "strategy": plan.get("strategy"),
-        "taps": plan.get("taps"),
-        "flip_tta": plan.get("flip_tta"),
+        "strategy": plan.strategy if plan else None,
+        "taps": list(plan.taps) if plan else None,
+        "flip_tta": plan.flip_tta if plan else None,
         "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
         "in_chans": (spec.get("input_size") or [3])[0],
         "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
@@ -86,7 +87,7 @@ def model_card_markdown(run: Run) -> str:
     card = model_card(run)
     m = card["metrics"]
     w = card.get("weights") or {}
-    test = test_phrase(RunResult.from_dict({**m, "status": card["status"]}), run.read_json("plan.json") or {})
+    test = test_phrase(RunResult.from_dict({**m, "status": card["status"]}), read_plan(run.path))
     classes = card.get("classes") or []
     return "\n".join(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.plan.rules import Plan
 from engine.runs.result import RunResult
 
 
@@ -11,22 +12,20 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
 
 
-def run_header(config: dict, plan: dict) -> str:
-    """The run in one line for a person: the dataset by its folder's name, its split sizes, backbone and strategy; no
-    server path, no raw configuration."""
-    data = plan.get("data") or (config.get("data") or {}).get("path") or ""
+def run_header(config: dict, plan: Plan | None) -> str:
+    """The run in one line for a person: the dataset by its folder's name, its split sizes, backbone and strategy
+    (from the plan, else the configuration before the plan exists); no server path, no raw configuration."""
+    optim = config.get("optim") or {}
+    data = plan.data if plan else (config.get("data") or {}).get("path") or ""
     name = Path(str(data)).name or "dataset"
-    sizes = " / ".join(
-        f"{plan[k]:,} {label}"
-        for k, label in (("n_train", "train"), ("n_val", "val"), ("n_test", "test"))
-        if plan.get(k)
-    )
-    backbone = plan.get("backbone") or (config.get("optim") or {}).get("backbone") or config.get("backbone") or "?"
-    strategy = plan.get("strategy") or (config.get("optim") or {}).get("strategy") or "?"
+    counts = (plan.n_train, plan.n_val, plan.n_test) if plan else ()
+    sizes = " / ".join(f"{n:,} {label}" for n, label in zip(counts, ("train", "val", "test")) if n)
+    backbone = plan.backbone if plan else optim.get("backbone") or config.get("backbone") or "?"
+    strategy = plan.strategy if plan else optim.get("strategy") or "?"
     return " · ".join(x for x in (name, f"{sizes} photos" if sizes else "", backbone, strategy) if x)
 
 
-def test_phrase(result: RunResult, plan: dict) -> str:
+def test_phrase(result: RunResult, plan: Plan | None) -> str:
     """The run's test figure in words (model card, CLI): the accuracy with its interval; or why there is none: the
     run stopped before scoring the test split it has, or the data was too small to hold one out."""
     if result.test_accuracy is not None:
@@ -35,20 +34,20 @@ def test_phrase(result: RunResult, plan: dict) -> str:
             f"{result.test_accuracy:.1%} on {result.test_n} test photos nothing was chosen on (95% "
             f"interval {lo:.1%}–{hi:.1%})"
         )
-    if plan.get("n_test"):
+    if plan and plan.n_test:
         return (
             f"not scored: the run {result.status or 'stopped'} before scoring its test split "
-            f"({plan['n_test']} photos); resume it to finish"
+            f"({plan.n_test} photos); resume it to finish"
         )
     if result.cv_estimate is not None:
         return f"no test split (too little data); cross-validated estimate {result.cv_estimate:.1%}"
     return "no test split (too little data)"
 
 
-def no_epoch_sentence(start_acc: float, plan: dict, state: str) -> str:
+def no_epoch_sentence(start_acc: float, plan: Plan | None, state: str) -> str:
     """What the curves would show when only the starting head (epoch 0) has been scored: one sentence instead of an
     axis with a single point."""
-    planned = plan.get("head_epochs", 0) + plan.get("finetune_epochs", 0)
+    planned = plan.total_epochs if plan else 0
     if state in ("running", "queued") and planned:
         return (
             f"The head the run starts from gets {start_acc:.1%} of the validation photos (epoch 0); the curves "
@@ -60,7 +59,7 @@ def no_epoch_sentence(start_acc: float, plan: dict, state: str) -> str:
     )
 
 
-def run_summary(result: RunResult, plan: dict) -> str:
+def run_summary(result: RunResult, plan: Plan | None) -> str:
     """One paragraph: the honest number first (test), then what the probe and the fine-tuning each contributed."""
     test, val = result.test_accuracy, result.best_val_acc
     if test is not None:
@@ -76,8 +75,8 @@ def run_summary(result: RunResult, plan: dict) -> str:
         )
     else:
         lead = "There was too little data to hold out a test split, so there is no honest estimate on new photos."
-    start = plan.get("head_accuracy")
-    probe = plan.get("probe_accuracy")
+    start = plan.head_accuracy if plan else None
+    probe = plan.probe_accuracy if plan else None
     parts = [lead]
     if probe is not None:
         parts.append(
@@ -85,7 +84,7 @@ def run_summary(result: RunResult, plan: dict) -> str:
             + (f"; the head the run started from got {_pct(start)}" if start is not None and start != probe else "")
             + "."
         )
-    trained = [g for g, f in zip(plan.get("groups", []), plan.get("frozen", [])) if not f]
+    trained = [g for g, f in zip(plan.groups, plan.frozen) if not f] if plan else []
     if result.best_epoch > 0 and start is not None and val is not None:
         parts.append(
             f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "

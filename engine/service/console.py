@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from engine.plan.stored import read_plan
 from engine.progress import Progress
 from engine.runs.result import RunResult
 from engine.serve.summary import test_phrase
@@ -92,7 +93,7 @@ def train_result(run, as_json: bool) -> int:
     if as_json:
         print(json.dumps(out, indent=2))
     else:
-        test = f"test accuracy {test_phrase(result, run.read_json('plan.json') or {})}"
+        test = f"test accuracy {test_phrase(result, read_plan(run.path))}"
         print(
             f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
             f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"

@@ -14,7 +14,8 @@ import os
 from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
 from engine.runs.store import TERMINAL, Run
 from engine.runs.result import RunResult
-from engine.runs.view import RunView
+from engine.plan.stored import read_plan
+from engine.serve.view import RunView
 
 ARMS = ("scratch", "probe", "finetune", "auto")
 ARM_TEXT = {
@@ -54,7 +55,13 @@ def lesson_configs(
 
 def snapshot(run: Run) -> dict:
     """What `lesson_rows` reads of a run, in the shape of `Runner.snapshot` (which the dashboard already holds)."""
-    return {"id": run.id, "status": run.status(), "metrics": run.read_json("metrics.json"), "events": run.events()}
+    return {
+        "id": run.id,
+        "status": run.status(),
+        "metrics": run.read_json("metrics.json"),
+        "events": run.events(),
+        "plan": read_plan(run.path),
+    }
 
 
 def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from engine.errors import RunBusy
 from engine.plan.config import TrainConfig
-from engine.plan.stored import Planned, save_run_plan
+from engine.plan.stored import Planned, read_plan, save_run_plan
 from engine.runs.events import CancelToken
 from engine.runs.store import TERMINAL, EventTail, Run, RunStore
 from engine.service.training import train
@@ -106,7 +106,7 @@ class Runner:
             "config": run.config,
             "events": tail.read(),
             "metrics": run.read_json("metrics.json"),
-            "plan": run.read_json("plan.json"),
+            "plan": read_plan(run.path),
         }
 
     def wait(self, run_id: str, timeout: float | None = None) -> bool:

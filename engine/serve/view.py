@@ -1,13 +1,15 @@
 """A run as a page or the terminal shows it: one typed view computed from the run's snapshot (status, events, plan,
 metrics), so what is on screen is read from the engine's own events and never worked out again by a page.
 
-`RunView.of(snapshot)` takes what `Runner.snapshot` (or `engine.service.experiment.snapshot`) returns.
+`RunView.of(snapshot)` takes what `Runner.snapshot` (or `engine.service.experiment.snapshot`) returns: its "plan" is
+the stored `Plan` (`engine.plan.stored.read_plan`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.plan.rules import Plan
 from engine.runs.events import time_left
 from engine.runs.result import RunResult
 from engine.runs.store import LIVE
@@ -28,7 +30,7 @@ class RunView:
     id: str
     state: str
     config: dict = field(default_factory=dict)
-    plan: dict = field(default_factory=dict)
+    plan: Plan | None = None  # the plan the run executes (None before it is made)
     result: RunResult | None = None  # how it ended, once it has
     epochs: list[dict] = field(default_factory=list)  # `EpochEnded` events; epoch 0 is the model the run starts from
     steps: list[dict] = field(default_factory=list)  # `StepEnded`
@@ -49,7 +51,7 @@ class RunView:
             id=snap.get("id", ""),
             state=status.get("state", "queued"),
             config=snap.get("config") or {},
-            plan=snap.get("plan") or {},
+            plan=snap.get("plan"),
             result=result,
             epochs=kind("epoch"),
             steps=kind("step"),
@@ -74,7 +76,7 @@ class RunView:
     @property
     def total_epochs(self) -> int:
         """The plan's epochs, both phases."""
-        return int(self.plan.get("head_epochs", 0)) + int(self.plan.get("finetune_epochs", 0))
+        return self.plan.total_epochs if self.plan else 0
 
     @property
     def phase(self) -> dict | None:
