@@ -15,11 +15,11 @@ $(BIN)/.installed: requirements.txt
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/python -m ui.serve --server.address $(HOST) --server.port $(PORT)
 
 lint: install  # pycodestyle, pyflakes and the complexity rules configured in pyproject.toml; ruff's formatting
-	$(BIN)/ruff check engine app_pages ui tests bench app.py
-	$(BIN)/ruff format --check engine app_pages ui tests bench app.py
+	$(BIN)/ruff check engine pages ui tests bench app.py
+	$(BIN)/ruff format --check engine pages ui tests bench app.py
 
 test: lint  # two workers share the two cores; the tests that time the page run after them, alone
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not alone" tests

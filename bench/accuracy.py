@@ -13,6 +13,7 @@ Run by hand:  .venv/bin/python bench/accuracy.py [--plain] [--datasets plant-lea
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -52,17 +53,25 @@ def probes(root: Path) -> dict:
         x_test = {t: np.load(Path(tmp) / (f"tap{t}.npy" if t != FINAL else "final.npy"))[:, 0] for t in p.features.taps}
     fs, n = p.features, len(ds.classes)
 
-    def test_acc(tap: int) -> float:
-        return fit_linear(fs.x("train", (tap,)), fs.y("train"), x_test[tap], y_test, n).accuracy
+    def test_fit(tap: int):
+        return fit_linear(fs.x("train", (tap,)), fs.y("train"), x_test[tap], y_test, n)
 
     best = p.best_stage
+    final, stage = test_fit(FINAL), test_fit(best["tap"])
     return {
-        "final": test_acc(FINAL),
+        "final": final.accuracy,
         "final_val": p.accuracy,
-        "stage": test_acc(best["tap"]),
+        "final_digest": digest(final.predictions),
+        "stage": stage.accuracy,
         "stage_val": best["accuracy"],
         "stage_name": best["name"],
+        "stage_digest": digest(stage.predictions),
     }
+
+
+def digest(predictions) -> str:
+    """The test photos' predicted classes, hashed: two runs with the same digest got the same photos right."""
+    return hashlib.sha256(np.asarray(predictions, dtype=np.int64).tobytes()).hexdigest()[:12]
 
 
 def auto(root: Path, budget: float | None) -> dict:
@@ -81,6 +90,7 @@ def auto(root: Path, budget: float | None) -> dict:
         "val": m["best_val_acc"],
         "seconds": time.perf_counter() - t0,
         "chose": f"{plan['backbone']}: {plan['tap_label']}; best epoch {m['best_epoch']} of {plan['finetune_epochs']}",
+        "digest": digest(m["test_pred"]),
     }
 
 
@@ -119,6 +129,9 @@ def main() -> None:
             f"{r['data']:16} {r['final']:11.3f} {r['stage']:7.3f} ({r['stage_name']:>10}) {plain_txt:>10} "
             f"{r['auto_test']:6.3f} {f'{lo:.3f}-{hi:.3f}':>18} {r['auto_seconds']:7.0f}  {r['auto_chose']}"
         )
+    print("test predictions' digests (the same digest: the same photos right)")
+    for r in rows:
+        print(f"{r['data']:16} final {r['final_digest']}  stage {r['stage_digest']}  auto {r['auto_digest']}")
 
 
 if __name__ == "__main__":

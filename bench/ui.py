@@ -40,7 +40,7 @@ MARKS = (0.25, 0.5, 0.75)
 def render(name: str) -> float:
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=300)
     t0 = time.perf_counter()
     at.run()
     if at.exception:

@@ -16,7 +16,7 @@ from engine.service.training import train
 
 
 def page(name: str) -> AppTest:
-    return AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=120)
+    return AppTest.from_file(str(REPO / "pages" / name), default_timeout=120)
 
 
 def slow_fake_fit(cfg, run, token) -> dict:

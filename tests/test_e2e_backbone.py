@@ -45,6 +45,8 @@ def test_backbone_page_downloads_with_progress_and_accepts_an_upload(tmp_path):
         button = page.get_by_role("button", name="Download (10 MB)")
         button.wait_for(timeout=60_000)
         assert page.get_by_text("licence apache-2.0").count()
+        # the first page a fresh server opens by its URL: pages/ is st.navigation's, never Streamlit's own discovery
+        assert not page.get_by_text("Page not found").count(), "a 'Page not found' dialog over a page opened by URL"
         button.click()
         values, deadline = set(), time.time() + 60
         while time.time() < deadline and not page.get_by_text("Weights: hf-cache").count():

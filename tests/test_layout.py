@@ -38,7 +38,7 @@ def test_imports_go_one_way_between_subpackages():
 def test_pages_use_only_the_public_api():
     import engine
 
-    for path in [REPO / "app.py", *(REPO / "app_pages").glob("*.py"), *(REPO / "ui").glob("*.py")]:
+    for path in [REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "ui").glob("*.py")]:
         for module in _imports(path):
             assert not module.startswith("engine."), f"{path.name} imports {module}; use `from engine import …`"
         tree = ast.parse(path.read_text())

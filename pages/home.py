@@ -42,10 +42,10 @@ left, right = st.columns(2)
 if left.button("▶ Quick demo", type="primary", key="quick_demo"):
     rid = get_runner().submit(demo_config(), name="quick-demo")
     remember(dataset=str(SAMPLE), backbone=DEFAULT_BACKBONE, run_id=rid)
-    st.switch_page("app_pages/train.py")
+    st.switch_page("pages/train.py")
 if right.button("▶ Show me why transfer learning works", key="lesson_demo"):
     start_lesson(get_runner(), dataset_path())
-    st.switch_page("app_pages/lesson.py")
+    st.switch_page("pages/lesson.py")
 right.caption(
     "The same network on the same photos four ways: from random initialisation, frozen with a new last "
     "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
