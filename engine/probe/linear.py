@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -179,13 +180,9 @@ def features_for(  # noqa: PLR0913
         (features, weights provenance, input contract, extraction images/s: measured now, or when the cached features
         were extracted).
     """
-    found = find_weights(backbone, None if weights == "auto" else weights)
-    if found is None:
-        raise WeightsUnavailable(how_to_provide(backbone))
-    source, path = found
+    source, path, sha = _weights(backbone, weights, in_chans)
     spec = spec or input_spec(backbone, in_chans)
     precision = current_precision()
-    sha = sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
     views = feature_views(sum(it.split in ("train", "val") for it in ds.items), mirror)
     key = feature_key(backbone, sha, ds.fingerprint(), spec, precision, views=views)
     items = [it for it in ds.items if it.split in ("train", "val")]
@@ -208,6 +205,24 @@ def features_for(  # noqa: PLR0913
         progress=progress,
     )
     return fs, info, spec, fs.images_per_s
+
+
+def _weights(backbone: str, weights: str, in_chans: int) -> tuple[str, Path | None, str]:
+    """(where the weights come from, their file, the key features made with them are cached under).
+
+    Raises:
+        WeightsUnavailable: No pretrained weights for `backbone` (never a silent random initialisation).
+    """
+    found = find_weights(backbone, None if weights == "auto" else weights)
+    if found is None:
+        raise WeightsUnavailable(how_to_provide(backbone))
+    source, path = found
+    return source, path, sha256_file(path) if path is not None else f"scratch-seed0-{in_chans}"
+
+
+def weights_key(backbone: str, weights: str = "auto", in_chans: int = 3) -> str:
+    """The key of the weights `backbone` runs with (their SHA-256), as feature caches are keyed."""
+    return _weights(backbone, weights, in_chans)[2]
 
 
 def _seeded(backbone: str, weights: str, in_chans: int):
