@@ -11,6 +11,7 @@ import sys
 
 from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
+from engine.model.adapt import ADAPT_METHODS
 from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
 from engine.progress import QUIET
 from engine.service.console import StepClock, fit_in_thread, train_result
@@ -106,6 +107,32 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gap(args: argparse.Namespace) -> int:
+    from engine.data.target import load_target
+    from engine.probe.gap import domain_gap
+
+    ds = _dataset(args)
+    target = load_target(args.target, ds, None, args.allow_outside_root, args.seed) if args.target else None
+    progress = (QUIET if args.quiet else StepClock()).step("measure the domain gap")
+    gap = domain_gap(ds, args.backbone, target, args.weights, args.in_chans, progress)
+    if args.json:
+        print(json.dumps(gap.to_dict(), indent=2))
+        return 0
+    for s in (gap.source, gap.target):
+        print(
+            f"{s.label:32} {s.n:6,} photos  mean RGB {' '.join(f'{m:.2f}' for m in s.mean_rgb)}  grey "
+            f"{s.grey_share:4.0%}  median {s.median_size[0]}x{s.median_size[1]}"
+        )
+    if gap.stages:
+        print(f"{'stage':16} {'domain classifier':>17} {'proxy A-distance':>16} {'MMD':>7}")
+        for st in gap.stages:
+            print(f"{st.name:16} {st.domain_acc:17.1%} {st.proxy_a:16.2f} {st.mmd:7.3f}")
+    for note in gap.notes:
+        print(note)
+    print(gap.sentence)
+    return 0
+
+
 def _config(args: argparse.Namespace, **over) -> TrainConfig:
     keys = (
         "val",
@@ -125,8 +152,13 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
         "in_chans",
         "budget",
         "test_fraction",
+        "target",
+        "target_test",
+        "adapt",
+        "adapt_strength",
     )
     kw = {k: getattr(args, k, None) for k in keys}
+    kw["target_norm"] = {"on": True, "off": False}.get(getattr(args, "target_norm", None) or "auto")
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
     return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
@@ -367,6 +399,20 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance", default=None, choices=list(BALANCE))
     p.add_argument("--views", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--target",
+        default=None,
+        help="photos from where the model will be used (no labels needed; class subfolders: a few labelled ones)",
+    )
+    p.add_argument("--target-test", default=None, help="labelled photos from there (one subfolder per class)")
+    p.add_argument("--adapt", default=None, choices=ADAPT_METHODS, help="phase 2's adaptation to the target photos")
+    p.add_argument("--adapt-strength", type=float, default=None, help="the adaptation loss's weight (default 1)")
+    p.add_argument(
+        "--target-norm",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="the head reads its input standardised on the target photos (auto: chosen on evidence)",
+    )
 
 
 # PLR0915: one add_argument per flag: the CLI's reference in one place
@@ -402,6 +448,14 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     pr.add_argument("--per-stage", action="store_true", help="(always on) probe after every stage and choose the head")
     pr.add_argument("--budget", type=float, default=None)
     pr.set_defaults(fn=cmd_probe)
+    g = sub.add_parser(
+        "gap",
+        help="the domain gap: the training photos against photos from where the model will be used (--target), "
+        "or against the backbone's pretraining",
+    )
+    _data_args(g)
+    g.add_argument("--target", default=None, help="a folder of photos from where the model will be used (no labels)")
+    g.set_defaults(fn=cmd_gap)
     pl = sub.add_parser("plan", help="the plan `train` would run, made once and stored (--json: field by field)")
     _plan_args(pl)
     pl.set_defaults(fn=cmd_plan)

@@ -39,6 +39,7 @@ class TargetSet:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     meta: dict[str, ImageMeta] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # SHA-1 of each file's bytes
     found: int = 0  # readable photos in the folder before sampling
 
     @property
@@ -115,6 +116,7 @@ def load_target(
     target.unlabelled = [str(f) for f in unlabelled if f in good]
     target.labelled = [Item(str(f), ds.classes.index(c), "target") for f, c in labelled if f in good]
     target.meta = {str(f): c[0] for f, c in good.items()}
+    target.digests = {str(f): c[1] for f, c in good.items()}
     _sample(target, len(ds.train), seed)
     return target
 

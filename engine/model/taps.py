@@ -131,9 +131,13 @@ class ProbeHead(nn.Module):
         self.register_buffer("scale", torch.ones(in_features))
         self.drop = drop
 
+    def standardise(self, f: torch.Tensor) -> torch.Tensor:
+        """The features as the linear layer reads them (float32, standardised)."""
+        return (f.float() - self.mean) / self.scale
+
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=f.device.type, enabled=False):
-            x = (f.float() - self.mean) / self.scale
+            x = self.standardise(f)
             x = nn.functional.dropout(x, self.drop, self.training) if self.drop > 0 else x
             return self.fc(x)
 

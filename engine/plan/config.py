@@ -38,6 +38,8 @@ class DataConfig:
     test_fraction: float = 0.2  # held out as the test split when the data has none (0: never)
     root: str | None = None  # files must lie inside it (the server's data root); default: the dataset's folder
     allow_outside_root: bool = False  # use symlinked or CSV-listed files outside it, asked for explicitly
+    target: str | None = None  # photos from where the model will be used (engine.data.target): adapt to them
+    target_test: str | None = None  # labelled photos from there (one subfolder per class), scored once at the end
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,17 @@ class RegularisationConfig:
     balance: str = "none"
     train_bn: bool = False
     bn_momentum: float | None = 0.1  # BatchNorm momentum of trainable groups (None keeps the backbone's own)
+    adapt: str | None = None  # none, dann or mmd (needs data.target); None: auto chooses with a target, else none
+    adapt_strength: float | None = None  # the adaptation loss's weight once ramped up (None: the plan's)
+    target_norm: bool | None = None  # the head standardises its input on the target photos (None: chosen on evidence)
 
     def __post_init__(self):
         if self.balance not in BALANCE:
             raise ConfigError(f"balance {self.balance!r} is not one of {', '.join(BALANCE)}")
+        from engine.model.adapt import ADAPT_METHODS
+
+        if self.adapt is not None and self.adapt not in ADAPT_METHODS:
+            raise ConfigError(f"adapt {self.adapt!r} is not one of {', '.join(ADAPT_METHODS)}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,11 @@ class TrainConfig:
         from engine.model.catalogue import get_entry
 
         get_entry(self.backbone)  # an unknown name fails here, before any data is read
+        if self.regularisation.adapt not in (None, "none") and not self.data.target:
+            raise ConfigError(
+                f"adapt {self.regularisation.adapt!r} needs photos to adapt to: give a target folder (--target DIR) "
+                f"of photos from where the model will be used"
+            )
 
     @classmethod
     def create(cls, **flat: Any) -> "TrainConfig":

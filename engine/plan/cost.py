@@ -77,9 +77,14 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
         epoch_s = cached_epoch_seconds(plan.backbone, size, trainable, plan.n_train, plan.n_val, device)
     else:
         epoch_s = epoch_seconds(plan.backbone, size, trainable, plan.n_train, plan.n_val, speed, views, device)
-    # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score
+    if plan.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch
+        cache_s += plan.n_target / speed if on_activations else 0.0
+        epoch_s *= 1 + plan.n_train / max(1, plan.n_train + plan.n_val)
+    # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score;
+    # the target photos once more for their statistics, the target test for the chosen model and the starting head
     val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
-    score_s = (val_again + plan.n_test) * views / speed
+    target_passes = (plan.n_target if plan.target_norm else 0) + 2 * plan.n_target_test
+    score_s = (val_again + plan.n_test + target_passes) * views / speed
     planning = plan.plan_s if plan_s is None else plan_s
     return replace(
         plan,

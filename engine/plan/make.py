@@ -30,6 +30,7 @@ from engine.model.taps import FINAL
 from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.cost import costed
+from engine.plan.domain import Targets, apply_targets, choose_target_norm, load_targets
 from engine.plan.rules import (
     BANDS,
     BASE_LR,
@@ -55,11 +56,12 @@ from engine.progress import QUIET, Progress, Step
 AUTO_LR = 1e-4  # auto's fine-tuning starts at the probe's optimum: a tenth of the usual head rate, as in LP-FT
 
 
-def plan_key(cfg: TrainConfig, fingerprint: str, device_type: str) -> str:
-    """The stored plan's key: the config, the data and the kind of device the plan was costed for (its epochs and
-    paths follow that device's pace)."""
+def plan_key(cfg: TrainConfig, fingerprint: str, device_type: str, target_fp: str = "") -> str:
+    """The stored plan's key: the config, the data (and the target photos) and the kind of device the plan was costed
+    for (its epochs and paths follow that device's pace)."""
     raw = json.dumps(
-        {**cfg.to_dict(), "device": device_type, "v": PLAN_VERSION, "data_fp": fingerprint}, sort_keys=True
+        {**cfg.to_dict(), "device": device_type, "v": PLAN_VERSION, "data_fp": fingerprint, "target_fp": target_fp},
+        sort_keys=True,
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
@@ -69,16 +71,36 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
     `progress`."""
     progress("load and check data", 0.0)
     ds = load_data(cfg)
+    targets = load_targets(cfg, ds)
     progress("load and check data", 1.0)
     device = device or pick_device(cfg.runtime.device)
-    folder = paths.sub("plans") / plan_key(cfg, ds.fingerprint(), device.type)
+    target_fp = targets.photos.fingerprint() if targets.photos is not None else ""
+    folder = paths.sub("plans") / plan_key(cfg, ds.fingerprint(), device.type, target_fp)
     stored = load_planned(folder, ds)
     if stored is not None:
         return stored
     planned = make_plan(cfg, ds, progress, device)
+    if targets.photos is not None or targets.test:
+        planned.plan = _for_targets(cfg, planned, targets, progress, device)
     planned.plan = Plan.from_dict(json.loads(json.dumps(planned.plan.to_dict())))  # as stored, field by field
     save_planned(folder, planned)
     return planned
+
+
+def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress: Progress, device) -> Plan:
+    """The plan's target section (engine.plan.domain), the target standardisation chosen on evidence (a head that
+    starts from the probe), costed again: the target photos' passes and the adapted epochs count."""
+    plan, evidence, t0 = planned.plan, None, time.perf_counter()
+    probe = next((p for p in planned.probes if p.backbone == plan.backbone), None)
+    if targets.photos is not None and probe is not None and planned.head is not None:
+        measuring = progress.step("measure the target photos")
+        measuring(0.0)
+        evidence = choose_target_norm(
+            probe, planned.head, plan.taps, targets.photos, cfg.weights, cfg.data.in_chans, measuring
+        )
+        measuring(1.0)
+    plan = apply_targets(plan, targets, cfg, evidence)
+    return costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
 
 
 def load_data(cfg: TrainConfig) -> Dataset:

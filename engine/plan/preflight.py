@@ -81,6 +81,17 @@ def preflight(plan: Plan) -> list[Finding]:
                 error=True,
             )
         )
+    below_head = [i for i in plan.trainable if i < head]
+    if plan.adapt != "none" and not (plan.finetune_epochs and below_head):
+        out.append(
+            Finding(
+                "adapt-frozen",
+                f"adaptation ({plan.adapt}) changes the layers below the head, and this plan trains none of them "
+                f"(only the head, or no fine-tuning epoch)",
+                "fine-tune at least the top group (top-k, or more budget for auto), or adapt none",
+                error=True,
+            )
+        )
     if plan.batch_size < 2:
         out.append(
             Finding(

@@ -139,6 +139,16 @@ class Plan:
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
+    # photos from where the model will be used (engine.plan.domain)
+    target: str = ""  # the folder of target photos ("": none)
+    target_fingerprint: str = ""
+    n_target: int = 0  # target photos adapted to (unlabelled and labelled)
+    n_target_val: int = 0  # labelled target photos: they choose, instead of the label-free criterion
+    n_target_test: int = 0  # labelled target photos scored once, at the end
+    adapt: str = "none"  # dann or mmd in phase 2, on the head's input (engine.model.adapt)
+    adapt_strength: float = 0.0
+    target_norm: bool = False  # the head standardises its input on the target photos' statistics
+    target_reason: str = ""  # why, in words, with the numbers
     estimate_s: float = 0.0  # the whole run, planning included (engine.plan.cost counts every step)
     plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)
     start_s: float = 0.0  # validating the starting model (epoch 0)

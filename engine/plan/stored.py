@@ -16,7 +16,7 @@ from engine.plan.rules import Plan
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.runs.store import Run
 
-PLAN_VERSION = 4  # 4: every step costed (engine.plan.cost)
+PLAN_VERSION = 5  # 5: the target domain (engine.plan.domain)
 
 
 @dataclass

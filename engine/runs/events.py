@@ -129,6 +129,8 @@ class EpochEnded(Event):
     grad_norm: list[float] = field(default_factory=list)  # per group, mean over the epoch's steps
     drift: list[float] = field(default_factory=list)  # per group, ||w - w0|| / ||w0||
     best: bool = False
+    adapt: dict[str, float] = field(default_factory=dict)  # the adaptation's epoch means: domain loss and accuracy, MMD
+    target_val_acc: float | None = None  # the labelled target photos, when the run has some
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,24 @@ def test_phrase(result: RunResult, plan: Plan | None) -> str:
     return "no test split (too little data)"
 
 
+def target_phrase(result: RunResult) -> str:
+    """The target test figure in words: the chosen model on photos from where it will be used, against the starting
+    head without adaptation."""
+    lo, hi = result.target_test_interval
+    out = (
+        f"{result.target_test_accuracy:.1%} on {result.target_test_n} target test photos (95% interval "
+        f"{lo:.1%}–{hi:.1%})"
+    )
+    base = result.start_target_test_accuracy
+    if base is not None and result.start_target_test_interval:
+        blo, bhi = result.start_target_test_interval
+        out += (
+            f", {100 * (result.target_test_accuracy - base):+.1f} points over the starting head without adaptation "
+            f"({base:.1%}, {blo:.1%}–{bhi:.1%})"
+        )
+    return out
+
+
 def no_epoch_sentence(start_acc: float, plan: Plan | None, state: str) -> str:
     """What the curves would show when only the starting head (epoch 0) has been scored: one sentence instead of an
     axis with a single point."""
@@ -78,6 +96,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
     start = plan.head_accuracy if plan else None
     probe = plan.probe_accuracy if plan else None
     parts = [lead]
+    if result.target_test_accuracy is not None:
+        parts.append(f"On photos from where it will be used: {target_phrase(result)}.")
     if probe is not None:
         parts.append(
             f"The linear probe on the final features got {_pct(probe)} of the validation photos"

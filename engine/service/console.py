@@ -11,7 +11,7 @@ import time
 from engine.plan.stored import read_plan
 from engine.progress import Progress
 from engine.runs.result import RunResult
-from engine.serve.summary import test_phrase
+from engine.serve.summary import target_phrase, test_phrase
 
 RESULT_KEYS = (
     "run_id",
@@ -27,6 +27,11 @@ RESULT_KEYS = (
     "cv_estimate",
     "probe_accuracy",
     "head_accuracy",
+    "target_test_accuracy",
+    "target_test_interval",
+    "target_test_n",
+    "start_target_test_accuracy",
+    "start_target_test_interval",
     "seconds",
     "error",
 )
@@ -94,6 +99,8 @@ def train_result(run, as_json: bool) -> int:
         print(json.dumps(out, indent=2))
     else:
         test = f"test accuracy {test_phrase(result, read_plan(run.path))}"
+        if result.target_test_accuracy is not None:
+            test += f"; {target_phrase(result)}"
         print(
             f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
             f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"

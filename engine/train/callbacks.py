@@ -119,6 +119,8 @@ EPOCH_FIELDS = {
     "images_per_s",
     "grad_norm",
     "drift",
+    "adapt",
+    "target_val_acc",
 }
 
 
@@ -214,7 +216,7 @@ class Checkpoints(Callback):
         if state.is_best:
             ctx.run.save_checkpoint("best", {"model": ctx.model.state_dict(), "epoch": state.epoch})
         if state.epoch == 0:
-            if ctx.ds.test and ctx.plan.total_epochs > 0:
+            if (ctx.ds.test or ctx.plan.n_target_test) and ctx.plan.total_epochs > 0:
                 ctx.run.save_checkpoint("start", {"model": ctx.model.state_dict(), "epoch": 0})
             return
         ctx.run.save_checkpoint(
@@ -226,6 +228,8 @@ class Checkpoints(Callback):
                 "step": state.step,
                 "best_acc": state.best_acc,
                 "best_epoch": state.best_epoch,
+                "top_val": state.top_val,
+                "best_target": state.best_target,
                 "rng": torch.random.get_rng_state(),
                 "events_offset": ctx.run.events_offset(),
             },

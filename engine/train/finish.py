@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 import numpy as np
+import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+from engine.data.decode import load_images
+from engine.model.device import autocast, to_device
 
 from engine.metrics import score
 from engine.plan.rules import FIXED_S
@@ -25,7 +29,9 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
     if not state.start_val_s:
         return ctx.plan.score_s or 0.0
     n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
-    return (n_test + (0 if state.best_logits is not None else n_val)) * state.start_val_s / max(1, n_val)
+    n_target = 2 * ctx.plan.n_target_test + (ctx.plan.n_target if ctx.plan.target_norm else 0)
+    val_again = 0 if state.best_logits is not None and not ctx.plan.target_norm else n_val
+    return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 
 
 def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
@@ -37,6 +43,9 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
     else:  # no checkpoints were kept (a trainer without `Checkpoints`): the model at hand is the one scored
         state.best_epoch, state.best_logits = state.epoch, None
     ctx.model.eval()
+    if ctx.plan.target_norm:
+        standardise_on_targets(ctx)
+        state.best_logits = None  # the head reads its input differently now: val is scored again
     val_paths, test = [it.path for it in ctx.ds.val], ctx.ds.test
     val_logits = state.best_logits  # the best epoch was validated through the images: the same logits as scoring
     ctx.report.expect(scoring_seconds(ctx, state) + FIXED_S)
@@ -90,7 +99,55 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
         )
     if test:
         metrics.update(start_test(ctx, state, metrics))
+    if ctx.targets is not None and ctx.targets.test:
+        metrics.update(target_test(ctx, state))
     return metrics
+
+
+def standardise_on_targets(ctx: TrainContext) -> None:
+    """The head reads its input standardised on the target photos: their features' mean and spread (through the model
+    as it predicts, mirror averaging included) replace the training photos' in the head's buffers."""
+    step = ctx.report.step("standardise the head on the target photos")
+    step(0.0)
+    feats = []
+    paths = ctx.targets.photos.paths
+    with torch.no_grad(), autocast(ctx.device):
+        for b in range(0, len(paths), 32):
+            step.check_cancel()
+            x = ctx.spec.normalize(to_device(torch.stack(load_images(ctx.spec, paths[b : b + 32])), ctx.device))
+            feats.append(ctx.model.features(x).float().cpu())
+            step(min(1.0, (b + 32) / len(paths)))
+    f = torch.cat(feats)
+    ctx.model.head.mean.copy_(f.mean(0))
+    ctx.model.head.scale.copy_(f.std(0) + 1e-6)
+    step(1.0)
+
+
+def target_test(ctx: TrainContext, state: TrainState) -> dict:
+    """The labelled target photos, scored once: the chosen model, and the starting head (no adaptation, the
+    training photos' statistics) when a trained epoch or the target standardisation changed the model."""
+    items = ctx.targets.test
+    y, paths = np.array([it.label for it in items]), [it.path for it in items]
+    scoring = ctx.report.step("score the target test photos")
+    scoring(0.0)
+    chosen = score(y, predict_logits(ctx.model, ctx.spec, paths, ctx.device, scoring).argmax(1).numpy(), ctx.classes)
+    out = {
+        "target_test_accuracy": chosen["accuracy"],
+        "target_test_interval": chosen["interval"],
+        "target_test_n": chosen["n"],
+    }
+    start = ctx.run.load_checkpoint("start")
+    if (state.best_epoch == 0 and not ctx.plan.target_norm) or start is None:
+        if state.best_epoch == 0 and not ctx.plan.target_norm:  # the chosen model is the starting head
+            out.update(start_target_test_accuracy=chosen["accuracy"], start_target_test_interval=chosen["interval"])
+        return out
+    chosen_state = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+    ctx.model.load_state_dict(start["model"])
+    logits = predict_logits(ctx.model, ctx.spec, paths, ctx.device)
+    ctx.model.load_state_dict(chosen_state)
+    base = score(y, logits.argmax(1).numpy(), ctx.classes)
+    out.update(start_target_test_accuracy=base["accuracy"], start_target_test_interval=base["interval"])
+    return out
 
 
 def start_test(ctx: TrainContext, state: TrainState, metrics: dict) -> dict:

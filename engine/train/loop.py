@@ -18,11 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.errors import in_words
+from engine.errors import DataError, in_words
+from engine.model.adapt import Adaptation
 from engine.metrics import per_class_accuracy
 from engine.model.catalogue import has_batchnorm
 from engine.model.device import autocast, pick_device, precision_name
 from engine.plan.config import TrainConfig
+from engine.plan.domain import Targets, keeps_epoch, load_targets
 from engine.plan.make import Planned, load_data, load_planned
 from engine.runs.events import Cancelled, CancelToken, StopCheck
 from engine.runs.store import Run, RunLock
@@ -40,7 +42,7 @@ from engine.train.optim import (
     set_plan,
     set_train_mode,
 )
-from engine.train.paths import FullPath, make_path
+from engine.train.paths import FullPath, make_path, predict_logits
 from engine.progress import QUIET_STEP, Step
 from engine.train.progress import SetupProgress
 from engine.train.state import EVENT_NAMES, RANK_EVENTS, Event, PhaseState, TrainContext, TrainState
@@ -113,6 +115,12 @@ class Trainer:
         counts = torch.bincount(ytr, minlength=len(b.ds.classes))
         n_shard = len(distributed.shard(np.arange(len(ytr)), self.rank, self.world))
         plan = b.plan
+        targets = self._targets(b.ds, plan)
+        adapt = None
+        if plan.adapt != "none":
+            if self.world > 1:
+                raise ValueError("adaptation (dann, mmd) runs in one process; start it without torchrun")
+            adapt = Adaptation(plan.adapt, b.model.num_features, plan.adapt_strength).to(self.device)
         self.ctx = TrainContext(
             cfg=cfg,
             run=self.run,
@@ -127,7 +135,7 @@ class Trainer:
             groups=b.groups,
             plan=plan,
             split=b.split,
-            opt=build_optimizer(b.model, b.groups, cfg.optim.weight_decay),
+            opt=build_optimizer(b.model, b.groups, cfg.optim.weight_decay, adapt),
             loss_fn=make_loss(cfg.regularisation.balance, counts, cfg.regularisation.label_smoothing),
             ytr=ytr,
             yva=yva,
@@ -135,16 +143,29 @@ class Trainer:
             steps_per_epoch=-(-n_shard // cfg.optim.batch_size),
             phases=((1, 0, plan.head_epochs), (2, plan.head_epochs, plan.finetune_epochs)),
             report=self.report,
+            targets=targets,
+            adapt=adapt,
         )
         return self.ctx
+
+    def _targets(self, ds, plan) -> Targets | None:
+        """The plan's target photos and target test, read again and checked against what the plan was made with."""
+        if not plan.target and not plan.n_target_test:
+            return None
+        targets = load_targets(self.cfg, ds)
+        if targets.photos is not None and targets.photos.fingerprint() != plan.target_fingerprint:
+            raise DataError(f"the target photos in {plan.target} changed since the plan was made; make the plan again")
+        return targets
 
     def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
         """Forward, loss, backward, optimiser step on one batch; returns (loss, correct). The LR finder runs it too."""
         ctx = self.ctx
         with autocast(ctx.device):
-            logits = path.logits(x)
+            logits, adapt_loss = self._forward(path, x)
         logits, y = logits.float(), ctx.ytr[idx].to(ctx.device)
         loss = ctx.loss_fn(logits, y) if soft is None else F.cross_entropy(logits, soft)  # MixUp's soft targets
+        if adapt_loss is not None:
+            loss = loss + adapt_loss
         ctx.opt.zero_grad(set_to_none=True)
         loss.backward()  # under torchrun, DDP averages the gradients across processes here
         self(Event.AFTER_BACKWARD)
@@ -153,6 +174,22 @@ class Trainer:
         ctx.opt.step()
         loss_v, right = torch.stack([loss.detach(), (logits.argmax(1) == y).sum().float()]).tolist()  # one host sync
         return loss_v, int(right)
+
+    def _forward(self, path, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's logits and, in an adapted phase 2, the adaptation loss between its head input and a batch of
+        target photos' (its numbers kept for the epoch's log)."""
+        ctx, st = self.ctx, self.state
+        if ctx.adapt is None or st.phase.number != 2 or not path.adapts:
+            return path.logits(x), None
+        head = ctx.model.head
+        f = path.head_input(x)
+        ft = path.head_input(path.target_batch(len(x), st.step))
+        done = (st.step - st.phase.first * ctx.steps_per_epoch) / max(1, st.phase.epochs * ctx.steps_per_epoch)
+        loss, shown = ctx.adapt.loss(head.standardise(f), head.standardise(ft), done)
+        for k, v in shown.items():
+            st.adapt_sums[k] = st.adapt_sums.get(k, 0.0) + v
+        st.adapt_steps += 1
+        return head(f), loss
 
     def _epoch(self, path, sched: Schedule, step0: int) -> None:
         """One training epoch of the current phase, then its validation."""
@@ -164,7 +201,7 @@ class Trainer:
         order = distributed.shard(order, ctx.rank, ctx.world)
         t0 = st.epoch_t0 = time.perf_counter()
         total, correct, seen = 0.0, 0, 0
-        st.validated = False
+        st.validated, st.adapt_sums, st.adapt_steps = False, {}, 0
         self(Event.BEFORE_EPOCH)
         for idx, x, soft in path.train_batches(order, st.epoch):
             self.check_cancel()
@@ -180,6 +217,7 @@ class Trainer:
             train_loss=total / max(1, seen),
             train_acc=correct / max(1, seen),
             images_per_s=seen / max(time.perf_counter() - t0, 1e-9),
+            adapt={k: v / st.adapt_steps for k, v in st.adapt_sums.items()} if st.adapt_steps else {},
         )
         self.validate(path)
 
@@ -196,13 +234,30 @@ class Trainer:
             val_seconds=time.perf_counter() - t0,
             seconds=time.perf_counter() - st.epoch_t0,
         )
+        target_val = self._target_val()
         st.validated = True
         self(Event.AFTER_VALIDATE)
-        st.is_best = st.epoch_log["val_acc"] > st.best_acc
+        val_acc = st.epoch_log["val_acc"]
+        st.top_val = max(st.top_val, val_acc)
+        kept = (st.best_acc, st.best_target)
+        st.is_best = keeps_epoch(val_acc, target_val, kept, st.top_val, ctx.adapt is not None)
         if st.is_best:  # validated through the images, its logits are the final val score's: not computed again
-            st.best_acc, st.best_epoch = st.epoch_log["val_acc"], st.epoch
+            st.best_acc, st.best_epoch = val_acc, st.epoch
+            st.best_target = -1.0 if target_val is None else target_val
             st.best_logits = logits if path.exact_val else None
         self(Event.AFTER_EPOCH)
+
+    def _target_val(self) -> float | None:
+        """The labelled target photos' accuracy (they choose the epoch of an adapted run), recorded in the epoch's
+        log; None without them."""
+        ctx = self.ctx
+        photos = ctx.targets.photos if ctx.targets is not None else None
+        if photos is None or not photos.labelled:
+            return None
+        logits = predict_logits(ctx.model, ctx.spec, [it.path for it in photos.labelled], ctx.device)
+        labels = torch.tensor([it.label for it in photos.labelled])
+        self.state.epoch_log["target_val_acc"] = acc = float((logits.argmax(1) == labels).float().mean())
+        return acc
 
     def _validate_start(self) -> None:
         """Epoch 0 of a fresh run: the model as the plan starts it (the probe's head), validated through the images
@@ -262,6 +317,7 @@ class Trainer:
         ctx.model.load_state_dict(ck["model"])
         ctx.opt.load_state_dict(ck["optimizer"])
         st.step, st.best_acc, st.best_epoch = ck["step"], ck["best_acc"], ck["best_epoch"]
+        st.top_val, st.best_target = ck.get("top_val", ck["best_acc"]), ck.get("best_target", -1.0)
         torch.random.set_rng_state(ck["rng"])
         st.resumed_from = ck["epoch"]
         return ck["epoch"]

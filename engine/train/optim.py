@@ -28,10 +28,13 @@ def _bn_param(model: nn.Module) -> set[str]:
     }
 
 
-def build_optimizer(model: nn.Module, groups: list[LayerGroup], weight_decay: float = 0.01) -> torch.optim.AdamW:
+def build_optimizer(
+    model: nn.Module, groups: list[LayerGroup], weight_decay: float = 0.01, beside_head: nn.Module | None = None
+) -> torch.optim.AdamW:
     """AdamW with, per layer group, one parameter group with weight decay and one without (norms and biases).
 
-    Each parameter group carries `layer` (the group index) and `lr_scale` (set by `set_plan`).
+    Each parameter group carries `layer` (the group index) and `lr_scale` (set by `set_plan`). `beside_head` (DANN's
+    domain classifier) trains at the head's rate and schedule.
     """
     params = dict(model.named_parameters())
     out = []
@@ -41,6 +44,11 @@ def build_optimizer(model: nn.Module, groups: list[LayerGroup], weight_decay: fl
         for ps, wd in ((decay, weight_decay), (no_decay, 0.0)):
             if ps:
                 out.append({"params": ps, "weight_decay": wd, "layer": g.index, "lr_scale": 0.0, "lr": 0.0})
+    extra = list(beside_head.parameters()) if beside_head is not None else []
+    if extra:
+        out.append(
+            {"params": extra, "weight_decay": weight_decay, "layer": groups[-1].index, "lr_scale": 0.0, "lr": 0.0}
+        )
     return torch.optim.AdamW(out, lr=0.0)
 
 

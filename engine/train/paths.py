@@ -33,7 +33,7 @@ from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
 from engine.train.state import TrainContext, TrainState
 from engine.progress import QUIET_STEP, Step
-from engine.train.views import Views, cache_views, load_views, save_views, views_key
+from engine.train.views import Views, cache_target_acts, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
 PREDICT_BATCH = 32  # images per forward pass when predicting from files
@@ -45,10 +45,21 @@ def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 
 class _Trainable:
-    """The module a path trains, and the callable its forward goes through (the module, or its DDP wrapper)."""
+    """The module a path trains, and the callable its forward goes through (the module, or its DDP wrapper).
+
+    A path that can adapt (`adapts`) also gives the head's input for a batch (`head_input`) and a batch of target
+    photos beside it (`target_batch`): the adaptation loss compares the two.
+    """
 
     module: nn.Module
     device: torch.device
+    adapts = False
+
+    def head_input(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def target_batch(self, n: int, step: int) -> torch.Tensor:
+        raise NotImplementedError
 
     def parallel(self, world: int) -> None:
         """Wraps the trainable module in DistributedDataParallel when more than one process trains (gradients are
@@ -118,6 +129,16 @@ class ActivationPath(FeaturePath):
         super().__init__(model, views, batch_size, device)
         self.split, self.name = split, f"cached activations below {boundary}"
         self.module, self.train_x, self.val_x = _Suffix(split), views.train_acts, views.val_acts
+        self.target_x = views.target_acts
+        self.adapts = self.target_x is not None
+
+    def head_input(self, a: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.split.suffix_features(a), pre_logits=True)
+
+    def target_batch(self, n: int, step: int) -> torch.Tensor:
+        """`n` target photos' cached activations, drawn with the step's seed."""
+        rows = torch.randint(len(self.target_x), (n,), generator=torch.Generator().manual_seed(step))
+        return to_device(self.target_x[rows], self.device)
 
 
 class FullPath(_Trainable):
@@ -143,6 +164,19 @@ class FullPath(_Trainable):
         self.val_paths, self.device, self.labels, self.mix = val_paths, device, labels, mix
         self.pixels, self.augment = pixels, augment  # the device input path, when given
         self._loader, self.module = None, model
+        self.targets: AugmentedImages | None = None  # target photos, augmented as the training photos are
+
+    def with_targets(self, targets: AugmentedImages) -> None:
+        self.targets, self.adapts = targets, True
+
+    def head_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x)
+
+    def target_batch(self, n: int, step: int) -> torch.Tensor:
+        """`n` target photos decoded and augmented in this thread, drawn with the step's seed."""
+        rows = torch.randint(len(self.targets), (n,), generator=torch.Generator().manual_seed(step)).tolist()
+        pixels = torch.stack([self.targets[(i, self.batches.seed_of(i, -step - 1))] for i in rows])
+        return self.spec.normalize(to_device(pixels, self.device))
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
         inputs = self._device_inputs if self.pixels is not None else self._loader_inputs
@@ -233,7 +267,14 @@ def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath |
         pixels = decoded_pixels(images.paths, ctx.spec, progress=decoding)
         decoding(1.0)
         augment = BatchAugment(ctx.spec, ctx.plan.augment, cfg.regularisation.random_erasing)
-    return FullPath(ctx.model, images, batches, ctx.spec, val_paths, ctx.device, ctx.ytr, mix, pixels, augment)
+    path = FullPath(ctx.model, images, batches, ctx.spec, val_paths, ctx.device, ctx.ytr, mix, pixels, augment)
+    if ctx.adapt is not None:
+        path.with_targets(
+            AugmentedImages(
+                ctx.targets.photos.paths, images.work_key, images.work_geometry, images.transform, images.chans
+            )
+        )
+    return path
 
 
 def run_views(ctx: TrainContext, state: TrainState) -> Views:
@@ -255,6 +296,7 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
             "augment": plan.augment,
             "seed": ctx.cfg.runtime.seed,
             "erasing": ctx.cfg.regularisation.random_erasing,
+            "target": plan.target_fingerprint if ctx.adapt is not None else "",
         }
     )
     store = ctx.run.path / f"views-{key}.pt" if ctx.run is not None and ctx.world == 1 else None
@@ -275,9 +317,14 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
         ctx.device,
         progress=caching,
     )
+    caching(1.0)
+    if ctx.adapt is not None and ctx.split is not None:
+        targets = ctx.report.step("cache the target photos")
+        targets(0.0)
+        views.target_acts = cache_target_acts(ctx.split, ctx.spec, ctx.targets.photos.paths, ctx.device, targets)
+        targets(1.0)
     if store is not None:
         save_views(store, views)
-    caching(1.0)
     return views
 
 

@@ -19,11 +19,13 @@ import torch
 if TYPE_CHECKING:
     from engine.data.dataset import Dataset
     from engine.data.spec import InputSpec
+    from engine.model.adapt import Adaptation
     from engine.model.cut import SplitModel
     from engine.model.groups import LayerGroup
     from engine.model.taps import TapModel
     from engine.model.weights import WeightsInfo
     from engine.plan.config import TrainConfig
+    from engine.plan.domain import Targets
     from engine.plan.rules import Plan
     from engine.runs.result import RunResult
     from engine.runs.store import Run
@@ -76,6 +78,8 @@ class TrainContext:
     steps_per_epoch: int
     phases: tuple[tuple[int, int, int], ...]  # (phase, epochs before it, its epochs): 1 trains the head, 2 fine-tunes
     report: Progress  # the named steps outside the epochs (caching, scoring), the time left and the cancel check
+    targets: Targets | None = None  # photos from where the model will be used, and their labelled test
+    adapt: Adaptation | None = None  # phase 2's adaptation loss (DANN or MMD), when the plan adapts
 
     @property
     def classes(self) -> list[str]:
@@ -102,13 +106,17 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     phase: PhaseState = field(default_factory=PhaseState)
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # the val accuracy of the epoch kept so far
     best_epoch: int = -1
+    top_val: float = -1.0  # the best val accuracy seen (with adaptation the epoch kept may be below it)
+    best_target: float = -1.0  # the labelled target photos' accuracy of the epoch kept (adaptation with some)
     is_best: bool = False  # the epoch just validated is the best so far
     validated: bool = False  # the current epoch has been validated
     resumed_from: int = 0  # the epoch a resumed run continues after
     epoch_t0: float = 0.0  # when the current epoch started (time.perf_counter)
     start_val_s: float = 0.0  # seconds the starting model's validation took through the images (0: not run)
+    adapt_sums: dict[str, float] = field(default_factory=dict)  # the adaptation's numbers summed over the epoch's steps
+    adapt_steps: int = 0
     step_log: dict[str, Any] = field(default_factory=dict)  # loss, rates, running loss and accuracy of the last step
     epoch_log: dict[str, Any] = field(default_factory=dict)  # the epoch's metrics, as `EpochEnded` records them
     best_logits: torch.Tensor | None = None  # val logits of the best epoch, when validated through the images

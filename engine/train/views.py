@@ -25,12 +25,14 @@ from engine.progress import QUIET_STEP, Step
 
 @dataclass
 class Views:
-    """Cached tensors: `train_feats` (K, N, D), `val_feats` (M, D); activations at the boundary when split."""
+    """Cached tensors: `train_feats` (K, N, D), `val_feats` (M, D); activations at the boundary when split, and the
+    target photos' there when phase 2 adapts to them."""
 
     train_feats: torch.Tensor
     val_feats: torch.Tensor
     train_acts: torch.Tensor | None
     val_acts: torch.Tensor | None
+    target_acts: torch.Tensor | None = None
 
 
 def views_key(produced_by: dict) -> str:
@@ -50,7 +52,7 @@ def load_views(path: Path) -> Views | None:
         return None
     try:
         t = torch.load(path, weights_only=True, mmap=True)
-        return Views(t["train_feats"], t["val_feats"], t.get("train_acts"), t.get("val_acts"))
+        return Views(t["train_feats"], t["val_feats"], t.get("train_acts"), t.get("val_acts"), t.get("target_acts"))
     except (OSError, RuntimeError, KeyError, EOFError):
         return None
 
@@ -114,3 +116,18 @@ def cache_views(  # noqa: PLR0913
     return Views(
         torch.stack(feats), torch.cat(vf), torch.stack(acts) if split else None, torch.cat(va) if split else None
     )
+
+
+@torch.inference_mode()
+def cache_target_acts(
+    split: SplitModel, spec: InputSpec, paths: list[str], device: torch.device, progress: Step = QUIET_STEP
+) -> torch.Tensor:
+    """The target photos' activations at the split's boundary (eval transform, one view each)."""
+    out = []
+    with autocast(device):
+        for b in range(0, len(paths), 16):
+            progress.check_cancel()
+            progress(b / max(1, len(paths)))
+            x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b : b + 16])), device))
+            out.append(split.prefix(x).clone())
+    return torch.cat(out)

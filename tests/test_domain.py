@@ -1,0 +1,93 @@
+"""A plan and a run for photos from somewhere else: the target section of the plan, DANN and MMD in phase 2 with
+their curves, the head standardised on the target photos, the target test scored once, and what is refused."""
+
+import pytest
+from PIL import Image, ImageOps
+
+from engine.errors import DataError
+from engine.plan.config import ConfigError, TrainConfig
+from engine.plan.domain import MAX_VAL_LOSS, keeps_epoch
+from engine.plan.make import get_plan
+from engine.plan.preflight import preflight
+from engine.runs.store import RunStore
+from engine.service.training import train
+
+
+def _inverted(src_files, dst):
+    dst.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(src_files):
+        ImageOps.invert(Image.open(f).convert("RGB")).save(dst / f"x{i:03d}.jpg", quality=90)
+    return dst
+
+
+@pytest.fixture
+def domains(tiny_folder, tmp_path):
+    """The tiny training photos, 12 unlabelled colour-inverted photos of theirs, and 2 labelled inverted ones per
+    class as a target test."""
+    classes = sorted(tiny_folder.iterdir())
+    target = _inverted([f for cls in classes for f in sorted(cls.iterdir())[:4]], tmp_path / "field")
+    test = tmp_path / "field-test"
+    for cls in classes:
+        _inverted(sorted(cls.iterdir())[4:], test / cls.name)
+    return tiny_folder, target, test
+
+
+def _cfg(data, target, test, **kw):
+    base = dict(strategy="top-k", top_k=1, head_epochs=0, finetune_epochs=2, batch_size=4, views=1, val_fraction=0.34)
+    return TrainConfig.create(data=str(data), target=str(target), target_test=str(test), **{**base, **kw})
+
+
+@pytest.mark.parametrize("method", ["dann", "mmd"])
+def test_an_adapted_run_records_its_domain_curves_and_scores_the_target_test(domains, tmp_path, method):
+    data, target, test = domains
+    cfg = _cfg(data, target, test, adapt=method)
+    plan = get_plan(cfg).plan
+    assert plan.adapt == method and plan.n_target == 12 and plan.n_target_test == 6 and plan.target_reason
+    assert "DANN" in plan.target_reason if method == "dann" else "MMD" in plan.target_reason
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+    m = train(cfg, run)
+    assert m["status"] == "finished", m["error"]
+    epochs = [e for e in run.events("epoch") if e["epoch"] > 0]
+    key = "domain_acc" if method == "dann" else "mmd"
+    assert len(epochs) == 2 and all(key in e["adapt"] for e in epochs)
+    assert epochs[-1]["adapt"]["adapt_weight"] > epochs[0]["adapt"]["adapt_weight"]  # the ramp
+    assert m["target_test_n"] == 6 and 0 <= m["target_test_accuracy"] <= 1
+    assert m["start_target_test_accuracy"] is not None
+
+
+def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domains, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    data, target, test = domains
+    cfg = _cfg(data, target, test, target_norm=True, finetune_epochs=1)
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+    m = train(cfg, run)
+    assert m["status"] == "finished", m["error"]
+    head = load_file(str(run.path / "model.safetensors"))
+    start = run.load_checkpoint("start")["model"]
+    assert not torch.allclose(head["head.mean"], start["head.mean"])  # the target photos' own statistics
+    assert "Asked for" in run.read_json("plan.json")["target_reason"]
+
+
+def test_what_an_adapted_plan_cannot_do_is_said_in_one_line(domains):
+    data, target, test = domains
+    with pytest.raises(ConfigError, match="needs photos to adapt to"):
+        TrainConfig.create(data=str(data), adapt="dann")
+    frozen = get_plan(_cfg(data, target, test, strategy="feature-extraction", adapt="dann")).plan
+    assert "adapt-frozen" in {f.code for f in preflight(frozen) if f.error}
+    with pytest.raises(DataError, match="no labelled photos"):
+        get_plan(_cfg(data, target, target))  # the target folder holds no labelled photo
+    first = sorted(data.iterdir())[0]
+    leaky = _inverted(sorted(first.iterdir())[:2], target.parent / "leaky" / first.name)  # photos of the target folder
+    with pytest.raises(DataError, match="also in the target folder"):
+        get_plan(_cfg(data, target, leaky.parent))
+
+
+def test_an_adapted_run_keeps_the_latest_epoch_close_to_the_best_on_val_or_the_best_on_labelled_target_photos():
+    assert keeps_epoch(0.91, None, (0.90, -1.0), 0.91, adapted=False)
+    assert not keeps_epoch(0.90, None, (0.90, -1.0), 0.90, adapted=False)  # a tie keeps the earlier epoch
+    assert keeps_epoch(0.90, None, (0.91, -1.0), 0.91, adapted=True)  # adaptation: the latest close to the best
+    assert not keeps_epoch(0.91 - MAX_VAL_LOSS - 0.001, None, (0.91, -1.0), 0.91, adapted=True)
+    assert keeps_epoch(0.80, 0.7, (0.90, 0.6), 0.90, adapted=True)  # labelled target photos decide
+    assert not keeps_epoch(0.95, 0.5, (0.90, 0.6), 0.95, adapted=True)
