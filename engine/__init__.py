@@ -44,9 +44,12 @@ _API: dict[str, str] = {
     # probe and plan
     "probe": "engine.probe.linear",
     "shootout": "engine.probe.shootout",
+    "measure_gap": "engine.probe.gap",
+    "ADAPT_METHODS": "engine.model.adapt",
     "TrainConfig": "engine.plan.config",
     "STRATEGIES": "engine.plan.config",
     "BALANCE": "engine.plan.config",
+    "TARGET_NORM": "engine.plan.config",
     "DEFAULT_BUDGET_S": "engine.plan.config",
     "DEFAULT_BACKBONE": "engine.plan.config",
     "demo_config": "engine.plan.config",
@@ -118,6 +121,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.errors import DataError, TransferLabError
     from engine.model.catalogue import FAMILIES, get_entry, input_spec
     from engine.model.fetch import fetch_weights, remote_file
+    from engine.model.adapt import ADAPT_METHODS
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
     from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone, install_weights
@@ -127,6 +131,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         DEFAULT_BACKBONE,
         DEFAULT_BUDGET_S,
         STRATEGIES,
+        TARGET_NORM,
         ConfigError,
         TrainConfig,
         demo_config,
@@ -137,6 +142,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.plan.preflight import blocking, preflight
     from engine.plan.rules import BANDS, Plan, band, group_labels
     from engine.probe.linear import probe
+    from engine.probe.gap import measure_gap
     from engine.probe.shootout import shootout
     from engine.runs.events import time_left
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore

@@ -12,7 +12,7 @@ import sys
 from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
 from engine.model.adapt import ADAPT_METHODS
-from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TrainConfig
+from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TARGET_NORM, TrainConfig
 from engine.progress import QUIET
 from engine.service.console import StepClock, fit_in_thread, train_result
 
@@ -158,7 +158,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
         "adapt_strength",
     )
     kw = {k: getattr(args, k, None) for k in keys}
-    kw["target_norm"] = {"on": True, "off": False}.get(getattr(args, "target_norm", None) or "auto")
+    kw["target_norm"] = TARGET_NORM[getattr(args, "target_norm", None) or "auto"]
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
     return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
@@ -410,7 +410,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target-norm",
         default="auto",
-        choices=["auto", "on", "off"],
+        choices=list(TARGET_NORM),
         help="the head reads its input standardised on the target photos (auto: chosen on evidence)",
     )
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine import SAMPLE, TransferLabError, build_report, input_spec, load_dataset, sub, viewable
+from engine import SAMPLE, TransferLabError, build_report, input_spec, load_dataset, measure_gap, sub, viewable
 from ui import charts
-from ui.state import backbone, data_root, dataset_path, remember, root_for
+from ui.jobs import finished_job, polling
+from ui.state import allowed, backbone, data_root, dataset_path, get_jobs, in_chans, remember, root_for
 
 st.title("1 · Data")
 st.caption(
@@ -91,6 +92,63 @@ st.caption(
     f"Image sizes: {', '.join(f'{k} ({v})' for k, v in list(report.sizes.items())[:5])}. "
     f"Colour modes: {', '.join(f'{k} ({v})' for k, v in report.modes.items())}."
 )
+
+st.subheader("Photos from where the model will be used")
+st.caption(
+    "A model trained on one kind of photo (lab photos, one camera, photographs) is often used on another (field "
+    "photos, phones, paintings). Give a folder of such photos, no labels needed, to see how far they are from your "
+    "training photos before it costs you; without one, your photos are compared with what the backbone was "
+    "pretrained on."
+)
+st.session_state.setdefault("target_folder", st.session_state.get("target", ""))
+target = st.text_input(f"Folder of target photos (under {data_root()}; optional)", key="target_folder")
+gap_key = f"gap|{path}|{target}|{backbone()}"
+if st.button("Measure the domain gap", key="measure_gap"):
+    real = Path(target).expanduser().resolve() if target else None
+    if real is not None and not allowed(str(real)):
+        st.error(f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it.")
+    else:
+        remember(target=str(real) if real else "")
+        args = (path, str(real) if real else None, backbone(), root_for(path), in_chans())
+        get_jobs().start(gap_key, measure_gap, *args)
+
+
+@st.fragment(run_every=polling(get_jobs(), gap_key))
+def show_gap() -> None:
+    job = finished_job(get_jobs(), gap_key)
+    if job is None:
+        return
+    gap = job.result
+    st.info(gap.sentence)
+    for note in gap.notes:
+        st.caption(note)
+    if gap.stages:
+        st.plotly_chart(charts.domain_gap(gap.stages), width="stretch", key="gap_chart")
+        st.caption(
+            "At each stage of the backbone, how often a simple classifier tells one of your target photos from one "
+            "of your training photos (cross-validated; 50% means the stage sees no difference), and the MMD "
+            "between the two sets. Where they are far apart, expect the accuracy there to be lower than on val."
+        )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "photos": s.label,
+                    "count": s.n or "–",
+                    "mean red, green, blue": ", ".join(f"{m:.2f}" for m in s.mean_rgb),
+                    "grey": f"{s.grey_share:.0%}",
+                    "median size": f"{s.median_size[0]}x{s.median_size[1]}",
+                }
+                for s in (gap.source, gap.target)
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption("The inputs side by side: average colour (0-1), the share of grey photos and the median size.")
+
+
+show_gap()
 
 st.subheader("Examples")
 cls = st.selectbox("Class", ds.classes, key="example_class")

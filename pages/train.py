@@ -9,12 +9,14 @@ from dataclasses import replace
 import streamlit as st
 
 from engine import (
+    ADAPT_METHODS,
     BALANCE,
     DEFAULT_BUDGET_S,
     PRESETS,
     LIVE,
     RESUMABLE,
     STRATEGIES,
+    TARGET_NORM,
     TERMINAL,
     TrainConfig,
     TransferLabError,
@@ -56,6 +58,8 @@ NEW_RUN_CHOICES = {
     "budget": range(30, 36001),
     "augment": ["from the plan", *PRESETS],
     "balance": list(BALANCE),
+    "adapt": list(ADAPT_METHODS),
+    "target_norm": list(TARGET_NORM),
 }
 LOSS_CAPTION = (
     "Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
@@ -236,6 +240,24 @@ with st.expander("New run: the plan", expanded=current is None):
     )
     augment = c[2].selectbox("Augmentation", NEW_RUN_CHOICES["augment"], key="augment")
     balance = c[3].selectbox("Imbalance", NEW_RUN_CHOICES["balance"], key="balance")
+    target = st.session_state.get("target") or ""
+    t = st.columns(3)
+    adapt = t[0].selectbox(
+        "Adaptation to the target photos",
+        NEW_RUN_CHOICES["adapt"],
+        key="adapt",
+        disabled=not target,
+        help="DANN or MMD in the fine-tuning phase, with the target photos given on the Data page (no labels).",
+    )
+    norm = t[1].selectbox(
+        "Head standardised on the target photos",
+        NEW_RUN_CHOICES["target_norm"],
+        key="target_norm",
+        disabled=not target,
+        help="The head reads its input standardised on the target photos' own statistics (one pass, no weight "
+        "changes); chosen on evidence unless set.",
+    )
+    t[2].caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
     keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(
         data=path,
@@ -246,6 +268,7 @@ with st.expander("New run: the plan", expanded=current is None):
         data_root=root_for(path),
         budget=float(budget) if strategy == "auto" else None,
         augment=None if augment == "from the plan" else augment,
+        **({"target": target, "adapt": adapt, "target_norm": TARGET_NORM[norm]} if target else {}),
     )
     plan_key = f"plan|{hash(cfg)}"
     if st.button("Make the plan", type="primary", key="make_plan"):
@@ -414,6 +437,13 @@ def charts_for(view: RunView) -> None:
         st.caption(
             "Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
             "learn more slowly than the head."
+        )
+    if any(e.get("adapt") for e in trained):
+        st.plotly_chart(charts.domain_curves(trained), width="stretch", key="adapt_chart")
+        st.caption(
+            "Adaptation to the target photos: DANN's domain classifier tells training photos from target photos "
+            "(its accuracy falls towards 50% as the features it reads stop differing), or the MMD between the two "
+            "sets; the dotted line is the adaptation's weight, ramped up from 0."
         )
     if trained:
         a, b = st.columns(2)

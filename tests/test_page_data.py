@@ -29,3 +29,30 @@ def test_multichannel_arrays_set_the_channel_count_for_the_other_pages(tiny_fold
     assert not at.exception and at.number_input[0].value == 6 and at.session_state["in_chans"] == 6
     assert any("6-channel" in w.value for w in at.warning)
     assert len(at.get("image")[0].proto.imgs) == 2  # the training arrays of the first class are shown as pictures
+
+
+def test_a_folder_of_target_photos_gets_the_domain_gap_report(tiny_folder, tmp_path, monkeypatch):
+    import time
+
+    from PIL import Image, ImageOps
+
+    target = tmp_path / "field"
+    target.mkdir()
+    for i, f in enumerate(sorted(tiny_folder.rglob("*.jpg"))):
+        ImageOps.invert(Image.open(f).convert("RGB")).save(target / f"t{i}.jpg")
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
+    at = page("data.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    at.text_input(key="target_folder").set_value(str(target)).run()
+    at.button(key="measure_gap").click().run()
+    deadline = time.time() + 90
+    while not any("target photos" in i.value for i in at.info) and time.time() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception
+    assert any("differ" in i.value or "look like" in i.value for i in at.info), [i.value for i in at.info]
+    assert at.session_state["target"] == str(target)
+    at.text_input(key="target_folder").set_value(str(tmp_path.parent)).run()  # outside the data root
+    at.button(key="measure_gap").click().run()
+    assert any("outside the data root" in e.value for e in at.error)

@@ -256,3 +256,38 @@ def lesson(rows: list[dict]) -> go.Figure:
     )
     fig.update_yaxes(tickformat=".0%", range=[0, 1.1], title="right on test photos")
     return _layout(fig, "The same network and photos, four ways (test photos nothing was chosen on)", 380)
+
+
+def domain_gap(stages: list) -> go.Figure:
+    """Per stage: how often a classifier tells a target photo from a training photo (50%: alike), and the MMD."""
+    names = [s.name for s in stages]
+    fig = go.Figure(
+        [
+            go.Bar(x=names, y=[s.domain_acc for s in stages], name="domain classifier accuracy", yaxis="y"),
+            go.Scatter(x=names, y=[s.mmd for s in stages], name="MMD", mode="lines+markers", yaxis="y2"),
+        ]
+    )
+    fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance: the two sets look alike")
+    fig.update_layout(
+        yaxis=dict(tickformat=".0%", range=[0, 1]),
+        yaxis2=dict(overlaying="y", side="right", title="MMD", rangemode="tozero", showgrid=False),
+        xaxis_tickangle=-40,
+    )
+    return _layout(fig, "How far your target photos are from your training photos, stage by stage", 380)
+
+
+def domain_curves(epochs: list[dict]) -> go.Figure:
+    """An adapted run's epochs: the domain classifier's accuracy and loss (DANN) or the MMD, and the ramped weight."""
+    trained = [e for e in epochs if e.get("adapt")]
+    x = [e["epoch"] for e in trained]
+    fig = go.Figure()
+    for key, name in (("domain_acc", "domain classifier accuracy"), ("domain_loss", "domain loss"), ("mmd", "MMD")):
+        if any(key in e["adapt"] for e in trained):
+            fig.add_trace(go.Scatter(x=x, y=[e["adapt"].get(key) for e in trained], name=name, mode="lines+markers"))
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=[e["adapt"].get("adapt_weight") for e in trained], name="adaptation weight", line=dict(dash="dot")
+        )
+    )
+    fig.update_xaxes(title="epoch", dtick=1)
+    return _layout(fig, "Adaptation: training photos against target photos, per epoch")

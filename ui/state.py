@@ -21,7 +21,8 @@ PAGES = [
     ("compare.py", "5 Compare", "Compare"),
     ("predict.py", "6 Predict & export", "Predict_Export"),
 ]
-SHARED = ("dataset", "backbone", "run_id")  # kept in the URL, so a reload keeps the dataset, backbone and run
+SHARED = ("dataset", "backbone", "run_id", "target")  # kept in the URL: a reload keeps the dataset, backbone, run
+# and the folder of target photos
 
 
 @st.cache_resource
@@ -63,7 +64,7 @@ def init_session() -> None:
     for key in SHARED:
         if key not in st.session_state and st.query_params.get(key):
             value = st.query_params[key]
-            if key != "dataset" or allowed(value):
+            if key not in ("dataset", "target") or allowed(value):
                 st.session_state[key] = value
     st.session_state.setdefault("dataset", str(SAMPLE))
     st.session_state.setdefault("backbone", DEFAULT_BACKBONE)

@@ -34,7 +34,7 @@ from engine.model.taps import FINAL, tap_names
 from engine.model.weights import create_backbone
 from engine.probe.features import FeatureSet, compute_cached, current_precision, feature_key
 from engine.probe.linear import features_for, weights_key
-from engine.progress import QUIET_STEP, Step
+from engine.progress import QUIET, QUIET_STEP, Progress, Step
 
 GAP_SAMPLE = 600  # photos per domain the classifier and the MMD use at most (a stratified-by-domain sample)
 STATS_SAMPLE = 200  # photos per domain decoded for the input statistics
@@ -226,3 +226,28 @@ def _pretraining_sentence(source: InputStats, pre: InputStats) -> str:
         f"network helps where the probe is low. Give a folder of photos from where the model will be used to "
         f"measure the gap to them."
     )
+
+
+# PLR0913: the data, where its files may lie, the target, the backbone and channels, who watches
+def measure_gap(  # noqa: PLR0913
+    data: str,
+    target: str | None,
+    backbone: str,
+    root: str | None = None,
+    in_chans: int = 3,
+    progress: Progress = QUIET,
+) -> DomainGap:
+    """The Data page's and `engine gap`'s report: the dataset at `data` against the target folder (or, without one,
+    against the backbone's pretraining), each a named step of `progress`."""
+    from engine.data.dataset import load_dataset
+    from engine.data.target import load_target
+
+    progress("load and check the photos", 0.0)
+    ds = load_dataset(data, root=root)
+    photos = load_target(target, ds, root) if target else None
+    progress("load and check the photos", 1.0)
+    step = progress.step("measure the domain gap")
+    step(0.0)
+    gap = domain_gap(ds, backbone, photos, in_chans=in_chans, progress=step)
+    step(1.0)
+    return gap
