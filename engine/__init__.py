@@ -20,6 +20,7 @@ _API: dict[str, str] = {
     "SAMPLE": "engine.paths",
     "home": "engine.paths",
     "sub": "engine.paths",
+    "user_path": "engine.paths",
     # data
     "load_dataset": "engine.data.dataset",
     "build_report": "engine.data.report",
@@ -125,7 +126,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
     from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone, install_weights
-    from engine.paths import SAMPLE, home, sub
+    from engine.paths import SAMPLE, home, sub, user_path
     from engine.plan.config import (
         BALANCE,
         DEFAULT_BACKBONE,

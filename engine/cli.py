@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from engine.data.augment import PRESETS
@@ -159,6 +160,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
     )
     kw = {k: getattr(args, k, None) for k in keys}
     kw["target_norm"] = TARGET_NORM[getattr(args, "target_norm", None) or "auto"]
+    kw["target_pseudo"] = TARGET_NORM[getattr(args, "target_pseudo", None) or "auto"]
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
     return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
@@ -262,8 +264,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         Trainer(cfg, run).fit()
         return 0
     print(f"run {run.id} in {run.path}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
-    fit_in_thread(run, cfg, args.quiet, planned)
-    return train_result(run, args.json)
+    returned = fit_in_thread(run, cfg, args.quiet, planned)
+    return train_result(run, args.json, returned)
 
 
 def _run_planned(cfg: TrainConfig, name: str, quiet: bool):
@@ -308,8 +310,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
 
     run = RunStore().open(args.run)
-    fit_in_thread(run, TrainConfig.from_dict(run.config), args.quiet)
-    return train_result(run, args.json)
+    returned = fit_in_thread(run, TrainConfig.from_dict(run.config), args.quiet)
+    return train_result(run, args.json, returned)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -354,6 +356,32 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def ranged(kind: type, lo: float, hi: float | None = None):
+    """An argparse type: a number of `kind` in [lo, hi] (no upper bound without `hi`); NaN, infinity and anything
+    else are refused by the parser with the valid range."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < lo or (hi is not None and value > hi):
+            shown = (lambda v: f"{int(v):,}") if kind is int else (lambda v: f"{v:g}")
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: give {'an integer' if kind is int else 'a number'} from {shown(lo)}"
+                + (f" to {shown(hi)}" if hi is not None else " up")
+            )
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+SEED = ranged(int, 0, 2**32 - 1)  # what numpy and torch seeds accept
+EPOCHS = ranged(int, 0, 10_000)
+BUDGET = ranged(float, 10, 7 * 24 * 3600)  # auto needs seconds to probe; a week is the most anyone plans
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
@@ -364,19 +392,19 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", default=None, help="a separate test folder")
     p.add_argument(
         "--test-fraction",
-        type=float,
+        type=ranged(float, 0, 0.9),
         default=None,
         help="share of each class held out as the test split when the data has none (default 0.2; 0: none)",
     )
     p.add_argument("--backbone", default="tf_efficientnet_lite0")
     p.add_argument("--weights", default="auto", help="auto, none (random initialisation), or a weights file")
-    p.add_argument("--in-chans", type=int, default=3, help=CHANS_HELP)
+    p.add_argument("--in-chans", type=ranged(int, 1, 64), default=3, help=CHANS_HELP)
     p.add_argument(
         "--allow-outside-root",
         action="store_true",
         help="use files whose real path is outside the dataset's folder (symbolic links, CSV paths)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
@@ -386,18 +414,18 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default="auto", choices=[s for s in STRATEGIES if s != "custom"])
     p.add_argument(
         "--budget",
-        type=float,
+        type=BUDGET,
         default=None,
-        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f})",
+        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f}; at least 10)",
     )
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--head-epochs", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None, help="fine-tuning (phase 2) epochs")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--top-k", type=ranged(int, 1, 1000), default=None)
+    p.add_argument("--lr", type=ranged(float, 1e-12, 10), default=None)
+    p.add_argument("--head-epochs", type=EPOCHS, default=None)
+    p.add_argument("--epochs", type=EPOCHS, default=None, help="fine-tuning (phase 2) epochs")
+    p.add_argument("--batch-size", type=ranged(int, 2, 65536), default=None)
     p.add_argument("--augment", default=None, choices=list(PRESETS))
     p.add_argument("--balance", default=None, choices=list(BALANCE))
-    p.add_argument("--views", type=int, default=None)
+    p.add_argument("--views", type=ranged(int, 1, 64), default=None)
     p.add_argument("--device", default=None)
     p.add_argument(
         "--target",
@@ -406,12 +434,20 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--target-test", default=None, help="labelled photos from there (one subfolder per class)")
     p.add_argument("--adapt", default=None, choices=ADAPT_METHODS, help="phase 2's adaptation to the target photos")
-    p.add_argument("--adapt-strength", type=float, default=None, help="the adaptation loss's weight (default 1)")
+    p.add_argument(
+        "--adapt-strength", type=ranged(float, 0, 100), default=None, help="the adaptation loss's weight (default 1)"
+    )
     p.add_argument(
         "--target-norm",
         default="auto",
         choices=list(TARGET_NORM),
         help="the head reads its input standardised on the target photos (auto: chosen on evidence)",
+    )
+    p.add_argument(
+        "--target-pseudo",
+        default="auto",
+        choices=list(TARGET_NORM),
+        help="the starting head is refitted with the target photos it labels with 90%% confidence (auto: on evidence)",
     )
 
 
@@ -434,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     i = sub.add_parser("inspect-data", help="the dataset health report")
     i.add_argument("path")
     i.add_argument("--val", default=None)
-    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--seed", type=SEED, default=0)
     i.add_argument("--allow-outside-root", action="store_true")
     i.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the backbone the photos are for (its input size)")
     i.add_argument("--json", action="store_true")
@@ -446,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     )
     _data_args(pr)
     pr.add_argument("--per-stage", action="store_true", help="(always on) probe after every stage and choose the head")
-    pr.add_argument("--budget", type=float, default=None)
+    pr.add_argument("--budget", type=BUDGET, default=None)
     pr.set_defaults(fn=cmd_probe)
     g = sub.add_parser(
         "gap",
@@ -468,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     )
     d.add_argument("--data", default=None, help="a dataset (default: the bundled sample)")
     d.add_argument("--backbone", default="tf_efficientnet_lite0")
-    d.add_argument("--budget", type=float, default=None, help="auto's time budget in seconds (default 60)")
+    d.add_argument("--budget", type=BUDGET, default=None, help="auto's time budget in seconds (default 60)")
     d.add_argument("--json", action="store_true")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=cmd_demo)
@@ -491,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     x.set_defaults(fn=cmd_export)
     f = sub.add_parser("lr-find", help="learning-rate range test on the groups the strategy trains")
     _plan_args(f)
-    f.add_argument("--steps", type=int, default=60)
+    f.add_argument("--steps", type=ranged(int, 3, 10_000), default=60)
     f.set_defaults(fn=cmd_lr_find, strategy="top-k")
     return p
 

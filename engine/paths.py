@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import shutil
 import time
@@ -107,13 +108,36 @@ def memory_budget() -> int:
         units = {"K": 1024, "M": 1024**2, "G": 1024**3}
         mult = units.get(raw[-1], 1)
         try:
-            return max(1, int(float(raw[:-1] if raw[-1] in units else raw) * mult))
+            size = float(raw[:-1] if raw[-1] in units else raw) * mult
         except ValueError:
             raise ValueError(
                 f"TRANSFERLAB_MEMORY={raw!r} is not a size; write bytes or a number with K, M or G, for example 4G"
             ) from None
+        if not math.isfinite(size) or size < 1024**2:
+            raise ValueError(f"TRANSFERLAB_MEMORY={raw!r}: it must be a positive size such as 4G (at least 1M)")
+        return int(size)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         total = 8 * 1024**3
     return total // 4
+
+
+def user_path(text: str) -> Path:
+    """A folder or file name a person typed, as a real absolute path.
+
+    Raises:
+        TransferLabError: The name holds a null byte, names an unknown user (`~someone`), is longer than the system
+            allows, or leads into a loop of symbolic links; the message says which, in one line.
+    """
+    from engine.errors import TransferLabError
+
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    if "\0" in text:
+        raise TransferLabError(f"{shown!r}: a name cannot hold a null byte; type the folder's name again")
+    try:
+        return Path(text).expanduser().resolve()
+    except RuntimeError as e:  # ~nosuchuser, or a loop of symbolic links
+        raise TransferLabError(f"{shown}: {e}; give a folder that exists") from None
+    except OSError as e:
+        raise TransferLabError(f"{shown}: {e.strerror or e}; give a shorter path to a folder that exists") from None

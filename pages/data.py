@@ -7,7 +7,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine import SAMPLE, TransferLabError, build_report, input_spec, load_dataset, measure_gap, sub, viewable
+from engine import (
+    SAMPLE,
+    TransferLabError,
+    build_report,
+    input_spec,
+    load_dataset,
+    measure_gap,
+    sub,
+    user_path,
+    viewable,
+)
 from ui import charts
 from ui.jobs import finished_job, polling
 from ui.state import allowed, backbone, data_root, dataset_path, get_jobs, in_chans, remember, root_for
@@ -26,11 +36,15 @@ elif source == "Folder on this server":
     root = data_root()
     folder = st.text_input(f"Folder (under {root})", key="folder")
     if st.button("Open folder", key="open_folder") and folder:
-        path = Path(folder).expanduser().resolve()
-        if not path.is_relative_to(root):
-            st.error(f"{path} is outside the data root {root}; set TRANSFERLAB_DATA_ROOT to allow it.")
+        try:
+            path = user_path(folder)
+        except TransferLabError as e:
+            st.error(str(e))  # the dataset open before stays
         else:
-            remember(dataset=str(path))
+            if not path.is_relative_to(root):
+                st.error(f"{path} is outside the data root {root}; set TRANSFERLAB_DATA_ROOT to allow it.")
+            else:
+                remember(dataset=str(path))
 else:
     up = st.file_uploader("Zip of a dataset folder", type=["zip"], key="upload")
     if up is not None:
@@ -104,8 +118,14 @@ st.session_state.setdefault("target_folder", st.session_state.get("target", ""))
 target = st.text_input(f"Folder of target photos (under {data_root()}; optional)", key="target_folder")
 gap_key = f"gap|{path}|{target}|{backbone()}"
 if st.button("Measure the domain gap", key="measure_gap"):
-    real = Path(target).expanduser().resolve() if target else None
-    if real is not None and not allowed(str(real)):
+    try:
+        real = user_path(target) if target else None
+    except TransferLabError as e:
+        st.error(str(e))
+        real = ""
+    if real == "":
+        pass
+    elif real is not None and not allowed(str(real)):
         st.error(f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it.")
     else:
         remember(target=str(real) if real else "")

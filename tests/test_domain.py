@@ -91,3 +91,24 @@ def test_an_adapted_run_keeps_the_latest_epoch_close_to_the_best_on_val_or_the_b
     assert not keeps_epoch(0.91 - MAX_VAL_LOSS - 0.001, None, (0.91, -1.0), 0.91, adapted=True)
     assert keeps_epoch(0.80, 0.7, (0.90, 0.6), 0.90, adapted=True)  # labelled target photos decide
     assert not keeps_epoch(0.95, 0.5, (0.90, 0.6), 0.95, adapted=True)
+
+
+def test_pseudo_labels_join_the_training_photos_only_when_the_head_is_sure():
+    import numpy as np
+
+    from engine.plan.domain import PSEUDO_CONFIDENCE, pseudo_labelled
+    from engine.probe.linear import fit_linear
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[4.0, 0.0], [0.0, 4.0]])
+    y = np.repeat([0, 1], 50)
+    xs = centres[y] + rng.normal(0, 1, (100, 2))
+    head = fit_linear(xs, y, xs, y, 2)
+    far = centres[np.repeat([0, 1], 20)] + rng.normal(0, 1, (40, 2))  # target photos, standardised alike
+    unsure = np.zeros((10, 2))  # on the boundary: never pseudo-labelled
+    zt = (np.concatenate([far, unsure]) - head.mean) / head.scale
+    refit, n = pseudo_labelled(head, xs, y, zt, c=1.0)
+    logits = zt @ head.std_coef.T + head.std_intercept
+    sure = (np.exp(logits).max(1) / np.exp(logits).sum(1)) >= PSEUDO_CONFIDENCE
+    assert n == int(sure.sum()) and 0 < n <= 40
+    assert np.array_equal(refit.mean, head.mean) and refit.std_coef.shape == head.std_coef.shape

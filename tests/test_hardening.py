@@ -409,3 +409,296 @@ def test_a_memory_budget_that_is_not_a_size_is_named_not_a_traceback(tiny_folder
     out = cli("probe", "--data", tiny_folder, "--quiet", home=tmp_path)
     err = no_traceback(out)
     assert out.returncode == 2 and "TRANSFERLAB_MEMORY='LOTS' is not a size" in err
+
+
+# ------------------------------------------------------------------ second round (issue 23)
+def _tiny_cfg(data, **kw):
+    from engine.plan.config import TrainConfig
+
+    base = dict(strategy="full", head_epochs=1, finetune_epochs=3, batch_size=4, views=1, val_fraction=0.34)
+    return TrainConfig.create(data=str(data), **{**base, **kw})
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 200 MB tmpfs (a real file system that can fill up or turn read-only); skipped where it cannot be mounted."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_a_disk_that_fills_up_or_turns_read_only_mid_run_ends_in_one_line(tiny_folder, small_disk, how, monkeypatch):
+    """After the first epoch's checkpoint the run folder's disk fills up (a file takes the rest) or is remounted read
+    only: the run says so in one line, keeps its last checkpoint, and its status is not "running"."""
+    from engine.runs.store import RunStore
+    from engine.service.training import train
+
+    cfg = _tiny_cfg(tiny_folder)
+    run = RunStore(small_disk / "runs").create(cfg.to_dict())
+    save, saved = run.save_checkpoint, []
+
+    def then_squeeze(name, state):  # the first epoch's checkpoint is written, then the disk fills or turns read only
+        path = save(name, state)
+        if name == "last" and not saved:
+            saved.append(path)
+            if how == "full":
+                with open(small_disk / "filler", "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * (16 << 20))
+                    except OSError:
+                        pass
+            else:
+                for args in (["--bind", str(run.path), str(run.path)], ["-o", "remount,bind,ro", str(run.path)]):
+                    subprocess.run(["mount", *args], check=True)
+        return path
+
+    run.save_checkpoint = then_squeeze
+    try:
+        metrics = train(cfg, run)
+    finally:
+        if how == "read-only":
+            subprocess.run(["umount", str(run.path)], capture_output=True)
+    assert metrics["status"] == "failed" and "\n" not in metrics["error"]
+    if how == "full":
+        assert (
+            "disk full while writing" in metrics["error"] and "the last good checkpoint is epoch 1" in metrics["error"]
+        )
+        assert run.status()["state"] == "failed" and "disk full" in run.status()["error"]
+        assert run.read_json("metrics.json")["status"] == "failed"
+    else:
+        assert "cannot be written" in metrics["error"] and "resume" in metrics["error"], metrics["error"]
+    assert run.load_checkpoint("last")["epoch"] >= 1
+
+
+def test_a_npy_whose_header_claims_a_huge_array_is_refused_from_its_header(tmp_path):
+    from engine.data.dataset import load_dataset
+
+    data = two_classes(tmp_path / "d")
+    bomb = data / "a" / "bomb.npy"
+    with open(bomb, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (40000, 40000, 3)})
+        f.truncate(900_000_000)  # sparse: reading it whole would take seconds and gigabytes
+    huge = data / "b" / "huge.npy"
+    shutil.copy(bomb, huge)
+    os.truncate(huge, 1_600_000_000)
+    t0 = time.perf_counter()
+    ds = load_dataset(data, val_fraction=0.25, test_fraction=0)
+    assert time.perf_counter() - t0 < 2.0
+    reasons = {Path(s.path).name: s.reason for s in ds.skipped}
+    assert "header claims shape" in reasons["bomb.npy"] and "GiB, more than an image" in reasons["huge.npy"]
+
+
+@pytest.mark.parametrize("name", ["a\0b", "~nosuchuser9/x", "x" * 5000, "loop"])
+def test_the_data_page_answers_an_unusable_folder_name_in_one_line_and_keeps_the_dataset(tmp_path, monkeypatch, name):
+    from pagetest import page
+
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
+    if name == "loop":
+        os.symlink(tmp_path / "loop", tmp_path / "loop")
+        name = str(tmp_path / "loop" / "inside")
+    at = page("data.py")
+    at.run()
+    before = at.session_state["dataset"]
+    at.radio(key="source").set_value("Folder on this server").run()
+    at.text_input(key="folder").set_value(name).run()
+    at.button(key="open_folder").click().run()
+    assert not at.exception and at.error, [e.value for e in at.error]
+    assert "\n" not in at.error[0].value and at.session_state["dataset"] == before
+    assert name not in str(at.query_params.get("dataset", ""))  # nor in the URL, so a reload does not fail again
+
+
+def test_a_zip_of_a_million_entries_is_refused_from_its_last_record(tmp_path):
+    from engine.data.archive import entry_count, extract_zip
+    from engine.errors import UnsafeArchive
+
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(2_000):
+            z.writestr(f"notes/{i}.txt", "")
+    assert entry_count(path) == 2_000
+    t0 = time.perf_counter()
+    with pytest.raises(UnsafeArchive, match="2,000 entries, more than the limit of 1,000"):
+        extract_zip(path, tmp_path / "out", max_files=1_000)  # non-images count: every entry does
+    assert time.perf_counter() - t0 < 0.5 and not (tmp_path / "out").exists()
+
+
+def test_a_csv_of_a_million_rows_naming_two_files_collapses_them_before_decoding(tmp_path):
+    from engine.data.dataset import load_dataset
+
+    data = two_classes(tmp_path / "d", n=1)
+    csv_path = data / "list.csv"
+    with open(csv_path, "w") as f:
+        f.write("path,label\n")
+        for i in range(500_000):
+            f.write("a/0.png,a\nb/0.png,b\n")
+    t0 = time.perf_counter()
+    ds = load_dataset(csv_path, val_fraction=0, test_fraction=0)
+    assert time.perf_counter() - t0 < 30 and len(ds.items) == 2
+    assert any("999,998 row(s) repeat an earlier row" in s.reason for s in ds.skipped)
+
+
+def test_a_file_listed_under_two_splits_is_a_leak_kept_out_of_the_later_one(tmp_path):
+    from engine.data.dataset import load_dataset
+
+    data = two_classes(tmp_path / "d", n=6)
+    rows = [f"{c}/{i}.png,{c},{split}" for c in "ab" for i in range(6) for split in ("train", "test")]
+    (data / "list.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    ds = load_dataset(data / "list.csv", val_fraction=0.34, test_fraction=0)
+    assert not ds.test and len(ds.train) + len(ds.val) == 12  # every file stays in train (and the val carved from it)
+    assert any("12 row(s) list a file already listed under another split" in s.reason for s in ds.skipped)
+
+
+def test_one_path_longer_than_the_system_allows_is_skipped_and_the_rest_loads(tmp_path):
+    from engine.data.dataset import load_dataset
+
+    data = two_classes(tmp_path / "d", n=4)
+    here = os.getcwd()
+    try:
+        os.chdir(data / "a")
+        for _ in range(20):  # 20 folders of 250 characters: deeper than PATH_MAX (4,096) from the dataset's root
+            os.mkdir("x" * 250)
+            os.chdir("x" * 250)
+        photo(Path("deep.png"))
+    finally:
+        os.chdir(here)
+    ds = load_dataset(data, val_fraction=0.25, test_fraction=0)
+    assert len(ds.items) == 8 and any("deep.png" in s.path or "x" * 250 in s.path for s in ds.skipped)
+
+
+@pytest.mark.parametrize("swap", ["junk", "truncated", "another run's model"])
+def test_a_runs_model_file_replaced_after_training_is_named_in_one_line(finished_store, tmp_path, swap):
+    from engine.runs.store import RunStore
+
+    home = tmp_path / "home"
+    shutil.copytree(finished_store.root, home / "runs")
+    run = RunStore(home / "runs").list()[0]
+    final = run.path / "model.safetensors"
+    if swap == "junk":
+        final.write_bytes(b"not a model at all")
+    elif swap == "truncated":
+        final.write_bytes(final.read_bytes()[:1000])
+    else:
+        from safetensors.torch import save_file
+
+        from engine.model.catalogue import build_model
+
+        save_file(build_model("resnet18").state_dict(), str(final))
+    for args in (("evaluate", "--run", run.id, "--split", "val"), ("export", "--run", run.id)):
+        out = cli(*args, home=home)
+        err = no_traceback(out)
+        assert out.returncode == 2 and "model.safetensors is not the model run" in err and err.count("\n") == 1
+
+
+def test_a_memory_budget_below_zero_is_refused_at_start(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_MEMORY", "-5")
+    out = cli("probe", "--data", tiny_folder, "--quiet", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and "TRANSFERLAB_MEMORY='-5': it must be a positive size such as 4G" in err
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--budget", "0"),
+        ("--budget", "-1"),
+        ("--budget", "nan"),
+        ("--head-epochs", "-1"),
+        ("--views", "0"),
+        ("--seed", str(2**64)),
+        ("--batch-size", "1"),
+        ("--lr", "inf"),
+    ],
+)
+def test_absurd_numbers_are_refused_by_the_parser_with_the_valid_range_before_any_run(
+    tiny_folder, tmp_path, flag, value
+):
+    out = cli("train", "--data", tiny_folder, flag, value, "--quiet", home=tmp_path)
+    err = no_traceback(out)
+    assert out.returncode == 2 and f"argument {flag}" in err and ("out of range" in err or "not a number" in err)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())  # no run was created
+
+
+def test_csv_rows_that_climb_out_of_its_folder_say_how_many_and_what_to_do(tmp_path):
+    from engine.data.dataset import load_dataset
+    from engine.errors import DataError
+
+    two_classes(tmp_path / "images", n=3)
+    (tmp_path / "lists").mkdir()
+    rows = [f"../images/{c}/{i}.png,{c}" for c in "ab" for i in range(3)]
+    (tmp_path / "lists" / "data.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"6 file\(s\) point outside .*--allow-outside-root"):
+        load_dataset(tmp_path / "lists" / "data.csv")
+
+
+def test_class_names_with_markdown_are_shown_as_written(tmp_path, monkeypatch):
+    from engine.data.dataset import load_dataset
+    from engine.data.report import build_report
+    from engine.text import literal
+
+    names = ["**bold**", ":red[x]", "$x$", "[link](http://e.x)"]
+    for i, name in enumerate(names):
+        for j in range(1 + 4 * (i == 0)):
+            photo(tmp_path / "d" / name / f"{j}.png", (40 * i, 10 * j, 90))
+    report = build_report(load_dataset(tmp_path / "d", val_fraction=0, test_fraction=0))
+    assert f"{literal('**bold**')} has 5 training images" in " ".join(report.warnings)
+    assert literal("**bold**") == "`**bold**`" and literal("a`b") == "``a`b``"
+
+
+@pytest.mark.parametrize("strategy", ["top-k", "scratch"])
+def test_a_run_resumed_in_phase_2_trains_exactly_what_the_plan_trains_there(tiny_folder, tmp_path, strategy):
+    """Lightning users report a resume after a progressive unfreeze with the wrong layers frozen: here the first step
+    after a resume in phase 2 has the plan's phase-2 trainable parameters, optimiser rates and BatchNorm modes, the
+    same as the run had before it was stopped (top-k: the top groups train, BatchNorm statistics kept; from scratch:
+    everything trains, BatchNorm included)."""
+    from engine.runs.events import CancelToken, StepEnded
+    from engine.runs.store import RunStore
+    from engine.service.training import train
+    from engine.train.loop import Trainer
+    from engine.train.optim import BN_TYPES
+
+    extra = {"weights": "none", "head_epochs": 0} if strategy == "scratch" else {"top_k": 2, "head_epochs": 1}
+    cfg = _tiny_cfg(tiny_folder, strategy=strategy, finetune_epochs=3, **extra)
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+    seen: dict[str, list] = {"first": [], "resumed": []}
+    real = Trainer.one_batch
+
+    def spy(self, path, idx, x, soft):
+        ctx = self.ctx
+        if self.state.phase.number == 2:
+            seen["resumed" if "stopped" in seen else "first"].append(
+                {
+                    "grad": {n: p.requires_grad for n, p in ctx.model.named_parameters()},
+                    "rates": sorted((pg["layer"], pg["lr_scale"]) for pg in ctx.opt.param_groups),
+                    "bn": {n: m.training for n, m in ctx.model.named_modules() if isinstance(m, BN_TYPES)},
+                }
+            )
+        return real(self, path, idx, x, soft)
+
+    token, append = CancelToken(), run.append
+    stop_at = 1 + extra["head_epochs"] + 1  # the second epoch of phase 2
+
+    def stop_in_phase_2(ev):
+        append(ev)
+        if isinstance(ev, StepEnded) and ev.epoch == stop_at:
+            token.cancel()
+
+    run.append = stop_in_phase_2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "one_batch", spy)
+        assert train(cfg, run, token)["status"] == "cancelled"
+        seen["stopped"] = []
+        run.append = append
+        assert train(cfg, run)["status"] == "finished"
+    plan = run.read_json("plan.json")
+    before, after = seen["first"][0], seen["resumed"][0]
+    assert after == before  # the same parameters train, at the same rates, with the same BatchNorm modes
+    assert set(after["rates"]) <= set(enumerate(plan["lrs"]))  # the plan's phase-2 rate for every group
+    if strategy == "top-k":
+        assert not all(after["grad"].values()) and not any(after["bn"].values())  # frozen groups; statistics kept
+    else:
+        assert all(after["grad"].values()) and all(after["bn"].values())

@@ -9,7 +9,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import ARM_TEXT, DEFAULT_BACKBONE, SAMPLE, Jobs, Plan, Runner, home, lesson_configs
+from engine import (
+    ARM_TEXT,
+    DEFAULT_BACKBONE,
+    SAMPLE,
+    Jobs,
+    Plan,
+    Runner,
+    TransferLabError,
+    home,
+    lesson_configs,
+    user_path,
+)
 
 PAGES = [
     ("home.py", "Home", ""),
@@ -49,13 +60,19 @@ def _roots() -> list[Path]:
 def allowed(path: str) -> bool:
     """Whether the dashboard may open `path`: under the data root, the bundled sample, or TransferLab's own folder
     (uploads, extracted archives)."""
-    real = Path(path).expanduser().resolve()
+    try:
+        real = user_path(path)
+    except TransferLabError:
+        return False
     return any(real.is_relative_to(root) for root in _roots())
 
 
 def root_for(path: str) -> str:
     """The root the dashboard's reads of `path` are contained in: every file of the dataset must lie inside it."""
-    real = Path(path).expanduser().resolve()
+    try:
+        real = user_path(path)
+    except TransferLabError:
+        return str(data_root())  # an unusable name reads nothing: loading it fails with its own line
     return str(next((r for r in _roots() if real.is_relative_to(r)), real))
 
 

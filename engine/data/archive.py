@@ -15,8 +15,30 @@ from engine.data.imageio import IMAGE_EXTENSIONS
 from engine.errors import UnsafeArchive
 
 MAX_BYTES = 2 * 1024**3  # of extracted images and CSV files
-MAX_FILES = 100_000
+MAX_FILES = 100_000  # entries of any kind: counted from the archive's last record, before its directory is read
 KEPT = IMAGE_EXTENSIONS | {".csv"}
+_EXTRACTED: dict[tuple[str, int, int], Path] = {}  # (archive, size, mtime) -> dataset root: inspected once a process
+
+
+def entry_count(zip_path: Path) -> int | None:
+    """The number of entries the archive's end-of-central-directory record (or its zip64 record) declares, read from
+    the file's last 64 KiB without parsing the directory; None when there is no such record (not a zip)."""
+    with open(zip_path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        count = int.from_bytes(tail[at + 10 : at + 12], "little")
+        locator = tail.rfind(b"PK\x06\x07", 0, at)
+        if count == 0xFFFF and locator >= 0:  # zip64: the count is in the zip64 record the locator points to
+            f.seek(int.from_bytes(tail[locator + 8 : locator + 16], "little"))
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06":
+                count = int.from_bytes(record[32:40], "little")
+        return count
 
 
 def _parts(zip_path: Path, name: str) -> tuple[str, ...]:
@@ -50,8 +72,8 @@ def _plan(zip_path: Path, zf: zipfile.ZipFile, max_bytes: int, max_files: int) -
             f"{zip_path}: '{'/'.join(clash[0])}' is both a file and a folder in the archive; fix the "
             f"archive and try again"
         )
-    if len(keep) > max_files:
-        raise UnsafeArchive(f"{zip_path}: {len(keep):,} images, more than the limit of {max_files:,}")
+    if len(zf.infolist()) > max_files:  # the directory can hold more entries than its last record says
+        raise UnsafeArchive(f"{zip_path}: {len(zf.infolist()):,} entries, more than the limit of {max_files:,}")
     total = sum(info.file_size for info, _ in keep)
     if total > max_bytes:
         raise UnsafeArchive(
@@ -70,6 +92,16 @@ def extract_zip(
         UnsafeArchive: Not a zip, an entry is absolute, climbs out, is a link or a file-and-folder clash, or the
             archive is too large; nothing is left on disk.
     """
+    st = zip_path.stat()
+    memo = (str(zip_path.resolve()), st.st_size, st.st_mtime_ns)
+    if dest is None and memo in _EXTRACTED and _EXTRACTED[memo].exists():
+        return _EXTRACTED[memo]
+    declared = entry_count(zip_path)
+    if declared is not None and declared > max_files:
+        raise UnsafeArchive(
+            f"{zip_path}: {declared:,} entries, more than the limit of {max_files:,}; split the archive or extract "
+            f"the images you need"
+        )
     h = hashlib.sha256()
     with open(zip_path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -94,7 +126,8 @@ def extract_zip(
         and tops[0].is_dir()
         and not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in tops[0].iterdir() if f.is_file())
     ):
-        return tops[0]  # the archive wraps the dataset in one folder
+        dest = tops[0]  # the archive wraps the dataset in one folder
+    _EXTRACTED[memo] = dest
     return dest
 
 

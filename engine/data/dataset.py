@@ -83,7 +83,10 @@ _CHECKED: dict[tuple[str, int, int], tuple[ImageMeta, str] | str] = {}
 
 def _check(path: Path) -> tuple[ImageMeta, str] | str:
     """(meta, sha1) for a readable image or the reason it is not; memoised on (path, size, mtime)."""
-    st = path.stat()
+    try:
+        st = path.stat()
+    except OSError as e:  # a name longer than the system allows, a file gone since it was listed
+        return f"{path}: cannot be read ({e.strerror or e}); skipped"
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _CHECKED:
         try:
@@ -162,8 +165,13 @@ def load_dataset(  # noqa: PLR0913
     Raises:
         DataError: The path is missing, unsafe, or holds no usable class.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
+    try:
+        path = Path(path).expanduser()
+        exists = path.exists()
+    except (RuntimeError, OSError, ValueError) as e:  # ~nosuchuser, a name too long, a null byte, a link loop
+        why = getattr(e, "strerror", None) or e
+        raise DataError(f"{str(path)[:80]}: cannot be opened ({why}); give a folder that exists") from None
+    if not exists:
         raise DataError(f"{path} does not exist; give a folder with one subfolder per class, a .zip or a .csv")
     if path.suffix.lower() == ".zip":
         path = extract_zip(path)
@@ -181,7 +189,7 @@ def load_dataset(  # noqa: PLR0913
     skipped += [Skipped(str(r[0]), c) for r, c in zip(rows, checks) if isinstance(c, str)]
     classes = sorted({r[1] for r, _ in good if r[2] == "train"})
     if not classes:
-        raise DataError(f"{path}: no readable training images found; expected one subfolder per class with images")
+        raise DataError(f"{path}: no readable training images found; " + src.why_empty())
     index = {c: i for i, c in enumerate(classes)}
     items = []
     for (p, cls, split), _ in good:

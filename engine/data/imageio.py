@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import UnreadableImage
 
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; anything bigger is refused before decoding
+MAX_FILE_BYTES = 2**30  # no image within MAX_PIXELS needs more (8 channels of 16 bits); a larger file is refused unread
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
 IMAGE_TYPES = tuple(sorted(e[1:] for e in IMAGE_EXTENSIONS))  # the same, as file uploaders name them
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # PIL mode for each channel count an image file can hold
@@ -76,10 +77,11 @@ def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
     return to_u8(arr, 1.0 if arr.dtype.kind == "f" else 65535.0 if arr.max() > 255 else 255.0)
 
 
-def _check_npy_header(data: bytes, path: Path, max_pixels: int) -> None:
+def _check_npy_header(data: bytes | io.BufferedIOBase, path: Path, max_pixels: int, size: int | None = None) -> None:
     """Refuses a .npy whose header claims more pixels than allowed (or more bytes than the file holds), before any
-    array is allocated."""
-    f = io.BytesIO(data)
+    array is allocated: from its bytes, or from an open file of `size` bytes (only the header is read)."""
+    f = io.BytesIO(data) if isinstance(data, bytes) else data
+    size = len(data) if isinstance(data, bytes) else size
     try:
         version = np.lib.format.read_magic(f)
         shape, _, dtype = (
@@ -95,11 +97,25 @@ def _check_npy_header(data: bytes, path: Path, max_pixels: int) -> None:
             f"{path}: refused, the header claims shape {shape} (limit {max_pixels:,} pixels of "
             f"(H, W, C)); resize the array if it is genuine"
         )
-    if int(np.prod(shape)) * dtype.itemsize > len(data):
+    if int(np.prod(shape)) * dtype.itemsize > size:
         raise UnreadableImage(
-            f"{path}: the header claims shape {shape} but the file is {len(data):,} bytes; the "
-            f"file is truncated, re-save it"
+            f"{path}: the header claims shape {shape} but the file is {size:,} bytes; the file is truncated, re-save it"
         )
+
+
+def read_checked(path: Path, max_pixels: int = MAX_PIXELS) -> bytes:
+    """The file's bytes, once its size (and a .npy's header) show that it can be an image within the limits: a file
+    that claims a huge array is refused after reading its header, not all of it."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UnreadableImage(
+            f"{path}: {size / 2**30:.1f} GiB, more than an image of {max_pixels:,} pixels can need "
+            f"({MAX_FILE_BYTES / 2**30:.0f} GiB); resize it"
+        )
+    if path.suffix.lower() == ".npy" and size:
+        with open(path, "rb") as f:
+            _check_npy_header(f, path, max_pixels, size)
+    return path.read_bytes()
 
 
 def to_u8(arr: np.ndarray, hi: float) -> np.ndarray:
@@ -113,7 +129,7 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[ImageMeta, by
     Raises:
         UnreadableImage: Empty, not an image, truncated/corrupt, or too large.
     """
-    data = path.read_bytes()
+    data = read_checked(path, max_pixels)
     if path.suffix.lower() == ".npy":
         arr = _array(data, path, max_pixels)
         return ImageMeta(arr.shape[1], arr.shape[0], f"{arr.shape[2]}ch", "NPY"), data
@@ -166,7 +182,7 @@ def load_image(source: str | Path | bytes, chans: int = 3, max_pixels: int = MAX
         UnreadableImage: As `check_image`, or a .npy array whose channel count is not `chans`.
     """
     path = Path("upload") if isinstance(source, bytes) else Path(source)
-    data = source if isinstance(source, bytes) else path.read_bytes()
+    data = source if isinstance(source, bytes) else read_checked(path, max_pixels)
     if path.suffix.lower() == ".npy" or data[:6] == b"\x93NUMPY":
         arr = _array(data, path, max_pixels)
         if arr.shape[2] != chans:
@@ -189,5 +205,5 @@ def viewable(path: str | Path) -> str | Image.Image:
     first three channels (its first channel as grey when it has fewer)."""
     if Path(path).suffix.lower() != ".npy":
         return str(path)
-    arr = _array(Path(path).read_bytes(), Path(path), MAX_PIXELS)
+    arr = _array(read_checked(Path(path)), Path(path), MAX_PIXELS)
     return Image.fromarray(arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2), "RGB")

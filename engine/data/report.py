@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 from engine.data.dataset import Dataset
+from engine.text import literal
 
 IMBALANCE_WARN = 3.0
 UPSCALE_NOTE = 1.5  # photos whose median short side is this many times below the model's input size get a note
@@ -93,12 +94,12 @@ def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:  
     if ratio >= IMBALANCE_WARN:
         big, small = max(train, key=train.get), min((c for c in train if train[c]), key=train.get)
         warnings.append(
-            f"Imbalanced classes: '{big}' has {train[big]} training images, '{small}' only "
+            f"Imbalanced classes: {literal(big)} has {train[big]} training images, {literal(small)} only "
             f"{train[small]} ({ratio:.1f}x). Consider class-balanced sampling or a weighted loss."
         )
     if tiny:
         warnings.append(
-            f"{len(tiny)} class(es) have fewer than 2 training images: {', '.join(tiny)}. "
+            f"{len(tiny)} class(es) have fewer than 2 training images: {', '.join(map(literal, tiny))}. "
             f"Add images; these classes cannot be validated."
         )
     if input_size and (note := upscale_note(ds, input_size)):

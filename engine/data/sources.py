@@ -8,6 +8,7 @@ outside paths are allowed explicitly (`--allow-outside-root`).
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,21 @@ class Rows:
     allow_outside: bool = False
     rows: list[tuple[Path, str, str]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    outside: int = 0  # files refused for lying outside the root
+
+    def why_empty(self) -> str:
+        """Why no usable row was found, in one line with the fix."""
+        if self.outside:
+            return (
+                f"{self.outside:,} file(s) point outside {self.root} (the first: {self.skipped_outside()}); move the "
+                f"data (or the CSV) so its files are inside, or allow outside paths explicitly (--allow-outside-root)"
+            )
+        if self.skipped:
+            return f"{len(self.skipped):,} file(s) were skipped, the first because {self.skipped[0].reason}"
+        return "expected one subfolder per class with images"
+
+    def skipped_outside(self) -> str:
+        return next((s.path for s in self.skipped if "outside" in s.reason), "")
 
     def inside(self, path: Path, shown: str) -> bool:
         """True when `path` may be read; else it is listed as skipped, with the reason."""
@@ -43,6 +59,7 @@ class Rows:
             return False
         if real.is_relative_to(self.root):
             return True
+        self.outside += 1
         self.skipped.append(
             Skipped(
                 str(path),
@@ -65,20 +82,84 @@ class Rows:
             if entry.is_file():
                 self.skipped.append(Skipped(str(entry), f"{entry}: not inside a class folder; move it into one"))
                 continue
-            for f in sorted(entry.rglob("*")):
-                if f.name.startswith(".") or not self.inside(f, str(f)) or f.is_dir():
+            for f in self._files(entry):
+                if f.name.startswith(".") or not self.inside(f, str(f)):
                     continue
                 if f.suffix.lower() in IMAGE_EXTENSIONS:
                     self.rows.append((f, entry.name, split))
                 else:
                     self.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
 
+    def _files(self, folder: Path) -> list[Path]:
+        """Every file below `folder`, sorted; a subfolder that cannot be listed (a path longer than the system allows,
+        no permission) is skipped and listed, and the rest is read."""
+
+        def unlisted(e: OSError) -> None:
+            self.skipped.append(Skipped(str(e.filename), f"{e.filename}: cannot be listed ({e.strerror}); skipped"))
+
+        out, seen, tops = [], set(), [folder]
+        while tops:  # a linked subfolder is walked once, as its own top, when it lies inside the root
+            top = tops.pop()
+            try:
+                real = top.resolve()
+            except (OSError, RuntimeError):
+                continue
+            if real in seen:
+                continue
+            seen.add(real)
+            for at, dirs, files in os.walk(top, onerror=unlisted):
+                linked = [d for d in dirs if _is_link(Path(at) / d)]
+                tops += [Path(at) / d for d in linked if not d.startswith(".") and self.inside(Path(at) / d, d)]
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d not in linked]
+                out.extend(Path(at) / f for f in files)
+        return sorted(out)
+
+    def _unique(self, path: Path, lines: list[dict]) -> list[tuple[int, dict]]:
+        """(line number, row) of the CSV's rows, each file once, before any file is read: a row that repeats another
+        is collapsed; a file listed under two splits stays in the first of train, val, test (a leak otherwise) and a
+        file listed under two labels keeps its first one; each is said once, with how many rows."""
+        order = {"train": 0, "val": 1, "test": 2}
+        first: dict[str, tuple[int, dict]] = {}
+        repeats, leaks, relabels = 0, 0, 0
+        for n, row in enumerate(lines, start=2):
+            key = os.path.normpath(row["path"]) if row.get("path") else f"<empty {n}>"
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (n, row)
+                continue
+            split = SPLIT_NAMES.get((row.get("split") or "train").lower(), "train")
+            old = SPLIT_NAMES.get((seen[1].get("split") or "train").lower(), "train")
+            if seen[1]["label"] != row["label"]:
+                relabels += 1
+            elif split != old:
+                leaks += 1
+                if order[split] < order[old]:
+                    first[key] = (seen[0], row)
+            else:
+                repeats += 1
+        for count, what in (
+            (repeats, "repeat an earlier row (the same file, label and split); collapsed"),
+            (
+                leaks,
+                "list a file already listed under another split; each such file stays only in the first of "
+                "train, val, test, so no test photo is also a training photo",
+            ),
+            (relabels, "give a file another label than its first row; the first label is kept"),
+        ):
+            if count:
+                self.skipped.append(Skipped(str(path), f"{path}: {count:,} row(s) {what}"))
+        return sorted(first.values(), key=lambda r: r[0])
+
     def add_csv(self, path: Path) -> None:
         """A CSV of path,label[,split]; paths relative to the CSV's folder. Split values must be train/val/test."""
         try:
             with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's "CSV UTF-8" has a BOM
-                lines = list(csv.DictReader(f))
-                fieldnames = list(lines[0].keys()) if lines else None
+                reader = csv.DictReader(f)
+                lines = [
+                    {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+                    for row in reader
+                ]
+                fieldnames = reader.fieldnames
         except UnicodeDecodeError as e:
             raise DataError(
                 f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 (in Excel: 'CSV UTF-8')"
@@ -87,10 +168,6 @@ class Rows:
             raise DataError(f"{path}: not a readable CSV ({e})") from None
         if not fieldnames or not {"path", "label"} <= {(k or "").strip() for k in fieldnames}:
             raise DataError(f"{path}: the CSV needs a header with 'path' and 'label' columns (found {fieldnames})")
-        lines = [
-            {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
-            for row in lines
-        ]
         bad = sorted(
             {row.get("split", "") for row in lines if row.get("split", "") and row["split"].lower() not in SPLIT_NAMES}
         )
@@ -99,7 +176,8 @@ class Rows:
                 f"{path}: the split column holds {', '.join(repr(b) for b in bad[:5])}; use train, val or "
                 f"test (or leave it empty for train)"
             )
-        for n, row in enumerate(lines, start=2):
+        lines = self._unique(path, lines)
+        for n, row in lines:
             shown = f"{path} line {n}"
             p = path.parent / row["path"]
             if not row["label"]:
@@ -111,6 +189,13 @@ class Rows:
                     self.skipped.append(Skipped(str(p), f"{shown}: file {row['path']} does not exist; skipped"))
                 else:
                     self.rows.append((p.resolve(), row["label"], SPLIT_NAMES[(row.get("split") or "train").lower()]))
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except OSError:  # a name longer than the system allows: os.walk lists it as unreadable when it descends
+        return False
 
 
 def read_source(path: Path, val: Path | None, test: Path | None, root: Path | None, allow_outside: bool) -> Rows:

@@ -8,6 +8,7 @@ A `TrainConfig` has four sections: `data` (which images, how they are split), `o
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -74,6 +75,11 @@ class OptimConfig:
             )
         if self.strategy == "custom" and self.freeze is None:
             raise ConfigError("strategy 'custom' needs a freeze map (one True/False per layer group)")
+        if self.budget is not None and not (math.isfinite(self.budget) and self.budget >= 10):
+            raise ConfigError(f"budget {self.budget}: auto's time budget is at least 10 seconds (default 300)")
+        negative = [k for k in ("head_epochs", "finetune_epochs", "warmup_epochs") if (getattr(self, k) or 0) < 0]
+        if negative:
+            raise ConfigError(f"{negative[0]} {getattr(self, negative[0])}: epochs are 0 or more")
 
     def promised_seconds(self) -> float | None:
         """The whole run's time, as auto promises it (its budget, probe included); None for other strategies."""
@@ -96,6 +102,7 @@ class RegularisationConfig:
     adapt: str | None = None  # none, dann or mmd (needs data.target); None: auto chooses with a target, else none
     adapt_strength: float | None = None  # the adaptation loss's weight once ramped up (None: the plan's)
     target_norm: bool | None = None  # the head standardises its input on the target photos (None: chosen on evidence)
+    target_pseudo: bool | None = None  # the head is refitted with the target photos it labels surely (None: evidence)
 
     def __post_init__(self):
         if self.balance not in BALANCE:
@@ -115,6 +122,12 @@ class RuntimeConfig:
     views: int = 4  # augmented views cached for the head phase and for cached-activation fine-tuning
     probe_mirror: bool = True  # the probe also reads each photo's mirror image (up to MIRROR_MAX_IMAGES photos)
     cache_activations: bool = True
+
+    def __post_init__(self):
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed {self.seed}: give an integer from 0 to {2**32 - 1:,}")
+        if self.views < 1:
+            raise ConfigError(f"views {self.views}: cache at least 1 view of each training photo")
 
 
 SECTIONS = {"data": DataConfig, "optim": OptimConfig, "regularisation": RegularisationConfig, "runtime": RuntimeConfig}

@@ -19,17 +19,22 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sklearn.linear_model import LogisticRegression
+
 from engine.data.dataset import Dataset, Item
 from engine.data.target import TargetSet, load_target
 from engine.errors import DataError
 from engine.plan.config import TrainConfig
 from engine.plan.rules import Plan
 from engine.probe.gap import stage_gap, target_features
+from engine.probe.choose import HeadChoice
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.progress import QUIET_STEP, Step
 
 MAX_VAL_LOSS = 0.01  # the most validation accuracy the target standardisation may cost to be chosen
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
+PSEUDO_CONFIDENCE = 0.9  # target photos the head labels with at least this probability join its training photos
+CLOSEST_CANDIDATES = 5  # auto's candidate heads near the best whose distance to the target photos is measured
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,15 @@ def load_targets(cfg: TrainConfig, ds: Dataset) -> Targets:
 
 @dataclass(frozen=True)
 class NormChoice:
-    """Whether the head standardises its input on the target photos, why, and the numbers behind it."""
+    """Whether the head standardises its input on the target photos, why, and the numbers behind it; and the head
+    refitted with the target photos it labels confidently (pseudo-labels), when that is kept."""
 
     target_norm: bool
     reason: str
     evidence: dict
+    head: LinearFit | None = None  # the head refitted with the confident target photos
+    n_pseudo: int = 0  # target photos it was refitted with
+    pseudo: bool = False  # the evidence keeps the refitted head
 
 
 def _standardised(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -88,12 +97,31 @@ def _accuracy(head: LinearFit, x: np.ndarray, y: np.ndarray, mean: np.ndarray, s
     return float((logits.argmax(1) == y).mean()) if len(y) else 0.0
 
 
+def pseudo_labelled(head: LinearFit, xs: np.ndarray, ys: np.ndarray, zt: np.ndarray, c: float) -> tuple[LinearFit, int]:
+    """`head` refitted on its training features `xs` (raw) and the standardised target features `zt` it labels with at
+    least `PSEUDO_CONFIDENCE` (self-training, one round); the standardisation stays the training photos'."""
+    logits = zt @ head.std_coef.T + head.std_intercept
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    sure = p.max(1) >= PSEUDO_CONFIDENCE
+    x = np.concatenate([_standardised(xs, head.mean, head.scale), zt[sure]])
+    y = np.concatenate([ys, p.argmax(1)[sure]])
+    clf = LogisticRegression(C=c, max_iter=2000).fit(x, y)
+    coef = np.zeros_like(head.std_coef)
+    intercept = np.full_like(head.std_intercept, -1e4)
+    coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+    return LinearFit(head.accuracy, head.predictions, head.probabilities, coef, intercept, head.mean, head.scale), int(
+        sure.sum()
+    )
+
+
 # PLR0913: the head and the features it is judged on, and who watches
 def choose_target_norm(  # noqa: PLR0913
     probe: ProbeResult,
     head: LinearFit,
     taps: tuple[int, ...],
     photos: TargetSet,
+    c: float = 1.0,
     weights: str = "auto",
     in_chans: int = 3,
     progress: Step = QUIET_STEP,
@@ -104,6 +132,11 @@ def choose_target_norm(  # noqa: PLR0913
     mean_t, scale_t = xt.mean(0), xt.std(0) + 1e-6
     xv, yv = probe.features.x("val", taps), probe.features.y("val")
     val = {"source": _accuracy(head, xv, yv, head.mean, head.scale), "target": _accuracy(head, xv, yv, mean_t, scale_t)}
+    refit, n_pseudo = pseudo_labelled(
+        head, probe.features.x("train", taps), probe.features.y("train"), _standardised(xt, mean_t, scale_t), c
+    )
+    refit = replace(refit, accuracy=_accuracy(refit, xv, yv, head.mean, head.scale))  # as epoch 0 validates it
+    val["pseudo"] = _accuracy(refit, xv, yv, mean_t, scale_t)
     n_labelled = len(photos.labelled)
     if n_labelled:
         rows = np.arange(len(photos.unlabelled), len(photos.paths))
@@ -111,20 +144,25 @@ def choose_target_norm(  # noqa: PLR0913
         on = {
             "source": _accuracy(head, xl, yl, head.mean, head.scale),
             "target": _accuracy(head, xl, yl, mean_t, scale_t),
+            "pseudo": _accuracy(refit, xl, yl, mean_t, scale_t),
         }
         use = on["target"] > on["source"]
+        keep = use and on["pseudo"] > on["target"]
         reason = (
             f"On your {n_labelled} labelled target photos the head gets {on['target']:.1%} with its input standardised "
-            f"on the target photos and {on['source']:.1%} as trained, so it "
-            + ("reads them standardised on the target photos." if use else "keeps the training photos' statistics.")
+            f"on the target photos, {on['source']:.1%} as trained, and {on['pseudo']:.1%} refitted with the "
+            f"{n_pseudo} target photos it labels with {PSEUDO_CONFIDENCE:.0%} confidence; so it "
+            + ("reads them standardised on the target photos" if use else "keeps the training photos' statistics")
+            + (", refitted." if keep else ".")
         )
-        return NormChoice(use, reason, {"target_val": on, "val": val})
+        return NormChoice(use, reason, {"target_val": on, "val": val}, refit, n_pseudo, keep)
     trained = _standardised(xv, head.mean, head.scale)
     dom = {
         "source": stage_gap(trained, _standardised(xt, head.mean, head.scale))[0],
         "target": stage_gap(trained, _standardised(xt, mean_t, scale_t))[0],
     }
     use = dom["target"] < dom["source"] and val["target"] >= val["source"] - MAX_VAL_LOSS
+    keep = use and val["pseudo"] >= val["source"] - MAX_VAL_LOSS
     reason = (
         f"Without labelled target photos: a classifier tells the head's input on your target photos from its input "
         f"in training {dom['source']:.0%} of the time as trained and {dom['target']:.0%} with the target photos' own "
@@ -136,8 +174,22 @@ def choose_target_norm(  # noqa: PLR0913
             if use
             else "So it keeps the training photos' statistics."
         )
+        + (
+            f" It is then refitted with the {n_pseudo} target photos it labels with {PSEUDO_CONFIDENCE:.0%} "
+            f"confidence (self-training; {val['pseudo']:.1%} on val)."
+            if keep
+            else ""
+        )
     )
-    return NormChoice(use, reason, {"domain_acc": dom, "val": val})
+    return NormChoice(use, reason, {"domain_acc": dom, "val": val}, refit, n_pseudo, keep)
+
+
+def refitted(evidence: NormChoice | None, norm: bool, asked: bool | None) -> bool:
+    """Whether the run starts from the head refitted with the confident target photos: asked for, or kept by the
+    evidence, and only with the head standardised on the target photos (the refit read them that way)."""
+    if evidence is None or evidence.head is None or not norm or asked is False:
+        return False
+    return asked is True or evidence.pseudo
 
 
 def apply_targets(plan: Plan, targets: Targets, cfg: TrainConfig, evidence: NormChoice | None) -> Plan:
@@ -171,7 +223,8 @@ def apply_targets(plan: Plan, targets: Targets, cfg: TrainConfig, evidence: Norm
         adapt=adapt,
         adapt_strength=(reg.adapt_strength or DEFAULT_STRENGTH) if adapt != "none" else 0.0,
         target_norm=norm,
-        target_reason=" ".join([*(photos.notes if photos is not None else []), reason.strip()]).strip(),
+        target_pseudo=evidence.n_pseudo if refitted(evidence, norm, reg.target_pseudo) else 0,
+        target_reason=" ".join([*(photos.notes if photos is not None else []), plan.target_reason, reason]).strip(),
     )
 
 
@@ -197,3 +250,37 @@ def keeps_epoch(
     if target_val is not None:
         return target_val > best_target or (target_val == best_target and val_acc > best_val)
     return val_acc >= top_val - MAX_VAL_LOSS
+
+
+# PLR0913: the candidates and the probes behind them, the target photos, and how to read them
+def closest_head(  # noqa: PLR0913
+    choice: HeadChoice,
+    scored: list[HeadChoice],
+    probes: list[ProbeResult],
+    photos: TargetSet,
+    weights: str = "auto",
+    in_chans: int = 3,
+) -> tuple[HeadChoice, str]:
+    """Auto's head with target photos: among the candidates within `MAX_VAL_LOSS` of the best cross-validated one
+    (at most `CLOSEST_CANDIDATES` of them), the one whose input a domain classifier tells apart least from the target
+    photos' (the divergence term of Ben-David et al.'s bound; the features that fit the training photos best are
+    often the ones that transfer worst). Returns it and the sentence that says so."""
+    if choice.cv is None:
+        return choice, ""
+    near = sorted((c for c in scored if (c.cv or 0) >= choice.cv - MAX_VAL_LOSS), key=lambda c: -(c.cv or 0))
+    distance: dict[tuple, float] = {}
+    for c in near[:CLOSEST_CANDIDATES]:
+        key = (c.backbone, c.taps)
+        if key not in distance:
+            probe = next(p for p in probes if p.backbone == c.backbone)
+            xt = target_features(photos, c.backbone, weights if c.backbone == probes[0].backbone else "auto", in_chans)
+            distance[key] = stage_gap(probe.features.x("train", c.taps), xt.x("target", c.taps))[0]
+    best = min(near[:CLOSEST_CANDIDATES], key=lambda c: (distance[(c.backbone, c.taps)], -(c.cv or 0)))
+    if best is choice:
+        return choice, ""
+    return best, (
+        f"With target photos, auto keeps the head closest to them among those within {MAX_VAL_LOSS:.0%} of the best "
+        f"cross-validated one: {best.label} on {best.backbone} (a classifier tells its input on the target photos "
+        f"from its input in training {distance[(best.backbone, best.taps)]:.0%} of the time) instead of "
+        f"{choice.label} ({distance[(choice.backbone, choice.taps)]:.0%})."
+    )

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -30,7 +30,7 @@ from engine.model.taps import FINAL
 from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.cost import costed
-from engine.plan.domain import Targets, apply_targets, choose_target_norm, load_targets
+from engine.plan.domain import Targets, apply_targets, choose_target_norm, closest_head, load_targets, refitted
 from engine.plan.rules import (
     BANDS,
     BASE_LR,
@@ -79,7 +79,7 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
     stored = load_planned(folder, ds)
     if stored is not None:
         return stored
-    planned = make_plan(cfg, ds, progress, device)
+    planned = make_plan(cfg, ds, progress, device, targets)
     if targets.photos is not None or targets.test:
         planned.plan = _for_targets(cfg, planned, targets, progress, device)
     planned.plan = Plan.from_dict(json.loads(json.dumps(planned.plan.to_dict())))  # as stored, field by field
@@ -95,10 +95,18 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
     if targets.photos is not None and probe is not None and planned.head is not None:
         measuring = progress.step("measure the target photos")
         measuring(0.0)
+        same = (plan.backbone, plan.taps, plan.flip_tta, plan.head_cv)
+        c = next(
+            (c["c"] for c in plan.candidates if (c["backbone"], tuple(c["taps"]), c["flip"], c["cv"]) == same), 1.0
+        )
         evidence = choose_target_norm(
-            probe, planned.head, plan.taps, targets.photos, cfg.weights, cfg.data.in_chans, measuring
+            probe, planned.head, plan.taps, targets.photos, c, cfg.weights, cfg.data.in_chans, measuring
         )
         measuring(1.0)
+        norm = evidence.target_norm if cfg.regularisation.target_norm is None else cfg.regularisation.target_norm
+        if refitted(evidence, norm, cfg.regularisation.target_pseudo):
+            planned.head = evidence.head  # the run starts from the head refitted with the confident target photos
+            plan = replace(plan, head_accuracy=evidence.head.accuracy)
     plan = apply_targets(plan, targets, cfg, evidence)
     return costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
 
@@ -130,8 +138,15 @@ def _check(ds: Dataset) -> None:
         raise DataError(f"{ds.root}: no validation images; add a val/ folder or let TransferLab split the data")
 
 
-def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device: torch.device | None = None) -> Planned:
-    """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds`."""
+def make_plan(
+    cfg: TrainConfig,
+    ds: Dataset,
+    progress: Progress = QUIET,
+    device: torch.device | None = None,
+    targets: Targets | None = None,
+) -> Planned:
+    """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds` (auto with
+    target photos prefers the head closest to them, `closest_head`)."""
     t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
@@ -165,15 +180,9 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
         if not probe_fits(time.perf_counter() - t0, est, len(probes), score_s, budget):
             continue
         probes.append(_probe(cfg, ds, name, other_spec, progress))
-    imbalance = _imbalance(ds)
     if not fc.fine_tunes:  # from here the time left is the choice's own (from its pace), then validating and scoring
         progress.expect_after("choose the head", fc.finish_s)
-    choosing = progress.step("choose the head")
-    choosing(0.0)
-    choice, scored, metric = choose_head(
-        probes, len(ds.classes), imbalance, seconds=max(5.0, CHOOSE_SHARE * budget), progress=choosing
-    )
-    choosing(1.0)
+    choice, scored, metric, closer = _choose(cfg, ds, probes, progress, targets)
     p = next(q for q in probes if q.backbone == choice.backbone)
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
     # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
@@ -194,7 +203,26 @@ def make_plan(cfg: TrainConfig, ds: Dataset, progress: Progress = QUIET, device:
         speed=p.images_per_s,
         elapsed=time.perf_counter() - t0,
     )
-    return Planned(_resolve(cfg, ds, evidence), ds, head, probes)
+    plan = _resolve(cfg, ds, evidence)
+    return Planned(replace(plan, target_reason=closer) if closer else plan, ds, head, probes)
+
+
+def _choose(
+    cfg: TrainConfig, ds: Dataset, probes: list[ProbeResult], progress: Progress, targets: Targets | None
+) -> tuple[HeadChoice, list[HeadChoice], str, str]:
+    """Auto's head, as the step "choose the head": (choice, the scored candidates, their metric, and with target
+    photos the sentence on why a head closer to them was kept)."""
+    budget = cfg.optim.budget or DEFAULT_BUDGET_S
+    choosing = progress.step("choose the head")
+    choosing(0.0)
+    choice, scored, metric = choose_head(
+        probes, len(ds.classes), _imbalance(ds), seconds=max(5.0, CHOOSE_SHARE * budget), progress=choosing
+    )
+    closer = ""
+    if targets is not None and targets.photos is not None:
+        choice, closer = closest_head(choice, scored, probes, targets.photos, cfg.weights, cfg.data.in_chans)
+    choosing(1.0)
+    return choice, scored, metric, closer
 
 
 # PLR0913: the probe's backbone and input, and who watches it

@@ -148,6 +148,7 @@ class Plan:
     adapt: str = "none"  # dann or mmd in phase 2, on the head's input (engine.model.adapt)
     adapt_strength: float = 0.0
     target_norm: bool = False  # the head standardises its input on the target photos' statistics
+    target_pseudo: int = 0  # target photos the starting head was refitted with (confident pseudo-labels)
     target_reason: str = ""  # why, in words, with the numbers
     estimate_s: float = 0.0  # the whole run, planning included (engine.plan.cost counts every step)
     plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)

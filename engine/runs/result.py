@@ -51,6 +51,7 @@ class RunResult:
     start_test_accuracy: float | None = None  # the starting head on test: the probe-vs-fine-tune gap's other side
     start_test_interval: list[float] | None = None
     cv_estimate: float | None = None  # without a test split: the probe head's cross-validated accuracy, when it won
+    model_sha256: str = ""  # of model.safetensors as the run saved it
     # photos from where the model will be used (labelled, never adapted to), scored once
     target_test_accuracy: float | None = None
     target_test_interval: list[float] | None = None

@@ -27,6 +27,9 @@ LIVE = frozenset({"running", "queued"})
 RESUMABLE = frozenset({"interrupted", "cancelled", "failed"})  # a run that can continue from its last checkpoint
 
 
+RESERVE_BYTES = 1 << 20  # enough for status.json, metrics.json, the last event and error.txt of any run
+
+
 class RunLock:
     """One writer per run: an OS file lock (`fcntl.flock`) on the run's `.lock`, held while a process trains it.
 
@@ -130,6 +133,23 @@ class Run:
             st = json.loads(path.read_text()) if path.exists() else {}
             st.update(fields, updated=time.time())
             paths.atomic_write(path, json.dumps(st, default=float).encode())
+
+    def reserve(self) -> None:
+        """Sets `RESERVE_BYTES` of disk aside in the run folder while it trains, so that a disk that fills up mid-run
+        still leaves room to record how the run ended (`release_reserve` frees it first). No room: no reserve."""
+        try:
+            with open(self.path / ".reserve", "wb") as f:
+                f.write(b"\0" * RESERVE_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            (self.path / ".reserve").unlink(missing_ok=True)
+
+    def release_reserve(self) -> None:
+        try:
+            (self.path / ".reserve").unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only folder: nothing can be written there anyway
 
     def request_stop(self) -> None:
         """Asks whichever process trains this run to stop at its next step (works across processes)."""

@@ -16,6 +16,8 @@ from engine.model.taps import TapModel
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
 from engine.plan.rules import Plan
+from engine.model.weights import sha256_file
+from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
 from engine.train.paths import predict_logits
 
@@ -43,8 +45,33 @@ def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
     backbone = build_model(plan.backbone, pretrained=False, in_chans=plan.in_chans, drop_rate=0.0)
     model = TapModel(backbone, plan.taps, len(classes), plan.flip_tta)
     final = run.path / "model.safetensors"
-    model.load_state_dict(load_file(str(final)) if final.exists() else run.load_checkpoint("best")["model"])
+    state = _checked_weights(run, final) if final.exists() else run.load_checkpoint("best")["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise DataError(f"{final}: these weights do not fit run {run.id}'s model ({first}); restore the file") from None
     return model.eval(), InputSpec.from_dict(plan.input_spec), classes
+
+
+def _checked_weights(run: Run, final) -> dict:
+    """The run's saved weights, once their SHA-256 is the one the run recorded (a run from before it recorded one is
+    read as it is).
+
+    Raises:
+        DataError: The file was replaced or damaged since the run saved it; the message names it.
+    """
+    result = RunResult.read(run)
+    expected = result.model_sha256 if result is not None else ""
+    if expected and sha256_file(final) != expected:
+        raise DataError(
+            f"{final} is not the model run {run.id} saved (its SHA-256 differs from the one recorded in "
+            f"metrics.json): it was replaced or damaged; restore it, or train the run again"
+        )
+    try:
+        return load_file(str(final))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+        raise DataError(f"{final}: not a readable model file ({str(e).splitlines()[0]}); restore it") from None
 
 
 def predict_paths(model: torch.nn.Module, spec: InputSpec, paths: list[str]) -> np.ndarray:

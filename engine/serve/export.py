@@ -20,6 +20,7 @@ from engine.data.spec import to_tensor
 from engine.plan.stored import read_plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run
+from engine.text import literal
 from engine.serve.evaluate import load_run_model
 from engine.serve.summary import test_phrase
 
@@ -101,7 +102,8 @@ def model_card_markdown(run: Run) -> str:
             f"{card['preprocessing']}",
             f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
             f"std {card['std']}",
-            f"- **Classes ({len(classes)}), in output order:** " + ", ".join(f"{i} {c}" for i, c in enumerate(classes)),
+            f"- **Classes ({len(classes)}), in output order:** "
+            + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
         ]
     )
 

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from engine.errors import in_words
 from engine.plan.stored import read_plan
 from engine.progress import Progress
 from engine.runs.result import RunResult
@@ -90,10 +91,14 @@ def watch(run, thread: threading.Thread) -> None:
         bar.close()
 
 
-def train_result(run, as_json: bool) -> int:
-    result = RunResult.read(run) or RunResult(
-        status=run.status().get("state", ""), run_id=run.id, run_dir=str(run.path)
-    )
+def train_result(run, as_json: bool, returned: dict | None = None) -> int:
+    """Prints the run's result (its metrics.json, else what the training thread returned, else its status)."""
+    try:
+        stored = RunResult.read(run)
+    except (OSError, ValueError):
+        stored = None
+    result = stored or (RunResult.from_dict(returned) if returned else None)
+    result = result or RunResult(status=run.status().get("state", ""), run_id=run.id, run_dir=str(run.path))
     out = {k: getattr(result, k) for k in RESULT_KEYS}
     if as_json:
         print(json.dumps(out, indent=2))
@@ -109,10 +114,11 @@ def train_result(run, as_json: bool) -> int:
     return 0 if out["status"] == "finished" else 1
 
 
-def fit_in_thread(run, cfg, quiet: bool, planned=None) -> None:
+def fit_in_thread(run, cfg, quiet: bool, planned=None) -> dict | None:
     """Trains `run` (`engine.service.training.train`: with `planned`, that plan; planned first when its folder has
     none) in a thread while the main thread shows progress; a busy run (another writer) is raised here. Ctrl-C stops
-    it at its next step."""
+    it at its next step. Returns the run's result as the thread saw it (the record on disk may be missing: a folder
+    that could not be written)."""
     from engine.runs.events import CancelToken
     from engine.runs.store import RunLock
     from engine.service.training import train
@@ -120,8 +126,15 @@ def fit_in_thread(run, cfg, quiet: bool, planned=None) -> None:
     lock = RunLock(run)
     lock.acquire()  # fails fast with RunBusy before any thread starts
     lock.release()
-    token = CancelToken()
-    t = threading.Thread(target=train, args=(cfg, run, token, planned), daemon=True)
+    token, out = CancelToken(), {}
+
+    def work() -> None:
+        try:
+            out["result"] = train(cfg, run, token, planned)
+        except OSError as e:  # the run folder could not be written even to start: the error is the result
+            out["result"] = {"status": "failed", "error": in_words(e), "run_id": run.id, "run_dir": str(run.path)}
+
+    t = threading.Thread(target=work, daemon=True)
     t.start()
     try:
         if not quiet:
@@ -130,3 +143,4 @@ def fit_in_thread(run, cfg, quiet: bool, planned=None) -> None:
     except KeyboardInterrupt:
         token.cancel()
         t.join()
+    return out.get("result")

@@ -55,6 +55,7 @@ def train(
         t_start = time.time()
         run.set_status(state="running", pid=os.getpid(), started=t_start)
         run.clear_stop()
+        run.reserve()
         if planned is None and not (run.path / "plan.json").exists():
             ended = _plan(cfg, run, cancel, t_start)
             if ended is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import replace
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,7 +14,9 @@ from safetensors.torch import save_file
 from engine.data.decode import load_images
 from engine.model.device import autocast, to_device
 
+from engine.errors import in_words
 from engine.metrics import score
+from engine.model.weights import sha256_file
 from engine.plan.rules import FIXED_S
 from engine.runs.events import RunEnded
 from engine.runs.result import RunResult
@@ -94,9 +98,9 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
             cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None,
         )
     if ctx.rank == 0:
-        save_file(
-            {k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(ctx.run.path / "model.safetensors")
-        )
+        final = ctx.run.path / "model.safetensors"
+        save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(final))
+        metrics["model_sha256"] = sha256_file(final)  # what evaluate, export and predict check before loading it
     if test:
         metrics.update(start_test(ctx, state, metrics))
     if ctx.targets is not None and ctx.targets.test:
@@ -203,6 +207,7 @@ def record_end(run: Run, result: RunResult, trace: str = "") -> RunResult:
     """How the run ended, in its folder: the result, the last event, the traceback of a failure and the status. Each
     write is tried on its own, so a full disk that refuses the result still lets the (small) status say "failed" and
     why. Returns the result as recorded (failed, when a finished run's results could not be written)."""
+    run.release_reserve()  # the room set aside at the start: the records below fit even on a full disk
     writes = [
         lambda: run.write_json("metrics.json", result.to_dict()),
         lambda: run.append(
@@ -226,11 +231,39 @@ def record_end(run: Run, result: RunResult, trace: str = "") -> RunResult:
             problems.append(e.strerror or str(e))
     if problems and result.status == "finished":
         result = replace(result, status="failed", error=f"the results could not be written: {problems[0]}")
-    run.set_status(
-        state=result.status,
-        ended=time.time(),
-        best_val_acc=result.best_val_acc,
-        test_accuracy=result.test_accuracy,
-        error=result.error,
-    )
+    try:
+        run.set_status(
+            state=result.status,
+            ended=time.time(),
+            best_val_acc=result.best_val_acc,
+            test_accuracy=result.test_accuracy,
+            error=result.error,
+        )
+    except OSError:
+        pass  # a folder that cannot be written at all: its status reads "interrupted" once this process ends
     return result
+
+
+def failure_line(e: Exception, run: Run) -> str:
+    """Why a run failed, in one line a person can act on: a full disk or a folder that cannot be written says so, with
+    the last good checkpoint and how to go on."""
+    if not isinstance(e, OSError) or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        return in_words(e)
+    where = Path(e.filename).name if e.filename else "the run's files"
+    last = run.path / "last.pt"
+    epoch = "none yet"
+    if last.exists():
+        try:
+            epoch = f"epoch {run.load_checkpoint('last')['epoch']}"
+        except (OSError, RuntimeError, KeyError, EOFError):
+            epoch = "unreadable"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        need = max(1, round(2 * (last.stat().st_size if last.exists() else 50e6) / 1e6))
+        return (
+            f"disk full while writing {where} in {run.path}; the last good checkpoint is {epoch}; free about {need} MB "
+            f"and resume (python -m engine resume --run {run.id})"
+        )
+    return (
+        f"{run.path} cannot be written ({e.strerror} while writing {where}); the last good checkpoint is {epoch}; make "
+        f"the folder writable and resume (python -m engine resume --run {run.id})"
+    )

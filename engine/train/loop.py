@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.errors import DataError, in_words
+from engine.errors import DataError
 from engine.model.adapt import Adaptation
 from engine.metrics import per_class_accuracy
 from engine.model.catalogue import has_batchnorm
@@ -31,7 +31,7 @@ from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
 from engine.train.callbacks import Callback, default_callbacks
-from engine.train.finish import end_result, final_metrics, record_end
+from engine.train.finish import end_result, failure_line, final_metrics, record_end
 from engine.train.losses import make_loss, sample_order
 from engine.train.optim import (
     Schedule,
@@ -347,6 +347,7 @@ class Trainer:
         with RunLock(self.run) if self.rank == 0 else nullcontext():  # RunBusy when another process trains it
             self.run.set_status(state="running", pid=os.getpid(), started=t_start)
             self.run.clear_stop()
+            self.run.reserve()
             return self._fit(t_start)
 
     def _fit(self, t_start: float) -> dict:
@@ -374,7 +375,7 @@ class Trainer:
                 print(f"rank {self.rank}: {self.state.trace}", file=sys.stderr)
             if self.ctx is not None:
                 self(Event.AFTER_FAIL)
-            return self._end(t_start, "failed", in_words(e))
+            return self._end(t_start, "failed", failure_line(e, self.run))
 
     def _end(self, t_start: float, status: str, error: str = "", scores: dict | None = None) -> dict:
         """The run's result, recorded with its last event and its status (by rank 0); returned as `metrics.json`
