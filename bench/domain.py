@@ -98,11 +98,11 @@ def main() -> None:
         f"{Path(args.pair).name}: train on source/train, choose on source/val, score target/test once; "
         f"{os.cpu_count()} CPU cores, device {pick_device()}"
     )
-    print(f"{'row':58} {'source val':>19} {'target test':>19} {'s':>5}  chose")
+    print(f"{'row':66} {'source val':>19} {'target test':>19} {'s':>5}  chose")
     for r in rows:
         v, t = r["val_interval"] or (0, 0), r["target_interval"] or (0, 0)
         print(
-            f"{r['label']:58} {r['val']:.3f} ({v[0]:.2f}-{v[1]:.2f}) {r['target']:.3f} ({t[0]:.2f}-{t[1]:.2f}) "
+            f"{r['label']:66} {r['val']:.3f} ({v[0]:.2f}-{v[1]:.2f}) {r['target']:.3f} ({t[0]:.2f}-{t[1]:.2f}) "
             f"{r['seconds']:5.0f}  {r['chose']}"
         )
 
