@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
 from engine.model.adapt import ADAPT_METHODS
+from engine.paths import memory_budget
 from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TARGET_NORM, TrainConfig
 from engine.progress import QUIET
 from engine.service.console import StepClock, fit_in_thread, train_result
@@ -379,7 +381,7 @@ def ranged(kind: type, lo: float, hi: float | None = None):
 
 SEED = ranged(int, 0, 2**32 - 1)  # what numpy and torch seeds accept
 EPOCHS = ranged(int, 0, 10_000)
-BUDGET = ranged(float, 10, 7 * 24 * 3600)  # auto needs seconds to probe; a week is the most anyone plans
+BUDGET = ranged(float, 1, 7 * 24 * 3600)  # a second at least (the probe still runs); a week is the most anyone plans
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -416,7 +418,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
         "--budget",
         type=BUDGET,
         default=None,
-        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f}; at least 10)",
+        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f}; at least 1)",
     )
     p.add_argument("--top-k", type=ranged(int, 1, 1000), default=None)
     p.add_argument("--lr", type=ranged(float, 1e-12, 10), default=None)
@@ -537,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
+        if os.environ.get("TRANSFERLAB_MEMORY"):
+            memory_budget()  # a setting that is not a size is refused at start, before any data is read
         return args.fn(args)
     except RunBusy as e:
         print(f"error: {e}", file=sys.stderr)

@@ -113,8 +113,8 @@ def memory_budget() -> int:
             raise ValueError(
                 f"TRANSFERLAB_MEMORY={raw!r} is not a size; write bytes or a number with K, M or G, for example 4G"
             ) from None
-        if not math.isfinite(size) or size < 1024**2:
-            raise ValueError(f"TRANSFERLAB_MEMORY={raw!r}: it must be a positive size such as 4G (at least 1M)")
+        if not math.isfinite(size) or size < 1:
+            raise ValueError(f"TRANSFERLAB_MEMORY={raw!r}: it must be a positive size such as 4G")
         return int(size)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -112,6 +112,8 @@ def show_plan(planned) -> None:
     if applied:
         plan = edit_plan(cfg, plan, lrs=tuple(lr * applied / plan.lrs[-1] for lr in plan.lrs))
     st.info(plan.reason)
+    if plan.target_reason:
+        st.info(f"Photos from where the model will be used ({plan.n_target:,}): {plan.target_reason}")
     shown = draft(plan_key) or plan  # this tab's edits survive a reload
     c = st.columns(3)
     head_lr = c[0].number_input(

@@ -75,8 +75,8 @@ class OptimConfig:
             )
         if self.strategy == "custom" and self.freeze is None:
             raise ConfigError("strategy 'custom' needs a freeze map (one True/False per layer group)")
-        if self.budget is not None and not (math.isfinite(self.budget) and self.budget >= 10):
-            raise ConfigError(f"budget {self.budget}: auto's time budget is at least 10 seconds (default 300)")
+        if self.budget is not None and not (math.isfinite(self.budget) and self.budget > 0):
+            raise ConfigError(f"budget {self.budget}: auto's time budget is a number of seconds above 0 (default 300)")
         negative = [k for k in ("head_epochs", "finetune_epochs", "warmup_epochs") if (getattr(self, k) or 0) < 0]
         if negative:
             raise ConfigError(f"{negative[0]} {getattr(self, negative[0])}: epochs are 0 or more")
