@@ -46,6 +46,11 @@ _API: dict[str, str] = {
     "probe": "engine.probe.linear",
     "shootout": "engine.probe.shootout",
     "measure_gap": "engine.probe.gap",
+    "check_dataset": "engine.probe.check",
+    "Decision": "engine.data.decisions",
+    "save_decisions": "engine.data.decisions",
+    "read_decisions": "engine.data.decisions",
+    "DECISION_ACTIONS": "engine.data.decisions",
     "ADAPT_METHODS": "engine.model.adapt",
     "TrainConfig": "engine.plan.config",
     "STRATEGIES": "engine.plan.config",
@@ -143,6 +148,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.plan.preflight import blocking, preflight
     from engine.plan.rules import BANDS, Plan, band, group_labels
     from engine.probe.linear import probe
+    from engine.data.decisions import DECISION_ACTIONS, Decision, read_decisions, save_decisions
+    from engine.probe.check import check_dataset
     from engine.probe.gap import measure_gap
     from engine.probe.shootout import shootout
     from engine.runs.events import time_left

@@ -136,6 +136,31 @@ def cmd_gap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from engine.probe.check import check_photos, save_check
+
+    ds = _dataset(args)
+    progress = (QUIET if args.quiet or args.json else StepClock()).step("check the photos")
+    report = check_photos(ds, args.backbone, args.weights, args.in_chans, progress, args.threshold)
+    save_check(ds, report)  # the plans of these photos warn about the leaks it found
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    flagged = report.flagged
+    print(f"{len(flagged)} of {len(report.label_issues)} labelled photos may carry a wrong label (most likely first):")
+    for i in flagged[: args.top]:
+        print(f"  {i.score:.2f}  {i.path}  labelled {i.label}, looks like {i.suggested} ({i.confidence:.0%})")
+    print(f"{len(report.near_duplicates)} near-duplicate pair(s) within a split (cosine >= {report.threshold}):")
+    for p in report.near_duplicates[: args.top]:
+        print(f"  {p.cosine:.3f}  {p.kind:9}  {p.a} ({p.label_a})  {p.b} ({p.label_b})")
+    print(f"{len(report.leaks)} leak(s) across splits:")
+    for p in report.leaks[: args.top]:
+        print(f"  {p.cosine:.3f}  {p.split_a}/{p.split_b}  {p.a}  {p.b}")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _config(args: argparse.Namespace, **over) -> TrainConfig:
     keys = (
         "val",
@@ -494,6 +519,13 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     _data_args(g)
     g.add_argument("--target", default=None, help="a folder of photos from where the model will be used (no labels)")
     g.set_defaults(fn=cmd_gap)
+    c = sub.add_parser("check", help="likely label errors, near-duplicate photos and leaks across splits")
+    _data_args(c)
+    c.add_argument("--top", type=ranged(int, 1, 100_000), default=20, help="lines of each list to print")
+    c.add_argument(
+        "--threshold", type=ranged(float, 0.5, 1.0), default=0.92, help="similarity of a near-duplicate pair (0.92)"
+    )
+    c.set_defaults(fn=cmd_check)
     pl = sub.add_parser("plan", help="the plan `train` would run, made once and stored (--json: field by field)")
     _plan_args(pl)
     pl.set_defaults(fn=cmd_plan)

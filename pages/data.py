@@ -8,8 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from engine import (
+    DECISION_ACTIONS,
     SAMPLE,
+    Decision,
     TransferLabError,
+    check_dataset,
+    read_decisions,
+    save_decisions,
     build_report,
     input_spec,
     load_dataset,
@@ -169,6 +174,86 @@ def show_gap() -> None:
 
 
 show_gap()
+
+st.subheader("Check my photos")
+st.caption(
+    "With a few hundred photos the labels and the splits matter more than the recipe. The check finds photos whose "
+    "label is likely wrong (a linear head that never saw them disagrees, confidently), near-identical photos, and "
+    "photos of val or test that are near copies of training photos (they make the score look better than it is)."
+)
+check_key = f"check|{path}|{backbone()}"
+if st.button("Check my photos", key="check_photos"):
+    get_jobs().start(check_key, check_dataset, path, backbone(), root_for(path), in_chans())
+decided = read_decisions(ds)
+if decided:
+    st.caption(
+        f"{len(decided)} decision(s) stored for these photos; the next probe, plan and run apply them (your files are "
+        f"never edited)."
+    )
+
+
+@st.fragment(run_every=polling(get_jobs(), check_key))
+def show_check() -> None:
+    job = finished_job(get_jobs(), check_key)
+    if job is None:
+        return
+    report = job.result
+    flagged = report.flagged
+    st.info(
+        f"{len(flagged)} of {len(report.label_issues)} labelled photos may carry a wrong label; "
+        f"{len(report.near_duplicates)} near-duplicate pair(s) within a split; {len(report.leaks)} across splits "
+        f"(similarity at least {report.threshold})."
+    )
+    for note in report.notes:
+        st.caption(note)
+    if flagged:
+        decide(flagged[:12])
+    pairs(report.leaks[:6], "Leaks: val or test photos that are near copies of training photos")
+    pairs(report.near_duplicates[:6], "Near-duplicates within a split (two labels: one of them is wrong)")
+
+
+def decide(issues) -> None:
+    """The most suspicious photos, each with its label, the suggested one and a decision to store."""
+    st.markdown("**Likely label errors**, most suspicious first")
+    cols = st.columns(4)
+    choices = {}
+    for i, issue in enumerate(issues):
+        col = cols[i % 4]
+        col.image(viewable(issue.path), width="stretch")
+        col.caption(f"labelled {issue.label} · looks like {issue.suggested} ({issue.confidence:.0%})")
+        options = [f"relabel as {issue.suggested}" if a == "relabel" else a for a in DECISION_ACTIONS]
+        choices[issue] = col.selectbox("decision", options, key=f"decide|{issue.path}", label_visibility="collapsed")
+    st.caption(
+        "Each photo's label got little probability from a head fitted without it, and another class got a lot. "
+        "Decide here; the decisions are stored apart from your files."
+    )
+    if st.button("Save decisions", key="save_decisions"):
+        kept = {d.path: d for d in read_decisions(ds)}
+        for issue, choice in choices.items():
+            kept.pop(issue.path, None)
+            if choice.startswith("relabel"):
+                kept[issue.path] = Decision(issue.path, "relabel", issue.suggested)
+            elif choice == "exclude":
+                kept[issue.path] = Decision(issue.path, "exclude")
+        try:
+            save_decisions(ds, list(kept.values()))
+            st.success(f"{len(kept)} decision(s) stored; the next plan applies them.")
+        except TransferLabError as e:
+            st.error(str(e))
+
+
+def pairs(found, title: str) -> None:
+    if not found:
+        return
+    st.markdown(f"**{title}**")
+    for p in found:
+        a, b, c = st.columns([2, 2, 3])
+        a.image(viewable(p.a), width=120)
+        b.image(viewable(p.b), width=120)
+        c.caption(f"{p.kind} · similarity {p.cosine:.3f} · {p.split_a}/{p.label_a} and {p.split_b}/{p.label_b}")
+
+
+show_check()
 
 st.subheader("Examples")
 cls = st.selectbox("Class", ds.classes, key="example_class")

@@ -56,3 +56,31 @@ def test_a_folder_of_target_photos_gets_the_domain_gap_report(tiny_folder, tmp_p
     at.text_input(key="target_folder").set_value(str(tmp_path.parent)).run()  # outside the data root
     at.button(key="measure_gap").click().run()
     assert any("outside the data root" in e.value for e in at.error)
+
+
+def test_check_my_photos_lists_likely_label_errors_and_stores_a_decision(tiny_folder, tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    from engine.data.dataset import load_dataset
+    from engine.data.decisions import read_decisions
+
+    classes = sorted(p.name for p in tiny_folder.iterdir())
+    wrong = sorted((tiny_folder / classes[0]).iterdir())[0]
+    shutil.move(wrong, tiny_folder / classes[1] / "mislabelled.jpg")  # a photo of class 0 filed under class 1
+    at = page("data.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    at.button(key="check_photos").click().run()
+    deadline = time.time() + 90
+    while not any("may carry a wrong label" in i.value for i in at.info) and time.time() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception and any("may carry a wrong label" in i.value for i in at.info)
+    boxes = [s for s in at.selectbox if s.key and s.key.startswith("decide|")]
+    assert boxes, "no photo to decide on"
+    boxes[0].set_value("exclude").run()
+    at.button(key="save_decisions").click().run()
+    assert not at.exception and any("decision(s) stored" in s.value for s in at.success)
+    ds = load_dataset(tiny_folder)
+    assert [d.action for d in read_decisions(ds)] == ["exclude"]

@@ -49,6 +49,8 @@ class Dataset:
     digests: dict[str, str] = field(default_factory=dict)
     val_source: str = "folder"
     test_source: str = "none"
+    notes: list[str] = field(default_factory=list)  # what was done to it before use (a person's decisions applied)
+    origin: str = ""  # the fingerprint of the photos as loaded, before the decisions changed labels (else "")
 
     def split(self, name: str) -> list[Item]:
         return [it for it in self.items if it.split == name]

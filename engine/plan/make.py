@@ -20,6 +20,7 @@ import torch
 from engine import paths
 from engine.data.batch_augment import device_input, device_input_setting, pixel_bytes
 from engine.data.dataset import Dataset, load_dataset
+from engine.data.decisions import apply_decisions
 from engine.data.spec import InputSpec
 from engine.errors import DataError
 from engine.model.catalogue import get_entry, has_batchnorm, is_transformer
@@ -48,6 +49,7 @@ from engine.plan.rules import (
     probe_fits,
 )
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
+from engine.probe.check import exact_leaks, stored_leaks
 from engine.probe.choose import HeadChoice, choose_head, label_of
 from engine.probe.features import FIT_BYTES_PER_VALUE, feature_views, fit_rows
 from engine.probe.linear import FEATURES_SHARE, LinearFit, ProbeResult, fit_taps, probe, spec_for
@@ -124,6 +126,7 @@ def load_data(cfg: TrainConfig) -> Dataset:
         root=d.root,
         allow_outside=d.allow_outside_root,
     )
+    ds, _ = apply_decisions(ds)  # relabel / exclude, as the person decided on the Data page or in the CSV
     _check(ds)
     return ds
 
@@ -333,6 +336,7 @@ def _resolve(cfg: TrainConfig, ds: Dataset, ev: Evidence) -> Plan:
     names = {c["tap"]: c["name"] for c in (ev.probe.stage_curve if ev.probe else [])} or {FINAL: "final features"}
     k = views_that_fit(len(ds.train), head_dim(ev.backbone, ev.taps), cfg.runtime.views)
     reason = phases.reason + _views_note(cfg, ds, k, phases) + _probe_note(cfg, ds, ev)
+    reason += "".join(f" {note}" for note in ds.notes)
     init = "random" if cfg.optim.strategy == "scratch" else "probe"
     ram, disk = _footprint(cfg, ds, ev, k, phases)
     chosen = ev.chosen
@@ -369,6 +373,7 @@ def _resolve(cfg: TrainConfig, ds: Dataset, ev: Evidence) -> Plan:
         n_train=len(ds.train),
         n_val=len(ds.val),
         n_test=len(ds.test),
+        **_leaks(ds),
         ram_bytes=ram,
         disk_bytes=disk,
     )
@@ -405,6 +410,18 @@ def _phases(cfg: TrainConfig, ds: Dataset, ev: Evidence, groups: list[str]) -> P
     warmup = o.warmup_epochs if o.warmup_epochs is not None else (warmup if ft_epochs else 0)
     augment = cfg.regularisation.augment or augment
     return Phases(trainable, head_epochs, ft_epochs, warmup, augment, bn_frozen, base, reason)
+
+
+def _leaks(ds: Dataset) -> dict:
+    """The plan's leak fields: the near-duplicates across splits the last check of these photos found (Data page,
+    `engine check`), else the byte-identical copies the health report sees."""
+    found = stored_leaks(ds)
+    if found is not None:
+        n = len({p["b"] if p["split_b"] != "train" else p["a"] for p in found})
+        how = "near-duplicates of training photos (the last check of these photos)"
+    else:
+        n, how = exact_leaks(ds), "byte-identical copies of training photos (run Check my photos for near-duplicates)"
+    return {"leaks": n, "leak_note": f"{n} val or test photo(s) are {how}" if n else ""}
 
 
 def _custom_trainable(cfg: TrainConfig, groups: list[str]) -> list[int]:

@@ -81,7 +81,31 @@ def preflight(plan: Plan) -> list[Finding]:
                 error=True,
             )
         )
-    below_head = [i for i in plan.trainable if i < head]
+    out += _data_findings(plan)
+    if plan.batch_size < 2:
+        out.append(
+            Finding(
+                "batch-size",
+                f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
+                "use a batch size of 2 or more (32 is the default)",
+                error=True,
+            )
+        )
+    return out
+
+
+def _data_findings(plan: Plan) -> list[Finding]:
+    """What the data and the target photos say about the plan: leaks across splits, adaptation with nothing to adapt."""
+    out = []
+    if plan.leaks:
+        out.append(
+            Finding(
+                "leak",
+                f"{plan.leak_note}: the accuracy measured on them will be higher than on new photos",
+                "exclude the copies from val and test (Data: Check my photos), or accept a score that is inflated",
+            )
+        )
+    below_head = [i for i in plan.trainable if i < len(plan.groups) - 1]
     if plan.adapt != "none" and not (plan.finetune_epochs and below_head):
         out.append(
             Finding(
@@ -89,15 +113,6 @@ def preflight(plan: Plan) -> list[Finding]:
                 f"adaptation ({plan.adapt}) changes the layers below the head, and this plan trains none of them "
                 f"(only the head, or no fine-tuning epoch)",
                 "fine-tune at least the top group (top-k, or more budget for auto), or adapt none",
-                error=True,
-            )
-        )
-    if plan.batch_size < 2:
-        out.append(
-            Finding(
-                "batch-size",
-                f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
-                "use a batch size of 2 or more (32 is the default)",
                 error=True,
             )
         )

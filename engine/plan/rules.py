@@ -139,6 +139,8 @@ class Plan:
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
+    leaks: int = 0  # val or test photos that are (near) copies of training photos: the score they give is inflated
+    leak_note: str = ""
     # photos from where the model will be used (engine.plan.domain)
     target: str = ""  # the folder of target photos ("": none)
     target_fingerprint: str = ""

@@ -13,7 +13,6 @@ input size), as the lesson's "Recognizing a Domain Gap" does. One plain sentence
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -31,9 +30,8 @@ from engine.model.adapt import mk_mmd
 from engine.model.catalogue import input_spec
 from engine.model.groups import group_names
 from engine.model.taps import FINAL, tap_names
-from engine.model.weights import create_backbone
-from engine.probe.features import FeatureSet, compute_cached, current_precision, feature_key
-from engine.probe.linear import features_for, weights_key
+from engine.probe.features import FeatureSet
+from engine.probe.linear import features_for, photo_features
 from engine.progress import QUIET, QUIET_STEP, Progress, Step
 
 GAP_SAMPLE = 600  # photos per domain the classifier and the MMD use at most (a stratified-by-domain sample)
@@ -109,21 +107,11 @@ def pretraining_stats(backbone: str) -> InputStats:
 def target_features(
     target: TargetSet, backbone: str, weights: str = "auto", in_chans: int = 3, progress: Step = QUIET_STEP
 ) -> FeatureSet:
-    """The target photos' features at every stage (one view each), from the feature cache when they match."""
-    spec = input_spec(backbone, in_chans)
-    sha = weights_key(backbone, weights, in_chans)
-    fp = hashlib.sha256(target.fingerprint().encode()).hexdigest()[:16]
-    paths = target.paths
-    return compute_cached(
-        feature_key(backbone, sha, f"target-{fp}", spec, current_precision(), views=1),
-        lambda: create_backbone(backbone, weights, in_chans)[0],
-        spec,
-        paths,
-        np.full(len(paths), -1),
-        np.array(["target"] * len(paths), dtype="U8"),
-        views=1,
-        progress=progress,
-    )
+    """The target photos' features at every stage (one view each), from the feature cache when they match; their
+    split is "target"."""
+    n = len(target.paths)
+    splits = np.array(["target"] * n, dtype="U8")
+    return photo_features(target.paths, backbone, weights, in_chans, splits=splits, progress=progress)
 
 
 def stage_gap(xs: np.ndarray, xt: np.ndarray, seed: int = 0) -> tuple[float, float]:

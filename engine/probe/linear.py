@@ -6,6 +6,7 @@ choice of the head (`engine.probe.choose`) and its fit is where every pretrained
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -223,6 +224,44 @@ def _weights(backbone: str, weights: str, in_chans: int) -> tuple[str, Path | No
 def weights_key(backbone: str, weights: str = "auto", in_chans: int = 3) -> str:
     """The key of the weights `backbone` runs with (their SHA-256), as feature caches are keyed."""
     return _weights(backbone, weights, in_chans)[2]
+
+
+# PLR0913: the photos, their labels and splits, the backbone read and how
+def photo_features(  # noqa: PLR0913
+    paths: list[str],
+    backbone: str,
+    weights: str = "auto",
+    in_chans: int = 3,
+    spec: InputSpec | None = None,
+    labels: np.ndarray | None = None,
+    splits: np.ndarray | None = None,
+    progress: Step = QUIET_STEP,
+) -> FeatureSet:
+    """Pooled features at every stage of any list of photos (one view each: the target photos, every split of a
+    dataset), from the feature cache when the same photos, unchanged, were read with the same weights and input."""
+    spec = spec or input_spec(backbone, in_chans)
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    n = len(paths)
+    return compute_cached(
+        feature_key(
+            backbone,
+            weights_key(backbone, weights, in_chans),
+            f"photos-{h.hexdigest()[:16]}",
+            spec,
+            current_precision(),
+            views=1,
+        ),
+        lambda: _seeded(backbone, weights, in_chans),
+        spec,
+        paths,
+        np.full(n, -1) if labels is None else labels,
+        np.array(["photo"] * n, dtype="U8") if splits is None else splits,
+        views=1,
+        progress=progress,
+    )
 
 
 def _seeded(backbone: str, weights: str, in_chans: int):

@@ -112,6 +112,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
         )
     elif start is not None:
         parts.append("No trained epoch beat the starting head on the validation photos, so the run kept that head.")
+    if plan and plan.leaks:
+        parts.append(f"Careful: {plan.leak_note}, so the scores on them are higher than on new photos.")
     parts.append("Next: 5 Compare, then 6 Predict & export.")
     return " ".join(parts)
 

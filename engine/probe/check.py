@@ -1,0 +1,279 @@
+"""Check my photos: labels that are likely wrong, near-duplicate photos, and photos that leak across splits.
+
+* **Likely label errors** (confident learning, Northcutt, Jiang & Chuang 2021, written here: cleanlab is AGPL): every
+  labelled photo (train and val) gets the probabilities a linear head gave it in the cross-validation fold that did
+  not train on it (the head reads the last three stages and the final features, as auto's best heads do). A class's
+  threshold is the mean probability of that class over the photos labelled with it; a photo is flagged when another
+  class clears its own threshold and is the likeliest of those that do. All photos are ranked by how little
+  probability their own label got (self-confidence): on the shared plant and EuroSAT training photos with 5% of the
+  labels flipped, 92% and 98% of the flipped photos are in the top 5% (bench/label_noise.py; putting the flagged
+  ones first would find 72% and 92%).
+* **Near-duplicates**: pairs of photos whose pooled features point the same way: the cosine similarity, averaged over
+  the last three stages and the final features, each centred on the dataset's mean (what all the photos share, the
+  background and the light of one collection, would otherwise make every pair look alike), at least
+  `DUPLICATE_COSINE`. Within a class (the same photo twice), across classes (one of them is mislabelled), and across
+  splits (a leak: a test photo the model has as good as seen inflates the test score). Measured on the bundled plant
+  photos: a copy resized to the network's input and re-encoded scores 0.99, one shrunk to 70% 0.78-0.90, two
+  different photos at most 0.91 (of 1,100; EuroSAT's uniform sea and forest tiles reach 0.99 and are listed too).
+
+Nothing here edits the user's files: decisions (relabel, exclude) are stored apart (`engine.data.decisions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from engine.data.dataset import Dataset
+from engine.errors import DataError
+from engine.model.taps import FINAL
+from engine.probe.linear import fit_linear, photo_features
+from engine.progress import QUIET, QUIET_STEP, Progress, Step
+
+FOLDS = 5
+DUPLICATE_COSINE = 0.92  # a resized, re-encoded copy: 0.99; two different plant photos: at most 0.91 of 1,100
+MAX_PAIRS = 500  # near-duplicate pairs reported at most (the most similar first)
+
+
+@dataclass(frozen=True)
+class LabelIssue:
+    path: str
+    split: str
+    label: str
+    suggested: str
+    score: float  # 1 - the out-of-sample probability of the photo's own label: higher is more suspicious
+    confidence: float  # the out-of-sample probability of the suggested class
+    flagged: bool  # confident learning puts it off the diagonal of the confident joint
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    cosine: float
+    split_a: str
+    split_b: str
+    label_a: str
+    label_b: str
+
+    @property
+    def kind(self) -> str:
+        """ "leak" (across splits), "conflict" (one split, two labels) or "duplicate"."""
+        if self.split_a != self.split_b:
+            return "leak"
+        return "conflict" if self.label_a != self.label_b else "duplicate"
+
+
+@dataclass
+class CheckReport:
+    label_issues: list[LabelIssue]  # every scored photo, the most suspicious first
+    near_duplicates: list[Pair]  # within a split
+    leaks: list[Pair]  # across splits
+    threshold: float = DUPLICATE_COSINE
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[LabelIssue]:
+        return [i for i in self.label_issues if i.flagged]
+
+    def to_dict(self) -> dict:
+        return {
+            "label_issues": [asdict(i) for i in self.label_issues if i.flagged],
+            "near_duplicates": [{**asdict(p), "kind": p.kind} for p in self.near_duplicates],
+            "leaks": [{**asdict(p), "kind": p.kind} for p in self.leaks],
+            "threshold": self.threshold,
+            "notes": self.notes,
+            "ranked": len(self.label_issues),
+        }
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Each row's class probabilities from a linear head fitted on the other folds (stratified, `FOLDS` or as many as
+    the smallest class allows); rows of a class too small to hold one out get NaN. Returns (probabilities, notes)."""
+    counts = np.bincount(y, minlength=n_classes)
+    present = counts[counts > 0]
+    if len(present) < 2:
+        raise DataError("label errors need at least 2 classes with photos; this data has one")
+    scorable = np.isin(y, np.flatnonzero(counts >= 2))
+    notes = []
+    if not scorable.all():
+        small = ", ".join(str(c) for c in np.flatnonzero((counts > 0) & (counts < 2)))
+        notes.append(f"class(es) {small} have a single photo: no fold can hold it out, so it is not scored")
+    probs = np.full((len(y), n_classes), np.nan, dtype=np.float32)
+    rows = np.flatnonzero(scorable)
+    k = int(min(FOLDS, counts[counts >= 2].min()))
+    if len(np.unique(y[rows])) < 2:
+        raise DataError("label errors need at least 2 classes with 2 photos or more each")
+    for train, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, y[rows]):
+        tr, te = rows[train], rows[held]
+        fit = fit_linear(x[tr], y[tr], x[te], y[te], n_classes)
+        probs[te] = fit.probabilities
+    return probs, notes
+
+
+def confident_learning(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged, suggested class) per row: per-class thresholds (the mean probability of a class over its own
+    photos), then the likeliest class above its threshold; a row is flagged when that class is not its label. The
+    suggestion of a row not flagged is its likeliest class. Rows without probabilities (NaN) are never flagged."""
+    ok = ~np.isnan(probs).any(1)
+    safe = np.nan_to_num(probs, nan=0.0)
+    own = [ok & (y == c) for c in range(probs.shape[1])]
+    thresholds = np.array([safe[m, c].mean() if m.any() else 1.0 for c, m in enumerate(own)])
+    above = np.where(safe >= thresholds, safe, -1.0)
+    best = above.argmax(1)
+    flagged = ok & (above.max(1) >= 0) & (best != y)
+    return flagged, np.where(flagged, best, safe.argmax(1))
+
+
+def read_taps(fs) -> tuple[int, ...]:
+    """The taps the check reads: the last three stages and the final features."""
+    return (*sorted(t for t in fs.taps if t != FINAL)[-3:], FINAL)
+
+
+def embedding(fs, n: int) -> np.ndarray:
+    """One row per photo whose dot products are the near-duplicate cosine: per tap (the last three stages and the
+    final features), centred on the photos' mean and scaled to unit length, concatenated and divided by the root of
+    the number of taps."""
+    taps = read_taps(fs)
+    parts = []
+    for t in taps:
+        x = fs.rows(np.arange(n), (t,))
+        x = x - x.mean(0)
+        parts.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) / np.sqrt(len(taps)))
+    return np.concatenate(parts, 1).astype(np.float32)
+
+
+def near_pairs(z: np.ndarray, threshold: float = DUPLICATE_COSINE, block: int = 2048) -> list[tuple[int, int, float]]:
+    """(i, j, similarity) of every pair of rows of `z` (unit-length embeddings) whose dot product is at least
+    `threshold` (i < j), the most similar first, in blocks so memory stays linear in the number of photos."""
+    out = []
+    for start in range(0, len(z), block):
+        sims = z[start : start + block] @ z.T
+        for i, j in zip(*np.nonzero(sims >= threshold)):
+            a, b = start + int(i), int(j)
+            if a < b:
+                out.append((a, b, float(sims[i, j])))
+    return sorted(out, key=lambda t: -t[2])
+
+
+# PLR0913: the data, the backbone and its weights and channels, who watches, the threshold
+def check_photos(  # noqa: PLR0913
+    ds: Dataset,
+    backbone: str,
+    weights: str = "auto",
+    in_chans: int = 3,
+    progress: Step = QUIET_STEP,
+    threshold: float = DUPLICATE_COSINE,
+) -> CheckReport:
+    """The report for every photo of `ds`: label issues over train and val, near-duplicates and leaks over every
+    split (the test split included: a leak into it is what matters most)."""
+    items = ds.items
+    labels = np.array([it.label for it in items])
+    splits = np.array([it.split for it in items], dtype="U8")
+    fs = photo_features(
+        [it.path for it in items],
+        backbone,
+        weights,
+        in_chans,
+        labels=labels,
+        splits=splits,
+        progress=progress.sub(0.0, 0.8),
+    )
+    x = fs.rows(np.arange(len(items)), read_taps(fs))
+    labelled = np.flatnonzero(splits != "test")
+    progress.sub(0.8, 0.95)(0.0)
+    probs, notes = out_of_fold(x[labelled], labels[labelled], len(ds.classes))
+    flagged, suggested = confident_learning(probs, labels[labelled])
+    issues = []
+    for row, idx in enumerate(labelled):
+        p = probs[row]
+        if np.isnan(p).any():
+            continue
+        it = items[idx]
+        issues.append(
+            LabelIssue(
+                it.path,
+                it.split,
+                ds.classes[it.label],
+                ds.classes[int(suggested[row])],
+                round(1.0 - float(p[it.label]), 4),
+                round(float(p[int(suggested[row])]), 4),
+                bool(flagged[row]),
+            )
+        )
+    issues.sort(key=lambda i: -i.score)
+    progress.sub(0.95, 1.0)(0.0)
+    pairs = [
+        Pair(
+            items[a].path,
+            items[b].path,
+            round(c, 4),
+            items[a].split,
+            items[b].split,
+            ds.classes[items[a].label],
+            ds.classes[items[b].label],
+        )
+        for a, b, c in near_pairs(embedding(fs, len(items)), threshold)[:MAX_PAIRS]
+    ]
+    progress(1.0)
+    if len(issues) and len([i for i in issues if i.flagged]) == len(issues):
+        notes.append(
+            "every photo is flagged: the labels may be shuffled, or the classes not visual; check a few by eye"
+        )
+    within = [p for p in pairs if p.kind != "leak"]
+    return CheckReport(issues, within, [p for p in pairs if p.kind == "leak"], threshold, notes)
+
+
+def _stored(ds: Dataset):
+    from engine import paths
+
+    return paths.sub("checks") / f"{ds.origin or ds.fingerprint()}.json"
+
+
+def save_check(ds: Dataset, report: CheckReport) -> None:
+    """Keeps the report's leaks for `ds`, so the plans of this data warn about them (`stored_leaks`)."""
+    import json
+
+    from engine import paths
+
+    paths.atomic_write(_stored(ds), json.dumps(report.to_dict()).encode())
+
+
+def stored_leaks(ds: Dataset) -> list[dict] | None:
+    """The leaks the last check of `ds` (these photos, these labels) found; None when it was never checked."""
+    import json
+
+    path = _stored(ds)
+    return json.loads(path.read_text())["leaks"] if path.exists() else None
+
+
+def exact_leaks(ds: Dataset) -> int:
+    """Photos of val or test whose bytes are those of a training photo (the health report's digests)."""
+    train = {ds.digests.get(it.path) for it in ds.train}
+    return sum(ds.digests.get(it.path) in train for it in ds.items if it.split != "train")
+
+
+# PLR0913: where the photos are, the backbone and its channels, who watches, the threshold
+def check_dataset(  # noqa: PLR0913
+    data: str,
+    backbone: str,
+    root: str | None = None,
+    in_chans: int = 3,
+    progress: Progress = QUIET,
+    threshold: float = DUPLICATE_COSINE,
+) -> CheckReport:
+    """The Data page's "Check my photos": the dataset at `data` (as loaded, without decisions) checked, and its leaks
+    kept for the plans that follow."""
+    from engine.data.dataset import load_dataset
+
+    progress("load and check the photos", 0.0)
+    ds = load_dataset(data, root=root)
+    progress("load and check the photos", 1.0)
+    step = progress.step("check the photos")
+    step(0.0)
+    report = check_photos(ds, backbone, in_chans=in_chans, progress=step, threshold=threshold)
+    save_check(ds, report)
+    step(1.0)
+    return report
