@@ -11,6 +11,7 @@ from engine import (
     DEFAULT_EXPORT,
     EXPORT_FORMATS,
     IMAGE_TYPES,
+    RunResult,
     TransferLabError,
     export_run,
     has_model,
@@ -18,6 +19,7 @@ from engine import (
     model_card_markdown,
     predict_image,
 )
+from ui import charts
 from ui.state import get_runner
 
 st.title("6 · Predict and export")
@@ -36,6 +38,22 @@ rid = st.selectbox(
 )
 run = runner.store.open(rid)
 
+result = RunResult.read(run)
+if result is not None and result.unsure:
+    st.subheader("How far to trust an answer")
+    split = "test" if result.reliability_test else "val"
+    bins = result.reliability_test or result.reliability_val
+    st.plotly_chart(charts.reliability(bins, f"Reliability on the {split} photos"), width="stretch", key="reliability")
+    before = result.ece_test_before if split == "test" else result.ece_val_before
+    after = result.ece_test if split == "test" else result.ece_val
+    st.caption(
+        f"How often the model is right against how sure it says it is: on the diagonal it means what it says. Its "
+        f"probabilities are divided by a temperature of {result.temperature:.2f} fitted on the validation photos: the "
+        f"calibration error on the {split} photos went from {before:.3f} to {after:.3f}. On the validation photos, "
+        f"{result.unsure['coverage']:.0%} of the photos are at least {result.unsure['threshold']:.0%} sure and "
+        f"{result.unsure['accuracy']:.0%} of those are right; below that, a prediction says unsure."
+    )
+
 st.subheader("Try a photo")
 photo = st.file_uploader("Photo", type=list(IMAGE_TYPES), key="photo")
 if photo is not None:
@@ -49,6 +67,8 @@ if photo is not None:
             hide_index=True,
             column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
         )
+        if out["unsure"]:
+            st.warning(out["unsure_sentence"])
         for w in out["warnings"]:
             st.warning(w)
     except TransferLabError as e:

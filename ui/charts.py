@@ -291,3 +291,24 @@ def domain_curves(epochs: list[dict]) -> go.Figure:
     )
     fig.update_xaxes(title="epoch", dtick=1)
     return _layout(fig, "Adaptation: training photos against target photos, per epoch")
+
+
+def reliability(bins: list[dict], title: str) -> go.Figure:
+    """Confidence against accuracy per confidence bin (point size: photos in it); the diagonal is a perfectly
+    calibrated model."""
+    fig = go.Figure(
+        [
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot"), name="calibrated"),
+            go.Scatter(
+                x=[b["confidence"] for b in bins],
+                y=[b["accuracy"] for b in bins],
+                mode="markers+lines",
+                marker=dict(size=[max(6, min(30, b["n"] ** 0.5 * 2)) for b in bins]),
+                text=[f"{b['n']} photos" for b in bins],
+                name="this model",
+            ),
+        ]
+    )
+    fig.update_xaxes(title="confidence", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1])
+    return _layout(fig, title, 360)

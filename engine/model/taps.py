@@ -129,7 +129,12 @@ class ProbeHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes)
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("scale", torch.ones(in_features))
+        self.register_buffer("temperature", torch.ones(()))  # fitted on val at the end (engine.calibration)
         self.drop = drop
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "temperature", torch.ones(()))  # weights saved before it existed: T = 1
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def standardise(self, f: torch.Tensor) -> torch.Tensor:
         """The features as the linear layer reads them (float32, standardised)."""
@@ -139,7 +144,7 @@ class ProbeHead(nn.Module):
         with torch.autocast(device_type=f.device.type, enabled=False):
             x = self.standardise(f)
             x = nn.functional.dropout(x, self.drop, self.training) if self.drop > 0 else x
-            return self.fc(x)
+            return self.fc(x) / self.temperature
 
     @torch.no_grad()
     def load_probe(self, coef: torch.Tensor, intercept: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> None:

@@ -52,6 +52,16 @@ class RunResult:
     start_test_interval: list[float] | None = None
     cv_estimate: float | None = None  # without a test split: the probe head's cross-validated accuracy, when it won
     model_sha256: str = ""  # of model.safetensors as the run saved it
+    # how far to trust an answer (engine.calibration): the temperature fitted on val, ECE before and after it
+    temperature: float = 1.0
+    ece_val_before: float | None = None
+    ece_val: float | None = None
+    ece_test_before: float | None = None
+    ece_test: float | None = None
+    reliability_val: list[dict] = field(default_factory=list)
+    reliability_test: list[dict] = field(default_factory=list)
+    unsure: dict = field(default_factory=dict)  # {"threshold", "coverage", "accuracy"} on val
+    unsure_test: dict = field(default_factory=dict)  # {"coverage", "accuracy"} of that threshold on test
     # photos from where the model will be used (labelled, never adapted to), scored once
     target_test_accuracy: float | None = None
     target_test_interval: list[float] | None = None

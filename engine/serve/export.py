@@ -29,15 +29,27 @@ DEFAULT_EXPORT = ("onnx", "safetensors")  # what the dashboard offers first: no 
 
 
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
-    """Top-k classes with probabilities for one photo, and drift warnings."""
+    """Top-k classes with their calibrated probabilities for one photo, whether the run would call it unsure (its top
+    probability below the threshold chosen on val), and drift warnings."""
     model, spec, classes = load_run_model(run)
     img = load_image(data, spec.in_chans)
     x = spec.normalize(to_tensor(img, spec.geometry())[None])
     with torch.inference_mode():
         probs = model(x).float().softmax(-1)[0]
     top = probs.topk(min(k, len(classes)))
+    result = RunResult.read(run)
+    threshold = (result.unsure or {}).get("threshold", 0.0) if result is not None else 0.0
+    ranked = [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]
+    unsure = bool(ranked and ranked[0][1] < threshold)
+    guesses = ", ".join(f"{literal(c)} {p:.0%}" for c, p in ranked[:2])
     return {
-        "top": [(classes[i], float(p)) for p, i in zip(top.values, top.indices)],
+        "top": ranked,
+        "unsure": unsure,
+        "threshold": threshold,
+        "unsure_sentence": f"Unsure: top guesses {guesses}. Below {threshold:.0%} confidence this model is often "
+        f"wrong (the threshold was chosen on the validation photos)."
+        if unsure
+        else "",
         "warnings": drift_warnings(img, spec, run.read_json("data_stats.json")),
     }
 
@@ -68,6 +80,10 @@ def model_card(run: Run) -> dict:
                 "test_interval",
                 "test_n",
                 "cv_estimate",
+                "temperature",
+                "ece_val",
+                "ece_test",
+                "unsure",
             )
         },
         "status": (result and result.status) or run.status().get("state"),
@@ -80,6 +96,20 @@ def model_card(run: Run) -> dict:
         "resize the short side to input_size / crop_pct, centre-crop input_size, "
         "scale to [0, 1], subtract mean, divide by std; NCHW float32",
     }
+
+
+def _trust_line(m: dict) -> str:
+    """The model card's calibration line: the temperature the exports carry and what the unsure threshold means."""
+    unsure = m.get("unsure") or {}
+    if not unsure:
+        return "- **Confidence:** not calibrated (a run from before calibration)."
+    ece_text = f"; calibration error (ECE) {m['ece_val']:.3f} on val" if m.get("ece_val") is not None else ""
+    return (
+        f"- **Confidence:** probabilities are calibrated (temperature {m['temperature']:.2f}, in the exported models"
+        f"{ece_text}). Unsure threshold {unsure['threshold']:.2f}: on val, {unsure['coverage']:.0%} of the photos are "
+        f"at least that sure and {unsure['accuracy']:.0%} of those are right; below it, treat the answer as unsure "
+        f"and look at the top guesses."
+    )
 
 
 def model_card_markdown(run: Run) -> str:
@@ -102,6 +132,7 @@ def model_card_markdown(run: Run) -> str:
             f"{card['preprocessing']}",
             f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
             f"std {card['std']}",
+            _trust_line(m),
             f"- **Classes ({len(classes)}), in output order:** "
             + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
         ]

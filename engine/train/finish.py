@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from engine.data.decode import load_images
 from engine.model.device import autocast, to_device
 
+from engine.calibration import ece, fit_temperature, reliability, unsure_threshold
 from engine.errors import in_words
 from engine.metrics import score
 from engine.model.weights import sha256_file
@@ -57,9 +58,11 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
         scoring = ctx.report.step("score the chosen model on val")
         scoring(0.0)
         val_logits = predict_logits(ctx.model, ctx.spec, val_paths, ctx.device, scoring)
+    val_logits, trust = calibrate(ctx, val_logits)
     yva = ctx.yva.numpy()
     val = score(yva, val_logits.argmax(1).numpy(), ctx.classes)
     metrics = {
+        **trust,
         "best_val_acc": val["accuracy"],
         "chosen_on": "val",
         "val_interval": val["interval"],
@@ -89,6 +92,7 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
             test_pred=logits.argmax(1).tolist(),
             test_labels=y.tolist(),
             test_conf=logits.softmax(1).max(1).values.tolist(),
+            **test_calibration(logits, torch.from_numpy(y), trust),
         )
     else:  # too little data for a test split: the cross-validated estimate of the probe's head, when it won
         metrics.update(
@@ -106,6 +110,41 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
     if ctx.targets is not None and ctx.targets.test:
         metrics.update(target_test(ctx, state))
     return metrics
+
+
+def calibrate(ctx: TrainContext, val_logits: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The chosen model's temperature fitted on its val logits and set in its head (so every later prediction and
+    every export is calibrated); returns the calibrated val logits and the record: the temperature, val's ECE before
+    and after, its reliability diagram and the unsure threshold chosen on it."""
+    t = fit_temperature(val_logits, ctx.yva)
+    ctx.model.head.temperature.fill_(t)
+    calibrated = val_logits / t
+    probs = calibrated.softmax(1)
+    unsure = unsure_threshold(probs, ctx.yva)
+    return calibrated, {
+        "temperature": t,
+        "ece_val_before": ece(val_logits.softmax(1), ctx.yva),
+        "ece_val": ece(probs, ctx.yva),
+        "reliability_val": reliability(probs, ctx.yva),
+        "unsure": unsure.to_dict(),
+    }
+
+
+def test_calibration(logits: torch.Tensor, y: torch.Tensor, trust: dict) -> dict:
+    """The test split's ECE before (the logits times the temperature) and after calibration, its reliability diagram,
+    and what the unsure threshold chosen on val does on it."""
+    probs = logits.softmax(1)
+    conf, pred = probs.max(1)
+    answered = conf >= trust["unsure"]["threshold"]
+    return {
+        "ece_test_before": ece((logits * trust["temperature"]).softmax(1), y),
+        "ece_test": ece(probs, y),
+        "reliability_test": reliability(probs, y),
+        "unsure_test": {
+            "coverage": float(answered.float().mean()),
+            "accuracy": float((pred[answered] == y[answered]).float().mean()) if answered.any() else 0.0,
+        },
+    }
 
 
 def standardise_on_targets(ctx: TrainContext) -> None:
