@@ -93,6 +93,7 @@ _API: dict[str, str] = {
     "RESUMABLE": "engine.runs.store",
     "model_card_markdown": "engine.serve.export",
     "predict_image": "engine.serve.export",
+    "explain_run": "engine.serve.explain",
     "run_summary": "engine.serve.summary",
     "run_header": "engine.serve.summary",
     "no_epoch_sentence": "engine.serve.summary",
@@ -158,6 +159,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.view import RunView
     from engine.serve.compare import compare_row, gap_sentence
     from engine.serve.evaluate import evaluate, has_model
+    from engine.serve.explain import explain_run
     from engine.serve.export import (
         DEFAULT_EXPORT,
         EXPORT_FORMATS,

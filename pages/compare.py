@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import RunResult, compare_row, gap_sentence, has_model, viewable, worst_mistakes
+from engine import RunResult, compare_row, explain_run, gap_sentence, has_model, viewable, worst_mistakes
 from ui import charts
 from ui.state import get_runner
 
@@ -98,3 +98,16 @@ else:
     for i, w in enumerate(wrong):
         caption = f"true {w['true']} · predicted {w['predicted']} ({w['confidence'] or 0:.0%})"
         cols[i % 4].image(viewable(w["path"]), caption=caption, width="stretch")
+    if st.toggle("Where the models look on these mistakes", key="cam_mistakes"):
+        run = runs[rid]
+        for w in wrong[:4]:
+            chosen, start = explain_run(run, w["path"]), explain_run(run, w["path"], starting_head=True)
+            a, b, c = st.columns(3)
+            a.image(viewable(w["path"]), caption=f"true {w['true']}", width=200)
+            b.image(chosen.overlay, caption=f"the chosen model: {w['predicted']}", width=200)
+            if start is not None:
+                c.image(start.overlay, caption="the starting head (the probe's)", width=200)
+        st.caption(
+            "Grad-CAM for the class the chosen model predicted: the warm areas pushed each model towards it. A "
+            "mistake made by looking at the background shows here."
+        )

@@ -13,6 +13,7 @@ from engine import (
     IMAGE_TYPES,
     RunResult,
     TransferLabError,
+    explain_run,
     export_run,
     has_model,
     model_card,
@@ -69,6 +70,17 @@ if photo is not None:
         )
         if out["unsure"]:
             st.warning(out["unsure_sentence"])
+        with st.spinner("Where the model looks…"):
+            chosen = explain_run(run, photo.getvalue())
+            start = explain_run(run, photo.getvalue(), starting_head=True)
+        a, b = st.columns(2)
+        a.image(chosen.overlay, caption="the chosen model", width=260)
+        if start is not None:
+            b.image(start.overlay, caption="the starting head (the linear probe's)", width=260)
+        st.caption(
+            "Grad-CAM: the warm areas are the ones that pushed the model towards its answer, for the class the chosen "
+            "model predicts. Where the fine-tuned model and the probe look at different things, this shows it."
+        )
         for w in out["warnings"]:
             st.warning(w)
     except TransferLabError as e:

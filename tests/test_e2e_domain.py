@@ -1,5 +1,6 @@
 """End to end in a real browser: photos from somewhere else. The Data page takes a folder of target photos and shows
-the domain-gap report; a run with DANN draws its domain curves while it trains.
+the domain-gap report; a run with DANN draws its domain curves while it trains; the Predict page shows where the
+model looks (Grad-CAM) on a photo.
 
 Debian's chromium driven by Playwright through its executable path, headless; screenshots in test-artifacts/. The
 training photos are a small cut of the bundled sample (three classes, 14 photos each), the target photos colour-
@@ -66,4 +67,12 @@ def test_the_data_page_measures_the_gap_and_a_dann_run_draws_its_domain_curves_l
         page.screenshot(path=str(ARTIFACTS / "domain_2_dann_live.png"), full_page=True)
         assert "running" in heading, f"the domain curves appeared only after the run ended: {heading}"
         assert any(name == "domain classifier accuracy" for name, _ in curves), curves
+
+        # where the model looks: a photo on the Predict page gets its Grad-CAM overlay
+        page.get_by_text("· finished").first.wait_for(timeout=300_000)
+        page.goto(f"{url}/Predict_Export")
+        page.locator('input[type="file"]').first.set_input_files(str(next(target.iterdir())))
+        page.get_by_text("the chosen model").first.wait_for(timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "domain_3_gradcam.png"), full_page=True)
+        assert page.get_by_text("Grad-CAM").count()
         browser.close()
