@@ -208,6 +208,18 @@ def show_check() -> None:
         st.caption(note)
     if flagged:
         decide(flagged[:12])
+    if report.map:
+        chosen = st.plotly_chart(
+            charts.embedding_map(report.map), width="stretch", key="embedding_map", on_select="rerun"
+        )
+        st.caption(
+            "Each dot is a photo, placed by how the backbone's features see it: classes that form their own islands "
+            "are already told apart by the pretrained network; crosses are photos a head that never saw them got "
+            "wrong, rings the photos whose label looks wrong. Select dots to see their photos."
+        )
+        picked = [p["customdata"] for p in (chosen.selection.points if chosen and chosen.selection else [])][:8]
+        if picked:
+            st.image([viewable(p) for p in picked], width=120)
     pairs(report.leaks[:6], "Leaks: val or test photos that are near copies of training photos")
     pairs(report.near_duplicates[:6], "Near-duplicates within a split (two labels: one of them is wrong)")
 

@@ -77,6 +77,7 @@ def test_check_my_photos_lists_likely_label_errors_and_stores_a_decision(tiny_fo
         time.sleep(1)
         at.run()
     assert not at.exception and any("may carry a wrong label" in i.value for i in at.info)
+    assert at.get("plotly_chart"), "no embedding map"
     boxes = [s for s in at.selectbox if s.key and s.key.startswith("decide|")]
     assert boxes, "no photo to decide on"
     boxes[0].set_value("exclude").run()

@@ -312,3 +312,30 @@ def reliability(bins: list[dict], title: str) -> go.Figure:
     fig.update_xaxes(title="confidence", tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1])
     return _layout(fig, title, 360)
+
+
+def embedding_map(points: list) -> go.Figure:
+    """The photos in 2-D, one colour per class; a cross marks a photo a head that never saw it got wrong, a ring one
+    whose label confident learning suspects."""
+    fig = go.Figure()
+    for label in sorted({p.label for p in points}):
+        mine = [p for p in points if p.label == label]
+        fig.add_trace(
+            go.Scatter(
+                x=[p.x for p in mine],
+                y=[p.y for p in mine],
+                mode="markers",
+                name=label,
+                customdata=[p.path for p in mine],
+                text=[label + (" · suspected label" if p.suspect else "") for p in mine],
+                hovertemplate="%{text}<extra></extra>",
+                marker=dict(
+                    size=[11 if p.suspect else 6 for p in mine],
+                    symbol=["x" if p.mistake else "circle" for p in mine],
+                    line=dict(width=[2 if p.suspect else 0 for p in mine], color="black"),
+                ),
+            )
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, "Your photos as the backbone sees them (t-SNE of its features)", 520)

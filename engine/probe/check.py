@@ -66,6 +66,19 @@ class Pair:
         return "conflict" if self.label_a != self.label_b else "duplicate"
 
 
+@dataclass(frozen=True)
+class MapPoint:
+    """One photo on the embedding map: where it lies, its class, and whether a head that never saw it got it wrong
+    or confident learning suspects its label."""
+
+    x: float
+    y: float
+    path: str
+    label: str
+    mistake: bool
+    suspect: bool
+
+
 @dataclass
 class CheckReport:
     label_issues: list[LabelIssue]  # every scored photo, the most suspicious first
@@ -73,6 +86,7 @@ class CheckReport:
     leaks: list[Pair]  # across splits
     threshold: float = DUPLICATE_COSINE
     notes: list[str] = field(default_factory=list)
+    map: list[MapPoint] = field(default_factory=list)  # the labelled photos in 2-D (PCA, then t-SNE)
 
     @property
     def flagged(self) -> list[LabelIssue]:
@@ -223,7 +237,28 @@ def check_photos(  # noqa: PLR0913
             "every photo is flagged: the labels may be shuffled, or the classes not visual; check a few by eye"
         )
     within = [p for p in pairs if p.kind != "leak"]
-    return CheckReport(issues, within, [p for p in pairs if p.kind == "leak"], threshold, notes)
+    wrong = np.nan_to_num(probs, nan=0.0).argmax(1) != labels[labelled]
+    points = embedding_map(x[labelled], [items[i] for i in labelled], ds.classes, (wrong, flagged))
+    return CheckReport(issues, within, [p for p in pairs if p.kind == "leak"], threshold, notes, points)
+
+
+def embedding_map(
+    x: np.ndarray, items: list, classes: list[str], marks: tuple[np.ndarray, np.ndarray], seed: int = 0
+) -> list[MapPoint]:
+    """The photos' features in two dimensions: PCA to at most 50, then t-SNE (scikit-learn); each point marked with
+    `marks`: (the out-of-fold head got it wrong, confident learning suspects its label)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    if len(x) < 5:
+        return []
+    z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    z = PCA(n_components=min(50, len(x) - 1, x.shape[1]), random_state=seed).fit_transform(z)
+    xy = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca", random_state=seed).fit_transform(z)
+    return [
+        MapPoint(float(a), float(b), it.path, classes[it.label], bool(w), bool(f))
+        for (a, b), it, w, f in zip(xy, items, *marks)
+    ]
 
 
 def _stored(ds: Dataset):
