@@ -256,6 +256,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s; memory {plan.ram_bytes / 1e9:.1f} GB, disk "
         f"{plan.disk_bytes / 1e9:.1f} GB\n{plan.reason}"
     )
+    if plan.target_reason:
+        print(f"target photos ({plan.n_target:,}): {plan.target_reason}")
     for f in preflight(plan):
         print(f"{'ERROR' if f.error else 'WARNING'}: {f.message}. Fix: {f.fix}.")
     return 0
