@@ -99,7 +99,7 @@ def main() -> None:
         print(f"done {rows[-1]}", file=sys.stderr, flush=True)
     print(
         f"5% of train labels flipped (seed 0); ranking by confident learning on 5-fold out-of-fold probabilities of "
-        f"{BACKBONE}'s final features; {os.cpu_count()} CPU cores, device {pick_device()}"
+        f"{BACKBONE}'s last three stages and final features; {os.cpu_count()} CPU cores, device {pick_device()}"
     )
     print(
         f"{'data':16} {'labelled':>8} {'flipped':>7} {'recall@5%':>9} {'precision@5%':>12} "

@@ -36,7 +36,7 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
         return loss
 
     opt.step(nll)
-    return float(log_t.exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def ece(probs: torch.Tensor, y: torch.Tensor) -> float:
