@@ -6,6 +6,7 @@ its ETag names, or pause until told to go on."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -101,12 +102,20 @@ def _handler(hub: Hub):
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A server whose clients may hang up mid-file (a cancelled download does): that is not an error to print."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class HubServer:
     """`with HubServer(hub) as url:` serves `hub` on 127.0.0.1 at a free port."""
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
+        self.server = _QuietServer(("127.0.0.1", 0), _handler(hub))
         self.server.daemon_threads = True
 
     def __enter__(self) -> str:
