@@ -6,7 +6,7 @@ from PIL import Image, ImageOps
 
 from engine.errors import DataError
 from engine.plan.config import ConfigError, TrainConfig
-from engine.plan.domain import MAX_VAL_LOSS, keeps_epoch
+from engine.plan.domain import MAX_VAL_LOSS, keeps_epoch, trade_sentence
 from engine.plan.make import get_plan
 from engine.plan.preflight import preflight
 from engine.runs.store import RunStore
@@ -91,6 +91,13 @@ def test_an_adapted_run_keeps_the_latest_epoch_close_to_the_best_on_val_or_the_b
     assert not keeps_epoch(0.91 - MAX_VAL_LOSS - 0.001, None, (0.91, -1.0), 0.91, adapted=True)
     assert keeps_epoch(0.80, 0.7, (0.90, 0.6), 0.90, adapted=True)  # labelled target photos decide
     assert not keeps_epoch(0.95, 0.5, (0.90, 0.6), 0.95, adapted=True)
+
+
+def test_a_target_standardisation_turned_down_for_its_val_cost_says_the_trade_and_the_ways_out():
+    closer, costly = {"source": 0.95, "target": 0.6}, {"source": 0.87, "target": 0.64}
+    said = trade_sentence(closer, costly)
+    assert "23 points" in said and "label about 5" in said and "standardisation on" in said
+    assert trade_sentence({"source": 0.6, "target": 0.7}, costly) == ""  # not closer: nothing was given up
 
 
 def test_pseudo_labels_join_the_training_photos_only_when_the_head_is_sure():
