@@ -45,7 +45,10 @@ def test_probe_json_has_the_contract(tiny_folder, capsys):
     assert rec["rule_of_thumb"]["probe_accuracy"] == d["accuracy"] and rec["rule_of_thumb"]["suggests"]
 
 
-@pytest.mark.parametrize("strategy", ["auto", "top-k", "lp-ft"])
+@pytest.mark.parametrize(
+    "strategy",
+    ["auto", "top-k", pytest.param("lp-ft", marks=pytest.mark.slow)],  # lp-ft: in `make test-slow`
+)
 def test_plan_json_equals_the_plan_the_run_executes(tiny_folder, tmp_path, strategy):
     env = {"TRANSFERLAB_HOME": str(tmp_path)}
     args = [

@@ -183,7 +183,10 @@ def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_fo
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("moment", ["setup", "before the first checkpoint"])
+@pytest.mark.parametrize(
+    "moment",
+    [pytest.param("setup", marks=pytest.mark.slow), "before the first checkpoint"],  # setup: `make test-slow`
+)
 def test_kill_then_resume_duplicates_no_event(tiny_folder, tmp_path, moment):
     proc = _slow_train(tiny_folder, tmp_path)
     when = (
