@@ -100,8 +100,8 @@ else:
         cols[i % 4].image(viewable(w["path"]), caption=caption, width="stretch")
     if st.toggle("Where the models look on these mistakes", key="cam_mistakes"):
         run = runs[rid]
-        for w in wrong[:4]:
-            chosen, start = explain_run(run, w["path"]), explain_run(run, w["path"], starting_head=True)
+        shown = wrong[:4]
+        for w, (chosen, start) in zip(shown, explain_run(run, [w["path"] for w in shown])):
             a, b, c = st.columns(3)
             a.image(viewable(w["path"]), caption=f"true {w['true']}", width=200)
             b.image(chosen.overlay, caption=f"the chosen model: {w['predicted']}", width=200)

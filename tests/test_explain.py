@@ -33,7 +33,17 @@ def test_a_runs_chosen_model_and_its_starting_head_are_explained_side_by_side(fi
 
     run = finished_store.list()[0]
     photo = next((SAMPLE / "val").rglob("*.jpg"))
-    chosen = explain_run(run, str(photo))
-    start = explain_run(run, str(photo), starting_head=True)
+    [(chosen, start)] = explain_run(run, [str(photo)])
     assert chosen.overlay.shape == chosen.overlay.shape and chosen.heat.max() > 0
     assert start is None or start.class_index == chosen.class_index  # the same class, two models
+
+
+@pytest.mark.parametrize("chans", [1, 2])
+def test_grey_and_grey_with_alpha_photos_are_drawn_in_grey(chans):
+    torch.manual_seed(0)
+    model = TapModel(build_model("resnet18", pretrained=False, in_chans=chans), (FINAL,), 3)
+    spec = input_spec("resnet18", chans)
+    photo = next((SAMPLE / "train").rglob("*.jpg"))
+    out = explain(model, spec, photo, 0)
+    side = spec.input_size[-1]
+    assert out.overlay.shape == (side, side, 3) and out.heat.shape == (side, side)

@@ -41,12 +41,12 @@ def cam_layer(model: TapModel) -> tuple[nn.Module, object]:
     # so the map is read at that attention's input (the package's recipe for ViTs: blocks[-1].norm1)
     layer = getattr(layer, "norm1", layer)
 
+    rows, cols = grid
+
     def tokens_to_grid(t: torch.Tensor) -> torch.Tensor:
         if t.ndim != 3:
             return t
-        h, w = t.shape[1] - prefix, t.shape[2]
-        side = int(round(h**0.5))
-        return t[:, prefix:, :].reshape(t.shape[0], side, h // side, w).permute(0, 3, 1, 2)
+        return t[:, prefix:, :].reshape(t.shape[0], rows, cols, t.shape[2]).permute(0, 3, 1, 2)
 
     return layer, tokens_to_grid
 
@@ -63,7 +63,7 @@ class Explanation:
 def explain(model: TapModel, spec: InputSpec, image, class_index: int | None = None) -> Explanation:
     """Grad-CAM of `model` for one image (a path, bytes or an opened image), for `class_index` (default: the class it
     predicts)."""
-    img = load_image(image, spec.in_chans) if isinstance(image, (str, Path, bytes)) else image
+    img = _opened(image, spec)
     pixels = to_tensor(img, spec.geometry())
     x = spec.normalize(pixels[None])
     model = model.eval()
@@ -73,22 +73,24 @@ def explain(model: TapModel, spec: InputSpec, image, class_index: int | None = N
     layer, reshape = cam_layer(model)
     with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
         heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(class_index)])[0]
-    rgb = pixels[:3].permute(1, 2, 0).float().numpy() / 255.0
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
+    shown = pixels[:3] if pixels.shape[0] >= 3 else pixels[:1].expand(3, -1, -1)  # grey (+ alpha): drawn in grey
+    rgb = shown.permute(1, 2, 0).float().numpy() / 255.0
     return Explanation(show_cam_on_image(rgb, heat, use_rgb=True), heat, class_index)
 
 
-def explain_run(run: Run, image, starting_head: bool = False) -> Explanation | None:
-    """Grad-CAM of the run's chosen model (or of its starting head, the probe's, when `starting_head`; None when the
-    run kept no separate starting checkpoint) for one photo, for the class the chosen model predicts."""
+def _opened(image, spec: InputSpec):
+    return load_image(image, spec.in_chans) if isinstance(image, (str, Path, bytes)) else image
+
+
+def explain_run(run: Run, images: list) -> list[tuple[Explanation, Explanation | None]]:
+    """Grad-CAM of the run's chosen model and of its starting head (the probe's; None when the run kept no separate
+    starting checkpoint) for each photo, both for the class the chosen model predicts. The model is loaded (and its
+    file checked) once for all of them."""
     model, spec, _ = load_run_model(run)
-    img = load_image(image, spec.in_chans) if isinstance(image, (str, Path, bytes)) else image
-    with torch.no_grad():
-        predicted = int(model.eval()(spec.normalize(to_tensor(img, spec.geometry())[None])).argmax(1))
-    if starting_head:
-        start = run.load_checkpoint("start")
-        if start is None:
-            return None
-        model.load_state_dict(start["model"])
-    return explain(model, spec, img, predicted)
+    opened = [_opened(image, spec) for image in images]
+    chosen = [explain(model, spec, img) for img in opened]
+    start = run.load_checkpoint("start")
+    if start is None:
+        return [(c, None) for c in chosen]
+    model.load_state_dict(start["model"])
+    return [(c, explain(model, spec, img, c.class_index)) for c, img in zip(chosen, opened)]
