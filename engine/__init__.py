@@ -94,6 +94,7 @@ _API: dict[str, str] = {
     "model_card_markdown": "engine.serve.export",
     "predict_image": "engine.serve.export",
     "explain_run": "engine.serve.explain",
+    "Unsure": "engine.calibration",
     "run_summary": "engine.serve.summary",
     "run_header": "engine.serve.summary",
     "no_epoch_sentence": "engine.serve.summary",
@@ -159,6 +160,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.view import RunView
     from engine.serve.compare import compare_row, gap_sentence
     from engine.serve.evaluate import evaluate, has_model
+    from engine.calibration import Unsure
     from engine.serve.explain import explain_run
     from engine.serve.export import (
         DEFAULT_EXPORT,

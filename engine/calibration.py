@@ -77,6 +77,7 @@ class Unsure:
         return asdict(self)
 
     def sentence(self) -> str:
+        """What the threshold means on val, in words (the Predict page and the model card say it this way)."""
         return (
             f"answering {self.coverage:.0%} of photos (those at least {self.threshold:.0%} sure), {self.accuracy:.0%} "
             f"of those are right; below that it says unsure"

@@ -13,6 +13,7 @@ from engine import (
     IMAGE_TYPES,
     RunResult,
     TransferLabError,
+    Unsure,
     explain_run,
     export_run,
     has_model,
@@ -50,9 +51,8 @@ if result is not None and result.unsure:
     st.caption(
         f"How often the model is right against how sure it says it is: on the diagonal it means what it says. Its "
         f"probabilities are divided by a temperature of {result.temperature:.2f} fitted on the validation photos: the "
-        f"calibration error on the {split} photos went from {before:.3f} to {after:.3f}. On the validation photos, "
-        f"{result.unsure['coverage']:.0%} of the photos are at least {result.unsure['threshold']:.0%} sure and "
-        f"{result.unsure['accuracy']:.0%} of those are right; below that, a prediction says unsure."
+        f"calibration error on the {split} photos went from {before:.3f} to {after:.3f}. On the "
+        f"validation photos: {Unsure(**result.unsure).sentence()}."
     )
 
 st.subheader("Try a photo")
@@ -71,8 +71,7 @@ if photo is not None:
         if out["unsure"]:
             st.warning(out["unsure_sentence"])
         with st.spinner("Where the model looks…"):
-            chosen = explain_run(run, photo.getvalue())
-            start = explain_run(run, photo.getvalue(), starting_head=True)
+            [(chosen, start)] = explain_run(run, [photo.getvalue()])
         a, b = st.columns(2)
         a.image(chosen.overlay, caption="the chosen model", width=260)
         if start is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from engine.calibration import Unsure
 from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
 from engine.data.decode import load_images
@@ -106,9 +107,8 @@ def _trust_line(m: dict) -> str:
     ece_text = f"; calibration error (ECE) {m['ece_val']:.3f} on val" if m.get("ece_val") is not None else ""
     return (
         f"- **Confidence:** probabilities are calibrated (temperature {m['temperature']:.2f}, in the exported models"
-        f"{ece_text}). Unsure threshold {unsure['threshold']:.2f}: on val, {unsure['coverage']:.0%} of the photos are "
-        f"at least that sure and {unsure['accuracy']:.0%} of those are right; below it, treat the answer as unsure "
-        f"and look at the top guesses."
+        f"{ece_text}). Unsure threshold {unsure['threshold']:.2f}: on val, {Unsure(**unsure).sentence()} (look "
+        f"at its top guesses)."
     )
 
 
