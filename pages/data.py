@@ -124,18 +124,16 @@ target = st.text_input(f"Folder of target photos (under {data_root()}; optional)
 gap_key = f"gap|{path}|{target}|{backbone()}"
 if st.button("Measure the domain gap", key="measure_gap"):
     try:
-        real = user_path(target) if target else None
+        real = str(user_path(target)) if target else ""
+        if real and not allowed(real):
+            raise TransferLabError(
+                f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it."
+            )
     except TransferLabError as e:
         st.error(str(e))
-        real = ""
-    if real == "":
-        pass
-    elif real is not None and not allowed(str(real)):
-        st.error(f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it.")
     else:
-        remember(target=str(real) if real else "")
-        args = (path, str(real) if real else None, backbone(), root_for(path), in_chans())
-        get_jobs().start(gap_key, measure_gap, *args)
+        remember(target=real)
+        get_jobs().start(gap_key, measure_gap, path, real or None, backbone(), root_for(path), in_chans())
 
 
 @st.fragment(run_every=polling(get_jobs(), gap_key))
