@@ -389,17 +389,19 @@ def ranged(kind: type, lo: float, hi: float | None = None):
     """An argparse type: a number of `kind` in [lo, hi] (no upper bound without `hi`); NaN, infinity and anything
     else are refused by the parser with the valid range."""
 
+    what = "an integer" if kind is int else "a number"
+
+    def shown(v: float) -> str:
+        return f"{int(v):,}" if kind is int else f"{v:g}"
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not math.isfinite(value) or value < lo or (hi is not None and value > hi):
-            shown = (lambda v: f"{int(v):,}") if kind is int else (lambda v: f"{v:g}")
-            raise argparse.ArgumentTypeError(
-                f"{text} is out of range: give {'an integer' if kind is int else 'a number'} from {shown(lo)}"
-                + (f" to {shown(hi)}" if hi is not None else " up")
-            )
+            upper = f" to {shown(hi)}" if hi is not None else " up"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {what} from {shown(lo)}{upper}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
