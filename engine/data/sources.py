@@ -32,21 +32,18 @@ class Rows:
     allow_outside: bool = False
     rows: list[tuple[Path, str, str]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    outside: int = 0  # files refused for lying outside the root
+    outside: list[str] = field(default_factory=list)  # files refused for lying outside the root
 
     def why_empty(self) -> str:
         """Why no usable row was found, in one line with the fix."""
         if self.outside:
             return (
-                f"{self.outside:,} file(s) point outside {self.root} (the first: {self.skipped_outside()}); move the "
+                f"{len(self.outside):,} file(s) point outside {self.root} (the first: {self.outside[0]}); move the "
                 f"data (or the CSV) so its files are inside, or allow outside paths explicitly (--allow-outside-root)"
             )
         if self.skipped:
             return f"{len(self.skipped):,} file(s) were skipped, the first because {self.skipped[0].reason}"
         return "expected one subfolder per class with images"
-
-    def skipped_outside(self) -> str:
-        return next((s.path for s in self.skipped if "outside" in s.reason), "")
 
     def inside(self, path: Path, shown: str) -> bool:
         """True when `path` may be read; else it is listed as skipped, with the reason."""
@@ -59,7 +56,7 @@ class Rows:
             return False
         if real.is_relative_to(self.root):
             return True
-        self.outside += 1
+        self.outside.append(str(path))
         self.skipped.append(
             Skipped(
                 str(path),
@@ -97,7 +94,9 @@ class Rows:
         def unlisted(e: OSError) -> None:
             self.skipped.append(Skipped(str(e.filename), f"{e.filename}: cannot be listed ({e.strerror}); skipped"))
 
-        out, seen, tops = [], set(), [folder]
+        out: list[Path] = []
+        seen: set[Path] = set()
+        tops = [folder]
         while tops:  # a linked subfolder is walked once, as its own top, when it lies inside the root
             top = tops.pop()
             try:
@@ -120,7 +119,9 @@ class Rows:
         file listed under two labels keeps its first one; each is said once, with how many rows."""
         order = {"train": 0, "val": 1, "test": 2}
         first: dict[str, tuple[int, dict]] = {}
-        repeats, leaks, relabels = 0, 0, 0
+        repeats = 0
+        leaks = 0
+        relabels = 0
         for n, row in enumerate(lines, start=2):
             key = os.path.normpath(row["path"]) if row.get("path") else f"<empty {n}>"
             seen = first.get(key)
