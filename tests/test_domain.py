@@ -6,7 +6,7 @@ from PIL import Image, ImageOps
 
 from engine.errors import DataError
 from engine.plan.config import ConfigError, TrainConfig
-from engine.plan.domain import MAX_VAL_LOSS, keeps_epoch, trade_sentence
+from engine.plan.domain import MAX_VAL_LOSS, keeps_epoch, reverse_accuracy
 from engine.plan.make import get_plan
 from engine.plan.preflight import preflight
 from engine.runs.store import RunStore
@@ -67,6 +67,8 @@ def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domai
     head = load_file(str(run.path / "model.safetensors"))
     start = run.load_checkpoint("start")["model"]
     assert not torch.allclose(head["head.mean"], start["head.mean"])  # the target photos' own statistics
+    best = next(e for e in run.events("epoch") if e["epoch"] == m["best_epoch"])
+    assert m["best_val_acc"] == pytest.approx(best["val_acc"])  # val is read with the training photos' statistics
     assert "Asked for" in run.read_json("plan.json")["target_reason"]
 
 
@@ -93,11 +95,22 @@ def test_an_adapted_run_keeps_the_latest_epoch_close_to_the_best_on_val_or_the_b
     assert not keeps_epoch(0.95, 0.5, (0.90, 0.6), 0.95, adapted=True)
 
 
-def test_a_target_standardisation_turned_down_for_its_val_cost_says_the_trade_and_the_ways_out():
-    closer, costly = {"source": 0.95, "target": 0.6}, {"source": 0.87, "target": 0.64}
-    said = trade_sentence(closer, costly)
-    assert "23 points" in said and "label about 5" in said and "standardisation on" in said
-    assert trade_sentence({"source": 0.6, "target": 0.7}, costly) == ""  # not closer: nothing was given up
+def test_reverse_validation_prefers_the_reading_that_undoes_a_shift_of_the_whole_domain():
+    import numpy as np
+
+    from engine.probe.linear import fit_linear
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[3.0, 0.0], [0.0, 3.0]])
+    y = np.repeat([0, 1], 100)
+    xs = centres[y] + rng.normal(0, 1, (200, 2))
+    head = fit_linear(xs, y, xs, y, 2)
+    xt = centres[y] + rng.normal(0, 1, (200, 2)) + np.array([3.0, -3.0])  # the same classes, moved across the boundary
+    as_trained = (xt - head.mean) / head.scale
+    own = (xt - xt.mean(0)) / xt.std(0)
+    zv = (xs - head.mean) / head.scale
+    assert reverse_accuracy(head, own, zv, y) > 0.9 > 0.8 > reverse_accuracy(head, as_trained, zv, y)
+    assert reverse_accuracy(head, np.full((5, 2), 9.0), zv, y) == 0.0  # one class only: no head to carry back
 
 
 def test_pseudo_labels_join_the_training_photos_only_when_the_head_is_sure():

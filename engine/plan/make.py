@@ -48,6 +48,7 @@ from engine.plan.rules import (
     norm_note,
     probe_fits,
 )
+from engine.plan.trials import try_adaptation
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.check import exact_leaks, stored_leaks
 from engine.probe.choose import HeadChoice, choose_head, label_of
@@ -92,7 +93,7 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
 def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress: Progress, device) -> Plan:
     """The plan's target section (engine.plan.domain), the target standardisation chosen on evidence (a head that
     starts from the probe), costed again: the target photos' passes and the adapted epochs count."""
-    plan, evidence, t0 = planned.plan, None, time.perf_counter()
+    plan, evidence, trials, t0 = planned.plan, None, None, time.perf_counter()
     probe = next((p for p in planned.probes if p.backbone == plan.backbone), None)
     if targets.photos is not None and probe is not None and planned.head is not None:
         measuring = progress.step("measure the target photos")
@@ -109,7 +110,12 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
         if refitted(evidence, norm, cfg.regularisation.target_pseudo):
             planned.head = evidence.head  # the run starts from the head refitted with the confident target photos
             plan = replace(plan, head_accuracy=evidence.head.accuracy)
-    plan = apply_targets(plan, targets, cfg, evidence)
+        if cfg.optim.strategy == "auto" and cfg.regularisation.adapt is None and plan.trains_below_head:
+            trying = progress.step("try adaptation on the cached features")
+            trying(0.0)
+            trials = try_adaptation(probe, planned.head, plan.taps, targets.photos, norm, cfg, trying)
+            trying(1.0)
+    plan = apply_targets(plan, targets, cfg, evidence, trials)
     return costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
 
 

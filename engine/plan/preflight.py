@@ -105,8 +105,7 @@ def _data_findings(plan: Plan) -> list[Finding]:
                 "exclude the copies from val and test (Data: Check my photos), or accept a score that is inflated",
             )
         )
-    below_head = [i for i in plan.trainable if i < len(plan.groups) - 1]
-    if plan.adapt != "none" and not (plan.finetune_epochs and below_head):
+    if plan.adapt != "none" and not plan.trains_below_head:
         out.append(
             Finding(
                 "adapt-frozen",

@@ -168,6 +168,11 @@ class Plan:
         return [i for i, f in enumerate(self.frozen) if not f]
 
     @property
+    def trains_below_head(self) -> bool:
+        """Phase 2 trains a group below the head: what adaptation (DANN, MMD) needs to move anything."""
+        return bool(self.finetune_epochs) and any(i < len(self.groups) - 1 for i in self.trainable)
+
+    @property
     def run_s(self) -> float:
         """The run's seconds once the plan exists (its estimate less the planning already done)."""
         return max(0.0, self.estimate_s - self.plan_s)

@@ -1,4 +1,8 @@
-"""The end of a run: the best model on val is restored, scored on val and, once, on the test split, and saved."""
+"""The end of a run: the best model on val is restored, scored on val and, once, on the test split, and saved.
+
+A head standardised on the target photos (`plan.target_norm`) keeps two statistics, as domain-specific BatchNorm
+does: photos like the training ones (val, the test split) are scored with the training photos' mean and spread, the
+photos it will be used on (the target test) with the target photos' own; the saved model carries the latter."""
 
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
         return ctx.plan.score_s or 0.0
     n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
     n_target = 2 * ctx.plan.n_target_test + (ctx.plan.n_target if ctx.plan.target_norm else 0)
-    val_again = 0 if state.best_logits is not None and not ctx.plan.target_norm else n_val
+    val_again = 0 if state.best_logits is not None else n_val
     return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 
 
@@ -48,9 +52,6 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
     else:  # no checkpoints were kept (a trainer without `Checkpoints`): the model at hand is the one scored
         state.best_epoch, state.best_logits = state.epoch, None
     ctx.model.eval()
-    if ctx.plan.target_norm:
-        standardise_on_targets(ctx)
-        state.best_logits = None  # the head reads its input differently now: val is scored again
     val_paths, test = [it.path for it in ctx.ds.val], ctx.ds.test
     val_logits = state.best_logits  # the best epoch was validated through the images: the same logits as scoring
     ctx.report.expect(scoring_seconds(ctx, state) + FIXED_S)
@@ -101,6 +102,8 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
             test_n=0,
             cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None,
         )
+    if ctx.plan.target_norm:  # val and test were read as training photos; what is saved reads target photos
+        standardise_on_targets(ctx)
     if ctx.rank == 0:
         final = ctx.run.path / "model.safetensors"
         save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(final))
