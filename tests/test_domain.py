@@ -132,3 +132,16 @@ def test_pseudo_labels_join_the_training_photos_only_when_the_head_is_sure():
     sure = (np.exp(logits).max(1) / np.exp(logits).sum(1)) >= PSEUDO_CONFIDENCE
     assert n == int(sure.sum()) and 0 < n <= 40
     assert np.array_equal(refit.mean, head.mean) and refit.std_coef.shape == head.std_coef.shape
+
+
+def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(domains):
+    data, target, test = domains
+    cfg = TrainConfig.create(
+        data=str(data), target=str(target), target_test=str(test), strategy="auto", batch_size=4, val_fraction=0.34
+    )
+    plan = get_plan(cfg).plan
+    assert plan.trains_below_head, plan.reason  # auto fine-tunes the tiny photos: what the trials need
+    said = plan.target_reason
+    assert "Adaptation tried on the cached features" in said and "DANN at 0.3" in said and "MMD at 1" in said
+    assert plan.adapt in ("none", "dann", "mmd")
+    assert (plan.adapt == "none") == ("no adaptation loss" in said)
