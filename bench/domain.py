@@ -4,9 +4,9 @@ Every row trains on `source/train`, chooses on `source/val`, may read `target/un
 labels) and is scored once on `target/test` (labelled paintings nothing chose on). EfficientNet-Lite0, seed 0, one
 TRANSFERLAB_HOME for all rows (the feature cache is shared; seconds are each row's own run).
 
-Rows: the source-only probe and auto; the simple fixes (the head standardised on the target photos; stronger
-augmentation, ten times smaller rates and a longer warm-up for a top-group fine-tune); DANN and MMD on that
-fine-tune; and auto given the unlabelled paintings, which chooses by itself.
+Rows: the source-only probe and auto (also with a 900 s budget); the simple fixes (the head standardised on the
+target photos; stronger augmentation, ten times smaller rates and a longer warm-up for a top-group fine-tune); DANN
+and MMD on that fine-tune; and auto given the unlabelled paintings, which chooses by itself (also with 900 s).
 
 Run by hand:  .venv/bin/python bench/domain.py [--rows probe,auto,...] [--pair DIR]
 """
@@ -51,8 +51,13 @@ ROWS = {
     "dann": ("DANN on the top-group fine-tune", {**FINETUNE, "adapt": "dann"}),
     "mmd": ("MMD on the top-group fine-tune", {**FINETUNE, "adapt": "mmd"}),
     "auto-target": ("auto with the unlabelled target photos", dict(strategy="auto")),
+    "auto-target-900": (
+        "... with a 900 s budget (time to fine-tune and try adaptation)",
+        dict(strategy="auto", budget=900),
+    ),
+    "auto-900": ("source-only auto with a 900 s budget", dict(strategy="auto", budget=900)),
 }
-USES_TARGET = {"norm", "pseudo", "dann", "mmd", "auto-target"}
+USES_TARGET = {"norm", "pseudo", "dann", "mmd", "auto-target", "auto-target-900"}
 
 
 def row(key: str, pair: Path) -> dict:
