@@ -56,6 +56,7 @@ _API: dict[str, str] = {
     "STRATEGIES": "engine.plan.config",
     "BALANCE": "engine.plan.config",
     "TARGET_NORM": "engine.plan.config",
+    "ADAPT_CHOICES": "engine.plan.config",
     "DEFAULT_BUDGET_S": "engine.plan.config",
     "DEFAULT_BACKBONE": "engine.plan.config",
     "demo_config": "engine.plan.config",
@@ -135,6 +136,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone, install_weights
     from engine.paths import SAMPLE, home, sub, user_path
     from engine.plan.config import (
+        ADAPT_CHOICES,
         BALANCE,
         DEFAULT_BACKBONE,
         DEFAULT_BUDGET_S,

@@ -9,7 +9,7 @@ from dataclasses import replace
 import streamlit as st
 
 from engine import (
-    ADAPT_METHODS,
+    ADAPT_CHOICES,
     BALANCE,
     DEFAULT_BUDGET_S,
     PRESETS,
@@ -58,7 +58,7 @@ NEW_RUN_CHOICES = {
     "budget": range(30, 36001),
     "augment": ["from the plan", *PRESETS],
     "balance": list(BALANCE),
-    "adapt": list(ADAPT_METHODS),
+    "adapt": list(ADAPT_CHOICES),
     "target_norm": list(TARGET_NORM),
 }
 LOSS_CAPTION = (
@@ -249,7 +249,8 @@ with st.expander("New run: the plan", expanded=current is None):
         NEW_RUN_CHOICES["adapt"],
         key="adapt",
         disabled=not target,
-        help="DANN or MMD in the fine-tuning phase, with the target photos given on the Data page (no labels).",
+        help="DANN or MMD in the fine-tuning phase, with the target photos given on the Data page (no labels); "
+        "auto: auto's plan tries each on the cached features and keeps one only on evidence.",
     )
     norm = t[1].selectbox(
         "Head standardised on the target photos",
@@ -270,7 +271,7 @@ with st.expander("New run: the plan", expanded=current is None):
         data_root=root_for(path),
         budget=float(budget) if strategy == "auto" else None,
         augment=None if augment == "from the plan" else augment,
-        **({"target": target, "adapt": adapt, "target_norm": TARGET_NORM[norm]} if target else {}),
+        **({"target": target, "adapt": ADAPT_CHOICES[adapt], "target_norm": TARGET_NORM[norm]} if target else {}),
     )
     plan_key = f"plan|{hash(cfg)}"
     if st.button("Make the plan", type="primary", key="make_plan"):

@@ -157,3 +157,13 @@ def test_every_strategy_previews_its_plan(monkeypatch, tmp_path, tiny_folder):
         _make_plan(at, strategy)
         assert not at.exception and not at.error, strategy
         assert at.button(key="start"), strategy
+
+
+def test_the_adaptation_choice_starts_at_auto_which_lets_the_plan_try_each(monkeypatch, tmp_path):
+    from engine import ADAPT_CHOICES
+
+    use_runner(monkeypatch, RunStore(tmp_path / "empty"))
+    at = page("train.py").run()
+    adapt = at.selectbox(key="adapt")
+    assert list(adapt.options) == list(ADAPT_CHOICES) and adapt.value == "auto" and ADAPT_CHOICES["auto"] is None
+    assert adapt.disabled  # no target photos given on the Data page

@@ -18,6 +18,8 @@ from engine.errors import TransferLabError
 STRATEGIES = ("auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch", "custom")
 BALANCE = ("none", "sampler", "weighted-loss", "focal")
 TARGET_NORM = {"auto": None, "on": True, "off": False}  # regularisation.target_norm by name (auto: on evidence)
+ADAPT_CHOICES = {"auto": None, "none": "none", "dann": "dann", "mmd": "mmd"}  # regularisation.adapt by name (auto:
+# auto's trials choose, engine.plan.trials; other strategies adapt none)
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 DEFAULT_BUDGET_S = 300.0  # auto's time budget, probe included (seconds)
 CONFIG_VERSION = 2
