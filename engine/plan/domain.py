@@ -10,7 +10,7 @@ the saved model carries the target photos'. It costs one pass over the target ph
 chosen on evidence:
 
 * with labelled target photos (class subfolders of the target folder): the one that gets more of them right;
-* without: reverse validation (`reverse_accuracy`): the target photos labelled by the head under each reading train
+* without: reverse validation (`engine.probe.reverse`): the target photos labelled by the head under each reading train
   a new head, which is scored on the labelled validation photos; the reading whose labels carry back better wins.
   On the three pairs above it ranks the two readings as their target tests do; the target entropy (lower when the
   head is surer) ranks them the other way on all three, and is not used.
@@ -29,16 +29,16 @@ from engine.data.dataset import Dataset, Item
 from engine.data.target import TargetSet, load_target
 from engine.errors import DataError
 from engine.plan.config import TrainConfig
-from engine.plan.rules import Plan
+from engine.plan.rules import MAX_VAL_LOSS, Plan
 from engine.probe.gap import stage_gap, target_features
 from engine.probe.choose import HeadChoice
 from engine.probe.linear import LinearFit, ProbeResult
+from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 if TYPE_CHECKING:
     from engine.plan.trials import TrialChoice
 
-MAX_VAL_LOSS = 0.01  # the most validation accuracy the target standardisation may cost to be chosen
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
 PSEUDO_CONFIDENCE = 0.9  # target photos the head labels with at least this probability join its training photos
 CLOSEST_CANDIDATES = 5  # auto's candidate heads near the best whose distance to the target photos is measured
@@ -120,18 +120,6 @@ def pseudo_labelled(head: LinearFit, xs: np.ndarray, ys: np.ndarray, zt: np.ndar
     return LinearFit(head.accuracy, head.predictions, head.probabilities, coef, intercept, head.mean, head.scale), int(
         sure.sum()
     )
-
-
-def reverse_accuracy(head: LinearFit, zt: np.ndarray, zv: np.ndarray, yv: np.ndarray, c: float = 1.0) -> float:
-    """Reverse validation (Zhong et al. 2010; Ganin et al. 2016, section 5.1.2): a head trained on the target photos'
-    features `zt` as `head` labels them, scored on the labelled validation photos' `zv`; both as `head` reads them.
-    A reading of the target photos under which `head`'s labels are more consistent with the true classes transfers
-    back better. Needs no target label; 0 when `head` gives the target photos fewer than two classes."""
-    labels = (zt @ head.std_coef.T + head.std_intercept).argmax(1)
-    if len(np.unique(labels)) < 2 or not len(yv):
-        return 0.0
-    back = LogisticRegression(C=c, max_iter=2000).fit(zt, labels)
-    return float((back.predict(zv) == yv).mean())
 
 
 # PLR0913: the head and the features it is judged on, and who watches

@@ -21,6 +21,8 @@ BANDS = (
 )
 DEFAULT_EPOCHS = {"head": 10, "finetune": 15, "scratch": 25}
 HEAD_LR = {"probe": 1e-3, "random": 1e-2}  # phase 1: a head that starts at the probe's optimum moves gently
+MAX_VAL_LOSS = 0.01  # the most validation accuracy an adaptation (a target standardisation, a refit, DANN, MMD,
+# an epoch of an adapted run) may cost to be chosen
 FIXED_S = 5.0  # seconds of every run for building the model, saving it and writing the results
 BASE_LR = 1e-3  # phase 2: the head's rate; groups below get BASE_LR * decay ** distance, at least BASE_LR * floor
 STRATEGY_TEXT = {

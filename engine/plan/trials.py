@@ -7,7 +7,7 @@ features, with the candidate's loss between them and the target photos'. Feature
 them: standardised on the training photos' statistics, the target photos on their own when the plan standardises
 them so. No photo is read: the features are the probe's cache.
 
-A candidate is scored without target labels by reverse validation (`engine.plan.domain.reverse_accuracy`), or by the
+A candidate is scored without target labels by reverse validation (`engine.probe.reverse`), or by the
 labelled target photos when the target folder has some; it is chosen over no adaptation only when it scores higher
 by more than the score's standard error and its validation accuracy is at most `MAX_VAL_LOSS` below.
 
@@ -31,9 +31,10 @@ from torch import nn
 from engine.data.target import TargetSet
 from engine.model.adapt import Adaptation
 from engine.plan.config import TrainConfig
-from engine.plan.domain import MAX_VAL_LOSS, reverse_accuracy
+from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, ProbeResult
+from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 STRENGTHS = (0.3, 1.0)  # the adaptation loss's weights tried (DANN's and DAN's papers use 0.1–1)
