@@ -1,0 +1,75 @@
+"""Auto's adaptation trials (engine.plan.trials), each scored two ways: by reverse validation, which auto reads, and on
+the labelled target test, which nothing reads to choose. Shows whether the label-free criterion ranks the candidates
+as the target test does.
+
+Each pair: `source/train` and `source/val` (labelled), `target/unlabelled` (adapted to), `target/test` (scored here
+only). The head is the probe's on Lite0's final features; target photos on their own statistics (as auto reads them
+on these pairs). Seed 0.
+
+Run by hand:  .venv/bin/python bench/adapt_trials.py [PAIR ...]   (default: the shared PACS pair)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-trials-"))
+
+import numpy as np
+import torch
+
+from engine.data.dataset import load_dataset
+from engine.data.target import load_target
+from engine.model.taps import FINAL
+from engine.plan.trials import TRIAL_STEPS, candidates, run_trial
+from engine.probe.gap import target_features
+from engine.probe.linear import LinearFit, fit_linear, probe
+from engine.probe.reverse import reverse_accuracy
+
+BACKBONE = "tf_efficientnet_lite0"
+PAIR = ROOT.parent / "shared" / "datasets" / "pacs-photo-art"
+
+
+def pair_rows(pair: Path) -> list[str]:
+    ds = load_dataset(pair / "source", test_fraction=0)
+    f = probe(ds, BACKBONE, per_stage=False).features
+    taps = (FINAL,)
+    xs, ys, xv, yv = f.x("train", taps), f.y("train"), f.x("val", taps), f.y("val")
+    xu = target_features(load_target(pair / "target" / "unlabelled", ds), BACKBONE).x("target", taps)
+    tested = load_target(pair / "target" / "test", ds)
+    xt, yt = target_features(tested, BACKBONE).x("target", taps), np.array([it.label for it in tested.labelled])
+    head = fit_linear(xs, ys, xv, yv, len(ds.classes))
+    zs, zv = ((x - head.mean) / head.scale for x in (xs, xv))
+    mean, scale = xu.mean(0), xu.std(0) + 1e-6
+    zu, zt = ((x - mean) / scale for x in (xu, xt))
+    zs, zv, zu, zt = (z.astype(np.float32) for z in (zs, zv, zu, zt))
+    out = []
+    for method, strength in candidates():
+        model = run_trial(method, strength, head, (zs, ys), zu)
+        with torch.no_grad():
+            fv, fu, ft = (model.features(torch.from_numpy(z)).numpy() for z in (zv, zu, zt))
+        w, b = model.fc.weight.detach().numpy(), model.fc.bias.detach().numpy()
+        val = float(((fv @ w.T + b).argmax(1) == yv).mean())
+        target = float(((ft @ w.T + b).argmax(1) == yt).mean())
+        reverse = reverse_accuracy(LinearFit(val, np.empty(0), np.empty(0), w, b, head.mean, head.scale), fu, fv, yv)
+        label = "none" if method == "none" else f"{method} {strength:g}"
+        out.append(f"{pair.name:16} {label:9} {val:10.3f} {reverse:8.3f} {target:12.3f}")
+    return out
+
+
+def main() -> None:
+    pairs = [Path(p) for p in sys.argv[1:]] or [PAIR]
+    print(f"{BACKBONE} final features, {TRIAL_STEPS} steps per trial, seed 0; {os.cpu_count()} CPU cores")
+    print(f"{'pair':16} {'trial':9} {'source val':>10} {'reverse':>8} {'target test':>12}")
+    for pair in pairs:
+        for line in pair_rows(pair):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
