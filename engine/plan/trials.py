@@ -134,11 +134,15 @@ def adapt_trials(  # noqa: PLR0913
     labelled: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
     steps: int = TRIAL_STEPS,
+    progress: Step = QUIET_STEP,
 ) -> TrialChoice:
     """Every candidate tried and scored; `train`, `val` and the target features `zt` are standardised as the head
-    reads them, `labelled` (features, labels) are labelled target photos among `zt`'s reading, when there are some."""
+    reads them, `labelled` (features, labels) are labelled target photos among `zt`'s reading, when there are some.
+    `progress` moves after each trial, and a cancel stops the trials between two."""
     trials = []
-    for method, strength in candidates():
+    tried = candidates()
+    for i, (method, strength) in enumerate(tried):
+        progress.check_cancel()
         model = run_trial(method, strength, head, train, zt, seed, steps)
         with torch.no_grad():
             fv, ft = (model.features(torch.from_numpy(z).float()) for z in (val[0], zt))
@@ -151,6 +155,7 @@ def adapt_trials(  # noqa: PLR0913
                 fitted = LinearFit(acc, np.empty(0), np.empty(0), w, b, head.mean, head.scale)
                 score = reverse_accuracy(fitted, ft.numpy(), fv.numpy(), val[1])
         trials.append(Trial(method, strength, acc, score))
+        progress((i + 1) / len(tried))
     n_scored = len(labelled[1]) if labelled is not None else len(val[1])
     return choose_trial(trials, n_scored, labelled is not None, steps)
 
@@ -188,7 +193,7 @@ def try_adaptation(  # noqa: PLR0913
 ) -> TrialChoice:
     """`adapt_trials` on the probe's cached features at `taps` and the target photos' (from the feature cache), each
     read as the run reads them: the target photos on their own statistics when `target_norm`."""
-    xt = target_features(photos, probe.backbone, cfg.weights, cfg.data.in_chans, progress).x("target", taps)
+    xt = target_features(photos, probe.backbone, cfg.weights, cfg.data.in_chans).x("target", taps)  # cached
     mean, scale = (xt.mean(0), xt.std(0) + 1e-6) if target_norm else (head.mean, head.scale)
     zt = ((xt - mean) / scale).astype(np.float32)
     f = probe.features
@@ -198,4 +203,4 @@ def try_adaptation(  # noqa: PLR0913
     if photos.labelled:
         rows = np.arange(len(photos.unlabelled), len(photos.paths))
         labelled = (zt[rows], np.array([it.label for it in photos.labelled]))
-    return adapt_trials(head, train, val, zt, labelled, cfg.runtime.seed)
+    return adapt_trials(head, train, val, zt, labelled, cfg.runtime.seed, progress=progress)
