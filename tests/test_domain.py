@@ -127,3 +127,36 @@ def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(dom
     assert "Adaptation tried on the cached features" in said and "DANN at 0.3" in said and "MMD at 1" in said
     assert plan.adapt in ("none", "dann", "mmd")
     assert (plan.adapt == "none") == ("no adaptation loss" in said)
+
+
+@pytest.mark.parametrize("chosen_score", [0.0, 1.0])
+def test_a_fine_tune_that_carries_to_the_target_photos_worse_than_its_start_gives_the_start_back(
+    domains, tmp_path, monkeypatch, chosen_score
+):
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.train import reverse_check
+
+    data, target, test = domains
+    cfg = _cfg(data, target, test, adapt="mmd", target_norm=True)  # adapted: the latest epoch close to the best
+    plan = get_plan(cfg).plan
+    assert plan.target_reverse > 0  # the starting head's score, from the plan's evidence
+    real = reverse_check.chosen_reverse
+    monkeypatch.setattr(reverse_check, "chosen_reverse", lambda ctx: (chosen_score, real(ctx)[1]))
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+    m = train(cfg, run)
+    assert m["status"] == "finished", m["error"]
+    checked = m["target_reverse"]
+    assert checked["start"] == plan.target_reverse and checked["epoch"] > 0
+    from engine.runs.result import RunResult
+    from engine.serve.summary import run_summary
+
+    assert checked["sentence"] in run_summary(RunResult.from_dict(m), plan)  # what the Compare page says of the run
+    saved, start = load_file(str(run.path / "model.safetensors")), run.load_checkpoint("start")["model"]
+    same = all(torch.equal(saved[k], start[k]) for k in start if not k.startswith("head."))
+    if chosen_score == 0.0:  # below the start beyond its standard error: the start is the model
+        assert checked["kept"] == "start" and m["best_epoch"] == 0 and same
+        assert "starting head is kept" in checked["sentence"]
+    else:
+        assert checked["kept"] == "chosen" and m["best_epoch"] == checked["epoch"] and not same

@@ -167,6 +167,7 @@ def choose_target_norm(  # noqa: PLR0913
     trained = _standardised(probe.features.x("train", taps), head.mean, head.scale)
     dom = {k: stage_gap(trained, z)[0] for k, z in zt.items()}
     rev = {k: reverse_accuracy(head, z, zv, yv, c) for k, z in zt.items()}
+    rev["pseudo"] = reverse_accuracy(refit, zt["target"], zv, yv, c)  # the refitted head, as the run would start
     use = rev["target"] > rev["source"]
     keep = use and val["pseudo"] >= val["source"] - MAX_VAL_LOSS
     reason = (
@@ -237,8 +238,21 @@ def apply_targets(
         adapt_strength=strength if adapt != "none" else 0.0,
         target_norm=norm,
         target_pseudo=evidence.n_pseudo if refitted(evidence, norm, reg.target_pseudo) else 0,
+        target_reverse=start_reverse(evidence, norm, reg.target_pseudo),
         target_reason=" ".join([*(photos.notes if photos is not None else []), plan.target_reason, reason]).strip(),
     )
+
+
+def start_reverse(evidence: NormChoice | None, norm: bool, asked: bool | None) -> float:
+    """The reverse validation score of the head the run starts from, reading target photos as the run will (0
+    without the score: labelled target photos chose, or no target photos); the run's end compares the chosen
+    model's with it (engine.train.reverse_check)."""
+    rev = evidence.evidence.get("reverse") if evidence is not None else None
+    if not rev:
+        return 0.0
+    if refitted(evidence, norm, asked):
+        return rev["pseudo"]
+    return rev["target" if norm else "source"]
 
 
 ADAPT_TEXT = {

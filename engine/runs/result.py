@@ -67,6 +67,7 @@ class RunResult:
     target_test_interval: list[float] | None = None
     target_test_n: int = 0
     start_target_test_accuracy: float | None = None  # the starting head, no adaptation: the gain's other side
+    target_reverse: dict | None = None  # the chosen model against its start by reverse validation (reverse_check)
     start_target_test_interval: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:

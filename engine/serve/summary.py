@@ -98,6 +98,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
     parts = [lead]
     if result.target_test_accuracy is not None:
         parts.append(f"On photos from where it will be used: {target_phrase(result)}.")
+    if result.target_reverse:
+        parts.append(result.target_reverse["sentence"])
     if probe is not None:
         parts.append(
             f"The linear probe on the final features got {_pct(probe)} of the validation photos"

@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from engine.data.decode import load_images
-from engine.model.device import autocast, to_device
 
 from engine.calibration import ece, fit_temperature, reliability, unsure_threshold
 from engine.errors import in_words
@@ -26,7 +24,9 @@ from engine.plan.rules import FIXED_S
 from engine.runs.events import RunEnded
 from engine.runs.result import RunResult
 from engine.runs.store import Run
+from engine.train import reverse_check
 from engine.train.paths import predict_logits
+from engine.train.reverse_check import features
 from engine.train.state import TrainContext, TrainState
 
 
@@ -39,6 +39,8 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
         return ctx.plan.score_s or 0.0
     n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
     n_target = 2 * ctx.plan.n_target_test + (ctx.plan.n_target if ctx.plan.target_norm else 0)
+    if reverse_check.applies(ctx, state):  # the chosen model's val and target photos, read once more
+        n_target += n_val + ctx.plan.n_target
     val_again = 0 if state.best_logits is not None else n_val
     return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 
@@ -52,9 +54,12 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
     else:  # no checkpoints were kept (a trainer without `Checkpoints`): the model at hand is the one scored
         state.best_epoch, state.best_logits = state.epoch, None
     ctx.model.eval()
+    ctx.report.expect(scoring_seconds(ctx, state) + FIXED_S)
+    checked, target_read = {}, None
+    if reverse_check.applies(ctx, state):  # may put the starting head back: before anything is scored
+        checked, target_read = reverse_check.check_against_start(ctx, state)
     val_paths, test = [it.path for it in ctx.ds.val], ctx.ds.test
     val_logits = state.best_logits  # the best epoch was validated through the images: the same logits as scoring
-    ctx.report.expect(scoring_seconds(ctx, state) + FIXED_S)
     if val_logits is None:
         scoring = ctx.report.step("score the chosen model on val")
         scoring(0.0)
@@ -102,8 +107,10 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
             test_n=0,
             cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None,
         )
+    if checked:
+        metrics["target_reverse"] = checked
     if ctx.plan.target_norm:  # val and test were read as training photos; what is saved reads target photos
-        standardise_on_targets(ctx)
+        standardise_on_targets(ctx, target_read)
     if ctx.rank == 0:
         final = ctx.run.path / "model.safetensors"
         save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(final))
@@ -150,20 +157,13 @@ def test_calibration(logits: torch.Tensor, y: torch.Tensor, trust: dict) -> dict
     }
 
 
-def standardise_on_targets(ctx: TrainContext) -> None:
+def standardise_on_targets(ctx: TrainContext, read: torch.Tensor | None = None) -> None:
     """The head reads its input standardised on the target photos: their features' mean and spread (through the model
-    as it predicts, mirror averaging included) replace the training photos' in the head's buffers."""
+    as it predicts, mirror averaging included; `read` when the model's were read already) replace the training
+    photos' in the head's buffers."""
     step = ctx.report.step("standardise the head on the target photos")
     step(0.0)
-    feats = []
-    paths = ctx.targets.photos.paths
-    with torch.no_grad(), autocast(ctx.device):
-        for b in range(0, len(paths), 32):
-            step.check_cancel()
-            x = ctx.spec.normalize(to_device(torch.stack(load_images(ctx.spec, paths[b : b + 32])), ctx.device))
-            feats.append(ctx.model.features(x).float().cpu())
-            step(min(1.0, (b + 32) / len(paths)))
-    f = torch.cat(feats)
+    f = read if read is not None else features(ctx, ctx.targets.photos.paths, step)
     ctx.model.head.mean.copy_(f.mean(0))
     ctx.model.head.scale.copy_(f.std(0) + 1e-6)
     step(1.0)

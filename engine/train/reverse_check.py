@@ -1,0 +1,85 @@
+"""The end of a run with unlabelled target photos: does the fine-tuned model carry its labels back as well as the head
+it started from?
+
+Val cannot tell (the training photos are right either way), and fine-tuning on the training photos often moves the
+features away from the target photos: on the field copy of the plant photos, auto's MMD fine-tune kept an epoch at
+0.963 on val that got 0.605 of the target test, where the starting head read on the target's statistics got 0.713.
+So when a trained epoch was chosen and no target photo is labelled, the chosen model is scored by reverse validation
+(`engine.probe.reverse`) as the plan scored the starting head, reading the target photos as the run will; the
+starting head is kept instead when it scored higher by more than that score's standard error on val.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.data.decode import load_images
+from engine.model.device import autocast, to_device
+from engine.probe.linear import LinearFit
+from engine.probe.reverse import reverse_accuracy
+from engine.train.state import TrainContext, TrainState
+
+
+def applies(ctx: TrainContext, state: TrainState) -> bool:
+    """A trained epoch was chosen, the plan scored its starting head by reverse validation, and no labelled target
+    photo chose instead."""
+    photos = ctx.targets.photos if ctx.targets is not None else None
+    return photos is not None and state.best_epoch > 0 and ctx.plan.target_reverse > 0 and not ctx.plan.n_target_val
+
+
+def features(ctx: TrainContext, paths: list[str], step) -> torch.Tensor:
+    """The head's input for `paths` through the model as it predicts (mirror averaging included), on the CPU."""
+    out = []
+    with torch.no_grad(), autocast(ctx.device):
+        for b in range(0, len(paths), 32):
+            step.check_cancel()
+            x = ctx.spec.normalize(to_device(torch.stack(load_images(ctx.spec, paths[b : b + 32])), ctx.device))
+            out.append(ctx.model.features(x).float().cpu())
+            step(min(1.0, (b + 32) / max(1, len(paths))))
+    return torch.cat(out)
+
+
+def chosen_reverse(ctx: TrainContext) -> tuple[float, torch.Tensor]:
+    """The model at hand's reverse validation score, and its target photos' features (the target standardisation
+    reads them again)."""
+    step = ctx.report.step("check the chosen model against the starting head on the target photos")
+    step(0.0)
+    head = ctx.model.head
+    val = [it.path for it in ctx.ds.val]
+    n = len(val) + len(ctx.targets.photos.paths)
+    fv = features(ctx, val, step.sub(0, len(val) / n))
+    ft = features(ctx, ctx.targets.photos.paths, step.sub(len(val) / n, 1.0))
+    mean, scale = head.mean.cpu(), head.scale.cpu()
+    zv = ((fv - mean) / scale).numpy()
+    zt = ((ft - ft.mean(0)) / (ft.std(0) + 1e-6) if ctx.plan.target_norm else (ft - mean) / scale).numpy()
+    w, b = head.fc.weight.detach().cpu().numpy(), head.fc.bias.detach().cpu().numpy()
+    fit = LinearFit(0.0, np.empty(0), np.empty(0), w, b, mean.numpy(), scale.numpy())
+    step(1.0)
+    return reverse_accuracy(fit, zt, zv, ctx.yva.numpy()), ft
+
+
+def check_against_start(ctx: TrainContext, state: TrainState) -> tuple[dict, torch.Tensor | None]:
+    """Scores the chosen model by reverse validation and puts the starting head back when it carries its labels
+    back better beyond chance. Returns the record (both scores, the margin, what was kept, the sentence) and the
+    target photos' features of the model kept, when they were read (None: the starting head's are to be read)."""
+    epoch = state.best_epoch
+    chosen, ft = chosen_reverse(ctx)
+    start = ctx.plan.target_reverse
+    margin = float(np.sqrt(start * (1 - start) / max(1, len(ctx.yva))))
+    checkpoint = ctx.run.load_checkpoint("start") if chosen < start - margin else None
+    if checkpoint is not None:
+        ctx.model.load_state_dict(checkpoint["model"])
+        state.best_epoch, state.best_logits, ft = 0, None, None
+    kept = "start" if checkpoint is not None else "chosen"
+    verdict = (
+        "the starting head is kept: the fine-tune fits the training photos better and carries to the target photos "
+        "worse."
+        if kept == "start"
+        else "the fine-tuned model is kept."
+    )
+    sentence = (
+        f"Reverse validation on the target photos: epoch {epoch} (chosen on val) {chosen:.1%}, the starting head "
+        f"{start:.1%} (standard error {margin:.1%}); {verdict}"
+    )
+    return {"chosen": chosen, "start": start, "margin": margin, "kept": kept, "epoch": epoch, "sentence": sentence}, ft
