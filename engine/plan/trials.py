@@ -11,12 +11,14 @@ A candidate is scored without target labels by reverse validation (`engine.probe
 labelled target photos when the target folder has some; it is chosen over no adaptation only when it scores higher
 by more than the score's standard error and its validation accuracy is at most `MAX_VAL_LOSS` below.
 
-What the trials found on the shared photo→painting pair and two shifted copies of the plant photos (Lite0's final
-features, the target photos on their own statistics; target test in brackets, never read by the choice): reverse
-validation put no adaptation first on the field pair (0.680; 0.575), and within its standard error of the best on
-the painting pair (0.985 vs MMD at 0.3's 0.991; 0.720 vs 0.704) and the grey one (0.687 vs 0.700; 0.614 vs 0.598), so
-no adaptation is kept on all three; it did not see that DANN at 0.3 gains 5 points on the paintings (0.767; its
-reverse score 0.868). The criterion is safe here, not sharp.
+What the trials found (bench/adapt_trials.py: the shared photo→painting pair and two shifted copies of the plant
+photos, Lite0's final features, the target photos on their own statistics; target test in brackets, never read by
+the choice): reverse validation put no adaptation first on the field pair (0.680; 0.575), and within its standard
+error of the best on the painting pair (0.985 vs MMD at 0.3's 0.991; 0.720 vs 0.704) and the grey one (0.687 vs
+0.700; 0.614 vs 0.598), so no adaptation is kept on all three; it did not see that DANN at 0.3 gains 5 points on the
+paintings (0.768; its reverse score 0.865). The criterion is safe there, not sharp. On Lite1's last four stages of
+the field pair it chose MMD at 1 (0.713 against 0.677), and that fine-tune ended 11 points below its starting head on
+the target test: what `engine.train.reverse_check` is for.
 """
 
 from __future__ import annotations
