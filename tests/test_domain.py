@@ -152,7 +152,7 @@ def test_a_fine_tune_that_carries_to_the_target_photos_worse_than_its_start_give
     from engine.runs.result import RunResult
     from engine.serve.summary import run_summary
 
-    assert checked["sentence"] in run_summary(RunResult.from_dict(m), plan)  # what the Compare page says of the run
+    assert checked["sentence"] in run_summary(RunResult.from_dict(m), plan)  # the Train page says it
     saved, start = load_file(str(run.path / "model.safetensors")), run.load_checkpoint("start")["model"]
     same = all(torch.equal(saved[k], start[k]) for k in start if not k.startswith("head."))
     if chosen_score == 0.0:  # below the start beyond its standard error: the start is the model
