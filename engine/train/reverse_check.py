@@ -18,6 +18,7 @@ from engine.data.decode import load_images
 from engine.model.device import autocast, to_device
 from engine.probe.linear import LinearFit
 from engine.probe.reverse import reverse_accuracy
+from engine.progress import Step
 from engine.train.state import TrainContext, TrainState
 
 
@@ -28,7 +29,7 @@ def applies(ctx: TrainContext, state: TrainState) -> bool:
     return photos is not None and state.best_epoch > 0 and ctx.plan.target_reverse > 0 and not ctx.plan.n_target_val
 
 
-def features(ctx: TrainContext, paths: list[str], step) -> torch.Tensor:
+def features(ctx: TrainContext, paths: list[str], step: Step) -> torch.Tensor:
     """The head's input for `paths` through the model as it predicts (mirror averaging included), on the CPU."""
     out = []
     with torch.no_grad(), autocast(ctx.device):
