@@ -142,13 +142,18 @@ def test_a_fine_tune_that_carries_to_the_target_photos_worse_than_its_start_give
     cfg = _cfg(data, target, test, adapt="mmd", target_norm=True)  # adapted: the latest epoch close to the best
     plan = get_plan(cfg).plan
     assert plan.target_reverse > 0  # the starting head's score, from the plan's evidence
-    real = reverse_check.chosen_reverse
-    monkeypatch.setattr(reverse_check, "chosen_reverse", lambda ctx: (chosen_score, real(ctx)[1]))
+    real, calls = reverse_check.model_reverse, []
+
+    def chosen_then_real(ctx):  # the chosen model is read first, then the starting head
+        calls.append(1)
+        return (chosen_score, real(ctx)[1]) if len(calls) == 1 else real(ctx)
+
+    monkeypatch.setattr(reverse_check, "model_reverse", chosen_then_real)
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
     assert m["status"] == "finished", m["error"]
     checked = m["target_reverse"]
-    assert checked["start"] == plan.target_reverse and checked["epoch"] > 0
+    assert 0 < checked["start"] <= 1 and checked["epoch"] > 0 and len(calls) == 2  # both read the same way
     from engine.runs.result import RunResult
     from engine.serve.summary import run_summary
 

@@ -39,8 +39,8 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
         return ctx.plan.score_s or 0.0
     n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
     n_target = 2 * ctx.plan.n_target_test + (ctx.plan.n_target if ctx.plan.target_norm else 0)
-    if reverse_check.applies(ctx, state):  # the chosen model's val and target photos, read once more
-        n_target += n_val + ctx.plan.n_target
+    if reverse_check.applies(ctx, state):  # the chosen model's and the start's val and target photos, read again
+        n_target += 2 * (n_val + ctx.plan.n_target)
     val_again = 0 if state.best_logits is not None else n_val
     return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 
