@@ -5,8 +5,9 @@ labels) and is scored once on `target/test` (labelled paintings nothing chose on
 TRANSFERLAB_HOME for all rows (the feature cache is shared; seconds are each row's own run).
 
 Rows: the source-only probe and auto (also with a 900 s budget); the simple fixes (the head standardised on the
-target photos; stronger augmentation, ten times smaller rates and a longer warm-up for a top-group fine-tune); DANN
-and MMD on that fine-tune; and auto given the unlabelled paintings, which chooses by itself (also with 900 s).
+target photos, and with BatchNorm statistics re-estimated on them; stronger augmentation, ten times smaller rates and
+a longer warm-up for a top-group fine-tune); DANN and MMD on that fine-tune; and auto given the unlabelled
+paintings, which chooses by itself (also with 900 s).
 
 Run by hand:  .venv/bin/python bench/domain.py [--rows probe,auto,...] [--pair DIR]
 """
@@ -38,11 +39,15 @@ ROWS = {
     "auto": ("source-only auto", dict(strategy="auto")),
     "norm": (
         "simple fix: the probe's head standardised on the target photos",
-        dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=False),
+        dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=False, target_bn=False),
     ),
     "pseudo": (
         "... and refitted with the target photos it labels surely",
-        dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=True),
+        dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=True, target_bn=False),
+    ),
+    "bn": (
+        "simple fix: ... with BatchNorm re-estimated on the target photos",
+        dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=False, target_bn=True),
     ),
     "finetune": ("top-group fine-tune, source only", FINETUNE),
     "strong": ("simple fix: stronger augmentation (RandAugment)", {**FINETUNE, "augment": "randaugment"}),
@@ -57,7 +62,7 @@ ROWS = {
     ),
     "auto-900": ("source-only auto with a 900 s budget", dict(strategy="auto", budget=900)),
 }
-USES_TARGET = {"norm", "pseudo", "dann", "mmd", "auto-target", "auto-target-900"}
+USES_TARGET = {"norm", "pseudo", "bn", "dann", "mmd", "auto-target", "auto-target-900"}
 
 
 def row(key: str, pair: Path) -> dict:
@@ -86,8 +91,17 @@ def row(key: str, pair: Path) -> dict:
         "n_target": r.target_test_n,
         "seconds": time.perf_counter() - t0,
         "chose": f"{plan.backbone} {plan.tap_label}; norm {'on' if plan.target_norm else 'off'}; pseudo "
-        f"{plan.target_pseudo}; adapt {plan.adapt}; epoch {r.best_epoch} of {plan.total_epochs}",
+        f"{plan.target_pseudo}; bn {'on' if plan.target_bn else 'off'}; adapt {plan.adapt}; "
+        f"epoch {r.best_epoch} of {plan.total_epochs}" + _checked(r),
     }
+
+
+def _checked(r: RunResult) -> str:
+    """The end-of-run check's scores, when it ran (engine.train.reverse_check)."""
+    c = r.target_reverse
+    if not c:
+        return ""
+    return f"; end check: epoch {c['epoch']} {c['chosen']:.3f} vs start {c['start']:.3f}, kept {c['kept']}"
 
 
 def main() -> None:

@@ -188,6 +188,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
     kw = {k: getattr(args, k, None) for k in keys}
     kw["target_norm"] = TARGET_NORM[getattr(args, "target_norm", None) or "auto"]
     kw["target_pseudo"] = TARGET_NORM[getattr(args, "target_pseudo", None) or "auto"]
+    kw["target_bn"] = TARGET_NORM[getattr(args, "target_bn", None) or "auto"]
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
     return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
@@ -479,6 +480,12 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=list(TARGET_NORM),
         help="the starting head is refitted with the target photos it labels with 90%% confidence (auto: on evidence)",
+    )
+    p.add_argument(
+        "--target-bn",
+        default="auto",
+        choices=list(TARGET_NORM),
+        help="the saved model's BatchNorm statistics re-estimated on the target photos, AdaBN (auto: on evidence)",
     )
 
 

@@ -60,6 +60,7 @@ NEW_RUN_CHOICES = {
     "balance": list(BALANCE),
     "adapt": list(ADAPT_CHOICES),
     "target_norm": list(TARGET_NORM),
+    "target_bn": list(TARGET_NORM),
 }
 LOSS_CAPTION = (
     "Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
@@ -243,7 +244,7 @@ with st.expander("New run: the plan", expanded=current is None):
     augment = c[2].selectbox("Augmentation", NEW_RUN_CHOICES["augment"], key="augment")
     balance = c[3].selectbox("Imbalance", NEW_RUN_CHOICES["balance"], key="balance")
     target = st.session_state.get("target") or ""
-    t = st.columns(3)
+    t = st.columns(4)
     adapt = t[0].selectbox(
         "Adaptation to the target photos",
         NEW_RUN_CHOICES["adapt"],
@@ -260,7 +261,16 @@ with st.expander("New run: the plan", expanded=current is None):
         help="The head reads its input standardised on the target photos' own statistics (one pass, no weight "
         "changes); chosen on evidence unless set.",
     )
-    t[2].caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
+    bn = t[2].selectbox(
+        "BatchNorm re-estimated on the target photos",
+        NEW_RUN_CHOICES["target_bn"],
+        key="target_bn",
+        disabled=not target or TARGET_NORM[norm] is False,
+        help="The saved model's BatchNorm statistics averaged over a sample of the target photos (AdaBN; val keeps "
+        "the backbone's own); chosen on evidence unless set. Off while the head keeps the training photos' "
+        "statistics: the re-estimated features are read on their own.",
+    )
+    t[3].caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
     keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(
         data=path,
@@ -271,7 +281,16 @@ with st.expander("New run: the plan", expanded=current is None):
         data_root=root_for(path),
         budget=float(budget) if strategy == "auto" else None,
         augment=None if augment == "from the plan" else augment,
-        **({"target": target, "adapt": ADAPT_CHOICES[adapt], "target_norm": TARGET_NORM[norm]} if target else {}),
+        **(
+            {
+                "target": target,
+                "adapt": ADAPT_CHOICES[adapt],
+                "target_norm": TARGET_NORM[norm],
+                "target_bn": False if TARGET_NORM[norm] is False else TARGET_NORM[bn],
+            }
+            if target
+            else {}
+        ),
     )
     plan_key = f"plan|{hash(cfg)}"
     if st.button("Make the plan", type="primary", key="make_plan"):

@@ -86,6 +86,9 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path, capsys):
     assert "Traceback" not in out.stderr
     assert main(["inspect-data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    sample = str(REPO / "samples" / "plant-leaves-15")
+    assert main(["plan", "--data", sample, "--target", sample, "--target-bn", "on", "--target-norm", "off"]) == 2
+    assert "target_bn" in capsys.readouterr().err  # AdaBN's features are read on their own statistics
 
 
 def test_weights_commands_refuse_bad_input_in_one_line(tmp_path, capsys):

@@ -72,6 +72,31 @@ def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domai
     assert "Asked for" in run.read_json("plan.json")["target_reason"]
 
 
+def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_val_keeps_the_backbones(
+    domains, tmp_path
+):
+    import torch
+    from safetensors.torch import load_file
+
+    data, target, test = domains
+    cfg = _cfg(data, target, test, target_bn=True, finetune_epochs=1)
+    plan = get_plan(cfg).plan
+    assert plan.target_bn and plan.target_norm  # the re-estimated features are read on their own statistics
+    assert "Asked for: the BatchNorm statistics re-estimated" in plan.target_reason
+    assert "re-estimated on 12 target photos (AdaBN)" in plan.target_reason
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+    m = train(cfg, run)
+    assert m["status"] == "finished", m["error"]
+    saved, start = load_file(str(run.path / "model.safetensors")), run.load_checkpoint("start")["model"]
+    stats = [k for k in start if k.endswith("running_mean") and not k.startswith("head.")]
+    assert stats and all(not torch.allclose(saved[k], start[k]) for k in stats)  # every layer: the target photos'
+    best = next(e for e in run.events("epoch") if e["epoch"] == m["best_epoch"])
+    assert m["best_val_acc"] == pytest.approx(best["val_acc"])  # val is read with the backbone's own statistics
+    assert "re-estimate BatchNorm on the target photos" in {e["name"] for e in run.events("setup")}
+    with pytest.raises(ConfigError, match="target_bn"):
+        _cfg(data, target, test, target_bn=True, target_norm=False)
+
+
 def test_what_an_adapted_plan_cannot_do_is_said_in_one_line(domains):
     data, target, test = domains
     with pytest.raises(ConfigError, match="needs photos to adapt to"):
@@ -127,6 +152,8 @@ def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(dom
     assert "Adaptation tried on the cached features" in said and "DANN at 0.3" in said and "MMD at 1" in said
     assert plan.adapt in ("none", "dann", "mmd")
     assert (plan.adapt == "none") == ("no adaptation loss" in said)
+    assert "re-estimated on 12 target photos (AdaBN), scored by reverse validation" in said  # a candidate, on evidence
+    assert plan.target_bn == ("reads target photos with the re-estimated statistics" in said)
 
 
 @pytest.mark.parametrize("chosen_score", [0.0, 1.0])

@@ -167,3 +167,5 @@ def test_the_adaptation_choice_starts_at_auto_which_lets_the_plan_try_each(monke
     adapt = at.selectbox(key="adapt")
     assert list(adapt.options) == list(ADAPT_CHOICES) and adapt.value == "auto" and ADAPT_CHOICES["auto"] is None
     assert adapt.disabled  # no target photos given on the Data page
+    bn = at.selectbox(key="target_bn")
+    assert list(bn.options) == ["auto", "on", "off"] and bn.value == "auto" and bn.disabled  # AdaBN: on evidence

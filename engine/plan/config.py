@@ -105,6 +105,7 @@ class RegularisationConfig:
     adapt_strength: float | None = None  # the adaptation loss's weight once ramped up (None: the plan's)
     target_norm: bool | None = None  # the head standardises its input on the target photos (None: chosen on evidence)
     target_pseudo: bool | None = None  # the head is refitted with the target photos it labels surely (None: evidence)
+    target_bn: bool | None = None  # BatchNorm statistics re-estimated on the target photos, AdaBN (None: evidence)
 
     def __post_init__(self):
         if self.balance not in BALANCE:
@@ -113,6 +114,11 @@ class RegularisationConfig:
 
         if self.adapt is not None and self.adapt not in ADAPT_METHODS:
             raise ConfigError(f"adapt {self.adapt!r} is not one of {', '.join(ADAPT_METHODS)}")
+        if self.target_bn and self.target_norm is False:
+            raise ConfigError(
+                "target_bn: the re-estimated BatchNorm statistics are read with the head standardised on the target "
+                "photos; leave target_norm on or auto"
+            )
 
 
 @dataclass(frozen=True)

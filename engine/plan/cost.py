@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from engine.model.bn_stats import BN_SAMPLE
 from engine.model.cost import boundary_bytes, cached_epoch_seconds, epoch_seconds, forward_pace
 from engine.model.device import pick_device
 from engine.model.resources import activations_fit
@@ -84,6 +85,7 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     # the target photos once more for their statistics, the target test for the chosen model and the starting head
     val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
     target_passes = (plan.n_target if plan.target_norm else 0) + 2 * plan.n_target_test
+    target_passes += min(BN_SAMPLE, plan.n_target) if plan.target_bn else 0  # AdaBN's statistics, read once
     score_s = (val_again + plan.n_test + target_passes) * views / speed
     planning = plan.plan_s if plan_s is None else plan_s
     return replace(

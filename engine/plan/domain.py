@@ -37,6 +37,7 @@ from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 if TYPE_CHECKING:
+    from engine.plan.target_bn import BnChoice
     from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
@@ -200,11 +201,17 @@ def refitted(evidence: NormChoice | None, norm: bool, asked: bool | None) -> boo
     return asked is True or evidence.pseudo
 
 
-def apply_targets(
-    plan: Plan, targets: Targets, cfg: TrainConfig, evidence: NormChoice | None, trials: TrialChoice | None = None
+# PLR0913: the plan, the target folders, the config, and the three kinds of evidence
+def apply_targets(  # noqa: PLR0913
+    plan: Plan,
+    targets: Targets,
+    cfg: TrainConfig,
+    evidence: NormChoice | None,
+    trials: TrialChoice | None = None,
+    bn: BnChoice | None = None,
 ) -> Plan:
     """`plan` with its target section: the folders' counts and fingerprint, the adaptation asked for or chosen by
-    auto's trials (DANN or MMD, and its strength), the target standardisation and why."""
+    auto's trials (DANN or MMD, and its strength), the target standardisation, the BatchNorm statistics, and why."""
     photos = targets.photos
     if photos is None and not targets.test:
         return plan
@@ -220,6 +227,14 @@ def apply_targets(
         reason = (
             f"{'Asked for' if norm else 'Turned off'}: the head's input standardised on the target photos. " + reason
         )
+    pseudo = evidence.n_pseudo if refitted(evidence, norm, reg.target_pseudo) else 0  # as the run's head starts
+    start = start_reverse(evidence, norm, reg.target_pseudo)  # the end check's gate: the start scored without labels
+    use_bn = False
+    if bn is not None:
+        use_bn = bn.use if reg.target_bn is None else reg.target_bn
+        reason += " " + ("Asked for: the BatchNorm statistics re-estimated. " if reg.target_bn else "") + bn.reason
+        norm = norm or use_bn  # the re-estimated features are read on their own statistics
+        start = bn.score if use_bn and start else start
     if trials is not None and reg.adapt is None:
         reason += " " + trials.reason
     if adapt != "none":
@@ -237,8 +252,9 @@ def apply_targets(
         adapt=adapt,
         adapt_strength=strength if adapt != "none" else 0.0,
         target_norm=norm,
-        target_pseudo=evidence.n_pseudo if refitted(evidence, norm, reg.target_pseudo) else 0,
-        target_reverse=start_reverse(evidence, norm, reg.target_pseudo),
+        target_pseudo=pseudo,
+        target_reverse=start,
+        target_bn=use_bn,
         target_reason=" ".join([*(photos.notes if photos is not None else []), plan.target_reason, reason]).strip(),
     )
 

@@ -48,6 +48,7 @@ from engine.plan.rules import (
     norm_note,
     probe_fits,
 )
+from engine.plan.target_bn import BnChoice, choose_target_bn
 from engine.plan.trials import try_adaptation
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.check import exact_leaks, stored_leaks
@@ -91,10 +92,12 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
 
 
 def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress: Progress, device) -> Plan:
-    """The plan's target section (engine.plan.domain), the target standardisation chosen on evidence (a head that
-    starts from the probe), costed again: the target photos' passes and the adapted epochs count."""
-    plan, evidence, trials, t0 = planned.plan, None, None, time.perf_counter()
+    """The plan's target section (engine.plan.domain), the target readings chosen on evidence for a head that starts
+    from the probe (its standardisation, the refit, the BatchNorm statistics; then auto's adaptation trials), costed
+    again: the target photos' passes and the adapted epochs count."""
+    plan, evidence, bn, trials, t0 = planned.plan, None, None, None, time.perf_counter()
     probe = next((p for p in planned.probes if p.backbone == plan.backbone), None)
+    reg = cfg.regularisation
     if targets.photos is not None and probe is not None and planned.head is not None:
         measuring = progress.step("measure the target photos")
         measuring(0.0)
@@ -106,17 +109,42 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
             probe, planned.head, plan.taps, targets.photos, c, cfg.weights, cfg.data.in_chans, measuring
         )
         measuring(1.0)
-        norm = evidence.target_norm if cfg.regularisation.target_norm is None else cfg.regularisation.target_norm
-        if refitted(evidence, norm, cfg.regularisation.target_pseudo):
+        norm = evidence.target_norm if reg.target_norm is None else reg.target_norm
+        if refitted(evidence, norm, reg.target_pseudo):
             planned.head = evidence.head  # the run starts from the head refitted with the confident target photos
             plan = replace(plan, head_accuracy=evidence.head.accuracy)
-        if cfg.optim.strategy == "auto" and cfg.regularisation.adapt is None and plan.trains_below_head:
+        if has_batchnorm(plan.backbone) and reg.target_bn is not False and reg.target_norm is not False:
+            bn = _bn_evidence(cfg, planned, probe, targets, norm, c, progress)
+        if cfg.optim.strategy == "auto" and reg.adapt is None and plan.trains_below_head:
             trying = progress.step("try adaptation on the cached features")
             trying(0.0)
             trials = try_adaptation(probe, planned.head, plan.taps, targets.photos, norm, cfg, trying)
             trying(1.0)
-    plan = apply_targets(plan, targets, cfg, evidence, trials)
+    plan = apply_targets(plan, targets, cfg, evidence, trials, bn)
     return costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
+
+
+# PLR0913: the config, the plan and its probe, the target photos and how the run starts reading them, who watches
+def _bn_evidence(  # noqa: PLR0913
+    cfg: TrainConfig, planned: Planned, probe: ProbeResult, targets: Targets, norm: bool, c: float, progress: Progress
+) -> BnChoice:
+    """`choose_target_bn` for the run's starting head, as the step "re-estimate BatchNorm on the target photos"."""
+    step = progress.step("re-estimate BatchNorm on the target photos")
+    step(0.0)
+    bn = choose_target_bn(
+        probe,
+        planned.head,
+        planned.plan.taps,
+        targets.photos,
+        norm,
+        c,
+        cfg.weights,
+        cfg.data.in_chans,
+        cfg.runtime.seed,
+        step,
+    )
+    step(1.0)
+    return bn
 
 
 def load_data(cfg: TrainConfig) -> Dataset:

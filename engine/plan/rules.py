@@ -154,6 +154,7 @@ class Plan:
     target_norm: bool = False  # the head standardises its input on the target photos' statistics
     target_pseudo: int = 0  # target photos the starting head was refitted with (confident pseudo-labels)
     target_reverse: float = 0.0  # the starting head's reverse validation score as it reads target photos (0: none)
+    target_bn: bool = False  # the saved model's BatchNorm statistics are re-estimated on the target photos (AdaBN)
     target_reason: str = ""  # why, in words, with the numbers
     estimate_s: float = 0.0  # the whole run, planning included (engine.plan.cost counts every step)
     plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)

@@ -13,16 +13,20 @@ from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from engine.data.dataset import Dataset
+from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.errors import DataError, WeightsUnavailable
 from engine.metrics import confusion, per_class_accuracy
+from engine.model.bn_stats import reestimate
 from engine.model.catalogue import get_entry, input_spec
+from engine.model.device import autocast, pick_device, to_device
 from engine.model.groups import group_names
-from engine.model.taps import FINAL, tap_names
+from engine.model.taps import FINAL, tap_features, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
 from engine.probe.features import (
     FeatureSet,
@@ -236,37 +240,62 @@ def photo_features(  # noqa: PLR0913
     labels: np.ndarray | None = None,
     splits: np.ndarray | None = None,
     progress: Step = QUIET_STEP,
+    bn_from: list[str] | None = None,
 ) -> FeatureSet:
     """Pooled features at every stage of any list of photos (one view each: the target photos, every split of a
-    dataset), from the feature cache when the same photos, unchanged, were read with the same weights and input."""
+    dataset), from the feature cache when the same photos, unchanged, were read with the same weights and input.
+    With `bn_from`, the backbone's BatchNorm statistics are first re-estimated on those photos (`engine.model.bn_stats`;
+    one more pass over them)."""
     spec = spec or input_spec(backbone, in_chans)
-    h = hashlib.sha256()
-    for p in paths:
-        st = Path(p).stat()
-        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     n = len(paths)
-    return compute_cached(
+    labels = np.full(n, -1) if labels is None else labels
+    splits = np.array(["photo"] * n, dtype="U8") if splits is None else splits
+    source = f"photos-{photos_digest(paths)}" + (f"-bn-{photos_digest(bn_from)}" if bn_from else "")
+    fs = compute_cached(
         feature_key(
             backbone,
             weights_key(backbone, weights, in_chans),
-            f"photos-{h.hexdigest()[:16]}",
+            source,
             spec,
             current_precision(),
             views=1,
         ),
-        lambda: _seeded(backbone, weights, in_chans),
+        lambda: _seeded(backbone, weights, in_chans, (spec, bn_from) if bn_from else None),
         spec,
         paths,
-        np.full(n, -1) if labels is None else labels,
-        np.array(["photo"] * n, dtype="U8") if splits is None else splits,
+        labels,
+        splits,
         views=1,
         progress=progress,
     )
+    fs.labels, fs.splits = labels, splits  # the caller's: the cache is keyed by the photos, not by how they are named
+    return fs
 
 
-def _seeded(backbone: str, weights: str, in_chans: int):
-    """The backbone; a random initialisation is seeded (`create_backbone`), so its cached features stay valid."""
-    return create_backbone(backbone, weights, in_chans)[0]
+def photos_digest(paths: list[str]) -> str:
+    """A short digest of a list of photos as they are on disk (path, size, modification time)."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:16]
+
+
+def _seeded(backbone: str, weights: str, in_chans: int, bn_from: tuple[InputSpec, list[str]] | None = None):
+    """The backbone; a random initialisation is seeded (`create_backbone`), so its cached features stay valid. With
+    `bn_from` (the input contract, photos), its BatchNorm statistics are those photos'."""
+    model = create_backbone(backbone, weights, in_chans)[0]
+    if bn_from is not None:
+        spec, photos = bn_from
+        device = pick_device()
+        model = model.to(device)
+        batches = (
+            spec.normalize(to_device(torch.stack(load_images(spec, photos[b : b + 32], keep=False)), device))
+            for b in range(0, len(photos), 32)
+        )
+        with autocast(device):
+            reestimate(model, batches, lambda x: tap_features(model, x, (FINAL,)))
+    return model
 
 
 # PLR0913: the public probe's keyword options

@@ -24,7 +24,7 @@ from engine.plan.rules import FIXED_S
 from engine.runs.events import RunEnded
 from engine.runs.result import RunResult
 from engine.runs.store import Run
-from engine.train import reverse_check
+from engine.train import reverse_check, target_bn
 from engine.train.paths import predict_logits
 from engine.train.reverse_check import features
 from engine.train.state import TrainContext, TrainState
@@ -39,8 +39,11 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
         return ctx.plan.score_s or 0.0
     n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
     n_target = 2 * ctx.plan.n_target_test + (ctx.plan.n_target if ctx.plan.target_norm else 0)
-    if reverse_check.applies(ctx, state):  # the chosen model's and the start's val and target photos, read again
+    checks = reverse_check.applies(ctx, state)
+    if checks:  # the chosen model's and the start's val and target photos, read again
         n_target += 2 * (n_val + ctx.plan.n_target)
+    if ctx.plan.target_bn:  # the sample read for the statistics: once for the saved model, once per model checked
+        n_target += (3 if checks else 1) * len(target_bn.sample(ctx))
     val_again = 0 if state.best_logits is not None else n_val
     return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 
@@ -109,8 +112,7 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
         )
     if checked:
         metrics["target_reverse"] = checked
-    if ctx.plan.target_norm:  # val and test were read as training photos; what is saved reads target photos
-        standardise_on_targets(ctx, target_read)
+    read_as_targets(ctx, target_read)
     if ctx.rank == 0:
         final = ctx.run.path / "model.safetensors"
         save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(final))
@@ -155,6 +157,16 @@ def test_calibration(logits: torch.Tensor, y: torch.Tensor, trust: dict) -> dict
             "accuracy": float((pred[answered] == y[answered]).float().mean()) if answered.any() else 0.0,
         },
     }
+
+
+def read_as_targets(ctx: TrainContext, read: torch.Tensor | None = None) -> None:
+    """Val and the test split were read as training photos; what is saved (and the target test) reads target photos:
+    with the backbone's BatchNorm statistics re-estimated on them, then the head's input standardised on them, as the
+    plan chose. `read`: the target photos' features through the model so made, when they were read already."""
+    if ctx.plan.target_bn:
+        target_bn.reestimate_on_targets(ctx)
+    if ctx.plan.target_norm:
+        standardise_on_targets(ctx, read)
 
 
 def standardise_on_targets(ctx: TrainContext, read: torch.Tensor | None = None) -> None:

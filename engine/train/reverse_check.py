@@ -6,12 +6,15 @@ features away from the target photos: on the field copy of the plant photos, aut
 0.963 on val that got 0.605 of the target test, where the starting head read on the target's statistics got 0.713.
 So when a trained epoch was chosen and no target photo is labelled, the chosen model and the starting head are both
 scored by reverse validation (`engine.probe.reverse`) through the model as it predicts, reading the target photos as
-the run will; the starting head is kept instead when it scored higher by more than that score's standard error on
+the run will (with the BatchNorm statistics re-estimated on them when the plan does so, `engine.train.target_bn`);
+the starting head is kept instead when it scored higher by more than that score's standard error on
 val. (The plan's own score of the start, `plan.target_reverse`, comes from the probe's cached features, read without
 mirror averaging: 0.637 there against 0.743 through the model on the field pair, so it only gates the check.)
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -21,6 +24,7 @@ from engine.model.device import autocast, to_device
 from engine.probe.linear import LinearFit
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import Step
+from engine.train import target_bn
 from engine.train.state import TrainContext, TrainState
 
 
@@ -52,7 +56,8 @@ def model_reverse(ctx: TrainContext) -> tuple[float, torch.Tensor]:
     val = [it.path for it in ctx.ds.val]
     n = len(val) + len(ctx.targets.photos.paths)
     fv = features(ctx, val, step.sub(0, len(val) / n))
-    ft = features(ctx, ctx.targets.photos.paths, step.sub(len(val) / n, 1.0))
+    with target_bn.on_targets(ctx) if ctx.plan.target_bn else nullcontext():  # as the saved model will read them
+        ft = features(ctx, ctx.targets.photos.paths, step.sub(len(val) / n, 1.0))
     mean, scale = head.mean.cpu(), head.scale.cpu()
     zv = ((fv - mean) / scale).numpy()
     zt = ((ft - ft.mean(0)) / (ft.std(0) + 1e-6) if ctx.plan.target_norm else (ft - mean) / scale).numpy()

@@ -1,0 +1,103 @@
+"""Whether the run's model reads the target photos with its BatchNorm statistics re-estimated on them (AdaBN), chosen
+on evidence like the other simple fixes.
+
+The candidate is scored as the run would use it: the backbone's statistics averaged over a seeded sample of the target
+photos (`engine.model.bn_stats`), the head the run starts from reading the features so made, standardised on their
+own statistics (with the training photos' statistics the re-estimated features land where the head never looked:
+0.105 of the field pair's target test). It is compared with the reading the run starts from on the same photos:
+
+* with labelled target photos: the share of them each gets right;
+* without: reverse validation (`engine.probe.reverse`), scored on val (read with the backbone's own statistics, as the
+  run reads photos like the training ones).
+
+It is kept only when it scores higher by more than the reference score's standard error. What it found
+(bench/domain.py, Lite0's final features, reverse validation; target test in brackets, never read by the choice):
+field pair 0.550 against 0.627 without (0.318; 0.596), grey 0.493 against 0.663 (0.388; 0.629), photo→painting 0.991
+against 0.991 (0.682; 0.722): rejected on all three, rightly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.target import TargetSet
+from engine.model.bn_stats import BN_SAMPLE, bn_sample
+from engine.probe.gap import target_features
+from engine.probe.linear import LinearFit, ProbeResult, photo_features
+from engine.probe.reverse import reverse_accuracy
+from engine.progress import QUIET_STEP, Step
+
+
+@dataclass(frozen=True)
+class BnChoice:
+    """Whether the statistics are re-estimated, the sentence that says why, and the scores behind it."""
+
+    use: bool
+    reason: str
+    score: float  # the re-estimated reading's score (reverse validation, or labelled target photos' accuracy)
+    without: float  # the run's starting reading's, on the same photos
+    margin: float
+    n_sample: int  # target photos the statistics are averaged over
+
+
+def _own(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
+
+
+def _acc(head: LinearFit, z: np.ndarray, y: np.ndarray) -> float:
+    return float(((z @ head.std_coef.T + head.std_intercept).argmax(1) == y).mean())
+
+
+# PLR0913: the probe, the head and how it reads, the target photos, the weights, the seed, who watches
+def choose_target_bn(  # noqa: PLR0913
+    probe: ProbeResult,
+    head: LinearFit,
+    taps: tuple[int, ...],
+    photos: TargetSet,
+    norm: bool,
+    c: float = 1.0,
+    weights: str = "auto",
+    in_chans: int = 3,
+    seed: int = 0,
+    progress: Step = QUIET_STEP,
+) -> BnChoice:
+    """The evidence for re-estimating the BatchNorm statistics of `probe`'s backbone on `photos`, for `head` (the
+    run's starting head at `taps`), against reading the target photos as the run starts (`norm`: standardised on
+    their own statistics)."""
+    sample = bn_sample(photos.paths, seed)
+    n_unlabelled = len(photos.unlabelled)
+    labelled = list(range(n_unlabelled, len(photos.paths)))
+    scored = [photos.paths[i] for i in labelled] if labelled else sample
+    fa = photo_features(scored, probe.backbone, weights, in_chans, progress=progress.sub(0.0, 0.9), bn_from=sample)
+    za = _own(fa.rows(np.arange(len(scored)), taps))
+    xt = target_features(photos, probe.backbone, weights, in_chans).x("target", taps)  # cached
+    mean, scale = (xt.mean(0), xt.std(0) + 1e-6) if norm else (head.mean, head.scale)
+    index = {p: i for i, p in enumerate(photos.paths)}
+    zt = (xt[[index[p] for p in scored]] - mean) / scale
+    if labelled:
+        y = np.array([it.label for it in photos.labelled])
+        score, without, n = _acc(head, za, y), _acc(head, zt, y), len(y)
+        how = f"on your {n} labelled target photos"
+    else:
+        zv = (probe.features.x("val", taps) - head.mean) / head.scale
+        yv = probe.features.y("val")
+        score, without = (reverse_accuracy(head, z, zv, yv, c) for z in (za, zt))
+        n, how = len(yv), "by reverse validation"
+    progress(1.0)
+    margin = float(np.sqrt(without * (1 - without) / max(1, n)))
+    use = score > without + margin
+    reason = (
+        f"BatchNorm statistics re-estimated on {len(sample)} target photos (AdaBN), scored {how}: {score:.1%}, against "
+        f"{without:.1%} with the backbone's own (standard error {margin:.1%}); so "
+        + (
+            "the saved model reads target photos with the re-estimated statistics (val keeps the backbone's own)."
+            if use
+            else "the backbone keeps its own statistics."
+        )
+    )
+    return BnChoice(use, reason, score, without, margin, len(sample))
+
+
+__all__ = ["BN_SAMPLE", "BnChoice", "choose_target_bn"]
