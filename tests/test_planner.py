@@ -146,3 +146,36 @@ def test_a_bad_device_input_setting_is_refused_before_any_probe(tiny_folder, mon
     monkeypatch.setattr(make, "probe", lambda *a, **k: pytest.fail("probed first"))
     with pytest.raises(ValueError, match="TRANSFERLAB_DEVICE_INPUT='yes'"):
         get_plan(cfg(tiny_folder, strategy="full", val_fraction=0.34))
+
+
+@pytest.mark.parametrize("asked", [None, "mmd"])
+def test_auto_fits_its_adapted_epochs_to_the_budget_or_drops_the_adaptation(tiny_folder, asked):
+    from dataclasses import replace
+
+    from engine.plan.budget import SAFETY
+    from engine.plan.cost import costed
+    from engine.plan.make import _adapted_in_budget
+
+    cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k")
+    p = get_plan(cfg).plan
+    adapted = costed(cfg, replace(p, adapt="mmd", adapt_strength=1.0, n_target=12, finetune_epochs=12), 5.0, "cpu")
+    rest = adapted.estimate_s - 12 * adapted.finetune_epoch_s
+
+    def within(epochs: float) -> TrainConfig:
+        budget = (rest + epochs * adapted.finetune_epoch_s) / SAFETY
+        target = {"target": str(tiny_folder)} if asked else {}  # only read by the plan, never here
+        return TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=budget, adapt=asked, **target)
+
+    assert _adapted_in_budget(within(12.5), adapted, "cpu") is adapted  # it fits: unchanged
+    fewer = _adapted_in_budget(within(5.5), adapted, "cpu")
+    assert fewer.adapt == "mmd" and fewer.finetune_epochs == 5 and "runs 5 of the 12 epochs" in fewer.reason
+    assert fewer.estimate_s <= SAFETY * within(5.5).optim.budget + 0.5  # the time shown holds the budget
+    short = _adapted_in_budget(within(1.5), adapted, "cpu")
+    if asked is None:  # auto's own choice, with too few epochs left: fine-tune without it
+        assert (
+            short.adapt == "none"
+            and short.finetune_epochs == 12
+            and "no adaptation loss after all" in short.target_reason
+        )
+    else:  # asked for: kept, on the epochs that fit
+        assert short.adapt == "mmd" and short.finetune_epochs == 1

@@ -38,6 +38,7 @@ from engine.plan.rules import (
     DEFAULT_EPOCHS,
     FIXED_S,
     HEAD_LR,
+    MIN_FINETUNE_EPOCHS,
     STRATEGY_TEXT,
     Plan,
     band,
@@ -121,7 +122,38 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
             trials = try_adaptation(probe, planned.head, plan.taps, targets.photos, norm, cfg, trying)
             trying(1.0)
     plan = apply_targets(plan, targets, cfg, evidence, trials, bn)
-    return costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
+    plan = costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
+    return _adapted_in_budget(cfg, plan, device.type) if cfg.optim.strategy == "auto" else plan
+
+
+def _adapted_in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
+    """Auto's epochs were fitted to the budget before the adaptation was chosen, and an adapted epoch also runs a
+    target batch beside every batch: as many epochs as still fit, the adaptation dropped when fewer than
+    `MIN_FINETUNE_EPOCHS` would (unless it was asked for), and the reason says so."""
+    if plan.adapt == "none" or not plan.finetune_epochs or not plan.finetune_epoch_s:
+        return plan
+    budget = cfg.optim.budget or DEFAULT_BUDGET_S
+    rest = plan.estimate_s - plan.finetune_epochs * plan.finetune_epoch_s
+    fit = int((SAFETY * budget - rest) // plan.finetune_epoch_s)
+    if fit >= plan.finetune_epochs:
+        return plan
+    method = plan.adapt.upper()
+    if fit < MIN_FINETUNE_EPOCHS and cfg.regularisation.adapt is None:  # auto's own choice: fine-tune without it
+        note = (
+            f" With {method} an epoch takes about {plan.finetune_epoch_s:.0f} s here (a batch of target photos beside "
+            f"every batch): {max(0, fit)} epoch(s) would fit the {budget:.0f} s budget, so phase 2 adds no "
+            f"adaptation loss after all."
+        )
+        unadapted = replace(plan, adapt="none", adapt_strength=0.0, target_reason=plan.target_reason + note)
+        return costed(cfg, unadapted, plan.images_per_s, device_type)
+    epochs = max(1, fit)
+    note = (
+        f" With {method} an epoch takes about {plan.finetune_epoch_s:.0f} s here (a batch of target photos beside "
+        f"every batch), so phase 2 runs {epochs} of the {plan.finetune_epochs} epochs above, to end within the "
+        f"{budget:.0f} s budget."
+    )
+    fitted = replace(plan, finetune_epochs=epochs, reason=plan.reason + note)
+    return costed(cfg, fitted, plan.images_per_s, device_type)
 
 
 # PLR0913: the config, the plan and its probe, the target photos and how the run starts reading them, who watches
