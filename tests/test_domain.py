@@ -82,7 +82,7 @@ def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_va
     cfg = _cfg(data, target, test, target_bn=True, finetune_epochs=1)
     plan = get_plan(cfg).plan
     assert plan.target_bn and plan.target_norm  # the re-estimated features are read on their own statistics
-    assert "Asked for: the BatchNorm statistics re-estimated" in plan.target_reason
+    assert "as asked, the saved model reads target photos with the re-estimated statistics" in plan.target_reason
     assert "re-estimated on 12 target photos (AdaBN)" in plan.target_reason
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)

@@ -149,12 +149,12 @@ def test_a_bad_device_input_setting_is_refused_before_any_probe(tiny_folder, mon
 
 
 @pytest.mark.parametrize("asked", [None, "mmd"])
-def test_auto_fits_its_adapted_epochs_to_the_budget_or_drops_the_adaptation(tiny_folder, asked):
+def test_auto_fits_its_epochs_to_the_budget_after_the_target_photos_or_drops_the_adaptation(tiny_folder, asked):
     from dataclasses import replace
 
     from engine.plan.budget import SAFETY
     from engine.plan.cost import costed
-    from engine.plan.make import _adapted_in_budget
+    from engine.plan.make import _in_budget
 
     cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k")
     p = get_plan(cfg).plan
@@ -166,16 +166,28 @@ def test_auto_fits_its_adapted_epochs_to_the_budget_or_drops_the_adaptation(tiny
         target = {"target": str(tiny_folder)} if asked else {}  # only read by the plan, never here
         return TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=budget, adapt=asked, **target)
 
-    assert _adapted_in_budget(within(12.5), adapted, "cpu") is adapted  # it fits: unchanged
-    fewer = _adapted_in_budget(within(5.5), adapted, "cpu")
+    assert _in_budget(within(12.5), adapted, "cpu") is adapted  # it fits: unchanged
+    fewer = _in_budget(within(5.5), adapted, "cpu")
     assert fewer.adapt == "mmd" and fewer.finetune_epochs == 5 and "runs 5 of the 12 epochs" in fewer.reason
     assert fewer.estimate_s <= SAFETY * within(5.5).optim.budget + 0.5  # the time shown holds the budget
-    short = _adapted_in_budget(within(1.5), adapted, "cpu")
-    if asked is None:  # auto's own choice, with too few epochs left: fine-tune without it
-        assert (
-            short.adapt == "none"
-            and short.finetune_epochs == 12
-            and "no adaptation loss after all" in short.target_reason
-        )
+    short = _in_budget(within(1.5), adapted, "cpu")
+    if asked is None:  # auto's own choice, with too few epochs left: without it, or the linear head
+        assert short.adapt == "none" and "no adaptation loss after all" in short.target_reason
+        assert short.estimate_s <= SAFETY * within(1.5).optim.budget + 0.5
     else:  # asked for: kept, on the epochs that fit
         assert short.adapt == "mmd" and short.finetune_epochs == 1
+
+
+def test_auto_keeps_the_linear_head_when_no_epoch_fits_after_the_target_photos(tiny_folder):
+    from dataclasses import replace
+
+    from engine.plan.cost import costed
+    from engine.plan.make import _in_budget
+
+    cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k")
+    p = costed(cfg, replace(get_plan(cfg).plan, finetune_epochs=12), 5.0, "cpu")
+    tight = TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=30)
+    head = _in_budget(tight, replace(p, plan_s=p.plan_s + 60, estimate_s=p.estimate_s + 60), "cpu")
+    assert head.finetune_epochs == 0 and head.frozen == tuple([True] * (len(p.groups) - 1) + [False])
+    assert head.lrs[:-1] == (0.0,) * (len(p.groups) - 1) and not head.trains_below_head
+    assert "the linear head is the model after all" in head.reason

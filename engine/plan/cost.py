@@ -85,7 +85,12 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     # the target photos once more for their statistics, the target test for the chosen model and the starting head
     val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
     target_passes = (plan.n_target if plan.target_norm else 0) + 2 * plan.n_target_test
-    target_passes += min(BN_SAMPLE, plan.n_target) if plan.target_bn else 0  # AdaBN's statistics, read once
+    # the end check (engine.train.reverse_check): val and the target photos again for the chosen model and the start,
+    # counted whenever a trained epoch may be chosen; AdaBN's sample, once for the saved model and once per model
+    # checked
+    checks = bool(ft) and plan.target_reverse > 0 and not plan.n_target_val
+    target_passes += 2 * (plan.n_val + plan.n_target) if checks else 0
+    target_passes += (3 if checks else 1) * min(BN_SAMPLE, plan.n_target) if plan.target_bn else 0
     score_s = (val_again + plan.n_test + target_passes) * views / speed
     planning = plan.plan_s if plan_s is None else plan_s
     return replace(

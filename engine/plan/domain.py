@@ -36,8 +36,9 @@ from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
+from engine.plan.target_bn import BnChoice, bn_verdict
+
 if TYPE_CHECKING:
-    from engine.plan.target_bn import BnChoice
     from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
@@ -232,7 +233,7 @@ def apply_targets(  # noqa: PLR0913
     use_bn = False
     if bn is not None:
         use_bn = bn.use if reg.target_bn is None else reg.target_bn
-        reason += " " + ("Asked for: the BatchNorm statistics re-estimated. " if reg.target_bn else "") + bn.reason
+        reason += " " + bn_verdict(bn, reg.target_bn)
         norm = norm or use_bn  # the re-estimated features are read on their own statistics
         start = bn.score if use_bn and start else start
     if trials is not None and reg.adapt is None:

@@ -123,36 +123,52 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
             trying(1.0)
     plan = apply_targets(plan, targets, cfg, evidence, trials, bn)
     plan = costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
-    return _adapted_in_budget(cfg, plan, device.type) if cfg.optim.strategy == "auto" else plan
+    return _in_budget(cfg, plan, device.type) if cfg.optim.strategy == "auto" else plan
 
 
-def _adapted_in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
-    """Auto's epochs were fitted to the budget before the adaptation was chosen, and an adapted epoch also runs a
-    target batch beside every batch: as many epochs as still fit, the adaptation dropped when fewer than
-    `MIN_FINETUNE_EPOCHS` would (unless it was asked for), and the reason says so."""
-    if plan.adapt == "none" or not plan.finetune_epochs or not plan.finetune_epoch_s:
+def _in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
+    """Auto's epochs were fitted to the budget before the target photos were measured, and an adapted epoch also runs
+    a target batch beside every batch, and the end check reads val and the target photos twice more: as many epochs
+    as still fit; auto's own adaptation dropped when fewer than `MIN_FINETUNE_EPOCHS` would fit with it, and the
+    linear head kept when fewer fit without; the reason says so."""
+    if not plan.finetune_epochs or not plan.finetune_epoch_s:
         return plan
     budget = cfg.optim.budget or DEFAULT_BUDGET_S
     rest = plan.estimate_s - plan.finetune_epochs * plan.finetune_epoch_s
-    fit = int((SAFETY * budget - rest) // plan.finetune_epoch_s)
+    fit = max(0, int((SAFETY * budget - rest) // plan.finetune_epoch_s))
     if fit >= plan.finetune_epochs:
         return plan
-    method = plan.adapt.upper()
-    if fit < MIN_FINETUNE_EPOCHS and cfg.regularisation.adapt is None:  # auto's own choice: fine-tune without it
+    if fit < MIN_FINETUNE_EPOCHS and plan.adapt != "none" and cfg.regularisation.adapt is None:
         note = (
-            f" With {method} an epoch takes about {plan.finetune_epoch_s:.0f} s here (a batch of target photos beside "
-            f"every batch): {max(0, fit)} epoch(s) would fit the {budget:.0f} s budget, so phase 2 adds no "
+            f" With {plan.adapt.upper()} an epoch takes about {plan.finetune_epoch_s:.0f} s here (a batch of target "
+            f"photos beside every batch): {fit} epoch(s) would fit the {budget:.0f} s budget, so phase 2 adds no "
             f"adaptation loss after all."
         )
         unadapted = replace(plan, adapt="none", adapt_strength=0.0, target_reason=plan.target_reason + note)
-        return costed(cfg, unadapted, plan.images_per_s, device_type)
-    epochs = max(1, fit)
-    note = (
-        f" With {method} an epoch takes about {plan.finetune_epoch_s:.0f} s here (a batch of target photos beside "
-        f"every batch), so phase 2 runs {epochs} of the {plan.finetune_epochs} epochs above, to end within the "
-        f"{budget:.0f} s budget."
-    )
-    fitted = replace(plan, finetune_epochs=epochs, reason=plan.reason + note)
+        return _in_budget(cfg, costed(cfg, unadapted, plan.images_per_s, device_type), device_type)
+    what = f"with {plan.adapt.upper()} " if plan.adapt != "none" else ""
+    if fit >= MIN_FINETUNE_EPOCHS or plan.adapt != "none":  # an adaptation asked for keeps at least one epoch
+        epochs = max(1, fit)
+        note = (
+            f" Measuring the target photos took time, and an epoch {what}takes about {plan.finetune_epoch_s:.0f} s "
+            f"here: phase 2 runs {epochs} of the {plan.finetune_epochs} epochs above, to end within the {budget:.0f} s "
+            f"budget."
+        )
+        fitted = replace(plan, finetune_epochs=epochs, reason=plan.reason + note)
+    else:
+        head = len(plan.groups) - 1
+        note = (
+            f" Measuring the target photos took time: {fit} epoch(s) of about {plan.finetune_epoch_s:.0f} s would "
+            f"fit the {budget:.0f} s budget, so the linear head is the model after all."
+        )
+        fitted = replace(
+            plan,
+            finetune_epochs=0,
+            warmup_epochs=0,
+            frozen=tuple(i != head for i in range(len(plan.groups))),
+            lrs=tuple(lr if i == head else 0.0 for i, lr in enumerate(plan.lrs)),
+            reason=plan.reason + note,
+        )
     return costed(cfg, fitted, plan.images_per_s, device_type)
 
 

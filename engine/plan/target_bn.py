@@ -90,14 +90,24 @@ def choose_target_bn(  # noqa: PLR0913
     use = score > without + margin
     reason = (
         f"BatchNorm statistics re-estimated on {len(sample)} target photos (AdaBN), scored {how}: {score:.1%}, against "
-        f"{without:.1%} with the backbone's own (standard error {margin:.1%}); so "
-        + (
-            "the saved model reads target photos with the re-estimated statistics (val keeps the backbone's own)."
-            if use
-            else "the backbone keeps its own statistics."
-        )
+        f"{without:.1%} with the backbone's own (standard error {margin:.1%})"
     )
     return BnChoice(use, reason, score, without, margin, len(sample))
+
+
+def bn_verdict(choice: BnChoice, asked: bool | None) -> str:
+    """The evidence's sentence and what the run does: re-estimate when the evidence says so or it was asked for."""
+    if asked is None:
+        does = "so the saved model reads" if choice.use else "so the backbone keeps its own statistics"
+    else:
+        does = (
+            "as asked, the saved model reads"
+            if choice.use
+            else "the evidence alone keeps the backbone's own; as asked, the saved model reads"
+        )
+    if choice.use or asked:
+        does += " target photos with the re-estimated statistics (val keeps the backbone's own)"
+    return f"{choice.reason}; {does}."
 
 
 __all__ = ["BN_SAMPLE", "BnChoice", "choose_target_bn"]
