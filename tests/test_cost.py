@@ -71,3 +71,15 @@ def test_the_cut_s_bytes_per_image_match_the_real_cut():
     boundary = len(groups) - 2  # the last stage
     split = SplitModel(model, groups, boundary, torch.zeros(1, 3, 96, 96))
     assert boundary_bytes("resnet18", 96, groups[boundary].name) == split.activation_bytes
+
+
+def test_an_adapted_epoch_adds_a_training_batch_of_target_photos_beside_every_batch(tiny_folder):
+    from dataclasses import replace
+
+    cfg, planned = _plan(tiny_folder, strategy="top-k", head_epochs=0, finetune_epochs=2)
+    big = replace(planned.plan, n_train=5000, n_val=2000, n_target=800)  # seconds large enough to compare
+    base = costed(cfg, big, 5.0, "cpu")
+    adapted = costed(cfg, replace(big, adapt="mmd", adapt_strength=1.0), 5.0, "cpu")
+    train_only = costed(cfg, replace(big, n_val=0), 5.0, "cpu")  # the epoch's training steps alone
+    assert adapted.finetune_epoch_s == pytest.approx(base.finetune_epoch_s + train_only.finetune_epoch_s, abs=0.2)
+    assert train_only.finetune_epoch_s > 5000 / 7000 * base.finetune_epoch_s  # a training image costs more than val's

@@ -72,15 +72,16 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     cache_s = (
         (cached_views(cfg, plan) * plan.n_train + plan.n_val) / speed if plan.head_epochs or on_activations else 0.0
     )
-    if not ft:
-        epoch_s = 0.0
-    elif on_activations:
-        epoch_s = cached_epoch_seconds(plan.backbone, size, trainable, plan.n_train, plan.n_val, device)
-    else:
-        epoch_s = epoch_seconds(plan.backbone, size, trainable, plan.n_train, plan.n_val, speed, views, device)
-    if plan.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch
+
+    def epoch(n_val: int) -> float:
+        if on_activations:
+            return cached_epoch_seconds(plan.backbone, size, trainable, plan.n_train, n_val, device)
+        return epoch_seconds(plan.backbone, size, trainable, plan.n_train, n_val, speed, views, device)
+
+    epoch_s = epoch(plan.n_val) if ft else 0.0
+    if plan.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch,
         cache_s += plan.n_target / speed if on_activations else 0.0
-        epoch_s *= 1 + plan.n_train / max(1, plan.n_train + plan.n_val)
+        epoch_s += epoch(0)  # which costs what a training batch costs: its training steps again, without val
     # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score;
     # the target photos once more for their statistics, the target test for the chosen model and the starting head
     val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
