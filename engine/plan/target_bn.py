@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data.target import TargetSet
-from engine.model.bn_stats import BN_SAMPLE, bn_sample
+from engine.model.bn_stats import bn_sample
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, ProbeResult, photo_features
 from engine.probe.reverse import reverse_accuracy
@@ -109,6 +109,3 @@ def bn_verdict(choice: BnChoice, asked: bool | None) -> str:
     if choice.use or asked:
         does += " target photos with the re-estimated statistics (val keeps the backbone's own)"
     return f"{choice.reason}; {does}."
-
-
-__all__ = ["BN_SAMPLE", "BnChoice", "choose_target_bn"]
