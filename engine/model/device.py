@@ -10,7 +10,12 @@ import functools
 import os
 import sys
 
+from typing import Iterator
+
 import torch
+
+from engine.data.decode import load_images
+from engine.data.spec import InputSpec
 
 # glibc's mallopt parameters (malloc.h) and the values TransferLab sets
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
@@ -91,3 +96,13 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 def precision_name(device: torch.device) -> str:
     dtype = autocast_dtype(device)
     return "fp32" if dtype is None else str(dtype).removeprefix("torch.")
+
+
+def image_batches(
+    spec: InputSpec, paths: list[str], device: torch.device, batch_size: int = 32, keep: bool = True
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Image files through `spec`'s eval geometry and normalisation, `batch_size` at a time, on `device`: (images
+    done so far, batch). `keep`: the decoded images stay in the decode cache."""
+    for b in range(0, len(paths), batch_size):
+        chunk = paths[b : b + batch_size]
+        yield b + len(chunk), spec.normalize(to_device(torch.stack(load_images(spec, chunk, keep=keep)), device))

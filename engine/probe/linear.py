@@ -13,18 +13,16 @@ from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from engine.data.dataset import Dataset
-from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.errors import DataError, WeightsUnavailable
 from engine.metrics import confusion, per_class_accuracy
 from engine.model.bn_stats import reestimate
 from engine.model.catalogue import get_entry, input_spec
-from engine.model.device import autocast, pick_device, to_device
+from engine.model.device import autocast, image_batches, pick_device
 from engine.model.groups import group_names
 from engine.model.taps import FINAL, tap_features, tap_names
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
@@ -289,10 +287,7 @@ def _seeded(backbone: str, weights: str, in_chans: int, bn_from: tuple[InputSpec
         spec, photos = bn_from
         device = pick_device()
         model = model.to(device)
-        batches = (
-            spec.normalize(to_device(torch.stack(load_images(spec, photos[b : b + 32], keep=False)), device))
-            for b in range(0, len(photos), 32)
-        )
+        batches = (x for _, x in image_batches(spec, photos, device, keep=False))
         with autocast(device):
             reestimate(model, batches, lambda x: tap_features(model, x, (FINAL,)))
     return model

@@ -24,10 +24,9 @@ from torch.nn.parallel import DistributedDataParallel
 from engine.data import augment as aug
 from engine.data.batch_augment import BatchAugment, device_input
 from engine.data.batches import AugmentedImages, EpochBatches, make_loader
-from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
-from engine.model.device import autocast, to_device
+from engine.model.device import autocast, image_batches, to_device
 from engine.model.taps import TapModel
 from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
@@ -226,11 +225,10 @@ def predict_logits(
     out = []
     try:
         with autocast(device):
-            for b in range(0, len(paths), PREDICT_BATCH):
+            for done, x in image_batches(spec, paths, device, PREDICT_BATCH):
                 progress.check_cancel()
-                x = spec.normalize(to_device(torch.stack(load_images(spec, paths[b : b + PREDICT_BATCH])), device))
                 out.append(model(x).float().cpu())
-                progress(min(1.0, (b + PREDICT_BATCH) / len(paths)))
+                progress(done / len(paths))
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)

@@ -19,8 +19,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from engine.data.decode import load_images
-from engine.model.device import autocast, to_device
+from engine.model.device import autocast, image_batches
 from engine.probe.linear import LinearFit
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import Step
@@ -39,11 +38,10 @@ def features(ctx: TrainContext, paths: list[str], step: Step) -> torch.Tensor:
     """The head's input for `paths` through the model as it predicts (mirror averaging included), on the CPU."""
     out = []
     with torch.no_grad(), autocast(ctx.device):
-        for b in range(0, len(paths), 32):
+        for done, x in image_batches(ctx.spec, paths, ctx.device):
             step.check_cancel()
-            x = ctx.spec.normalize(to_device(torch.stack(load_images(ctx.spec, paths[b : b + 32])), ctx.device))
             out.append(ctx.model.features(x).float().cpu())
-            step(min(1.0, (b + 32) / max(1, len(paths))))
+            step(done / len(paths))
     return torch.cat(out)
 
 

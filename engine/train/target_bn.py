@@ -11,9 +11,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from engine.data.decode import load_images
 from engine.model.bn_stats import bn_sample, reestimate, statistics_of
-from engine.model.device import autocast, to_device
+from engine.model.device import autocast, image_batches
 from engine.train.state import TrainContext
 
 
@@ -23,10 +22,9 @@ def sample(ctx: TrainContext) -> list[str]:
 
 
 def _batches(ctx: TrainContext, paths: list[str]) -> Iterator[torch.Tensor]:
-    for b in range(0, len(paths), 32):
+    for _, x in image_batches(ctx.spec, paths, ctx.device, keep=False):
         ctx.report.check_cancel()
-        x = torch.stack(load_images(ctx.spec, paths[b : b + 32], keep=False))
-        yield ctx.spec.normalize(to_device(x, ctx.device))
+        yield x
 
 
 def _forward(ctx: TrainContext) -> Callable[[torch.Tensor], torch.Tensor]:
