@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.model.bn_stats import BN_SAMPLE
 from engine.model.cost import boundary_bytes, cached_epoch_seconds, epoch_seconds, forward_pace
 from engine.model.device import pick_device
 from engine.model.resources import activations_fit
@@ -85,13 +84,7 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score;
     # the target photos once more for their statistics, the target test for the chosen model and the starting head
     val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
-    target_passes = (plan.n_target if plan.target_norm else 0) + 2 * plan.n_target_test
-    # the end check (engine.train.reverse_check): val and the target photos again for the chosen model and the start,
-    # counted whenever a trained epoch may be chosen; AdaBN's sample, once for the saved model and once per model
-    # checked
-    checks = bool(ft) and plan.target_reverse > 0 and not plan.n_target_val
-    target_passes += 2 * (plan.n_val + plan.n_target) if checks else 0
-    target_passes += (3 if checks else 1) * min(BN_SAMPLE, plan.n_target) if plan.target_bn else 0
+    target_passes = plan.target_reads(checked=bool(ft) and plan.checks_against_start)  # whenever an epoch may win
     score_s = (val_again + plan.n_test + target_passes) * views / speed
     planning = plan.plan_s if plan_s is None else plan_s
     return replace(

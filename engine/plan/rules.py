@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
+from engine.model.bn_stats import BN_SAMPLE
 from engine.model.catalogue import is_transformer
 
 # The classic transfer-learning table: the final-feature probe's accuracy → how much of the network to retrain.
@@ -170,6 +171,23 @@ class Plan:
     @property
     def trainable(self) -> list[int]:
         return [i for i, f in enumerate(self.frozen) if not f]
+
+    @property
+    def checks_against_start(self) -> bool:
+        """The run's end checks a trained epoch against the starting head by reverse validation
+        (`engine.train.reverse_check`): the plan scored the start without labels, and no labelled target photo
+        chooses instead."""
+        return self.target_reverse > 0 and not self.n_target_val
+
+    def target_reads(self, checked: bool) -> int:
+        """Images the end of the run reads for the target photos, beyond val and the test split: the target
+        photos for their statistics, the target test for the chosen model and the start, with `checked` val and
+        the target photos again for both models, and AdaBN's sample once for the saved model (and once per model
+        checked)."""
+        n = (self.n_target if self.target_norm else 0) + 2 * self.n_target_test
+        n += 2 * (self.n_val + self.n_target) if checked else 0
+        n += (3 if checked else 1) * min(BN_SAMPLE, self.n_target) if self.target_bn else 0
+        return n
 
     @property
     def trains_below_head(self) -> bool:

@@ -38,12 +38,7 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
     if not state.start_val_s:
         return ctx.plan.score_s or 0.0
     n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
-    n_target = 2 * ctx.plan.n_target_test + (ctx.plan.n_target if ctx.plan.target_norm else 0)
-    checks = reverse_check.applies(ctx, state)
-    if checks:  # the chosen model's and the start's val and target photos, read again
-        n_target += 2 * (n_val + ctx.plan.n_target)
-    if ctx.plan.target_bn:  # the sample read for the statistics: once for the saved model, once per model checked
-        n_target += (3 if checks else 1) * len(target_bn.sample(ctx))
+    n_target = ctx.plan.target_reads(checked=reverse_check.applies(ctx, state))
     val_again = 0 if state.best_logits is not None else n_val
     return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 

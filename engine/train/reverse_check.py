@@ -31,7 +31,7 @@ def applies(ctx: TrainContext, state: TrainState) -> bool:
     """A trained epoch was chosen, the plan scored its starting head by reverse validation, and no labelled target
     photo chose instead."""
     photos = ctx.targets.photos if ctx.targets is not None else None
-    return photos is not None and state.best_epoch > 0 and ctx.plan.target_reverse > 0 and not ctx.plan.n_target_val
+    return photos is not None and state.best_epoch > 0 and ctx.plan.checks_against_start
 
 
 def features(ctx: TrainContext, paths: list[str], step: Step) -> torch.Tensor:
