@@ -33,14 +33,12 @@ from engine.progress import QUIET_STEP, Step
 
 @dataclass(frozen=True)
 class BnChoice:
-    """Whether the statistics are re-estimated, the sentence that says why, and the scores behind it."""
+    """Whether the evidence re-estimates the statistics, the sentence with its numbers, and the re-estimated
+    reading's score (reverse validation, or the labelled target photos' accuracy): the run's start if it is kept."""
 
     use: bool
     reason: str
-    score: float  # the re-estimated reading's score (reverse validation, or labelled target photos' accuracy)
-    without: float  # the run's starting reading's, on the same photos
-    margin: float
-    n_sample: int  # target photos the statistics are averaged over
+    score: float
 
 
 def _own(x: np.ndarray) -> np.ndarray:
@@ -93,7 +91,7 @@ def choose_target_bn(  # noqa: PLR0913
         f"BatchNorm statistics re-estimated on {len(sample)} target photos (AdaBN), scored {how}: {score:.1%}, against "
         f"{without:.1%} with the backbone's own (standard error {margin:.1%})"
     )
-    return BnChoice(use, reason, score, without, margin, len(sample))
+    return BnChoice(use, reason, score)
 
 
 def bn_verdict(choice: BnChoice, asked: bool | None) -> str:
