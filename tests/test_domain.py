@@ -95,6 +95,10 @@ def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_va
     assert "re-estimate BatchNorm on the target photos" in {e["name"] for e in run.events("setup")}
     with pytest.raises(ConfigError, match="target_bn"):
         _cfg(data, target, test, target_bn=True, target_norm=False)
+    scratch = get_plan(_cfg(data, target, test, target_bn=True, strategy="scratch", finetune_epochs=1)).plan
+    assert not scratch.target_bn and "BatchNorm re-estimation was asked for, but the run does not start" in (
+        scratch.target_reason
+    )  # asked for and not possible: said, not ignored
 
 
 def test_what_an_adapted_plan_cannot_do_is_said_in_one_line(domains):

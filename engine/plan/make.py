@@ -31,7 +31,15 @@ from engine.model.taps import FINAL
 from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.cost import costed
-from engine.plan.domain import Targets, apply_targets, choose_target_norm, closest_head, load_targets, refitted
+from engine.plan.domain import (
+    NormChoice,
+    Targets,
+    apply_targets,
+    choose_target_norm,
+    closest_head,
+    load_targets,
+    refitted,
+)
 from engine.plan.rules import (
     BANDS,
     BASE_LR,
@@ -50,7 +58,7 @@ from engine.plan.rules import (
     probe_fits,
 )
 from engine.plan.target_bn import BnChoice, choose_target_bn
-from engine.plan.trials import try_adaptation
+from engine.plan.trials import TrialChoice, try_adaptation
 from engine.plan.stored import PLAN_VERSION, Planned, load_planned, save_planned
 from engine.probe.check import exact_leaks, stored_leaks
 from engine.probe.choose import HeadChoice, choose_head, label_of
@@ -96,7 +104,11 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
     """The plan's target section (engine.plan.domain), the target readings chosen on evidence for a head that starts
     from the probe (its standardisation, the refit, the BatchNorm statistics; then auto's adaptation trials), costed
     again: the target photos' passes and the adapted epochs count."""
-    plan, evidence, bn, trials, t0 = planned.plan, None, None, None, time.perf_counter()
+    t0 = time.perf_counter()
+    plan = planned.plan
+    evidence: NormChoice | None = None
+    bn: BnChoice | None = None
+    trials: TrialChoice | None = None
     probe = next((p for p in planned.probes if p.backbone == plan.backbone), None)
     reg = cfg.regularisation
     if targets.photos is not None and probe is not None and planned.head is not None:
@@ -122,6 +134,8 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
             trials = try_adaptation(probe, planned.head, plan.taps, targets.photos, norm, cfg, trying)
             trying(1.0)
     plan = apply_targets(plan, targets, cfg, evidence, trials, bn)
+    if reg.target_bn and bn is None and targets.photos is not None:  # asked for and not done: the plan says why
+        plan = replace(plan, target_reason=f"{plan.target_reason} {_bn_not_done(plan.backbone)}")
     plan = costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
     return _in_budget(cfg, plan, device.type) if cfg.optim.strategy == "auto" else plan
 
@@ -170,6 +184,15 @@ def _in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
             reason=plan.reason + note,
         )
     return costed(cfg, fitted, plan.images_per_s, device_type)
+
+
+def _bn_not_done(backbone: str) -> str:
+    """Why BatchNorm statistics asked to be re-estimated were not."""
+    if not has_batchnorm(backbone):
+        why = f"{backbone} has no BatchNorm layer (LayerNorm normalises each image itself)"
+    else:
+        why = "the run does not start from a probe's head, which is what the statistics are scored for"
+    return f"BatchNorm re-estimation was asked for, but {why}: nothing is re-estimated."
 
 
 # PLR0913: the config, the plan and its probe, the target photos and how the run starts reading them, who watches

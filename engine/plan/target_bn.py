@@ -77,13 +77,17 @@ def choose_target_bn(  # noqa: PLR0913
     zt = (xt[[index[p] for p in scored]] - mean) / scale
     if labelled:
         y = np.array([it.label for it in photos.labelled])
-        score, without, n = _acc(head, za, y), _acc(head, zt, y), len(y)
+        score = _acc(head, za, y)
+        without = _acc(head, zt, y)
+        n = len(y)
         how = f"on your {n} labelled target photos"
     else:
         zv = (probe.features.x("val", taps) - head.mean) / head.scale
         yv = probe.features.y("val")
-        score, without = (reverse_accuracy(head, z, zv, yv, c) for z in (za, zt))
-        n, how = len(yv), "by reverse validation"
+        score = reverse_accuracy(head, za, zv, yv, c)
+        without = reverse_accuracy(head, zt, zv, yv, c)
+        n = len(yv)
+        how = "by reverse validation"
     progress(1.0)
     margin = float(np.sqrt(without * (1 - without) / max(1, n)))
     use = score > without + margin
