@@ -1,6 +1,7 @@
-"""Auto's adaptation trials (engine.plan.trials), each scored two ways: by reverse validation, which auto reads, and on
-the labelled target test, which nothing reads to choose. Shows whether the label-free criterion ranks the candidates
-as the target test does.
+"""Auto's trials (engine.plan.trials): the simple fixes (ten times smaller rates below the head, a three times longer
+warm-up, stronger augmentation) and the adaptations (DANN, MMD), each scored two ways: by reverse validation, which
+auto reads, and on the labelled target test, which nothing reads to choose. Shows whether the label-free criterion
+ranks the candidates as the target test does. The fixes stand for a phase 2 of 8 epochs warming up for 1 (auto's).
 
 Each pair: `source/train` and `source/val` (labelled), `target/unlabelled` (adapted to), `target/test` (scored here
 only). The head is the probe's on Lite0's final features; target photos on their own statistics (as auto reads them
@@ -26,7 +27,8 @@ import torch
 from engine.data.dataset import load_dataset
 from engine.data.target import load_target
 from engine.model.taps import FINAL
-from engine.plan.trials import TRIAL_STEPS, candidates, run_trial
+from engine.plan.trials import STRONG_AUGMENT, TRIAL_STEPS, candidates, run_trial, simple_fixes
+from engine.probe.augmented import augmented_features
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, fit_linear, probe
 from engine.probe.reverse import reverse_accuracy
@@ -48,16 +50,19 @@ def pair_rows(pair: Path) -> list[str]:
     mean, scale = xu.mean(0), xu.std(0) + 1e-6
     zu, zt = ((x - mean) / scale for x in (xu, xt))
     zs, zv, zu, zt = (z.astype(np.float32) for z in (zs, zv, zu, zt))
+    strong = augmented_features([it.path for it in ds.train], BACKBONE, taps, STRONG_AUGMENT)
+    fixes = simple_fixes(1, 8, strong=((strong - head.mean) / head.scale).astype(np.float32))
+    tried = [("none", 0.0, f) for f in fixes] + [(m, s, fixes[0]) for m, s in candidates()[1:]]
     out = []
-    for method, strength in candidates():
-        model = run_trial(method, strength, head, (zs, ys), zu)
+    for method, strength, fix in tried:
+        model = run_trial(method, strength, head, (zs, ys), zu, fix=fix)
         with torch.no_grad():
             fv, fu, ft = (model.features(torch.from_numpy(z)).numpy() for z in (zv, zu, zt))
         w, b = model.fc.weight.detach().numpy(), model.fc.bias.detach().numpy()
         val = float(((fv @ w.T + b).argmax(1) == yv).mean())
         target = float(((ft @ w.T + b).argmax(1) == yt).mean())
         reverse = reverse_accuracy(LinearFit(val, np.empty(0), np.empty(0), w, b, head.mean, head.scale), fu, fv, yv)
-        label = "none" if method == "none" else f"{method} {strength:g}"
+        label = (fix.name or "none") if method == "none" else f"{method} {strength:g}"
         out.append(f"{pair.name:16} {label:9} {val:10.3f} {reverse:8.3f} {target:12.3f}")
     return out
 

@@ -91,7 +91,8 @@ def row(key: str, pair: Path) -> dict:
         "n_target": r.target_test_n,
         "seconds": time.perf_counter() - t0,
         "chose": f"{plan.backbone} {plan.tap_label}; norm {'on' if plan.target_norm else 'off'}; pseudo "
-        f"{plan.target_pseudo}; bn {'on' if plan.target_bn else 'off'}; adapt {plan.adapt}; "
+        f"{plan.target_pseudo}; bn {'on' if plan.target_bn else 'off'}; fix {plan.target_fix or 'none'}; "
+        f"adapt {plan.adapt}; "
         f"epoch {r.best_epoch} of {plan.total_epochs}" + _checked(r),
     }
 

@@ -154,6 +154,9 @@ def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(dom
     assert plan.trains_below_head, plan.reason  # auto fine-tunes the tiny photos: what the trials need
     said = plan.target_reason
     assert "Adaptation tried on the cached features" in said and "DANN at 0.3" in said and "MMD at 1" in said
+    assert "Simple fixes first" in said and "rates 10x smaller below the head" in said
+    assert "stronger augmentation (RandAugment)" in said  # its pass over 12 tiny photos fits the budget
+    assert (plan.augment == "randaugment") == (plan.target_fix == "stronger")  # the fix kept is the plan run
     assert plan.adapt in ("none", "dann", "mmd")
     assert (plan.adapt == "none") == ("no adaptation loss" in said)
     assert "re-estimated on 12 target photos (AdaBN), scored by reverse validation" in said  # a candidate, on evidence

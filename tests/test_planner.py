@@ -170,6 +170,8 @@ def test_auto_fits_its_epochs_to_the_budget_after_the_target_photos_or_drops_the
     fewer = _in_budget(within(5.5), adapted, "cpu")
     assert fewer.adapt == "mmd" and fewer.finetune_epochs == 5 and "runs 5 of the 12 epochs" in fewer.reason
     assert fewer.estimate_s <= SAFETY * within(5.5).optim.budget + 0.5  # the time shown holds the budget
+    warm = _in_budget(within(1.5), replace(adapted, warmup_epochs=3), "cpu")  # a longer warm-up, kept by the trials
+    assert warm.warmup_epochs <= max(1, warm.finetune_epochs)  # never longer than the epochs that fit
     short = _in_budget(within(1.5), adapted, "cpu")
     if asked is None:  # auto's own choice, with too few epochs left: without it, or the linear head
         assert short.adapt == "none" and "no adaptation loss after all" in short.target_reason

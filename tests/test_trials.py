@@ -1,10 +1,26 @@
 """Auto's adaptation trials on cached features: every candidate tried, scored without target labels (or with the
-labelled target photos), and no adaptation kept unless a candidate scores higher within the val rule."""
+labelled target photos), and no adaptation kept unless a candidate scores higher within the val rule; the simple fixes
+tried first, each as the plan would run it, and applied to the plan when kept."""
 
 import numpy as np
 
 from engine.plan.domain import MAX_VAL_LOSS
-from engine.plan.trials import Trial, adapt_trials, candidates, choose_trial, run_trial
+from engine.plan.config import TrainConfig
+from engine.plan.rules import Plan
+from engine.plan.trials import (
+    SLOWER,
+    STRONG_AUGMENT,
+    Fix,
+    Trial,
+    adapt_trials,
+    apply_fix,
+    candidates,
+    choose_trial,
+    longer_warmup,
+    run_trial,
+    simple_fixes,
+    strong_features,
+)
 from engine.probe.linear import fit_linear
 
 
@@ -58,3 +74,83 @@ def test_the_choice_keeps_no_adaptation_unless_a_candidate_beats_it_beyond_chanc
     costly = Trial("mmd", 1.0, 0.90 - MAX_VAL_LOSS - 0.01, 0.95)
     chose = choose_trial([none, costly], 400, by_labels=False)
     assert chose.method == "none" and "no adaptation loss" in chose.reason
+
+
+def test_the_simple_fixes_tried_are_those_the_plan_and_the_config_leave_open():
+    names = [f.name for f in simple_fixes(1, 8)]
+    assert names == ["", "slower", "warm-up"]
+    warm = simple_fixes(1, 8)[2]
+    assert warm.warmup == longer_warmup(1, 8) / 8 == 3 / 8 and simple_fixes(1, 8)[0].warmup == 1 / 8
+    assert [f.name for f in simple_fixes(1, 8, asked_lr=True, asked_warmup=True)] == [""]
+    assert [f.name for f in simple_fixes(1, 2)] == ["", "slower"]  # two epochs hold no longer warm-up
+    strong = np.zeros((3, 4), np.float32)
+    assert simple_fixes(1, 8, strong=strong)[-1].name == "stronger"
+
+
+def test_smaller_rates_and_a_warm_up_move_the_map_less():
+    xs, ys = _blobs(0)
+    xt, _ = _blobs(2, shift=1.5)
+    head = fit_linear(xs, ys, xs, ys, 3)
+    z, zt = _standardised(head, xs), _standardised(head, xt)
+
+    def moved(fix: Fix) -> float:
+        model = run_trial("mmd", 1.0, head, (z, ys), zt, steps=60, fix=fix)
+        return float(model.map[1].weight.detach().abs().sum())
+
+    plain = moved(Fix())
+    assert moved(Fix("slower", SLOWER)) < 0.5 * plain
+    assert moved(Fix("slower", 0.0)) == 0.0  # the map's own rate: the layers below the head stay put
+    assert moved(Fix("warm-up", 1.0, warmup=1.0)) < plain
+
+
+def test_a_fix_whose_training_features_look_like_the_target_is_kept_and_adaptation_is_tried_on_it():
+    shift = np.array([-2.0, 2.0, 0.0, 0.0], np.float32)
+    xs, ys = _blobs(0)
+    xv, yv = _blobs(1)
+    xt, yt = _blobs(2, shift=shift)
+    head = fit_linear(xs, ys, xv, yv, 3)
+    z, zt = _standardised(head, xs), _standardised(head, xt)
+    like_target = _standardised(head, xs + shift)  # an augmentation that makes the photos look like the target's
+    fixes = [Fix(), Fix("stronger", train=like_target)]
+    val = (_standardised(head, xv), yv)
+    chose = adapt_trials(head, (z, ys), val, zt, labelled=(zt, yt), steps=150, fixes=fixes)
+    fixed = [t for t in chose.trials if t.method == "none"]
+    assert [t.fix for t in fixed] == ["", "stronger"]
+    assert fixed[1].score > fixed[0].score + 0.05  # the labelled target photos see the fix's gain
+    assert chose.fix == "stronger" and "so phase 2 takes stronger augmentation" in chose.reason
+    assert all(t.fix == "stronger" for t in chose.trials if t.method != "none")  # adaptation on top of the fix kept
+    plain = adapt_trials(head, (z, ys), val, zt, labelled=(zt, yt), steps=150, fixes=[Fix(), Fix("stronger", train=z)])
+    assert plain.fix == "" and "keeps its rates, warm-up and augmentation" in plain.reason  # no gain: not kept
+
+
+def _plan(**kw) -> Plan:
+    base = dict(
+        data="d", fingerprint="f", backbone="resnet18", in_chans=3, input_spec={}, strategy="auto", taps=(-1,),
+        tap_label="final", flip_tta=False, head_init="probe", groups=("a", "b", "head"), labels=("a", "b", "head"),
+        head_lr=1e-3, head_epochs=0, frozen=(True, False, False), lrs=(0.0, 1e-4, 1e-3), finetune_epochs=8,
+        warmup_epochs=1, augment="basic", bn_frozen_stats=True, batch_size=32, views=1, reason="",
+    )  # fmt: skip
+    return Plan(**{**base, **kw})
+
+
+def test_a_kept_fix_is_what_the_plan_runs():
+    plan = _plan()
+    slower = apply_fix(plan, "slower")
+    assert slower.lrs == (0.0, 1e-4 * SLOWER, 1e-3) and slower.target_fix == "slower"  # the head keeps its rate
+    assert apply_fix(plan, "warm-up").warmup_epochs == 3
+    assert apply_fix(plan, "stronger").augment == STRONG_AUGMENT
+    assert apply_fix(plan, "") is plan
+
+
+def test_stronger_augmentation_is_tried_only_when_its_pass_fits_and_the_config_leaves_it_open(tiny_folder):
+    paths = sorted(str(p) for p in tiny_folder.rglob("*.jpg"))
+    plan = _plan(backbone="resnet18", taps=(-1,))
+    cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", budget=300)
+    x, note = strong_features(plan, cfg, paths, pace=len(paths) / 1000.0)  # 1,000 s for the pass: over 10% of 300 s
+    assert x is None and "not tried" in note and f"{len(paths):,} training photos" in note
+    asked = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", augment="light")
+    assert strong_features(plan, asked, paths, pace=1e6) == (None, "")
+    x, note = strong_features(plan, cfg, paths, pace=1e6)
+    assert note == "" and x.shape == (len(paths), 512)
+    again, _ = strong_features(plan, cfg, paths, pace=1e6)
+    assert np.array_equal(x, again)  # seeded: the same plan tries the same augmented photos

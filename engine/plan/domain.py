@@ -19,7 +19,6 @@ chosen on evidence:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,9 +36,7 @@ from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 from engine.plan.target_bn import BnChoice, bn_verdict
-
-if TYPE_CHECKING:
-    from engine.plan.trials import TrialChoice
+from engine.plan.trials import TrialChoice, apply_fix
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
 PSEUDO_CONFIDENCE = 0.9  # target photos the head labels with at least this probability join its training photos
@@ -238,6 +235,7 @@ def apply_targets(  # noqa: PLR0913
         start = bn.score if use_bn and start else start
     if trials is not None and reg.adapt is None:
         reason += " " + trials.reason
+        plan = apply_fix(plan, trials.fix)
     if adapt != "none":
         reason += (
             f" Phase 2 adds {ADAPT_TEXT[adapt]} on the head's input (weight ramped up to {strength:g}), "

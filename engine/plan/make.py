@@ -131,7 +131,8 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
         if cfg.optim.strategy == "auto" and reg.adapt is None and plan.trains_below_head:
             trying = progress.step("try adaptation on the cached features")
             trying(0.0)
-            trials = try_adaptation(probe, planned.head, plan.taps, targets.photos, norm, cfg, trying)
+            train_paths = [it.path for it in planned.ds.items if it.split == "train"]
+            trials = try_adaptation(probe, planned.head, plan, targets.photos, norm, cfg, train_paths, trying)
             trying(1.0)
     plan = apply_targets(plan, targets, cfg, evidence, trials, bn)
     if reg.target_bn and bn is None and targets.photos is not None:  # asked for and not done: the plan says why
@@ -168,7 +169,8 @@ def _in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
             f"here: phase 2 runs {epochs} of the {plan.finetune_epochs} epochs above, to end within the {budget:.0f} s "
             f"budget."
         )
-        fitted = replace(plan, finetune_epochs=epochs, reason=plan.reason + note)
+        warmup = min(plan.warmup_epochs, epochs)
+        fitted = replace(plan, finetune_epochs=epochs, warmup_epochs=warmup, reason=plan.reason + note)
     else:
         head = len(plan.groups) - 1
         note = (

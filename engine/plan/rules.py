@@ -156,6 +156,7 @@ class Plan:
     target_pseudo: int = 0  # target photos the starting head was refitted with (confident pseudo-labels)
     target_reverse: float = 0.0  # the starting head's reverse validation score as it reads target photos (0: none)
     target_bn: bool = False  # the saved model's BatchNorm statistics are re-estimated on the target photos (AdaBN)
+    target_fix: str = ""  # the simple fix auto's trials kept for phase 2 (engine.plan.trials.FIX_TEXT; "": none)
     target_reason: str = ""  # why, in words, with the numbers
     estimate_s: float = 0.0  # the whole run, planning included (engine.plan.cost counts every step)
     plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)

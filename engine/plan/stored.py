@@ -16,7 +16,8 @@ from engine.plan.rules import Plan
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.runs.store import Run
 
-PLAN_VERSION = 7  # 5: the target domain (engine.plan.domain); 6: reverse validation and adaptation trials; 7: AdaBN
+PLAN_VERSION = 8  # 5: the target domain (engine.plan.domain); 6: reverse validation and adaptation trials; 7: AdaBN;
+# 8: the simple fixes tried
 
 
 @dataclass

@@ -23,7 +23,7 @@ the target test: what `engine.train.reverse_check` is for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -32,8 +32,9 @@ from torch import nn
 
 from engine.data.target import TargetSet
 from engine.model.adapt import Adaptation
-from engine.plan.config import TrainConfig
-from engine.plan.rules import MAX_VAL_LOSS
+from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
+from engine.plan.rules import MAX_VAL_LOSS, Plan
+from engine.probe.augmented import augmented_features
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reverse import reverse_accuracy
@@ -44,6 +45,28 @@ TRIAL_STEPS = 300  # optimiser steps per candidate
 TRIAL_BATCH = 64  # training and target photos per step, each
 TRIAL_LR = 1e-4  # Adam's rate: the head starts at the probe's optimum (as auto's fine-tune does)
 TRIAL_RANK = 64  # the rank of the map that stands in for the layers below the head (a full one costs 10x the time)
+WARMUP_START = 0.1  # the rates' share at the first step of a warm-up (the run's `Schedule` starts there too)
+SLOWER = 0.1  # "smaller rates": the layers below the head at a tenth of the plan's rates (the lesson's 5–10x)
+LONGER_WARMUP = 3  # "a longer warm-up": three times the plan's warm-up epochs, at most half of phase 2
+STRONG_AUGMENT = "randaugment"  # "stronger augmentation": RandAugment(2, 9) instead of the plan's preset
+STRONG_SHARE = 0.1  # the pass over the training photos it needs is made when it costs at most this share of the budget
+FIX_TEXT = {
+    "slower": f"rates {1 / SLOWER:.0f}x smaller below the head",
+    "warm-up": f"a {LONGER_WARMUP}x longer warm-up",
+    "stronger": "stronger augmentation (RandAugment)",
+}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A simple fix as a trial runs it: the rate of the map (the layers below the head) as a share of the plan's,
+    the share of the steps the rates warm up over, and the training features it reads instead of the cached ones
+    (a stronger augmentation's). The unnamed one is the plan as it is."""
+
+    name: str = ""
+    map_scale: float = 1.0
+    warmup: float = 0.0
+    train: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -55,25 +78,59 @@ class Trial:
     strength: float
     val: float
     score: float
+    fix: str = ""
 
     @property
     def label(self) -> str:
-        return "no adaptation" if self.method == "none" else f"{self.method.upper()} at {self.strength:g}"
+        adapt = "" if self.method == "none" else f"{self.method.upper()} at {self.strength:g}"
+        fix = FIX_TEXT.get(self.fix, "")
+        if adapt and fix:
+            return f"{adapt} with {fix}"
+        return adapt or fix or "no adaptation"
 
 
 @dataclass(frozen=True)
 class TrialChoice:
-    """The adaptation auto chose, every trial behind it, and the sentence that says so."""
+    """The adaptation auto chose (and the simple fix under it), every trial behind it, and the sentence that says
+    so."""
 
     method: str
     strength: float
     trials: tuple[Trial, ...]
     reason: str
+    fix: str = ""
 
 
 def candidates() -> list[tuple[str, float]]:
-    """(method, strength) of every trial, no adaptation first."""
+    """(method, strength) of every adaptation trial, no adaptation first."""
     return [("none", 0.0)] + [(m, s) for m in ("dann", "mmd") for s in STRENGTHS]
+
+
+def longer_warmup(warmup: int, epochs: int) -> int:
+    """The warm-up epochs of the fix "a longer warm-up" for a phase 2 of `epochs` that warms up for `warmup`
+    (not longer than `warmup` when phase 2 is too short to hold more)."""
+    return max(warmup, min(max(warmup + 1, LONGER_WARMUP * warmup), epochs // 2))
+
+
+def simple_fixes(
+    warmup: int,
+    epochs: int,
+    asked_lr: bool = False,
+    asked_warmup: bool = False,
+    strong: np.ndarray | None = None,
+) -> list[Fix]:
+    """The plan as it is, then every simple fix a trial can stand for: smaller rates and a longer warm-up unless
+    the config sets them (`asked_*`), stronger augmentation when its features `strong` were made."""
+    share = warmup / epochs if epochs else 0.0
+    fixes = [Fix(warmup=share)]
+    if not asked_lr:
+        fixes.append(Fix("slower", SLOWER, share))
+    longer = longer_warmup(warmup, epochs)
+    if not asked_warmup and longer > warmup:
+        fixes.append(Fix("warm-up", 1.0, longer / epochs))
+    if strong is not None:
+        fixes.append(Fix("stronger", 1.0, share, strong))
+    return fixes
 
 
 class _Adapted(nn.Module):
@@ -94,7 +151,7 @@ class _Adapted(nn.Module):
         return z + self.map(z)
 
 
-# PLR0913: the candidate, the starting head, the three feature sets and the seed
+# PLR0913: the candidate, the starting head, the three feature sets, the seed and the simple fix
 def run_trial(  # noqa: PLR0913
     method: str,
     strength: float,
@@ -103,15 +160,25 @@ def run_trial(  # noqa: PLR0913
     zt: np.ndarray,
     seed: int = 0,
     steps: int = TRIAL_STEPS,
+    fix: Fix = Fix(),
 ) -> _Adapted:
-    """One candidate trained for `steps` on the standardised training features `train` (x, y) and target features
-    `zt`."""
+    """One candidate trained for `steps` on the standardised training features `train` (x, y), or the fix's own
+    training features, and target features `zt`; the map at `fix.map_scale` of the rate, every rate warmed up
+    linearly from `WARMUP_START` over `fix.warmup` of the steps."""
     torch.manual_seed(seed)
     model = _Adapted(head)
     adapt = Adaptation(method, zt.shape[1], strength) if method != "none" else None
-    params = list(model.parameters()) + (list(adapt.parameters()) if adapt is not None else [])
-    opt = torch.optim.Adam(params, lr=TRIAL_LR, weight_decay=1e-4)
-    xs, ys, xt = torch.from_numpy(train[0]).float(), torch.from_numpy(train[1]).long(), torch.from_numpy(zt).float()
+    groups = [
+        {"params": list(model.fc.parameters()) + (list(adapt.parameters()) if adapt is not None else [])},
+        {"params": list(model.map.parameters()), "lr": TRIAL_LR * fix.map_scale},
+    ]
+    opt = torch.optim.Adam(groups, lr=TRIAL_LR, weight_decay=1e-4)
+    ramp = int(fix.warmup * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: WARMUP_START + (1 - WARMUP_START) * s / ramp if s < ramp else 1.0
+    )
+    x = train[0] if fix.train is None else fix.train
+    xs, ys, xt = torch.from_numpy(x).float(), torch.from_numpy(train[1]).long(), torch.from_numpy(zt).float()
     g = torch.Generator().manual_seed(seed)
     for step in range(steps):
         i = torch.randint(len(xs), (TRIAL_BATCH,), generator=g)
@@ -124,7 +191,34 @@ def run_trial(  # noqa: PLR0913
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
     return model.eval()
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What every trial is scored on: val (features, labels), the target features, the labelled target photos."""
+
+    head: LinearFit
+    val: tuple[np.ndarray, np.ndarray]
+    zt: np.ndarray
+    labelled: tuple[np.ndarray, np.ndarray] | None
+
+    def score(self, model: _Adapted) -> tuple[float, float]:
+        """(val accuracy, score) of a trained trial."""
+        with torch.no_grad():
+            fv, ft = (model.features(torch.from_numpy(z).float()) for z in (self.val[0], self.zt))
+            w, b = model.fc.weight.numpy(), model.fc.bias.numpy()
+            acc = float(((fv.numpy() @ w.T + b).argmax(1) == self.val[1]).mean())
+            if self.labelled is not None:
+                fl = model.features(torch.from_numpy(self.labelled[0]).float()).numpy()
+                return acc, float(((fl @ w.T + b).argmax(1) == self.labelled[1]).mean())
+            fitted = LinearFit(acc, np.empty(0), np.empty(0), w, b, self.head.mean, self.head.scale)
+            return acc, reverse_accuracy(fitted, ft.numpy(), fv.numpy(), self.val[1])
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.labelled[1]) if self.labelled is not None else len(self.val[1])
 
 
 # PLR0913: the head and the feature sets it is tried on
@@ -137,41 +231,65 @@ def adapt_trials(  # noqa: PLR0913
     seed: int = 0,
     steps: int = TRIAL_STEPS,
     progress: Step = QUIET_STEP,
+    fixes: list[Fix] | None = None,
 ) -> TrialChoice:
-    """Every candidate tried and scored; `train`, `val` and the target features `zt` are standardised as the head
-    reads them, `labelled` (features, labels) are labelled target photos among `zt`'s reading, when there are some.
-    `progress` moves after each trial, and a cancel stops the trials between two."""
-    trials = []
-    tried = candidates()
-    for i, (method, strength) in enumerate(tried):
+    """The simple fixes first (`fixes`, the plan as it is first; without them only the plan), then every
+    adaptation on the fix kept; each tried and scored. `train`, `val` and the target features `zt` are standardised
+    as the head reads them, `labelled` (features, labels) are labelled target photos among `zt`'s reading, when
+    there are some. `progress` moves after each trial, and a cancel stops the trials between two."""
+    fixes = fixes or [Fix()]
+    scoring = _Scoring(head, val, zt, labelled)
+    total = len(fixes) + len(candidates()) - 1
+    done = 0
+
+    def tried(method: str, strength: float, fix: Fix) -> Trial:
+        nonlocal done
         progress.check_cancel()
-        model = run_trial(method, strength, head, train, zt, seed, steps)
-        with torch.no_grad():
-            fv, ft = (model.features(torch.from_numpy(z).float()) for z in (val[0], zt))
-            w, b = model.fc.weight.numpy(), model.fc.bias.numpy()
-            acc = float(((fv.numpy() @ w.T + b).argmax(1) == val[1]).mean())
-            if labelled is not None:
-                fl = model.features(torch.from_numpy(labelled[0]).float()).numpy()
-                score = float(((fl @ w.T + b).argmax(1) == labelled[1]).mean())
-            else:
-                fitted = LinearFit(acc, np.empty(0), np.empty(0), w, b, head.mean, head.scale)
-                score = reverse_accuracy(fitted, ft.numpy(), fv.numpy(), val[1])
-        trials.append(Trial(method, strength, acc, score))
-        progress((i + 1) / len(tried))
-    n_scored = len(labelled[1]) if labelled is not None else len(val[1])
-    return choose_trial(trials, n_scored, labelled is not None, steps)
+        acc, score = scoring.score(run_trial(method, strength, head, train, zt, seed, steps, fix))
+        done += 1
+        progress(done / total)
+        return Trial(method, strength, acc, score, fix.name)
+
+    fixed = [tried("none", 0.0, f) for f in fixes]
+    kept, margin = _best(fixed, scoring.n_scored)
+    fix = next(f for f in fixes if f.name == kept.fix)
+    adapted = [kept] + [tried(m, s, fix) for m, s in candidates()[1:]]
+    how = f"on your {scoring.n_scored} labelled target photos" if labelled is not None else "by reverse validation"
+    reason = _fix_sentence(fixed, kept, margin, how, steps) if len(fixes) > 1 else ""
+    chose = choose_trial(adapted, scoring.n_scored, labelled is not None, steps)
+    reason = f"{reason} {chose.reason}".strip()
+    return TrialChoice(chose.method, chose.strength, (*fixed, *adapted[1:]), reason, fix.name)
+
+
+def _best(trials: list[Trial], n_scored: int) -> tuple[Trial, float]:
+    """The trial with the highest score among those within `MAX_VAL_LOSS` of the first on val, when it beats the
+    first's score by more than that score's standard error on the `n_scored` photos it is measured on (a difference
+    the photos can tell from chance); the first otherwise. And that standard error."""
+    first = trials[0]
+    margin = float(np.sqrt(first.score * (1 - first.score) / max(1, n_scored)))
+    fair = [t for t in trials if t.val >= first.val - MAX_VAL_LOSS]
+    best = max(fair, key=lambda t: t.score)
+    return (first if best.score <= first.score + margin else best), margin
+
+
+def _fix_sentence(fixed: list[Trial], kept: Trial, margin: float, how: str, steps: int) -> str:
+    """What the simple fixes scored and which one phase 2 takes."""
+    table = ", ".join(f"{'the plan as it is' if not t.fix else t.label} {t.score:.1%}" for t in fixed)
+    verdict = (
+        f"none beats the plan as it is by more than {margin:.1%} (its standard error), so phase 2 keeps its rates, "
+        f"warm-up and augmentation."
+        if not kept.fix
+        else f"so phase 2 takes {kept.label}: val {kept.val:.1%}, {fixed[0].val:.1%} without."
+    )
+    return f"Simple fixes first, tried on the cached features for {steps} steps each, scored {how}: {table}; {verdict}"
 
 
 def choose_trial(trials: list[Trial], n_scored: int, by_labels: bool, steps: int = TRIAL_STEPS) -> TrialChoice:
-    """The candidate with the highest score among those within `MAX_VAL_LOSS` of no adaptation on val (the first
+    """The adaptation with the highest score among those within `MAX_VAL_LOSS` of no adaptation on val (the first
     trial), when it beats no adaptation's score by more than that score's standard error on the `n_scored` photos it
     is measured on (a difference the photos can tell from chance); no adaptation otherwise."""
+    best, margin = _best(trials, n_scored)
     none = trials[0]
-    margin = float(np.sqrt(none.score * (1 - none.score) / max(1, n_scored)))
-    fair = [t for t in trials if t.val >= none.val - MAX_VAL_LOSS]
-    best = max(fair, key=lambda t: t.score)
-    if best.score <= none.score + margin:
-        best = none
     how = f"on your {n_scored} labelled target photos" if by_labels else "by reverse validation"
     table = ", ".join(f"{t.label} {t.score:.1%}" for t in trials)
     verdict = (
@@ -180,21 +298,25 @@ def choose_trial(trials: list[Trial], n_scored: int, by_labels: bool, steps: int
         else f"so phase 2 adds {best.label} (val {best.val:.1%}, {none.val:.1%} without)."
     )
     reason = f"Adaptation tried on the cached features for {steps} steps each, scored {how}: {table}; {verdict}"
-    return TrialChoice(best.method, best.strength, tuple(trials), reason)
+    return TrialChoice(best.method, best.strength, tuple(trials), reason, none.fix)
 
 
-# PLR0913: the probe and the head, the target photos and how the head reads them, the config, who watches
+# PLR0913: the probe and the head, the plan, the target photos and how the head reads them, the config, who watches
 def try_adaptation(  # noqa: PLR0913
     probe: ProbeResult,
     head: LinearFit,
-    taps: tuple[int, ...],
+    plan: Plan,
     photos: TargetSet,
     target_norm: bool,
     cfg: TrainConfig,
+    train_paths: list[str],
     progress: Step = QUIET_STEP,
 ) -> TrialChoice:
-    """`adapt_trials` on the probe's cached features at `taps` and the target photos' (from the feature cache), each
-    read as the run reads them: the target photos on their own statistics when `target_norm`."""
+    """`adapt_trials` on the probe's cached features at the plan's taps and the target photos' (from the feature
+    cache), each read as the run reads them: the target photos on their own statistics when `target_norm`; with the
+    simple fixes the plan and the config leave open (stronger augmentation when its pass over `train_paths` fits,
+    `strong_features`)."""
+    taps = plan.taps
     xt = target_features(photos, probe.backbone, cfg.weights, cfg.data.in_chans).x("target", taps)  # cached
     mean, scale = (xt.mean(0), xt.std(0) + 1e-6) if target_norm else (head.mean, head.scale)
     zt = ((xt - mean) / scale).astype(np.float32)
@@ -205,4 +327,50 @@ def try_adaptation(  # noqa: PLR0913
     if photos.labelled:
         rows = np.arange(len(photos.unlabelled), len(photos.paths))
         labelled = (zt[rows], np.array([it.label for it in photos.labelled]))
-    return adapt_trials(head, train, val, zt, labelled, cfg.runtime.seed, progress=progress)
+    strong, note = strong_features(plan, cfg, train_paths, f.images_per_s, progress.sub(0, 0.5))
+    if strong is not None:
+        strong = ((strong - head.mean) / head.scale).astype(np.float32)
+    fixes = simple_fixes(
+        plan.warmup_epochs, plan.finetune_epochs, cfg.optim.lr is not None, cfg.optim.warmup_epochs is not None, strong
+    )
+    trying = progress.sub(0.5 if strong is not None else 0.0, 1.0)
+    chose = adapt_trials(head, train, val, zt, labelled, cfg.runtime.seed, progress=trying, fixes=fixes)
+    return replace(chose, reason=f"{chose.reason} {note}".strip())
+
+
+def strong_features(
+    plan: Plan, cfg: TrainConfig, train_paths: list[str], pace: float, progress: Step = QUIET_STEP
+) -> tuple[np.ndarray | None, str]:
+    """The head's input for one view of each training photo under `STRONG_AUGMENT` (raw, not standardised), when
+    the fix is open (the config sets no augmentation, the plan's is not already a policy, the photos take colour
+    operations) and its pass costs at most `STRONG_SHARE` of the budget at the probe's `pace` (images a second);
+    else None, and the sentence that says why it was not tried ("" when the fix is not open)."""
+    if cfg.regularisation.augment is not None or plan.augment in ("randaugment", "autoaugment"):
+        return None, ""
+    if plan.in_chans not in (1, 3):
+        return None, ""
+    budget = cfg.optim.budget or DEFAULT_BUDGET_S
+    seconds = len(train_paths) / pace if pace > 0 else float("inf")
+    if seconds > STRONG_SHARE * budget:
+        return None, (
+            f"Stronger augmentation was not tried: its trial reads the {len(train_paths):,} training photos again "
+            f"(about {seconds:.0f} s here), more than {STRONG_SHARE:.0%} of the {budget:.0f} s budget."
+        )
+    x = augmented_features(
+        train_paths, plan.backbone, plan.taps, STRONG_AUGMENT, cfg.weights, plan.in_chans, cfg.runtime.seed, progress
+    )
+    return x, ""
+
+
+def apply_fix(plan: Plan, fix: str) -> Plan:
+    """`plan` with the simple fix `fix` (a `FIX_TEXT` key, or "" for none): the rates below the head scaled by
+    `SLOWER`, the warm-up `longer_warmup`, or the augmentation `STRONG_AUGMENT`."""
+    head = len(plan.groups) - 1
+    if fix == "slower":
+        lrs = tuple(lr * SLOWER if i < head else lr for i, lr in enumerate(plan.lrs))
+        return replace(plan, lrs=lrs, target_fix=fix)
+    if fix == "warm-up":
+        return replace(plan, warmup_epochs=longer_warmup(plan.warmup_epochs, plan.finetune_epochs), target_fix=fix)
+    if fix == "stronger":
+        return replace(plan, augment=STRONG_AUGMENT, target_fix=fix)
+    return plan
