@@ -193,3 +193,20 @@ def test_auto_keeps_the_linear_head_when_no_epoch_fits_after_the_target_photos(t
     assert head.finetune_epochs == 0 and head.frozen == tuple([True] * (len(p.groups) - 1) + [False])
     assert head.lrs[:-1] == (0.0,) * (len(p.groups) - 1) and not head.trains_below_head
     assert "the linear head is the model after all" in head.reason
+
+
+def test_the_trials_are_tried_only_when_a_fine_tune_still_fits_after_the_target_photos(tiny_folder):
+    from dataclasses import replace
+
+    from engine.plan.cost import costed
+    from engine.plan.domain import Targets
+    from engine.plan.make import _finetune_fits
+
+    cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k")
+    p = costed(cfg, replace(get_plan(cfg).plan, finetune_epochs=4), 5.0, "cpu")
+    auto = TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=p.estimate_s * 2)
+    none = Targets(None)
+    assert _finetune_fits(auto, p, none, (None, None), p.plan_s, "cpu")
+    assert not _finetune_fits(auto, p, none, (None, None), p.plan_s + 2 * p.estimate_s, "cpu")  # the budget is spent
+    head = replace(p, finetune_epochs=0)
+    assert not _finetune_fits(auto, head, none, (None, None), p.plan_s, "cpu")

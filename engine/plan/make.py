@@ -128,8 +128,10 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
             plan = replace(plan, head_accuracy=evidence.head.accuracy)
         if has_batchnorm(plan.backbone) and reg.target_bn is not False and reg.target_norm is not False:
             bn = _bn_evidence(cfg, planned, probe, targets, norm, c, progress)
-        if cfg.optim.strategy == "auto" and reg.adapt is None and plan.trains_below_head:
-            trying = progress.step("try adaptation on the cached features")
+        spent = plan.plan_s + time.perf_counter() - t0
+        auto = cfg.optim.strategy == "auto" and reg.adapt is None
+        if auto and _finetune_fits(cfg, plan, targets, (evidence, bn), spent, device.type):
+            trying = progress.step("try the simple fixes and adaptation")
             trying(0.0)
             train_paths = [it.path for it in planned.ds.items if it.split == "train"]
             trials = try_adaptation(probe, planned.head, plan, targets.photos, norm, cfg, train_paths, trying)
@@ -139,6 +141,25 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
         plan = replace(plan, target_reason=f"{plan.target_reason} {_bn_not_done(plan.backbone)}")
     plan = costed(cfg, plan, plan.images_per_s, device.type, plan.plan_s + time.perf_counter() - t0)
     return _in_budget(cfg, plan, device.type) if cfg.optim.strategy == "auto" else plan
+
+
+# PLR0913: the config, the plan and the target evidence so far, the seconds spent, where it runs
+def _finetune_fits(  # noqa: PLR0913
+    cfg: TrainConfig,
+    plan: Plan,
+    targets: Targets,
+    evidence: tuple[NormChoice | None, BnChoice | None],
+    spent: float,
+    device_type: str,
+) -> bool:
+    """Whether the plan still fine-tunes below the head once what the target photos cost so far (`spent` seconds of
+    planning, the readings `evidence` chose) is counted, as `_in_budget` fits it without trials: the trials are
+    worth their time only then."""
+    if not plan.trains_below_head:
+        return False
+    so_far = apply_targets(plan, targets, cfg, evidence[0], bn=evidence[1])
+    so_far = costed(cfg, so_far, plan.images_per_s, device_type, spent)
+    return _in_budget(cfg, so_far, device_type).trains_below_head
 
 
 def _in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
