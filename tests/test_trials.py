@@ -74,6 +74,7 @@ def test_the_choice_keeps_no_adaptation_unless_a_candidate_beats_it_beyond_chanc
     costly = Trial("mmd", 1.0, 0.90 - MAX_VAL_LOSS - 0.01, 0.95)
     chose = choose_trial([none, costly], 400, by_labels=False)
     assert chose.method == "none" and "no adaptation loss" in chose.reason
+    assert "MMD at 1 95.0% (val 88.0%: more than 1% below, so not eligible)" in chose.reason  # why the best lost
 
 
 def test_the_simple_fixes_tried_are_those_the_plan_and_the_config_leave_open():

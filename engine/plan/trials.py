@@ -281,9 +281,16 @@ def _best(trials: list[Trial], n_scored: int) -> tuple[Trial, float]:
     return (first if best.score <= first.score + margin else best), margin
 
 
+def _entry(t: Trial, first: Trial, label: str) -> str:
+    """A trial's score as the reason lists it, and why it could not be chosen when its val rules it out."""
+    if t.val >= first.val - MAX_VAL_LOSS:
+        return f"{label} {t.score:.1%}"
+    return f"{label} {t.score:.1%} (val {t.val:.1%}: more than {MAX_VAL_LOSS:.0%} below, so not eligible)"
+
+
 def _fix_sentence(fixed: list[Trial], kept: Trial, margin: float, how: str, steps: int) -> str:
     """What the simple fixes scored and which one phase 2 takes."""
-    table = ", ".join(f"{'the plan as it is' if not t.fix else t.label} {t.score:.1%}" for t in fixed)
+    table = ", ".join(_entry(t, fixed[0], "the plan as it is" if not t.fix else t.label) for t in fixed)
     verdict = (
         f"none beats the plan as it is by more than {margin:.1%} (its standard error), so phase 2 keeps its rates, "
         f"warm-up and augmentation."
@@ -300,7 +307,7 @@ def choose_trial(trials: list[Trial], n_scored: int, by_labels: bool, steps: int
     best, margin = _best(trials, n_scored)
     none = trials[0]
     how = f"on your {n_scored} labelled target photos" if by_labels else "by reverse validation"
-    table = ", ".join(f"{t.label} {t.score:.1%}" for t in trials)
+    table = ", ".join(_entry(t, none, t.label) for t in trials)
     verdict = (
         f"none beats no adaptation by more than {margin:.1%} (its standard error), so phase 2 adds no adaptation loss."
         if best is none
