@@ -10,7 +10,9 @@ when the plan standardises them so. The rates warm up over the share of the step
 * The simple fixes (`Fix`), each as a trial can stand for it: rates `SLOWER` times the plan's below the head (the
   map's rate), a warm-up `LONGER_WARMUP` times longer (`longer_warmup`), and stronger augmentation (the training
   features of one `STRONG_AUGMENT` view of each photo, `engine.probe.augmented`: the only trial that reads photos,
-  so it runs when that pass costs at most `STRONG_SHARE` of the budget). A fix the config sets is not tried.
+  so it runs when that pass costs at most `STRONG_SHARE` of the budget). A fix the config sets is not tried. The
+  trial for the plan as it is reads the cached features of the photos as they are, not under the plan's own
+  augmentation, so the stronger augmentation's trial is credited with all of augmenting, not only the extra.
 * The adaptations: DANN and MMD (`engine.model.adapt`) at each of `STRENGTHS`, on the fix kept.
 
 A candidate is scored without target labels by reverse validation (`engine.probe.reverse`), or by the labelled target
