@@ -133,7 +133,7 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
         if auto and _finetune_fits(cfg, plan, targets, (evidence, bn), spent, device.type):
             trying = progress.step("try the simple fixes and adaptation")
             trying(0.0)
-            train_paths = [it.path for it in planned.ds.items if it.split == "train"]
+            train_paths = [it.path for it in planned.ds.train]
             trials = try_adaptation(probe, planned.head, plan, targets.photos, norm, cfg, train_paths, trying)
             trying(1.0)
     plan = apply_targets(plan, targets, cfg, evidence, trials, bn)

@@ -162,6 +162,19 @@ class _Adapted(nn.Module):
         return z + self.map(z)
 
 
+@dataclass(frozen=True)
+class _WarmUp:
+    """The rates' factor at a step: linear from `WARMUP_START` to 1 over the first `steps`, then 1 (the run's
+    `engine.train.optim.Schedule` warms up the same way; the trials have no cosine after it)."""
+
+    steps: int
+
+    def __call__(self, step: int) -> float:
+        if step >= self.steps:
+            return 1.0
+        return WARMUP_START + (1 - WARMUP_START) * step / self.steps
+
+
 # PLR0913: the candidate, the starting head, the three feature sets, the seed and the simple fix
 def run_trial(  # noqa: PLR0913
     method: str,
@@ -184,10 +197,7 @@ def run_trial(  # noqa: PLR0913
         {"params": list(model.map.parameters()), "lr": TRIAL_LR * fix.map_scale},
     ]
     opt = torch.optim.Adam(groups, lr=TRIAL_LR, weight_decay=1e-4)
-    ramp = int(fix.warmup * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: WARMUP_START + (1 - WARMUP_START) * s / ramp if s < ramp else 1.0
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _WarmUp(int(fix.warmup * steps)))
     x = train[0] if fix.train is None else fix.train
     xs, ys, xt = torch.from_numpy(x).float(), torch.from_numpy(train[1]).long(), torch.from_numpy(zt).float()
     g = torch.Generator().manual_seed(seed)
@@ -218,14 +228,16 @@ class _Scoring:
     def score(self, model: _Adapted) -> tuple[float, float]:
         """(val accuracy, score) of a trained trial."""
         with torch.no_grad():
-            fv, ft = (model.features(torch.from_numpy(z).float()) for z in (self.val[0], self.zt))
-            w, b = model.fc.weight.numpy(), model.fc.bias.numpy()
-            acc = float(((fv.numpy() @ w.T + b).argmax(1) == self.val[1]).mean())
+            fv = model.features(torch.from_numpy(self.val[0]).float()).numpy()
+            w = model.fc.weight.numpy()
+            b = model.fc.bias.numpy()
+            acc = float(((fv @ w.T + b).argmax(1) == self.val[1]).mean())
             if self.labelled is not None:
                 fl = model.features(torch.from_numpy(self.labelled[0]).float()).numpy()
                 return acc, float(((fl @ w.T + b).argmax(1) == self.labelled[1]).mean())
+            ft = model.features(torch.from_numpy(self.zt).float()).numpy()
             fitted = LinearFit(acc, np.empty(0), np.empty(0), w, b, self.head.mean, self.head.scale)
-            return acc, reverse_accuracy(fitted, ft.numpy(), fv.numpy(), self.val[1])
+            return acc, reverse_accuracy(fitted, ft, fv, self.val[1])
 
     @property
     def n_scored(self) -> int:
@@ -251,15 +263,15 @@ def adapt_trials(  # noqa: PLR0913
     fixes = fixes or [Fix()]
     scoring = _Scoring(head, val, zt, labelled)
     total = len(fixes) + len(candidates()) - 1
-    done = 0
+    done: list[Trial] = []
 
     def tried(method: str, strength: float, fix: Fix) -> Trial:
-        nonlocal done
         progress.check_cancel()
-        acc, score = scoring.score(run_trial(method, strength, head, train, zt, seed, steps, fix))
-        done += 1
-        progress(done / total)
-        return Trial(method, strength, acc, score, fix.name)
+        model = run_trial(method, strength, head, train, zt, seed=seed, steps=steps, fix=fix)
+        acc, score = scoring.score(model)
+        done.append(Trial(method, strength, acc, score, fix.name))
+        progress(len(done) / total)
+        return done[-1]
 
     fixed = [tried("none", 0.0, f) for f in fixes]
     kept, margin = _best(fixed, scoring.n_scored)
@@ -280,7 +292,9 @@ def _best(trials: list[Trial], n_scored: int) -> tuple[Trial, float]:
     margin = float(np.sqrt(first.score * (1 - first.score) / max(1, n_scored)))
     fair = [t for t in trials if t.val >= first.val - MAX_VAL_LOSS]
     best = max(fair, key=lambda t: t.score)
-    return (first if best.score <= first.score + margin else best), margin
+    if best.score <= first.score + margin:
+        best = first
+    return best, margin
 
 
 def _entry(t: Trial, first: Trial, label: str) -> str:
@@ -336,24 +350,35 @@ def try_adaptation(  # noqa: PLR0913
     `strong_features`)."""
     taps = plan.taps
     xt = target_features(photos, probe.backbone, cfg.weights, cfg.data.in_chans).x("target", taps)  # cached
-    mean, scale = (xt.mean(0), xt.std(0) + 1e-6) if target_norm else (head.mean, head.scale)
-    zt = ((xt - mean) / scale).astype(np.float32)
+    if target_norm:
+        zt = ((xt - xt.mean(0)) / (xt.std(0) + 1e-6)).astype(np.float32)
+    else:
+        zt = _as_head_reads(xt, head)
     f = probe.features
-    train = (((f.x("train", taps) - head.mean) / head.scale).astype(np.float32), f.y("train"))
-    val = (((f.x("val", taps) - head.mean) / head.scale).astype(np.float32), f.y("val"))
+    train = (_as_head_reads(f.x("train", taps), head), f.y("train"))
+    val = (_as_head_reads(f.x("val", taps), head), f.y("val"))
     labelled = None
     if photos.labelled:
         rows = np.arange(len(photos.unlabelled), len(photos.paths))
         labelled = (zt[rows], np.array([it.label for it in photos.labelled]))
     strong, note = strong_features(plan, cfg, train_paths, f.images_per_s, progress.sub(0, 0.5))
     if strong is not None:
-        strong = ((strong - head.mean) / head.scale).astype(np.float32)
+        strong = _as_head_reads(strong, head)
     fixes = simple_fixes(
-        plan.warmup_epochs, plan.finetune_epochs, cfg.optim.lr is not None, cfg.optim.warmup_epochs is not None, strong
+        plan.warmup_epochs,
+        plan.finetune_epochs,
+        asked_lr=cfg.optim.lr is not None,
+        asked_warmup=cfg.optim.warmup_epochs is not None,
+        strong=strong,
     )
     trying = progress.sub(0.5 if strong is not None else 0.0, 1.0)
     chose = adapt_trials(head, train, val, zt, labelled, cfg.runtime.seed, progress=trying, fixes=fixes)
     return replace(chose, reason=f"{chose.reason} {note}".strip())
+
+
+def _as_head_reads(x: np.ndarray, head: LinearFit) -> np.ndarray:
+    """Features standardised on the training photos' statistics, as the head reads them."""
+    return ((x - head.mean) / head.scale).astype(np.float32)
 
 
 def strong_features(
@@ -375,7 +400,14 @@ def strong_features(
             f"(about {seconds:.0f} s here), more than {STRONG_SHARE:.0%} of the {budget:.0f} s budget."
         )
     x = augmented_features(
-        train_paths, plan.backbone, plan.taps, STRONG_AUGMENT, cfg.weights, plan.in_chans, cfg.runtime.seed, progress
+        train_paths,
+        plan.backbone,
+        plan.taps,
+        STRONG_AUGMENT,
+        weights=cfg.weights,
+        in_chans=plan.in_chans,
+        seed=cfg.runtime.seed,
+        progress=progress,
     )
     return x, ""
 
