@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from engine.model.cost import boundary_bytes
 from engine.model.cut import SplitModel
 from engine.model.device import pick_device
 from engine.plan.config import TrainConfig
@@ -62,6 +61,7 @@ def test_the_estimate_and_the_trainer_agree_on_the_path(tiny_folder):
 
 def test_the_cut_s_bytes_per_image_match_the_real_cut():
     from engine.model.groups import layer_groups
+    from engine.model.profile import profile
     from engine.model.weights import create_backbone
     from engine.model.taps import FINAL, TapModel
 
@@ -70,7 +70,7 @@ def test_the_cut_s_bytes_per_image_match_the_real_cut():
     groups = layer_groups(model)
     boundary = len(groups) - 2  # the last stage
     split = SplitModel(model, groups, boundary, torch.zeros(1, 3, 96, 96))
-    assert boundary_bytes("resnet18", 96, groups[boundary].name) == split.activation_bytes
+    assert profile("resnet18", 96).cut(groups[boundary].name) == split.activation_bytes
 
 
 def test_an_adapted_epoch_adds_a_training_batch_of_target_photos_beside_every_batch(tiny_folder):

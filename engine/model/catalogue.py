@@ -181,9 +181,9 @@ def pretrained_cfg(name: str) -> dict[str, Any]:
 def has_batchnorm(name: str) -> bool:
     """Whether the architecture keeps running statistics (BatchNorm); transformers and ConvNeXt normalise per sample
     (LayerNorm) and have none to keep or re-estimate."""
-    with torch.device("meta"):
-        model = build_model(name)
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    from engine.model.profile import architecture
+
+    return architecture(name).has_batchnorm
 
 
 def is_transformer(name: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from timm.models import group_parameters
 from torch import nn
 
@@ -82,9 +81,7 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
 
 
 def group_names(backbone: str) -> list[str]:
-    """Layer-group names of a catalogue backbone, without weights or memory (built on the meta device)."""
-    from engine.model.catalogue import build_model
+    """Layer-group names of a catalogue backbone (its ImageNet classifier's included), from its profile."""
+    from engine.model.profile import architecture
 
-    with torch.device("meta"):
-        model = build_model(backbone, pretrained=False)
-    return [g.name for g in layer_groups(model)]
+    return list(architecture(backbone).backbone_groups)

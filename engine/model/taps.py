@@ -8,15 +8,13 @@ linear head (`ProbeHead`). With one `FINAL` tap it is the usual "backbone + new 
 
 from __future__ import annotations
 
-import functools
 import inspect
-import math
 
 import torch
 from timm.models import group_parameters
 from torch import nn
 
-from engine.model.catalogue import build_model, catalogue_name, pretrained_cfg
+from engine.model.catalogue import catalogue_name
 
 FINAL = -1  # the tap of the backbone's pre-logit features (forward_features, then forward_head(pre_logits=True))
 
@@ -54,53 +52,24 @@ def tap_features(model: nn.Module, x: torch.Tensor, taps: tuple[int, ...]) -> li
     return [pool(out[t]) for t in taps]
 
 
-def _probe_input(name: str) -> torch.Tensor:
-    cfg = pretrained_cfg(name)
-    size = cfg.get("input_size", (3, 224, 224))[-1] if cfg.get("fixed_input_size") else 64
-    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-
-
-@functools.cache
 def stage_owners(name: str) -> tuple[int, ...]:
     """For each intermediate index of architecture `name`, the layer group that produces it: the deepest group whose
-    parameters it depends on.
+    parameters it depends on (`engine.model.profile`, found once per architecture)."""
+    from engine.model.profile import architecture
 
-    Found once per architecture on a randomly initialised copy: each group's parameters in turn are set to NaN, and
-    the intermediates that turn NaN depend on it. Nothing is written per architecture.
-    """
-    from engine.model.groups import layer_groups
-
-    model = build_model(name, pretrained=False).eval()
-    groups = layer_groups(model)
-    params = dict(model.named_parameters())
-    x = _probe_input(name)
-    owners = [-1] * len(_intermediates(model, x))
-    with torch.no_grad():
-        for g in groups:
-            saved = {n: params[n].detach().clone() for n in g.params}
-            for n in g.params:
-                params[n].fill_(math.nan)
-            for i, t in enumerate(_intermediates(model, x)):
-                if torch.isnan(t).any():
-                    owners[i] = g.index
-            for n, v in saved.items():
-                params[n].copy_(v)
-    return tuple(owners)
+    return architecture(name).tap_owners
 
 
 def _intermediates(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return model.forward_intermediates(x, intermediates_only=True, **timm_kwargs(model))
 
 
-@functools.cache
 def tap_dims(name: str) -> tuple[tuple[int, ...], int]:
-    """(channels of every intermediate, width of the FINAL features) of architecture `name`, without weights."""
-    with torch.device("meta"):
-        model = build_model(name, pretrained=False)
-        x = torch.empty(_probe_input(name).shape)
-        dims = tuple(int(pool(t).shape[1]) for t in _intermediates(model, x))
-        final = int(model.forward_head(model.forward_features(x), pre_logits=True).shape[1])
-    return dims, final
+    """(channels of every intermediate, width of the FINAL features) of architecture `name` (`engine.model.profile`)."""
+    from engine.model.profile import architecture
+
+    arch = architecture(name)
+    return arch.tap_dims, arch.final_dim
 
 
 def tap_names(name: str, group_names: list[str]) -> list[str]:
@@ -203,6 +172,34 @@ class TapModel(nn.Module):
 
     def group_matcher(self, coarse: bool = True):
         """The backbone's own layer groups (timm's `group_matcher`), then this model's head as the last group."""
-        grouped = group_parameters(self.backbone, self.backbone.group_matcher(coarse=coarse))
-        owner = {f"backbone.{n}": i for i, key in enumerate(sorted(grouped)) for n in grouped[key]}
-        return lambda name: (owner.get(name, len(grouped)),)
+        return _matcher(self.backbone, coarse)
+
+
+def _matcher(backbone: nn.Module, coarse: bool):
+    """A `group_matcher` for a model holding `backbone` and a head: the backbone's groups, then the head."""
+    grouped = group_parameters(backbone, backbone.group_matcher(coarse=coarse))
+    owner = {f"backbone.{n}": i for i, key in enumerate(sorted(grouped)) for n in grouped[key]}
+    return lambda name: (owner.get(name, len(grouped)),)
+
+
+class _Grouped(nn.Module):
+    """A backbone (its classifier reset, pruned as a `TapModel` prunes it) with a stand-in head: a `TapModel` as its
+    layer groups see it, made without reading the taps' widths."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = ProbeHead(1, 2)
+        self.pretrained_cfg = {**(getattr(backbone, "pretrained_cfg", None) or {}), "classifier": "head"}
+
+    def group_matcher(self, coarse: bool = True):
+        return _matcher(self.backbone, coarse)
+
+
+def trained_groups(backbone: nn.Module) -> list:
+    """The layer groups (`engine.model.groups.LayerGroup`) of the `TapModel` made of `backbone`, which must already
+    be as `TapModel` leaves it (classifier reset, pruned after the deepest tap when the final features are not
+    read)."""
+    from engine.model.groups import layer_groups
+
+    return layer_groups(_Grouped(backbone))

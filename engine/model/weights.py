@@ -8,12 +8,16 @@ provide them; training from scratch happens only when `weights="none"` is asked 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
 import pickle
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from huggingface_hub import try_to_load_from_cache
@@ -25,6 +29,7 @@ from engine.errors import WeightsMismatch, WeightsUnavailable
 from engine.model.catalogue import build_model, get_entry, list_entries
 
 SCRATCH = "none"
+_LOADED: ContextVar[dict | None] = ContextVar("loaded_backbones", default=None)  # see `loaded_once`
 
 
 @dataclass(frozen=True)
@@ -221,8 +226,9 @@ def load_pretrained(name: str, sd: dict[str, torch.Tensor], in_order: bool = Fal
     Raises:
         WeightsMismatch: A backbone key is missing, unexpected or of the wrong shape; the message names the first ones.
     """
-    with torch.device("meta"):
-        own = build_model(name).state_dict()
+    from engine.model.profile import architecture
+
+    own = {k: torch.empty(shape, device="meta") for k, shape in architecture(name).shapes}  # what must fit
     if in_order:
         sd = map_in_order(sd, own)
     heads = _classifier_keys(name)
@@ -267,7 +273,34 @@ def adapt_input_conv(model: nn.Module, conv_name: str, in_chans: int) -> None:
     conv.in_channels = in_chans
 
 
+@contextmanager
+def loaded_once() -> Iterator[None]:
+    """Within it (in this thread), `create_backbone` builds each (backbone, weights, channels) once and hands out
+    copies: making a plan reads one backbone for its probe, the target photos, AdaBN's statistics and the augmented
+    trial, and builds it once."""
+    token = _LOADED.set({})
+    try:
+        yield
+    finally:
+        _LOADED.reset(token)
+
+
 def create_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: int = 3) -> tuple[nn.Module, WeightsInfo]:
+    """Builds a timm backbone with pretrained weights; a copy of the one already built inside `loaded_once`.
+
+    Args and errors: as `build_backbone`.
+    """
+    loaded = _LOADED.get()
+    if loaded is None:
+        return build_backbone(name, weights, in_chans)
+    key = (name, str(weights), in_chans)
+    if key not in loaded:
+        loaded[key] = build_backbone(name, weights, in_chans)
+    model, info = loaded[key]
+    return copy.deepcopy(model), info
+
+
+def build_backbone(name: str, weights: str | os.PathLike = "auto", in_chans: int = 3) -> tuple[nn.Module, WeightsInfo]:
     """Builds a timm backbone with pretrained weights (its ImageNet head kept, when the weights have one).
 
     Args:

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-import torch
-
 from engine.data.dataset import Dataset
 from engine.data.spec import InputSpec
-from engine.model.catalogue import build_model, list_entries
-from engine.model.cost import epoch_seconds, total_flops
-from engine.model.device import pick_device
-from engine.model.groups import layer_groups
-from engine.model.taps import TapModel
+from engine.model.catalogue import list_entries
+from engine.model.cost import epoch_seconds
+from engine.model.profile import architecture, profile
 from engine.model.weights import availability
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.rules import FIXED_S, finetune_depth, probe_fits
@@ -25,21 +21,22 @@ CHOOSE_SHARE = 0.15  # of the budget, at most, for scoring the candidate heads
 
 
 class Pace(NamedTuple):
-    """A measured speed: `backbone` at `size` px made `images_per_s` forward passes a second (feature extraction)."""
+    """A measured speed: `backbone` at `size` px made `images_per_s` forward passes a second (feature extraction) on
+    a `device` of that kind."""
 
     backbone: str
     size: int
     images_per_s: float
+    device: str = "cpu"
 
     @classmethod
-    def of(cls, probe: ProbeResult) -> "Pace":
-        return cls(probe.backbone, probe.input_spec.input_size[-1], probe.images_per_s or 50.0)
+    def of(cls, probe: ProbeResult, device: str = "cpu") -> "Pace":
+        return cls(probe.backbone, probe.input_spec.input_size[-1], probe.images_per_s or 50.0, device)
 
     def seconds(self, name: str, spec: InputSpec, passes: float) -> float:
         """Seconds for `passes` forward passes of `name` at `spec`'s size, scaled from this pace by their FLOPs."""
-        return (
-            passes / self.images_per_s * total_flops(name, spec.input_size[-1]) / total_flops(self.backbone, self.size)
-        )
+        theirs = profile(name, spec.input_size[-1], self.device).total_flops
+        return passes / self.images_per_s * theirs / profile(self.backbone, self.size, self.device).total_flops
 
 
 def extract_seconds(pace: Pace, name: str, spec: InputSpec, n_images: int, mirror: bool = True) -> float:
@@ -58,12 +55,6 @@ def other_bundled(first: str, weights: str) -> list[str]:
     if weights != "auto":
         return []
     return [e.name for e in list_entries() if e.bundled and e.name != first and availability(e.name)["available"]]
-
-
-def model_groups(backbone: str, taps: tuple[int, ...], n_classes: int) -> list[str]:
-    with torch.device("meta"):
-        model = TapModel(build_model(backbone, pretrained=False), taps, n_classes)
-    return [g.name for g in layer_groups(model)]
 
 
 class Forecast(NamedTuple):
@@ -101,13 +92,11 @@ def forecast(  # noqa: PLR0913
             t, probed = t + est, probed + [name]
     t += CHOOSE_SHARE * budget
     finish = score_seconds(pace, pace.backbone, first, len(ds.test) + 2 * len(ds.val)) + FIXED_S
-    groups = model_groups(pace.backbone, (-1,), len(ds.classes))
-    where = pick_device(cfg.runtime.device).type
+    groups = architecture(pace.backbone).groups
+    prof = profile(pace.backbone, pace.size, pace.device)
 
     def epoch(k: int) -> float:  # the top group's epoch (both views: the pessimistic count)
-        return epoch_seconds(
-            pace.backbone, pace.size, groups[-1 - k : -1], len(ds.train), len(ds.val), pace.images_per_s, 2, where
-        )
+        return epoch_seconds(prof, list(groups[-1 - k : -1]), len(ds.train), len(ds.val), pace.images_per_s, 2)
 
     if finetune_depth(epoch, 1, SAFETY * budget - t - finish)[1] > 0:  # the rule the plan decides by
         return Forecast(SAFETY * budget - elapsed, finish, True, tuple(probed))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.model.cost import boundary_bytes, cached_epoch_seconds, epoch_seconds, forward_pace
+from engine.model.cost import cached_epoch_seconds, epoch_seconds
 from engine.model.device import pick_device
+from engine.model.profile import profile
 from engine.model.resources import activations_fit
 from engine.model.taps import FINAL
 from engine.plan.config import TrainConfig
@@ -48,12 +49,12 @@ def cached_views(cfg: TrainConfig, plan: Plan) -> int:
     return 1 if plan.augment == "none" and not cfg.regularisation.random_erasing else max(1, plan.views)
 
 
-def runs_on_activations(cfg: TrainConfig, plan: Plan) -> bool:
+def runs_on_activations(cfg: TrainConfig, plan: Plan, device: str = "cpu") -> bool:
     """Whether phase 2 is expected to run on cached activations: a cut is wanted and its activations fit."""
     cut = activation_cut(cfg, plan)
     if cut is None:
         return False
-    per_image = boundary_bytes(plan.backbone, plan.input_spec["input_size"][-1], plan.groups[cut])
+    per_image = profile(plan.backbone, plan.input_spec["input_size"][-1], device).cut(plan.groups[cut])
     return per_image is not None and activations_fit(plan.n_train, cached_views(cfg, plan), per_image)
 
 
@@ -61,12 +62,12 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     """`plan` with its costs filled in: `images_per_s` (the whole network's forward pace with decoding, as the probe
     measured it; 0 when there was no probe: the measured forward pace of the architecture), the seconds of each step
     and `estimate_s`, the whole run's (planning, `plan_s`, included)."""
-    size = plan.input_spec["input_size"][-1]
-    speed = images_per_s or forward_pace(plan.backbone, size, device)
+    prof = profile(plan.backbone, plan.input_spec["input_size"][-1], device)
+    speed = images_per_s or prof.forward_pace
     views = 2 if plan.flip_tta else 1
     ft = plan.finetune_epochs
     trainable = [plan.groups[i] for i in plan.trainable if i < len(plan.groups) - 1]
-    on_activations = runs_on_activations(cfg, plan)
+    on_activations = runs_on_activations(cfg, plan, device)
     start_s = plan.n_val * views / speed if plan.head_init != "random" else 0.0
     cache_s = (
         (cached_views(cfg, plan) * plan.n_train + plan.n_val) / speed if plan.head_epochs or on_activations else 0.0
@@ -74,8 +75,8 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
 
     def epoch(n_val: int) -> float:
         if on_activations:
-            return cached_epoch_seconds(plan.backbone, size, trainable, plan.n_train, n_val, device)
-        return epoch_seconds(plan.backbone, size, trainable, plan.n_train, n_val, speed, views, device)
+            return cached_epoch_seconds(prof, trainable, plan.n_train, n_val)
+        return epoch_seconds(prof, trainable, plan.n_train, n_val, speed, views)
 
     epoch_s = epoch(plan.n_val) if ft else 0.0
     if plan.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch,

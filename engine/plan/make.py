@@ -23,12 +23,14 @@ from engine.data.dataset import Dataset, load_dataset
 from engine.data.decisions import apply_decisions
 from engine.data.spec import InputSpec
 from engine.errors import DataError
-from engine.model.catalogue import get_entry, has_batchnorm, is_transformer
+from engine.model.catalogue import get_entry, is_transformer
 from engine.model.cost import epoch_seconds
 from engine.model.device import pick_device
-from engine.model.resources import head_dim, plan_bytes, views_that_fit
+from engine.model.profile import architecture, profile
+from engine.model.resources import plan_bytes, views_that_fit
 from engine.model.taps import FINAL
-from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, model_groups, score_seconds
+from engine.model.weights import loaded_once
+from engine.plan.budget import CHOOSE_SHARE, SAFETY, Pace, extract_seconds, forecast, score_seconds
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
 from engine.plan.cost import costed
 from engine.plan.domain import (
@@ -92,9 +94,10 @@ def get_plan(cfg: TrainConfig, progress: Progress = QUIET, device: torch.device 
     stored = load_planned(folder, ds)
     if stored is not None:
         return stored
-    planned = make_plan(cfg, ds, progress, device, targets)
-    if targets.photos is not None or targets.test:
-        planned.plan = _for_targets(cfg, planned, targets, progress, device)
+    with loaded_once():  # each backbone is built once for the probe, the target photos and the trials
+        planned = make_plan(cfg, ds, progress, device, targets)
+        if targets.photos is not None or targets.test:
+            planned.plan = _for_targets(cfg, planned, targets, progress, device)
     planned.plan = Plan.from_dict(json.loads(json.dumps(planned.plan.to_dict())))  # as stored, field by field
     save_planned(folder, planned)
     return planned
@@ -126,7 +129,7 @@ def _for_targets(cfg: TrainConfig, planned: Planned, targets: Targets, progress:
         if refitted(evidence, norm, reg.target_pseudo):
             planned.head = evidence.head  # the run starts from the head refitted with the confident target photos
             plan = replace(plan, head_accuracy=evidence.head.accuracy)
-        if has_batchnorm(plan.backbone) and reg.target_bn is not False and reg.target_norm is not False:
+        if architecture(plan.backbone).has_batchnorm and reg.target_bn is not False and reg.target_norm is not False:
             bn = _bn_evidence(cfg, planned, probe, targets, norm, c, progress)
         spent = plan.plan_s + time.perf_counter() - t0
         auto = cfg.optim.strategy == "auto" and reg.adapt is None
@@ -211,7 +214,7 @@ def _in_budget(cfg: TrainConfig, plan: Plan, device_type: str) -> Plan:
 
 def _bn_not_done(backbone: str) -> str:
     """Why BatchNorm statistics asked to be re-estimated were not."""
-    if not has_batchnorm(backbone):
+    if not architecture(backbone).has_batchnorm:
         why = f"{backbone} has no BatchNorm layer (LayerNorm normalises each image itself)"
     else:
         why = "the run does not start from a probe's head, which is what the statistics are scored for"
@@ -279,6 +282,7 @@ def make_plan(
     """Probes (unless from scratch), chooses (auto) and resolves every field of the plan for `cfg` on `ds` (auto with
     target photos prefers the head closest to them, `closest_head`)."""
     t0, _ = time.perf_counter(), device_input_setting()  # a bad setting is refused before minutes of probing
+    where = (device or pick_device(cfg.runtime.device)).type
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     if cfg.optim.strategy == "scratch":
         return Planned(_resolve(cfg, ds, Evidence(cfg.backbone, spec, elapsed=time.perf_counter() - t0)), ds, None, [])
@@ -286,7 +290,7 @@ def make_plan(
     if cfg.optim.strategy == "auto":  # the run's length, for the time left it shows: first from the probe's pace,
 
         def early(speed: float, probe_end: float) -> None:  # which also decides the other probes (made once)
-            rest = forecast(cfg, ds, Pace(cfg.backbone, spec.input_size[-1], speed), probe_end - t0, spec_for)
+            rest = forecast(cfg, ds, Pace(cfg.backbone, spec.input_size[-1], speed, where), probe_end - t0, spec_for)
             decided["others"] = rest.others
             progress.expect_after(f"probe {cfg.backbone}", rest.left_s)
     else:  # a fixed strategy's plan does not depend on the probe's result: costed at its pace, the rest is known
@@ -297,13 +301,13 @@ def make_plan(
 
     probes = [_probe(cfg, ds, cfg.backbone, spec, progress, early)]
     if cfg.optim.strategy == "auto":  # then as the whole probe measured it
-        fc = forecast(cfg, ds, Pace.of(probes[0]), time.perf_counter() - t0, spec_for, decided.get("others"))
+        fc = forecast(cfg, ds, Pace.of(probes[0], where), time.perf_counter() - t0, spec_for, decided.get("others"))
         progress.expect(fc.left_s)
     if cfg.optim.strategy != "auto":
         p = probes[0]
         evidence = Evidence(p.backbone, p.input_spec, probe=p, head=p.head, elapsed=time.perf_counter() - t0)
         return Planned(_resolve(cfg, ds, evidence), ds, p.head, probes)
-    budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0])
+    budget, n_test, pace = cfg.optim.budget or DEFAULT_BUDGET_S, len(ds.test), Pace.of(probes[0], where)
     for name in fc.others:  # as forecast; never past the budget itself
         other_spec = spec_for(ds, name, cfg.data.in_chans)
         est = extract_seconds(pace, name, other_spec, len(ds.train) + len(ds.val), cfg.runtime.probe_mirror)
@@ -318,7 +322,7 @@ def make_plan(
     head = fit_taps(p.features, choice.taps, len(ds.classes), choice.flip, choice.c, choice.balanced)
     # what is left for fine-tuning: the budget (less a safety margin) after planning, validating the starting head,
     # saving and scoring the test split
-    finish = score_seconds(Pace.of(p), p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
+    finish = score_seconds(Pace.of(p, where), p.backbone, p.input_spec, n_test + 2 * len(ds.val)) + FIXED_S
     left = SAFETY * budget - (time.perf_counter() - t0) - finish
     evidence = Evidence(
         p.backbone,
@@ -459,10 +463,10 @@ class Phases:
 def _resolve(cfg: TrainConfig, ds: Dataset, ev: Evidence) -> Plan:
     """Every field of the plan for the strategy, from the evidence (the probe, and for auto its choice and the time
     left), costed step by step."""
-    groups = model_groups(ev.backbone, ev.taps, len(ds.classes))
+    groups = list(architecture(ev.backbone).groups_for(tuple(ev.taps)))
     phases = _phases(cfg, ds, ev, groups)
     names = {c["tap"]: c["name"] for c in (ev.probe.stage_curve if ev.probe else [])} or {FINAL: "final features"}
-    k = views_that_fit(len(ds.train), head_dim(ev.backbone, ev.taps), cfg.runtime.views)
+    k = views_that_fit(len(ds.train), architecture(ev.backbone).head_dim(tuple(ev.taps)), cfg.runtime.views)
     reason = phases.reason + _views_note(cfg, ds, k, phases) + _probe_note(cfg, ds, ev)
     reason += "".join(f" {note}" for note in ds.notes)
     init = "random" if cfg.optim.strategy == "scratch" else "probe"
@@ -517,7 +521,7 @@ def _phases(cfg: TrainConfig, ds: Dataset, ev: Evidence, groups: list[str]) -> P
     base = o.lr or BASE_LR
     head_epochs, ft_epochs, warmup = DEFAULT_EPOCHS["head"], DEFAULT_EPOCHS["finetune"], 1
     augment, bn_frozen = "basic", s != "scratch"
-    reason = STRATEGY_TEXT.get(s, "").format(k=o.top_k, norm=norm_note(has_batchnorm(ev.backbone)))
+    reason = STRATEGY_TEXT.get(s, "").format(k=o.top_k, norm=norm_note(architecture(ev.backbone).has_batchnorm))
     if s == "auto":
         trainable, ft_epochs, augment, reason = _auto_finetune(cfg, ds, groups, ev)
         head_epochs, bn_frozen, warmup, base = 0, True, 1 if ft_epochs else 0, o.lr or AUTO_LR
@@ -604,7 +608,7 @@ def _probe_note(cfg: TrainConfig, ds: Dataset, ev: Evidence) -> str:
 def _footprint(cfg: TrainConfig, ds: Dataset, ev: Evidence, k: int, phases: Phases) -> tuple[int, int]:
     """(memory, disk) bytes the run needs: features, cached views, the model, the head's fit, decoded photos."""
     views = 2 if ev.flip else 1
-    dim = head_dim(ev.backbone, tuple(ev.taps))
+    dim = architecture(ev.backbone).head_dim(tuple(ev.taps))
     fit = min(fit_rows(dim, views), len(ds.train)) * dim * views * FIT_BYTES_PER_VALUE
     ram, disk = plan_bytes(
         ev.backbone,
@@ -630,10 +634,11 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, groups: list[str], ev: Evidenc
     views = 2 if ev.flip else 1
     where = pick_device(cfg.runtime.device).type
 
+    prof = profile(ev.backbone, size, where)
+
     def cost(k: int) -> float:
         """Seconds of one fine-tuning epoch with the top `k` groups below the head trainable."""
-        below = groups[headi - k : headi]
-        return epoch_seconds(ev.backbone, size, below, len(ds.train), len(ds.val), speed, views, where)
+        return epoch_seconds(prof, groups[headi - k : headi], len(ds.train), len(ds.val), speed, views)
 
     k, epochs = finetune_depth(cost, headi, ev.seconds_left)
     trainable = list(range(headi - k, headi + 1)) if epochs else [headi]
@@ -644,7 +649,7 @@ def _auto_finetune(cfg: TrainConfig, ds: Dataset, groups: list[str], ev: Evidenc
         tune = (
             f"Then {body} {'is' if k == 1 else 'are'} fine-tuned with it for {epochs} epochs (about "
             f"{epochs * cost(k):.0f} s here; {augment} augmentation; "
-            f"{norm_note(has_batchnorm(ev.backbone))}), and the run keeps "
+            f"{norm_note(architecture(ev.backbone).has_batchnorm)}), and the run keeps "
             f"whichever is better on the validation photos: the linear head or a fine-tuned epoch."
         )
     else:
