@@ -92,7 +92,7 @@ def measure(name: str, data: Path, sixth: Path, store: RunStore) -> dict:
         "extract_s": extract_s,
         "epoch_ips": epoch["images_per_s"],
         "epoch_s": epoch["seconds"],
-        "epoch_planned_s": planned.plan.finetune_epoch_s,
+        "epoch_planned_s": planned.plan.cost.finetune_epoch_s,
     }
 
 

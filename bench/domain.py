@@ -90,10 +90,10 @@ def row(key: str, pair: Path) -> dict:
         "target_interval": r.target_test_interval,
         "n_target": r.target_test_n,
         "seconds": time.perf_counter() - t0,
-        "chose": f"{plan.backbone} {plan.tap_label}; norm {'on' if plan.target_norm else 'off'}; pseudo "
-        f"{plan.target_pseudo}; bn {'on' if plan.target_bn else 'off'}; fix {plan.target_fix or 'none'}; "
-        f"adapt {plan.adapt}; "
-        f"epoch {r.best_epoch} of {plan.total_epochs}" + _checked(r),
+        "chose": f"{plan.backbone} {plan.head.label}; norm {'on' if plan.target.norm else 'off'}; pseudo "
+        f"{plan.target.pseudo}; bn {'on' if plan.target.bn else 'off'}; fix {plan.target.fix or 'none'}; "
+        f"adapt {plan.target.adapt}; "
+        f"epoch {r.best_epoch} of {plan.phases.total_epochs}" + _checked(r),
     }
 
 

@@ -5,11 +5,12 @@ planner can be compared decision by decision (a refactor must print the same dig
 Timing is the only thing a plan reads that changes from one run to the next: the forward pace (kept with the cached
 features), the step costs (kept in the cache folder) and the seconds planning takes. The first pass (`--warm`, a real
 clock) fills the caches; every later pass reads them and replaces `time.perf_counter` with a clock that advances one
-microsecond per call, so auto's time left and its choice of candidates no longer depend on the machine's load.
+microsecond per call, so auto's time left and its choice of candidates no longer depend on the machine's load. The
+photos are a copy of the bundled sample inside the home, so every version compared plans the same paths.
 
 Each plan is reduced to its facts (backbone, head, phases, rates, epochs, target section, the costs and the reason
-in words), read through one adapter from either the flat plans of PLAN_VERSION 8 or the typed parts that replaced
-them; the digest is the SHA-256 of those facts and of the starting head's weights.
+in words) under PLAN_VERSION 8's flat names, read from either the flat plans of that version or the typed parts
+that replaced them; the digest is the SHA-256 of those facts and of the starting head's weights.
 
 Run by hand:  .venv/bin/python bench/plan_digest.py --home DIR [--warm] [--json OUT]
 """
@@ -104,9 +105,40 @@ def configs(data: Path, target: Path) -> dict[str, dict]:
     return out
 
 
+# the typed parts' fields under the flat names of PLAN_VERSION 8, so both versions' digests compare
+FLAT_NAMES = {
+    ("data", "path"): "data",
+    ("head", "label"): "tap_label",
+    ("head", "flip"): "flip_tta",
+    ("head", "init"): "head_init",
+    ("head", "accuracy"): "head_accuracy",
+    ("head", "cv"): "head_cv",
+    ("target", "folder"): "target",
+    ("target", "fingerprint"): "target_fingerprint",
+    ("target", "n"): "n_target",
+    ("target", "n_val"): "n_target_val",
+    ("target", "n_test"): "n_target_test",
+    ("target", "norm"): "target_norm",
+    ("target", "pseudo"): "target_pseudo",
+    ("target", "reverse"): "target_reverse",
+    ("target", "bn"): "target_bn",
+    ("target", "fix"): "target_fix",
+    ("target", "reason"): "target_reason",
+}
+
+
 def facts(plan) -> dict:
-    """The plan's decisions as plain values, whichever shape the plan has (flat, or typed parts with `flat()`)."""
-    flat = plan.flat() if hasattr(plan, "flat") else plan.to_dict()
+    """The plan's decisions as plain values under PLAN_VERSION 8's flat names, whichever shape the plan has."""
+    d = plan.to_dict()
+    flat = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and key != "input":
+            for name, v in value.items():
+                flat[FLAT_NAMES.get((key, name), name)] = v
+        else:
+            flat[key] = value
+    flat["reason"] = getattr(plan, "reason", flat.get("reason"))  # rendered from the decisions since version 9
+    flat["target_reason"] = getattr(plan, "target_reason", flat.get("target_reason"))
     return {k: flat.get(k) for k in FACTS}
 
 
@@ -140,14 +172,24 @@ def main() -> None:
     home = Path(args.home).resolve()
     os.environ["TRANSFERLAB_HOME"] = str(home)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
-    target = make_target(SAMPLE, home / "target-field")
+    data = home / "sample"  # one copy for every version compared: a dataset's fingerprint includes its paths
+    if not data.exists():
+        shutil.copytree(SAMPLE, data)
+    target = make_target(data, home / "target-field")
+    from engine.model.cost import step_costs
     from engine.plan.config import TrainConfig
     from engine.plan.make import get_plan
 
-    todo = configs(SAMPLE, target)
+    todo = configs(data, target)
     if args.only:
         todo = {k: v for k, v in todo.items() if k in args.only.split(",")}
-    if args.warm:
+    if args.warm:  # every measurement a plan may read, with a real clock: the features and the step costs
+        for name, size in (
+            ("tf_efficientnet_lite0", 224),
+            ("tf_efficientnet_lite1", 240),
+            ("tf_efficientnet_lite2", 260),
+        ):
+            step_costs(name, size, "cpu")
         for name, flat in todo.items():
             t0 = time.time()
             get_plan(TrainConfig.create(**flat))

@@ -61,7 +61,7 @@ _API: dict[str, str] = {
     "DEFAULT_BACKBONE": "engine.plan.config",
     "demo_config": "engine.plan.config",
     "ConfigError": "engine.plan.config",
-    "Plan": "engine.plan.rules",
+    "Plan": "engine.plan.parts",
     "BANDS": "engine.plan.rules",
     "band": "engine.plan.rules",
     "group_labels": "engine.plan.rules",
@@ -77,6 +77,8 @@ _API: dict[str, str] = {
     # training, runs, serving
     "Trainer": "engine.train.loop",
     "lr_find": "engine.train.lrfind",
+    "LrRange": "engine.train.lrfind",
+    "rates_for": "engine.train.lrfind",
     "RunStore": "engine.runs.store",
     "TERMINAL": "engine.runs.store",
     "time_left": "engine.runs.events",
@@ -150,7 +152,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.plan.cost import edit_plan
     from engine.plan.make import get_plan, load_data, plan_with_probe
     from engine.plan.preflight import blocking, preflight
-    from engine.plan.rules import BANDS, Plan, band, group_labels
+    from engine.plan.parts import Plan
+    from engine.plan.rules import BANDS, band, group_labels
     from engine.probe.linear import probe
     from engine.data.decisions import DECISION_ACTIONS, Decision, read_decisions, save_decisions
     from engine.probe.check import check_dataset
@@ -177,4 +180,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.service.jobs import Jobs
     from engine.service.runner import Runner
     from engine.train.loop import Trainer
-    from engine.train.lrfind import lr_find
+    from engine.train.lrfind import LrRange, lr_find, rates_for

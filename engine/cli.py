@@ -222,7 +222,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     planned = plan_with_probe(_config(args, strategy="auto", backbone=names[0]), progress)
     p = planned.plan
-    out = {"plan": p.to_dict(), "accuracy": p.probe_accuracy, "recommendation": p.recommendation()}
+    out = {"plan": p.to_dict(), "accuracy": p.head.probe_accuracy, "recommendation": p.recommendation()}
     if planned.probes:
         out.update({k: v for k, v in planned.probes[0].to_dict().items() if not k.startswith("val_")})
     if args.json:
@@ -233,7 +233,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     rec = out["recommendation"]
     rule = rec["rule_of_thumb"]
     print(
-        f"\n{names[0]}: final-feature probe {p.probe_accuracy:.1%} on val"
+        f"\n{names[0]}: final-feature probe {p.head.probe_accuracy:.1%} on val"
         + (f" ({rule['band']}: the classic table suggests {rule['suggests']})" if rule else "")
         + f"\nrecommended: {rec['does']}; head on {rec['head']}\n  {rec['reason']}"
     )
@@ -249,16 +249,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
-    print(f"{plan.strategy} on {plan.backbone}: head on {plan.tap_label} ({plan.head_init} start)")
-    for g, label, f, lr in zip(plan.groups, plan.labels, plan.frozen, plan.lrs):
+    ph, cost = plan.phases, plan.cost
+    print(f"{plan.strategy} on {plan.backbone}: head on {plan.head.label} ({plan.head.init} start)")
+    for g, label, f, lr in zip(ph.groups, ph.labels, ph.frozen, ph.lrs):
         print(f"  {label:14} {g:28} {'frozen' if f else f'trains at {lr:.0e}'}")
     print(
-        f"head epochs {plan.head_epochs} at {plan.head_lr:g}; fine-tune epochs {plan.finetune_epochs}; "
-        f"augmentation {plan.augment}; about {plan.estimate_s:.0f} s; memory {plan.ram_bytes / 1e9:.1f} GB, disk "
-        f"{plan.disk_bytes / 1e9:.1f} GB\n{plan.reason}"
+        f"head epochs {ph.head_epochs} at {ph.head_lr:g}; fine-tune epochs {ph.finetune_epochs}; "
+        f"augmentation {ph.augment}; about {cost.estimate_s:.0f} s; memory {cost.ram_bytes / 1e9:.1f} GB, disk "
+        f"{cost.disk_bytes / 1e9:.1f} GB\n{plan.reason}"
     )
     if plan.target_reason:
-        print(f"target photos ({plan.n_target:,}): {plan.target_reason}")
+        print(f"target photos ({plan.target.n:,}): {plan.target_reason}")
     for f in preflight(plan):
         print(f"{'ERROR' if f.error else 'WARNING'}: {f.message}. Fix: {f.fix}.")
     return 0
@@ -378,11 +379,16 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     r = lr_find(_config(args), steps=args.steps, progress=QUIET if args.json else StepClock())
     if args.json:
-        print(json.dumps(r, indent=2))
+        print(json.dumps(r.to_dict(), indent=2))
     else:
-        for lr, loss in list(zip(r["lrs"], r["losses"]))[:: max(1, len(r["lrs"]) // 15)]:
+        for lr, loss in list(zip(r.lrs, r.losses))[:: max(1, len(r.lrs) // 15)]:
             print(f"  lr {lr:9.2e}  loss {loss:7.3f}")
-        print(f"suggested head learning rate: {r['suggestion']:.1e}")
+        said = (
+            f"suggested head learning rate: {r.suggestion:.1e}"
+            if r.suggestion
+            else "no suggestion: the loss never fell"
+        )
+        print(said)
     return 0
 
 

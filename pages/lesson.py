@@ -37,7 +37,7 @@ def experiment() -> None:
     if tune is not None and tune.phase is not None and tune.plan is not None:
         plan, phase = tune.plan, tune.phase
         st.plotly_chart(
-            charts.freeze_strip(plan.groups, plan.labels, phase["frozen"], phase["lrs"]),
+            charts.freeze_strip(plan.phases.groups, plan.phases.labels, phase["frozen"], phase["lrs"]),
             width="stretch",
             key="lesson_strip",
         )
@@ -46,7 +46,9 @@ def experiment() -> None:
         )
     if tune is not None and tune.steps and tune.plan is not None:
         plan = tune.plan
-        st.plotly_chart(charts.group_rates(tune.steps, plan.groups, plan.labels), width="stretch", key="lesson_rates")
+        st.plotly_chart(
+            charts.group_rates(tune.steps, plan.phases.groups, plan.phases.labels), width="stretch", key="lesson_rates"
+        )
         st.caption(
             "Each trainable group's learning rate at every step: earlier groups learn more slowly than the "
             "head (discriminative rates)."

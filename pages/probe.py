@@ -41,8 +41,8 @@ def show() -> None:
     plan, r = planned.plan, planned.probes[0]
     c = st.columns(4)
     c[0].metric("Final-feature probe (val)", f"{r.accuracy:.1%}")
-    c[1].metric("Chosen head (val)", f"{plan.head_accuracy:.1%}")
-    c[2].metric("Chosen head, cross-validated", f"{plan.head_cv:.1%}" if plan.head_cv is not None else "–")
+    c[1].metric("Chosen head (val)", f"{plan.head.accuracy:.1%}")
+    c[2].metric("Chosen head, cross-validated", f"{plan.head.cv:.1%}" if plan.head.cv is not None else "–")
     c[3].metric("Seconds", f"{r.seconds:.1f}", "cached features" if r.cached else "features computed")
     st.info(plan.reason)
     idx = band(r.accuracy)
@@ -56,19 +56,19 @@ def show() -> None:
         "The classic rule of thumb, from the probe on the final features. TransferLab's plan goes by the "
         "cross-validated evidence below instead, and keeps the probe's head unless training beats it."
     )
-    if plan.candidates:
+    if plan.head.candidates:
         rows = [
             {
-                "backbone": h["backbone"],
-                "head on": h["label"],
-                "regularisation C": h["c"],
-                f"{plan.metric} (5-fold CV)": None if h["cv"] is None else f"{h['cv']:.1%} ± {h['cv_sd']:.1%}",
+                "backbone": h.backbone,
+                "head on": h.label,
+                "regularisation C": h.c,
+                f"{plan.head.metric} (5-fold CV)": None if h.cv is None else f"{h.cv:.1%} ± {h.cv_sd:.1%}",
             }
-            for h in plan.candidates
+            for h in plan.head.candidates
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption(
-            f"Every candidate head, scored on the {plan.n_train + plan.n_val} photos outside the test split "
+            f"Every candidate head, scored on the {plan.data.n_train + plan.data.n_val} photos outside the test split "
             f"by cross-validation: less noisy than one validation split. The test photos are never read here."
         )
     if r.stage_curve:

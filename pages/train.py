@@ -28,6 +28,7 @@ from engine import (
     lr_find,
     no_epoch_sentence,
     preflight,
+    rates_for,
     run_header,
     run_summary,
     RunView,
@@ -103,47 +104,49 @@ if run_ids:
 def show_plan(planned) -> None:
     """The plan as it will run; edits make it custom, and Start runs exactly what is shown."""
     plan = planned.plan
-    if plan.data != path or plan.in_chans != in_chans():
+    if plan.data.path != path or plan.in_chans != in_chans():
         st.error(
-            f"This plan belongs to {plan.data} ({plan.in_chans} channels), not to the dataset chosen now. Make "
+            f"This plan belongs to {plan.data.path} ({plan.in_chans} channels), not to the dataset chosen now. Make "
             f"the plan again."
         )
         return
     applied = st.session_state.get("lr_applied", {}).get(plan_key)
     if applied:
-        plan = edit_plan(cfg, plan, lrs=tuple(lr * applied / plan.lrs[-1] for lr in plan.lrs))
+        plan = edit_plan(cfg, plan, lrs=rates_for(plan, applied))
     st.info(plan.reason)
     if plan.target_reason:
-        st.info(f"Photos from where the model will be used ({plan.n_target:,}): {plan.target_reason}")
+        st.info(f"Photos from where the model will be used ({plan.target.n:,}): {plan.target_reason}")
     shown = draft(plan_key) or plan  # this tab's edits survive a reload
     c = st.columns(3)
     head_lr = c[0].number_input(
         "Head learning rate (phase 1)",
         1e-6,
         1.0,
-        float(shown.head_lr),
+        float(shown.phases.head_lr),
         format="%.0e",
         key=f"head_lr|{plan_key}",
         help="the rate of the head-only phase",
     )
-    head_epochs = c[1].number_input("Head epochs (phase 1)", 0, 500, shown.head_epochs, key=f"he|{plan_key}")
-    ft_epochs = c[2].number_input("Fine-tune epochs (phase 2)", 0, 500, shown.finetune_epochs, key=f"fe|{plan_key}")
+    head_epochs = c[1].number_input("Head epochs (phase 1)", 0, 500, shown.phases.head_epochs, key=f"he|{plan_key}")
+    ft_epochs = c[2].number_input(
+        "Fine-tune epochs (phase 2)", 0, 500, shown.phases.finetune_epochs, key=f"fe|{plan_key}"
+    )
     st.caption(
         "Per group, phase 2 (fine-tuning): untick 'frozen' to train a group (it gets the rate the decay rule "
         "implies), or change a rate. Any edit makes the plan custom."
     )
     frozen, lrs = [], []
-    for i, (label, group) in enumerate(zip(plan.labels, plan.groups)):
+    for i, (label, group) in enumerate(zip(plan.phases.labels, plan.phases.groups)):
         row = st.columns([2, 3, 1, 2], vertical_alignment="center")
         row[0].write(f"**{label}**")
         row[1].caption(group)
-        frozen.append(row[2].checkbox("frozen", shown.frozen[i], key=f"frozen|{plan_key}|{i}"))
+        frozen.append(row[2].checkbox("frozen", shown.phases.frozen[i], key=f"frozen|{plan_key}|{i}"))
         lrs.append(
             row[3].number_input(
                 "rate",
                 0.0,
                 1.0,
-                float(shown.lrs[i]),
+                float(shown.phases.lrs[i]),
                 format="%.0e",
                 key=f"lr|{plan_key}|{i}|{applied}",
                 label_visibility="collapsed",
@@ -163,14 +166,16 @@ def show_plan(planned) -> None:
     if plan.edited:
         st.warning(f"Strategy: **custom** (edited from {planned.plan.strategy}); the run is named for it.")
     st.plotly_chart(
-        charts.freeze_strip(list(plan.groups), list(plan.labels), list(plan.frozen), list(plan.lrs)),
+        charts.freeze_strip(
+            list(plan.phases.groups), list(plan.phases.labels), list(plan.phases.frozen), list(plan.phases.lrs)
+        ),
         width="stretch",
         key="plan_strip",
     )
     st.caption(
-        f"Head on {plan.tap_label}; starts from {'the linear probe' if plan.head_init == 'probe' else 'random'}"
-        f"; augmentation {plan.augment}; about {plan.run_s:.0f} s to run; its caches need about "
-        f"{plan.ram_bytes / 1e9:.1f} GB of memory and {plan.disk_bytes / 1e9:.1f} GB of disk."
+        f"Head on {plan.head.label}; starts from {'the linear probe' if plan.head.init == 'probe' else 'random'}"
+        f"; augmentation {plan.phases.augment}; about {plan.cost.run_s:.0f} s to run; its caches need about "
+        f"{plan.cost.ram_bytes / 1e9:.1f} GB of memory and {plan.cost.disk_bytes / 1e9:.1f} GB of disk."
     )
     findings = preflight(plan)
     for f in findings:
@@ -210,10 +215,8 @@ def lr_range_view(key: str, plan_key: str) -> None:
             "Loss while the learning rate grows. A good rate sits where the loss falls fastest, well before "
             "it shoots up."
         )
-        if job.result["suggestion"] and st.button(
-            f"Apply suggested rate {job.result['suggestion']:.0e}", key="apply_lr"
-        ):
-            st.session_state.setdefault("lr_applied", {})[plan_key] = job.result["suggestion"]
+        if job.result.suggestion and st.button(f"Apply suggested rate {job.result.suggestion:.0e}", key="apply_lr"):
+            st.session_state.setdefault("lr_applied", {})[plan_key] = job.result.suggestion
             st.rerun()
 
 
@@ -402,7 +405,7 @@ def anyway(view: RunView) -> None:
         st.caption(f"Fine-tuning anyway is not possible for this run: {memo[current]}")
         return
     cfg, planned = memo[current]
-    minutes = max(1, round(planned.plan.run_s / 60))
+    minutes = max(1, round(planned.plan.cost.run_s / 60))
     if st.button(f"Fine-tune anyway (about {minutes} min)", key="anyway"):
         new = runner.submit(cfg, name=f"{planned.plan.backbone}-finetune-anyway", planned=planned)
         st.session_state["_new_run"] = new
@@ -430,10 +433,10 @@ def controls(state: str) -> None:
 def charts_for(view: RunView) -> None:
     """Accuracy and loss per epoch, the freeze map, each group's rate, gradient norms and drift."""
     plan, epochs, steps, state = view.plan, view.epochs, view.steps, view.state
-    groups, labels = (list(plan.groups), list(plan.labels)) if plan else ([], [])
+    groups, labels = (list(plan.phases.groups), list(plan.phases.labels)) if plan else ([], [])
     running, trained = view.in_epoch, view.trained
     if trained or running:
-        acc_fig, loss_fig = charts.training_curves(epochs, plan.probe_accuracy if plan else None, running)
+        acc_fig, loss_fig = charts.training_curves(epochs, plan.head.probe_accuracy if plan else None, running)
         left, right = st.columns(2)
         left.plotly_chart(acc_fig, width="stretch", key="acc_chart")
         left.caption(

@@ -87,35 +87,54 @@ def jpeg_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int
 
 
 def a_plan(**fields):
-    """A `Plan` for tests that need one to read, not to run: three groups, the head trainable; `fields` override."""
-    from engine.plan.rules import Plan
+    """A `Plan` for tests that need one to read, not to run: three groups, the head trainable. `fields` override any
+    field of any part by its name in that part (`head_epochs=0`, `n_test=161`, `estimate_s=60`), or a top-level one
+    (`strategy`, `reason`). A name two parts share is the first one's, in the order data, head, phases, target, cost
+    (`n_val` is the data's); `part__name` names the other (`target__n_val=3`)."""
+    from engine.model.catalogue import input_spec
+    from engine.plan.parts import DataPart, HeadPart, Phases, Plan
 
-    base = dict(
-        data="/x/tiny",
-        fingerprint="",
+    plan = Plan(
+        strategy="full",
         backbone="tf_efficientnet_lite0",
         in_chans=3,
-        input_spec={},
-        strategy="full",
-        taps=(-1,),
-        tap_label="final features",
-        flip_tta=False,
-        head_init="probe",
-        groups=("stem", "b0", "head"),
-        labels=("stem", "stage 1 of 1", "head"),
-        head_lr=1e-3,
-        head_epochs=1,
-        frozen=(True, False, False),
-        lrs=(0.0, 1e-4, 1e-3),
-        finetune_epochs=2,
-        warmup_epochs=1,
-        augment="basic",
-        bn_frozen_stats=True,
-        batch_size=32,
-        views=1,
-        reason="",
+        data=DataPart(path="/x/tiny", fingerprint=""),
+        input=input_spec("tf_efficientnet_lite0"),
+        head=HeadPart(init="probe", taps=(-1,), label="final features"),
+        phases=Phases(
+            groups=("stem", "b0", "head"),
+            labels=("stem", "stage 1 of 1", "head"),
+            head_lr=1e-3,
+            head_epochs=1,
+            frozen=(True, False, False),
+            lrs=(0.0, 1e-4, 1e-3),
+            finetune_epochs=2,
+            warmup_epochs=1,
+            augment="basic",
+            bn_frozen_stats=True,
+            batch_size=32,
+            views=1,
+        ),
     )
-    return Plan(**{**base, **fields})
+    return with_(plan, **fields)
+
+
+def with_(plan, **fields):
+    """`plan` with fields of its parts replaced, named as `a_plan` names them."""
+    from dataclasses import fields as of, replace
+
+    from engine.plan.parts import Cost, DataPart, HeadPart, Phases, Plan, TargetPart
+
+    parts = {"data": DataPart, "head": HeadPart, "phases": Phases, "target": TargetPart, "cost": Cost}
+    for name, value in fields.items():
+        part, _, field = name.rpartition("__")
+        if not part and name in {f.name for f in of(Plan)}:
+            plan = replace(plan, **{name: value})
+            continue
+        owners = [p for p, kind in parts.items() if (not part or p == part) and field in {f.name for f in of(kind)}]
+        assert owners, f"with_: no part has a field {name}"
+        plan = replace(plan, **{owners[0]: replace(getattr(plan, owners[0]), **{field: value})})
+    return plan
 
 
 def planned(cfg, run):

@@ -21,9 +21,10 @@ def test_a_run_that_kept_the_head_can_fine_tune_anyway_from_it(tiny_folder, tmp_
 
     cfg2, anyway = finetune_anyway(run.config, run.path)
     p = anyway.plan
-    assert p.finetune_epochs == ANYWAY_EPOCHS and p.frozen[-3:] == (False, False, False) and all(p.frozen[:-3])
-    assert p.taps == planned.plan.taps and anyway.head is not None  # the same starting head
-    assert p.estimate_s > p.finetune_epoch_s * ANYWAY_EPOCHS > 0
+    ph = p.phases
+    assert ph.finetune_epochs == ANYWAY_EPOCHS and ph.frozen[-3:] == (False, False, False) and all(ph.frozen[:-3])
+    assert p.head.taps == planned.plan.head.taps and anyway.head is not None  # the same starting head
+    assert p.cost.estimate_s > p.cost.finetune_epoch_s * ANYWAY_EPOCHS > 0
     second = store.create(cfg2.to_dict(), "anyway")
     save_planned(second.path, anyway)
     assert Trainer(cfg2, second, planned=anyway).fit()["status"] == "finished"

@@ -25,8 +25,8 @@ def test_top_k_starts_from_the_probe_and_is_cut_below_its_first_trainable_group(
     planned = get_plan(c)
     b = build(c, planned, CPU)
     assert b.weights.source == "bundled"
-    assert b.plan.frozen[-2:] == (False, False) and all(b.plan.frozen[:-2])
-    assert [g.name for g in b.groups] == list(b.plan.groups)
+    assert b.plan.phases.frozen[-2:] == (False, False) and all(b.plan.phases.frozen[:-2])
+    assert [g.name for g in b.groups] == list(b.plan.phases.groups)
     head = b.model.get_classifier()
     assert isinstance(head, ProbeHead) and head.drop == 0.3 and head.fc.out_features == len(b.ds.classes) == 3
     assert torch.allclose(head.fc.weight, torch.from_numpy(planned.head.std_coef))  # LP-FT: the probe's solution

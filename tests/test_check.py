@@ -109,4 +109,4 @@ def test_the_command_line_lists_the_three_kinds_and_a_checked_leak_warns_before_
     )
     check_dataset(str(root), BACKBONE)  # the Data page's check: its leaks are kept for the plans
     plan = get_plan(TrainConfig.create(data=str(root), strategy="feature-extraction", views=1)).plan
-    assert plan.leaks == 1 and "leak" in {f.code for f in preflight(plan)}
+    assert plan.data.leaks == 1 and "leak" in {f.code for f in preflight(plan)}

@@ -38,10 +38,13 @@ def test_probe_json_has_the_contract(tiny_folder, capsys):
     assert main(["probe", "--data", str(tiny_folder), "--json", "--quiet", "--per-stage", "--budget", "30"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert {"accuracy", "per_class", "plan", "seconds", "weights", "stage_curve"} <= set(d)
-    assert {"strategy", "frozen", "lrs", "reason", "taps", "candidates"} <= set(d["plan"])
+    plan = d["plan"]
+    assert {"strategy", "decisions", "head", "phases", "cost", "version"} <= set(plan)
+    assert {"frozen", "lrs"} <= set(plan["phases"]) and {"taps", "candidates"} <= set(plan["head"])
     assert d["weights"]["source"] == "bundled" and len(d["weights"]["sha256"]) == 64
     rec = d["recommendation"]  # what the Probe page shows, from the same plan
-    assert rec["reason"] == d["plan"]["reason"] and rec["head"] == d["plan"]["tap_label"]
+    said = " ".join(d["sentence"] for d in plan["decisions"] if d["about"] == "plan")
+    assert rec["reason"] == said and rec["head"] == plan["head"]["label"]
     assert rec["rule_of_thumb"]["probe_accuracy"] == d["accuracy"] and rec["rule_of_thumb"]["suggests"]
 
 

@@ -42,7 +42,7 @@ def test_an_adapted_run_records_its_domain_curves_and_scores_the_target_test(dom
     data, target, test = domains
     cfg = _cfg(data, target, test, adapt=method)
     plan = get_plan(cfg).plan
-    assert plan.adapt == method and plan.n_target == 12 and plan.n_target_test == 6 and plan.target_reason
+    assert plan.target.adapt == method and plan.target.n == 12 and plan.target.n_test == 6 and plan.target_reason
     assert "DANN" in plan.target_reason if method == "dann" else "MMD" in plan.target_reason
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
@@ -69,7 +69,7 @@ def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domai
     assert not torch.allclose(head["head.mean"], start["head.mean"])  # the target photos' own statistics
     best = next(e for e in run.events("epoch") if e["epoch"] == m["best_epoch"])
     assert m["best_val_acc"] == pytest.approx(best["val_acc"])  # val is read with the training photos' statistics
-    assert "Asked for" in run.read_json("plan.json")["target_reason"]
+    assert any("Asked for" in d["sentence"] for d in run.read_json("plan.json")["decisions"])
 
 
 def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_val_keeps_the_backbones(
@@ -81,7 +81,7 @@ def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_va
     data, target, test = domains
     cfg = _cfg(data, target, test, target_bn=True, finetune_epochs=1)
     plan = get_plan(cfg).plan
-    assert plan.target_bn and plan.target_norm  # the re-estimated features are read on their own statistics
+    assert plan.target.bn and plan.target.norm  # the re-estimated features are read on their own statistics
     assert "as asked, the saved model reads target photos with the re-estimated statistics" in plan.target_reason
     assert "re-estimated on 12 target photos (AdaBN)" in plan.target_reason
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
@@ -96,7 +96,7 @@ def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_va
     with pytest.raises(ConfigError, match="target_bn"):
         _cfg(data, target, test, target_bn=True, target_norm=False)
     scratch = get_plan(_cfg(data, target, test, target_bn=True, strategy="scratch", finetune_epochs=1)).plan
-    assert not scratch.target_bn and "BatchNorm re-estimation was asked for, but the run does not start" in (
+    assert not scratch.target.bn and "BatchNorm re-estimation was asked for, but the run does not start" in (
         scratch.target_reason
     )  # asked for and not possible: said, not ignored
 
@@ -151,16 +151,16 @@ def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(dom
         data=str(data), target=str(target), target_test=str(test), strategy="auto", batch_size=4, val_fraction=0.34
     )
     plan = get_plan(cfg).plan
-    assert plan.trains_below_head, plan.reason  # auto fine-tunes the tiny photos: what the trials need
+    assert plan.phases.trains_below_head, plan.reason  # auto fine-tunes the tiny photos: what the trials need
     said = plan.target_reason
     assert "Adaptation tried on the cached features" in said and "DANN at 0.3" in said and "MMD at 1" in said
     assert "Simple fixes first" in said and "rates 10x smaller below the head" in said
     assert "stronger augmentation (RandAugment)" in said  # its pass over 12 tiny photos fits the budget
-    assert (plan.augment == "randaugment") == (plan.target_fix == "stronger")  # the fix kept is the plan run
-    assert plan.adapt in ("none", "dann", "mmd")
-    assert (plan.adapt == "none") == ("no adaptation loss" in said)
+    assert (plan.phases.augment == "randaugment") == (plan.target.fix == "stronger")  # the fix kept is the plan run
+    assert plan.target.adapt in ("none", "dann", "mmd")
+    assert (plan.target.adapt == "none") == ("no adaptation loss" in said)
     assert "re-estimated on 12 target photos (AdaBN), scored by reverse validation" in said  # a candidate, on evidence
-    assert plan.target_bn == ("reads target photos with the re-estimated statistics" in said)
+    assert plan.target.bn == ("reads target photos with the re-estimated statistics" in said)
 
 
 @pytest.mark.parametrize("chosen_score", [0.0, 1.0])
@@ -175,7 +175,7 @@ def test_a_fine_tune_that_carries_to_the_target_photos_worse_than_its_start_give
     data, target, test = domains
     cfg = _cfg(data, target, test, adapt="mmd", target_norm=True)  # adapted: the latest epoch close to the best
     plan = get_plan(cfg).plan
-    assert plan.target_reverse > 0  # the starting head's score, from the plan's evidence
+    assert plan.target.reverse > 0  # the starting head's score, from the plan's evidence
     real, calls = reverse_check.model_reverse, []
 
     def chosen_then_real(ctx):  # the chosen model is read first, then the starting head

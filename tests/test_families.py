@@ -12,9 +12,8 @@ import pytest
 import torch
 from conftest import SAMPLE
 
-from engine.data.spec import InputSpec
 from engine.model.catalogue import build_model, get_entry, input_spec
-from engine.model.groups import group_names
+from engine.model.profile import architecture
 from engine.model.taps import FINAL, TapModel
 from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan, save_planned
@@ -53,7 +52,7 @@ def _end_to_end(name: str, data, tmp_path) -> None:
     )
     planned = get_plan(cfg)
     plan = planned.plan
-    spec, own = InputSpec.from_dict(plan.input_spec), input_spec(name)
+    spec, own = plan.input, input_spec(name)
     assert plan.backbone == name and (spec.input_size, spec.mean, spec.std) == (own.input_size, own.mean, own.std)
     store = RunStore(tmp_path / "runs")
     run = store.create(cfg.to_dict(), name)
@@ -81,9 +80,9 @@ def test_large_family_end_to_end(name, photos, tmp_path):
 
 @pytest.mark.parametrize("name", LARGE)
 def test_every_transformer_has_a_group_per_block(name):
-    assert [g for g in group_names(name) if g.startswith("blocks.")] == [f"blocks.{i}" for i in range(11)] + [
-        "blocks.11+norm"
-    ]
+    assert [g for g in architecture(name).backbone_groups if g.startswith("blocks.")] == [
+        f"blocks.{i}" for i in range(11)
+    ] + ["blocks.11+norm"]
 
 
 def test_a_transformer_plan_decays_its_rates_gently_per_block(photos):
@@ -97,9 +96,9 @@ def test_a_transformer_plan_decays_its_rates_gently_per_block(photos):
         test_fraction=0.0,
     )
     plan = get_plan(cfg).plan
-    assert len([g for g in plan.groups if g.startswith("blocks.")]) == 12
-    head = plan.lrs[-1]
-    assert plan.lrs[-2] == pytest.approx(head * 0.75) and plan.lrs[-3] == pytest.approx(head * 0.75**2)
+    assert len([g for g in plan.phases.groups if g.startswith("blocks.")]) == 12
+    head = plan.phases.lrs[-1]
+    assert plan.phases.lrs[-2] == pytest.approx(head * 0.75) and plan.phases.lrs[-3] == pytest.approx(head * 0.75**2)
     assert "BatchNorm" not in plan.reason
 
 

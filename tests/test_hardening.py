@@ -710,7 +710,7 @@ def test_a_run_resumed_in_phase_2_trains_exactly_what_the_plan_trains_there(tiny
     plan = run.read_json("plan.json")
     before, after = seen["first"][0], seen["resumed"][0]
     assert after == before  # the same parameters train, at the same rates, with the same BatchNorm modes
-    assert set(after["rates"]) <= set(enumerate(plan["lrs"]))  # the plan's phase-2 rate for every group
+    assert set(after["rates"]) <= set(enumerate(plan["phases"]["lrs"]))  # the plan's phase-2 rate for every group
     if strategy == "top-k":
         assert not all(after["grad"].values()) and not any(after["bn"].values())  # frozen groups; statistics kept
     else:

@@ -9,7 +9,7 @@ from engine.model.weights import create_backbone
 from engine.plan.config import TrainConfig
 from engine.runs.events import CancelToken, StepEnded
 from engine.runs.store import RunStore
-from conftest import planned
+from conftest import a_plan, planned
 from engine.service.training import train
 from engine.train.loop import Trainer
 from engine.train.optim import Schedule
@@ -64,20 +64,22 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     per_epoch = -(-n_train // cfg.optim.batch_size)
     p1 = Schedule(1 * per_epoch, floor=cfg.optim.min_lr_ratio)
     p2 = Schedule(2 * per_epoch, 1 * per_epoch, floor=cfg.optim.min_lr_ratio)
-    head = len(plan["groups"]) - 1
+    head = len(plan["phases"]["groups"]) - 1
     for i, e in enumerate(steps):
         if e["phase"] == 1:
-            expected = [0.0] * head + [plan["head_lr"] * p1.factor(i)]
+            expected = [0.0] * head + [plan["phases"]["head_lr"] * p1.factor(i)]
         else:
-            expected = [lr * p2.factor(i - per_epoch) for lr in plan["lrs"]]
+            expected = [lr * p2.factor(i - per_epoch) for lr in plan["phases"]["lrs"]]
         assert e["lrs"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
-    assert steps[per_epoch]["lrs"][-1] == pytest.approx(plan["lrs"][-1] * 0.1)  # warm-up starts at 10% of the target
+    assert steps[per_epoch]["lrs"][-1] == pytest.approx(
+        plan["phases"]["lrs"][-1] * 0.1
+    )  # warm-up starts at 10% of the target
 
     ref, _ = create_backbone(cfg.backbone)
     ref_state = {f"backbone.{k}": v for k, v in ref.state_dict().items()}
     trained = trainer.ctx.model.state_dict()
     groups = layer_groups(trainer.ctx.model)
-    for g, frozen in zip(groups, plan["frozen"]):
+    for g, frozen in zip(groups, plan["phases"]["frozen"]):
         if not frozen:
             continue
         for mod in g.modules:
@@ -85,7 +87,7 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
                 assert torch.equal(ref_state[k], trained[k].cpu()), k  # weights and BN running stats, bit for bit
     assert run.events("epoch")[0]["epoch"] == 0  # the probe's head, validated before any training
     drift = run.events("epoch")[-1]["drift"]
-    assert all((d == 0) == f for d, f in zip(drift, plan["frozen"]))  # the trainable groups did move
+    assert all((d == 0) == f for d, f in zip(drift, plan["phases"]["frozen"]))  # the trainable groups did move
 
 
 def cancel_at(run, when) -> CancelToken:
@@ -205,16 +207,21 @@ def test_lr_find_suggests_a_rate(tiny_folder):
 
     cfg = tiny_cfg(tiny_folder, strategy="top-k")
     out = lr_find(cfg, steps=12, start=1e-6, end=10.0)
-    assert len(out["lrs"]) == len(out["losses"]) >= 3 and out["lrs"] == sorted(out["lrs"])
-    assert 1e-6 <= out["suggestion"] <= 10.0 and out["phase"] == 2
-    assert out["groups"][-1] == 1.0 and out["groups"][0] == 0.0
+    assert len(out.lrs) == len(out.losses) >= 3 and list(out.lrs) == sorted(out.lrs)
+    assert 1e-6 <= out.suggestion <= 10.0 and out.phase == 2
+    assert out.groups[-1] == 1.0 and out.groups[0] == 0.0
+
+
+def test_applying_a_suggested_rate_sets_the_head_and_keeps_every_other_group_in_proportion():
+    from engine.train.lrfind import rates_for
+
+    plan = a_plan(lrs=(0.0, 1e-4, 1e-3))
+    assert rates_for(plan, 5e-3) == pytest.approx((0.0, 5e-4, 5e-3))
+    assert rates_for(a_plan(lrs=(0.0, 0.0, 0.0)), 5e-3) == (0.0, 0.0, 0.0)
 
 
 def test_lr_suggestion_skips_a_long_flat_start_and_a_rate_far_below_the_plans_is_questioned():
-    from dataclasses import replace
-
     from engine.plan.preflight import preflight
-    from engine.plan.rules import Plan
     from engine.train.lrfind import suggest_lr
 
     rng = np.random.default_rng(1)  # a curve where the steepest slope before the minimum is in the flat start
@@ -230,24 +237,10 @@ def test_lr_suggestion_skips_a_long_flat_start_and_a_rate_far_below_the_plans_is
     suggestion = suggest_lr(lrs, smoothed)
     assert lrs[40] <= suggestion <= lrs[59], suggestion
     assert suggest_lr(lrs[:5], [1.0, 1.1, 1.2, 1.3, 1.4]) == lrs[0]
-    fields = {f: None for f in Plan.__dataclass_fields__}
-    plan = Plan(
-        **{
-            **fields,
-            "groups": ("a", "b", "head"),
-            "frozen": (True, False, False),
-            "lrs": (0.0, 7e-8, 7e-7),
-            "finetune_epochs": 3,
-            "head_epochs": 0,
-            "head_init": "probe",
-            "head_lr": 1e-3,
-            "warmup_epochs": 1,
-            "ram_bytes": 0,
-            "batch_size": 32,
-        }
-    )
+    frozen = (True, False, False)
+    plan = a_plan(groups=("a", "b", "head"), frozen=frozen, lrs=(0.0, 7e-8, 7e-7), head_epochs=0, finetune_epochs=3)
     assert "low-lr" in {f.code for f in preflight(plan)}
-    assert "low-lr" not in {f.code for f in preflight(replace(plan, lrs=(0.0, 1e-4, 1e-3)))}
+    assert "low-lr" not in {f.code for f in preflight(plan.edit(lrs=(0.0, 1e-4, 1e-3)))}
 
 
 def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
@@ -289,7 +282,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     assert m["status"] == "finished", m["error"]
     ctx = trainer.ctx
     assert ctx.model.backbone.conv_stem.weight.shape[1] == chans and "adapted from RGB" in ctx.weights.note
-    assert run.read_json("plan.json")["input_spec"]["input_size"][0] == chans
+    assert run.read_json("plan.json")["input"]["input_size"][0] == chans
     assert evaluate(run, str(data))["n"] == 18
     photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))
     assert len(predict_image(run, str(photo), k=2)["top"]) == 2

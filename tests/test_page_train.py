@@ -79,7 +79,7 @@ def test_the_head_rate_field_drives_the_head_phase_and_an_edit_makes_the_run_cus
     assert any(rid in t.value for t in at.toast) and any(h.value.startswith(f"Run {rid}") for h in at.subheader)
     run = runner.store.open(rid)
     plan = run.read_json("plan.json")
-    assert plan["head_lr"] == 0.003 and plan["strategy"] == "custom" and rid.endswith("-custom")
+    assert plan["phases"]["head_lr"] == 0.003 and plan["strategy"] == "custom" and rid.endswith("-custom")
     runner.cancel(rid)
     runner.wait(rid, timeout=10)
 
@@ -94,7 +94,11 @@ def test_editing_the_table_renames_the_strategy_and_gives_the_implied_rate(monke
     assert not at.exception and any("custom" in w.value for w in at.warning)
     at.button(key="start").click().run()
     plan = runner.store.open(at.session_state["run_id"]).read_json("plan.json")
-    assert plan["strategy"] == "custom" and not plan["frozen"][5] and plan["lrs"][5] == pytest.approx(1e-5)
+    assert (
+        plan["strategy"] == "custom"
+        and not plan["phases"]["frozen"][5]
+        and plan["phases"]["lrs"][5] == pytest.approx(1e-5)
+    )
     runner.cancel(at.session_state["run_id"])
 
 
@@ -143,7 +147,7 @@ def test_lr_finder_from_the_train_page(monkeypatch, tmp_path, tiny_folder):
     job = next(j for k, j in ui.state.get_jobs()._jobs.items() if k.startswith("lrfind|"))
     _wait(job, 120)
     at.run()
-    assert not at.exception and job.result["suggestion"] > 0
+    assert not at.exception and job.result.suggestion > 0
     at.button(key="apply_lr").click().run()
     assert not at.exception and any("custom" in w.value for w in at.warning)
 

@@ -1,42 +1,30 @@
 """The plan's rules: the classic bands, discriminative rates, edits that make a plan custom, preflight."""
 
-import dataclasses
-
 import pytest
+from conftest import a_plan
 
 from engine.plan.preflight import blocking, preflight
-from engine.plan.rules import BANDS, Plan, band, discriminative, group_labels
+from engine.plan.parts import Plan, PlanError
+from engine.plan.rules import BANDS, band, discriminative, group_labels
 
 GROUPS = ("stem", "b0", "b1", "b2", "head")
 
 
 def plan(**kw) -> Plan:
     base = dict(
-        data="d",
+        path="d",
         fingerprint="f",
-        backbone="tf_efficientnet_lite0",
-        in_chans=3,
-        input_spec={},
         strategy="top-k",
-        taps=(-1,),
-        tap_label="final features",
-        flip_tta=False,
-        head_init="probe",
         groups=GROUPS,
         labels=tuple(group_labels(list(GROUPS))),
-        head_lr=1e-3,
         head_epochs=10,
         frozen=(True, True, True, False, False),
         lrs=(0.0, 0.0, 0.0, 1e-4, 1e-3),
         finetune_epochs=15,
-        warmup_epochs=1,
-        augment="basic",
         bn_frozen_stats=False,
-        batch_size=32,
         views=4,
-        reason="why",
     )
-    return Plan(**{**base, **kw})
+    return a_plan(**{**base, **kw})
 
 
 @pytest.mark.parametrize("acc,idx", [(0.9, 0), (0.85, 1), (0.7, 1), (0.6, 2), (0.3, 3)])
@@ -57,31 +45,46 @@ def test_an_edit_makes_the_plan_custom_and_unfreezing_gives_the_implied_rate():
     p = plan()
     assert p.edit() is p  # no change, no custom
     edited = p.edit(frozen=(True, True, False, False, False))
-    assert edited.strategy == "custom" and edited.edited and edited.lrs == (0.0, 0.0, 1e-5, 1e-4, 1e-3)
+    assert edited.strategy == "custom" and edited.edited and edited.phases.lrs == (0.0, 0.0, 1e-5, 1e-4, 1e-3)
     refrozen = p.edit(frozen=(True, True, True, True, False))
-    assert refrozen.lrs == (0.0, 0.0, 0.0, 0.0, 1e-3)
-    assert p.edit(head_lr=0.01).head_lr == 0.01 and p.edit(head_lr=0.01).strategy == "custom"
+    assert refrozen.phases.lrs == (0.0, 0.0, 0.0, 0.0, 1e-3)
+    assert p.edit(head_lr=0.01).phases.head_lr == 0.01 and p.edit(head_lr=0.01).strategy == "custom"
     assert Plan.from_dict(edited.to_dict()) == edited
 
 
-def test_unknown_fields_are_refused():
-    with pytest.raises(ValueError, match="unknown field"):
-        Plan.from_dict({**plan().to_dict(), "surprise": 1})
+def test_a_stored_plan_is_read_part_by_part_and_refused_in_one_line_when_it_is_not_this_versions():
+    import json
+
+    from engine.probe.choose import HeadChoice
+
+    chosen = HeadChoice("tf_efficientnet_lite0", (3, 4), True, 0.1, False, "blocks.3 + blocks.4", 0.9, 0.01)
+    p = plan(candidates=(chosen,), target__n_val=3, folder="/t", estimate_s=12.5)
+    again = Plan.from_dict(json.loads(json.dumps(p.to_dict())))  # as plan.json holds it
+    assert again == p and again.head.candidates[0].taps == (3, 4) and again.input.input_size == (3, 224, 224)
+    with pytest.raises(PlanError, match=r"plan's phases has unknown field\(s\) surprise"):
+        Plan.from_dict({**p.to_dict(), "phases": {**p.to_dict()["phases"], "surprise": 1}})
+    with pytest.raises(PlanError, match="unknown field"):
+        Plan.from_dict({**p.to_dict(), "surprise": 1})
+    old = {k: v for k, v in p.to_dict().items() if k != "version"}
+    with pytest.raises(PlanError, match="older TransferLab .*make the plan again"):
+        Plan.from_dict(old)
+    with pytest.raises(PlanError, match="incomplete"):
+        Plan.from_dict({k: v for k, v in p.to_dict().items() if k != "head"})
 
 
 def test_preflight_passes_a_sound_plan_and_stops_a_trainable_group_at_rate_0():
     assert preflight(plan()) == []
-    bad = dataclasses.replace(plan(), lrs=(0.0, 0.0, 0.0, 0.0, 1e-3))
+    bad = plan(lrs=(0.0, 0.0, 0.0, 0.0, 1e-3))
     assert [f.code for f in blocking(preflight(bad))] == ["zero-lr"] and "b2" in preflight(bad)[0].message
-    assert blocking(preflight(dataclasses.replace(plan(), batch_size=1)))
-    hot = dataclasses.replace(plan(), lrs=(0.0, 0.0, 0.0, 1e-2, 1e-3))
+    assert blocking(preflight(plan(batch_size=1)))
+    hot = plan(lrs=(0.0, 0.0, 0.0, 1e-2, 1e-3))
     assert [f.code for f in preflight(hot)] == ["high-lr"] and not blocking(preflight(hot))
 
 
 def test_preflight_refuses_a_plan_whose_caches_exceed_the_memory_budget(monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_MEMORY", "1G")
-    assert preflight(dataclasses.replace(plan(), ram_bytes=900 * 1024**2)) == []
-    stop = blocking(preflight(dataclasses.replace(plan(), ram_bytes=3 * 1024**3)))
+    assert preflight(plan(ram_bytes=900 * 1024**2)) == []
+    stop = blocking(preflight(plan(ram_bytes=3 * 1024**3)))
     assert [f.code for f in stop] == ["memory"] and "TRANSFERLAB_MEMORY" in stop[0].fix
 
 
@@ -92,15 +95,3 @@ def test_the_stored_plan_is_keyed_by_the_device_it_was_costed_for():
     cfg = TrainConfig.create(data="/data")
     assert plan_key(cfg, "fp", "cpu") == plan_key(cfg, "fp", "cpu")
     assert plan_key(cfg, "fp", "cpu") != plan_key(cfg, "fp", "cuda")
-
-
-def test_auto_fine_tunes_as_deep_as_twelve_epochs_fit_and_not_at_all_below_three():
-    from engine.plan.rules import finetune_depth, probe_fits
-
-    def epoch_s(k: int) -> float:  # 10 s per trainable group below the head
-        return 10.0 * k
-
-    assert finetune_depth(epoch_s, 6, 500.0) == (4, 12)  # 12 epochs of 4 groups fit (480 s); of 6 they do not
-    assert finetune_depth(epoch_s, 6, 100.0) == (1, 10)  # only the top group, for as many epochs as fit
-    assert finetune_depth(epoch_s, 6, 29.0) == (1, 0)  # fewer than 3 epochs: no fine-tuning
-    assert probe_fits(10.0, 50.0, 1, 5.0, 85.0) and not probe_fits(10.0, 50.0, 1, 5.0, 84.0)  # 10 s kept per probe

@@ -91,7 +91,7 @@ def test_a_probe_asked_for_no_mirror_view_reads_each_photo_once_and_plans_cost_i
     assert probe(ds, "tf_efficientnet_lite0", per_stage=False, mirror=False).features.views == 1
     assert probe(ds, "tf_efficientnet_lite0", per_stage=False).features.views == 2  # its own cache entry
     cfg = TrainConfig.create(data=str(tiny_folder), strategy="auto", probe_mirror=False, budget=5)
-    assert not any(c["flip"] for c in get_plan(cfg).plan.candidates)
+    assert not any(c.flip for c in get_plan(cfg).plan.head.candidates)
     pace, spec = Pace("tf_efficientnet_lite0", 224, 10.0), input_spec("tf_efficientnet_lite0")
     assert extract_seconds(pace, "tf_efficientnet_lite0", spec, 100, mirror=False) == pytest.approx(
         extract_seconds(pace, "tf_efficientnet_lite0", spec, 100) / 2
@@ -110,7 +110,7 @@ def test_cached_features_keep_the_speed_they_were_extracted_at_so_plans_still_co
         data=str(tiny_folder), backbone="resnet18", weights="none", strategy="top-k", finetune_epochs=2, views=1
     )
     plan = get_plan(cfg).plan  # its probe comes from the cache
-    assert plan.finetune_epoch_s > 0 and plan.estimate_s > plan.finetune_epoch_s * 2
+    assert plan.cost.finetune_epoch_s > 0 and plan.cost.estimate_s > plan.cost.finetune_epoch_s * 2
 
 
 def test_the_shootout_scores_a_backbone_as_the_probe_page_does(tiny_folder):

@@ -42,7 +42,7 @@ def test_a_meta_copy_allocates_nothing_and_keeps_the_structure():
 
 
 def test_the_step_costs_are_measured_once_and_shared_across_processes(tmp_path, monkeypatch):
-    from engine.model import cost
+    from engine.model import pace as cost
 
     calls = []
     real = cost._measure

@@ -5,7 +5,7 @@ from conftest import a_plan
 from engine.serve.summary import no_epoch_sentence, run_header
 
 PLAN = a_plan(
-    data="/srv/secret/place/plant-leaves-15",
+    path="/srv/secret/place/plant-leaves-15",
     n_train=800,
     n_val=300,
     n_test=161,
@@ -16,7 +16,7 @@ PLAN = a_plan(
 
 
 def test_the_header_names_the_dataset_not_its_path_or_config():
-    line = run_header({"data": {"path": PLAN.data, "val": None}}, PLAN)
+    line = run_header({"data": {"path": PLAN.data.path, "val": None}}, PLAN)
     assert line == "plant-leaves-15 · 800 train / 300 val / 161 test photos · tf_efficientnet_lite0 · auto"
     assert "/srv" not in line and "{" not in line
 

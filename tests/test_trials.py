@@ -3,10 +3,13 @@ labelled target photos), and no adaptation kept unless a candidate scores higher
 tried first, each as the plan would run it, and applied to the plan when kept."""
 
 import numpy as np
+import pytest
+from conftest import a_plan
 
 from engine.plan.domain import MAX_VAL_LOSS
 from engine.plan.config import TrainConfig
-from engine.plan.rules import Plan
+from engine.plan.parts import Plan
+from engine.plan.reasons import render
 from engine.plan.trials import (
     SLOWER,
     STRONG_AUGMENT,
@@ -44,9 +47,9 @@ def test_every_candidate_is_tried_and_the_choice_names_them_all():
     chose = adapt_trials(head, train, val, zt, steps=40)
     assert [(t.method, t.strength) for t in chose.trials] == candidates()
     assert all(0 <= t.score <= 1 and 0 <= t.val <= 1 for t in chose.trials)
-    assert all(t.label in chose.reason for t in chose.trials) and "reverse validation" in chose.reason
+    assert all(t.label in _said(chose) for t in chose.trials) and "reverse validation" in _said(chose)
     labelled = adapt_trials(head, train, val, zt, labelled=(zt[:30], yt[:30]), steps=40)
-    assert "labelled target photos" in labelled.reason
+    assert "labelled target photos" in _said(labelled)
 
 
 def test_a_trial_starts_from_the_plan_head_and_no_adaptation_keeps_its_answers():
@@ -73,8 +76,8 @@ def test_the_choice_keeps_no_adaptation_unless_a_candidate_beats_it_beyond_chanc
     assert choose_trial([none, tie, better], 40, by_labels=False).method == "none"  # 6 points on 40: chance
     costly = Trial("mmd", 1.0, 0.90 - MAX_VAL_LOSS - 0.01, 0.95)
     chose = choose_trial([none, costly], 400, by_labels=False)
-    assert chose.method == "none" and "no adaptation loss" in chose.reason
-    assert "MMD at 1 95.0% (val 88.0%: more than 1% below, so not eligible)" in chose.reason  # why the best lost
+    assert chose.method == "none" and "no adaptation loss" in _said(chose)
+    assert "MMD at 1 95.0% (val 88.0%: more than 1% below, so not eligible)" in _said(chose)  # why the best lost
 
 
 def test_the_simple_fixes_tried_are_those_the_plan_and_the_config_leave_open():
@@ -118,29 +121,28 @@ def test_a_fix_whose_training_features_look_like_the_target_is_kept_and_adaptati
     fixed = [t for t in chose.trials if t.method == "none"]
     assert [t.fix for t in fixed] == ["", "stronger"]
     assert fixed[1].score > fixed[0].score + 0.05  # the labelled target photos see the fix's gain
-    assert chose.fix == "stronger" and "so phase 2 takes stronger augmentation" in chose.reason
+    assert chose.fix == "stronger" and "so phase 2 takes stronger augmentation" in _said(chose)
     assert all(t.fix == "stronger" for t in chose.trials if t.method != "none")  # adaptation on top of the fix kept
     plain = adapt_trials(head, (z, ys), val, zt, labelled=(zt, yt), steps=150, fixes=[Fix(), Fix("stronger", train=z)])
-    assert plain.fix == "" and "keeps its rates, warm-up and augmentation" in plain.reason  # no gain: not kept
+    assert plain.fix == "" and "keeps its rates, warm-up and augmentation" in _said(plain)  # no gain: not kept
+
+
+def _said(chose) -> str:
+    return render(chose.decisions, "target")
 
 
 def _plan(**kw) -> Plan:
-    base = dict(
-        data="d", fingerprint="f", backbone="resnet18", in_chans=3, input_spec={}, strategy="auto", taps=(-1,),
-        tap_label="final", flip_tta=False, head_init="probe", groups=("a", "b", "head"), labels=("a", "b", "head"),
-        head_lr=1e-3, head_epochs=0, frozen=(True, False, False), lrs=(0.0, 1e-4, 1e-3), finetune_epochs=8,
-        warmup_epochs=1, augment="basic", bn_frozen_stats=True, batch_size=32, views=1, reason="",
-    )  # fmt: skip
-    return Plan(**{**base, **kw})
+    base = dict(backbone="resnet18", strategy="auto", groups=("a", "b", "head"), labels=("a", "b", "head"))
+    return a_plan(**{**base, "head_epochs": 0, "finetune_epochs": 8, **kw})
 
 
 def test_a_kept_fix_is_what_the_plan_runs():
     plan = _plan()
-    slower = apply_fix(plan, "slower")
-    assert slower.lrs == (0.0, 1e-4 * SLOWER, 1e-3) and slower.target_fix == "slower"  # the head keeps its rate
-    assert apply_fix(plan, "warm-up").warmup_epochs == 3
-    assert apply_fix(plan, "stronger").augment == STRONG_AUGMENT
-    assert apply_fix(plan, "") is plan
+    slower = apply_fix(plan.phases, "slower")
+    assert slower.lrs == (0.0, 1e-4 * SLOWER, 1e-3)  # the head keeps its rate
+    assert apply_fix(plan.phases, "warm-up").warmup_epochs == 3
+    assert apply_fix(plan.phases, "stronger").augment == STRONG_AUGMENT
+    assert apply_fix(plan.phases, "") is plan.phases
 
 
 def test_stronger_augmentation_is_tried_only_when_its_pass_fits_and_the_config_leaves_it_open(tiny_folder):
@@ -148,8 +150,14 @@ def test_stronger_augmentation_is_tried_only_when_its_pass_fits_and_the_config_l
     plan = _plan(backbone="resnet18", taps=(-1,))
     cfg = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", budget=300)
     x, note = strong_features(plan, cfg, paths, pace=len(paths) / 1000.0)  # 1,000 s for the pass: over 10% of 300 s
-    assert x is None and "not tried" in note and f"{len(paths):,} training photos" in note
+    assert (
+        x is None
+        and note.kind == "fix-skipped"
+        and note["n_train"] == len(paths)
+        and note["seconds"] == pytest.approx(1000.0)
+    )
+    assert "not tried" in note.sentence and f"{len(paths):,} training photos" in note.sentence
     asked = TrainConfig.create(data=str(tiny_folder), backbone="resnet18", weights="none", augment="light")
-    assert strong_features(plan, asked, paths, pace=1e6) == (None, "")
+    assert strong_features(plan, asked, paths, pace=1e6) == (None, None)
     x, note = strong_features(plan, cfg, paths, pace=1e6)
-    assert note == "" and x.shape == (len(paths), 512)
+    assert note is None and x.shape == (len(paths), 512)

@@ -3,7 +3,12 @@ their timm name on hover."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    from engine import LrRange
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
@@ -161,10 +166,10 @@ def group_bars(
     return _layout(fig, title, 280)
 
 
-def lr_range(result: dict) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=result["lrs"], y=result["losses"], mode="lines", name="smoothed loss"))
-    if result.get("suggestion"):
-        fig.add_vline(x=result["suggestion"], line_dash="dot", annotation_text=f"suggested {result['suggestion']:.0e}")
+def lr_range(result: LrRange) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=list(result.lrs), y=list(result.losses), mode="lines", name="smoothed loss"))
+    if result.suggestion:
+        fig.add_vline(x=result.suggestion, line_dash="dot", annotation_text=f"suggested {result.suggestion:.0e}")
     fig.update_xaxes(type="log", title="head learning rate")
     return _layout(fig, "Learning-rate range test")
 

@@ -178,14 +178,6 @@ def pretrained_cfg(name: str) -> dict[str, Any]:
 
 
 @functools.cache
-def has_batchnorm(name: str) -> bool:
-    """Whether the architecture keeps running statistics (BatchNorm); transformers and ConvNeXt normalise per sample
-    (LayerNorm) and have none to keep or re-estimate."""
-    from engine.model.profile import architecture
-
-    return architecture(name).has_batchnorm
-
-
 def is_transformer(name: str) -> bool:
     """Whether the backbone is a stack of identical transformer blocks (rates decay per block, not per stage)."""
     return _REGISTRY[name].family != "CNN" if name in _REGISTRY else "vit" in name

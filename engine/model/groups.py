@@ -78,10 +78,3 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
         name = "+".join(m.removeprefix("backbone.") for m in mods) if mods else params[0].split(".")[0]
         out.append(LayerGroup(i, name, role, tuple(params), tuple(mods), sum(sizes[p] for p in params)))
     return out
-
-
-def group_names(backbone: str) -> list[str]:
-    """Layer-group names of a catalogue backbone (its ImageNet classifier's included), from its profile."""
-    from engine.model.profile import architecture
-
-    return list(architecture(backbone).backbone_groups)

@@ -19,16 +19,20 @@ same part for timm: the model's facts, asked once).
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 import threading
 from dataclasses import dataclass
 
 import torch
+from timm.models import group_parameters
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.model.catalogue import build_model, is_transformer, pretrained_cfg
+from engine.model.groups import layer_groups
+from engine.model.pace import step_costs
 
 NORMS = ("batchnorm", "layernorm", "none")  # the normalisation kinds: running statistics, per-sample, none
 _LOCK = threading.RLock()  # one build per architecture, whichever thread asks first
@@ -82,6 +86,16 @@ class Architecture:
     @property
     def has_batchnorm(self) -> bool:
         return self.norm == "batchnorm"
+
+    def tap_names(self) -> list[str]:
+        """A name for each intermediate: the first module of its owner group ("blocks.6" for
+        "blocks.6+conv_head+bn2"), numbered when a group produces several."""
+        out = []
+        for i, g in enumerate(self.tap_owners):
+            same = [j for j, o in enumerate(self.tap_owners) if o == g]
+            first = self.backbone_groups[g].split("+")[0]
+            out.append(first if len(same) == 1 else f"{first}#{same.index(i) + 1}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -199,9 +213,6 @@ def _norm(model: nn.Module) -> str:
 
 
 def _architecture(name: str, model: nn.Module) -> Architecture:
-    from engine.model.groups import layer_groups
-    from engine.model.taps import pool, trained_groups, timm_kwargs
-
     meta = meta_copy(model)
     x = torch.empty(1, 3, _probe_size(name), _probe_size(name), device="meta")
     inter = meta.forward_intermediates(x, intermediates_only=True, **timm_kwargs(meta))
@@ -212,7 +223,7 @@ def _architecture(name: str, model: nn.Module) -> Architecture:
         m = meta_copy(model)
         m.reset_classifier(0)
         m.prune_intermediate_layers([i], prune_head=True, **timm_kwargs(m))
-        pruned.append(tuple(g.name for g in trained_groups(m)))
+        pruned.append(tuple(g.name for g in layer_groups(Trained(m))))
     whole = meta_copy(model)
     whole.reset_classifier(0)
     return Architecture(
@@ -220,7 +231,7 @@ def _architecture(name: str, model: nn.Module) -> Architecture:
         tap_dims=dims,
         final_dim=final,
         tap_owners=_owners(model, name, len(dims)),
-        groups=tuple(g.name for g in trained_groups(whole)),
+        groups=tuple(g.name for g in layer_groups(Trained(whole))),
         pruned_groups=tuple(pruned),
         backbone_groups=tuple(g.name for g in layer_groups(meta)),
         norm=_norm(model),
@@ -234,9 +245,6 @@ def _owners(model: nn.Module, name: str, n_taps: int) -> tuple[int, ...]:
     """For each intermediate, the layer group that produces it: the deepest group whose parameters it depends on.
     Each group's parameters in turn are set to NaN on the instance (and put back), and the intermediates that turn
     NaN depend on it. Nothing is written per architecture."""
-    from engine.model.groups import layer_groups
-    from engine.model.taps import timm_kwargs
-
     groups = layer_groups(model)
     params = dict(model.named_parameters())
     side = _probe_size(name)
@@ -257,9 +265,6 @@ def _owners(model: nn.Module, name: str, n_taps: int) -> tuple[int, ...]:
 
 def _profile(arch: Architecture, model: nn.Module, size: int, device: str) -> BackboneProfile:
     """The size- and device-dependent facts; the step costs last (measuring them trains the instance a step)."""
-    from engine.model.cost import step_costs
-    from engine.model.groups import layer_groups
-
     meta = meta_copy(model)
     with FlopCounterMode(display=False) as counter:
         meta(torch.empty(1, 3, size, size, device="meta"))
@@ -273,10 +278,9 @@ def _profile(arch: Architecture, model: nn.Module, size: int, device: str) -> Ba
 def _cut_bytes(model: nn.Module, arch: Architecture, size: int) -> tuple[int | None, ...]:
     """Per group of the model with a final-features head: the float32 bytes of one image's activation at the input of
     its first module, read from a forward pass on the meta device (the first call of that module)."""
-    from engine.model.groups import layer_groups
-    from engine.model.taps import FINAL, TapModel
-
-    tapped = TapModel(meta_copy(model), (FINAL,), 2)
+    backbone = meta_copy(model)
+    backbone.reset_classifier(0)
+    tapped = Trained(backbone, arch.final_dim, device="meta")
     seen: dict[str, int] = {}
     hooks = []
     for g in layer_groups(tapped):
@@ -287,9 +291,48 @@ def _cut_bytes(model: nn.Module, arch: Architecture, size: int) -> tuple[int | N
         hooks.append(tapped.get_submodule(g.modules[0]).register_forward_pre_hook(record))
     try:
         tapped(torch.empty(1, 3, size, size, device="meta"))
-    except RuntimeError:  # past the backbone (the head's autocast has no meta device): every cut was reached before
-        pass
     finally:
         for h in hooks:
             h.remove()
     return tuple(seen.get(g) for g in arch.groups)
+
+
+# ------------------------------------------------------------------------ how taps are read and groups are made
+def timm_kwargs(model: nn.Module) -> dict:
+    """Extra arguments that make `forward_intermediates` list every block stage (EfficientNet, MobileNet)."""
+    return {"extra_blocks": True} if "extra_blocks" in inspect.signature(model.forward_intermediates).parameters else {}
+
+
+def pool(t: torch.Tensor) -> torch.Tensor:
+    """Global average pool in float32: (B, C, H, W) over space, (B, N, C) over tokens."""
+    if t.ndim == 4:
+        return t.mean(dim=(2, 3), dtype=torch.float32)
+    if t.ndim == 3:
+        return t.mean(dim=1, dtype=torch.float32)
+    return t.float().flatten(1)
+
+
+def matcher(backbone: nn.Module, coarse: bool):
+    """A `group_matcher` for a model holding `backbone` and a head: the backbone's groups, then the head."""
+    grouped = group_parameters(backbone, backbone.group_matcher(coarse=coarse))
+    owner = {f"backbone.{n}": i for i, key in enumerate(sorted(grouped)) for n in grouped[key]}
+    return lambda name: (owner.get(name, len(grouped)),)
+
+
+class Trained(nn.Module):
+    """The model a run trains as its layer groups and its forward pass see it: a backbone (its classifier reset,
+    pruned after the deepest tap unless the final features are read) and a linear head on its pooled final features.
+    `engine.model.taps.TapModel` groups the same way (`matcher`); this stand-in has no standardisation and no mirror
+    averaging, which change no group and no activation a cut caches."""
+
+    def __init__(self, backbone: nn.Module, head_dim: int = 1, device: str | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(head_dim, 2, device=device)
+        self.pretrained_cfg = {**(getattr(backbone, "pretrained_cfg", None) or {}), "classifier": "head"}
+
+    def group_matcher(self, coarse: bool = True):
+        return matcher(self.backbone, coarse)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True))

@@ -8,29 +8,14 @@ linear head (`ProbeHead`). With one `FINAL` tap it is the usual "backbone + new 
 
 from __future__ import annotations
 
-import inspect
 
 import torch
-from timm.models import group_parameters
 from torch import nn
 
 from engine.model.catalogue import catalogue_name
+from engine.model.profile import architecture, matcher, pool, timm_kwargs
 
 FINAL = -1  # the tap of the backbone's pre-logit features (forward_features, then forward_head(pre_logits=True))
-
-
-def timm_kwargs(model: nn.Module) -> dict:
-    """Extra arguments that make `forward_intermediates` list every block stage (EfficientNet, MobileNet)."""
-    return {"extra_blocks": True} if "extra_blocks" in inspect.signature(model.forward_intermediates).parameters else {}
-
-
-def pool(t: torch.Tensor) -> torch.Tensor:
-    """Global average pool in float32: (B, C, H, W) over space, (B, N, C) over tokens."""
-    if t.ndim == 4:
-        return t.mean(dim=(2, 3), dtype=torch.float32)
-    if t.ndim == 3:
-        return t.mean(dim=1, dtype=torch.float32)
-    return t.float().flatten(1)
 
 
 def tap_features(model: nn.Module, x: torch.Tensor, taps: tuple[int, ...]) -> list[torch.Tensor]:
@@ -55,33 +40,13 @@ def tap_features(model: nn.Module, x: torch.Tensor, taps: tuple[int, ...]) -> li
 def stage_owners(name: str) -> tuple[int, ...]:
     """For each intermediate index of architecture `name`, the layer group that produces it: the deepest group whose
     parameters it depends on (`engine.model.profile`, found once per architecture)."""
-    from engine.model.profile import architecture
-
     return architecture(name).tap_owners
-
-
-def _intermediates(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    return model.forward_intermediates(x, intermediates_only=True, **timm_kwargs(model))
 
 
 def tap_dims(name: str) -> tuple[tuple[int, ...], int]:
     """(channels of every intermediate, width of the FINAL features) of architecture `name` (`engine.model.profile`)."""
-    from engine.model.profile import architecture
-
     arch = architecture(name)
     return arch.tap_dims, arch.final_dim
-
-
-def tap_names(name: str, group_names: list[str]) -> list[str]:
-    """A name for each intermediate: the first module of its owner group ("blocks.6" for "blocks.6+conv_head+bn2"),
-    numbered when a group produces several."""
-    owners = stage_owners(name)
-    out = []
-    for i, g in enumerate(owners):
-        same = [j for j, o in enumerate(owners) if o == g]
-        first = group_names[g].split("+")[0]
-        out.append(first if len(same) == 1 else f"{first}#{same.index(i) + 1}")
-    return out
 
 
 class ProbeHead(nn.Module):
@@ -172,34 +137,4 @@ class TapModel(nn.Module):
 
     def group_matcher(self, coarse: bool = True):
         """The backbone's own layer groups (timm's `group_matcher`), then this model's head as the last group."""
-        return _matcher(self.backbone, coarse)
-
-
-def _matcher(backbone: nn.Module, coarse: bool):
-    """A `group_matcher` for a model holding `backbone` and a head: the backbone's groups, then the head."""
-    grouped = group_parameters(backbone, backbone.group_matcher(coarse=coarse))
-    owner = {f"backbone.{n}": i for i, key in enumerate(sorted(grouped)) for n in grouped[key]}
-    return lambda name: (owner.get(name, len(grouped)),)
-
-
-class _Grouped(nn.Module):
-    """A backbone (its classifier reset, pruned as a `TapModel` prunes it) with a stand-in head: a `TapModel` as its
-    layer groups see it, made without reading the taps' widths."""
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.head = ProbeHead(1, 2)
-        self.pretrained_cfg = {**(getattr(backbone, "pretrained_cfg", None) or {}), "classifier": "head"}
-
-    def group_matcher(self, coarse: bool = True):
-        return _matcher(self.backbone, coarse)
-
-
-def trained_groups(backbone: nn.Module) -> list:
-    """The layer groups (`engine.model.groups.LayerGroup`) of the `TapModel` made of `backbone`, which must already
-    be as `TapModel` leaves it (classifier reset, pruned after the deepest tap when the final features are not
-    read)."""
-    from engine.model.groups import layer_groups
-
-    return layer_groups(_Grouped(backbone))
+        return matcher(self.backbone, coarse)

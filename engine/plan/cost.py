@@ -16,13 +16,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+import torch
+
+from engine.data.batch_augment import device_input, pixel_bytes
+from engine.model.catalogue import get_entry
 from engine.model.cost import cached_epoch_seconds, epoch_seconds
 from engine.model.device import pick_device
-from engine.model.profile import profile
-from engine.model.resources import activations_fit
+from engine.model.profile import architecture, profile
+from engine.model.resources import activations_fit, plan_bytes
+from engine.probe.features import FIT_BYTES_PER_VALUE, fit_rows
 from engine.model.taps import FINAL
 from engine.plan.config import TrainConfig
-from engine.plan.rules import FIXED_S, Plan
+from engine.plan.parts import Cost, Plan
+from engine.plan.rules import FIXED_S
 
 
 def activation_cut(cfg: TrainConfig, plan: Plan) -> int | None:
@@ -30,15 +37,15 @@ def activation_cut(cfg: TrainConfig, plan: Plan) -> int | None:
     forward: caching is on, that group is neither the stem nor the head, no MixUp/CutMix needs the images, the head
     reads the final features without mirror averaging and phase 2 has epochs. Whether the activations fit their
     memory share is checked on top (`runs_on_activations`, and the trainer on the real cut)."""
-    boundary = next((i for i, f in enumerate(plan.frozen) if not f), len(plan.groups) - 1)
+    boundary = next((i for i, f in enumerate(plan.phases.frozen) if not f), len(plan.phases.groups) - 1)
     mixing = cfg.regularisation.mixup or cfg.regularisation.cutmix
     wanted = (
         cfg.runtime.cache_activations
-        and 0 < boundary < len(plan.groups) - 1
+        and 0 < boundary < len(plan.phases.groups) - 1
         and not mixing
-        and plan.taps == (FINAL,)
-        and not plan.flip_tta
-        and plan.finetune_epochs > 0
+        and plan.head.taps == (FINAL,)
+        and not plan.head.flip
+        and plan.phases.finetune_epochs > 0
     )
     return boundary if wanted else None
 
@@ -46,7 +53,7 @@ def activation_cut(cfg: TrainConfig, plan: Plan) -> int | None:
 def cached_views(cfg: TrainConfig, plan: Plan) -> int:
     """Augmented views of each training photo the frozen part is run on: one without augmentation (the views would be
     identical), else as many as the plan's memory budget allowed."""
-    return 1 if plan.augment == "none" and not cfg.regularisation.random_erasing else max(1, plan.views)
+    return 1 if plan.phases.augment == "none" and not cfg.regularisation.random_erasing else max(1, plan.phases.views)
 
 
 def runs_on_activations(cfg: TrainConfig, plan: Plan, device: str = "cpu") -> bool:
@@ -54,53 +61,77 @@ def runs_on_activations(cfg: TrainConfig, plan: Plan, device: str = "cpu") -> bo
     cut = activation_cut(cfg, plan)
     if cut is None:
         return False
-    per_image = profile(plan.backbone, plan.input_spec["input_size"][-1], device).cut(plan.groups[cut])
-    return per_image is not None and activations_fit(plan.n_train, cached_views(cfg, plan), per_image)
+    per_image = profile(plan.backbone, plan.input.input_size[-1], device).cut(plan.phases.groups[cut])
+    return per_image is not None and activations_fit(plan.data.n_train, cached_views(cfg, plan), per_image)
 
 
 def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_s: float | None = None) -> Plan:
-    """`plan` with its costs filled in: `images_per_s` (the whole network's forward pace with decoding, as the probe
+    """`plan` with its cost: at `images_per_s` (the whole network's forward pace with decoding, as the probe
     measured it; 0 when there was no probe: the measured forward pace of the architecture), the seconds of each step
-    and `estimate_s`, the whole run's (planning, `plan_s`, included)."""
-    prof = profile(plan.backbone, plan.input_spec["input_size"][-1], device)
+    and `estimate_s`, the whole run's (planning, `plan_s`, included), and the memory and disk it needs."""
+    prof = profile(plan.backbone, plan.input.input_size[-1], device)
+    data, ph, target = plan.data, plan.phases, plan.target
     speed = images_per_s or prof.forward_pace
-    views = 2 if plan.flip_tta else 1
-    ft = plan.finetune_epochs
-    trainable = [plan.groups[i] for i in plan.trainable if i < len(plan.groups) - 1]
+    views = 2 if plan.head.flip else 1
+    ft = ph.finetune_epochs
+    trainable = [ph.groups[i] for i in ph.trainable if i < len(ph.groups) - 1]
     on_activations = runs_on_activations(cfg, plan, device)
-    start_s = plan.n_val * views / speed if plan.head_init != "random" else 0.0
-    cache_s = (
-        (cached_views(cfg, plan) * plan.n_train + plan.n_val) / speed if plan.head_epochs or on_activations else 0.0
-    )
+    start_s = data.n_val * views / speed if plan.head.init != "random" else 0.0
+    caching = ph.head_epochs or on_activations
+    cache_s = (cached_views(cfg, plan) * data.n_train + data.n_val) / speed if caching else 0.0
 
     def epoch(n_val: int) -> float:
         if on_activations:
-            return cached_epoch_seconds(prof, trainable, plan.n_train, n_val)
-        return epoch_seconds(prof, trainable, plan.n_train, n_val, speed, views)
+            return cached_epoch_seconds(prof, trainable, data.n_train, n_val)
+        return epoch_seconds(prof, trainable, data.n_train, n_val, speed, views)
 
-    epoch_s = epoch(plan.n_val) if ft else 0.0
-    if plan.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch,
-        cache_s += plan.n_target / speed if on_activations else 0.0
+    epoch_s = epoch(data.n_val) if ft else 0.0
+    if target.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch,
+        cache_s += target.n / speed if on_activations else 0.0
         epoch_s += epoch(0)  # which costs what a training batch costs: its training steps again, without val
     # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score;
     # the target photos once more for their statistics, the target test for the chosen model and the starting head
-    val_again = plan.n_val if plan.head_epochs or ft or plan.head_init == "random" else 0
-    target_passes = plan.target_reads(checked=bool(ft) and plan.checks_against_start)  # whenever an epoch may win
-    score_s = (val_again + plan.n_test + target_passes) * views / speed
-    planning = plan.plan_s if plan_s is None else plan_s
-    return replace(
-        plan,
-        images_per_s=round(speed, 2),
+    val_again = data.n_val if ph.head_epochs or ft or plan.head.init == "random" else 0
+    checked = bool(ft) and target.checks_against_start  # whenever an epoch may win
+    score_s = (val_again + data.n_test + target.reads(data.n_val, checked)) * views / speed
+    planning = plan.cost.plan_s if plan_s is None else plan_s
+    ram, disk = footprint(plan, device)
+    cost = Cost(
+        estimate_s=round(planning + start_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1),
+        plan_s=round(planning, 1),
         start_s=round(start_s, 1),
         cache_s=round(cache_s, 1),
         finetune_epoch_s=round(epoch_s, 1),
         score_s=round(score_s, 1),
-        plan_s=round(planning, 1),
-        estimate_s=round(planning + start_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1),
+        images_per_s=round(speed, 2),
+        ram_bytes=ram,
+        disk_bytes=disk,
     )
+    return replace(plan, cost=cost)
+
+
+def footprint(plan: Plan, device: str) -> tuple[int, int]:
+    """(memory, disk) bytes the run needs: features, cached views, the model, the head's fit, decoded photos."""
+    data, head = plan.data, plan.head
+    views = 2 if head.flip else 1
+    dim = architecture(plan.backbone).head_dim(head.taps)
+    fit = min(fit_rows(dim, views), data.n_train) * dim * views * FIT_BYTES_PER_VALUE
+    ram, disk = plan_bytes(
+        plan.backbone,
+        data.n_train + data.n_val + data.n_test,
+        data.n_train,
+        plan.phases.views,
+        dim,
+        int(get_entry(plan.backbone).params_m * 1e6),
+        int(np.prod(plan.input.input_size)),
+        fit,
+    )
+    if plan.phases.finetune_epochs and device_input(torch.device(device), plan.phases.augment):
+        disk += pixel_bytes(data.n_train, plan.input)  # the training photos decoded once for the GPU input path
+    return ram, disk
 
 
 def edit_plan(cfg: TrainConfig, plan: Plan, **changes) -> Plan:
     """`plan` with a person's edits (`Plan.edit`), its costs counted again at the pace it was planned at."""
     new = plan.edit(**changes)
-    return new if new is plan else costed(cfg, new, plan.images_per_s, pick_device(cfg.runtime.device).type)
+    return new if new is plan else costed(cfg, new, plan.cost.images_per_s, pick_device(cfg.runtime.device).type)

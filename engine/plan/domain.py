@@ -28,19 +28,19 @@ from engine.data.dataset import Dataset, Item
 from engine.data.target import TargetSet, load_target
 from engine.errors import DataError
 from engine.plan.config import TrainConfig
-from engine.plan.rules import MAX_VAL_LOSS, Plan
+from engine.plan.parts import TargetPart
+from engine.plan.reasons import Decision
+from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.gap import stage_gap, target_features
-from engine.probe.choose import HeadChoice
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
-from engine.plan.target_bn import BnChoice, bn_verdict
-from engine.plan.trials import TrialChoice, apply_fix
+from engine.plan.target_bn import BnChoice
+from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
 PSEUDO_CONFIDENCE = 0.9  # target photos the head labels with at least this probability join its training photos
-CLOSEST_CANDIDATES = 5  # auto's candidate heads near the best whose distance to the target photos is measured
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,28 @@ def load_targets(cfg: TrainConfig, ds: Dataset) -> Targets:
 
 @dataclass(frozen=True)
 class NormChoice:
-    """Whether the head standardises its input on the target photos, why, and the numbers behind it; and the head
-    refitted with the target photos it labels confidently (pseudo-labels), when that is kept."""
+    """Whether the head standardises its input on the target photos and whether it is refitted with the target photos
+    it labels confidently (pseudo-labels), as the evidence says, with the numbers behind it."""
 
     target_norm: bool
-    reason: str
     evidence: dict
     head: LinearFit | None = None  # the head refitted with the confident target photos
     n_pseudo: int = 0  # target photos it was refitted with
     pseudo: bool = False  # the evidence keeps the refitted head
+    n_labelled: int = 0  # labelled target photos it was decided on (0: reverse validation)
+
+    def decision(self, asked: bool | None) -> Decision:
+        """The decision, with what the config asked for (None: the evidence decides)."""
+        evidence = {**self.evidence, "asked": asked, "use": self.target_norm, "refit": self.pseudo}
+        evidence |= {"n_labelled": self.n_labelled, "n_pseudo": self.n_pseudo, "confidence": PSEUDO_CONFIDENCE}
+        norm = self.target_norm if asked is None else asked
+        return Decision(
+            "target-norm",
+            "target statistics" if norm else "training statistics",
+            ("target statistics", "training statistics", "refitted"),
+            evidence,
+            about="target",
+        )
 
 
 def _standardised(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -154,14 +167,7 @@ def choose_target_norm(  # noqa: PLR0913
         }
         use = on["target"] > on["source"]
         keep = use and on["pseudo"] > on["target"]
-        reason = (
-            f"On your {n_labelled} labelled target photos the head gets {on['target']:.1%} with its input standardised "
-            f"on the target photos, {on['source']:.1%} as trained, and {on['pseudo']:.1%} refitted with the "
-            f"{n_pseudo} target photos it labels with {PSEUDO_CONFIDENCE:.0%} confidence; so it "
-            + ("reads them standardised on the target photos" if use else "keeps the training photos' statistics")
-            + (", refitted." if keep else ".")
-        )
-        return NormChoice(use, reason, {"target_val": on, "val": val}, refit, n_pseudo, keep)
+        return NormChoice(use, {"target_val": on, "val": val}, refit, n_pseudo, keep, n_labelled)
     zv = _standardised(xv, head.mean, head.scale)
     trained = _standardised(probe.features.x("train", taps), head.mean, head.scale)
     dom = {k: stage_gap(trained, z)[0] for k, z in zt.items()}
@@ -169,26 +175,7 @@ def choose_target_norm(  # noqa: PLR0913
     rev["pseudo"] = reverse_accuracy(refit, zt["target"], zv, yv, c)  # the refitted head, as the run would start
     use = rev["target"] > rev["source"]
     keep = use and val["pseudo"] >= val["source"] - MAX_VAL_LOSS
-    reason = (
-        f"Without labelled target photos: a classifier tells the head's input on your target photos from its input "
-        f"in training {dom['source']:.0%} of the time as trained and {dom['target']:.0%} with the target photos' own "
-        f"statistics (50% is chance). A head trained on the target photos as this head labels them gets "
-        f"{rev['source']:.1%} of your validation photos right as trained and {rev['target']:.1%} with their own "
-        f"statistics (reverse validation). "
-        + (
-            "So the head reads target photos standardised on the target photos, and photos like the training ones on "
-            f"the training photos' statistics (val stays {val['source']:.1%})."
-            if use
-            else "So it keeps the training photos' statistics."
-        )
-        + (
-            f" It is then refitted with the {n_pseudo} target photos it labels with {PSEUDO_CONFIDENCE:.0%} "
-            f"confidence (self-training; {val['pseudo']:.1%} on val)."
-            if keep
-            else ""
-        )
-    )
-    return NormChoice(use, reason, {"domain_acc": dom, "reverse": rev, "val": val}, refit, n_pseudo, keep)
+    return NormChoice(use, {"domain_acc": dom, "reverse": rev, "val": val}, refit, n_pseudo, keep)
 
 
 def refitted(evidence: NormChoice | None, norm: bool, asked: bool | None) -> bool:
@@ -199,63 +186,73 @@ def refitted(evidence: NormChoice | None, norm: bool, asked: bool | None) -> boo
     return asked is True or evidence.pseudo
 
 
-# PLR0913: the plan, the target folders, the config, and the three kinds of evidence
-def apply_targets(  # noqa: PLR0913
-    plan: Plan,
-    targets: Targets,
-    cfg: TrainConfig,
-    evidence: NormChoice | None,
-    trials: TrialChoice | None = None,
-    bn: BnChoice | None = None,
-) -> Plan:
-    """`plan` with its target section: the folders' counts and fingerprint, the adaptation asked for or chosen by
-    auto's trials (DANN or MMD, and its strength), the target standardisation, the BatchNorm statistics, and why."""
+@dataclass(frozen=True)
+class TargetEvidence:
+    """What the target photos showed before anything trains: the reading chosen for the head (its standardisation and
+    refit), AdaBN's evidence or why it could not be gathered, and auto's trials (the simple fixes and the
+    adaptations)."""
+
+    norm: NormChoice | None = None
+    bn: BnChoice | None = None
+    bn_missing: str = ""  # why AdaBN, asked for, could not be scored ("": it could, or it was not asked for)
+    trials: TrialChoice | None = None
+
+
+def target_notes(targets: Targets) -> tuple[Decision, ...]:
+    """What loading the target photos found (skipped files, subfolders that are not classes), each said once."""
+    notes = targets.photos.notes if targets.photos is not None else []
+    return tuple(Decision("target-note", note, about="target") for note in notes)
+
+
+def target_section(targets: Targets, cfg: TrainConfig, ev: TargetEvidence) -> tuple[TargetPart, tuple[Decision, ...]]:
+    """The plan's target section and its decisions: the folders' counts and fingerprint, the adaptation asked for or
+    chosen by auto's trials (DANN or MMD, and its strength), the target standardisation and refit, the BatchNorm
+    statistics, and the simple fix kept (which the caller applies to the phases)."""
     photos = targets.photos
-    if photos is None and not targets.test:
-        return plan
     reg = cfg.regularisation
     adapt = reg.adapt or "none"
     strength = reg.adapt_strength if reg.adapt_strength is not None else DEFAULT_STRENGTH
-    if reg.adapt is None and trials is not None:
+    trials = ev.trials if reg.adapt is None else None
+    if trials is not None:
         adapt, strength = trials.method, trials.strength
-    norm = evidence.target_norm if evidence is not None else False
-    reason = evidence.reason if evidence is not None else ""
-    if reg.target_norm is not None and photos is not None:  # asked for, either way: the evidence is still shown
+    said: list[Decision] = []
+    norm = ev.norm.target_norm if ev.norm is not None else False
+    if ev.norm is not None:
+        said.append(ev.norm.decision(reg.target_norm if photos is not None else None))
+    elif reg.target_norm is not None and photos is not None:  # asked for, with no evidence to show
+        said.append(Decision("target-norm", "asked", (), {"asked": reg.target_norm, "n_labelled": 0}, about="target"))
+    if reg.target_norm is not None and photos is not None:
         norm = reg.target_norm
-        reason = (
-            f"{'Asked for' if norm else 'Turned off'}: the head's input standardised on the target photos. " + reason
-        )
-    pseudo = evidence.n_pseudo if refitted(evidence, norm, reg.target_pseudo) else 0  # as the run's head starts
-    start = start_reverse(evidence, norm, reg.target_pseudo)  # the end check's gate: the start scored without labels
+    pseudo = ev.norm.n_pseudo if refitted(ev.norm, norm, reg.target_pseudo) else 0  # as the run's head starts
+    start = start_reverse(ev.norm, norm, reg.target_pseudo)  # the end check's gate: the start scored without labels
     use_bn = False
-    if bn is not None:
-        use_bn = bn.use if reg.target_bn is None else reg.target_bn
-        reason += " " + bn_verdict(bn, reg.target_bn)
+    if ev.bn is not None:
+        use_bn = ev.bn.use if reg.target_bn is None else reg.target_bn
+        said.append(ev.bn.decision(reg.target_bn))
         norm = norm or use_bn  # the re-estimated features are read on their own statistics
-        start = bn.score if use_bn and start else start
-    if trials is not None and reg.adapt is None:
-        reason += " " + trials.reason
-        plan = apply_fix(plan, trials.fix)
+        start = ev.bn.score if use_bn and start else start
+    if trials is not None:
+        said += trials.decisions
     if adapt != "none":
-        reason += (
-            f" Phase 2 adds {ADAPT_TEXT[adapt]} on the head's input (weight ramped up to {strength:g}), "
-            f"with the {len(photos.paths):,} target photos."
-        )
-    return replace(
-        plan,
-        target=photos.root if photos is not None else "",
-        target_fingerprint=photos.fingerprint() if photos is not None else "",
-        n_target=len(photos.paths) if photos is not None else 0,
-        n_target_val=len(photos.labelled) if photos is not None else 0,
-        n_target_test=len(targets.test),
+        evidence = {"text": ADAPT_TEXT[adapt], "strength": strength, "n_target": len(photos.paths)}
+        said.append(Decision("adapt", adapt, tuple(ADAPT_TEXT), evidence, about="target"))
+    if ev.bn_missing:
+        said.append(Decision("adabn", "not possible", (), {"why": ev.bn_missing}, about="target"))
+    section = TargetPart(
+        folder=photos.root if photos is not None else "",
+        fingerprint=photos.fingerprint() if photos is not None else "",
+        n=len(photos.paths) if photos is not None else 0,
+        n_val=len(photos.labelled) if photos is not None else 0,
+        n_test=len(targets.test),
         adapt=adapt,
         adapt_strength=strength if adapt != "none" else 0.0,
-        target_norm=norm,
-        target_pseudo=pseudo,
-        target_reverse=start,
-        target_bn=use_bn,
-        target_reason=" ".join([*(photos.notes if photos is not None else []), plan.target_reason, reason]).strip(),
+        norm=norm,
+        pseudo=pseudo,
+        reverse=start,
+        bn=use_bn,
+        fix=trials.fix if trials is not None else "",
     )
+    return section, tuple(said)
 
 
 def start_reverse(evidence: NormChoice | None, norm: bool, asked: bool | None) -> float:
@@ -294,35 +291,8 @@ def keeps_epoch(
     return val_acc >= top_val - MAX_VAL_LOSS
 
 
-# PLR0913: the candidates and the probes behind them, the target photos, and how to read them
-def closest_head(  # noqa: PLR0913
-    choice: HeadChoice,
-    scored: list[HeadChoice],
-    probes: list[ProbeResult],
-    photos: TargetSet,
-    weights: str = "auto",
-    in_chans: int = 3,
-) -> tuple[HeadChoice, str]:
-    """Auto's head with target photos: among the candidates within `MAX_VAL_LOSS` of the best cross-validated one
-    (at most `CLOSEST_CANDIDATES` of them), the one whose input a domain classifier tells apart least from the target
-    photos' (the divergence term of Ben-David et al.'s bound; the features that fit the training photos best are
-    often the ones that transfer worst). Returns it and the sentence that says so."""
-    if choice.cv is None:
-        return choice, ""
-    near = sorted((c for c in scored if (c.cv or 0) >= choice.cv - MAX_VAL_LOSS), key=lambda c: -(c.cv or 0))
-    distance: dict[tuple, float] = {}
-    for c in near[:CLOSEST_CANDIDATES]:
-        key = (c.backbone, c.taps)
-        if key not in distance:
-            probe = next(p for p in probes if p.backbone == c.backbone)
-            xt = target_features(photos, c.backbone, weights if c.backbone == probes[0].backbone else "auto", in_chans)
-            distance[key] = stage_gap(probe.features.x("train", c.taps), xt.x("target", c.taps))[0]
-    best = min(near[:CLOSEST_CANDIDATES], key=lambda c: (distance[(c.backbone, c.taps)], -(c.cv or 0)))
-    if best is choice:
-        return choice, ""
-    return best, (
-        f"With target photos, auto keeps the head closest to them among those within {MAX_VAL_LOSS:.0%} of the best "
-        f"cross-validated one: {best.label} on {best.backbone} (a classifier tells its input on the target photos "
-        f"from its input in training {distance[(best.backbone, best.taps)]:.0%} of the time) instead of "
-        f"{choice.label} ({distance[(choice.backbone, choice.taps)]:.0%})."
-    )
+def head_distance(probe: ProbeResult, taps: tuple[int, ...], photos: TargetSet, weights: str, in_chans: int) -> float:
+    """How well a domain classifier tells the head's input at `taps` on the target photos from its input on the
+    training photos (5-fold accuracy: 0.5 is chance), on `probe`'s backbone."""
+    xt = target_features(photos, probe.backbone, weights, in_chans)
+    return stage_gap(probe.features.x("train", taps), xt.x("target", taps))[0]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.paths import memory_budget
-from engine.plan.rules import BASE_LR, Plan
+from engine.plan.parts import Plan
+from engine.plan.rules import BASE_LR
 
 COLD = 1e-2  # a rate this fraction of the usual head rate, or less, barely trains
 
@@ -24,9 +25,10 @@ class Finding:
 def preflight(plan: Plan) -> list[Finding]:
     """Returns the pitfalls found (empty when the plan is sound)."""
     out = []
-    head = len(plan.groups) - 1
-    pretrained = plan.head_init != "random"
-    idle = [plan.groups[i] for i in plan.trainable if plan.lrs[i] <= 0 and plan.finetune_epochs]
+    ph = plan.phases
+    head = len(ph.groups) - 1
+    pretrained = plan.head.init != "random"
+    idle = [ph.groups[i] for i in ph.trainable if ph.lrs[i] <= 0 and ph.finetune_epochs]
     if idle:
         out.append(
             Finding(
@@ -36,13 +38,13 @@ def preflight(plan: Plan) -> list[Finding]:
                 error=True,
             )
         )
-    if plan.head_epochs and plan.head_lr <= 0:
+    if ph.head_epochs and ph.head_lr <= 0:
         out.append(
             Finding("zero-head-lr", "the head phase has a learning rate of 0", "give the head a rate", error=True)
         )
-    if plan.total_epochs == 0 and plan.head_init == "random":
+    if ph.total_epochs == 0 and plan.head.init == "random":
         out.append(Finding("no-epochs", "the plan trains nothing and its head is random", "add epochs", error=True))
-    hot = [plan.groups[i] for i, lr in enumerate(plan.lrs[:head]) if pretrained and lr > 1e-3]
+    hot = [ph.groups[i] for i, lr in enumerate(ph.lrs[:head]) if pretrained and lr > 1e-3]
     if hot:
         out.append(
             Finding(
@@ -52,8 +54,8 @@ def preflight(plan: Plan) -> list[Finding]:
                 "use discriminative rates (1e-4 to 1e-5 below the head)",
             )
         )
-    cold = [plan.groups[i] for i in plan.trainable if plan.finetune_epochs and 0 < plan.lrs[i] < BASE_LR * COLD]
-    if plan.trainable and len(cold) == len(plan.trainable):
+    cold = [ph.groups[i] for i in ph.trainable if ph.finetune_epochs and 0 < ph.lrs[i] < BASE_LR * COLD]
+    if ph.trainable and len(cold) == len(ph.trainable):
         out.append(
             Finding(
                 "low-lr",
@@ -63,7 +65,7 @@ def preflight(plan: Plan) -> list[Finding]:
                 "check the learning-rate suggestion (its curve should be falling there), or keep the plan's rates",
             )
         )
-    if not any(plan.frozen) and plan.finetune_epochs and plan.warmup_epochs == 0 and pretrained:
+    if not any(ph.frozen) and ph.finetune_epochs and ph.warmup_epochs == 0 and pretrained:
         out.append(
             Finding(
                 "no-warmup",
@@ -71,22 +73,22 @@ def preflight(plan: Plan) -> list[Finding]:
                 "warm up for at least one epoch (warmup_epochs=1)",
             )
         )
-    if plan.ram_bytes > memory_budget():
+    if plan.cost.ram_bytes > memory_budget():
         out.append(
             Finding(
                 "memory",
-                f"the plan's caches need about {plan.ram_bytes / 1e9:.1f} GB of memory and the "
+                f"the plan's caches need about {plan.cost.ram_bytes / 1e9:.1f} GB of memory and the "
                 f"budget is {memory_budget() / 1e9:.1f} GB",
                 "cache fewer augmented views (views), or raise TRANSFERLAB_MEMORY if the machine has the memory",
                 error=True,
             )
         )
     out += _data_findings(plan)
-    if plan.batch_size < 2:
+    if ph.batch_size < 2:
         out.append(
             Finding(
                 "batch-size",
-                f"batch size {plan.batch_size}: BatchNorm needs at least 2 images per batch",
+                f"batch size {ph.batch_size}: BatchNorm needs at least 2 images per batch",
                 "use a batch size of 2 or more (32 is the default)",
                 error=True,
             )
@@ -97,20 +99,20 @@ def preflight(plan: Plan) -> list[Finding]:
 def _data_findings(plan: Plan) -> list[Finding]:
     """What the data and the target photos say about the plan: leaks across splits, adaptation with nothing to adapt."""
     out = []
-    if plan.leaks:
+    if plan.data.leaks:
         out.append(
             Finding(
                 "leak",
-                f"{plan.leak_note}: the accuracy measured on them will be higher than on new photos",
+                f"{plan.data.leak_note}: the accuracy measured on them will be higher than on new photos",
                 "exclude the copies from val and test (Data: Check my photos), or accept a score that is inflated",
             )
         )
-    if plan.adapt != "none" and not plan.trains_below_head:
+    if plan.target.adapt != "none" and not plan.phases.trains_below_head:
         out.append(
             Finding(
                 "adapt-frozen",
-                f"adaptation ({plan.adapt}) changes the layers below the head, and this plan trains none of them "
-                f"(only the head, or no fine-tuning epoch)",
+                f"adaptation ({plan.target.adapt}) changes the layers below the head, and this plan trains none of "
+                f"them (only the head, or no fine-tuning epoch)",
                 "fine-tune at least the top group (top-k, or more budget for auto), or adapt none",
                 error=True,
             )

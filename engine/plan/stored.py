@@ -1,5 +1,6 @@
 """Plans at rest: a plan (plan.json) and the probe fit its head starts from (head.npz), in a plan-cache folder or a
-run folder. A stored plan is refused for data other than the data it was made for."""
+run folder. A stored plan is refused for data other than the data it was made for, and one of another version or
+edited by hand (`PlanError`) is made again in the plan cache and refused in one line for a run."""
 
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ import numpy as np
 from engine import paths
 from engine.data.dataset import Dataset
 from engine.errors import DataError
-from engine.plan.rules import Plan
+from engine.plan.parts import Plan, PlanError
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.runs.store import Run
-
-PLAN_VERSION = 8  # 5: the target domain (engine.plan.domain); 6: reverse validation and adaptation trials; 7: AdaBN;
-# 8: the simple fixes tried
 
 
 @dataclass
@@ -55,24 +53,50 @@ def save_run_plan(run: Run, planned: Planned) -> None:
 
 def read_plan(folder: Path) -> Plan | None:
     """The plan stored in `folder`, for the readers that show a run (pages, CLI, model card, comparison): None when
-    there is none, or when another version of TransferLab wrote it (its fields differ)."""
+    there is none, or when it cannot be read as this version's plan (`PlanError`)."""
+    try:
+        return _read(folder)
+    except PlanError:
+        return None
+
+
+def _read(folder: Path) -> Plan | None:
     path = folder / "plan.json"
     if not path.exists():
         return None
     try:
-        return Plan.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError):
-        return None
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PlanError(f"{path} cannot be read ({e}); make the plan again (start a new run)") from None
+    if not isinstance(d, dict):
+        raise PlanError(f"{path} holds no plan; make the plan again (start a new run)")
+    try:
+        return Plan.from_dict(d)
+    except PlanError as e:
+        raise PlanError(f"{path}: {e}") from None
 
 
-def load_planned(folder: Path, ds: Dataset) -> Planned | None:
-    """The plan stored in `folder` (a plan cache entry or a run), or None; refused when it belongs to other data."""
-    if not (folder / "plan.json").exists():
+def load_planned(folder: Path, ds: Dataset, remake: bool = False) -> Planned | None:
+    """The plan stored in `folder` (a plan cache entry or a run), or None.
+
+    Args:
+        remake: A plan cache entry: one that cannot be read as this version's plan is None (it is made again).
+
+    Raises:
+        DataError: The plan belongs to other data.
+        PlanError: A run's plan of another version, or edited by hand (the message says which field).
+    """
+    try:
+        plan = _read(folder)
+    except PlanError:
+        if remake:
+            return None
+        raise
+    if plan is None:
         return None
-    plan = Plan.from_dict(json.loads((folder / "plan.json").read_text()))
-    if plan.fingerprint != ds.fingerprint():
+    if plan.data.fingerprint != ds.fingerprint():
         raise DataError(
-            f"the plan in {folder} was made for other data ({plan.data}); the data changed since, so "
+            f"the plan in {folder} was made for other data ({plan.data.path}); the data changed since, so "
             f"make a new plan (start a new run)"
         )
     head = None

@@ -28,17 +28,29 @@ from engine.model.bn_stats import bn_sample
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, ProbeResult, photo_features
 from engine.probe.reverse import reverse_accuracy
+from engine.plan.reasons import Decision
 from engine.progress import QUIET_STEP, Step
 
 
 @dataclass(frozen=True)
 class BnChoice:
-    """Whether the evidence re-estimates the statistics, the sentence with its numbers, and the re-estimated
-    reading's score (reverse validation, or the labelled target photos' accuracy): the run's start if it is kept."""
+    """Whether the evidence re-estimates the statistics, the re-estimated reading's score (reverse validation, or the
+    labelled target photos' accuracy: the run's start if it is kept), the reading it was compared with, and how."""
 
     use: bool
-    reason: str
     score: float
+    without: float
+    margin: float  # the standard error of `without` on the photos scored
+    how: str  # "by reverse validation", or "on your N labelled target photos"
+    n_sample: int  # target photos the statistics were averaged over
+
+    def decision(self, asked: bool | None) -> Decision:
+        """The decision, with what the config asked for (None: the evidence decides)."""
+        use = self.use if asked is None else asked
+        evidence = {"asked": asked, "use": self.use, "score": self.score, "without": self.without}
+        evidence |= {"margin": self.margin, "how": self.how, "n_sample": self.n_sample}
+        chosen = "re-estimated" if use else "the backbone's own"
+        return Decision("adabn", chosen, ("re-estimated", "the backbone's own"), evidence, about="target")
 
 
 def _own(x: np.ndarray) -> np.ndarray:
@@ -90,24 +102,4 @@ def choose_target_bn(  # noqa: PLR0913
         how = "by reverse validation"
     progress(1.0)
     margin = float(np.sqrt(without * (1 - without) / max(1, n)))
-    use = score > without + margin
-    reason = (
-        f"BatchNorm statistics re-estimated on {len(sample)} target photos (AdaBN), scored {how}: {score:.1%}, against "
-        f"{without:.1%} with the backbone's own (standard error {margin:.1%})"
-    )
-    return BnChoice(use, reason, score)
-
-
-def bn_verdict(choice: BnChoice, asked: bool | None) -> str:
-    """The evidence's sentence and what the run does: re-estimate when the evidence says so or it was asked for."""
-    if asked is None:
-        does = "so the saved model reads" if choice.use else "so the backbone keeps its own statistics"
-    else:
-        does = (
-            "as asked, the saved model reads"
-            if choice.use
-            else "the evidence alone keeps the backbone's own; as asked, the saved model reads"
-        )
-    if choice.use or asked:
-        does += " target photos with the re-estimated statistics (val keeps the backbone's own)"
-    return f"{choice.reason}; {does}."
+    return BnChoice(score > without + margin, score, without, margin, how, len(sample))

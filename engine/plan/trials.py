@@ -35,6 +35,7 @@ below its starting head on the target test: what `engine.train.reverse_check` is
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,9 @@ from torch import nn
 from engine.data.target import TargetSet
 from engine.model.adapt import Adaptation
 from engine.plan.config import DEFAULT_BUDGET_S, TrainConfig
-from engine.plan.rules import MAX_VAL_LOSS, Plan
+from engine.plan.reasons import Decision
+from engine.plan.parts import Phases, Plan
+from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.augmented import augmented_features
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, ProbeResult
@@ -102,13 +105,13 @@ class Trial:
 
 @dataclass(frozen=True)
 class TrialChoice:
-    """The adaptation auto chose (and the simple fix under it), every trial behind it, and the sentence that says
-    so."""
+    """The adaptation auto chose (and the simple fix under it), every trial behind it, and the decisions that say
+    so (the fix, when fixes were tried; the adaptation; a fix not tried and why)."""
 
     method: str
     strength: float
     trials: tuple[Trial, ...]
-    reason: str
+    decisions: tuple[Decision, ...]
     fix: str = ""
 
 
@@ -278,10 +281,9 @@ def adapt_trials(  # noqa: PLR0913
     fix = next(f for f in fixes if f.name == kept.fix)
     adapted = [kept] + [tried(m, s, fix) for m, s in candidates()[1:]]
     how = f"on your {scoring.n_scored} labelled target photos" if labelled is not None else "by reverse validation"
-    reason = _fix_sentence(fixed, kept, margin, how, steps) if len(fixes) > 1 else ""
+    said = (_fix_decision(fixed, kept, margin, how, steps),) if len(fixes) > 1 else ()
     chose = choose_trial(adapted, scoring.n_scored, labelled is not None, steps)
-    reason = f"{reason} {chose.reason}".strip()
-    return TrialChoice(chose.method, chose.strength, (*fixed, *adapted[1:]), reason, fix.name)
+    return TrialChoice(chose.method, chose.strength, (*fixed, *adapted[1:]), said + chose.decisions, fix.name)
 
 
 def _best(trials: list[Trial], n_scored: int) -> tuple[Trial, float]:
@@ -297,23 +299,22 @@ def _best(trials: list[Trial], n_scored: int) -> tuple[Trial, float]:
     return best, margin
 
 
-def _entry(t: Trial, first: Trial, label: str) -> str:
-    """A trial's score as the reason lists it, and why it could not be chosen when its val rules it out."""
-    if t.val >= first.val - MAX_VAL_LOSS:
-        return f"{label} {t.score:.1%}"
-    return f"{label} {t.score:.1%} (val {t.val:.1%}: more than {MAX_VAL_LOSS:.0%} below, so not eligible)"
+def _rows(trials: list[Trial], label: Callable[[Trial], str]) -> list[dict]:
+    """The trials as a decision's evidence lists them: each one's label, score and val, and whether the val rule
+    (at most `MAX_VAL_LOSS` below the first) lets it be chosen."""
+    first = trials[0]
+    return [
+        {"label": label(t), "score": t.score, "val": t.val, "eligible": t.val >= first.val - MAX_VAL_LOSS}
+        for t in trials
+    ]
 
 
-def _fix_sentence(fixed: list[Trial], kept: Trial, margin: float, how: str, steps: int) -> str:
+def _fix_decision(fixed: list[Trial], kept: Trial, margin: float, how: str, steps: int) -> Decision:
     """What the simple fixes scored and which one phase 2 takes."""
-    table = ", ".join(_entry(t, fixed[0], "the plan as it is" if not t.fix else t.label) for t in fixed)
-    verdict = (
-        f"none beats the plan as it is by more than {margin:.1%} (its standard error), so phase 2 keeps its rates, "
-        f"warm-up and augmentation."
-        if not kept.fix
-        else f"so phase 2 takes {kept.label}: val {kept.val:.1%}, {fixed[0].val:.1%} without."
-    )
-    return f"Simple fixes first, tried on the cached features for {steps} steps each, scored {how}: {table}; {verdict}"
+    rows = _rows(fixed, lambda t: "the plan as it is" if not t.fix else t.label)
+    evidence = {"trials": rows, "how": how, "steps": steps, "margin": margin, "max_val_loss": MAX_VAL_LOSS}
+    evidence |= {"kept_label": kept.label, "kept_val": kept.val, "plan_val": fixed[0].val}
+    return Decision("fix", kept.fix, tuple(r["label"] for r in rows), evidence, about="target")
 
 
 def choose_trial(trials: list[Trial], n_scored: int, by_labels: bool, steps: int = TRIAL_STEPS) -> TrialChoice:
@@ -323,14 +324,12 @@ def choose_trial(trials: list[Trial], n_scored: int, by_labels: bool, steps: int
     best, margin = _best(trials, n_scored)
     none = trials[0]
     how = f"on your {n_scored} labelled target photos" if by_labels else "by reverse validation"
-    table = ", ".join(_entry(t, none, t.label) for t in trials)
-    verdict = (
-        f"none beats no adaptation by more than {margin:.1%} (its standard error), so phase 2 adds no adaptation loss."
-        if best is none
-        else f"so phase 2 adds {best.label} (val {best.val:.1%}, {none.val:.1%} without)."
-    )
-    reason = f"Adaptation tried on the cached features for {steps} steps each, scored {how}: {table}; {verdict}"
-    return TrialChoice(best.method, best.strength, tuple(trials), reason, none.fix)
+    rows = _rows(trials, lambda t: t.label)
+    evidence = {"trials": rows, "how": how, "steps": steps, "margin": margin, "max_val_loss": MAX_VAL_LOSS}
+    evidence |= {"kept_label": best.label, "kept_val": best.val, "none_val": none.val}
+    chosen = "none" if best is none else f"{best.method} {best.strength:g}"
+    said = Decision("adaptation", chosen, tuple(r["label"] for r in rows), evidence, about="target")
+    return TrialChoice(best.method, best.strength, tuple(trials), (said,), none.fix)
 
 
 # PLR0913: the probe and the head, the plan, the target photos and how the head reads them, the config, who watches
@@ -348,7 +347,7 @@ def try_adaptation(  # noqa: PLR0913
     cache), each read as the run reads them: the target photos on their own statistics when `target_norm`; with the
     simple fixes the plan and the config leave open (stronger augmentation when its pass over `train_paths` fits,
     `strong_features`)."""
-    taps = plan.taps
+    taps = plan.head.taps
     xt = target_features(photos, probe.backbone, cfg.weights, cfg.data.in_chans).x("target", taps)  # cached
     if target_norm:
         zt = ((xt - xt.mean(0)) / (xt.std(0) + 1e-6)).astype(np.float32)
@@ -365,15 +364,15 @@ def try_adaptation(  # noqa: PLR0913
     if strong is not None:
         strong = _as_head_reads(strong, head)
     fixes = simple_fixes(
-        plan.warmup_epochs,
-        plan.finetune_epochs,
+        plan.phases.warmup_epochs,
+        plan.phases.finetune_epochs,
         asked_lr=cfg.optim.lr is not None,
         asked_warmup=cfg.optim.warmup_epochs is not None,
         strong=strong,
     )
     trying = progress.sub(0.5 if strong is not None else 0.0, 1.0)
     chose = adapt_trials(head, train, val, zt, labelled, cfg.runtime.seed, progress=trying, fixes=fixes)
-    return replace(chose, reason=f"{chose.reason} {note}".strip())
+    return replace(chose, decisions=chose.decisions + ((note,) if note is not None else ()))
 
 
 def _as_head_reads(x: np.ndarray, head: LinearFit) -> np.ndarray:
@@ -383,44 +382,41 @@ def _as_head_reads(x: np.ndarray, head: LinearFit) -> np.ndarray:
 
 def strong_features(
     plan: Plan, cfg: TrainConfig, train_paths: list[str], pace: float, progress: Step = QUIET_STEP
-) -> tuple[np.ndarray | None, str]:
+) -> tuple[np.ndarray | None, Decision | None]:
     """The head's input for one view of each training photo under `STRONG_AUGMENT` (raw, not standardised), when
     the fix is open (the config sets no augmentation, the plan's is not already a policy, the photos take colour
     operations) and its pass costs at most `STRONG_SHARE` of the budget at the probe's `pace` (images a second);
-    else None, and the sentence that says why it was not tried ("" when the fix is not open)."""
-    if cfg.regularisation.augment is not None or plan.augment in ("randaugment", "autoaugment"):
-        return None, ""
+    else None, and the decision that says why it was not tried (None when the fix is not open)."""
+    if cfg.regularisation.augment is not None or plan.phases.augment in ("randaugment", "autoaugment"):
+        return None, None
     if plan.in_chans not in (1, 3):
-        return None, ""
+        return None, None
     budget = cfg.optim.budget or DEFAULT_BUDGET_S
     seconds = len(train_paths) / pace if pace > 0 else float("inf")
     if seconds > STRONG_SHARE * budget:
-        return None, (
-            f"Stronger augmentation was not tried: its trial reads the {len(train_paths):,} training photos again "
-            f"(about {seconds:.0f} s here), more than {STRONG_SHARE:.0%} of the {budget:.0f} s budget."
-        )
+        evidence = {"n_train": len(train_paths), "seconds": seconds, "share": STRONG_SHARE, "budget_s": budget}
+        return None, Decision("fix-skipped", "stronger", (), evidence, about="target")
     x = augmented_features(
         train_paths,
         plan.backbone,
-        plan.taps,
+        plan.head.taps,
         STRONG_AUGMENT,
         weights=cfg.weights,
         in_chans=plan.in_chans,
         seed=cfg.runtime.seed,
         progress=progress,
     )
-    return x, ""
+    return x, None
 
 
-def apply_fix(plan: Plan, fix: str) -> Plan:
-    """`plan` with the simple fix `fix` (a `FIX_TEXT` key, or "" for none): the rates below the head scaled by
+def apply_fix(phases: Phases, fix: str) -> Phases:
+    """`phases` with the simple fix `fix` (a `FIX_TEXT` key, or "" for none): the rates below the head scaled by
     `SLOWER`, the warm-up `longer_warmup`, or the augmentation `STRONG_AUGMENT`."""
-    head = len(plan.groups) - 1
+    head = len(phases.groups) - 1
     if fix == "slower":
-        lrs = tuple(lr * SLOWER if i < head else lr for i, lr in enumerate(plan.lrs))
-        return replace(plan, lrs=lrs, target_fix=fix)
+        return replace(phases, lrs=tuple(lr * SLOWER if i < head else lr for i, lr in enumerate(phases.lrs)))
     if fix == "warm-up":
-        return replace(plan, warmup_epochs=longer_warmup(plan.warmup_epochs, plan.finetune_epochs), target_fix=fix)
+        return replace(phases, warmup_epochs=longer_warmup(phases.warmup_epochs, phases.finetune_epochs))
     if fix == "stronger":
-        return replace(plan, augment=STRONG_AUGMENT, target_fix=fix)
-    return plan
+        return replace(phases, augment=STRONG_AUGMENT)
+    return phases

@@ -28,8 +28,8 @@ from engine.data.imageio import load_image
 from engine.data.target import TargetSet
 from engine.model.adapt import mk_mmd
 from engine.model.catalogue import input_spec
-from engine.model.groups import group_names
-from engine.model.taps import FINAL, tap_names
+from engine.model.profile import architecture
+from engine.model.taps import FINAL
 from engine.probe.features import FeatureSet
 from engine.probe.linear import features_for, photo_features
 from engine.progress import QUIET, QUIET_STEP, Progress, Step
@@ -152,7 +152,7 @@ def domain_gap(  # noqa: PLR0913
     other = input_stats("your target photos", target.paths, t_sizes)
     fs, _, _, _ = features_for(ds, backbone, weights, None, in_chans, progress.sub(0.0, 0.45), mirror=False)
     ft = target_features(target, backbone, weights, in_chans, progress.sub(0.45, 0.9))
-    names = tap_names(backbone, group_names(backbone))
+    names = architecture(backbone).tap_names()
     stages = []
     for i, tap in enumerate(fs.taps):
         progress.sub(0.9, 1.0)(i / len(fs.taps))

@@ -23,8 +23,8 @@ from engine.metrics import confusion, per_class_accuracy
 from engine.model.bn_stats import reestimate
 from engine.model.catalogue import get_entry, input_spec
 from engine.model.device import autocast, image_batches, pick_device
-from engine.model.groups import group_names
-from engine.model.taps import FINAL, tap_features, tap_names
+from engine.model.profile import architecture
+from engine.model.taps import FINAL, tap_features
 from engine.model.weights import WeightsInfo, create_backbone, find_weights, how_to_provide, sha256_file
 from engine.probe.features import (
     FeatureSet,
@@ -328,7 +328,7 @@ def probe(  # noqa: PLR0913
     fit = fit_taps(fs, (FINAL,), n_cls)
     curve = []
     if per_stage:
-        names = tap_names(backbone, group_names(backbone))
+        names = architecture(backbone).tap_names()
         body = [t for t in fs.taps if t != FINAL]
         for i, t in enumerate(body):
             stages(i / len(body))

@@ -28,11 +28,11 @@ def compare_row(run: Run) -> dict:
     epochs = [e for e in events if e["kind"] == "epoch"]
     return {
         "run": run.id,
-        "dataset": Path(plan.data).name if plan else "?",
+        "dataset": Path(plan.data.path).name if plan else "?",
         "backbone": plan.backbone if plan else None,
         "strategy": plan.strategy if plan else None,
         "status": status.get("state"),
-        "probe": plan.probe_accuracy if plan else None,
+        "probe": plan.head.probe_accuracy if plan else None,
         "val": status.get("best_val_acc") if r is None else r.best_val_acc,
         "test": r and r.test_accuracy,
         "test_interval": r and r.test_interval,

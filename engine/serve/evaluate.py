@@ -15,7 +15,7 @@ from engine.model.device import pick_device
 from engine.model.taps import TapModel
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
-from engine.plan.rules import Plan
+from engine.plan.parts import Plan
 from engine.model.weights import sha256_file
 from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
@@ -43,7 +43,7 @@ def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
     plan = Plan.from_dict(run.read_json("plan.json"))
     classes = (run.read_json("run_info.json") or {}).get("classes") or []
     backbone = build_model(plan.backbone, pretrained=False, in_chans=plan.in_chans, drop_rate=0.0)
-    model = TapModel(backbone, plan.taps, len(classes), plan.flip_tta)
+    model = TapModel(backbone, plan.head.taps, len(classes), plan.head.flip)
     final = run.path / "model.safetensors"
     state = _checked_weights(run, final) if final.exists() else run.load_checkpoint("best")["model"]
     try:
@@ -51,7 +51,7 @@ def load_run_model(run: Run | str) -> tuple[TapModel, InputSpec, list[str]]:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise DataError(f"{final}: these weights do not fit run {run.id}'s model ({first}); restore the file") from None
-    return model.eval(), InputSpec.from_dict(plan.input_spec), classes
+    return model.eval(), plan.input, classes
 
 
 def _checked_weights(run: Run, final) -> dict:

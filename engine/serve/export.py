@@ -58,7 +58,7 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
 def model_card(run: Run) -> dict:
     plan, result = read_plan(run.path), RunResult.read(run)
     info = run.read_json("run_info.json") or {}
-    spec = plan.input_spec if plan else {}
+    spec = plan.input.to_dict() if plan else {}
     return {
         "format": "transferlab-model-card/1",
         "run_id": run.id,
@@ -89,8 +89,8 @@ def model_card(run: Run) -> dict:
         },
         "status": (result and result.status) or run.status().get("state"),
         "strategy": plan.strategy if plan else None,
-        "taps": list(plan.taps) if plan else None,
-        "flip_tta": plan.flip_tta if plan else None,
+        "taps": list(plan.head.taps) if plan else None,
+        "flip_tta": plan.head.flip if plan else None,
         "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
         "in_chans": (spec.get("input_size") or [3])[0],
         "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "

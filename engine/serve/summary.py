@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.plan.rules import Plan
+from engine.plan.parts import Plan
 from engine.runs.result import RunResult
 
 
@@ -16,9 +16,9 @@ def run_header(config: dict, plan: Plan | None) -> str:
     """The run in one line for a person: the dataset by its folder's name, its split sizes, backbone and strategy
     (from the plan, else the configuration before the plan exists); no server path, no raw configuration."""
     optim = config.get("optim") or {}
-    data = plan.data if plan else (config.get("data") or {}).get("path") or ""
+    data = plan.data.path if plan else (config.get("data") or {}).get("path") or ""
     name = Path(str(data)).name or "dataset"
-    counts = (plan.n_train, plan.n_val, plan.n_test) if plan else ()
+    counts = (plan.data.n_train, plan.data.n_val, plan.data.n_test) if plan else ()
     sizes = " / ".join(f"{n:,} {label}" for n, label in zip(counts, ("train", "val", "test")) if n)
     backbone = plan.backbone if plan else optim.get("backbone") or config.get("backbone") or "?"
     strategy = plan.strategy if plan else optim.get("strategy") or "?"
@@ -34,10 +34,10 @@ def test_phrase(result: RunResult, plan: Plan | None) -> str:
             f"{result.test_accuracy:.1%} on {result.test_n} test photos nothing was chosen on (95% "
             f"interval {lo:.1%}–{hi:.1%})"
         )
-    if plan and plan.n_test:
+    if plan and plan.data.n_test:
         return (
             f"not scored: the run {result.status or 'stopped'} before scoring its test split "
-            f"({plan.n_test} photos); resume it to finish"
+            f"({plan.data.n_test} photos); resume it to finish"
         )
     if result.cv_estimate is not None:
         return f"no test split (too little data); cross-validated estimate {result.cv_estimate:.1%}"
@@ -65,7 +65,7 @@ def target_phrase(result: RunResult) -> str:
 def no_epoch_sentence(start_acc: float, plan: Plan | None, state: str) -> str:
     """What the curves would show when only the starting head (epoch 0) has been scored: one sentence instead of an
     axis with a single point."""
-    planned = plan.total_epochs if plan else 0
+    planned = plan.phases.total_epochs if plan else 0
     if state in ("running", "queued") and planned:
         return (
             f"The head the run starts from gets {start_acc:.1%} of the validation photos (epoch 0); the curves "
@@ -93,8 +93,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
         )
     else:
         lead = "There was too little data to hold out a test split, so there is no honest estimate on new photos."
-    start = plan.head_accuracy if plan else None
-    probe = plan.probe_accuracy if plan else None
+    start = plan.head.accuracy if plan else None
+    probe = plan.head.probe_accuracy if plan else None
     parts = [lead]
     if result.target_test_accuracy is not None:
         parts.append(f"On photos from where it will be used: {target_phrase(result)}.")
@@ -106,7 +106,7 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
             + (f"; the head the run started from got {_pct(start)}" if start is not None and start != probe else "")
             + "."
         )
-    trained = [g for g, f in zip(plan.groups, plan.frozen) if not f] if plan else []
+    trained = [g for g, f in zip(plan.phases.groups, plan.phases.frozen) if not f] if plan else []
     if result.best_epoch > 0 and start is not None and val is not None:
         parts.append(
             f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "
@@ -114,8 +114,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
         )
     elif start is not None:
         parts.append("No trained epoch beat the starting head on the validation photos, so the run kept that head.")
-    if plan and plan.leaks:
-        parts.append(f"Careful: {plan.leak_note}, so the scores on them are higher than on new photos.")
+    if plan and plan.data.leaks:
+        parts.append(f"Careful: {plan.data.leak_note}, so the scores on them are higher than on new photos.")
     parts.append("Next: 5 Compare, then 6 Predict & export.")
     return " ".join(parts)
 

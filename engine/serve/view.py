@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.plan.rules import Plan
+from engine.plan.parts import Plan
 from engine.runs.events import time_left
 from engine.runs.result import RunResult
 from engine.runs.store import LIVE
@@ -76,7 +76,7 @@ class RunView:
     @property
     def total_epochs(self) -> int:
         """The plan's epochs, both phases."""
-        return self.plan.total_epochs if self.plan else 0
+        return self.plan.phases.total_epochs if self.plan else 0
 
     @property
     def phase(self) -> dict | None:

@@ -18,7 +18,7 @@ from engine.plan.config import TrainConfig
 from engine.plan.cost import activation_cut, cached_views
 from engine.plan.make import Planned
 from engine.plan.preflight import blocking, preflight
-from engine.plan.rules import Plan
+from engine.plan.parts import Plan
 
 
 @dataclass
@@ -44,20 +44,20 @@ def build(cfg: TrainConfig, planned: Planned, device: torch.device) -> Built:
     plan, ds = planned.plan, planned.ds
     if stop := blocking(preflight(plan)):
         raise ValueError(f"preflight: {stop[0].message}. Fix: {stop[0].fix}")
-    weights = "none" if plan.head_init == "random" else (cfg.weights if plan.backbone == cfg.backbone else "auto")
+    weights = "none" if plan.head.init == "random" else (cfg.weights if plan.backbone == cfg.backbone else "auto")
     backbone, info = create_backbone(plan.backbone, weights, plan.in_chans)
-    model = TapModel(backbone, plan.taps, len(ds.classes), plan.flip_tta, cfg.regularisation.dropout)
-    if plan.head_init == "probe" and planned.head is not None:
+    model = TapModel(backbone, plan.head.taps, len(ds.classes), plan.head.flip, cfg.regularisation.dropout)
+    if plan.head.init == "probe" and planned.head is not None:
         h = planned.head
         model.head.load_probe(*(torch.from_numpy(a) for a in (h.std_coef, h.std_intercept, h.mean, h.scale)))
     groups = layer_groups(model)
-    if [g.name for g in groups] != list(plan.groups):
+    if [g.name for g in groups] != list(plan.phases.groups):
         raise ValueError(
-            f"the plan's groups ({', '.join(plan.groups)}) differ from the model's "
+            f"the plan's groups ({', '.join(plan.phases.groups)}) differ from the model's "
             f"({', '.join(g.name for g in groups)}); make the plan again"
         )
     model = model.to(device, memory_format=torch.channels_last)
-    spec = InputSpec.from_dict(plan.input_spec)
+    spec = plan.input
     return Built(ds, spec, model, info, groups, plan, _split(cfg, model, groups, plan, spec, device))
 
 
@@ -82,4 +82,4 @@ def _split(  # noqa: PLR0913
         split = SplitModel(model, groups, boundary, example)
     except ValueError:
         return None
-    return split if activations_fit(plan.n_train, cached_views(cfg, plan), split.activation_bytes) else None
+    return split if activations_fit(plan.data.n_train, cached_views(cfg, plan), split.activation_bytes) else None

@@ -101,8 +101,8 @@ class TimeLeft(Callback):
             measured = self.step_s.get(phase)
             if measured:
                 step_s = float(np.median(measured[-50:]))
-            elif phase == 2 and ctx.plan.finetune_epoch_s:
-                step_s = ctx.plan.finetune_epoch_s / max(1, per_epoch)
+            elif phase == 2 and ctx.plan.cost.finetune_epoch_s:
+                step_s = ctx.plan.cost.finetune_epoch_s / max(1, per_epoch)
             else:
                 return None
             left += max(0, steps_left) * step_s + max(0, vals_left) * self.val_s.get(phase, self.val_s.get(0, 0.0))
@@ -140,7 +140,7 @@ class Recorder(Callback):
         ctx.run.append(
             RunStarted(
                 config=ctx.cfg.to_dict(),
-                groups=list(ctx.plan.groups),
+                groups=list(ctx.plan.phases.groups),
                 device=str(ctx.device),
                 precision=ctx.precision,
                 resumed_from_epoch=state.resumed_from,
@@ -180,7 +180,7 @@ class Recorder(Callback):
         )
 
     def after_epoch(self, ctx: TrainContext, state: TrainState) -> None:
-        m, total = state.epoch_log, ctx.plan.total_epochs
+        m, total = state.epoch_log, ctx.plan.phases.total_epochs
         eta = self._left(ctx, state)
         ctx.run.append(
             EpochEnded(
@@ -216,7 +216,7 @@ class Checkpoints(Callback):
         if state.is_best:
             ctx.run.save_checkpoint("best", {"model": ctx.model.state_dict(), "epoch": state.epoch})
         if state.epoch == 0:
-            if (ctx.ds.test or ctx.plan.n_target_test) and ctx.plan.total_epochs > 0:
+            if (ctx.ds.test or ctx.plan.target.n_test) and ctx.plan.phases.total_epochs > 0:
                 ctx.run.save_checkpoint("start", {"model": ctx.model.state_dict(), "epoch": 0})
             return
         ctx.run.save_checkpoint(

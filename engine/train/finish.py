@@ -1,6 +1,6 @@
 """The end of a run: the best model on val is restored, scored on val and, once, on the test split, and saved.
 
-A head standardised on the target photos (`plan.target_norm`) keeps two statistics, as domain-specific BatchNorm
+A head standardised on the target photos (`plan.target.norm`) keeps two statistics, as domain-specific BatchNorm
 does: photos like the training ones (val, the test split) are scored with the training photos' mean and spread, the
 photos it will be used on (the target test) with the target photos' own; the saved model carries the latter."""
 
@@ -36,9 +36,9 @@ def scoring_seconds(ctx: TrainContext, state: TrainState) -> float:
     the plan's estimate without it (a resumed run, a random head)."""
     n_val = len(ctx.yva)
     if not state.start_val_s:
-        return ctx.plan.score_s or 0.0
-    n_test = ctx.plan.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
-    n_target = ctx.plan.target_reads(checked=reverse_check.applies(ctx, state))
+        return ctx.plan.cost.score_s or 0.0
+    n_test = ctx.plan.data.n_test * (2 if state.best_epoch > 0 else 1)  # a trained epoch won: the start is scored too
+    n_target = ctx.plan.target.reads(ctx.plan.data.n_val, checked=reverse_check.applies(ctx, state))
     val_again = 0 if state.best_logits is not None else n_val
     return (n_test + n_target + val_again) * state.start_val_s / max(1, n_val)
 
@@ -103,7 +103,7 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
             test_accuracy=None,
             test_interval=None,
             test_n=0,
-            cv_estimate=ctx.plan.head_cv if state.best_epoch == 0 else None,
+            cv_estimate=ctx.plan.head.cv if state.best_epoch == 0 else None,
         )
     if checked:
         metrics["target_reverse"] = checked
@@ -158,9 +158,9 @@ def read_as_targets(ctx: TrainContext, read: torch.Tensor | None = None) -> None
     """Val and the test split were read as training photos; what is saved (and the target test) reads target photos:
     with the backbone's BatchNorm statistics re-estimated on them, then the head's input standardised on them, as the
     plan chose. `read`: the target photos' features through the model so made, when they were read already."""
-    if ctx.plan.target_bn:
+    if ctx.plan.target.bn:
         target_bn.reestimate_on_targets(ctx)
-    if ctx.plan.target_norm:
+    if ctx.plan.target.norm:
         standardise_on_targets(ctx, read)
 
 
@@ -190,8 +190,8 @@ def target_test(ctx: TrainContext, state: TrainState) -> dict:
         "target_test_n": chosen["n"],
     }
     start = ctx.run.load_checkpoint("start")
-    if (state.best_epoch == 0 and not ctx.plan.target_norm) or start is None:
-        if state.best_epoch == 0 and not ctx.plan.target_norm:  # the chosen model is the starting head
+    if (state.best_epoch == 0 and not ctx.plan.target.norm) or start is None:
+        if state.best_epoch == 0 and not ctx.plan.target.norm:  # the chosen model is the starting head
             out.update(start_target_test_accuracy=chosen["accuracy"], start_target_test_interval=chosen["interval"])
         return out
     chosen_state = {k: v.clone() for k, v in ctx.model.state_dict().items()}
@@ -247,8 +247,8 @@ def end_result(  # noqa: PLR0913
         best_epoch=state.best_epoch,
         run_id=run.id,
         run_dir=str(run.path),
-        probe_accuracy=None if plan is None else plan.probe_accuracy,
-        head_accuracy=None if plan is None else plan.head_accuracy,
+        probe_accuracy=None if plan is None else plan.head.probe_accuracy,
+        head_accuracy=None if plan is None else plan.head.accuracy,
     )
 
 

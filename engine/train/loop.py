@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from engine.errors import DataError
 from engine.model.adapt import Adaptation
 from engine.metrics import per_class_accuracy
-from engine.model.catalogue import has_batchnorm
+from engine.model.profile import architecture
 from engine.model.device import autocast, pick_device, precision_name
 from engine.plan.config import TrainConfig
 from engine.plan.domain import Targets, keeps_epoch, load_targets
@@ -108,7 +108,7 @@ class Trainer:
     def setup(self) -> TrainContext:
         """Builds what the plan describes: the model, its groups, the optimiser, the loss and the labels."""
         cfg, planned = self.cfg, self._planned()
-        self.report.expect(planned.plan.run_s)
+        self.report.expect(planned.plan.cost.run_s)
         torch.manual_seed(cfg.runtime.seed)  # the new head's initialisation and dropout masks follow the run's seed
         b = build(cfg, planned, self.device)  # refuses a plan that fails preflight
         ytr, yva = (torch.tensor([it.label for it in items]) for items in (b.ds.train, b.ds.val))
@@ -117,10 +117,10 @@ class Trainer:
         plan = b.plan
         targets = self._targets(b.ds, plan)
         adapt = None
-        if plan.adapt != "none":
+        if plan.target.adapt != "none":
             if self.world > 1:
                 raise ValueError("adaptation (dann, mmd) runs in one process; start it without torchrun")
-            adapt = Adaptation(plan.adapt, b.model.num_features, plan.adapt_strength).to(self.device)
+            adapt = Adaptation(plan.target.adapt, b.model.num_features, plan.target.adapt_strength).to(self.device)
         self.ctx = TrainContext(
             cfg=cfg,
             run=self.run,
@@ -141,7 +141,7 @@ class Trainer:
             yva=yva,
             counts=counts,
             steps_per_epoch=-(-n_shard // cfg.optim.batch_size),
-            phases=((1, 0, plan.head_epochs), (2, plan.head_epochs, plan.finetune_epochs)),
+            phases=((1, 0, plan.phases.head_epochs), (2, plan.phases.head_epochs, plan.phases.finetune_epochs)),
             report=self.report,
             targets=targets,
             adapt=adapt,
@@ -150,11 +150,13 @@ class Trainer:
 
     def _targets(self, ds, plan) -> Targets | None:
         """The plan's target photos and target test, read again and checked against what the plan was made with."""
-        if not plan.target and not plan.n_target_test:
+        if not plan.target.folder and not plan.target.n_test:
             return None
         targets = load_targets(self.cfg, ds)
-        if targets.photos is not None and targets.photos.fingerprint() != plan.target_fingerprint:
-            raise DataError(f"the target photos in {plan.target} changed since the plan was made; make the plan again")
+        if targets.photos is not None and targets.photos.fingerprint() != plan.target.fingerprint:
+            raise DataError(
+                f"the target photos in {plan.target.folder} changed since the plan was made; make the plan again"
+            )
         return targets
 
     def one_batch(self, path, idx: np.ndarray, x: torch.Tensor, soft: torch.Tensor | None) -> tuple[float, int]:
@@ -195,7 +197,7 @@ class Trainer:
         """One training epoch of the current phase, then its validation."""
         ctx, st = self.ctx, self.state
         all_frozen = [True] * len(ctx.groups)
-        set_train_mode(ctx.model, ctx.groups, all_frozen if ctx.plan.bn_frozen_stats else st.phase.frozen)
+        set_train_mode(ctx.model, ctx.groups, all_frozen if ctx.plan.phases.bn_frozen_stats else st.phase.frozen)
         balanced = ctx.cfg.regularisation.balance == "sampler"
         order = sample_order(ctx.ytr, ctx.counts, balanced, ctx.cfg.runtime.seed + st.epoch)
         order = distributed.shard(order, ctx.rank, ctx.world)
@@ -270,8 +272,10 @@ class Trainer:
         )
         # the rest of the run's forward passes (caching, scoring) at the speed this validation shows, not the probe's;
         # the epochs as planned (their steps are measured once they run)
-        step, passes = "validate the starting model", plan.cache_s + plan.score_s
-        self.report.expect_after(step, passes, plan.start_s or None, max(0.0, plan.run_s - plan.start_s - passes))
+        step, passes = "validate the starting model", plan.cost.cache_s + plan.cost.score_s
+        self.report.expect_after(
+            step, passes, plan.cost.start_s or None, max(0.0, plan.cost.run_s - plan.cost.start_s - passes)
+        )
         validating = self.report.step(step)
         validating(0.0)
         path = FullPath(ctx.model, None, None, ctx.spec, [it.path for it in ctx.ds.val], ctx.device, ctx.ytr)
@@ -284,18 +288,18 @@ class Trainer:
         ctx, plan, n = self.ctx, self.ctx.plan, len(self.ctx.groups)
         steps, floor, reg = n_epochs * ctx.steps_per_epoch, ctx.cfg.optim.min_lr_ratio, ctx.cfg.regularisation
         if phase == 1:
-            frozen, lrs = [True] * (n - 1) + [False], [0.0] * (n - 1) + [plan.head_lr]
+            frozen, lrs = [True] * (n - 1) + [False], [0.0] * (n - 1) + [plan.phases.head_lr]
             sched = Schedule(steps, floor=floor)
         else:
-            frozen, lrs = list(plan.frozen), list(plan.lrs)
-            sched = Schedule(steps, plan.warmup_epochs * ctx.steps_per_epoch, floor=floor)
+            frozen, lrs = list(plan.phases.frozen), list(plan.phases.lrs)
+            sched = Schedule(steps, plan.phases.warmup_epochs * ctx.steps_per_epoch, floor=floor)
         freeze(ctx.model, ctx.groups, frozen, reg.train_bn and phase == 2)
         if phase == 2 and reg.bn_momentum is not None:
             set_bn_momentum(ctx.model, ctx.groups, frozen, reg.bn_momentum)
         set_plan(ctx.opt, lrs)
         path = make_path(ctx, self.state, phase)
         path.parallel(ctx.world)  # after freezing: DDP registers the parameters that train in this phase
-        kept = plan.bn_frozen_stats and phase == 2 and has_batchnorm(plan.backbone)
+        kept = plan.phases.bn_frozen_stats and phase == 2 and architecture(plan.backbone).has_batchnorm
         self.state.phase = PhaseState(
             number=phase,
             epochs=n_epochs,
@@ -359,7 +363,7 @@ class Trainer:
             done = self._restore(ck)
             self.run.write_json("run_info.json", {"classes": ctx.classes, "weights": ctx.weights.to_dict()})
             self(Event.BEFORE_FIT)
-            if not done and ctx.plan.head_init != "random":
+            if not done and ctx.plan.head.init != "random":
                 self._validate_start()
             self._train(done)
             metrics = final_metrics(ctx, self.state)

@@ -5,41 +5,71 @@ the smoothed loss falls fastest."""
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan
+from engine.plan.parts import Plan
 from engine.progress import QUIET, Progress
 from engine.train.loop import Trainer
 from engine.train.optim import freeze, set_train_mode
 from engine.train.paths import make_path
 
 
+@dataclass(frozen=True)
+class LrRange:
+    """A learning-rate range test's result.
+
+    Attributes:
+        lrs: The head rates tried, in order.
+        losses: The smoothed loss at each rate.
+        suggestion: The suggested head rate; None without a curve.
+        groups: Each group's rate as a share of the head's, as tested.
+        phase: The phase tested (1: the head only, 2: the fine-tune).
+    """
+
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]
+    suggestion: float | None
+    groups: tuple[float, ...]
+    phase: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rates_for(plan: Plan, head_rate: float) -> tuple[float, ...]:
+    """Every group's rate of `plan` with the top group's set to `head_rate` and the others kept in proportion (what
+    applying a range test's suggestion to a plan does)."""
+    top = plan.phases.lrs[-1]
+    return tuple(lr * head_rate / top for lr in plan.phases.lrs) if top else plan.phases.lrs
+
+
 def lr_find(
     cfg: TrainConfig, steps: int = 60, start: float = 1e-7, end: float = 1.0, progress: Progress = QUIET
-) -> dict:
+) -> LrRange:
     """Runs the range test on the phase-2 plan of `cfg` (head only when the plan does not fine-tune), with the
-    trainer's own step (`Trainer.one_batch`).
-
-    Returns:
-        {"lrs": head rates tried, "losses": smoothed losses, "suggestion": head rate, "groups": per-group scale,
-        "phase": the phase tested}.
-    """
+    trainer's own step (`Trainer.one_batch`)."""
     planned = get_plan(cfg, progress)
     trainer = Trainer(cfg, None, planned=planned, callbacks=[])  # type: ignore[arg-type] - it records nothing in a run
     step = progress.step("lr-find")
     ctx = trainer.setup()
     plan = ctx.plan
-    phase = 2 if plan.finetune_epochs else 1
-    n = len(plan.groups)
-    frozen = list(plan.frozen) if phase == 2 else [True] * (n - 1) + [False]
-    scale = [lr / plan.lrs[-1] if plan.lrs[-1] else 0.0 for lr in plan.lrs] if phase == 2 else [0.0] * (n - 1) + [1.0]
+    phase = 2 if plan.phases.finetune_epochs else 1
+    n = len(plan.phases.groups)
+    frozen = list(plan.phases.frozen) if phase == 2 else [True] * (n - 1) + [False]
+    scale = (
+        [lr / plan.phases.lrs[-1] if plan.phases.lrs[-1] else 0.0 for lr in plan.phases.lrs]
+        if phase == 2
+        else [0.0] * (n - 1) + [1.0]
+    )
     model = ctx.model
     path = make_path(ctx, trainer.state, phase)
     saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(ctx.opt.state_dict())
     freeze(model, ctx.groups, frozen)
-    set_train_mode(model, ctx.groups, [True] * n if plan.bn_frozen_stats else frozen)
+    set_train_mode(model, ctx.groups, [True] * n if plan.phases.bn_frozen_stats else frozen)
     rng = np.random.default_rng(cfg.runtime.seed)
     lrs, losses, avg, best = [], [], 0.0, float("inf")
     try:
@@ -62,7 +92,7 @@ def lr_find(
         model.load_state_dict(saved_model)
         ctx.opt.load_state_dict(saved_opt)
         path.close()
-    return {"lrs": lrs, "losses": losses, "suggestion": suggest_lr(lrs, losses), "groups": scale, "phase": phase}
+    return LrRange(tuple(lrs), tuple(losses), suggest_lr(lrs, losses), tuple(scale), phase)
 
 
 def suggest_lr(lrs: list[float], losses: list[float], flat: float = 0.25) -> float | None:

@@ -243,7 +243,7 @@ def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath |
             state.views = run_views(ctx, state)
         if phase == 1:
             return FeaturePath(ctx.model, state.views, cfg.optim.batch_size, ctx.device)
-        boundary = ctx.groups[next(i for i, f in enumerate(ctx.plan.frozen) if not f)].name
+        boundary = ctx.groups[next(i for i, f in enumerate(ctx.plan.phases.frozen) if not f)].name
         return ActivationPath(ctx.model, ctx.split, state.views, cfg.optim.batch_size, ctx.device, boundary)
     reg = cfg.regularisation
     mix = (
@@ -259,12 +259,12 @@ def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath |
     val_paths = [it.path for it in ctx.ds.val]
     images, batches = train_images(ctx, state)
     pixels, augment = None, None
-    if device_input(ctx.device, ctx.plan.augment):  # decoded once, augmented in batches on the device
+    if device_input(ctx.device, ctx.plan.phases.augment):  # decoded once, augmented in batches on the device
         decoding = ctx.report.step("decode the training photos once")
         decoding(0.0)
         pixels = decoded_pixels(images.paths, ctx.spec, progress=decoding)
         decoding(1.0)
-        augment = BatchAugment(ctx.spec, ctx.plan.augment, cfg.regularisation.random_erasing)
+        augment = BatchAugment(ctx.spec, ctx.plan.phases.augment, cfg.regularisation.random_erasing)
     path = FullPath(ctx.model, images, batches, ctx.spec, val_paths, ctx.device, ctx.ytr, mix, pixels, augment)
     if ctx.adapt is not None:
         path.with_targets(
@@ -283,18 +283,18 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
     plan, cut = ctx.plan, None if ctx.split is None else ctx.split.index
     key = views_key(
         {
-            "data": plan.fingerprint,
+            "data": plan.data.fingerprint,
             "backbone": plan.backbone,
             "weights": ctx.weights.sha256,
-            "spec": plan.input_spec,
-            "taps": plan.taps,
-            "flip": plan.flip_tta,
+            "spec": plan.input.to_dict(),
+            "taps": plan.head.taps,
+            "flip": plan.head.flip,
             "cut": cut,
             "views": cached_views(ctx.cfg, plan),
-            "augment": plan.augment,
+            "augment": plan.phases.augment,
             "seed": ctx.cfg.runtime.seed,
             "erasing": ctx.cfg.regularisation.random_erasing,
-            "target": plan.target_fingerprint if ctx.adapt is not None else "",
+            "target": plan.target.fingerprint if ctx.adapt is not None else "",
         }
     )
     store = ctx.run.path / f"views-{key}.pt" if ctx.run is not None and ctx.world == 1 else None
@@ -330,7 +330,7 @@ def train_images(ctx: TrainContext, state: TrainState) -> tuple[AugmentedImages,
     """The run's augmented train images and its epoch batcher (made once per run, kept on `state`)."""
     if state.images is None:
         work_key, work_geom = aug.working_geometry(ctx.spec)
-        tf = aug.train_transform(ctx.spec, ctx.plan.augment, ctx.cfg.regularisation.random_erasing)
+        tf = aug.train_transform(ctx.spec, ctx.plan.phases.augment, ctx.cfg.regularisation.random_erasing)
         state.images = (
             AugmentedImages([it.path for it in ctx.ds.train], work_key, work_geom, tf, ctx.spec.in_chans),
             EpochBatches(ctx.cfg.optim.batch_size, ctx.cfg.runtime.seed),

@@ -8,7 +8,7 @@ So when a trained epoch was chosen and no target photo is labelled, the chosen m
 scored by reverse validation (`engine.probe.reverse`) through the model as it predicts, reading the target photos as
 the run will (with the BatchNorm statistics re-estimated on them when the plan does so, `engine.train.target_bn`);
 the starting head is kept instead when it scored higher by more than that score's standard error on
-val. (The plan's own score of the start, `plan.target_reverse`, comes from the probe's cached features, read without
+val. (The plan's own score of the start, `plan.target.reverse`, comes from the probe's cached features, read without
 mirror averaging: 0.637 there against 0.743 through the model on the field pair, so it only gates the check.)
 """
 
@@ -31,7 +31,7 @@ def applies(ctx: TrainContext, state: TrainState) -> bool:
     """A trained epoch was chosen, the plan scored its starting head by reverse validation, and no labelled target
     photo chose instead."""
     photos = ctx.targets.photos if ctx.targets is not None else None
-    return photos is not None and state.best_epoch > 0 and ctx.plan.checks_against_start
+    return photos is not None and state.best_epoch > 0 and ctx.plan.target.checks_against_start
 
 
 def features(ctx: TrainContext, paths: list[str], step: Step) -> torch.Tensor:
@@ -54,11 +54,11 @@ def model_reverse(ctx: TrainContext) -> tuple[float, torch.Tensor]:
     val = [it.path for it in ctx.ds.val]
     n = len(val) + len(ctx.targets.photos.paths)
     fv = features(ctx, val, step.sub(0, len(val) / n))
-    with target_bn.on_targets(ctx) if ctx.plan.target_bn else nullcontext():  # as the saved model will read them
+    with target_bn.on_targets(ctx) if ctx.plan.target.bn else nullcontext():  # as the saved model will read them
         ft = features(ctx, ctx.targets.photos.paths, step.sub(len(val) / n, 1.0))
     mean, scale = head.mean.cpu(), head.scale.cpu()
     zv = ((fv - mean) / scale).numpy()
-    zt = ((ft - ft.mean(0)) / (ft.std(0) + 1e-6) if ctx.plan.target_norm else (ft - mean) / scale).numpy()
+    zt = ((ft - ft.mean(0)) / (ft.std(0) + 1e-6) if ctx.plan.target.norm else (ft - mean) / scale).numpy()
     w, b = head.fc.weight.detach().cpu().numpy(), head.fc.bias.detach().cpu().numpy()
     fit = LinearFit(0.0, np.empty(0), np.empty(0), w, b, mean.numpy(), scale.numpy())
     step(1.0)

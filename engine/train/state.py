@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from engine.model.weights import WeightsInfo
     from engine.plan.config import TrainConfig
     from engine.plan.domain import Targets
-    from engine.plan.rules import Plan
+    from engine.plan.parts import Plan
     from engine.runs.result import RunResult
     from engine.runs.store import Run
     from engine.progress import Progress

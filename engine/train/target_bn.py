@@ -1,4 +1,4 @@
-"""The run's model with its BatchNorm statistics re-estimated on the target photos (`plan.target_bn`, AdaBN), at the
+"""The run's model with its BatchNorm statistics re-estimated on the target photos (`plan.target.bn`, AdaBN), at the
 end of the run: after val and the test split were scored with the backbone's own statistics (photos like the training
 ones keep them, as domain-specific BatchNorm does), before the target standardisation, the target test and the save.
 

@@ -1,0 +1,216 @@
+"""Reasons as data: every kind of decision carries its evidence, and its sentence says the same numbers; a plan's
+words are its decisions rendered, stored as data and never parsed."""
+
+import json
+
+import pytest
+from conftest import a_plan
+
+from engine.plan.parts import Plan, PlanError
+from engine.plan.reasons import SENTENCES, Decision, find, render
+
+TRIALS = [
+    {"label": "no adaptation", "score": 0.612, "val": 0.95, "eligible": True},
+    {"label": "MMD at 1", "score": 0.701, "val": 0.93, "eligible": False},
+]
+# One decision of every kind, with the numbers its sentence must say (formatted as the sentence formats them).
+EXAMPLES = {
+    "strategy": (Decision("strategy", "lp-ft", (), {"top_k": 2, "batchnorm": False}), ["LP-FT", "LayerNorm"]),
+    "head": (
+        Decision(
+            "head",
+            "blocks.3 to blocks.6",
+            ("final features on a",),
+            {
+                "backbone": "tf_efficientnet_lite1",
+                "metric": "accuracy",
+                "n_scored": 18,
+                "n_photos": 1100,
+                "best_cv": 0.9349,
+                "final_cv": 0.8812,
+                "first": "tf_efficientnet_lite0",
+            },
+        ),
+        [
+            "18 candidate heads",
+            "1,100 labelled photos",
+            "93.5%",
+            "88.1%",
+            "blocks.3 to blocks.6 on tf_efficientnet_lite1",
+        ],
+    ),
+    "start": (Decision("start", "the linear head", (), {"start_accuracy": 0.913, "n_val": 300}), ["91.3%", "300"]),
+    "finetune": (
+        Decision(
+            "finetune",
+            "top 2",
+            ("top 1", "top 2"),
+            {
+                "epochs": 7,
+                "epoch_s": 21.4,
+                "left_s": 160.0,
+                "budget_s": 300.0,
+                "groups": ["blocks.5", "blocks.6"],
+                "augment": "light",
+                "batchnorm": True,
+            },
+        ),
+        ["blocks.5, blocks.6 are fine-tuned", "7 epochs", "about 150 s", "light augmentation"],
+    ),
+    "views": (
+        Decision("views", "2", ("4",), {"views": 2, "asked": 4, "n_train": 20000}),
+        ["2 augmented", "20,000", "not 4"],
+    ),
+    "rule-of-thumb": (
+        Decision("rule-of-thumb", "x", (), {"probe_accuracy": 0.777, "n_val": 300, "band": 1}),
+        ["77.7%", "300 validation", "70–85%"],
+    ),
+    "data-note": (Decision("data-note", "Test split held out: 161 images."), ["161 images"]),
+    "budget-fit": (
+        Decision(
+            "budget-fit",
+            "fewer epochs",
+            (),
+            {"epoch_s": 33.0, "fit": 4, "budget_s": 300.0, "adapt": "mmd", "epochs": 4, "planned": 12},
+        ),
+        ["with MMD", "about 33 s", "runs 4 of the 12 epochs", "300 s budget"],
+    ),
+    "edit": (
+        Decision("edit", "custom", (), {"strategy": "auto", "trainable": ["blocks.6", "head"]}),
+        ["auto", "blocks.6, head"],
+    ),
+    "anyway": (
+        Decision("anyway", "fine-tune", (), {"groups": ["blocks.5", "blocks.6"], "epochs": 3}),
+        ["blocks.5, blocks.6", "3 epochs"],
+    ),
+    "target-note": (Decision("target-note", "2 files skipped.", about="target"), ["2 files skipped"]),
+    "closest-head": (
+        Decision(
+            "closest-head",
+            "final features",
+            (),
+            {"backbone": "b", "distance": 0.71, "instead": "blocks.6", "instead_distance": 0.83, "max_val_loss": 0.01},
+            about="target",
+        ),
+        ["1%", "71%", "83%", "instead of blocks.6"],
+    ),
+    "target-norm": (
+        Decision(
+            "target-norm",
+            "target statistics",
+            (),
+            {
+                "asked": None,
+                "use": True,
+                "refit": True,
+                "n_labelled": 0,
+                "n_pseudo": 387,
+                "confidence": 0.9,
+                "domain_acc": {"source": 0.97, "target": 0.62},
+                "reverse": {"source": 0.713, "target": 0.874, "pseudo": 0.9},
+                "val": {"source": 0.991, "pseudo": 0.988},
+            },
+            about="target",
+        ),
+        ["97%", "62%", "71.3%", "87.4%", "99.1%", "387 target photos", "90% confidence", "98.8% on val"],
+    ),
+    "adabn": (
+        Decision(
+            "adabn",
+            "the backbone's own",
+            (),
+            {
+                "asked": None,
+                "use": False,
+                "score": 0.47,
+                "without": 0.617,
+                "margin": 0.028,
+                "how": "by reverse validation",
+                "n_sample": 256,
+            },
+            about="target",
+        ),
+        ["256 target photos", "47.0%", "61.7%", "2.8%", "keeps its own statistics"],
+    ),
+    "fix": (
+        Decision(
+            "fix",
+            "",
+            (),
+            {"trials": TRIALS, "how": "by reverse validation", "steps": 300, "margin": 0.021, "max_val_loss": 0.01}
+            | {"kept_label": "no adaptation", "kept_val": 0.95, "plan_val": 0.95},
+            about="target",
+        ),
+        ["300 steps", "61.2%", "70.1% (val 93.0%: more than 1% below, so not eligible)", "2.1%"],
+    ),
+    "adaptation": (
+        Decision(
+            "adaptation",
+            "none",
+            (),
+            {"trials": TRIALS, "how": "on your 40 labelled target photos", "steps": 300, "margin": 0.077}
+            | {"max_val_loss": 0.01, "kept_label": "no adaptation", "kept_val": 0.95, "none_val": 0.95},
+            about="target",
+        ),
+        ["40 labelled target photos", "7.7%", "no adaptation loss"],
+    ),
+    "fix-skipped": (
+        Decision("fix-skipped", "stronger", (), {"n_train": 19728, "seconds": 612.0, "share": 0.1, "budget_s": 900.0}),
+        ["19,728 training photos", "612 s", "10%", "900 s budget"],
+    ),
+    "adapt": (
+        Decision("adapt", "dann", (), {"text": "DANN", "strength": 0.3, "n_target": 1021}, about="target"),
+        ["DANN", "0.3", "1,021 target photos"],
+    ),
+    "adaptation-dropped": (
+        Decision(
+            "adaptation-dropped", "no adaptation", (), {"adapt": "dann", "epoch_s": 104.0, "fit": 2, "budget_s": 300.0}
+        ),
+        ["DANN", "104 s", "2 epoch(s)", "300 s budget"],
+    ),
+}
+
+
+def test_every_kind_of_decision_has_an_example_here():
+    assert set(EXAMPLES) == set(SENTENCES)
+
+
+@pytest.mark.parametrize("kind", sorted(SENTENCES))
+def test_each_decision_says_the_numbers_it_carries(kind):
+    decision, said = EXAMPLES[kind]
+    sentence = decision.sentence
+    for words in said:
+        assert words in sentence, (kind, words, sentence)
+    again = Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
+    assert again == decision and again.sentence == sentence  # stored as data, rendered again
+
+
+def test_a_plan_is_its_decisions_rendered_and_a_stored_decision_is_checked():
+    head = EXAMPLES["head"][0]
+    dropped = EXAMPLES["adaptation-dropped"][0]
+    plan = a_plan(decisions=(head, EXAMPLES["start"][0], EXAMPLES["target-note"][0]))
+    assert plan.reason == f"{head.sentence} {EXAMPLES['start'][0].sentence}"
+    assert plan.target_reason == "2 files skipped."
+    assert find(plan.decisions, "head") is head and find(plan.decisions, "budget-fit") is None
+    assert render([dropped], "target") == "" and render([dropped]) == dropped.sentence  # about the plan by default
+    stored = plan.to_dict()
+    assert [d["kind"] for d in stored["decisions"]] == ["head", "start", "target-note"]
+    assert Plan.from_dict(json.loads(json.dumps(stored))) == plan
+    stored["decisions"][0]["kind"] = "astrology"  # edited by hand: refused in one line, never misread
+    with pytest.raises(PlanError, match="astrology"):
+        Plan.from_dict(stored)
+    with pytest.raises(ValueError, match="unknown decision kind"):
+        Decision("astrology", "x")
+
+
+def test_auto_s_decisions_carry_what_its_plan_does(tiny_folder):
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import get_plan
+
+    plan = get_plan(TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=600, val_fraction=0.34)).plan
+    tune, start, head = (find(plan.decisions, k) for k in ("finetune", "start", "head"))
+    assert tune["epochs"] == plan.phases.finetune_epochs and start["start_accuracy"] == plan.head.accuracy
+    trained = [g for g, f in zip(plan.phases.groups[:-1], plan.phases.frozen[:-1]) if not f]
+    assert tune["groups"] == trained or not tune["epochs"]
+    assert head.chosen == plan.head.label and head["best_cv"] == max(c.cv or 0 for c in plan.head.candidates)
+    assert plan.reason.startswith(head.sentence) and start.sentence in plan.reason and tune.sentence in plan.reason
