@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
+ARGS ?=
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +16,7 @@ $(BIN)/.installed: requirements.txt
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/python -m ui.serve --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/python -m ui.serve --server.address $(HOST) --server.port $(PORT) $(ARGS)
 
 lint: install  # pycodestyle, pyflakes and the complexity rules configured in pyproject.toml; ruff's formatting
 	$(BIN)/ruff check engine pages ui tests bench app.py

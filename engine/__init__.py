@@ -77,6 +77,8 @@ _API: dict[str, str] = {
     # training, runs, serving
     "Trainer": "engine.train.loop",
     "lr_find": "engine.train.lrfind",
+    "stories": "engine.serve.story",
+    "Story": "engine.serve.story",
     "LrRange": "engine.train.lrfind",
     "rates_for": "engine.train.lrfind",
     "RunStore": "engine.runs.store",
@@ -175,6 +177,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         model_card_markdown,
         predict_image,
     )
+    from engine.serve.story import Story, stories
     from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
     from engine.service.jobs import Jobs

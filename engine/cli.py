@@ -341,6 +341,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
 
     run = RunStore().open(args.run)
+    run.check_resumable()
     returned = fit_in_thread(run, TrainConfig.from_dict(run.config), args.quiet)
     return train_result(run, args.json, returned)
 

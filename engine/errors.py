@@ -29,6 +29,10 @@ class RunBusy(TransferLabError, RuntimeError):
     """Another process is training the run (it holds the run's lock)."""
 
 
+class NotResumable(TransferLabError, ValueError):
+    """A run that cannot continue: it finished, or its last checkpoint does not load. The run is left as it was."""
+
+
 class NotEnoughSpace(TransferLabError, OSError):
     """The disk cannot hold what the run will write; the message says how much is needed and where."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config, split_counts
+from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config, split_counts, stories
 from ui.state import dataset_path, get_runner, init_session, remember, start_lesson
 
 
@@ -22,11 +22,12 @@ init_session()
 st.title("TransferLab")
 st.markdown(
     "A few hundred labelled photos are enough for a good classifier **if you start from a network that has already "
-    "learned to see**. A network trained from scratch on 800 plant-disease photos stalls near 60%; an "
-    "ImageNet-pretrained backbone with a new head reaches about 90%. TransferLab measures how well pretrained "
+    "learned to see**. TransferLab measures how well pretrained "
     "features fit *your* images, chooses how much of the network to retrain by evidence, trains it, tells you how "
     "it does on photos nothing was chosen on, and exports it."
 )
+for story in stories():
+    st.caption(f"Measured by `bench/story.py` ({story.machine}): {story.sentence()}.")
 counts = _sample_counts()
 st.info(
     f"Bundled sample: {counts['classes']} classes of pepper, potato and tomato leaves (PlantVillage), "

@@ -426,7 +426,11 @@ def controls(state: str) -> None:
     if state in LIVE and c[0].button("Stop", key="stop"):
         st.toast(f"Stop: {runner.cancel(current)}")
     if state in RESUMABLE and c[0].button("Resume", key="resume", type="primary"):
-        runner.resume(current)
+        try:
+            runner.resume(current)
+        except TransferLabError as e:
+            st.error(str(e))
+            return
         st.rerun()
 
 

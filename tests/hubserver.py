@@ -23,6 +23,9 @@ class Hub:
     corrupt: bool = False  # serve different bytes than the ETag names
     gate: threading.Event | None = None  # when set: pause after the first chunk until the gate opens
     delay: float = 0.0  # seconds between chunks (a slow network, so progress can be watched)
+    etag: str | None = None  # the ETag to send instead of the file's SHA-256 (a hostile mirror)
+    commit: str = COMMIT  # the commit to send
+    hang: threading.Event | None = None  # when given: stop sending half-way, connection open, until it is set
     ranges: list[str] = field(default_factory=list)  # Range headers received
     gets: int = 0
 
@@ -46,8 +49,8 @@ def _handler(hub: Hub):
 
         def _headers(self, data: bytes, sha: str, status: int = 200, start: int = 0) -> None:
             self.send_response(status)
-            self.send_header("X-Repo-Commit", COMMIT)
-            self.send_header("ETag", f'"{sha}"')
+            self.send_header("X-Repo-Commit", hub.commit)
+            self.send_header("ETag", f'"{hub.etag or sha}"')
             self.send_header("X-Linked-Size", str(len(data)))
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Length", str(len(data) - start))
@@ -91,6 +94,10 @@ def _handler(hub: Hub):
             for i in range(start, end, chunk):
                 self.wfile.write(body[i : min(i + chunk, end)])
                 time.sleep(hub.delay)
+                if hub.hang is not None and i >= len(body) // 2:
+                    self.wfile.flush()
+                    hub.hang.wait(30)
+                    return
                 if hub.gate is not None and i == start:
                     self.wfile.flush()
                     hub.gate.wait(10)

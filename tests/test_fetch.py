@@ -138,3 +138,46 @@ def test_a_connection_that_keeps_dropping_is_one_line(hub, monkeypatch):
     with pytest.raises(DownloadFailed, match="kept dropping") as e:
         fetch(NAME)
     assert "\n" not in str(e.value) and not availability(NAME)["available"]
+
+
+def _everything_under(root):
+    return {p for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("field", ["etag", "commit"])
+def test_an_etag_or_commit_with_path_segments_is_refused_before_anything_is_written(hub, tmp_path, field):
+    setattr(hub, field, "../../../../escaped")
+    before = _everything_under(tmp_path)
+    with pytest.raises(DownloadFailed, match=f"answered a {'ETag' if field == 'etag' else 'commit'} .*not a plain"):
+        fetch(NAME)
+    assert hub.gets == 0 and not availability(NAME)["available"]
+    assert not [p for p in _everything_under(tmp_path) - before if p.is_file() and "hf" not in p.parts]
+    assert not list(tmp_path.parent.glob("escaped*")) and not list(tmp_path.glob("escaped*"))
+
+
+def test_another_architectures_file_served_under_the_name_is_removed_and_refused(hub):
+    import timm
+
+    repo, filename = get_entry(NAME).hub_file
+    hub.add(repo, filename, save(timm.create_model("resnet18").state_dict()))  # its SHA-256 matches its ETag
+    with pytest.raises(DownloadFailed, match="does not fit it .*removed") as e:
+        fetch(NAME)
+    assert "\n" not in str(e.value) and not availability(NAME)["available"]
+
+
+def test_a_server_that_hangs_mid_body_is_a_timeout_in_one_line(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    import huggingface_hub.file_download as fd
+
+    monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 1)
+    monkeypatch.setattr(fd.constants, "HF_HUB_DOWNLOAD_TIMEOUT", 1)
+    monkeypatch.setattr(fd.time, "sleep", lambda s: None)
+    hub.hang = threading.Event()
+    try:
+        with pytest.raises(DownloadFailed) as e:
+            fetch(NAME)
+    finally:
+        hub.hang.set()
+    assert "timed out" in str(e.value) and "HF_HUB_OFFLINE" not in str(e.value) and "\n" not in str(e.value)
+    assert not availability(NAME)["available"]

@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from engine.runs import store as store_module
 from engine.runs.events import EpochEnded, StepEnded
 from engine.runs.store import EventTail, RunStore
@@ -66,3 +68,30 @@ def test_event_tail_reads_only_new_lines_and_follows_a_rewind(tmp_path, monkeypa
     for i in range(10, 14):
         run.append(StepEnded(step=i))
     assert [e["step"] for e in tail.read()] == [0, 1, 2, 10, 11, 12, 13] == [e["step"] for e in run.events()]
+
+
+class _Code:  # a pickled object: a weights-only load refuses it
+    pass
+
+
+@pytest.mark.parametrize("case", ["finished", "pickled checkpoint"])
+def test_resume_refuses_a_finished_run_or_an_unloadable_checkpoint_and_changes_nothing(
+    tmp_path, monkeypatch, capsys, case
+):
+    import torch
+
+    from engine.cli import main
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
+    run = RunStore().create({"data": {}}, "kept")
+    run.write_json("metrics.json", {"status": case, "best_val": 0.9})
+    if case == "finished":
+        run.set_status(state="finished")
+    else:
+        run.set_status(state="failed")
+        torch.save({"model": _Code()}, run.path / "last.pt")
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    code = main(["resume", "--run", run.id])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "left as it is" in err and "weights_only=False" not in err, err
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before

@@ -177,3 +177,51 @@ def test_a_grey_image_gives_the_pretrained_rgb_models_logits_through_the_adapted
         torch.testing.assert_close(grey.eval()(x), rgb.eval()(x.repeat(1, 3, 1, 1)), atol=1e-4, rtol=1e-4)
     four, _ = create_backbone("tf_efficientnet_lite0", in_chans=4)
     assert four.conv_stem.weight.shape[1] == 4 and four.eval()(torch.randn(1, 4, 96, 96)).shape == (1, 1000)
+
+
+def _resnet18_keys(keep) -> dict:
+    return {k: v for k, v in timm.create_model("resnet18").state_dict().items() if keep(k)}
+
+
+@pytest.mark.parametrize(
+    "case, says",
+    [
+        ("first-keys-only", "(missing)"),
+        ("first-keys-no-head", "(missing)"),
+        ("head-only", "but its classifier"),
+        ("no-tensors", "holds no tensors"),
+        ("nan", "not finite"),
+        ("complex", "complex"),
+        ("integer-keys", "not names"),
+    ],
+)
+def test_weights_that_do_not_fit_are_refused_before_any_tensor_is_random(empty_caches, monkeypatch, case, says):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(empty_caches / "tl"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    full = timm.create_model("resnet18").state_dict()
+    first = set(list(full)[:20])
+    sd = {
+        "first-keys-only": lambda: {k: v for k, v in full.items() if k in first or k.startswith("fc.")},
+        "first-keys-no-head": lambda: {k: v for k, v in full.items() if k in first},
+        "head-only": lambda: {"fc.weight": torch.zeros(10, 512), "fc.bias": torch.zeros(10)},  # timm: empty = hub
+        "no-tensors": lambda: {},
+        "nan": lambda: {**full, "layer1.0.conv1.weight": torch.full_like(full["layer1.0.conv1.weight"], float("nan"))},
+        "complex": lambda: {**full, "conv1.weight": full["conv1.weight"].to(torch.complex64)},
+        "integer-keys": lambda: {0: full["conv1.weight"], 1: full["fc.bias"]},
+    }[case]()
+    path = empty_caches / "w.pth"
+    torch.save(sd, path)
+    with pytest.raises(WeightsMismatch) as e:
+        install_weights("resnet18", path)
+    assert "\n" not in str(e.value) and says in str(e.value), str(e.value)
+    assert not availability("resnet18")["available"]
+
+
+def test_a_file_without_the_classifier_installs_and_says_the_head_is_new(empty_caches, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(empty_caches / "tl"))
+    path = empty_caches / "w.safetensors"
+    save_file(_resnet18_keys(lambda k: not k.startswith("fc.")), path)
+    info = install_weights("resnet18", path)
+    assert "the head is new" in info.note
+    model, _ = create_backbone("resnet18")
+    assert model.num_classes == 0

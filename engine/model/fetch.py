@@ -5,8 +5,9 @@ The hub repository and file are the ones timm's pretrained config names for the 
 the download is `huggingface_hub.hf_hub_download` into the same hub cache `find_weights` reads, so a fetched backbone
 is available offline from then on. The client resumes a transfer whose connection drops (a ranged request) and
 writes the file under a temporary name until it is complete. TransferLab then checks the file's SHA-256 against the
-one the hub reported for it (an LFS file's ETag) and removes it if they differ: nothing half-written or wrong is left
-where weights are read.
+one the hub reported for it (an LFS file's ETag) and every key and shape against the architecture, and removes it if
+either differs: nothing half-written or wrong is left where weights are read. An ETag or commit that is not a plain
+digest is refused before anything is downloaded (the client names cached files after them).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import httpx2
 from huggingface_hub import constants, errors, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
 from tqdm.auto import tqdm
 
-from engine.errors import TransferLabError, WeightsUnavailable
+from engine.errors import TransferLabError, WeightsMismatch, WeightsUnavailable
 from engine.model.catalogue import get_entry
-from engine.model.weights import WeightsInfo, hf_hub_cache, sha256_file
+from engine.model.weights import WeightsInfo, hf_hub_cache, load_pretrained, read_state_dict, sha256_file
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+DIGEST = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # an ETag the client may name a cached file after
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 PROGRESS_BYTES = 1 << 20  # progress is reported at least every megabyte (the client reads 10 MB at a time)
 
 
@@ -93,6 +96,11 @@ def _in_words(name: str, e: BaseException) -> DownloadFailed:
             f"the connection to {endpoint()} kept dropping while downloading {name}, even after "
             f"resuming; nothing was kept. Download again when the network is steadier"
         )
+    if isinstance(e, httpx2.TimeoutException):
+        return DownloadFailed(
+            f"{endpoint()} stopped answering while downloading {name} (timed out); nothing was kept. Download again, "
+            f"or upload the file on the Backbone page"
+        )
     if isinstance(
         e, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, httpx2.TransportError, ConnectionError)
     ):
@@ -134,8 +142,20 @@ def remote_file(name: str) -> RemoteFile:
     except Exception as e:  # noqa: BLE001 - every hub failure becomes one line
         raise _in_words(name, e) from None
     etag = (meta.etag or "").strip('"').lower()
+    _plain_names(name, etag, meta.commit_hash)
     cached = isinstance(try_to_load_from_cache(repo, filename, cache_dir=hf_hub_cache()), str)
     return RemoteFile(repo, filename, meta.size, etag if SHA256.match(etag) else None, cached)
+
+
+def _plain_names(name: str, etag: str, commit: str | None) -> None:
+    """Refuses a hub answer whose ETag or commit is not a plain hex digest: the download client names the cached
+    file and its folder after them, so `../` in either would write outside the cache."""
+    for what, value, pattern in (("ETag", etag, DIGEST), ("commit", commit or "", COMMIT)):
+        if not pattern.match(value):
+            raise DownloadFailed(
+                f"{endpoint()} answered a {what} for {name} that is not a plain digest ({value[:48]!r}); nothing was "
+                f"downloaded. Check HF_ENDPOINT, or upload the file on the Backbone page"
+            )
 
 
 def _progress_bar(report: Callable[[float], None], cancel: threading.Event | None) -> type[tqdm]:
@@ -164,6 +184,16 @@ def _discard(path: Path) -> None:
     blob = path.resolve()
     path.unlink(missing_ok=True)
     blob.unlink(missing_ok=True)
+
+
+def _fits(name: str, path: Path) -> None:
+    """Removes and refuses a downloaded file that is not backbone `name`'s weights, key by key and shape by shape
+    (a mirror can serve another architecture's file under the name)."""
+    try:
+        load_pretrained(name, read_state_dict(path))
+    except WeightsMismatch as e:
+        _discard(path)
+        raise DownloadFailed(f"the file {endpoint()} served as {name} does not fit it ({e}); it was removed") from None
 
 
 def fetch_weights(
@@ -200,6 +230,8 @@ def fetch_weights(
         raise
     except Exception as e:  # noqa: BLE001 - every client failure becomes one line
         raise _in_words(name, e) from None
+    if not path.resolve().is_relative_to(hf_hub_cache().resolve()):
+        raise DownloadFailed(f"the download client wrote {name} outside the hub cache ({path}); remove it by hand")
     sha = sha256_file(path)
     if remote.sha256 and sha != remote.sha256:
         _discard(path)
@@ -208,5 +240,6 @@ def fetch_weights(
             f"{remote.sha256[:12]}…; it was removed. Download again"
         )
     report("checksum", 1.0)
+    _fits(name, path)
     note = "SHA-256 matches the hub's" if remote.sha256 else "the hub reported no SHA-256 to check against"
     return WeightsInfo("hf-cache", str(path), sha, f"downloaded from {remote.url}; {note}")

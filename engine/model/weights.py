@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import logging
 import os
 import pickle
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -179,7 +180,25 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(sd, dict):
         raise WeightsMismatch(f"{path} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    return check_tensors(path, sd)
+
+
+def check_tensors(path: Path, sd: dict) -> dict[str, torch.Tensor]:
+    """The tensors of state dict `sd` under their names (a `module.` prefix removed), refused in one line naming the
+    first keys when a name is not text or a tensor is complex, boolean, NaN or infinite: such a file is not a
+    network's weights, and loading it would give a model that computes nothing sensible."""
+    odd_keys = [repr(k) for k in sd if not isinstance(k, str)]
+    if odd_keys:
+        raise WeightsMismatch(f"{path} has keys that are not names ({', '.join(odd_keys[:3])}); it is not a state dict")
+    tensors = {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsMismatch(f"{path} holds no tensors; give the file of a trained network")
+    wrong = [f"{k} ({v.dtype})" for k, v in tensors.items() if v.is_complex() or v.dtype == torch.bool]
+    wrong += [f"{k} (not finite)" for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if wrong:
+        listed = ", ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        raise WeightsMismatch(f"{path} holds tensors no network's weights hold: {listed}; give another file")
+    return tensors
 
 
 def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -237,20 +256,66 @@ def load_pretrained(name: str, sd: dict[str, torch.Tensor], in_order: bool = Fal
     dropped = [] if head_fits else sorted(k for k in sd if is_head(k))
     if not head_fits:
         sd = {k: v for k, v in sd.items() if not is_head(k)}
+    if not sd:  # timm would take an empty overlay for "no file" and go to the hub
+        raise WeightsMismatch(f"the weights hold no tensor of {name} but its classifier; give the whole network's file")
     try:
-        model = build_model(
-            name,
-            pretrained=True,
-            pretrained_cfg_overlay={"state_dict": sd},
-            drop_rate=0.0,
-            **({} if head_fits else {"num_classes": 0}),
-        )
+        with _timm_load_report() as report:
+            model = build_model(
+                name,
+                pretrained=True,
+                pretrained_cfg_overlay={"state_dict": sd},
+                drop_rate=0.0,
+                **({} if head_fits else {"num_classes": 0}),
+            )
     except (RuntimeError, KeyError, ValueError, AssertionError) as e:
         problems = _mismatches(sd, own, is_head)
-        listed = "; ".join(problems[:8]) + (f" and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise WeightsMismatch(f"the weights do not fit {name}: {listed or e}") from None
+        raise WeightsMismatch(f"the weights do not fit {name}: {_listed(problems) or e}") from None
+    left = [f"{k} (missing)" for k in report.missing] + [f"{k} (unexpected)" for k in report.unexpected]
+    left = [p for p in left if not is_head(p.partition(" ")[0])]
+    if left:  # timm loads without `strict` once the head is dropped: a key it could not fill would stay random
+        raise WeightsMismatch(f"the weights do not fit {name}: {_listed(left)}")
     model.pretrained_cfg.pop("state_dict", None)  # timm keeps the overlay; the model must not hold a second copy
     return model, dropped
+
+
+def _listed(problems: list[str], first: int = 8) -> str:
+    return "; ".join(problems[:first]) + (f" and {len(problems) - first} more" if len(problems) > first else "")
+
+
+@dataclass
+class _LoadReport:
+    """The keys timm's pretrained loading reported it could not fill (missing) or did not use (unexpected)."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+class _ReportHandler(logging.Handler):
+    def __init__(self, report: _LoadReport) -> None:
+        super().__init__(logging.INFO)
+        self.report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for kind in ("missing", "unexpected"):
+            head = f"{kind.capitalize()} keys ("
+            if message.startswith(head):
+                getattr(self.report, kind).extend(message[len(head) :].partition(")")[0].split(", "))
+
+
+@contextmanager
+def _timm_load_report() -> Iterator[_LoadReport]:
+    """What `timm.models._builder.load_pretrained` reports about the keys it loaded. It loads without `strict` when
+    the classifier is dropped and only logs the keys it left out; this reads that log so none goes unnoticed."""
+    report, logger = _LoadReport(), logging.getLogger("timm.models._builder")
+    handler, level = _ReportHandler(report), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield report
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -347,14 +412,19 @@ def install_weights(name: str, source: str | os.PathLike) -> WeightsInfo:
 
     get_entry(name)
     sd = read_state_dict(Path(source))
-    load_pretrained(name, sd)  # raises with the first keys that differ
+    _, dropped = load_pretrained(name, sd)  # raises with the first keys that differ
+    heads = _classifier_keys(name)
+    has_head = any(k == h or k.startswith(h + ".") for k in sd for h in heads)
     dest = paths.weights_dir()
     dest.mkdir(parents=True, exist_ok=True)
     final = dest / f"{name}.safetensors"
     paths.atomic_write(final, save({k: v.contiguous() for k, v in sd.items()}))
     for other in (".pth", ".pt"):  # the stored file is the one found first from now on
         (dest / f"{name}{other}").unlink(missing_ok=True)
-    return WeightsInfo("weights-dir", str(final), sha256_file(final), "installed by the user")
+    note = "installed by the user" + (
+        "" if has_head and not dropped else "; no ImageNet classifier in it (the head is new)"
+    )
+    return WeightsInfo("weights-dir", str(final), sha256_file(final), note)
 
 
 def catalogue_rows() -> list[dict]:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from engine import paths
-from engine.errors import RunBusy
+from engine.errors import NotResumable, RunBusy
 from engine.runs.events import Event
 
 TERMINAL = {"finished", "cancelled", "failed"}
@@ -171,6 +171,31 @@ class Run:
     def load_checkpoint(self, name: str) -> dict | None:
         path = self.path / f"{name}.pt"
         return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+    def check_resumable(self) -> None:
+        """Refuses, in one line and before anything is written, to continue a run that finished (any state neither
+        live nor `RESUMABLE`) or whose last checkpoint does not load as weights only: resuming it would rewrite its
+        history. A live run is left to its writer's lock.
+
+        Raises:
+            NotResumable: What is wrong and what to do instead.
+        """
+        state = self.status().get("state", "unknown")
+        if state in LIVE:  # its writer's lock decides (`RunBusy` while that process lives)
+            return
+        if state not in RESUMABLE:
+            raise NotResumable(
+                f"run {self.id} is {state}, not interrupted, stopped or failed; it is left as it is (start a new run "
+                f"to train again)"
+            )
+        try:
+            self.load_checkpoint("last")
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same line
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise NotResumable(
+                f"run {self.id}: its last checkpoint {self.path / 'last.pt'} does not load as weights only ({first}); "
+                f"the run is left as it is (start a new run)"
+            ) from None
 
     def write_json(self, name: str, data: dict) -> None:
         paths.atomic_write(self.path / name, json.dumps(data, indent=2, default=float).encode())

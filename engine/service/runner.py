@@ -54,6 +54,7 @@ class Runner:
         run = self.store.open(run_id)
         if run.status().get("state") in ("running", "queued") and run_id in self._tokens:
             return run_id
+        run.check_resumable()
         run.clear_stop()
         run.set_status(state="queued")
         self._enqueue(run_id)
