@@ -182,7 +182,11 @@ st.caption(
 check_key = f"check|{path}|{backbone()}"
 if st.button("Check my photos", key="check_photos"):
     get_jobs().start(check_key, check_dataset, path, backbone(), root_for(path), in_chans())
-decided = read_decisions(ds)
+try:
+    decided = read_decisions(ds)
+except TransferLabError as e:  # a decisions file edited by hand: its line, and the page goes on
+    st.error(str(e))
+    decided = []
 if decided:
     st.caption(
         f"{len(decided)} decision(s) stored for these photos; the next probe, plan and run apply them (your files are "
@@ -238,14 +242,14 @@ def decide(issues) -> None:
         "Decide here; the decisions are stored apart from your files."
     )
     if st.button("Save decisions", key="save_decisions"):
-        kept = {d.path: d for d in read_decisions(ds)}
-        for issue, choice in choices.items():
-            kept.pop(issue.path, None)
-            if choice.startswith("relabel"):
-                kept[issue.path] = Decision(issue.path, "relabel", issue.suggested)
-            elif choice == "exclude":
-                kept[issue.path] = Decision(issue.path, "exclude")
         try:
+            kept = {d.path: d for d in read_decisions(ds)}  # a file that does not read is refused, never replaced
+            for issue, choice in choices.items():
+                kept.pop(issue.path, None)
+                if choice.startswith("relabel"):
+                    kept[issue.path] = Decision(issue.path, "relabel", issue.suggested)
+                elif choice == "exclude":
+                    kept[issue.path] = Decision(issue.path, "exclude")
             save_decisions(ds, list(kept.values()))
             st.success(f"{len(kept)} decision(s) stored; the next plan applies them.")
         except TransferLabError as e:

@@ -79,6 +79,8 @@ def test_small_or_single_classes_and_shuffled_labels_are_said_in_one_line():
     assert not flagged[-1] and flagged[:40].sum() <= 2
     with pytest.raises(DataError, match="at least 2 classes"):
         out_of_fold(x[:20], y[:20], 3)
+    probs, notes = out_of_fold(x[:21], np.r_[np.zeros(20, int), [1]], 2)  # a second class of one photo: skipped
+    assert np.isnan(probs).all() and "single photo" in notes[0] and "no label is scored" in notes[1]
     two = np.r_[np.zeros(2, int), np.ones(2, int)]
     probs, _ = out_of_fold(np.r_[x[:2], x[20:22]], two, 2)  # two photos a class: two folds, every photo scored
     assert not np.isnan(probs).any()
@@ -110,3 +112,40 @@ def test_the_command_line_lists_the_three_kinds_and_a_checked_leak_warns_before_
     check_dataset(str(root), BACKBONE)  # the Data page's check: its leaks are kept for the plans
     plan = get_plan(TrainConfig.create(data=str(root), strategy="feature-extraction", views=1)).plan
     assert plan.data.leaks == 1 and "leak" in {f.code for f in preflight(plan)}
+
+
+def test_near_pairs_keeps_only_the_best_pairs_and_matches_every_pair_computed_at_once():
+    from engine.probe.check import near_pairs
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 16))
+    z = np.repeat(base, 30, axis=0) + rng.normal(scale=0.05, size=(180, 16))  # 6 groups of 30 near copies
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    sims = z @ z.T
+    every = sorted(
+        ((float(sims[i, j]), i, j) for i in range(180) for j in range(i + 1, 180) if sims[i, j] >= 0.9),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    assert len(every) > 2_000
+    found = near_pairs(z, 0.9, keep=50, block=16)
+    assert [(a, b) for a, b, _ in found] == [(i, j) for _, i, j in every[:50]]
+    assert len(near_pairs(z, 0.9, keep=10_000, block=7)) == len(every)
+
+
+def test_a_check_of_data_whose_other_classes_hold_one_photo_each_still_finds_leaks_and_names_the_classes(
+    tiny_folder, tmp_path, capsys, monkeypatch
+):
+    import json
+
+    from engine.cli import main
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    classes = sorted(p for p in tiny_folder.iterdir())
+    for cls in classes[1:]:
+        for f in sorted(cls.iterdir())[1:]:
+            f.unlink()
+    code = main(["check", "--data", str(tiny_folder), "--json", "--quiet", "--test-fraction", "0"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads(out.out)
+    assert any("single photo" in n for n in report["notes"]) and any("no label is scored" in n for n in report["notes"])

@@ -41,3 +41,64 @@ def test_a_decisions_file_edited_by_hand_is_refused_in_one_line(tiny_folder, lin
             apply_decisions(ds)
     finally:
         path.unlink()
+
+
+def _photos(root, classes, splits=("",), n=4):
+    """`n` small photos per class under `root/<split>/<class>` (`root/<class>` for the split "")."""
+    from PIL import Image
+
+    for split in splits:
+        for c, cls in enumerate(classes):
+            folder = root / split / cls if split else root / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.new("RGB", (32, 32), (i * 40, 10, 60 * c)).save(folder / f"{i}.png")
+    return root
+
+
+def _write(ds, text: str):
+    path = decisions_file(ds.fingerprint())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{path},exclude,\n", "the first line must be the header path,action,new_label"),
+        ("", "the first line must be the header"),
+        ("path,action,new_label\n{path},exclude\n", "line 2: 2 values where 3 belong"),
+        ("path,action,new_label\n{path}\x00,exclude,\n", "is not a photo of"),
+        ("path,action,new_label\n{test},relabel,{other}\n{test},exclude,\n", "2 line(s) (the first: line 2) name"),
+    ],
+)
+def test_a_decisions_file_without_its_header_or_touching_test_is_refused(tmp_path, text, message):
+    ds = load_dataset(_photos(tmp_path / "d", ("a", "b"), splits=("train", "test")), val_fraction=0.25)
+    test = next(it for it in ds.items if it.split == "test")
+    path = _write(ds, text.format(path=ds.train[0].path, test=test.path, other=ds.classes[0]))
+    try:
+        with pytest.raises(DataError) as e:
+            apply_decisions(ds)
+        assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    finally:
+        path.unlink()
+
+
+def test_decisions_that_leave_one_class_are_refused_in_our_words(tiny_folder):
+    ds = load_dataset(tiny_folder, val_fraction=0.34)
+    everything = [Decision(it.path, "relabel", ds.classes[0]) for it in ds.items if it.split == "train"]
+    with pytest.raises(DataError, match="leave 1 class with training photos, and a classifier needs two"):
+        save_decisions(ds, everything)
+    assert not decisions_file(ds.fingerprint()).exists()
+
+
+def test_values_are_written_escaped_against_spreadsheet_formulas_and_read_back_as_they_were(tmp_path):
+    from engine.data.decisions import read_decisions
+
+    ds = load_dataset(_photos(tmp_path / "d", ("=HYPERLINK(1)", "plain")), val_fraction=0.25)
+    plain = next(it for it in ds.train if ds.classes[it.label] == "plain")
+    save_decisions(ds, [Decision(plain.path, "relabel", "=HYPERLINK(1)")])
+    text = decisions_file(ds.fingerprint()).read_text()
+    assert ",'=HYPERLINK(1)" in text and ",=HYPERLINK" not in text
+    assert read_decisions(ds) == [Decision(plain.path, "relabel", "=HYPERLINK(1)")]

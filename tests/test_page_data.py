@@ -85,3 +85,19 @@ def test_check_my_photos_lists_likely_label_errors_and_stores_a_decision(tiny_fo
     assert not at.exception and any("decision(s) stored" in s.value for s in at.success)
     ds = load_dataset(tiny_folder)
     assert [d.action for d in read_decisions(ds)] == ["exclude"]
+
+
+def test_a_decisions_file_edited_by_hand_is_one_line_on_the_page(tiny_folder, monkeypatch, tmp_path):
+    from engine.data.dataset import load_dataset
+    from engine.data.decisions import decisions_file
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    ds = load_dataset(tiny_folder)
+    path = decisions_file(ds.fingerprint())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for text in ("path,action,new_label\nnowhere.jpg,exclude,\n", f"{ds.items[0].path},exclude,\n", "a\x00b\n"):
+        path.write_text(text)
+        at = page("data.py")
+        at.session_state["dataset"] = str(tiny_folder)
+        at.run()
+        assert not at.exception and any(str(path) in e.value for e in at.error), [e.value for e in at.error]

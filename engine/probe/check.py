@@ -20,6 +20,7 @@ Nothing here edits the user's files: decisions (relabel, exclude) are stored apa
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -118,9 +119,10 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0) -> 
         notes.append(f"class(es) {small} have a single photo: no fold can hold it out, so it is not scored")
     probs = np.full((len(y), n_classes), np.nan, dtype=np.float32)
     rows = np.flatnonzero(scorable)
+    if len(np.unique(y[rows])) < 2:  # near-duplicates and leaks are still checked
+        notes.append("label errors need 2 classes with 2 photos or more each, so no label is scored")
+        return probs, notes
     k = int(min(FOLDS, counts[counts >= 2].min()))
-    if len(np.unique(y[rows])) < 2:
-        raise DataError("label errors need at least 2 classes with 2 photos or more each")
     for train, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, y[rows]):
         tr, te = rows[train], rows[held]
         fit = fit_linear(x[tr], y[tr], x[te], y[te], n_classes)
@@ -160,17 +162,27 @@ def embedding(fs, n: int) -> np.ndarray:
     return np.concatenate(parts, 1).astype(np.float32)
 
 
-def near_pairs(z: np.ndarray, threshold: float = DUPLICATE_COSINE, block: int = 2048) -> list[tuple[int, int, float]]:
-    """(i, j, similarity) of every pair of rows of `z` (unit-length embeddings) whose dot product is at least
-    `threshold` (i < j), the most similar first, in blocks so memory stays linear in the number of photos."""
-    out = []
+def near_pairs(
+    z: np.ndarray, threshold: float = DUPLICATE_COSINE, keep: int = MAX_PAIRS, block: int = 2048
+) -> list[tuple[int, int, float]]:
+    """(i, j, similarity) of the `keep` most similar pairs of rows of `z` (unit-length embeddings) whose dot product
+    is at least `threshold` (i < j), the most similar first. The similarities are computed a block of rows at a time
+    and only the best `keep` pairs are held between blocks, so memory stays linear in the number of photos however
+    many pairs pass the threshold."""
+    best: list[tuple[float, int, int]] = []  # a min-heap of (similarity, i, j)
     for start in range(0, len(z), block):
         sims = z[start : start + block] @ z.T
-        for i, j in zip(*np.nonzero(sims >= threshold)):
-            a, b = start + int(i), int(j)
-            if a < b:
-                out.append((a, b, float(sims[i, j])))
-    return sorted(out, key=lambda t: -t[2])
+        rows, cols = np.nonzero(np.triu(sims >= threshold, k=start + 1))  # j > i only
+        if len(rows) > keep:  # the block's own best before the heap sees them
+            top = np.argpartition(-sims[rows, cols], keep - 1)[:keep]
+            rows, cols = rows[top], cols[top]
+        for i, j in zip(rows.tolist(), cols.tolist()):
+            item = (float(sims[i, j]), start + i, j)
+            if len(best) < keep:
+                heapq.heappush(best, item)
+            elif item[0] > best[0][0]:
+                heapq.heapreplace(best, item)
+    return [(a, b, sim) for sim, a, b in sorted(best, key=lambda t: (-t[0], t[1], t[2]))]
 
 
 # PLR0913: the data, the backbone and its weights and channels, who watches, the threshold
@@ -230,7 +242,7 @@ def check_photos(  # noqa: PLR0913
             ds.classes[items[a].label],
             ds.classes[items[b].label],
         )
-        for a, b, c in near_pairs(embedding(fs, len(items)), threshold)[:MAX_PAIRS]
+        for a, b, c in near_pairs(embedding(fs, len(items)), threshold)
     ]
     progress(1.0)
     if issues and all(i.flagged for i in issues):
