@@ -21,6 +21,7 @@ _API: dict[str, str] = {
     "home": "engine.paths",
     "sub": "engine.paths",
     "user_path": "engine.paths",
+    "existing_path": "engine.paths",
     # data
     "load_dataset": "engine.data.dataset",
     "build_report": "engine.data.report",
@@ -78,6 +79,7 @@ _API: dict[str, str] = {
     "Trainer": "engine.train.loop",
     "lr_find": "engine.train.lrfind",
     "stories": "engine.serve.story",
+    "literal": "engine.text",
     "Story": "engine.serve.story",
     "LrRange": "engine.train.lrfind",
     "rates_for": "engine.train.lrfind",
@@ -138,7 +140,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
     from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone, install_weights
-    from engine.paths import SAMPLE, home, sub, user_path
+    from engine.paths import SAMPLE, existing_path, home, sub, user_path
     from engine.plan.config import (
         ADAPT_CHOICES,
         BALANCE,
@@ -178,6 +180,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         predict_image,
     )
     from engine.serve.story import Story, stories
+    from engine.text import literal
     from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
     from engine.service.jobs import Jobs

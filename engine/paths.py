@@ -141,3 +141,22 @@ def user_path(text: str) -> Path:
         raise TransferLabError(f"{shown}: {e}; give a folder that exists") from None
     except OSError as e:
         raise TransferLabError(f"{shown}: {e.strerror or e}; give a shorter path to a folder that exists") from None
+
+
+def existing_path(text: str) -> Path:
+    """`user_path(text)` when it names a folder or file that exists: what a person may choose as their data.
+
+    Raises:
+        TransferLabError: As `user_path`, or nothing is there; one line.
+    """
+    from engine.errors import TransferLabError
+
+    path = user_path(text)
+    shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+    try:
+        there = path.exists()
+    except OSError as e:  # a name longer than the system allows
+        raise TransferLabError(f"{shown}: {e.strerror or e}; give a shorter path to a folder that exists") from None
+    if not there:
+        raise TransferLabError(f"{shown} does not exist; give a folder that exists")
+    return path

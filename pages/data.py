@@ -17,10 +17,11 @@ from engine import (
     save_decisions,
     build_report,
     input_spec,
+    literal,
     load_dataset,
     measure_gap,
     sub,
-    user_path,
+    existing_path,
     viewable,
 )
 from ui import charts
@@ -42,7 +43,7 @@ elif source == "Folder on this server":
     folder = st.text_input(f"Folder (under {root})", key="folder")
     if st.button("Open folder", key="open_folder") and folder:
         try:
-            path = user_path(folder)
+            path = existing_path(folder)  # a name refused here never becomes the dataset, nor enters the URL
         except TransferLabError as e:
             st.error(str(e))  # the dataset open before stays
         else:
@@ -124,7 +125,7 @@ target = st.text_input(f"Folder of target photos (under {data_root()}; optional)
 gap_key = f"gap|{path}|{target}|{backbone()}"
 if st.button("Measure the domain gap", key="measure_gap"):
     try:
-        real = str(user_path(target)) if target else ""
+        real = str(existing_path(target)) if target else ""
         if real and not allowed(real):
             raise TransferLabError(
                 f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it."
@@ -234,7 +235,7 @@ def decide(issues) -> None:
     for i, issue in enumerate(issues):
         col = cols[i % 4]
         col.image(viewable(issue.path), width="stretch")
-        col.caption(f"labelled {issue.label} · looks like {issue.suggested} ({issue.confidence:.0%})")
+        col.caption(f"labelled {literal(issue.label)} · looks like {literal(issue.suggested)} ({issue.confidence:.0%})")
         options = [f"relabel as {issue.suggested}" if a == "relabel" else a for a in DECISION_ACTIONS]
         choices[issue] = col.selectbox("decision", options, key=f"decide|{issue.path}", label_visibility="collapsed")
     st.caption(
@@ -264,7 +265,10 @@ def pairs(found, title: str) -> None:
         a, b, c = st.columns([2, 2, 3])
         a.image(viewable(p.a), width=120)
         b.image(viewable(p.b), width=120)
-        c.caption(f"{p.kind} · similarity {p.cosine:.3f} · {p.split_a}/{p.label_a} and {p.split_b}/{p.label_b}")
+        c.caption(
+            f"{p.kind} · similarity {p.cosine:.3f} · {p.split_a} {literal(p.label_a)} and {p.split_b} "
+            f"{literal(p.label_b)}"
+        )
 
 
 show_check()

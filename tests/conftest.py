@@ -46,13 +46,13 @@ def tiny_folder(tmp_path: Path) -> Path:
     return root
 
 
-def huge_header_png() -> bytes:
-    """A PNG whose header claims 100000 x 100000 pixels but whose data is a few bytes."""
+def huge_header_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A PNG whose header claims `width` x `height` pixels (100000 x 100000) but whose data is a few bytes."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
 

@@ -55,6 +55,24 @@ def test_bad_files_name_the_file_and_reason(tmp_path, content, needle):
     assert str(path) in str(e.value) and needle in str(e.value)
 
 
+def test_a_strip_within_the_pixel_limit_is_refused_from_its_header_on_every_path(tmp_path):
+    import io
+
+    strip = huge_header_png(500_000, 128)  # 64 M pixels: within the limit, 2.4 GB once resized for the network
+    (tmp_path / "strip.png").write_bytes(strip)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (128, 500_000, 3)})
+    (tmp_path / "strip.npy").write_bytes(header.getvalue() + b"\x00" * 64)  # the header and a few bytes
+    for refused in (
+        lambda: check_image(tmp_path / "strip.png"),
+        lambda: load_image(strip),  # an upload on the Predict page, Grad-CAM's photo
+        lambda: load_image(tmp_path / "strip.png"),
+        lambda: load_image(tmp_path / "strip.npy"),
+    ):
+        with pytest.raises(UnreadableImage, match=r"is a strip \(sides more than 50:1\); crop it"):
+            refused()
+
+
 def test_truncated_jpeg_is_detected(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(tmp_path / "a.jpg")
     data = (tmp_path / "a.jpg").read_bytes()

@@ -101,3 +101,19 @@ def test_a_decisions_file_edited_by_hand_is_one_line_on_the_page(tiny_folder, mo
         at.session_state["dataset"] = str(tiny_folder)
         at.run()
         assert not at.exception and any(str(path) in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_refused_folder_name_never_becomes_the_dataset_nor_enters_the_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
+    at = page("data.py").run()
+    before = at.session_state["dataset"]
+    at.radio(key="source").set_value("Folder on this server").run()
+    for name in (str(tmp_path / ("x" * 5_000)), str(tmp_path / "missing"), "a\x00b"):
+        at.text_input(key="folder").input(name).run()
+        at.button(key="open_folder").click().run()
+        assert not at.exception and at.error, name
+        assert at.session_state["dataset"] == before and at.query_params.get("dataset") in (None, [before], before)
+        at = page("data.py")
+        at.session_state["source"] = "Folder on this server"
+        at.run()
+        assert not at.error, [e.value for e in at.error]  # the refusal does not come back on the next run

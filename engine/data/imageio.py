@@ -18,6 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import UnreadableImage
 
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; anything bigger is refused before decoding
+MAX_ASPECT = 50  # longest side over shortest: a panorama is 4; a strip past 50 would be tens of gigapixels once its
+# short side is resized to the network's input (500,000 x 128 -> 875,000 x 224 x 3 floats, 2.4 GB)
 MAX_FILE_BYTES = 2**30  # no image within MAX_PIXELS needs more (8 channels of 16 bits); a larger file is refused unread
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
 IMAGE_TYPES = tuple(sorted(e[1:] for e in IMAGE_EXTENSIONS))  # the same, as file uploaders name them
@@ -52,7 +54,17 @@ def _open(data: bytes, path: Path, max_pixels: int) -> Image.Image:
         raise UnreadableImage(
             f"{path}: refused, header claims {w}x{h} pixels (limit {max_pixels:,}); resize the image if it is genuine"
         )
+    _check_aspect(w, h, path)
     return img
+
+
+def _check_aspect(w: int, h: int, path: Path) -> None:
+    """Refuses an image far longer than wide (or the reverse): resized to the network's input it would not fit in
+    memory."""
+    if min(w, h) and max(w, h) / min(w, h) > MAX_ASPECT:
+        raise UnreadableImage(
+            f"{path}: refused, {w}x{h} pixels is a strip (sides more than {MAX_ASPECT}:1); crop it to the subject"
+        )
 
 
 def _array(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
@@ -97,6 +109,8 @@ def _check_npy_header(data: bytes | io.BufferedIOBase, path: Path, max_pixels: i
             f"{path}: refused, the header claims shape {shape} (limit {max_pixels:,} pixels of "
             f"(H, W, C)); resize the array if it is genuine"
         )
+    if len(shape) >= 2:
+        _check_aspect(shape[1], shape[0], path)
     if int(np.prod(shape)) * dtype.itemsize > size:
         raise UnreadableImage(
             f"{path}: the header claims shape {shape} but the file is {size:,} bytes; the file is truncated, re-save it"
