@@ -45,8 +45,45 @@ def test_class_subfolders_the_training_data_does_not_have_are_refused(tiny_folde
     target = tmp_path / "field"
     _photos(tiny_folder, target / ds.classes[0], 2, invert=True)
     _photos(tiny_folder, target / "Cat", 2, invert=True)
-    with pytest.raises(DataError, match="Cat are not classes of the training data"):
+    with pytest.raises(DataError, match="Cat look like classes, and they are not classes of the training data"):
         load_target(target, ds)
+
+
+def test_a_folder_of_other_classes_subfolders_is_refused_and_one_subfolder_of_any_name_is_unlabelled(
+    tiny_folder, tmp_path
+):
+    ds = load_dataset(tiny_folder, val_fraction=0.34)
+    other = tmp_path / "other"
+    _photos(tiny_folder, other / "Cat", 2, invert=True)
+    _photos(tiny_folder, other / "Dog", 2, invert=True)
+    with pytest.raises(DataError, match="Cat, Dog look like classes") as e:
+        load_target(other, ds)
+    assert "\n" not in str(e.value)
+    one = tmp_path / "one"
+    _photos(tiny_folder, one / "2024-05", 3, invert=True)
+    assert len(load_target(one, ds).unlabelled) == 3
+
+
+def test_a_name_longer_than_the_system_allows_is_skipped_and_the_rest_is_used(tiny_folder, tmp_path):
+    import os
+
+    ds = load_dataset(tiny_folder, val_fraction=0.34)
+    target = _photos(tiny_folder, tmp_path / "field", 4, invert=True)
+    deep = target / "a"
+    deep.mkdir()
+    d = os.open(deep, os.O_RDONLY)
+    try:  # a path past PATH_MAX, made one folder at a time (each name within NAME_MAX)
+        for _ in range(30):
+            os.mkdir("x" * 200, dir_fd=d)
+            d2 = os.open("x" * 200, os.O_RDONLY, dir_fd=d)
+            os.close(d)
+            d = d2
+        with open(os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, dir_fd=d), "wb") as f:
+            f.write((target / "t0000.jpg").read_bytes())
+    finally:
+        os.close(d)
+    t = load_target(target, ds)
+    assert len(t.unlabelled) == 4 and t.skipped and "cannot be listed" in t.skipped[0].reason
 
 
 def test_the_training_photos_themselves_are_refused_and_a_few_copies_left_out(tiny_folder, tmp_path):

@@ -79,7 +79,7 @@ class Rows:
             if entry.is_file():
                 self.skipped.append(Skipped(str(entry), f"{entry}: not inside a class folder; move it into one"))
                 continue
-            for f in self._files(entry):
+            for f in self.files_below(entry):
                 if f.name.startswith(".") or not self.inside(f, str(f)):
                     continue
                 if f.suffix.lower() in IMAGE_EXTENSIONS:
@@ -87,7 +87,7 @@ class Rows:
                 else:
                     self.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
 
-    def _files(self, folder: Path) -> list[Path]:
+    def files_below(self, folder: Path) -> list[Path]:
         """Every file below `folder`, sorted; a subfolder that cannot be listed (a path longer than the system allows,
         no permission) is skipped and listed, and the rest is read."""
 

@@ -1,12 +1,13 @@
 """Photos from where the model will be used (the target domain): unlabelled, a few labelled, or both, in one folder.
 
-Photos directly in the folder (or in subfolders whose names are not class names, when there are no class subfolders
-at all) are unlabelled. Photos in subfolders named after the training classes are labelled target photos: they
+Photos directly in the folder (or in one subfolder of any name, or in several beside photos of its own) are
+unlabelled. Photos in subfolders named after the training classes are labelled target photos: they
 become the target validation set, which then chooses the adaptation instead of criteria that need no labels. Every
 file is checked as the training photos are (unreadable ones skipped and listed), under the same containment rule.
 
-What is refused, in one line each: a folder with no readable image; class subfolders that are not classes of the
-training data; photos that are the training photos themselves. A folder much larger than the training photos is
+What is refused, in one line each: a folder with no readable image; subfolders that look like classes (beside class
+subfolders, or two or more holding every photo) but are not classes of the training data; photos that are the
+training photos themselves. A folder much larger than the training photos is
 sampled (fixed seed) and says so.
 """
 
@@ -60,20 +61,21 @@ class TargetSet:
 
 
 def _rows(folder: Path, classes: list[str], rows: Rows) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """(unlabelled files, (file, class) of labelled ones) below `folder`."""
-    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    """(unlabelled files, (file, class) of labelled ones) below `folder`, listed as the dataset loader lists a class
+    folder (a name the system cannot read is skipped and listed, the rest is read)."""
+    subdirs = sorted(d for d in folder.iterdir() if not d.name.startswith(".") and _is_dir(d))
     named = [d for d in subdirs if d.name in classes]
     others = [d for d in subdirs if d.name not in classes]
-    if named and others:
+    files = [f for f in rows.files_below(folder) if not f.name.startswith(".") and rows.inside(f, str(f))]
+    loose = [f for f in files if f.parent == folder]
+    if others and (named or (not loose and len(others) >= 2)):
         raise DataError(
-            f"{folder}: the subfolders {', '.join(d.name for d in others[:5])} are not classes of the training data "
-            f"({', '.join(classes[:8])}{'…' if len(classes) > 8 else ''}); put unlabelled photos directly in the "
-            f"folder, and labelled ones in subfolders named after your classes"
+            f"{folder}: the subfolders {', '.join(d.name for d in others[:5])} look like classes, and they are not "
+            f"classes of the training data ({', '.join(classes[:8])}{'…' if len(classes) > 8 else ''}); put "
+            f"unlabelled photos directly in the folder, and labelled ones in subfolders named after your classes"
         )
     unlabelled, labelled = [], []
-    for f in sorted(folder.rglob("*")):
-        if f.name.startswith(".") or f.is_dir() or not rows.inside(f, str(f)):
-            continue
+    for f in files:
         if f.suffix.lower() not in IMAGE_EXTENSIONS:
             rows.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
             continue
@@ -83,6 +85,13 @@ def _rows(folder: Path, classes: list[str], rows: Rows) -> tuple[list[Path], lis
         else:
             unlabelled.append(f)
     return unlabelled, labelled
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name longer than the system allows: not a folder this can read
+        return False
 
 
 def load_target(
