@@ -176,7 +176,10 @@ def main() -> None:
     if not data.exists():
         shutil.copytree(SAMPLE, data)
     target = make_target(data, home / "target-field")
-    from engine.model.cost import step_costs
+    try:  # where each version keeps it: model/pace.py since the planner became one policy, model/cost.py before
+        from engine.model.pace import step_costs
+    except ImportError:
+        from engine.model.cost import step_costs
     from engine.plan.config import TrainConfig
     from engine.plan.make import get_plan
 

@@ -146,7 +146,7 @@ names = [g.name for g in groups]
 st.plotly_chart(
     charts.group_bars(
         names,
-        [g.num_params / 1e6 for g in groups],
+        [g.params_m for g in groups],
         "Layer groups, input to output (millions of parameters)",
         labels=group_labels(names),
     ),

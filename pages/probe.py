@@ -68,7 +68,7 @@ def show() -> None:
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption(
-            f"Every candidate head, scored on the {plan.data.n_train + plan.data.n_val} photos outside the test split "
+            f"Every candidate head, scored on the {plan.data.n_outside_test} photos outside the test split "
             f"by cross-validation: less noisy than one validation split. The test photos are never read here."
         )
     if r.stage_curve:

@@ -175,7 +175,7 @@ def show_plan(planned) -> None:
     st.caption(
         f"Head on {plan.head.label}; starts from {'the linear probe' if plan.head.init == 'probe' else 'random'}"
         f"; augmentation {plan.phases.augment}; about {plan.cost.run_s:.0f} s to run; its caches need about "
-        f"{plan.cost.ram_bytes / 1e9:.1f} GB of memory and {plan.cost.disk_bytes / 1e9:.1f} GB of disk."
+        f"{plan.cost.ram_gb:.1f} GB of memory and {plan.cost.disk_gb:.1f} GB of disk."
     )
     findings = preflight(plan)
     for f in findings:
@@ -238,7 +238,7 @@ with st.expander("New run: the plan", expanded=current is None):
     budget = c[1].number_input(
         "Time budget (s, auto)",
         budget_range.start,
-        budget_range.stop - 1,
+        budget_range[-1],
         int(DEFAULT_BUDGET_S),
         step=30,
         key="budget",
@@ -405,8 +405,7 @@ def anyway(view: RunView) -> None:
         st.caption(f"Fine-tuning anyway is not possible for this run: {memo[current]}")
         return
     cfg, planned = memo[current]
-    minutes = max(1, round(planned.plan.cost.run_s / 60))
-    if st.button(f"Fine-tune anyway (about {minutes} min)", key="anyway"):
+    if st.button(f"Fine-tune anyway (about {planned.plan.cost.run_minutes} min)", key="anyway"):
         new = runner.submit(cfg, name=f"{planned.plan.backbone}-finetune-anyway", planned=planned)
         st.session_state["_new_run"] = new
         st.rerun(scope="app")

@@ -103,3 +103,28 @@ def test_no_import_cycle_anywhere_in_the_engine():
         "engine.paths",
     }
     assert cycles == []
+
+
+ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Pow, ast.MatMult)
+
+
+def _text_path_or_layout(node: ast.expr) -> bool:
+    """An operand that makes a binary operation text, a path or a layout list rather than arithmetic on a number."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, (ast.JoinedStr, ast.List)):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {"Path", "sub"}
+
+
+def test_pages_do_no_arithmetic_on_engine_results():
+    """What a page shows comes from the object the engine executes: a page formats and lays out, it never computes a
+    number from an engine result (the engine offers the property: `Cost.run_minutes`, `LayerGroup.params_m`)."""
+    found = []
+    for path in sorted((REPO / "pages").glob("*.py")):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ARITHMETIC):
+                if not (_text_path_or_layout(node.left) or _text_path_or_layout(node.right)):
+                    found.append(f"{path.name}:{node.lineno} {ast.get_source_segment(source, node)}")
+    assert not found, found

@@ -32,6 +32,11 @@ class LayerGroup:
     modules: tuple[str, ...]
     num_params: int
 
+    @property
+    def params_m(self) -> float:
+        """Parameters in millions, as the pages show them."""
+        return self.num_params / 1e6
+
 
 def _classifier_names(model: nn.Module) -> tuple[str, ...]:
     cfg = getattr(model, "pretrained_cfg", None) or {}

@@ -48,6 +48,11 @@ class DataPart:
     leaks: int = 0  # val or test photos that are (near) copies of training photos: the score they give is inflated
     leak_note: str = ""
 
+    @property
+    def n_outside_test(self) -> int:
+        """The photos choices may read (train and val): what cross-validation scores heads on."""
+        return self.n_train + self.n_val
+
 
 @dataclass(frozen=True)
 class HeadPart:
@@ -162,6 +167,19 @@ class Cost:
     def run_s(self) -> float:
         """The run's seconds once the plan exists (its estimate less the planning already done)."""
         return max(0.0, self.estimate_s - self.plan_s)
+
+    @property
+    def run_minutes(self) -> int:
+        """`run_s` in whole minutes, at least one: what a button that starts the run says."""
+        return max(1, round(self.run_s / 60))
+
+    @property
+    def ram_gb(self) -> float:
+        return self.ram_bytes / 1e9
+
+    @property
+    def disk_gb(self) -> float:
+        return self.disk_bytes / 1e9
 
 
 @dataclass(frozen=True)
