@@ -100,6 +100,7 @@ _API: dict[str, str] = {
     "RESUMABLE": "engine.runs.store",
     "model_card_markdown": "engine.serve.export",
     "predict_image": "engine.serve.export",
+    "Prediction": "engine.serve.export",
     "explain_run": "engine.serve.explain",
     "Unsure": "engine.calibration",
     "run_summary": "engine.serve.summary",
@@ -177,6 +178,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         export_run,
         model_card,
         model_card_markdown,
+        Prediction,
         predict_image,
     )
     from engine.serve.story import Story, stories

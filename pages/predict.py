@@ -64,12 +64,12 @@ if photo is not None:
         if not photo.name.lower().endswith(".npy"):
             st.image(photo.getvalue(), width=240)
         st.dataframe(
-            pd.DataFrame([{"class": c, "probability": p} for c, p in out["top"]]),
+            pd.DataFrame([{"class": c, "probability": p} for c, p in out.top]),
             hide_index=True,
             column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
         )
-        if out["unsure"]:
-            st.warning(out["unsure_sentence"])
+        if out.unsure:
+            st.warning(out.unsure_sentence)
         with st.spinner("Where the model looks…"):
             [(chosen, start)] = explain_run(run, [photo.getvalue()])
         a, b = st.columns(2)
@@ -80,7 +80,7 @@ if photo is not None:
             "Grad-CAM: the warm areas are the ones that pushed the model towards its answer, for the class the chosen "
             "model predicts. Where the fine-tuned model and the probe look at different things, this shows it."
         )
-        for w in out["warnings"]:
+        for w in out.warnings:
             st.warning(w)
     except TransferLabError as e:
         st.error(str(e))

@@ -36,10 +36,10 @@ def test_predict_and_drift_warning(finished_store):
     run = finished_store.list()[0]
     photo = next(iter(sorted((SAMPLE / "val").rglob("*.jpg"))))
     out = predict_image(run, str(photo), k=2)
-    assert len(out["top"]) == 2 and abs(sum(p for _, p in out["top"]) - 1) < 1 + 1e-6
-    assert not out["warnings"]
+    assert len(out.top) == 2 and abs(sum(p for _, p in out.top) - 1) < 1 + 1e-6
+    assert not out.warnings
     odd = predict_image(run, jpeg_bytes((255, 0, 255), (3000, 40)))
-    assert len(odd["warnings"]) == 2  # size and colour far from the training photos
+    assert len(odd.warnings) == 2  # size and colour far from the training photos
 
 
 def test_evaluate_on_a_whole_folder(finished_store):

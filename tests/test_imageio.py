@@ -69,7 +69,7 @@ def test_a_strip_within_the_pixel_limit_is_refused_from_its_header_on_every_path
         lambda: load_image(tmp_path / "strip.png"),
         lambda: load_image(tmp_path / "strip.npy"),
     ):
-        with pytest.raises(UnreadableImage, match=r"is a strip \(sides more than 50:1\); crop it"):
+        with pytest.raises(UnreadableImage, match=r"is a strip \(sides more than 100:1\); crop it"):
             refused()
 
 

@@ -285,7 +285,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     assert run.read_json("plan.json")["input"]["input_size"][0] == chans
     assert evaluate(run, str(data))["n"] == 18
     photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))
-    assert len(predict_image(run, str(photo), k=2)["top"]) == 2
+    assert len(predict_image(run, str(photo), k=2).top) == 2
     out = export_run(run, tmp_path / f"export{chans}", formats=("onnx",), check_images=6)
     assert out["checks"]["onnx_same_top1"] and out["card"]["in_chans"] == chans
 

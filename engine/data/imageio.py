@@ -18,8 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import UnreadableImage
 
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; anything bigger is refused before decoding
-MAX_ASPECT = 50  # longest side over shortest: a panorama is 4; a strip past 50 would be tens of gigapixels once its
-# short side is resized to the network's input (500,000 x 128 -> 875,000 x 224 x 3 floats, 2.4 GB)
+MAX_ASPECT = 100  # longest side over shortest: a panorama is 4; at 100 the eval resize makes 22,400 x 224 (60 MB of
+# floats), while a 500,000 x 128 strip within MAX_PIXELS would become 875,000 x 224 x 3 floats (2.4 GB)
 MAX_FILE_BYTES = 2**30  # no image within MAX_PIXELS needs more (8 channels of 16 bits); a larger file is refused unread
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
 IMAGE_TYPES = tuple(sorted(e[1:] for e in IMAGE_EXTENSIONS))  # the same, as file uploaders name them

@@ -7,6 +7,7 @@ weight source and hash, metrics and the config that produced the model.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,26 @@ EXPORT_FORMATS = ("torchscript", "onnx", "safetensors")
 DEFAULT_EXPORT = ("onnx", "safetensors")  # what the dashboard offers first: no PyTorch needed to run them
 
 
-def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
+@dataclass(frozen=True)
+class Prediction:
+    """One photo's answer.
+
+    Attributes:
+        top: (class, calibrated probability) of the likeliest classes, the likeliest first.
+        unsure: The top probability is below the threshold chosen on val.
+        threshold: That threshold (0 when the run chose none).
+        unsure_sentence: Why to doubt it, in words ("" when sure).
+        warnings: How far the photo is from the training photos (size, colour), in words.
+    """
+
+    top: list[tuple[str, float]]
+    unsure: bool
+    threshold: float
+    unsure_sentence: str
+    warnings: list[str]
+
+
+def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> Prediction:
     """Top-k classes with their calibrated probabilities for one photo, whether the run would call it unsure (its top
     probability below the threshold chosen on val), and drift warnings."""
     model, spec, classes = load_run_model(run)
@@ -43,16 +63,16 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> dict:
     ranked = [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]
     unsure = bool(ranked and ranked[0][1] < threshold)
     guesses = ", ".join(f"{literal(c)} {p:.0%}" for c, p in ranked[:2])
-    return {
-        "top": ranked,
-        "unsure": unsure,
-        "threshold": threshold,
-        "unsure_sentence": f"Unsure: top guesses {guesses}. Below {threshold:.0%} confidence this model is often "
+    return Prediction(
+        top=ranked,
+        unsure=unsure,
+        threshold=threshold,
+        unsure_sentence=f"Unsure: top guesses {guesses}. Below {threshold:.0%} confidence this model is often "
         f"wrong (the threshold was chosen on the validation photos)."
         if unsure
         else "",
-        "warnings": drift_warnings(img, spec, run.read_json("data_stats.json")),
-    }
+        warnings=drift_warnings(img, spec, run.read_json("data_stats.json")),
+    )
 
 
 def model_card(run: Run) -> dict:
