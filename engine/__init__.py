@@ -90,6 +90,7 @@ _API: dict[str, str] = {
     "RunResult": "engine.runs.result",
     "has_model": "engine.serve.evaluate",
     "evaluate": "engine.serve.evaluate",
+    "Evaluation": "engine.serve.evaluate",
     "compare_row": "engine.serve.compare",
     "gap_sentence": "engine.serve.compare",
     "export_run": "engine.serve.export",
@@ -169,7 +170,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
     from engine.serve.compare import compare_row, gap_sentence
-    from engine.serve.evaluate import evaluate, has_model
+    from engine.serve.evaluate import Evaluation, evaluate, has_model
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run
     from engine.serve.export import (

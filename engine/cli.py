@@ -353,11 +353,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise TransferLabError("evaluate needs either --data FOLDER or --split test|val (the run's own split)")
     r = evaluate(args.run, args.data, args.split)
     if args.json:
-        print(json.dumps(r, indent=2))
+        print(json.dumps(r.to_dict(), indent=2))
     else:
-        lo, hi = r["interval"]
-        print(f"accuracy {r['accuracy']:.1%} on {r['n']} images (95% interval {lo:.1%}–{hi:.1%})")
-        for c, a in r["per_class"].items():
+        lo, hi = r.interval
+        print(f"accuracy {r.accuracy:.1%} on {r.n} images (95% interval {lo:.1%}–{hi:.1%})")
+        for c, a in r.per_class.items():
             print(f"  {c:40} {'-' if a is None else f'{a:.1%}'}")
     return 0
 

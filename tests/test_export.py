@@ -45,5 +45,6 @@ def test_predict_and_drift_warning(finished_store):
 def test_evaluate_on_a_whole_folder(finished_store):
     run = finished_store.list()[0]
     r = evaluate(run, run.config["data"]["path"])  # no val/ folder: every image is evaluated
-    assert r["n"] == 18 and 0 <= r["accuracy"] <= 1 and np.array(r["confusion"]).sum() == 18
+    assert r.n == 18 and 0 <= r.accuracy <= 1 and np.array(r.confusion).sum() == 18
+    assert r.to_dict()["classes"] == r.classes and len(r.interval) == 2
     assert model_card(run)["metrics"]["best_val_acc"] == run.read_json("metrics.json")["best_val_acc"]

@@ -42,14 +42,14 @@ def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, 
     assert metrics["status"] == "finished", metrics["error"]
     assert metrics["test_n"] >= 9 and (run.path / "start.pt").exists()
     chosen = evaluate(run, split="test")
-    assert chosen["accuracy"] == pytest.approx(metrics["test_accuracy"])  # the best model was put back
+    assert chosen.accuracy == pytest.approx(metrics["test_accuracy"])  # the best model was put back
     start = run.load_checkpoint("start")["model"]
     shutil.move(run.path / "model.safetensors", run.path / "chosen.safetensors")
     save_file({k: v.contiguous() for k, v in start.items()}, str(run.path / "model.safetensors"))
     from engine.model.weights import sha256_file
 
     run.write_json("metrics.json", {**metrics, "model_sha256": sha256_file(run.path / "model.safetensors")})
-    assert evaluate(run, split="test")["accuracy"] == pytest.approx(metrics["start_test_accuracy"])
+    assert evaluate(run, split="test").accuracy == pytest.approx(metrics["start_test_accuracy"])
     lo, hi = metrics["start_test_interval"]
     assert lo <= metrics["start_test_accuracy"] <= hi
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -81,7 +83,31 @@ def predict_paths(model: torch.nn.Module, spec: InputSpec, paths: list[str]) -> 
     return predict_logits(model, spec, paths, device).softmax(-1).numpy()
 
 
-def evaluate(run: Run | str, data: str | None = None, split: str | None = None) -> dict:
+@dataclass(frozen=True)
+class Evaluation:
+    """A run's model scored on labelled photos.
+
+    Attributes:
+        accuracy: Share of the photos classified right.
+        interval: Its 95% Wilson interval.
+        n: Photos scored.
+        per_class: Each class's accuracy (None where it has no photo).
+        confusion: Counts, rows the true class, columns the predicted one, in `classes` order.
+        classes: The run's classes, in output order.
+    """
+
+    accuracy: float
+    interval: tuple[float, float]
+    n: int
+    per_class: dict[str, float | None]
+    confusion: list[list[int]]
+    classes: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(run: Run | str, data: str | None = None, split: str | None = None) -> Evaluation:
     """Accuracy (with its 95% interval), per-class accuracy and confusion matrix.
 
     Args:
@@ -108,4 +134,5 @@ def evaluate(run: Run | str, data: str | None = None, split: str | None = None) 
         )
     y = np.array([classes.index(ds.classes[it.label]) for it in items])
     pred = predict_paths(model, spec, [it.path for it in items]).argmax(1)
-    return {**score(y, pred, classes), "classes": classes}
+    s = score(y, pred, classes)
+    return Evaluation(s["accuracy"], tuple(s["interval"]), s["n"], s["per_class"], s["confusion"], classes)
