@@ -4,7 +4,7 @@ Normalization For Practical Domain Adaptation").
 Every BatchNorm layer's running mean and variance are replaced by their plain average over a sample of the target
 photos (momentum None: a cumulative average, not the last batches'), with every other module as it predicts (no
 dropout) and no weight changed. It is the lesson's "recompute BatchNorm statistics on the target" fix; on the pairs
-measured here it costs accuracy (bench/domain.py), so the plan keeps it only on evidence (`engine.plan.target_bn`).
+measured here it costs accuracy (bench/domain.py), so the plan keeps it only on evidence (`engine.plan.adabn`).
 
 The sample is chosen here, by seed, so the plan that scores the fix and the run that applies it read the same photos.
 """

@@ -145,6 +145,23 @@ class BackboneProfile:
         """Images a second of an inference forward pass (no decoding)."""
         return 1.0 / max(self.forward_s, 1e-9)
 
+    # PLR0913: each argument is one measured input of the cost model
+    def epoch_seconds(
+        self, trainable: list[str], n_train: int, n_val: int, images_per_s: float, val_views: int = 1
+    ) -> float:
+        """Seconds for one fine-tuning epoch on the full-forward path: every training image's forward at the probe's
+        pace (`images_per_s`, decoding included), plus what a training step costs beyond a forward pass in proportion
+        to the FLOPs of the `trainable` groups; then the validation forward of `val_views` views of each val image."""
+        share = self.flops_share(trainable)
+        backward = max(0.0, self.step_s - self.forward_s) * share if share else 0.0
+        return n_train * (1 / images_per_s + backward) + n_val * val_views / images_per_s
+
+    def cached_epoch_seconds(self, trainable: list[str], n_train: int, n_val: int) -> float:
+        """Seconds for one fine-tuning epoch on cached activations: a training step through the `trainable` groups
+        alone for every training image (their share of the FLOPs of a measured step), then their forward for each
+        val image."""
+        return self.flops_share(trainable) * (n_train * self.step_s + n_val * self.forward_s)
+
 
 def architecture(name: str) -> Architecture:
     """The facts of architecture `name`, from one randomly initialised instance built the first time they are

@@ -27,7 +27,6 @@ from typing import Callable, NamedTuple
 from engine.data.dataset import Dataset
 from engine.data.spec import InputSpec
 from engine.model.catalogue import list_entries
-from engine.model.cost import epoch_seconds
 from engine.model.profile import BackboneProfile, architecture, profile
 from engine.model.taps import FINAL
 from engine.model.weights import availability
@@ -105,7 +104,7 @@ def forecast(  # noqa: PLR0913
     prof = profile(pace.backbone, pace.size, pace.device)
 
     def epoch(k: int) -> float:  # the top group's epoch (both views: the pessimistic count)
-        return epoch_seconds(prof, list(groups[-1 - k : -1]), len(ds.train), len(ds.val), pace.images_per_s, 2)
+        return prof.epoch_seconds(list(groups[-1 - k : -1]), len(ds.train), len(ds.val), pace.images_per_s, 2)
 
     if finetune_depth(epoch, 1, SAFETY * budget - t - finish)[1] > 0:
         return Forecast(SAFETY * budget - elapsed, finish, True, tuple(probed))
@@ -210,7 +209,7 @@ def finetune(  # noqa: PLR0913
 
     def cost(k: int) -> float:
         """Seconds of one fine-tuning epoch with the top `k` groups below the head trainable."""
-        return epoch_seconds(prof, groups[headi - k : headi], len(ds.train), len(ds.val), pace, views)
+        return prof.epoch_seconds(groups[headi - k : headi], len(ds.train), len(ds.val), pace, views)
 
     k, epochs = finetune_depth(cost, headi, seconds_left)
     trainable = list(range(headi - k, headi + 1)) if epochs else [headi]

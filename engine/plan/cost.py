@@ -21,7 +21,6 @@ import torch
 
 from engine.data.batch_augment import device_input, pixel_bytes
 from engine.model.catalogue import get_entry
-from engine.model.cost import cached_epoch_seconds, epoch_seconds
 from engine.model.device import pick_device
 from engine.model.profile import architecture, profile
 from engine.model.resources import activations_fit, plan_bytes
@@ -82,8 +81,8 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
 
     def epoch(n_val: int) -> float:
         if on_activations:
-            return cached_epoch_seconds(prof, trainable, data.n_train, n_val)
-        return epoch_seconds(prof, trainable, data.n_train, n_val, speed, views)
+            return prof.cached_epoch_seconds(trainable, data.n_train, n_val)
+        return prof.epoch_seconds(trainable, data.n_train, n_val, speed, views)
 
     epoch_s = epoch(data.n_val) if ft else 0.0
     if target.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch,

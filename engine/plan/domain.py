@@ -36,7 +36,7 @@ from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
-from engine.plan.target_bn import BnChoice
+from engine.plan.adabn import BnChoice
 from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)

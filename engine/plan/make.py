@@ -48,7 +48,7 @@ from engine.plan.evidence import Evidence, Request, gather, probe_for
 from engine.plan.parts import PLAN_VERSION, DataPart, HeadPart, Phases, Plan, TargetPart
 from engine.plan.phases import schedule
 from engine.plan.stored import Planned, load_planned, save_planned
-from engine.plan.target_bn import BnChoice, choose_target_bn
+from engine.plan.adabn import BnChoice, choose_target_bn
 from engine.plan.trials import apply_fix, try_adaptation
 from engine.probe.check import exact_leaks, stored_leaks
 from engine.probe.choose import label_of

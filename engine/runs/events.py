@@ -49,8 +49,9 @@ class StopCheck:
 
 
 @dataclass(frozen=True)
-class Event:
-    """Base event: `kind` names the type in the store, `t` is wall-clock time."""
+class Record:
+    """One line of a run's event log (every event type derives from it; `engine.train.state.Event` names the
+    trainer's callback hooks instead): `kind` names the type in the store, `t` is wall-clock time."""
 
     kind: str = field(init=False, default="event")
     t: float = field(default_factory=time.time, kw_only=True)
@@ -60,7 +61,7 @@ class Event:
 
 
 @dataclass(frozen=True)
-class RunStarted(Event):
+class RunStarted(Record):
     kind: str = field(init=False, default="run_started")
     config: dict = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
@@ -71,7 +72,7 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
-class SetupStep(Event):
+class SetupStep(Record):
     """Progress of one named step before or after training: load and check data, probe, choose the head, cache
     features, score the test split. `fraction` goes from 0 to 1; `eta_s` is the step's time left (None: unknown)."""
 
@@ -83,7 +84,7 @@ class SetupStep(Event):
 
 
 @dataclass(frozen=True)
-class PhaseStarted(Event):
+class PhaseStarted(Record):
     """A phase begins: the freeze map (per group: frozen or trainable, and its learning rate)."""
 
     kind: str = field(init=False, default="phase_started")
@@ -98,7 +99,7 @@ class PhaseStarted(Event):
 
 
 @dataclass(frozen=True)
-class StepEnded(Event):
+class StepEnded(Record):
     kind: str = field(init=False, default="step")
     phase: int = 0
     epoch: int = 0
@@ -111,7 +112,7 @@ class StepEnded(Event):
 
 
 @dataclass(frozen=True)
-class EpochEnded(Event):
+class EpochEnded(Record):
     """An epoch was validated. Epoch 0 (phase 0) is the model the run starts from (the linear probe's head)."""
 
     kind: str = field(init=False, default="epoch")
@@ -134,7 +135,7 @@ class EpochEnded(Event):
 
 
 @dataclass(frozen=True)
-class RunEnded(Event):
+class RunEnded(Record):
     kind: str = field(init=False, default="run_ended")
     status: str = "finished"  # finished | cancelled | failed
     best_val_acc: float = 0.0
@@ -144,7 +145,7 @@ class RunEnded(Event):
     test_accuracy: float | None = None
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
+EVENT_TYPES: dict[str, type[Record]] = {
     c.kind: c for c in (RunStarted, SetupStep, PhaseStarted, StepEnded, EpochEnded, RunEnded)
 }
 

@@ -20,7 +20,7 @@ import torch
 
 from engine import paths
 from engine.errors import NotResumable, RunBusy
-from engine.runs.events import Event
+from engine.runs.events import Record
 
 TERMINAL = {"finished", "cancelled", "failed"}
 LIVE = frozenset({"running", "queued"})
@@ -97,8 +97,8 @@ class Run:
     def config(self) -> dict:
         return json.loads((self.path / "config.json").read_text())
 
-    def append(self, event: Event | dict) -> None:
-        line = json.dumps(event.to_dict() if isinstance(event, Event) else event, default=float) + "\n"
+    def append(self, event: Record | dict) -> None:
+        line = json.dumps(event.to_dict() if isinstance(event, Record) else event, default=float) + "\n"
         with self._lock, open(self.events_path, "a") as f:
             f.write(line)
             f.flush()

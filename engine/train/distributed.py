@@ -1,7 +1,7 @@
 """Data-parallel training under `torchrun --nproc_per_node=N`: one process per device, gradients averaged.
 
 Each rank trains on its own shard of every epoch (a shared seeded order, split by torch's DistributedSampler) through
-`DistributedDataParallel` (see `engine.train.paths`), so every rank holds the same model; validation is sharded and
+`DistributedDataParallel` (see `engine.train.routes`), so every rank holds the same model; validation is sharded and
 gathered; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUDA, gloo on the CPU.
 """
 

@@ -15,7 +15,7 @@ from engine.plan.parts import Plan
 from engine.progress import QUIET, Progress
 from engine.train.loop import Trainer
 from engine.train.optim import freeze, set_train_mode
-from engine.train.paths import make_path
+from engine.train.routes import make_path
 
 
 @dataclass(frozen=True)
