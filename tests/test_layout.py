@@ -128,3 +128,14 @@ def test_pages_do_no_arithmetic_on_engine_results():
                 if not (_text_path_or_layout(node.left) or _text_path_or_layout(node.right)):
                     found.append(f"{path.name}:{node.lineno} {ast.get_source_segment(source, node)}")
     assert not found, found
+
+
+def test_serving_needs_nothing_from_training():
+    """A model is loaded, scored, explained and exported with `engine.model`'s prediction routine, never the trainer."""
+    found = [
+        f"{path.name} imports {module}"
+        for path in sorted((ENGINE / "serve").glob("*.py"))
+        for module in _imports(path)
+        if module.startswith("engine.train")
+    ]
+    assert not found, found

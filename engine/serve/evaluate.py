@@ -21,7 +21,7 @@ from engine.plan.parts import Plan
 from engine.model.weights import sha256_file
 from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
-from engine.train.routes import predict_logits
+from engine.model.predict import predict_logits
 
 
 def has_model(run: Run) -> bool:

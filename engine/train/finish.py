@@ -25,7 +25,7 @@ from engine.runs.events import RunEnded
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.train import reverse_check, target_bn
-from engine.train.routes import predict_logits
+from engine.model.predict import predict_logits
 from engine.train.reverse_check import features
 from engine.train.state import TrainContext, TrainState
 

@@ -42,7 +42,8 @@ from engine.train.optim import (
     set_plan,
     set_train_mode,
 )
-from engine.train.routes import FullPath, make_path, predict_logits
+from engine.model.predict import predict_logits
+from engine.train.routes import FullPath, make_path
 from engine.progress import QUIET_STEP, Step
 from engine.train.progress import SetupProgress
 from engine.train.state import EVENT_NAMES, RANK_EVENTS, Event, PhaseState, TrainContext, TrainState

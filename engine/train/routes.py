@@ -26,16 +26,16 @@ from engine.data.batch_augment import BatchAugment, device_input
 from engine.data.batches import AugmentedImages, EpochBatches, make_loader
 from engine.data.spec import InputSpec
 from engine.model.cut import SplitModel
-from engine.model.device import autocast, image_batches, to_device
+from engine.model.device import autocast, to_device
 from engine.model.taps import TapModel
 from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
 from engine.train.state import TrainContext, TrainState
+from engine.model.predict import predict_logits
 from engine.progress import QUIET_STEP, Step
 from engine.train.views import Views, cache_target_acts, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
-PREDICT_BATCH = 32  # images per forward pass when predicting from files
 
 
 def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -212,26 +212,6 @@ class FullPath(_Trainable):
 
     def close(self) -> None:
         self._loader = None  # ends the DataLoader's worker processes
-
-
-@torch.no_grad()
-def predict_logits(
-    model: torch.nn.Module, spec: InputSpec, paths: list[str], device: torch.device, progress: Step = QUIET_STEP
-) -> torch.Tensor:
-    """Logits of image files through the eval transform, in eval mode (the one prediction routine of the engine:
-    validation, the final test score, `evaluate` and `predict` all use it)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with autocast(device):
-            for done, x in image_batches(spec, paths, device, PREDICT_BATCH):
-                progress.check_cancel()
-                out.append(model(x).float().cpu())
-                progress(done / len(paths))
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath | ActivationPath | FullPath:
