@@ -181,3 +181,24 @@ def test_a_server_that_hangs_mid_body_is_a_timeout_in_one_line(hub, monkeypatch)
         hub.hang.set()
     assert "timed out" in str(e.value) and "HF_HUB_OFFLINE" not in str(e.value) and "\n" not in str(e.value)
     assert not availability(NAME)["available"]
+
+
+def test_a_download_killed_part_way_leaves_no_partial_file_after_the_next(hub, tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+
+    hub.delay = 0.05  # slow enough to be killed part-way
+    code = f"from engine.model.fetch import fetch_weights; fetch_weights({NAME!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
+    deadline = time.time() + 60
+    while time.time() < deadline and not [p for p in (tmp_path / "hf").rglob("*.incomplete") if p.stat().st_size]:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = list((tmp_path / "hf").rglob("*.incomplete"))
+    assert left and left[0].stat().st_size < len(hub.files[next(iter(hub.files))]), "killed after it finished"
+    hub.delay = 0.0
+    info = fetch(NAME)
+    assert "matches" in info.note and not list((tmp_path / "hf").rglob("*.incomplete"))

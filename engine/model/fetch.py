@@ -59,6 +59,7 @@ class RemoteFile:
     size: int | None
     sha256: str | None
     cached: bool
+    etag: str = ""  # the plain digest the client names the cached blob after
 
     @property
     def url(self) -> str:
@@ -144,7 +145,7 @@ def remote_file(name: str) -> RemoteFile:
     etag = (meta.etag or "").strip('"').lower()
     _plain_names(name, etag, meta.commit_hash)
     cached = isinstance(try_to_load_from_cache(repo, filename, cache_dir=hf_hub_cache()), str)
-    return RemoteFile(repo, filename, meta.size, etag if SHA256.match(etag) else None, cached)
+    return RemoteFile(repo, filename, meta.size, etag if SHA256.match(etag) else None, cached, etag)
 
 
 def _plain_names(name: str, etag: str, commit: str | None) -> None:
@@ -177,6 +178,30 @@ def _progress_bar(report: Callable[[float], None], cancel: threading.Event | Non
             return super().update(n)
 
     return Bar
+
+
+def remove_stale_partials(remote: RemoteFile) -> int:
+    """Removes the partial files a killed download of `remote` left in the cache, and returns how many. The client
+    writes each download to `<etag>.<random>.incomplete` and never resumes another process's, so a partial file would
+    otherwise stay for ever; this happens under the client's own lock for the blob, so a download in progress in
+    another process is left alone."""
+    from filelock import FileLock, Timeout
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = repo_folder_name(repo_id=remote.repo, repo_type="model")
+    blobs = hf_hub_cache() / folder / "blobs"
+    partial = sorted(blobs.glob(f"{remote.etag}.*.incomplete")) if remote.etag and blobs.is_dir() else []
+    if not partial:
+        return 0
+    lock = hf_hub_cache() / ".locks" / folder / f"{remote.etag}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(lock, timeout=0):
+            for p in partial:
+                p.unlink(missing_ok=True)
+    except Timeout:  # another process is downloading it now
+        return 0
+    return len(partial)
 
 
 def _discard(path: Path) -> None:
@@ -214,6 +239,7 @@ def fetch_weights(
     """
     report = progress or (lambda _stage, _fraction: None)
     remote = remote_file(name)
+    remove_stale_partials(remote)  # a killed download's file: the client would start again beside it
     constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, PROGRESS_BYTES)  # the client's read size
     stage = f"download ({remote.size / 1e6:.1f} MB)" if remote.size else "download"
     try:
