@@ -27,6 +27,7 @@ _API: dict[str, str] = {
     "build_report": "engine.data.report",
     "viewable": "engine.data.imageio",
     "split_counts": "engine.data.dataset",
+    "SplitCounts": "engine.data.dataset",
     "IMAGE_TYPES": "engine.data.imageio",
     "PRESETS": "engine.data.augment",
     # models
@@ -108,6 +109,7 @@ _API: dict[str, str] = {
     "run_header": "engine.serve.summary",
     "no_epoch_sentence": "engine.serve.summary",
     "worst_mistakes": "engine.serve.summary",
+    "Mistake": "engine.serve.summary",
     "Runner": "engine.service.runner",
     "ARM_TEXT": "engine.service.experiment",
     "lesson_configs": "engine.service.experiment",
@@ -132,7 +134,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from engine.data.augment import PRESETS
-    from engine.data.dataset import load_dataset, split_counts
+    from engine.data.dataset import SplitCounts, load_dataset, split_counts
     from engine.data.imageio import IMAGE_TYPES, viewable
     from engine.data.report import build_report
     from engine.errors import DataError, TransferLabError
@@ -184,7 +186,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from engine.serve.story import Story, stories
     from engine.text import literal
-    from engine.serve.summary import no_epoch_sentence, run_header, run_summary, worst_mistakes
+    from engine.serve.summary import Mistake, no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
     from engine.service.jobs import Jobs
     from engine.service.runner import Runner

@@ -96,15 +96,15 @@ if not wrong:
 else:
     cols = st.columns(4)
     for i, w in enumerate(wrong):
-        caption = f"true {w['true']} · predicted {w['predicted']} ({w['confidence'] or 0:.0%})"
-        cols[i % 4].image(viewable(w["path"]), caption=caption, width="stretch")
+        caption = f"true {w.true} · predicted {w.predicted} ({w.confidence or 0:.0%})"
+        cols[i % 4].image(viewable(w.path), caption=caption, width="stretch")
     if st.toggle("Where the models look on these mistakes", key="cam_mistakes"):
         run = runs[rid]
         shown = wrong[:4]
-        for w, (chosen, start) in zip(shown, explain_run(run, [w["path"] for w in shown])):
+        for w, (chosen, start) in zip(shown, explain_run(run, [w.path for w in shown])):
             a, b, c = st.columns(3)
-            a.image(viewable(w["path"]), caption=f"true {w['true']}", width=200)
-            b.image(chosen.overlay, caption=f"the chosen model: {w['predicted']}", width=200)
+            a.image(viewable(w.path), caption=f"true {w.true}", width=200)
+            b.image(chosen.overlay, caption=f"the chosen model: {w.predicted}", width=200)
             if start is not None:
                 c.image(start.overlay, caption="the starting head (the probe's)", width=200)
         st.caption(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, catalogue_table, demo_config, split_counts, stories
+from engine import DEFAULT_BACKBONE, SAMPLE, SplitCounts, catalogue_table, demo_config, split_counts, stories
 from ui.state import dataset_path, get_runner, init_session, remember, start_lesson
 
 
@@ -14,7 +14,7 @@ def _catalogue() -> list[dict]:
 
 
 @st.cache_data(show_spinner=False)
-def _sample_counts() -> dict[str, int]:
+def _sample_counts() -> SplitCounts:
     return split_counts(SAMPLE)
 
 
@@ -30,8 +30,8 @@ for story in stories():
     st.caption(f"Measured by `bench/story.py` ({story.machine}): {story.sentence()}.")
 counts = _sample_counts()
 st.info(
-    f"Bundled sample: {counts['classes']} classes of pepper, potato and tomato leaves (PlantVillage), "
-    f"{counts['train']:,} training and {counts['val']:,} validation photos, in "
+    f"Bundled sample: {counts.classes} classes of pepper, potato and tomato leaves (PlantVillage), "
+    f"{counts.train:,} training and {counts.val:,} validation photos, in "
     f"`{SAMPLE.relative_to(SAMPLE.parent.parent)}`."
 )
 st.subheader("Quick demo")

@@ -125,5 +125,5 @@ def test_split_counts_list_what_load_dataset_lists(tiny_folder):
 
     ds = load_dataset(tiny_folder, val_fraction=0.0)
     counts = split_counts(tiny_folder)
-    assert counts["classes"] == len(ds.classes)
-    assert counts["train"] + counts["val"] + counts["test"] == len(ds.items) + len(ds.skipped)
+    assert counts.classes == len(ds.classes)
+    assert counts.train + counts.val + counts.test == len(ds.items) + len(ds.skipped)

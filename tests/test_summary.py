@@ -43,3 +43,21 @@ def test_the_test_figure_in_words_says_why_it_is_missing():
     )
     assert test_phrase(RunResult(status="finished", cv_estimate=0.8), a_plan()).startswith("no test split")
     assert test_phrase(stopped, None).startswith("no test split")  # a run whose plan was never made
+
+
+def test_the_worst_mistakes_are_the_wrong_test_photos_most_confident_first():
+    from engine.runs.result import RunResult
+    from engine.serve.summary import Mistake, worst_mistakes
+
+    result = RunResult.from_dict(
+        {
+            "status": "finished",
+            "classes": ["a", "b"],
+            "test_paths": ["1.jpg", "2.jpg", "3.jpg", "4.jpg"],
+            "test_labels": [0, 0, 1, 1],
+            "test_pred": [1, 0, 0, 1],
+            "test_conf": [0.6, 0.9, 0.8, 0.7],
+        }
+    )
+    assert worst_mistakes(result) == [Mistake("3.jpg", "b", "a", 0.8, "test"), Mistake("1.jpg", "a", "b", 0.6, "test")]
+    assert worst_mistakes(result, k=1) == [Mistake("3.jpg", "b", "a", 0.8, "test")]

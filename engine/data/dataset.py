@@ -209,11 +209,21 @@ def load_dataset(  # noqa: PLR0913
     return ds
 
 
-def split_counts(root: str | Path) -> dict[str, int]:
+@dataclass(frozen=True)
+class SplitCounts:
+    """Image files per split of a dataset folder, and the classes of its train split."""
+
+    classes: int
+    train: int
+    val: int
+    test: int
+
+
+def split_counts(root: str | Path) -> SplitCounts:
     """Image files per split of a dataset folder, and the classes of its train split, as `load_dataset` would list
     them (`read_source`: the same split folders, containment and skipped files), with nothing decoded: what a page
     says about a folder before loading it."""
     rows = read_source(Path(root), None, None, None, False).rows
     per_split = Counter(split for _, _, split in rows)
     classes = {label for _, label, split in rows if split == "train"}
-    return {"classes": len(classes), **{split: per_split[split] for split in ("train", "val", "test")}}
+    return SplitCounts(len(classes), per_split["train"], per_split["val"], per_split["test"])

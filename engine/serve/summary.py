@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pathlib import Path
 
 from engine.plan.parts import Plan
@@ -120,14 +122,22 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
     return " ".join(parts)
 
 
-def worst_mistakes(result: RunResult, k: int = 8) -> list[dict]:
+@dataclass(frozen=True)
+class Mistake:
+    """A photo the run's model got wrong: its path, true and predicted class, the model's confidence (None when the
+    run kept none) and the split it was scored on."""
+
+    path: str
+    true: str
+    predicted: str
+    confidence: float | None
+    split: str
+
+
+def worst_mistakes(result: RunResult, k: int = 8) -> list[Mistake]:
     """The wrong predictions of the split the run was scored on (test, else val), most confident first."""
     split, classes = result.scored_split, result.classes
     paths, labels, preds, conf = result.predictions()
     conf = conf or [None] * len(paths)
-    wrong = [
-        {"path": p, "true": classes[y], "predicted": classes[q], "confidence": c, "split": split}
-        for p, y, q, c in zip(paths, labels, preds, conf)
-        if y != q
-    ]
-    return sorted(wrong, key=lambda w: -(w["confidence"] or 0.0))[:k]
+    wrong = [Mistake(p, classes[y], classes[q], c, split) for p, y, q, c in zip(paths, labels, preds, conf) if y != q]
+    return sorted(wrong, key=lambda w: -(w.confidence or 0.0))[:k]
