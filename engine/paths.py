@@ -143,15 +143,17 @@ def user_path(text: str) -> Path:
         raise TransferLabError(f"{shown}: {e.strerror or e}; give a shorter path to a folder that exists") from None
 
 
-def existing_path(text: str) -> Path:
-    """`user_path(text)` when it names a folder or file that exists: what a person may choose as their data.
+def existing_path(text: str, base: Path | None = None) -> Path:
+    """`user_path(text)` when it names a folder or file that exists: what a person may choose as their data. A
+    relative name is taken under `base` (the data root the page names), not the server's working folder.
 
     Raises:
         TransferLabError: As `user_path`, or nothing is there; one line.
     """
     from engine.errors import TransferLabError
 
-    path = user_path(text)
+    relative = base is not None and "\0" not in text and not Path(text).expanduser().is_absolute()
+    path = user_path(str(base / text) if relative else text)
     shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
     try:
         there = path.exists()

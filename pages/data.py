@@ -43,7 +43,7 @@ elif source == "Folder on this server":
     folder = st.text_input(f"Folder (under {root})", key="folder")
     if st.button("Open folder", key="open_folder") and folder:
         try:
-            path = existing_path(folder)  # a name refused here never becomes the dataset, nor enters the URL
+            path = existing_path(folder, base=root)  # a name refused here never becomes the dataset, nor enters the URL
         except TransferLabError as e:
             st.error(str(e))  # the dataset open before stays
         else:
@@ -125,7 +125,7 @@ target = st.text_input(f"Folder of target photos (under {data_root()}; optional)
 gap_key = f"gap|{path}|{target}|{backbone()}"
 if st.button("Measure the domain gap", key="measure_gap"):
     try:
-        real = str(existing_path(target)) if target else ""
+        real = str(existing_path(target, base=data_root())) if target else ""
         if real and not allowed(real):
             raise TransferLabError(
                 f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it."

@@ -117,3 +117,13 @@ def test_a_refused_folder_name_never_becomes_the_dataset_nor_enters_the_url(tmp_
         at.session_state["source"] = "Folder on this server"
         at.run()
         assert not at.error, [e.value for e in at.error]  # the refusal does not come back on the next run
+
+
+def test_a_relative_folder_name_opens_under_the_data_root_the_label_names(tiny_folder, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tiny_folder.parent))
+    at = page("data.py").run()
+    at.radio(key="source").set_value("Folder on this server").run()
+    at.text_input(key="folder").input(tiny_folder.name).run()
+    at.button(key="open_folder").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["dataset"] == str(tiny_folder.resolve())

@@ -29,3 +29,15 @@ def test_a_builder_that_fails_leaves_no_temporary_folder(tmp_path):
         (tmp / "half.npy").write_bytes(b"half")
         raise RuntimeError("the disk filled")
     assert not entry.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_chosen_name_must_exist_and_a_relative_one_is_taken_under_the_data_root(tmp_path):
+    from engine.errors import TransferLabError
+
+    (tmp_path / "leaves").mkdir()
+    assert paths.existing_path("leaves", base=tmp_path) == (tmp_path / "leaves").resolve()
+    assert paths.existing_path(str(tmp_path / "leaves")) == (tmp_path / "leaves").resolve()
+    for name in ("missing", "x" * 5_000, "a\0b"):
+        with pytest.raises(TransferLabError) as e:
+            paths.existing_path(name, base=tmp_path)
+        assert "\n" not in str(e.value) and len(str(e.value)) < 300
