@@ -283,7 +283,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     ctx = trainer.ctx
     assert ctx.model.backbone.conv_stem.weight.shape[1] == chans and "adapted from RGB" in ctx.weights.note
     assert run.read_json("plan.json")["input"]["input_size"][0] == chans
-    assert evaluate(run, str(data))["n"] == 18
+    assert evaluate(run, str(data)).n == 18
     photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))
     assert len(predict_image(run, str(photo), k=2).top) == 2
     out = export_run(run, tmp_path / f"export{chans}", formats=("onnx",), check_images=6)
@@ -309,7 +309,7 @@ def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folde
     assert metrics["status"] == "finished" and epochs[0]["epoch"] == 0
     assert all(e["val_acc"] < epochs[0]["val_acc"] for e in epochs[1:])  # every trained epoch is worse
     assert metrics["best_epoch"] == 0 and metrics["best_val_acc"] == pytest.approx(metrics["head_accuracy"], abs=0.07)
-    assert evaluate(run, split="val")["accuracy"] == pytest.approx(metrics["best_val_acc"])
+    assert evaluate(run, split="val").accuracy == pytest.approx(metrics["best_val_acc"])
 
 
 @pytest.mark.slow
@@ -327,4 +327,4 @@ def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     lo, hi = metrics["test_interval"]
     assert lo < metrics["test_accuracy"] < hi and metrics["seconds"] < 330
     again = evaluate(run, split="test")
-    assert again["n"] == 600 and again["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert again.n == 600 and again.accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-9)
