@@ -152,7 +152,7 @@ def existing_path(text: str, base: Path | None = None) -> Path:
     """
     from engine.errors import TransferLabError
 
-    relative = base is not None and "\0" not in text and not Path(text).expanduser().is_absolute()
+    relative = base is not None and not text.startswith("~") and not Path(text.replace("\0", "")).is_absolute()
     path = user_path(str(base / text) if relative else text)
     shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
     try:

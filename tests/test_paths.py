@@ -37,7 +37,7 @@ def test_a_chosen_name_must_exist_and_a_relative_one_is_taken_under_the_data_roo
     (tmp_path / "leaves").mkdir()
     assert paths.existing_path("leaves", base=tmp_path) == (tmp_path / "leaves").resolve()
     assert paths.existing_path(str(tmp_path / "leaves")) == (tmp_path / "leaves").resolve()
-    for name in ("missing", "x" * 5_000, "a\0b"):
+    for name in ("missing", "x" * 5_000, "a\0b", "~nosuchuser9/x"):
         with pytest.raises(TransferLabError) as e:
             paths.existing_path(name, base=tmp_path)
         assert "\n" not in str(e.value) and len(str(e.value)) < 300
