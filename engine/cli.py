@@ -150,12 +150,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{len(flagged)} of {len(report.label_issues)} labelled photos may carry a wrong label (most likely first):")
     for i in flagged[: args.top]:
         print(f"  {i.score:.2f}  {i.path}  labelled {i.label}, looks like {i.suggested} ({i.confidence:.0%})")
-    print(f"{len(report.near_duplicates)} near-duplicate pair(s) within a split (cosine >= {report.threshold}):")
+    print(f"Two photos are {report.rule}.")
+    print(f"{len(report.near_duplicates)} near-duplicate pair(s) within a split (features, pixels):")
     for p in report.near_duplicates[: args.top]:
-        print(f"  {p.cosine:.3f}  {p.kind:9}  {p.a} ({p.label_a})  {p.b} ({p.label_b})")
-    print(f"{len(report.leaks)} leak(s) across splits:")
+        print(f"  {p.cosine:.3f} {p.similarity:.3f}  {p.kind:9}  {p.a} ({p.label_a})  {p.b} ({p.label_b})")
+    print(f"{len(report.leaks)} leak(s) across splits (features, pixels):")
     for p in report.leaks[: args.top]:
-        print(f"  {p.cosine:.3f}  {p.split_a}/{p.split_b}  {p.a}  {p.b}")
+        print(f"  {p.cosine:.3f} {p.similarity:.3f}  {p.split_a}/{p.split_b}  {p.a}  {p.b}")
     for note in report.notes:
         print(f"note: {note}")
     return 0
@@ -541,7 +542,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     _data_args(c)
     c.add_argument("--top", type=ranged(int, 1, 100_000), default=20, help="lines of each list to print")
     c.add_argument(
-        "--threshold", type=ranged(float, 0.5, 1.0), default=0.92, help="similarity of a near-duplicate pair (0.92)"
+        "--threshold",
+        type=ranged(float, 0.5, 1.0),
+        default=0.92,
+        help="feature cosine that alone makes a near-duplicate pair (0.92)",
     )
     c.set_defaults(fn=cmd_check)
     pl = sub.add_parser("plan", help="the plan `train` would run, made once and stored (--json: field by field)")

@@ -205,7 +205,7 @@ def show_check() -> None:
     st.info(
         f"{len(flagged)} of {len(report.label_issues)} labelled photos may carry a wrong label; "
         f"{len(report.near_duplicates)} near-duplicate pair(s) within a split; {len(report.leaks)} across splits "
-        f"(similarity at least {report.threshold})."
+        f"(two photos are {report.rule})."
     )
     for note in report.notes:
         st.caption(note)
@@ -266,8 +266,8 @@ def pairs(found, title: str) -> None:
         a.image(viewable(p.a), width=120)
         b.image(viewable(p.b), width=120)
         c.caption(
-            f"{p.kind} · similarity {p.cosine:.3f} · {p.split_a} {literal(p.label_a)} and {p.split_b} "
-            f"{literal(p.label_b)}"
+            f"{p.kind} · features {p.cosine:.3f} · pixels {p.similarity:.3f} · {p.split_a} {literal(p.label_a)} "
+            f"and {p.split_b} {literal(p.label_b)}"
         )
 
 

@@ -149,3 +149,33 @@ def test_a_check_of_data_whose_other_classes_hold_one_photo_each_still_finds_lea
     assert code == 0, out.err
     report = json.loads(out.out)
     assert any("single photo" in n for n in report["notes"]) and any("no label is scored" in n for n in report["notes"])
+
+
+def test_copies_resized_re_encoded_cropped_or_mirrored_into_test_are_leaks_and_different_photos_are_not(tmp_path):
+    """Each kind of copy a collection makes, of a different training photo, planted in test/: every one is a leak,
+    and the other test photos (different photos of the same classes) are not."""
+    from test_lookalike import _copies
+
+    root = tmp_path / "d"
+    _cut(root / "train", classes=3, per_class=12)
+    classes = sorted(p.name for p in (root / "train").iterdir())
+    for cls in classes:
+        (root / "test" / cls).mkdir(parents=True)
+        for f in sorted((SAMPLE / "train" / cls).iterdir())[40:43]:
+            shutil.copy(f, root / "test" / cls / f.name)
+    planted = {}
+    for i, kind in enumerate(
+        ["resized 0.5", "resized 0.7", "resized 0.9", "jpeg 60", "mirrored", "cropped left and top"]
+    ):
+        cls = classes[i % 3]
+        src = sorted((root / "train" / cls).iterdir())[i]
+        copy = root / "test" / cls / f"copy-{i}.png"
+        _copies(Image.open(src).convert("RGB"))[kind].save(copy)
+        planted[str(copy)] = (str(src), kind)
+    report = check_photos(load_dataset(root, val_fraction=0.2), BACKBONE)
+    found = {frozenset((p.a, p.b)) for p in report.leaks}
+    missed = [kind for copy, (src, kind) in planted.items() if frozenset((copy, src)) not in found]
+    assert not missed, (missed, report.leaks)
+    others = [p for p in report.leaks if p.a not in planted and p.b not in planted]
+    assert not others, others
+    assert "cropped" in report.rule and report.to_dict()["rule"] == report.rule

@@ -7,13 +7,20 @@
   class clears its own threshold and is the likeliest of those that do. All photos are ranked by how little
   probability their own label got (self-confidence): on the shared plant and EuroSAT training photos with 5% of the
   labels flipped, 37 and 39 of the 40 flipped photos are in the top 5% (bench/label_noise.py).
-* **Near-duplicates**: pairs of photos whose pooled features point the same way: the cosine similarity, averaged over
-  the last three stages and the final features, each centred on the dataset's mean (what all the photos share, the
-  background and the light of one collection, would otherwise make every pair look alike), at least
-  `DUPLICATE_COSINE`. Within a class (the same photo twice), across classes (one of them is mislabelled), and across
-  splits (a leak: a test photo the model has as good as seen inflates the test score). Measured on the bundled plant
-  photos: a copy resized to the network's input and re-encoded scores 0.99, one shrunk to 70% 0.78-0.90, two
-  different photos at most 0.91 (of 1,100; EuroSAT's uniform sea and forest tiles reach 0.99 and are listed too).
+* **Near-duplicates**: pairs of photos that are one photo, found two ways. By their pooled features: the cosine
+  similarity, averaged over the last three stages and the final features, each centred on the dataset's mean (what
+  all the photos share, the background and the light of one collection, would otherwise make every pair look alike).
+  By their pixels: the perceptual signature of `engine.data.lookalike`, which keeps a photo's low frequencies whatever
+  size or JPEG quality it was saved at, mirrored or cut by up to 10% of a side. The rule (`is_copy`): a pair is one
+  photo when its feature cosine is at least `DUPLICATE_COSINE`, or its signatures agree to `COPY_SIGNATURE` (a
+  resized, re-encoded or mirrored copy), or the signatures' similarity plus `CROP_WEIGHT` times the cosine reaches
+  `CROP_SCORE` (a crop: the pixels move a little, the content stays). Within a class (the same photo twice), across
+  classes (one of them is mislabelled), and across splits (a leak: a test photo the model has as good as seen
+  inflates the test score).
+  Measured in bench/lookalike.py (results-lookalike-cpu.txt) on 60 training photos of each shared set, copied
+  8 ways, and 79,800 pairs of distinct ones: every plant copy resized to 50-90%, saved at JPEG quality 60, cropped
+  by up to 10% or mirrored is found, and no distinct pair is called a copy by the signature; flat 64-pixel satellite
+  tiles lose some (JPEG 60: 93%), and their uniform sea and forest tiles reach a feature cosine of 0.99, as before.
 
 Nothing here edits the user's files: decisions (relabel, exclude) are stored apart (`engine.data.decisions`).
 """
@@ -29,6 +36,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from engine import paths
 from engine.data.dataset import Dataset, load_dataset
+from engine.data.lookalike import Signatures, signatures, similar_pairs
 from engine.errors import DataError
 from engine.model.taps import FINAL
 from engine.probe.linear import fit_linear, photo_features
@@ -36,6 +44,9 @@ from engine.progress import QUIET, QUIET_STEP, Progress, Step
 
 FOLDS = 5
 DUPLICATE_COSINE = 0.92  # a resized, re-encoded copy: 0.99; two different plant photos: at most 0.91 of 1,100
+COPY_SIGNATURE = 0.97  # signatures this alike: a resized, re-encoded or mirrored copy (distinct photos: at most 0.945)
+CROP_WEIGHT = 0.3  # a crop moves the pixels and keeps the content: the signature plus this times the feature cosine ...
+CROP_SCORE = 1.16  # ... at least this (crops of up to 10%: 1.19 and above for 95%; distinct photos: at most 1.151)
 MAX_PAIRS = 500  # near-duplicate pairs reported at most (the most similar first)
 
 
@@ -54,11 +65,12 @@ class LabelIssue:
 class Pair:
     a: str
     b: str
-    cosine: float
+    cosine: float  # of the pooled features
     split_a: str
     split_b: str
     label_a: str
     label_b: str
+    similarity: float = 0.0  # of the pixels' signatures (engine.data.lookalike)
 
     @property
     def kind(self) -> str:
@@ -94,15 +106,36 @@ class CheckReport:
     def flagged(self) -> list[LabelIssue]:
         return [i for i in self.label_issues if i.flagged]
 
+    @property
+    def rule(self) -> str:
+        """The rule that made the pairs, in one sentence."""
+        return copy_rule(self.threshold)
+
     def to_dict(self) -> dict:
         return {
             "label_issues": [asdict(i) for i in self.label_issues if i.flagged],
             "near_duplicates": [{**asdict(p), "kind": p.kind} for p in self.near_duplicates],
             "leaks": [{**asdict(p), "kind": p.kind} for p in self.leaks],
             "threshold": self.threshold,
+            "rule": self.rule,
             "notes": self.notes,
             "ranked": len(self.label_issues),
         }
+
+
+def is_copy(cosine: float, similarity: float, threshold: float = DUPLICATE_COSINE) -> bool:
+    """Whether two photos are one photo, from their feature `cosine` and their signatures' `similarity` (the rule
+    stated in this module's docstring and by `copy_rule`); `threshold` is the feature cosine that is enough alone."""
+    return bool(cosine >= threshold or similarity >= COPY_SIGNATURE or similarity + CROP_WEIGHT * cosine >= CROP_SCORE)
+
+
+def copy_rule(threshold: float = DUPLICATE_COSINE) -> str:
+    """`is_copy` in one sentence, as the page and the command line state it."""
+    return (
+        f"one photo when their features agree to {threshold:.2f}, or their pixels' signatures to "
+        f"{COPY_SIGNATURE:.2f} (resized, re-encoded or mirrored), or the signatures' agreement plus {CROP_WEIGHT} "
+        f"times the features' reaches {CROP_SCORE:.2f} (cropped by up to 10%)"
+    )
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -185,6 +218,20 @@ def near_pairs(
     return [(a, b, sim) for sim, a, b in sorted(best, key=lambda t: (-t[0], t[1], t[2]))]
 
 
+def copy_pairs(
+    z: np.ndarray, sig: Signatures, threshold: float = DUPLICATE_COSINE, keep: int = MAX_PAIRS
+) -> list[tuple[int, int, float, float]]:
+    """(i, j, feature cosine, signature similarity) of the pairs `is_copy` calls one photo, the surest first (the
+    higher of the two scores): candidates from the features (`near_pairs`) and from the signatures
+    (`engine.data.lookalike.similar_pairs`), each scored by the other."""
+    found = {(i, j): (c, sig.similarity(i, j)) for i, j, c in near_pairs(z, threshold, keep)}
+    for i, j, s in similar_pairs(sig, min(COPY_SIGNATURE, CROP_SCORE - CROP_WEIGHT), keep=4 * keep):
+        if (i, j) not in found:
+            found[(i, j)] = (float(z[i] @ z[j]), s)
+    kept = [(i, j, c, s) for (i, j), (c, s) in found.items() if is_copy(c, s, threshold)]
+    return sorted(kept, key=lambda t: (-max(t[2], t[3]), t[0], t[1]))[:keep]
+
+
 # PLR0913: the data, the backbone and its weights and channels, who watches, the threshold
 def check_photos(  # noqa: PLR0913
     ds: Dataset,
@@ -231,7 +278,7 @@ def check_photos(  # noqa: PLR0913
             )
         )
     issues.sort(key=lambda i: -i.score)
-    progress.sub(0.95, 1.0)(0.0)
+    sig = signatures([it.path for it in items], progress.sub(0.95, 0.99))
     pairs = [
         Pair(
             items[a].path,
@@ -241,8 +288,9 @@ def check_photos(  # noqa: PLR0913
             items[b].split,
             ds.classes[items[a].label],
             ds.classes[items[b].label],
+            round(s, 4),
         )
-        for a, b, c in near_pairs(embedding(fs, len(items)), threshold)
+        for a, b, c, s in copy_pairs(embedding(fs, len(items)), sig, threshold)
     ]
     progress(1.0)
     if issues and all(i.flagged for i in issues):
