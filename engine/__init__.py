@@ -94,6 +94,8 @@ _API: dict[str, str] = {
     "Evaluation": "engine.serve.evaluate",
     "compare_row": "engine.serve.compare",
     "gap_sentence": "engine.serve.compare",
+    "paired_test": "engine.serve.compare",
+    "PairedTest": "engine.serve.compare",
     "export_run": "engine.serve.export",
     "model_card": "engine.serve.export",
     "EXPORT_FORMATS": "engine.serve.export",
@@ -171,7 +173,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
-    from engine.serve.compare import compare_row, gap_sentence
+    from engine.serve.compare import PairedTest, compare_row, gap_sentence, paired_test
     from engine.serve.evaluate import Evaluation, evaluate, has_model
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run

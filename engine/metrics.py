@@ -18,6 +18,18 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mcnemar(only_a: int, only_b: int) -> float:
+    """McNemar's exact test, two-sided: the chance of a split of the discordant photos at least this uneven if two
+    models were equally good (each photo that only one of them got right as likely to fall either way). `only_a`:
+    photos only the first got right; `only_b`: only the second. 1.0 when none differ."""
+    from scipy.stats import binom
+
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * binom.cdf(min(only_a, only_b), n, 0.5)))
+
+
 def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, float]:
     """Accuracy of each class among its true images; NaN for a class without images."""
     return {c: float((pred[y == i] == i).mean()) if (y == i).any() else float("nan") for i, c in enumerate(classes)}

@@ -3,10 +3,21 @@ per-class accuracy, confusion and the worst mistakes."""
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import pandas as pd
 import streamlit as st
 
-from engine import RunResult, compare_row, explain_run, gap_sentence, has_model, viewable, worst_mistakes
+from engine import (
+    RunResult,
+    compare_row,
+    explain_run,
+    gap_sentence,
+    has_model,
+    paired_test,
+    viewable,
+    worst_mistakes,
+)
 from ui import charts
 from ui.state import get_runner
 
@@ -64,6 +75,37 @@ st.caption(
     "label gives the accuracy and the seconds to reach it."
 )
 st.info(gap_sentence(rows))
+tested = [r["run"] for r in rows if r["test"] is not None][:8]
+if len(tested) >= 2:
+    st.subheader("Is one run really better?")
+    tests = [paired_test(runs[a], runs[b]) for a, b in combinations(tested, 2)]
+    paired = [t for t in tests if t is not None]
+    if paired:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "run A": t.a,
+                        "run B": t.b,
+                        "test photos": t.n,
+                        "right by A only": t.only_a,
+                        "right by B only": t.only_b,
+                        "A minus B": t.difference,
+                        "p (McNemar)": t.p_value,
+                        "verdict": t.verdict,
+                    }
+                    for t in paired
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"A minus B": st.column_config.NumberColumn(format="percent")},
+        )
+    st.caption(
+        "Each pair of runs on the same test photos: only the photos one model got right and the other wrong tell "
+        "them apart, and a run is called better only when that split is too uneven to be chance at 95%."
+        + (f" {tests.count(None)} pair(s) scored different test photos and cannot be paired." if None in tests else "")
+    )
 picked = st.multiselect(
     "Overlay the curves of", [r["run"] for r in rows], default=[r["run"] for r in rows][:3], key="compare_overlay"
 )

@@ -34,3 +34,25 @@ def test_a_cancelled_run_with_a_best_checkpoint_appears(monkeypatch, tmp_path, f
     use_runner(monkeypatch, stopped_copy(finished_store, tmp_path))
     at = page("compare.py").run()
     assert not at.exception and at.dataframe[0].value["status"].tolist() == ["cancelled"]
+
+
+def test_two_runs_on_the_same_test_photos_are_paired_with_mcnemars_verdict(monkeypatch, tmp_path, finished_store):
+    src = finished_store.list()[0]
+    store = RunStore(tmp_path / "paired")
+    labels = [0, 1] * 20
+    for name, wrong in (("strong", 0), ("weak", 12)):
+        dst = store.root / f"{src.id}-{name}"
+        shutil.copytree(src.path, dst)
+        run = store.open(dst.name)
+        record = run.read_json("metrics.json")
+        pred = [1 - y if i < wrong else y for i, y in enumerate(labels)]
+        paths = [f"/photos/test/{i}.jpg" for i in range(len(labels))]
+        right = sum(p == y for p, y in zip(pred, labels)) / len(labels)
+        record.update(test_paths=paths, test_labels=labels, test_pred=pred, test_accuracy=right, test_n=len(labels))
+        run.write_json("metrics.json", record)
+    use_runner(monkeypatch, store)
+    at = page("compare.py").run()
+    assert not at.exception
+    pairs = at.dataframe[1].value
+    assert pairs["right by A only"].tolist() + pairs["right by B only"].tolist() in ([0, 12], [12, 0])
+    assert pairs["verdict"].tolist()[0].endswith("-strong is better")

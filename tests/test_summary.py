@@ -1,5 +1,7 @@
 """The plain-words lines the pages show for a run: its header and the sentence that replaces an empty chart."""
 
+from pathlib import Path
+
 from conftest import a_plan
 
 from engine.serve.summary import no_epoch_sentence, run_header
@@ -45,19 +47,25 @@ def test_the_test_figure_in_words_says_why_it_is_missing():
     assert test_phrase(stopped, None).startswith("no test split")  # a run whose plan was never made
 
 
-def test_the_worst_mistakes_are_the_wrong_test_photos_most_confident_first():
+def test_the_worst_mistakes_are_the_wrong_test_photos_most_confident_first_and_a_deleted_photo_is_left_out(tmp_path):
     from engine.runs.result import RunResult
     from engine.serve.summary import Mistake, worst_mistakes
 
+    paths = [str(tmp_path / f"{i}.jpg") for i in range(1, 6)]
+    for p in paths[:4]:
+        Path(p).write_bytes(b"")
     result = RunResult.from_dict(
         {
             "status": "finished",
             "classes": ["a", "b"],
-            "test_paths": ["1.jpg", "2.jpg", "3.jpg", "4.jpg"],
-            "test_labels": [0, 0, 1, 1],
-            "test_pred": [1, 0, 0, 1],
-            "test_conf": [0.6, 0.9, 0.8, 0.7],
+            "test_paths": paths,
+            "test_labels": [0, 0, 1, 1, 0],
+            "test_pred": [1, 0, 0, 1, 1],
+            "test_conf": [0.6, 0.9, 0.8, 0.7, 0.99],
         }
     )
-    assert worst_mistakes(result) == [Mistake("3.jpg", "b", "a", 0.8, "test"), Mistake("1.jpg", "a", "b", 0.6, "test")]
-    assert worst_mistakes(result, k=1) == [Mistake("3.jpg", "b", "a", 0.8, "test")]
+    assert worst_mistakes(result) == [
+        Mistake(paths[2], "b", "a", 0.8, "test"),
+        Mistake(paths[0], "a", "b", 0.6, "test"),
+    ]
+    assert worst_mistakes(result, k=1) == [Mistake(paths[2], "b", "a", 0.8, "test")]

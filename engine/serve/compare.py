@@ -5,8 +5,10 @@ Every number comes from what the run stored (its plan, metrics and event log); n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from engine.metrics import mcnemar
 from engine.plan.stored import read_plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run
@@ -66,3 +68,63 @@ def gap_sentence(rows: list[dict]) -> str:
         f"{top['test']:.0%} after fine-tuning (epoch {top['best_epoch']}), on {top['test_n']} test photos nothing "
         "was chosen on; the bars' whiskers are 95% intervals, so a gain inside them may be chance."
     )
+
+
+SIGNIFICANCE = 0.05  # "better" only when McNemar's test says so at 95%
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Two runs' chosen models on the same test photos: the photos each got right that the other got wrong, and
+    McNemar's exact test of whether the difference is more than chance."""
+
+    a: str  # run ids
+    b: str
+    n: int  # test photos both scored
+    only_a: int  # right by a, wrong by b
+    only_b: int
+    p_value: float
+
+    @property
+    def difference(self) -> float:
+        """a's test accuracy minus b's, on these photos."""
+        return (self.only_a - self.only_b) / self.n if self.n else 0.0
+
+    @property
+    def better(self) -> str | None:
+        """The run that is better at 95%, or None when the difference may be chance."""
+        if self.p_value >= SIGNIFICANCE or self.only_a == self.only_b:
+            return None
+        return self.a if self.only_a > self.only_b else self.b
+
+    @property
+    def verdict(self) -> str:
+        """In a few words: which is better, or that the difference may be chance."""
+        return "may be chance" if self.better is None else f"{self.better} is better"
+
+    @property
+    def sentence(self) -> str:
+        """The verdict in words, with its counts."""
+        counts = (
+            f"on the same {self.n} test photos, {self.a} got {self.only_a} right that {self.b} got wrong and "
+            f"{self.b} {self.only_b} that {self.a} got wrong (McNemar's exact test, p = {self.p_value:.3f})"
+        )
+        if self.better is None:
+            return f"{self.a} and {self.b} differ by {abs(self.difference):.1%}, which may be chance: {counts}."
+        worse = self.b if self.better == self.a else self.a
+        return f"{self.better} is better than {worse} by {abs(self.difference):.1%}, beyond chance at 95%: {counts}."
+
+
+def paired_test(a: Run, b: Run) -> PairedTest | None:
+    """McNemar's test of two runs' chosen models on their test photos; None unless both scored the very same test
+    photos with the same labels (two datasets, or a test split carved differently, cannot be paired)."""
+    ra, rb = RunResult.read(a), RunResult.read(b)
+    if ra is None or rb is None or not ra.test_pred or not rb.test_pred:
+        return None
+    right_a = {p: (y, int(y == q)) for p, y, q in zip(ra.test_paths, ra.test_labels, ra.test_pred)}
+    right_b = {p: (y, int(y == q)) for p, y, q in zip(rb.test_paths, rb.test_labels, rb.test_pred)}
+    if right_a.keys() != right_b.keys() or any(right_a[p][0] != right_b[p][0] for p in right_a):
+        return None
+    only_a = sum(right_a[p][1] > right_b[p][1] for p in right_a)
+    only_b = sum(right_b[p][1] > right_a[p][1] for p in right_a)
+    return PairedTest(a.id, b.id, len(right_a), only_a, only_b, mcnemar(only_a, only_b))

@@ -135,9 +135,14 @@ class Mistake:
 
 
 def worst_mistakes(result: RunResult, k: int = 8) -> list[Mistake]:
-    """The wrong predictions of the split the run was scored on (test, else val), most confident first."""
+    """The wrong predictions of the split the run was scored on (test, else val), most confident first; a photo
+    moved or deleted since the run is left out (there is nothing to show)."""
     split, classes = result.scored_split, result.classes
     paths, labels, preds, conf = result.predictions()
     conf = conf or [None] * len(paths)
-    wrong = [Mistake(p, classes[y], classes[q], c, split) for p, y, q, c in zip(paths, labels, preds, conf) if y != q]
+    wrong = [
+        Mistake(p, classes[y], classes[q], c, split)
+        for p, y, q, c in zip(paths, labels, preds, conf)
+        if y != q and Path(p).is_file()
+    ]
     return sorted(wrong, key=lambda w: -(w.confidence or 0.0))[:k]
