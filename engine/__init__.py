@@ -95,6 +95,8 @@ _API: dict[str, str] = {
     "compare_row": "engine.serve.compare",
     "gap_sentence": "engine.serve.compare",
     "paired_test": "engine.serve.compare",
+    "estimate_accuracy": "engine.serve.estimate",
+    "Estimate": "engine.serve.estimate",
     "PairedTest": "engine.serve.compare",
     "export_run": "engine.serve.export",
     "model_card": "engine.serve.export",
@@ -174,6 +176,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
     from engine.serve.compare import PairedTest, compare_row, gap_sentence, paired_test
+    from engine.serve.estimate import Estimate, estimate_accuracy
     from engine.serve.evaluate import Evaluation, evaluate, has_model
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run

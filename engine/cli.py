@@ -363,6 +363,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from engine.serve.estimate import estimate_accuracy
+
+    est = estimate_accuracy(args.run, args.data, args.root)
+    if args.json:
+        print(json.dumps(est.to_dict(), indent=2))
+        return 0
+    print(est.sentence)
+    print(
+        f"(Average Thresholded Confidence: the share of the photos above {est.threshold:.3f}, the confidence "
+        f"threshold fitted on val.) {est.caveat}"
+    )
+    print("Expected class mix:")
+    for c, share in sorted(est.class_mix.items(), key=lambda t: -t[1]):
+        print(f"  {c:40} {share:.0%}")
+    for line in est.notes + est.skipped:
+        print(f"note: {line}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
     from engine.serve.export import export_run
@@ -575,6 +595,14 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     e.add_argument("--split", default=None, choices=["test", "val"])
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
+    m = sub.add_parser(
+        "estimate", help="the accuracy a run's model is expected to reach on a folder of unlabelled photos"
+    )
+    m.add_argument("--run", required=True)
+    m.add_argument("--data", required=True, help="folder of photos from where the model will be used")
+    m.add_argument("--root", default=None, help="the data root the folder must lie under (default: the folder)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_estimate)
     x = sub.add_parser("export", help="TorchScript, ONNX (checked against PyTorch), safetensors and the model card")
     x.add_argument("--run", required=True)
     x.add_argument("--out", default=None, help="folder (default: the run's export/)")

@@ -14,6 +14,8 @@ from engine import (
     RunResult,
     TransferLabError,
     Unsure,
+    estimate_accuracy,
+    existing_path,
     explain_run,
     export_run,
     has_model,
@@ -22,7 +24,7 @@ from engine import (
     predict_image,
 )
 from ui import charts
-from ui.state import get_runner
+from ui.state import data_root, get_runner
 
 st.title("6 · Predict and export")
 runner = get_runner()
@@ -84,6 +86,33 @@ if photo is not None:
             st.warning(w)
     except TransferLabError as e:
         st.error(str(e))
+
+st.subheader("How right will it be on your photos?")
+folder = st.text_input(
+    f"Folder of photos from where the model will be used (under {data_root()}; no labels needed)", key="estimate_folder"
+)
+if st.button("Estimate", key="estimate", disabled=not folder):
+    try:
+        path = existing_path(folder, base=data_root())
+        with st.spinner("Reading the photos and predicting…"):
+            st.session_state["estimated"] = (rid, estimate_accuracy(run, str(path), root=str(data_root())))
+    except TransferLabError as e:
+        st.error(str(e))
+shown = st.session_state.get("estimated")
+if shown and shown[0] == rid:
+    est = shown[1]
+    st.info(est.sentence)
+    st.caption(
+        f"Average Thresholded Confidence: the share of these photos the model is more sure of than "
+        f"{est.threshold:.3f}, the threshold at which that share on the val photos is the val accuracy. {est.caveat}"
+    )
+    st.dataframe(
+        pd.DataFrame([{"class": c, "expected share": p} for c, p in est.class_mix.items()]),
+        hide_index=True,
+        column_config={"expected share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
+    )
+    for line in est.notes + est.skipped[:5]:
+        st.caption(line)
 
 st.subheader("Export")
 st.caption("TorchScript and ONNX run without TransferLab; the model card says exactly how to prepare an image.")

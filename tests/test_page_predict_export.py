@@ -22,3 +22,25 @@ def test_a_cancelled_run_can_predict(monkeypatch, tmp_path, finished_store):
     use_runner(monkeypatch, stopped_copy(finished_store, tmp_path))
     at = page("predict.py").run()
     assert not at.exception and at.selectbox(key="export_run").value.endswith("-stopped")
+
+
+def test_the_page_estimates_the_accuracy_on_a_folder_and_answers_a_bad_one_in_one_line(
+    monkeypatch, tmp_path, finished_store
+):
+    import json
+
+    from test_estimate import _folder
+
+    run = finished_store.list()[0]
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    _folder(tmp_path / "field", classes)
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
+    use_runner(monkeypatch, finished_store)
+    at = page("predict.py").run()
+    at.text_input(key="estimate_folder").input("nowhere").run()
+    at.button(key="estimate").click().run()
+    assert not at.exception and len(at.error) == 1 and "does not exist" in at.error[0].value
+    at.text_input(key="estimate_folder").input("field").run()
+    at.button(key="estimate").click().run()
+    assert not at.exception and not at.error
+    assert any(i.value.startswith(f"Expected accuracy on these {5 * len(classes)} photos") for i in at.info)

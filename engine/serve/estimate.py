@@ -1,0 +1,155 @@
+"""How right will it be out there: a run's accuracy expected on a folder of unlabelled photos, by Average Thresholded
+Confidence (ATC; Garg, Balakrishnan, Lipton, Neyshabur & Sedghi, ICLR 2022).
+
+On val, where the labels are known, a confidence threshold is fitted so that the share of val photos the model is
+more confident than it on equals the model's val accuracy. On the new photos the expected accuracy is the share of
+them above that threshold. The interval comes from resampling both the val photos (a new threshold each time) and
+the new photos (`BOOTSTRAP` times): the 2.5th and 97.5th percentiles. The confidences are the run's calibrated
+probabilities (the temperature fitted on val is in the saved model), so val and the new photos are read alike.
+
+What it assumes, and where it fails: that the model's mistakes look alike in both places, the confident ones as
+confident. Photos of a class the model was never taught get a confident wrong answer as easily as a right one: the
+estimate cannot see them. Even when the mistakes do look alike, the balance ATC strikes on val (as many right answers
+below the threshold as wrong ones above it) tilts as the accuracy falls: on synthetic scores whose right and wrong
+answers keep their confidences, a true 65% reads 67% and a true 50% reads 54% (tests/test_estimate.py). The expected
+class mix is the share of the photos predicted as each class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import DataError
+from engine.metrics import wilson
+from engine.runs.result import RunResult
+from engine.runs.store import Run, RunStore
+
+MIN_PHOTOS = 10  # fewer photos than this and the interval is too wide to say anything: refused
+BOOTSTRAP = 500  # resamples of val and of the new photos for the interval
+CAVEAT = (
+    "It assumes the model's mistakes look alike on these photos and on val; photos of a class it was never taught "
+    "are answered as confidently as the others, and the estimate cannot see them."
+)
+
+
+def atc_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """The confidence threshold at which the share of val photos strictly above it is the val accuracy."""
+    n, right = len(confidence), int(np.sum(correct))
+    ordered = np.sort(np.asarray(confidence, dtype=np.float64))
+    return -np.inf if right >= n else float(ordered[n - right - 1])
+
+
+def atc(confidence: np.ndarray, correct: np.ndarray, new: np.ndarray) -> float:
+    """The accuracy expected on photos of confidences `new`: their share above the threshold fitted on val."""
+    return float(np.mean(np.asarray(new) > atc_threshold(confidence, correct)))
+
+
+def atc_interval(
+    confidence: np.ndarray, correct: np.ndarray, new: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0
+) -> tuple[float, float]:
+    """The 95% interval of `atc`, resampling the val photos and the new photos together."""
+    rng = np.random.default_rng(seed)
+    confidence, correct, new = np.asarray(confidence), np.asarray(correct), np.asarray(new)
+    found = []
+    for _ in range(draws):
+        v = rng.integers(0, len(confidence), len(confidence))
+        t = rng.integers(0, len(new), len(new))
+        found.append(atc(confidence[v], correct[v], new[t]))
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The accuracy a run's model is expected to reach on a folder of photos, and what it rests on."""
+
+    run: str
+    folder: str
+    n: int  # photos scored
+    accuracy: float  # expected, by ATC
+    interval: tuple[float, float]
+    threshold: float  # of confidence, fitted on val
+    val_accuracy: float
+    val_n: int
+    class_mix: dict[str, float]  # the share of the photos predicted as each class
+    measured: float | None = None  # labelled photos in the folder (class subfolders): their accuracy, which wins
+    measured_interval: tuple[float, float] | None = None
+    measured_n: int = 0
+    skipped: list[str] = field(default_factory=list)  # files that could not be read, one line each
+    notes: list[str] = field(default_factory=list)
+    caveat: str = CAVEAT
+
+    @property
+    def sentence(self) -> str:
+        """The answer in words."""
+        lo, hi = self.interval
+        said = (
+            f"Expected accuracy on these {self.n} photos: about {self.accuracy:.0%} ({lo:.0%}–{hi:.0%}, 95%), "
+            f"against {self.val_accuracy:.0%} on the {self.val_n} val photos."
+        )
+        if self.measured is not None:
+            said += f" The {self.measured_n} labelled ones among them score {self.measured:.0%}: that measurement wins."
+        return said
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "sentence": self.sentence}
+
+
+def _val_scores(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    result = RunResult.read(run)
+    if result is None or not result.val_conf or len(result.val_conf) != len(result.val_labels):
+        raise DataError(
+            f"run {run.id} has no scored val photos (status {run.status().get('state')}): the estimate fits its "
+            "threshold on them; finish or resume the run, or train one with a val split"
+        )
+    return np.array(result.val_conf), np.array(result.val_pred) == np.array(result.val_labels)
+
+
+def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> Estimate:
+    """The accuracy `run`'s model is expected to reach on the photos in `folder` (unlabelled; photos in subfolders
+    named after the run's classes are labelled and also scored as they are).
+
+    Raises:
+        DataError: The run has no scored val photos, or the folder is missing, holds fewer than `MIN_PHOTOS`
+            readable photos, holds class subfolders the run does not know, or holds the training photos.
+    """
+    from engine.data.target import load_target
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import load_data
+    from engine.serve.evaluate import load_run_model, predict_paths
+
+    run = RunStore().open(run) if isinstance(run, str) else run
+    val_conf, val_right = _val_scores(run)
+    ds = load_data(TrainConfig.from_dict(run.config))
+    target = load_target(folder, ds, root=root)
+    paths = target.paths
+    if len(paths) < MIN_PHOTOS:
+        lo, hi = wilson(len(paths) // 2, len(paths))
+        raise DataError(
+            f"{folder}: {len(paths)} readable photo(s); with fewer than {MIN_PHOTOS} the estimate's interval would "
+            f"span about {hi - lo:.0%}: add more photos from where the model will be used"
+        )
+    model, spec, classes = load_run_model(run)
+    probs = predict_paths(model, spec, paths)
+    conf, pred = probs.max(1), probs.argmax(1)
+    est = Estimate(
+        run.id,
+        str(Path(folder)),
+        len(paths),
+        atc(val_conf, val_right, conf),
+        atc_interval(val_conf, val_right, conf),
+        atc_threshold(val_conf, val_right),
+        float(val_right.mean()),
+        len(val_right),
+        {c: float(np.mean(pred == i)) for i, c in enumerate(classes)},
+        skipped=[s.reason for s in target.skipped],
+        notes=list(target.notes),
+    )
+    if not target.labelled:
+        return est
+    start, n = len(target.unlabelled), len(target.labelled)
+    right = sum(int(pred[start + i]) == classes.index(ds.classes[it.label]) for i, it in enumerate(target.labelled))
+    return replace(est, measured=right / n, measured_interval=wilson(right, n), measured_n=n)

@@ -1,0 +1,95 @@
+"""Accuracy expected on unlabelled photos by Average Thresholded Confidence (engine.serve.estimate): recovered on
+synthetic scores whose accuracy is known, then on a real tiny run and real photos; every bad input in one line."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import SAMPLE
+
+from engine.errors import DataError
+from engine.serve.estimate import MIN_PHOTOS, atc, atc_interval, atc_threshold, estimate_accuracy
+
+
+def _photos(rng, n: int, accuracy: float):
+    """A model whose mistakes look alike everywhere: right answers' confidences from Beta(12, 2), wrong ones' from
+    Beta(3, 4); only the share of right answers changes from place to place (ATC's assumption)."""
+    right = rng.random(n) < accuracy
+    return np.where(right, rng.beta(12, 2, n), rng.beta(3, 4, n)), right
+
+
+def test_atc_recovers_a_known_accuracy_when_the_mistakes_look_alike():
+    rng = np.random.default_rng(0)
+    val_conf, val_right = _photos(rng, 2000, 0.8)
+    for accuracy in (0.8, 0.65, 0.5):  # deployment photos where the model is right less often
+        new_conf, new_right = _photos(rng, 3000, accuracy)
+        assert abs(atc(val_conf, val_right, new_conf) - new_right.mean()) < 0.05, accuracy
+    same_conf, same_right = _photos(rng, 3000, 0.8)
+    lo, hi = atc_interval(val_conf, val_right, same_conf, draws=200)
+    assert lo <= same_right.mean() <= hi and hi - lo < 0.06
+
+
+def test_the_threshold_leaves_the_val_accuracy_above_it():
+    conf = np.array([0.2, 0.4, 0.6, 0.8, 0.9])
+    assert np.mean(conf > atc_threshold(conf, np.array([1, 0, 1, 1, 0]))) == pytest.approx(0.6)
+    assert atc_threshold(conf, np.ones(5)) == -np.inf and atc(conf, np.ones(5), conf) == 1.0
+    assert atc(conf, np.zeros(5), conf) == 0.0
+
+
+def _folder(dst, classes, per_class=5, labelled=()):
+    dst.mkdir(parents=True)
+    for cls in classes:
+        for f in sorted((SAMPLE / "val" / cls).iterdir())[:per_class]:
+            target = dst / cls / f.name if cls in labelled else dst / f"{cls}-{f.name}"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy(f, target)
+    return dst
+
+
+def test_a_real_run_estimates_its_accuracy_on_new_photos_and_a_labelled_share_is_measured(finished_store, tmp_path):
+    run = finished_store.list()[0]
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    est = estimate_accuracy(run, str(_folder(tmp_path / "field", classes, labelled=classes[:1])))
+    assert est.n == 5 * len(classes) and 0 <= est.interval[0] <= est.accuracy <= est.interval[1] <= 1
+    assert sum(est.class_mix.values()) == pytest.approx(1.0) and set(est.class_mix) == set(classes)
+    assert est.measured_n == 5 and est.measured is not None and "that measurement wins" in est.sentence
+    assert "cannot see" in est.caveat and est.to_dict()["sentence"] == est.sentence
+
+
+def test_too_few_photos_unknown_classes_and_a_run_without_val_are_one_line_each(finished_store, tmp_path):
+    run = finished_store.list()[0]
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    few = _folder(tmp_path / "few", classes[:1], per_class=3)
+    strange = _folder(tmp_path / "strange", classes[:1], labelled=classes[:1])  # a class subfolder beside ...
+    (strange / "Not_a_class").mkdir()  # ... one the run does not know
+    shutil.copy(next(iter(sorted(few.iterdir()))), strange / "Not_a_class" / "x.jpg")
+    for folder, said in (
+        (few, f"fewer than {MIN_PHOTOS}"),
+        (strange, "not classes"),
+        (tmp_path / "nowhere", "not a folder"),
+    ):
+        with pytest.raises(DataError) as e:
+            estimate_accuracy(run, str(folder))
+        assert said in str(e.value) and "\n" not in str(e.value)
+    copy = tmp_path / "runs" / run.id
+    shutil.copytree(run.path, copy)
+    record = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**record, "val_conf": []}))
+    from engine.runs.store import RunStore
+
+    with pytest.raises(DataError, match="no scored val photos"):
+        estimate_accuracy(RunStore(tmp_path / "runs").open(run.id), str(few))
+
+
+def test_the_command_line_prints_the_estimate_and_its_json(finished_store, tmp_path, capsys):
+    from engine.cli import main
+
+    run = finished_store.list()[0]
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    folder = _folder(tmp_path / "field", classes)
+    assert main(["estimate", "--run", str(run.path), "--data", str(folder), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 5 * len(classes) and out["sentence"].startswith("Expected accuracy")
+    assert main(["estimate", "--run", str(run.path), "--data", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
