@@ -95,6 +95,7 @@ _API: dict[str, str] = {
     "compare_row": "engine.serve.compare",
     "gap_sentence": "engine.serve.compare",
     "paired_test": "engine.serve.compare",
+    "dataset_labels": "engine.serve.compare",
     "estimate_accuracy": "engine.serve.estimate",
     "Estimate": "engine.serve.estimate",
     "PairedTest": "engine.serve.compare",
@@ -175,7 +176,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
-    from engine.serve.compare import PairedTest, compare_row, gap_sentence, paired_test
+    from engine.serve.compare import PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
     from engine.serve.estimate import Estimate, estimate_accuracy
     from engine.serve.evaluate import Evaluation, evaluate, has_model
     from engine.calibration import Unsure

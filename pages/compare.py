@@ -11,6 +11,7 @@ import streamlit as st
 from engine import (
     RunResult,
     compare_row,
+    dataset_labels,
     explain_run,
     gap_sentence,
     has_model,
@@ -30,11 +31,16 @@ if not runs:
 
 
 rows = [compare_row(r) for r in runs.values()]
-datasets = sorted({r["dataset"] for r in rows})
+labels = dataset_labels(rows)  # datasets by their path: two of one name stay apart
+datasets = sorted(labels, key=labels.get)
 shown = st.multiselect(
-    "Datasets", datasets, default=datasets[:1] if len(datasets) > 1 else datasets, key="compare_datasets"
+    "Datasets",
+    datasets,
+    default=datasets[:1] if len(datasets) > 1 else datasets,
+    format_func=labels.get,
+    key="compare_datasets",
 )
-rows = [r for r in rows if r["dataset"] in shown]
+rows = [{**r, "dataset": labels[r["dataset_path"]]} for r in rows if r["dataset_path"] in shown]
 table = pd.DataFrame(
     [
         {

@@ -46,3 +46,24 @@ def test_runs_on_other_test_photos_or_labels_are_not_paired(tmp_path):
     unscored = store.create({}, name="d")
     assert paired_test(a, other_photos) is None and paired_test(a, other_labels) is None
     assert paired_test(a, unscored) is None
+
+
+def test_two_datasets_of_one_name_get_two_labels_and_one_of_a_name_keeps_its_own():
+    from engine.serve.compare import dataset_labels
+
+    rows = [
+        {"dataset_path": "/srv/shared/plant-leaves-15"},
+        {"dataset_path": "/home/me/samples/plant-leaves-15"},
+        {"dataset_path": "/srv/shared/plant-leaves-15"},
+        {"dataset_path": "/data/a/x/eurosat"},
+        {"dataset_path": "/data/b/x/eurosat"},
+        {"dataset_path": "/data/tiny"},
+    ]
+    labels = dataset_labels(rows)
+    assert labels == {
+        "/srv/shared/plant-leaves-15": "plant-leaves-15 (shared)",
+        "/home/me/samples/plant-leaves-15": "plant-leaves-15 (samples)",
+        "/data/a/x/eurosat": "eurosat (a/x)",
+        "/data/b/x/eurosat": "eurosat (b/x)",
+        "/data/tiny": "tiny",
+    }

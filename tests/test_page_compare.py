@@ -56,3 +56,22 @@ def test_two_runs_on_the_same_test_photos_are_paired_with_mcnemars_verdict(monke
     pairs = at.dataframe[1].value
     assert pairs["right by A only"].tolist() + pairs["right by B only"].tolist() in ([0, 12], [12, 0])
     assert pairs["verdict"].tolist()[0].endswith("-strong is better")
+
+
+def test_two_datasets_of_one_name_appear_as_two(monkeypatch, tmp_path, finished_store):
+    import json
+
+    src = finished_store.list()[0]
+    store = RunStore(tmp_path / "twins")
+    for where in ("shared", "bundled"):
+        dst = store.root / f"{src.id}-{where}"
+        shutil.copytree(src.path, dst)
+        plan = json.loads((dst / "plan.json").read_text())
+        plan["data"]["path"] = f"/photos/{where}/tiny"
+        (dst / "plan.json").write_text(json.dumps(plan))
+    use_runner(monkeypatch, store)
+    at = page("compare.py").run()
+    assert not at.exception
+    picker = at.multiselect(key="compare_datasets")
+    assert sorted(picker.options) == ["tiny (bundled)", "tiny (shared)"] and len(picker.value) == 1
+    assert len(at.dataframe[0].value) == 1

@@ -31,6 +31,7 @@ def compare_row(run: Run) -> dict:
     return {
         "run": run.id,
         "dataset": Path(plan.data.path).name if plan else "?",
+        "dataset_path": plan.data.path if plan else "?",  # the dataset's identity: two of one name stay apart
         "backbone": plan.backbone if plan else None,
         "strategy": plan.strategy if plan else None,
         "status": status.get("state"),
@@ -46,6 +47,24 @@ def compare_row(run: Run) -> dict:
         "start_seconds": _seconds_to_start(events),
         "seconds": r and r.seconds,
     }
+
+
+def dataset_labels(rows: list[dict]) -> dict[str, str]:
+    """A label for each dataset of `rows`, keyed by its path: its folder's name, and where two datasets share a name,
+    with as many of the folders above it as it takes to tell them apart."""
+    by_name: dict[str, list[str]] = {}
+    for path in dict.fromkeys(r["dataset_path"] for r in rows):
+        by_name.setdefault(Path(path).name, []).append(path)
+    labels = {}
+    for name, found in by_name.items():
+        if len(found) == 1:
+            labels[found[0]] = name
+            continue
+        above = {p: Path(p).parts[:-1] for p in found}
+        depth = next((d for d in range(1, 64) if len({parts[-d:] for parts in above.values()}) == len(found)), None)
+        for p in found:
+            labels[p] = f"{name} ({'/'.join(above[p][-depth:]) if depth else p})"
+    return labels
 
 
 def gap_sentence(rows: list[dict]) -> str:
