@@ -48,6 +48,19 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None
         raise
 
 
+def usual_mode(path: Path) -> None:
+    """Gives `path` the permissions a file made with `open()` gets (0666 less the process's umask): some writers
+    (safetensors) make their files readable by their owner only, which a person sharing the model does not expect."""
+    umask = 0o022
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    except OSError:  # not Linux: the common default
+        pass
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextmanager
 def building(folder: Path, progress: Step = QUIET_STEP) -> Iterator[Path]:
     """One builder at a time for the cache entry `folder` (features, an extracted archive), across threads and

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import onnxruntime as ort
@@ -8,6 +9,12 @@ from conftest import SAMPLE, jpeg_bytes
 from engine.data.decode import load_images
 from engine.serve.evaluate import evaluate, load_run_model
 from engine.serve.export import export_run, model_card, predict_image
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_path):
@@ -27,6 +34,9 @@ def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_
     card = json.loads((tmp_path / "export" / "model_card.json").read_text())
     assert card["mean"] == list(spec.mean) and card["input_size"] == list(spec.input_size)
     assert card["classes"] and card["weights"]["source"] == "bundled" and len(card["weights"]["sha256"]) == 64
+    for f in out["files"].values():  # every file as readable as one made with open() (safetensors makes 0600)
+        assert os.stat(f).st_mode & 0o777 == 0o666 & ~_umask(), f
+    assert os.stat(run.path / "model.safetensors").st_mode & 0o044 == 0o044 & ~_umask()
     traced = torch.jit.load(out["files"]["torchscript"])
     x = torch.randn(1, *spec.input_size)
     torch.testing.assert_close(traced(x), model(x), atol=1e-4, rtol=1e-4)

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from engine.paths import usual_mode
+
 from engine.calibration import Unsure
 from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
@@ -175,6 +177,7 @@ def export_run(
     files, checks = {}, {}
     if "safetensors" in formats:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+        usual_mode(out / "model.safetensors")
         files["safetensors"] = str(out / "model.safetensors")
     if "torchscript" in formats:
         with torch.no_grad():

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from engine.paths import usual_mode
+
 
 from engine.calibration import ece, fit_temperature, reliability, unsure_threshold
 from engine.errors import in_words
@@ -111,6 +113,7 @@ def final_metrics(ctx: TrainContext, state: TrainState) -> dict:
     if ctx.rank == 0:
         final = ctx.run.path / "model.safetensors"
         save_file({k: v.contiguous() for k, v in ctx.model.state_dict().items()}, str(final))
+        usual_mode(final)
         metrics["model_sha256"] = sha256_file(final)  # what evaluate, export and predict check before loading it
     if test:
         metrics.update(start_test(ctx, state, metrics))
