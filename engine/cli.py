@@ -150,6 +150,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{len(flagged)} of {len(report.label_issues)} labelled photos may carry a wrong label (most likely first):")
     for i in flagged[: args.top]:
         print(f"  {i.score:.2f}  {i.path}  labelled {i.label}, looks like {i.suggested} ({i.confidence:.0%})")
+    if report.learning_curve is not None:
+        print(f"How many more photos: {report.learning_curve.sentence}")
     print(f"Two photos are {report.rule}.")
     print(f"{len(report.near_duplicates)} near-duplicate pair(s) within a split (features, pixels):")
     for p in report.near_duplicates[: args.top]:

@@ -223,6 +223,10 @@ def show_check() -> None:
         picked = [p["customdata"] for p in (chosen.selection.points if chosen and chosen.selection else [])][:8]
         if picked:
             st.image([viewable(p) for p in picked], width=120)
+    if report.learning_curve is not None:
+        st.markdown("**How many more photos**")
+        st.plotly_chart(charts.learning_curve(report.learning_curve), width="stretch", key="learning_curve")
+        st.caption(report.learning_curve.sentence)
     pairs(report.leaks[:6], "Leaks: val or test photos that are near copies of training photos")
     pairs(report.near_duplicates[:6], "Near-duplicates within a split (two labels: one of them is wrong)")
 

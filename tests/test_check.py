@@ -42,6 +42,8 @@ def test_flipped_labels_rank_at_the_top(tmp_path):
     recall = len(top & flipped) / len(flipped)
     assert recall >= 0.6, (recall, [i.path for i in report.label_issues[:12]])
     assert report.label_issues[0].flagged and report.label_issues[0].score > 0.5
+    curve = report.learning_curve  # how many more photos, from the same features
+    assert curve is not None and curve.n_now == len(files) and curve.sentence.startswith("A linear head")
 
 
 def test_a_resized_copy_of_a_training_photo_in_test_is_a_leak_and_twins_with_two_labels_are_flagged(tmp_path):
@@ -66,7 +68,7 @@ def test_a_resized_copy_of_a_training_photo_in_test_is_a_leak_and_twins_with_two
         if {p.a, p.b} == {str(twin), str(root / "train" / classes[2] / "twin.jpg")}
     ]
     assert conflict and conflict[0].label_a != conflict[0].label_b
-    assert report.to_dict().keys() >= {"label_issues", "near_duplicates", "leaks"}
+    assert report.to_dict().keys() >= {"label_issues", "near_duplicates", "leaks", "learning_curve"}
 
 
 def test_small_or_single_classes_and_shuffled_labels_are_said_in_one_line():
@@ -105,7 +107,7 @@ def test_the_command_line_lists_the_three_kinds_and_a_checked_leak_warns_before_
     Image.open(first).resize((224, 224)).save(root / "test" / first.parent.name / "copy.jpg", quality=80)
     assert main(["check", "--data", str(root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"label_issues", "near_duplicates", "leaks"} <= set(out) and out["leaks"]
+    assert {"label_issues", "near_duplicates", "leaks", "learning_curve"} <= set(out) and out["leaks"]
     assert {"path", "label", "suggested", "score"} <= set(
         (out["label_issues"] or [{"path": 0, "label": 0, "suggested": 0, "score": 0}])[0]
     )

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 if TYPE_CHECKING:
     from engine import LrRange
+    from engine.probe.curve import LearningCurve
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
@@ -164,6 +165,31 @@ def group_bars(
         fig.update_yaxes(type="log")
     fig.update_xaxes(tickangle=-30)
     return _layout(fig, title, 280)
+
+
+def learning_curve(curve: LearningCurve) -> go.Figure:
+    """The cross-validated accuracy against training photos (the folds' range as bars) and the law fitted to it."""
+    fig = go.Figure(
+        go.Scatter(
+            x=curve.photos,
+            y=curve.accuracy,
+            mode="markers",
+            name="measured (cross-validated)",
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[h - a for h, a in zip(curve.high, curve.accuracy)],
+                arrayminus=[a - lo for a, lo in zip(curve.accuracy, curve.low)],
+            ),
+        )
+    )
+    n, accuracy = curve.drawn()
+    if n:
+        fig.add_trace(go.Scatter(x=n, y=accuracy, mode="lines", name="fitted law", line=dict(dash="dot")))
+    fig.add_vline(x=curve.n_now, line_dash="dash", annotation_text=f"all {curve.n_now} photos")
+    fig.update_xaxes(type="log", title="training photos")
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1])
+    return _layout(fig, "How accuracy grows with more photos")
 
 
 def lr_range(result: LrRange) -> go.Figure:

@@ -39,6 +39,7 @@ from engine.data.dataset import Dataset, load_dataset
 from engine.data.lookalike import Signatures, signatures, similar_pairs
 from engine.errors import DataError
 from engine.model.taps import FINAL
+from engine.probe.curve import LearningCurve, learning_curve
 from engine.probe.linear import fit_linear, photo_features
 from engine.progress import QUIET, QUIET_STEP, Progress, Step
 
@@ -101,6 +102,7 @@ class CheckReport:
     threshold: float = DUPLICATE_COSINE
     notes: list[str] = field(default_factory=list)
     map: list[MapPoint] = field(default_factory=list)  # the labelled photos in 2-D (PCA, then t-SNE)
+    learning_curve: LearningCurve | None = None  # how many more photos (engine.probe.curve)
 
     @property
     def flagged(self) -> list[LabelIssue]:
@@ -118,6 +120,7 @@ class CheckReport:
             "leaks": [{**asdict(p), "kind": p.kind} for p in self.leaks],
             "threshold": self.threshold,
             "rule": self.rule,
+            "learning_curve": self.learning_curve.to_dict() if self.learning_curve else None,
             "notes": self.notes,
             "ranked": len(self.label_issues),
         }
@@ -260,6 +263,7 @@ def check_photos(  # noqa: PLR0913
     progress.sub(0.8, 0.95)(0.0)
     probs, notes = out_of_fold(x[labelled], labels[labelled], len(ds.classes))
     flagged, suggested = confident_learning(probs, labels[labelled])
+    curve = learning_curve(x[labelled], labels[labelled], ds.classes)
     issues = []
     for row, idx in enumerate(labelled):
         p = probs[row]
@@ -300,7 +304,7 @@ def check_photos(  # noqa: PLR0913
     within = [p for p in pairs if p.kind != "leak"]
     wrong = np.nan_to_num(probs, nan=0.0).argmax(1) != labels[labelled]
     points = embedding_map(x[labelled], [items[i] for i in labelled], ds.classes, (wrong, flagged))
-    return CheckReport(issues, within, [p for p in pairs if p.kind == "leak"], threshold, notes, points)
+    return CheckReport(issues, within, [p for p in pairs if p.kind == "leak"], threshold, notes, points, curve)
 
 
 def embedding_map(
