@@ -95,6 +95,7 @@ _API: dict[str, str] = {
     "compare_row": "engine.serve.compare",
     "gap_sentence": "engine.serve.compare",
     "paired_test": "engine.serve.compare",
+    "LearningCurve": "engine.probe.curve",
     "dataset_labels": "engine.serve.compare",
     "estimate_accuracy": "engine.serve.estimate",
     "Estimate": "engine.serve.estimate",
@@ -102,6 +103,7 @@ _API: dict[str, str] = {
     "export_run": "engine.serve.export",
     "model_card": "engine.serve.export",
     "EXPORT_FORMATS": "engine.serve.export",
+    "CHECKED_FORMATS": "engine.serve.export",
     "DEFAULT_EXPORT": "engine.serve.export",
     "LIVE": "engine.runs.store",
     "RESUMABLE": "engine.runs.store",
@@ -170,6 +172,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.probe.linear import probe
     from engine.data.decisions import DECISION_ACTIONS, Decision, read_decisions, save_decisions
     from engine.probe.check import check_dataset
+    from engine.probe.curve import LearningCurve
     from engine.probe.gap import measure_gap
     from engine.probe.shootout import shootout
     from engine.runs.events import time_left
@@ -182,6 +185,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run
     from engine.serve.export import (
+        CHECKED_FORMATS,
         DEFAULT_EXPORT,
         EXPORT_FORMATS,
         export_run,

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import (
+    CHECKED_FORMATS,
     DEFAULT_EXPORT,
     EXPORT_FORMATS,
     IMAGE_TYPES,
@@ -111,7 +112,7 @@ if shown and shown[0] == rid:
         hide_index=True,
         column_config={"expected share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
     )
-    for line in est.notes + est.skipped[:5]:
+    for line in est.remarks:
         st.caption(line)
 
 st.subheader("Export")
@@ -119,19 +120,20 @@ st.caption("TorchScript and ONNX run without TransferLab; the model card says ex
 formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(DEFAULT_EXPORT), key="formats")
 if st.button("Export", type="primary", key="export"):
     try:
-        with st.spinner("Exporting and checking ONNX against PyTorch…"):
+        with st.spinner("Exporting and checking each file against PyTorch…"):
             st.session_state["export_result"] = export_run(run, formats=tuple(formats))
     except TransferLabError as e:
         st.error(str(e))
 result = st.session_state.get("export_result")
 if result and result["card"]["run_id"] == rid:
     st.success(f"Exported {', '.join(result['files'])}.")
-    if "onnx_same_top1" in result["checks"]:
-        st.write(
-            f"ONNX check against PyTorch on {result['checks']['onnx_images']} validation photos: same top-1 = "
-            f"{result['checks']['onnx_same_top1']}, "
-            f"max |difference| = {result['checks']['onnx_max_abs_diff']:.2e}"
-        )
+    for kind, name in CHECKED_FORMATS.items():
+        if f"{kind}_same_top1" in result["checks"]:
+            st.write(
+                f"{name} check against PyTorch on {result['checks'][f'{kind}_images']} validation photos: same top-1 = "
+                f"{result['checks'][f'{kind}_same_top1']}, "
+                f"max |difference| = {result['checks'][f'{kind}_max_abs_diff']:.2e}"
+            )
     for kind, path in result["files"].items():
         with open(path, "rb") as f:
             st.download_button(f"Download {kind}", f.read(), file_name=path.rsplit("/", 1)[-1], key=f"dl_{kind}")

@@ -21,6 +21,10 @@ def test_onnx_matches_pytorch_top1_on_the_sample_val_images(finished_store, tmp_
     run = finished_store.list()[0]
     out = export_run(run, tmp_path / "export")
     assert out["checks"]["onnx_same_top1"] and out["checks"]["onnx_images"] > 0
+    assert (
+        out["checks"]["torchscript_same_top1"] and out["checks"]["torchscript_images"] == out["checks"]["onnx_images"]
+    )
+    assert out["checks"]["torchscript_max_abs_diff"] < 1e-3
     model, spec, _ = load_run_model(run)
     sess = ort.InferenceSession(out["files"]["onnx"], providers=["CPUExecutionProvider"])
     photos = sorted(str(p) for p in (SAMPLE / "val").rglob("*.jpg"))

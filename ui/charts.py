@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 if TYPE_CHECKING:
     from engine import LrRange
-    from engine.probe.curve import LearningCurve
+    from engine import LearningCurve
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:

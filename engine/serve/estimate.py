@@ -94,6 +94,11 @@ class Estimate:
             said += f" The {self.measured_n} labelled ones among them score {self.measured:.0%}: that measurement wins."
         return said
 
+    @property
+    def remarks(self) -> list[str]:
+        """What was left out or sampled, one line each (the first five skipped files)."""
+        return self.notes + self.skipped[:5]
+
     def to_dict(self) -> dict:
         return {**asdict(self), "sentence": self.sentence}
 

@@ -161,13 +161,40 @@ def model_card_markdown(run: Run) -> str:
     )
 
 
+CHECKED_FORMATS = {"torchscript": "TorchScript", "onnx": "ONNX"}  # the files run against PyTorch after export
+
+
+def _check_batches(run: Run, spec, example: torch.Tensor, check_images: int) -> tuple[list[torch.Tensor], int]:
+    """The inputs every exported file is checked on: up to `check_images` of the run's val photos as the model reads
+    them (random inputs when the photos are gone), in batches; and how many photos that is."""
+    photos = [
+        p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images] if Path(p).exists()
+    ]
+    batches = [
+        spec.normalize(torch.stack(load_images(spec, photos[b : b + 32]))).contiguous()
+        for b in range(0, len(photos), 32)
+    ]
+    return batches or [example], len(photos) or len(example)
+
+
+def _agreement(name: str, ref: np.ndarray, got: np.ndarray, n: int) -> dict:
+    """The check line of one exported file against PyTorch on the same inputs."""
+    return {
+        f"{name}_images": n,
+        f"{name}_max_abs_diff": float(np.abs(ref - got).max()),
+        f"{name}_same_top1": bool((ref.argmax(1) == got.argmax(1)).all()),
+        f"{name}_top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+    }
+
+
 def export_run(
     run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS, check_images: int = 300
 ) -> dict:
     """Writes the chosen formats and model_card.json.
 
-    The ONNX model is run with onnxruntime on up to `check_images` of the run's validation photos (random inputs when
-    the photos are gone) and its top-1 compared with PyTorch's on the same inputs.
+    TorchScript (loaded back) and ONNX (with onnxruntime) are each run on up to `check_images` of the run's validation
+    photos (random inputs when the photos are gone) and their outputs and top-1 compared with PyTorch's on the same
+    inputs: one check line per file.
     """
     model, spec, classes = load_run_model(run)
     out = Path(out_dir or run.path / "export")
@@ -179,10 +206,15 @@ def export_run(
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
         usual_mode(out / "model.safetensors")
         files["safetensors"] = str(out / "model.safetensors")
+    batches, n = _check_batches(run, spec, example, check_images) if {"torchscript", "onnx"} & set(formats) else ([], 0)
+    with torch.no_grad():
+        ref = np.concatenate([model(x).numpy() for x in batches]) if batches else None
     if "torchscript" in formats:
         with torch.no_grad():
-            traced = torch.jit.trace(model, example)
-        traced.save(str(out / "model.torchscript.pt"))
+            torch.jit.trace(model, example).save(str(out / "model.torchscript.pt"))
+            loaded = torch.jit.load(str(out / "model.torchscript.pt"))
+            got = np.concatenate([loaded(x).numpy() for x in batches])
+        checks.update(_agreement("torchscript", ref, got, n))
         files["torchscript"] = str(out / "model.torchscript.pt")
     if "onnx" in formats:
         import onnxruntime as ort
@@ -199,23 +231,8 @@ def export_run(
             dynamo=False,
         )
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        photos = [
-            p for p in ((run.read_json("metrics.json") or {}).get("val_paths") or [])[:check_images] if Path(p).exists()
-        ]
-        batches = [
-            spec.normalize(torch.stack(load_images(spec, photos[b : b + 32]))).contiguous()
-            for b in range(0, len(photos), 32)
-        ] or [example]
-        ref, got = [], []
-        with torch.no_grad():
-            for x in batches:
-                ref.append(model(x).numpy())
-                got.append(sess.run(None, {"image": x.numpy()})[0])
-        ref, got = np.concatenate(ref), np.concatenate(got)
-        checks["onnx_images"] = len(photos) or len(example)
-        checks["onnx_max_abs_diff"] = float(np.abs(ref - got).max())
-        checks["onnx_same_top1"] = bool((ref.argmax(1) == got.argmax(1)).all())
-        checks["onnx_top1_agreement"] = float((ref.argmax(1) == got.argmax(1)).mean())
+        got = np.concatenate([sess.run(None, {"image": x.numpy()})[0] for x in batches])
+        checks.update(_agreement("onnx", ref, got, n))
         files["onnx"] = str(path)
     card = {**model_card(run), "files": {k: Path(v).name for k, v in files.items()}, "checks": checks}
     (out / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
