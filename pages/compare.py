@@ -84,7 +84,8 @@ st.info(gap_sentence(rows))
 tested = [r["run"] for r in rows if r["test"] is not None][:8]
 if len(tested) >= 2:
     st.subheader("Is one run really better?")
-    tests = [paired_test(runs[a], runs[b]) for a, b in combinations(tested, 2)]
+    results = {rid: RunResult.read(runs[rid]) for rid in tested}  # each run's result read once
+    tests = [paired_test(results[a], results[b]) for a, b in combinations(tested, 2)]
     paired = [t for t in tests if t is not None]
     if paired:
         st.dataframe(

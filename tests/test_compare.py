@@ -19,9 +19,9 @@ def test_mcnemar_gives_the_exact_binomial_p_value_of_known_tables():
 def _run(store: RunStore, name: str, labels: list[int], pred: list[int], paths: list[str] | None = None):
     run = store.create({}, name=name)
     paths = paths or [f"/data/test/{i}.jpg" for i in range(len(labels))]
-    result = RunResult(status="finished", test_paths=paths, test_labels=labels, test_pred=pred)
+    result = RunResult(status="finished", run_id=run.id, test_paths=paths, test_labels=labels, test_pred=pred)
     run.write_json("metrics.json", result.to_dict())
-    return run
+    return RunResult.read(run)
 
 
 def test_a_run_is_better_only_when_the_photos_it_alone_got_right_are_too_many_for_chance(tmp_path):
@@ -32,10 +32,10 @@ def test_a_run_is_better_only_when_the_photos_it_alone_got_right_are_too_many_fo
     c = _run(store, "c", labels, [1 - y if i < 2 else y for i, y in enumerate(labels)])  # wrong on 2
     ab = paired_test(a, b)
     assert (ab.n, ab.only_a, ab.only_b) == (40, 10, 0) and ab.p_value == pytest.approx(2 / 1024)
-    assert ab.better == a.id and ab.difference == pytest.approx(0.25) and "beyond chance" in ab.sentence
+    assert ab.better == a.run_id and ab.difference == pytest.approx(0.25) and "beyond chance" in ab.sentence
     ac = paired_test(a, c)
     assert ac.better is None and ac.verdict == "may be chance" and "may be chance" in ac.sentence
-    assert paired_test(b, a).better == a.id
+    assert paired_test(b, a).better == a.run_id
 
 
 def test_runs_on_other_test_photos_or_labels_are_not_paired(tmp_path):
@@ -43,7 +43,7 @@ def test_runs_on_other_test_photos_or_labels_are_not_paired(tmp_path):
     a = _run(store, "a", [0, 1, 0], [0, 1, 0])
     other_photos = _run(store, "b", [0, 1, 0], [0, 1, 0], paths=["/x/1.jpg", "/x/2.jpg", "/x/3.jpg"])
     other_labels = _run(store, "c", [1, 1, 0], [0, 1, 0])
-    unscored = store.create({}, name="d")
+    unscored = RunResult.read(store.create({}, name="d"))
     assert paired_test(a, other_photos) is None and paired_test(a, other_labels) is None
     assert paired_test(a, unscored) is None
 

@@ -49,6 +49,7 @@ def test_two_runs_on_the_same_test_photos_are_paired_with_mcnemars_verdict(monke
         paths = [f"/photos/test/{i}.jpg" for i in range(len(labels))]
         right = sum(p == y for p, y in zip(pred, labels)) / len(labels)
         record.update(test_paths=paths, test_labels=labels, test_pred=pred, test_accuracy=right, test_n=len(labels))
+        record.update(run_id=dst.name)  # the copy is a run of its own
         run.write_json("metrics.json", record)
     use_runner(monkeypatch, store)
     at = page("compare.py").run()

@@ -214,10 +214,19 @@ def load_image(source: str | Path | bytes, chans: int = 3, max_pixels: int = MAX
         raise UnreadableImage(f"{path}: corrupt or truncated image ({e}); re-export or remove it") from e
 
 
+def array_of(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A .npy image as its (H, W, C) array, read under the size and header checks every photo gets.
+
+    Raises:
+        UnreadableImage: As `check_image`.
+    """
+    return _array(read_checked(path, max_pixels), path, max_pixels)
+
+
 def viewable(path: str | Path) -> str | Image.Image:
     """Something a browser can show for an image file: the path itself, or for a .npy array an RGB picture of its
     first three channels (its first channel as grey when it has fewer)."""
     if Path(path).suffix.lower() != ".npy":
         return str(path)
-    arr = _array(read_checked(Path(path)), Path(path), MAX_PIXELS)
+    arr = array_of(Path(path))
     return Image.fromarray(arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2), "RGB")

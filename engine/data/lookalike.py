@@ -11,11 +11,11 @@ each side, in steps of half of it), and a mirrored copy of its whole. Two photos
 of one's crops with the other's whole, either way round and either way mirrored: a copy cut from a photo matches the
 crop of the photo that kept the same part.
 
-Measured on 60 training photos of each shared set and 400 distinct ones (bench/lookalike.py): plant copies resized
-to 50-90%, saved at JPEG quality 60 or mirrored score at least 0.999, crops of up to 10% 0.913 and above (0.949 for
-95% of them); two different plant photos at most 0.945. Flat 64-pixel satellite tiles (a sea, a field) have little
-low frequency to tell them apart (a copy at JPEG quality 60: 0.944 for 95%, as low as 0.47): the check weighs this
-similarity with the features' (`engine.probe.check`).
+Measured by bench/lookalike.py (results-lookalike-cpu.txt: 60 training photos of each shared set copied 8 ways, and
+400 distinct ones): plant copies resized to 50-90%, saved at JPEG quality 60 or mirrored score at least 0.999, crops
+of up to 10% at least 0.913 (median 0.980); two different plant photos at most 0.945. Flat 64-pixel satellite tiles
+(a sea, a field) have little low frequency to tell them apart (a copy at JPEG quality 60: median 0.998, as low as
+0.473): the check weighs this similarity with the features' (`engine.probe.check`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-from engine.data.imageio import MAX_PIXELS, UnreadableImage, load_image
+from engine.data.imageio import MAX_PIXELS, UnreadableImage, array_of, load_image
 from engine.progress import QUIET_STEP, Step
 
 SIZE = 32  # the grey picture the transform reads
@@ -70,11 +70,12 @@ def _vector(grey: np.ndarray) -> np.ndarray:
 
 
 def _grey(path: str | Path) -> Image.Image:
-    """The photo as a grey picture of at most `WORK` pixels a side (a .npy array: the mean of its channels)."""
-    found = load_image(path, chans=1, max_pixels=MAX_PIXELS) if Path(path).suffix.lower() != ".npy" else None
-    if found is None:
-        arr = np.load(path, allow_pickle=False).astype(np.float32)
-        arr = arr.mean(2) if arr.ndim == 3 else arr
+    """The photo as a grey picture of at most `WORK` pixels a side (a .npy array: the mean of its channels), read
+    under the same size checks as every photo."""
+    if Path(path).suffix.lower() != ".npy":
+        found = load_image(path, chans=1, max_pixels=MAX_PIXELS)
+    else:
+        arr = array_of(Path(path)).astype(np.float32).mean(2)
         span = float(arr.max() - arr.min()) or 1.0
         found = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8), "L")
     found.thumbnail((WORK, WORK), Image.Resampling.BOX)

@@ -12,7 +12,8 @@ more than photos (that far out, the law is a guess).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -71,7 +72,6 @@ class LearningCurve:
     n_now: int  # labelled photos now
     law: tuple[float, float, float] | None = None
     fold_laws: list[tuple[float, float, float]] = field(default_factory=list)
-    sentence: str = ""
 
     def expected(self, n: float) -> tuple[float, float, float] | None:
         """(accuracy, low, high) the law expects with `n` training photos; None without a law."""
@@ -79,6 +79,40 @@ class LearningCurve:
             return None
         found = [float(power_law(np.array([n]), *law)[0]) for law in self.fold_laws] or [0.0]
         return float(power_law(np.array([n]), *self.law)[0]), min(found), max(found)
+
+    @cached_property
+    def sentence(self) -> str:
+        """What the curve says in words: the accuracy now and with every photo, and the class that lags (the lagging
+        class's own law fitted once, on first reading)."""
+        last = {c: a[-1] for c, a in self.per_class.items()}
+        weakest = min(last, key=last.get)
+        said = f"A linear head on these features reaches {self.accuracy[-1]:.0%} with {self.photos[-1]} photos"
+        expected = self.expected(self.n_now)
+        if expected is not None:
+            said += (
+                f"; with all {self.n_now} about {expected[0]:.0%} ({expected[1]:.0%}–{expected[2]:.0%} across folds)"
+            )
+        others = float(np.mean([a for c, a in last.items() if c != weakest]))
+        share = self.class_photos[weakest] / self.n_now  # the class's photos in each training share
+        law = fit_power_law(np.array(self.photos) * share, np.nan_to_num(self.per_class[weakest]))
+        need = photos_to_reach(law, min(others, 0.99)) if law else None
+        if need is not None and need > FAR * self.class_photos[weakest]:
+            need = None  # so far out that the law is a guess
+        if last[weakest] >= others - 0.02:
+            said += ". No class lags behind the others."
+        elif need is None:
+            said += (
+                f". The weakest class, {weakest} ({last[weakest]:.0%} with {self.class_photos[weakest]} photos), "
+                f"gains too slowly to reach the others' {others:.0%} with fewer than {FAR} times its photos: more "
+                "photos alone may not fix it; check its labels and what it is confused with."
+            )
+        else:
+            more = max(1, int(np.ceil(need - self.class_photos[weakest])))
+            said += (
+                f". About {more} more photos of {weakest} (now {self.class_photos[weakest]}, {last[weakest]:.0%}) "
+                f"would bring it to the others' {others:.0%}."
+            )
+        return said
 
     def drawn(self, points: int = 40) -> tuple[list[float], list[float]]:
         """The law's line from the fewest photos measured to twice the photos now, as the chart draws it."""
@@ -88,9 +122,7 @@ class LearningCurve:
         return n.tolist(), power_law(n, *self.law).tolist()
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
+        return {**asdict(self), "sentence": self.sentence}
 
 
 def _points(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,36 +180,4 @@ def learning_curve(x: np.ndarray, y: np.ndarray, classes: list[str], seed: int =
         law,
         fold_laws,
     )
-    return _with_sentence(curve)
-
-
-def _with_sentence(curve: LearningCurve) -> LearningCurve:
-    from dataclasses import replace
-
-    last = {c: a[-1] for c, a in curve.per_class.items()}
-    weakest = min(last, key=last.get)
-    said = f"A linear head on these features reaches {curve.accuracy[-1]:.0%} with {curve.photos[-1]} photos"
-    expected = curve.expected(curve.n_now)
-    if expected is not None:
-        said += f"; with all {curve.n_now} about {expected[0]:.0%} ({expected[1]:.0%}–{expected[2]:.0%} across folds)"
-    others = float(np.mean([a for c, a in last.items() if c != weakest]))
-    share = curve.class_photos[weakest] / curve.n_now  # the class's photos in each training share
-    law = fit_power_law(np.array(curve.photos) * share, np.nan_to_num(curve.per_class[weakest]))
-    need = photos_to_reach(law, min(others, 0.99)) if law else None
-    if need is not None and need > FAR * curve.class_photos[weakest]:
-        need = None  # so far out that the law is a guess
-    if last[weakest] >= others - 0.02:
-        said += ". No class lags behind the others."
-    elif need is None:
-        said += (
-            f". The weakest class, {weakest} ({last[weakest]:.0%} with {curve.class_photos[weakest]} photos), gains "
-            f"too slowly to reach the others' {others:.0%} with fewer than {FAR} times its photos: more photos alone "
-            "may not fix it; check its labels and what it is confused with."
-        )
-    else:
-        more = max(1, int(np.ceil(need - curve.class_photos[weakest])))
-        said += (
-            f". About {more} more photos of {weakest} (now {curve.class_photos[weakest]}, {last[weakest]:.0%}) would "
-            f"bring it to the others' {others:.0%}."
-        )
-    return replace(curve, sentence=said)
+    return curve

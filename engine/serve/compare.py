@@ -134,16 +134,16 @@ class PairedTest:
         return f"{self.better} is better than {worse} by {abs(self.difference):.1%}, beyond chance at 95%: {counts}."
 
 
-def paired_test(a: Run, b: Run) -> PairedTest | None:
-    """McNemar's test of two runs' chosen models on their test photos; None unless both scored the very same test
-    photos with the same labels (two datasets, or a test split carved differently, cannot be paired)."""
-    ra, rb = RunResult.read(a), RunResult.read(b)
-    if ra is None or rb is None or not ra.test_pred or not rb.test_pred:
+def paired_test(a: RunResult | None, b: RunResult | None) -> PairedTest | None:
+    """McNemar's test of two runs' chosen models (their results, each read once by the caller) on their test photos;
+    None unless both scored the very same test photos with the same labels (two datasets, or a test split carved
+    differently, cannot be paired)."""
+    if a is None or b is None or not a.test_pred or not b.test_pred:
         return None
-    right_a = {p: (y, int(y == q)) for p, y, q in zip(ra.test_paths, ra.test_labels, ra.test_pred)}
-    right_b = {p: (y, int(y == q)) for p, y, q in zip(rb.test_paths, rb.test_labels, rb.test_pred)}
+    right_a = {p: (y, int(y == q)) for p, y, q in zip(a.test_paths, a.test_labels, a.test_pred)}
+    right_b = {p: (y, int(y == q)) for p, y, q in zip(b.test_paths, b.test_labels, b.test_pred)}
     if right_a.keys() != right_b.keys() or any(right_a[p][0] != right_b[p][0] for p in right_a):
         return None
     only_a = sum(right_a[p][1] > right_b[p][1] for p in right_a)
     only_b = sum(right_b[p][1] > right_a[p][1] for p in right_a)
-    return PairedTest(a.id, b.id, len(right_a), only_a, only_b, mcnemar(only_a, only_b))
+    return PairedTest(a.run_id, b.run_id, len(right_a), only_a, only_b, mcnemar(only_a, only_b))
