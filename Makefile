@@ -12,17 +12,36 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-.PHONY: install run lint test test-slow bench clean
+# onnxruntime-web for the exported browser bundle, from the npm registry, pinned by version and SHA-256 (MIT licence).
+ORT_WEB := onnxruntime-web-1.31.1
+ORT_WEB_SHA256 := bdccdb9fbb9ab537247c0c734e9b1d2b1b338b4f2a09faa58f0dc1cfa27c312c
+VENDOR := .vendor/$(ORT_WEB)
+
+$(VENDOR)/ort.wasm.min.js:
+	rm -rf .vendor/tmp && mkdir -p .vendor/tmp
+	cd .vendor/tmp && npm pack -q --silent $(subst -web-,-web@,$(ORT_WEB)) >/dev/null
+	echo "$(ORT_WEB_SHA256)  .vendor/tmp/$(ORT_WEB).tgz" | sha256sum -c --quiet
+	tar -xzf .vendor/tmp/$(ORT_WEB).tgz -C .vendor/tmp
+	mkdir -p $(VENDOR)
+	cp .vendor/tmp/package/package.json .vendor/tmp/package/dist/ort-wasm-simd-threaded.mjs $(VENDOR)/
+	cp .vendor/tmp/package/dist/ort-wasm-simd-threaded.wasm $(VENDOR)/
+	cp .vendor/tmp/package/dist/ort.wasm.min.js $(VENDOR)/
+	rm -rf .vendor/tmp
+
+.PHONY: install vendor run lint test test-slow bench clean
 install: $(BIN)/.installed
 
-run: install
+vendor:  # best effort: without npm the export says the browser bundle needs it, and its browser test is skipped
+	$(MAKE) $(VENDOR)/ort.wasm.min.js || echo "warning: onnxruntime-web could not be fetched with npm; no browser bundle"
+
+run: install vendor
 	$(BIN)/python -m ui.serve --server.address $(HOST) --server.port $(PORT) $(ARGS)
 
 lint: install  # pycodestyle, pyflakes and the complexity rules configured in pyproject.toml; ruff's formatting
 	$(BIN)/ruff check engine pages ui tests bench app.py
 	$(BIN)/ruff format --check engine pages ui tests bench app.py
 
-test: lint  # two workers share the two cores; the tests that time the page run after them, alone
+test: lint vendor  # two workers share the two cores; the tests that time the page run after them, alone
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not alone" tests
 	$(BIN)/python -m pytest -q -m "alone and not slow" tests
 
@@ -33,4 +52,4 @@ bench: install
 	$(BIN)/python bench/probe.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .vendor

@@ -104,7 +104,12 @@ _API: dict[str, str] = {
     "model_card": "engine.serve.export",
     "EXPORT_FORMATS": "engine.serve.export",
     "CHECKED_FORMATS": "engine.serve.export",
-    "DEFAULT_EXPORT": "engine.serve.export",
+    "Export": "engine.serve.export",
+    "TARGETS": "engine.serve.targets",
+    "Target": "engine.serve.targets",
+    "FileMeasure": "engine.serve.measure",
+    "export_zip": "engine.serve.bundle",
+    "web_missing": "engine.serve.bundle",
     "LIVE": "engine.runs.store",
     "RESUMABLE": "engine.runs.store",
     "model_card_markdown": "engine.serve.export",
@@ -186,7 +191,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.explain import explain_run
     from engine.serve.export import (
         CHECKED_FORMATS,
-        DEFAULT_EXPORT,
+        Export,
         EXPORT_FORMATS,
         export_run,
         model_card,
@@ -194,7 +199,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         Prediction,
         predict_image,
     )
+    from engine.serve.bundle import export_zip, web_missing
+    from engine.serve.measure import FileMeasure
     from engine.serve.story import Story, stories
+    from engine.serve.targets import TARGETS, Target
     from engine.text import literal
     from engine.serve.summary import Mistake, no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence

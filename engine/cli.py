@@ -388,13 +388,32 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
     from engine.serve.export import export_run
+    from engine.serve.targets import get_target
 
-    r = export_run(RunStore().open(args.run), args.out, tuple(args.formats.split(",")))
+    target = get_target(args.target).with_limits(args.max_latency_ms, args.max_size_mb, args.max_drop)
+    formats = tuple(args.formats.split(",")) if args.formats else None
+    r = export_run(RunStore().open(args.run), args.out, formats, target)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2, default=float))
+        return 0
+    print(f"exported {', '.join(r.files) or 'nothing'} to {r.dir} for the {target.name} ({target.means})")
     print(
-        json.dumps({k: r[k] for k in ("dir", "files", "checks")}, indent=2)
-        if args.json
-        else f"exported {', '.join(r['files'])} to {r['dir']}; checks: {r['checks']}"
+        f"{'file':12} {'accuracy':>9} {'95% interval':>13} {'agrees':>7} {'MB':>6} {'1 thread p50/p95 ms':>20} "
+        f"{'all threads p50/p95 ms':>23}"
     )
+    for m in r.measures:
+        print(
+            f"{m.name:12} {m.accuracy:9.1%} {m.interval[0]:6.1%}-{m.interval[1]:6.1%} {m.agreement:7.1%} "
+            f"{m.size_mb:6.1f} {m.one_thread.p50:10.1f}/{m.one_thread.p95:<9.1f} "
+            f"{m.all_threads.p50:12.1f}/{m.all_threads.p95:<9.1f}"
+        )
+    print(
+        f"measured on {r.measures[0].n} {r.measures[0].split} photos, running each file; latency at batch 1 on this CPU"
+    )
+    for why in r.refused.values():
+        print(why)
+    print(r.sentence())
+    print(r.how_to_run().replace("`", ""))
     return 0
 
 
@@ -605,10 +624,16 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     m.add_argument("--root", default=None, help="the data root the folder must lie under (default: the folder)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(fn=cmd_estimate)
-    x = sub.add_parser("export", help="TorchScript, ONNX (checked against PyTorch), safetensors and the model card")
+    x = sub.add_parser(
+        "export", help="the model's files for where it will run, each measured on the test photos, and the model card"
+    )
     x.add_argument("--run", required=True)
     x.add_argument("--out", default=None, help="folder (default: the run's export/)")
-    x.add_argument("--formats", default="torchscript,onnx,safetensors")
+    x.add_argument("--target", default="server", help="phone, browser, server or microcontroller (its budget)")
+    x.add_argument("--formats", default=None, help="torchscript,onnx,onnx-int8,safetensors (default: the target's)")
+    x.add_argument("--max-latency-ms", type=float, default=None, help="median ms a photo on one CPU thread")
+    x.add_argument("--max-size-mb", type=float, default=None, help="size of the file on disk")
+    x.add_argument("--max-drop", type=float, default=None, help="test accuracy a file may lose, in points")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_export)
     f = sub.add_parser("lr-find", help="learning-rate range test on the groups the strategy trains")

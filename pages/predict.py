@@ -9,9 +9,9 @@ import streamlit as st
 
 from engine import (
     CHECKED_FORMATS,
-    DEFAULT_EXPORT,
     EXPORT_FORMATS,
     IMAGE_TYPES,
+    TARGETS,
     RunResult,
     TransferLabError,
     Unsure,
@@ -19,6 +19,7 @@ from engine import (
     existing_path,
     explain_run,
     export_run,
+    export_zip,
     has_model,
     model_card,
     model_card_markdown,
@@ -116,25 +117,61 @@ if shown and shown[0] == rid:
         st.caption(line)
 
 st.subheader("Export")
-st.caption("TorchScript and ONNX run without TransferLab; the model card says exactly how to prepare an image.")
-formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(DEFAULT_EXPORT), key="formats")
+st.caption(
+    "Choose where the model will run: each file written is run on the test photos for its accuracy, and timed on "
+    "this CPU. A file that loses more accuracy than allowed, or an int8 file no faster than fp32, is refused."
+)
+target_name = st.selectbox(
+    "Where it will run", list(TARGETS), key="target", format_func=lambda t: f"{t} · {TARGETS[t].means}"
+)
+chosen = TARGETS[target_name]
+limits = st.columns(3)
+latency_ms = limits[0].number_input(
+    "Max ms a photo (1 thread)", min_value=0.0, value=chosen.max_latency_ms, key=f"latency_{target_name}"
+)
+size_mb = limits[1].number_input("Max MB", min_value=0.0, value=chosen.max_size_mb, key=f"size_{target_name}")
+drop = limits[2].number_input(
+    "Max points lost", min_value=0.0, value=chosen.max_drop, step=0.5, key=f"drop_{target_name}"
+)
+formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(chosen.formats), key=f"formats_{target_name}")
 if st.button("Export", type="primary", key="export"):
     try:
-        with st.spinner("Exporting and checking each file against PyTorch…"):
-            st.session_state["export_result"] = export_run(run, formats=tuple(formats))
+        with st.spinner("Exporting, then running every file on the test photos and timing it…"):
+            target = chosen.with_limits(latency_ms, size_mb, drop)
+            st.session_state["export_result"] = export_run(run, formats=tuple(formats), target=target)
     except TransferLabError as e:
         st.error(str(e))
 result = st.session_state.get("export_result")
-if result and result["card"]["run_id"] == rid:
-    st.success(f"Exported {', '.join(result['files'])}.")
+if result and result.card["run_id"] == rid:
+    st.success(f"Exported {', '.join(result.files) or 'nothing'} for the {result.target.name}.")
+    st.dataframe(
+        pd.DataFrame(result.rows()),
+        hide_index=True,
+        column_config={
+            "accuracy": st.column_config.NumberColumn(format="percent"),
+            "same top-1 as PyTorch": st.column_config.NumberColumn(format="percent"),
+            "MB": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    st.info(result.sentence())
+    for why in result.refused.values():
+        st.warning(why)
     for kind, name in CHECKED_FORMATS.items():
-        if f"{kind}_same_top1" in result["checks"]:
+        if f"{kind}_same_top1" in result.checks:
             st.write(
-                f"{name} check against PyTorch on {result['checks'][f'{kind}_images']} validation photos: same top-1 = "
-                f"{result['checks'][f'{kind}_same_top1']}, "
-                f"max |difference| = {result['checks'][f'{kind}_max_abs_diff']:.2e}"
+                f"{name} check against PyTorch on {result.checks[f'{kind}_images']} validation photos: same top-1 = "
+                f"{result.checks[f'{kind}_same_top1']}, "
+                f"max |difference| = {result.checks[f'{kind}_max_abs_diff']:.2e}"
             )
-    for kind, path in result["files"].items():
+    st.download_button(
+        "Download everything (zip)",
+        export_zip(result.dir),
+        file_name=f"{rid}-{result.target.name}.zip",
+        key="dl_zip",
+        type="primary",
+    )
+    st.caption(result.how_to_run())
+    for kind, path in result.single_files().items():
         with open(path, "rb") as f:
             st.download_button(f"Download {kind}", f.read(), file_name=path.rsplit("/", 1)[-1], key=f"dl_{kind}")
 st.markdown(model_card_markdown(run))

@@ -55,10 +55,10 @@ def test_exported_onnx_and_torchscript_give_the_calibrated_probabilities(finishe
     with torch.no_grad():
         expected = model(x).softmax(1)
         raw = (model.head.fc(model.head.standardise(model.features(x)))).softmax(1)
-    scripted = torch.jit.load(out["files"]["torchscript"])(x).softmax(1)
-    session = ort.InferenceSession(out["files"]["onnx"], providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(out.files["torchscript"])(x).softmax(1)
+    session = ort.InferenceSession(out.files["onnx"], providers=["CPUExecutionProvider"])
     onnx_probs = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]).softmax(1)
     assert torch.allclose(scripted, expected, atol=1e-4) and torch.allclose(onnx_probs, expected, atol=1e-4)
     assert not torch.allclose(raw, expected, atol=1e-3)  # the temperature is in them, not applied afterwards
     assert "Unsure threshold" in model_card_markdown(run)
-    assert np.isclose(out["card"]["metrics"]["temperature"], result.temperature)
+    assert np.isclose(out.card["metrics"]["temperature"], result.temperature)

@@ -104,3 +104,18 @@ def test_weights_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
     assert "junk.pth could not be read as a weights-only PyTorch checkpoint" in err and "\n" not in err
     assert main(["weights", "install", "resnet18"]) == 2
     assert "needs the file" in capsys.readouterr().err
+
+
+def test_export_for_a_target_prints_the_measured_table_and_json(finished_store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(finished_store.root.parent))
+    run_id = finished_store.list()[0].id
+    args = ["export", "--run", run_id, "--target", "phone", "--formats", "onnx", "--out", str(tmp_path / "a")]
+    assert main([*args, "--max-latency-ms", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "ONNX fp32" in out and "No file meets the phone budget" in out and "python predict.py PHOTO" in out
+    assert main([*args, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in d["measures"]] == ["PyTorch", "ONNX fp32"] and d["target"]["max_latency_ms"] == 50
+    assert set(d["files"]) == {"onnx", "predict"} and d["measures"][1]["agreement"] == 1.0
+    assert main([*args[:3], "--target", "watch"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

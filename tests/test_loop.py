@@ -287,7 +287,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     photo = next(data.rglob("*.png" if chans == 4 else "*.npy"))
     assert len(predict_image(run, str(photo), k=2).top) == 2
     out = export_run(run, tmp_path / f"export{chans}", formats=("onnx",), check_images=6)
-    assert out["checks"]["onnx_same_top1"] and out["card"]["in_chans"] == chans
+    assert out.checks["onnx_same_top1"] and out.card["in_chans"] == chans
 
 
 def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folder, tmp_path):

@@ -14,8 +14,15 @@ def test_predict_export_page(monkeypatch, tmp_path, finished_store):
     at = page("predict.py").run()
     assert not at.exception and any("Model card" in m.value for m in at.markdown)
     assert not any(str(tmp_path) in m.value for m in at.markdown)  # no server paths on the card
+    assert at.selectbox(key="target").value == "phone" and at.number_input(key="latency_phone").value == 50.0
     at.button(key="export").click().run()
     assert not at.exception and any("same top-1 = True" in m.value for m in at.markdown)
+    result = at.session_state["export_result"]
+    table = at.dataframe[-1].value
+    assert list(table["file"]) == [m.name for m in result.measures] and table["file"][0] == "PyTorch"
+    assert any(i.value == result.sentence() for i in at.info)
+    assert any(c.value == result.how_to_run() for c in at.caption) and "predict.py" in result.how_to_run()
+    assert len(at.warning) == len(result.refused)
 
 
 def test_a_cancelled_run_can_predict(monkeypatch, tmp_path, finished_store):

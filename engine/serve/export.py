@@ -7,20 +7,30 @@ weight source and hash, metrics and the config that produced the model.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from engine.paths import usual_mode
+from engine.errors import DataError
+from engine.paths import building, usual_mode
+from engine.plan.config import TrainConfig
+from engine.plan.make import load_data
+from engine.runs.store import LIVE
+from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
+from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torch_runner
+from engine.serve.quantize import calibration_photos, quantize_int8
+from engine.serve.targets import TARGETS, Target
 
 from engine.calibration import Unsure
 from engine.data.drift import drift_warnings
 from engine.data.imageio import MODES, load_image
 from engine.data.decode import load_images
-from engine.data.spec import to_tensor
+from engine.data.spec import InputSpec, to_tensor
 from engine.plan.stored import read_plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run
@@ -28,8 +38,17 @@ from engine.text import literal
 from engine.serve.evaluate import load_run_model
 from engine.serve.summary import test_phrase
 
-EXPORT_FORMATS = ("torchscript", "onnx", "safetensors")
-DEFAULT_EXPORT = ("onnx", "safetensors")  # what the dashboard offers first: no PyTorch needed to run them
+EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "safetensors", "web")
+FILE_NAMES = {
+    "torchscript": "model.torchscript.pt",
+    "onnx": "model.onnx",
+    "onnx-int8": "model.int8.onnx",
+    "safetensors": "model.safetensors",
+    "web": WEB_DIR,  # a folder: the page, the smallest ONNX file written, its card and onnxruntime-web
+    "predict": PREDICT_SCRIPT,  # written beside any ONNX file
+}
+ONNX_USERS = frozenset({"onnx", "onnx-int8", "web"})  # the formats made from the ONNX fp32 export
+RUN_NAMES = {"torchscript": "TorchScript", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}  # measured by running them
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,7 @@ def model_card_markdown(run: Run) -> str:
     )
 
 
-CHECKED_FORMATS = {"torchscript": "TorchScript", "onnx": "ONNX"}  # the files run against PyTorch after export
+CHECKED_FORMATS = {"torchscript": "TorchScript", "onnx": "ONNX"}  # checked against PyTorch on val after export
 
 
 def _check_batches(run: Run, spec, example: torch.Tensor, check_images: int) -> tuple[list[torch.Tensor], int]:
@@ -187,53 +206,311 @@ def _agreement(name: str, ref: np.ndarray, got: np.ndarray, n: int) -> dict:
     }
 
 
-def export_run(
-    run: Run, out_dir: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS, check_images: int = 300
-) -> dict:
-    """Writes the chosen formats and model_card.json.
+@dataclass(frozen=True)
+class Export:
+    """What an export wrote and how each file measured.
 
-    TorchScript (loaded back) and ONNX (with onnxruntime) are each run on up to `check_images` of the run's validation
-    photos (random inputs when the photos are gone) and their outputs and top-1 compared with PyTorch's on the same
-    inputs: one check line per file.
+    Attributes:
+        dir: The export folder.
+        files: Format -> path of each file written (refused files are not among them).
+        checks: Each run file against PyTorch on up to `check_images` val photos (max |difference|, same top-1).
+        measures: PyTorch first, then each file run, on the test photos (val when the run has none).
+        refused: Format -> why it was not written, with its numbers.
+        broken: Measured name -> the target's limits it breaks, in words ([] when it meets the budget).
+        target: The place and budget it was exported for.
+        params: Parameters of the model.
+        card: The model card written beside the files.
     """
+
+    dir: str
+    files: dict[str, str]
+    checks: dict
+    measures: list[FileMeasure]
+    refused: dict[str, str]
+    broken: dict[str, list[str]]
+    target: Target
+    params: int
+    card: dict
+
+    def single_files(self) -> dict[str, str]:
+        """Format -> path of each single file written (the browser bundle is a folder, downloaded in the zip)."""
+        return {k: v for k, v in self.files.items() if k != "web"}
+
+    def how_to_run(self) -> str:
+        """How to use what was written, in words."""
+        lines = []
+        if "predict" in self.files:
+            lines.append("`pip install onnxruntime numpy pillow`, then `python predict.py PHOTO` in the folder")
+        if "web" in self.files:
+            lines.append(
+                "the `web` folder classifies a photo in the browser with no server of ours: serve it with any static "
+                "server (`python -m http.server` inside it) and open it on the phone"
+            )
+        return ("To run it: " + "; ".join(lines) + ".") if lines else "No runnable file was written."
+
+    def meeting(self) -> list[str]:
+        """The written files that meet the target's budget."""
+        return [m.name for m in self.measures[1:] if not m.refused and not self.broken[m.name]]
+
+    def sentence(self) -> str:
+        """Which files meet the budget, or what it would take, in one sentence."""
+        if not self.measures:
+            return "Nothing was measured."
+        meet = self.meeting()
+        if meet:
+            return f"{', '.join(meet)} meet the {self.target.name} budget ({self.target.limits()})."
+        closest = min(self.measures[1:] or self.measures, key=lambda m: len(self.broken[m.name]))
+        return (
+            f"No file meets the {self.target.name} budget ({self.target.limits()}); the closest, {closest.name}, "
+            f"breaks it by {'; '.join(self.broken[closest.name])}. {self._what_it_would_take(closest)}"
+        )
+
+    def _what_it_would_take(self, closest: FileMeasure) -> str:
+        if self.target.max_params is not None and self.params > self.target.max_params:
+            return (
+                f"A model of {self.params / 1e6:.1f}M parameters cannot fit; it would take a small student trained "
+                f"from this model's answers (distillation)."
+            )
+        if "onnx-int8" not in self.files and "onnx-int8" not in self.refused:
+            return "Try the int8 file, or a smaller backbone."
+        return "It would take a smaller backbone or a lower resolution."
+
+    def rows(self) -> list[dict]:
+        """One row a file, as the page and the model card show them (numbers as measured, words where it failed)."""
+        return [
+            {
+                "file": m.name,
+                "photos": f"{m.n} {m.split}",
+                "accuracy": m.accuracy,
+                "95% interval": f"{m.interval[0]:.1%}–{m.interval[1]:.1%}",
+                "same top-1 as PyTorch": m.agreement,
+                "MB": m.size_mb,
+                "ms, 1 thread (p50 / p95)": f"{m.one_thread.p50:.1f} / {m.one_thread.p95:.1f}",
+                "ms, all threads (p50 / p95)": f"{m.all_threads.p50:.1f} / {m.all_threads.p95:.1f}",
+                "budget": "refused" if m.refused else "; ".join(self.broken[m.name]) or "meets it",
+            }
+            for m in self.measures
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "dir": self.dir,
+            "files": self.files,
+            "checks": self.checks,
+            "measures": [m.to_dict() for m in self.measures],
+            "refused": self.refused,
+            "broken": self.broken,
+            "target": self.target.to_dict(),
+            "meeting": self.meeting(),
+            "sentence": self.sentence(),
+            "params": self.params,
+        }
+
+
+def _write_torch_formats(model, example: torch.Tensor, stage: Path, formats: set[str]) -> None:
+    """safetensors, TorchScript and ONNX fp32 (the file int8 is made from and measured against)."""
+    if "safetensors" in formats:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(stage / FILE_NAMES["safetensors"]))
+        usual_mode(stage / FILE_NAMES["safetensors"])
+    with torch.no_grad():
+        if "torchscript" in formats:
+            torch.jit.trace(model, example).save(str(stage / FILE_NAMES["torchscript"]))
+        if formats & ONNX_USERS:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(stage / FILE_NAMES["onnx"]),
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+
+
+def _runners(model, stage: Path, formats: set[str], reference: Path) -> list[Runner]:
+    """PyTorch (the reference, sized by its weights file), then each file written, as it will run."""
+    runners = [torch_runner("PyTorch", model, reference)]
+    if "torchscript" in formats:
+        path = stage / FILE_NAMES["torchscript"]
+        runners.append(torch_runner(RUN_NAMES["torchscript"], torch.jit.load(str(path)), path))
+    for kind in ("onnx", "onnx-int8"):
+        if kind in formats:
+            runners.append(onnx_runner(RUN_NAMES[kind], stage / FILE_NAMES[kind]))
+    return runners
+
+
+def _photos(ds, classes: list[str], split: str) -> tuple[list[str], np.ndarray]:
+    """A split's photos with their labels in the model's output order."""
+    items = ds.split(split)
+    return [it.path for it in items], np.array([classes.index(ds.classes[it.label]) for it in items], dtype=int)
+
+
+def _refusal(m: FileMeasure, reference: FileMeasure, replaced: FileMeasure | None, target: Target) -> str:
+    """Why a file may not be written: it loses more than the allowed drop, or is no faster than the file it
+    replaces ("" when it may)."""
+    drop = (reference.accuracy - m.accuracy) * 100
+    if drop > target.max_drop:
+        return (
+            f"{m.name} refused: {m.accuracy:.1%} on {m.n} {m.split} photos against PyTorch's {reference.accuracy:.1%} "
+            f"loses {drop:.1f} points (allowed {target.max_drop:g})"
+        )
+    if replaced is not None and m.one_thread.p50 >= replaced.one_thread.p50:
+        return (
+            f"{m.name} refused: {m.one_thread.p50:.1f} ms a photo on one thread, no faster than {replaced.name}'s "
+            f"{replaced.one_thread.p50:.1f} ms"
+        )
+    return ""
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One export being built in `stage`, a folder of its own."""
+
+    run: Run
+    model: torch.nn.Module
+    spec: InputSpec
+    classes: list[str]
+    stage: Path
+    formats: frozenset[str]
+    target: Target
+
+    def checks(self, example: torch.Tensor, check_images: int) -> dict:
+        """The check line of each run file against PyTorch on the same val photos."""
+        kinds = [k for k in CHECKED_FORMATS if k in self.formats]
+        if not kinds:
+            return {}
+        batches, n = _check_batches(self.run, self.spec, example, check_images)
+        forwards = {r.name: r.forward for r in _runners(self.model, self.stage, set(kinds), self.stage)}
+        ref = np.concatenate([forwards["PyTorch"](x.numpy()) for x in batches])
+        checks = {}
+        for kind in kinds:
+            got = np.concatenate([forwards[RUN_NAMES[kind]](x.numpy()) for x in batches])
+            checks.update(_agreement(kind, ref, got, n))
+        return checks
+
+    def measures(self, ds) -> list[FileMeasure]:
+        """PyTorch, then each file (and the fp32 file int8 replaces), on the test photos (val when there are none)."""
+        split = "test" if ds.test else "val"
+        photos, labels = _photos(ds, self.classes, split)
+        if not photos:
+            raise DataError(f"run {self.run.id}: its data has neither test nor val photos to measure the files on")
+        weights = self.stage / FILE_NAMES["safetensors"]
+        weights = weights if weights.exists() else self.run.path / "model.safetensors"
+        reference = weights if weights.exists() else self.run.path / "best.pt"
+        ran = set(self.formats & set(RUN_NAMES)) | ({"onnx"} if self.formats & ONNX_USERS else set())
+        return measure(_runners(self.model, self.stage, ran, reference), self.spec, photos, labels, split)
+
+    def refusals(self, measures: list[FileMeasure]) -> dict[str, str]:
+        """Format -> why its file may not be written, for the formats asked for."""
+        by_name = {m.name: m for m in measures}
+        refused = {}
+        for kind, name in RUN_NAMES.items():
+            if name in by_name and kind in self.formats:
+                replaced = by_name.get(RUN_NAMES["onnx"]) if kind == "onnx-int8" else None
+                why = _refusal(by_name[name], measures[0], replaced, self.target)
+                if why:
+                    refused[kind] = why
+        return refused
+
+    def build(self, check_images: int) -> Export:
+        """Writes, checks and measures every file, and writes the model card; refused files stay in the stage."""
+        size = self.spec.input_size[-1]
+        example = torch.randn(2, self.spec.in_chans, size, size, generator=torch.Generator().manual_seed(0))
+        _write_torch_formats(self.model, example, self.stage, self.formats)
+        checks = self.checks(example, check_images)
+        ds = load_data(TrainConfig.from_dict(self.run.config))
+        if "onnx-int8" in self.formats:
+            calibration = calibration_photos(*_photos(ds, self.classes, "train"))
+            quantize_int8(self.model, self.spec, self.stage / FILE_NAMES["onnx-int8"], calibration)
+        measures = self.measures(ds)
+        refused = self.refusals(measures)
+        names = {RUN_NAMES[k]: why for k, why in refused.items()}
+        measures = [replace(m, refused=names.get(m.name, "")) for m in measures]
+        params = sum(p.numel() for p in self.model.parameters())
+        refused.update(self.web_refusal(refused))
+        written = sorted(k for k in self.formats if k not in refused)
+        if set(written) & {"onnx", "onnx-int8"}:
+            write_predict_script(self.stage)
+            written.append("predict")
+        export = Export(
+            dir="",
+            files={k: FILE_NAMES[k] for k in written},
+            checks=checks,
+            measures=[m for m in measures if m.name != RUN_NAMES["onnx"] or self.formats & {"onnx", "web"}],
+            refused=refused,
+            broken={m.name: self.target.broken(m, measures[0], params) for m in measures},
+            target=self.target,
+            params=params,
+            card={},
+        )
+        measured = {k: v for k, v in export.to_dict().items() if k != "dir"}  # the card names no folder of this server
+        card = {**model_card(self.run), "files": export.files, "checks": checks, "export": measured}
+        (self.stage / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
+        if "web" in export.files:
+            write_web_bundle(self.stage, self.stage / FILE_NAMES[self.web_model(refused)], card)
+        return replace(export, card=card)
+
+    def web_model(self, refused: dict[str, str]) -> str:
+        """The format the browser bundle carries: int8 when it was written, else fp32."""
+        return "onnx-int8" if "onnx-int8" in self.formats and "onnx-int8" not in refused else "onnx"
+
+    def web_refusal(self, refused: dict[str, str]) -> dict[str, str]:
+        """{"web": why} when the browser bundle cannot be built: onnxruntime-web is not here, the model reads other
+        channels than a photo has, or its ONNX file was refused ({} when it can, or was not asked for)."""
+        if "web" not in self.formats:
+            return {}
+        why = web_missing()
+        if self.spec.in_chans not in (1, 3):
+            why = "the browser bundle reads photos as grey or RGB; this model takes other channels"
+        if self.web_model(refused) in refused:
+            why = "its ONNX file was refused"
+        return {"web": f"web refused: {why}"} if why else {}
+
+
+def _remove(path: Path) -> None:
+    """Removes an earlier export's file or folder (nothing when there is none)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def export_run(
+    run: Run,
+    out_dir: str | Path | None = None,
+    formats: tuple[str, ...] | None = None,
+    target: Target = TARGETS["server"],
+    check_images: int = 300,
+) -> Export:
+    """Writes the chosen formats (the target's when none are given) and model_card.json, each file measured.
+
+    Everything is built in a folder of its own beside the export folder and moved in at the end, so a failure (a full
+    disk, a refused file) leaves nothing half-written there. TorchScript and ONNX are checked against PyTorch on up to
+    `check_images` val photos; every file is then run on the test photos (val when the run has none) for its accuracy,
+    agreement and latency. A file that loses more than the target's drop, or int8 no faster than fp32, is refused.
+
+    Raises:
+        DataError: The run is still training, a format is unknown, or the folder cannot be written.
+    """
+    formats = frozenset(formats or target.formats)
+    unknown = sorted(formats - set(EXPORT_FORMATS))
+    if unknown:
+        raise DataError(f"formats {', '.join(unknown)}: not known; choose among {', '.join(EXPORT_FORMATS)}")
+    if run.status().get("state") in LIVE:
+        raise DataError(f"run {run.id} is still training; export it once it finishes, or stop it first")
     model, spec, classes = load_run_model(run)
     out = Path(out_dir or run.path / "export")
-    out.mkdir(parents=True, exist_ok=True)
-    size = spec.input_size[-1]
-    example = torch.randn(2, spec.in_chans, size, size, generator=torch.Generator().manual_seed(0))
-    files, checks = {}, {}
-    if "safetensors" in formats:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-        usual_mode(out / "model.safetensors")
-        files["safetensors"] = str(out / "model.safetensors")
-    batches, n = _check_batches(run, spec, example, check_images) if {"torchscript", "onnx"} & set(formats) else ([], 0)
-    with torch.no_grad():
-        ref = np.concatenate([model(x).numpy() for x in batches]) if batches else None
-    if "torchscript" in formats:
-        with torch.no_grad():
-            torch.jit.trace(model, example).save(str(out / "model.torchscript.pt"))
-            loaded = torch.jit.load(str(out / "model.torchscript.pt"))
-            got = np.concatenate([loaded(x).numpy() for x in batches])
-        checks.update(_agreement("torchscript", ref, got, n))
-        files["torchscript"] = str(out / "model.torchscript.pt")
-    if "onnx" in formats:
-        import onnxruntime as ort
-
-        path = out / "model.onnx"
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = np.concatenate([sess.run(None, {"image": x.numpy()})[0] for x in batches])
-        checks.update(_agreement("onnx", ref, got, n))
-        files["onnx"] = str(path)
-    card = {**model_card(run), "files": {k: Path(v).name for k, v in files.items()}, "checks": checks}
-    (out / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
-    return {"dir": str(out), "files": files, "checks": checks, "card": card}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with building(out) as stage:
+            stage.mkdir()
+            export = _Job(run, model, spec, classes, stage, formats, target).build(check_images)
+            for name in [*export.files.values(), "model_card.json"]:
+                _remove(out / name)
+                os.replace(stage / name, out / name)
+            for kind in export.refused:
+                _remove(out / FILE_NAMES[kind])  # an earlier export's file is not this one's
+    except OSError as e:
+        raise DataError(f"{out}: could not write the export ({e.strerror or e}); free space or choose --out") from None
+    return replace(export, dir=str(out), files={k: str(out / v) for k, v in export.files.items()})
