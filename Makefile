@@ -28,8 +28,21 @@ $(VENDOR)/ort.wasm.min.js:
 	cp .vendor/tmp/package/dist/ort.wasm.min.js $(VENDOR)/
 	rm -rf .vendor/tmp
 
-.PHONY: install vendor run lint test test-slow bench clean
+# litert-torch (the TFLite converter) pins packages this project cannot share: it gets an environment of its own that
+# sees ours through a .pth file (about 1 GB, a minute). Optional: without it the tflite format is refused in one line.
+EDGE := .venv-edge
+
+$(EDGE)/bin/.installed: $(BIN)/.installed
+	test -x $(EDGE)/bin/python || $(PY) -m venv $(EDGE)
+	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > $$($(EDGE)/bin/python -c "import site; print(site.getsitepackages()[0])")/_transferlab.pth
+	$(EDGE)/bin/pip install -q litert-torch==0.10.0
+	touch $@
+
+.PHONY: install vendor edge run lint test test-slow bench clean
 install: $(BIN)/.installed
+
+edge:  # best effort, as vendor
+	$(MAKE) $(EDGE)/bin/.installed || echo "warning: litert-torch could not be installed; no TFLite export"
 
 vendor:  # best effort: without npm the export says the browser bundle needs it, and its browser test is skipped
 	$(MAKE) $(VENDOR)/ort.wasm.min.js || echo "warning: onnxruntime-web could not be fetched with npm; no browser bundle"
@@ -41,7 +54,7 @@ lint: install  # pycodestyle, pyflakes and the complexity rules configured in py
 	$(BIN)/ruff check engine pages ui tests bench app.py
 	$(BIN)/ruff format --check engine pages ui tests bench app.py
 
-test: lint vendor  # two workers share the two cores; the tests that time the page run after them, alone
+test: lint vendor edge  # two workers share the two cores; the tests that time the page run after them, alone
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not alone" tests
 	$(BIN)/python -m pytest -q -m "alone and not slow" tests
 
@@ -52,4 +65,4 @@ bench: install
 	$(BIN)/python bench/probe.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .vendor
+	rm -rf $(VENV) $(EDGE) .pytest_cache .vendor

@@ -128,7 +128,7 @@ def test_int8_agrees_with_fp32_on_the_test_photos_and_every_file_is_measured(sam
 def test_a_budget_no_file_meets_is_named_with_the_closest(sample_run, tmp_path):
     tight = TARGETS["phone"].with_limits(max_latency_ms=0.01, max_size_mb=0.5, max_drop=100)
     out = export_run(sample_run, tmp_path / "tight", formats=("onnx",), target=tight)
-    assert out.meeting() == [] and set(out.files) == {"onnx"}
+    assert out.meeting() == [] and set(out.files) == {"onnx", "predict"}
     assert "No file meets the phone budget" in out.sentence() and "(limit 0.5 MB)" in out.sentence()
     micro = export_run(sample_run, tmp_path / "micro", formats=("onnx",), target=TARGETS["microcontroller"])
     assert "parameters (limit 0.50M)" in micro.sentence() and "distillation" in micro.sentence()
@@ -174,8 +174,8 @@ def test_bad_export_requests_get_one_line(finished_store, tmp_path):
         get_target("watch")
     with pytest.raises(DataError, match="--max-size-mb: -1"):
         TARGETS["phone"].with_limits(max_size_mb=-1)
-    with pytest.raises(DataError, match="formats tflite: not known"):
-        export_run(run, tmp_path / "x", formats=("tflite",))
+    with pytest.raises(DataError, match="formats coreml: not known"):
+        export_run(run, tmp_path / "x", formats=("coreml",))
     live = tmp_path / "live"
     shutil.copytree(run.path, live)
     status = json.loads((live / "status.json").read_text())
@@ -252,3 +252,27 @@ def test_the_browser_bundle_holds_what_its_page_loads(finished_store, tmp_path, 
     monkeypatch.setenv("TRANSFERLAB_ORT_WEB", str(tmp_path / "nowhere"))
     again = export_run(run, tmp_path / "web", target=target)
     assert "run `make vendor`" in again.refused["web"] and not (tmp_path / "web" / "web").exists()
+
+
+def test_the_tflite_file_answers_as_the_onnx_file_does(finished_store, tmp_path, monkeypatch):
+    from engine.serve.litert import converter_missing, tflite_runner
+
+    run = finished_store.list()[0]
+    if converter_missing():
+        pytest.skip(converter_missing())
+    out = export_run(
+        run, tmp_path / "edge", formats=("onnx", "tflite"), target=TARGETS["phone"].with_limits(max_drop=100)
+    )
+    assert set(out.files) == {"onnx", "tflite", "predict"} and not out.refused
+    by_name = {m.name: m for m in out.measures}
+    assert by_name["TFLite fp32"].agreement == 1.0 and by_name["TFLite fp32"].accuracy == by_name["ONNX fp32"].accuracy
+    _, spec, _ = load_run_model(run)
+    photos = sorted(str(p) for p in (SAMPLE / "val").rglob("*.jpg"))[::30]
+    x = spec.normalize(torch.stack(load_images(spec, photos))).contiguous().numpy()
+    onnx = ort.InferenceSession(out.files["onnx"], providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    tflite = tflite_runner("t", tmp_path / "edge" / "model.tflite").forward(x)
+    assert (onnx.argmax(1) == tflite.argmax(1)).all() and np.abs(onnx - tflite).max() < 1e-3
+    monkeypatch.setenv("TRANSFERLAB_EDGE_PYTHON", str(tmp_path / "nowhere" / "python"))
+    again = export_run(run, tmp_path / "again", formats=("onnx", "tflite"))
+    assert again.refused["tflite"].startswith("tflite refused: TFLite needs the converter litert-torch==0.10.0")
+    assert "make edge" in again.refused["tflite"] and "tflite" not in again.files

@@ -21,6 +21,7 @@ from engine.paths import building, usual_mode
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
 from engine.runs.store import LIVE
+from engine.serve import litert
 from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
 from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torch_runner
 from engine.serve.quantize import calibration_photos, quantize_int8
@@ -38,17 +39,23 @@ from engine.text import literal
 from engine.serve.evaluate import load_run_model
 from engine.serve.summary import test_phrase
 
-EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "safetensors", "web")
+EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite", "safetensors", "web")
 FILE_NAMES = {
     "torchscript": "model.torchscript.pt",
     "onnx": "model.onnx",
     "onnx-int8": "model.int8.onnx",
+    "tflite": "model.tflite",
     "safetensors": "model.safetensors",
     "web": WEB_DIR,  # a folder: the page, the smallest ONNX file written, its card and onnxruntime-web
     "predict": PREDICT_SCRIPT,  # written beside any ONNX file
 }
 ONNX_USERS = frozenset({"onnx", "onnx-int8", "web"})  # the formats made from the ONNX fp32 export
-RUN_NAMES = {"torchscript": "TorchScript", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}  # measured by running them
+RUN_NAMES = {  # the formats measured by running them
+    "torchscript": "TorchScript",
+    "onnx": "ONNX fp32",
+    "onnx-int8": "ONNX int8",
+    "tflite": "TFLite fp32",
+}
 
 
 @dataclass(frozen=True)
@@ -337,6 +344,8 @@ def _runners(model, stage: Path, formats: set[str], reference: Path) -> list[Run
     for kind in ("onnx", "onnx-int8"):
         if kind in formats:
             runners.append(onnx_runner(RUN_NAMES[kind], stage / FILE_NAMES[kind]))
+    if "tflite" in formats and (stage / FILE_NAMES["tflite"]).is_file():
+        runners.append(litert.tflite_runner(RUN_NAMES["tflite"], stage / FILE_NAMES["tflite"]))
     return runners
 
 
@@ -423,8 +432,9 @@ class _Job:
         if "onnx-int8" in self.formats:
             calibration = calibration_photos(*_photos(ds, self.classes, "train"))
             quantize_int8(self.model, self.spec, self.stage / FILE_NAMES["onnx-int8"], calibration)
+        unconverted = self.tflite(example)
         measures = self.measures(ds)
-        refused = self.refusals(measures)
+        refused = {**unconverted, **self.refusals(measures)}
         names = {RUN_NAMES[k]: why for k, why in refused.items()}
         measures = [replace(m, refused=names.get(m.name, "")) for m in measures]
         params = sum(p.numel() for p in self.model.parameters())
@@ -450,6 +460,16 @@ class _Job:
         if "web" in export.files:
             write_web_bundle(self.stage, self.stage / FILE_NAMES[self.web_model(refused)], card)
         return replace(export, card=card)
+
+    def tflite(self, example: torch.Tensor) -> dict[str, str]:
+        """Converts the model to TFLite when asked; {"tflite": why} when the converter is missing or fails."""
+        if "tflite" not in self.formats:
+            return {}
+        try:
+            litert.convert(self.model, example, self.stage / FILE_NAMES["tflite"])
+        except DataError as e:
+            return {"tflite": f"tflite refused: {e}"}
+        return {}
 
     def web_model(self, refused: dict[str, str]) -> str:
         """The format the browser bundle carries: int8 when it was written, else fp32."""

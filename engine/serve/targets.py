@@ -79,7 +79,7 @@ TARGETS = {
         20.0,
         None,
         1.0,
-        ("onnx", "onnx-int8", "web"),
+        ("onnx", "onnx-int8", "tflite", "web"),
         "an app on a mid-range phone, one core per photo (or the browser bundle opened on it)",
     ),
     "browser": Target(

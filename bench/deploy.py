@@ -1,0 +1,120 @@
+"""Deployment: auto's model on each shared dataset, exported and every file run on the test photos and timed here.
+
+For each dataset: `train --strategy auto` (train on train/, choose on val/) in a fresh TRANSFERLAB_HOME, then one
+export with TorchScript, ONNX fp32, ONNX int8 and TFLite (no drop limit, so every file is measured), then each target's
+default budget applied to those measures (which files meet it, and why not).
+
+Columns: test accuracy of that file run on test/ with its 95% Wilson interval; top-1 agreement with PyTorch; size on
+disk; latency at batch 1 on this CPU (median and 95th percentile of 30 photos after 5 warm-up), one thread and all.
+Core ML and a distilled student are not built by TransferLab yet. TFLite needs `make edge`.
+Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
+
+from engine.model.device import pick_device
+from engine.plan.config import TrainConfig
+from engine.plan.stored import read_plan
+from engine.runs.store import RunStore
+from engine.serve.export import export_run
+from engine.serve.targets import TARGETS
+from engine.service.training import train
+
+SHARED = ROOT.parent / "shared" / "datasets"
+FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite")
+
+
+def auto_run(root: Path, budget: float | None):
+    """`train --strategy auto` from nothing cached; the run and its wall seconds."""
+    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-deploy-")
+    t0 = time.perf_counter()
+    cfg = TrainConfig.create(data=str(root), strategy="auto", budget=budget)
+    run = RunStore().create(cfg.to_dict())
+    result = train(cfg, run)
+    assert result["status"] == "finished", result.get("error")
+    return run, time.perf_counter() - t0
+
+
+def table(name: str, export) -> list[str]:
+    lines = []
+    for m in export.measures:
+        lines.append(
+            f"{name:16} {m.name:12} {m.accuracy:7.1%} {m.interval[0]:6.1%}-{m.interval[1]:6.1%} {m.agreement:7.1%} "
+            f"{m.size_mb:6.1f} {m.one_thread.p50:7.1f} {m.one_thread.p95:7.1f} {m.all_threads.p50:7.1f} "
+            f"{m.all_threads.p95:7.1f}"
+        )
+    lines += [f"{name:16} {why}" for why in export.refused.values()]
+    return lines
+
+
+def ratios(export) -> str:
+    """int8 against fp32: points lost on test, times smaller, times faster on one thread and on all."""
+    by = {m.name: m for m in export.measures}
+    fp32, int8 = by.get("ONNX fp32"), by.get("ONNX int8")
+    if not fp32 or not int8:
+        return "int8: not measured"
+    return (
+        f"int8 vs fp32: {100 * (fp32.accuracy - int8.accuracy):+.1f} points lost on {int8.n} test photos, "
+        f"{fp32.size_mb / int8.size_mb:.1f}x smaller, {fp32.one_thread.p50 / int8.one_thread.p50:.1f}x faster on "
+        f"one thread, {fp32.all_threads.p50 / int8.all_threads.p50:.1f}x on all; agreement {int8.agreement:.1%}"
+    )
+
+
+def budgets(export) -> list[str]:
+    """Each target's default budget applied to the measured files."""
+    lines = []
+    reference = export.measures[0]
+    for target in TARGETS.values():
+        meet = [
+            m.name
+            for m in export.measures[1:]
+            if m.name in {"ONNX fp32", "ONNX int8", "TFLite fp32"} and not target.broken(m, reference, export.params)
+        ]
+        lines.append(f"  {target.name:15} ({target.limits()}): {', '.join(meet) or 'none'}")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="plant-leaves-15,eurosat-10")
+    ap.add_argument("--budget", type=float, default=None)
+    args = ap.parse_args()
+    print(f"deployment on the test split; machine: {os.cpu_count()} CPU cores, training device {pick_device()}")
+    header = (
+        f"{'data':16} {'file':12} {'test':>7} {'95% interval':>13} {'agrees':>7} {'MB':>6} {'1t p50':>7} "
+        f"{'1t p95':>7} {'all p50':>7} {'all p95':>7}"
+    )
+    notes = []
+    rows = []
+    for name in args.datasets.split(","):
+        run, seconds = auto_run(SHARED / name, args.budget)
+        t0 = time.perf_counter()
+        target = TARGETS["server"].with_limits(max_drop=100)  # measure every file; the budgets are applied below
+        export = export_run(run, Path(tempfile.mkdtemp(prefix="tl-export-")), FORMATS, target)
+        rows += table(name, export)
+        plan = read_plan(run.path)
+        notes += [
+            f"{name}: auto chose {plan.backbone} ({export.params / 1e6:.2f}M parameters) in {seconds:.0f} s; "
+            f"export and measurement {time.perf_counter() - t0:.0f} s",
+            f"  {ratios(export)}",
+            *budgets(export),
+        ]
+        print(rows[-1], flush=True)
+    print(header)
+    print("\n".join(rows))
+    print("\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()
