@@ -63,16 +63,26 @@ st.subheader("Try a photo")
 photo = st.file_uploader("Photo", type=list(IMAGE_TYPES), key="photo")
 if photo is not None:
     try:
-        with st.spinner("Loading the model and predicting…"):
+        with st.spinner(
+            "Loading the model and predicting (the first photo of a run also learns what its training "
+            "photos look like)…"
+        ):
             out = predict_image(run, photo.getvalue(), k=5)
         if not photo.name.lower().endswith(".npy"):
             st.image(photo.getvalue(), width=240)
-        st.dataframe(
-            pd.DataFrame([{"class": c, "probability": p} for c, p in out.top]),
-            hide_index=True,
-            column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
-        )
-        if out.unsure:
+        if out.out_of_place:
+            st.error(out.place_sentence)
+        elif out.place_sentence:
+            st.caption(out.place_sentence)
+        with st.expander("Scores for each class", expanded=not out.out_of_place):
+            st.dataframe(
+                pd.DataFrame([{"class": c, "probability": p} for c, p in out.top]),
+                hide_index=True,
+                column_config={
+                    "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)
+                },
+            )
+        if out.unsure and not out.out_of_place:
             st.warning(out.unsure_sentence)
         with st.spinner("Where the model looks…"):
             [(chosen, start)] = explain_run(run, [photo.getvalue()])

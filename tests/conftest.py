@@ -173,3 +173,29 @@ def finished_store(tmp_path_factory):
     run = store.create(cfg.to_dict(), "tiny")
     assert train(cfg, run)["status"] == "finished"
     return store
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """A linear head on Lite0 trained on 24 photos of each of the sample's 15 classes, a third held out as test."""
+    from engine.plan.config import TrainConfig
+    from engine.runs.store import RunStore
+    from engine.service.training import train
+
+    root = tmp_path_factory.mktemp("int8")
+    for cls in sorted((SAMPLE / "train").iterdir()):
+        (root / "data" / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:24]:
+            shutil.copy(f, root / "data" / cls.name / f.name)
+    cfg = TrainConfig.create(
+        data=str(root / "data"),
+        strategy="feature-extraction",
+        head_epochs=8,
+        views=1,
+        batch_size=16,
+        val_fraction=0.2,
+        test_fraction=0.3,
+    )
+    run = RunStore(root / "runs").create(cfg.to_dict(), "int8")
+    assert train(cfg, run)["status"] == "finished"
+    return run

@@ -119,3 +119,10 @@ def test_export_for_a_target_prints_the_measured_table_and_json(finished_store, 
     assert set(d["files"]) == {"onnx", "predict"} and d["measures"][1]["agreement"] == 1.0
     assert main([*args[:3], "--target", "watch"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_export_help_names_every_format():
+    from engine.serve.export import EXPORT_FORMATS
+
+    out = run("export", "--help")
+    assert out.returncode == 0 and all(f in out.stdout for f in EXPORT_FORMATS)

@@ -65,32 +65,6 @@ def test_evaluate_on_a_whole_folder(finished_store):
     assert model_card(run)["metrics"]["best_val_acc"] == run.read_json("metrics.json")["best_val_acc"]
 
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    """A linear head on Lite0 trained on 24 photos of each of the sample's 15 classes, a third held out as test."""
-    from engine.plan.config import TrainConfig
-    from engine.runs.store import RunStore
-    from engine.service.training import train
-
-    root = tmp_path_factory.mktemp("int8")
-    for cls in sorted((SAMPLE / "train").iterdir()):
-        (root / "data" / cls.name).mkdir(parents=True)
-        for f in sorted(cls.iterdir())[:24]:
-            shutil.copy(f, root / "data" / cls.name / f.name)
-    cfg = TrainConfig.create(
-        data=str(root / "data"),
-        strategy="feature-extraction",
-        head_epochs=8,
-        views=1,
-        batch_size=16,
-        val_fraction=0.2,
-        test_fraction=0.3,
-    )
-    run = RunStore(root / "runs").create(cfg.to_dict(), "int8")
-    assert train(cfg, run)["status"] == "finished"
-    return run
-
-
 def _run_file(path: str, spec, photos: list[str]) -> np.ndarray:
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     x = spec.normalize(torch.stack(load_images(spec, photos))).contiguous().numpy()

@@ -321,12 +321,12 @@ def timm_kwargs(model: nn.Module) -> dict:
 
 
 def pool(t: torch.Tensor) -> torch.Tensor:
-    """Global average pool in float32: (B, C, H, W) over space, (B, N, C) over tokens."""
-    if t.ndim == 4:
-        return t.mean(dim=(2, 3), dtype=torch.float32)
-    if t.ndim == 3:
-        return t.mean(dim=1, dtype=torch.float32)
-    return t.float().flatten(1)
+    """Global average pool in float32: (B, C, H, W) over space, (B, N, C) over tokens. A float32 tensor is pooled
+    without the `dtype` argument (the same arithmetic), which converters such as litert-torch do not take."""
+    if t.ndim not in (3, 4):
+        return t.float().flatten(1)
+    dims = (2, 3) if t.ndim == 4 else (1,)
+    return t.mean(dim=dims) if t.dtype == torch.float32 else t.mean(dim=dims, dtype=torch.float32)
 
 
 def matcher(backbone: nn.Module, coarse: bool):

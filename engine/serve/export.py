@@ -21,7 +21,7 @@ from engine.paths import building, usual_mode
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
 from engine.runs.store import LIVE
-from engine.serve import litert
+from engine.serve import litert, ood
 from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
 from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torch_runner
 from engine.serve.quantize import calibration_photos, quantize_int8
@@ -68,6 +68,10 @@ class Prediction:
         threshold: That threshold (0 when the run chose none).
         unsure_sentence: Why to doubt it, in words ("" when sure).
         warnings: How far the photo is from the training photos (size, colour), in words.
+        out_of_place: The photo does not look like the training photos (the run's out-of-place rule); no class is
+            given for it.
+        place_score: Its out-of-place score (None when the rule could not be fitted: the run's photos are gone).
+        place_sentence: Why it is out of place, or why that could not be checked, in words ("" when it is in place).
     """
 
     top: list[tuple[str, float]]
@@ -75,22 +79,36 @@ class Prediction:
     threshold: float
     unsure_sentence: str
     warnings: list[str]
+    out_of_place: bool = False
+    place_score: float | None = None
+    place_sentence: str = ""
+
+
+def _place(run: Run, model, spec: InputSpec, z: np.ndarray) -> tuple[bool, float | None, str]:
+    """Whether unit features `z` of one photo are out of place for the run, its score and the sentence."""
+    try:
+        rule = ood.run_rule(run, model, spec)
+    except DataError as e:
+        return False, None, f"Whether this photo looks like the training photos could not be checked: {e}"
+    score = float(rule.scores(z)[0])
+    return score > rule.threshold, score, rule.sentence(score)
 
 
 def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> Prediction:
     """Top-k classes with their calibrated probabilities for one photo, whether the run would call it unsure (its top
-    probability below the threshold chosen on val), and drift warnings."""
+    probability below the threshold chosen on val) or out of place (unlike the training photos), and drift
+    warnings."""
     model, spec, classes = load_run_model(run)
     img = load_image(data, spec.in_chans)
-    x = spec.normalize(to_tensor(img, spec.geometry())[None])
-    with torch.inference_mode():
-        probs = model(x).float().softmax(-1)[0]
+    logits, z = ood.unit_features(model, spec.normalize(to_tensor(img, spec.geometry())[None]))
+    probs = torch.from_numpy(logits).softmax(-1)[0]
     top = probs.topk(min(k, len(classes)))
     result = RunResult.read(run)
     threshold = (result.unsure or {}).get("threshold", 0.0) if result is not None else 0.0
     ranked = [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]
     unsure = bool(ranked and ranked[0][1] < threshold)
     guesses = ", ".join(f"{literal(c)} {p:.0%}" for c, p in ranked[:2])
+    out_of_place, score, place_sentence = _place(run, model, spec, z)
     return Prediction(
         top=ranked,
         unsure=unsure,
@@ -100,6 +118,9 @@ def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> Prediction:
         if unsure
         else "",
         warnings=drift_warnings(img, spec, run.read_json("data_stats.json")),
+        out_of_place=out_of_place,
+        place_score=score,
+        place_sentence=place_sentence,
     )
 
 
@@ -139,12 +160,20 @@ def model_card(run: Run) -> dict:
         "strategy": plan.strategy if plan else None,
         "taps": list(plan.head.taps) if plan else None,
         "flip_tta": plan.head.flip if plan else None,
+        "out_of_place": _place_rule(run),
         "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
         "in_chans": (spec.get("input_size") or [3])[0],
         "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
         "resize the short side to input_size / crop_pct, centre-crop input_size, "
         "scale to [0, 1], subtract mean, divide by std; NCHW float32",
     }
+
+
+def _place_rule(run: Run) -> dict:
+    """The run's out-of-place rule as the card states it ({} before it was fitted: the first prediction or export
+    fits it). TransferLab's Predict applies it; the exported files give the classes' logits only."""
+    rule = ood.load(run.path / ood.FILE)
+    return {**rule.to_dict(), "applied_by": "TransferLab's Predict and predict_image"} if rule else {}
 
 
 def _trust_line(m: dict) -> str:
@@ -181,9 +210,20 @@ def model_card_markdown(run: Run) -> str:
             f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
             f"std {card['std']}",
             _trust_line(m),
+            _place_line(card.get("out_of_place") or {}),
             f"- **Classes ({len(classes)}), in output order:** "
             + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
         ]
+    )
+
+
+def _place_line(rule: dict) -> str:
+    """The model card's out-of-place line."""
+    if not rule:
+        return "- **Out of place:** not fitted yet (the first prediction or export fits it from the run's photos)."
+    return (
+        f"- **Out of place:** a photo whose score ({rule['score']}) is above {rule['threshold']:.3f} gets no class "
+        f"(fitted on {rule['fitted_on']}); applied by TransferLab's Predict, not by the exported files."
     )
 
 
@@ -454,6 +494,10 @@ class _Job:
             params=params,
             card={},
         )
+        try:
+            ood.run_rule(self.run, self.model, self.spec)  # fitted once, so the card carries it
+        except DataError:
+            pass  # the card says the rule was not fitted ({}), as for a run whose photos are gone
         measured = {k: v for k, v in export.to_dict().items() if k != "dir"}  # the card names no folder of this server
         card = {**model_card(self.run), "files": export.files, "checks": checks, "export": measured}
         (self.stage / "model_card.json").write_text(json.dumps(card, indent=2, default=float))

@@ -10,6 +10,7 @@ dependency of this project. The file takes the same NCHW float input as ONNX, no
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,8 @@ def convert(model: torch.nn.Module, example: torch.Tensor, out: Path) -> Path:
     finally:
         program.unlink(missing_ok=True)
     if done.returncode != 0 or not out.is_file():
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        lines = done.stderr.strip().splitlines() or ["no message"]
+        last = next((line for line in reversed(lines) if re.match(r"\w+(Error|Exception)\b", line)), lines[-1])
         raise DataError(f"TFLite conversion failed ({last}); export without tflite, or report the model")
     return out
 

@@ -1,0 +1,168 @@
+"""Out-of-place photos: does a photo look like the ones the model was trained on?
+
+The score is the distance from the photo's features (the pooled features the head reads, before the head's
+standardisation, scaled to unit length) to its K-th nearest training photo: 1 - cosine similarity (deep nearest
+neighbours, Sun et al., ICML 2022). Standardised features were tried and flag far fewer foreign photos at K = 1: once
+every feature has unit variance, the many that carry little about the photo weigh as much as the few that do.
+
+The threshold is fitted on the val photos: the share QUANTILE of them scores below it, so about 1 - QUANTILE of photos
+like the training ones are called out of place by mistake. A photo above it is answered "this photo does not look like
+your training photos" instead of with a class. A confident probability cannot say this: a painting given to a plant
+model reads "99%" because the softmax only compares the classes it knows.
+
+The rule is fitted once per run, from the run's model, on first use, and kept in the run folder (out_of_place.npz).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.data.decode import load_images
+from engine.data.spec import InputSpec
+from engine.errors import DataError
+from engine.model.taps import TapModel
+from engine.paths import atomic_write
+from engine.runs.store import Run
+
+K = 5
+QUANTILE = 0.95
+MAX_REFERENCE = 4000  # training photos kept as the reference (a round-robin over the classes beyond that)
+BATCH = 32
+FILE = "out_of_place.npz"
+
+
+@dataclass(frozen=True)
+class OutOfPlace:
+    """The rule: out of place when the distance to the K-th nearest training photo is above `threshold`.
+
+    Attributes:
+        threshold: The QUANTILE of the val photos' scores.
+        k: Which nearest training photo the distance is measured to.
+        quantile: The share of val photos below the threshold.
+        n_reference: Training photos in the reference.
+        n_val: Val photos the threshold was fitted on.
+        reference: Their unit-length features (n_reference, features).
+    """
+
+    threshold: float
+    k: int
+    quantile: float
+    n_reference: int
+    n_val: int
+    reference: np.ndarray = field(repr=False)
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """The distance of each row of unit-length features to its K-th nearest reference photo (0 = the same)."""
+        sims = features @ self.reference.T
+        k = min(self.k, sims.shape[1])
+        return 1.0 - np.partition(sims, -k, axis=1)[:, -k]
+
+    def sentence(self, score: float) -> str:
+        """What a score means, in words ("" when the photo looks like the training photos)."""
+        if score <= self.threshold:
+            return ""
+        return (
+            f"This photo does not look like your training photos (distance {score:.2f} to its {self.k}th nearest "
+            f"training photo; {self.quantile:.0%} of the validation photos are within {self.threshold:.2f}), so no "
+            "class is given: a model only knows the classes it was shown."
+        )
+
+    def to_dict(self) -> dict:
+        """The rule in words and numbers, as the model card carries it."""
+        return {
+            "score": f"1 - cosine similarity of the features the head reads to the {self.k}th nearest of "
+            f"{self.n_reference} training photos",
+            "threshold": self.threshold,
+            "fitted_on": f"{self.n_val} validation photos: {self.quantile:.0%} score below the threshold",
+            "k": self.k,
+        }
+
+
+def unit_features(model: TapModel, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The logits and the unit-length features of a prepared batch, from one forward."""
+    with torch.inference_mode():
+        f = model.features(x)
+        logits = model.head(f).float()
+        z = f.float() / f.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return logits.numpy(), z.numpy()
+
+
+def _features(model: TapModel, spec: InputSpec, photos: list[str]) -> np.ndarray:
+    out = []
+    for b in range(0, len(photos), BATCH):
+        x = spec.normalize(torch.stack(load_images(spec, photos[b : b + BATCH], keep=False)))
+        out.append(unit_features(model, x)[1])
+    return np.concatenate(out).astype(np.float32)
+
+
+def _spread(photos: list[str], labels: list[int], n: int) -> list[str]:
+    """At most `n` photos taken round-robin over the classes."""
+    by_class: dict[int, list[str]] = {}
+    for p, y in zip(photos, labels):
+        by_class.setdefault(y, []).append(p)
+    out: list[str] = []
+    depth = 0
+    while len(out) < min(n, len(photos)):
+        out += [ps[depth] for ps in by_class.values() if depth < len(ps)][: n - len(out)]
+        depth += 1
+    return out
+
+
+def fit(model: TapModel, spec: InputSpec, train: tuple[list[str], list[int]], val: list[str]) -> OutOfPlace:
+    """The rule from the model's features of the training photos (the reference) and the val photos (the threshold).
+
+    Raises:
+        DataError: There are no val photos to fit the threshold on.
+    """
+    if not val or not train[0]:
+        raise DataError("out-of-place rule: the run's data has no train or val photos left to fit it on")
+    reference = _features(model, spec, _spread(*train, MAX_REFERENCE))
+    rule = OutOfPlace(0.0, K, QUANTILE, len(reference), len(val), reference)
+    threshold = float(np.quantile(rule.scores(_features(model, spec, val)), QUANTILE))
+    return OutOfPlace(threshold, K, QUANTILE, len(reference), len(val), reference)
+
+
+def save(rule: OutOfPlace, path: Path) -> None:
+    def write(f) -> None:
+        buffer = io.BytesIO()
+        meta = np.array([rule.threshold, rule.k, rule.quantile, rule.n_reference, rule.n_val], dtype=np.float64)
+        np.savez(buffer, meta=meta, reference=rule.reference.astype(np.float16))
+        f.write(buffer.getvalue())
+
+    atomic_write(path, write)
+
+
+def load(path: Path) -> OutOfPlace | None:
+    """The rule kept at `path` (None when there is none, or it cannot be read)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            threshold, k, quantile, n_reference, n_val = z["meta"].tolist()
+            reference = z["reference"].astype(np.float32)
+    except (OSError, KeyError, ValueError):
+        return None
+    return OutOfPlace(threshold, int(k), quantile, int(n_reference), int(n_val), reference)
+
+
+def run_rule(run: Run, model: TapModel, spec: InputSpec) -> OutOfPlace:
+    """The run's rule: read from its folder, or fitted from its data and kept there.
+
+    Raises:
+        DataError: The run's photos are gone, or it has no val photos.
+    """
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import load_data
+
+    kept = load(run.path / FILE)
+    if kept is not None:
+        return kept
+    ds = load_data(TrainConfig.from_dict(run.config))
+    train = [it for it in ds.split("train") if Path(it.path).exists()]
+    val = [it.path for it in ds.split("val") if Path(it.path).exists()]
+    rule = fit(model, spec, ([it.path for it in train], [it.label for it in train]), val)
+    save(rule, run.path / FILE)
+    return rule
