@@ -110,7 +110,7 @@ def main() -> None:
             f"  {ratios(export)}",
             *budgets(export),
         ]
-        print(rows[-1], flush=True)
+        print(f"{name}: done", flush=True)
     print(header)
     print("\n".join(rows))
     print("\n".join(notes))

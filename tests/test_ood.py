@@ -14,7 +14,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def test_the_score_is_the_distance_to_the_kth_nearest_reference_photo():
     reference = _unit(np.eye(6, dtype=np.float32))
-    rule = ood.OutOfPlace(0.5, 2, 0.95, 6, 10, reference)
+    rule = ood.OutOfPlace(0.5, 2, 0.95, 6, 10, reference)  # 95%: the sentence quotes the rule's own quantile
     near = _unit(np.array([[1, 0.1, 0, 0, 0, 0]], dtype=np.float32))  # the 2nd nearest is 0.1 away in cosine
     assert rule.scores(near)[0] == pytest.approx(1 - 0.1 / np.sqrt(1.01), abs=1e-6)
     assert rule.scores(reference).max() == pytest.approx(1.0)  # each unit vector's 2nd nearest is orthogonal

@@ -316,7 +316,7 @@ class Export:
         if self.target.max_params is not None and self.params > self.target.max_params:
             return (
                 f"A model of {self.params / 1e6:.1f}M parameters cannot fit; it would take a small student trained "
-                f"from this model's answers (distillation)."
+                f"from this model's answers (distillation), which TransferLab does not train yet."
             )
         if "onnx-int8" not in self.files and "onnx-int8" not in self.refused:
             return "Try the int8 file, or a smaller backbone."

@@ -6,9 +6,13 @@ neighbours, Sun et al., ICML 2022). Standardised features were tried and flag fa
 every feature has unit variance, the many that carry little about the photo weigh as much as the few that do.
 
 The threshold is fitted on the val photos: the share QUANTILE of them scores below it, so about 1 - QUANTILE of photos
-like the training ones are called out of place by mistake. A photo above it is answered "this photo does not look like
-your training photos" instead of with a class. A confident probability cannot say this: a painting given to a plant
-model reads "99%" because the softmax only compares the classes it knows.
+like the training ones are called out of place by mistake. At 0.95 the shared plant set's test photos were flagged
+6.1% of the time (bench/ood.py, 300 val photos): the percentile of a few hundred photos is itself uncertain by a few
+points, so the rule aims lower, at 2%; the foreign photos measured there score four times the threshold.
+
+A photo above it is answered "this photo does not look like your training photos" instead of with a class. A confident
+probability cannot say this: a painting given to a plant model reads "99%" because the softmax only compares the
+classes it knows.
 
 The rule is fitted once per run, from the run's model, on first use, and kept in the run folder (out_of_place.npz).
 """
@@ -30,7 +34,7 @@ from engine.paths import atomic_write
 from engine.runs.store import Run
 
 K = 5
-QUANTILE = 0.95
+QUANTILE = 0.98  # 2% of val wrongly flagged: the percentile of a few hundred photos is uncertain by a few points
 MAX_REFERENCE = 4000  # training photos kept as the reference (a round-robin over the classes beyond that)
 BATCH = 32
 FILE = "out_of_place.npz"
