@@ -76,3 +76,19 @@ def test_a_run_whose_photos_are_gone_still_predicts_and_says_it_could_not_check(
     out = predict_image(RunStore(tmp_path / "runs").open("gone"), str(next((SAMPLE / "val").rglob("*.jpg"))))
     assert out.top and not out.out_of_place and out.place_score is None
     assert out.place_sentence.startswith("Whether this photo looks like the training photos could not be checked")
+
+
+def test_a_rule_fitted_for_an_earlier_model_file_is_fitted_again(finished_store):
+    import os
+
+    from engine.serve.evaluate import load_run_model
+
+    run = finished_store.list()[0]
+    model, spec, _ = load_run_model(run)
+    first = ood.run_rule(run, model, spec)
+    assert first.weights == ood.weights_stamp(run) != "" and ood.load(run.path / ood.FILE).weights == first.weights
+    weights = run.path / first.weights.split(":")[0]
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the run saved a newer model since
+    again = ood.run_rule(run, model, spec)
+    assert again.weights != first.weights and ood.load(run.path / ood.FILE).weights == again.weights

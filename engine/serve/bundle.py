@@ -21,6 +21,7 @@ ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd
 STANDALONE = Path(__file__).parent / "standalone"
 WEB_DIR = "web"
 PREDICT_SCRIPT = "predict.py"
+STORED_ABOVE = 1_000_000  # bytes: larger files go into the zip uncompressed
 NOTICE = (
     f"{ORT_WEB.replace('-1', ' 1', 1)} (https://github.com/microsoft/onnxruntime), MIT licence, "
     "Copyright (c) Microsoft Corporation; vendored unchanged from the npm registry.\n"
@@ -75,8 +76,9 @@ def export_zip(folder: str | Path) -> bytes:
     """The export folder as one zip (its files and `web/`), for a single download."""
     folder = Path(folder)
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(buffer, "w") as z:
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                z.write(path, Path(folder.name) / path.relative_to(folder))
+            if path.is_file() and not path.is_symlink():  # models and WebAssembly barely compress: stored as they are
+                kind = zipfile.ZIP_STORED if path.stat().st_size > STORED_ABOVE else zipfile.ZIP_DEFLATED
+                z.write(path, Path(folder.name) / path.relative_to(folder), compress_type=kind)
     return buffer.getvalue()

@@ -20,7 +20,7 @@ The rule is fitted once per run, from the run's model, on first use, and kept in
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ class OutOfPlace:
         n_reference: Training photos in the reference.
         n_val: Val photos the threshold was fitted on.
         reference: Their unit-length features (n_reference, features).
+        weights: The model file it was fitted for (name, size, modification time): a rule of an earlier best
+            checkpoint is fitted again.
     """
 
     threshold: float
@@ -59,6 +61,7 @@ class OutOfPlace:
     n_reference: int
     n_val: int
     reference: np.ndarray = field(repr=False)
+    weights: str = ""
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """The distance of each row of unit-length features to its K-th nearest reference photo (0 = the same)."""
@@ -135,7 +138,7 @@ def save(rule: OutOfPlace, path: Path) -> None:
     def write(f) -> None:
         buffer = io.BytesIO()
         meta = np.array([rule.threshold, rule.k, rule.quantile, rule.n_reference, rule.n_val], dtype=np.float64)
-        np.savez(buffer, meta=meta, reference=rule.reference.astype(np.float16))
+        np.savez(buffer, meta=meta, reference=rule.reference.astype(np.float16), weights=np.array(rule.weights))
         f.write(buffer.getvalue())
 
     atomic_write(path, write)
@@ -147,13 +150,26 @@ def load(path: Path) -> OutOfPlace | None:
         with np.load(path, allow_pickle=False) as z:
             threshold, k, quantile, n_reference, n_val = z["meta"].tolist()
             reference = z["reference"].astype(np.float32)
+            weights = str(z["weights"]) if "weights" in z.files else ""
     except (OSError, KeyError, ValueError):
         return None
-    return OutOfPlace(threshold, int(k), quantile, int(n_reference), int(n_val), reference)
+    return OutOfPlace(threshold, int(k), quantile, int(n_reference), int(n_val), reference, weights)
+
+
+def weights_stamp(run: Run) -> str:
+    """The model file a run's predictions come from (its final weights, else its best checkpoint), as name, size and
+    modification time."""
+    for name in ("model.safetensors", "best.pt"):
+        path = run.path / name
+        if path.exists():
+            st = path.stat()
+            return f"{name}:{st.st_size}:{st.st_mtime_ns}"
+    return ""
 
 
 def run_rule(run: Run, model: TapModel, spec: InputSpec) -> OutOfPlace:
-    """The run's rule: read from its folder, or fitted from its data and kept there.
+    """The run's rule: read from its folder when it was fitted for the model file the run predicts with now, else
+    fitted from its data and kept there.
 
     Raises:
         DataError: The run's photos are gone, or it has no val photos.
@@ -162,11 +178,12 @@ def run_rule(run: Run, model: TapModel, spec: InputSpec) -> OutOfPlace:
     from engine.plan.make import load_data
 
     kept = load(run.path / FILE)
-    if kept is not None:
+    stamp = weights_stamp(run)
+    if kept is not None and kept.weights == stamp:
         return kept
     ds = load_data(TrainConfig.from_dict(run.config))
     train = [it for it in ds.split("train") if Path(it.path).exists()]
     val = [it.path for it in ds.split("val") if Path(it.path).exists()]
-    rule = fit(model, spec, ([it.path for it in train], [it.label for it in train]), val)
+    rule = replace(fit(model, spec, ([it.path for it in train], [it.label for it in train]), val), weights=stamp)
     save(rule, run.path / FILE)
     return rule
