@@ -93,3 +93,22 @@ def test_the_command_line_prints_the_estimate_and_its_json(finished_store, tmp_p
     assert out["n"] == 5 * len(classes) and out["sentence"].startswith("Expected accuracy")
     assert main(["estimate", "--run", str(run.path), "--data", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_the_estimate_counts_the_photos_unlike_the_training_ones(sample_run, tmp_path):
+    """Twenty of the sample's own val photos beside ten flat or noisy images: the noise and flat images are the ones
+    called out of place (a third of the folder), and the sentence says what that means for the estimate."""
+    import numpy as np
+    from PIL import Image
+
+    run = sample_run
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    folder = _folder(tmp_path / "mixed", classes[:10], per_class=2)
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        pixels = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8) if i % 2 else np.full((200, 200, 3), 25 * i)
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"odd-{i}.png")
+    est = estimate_accuracy(run, str(folder))
+    assert est.n == 30 and 9 / 30 <= est.out_of_place <= 12 / 30, est.out_of_place
+    assert f"{est.out_of_place:.0%} of them do not look like your training photos" in est.sentence
+    assert est.to_dict()["out_of_place"] == est.out_of_place

@@ -78,6 +78,7 @@ class Estimate:
     measured: float | None = None  # labelled photos in the folder (class subfolders): their accuracy, which wins
     measured_interval: tuple[float, float] | None = None
     measured_n: int = 0
+    out_of_place: float | None = None  # share of the photos unlike the training ones (None: no rule)
     skipped: list[str] = field(default_factory=list)  # files that could not be read, one line each
     notes: list[str] = field(default_factory=list)
     caveat: str = CAVEAT
@@ -90,6 +91,11 @@ class Estimate:
             f"Expected accuracy on these {self.n} photos: about {self.accuracy:.0%} ({lo:.0%}–{hi:.0%}, 95%), "
             f"against {self.val_accuracy:.0%} on the {self.val_n} val photos."
         )
+        if self.out_of_place:
+            said += (
+                f" {self.out_of_place:.0%} of them do not look like your training photos: Predict gives them no class, "
+                "and the estimate cannot see how they would be answered."
+            )
         if self.measured is not None:
             said += f" The {self.measured_n} labelled ones among them score {self.measured:.0%}: that measurement wins."
         return said
@@ -113,6 +119,28 @@ def _val_scores(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return np.array(result.val_conf), np.array(result.val_pred) == np.array(result.val_labels)
 
 
+def _probs_and_place(run: Run, model, spec, paths: list[str]) -> tuple[np.ndarray, float | None]:
+    """Class probabilities of the photos and the share of them out of place (None when the run's rule cannot be
+    fitted), from one pass of the engine's prediction routine."""
+    import torch
+
+    from engine.model.device import pick_device
+    from engine.model.predict import predict_logits
+    from engine.serve import ood
+
+    device = pick_device()
+    both = predict_logits(
+        ood.WithFeatures(model).to(device, memory_format=torch.channels_last), spec, paths, device
+    ).numpy()
+    n = model.head.fc.out_features
+    probs = torch.from_numpy(both[:, :n]).softmax(-1).numpy()
+    try:
+        rule = ood.run_rule(run, model, spec)
+    except DataError:
+        return probs, None
+    return probs, float(np.mean(rule.scores(both[:, n:]) > rule.threshold))
+
+
 def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> Estimate:
     """The accuracy `run`'s model is expected to reach on the photos in `folder` (unlabelled; photos in subfolders
     named after the run's classes are labelled and also scored as they are).
@@ -124,7 +152,7 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
     from engine.data.target import load_target
     from engine.plan.config import TrainConfig
     from engine.plan.make import load_data
-    from engine.serve.evaluate import load_run_model, predict_paths
+    from engine.serve.evaluate import load_run_model
 
     run = RunStore().open(run) if isinstance(run, str) else run
     val_conf, val_right = _val_scores(run)
@@ -138,7 +166,7 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
             f"span about {hi - lo:.0%}: add more photos from where the model will be used"
         )
     model, spec, classes = load_run_model(run)
-    probs = predict_paths(model, spec, paths)
+    probs, out_of_place = _probs_and_place(run, model, spec, paths)
     conf, pred = probs.max(1), probs.argmax(1)
     est = Estimate(
         run.id,
@@ -150,6 +178,7 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
         float(val_right.mean()),
         len(val_right),
         {c: float(np.mean(pred == i)) for i, c in enumerate(classes)},
+        out_of_place=out_of_place,
         skipped=[s.reason for s in target.skipped],
         notes=list(target.notes),
     )

@@ -37,6 +37,7 @@ K = 5
 QUANTILE = 0.98  # 2% of val wrongly flagged: the percentile of a few hundred photos is uncertain by a few points
 MAX_REFERENCE = 4000  # training photos kept as the reference (a round-robin over the classes beyond that)
 BATCH = 32
+CHUNK = 1024  # photos scored against the reference at once
 FILE = "out_of_place.npz"
 
 
@@ -64,10 +65,14 @@ class OutOfPlace:
     weights: str = ""
 
     def scores(self, features: np.ndarray) -> np.ndarray:
-        """The distance of each row of unit-length features to its K-th nearest reference photo (0 = the same)."""
-        sims = features @ self.reference.T
-        k = min(self.k, sims.shape[1])
-        return 1.0 - np.partition(sims, -k, axis=1)[:, -k]
+        """The distance of each row of unit-length features to its K-th nearest reference photo (0 = the same), a
+        block of rows at a time (memory bounded by CHUNK x the reference)."""
+        k = min(self.k, len(self.reference))
+        out = [
+            1.0 - np.partition(features[b : b + CHUNK] @ self.reference.T, -k, axis=1)[:, -k]
+            for b in range(0, len(features), CHUNK)
+        ]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
     def sentence(self, score: float) -> str:
         """What a score means, in words ("" when the photo looks like the training photos)."""
@@ -90,13 +95,26 @@ class OutOfPlace:
         }
 
 
+class WithFeatures(torch.nn.Module):
+    """A `TapModel` whose output is its logits followed by its unit-length features: one forward for both, through
+    the engine's one prediction routine (`predict_logits`)."""
+
+    def __init__(self, model: TapModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.model.features(x)
+        z = f.float() / f.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.cat([self.model.head(f).float(), z], dim=1)
+
+
 def unit_features(model: TapModel, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """The logits and the unit-length features of a prepared batch, from one forward."""
     with torch.inference_mode():
-        f = model.features(x)
-        logits = model.head(f).float()
-        z = f.float() / f.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return logits.numpy(), z.numpy()
+        both = WithFeatures(model).eval()(x)
+    n = model.head.fc.out_features
+    return both[:, :n].numpy(), both[:, n:].numpy()
 
 
 def _features(model: TapModel, spec: InputSpec, photos: list[str]) -> np.ndarray:
