@@ -101,7 +101,7 @@ _API: dict[str, str] = {
     "Estimate": "engine.serve.estimate",
     "PairedTest": "engine.serve.compare",
     "export_run": "engine.serve.export",
-    "model_card": "engine.serve.export",
+    "model_card": "engine.serve.card",
     "EXPORT_FORMATS": "engine.serve.export",
     "CHECKED_FORMATS": "engine.serve.export",
     "Export": "engine.serve.export",
@@ -112,9 +112,9 @@ _API: dict[str, str] = {
     "web_missing": "engine.serve.bundle",
     "LIVE": "engine.runs.store",
     "RESUMABLE": "engine.runs.store",
-    "model_card_markdown": "engine.serve.export",
-    "predict_image": "engine.serve.export",
-    "Prediction": "engine.serve.export",
+    "model_card_markdown": "engine.serve.card",
+    "predict_image": "engine.serve.prediction",
+    "Prediction": "engine.serve.prediction",
     "explain_run": "engine.serve.explain",
     "Unsure": "engine.calibration",
     "run_summary": "engine.serve.summary",
@@ -189,16 +189,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.evaluate import Evaluation, evaluate, has_model
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run
-    from engine.serve.export import (
-        CHECKED_FORMATS,
-        Export,
-        EXPORT_FORMATS,
-        export_run,
-        model_card,
-        model_card_markdown,
-        Prediction,
-        predict_image,
-    )
+    from engine.serve.card import model_card, model_card_markdown
+    from engine.serve.export import CHECKED_FORMATS, Export, EXPORT_FORMATS, export_run
+    from engine.serve.prediction import Prediction, predict_image
     from engine.serve.bundle import export_zip, web_missing
     from engine.serve.measure import FileMeasure
     from engine.serve.story import Story, stories

@@ -43,7 +43,8 @@ def test_exported_onnx_and_torchscript_give_the_calibrated_probabilities(finishe
 
     from engine.runs.result import RunResult
     from engine.serve.evaluate import load_run_model
-    from engine.serve.export import export_run, model_card_markdown
+    from engine.serve.card import model_card_markdown
+    from engine.serve.export import export_run
 
     run = finished_store.list()[0]
     result = RunResult.read(run)

@@ -10,7 +10,9 @@ from conftest import SAMPLE, jpeg_bytes
 
 from engine.data.decode import load_images
 from engine.serve.evaluate import evaluate, load_run_model
-from engine.serve.export import export_run, model_card, predict_image
+from engine.serve.card import model_card
+from engine.serve.export import export_run
+from engine.serve.prediction import predict_image
 from engine.serve.targets import TARGETS
 
 

@@ -18,7 +18,8 @@ from engine.model.taps import FINAL, TapModel
 from engine.plan.config import TrainConfig
 from engine.plan.make import get_plan, save_planned
 from engine.runs.store import RunStore
-from engine.serve.export import export_run, predict_image
+from engine.serve.export import export_run
+from engine.serve.prediction import predict_image
 from engine.train.loop import Trainer
 
 FAMILIES = ["resnet18", "mobilenetv3_small_100", "efficientnet_b0", "vit_small_patch14_dinov2.lvd142m"]

@@ -272,7 +272,8 @@ def _multichannel(src, dst, chans: int):
 @pytest.mark.parametrize("chans,strategy", [(4, "top-k"), (5, "full")])
 def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path, chans, strategy):
     from engine.serve.evaluate import evaluate
-    from engine.serve.export import export_run, predict_image
+    from engine.serve.export import export_run
+    from engine.serve.prediction import predict_image
 
     data = _multichannel(tiny_folder, tmp_path / f"c{chans}", chans)
     cfg = tiny_cfg(data, strategy=strategy, in_chans=chans, finetune_epochs=1, cache_activations=chans == 4)

@@ -5,7 +5,8 @@ import pytest
 from conftest import SAMPLE, jpeg_bytes
 
 from engine.serve import ood
-from engine.serve.export import model_card, predict_image
+from engine.serve.card import model_card
+from engine.serve.prediction import predict_image
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,6 @@
-"""Export and prediction: TorchScript, ONNX (checked against PyTorch) and safetensors, with a model card.
-
-The model card is the input contract: class names, input size, interpolation, crop fraction, mean/std, backbone,
-weight source and hash, metrics and the config that produced the model.
+"""Export for a target: TorchScript, ONNX fp32 (checked against PyTorch), ONNX int8, TFLite, safetensors and a browser
+bundle, each file run on the test photos and timed, refused when it breaks the budget; with the model card
+(engine.serve.card) and predict.py beside them.
 """
 
 from __future__ import annotations
@@ -16,28 +15,20 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from engine.data.decode import load_images
+from engine.data.spec import InputSpec
 from engine.errors import DataError
 from engine.paths import building, usual_mode
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
-from engine.runs.store import LIVE
+from engine.runs.store import LIVE, Run
 from engine.serve import litert, ood
 from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
+from engine.serve.card import model_card
+from engine.serve.evaluate import load_run_model
 from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torch_runner
 from engine.serve.quantize import calibration_photos, quantize_int8
 from engine.serve.targets import TARGETS, Target
-
-from engine.calibration import Unsure
-from engine.data.drift import drift_warnings
-from engine.data.imageio import MODES, load_image
-from engine.data.decode import load_images
-from engine.data.spec import InputSpec, to_tensor
-from engine.plan.stored import read_plan
-from engine.runs.result import RunResult
-from engine.runs.store import Run
-from engine.text import literal
-from engine.serve.evaluate import load_run_model
-from engine.serve.summary import test_phrase
 
 EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite", "safetensors", "web")
 FILE_NAMES = {
@@ -56,175 +47,6 @@ RUN_NAMES = {  # the formats measured by running them
     "onnx-int8": "ONNX int8",
     "tflite": "TFLite fp32",
 }
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One photo's answer.
-
-    Attributes:
-        top: (class, calibrated probability) of the likeliest classes, the likeliest first.
-        unsure: The top probability is below the threshold chosen on val.
-        threshold: That threshold (0 when the run chose none).
-        unsure_sentence: Why to doubt it, in words ("" when sure).
-        warnings: How far the photo is from the training photos (size, colour), in words.
-        out_of_place: The photo does not look like the training photos (the run's out-of-place rule); no class is
-            given for it.
-        place_score: Its out-of-place score (None when the rule could not be fitted: the run's photos are gone).
-        place_sentence: Why it is out of place, or why that could not be checked, in words ("" when it is in place).
-    """
-
-    top: list[tuple[str, float]]
-    unsure: bool
-    threshold: float
-    unsure_sentence: str
-    warnings: list[str]
-    out_of_place: bool = False
-    place_score: float | None = None
-    place_sentence: str = ""
-
-
-def _place(run: Run, model, spec: InputSpec, z: np.ndarray) -> tuple[bool, float | None, str]:
-    """Whether unit features `z` of one photo are out of place for the run, its score and the sentence."""
-    try:
-        rule = ood.run_rule(run, model, spec)
-    except DataError as e:
-        return False, None, f"Whether this photo looks like the training photos could not be checked: {e}"
-    score = float(rule.scores(z)[0])
-    return score > rule.threshold, score, rule.sentence(score)
-
-
-def predict_image(run: Run, data: bytes | str | Path, k: int = 5) -> Prediction:
-    """Top-k classes with their calibrated probabilities for one photo, whether the run would call it unsure (its top
-    probability below the threshold chosen on val) or out of place (unlike the training photos), and drift
-    warnings."""
-    model, spec, classes = load_run_model(run)
-    img = load_image(data, spec.in_chans)
-    logits, z = ood.unit_features(model, spec.normalize(to_tensor(img, spec.geometry())[None]))
-    probs = torch.from_numpy(logits).softmax(-1)[0]
-    top = probs.topk(min(k, len(classes)))
-    result = RunResult.read(run)
-    threshold = (result.unsure or {}).get("threshold", 0.0) if result is not None else 0.0
-    ranked = [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]
-    unsure = bool(ranked and ranked[0][1] < threshold)
-    guesses = ", ".join(f"{literal(c)} {p:.0%}" for c, p in ranked[:2])
-    out_of_place, score, place_sentence = _place(run, model, spec, z)
-    return Prediction(
-        top=ranked,
-        unsure=unsure,
-        threshold=threshold,
-        unsure_sentence=f"Unsure: top guesses {guesses}. Below {threshold:.0%} confidence this model is often "
-        f"wrong (the threshold was chosen on the validation photos)."
-        if unsure
-        else "",
-        warnings=drift_warnings(img, spec, run.read_json("data_stats.json")),
-        out_of_place=out_of_place,
-        place_score=score,
-        place_sentence=place_sentence,
-    )
-
-
-def model_card(run: Run) -> dict:
-    plan, result = read_plan(run.path), RunResult.read(run)
-    info = run.read_json("run_info.json") or {}
-    spec = plan.input.to_dict() if plan else {}
-    return {
-        "format": "transferlab-model-card/1",
-        "run_id": run.id,
-        "backbone": plan.backbone if plan else None,
-        "classes": info.get("classes"),
-        "input_size": spec.get("input_size"),
-        "interpolation": spec.get("interpolation"),
-        "crop_pct": spec.get("crop_pct"),
-        "mean": spec.get("mean"),
-        "std": spec.get("std"),
-        "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
-        "metrics": {
-            k: None if result is None else getattr(result, k)
-            for k in (
-                "best_val_acc",
-                "best_epoch",
-                "per_class",
-                "probe_accuracy",
-                "test_accuracy",
-                "test_interval",
-                "test_n",
-                "cv_estimate",
-                "temperature",
-                "ece_val",
-                "ece_test",
-                "unsure",
-            )
-        },
-        "status": (result and result.status) or run.status().get("state"),
-        "strategy": plan.strategy if plan else None,
-        "taps": list(plan.head.taps) if plan else None,
-        "flip_tta": plan.head.flip if plan else None,
-        "out_of_place": _place_rule(run),
-        "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
-        "in_chans": (spec.get("input_size") or [3])[0],
-        "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
-        "resize the short side to input_size / crop_pct, centre-crop input_size, "
-        "scale to [0, 1], subtract mean, divide by std; NCHW float32",
-    }
-
-
-def _place_rule(run: Run) -> dict:
-    """The run's out-of-place rule as the card states it ({} before it was fitted: the first prediction or export
-    fits it). TransferLab's Predict applies it; the exported files give the classes' logits only."""
-    rule = ood.load(run.path / ood.FILE)
-    return {**rule.to_dict(), "applied_by": "TransferLab's Predict and predict_image"} if rule else {}
-
-
-def _trust_line(m: dict) -> str:
-    """The model card's calibration line: the temperature the exports carry and what the unsure threshold means."""
-    unsure = m.get("unsure") or {}
-    if not unsure:
-        return "- **Confidence:** not calibrated (a run from before calibration)."
-    ece_text = f"; calibration error (ECE) {m['ece_val']:.3f} on val" if m.get("ece_val") is not None else ""
-    return (
-        f"- **Confidence:** probabilities are calibrated (temperature {m['temperature']:.2f}, in the exported models"
-        f"{ece_text}). Unsure threshold {unsure['threshold']:.2f}: on val, {Unsure(**unsure).sentence()} (look "
-        f"at its top guesses)."
-    )
-
-
-def model_card_markdown(run: Run) -> str:
-    """The model card as readable Markdown: the input contract, classes, weights and the honest accuracy. It names no
-    folder of this server."""
-    card = model_card(run)
-    m = card["metrics"]
-    w = card.get("weights") or {}
-    test = test_phrase(RunResult.from_dict({**m, "status": card["status"]}), read_plan(run.path))
-    classes = card.get("classes") or []
-    return "\n".join(
-        [
-            f"### Model card · run {card['run_id']}",
-            f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
-            if m.get("best_val_acc") is not None
-            else f"- **Accuracy:** {test}.",
-            f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
-            f"sha256 `{(w.get('sha256') or '')[:16]}`",
-            f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
-            f"{card['preprocessing']}",
-            f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
-            f"std {card['std']}",
-            _trust_line(m),
-            _place_line(card.get("out_of_place") or {}),
-            f"- **Classes ({len(classes)}), in output order:** "
-            + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
-        ]
-    )
-
-
-def _place_line(rule: dict) -> str:
-    """The model card's out-of-place line."""
-    if not rule:
-        return "- **Out of place:** not fitted yet (the first prediction or export fits it from the run's photos)."
-    return (
-        f"- **Out of place:** a photo whose score ({rule['score']}) is above {rule['threshold']:.3f} gets no class "
-        f"(fitted on {rule['fitted_on']}); applied by TransferLab's Predict, not by the exported files."
-    )
 
 
 CHECKED_FORMATS = {"torchscript": "TorchScript", "onnx": "ONNX"}  # checked against PyTorch on val after export

@@ -1,0 +1,117 @@
+"""The model card: the input contract (class names, input size, interpolation, crop fraction, mean/std), the backbone,
+weight source and hash, the honest metrics, the out-of-place rule and the config that produced the model. It names no
+folder of this server."""
+
+from __future__ import annotations
+
+from engine.calibration import Unsure
+from engine.data.imageio import MODES
+from engine.plan.stored import read_plan
+from engine.runs.result import RunResult
+from engine.runs.store import Run
+from engine.serve import ood
+from engine.serve.summary import test_phrase
+from engine.text import literal
+
+
+def model_card(run: Run) -> dict:
+    plan, result = read_plan(run.path), RunResult.read(run)
+    info = run.read_json("run_info.json") or {}
+    spec = plan.input.to_dict() if plan else {}
+    return {
+        "format": "transferlab-model-card/1",
+        "run_id": run.id,
+        "backbone": plan.backbone if plan else None,
+        "classes": info.get("classes"),
+        "input_size": spec.get("input_size"),
+        "interpolation": spec.get("interpolation"),
+        "crop_pct": spec.get("crop_pct"),
+        "mean": spec.get("mean"),
+        "std": spec.get("std"),
+        "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
+        "metrics": {
+            k: None if result is None else getattr(result, k)
+            for k in (
+                "best_val_acc",
+                "best_epoch",
+                "per_class",
+                "probe_accuracy",
+                "test_accuracy",
+                "test_interval",
+                "test_n",
+                "cv_estimate",
+                "temperature",
+                "ece_val",
+                "ece_test",
+                "unsure",
+            )
+        },
+        "status": (result and result.status) or run.status().get("state"),
+        "strategy": plan.strategy if plan else None,
+        "taps": list(plan.head.taps) if plan else None,
+        "flip_tta": plan.head.flip if plan else None,
+        "out_of_place": _place_rule(run),
+        "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
+        "in_chans": (spec.get("input_size") or [3])[0],
+        "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
+        "resize the short side to input_size / crop_pct, centre-crop input_size, "
+        "scale to [0, 1], subtract mean, divide by std; NCHW float32",
+    }
+
+
+def _place_rule(run: Run) -> dict:
+    """The run's out-of-place rule as the card states it ({} before it was fitted: the first prediction or export
+    fits it). TransferLab's Predict applies it; the exported files give the classes' logits only."""
+    rule = ood.load(run.path / ood.FILE)
+    return {**rule.to_dict(), "applied_by": "TransferLab's Predict and predict_image"} if rule else {}
+
+
+def _trust_line(m: dict) -> str:
+    """The model card's calibration line: the temperature the exports carry and what the unsure threshold means."""
+    unsure = m.get("unsure") or {}
+    if not unsure:
+        return "- **Confidence:** not calibrated (a run from before calibration)."
+    ece_text = f"; calibration error (ECE) {m['ece_val']:.3f} on val" if m.get("ece_val") is not None else ""
+    return (
+        f"- **Confidence:** probabilities are calibrated (temperature {m['temperature']:.2f}, in the exported models"
+        f"{ece_text}). Unsure threshold {unsure['threshold']:.2f}: on val, {Unsure(**unsure).sentence()} (look "
+        f"at its top guesses)."
+    )
+
+
+def model_card_markdown(run: Run) -> str:
+    """The model card as readable Markdown: the input contract, classes, weights and the honest accuracy. It names no
+    folder of this server."""
+    card = model_card(run)
+    m = card["metrics"]
+    w = card.get("weights") or {}
+    test = test_phrase(RunResult.from_dict({**m, "status": card["status"]}), read_plan(run.path))
+    classes = card.get("classes") or []
+    return "\n".join(
+        [
+            f"### Model card · run {card['run_id']}",
+            f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
+            if m.get("best_val_acc") is not None
+            else f"- **Accuracy:** {test}.",
+            f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
+            f"sha256 `{(w.get('sha256') or '')[:16]}`",
+            f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
+            f"{card['preprocessing']}",
+            f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
+            f"std {card['std']}",
+            _trust_line(m),
+            _place_line(card.get("out_of_place") or {}),
+            f"- **Classes ({len(classes)}), in output order:** "
+            + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
+        ]
+    )
+
+
+def _place_line(rule: dict) -> str:
+    """The model card's out-of-place line."""
+    if not rule:
+        return "- **Out of place:** not fitted yet (the first prediction or export fits it from the run's photos)."
+    return (
+        f"- **Out of place:** a photo whose score ({rule['score']}) is above {rule['threshold']:.3f} gets no class "
+        f"(fitted on {rule['fitted_on']}); applied by TransferLab's Predict, not by the exported files."
+    )
