@@ -69,7 +69,7 @@ def main() -> None:
     print(f"{'set':15} {'photos':>6} {'called out of place':>20} {'95% interval':>13} {'median score':>12}  goal")
     for name, (folder, foreign) in SETS.items():
         paths = photos(folder)
-        scores = rule.scores(ood._features(model, spec, paths))
+        scores = rule.scores(ood.photo_features(model, spec, paths))
         flagged = int((scores > rule.threshold).sum())
         lo, hi = wilson(flagged, len(paths))
         goal = "at least 95%" if foreign else "at most 5%"

@@ -148,7 +148,9 @@ if st.button("Export", type="primary", key="export"):
     try:
         with st.spinner("Exporting, then running every file on the test photos and timing it…"):
             target = chosen.with_limits(latency_ms, size_mb, drop)
-            st.session_state["export_result"] = export_run(run, formats=tuple(formats), target=target)
+            exported = export_run(run, formats=tuple(formats), target=target)
+            st.session_state["export_result"] = exported
+            st.session_state["export_zip"] = export_zip(exported.dir)  # once, not on every rerun of the page
     except TransferLabError as e:
         st.error(str(e))
 result = st.session_state.get("export_result")
@@ -175,7 +177,7 @@ if result and result.card["run_id"] == rid:
             )
     st.download_button(
         "Download everything (zip)",
-        export_zip(result.dir),
+        st.session_state["export_zip"],
         file_name=f"{rid}-{result.target.name}.zip",
         key="dl_zip",
         type="primary",

@@ -117,7 +117,8 @@ def unit_features(model: TapModel, x: torch.Tensor) -> tuple[np.ndarray, np.ndar
     return both[:, :n].numpy(), both[:, n:].numpy()
 
 
-def _features(model: TapModel, spec: InputSpec, photos: list[str]) -> np.ndarray:
+def photo_features(model: TapModel, spec: InputSpec, photos: list[str]) -> np.ndarray:
+    """The unit-length features of image files, as the rule compares them."""
     out = []
     for b in range(0, len(photos), BATCH):
         x = spec.normalize(torch.stack(load_images(spec, photos[b : b + BATCH], keep=False)))
@@ -146,9 +147,9 @@ def fit(model: TapModel, spec: InputSpec, train: tuple[list[str], list[int]], va
     """
     if not val or not train[0]:
         raise DataError("out-of-place rule: the run's data has no train or val photos left to fit it on")
-    reference = _features(model, spec, _spread(*train, MAX_REFERENCE))
+    reference = photo_features(model, spec, _spread(*train, MAX_REFERENCE))
     rule = OutOfPlace(0.0, K, QUANTILE, len(reference), len(val), reference)
-    threshold = float(np.quantile(rule.scores(_features(model, spec, val)), QUANTILE))
+    threshold = float(np.quantile(rule.scores(photo_features(model, spec, val)), QUANTILE))
     return OutOfPlace(threshold, K, QUANTILE, len(reference), len(val), reference)
 
 

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.photos:
         try:
             ranked = classify(session, card, path, args.top)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             print(f"{path}: not a readable photo ({e}); skipped", file=sys.stderr)
             failed += 1
             continue
