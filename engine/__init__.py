@@ -34,7 +34,7 @@ _API: dict[str, str] = {
     "get_entry": "engine.model.catalogue",
     "input_spec": "engine.model.catalogue",
     "catalogue_rows": "engine.model.weights",
-    "catalogue_table": "engine.model.weights",
+    "CatalogueRow": "engine.model.weights",
     "MISSING": "engine.model.weights",
     "create_backbone": "engine.model.weights",
     "layer_groups": "engine.model.groups",
@@ -47,6 +47,8 @@ _API: dict[str, str] = {
     # probe and plan
     "probe": "engine.probe.linear",
     "shootout": "engine.probe.shootout",
+    "Shootout": "engine.probe.shootout",
+    "ShootoutRow": "engine.probe.shootout",
     "measure_gap": "engine.probe.gap",
     "check_dataset": "engine.probe.check",
     "Decision": "engine.data.decisions",
@@ -99,9 +101,11 @@ _API: dict[str, str] = {
     "dataset_labels": "engine.serve.compare",
     "estimate_accuracy": "engine.serve.estimate",
     "Estimate": "engine.serve.estimate",
+    "CompareRow": "engine.serve.compare",
     "PairedTest": "engine.serve.compare",
     "export_run": "engine.serve.export",
     "model_card": "engine.serve.card",
+    "ModelCard": "engine.serve.card",
     "EXPORT_FORMATS": "engine.serve.export",
     "CHECKED_FORMATS": "engine.serve.export",
     "Export": "engine.serve.export",
@@ -126,7 +130,9 @@ _API: dict[str, str] = {
     "ARM_TEXT": "engine.service.experiment",
     "lesson_configs": "engine.service.experiment",
     "lesson_rows": "engine.service.experiment",
+    "LessonRow": "engine.service.experiment",
     "lesson_sentence": "engine.service.experiment",
+    "Job": "engine.service.jobs",
     "Jobs": "engine.service.jobs",
 }
 __all__ = sorted(_API)
@@ -155,7 +161,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.adapt import ADAPT_METHODS
     from engine.model.groups import layer_groups
     from engine.model.visual import filter_grid, first_conv_weight
-    from engine.model.weights import MISSING, catalogue_rows, catalogue_table, create_backbone, install_weights
+    from engine.model.weights import MISSING, CatalogueRow, catalogue_rows, create_backbone, install_weights
     from engine.paths import SAMPLE, existing_path, home, sub, user_path
     from engine.plan.config import (
         ADAPT_CHOICES,
@@ -179,17 +185,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.probe.check import check_dataset
     from engine.probe.curve import LearningCurve
     from engine.probe.gap import measure_gap
-    from engine.probe.shootout import shootout
+    from engine.probe.shootout import Shootout, ShootoutRow, shootout
     from engine.runs.events import time_left
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
-    from engine.serve.compare import PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
+    from engine.serve.compare import CompareRow, PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
     from engine.serve.estimate import Estimate, estimate_accuracy
     from engine.serve.evaluate import Evaluation, evaluate, has_model
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run
-    from engine.serve.card import model_card, model_card_markdown
+    from engine.serve.card import ModelCard, model_card, model_card_markdown
     from engine.serve.export import CHECKED_FORMATS, Export, EXPORT_FORMATS, export_run
     from engine.serve.prediction import Prediction, predict_image
     from engine.serve.bundle import export_zip, web_missing
@@ -198,8 +204,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.targets import TARGETS, Target
     from engine.text import literal
     from engine.serve.summary import Mistake, no_epoch_sentence, run_header, run_summary, worst_mistakes
-    from engine.service.experiment import ARM_TEXT, lesson_configs, lesson_rows, lesson_sentence
-    from engine.service.jobs import Jobs
+    from engine.service.experiment import ARM_TEXT, LessonRow, lesson_configs, lesson_rows, lesson_sentence
+    from engine.service.jobs import Job, Jobs
     from engine.service.runner import Runner
     from engine.train.loop import Trainer
     from engine.train.lrfind import LrRange, lr_find, rates_for

@@ -27,19 +27,19 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
     rows = catalogue_rows()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
         return 0
     print(
         f"{'backbone':34} {'family':18} {'params':>7} {'top-1':>6} {'px':>4} {'download':>9}  {'licence':11} "
         f"{'weights':18} best for"
     )
     for r in rows:
-        top1 = "-" if r["imagenet_top1"] is None else f"{r['imagenet_top1']:.1f}"
+        top1 = "-" if r.imagenet_top1 is None else f"{r.imagenet_top1:.1f}"
         print(
-            f"{r['name']:34} {r['family']:18} {r['params_m']:6.1f}M {top1:>6} {r['input_size']:4d} "
-            f"{r['download_mb']:6.0f} MB  {r['licence']:11} {r['source'] or 'MISSING':18} {r['best_for']}"
+            f"{r.name:34} {r.family:18} {r.params_m:6.1f}M {top1:>6} {r.input_size:4d} "
+            f"{r.download_mb:6.0f} MB  {r.licence:11} {r.source or 'MISSING':18} {r.best_for}"
         )
-    if any(not r["available"] for r in rows):
+    if any(not r.available for r in rows):
         print(
             "\nMISSING: no weights on this machine. `python -m engine weights fetch NAME` downloads them (asked for, "
             "never automatic); `python -m engine weights install NAME FILE` takes a file you have."
@@ -72,9 +72,17 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _download_progress(size: int | None):
+    """A download's line: megabytes so far and the time left at its pace (`engine.pace`)."""
+    from engine.pace import Meter
+
+    meter = Meter()
+
     def report(stage: str, fraction: float) -> None:
+        meter.report(fraction)
         done = f"{fraction * size / 1e6:.1f} / {size / 1e6:.1f} MB" if size else f"{fraction:.0%}"
-        print(f"\r  {stage.split(' (')[0]}: {done}", end="", file=sys.stderr, flush=True)
+        left = meter.left()
+        left = f" · about {left:.0f} s left" if left is not None and fraction < 1 else ""
+        print(f"\r  {stage.split(' (')[0]}: {done}{left}      ", end="", file=sys.stderr, flush=True)
 
     return report
 
@@ -218,7 +226,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     progress = QUIET if args.quiet else StepClock()
     if len(names) > 1:
         result = shootout(_dataset(args), names, progress=progress)
-        print(json.dumps(result, indent=2) if args.json else result["verdict"])
+        print(json.dumps(result.to_dict(), indent=2) if args.json else result.verdict)
         return 0
     # the Probe page's probe: the auto plan (probe, candidates, recommendation), from the same plan object
     from engine.plan.make import plan_with_probe
@@ -326,15 +334,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         runs[arm] = _run_planned(cfg, f"lesson-{arm}", args.quiet)
     rows = lesson_rows({arm: snapshot(run) for arm, run in runs.items()})
     if args.json:
-        print(json.dumps({"arms": rows, "sentence": lesson_sentence(rows)}, indent=2))
+        print(json.dumps({"arms": [r.to_dict() for r in rows], "sentence": lesson_sentence(rows)}, indent=2))
         return 0
     print(f"{'arm':9} {'test':>6} {'95% interval':>14} {'seconds':>8} {'epochs':>6}  run")
     for r in rows:
-        acc, ci = r["test_accuracy"], r["test_interval"]
+        acc, ci = r.test_accuracy, r.test_interval
         print(
-            f"{r['arm']:9} {'-' if acc is None else f'{acc:.1%}':>6} "
-            f"{'-' if ci is None else f'{ci[0]:.0%}-{ci[1]:.0%}':>14} {r['seconds'] or 0:8.0f} "
-            f"{r['epochs_trained']:6d}  {r['run_id']}"
+            f"{r.arm:9} {'-' if acc is None else f'{acc:.1%}':>6} "
+            f"{'-' if ci is None else f'{ci[0]:.0%}-{ci[1]:.0%}':>14} {r.seconds or 0:8.0f} "
+            f"{r.epochs_trained:6d}  {r.run_id}"
         )
     print(lesson_sentence(rows))
     return 0

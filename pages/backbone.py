@@ -8,9 +8,10 @@ import streamlit as st
 
 from engine import (
     FAMILIES,
+    CatalogueRow,
     MISSING,
     TransferLabError,
-    catalogue_table,
+    catalogue_rows,
     create_backbone,
     fetch_weights,
     filter_grid,
@@ -41,8 +42,8 @@ jobs = get_jobs()
 
 
 @st.cache_data(show_spinner=False)
-def catalogue() -> pd.DataFrame:
-    return pd.DataFrame(catalogue_table())
+def catalogue() -> dict[str, CatalogueRow]:
+    return {r.name: r for r in catalogue_rows()}
 
 
 @st.cache_resource(show_spinner="Loading the backbone…")
@@ -57,7 +58,8 @@ def weights_changed() -> None:
     load.clear()
 
 
-table = catalogue()
+rows = catalogue()
+table = pd.DataFrame([r.table_row() for r in rows.values()])
 left, mid, right = st.columns([3, 2, 2])
 families = left.multiselect("Families", FAMILIES, default=list(FAMILIES))
 sort = mid.selectbox("Sort by", list(SORTS))
@@ -65,7 +67,7 @@ here = right.checkbox("Only backbones with weights on this machine")
 shown = table[table.family.isin(families)]
 shown = shown[shown.weights != MISSING] if here else shown
 shown = shown.sort_values(SORTS[sort], ascending=sort != "ImageNet top-1", na_position="last")
-st.dataframe(shown.drop(columns=["how to provide"]), hide_index=True, width="stretch")
+st.dataframe(shown, hide_index=True, width="stretch")
 st.caption(
     "Self-supervised backbones (DINOv2, CLIP) have no ImageNet classifier, so no top-1 figure; their frozen "
     "features are often the strongest for a linear probe. Download sizes are the float32 weights."
@@ -74,7 +76,7 @@ st.caption(
 names = table["backbone"].tolist()
 choice = st.selectbox("Backbone", names, index=names.index(backbone()), key="backbone_select")
 remember(backbone=choice)
-row = table[table.backbone == choice].iloc[0]
+row = rows[choice]
 download_key = f"download|{choice}"
 job = jobs.get(download_key)
 
@@ -95,11 +97,11 @@ def get_weights() -> None:
     with down:
         st.markdown("**Download from the Hugging Face hub**")
         st.caption(
-            f"From {row['source']} · licence {row['licence']} · about {row['download (MB)']:.0f} MB. The "
+            f"From {row.hub} · licence {row.licence} · about {row.download_mb:.0f} MB. The "
             f"file's SHA-256 is checked against the hub's."
         )
         running = job is not None and job.state == "running"
-        if row["source"] and st.button(f"Download ({row['download (MB)']:.0f} MB)", disabled=running, type="primary"):
+        if row.hub and st.button(f"Download ({row.download_mb:.0f} MB)", disabled=running, type="primary"):
             jobs.start(download_key, fetch_weights, choice, cancellable=True)
             st.rerun()
         download_status()
@@ -126,10 +128,10 @@ def get_weights() -> None:
             weights_changed()
             st.success(f"Installed {file.name} · sha256 {info.sha256}")
             st.rerun()
-    st.caption(row["how to provide"])
+    st.caption(row.how_to)
 
 
-if row["weights"] == MISSING:
+if not row.available:
     get_weights()
     st.stop()
 try:
@@ -140,7 +142,7 @@ except TransferLabError as e:
 entry = get_entry(choice)
 st.success(
     f"Weights: {info.source} · sha256 {info.sha256} · input {entry.input_size[-1]} px · "
-    f"mean {entry.mean} · std {entry.std} · licence {row['licence']}"
+    f"mean {entry.mean} · std {entry.std} · licence {row.licence}"
 )
 names = [g.name for g in groups]
 st.plotly_chart(

@@ -3,6 +3,7 @@ per-class accuracy, confusion and the worst mistakes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import pandas as pd
@@ -40,25 +41,23 @@ shown = st.multiselect(
     format_func=labels.get,
     key="compare_datasets",
 )
-rows = [{**r, "dataset": labels[r["dataset_path"]]} for r in rows if r["dataset_path"] in shown]
+rows = [replace(r, dataset=labels[r.dataset_path]) for r in rows if r.dataset_path in shown]
 table = pd.DataFrame(
     [
         {
-            "run": r["run"],
-            "dataset": r["dataset"],
-            "backbone": r["backbone"],
-            "strategy": r["strategy"],
-            "status": r["status"],
-            "linear probe (val)": r["probe"],
-            "chosen on (val)": r["val"],
-            "starting head (test)": r["start_test"],
-            "chosen model (test)": r["test"],
-            "test 95% interval": f"{r['test_interval'][0]:.1%}–{r['test_interval'][1]:.1%}"
-            if r["test_interval"]
-            else "",
-            "best epoch": r["best_epoch"],
-            "test photos": r["test_n"],
-            "seconds": round(r["seconds"]) if r["seconds"] is not None else None,
+            "run": r.run,
+            "dataset": r.dataset,
+            "backbone": r.backbone,
+            "strategy": r.strategy,
+            "status": r.status,
+            "linear probe (val)": r.probe,
+            "chosen on (val)": r.val,
+            "starting head (test)": r.start_test,
+            "chosen model (test)": r.test,
+            "test 95% interval": f"{r.test_interval[0]:.1%}–{r.test_interval[1]:.1%}" if r.test_interval else "",
+            "best epoch": r.best_epoch,
+            "test photos": r.test_n,
+            "seconds": round(r.seconds) if r.seconds is not None else None,
         }
         for r in rows
     ]
@@ -81,7 +80,7 @@ st.caption(
     "label gives the accuracy and the seconds to reach it."
 )
 st.info(gap_sentence(rows))
-tested = [r["run"] for r in rows if r["test"] is not None][:8]
+tested = [r.run for r in rows if r.test is not None][:8]
 if len(tested) >= 2:
     st.subheader("Is one run really better?")
     results = {rid: RunResult.read(runs[rid]) for rid in tested}  # each run's result read once
@@ -114,13 +113,13 @@ if len(tested) >= 2:
         + (f" {tests.count(None)} pair(s) scored different test photos and cannot be paired." if None in tests else "")
     )
 picked = st.multiselect(
-    "Overlay the curves of", [r["run"] for r in rows], default=[r["run"] for r in rows][:3], key="compare_overlay"
+    "Overlay the curves of", [r.run for r in rows], default=[r.run for r in rows][:3], key="compare_overlay"
 )
 if picked:
     st.plotly_chart(charts.overlay({rid: runs[rid].events("epoch") for rid in picked}), width="stretch")
     st.caption("Validation accuracy per epoch of the selected runs; epoch 0 is each run's starting head.")
 
-rid = st.selectbox("Run", [r["run"] for r in rows], key="compare_run")
+rid = st.selectbox("Run", [r.run for r in rows], key="compare_run")
 result = RunResult.read(runs[rid])
 if result is None or not result.classes:
     st.info("This run stopped before its final scoring: resume it on the Train page for per-class results.")

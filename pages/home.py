@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, SplitCounts, catalogue_table, demo_config, split_counts, stories
+from engine import DEFAULT_BACKBONE, SAMPLE, SplitCounts, catalogue_rows, demo_config, split_counts, stories
 from ui.state import dataset_path, get_runner, init_session, remember, start_lesson
 
 
 @st.cache_data(show_spinner=False)
 def _catalogue() -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "how to provide"} for row in catalogue_table()]
+    return [row.table_row() for row in catalogue_rows()]
 
 
 @st.cache_data(show_spinner=False)

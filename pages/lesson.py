@@ -54,7 +54,7 @@ def experiment() -> None:
             "head (discriminative rates)."
         )
     rows = lesson_rows(snaps)
-    if any(r["test_accuracy"] is not None for r in rows):
+    if any(r.test_accuracy is not None for r in rows):
         st.plotly_chart(charts.lesson(rows), width="stretch", key="lesson_result")
     if running:
         st.info(lesson_sentence(rows))

@@ -188,5 +188,8 @@ if result and result.card["run_id"] == rid:
             st.download_button(f"Download {kind}", f.read(), file_name=path.rsplit("/", 1)[-1], key=f"dl_{kind}")
 st.markdown(model_card_markdown(run))
 st.download_button(
-    "Download model card (JSON)", json.dumps(model_card(run), indent=2, default=float), "model_card.json", key="dl_card"
+    "Download model card (JSON)",
+    json.dumps(model_card(run).to_dict(), indent=2, default=float),
+    "model_card.json",
+    key="dl_card",
 )

@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine import BANDS, TrainConfig, TransferLabError, band, catalogue_rows, load_data, plan_with_probe, shootout
 from ui import charts
-from ui.jobs import finished_job, polling
+from ui.jobs import finished_job, job_bar, polling
 from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key, root_for
 
 st.title("3 · Linear probe")
@@ -87,7 +87,7 @@ show()
 
 st.subheader("Shoot-out")
 st.caption("Several backbones probed on the same data, each on its own cached features, ranked, with a verdict.")
-available = [r["name"] for r in catalogue_rows() if r["available"]]
+available = [r.name for r in catalogue_rows() if r.available]
 chosen = st.multiselect("Backbones", available, default=available[:3], key="shootout_names")
 skey = f"shootout|{path}|{','.join(chosen)}"
 if st.button("Run shoot-out", key="run_shootout") and chosen:
@@ -105,12 +105,12 @@ def show_shootout() -> None:
     if job is None:
         return
     if job.state == "running":
-        st.progress(min(1.0, job.fraction), text=f"{job.stage}…")
+        job_bar(job)
     elif job.state == "failed":
         st.error(job.error)
     else:
-        st.success(job.result["verdict"])
-        st.plotly_chart(charts.shootout(job.result["rows"]), width="stretch")
+        st.success(job.result.verdict)
+        st.plotly_chart(charts.shootout(job.result.rows), width="stretch")
         rows = [
             {
                 "backbone": r["backbone"],
@@ -120,7 +120,7 @@ def show_shootout() -> None:
                 "weights": r["weights"] or "missing",
                 "problem": r["problem"],
             }
-            for r in job.result["rows"]
+            for r in job.result.rows
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 

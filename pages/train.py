@@ -35,7 +35,7 @@ from engine import (
     why_kept,
 )
 from ui import charts
-from ui.jobs import polling
+from ui.jobs import job_bar, polling
 from ui.state import (
     backbone,
     dataset_path,
@@ -198,7 +198,7 @@ def lr_range_view(key: str, plan_key: str) -> None:
     def progress() -> None:
         job = jobs.get(key)
         if job is not None and job.state == "running":
-            st.progress(min(1.0, job.fraction), text="learning-rate range test…")
+            job_bar(job, "learning-rate range test…")
         elif job is not None and st.session_state.get("_lr_shown") != (key, job.started):
             st.session_state["_lr_shown"] = (key, job.started)
             st.rerun()
@@ -308,7 +308,7 @@ with st.expander("New run: the plan", expanded=current is None):
                 "per 1,000 photos on a laptop CPU, seconds when the features are cached)."
             )
         elif job.state == "running":
-            st.progress(min(1.0, job.fraction), text=f"{job.stage}…")
+            job_bar(job)
         elif job.state == "failed":
             st.error(job.error)
         elif st.session_state.get("_plan_shown") != (plan_key, job.started):

@@ -49,16 +49,13 @@ def test_runs_on_other_test_photos_or_labels_are_not_paired(tmp_path):
 
 
 def test_two_datasets_of_one_name_get_two_labels_and_one_of_a_name_keeps_its_own():
+    from types import SimpleNamespace
+
     from engine.serve.compare import dataset_labels
 
-    rows = [
-        {"dataset_path": "/srv/shared/plant-leaves-15"},
-        {"dataset_path": "/home/me/samples/plant-leaves-15"},
-        {"dataset_path": "/srv/shared/plant-leaves-15"},
-        {"dataset_path": "/data/a/x/eurosat"},
-        {"dataset_path": "/data/b/x/eurosat"},
-        {"dataset_path": "/data/tiny"},
-    ]
+    paths = ["/srv/shared/plant-leaves-15", "/home/me/samples/plant-leaves-15", "/srv/shared/plant-leaves-15"]
+    paths += ["/data/a/x/eurosat", "/data/b/x/eurosat", "/data/tiny"]
+    rows = [SimpleNamespace(dataset_path=p) for p in paths]
     labels = dataset_labels(rows)
     assert labels == {
         "/srv/shared/plant-leaves-15": "plant-leaves-15 (shared)",

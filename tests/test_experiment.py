@@ -2,7 +2,7 @@
 
 from engine.runs.events import EpochEnded
 from engine.runs.store import RunStore
-from engine.service.experiment import ARMS, lesson_configs, lesson_rows, lesson_sentence, snapshot
+from engine.service.experiment import ARMS, LessonRow, lesson_configs, lesson_rows, lesson_sentence, snapshot
 
 
 def test_four_arms_on_one_backbone_and_dataset(tiny_folder):
@@ -27,13 +27,17 @@ def test_rows_come_from_each_runs_stored_test_result(tmp_path):
             {"test_accuracy": 0.2 + 0.6 * i, "test_interval": [0.1, 0.9], "test_n": 161, "seconds": 100.0 - 80 * i},
         )
     rows = lesson_rows({arm: snapshot(run) for arm, run in runs.items()})
-    assert [r["arm"] for r in rows] == ["scratch", "probe"] and rows[1]["test_accuracy"] == 0.8
-    assert rows[0]["epochs_trained"] == 1
+    assert [r.arm for r in rows] == ["scratch", "probe"] and rows[1].test_accuracy == 0.8
+    assert rows[0].epochs_trained == 1
     sentence = lesson_sentence(rows)
     assert sentence.startswith("From scratch (random initialisation): 20% in 100 s;")
     assert "linear probe): 80% in 20 s" in sentence and "161 test photos" in sentence
 
 
 def test_a_running_experiment_and_one_without_a_test_split_say_so():
-    assert "still running" in lesson_sentence([{"arm": "scratch", "test_accuracy": None, "state": "running"}])
-    assert "without a test split" in lesson_sentence([{"arm": "scratch", "test_accuracy": None, "state": "finished"}])
+    assert "still running" in lesson_sentence([_row("running")])
+    assert "without a test split" in lesson_sentence([_row("finished")])
+
+
+def _row(state: str) -> LessonRow:
+    return LessonRow("scratch", "from scratch", "r1", state, None, None, None, None, 0)

@@ -64,7 +64,7 @@ def test_evaluate_on_a_whole_folder(finished_store):
     r = evaluate(run, run.config["data"]["path"])  # no val/ folder: every image is evaluated
     assert r.n == 18 and 0 <= r.accuracy <= 1 and np.array(r.confusion).sum() == 18
     assert r.to_dict()["classes"] == r.classes and len(r.interval) == 2
-    assert model_card(run)["metrics"]["best_val_acc"] == run.read_json("metrics.json")["best_val_acc"]
+    assert model_card(run).metrics["best_val_acc"] == run.read_json("metrics.json")["best_val_acc"]
 
 
 def _run_file(path: str, spec, photos: list[str]) -> np.ndarray:
@@ -219,7 +219,7 @@ def test_the_browser_bundle_holds_what_its_page_loads(finished_store, tmp_path, 
     model = "model.int8.onnx" if "onnx-int8" in out.files else "model.onnx"
     assert out.files["web"] == str(web) and card["model"] == model and (web / model).is_file()
     assert all((web / f).is_file() for f in (*ORT_WEB_FILES, "index.html", "NOTICE.txt"))
-    assert "MIT" in (web / "NOTICE.txt").read_text() and card["classes"] == model_card(run)["classes"]
+    assert "MIT" in (web / "NOTICE.txt").read_text() and card["classes"] == model_card(run).classes
     import io
     import zipfile
 

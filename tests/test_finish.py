@@ -54,9 +54,9 @@ def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, 
     assert lo <= metrics["start_test_accuracy"] <= hi
 
     row = compare_row(run)
-    assert row["start_test"] == metrics["start_test_accuracy"] and row["test"] == metrics["test_accuracy"]
-    assert row["epochs_trained"] == 2 and 0 < row["start_seconds"] < row["seconds"]
-    assert str(row["run"]) in gap_sentence([row]) or "kept its head" in gap_sentence([row])
+    assert row.start_test == metrics["start_test_accuracy"] and row.test == metrics["test_accuracy"]
+    assert row.epochs_trained == 2 and 0 < row.start_seconds < row.seconds
+    assert str(row.run) in gap_sentence([row]) or "kept its head" in gap_sentence([row])
 
 
 def test_without_a_test_split_there_is_no_starting_checkpoint_and_the_sentence_says_why(tiny_folder, tmp_path):
@@ -74,5 +74,5 @@ def test_without_a_test_split_there_is_no_starting_checkpoint_and_the_sentence_s
     assert train(cfg, run)["status"] == "finished"
     assert not (run.path / "start.pt").exists()
     row = compare_row(run)
-    assert row["test"] is None and row["start_test"] is None
+    assert row.test is None and row.start_test is None
     assert gap_sentence([row]).startswith("No run here has a test split")

@@ -58,7 +58,7 @@ def test_a_run_calls_unlike_photos_out_of_place_and_its_own_photos_not(sample_ru
     for photo in (jpeg_bytes((255, 0, 255), (300, 300)), buffer.getvalue()):
         out = predict_image(run, photo)
         assert out.out_of_place and out.place_sentence.startswith("This photo does not look like your training")
-    card = model_card(run)["out_of_place"]
+    card = model_card(run).out_of_place
     assert card["k"] == ood.K and 0 < card["threshold"] < 2 and "validation photos" in card["fitted_on"]
 
 

@@ -46,10 +46,10 @@ def test_shootout_keeps_going_when_weights_are_missing_and_gives_a_verdict(tiny_
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     out = shootout(load_dataset(tiny_folder), ["convnext_tiny", "tf_efficientnet_lite0"])
-    rows = out["rows"]
-    assert rows[0]["backbone"] == "tf_efficientnet_lite0" and rows[0]["accuracy"] is not None
-    assert "--weights" in rows[1]["problem"] and "convnext_tiny" in out["verdict"]
-    assert out["verdict"].startswith("tf_efficientnet_lite0 is best")
+    rows = out.rows
+    assert rows[0].backbone == "tf_efficientnet_lite0" and rows[0].accuracy is not None
+    assert "--weights" in rows[1].problem and "convnext_tiny" in out.verdict
+    assert out.verdict.startswith("tf_efficientnet_lite0 is best")
     with pytest.raises(WeightsUnavailable):
         probe(load_dataset(tiny_folder), "convnext_tiny")
 
@@ -119,8 +119,8 @@ def test_the_shootout_scores_a_backbone_as_the_probe_page_does(tiny_folder):
 
     cfg = TrainConfig.create(data=str(tiny_folder), strategy="auto", budget=5)
     page_probe = plan_with_probe(cfg).probes[0]
-    row = shootout(load_data(cfg), ["tf_efficientnet_lite0"])["rows"][0]
-    assert row["accuracy"] == page_probe.accuracy  # the same split, input contract and features
+    row = shootout(load_data(cfg), ["tf_efficientnet_lite0"]).rows[0]
+    assert row.accuracy == page_probe.accuracy  # the same split, input contract and features
 
 
 def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():

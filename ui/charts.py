@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 if TYPE_CHECKING:
-    from engine import LrRange
+    from engine import CompareRow, LessonRow, LrRange, ShootoutRow
     from engine import LearningCurve
 
 
@@ -210,25 +210,25 @@ def _interval_bar(name: str, x: list[str], values: list[float | None], intervals
     )
 
 
-def gap(rows: list[dict]) -> go.Figure:
+def gap(rows: list[CompareRow]) -> go.Figure:
     """Per run, on the test split: the starting head (the probe's head on the pretrained backbone) and the chosen
-    model, each with its 95% interval and the seconds it took (`engine.compare_row`'s fields)."""
-    x = [f"{r['run']}<br>{r['strategy']}" for r in rows]
+    model, each with its 95% interval and the seconds it took (`engine.CompareRow`)."""
+    x = [f"{r.run}<br>{r.strategy}" for r in rows]
     fig = go.Figure(
         [
             _interval_bar(
                 "epoch 0: the starting head (test)",
                 x,
-                [r["start_test"] for r in rows],
-                [r["start_test_interval"] for r in rows],
-                [r["start_seconds"] for r in rows],
+                [r.start_test for r in rows],
+                [r.start_test_interval for r in rows],
+                [r.start_seconds for r in rows],
             ),
             _interval_bar(
                 "chosen model: best epoch on val (test)",
                 x,
-                [r["test"] for r in rows],
-                [r["test_interval"] for r in rows],
-                [r["seconds"] for r in rows],
+                [r.test for r in rows],
+                [r.test_interval for r in rows],
+                [r.seconds for r in rows],
             ),
         ]
     )
@@ -254,13 +254,13 @@ def overlay(curves: dict[str, list[dict]]) -> go.Figure:
     )
 
 
-def shootout(rows: list[dict]) -> go.Figure:
-    ok = [r for r in rows if r["accuracy"] is not None]
+def shootout(rows: tuple[ShootoutRow, ...]) -> go.Figure:
+    ok = [r for r in rows if r.accuracy is not None]
     fig = go.Figure(
         go.Bar(
-            x=[r["backbone"] for r in ok],
-            y=[r["accuracy"] for r in ok],
-            text=[f"{r['accuracy']:.1%}" for r in ok],
+            x=[r.backbone for r in ok],
+            y=[r.accuracy for r in ok],
+            text=[f"{r.accuracy:.1%}" for r in ok],
             textposition="outside",
         )
     )
@@ -268,20 +268,20 @@ def shootout(rows: list[dict]) -> go.Figure:
     return _layout(fig, "Linear probe accuracy per backbone (validation photos)", 300)
 
 
-def lesson(rows: list[dict]) -> go.Figure:
+def lesson(rows: list[LessonRow]) -> go.Figure:
     """The lesson's result for a non-engineer: test accuracy of each arm, its 95% interval and the time it took."""
-    done = [r for r in rows if r["test_accuracy"] is not None]
-    acc = [r["test_accuracy"] for r in done]
+    done = [r for r in rows if r.test_accuracy is not None]
+    acc = [r.test_accuracy for r in done]
     fig = go.Figure(
         go.Bar(
-            x=[r["label"] for r in done],
+            x=[r.label for r in done],
             y=acc,
             error_y=dict(
                 type="data",
-                array=[r["test_interval"][1] - a for r, a in zip(done, acc)],
-                arrayminus=[a - r["test_interval"][0] for r, a in zip(done, acc)],
+                array=[r.test_interval[1] - a for r, a in zip(done, acc)],
+                arrayminus=[a - r.test_interval[0] for r, a in zip(done, acc)],
             ),
-            text=[f"{a:.0%} · {r['seconds']:.0f} s" for r, a in zip(done, acc)],
+            text=[f"{a:.0%} · {r.seconds:.0f} s" for r, a in zip(done, acc)],
             textposition="outside",
         )
     )

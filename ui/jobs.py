@@ -7,7 +7,14 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from engine import Jobs
+from engine import Job, Jobs
+
+
+def job_bar(job: Job, text: str = "") -> None:
+    """A running job's bar: `text` (default: its stage) and its stage's time left at its pace, once known."""
+    left = job.left_s
+    left = f" · about {left:.0f} s left" if left is not None else ""
+    st.progress(min(1.0, job.fraction), text=(text or f"{job.stage}…") + left)
 
 
 def finished_job(
@@ -24,7 +31,7 @@ def finished_job(
     if job is None:
         return None
     if job.state == "running":
-        st.progress(min(1.0, job.fraction), text=running or f"{job.stage}…")
+        job_bar(job, running)
         if cancel and st.button(cancel):
             jobs.cancel(key)
         return None

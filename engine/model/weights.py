@@ -427,30 +427,52 @@ def install_weights(name: str, source: str | os.PathLike) -> WeightsInfo:
     return WeightsInfo("weights-dir", str(final), sha256_file(final), note)
 
 
-def catalogue_rows() -> list[dict]:
-    """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
-    return [{**e.as_row(), **availability(e.name)} for e in list_entries()]
-
-
 MISSING = "not on this machine"
 
 
-def catalogue_table() -> list[dict]:
-    """The catalogue as a person reads it (the dashboard's tables): one row per backbone, with where its weights are
-    (`MISSING` when nowhere) and how to provide them."""
-    return [
-        {
-            "backbone": r["name"],
-            "family": r["family"],
-            "params (M)": r["params_m"],
-            "ImageNet top-1 %": r["imagenet_top1"],
-            "input px": r["input_size"],
-            "download (MB)": r["download_mb"],
-            "licence": r["licence"],
-            "best for": r["best_for"],
-            "weights": r["source"] or MISSING,
-            "source": r["hub"],
-            "how to provide": r["how_to"],
+@dataclass(frozen=True)
+class CatalogueRow:
+    """One backbone of the catalogue with where its weights are: what the CLI, the Home and the Backbone pages list."""
+
+    name: str
+    family: str
+    params_m: float
+    imagenet_top1: float | None
+    input_size: int
+    download_mb: float
+    licence: str
+    hub: str | None  # the hub page its weights download from, if any
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str | None
+    crop_pct: float | None
+    weights_tag: str
+    best_for: str
+    available: bool
+    source: str | None  # where its weights are (None: nowhere on this machine)
+    path: str | None
+    how_to: str  # how to provide them when missing
+
+    def to_dict(self) -> dict:
+        """The row as `backbones --json` prints it."""
+        return asdict(self)
+
+    def table_row(self) -> dict:
+        """The row as a person reads it in the dashboard's tables (`MISSING` where there are no weights)."""
+        return {
+            "backbone": self.name,
+            "family": self.family,
+            "params (M)": self.params_m,
+            "ImageNet top-1 %": self.imagenet_top1,
+            "input px": self.input_size,
+            "download (MB)": self.download_mb,
+            "licence": self.licence,
+            "best for": self.best_for,
+            "weights": self.source or MISSING,
+            "source": self.hub,
         }
-        for r in catalogue_rows()
-    ]
+
+
+def catalogue_rows() -> list[CatalogueRow]:
+    """The catalogue with where each backbone's weights are: one row builder for the CLI and every page."""
+    return [CatalogueRow(**e.as_row(), **availability(e.name)) for e in list_entries()]

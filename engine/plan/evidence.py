@@ -16,6 +16,7 @@ from typing import Callable
 from engine.data.dataset import Dataset
 from engine.data.spec import InputSpec
 from engine.model.taps import FINAL
+from engine.pace import Meter
 from engine.plan import auto
 from engine.plan.budget import Pace, extract_seconds, score_seconds
 from engine.plan.config import TrainConfig
@@ -227,21 +228,21 @@ def probe_for(req: Request) -> ProbeResult:
 
 class _PacedProbe(Step):
     """A probe's step that tells `early(images/s, expected end)` the extraction's pace (the first `FEATURES_SHARE` of
-    the step) once it has moved a sixth past its first batch, or when it ends."""
+    the step, measured by an `engine.pace.Meter`) once it has moved a sixth past its first batch, or when it ends."""
 
     def __init__(self, progress: Progress, name: str, passes: int, early: Callable[[float, float], None] | None):
         super().__init__(progress, name)
-        self.passes, self.early, self.t0 = passes, early, time.perf_counter()
-        self.first: tuple[float, float] | None = None  # (time, extraction fraction) of the first batch
+        self.passes, self.early, self.meter = passes, early, Meter()
 
     def __call__(self, fraction: float) -> None:
         f = fraction / FEATURES_SHARE  # the extraction's own fraction
         if self.early is not None and 0 < f <= 1:
-            now = time.perf_counter()
-            t1, f1 = self.first = self.first or (now, f)
-            if f - f1 >= 1 / 6 or f >= 1 > f1:
-                end = now + (1 - f) * (now - t1) / (f - f1)  # the features' end at this pace
-                self.early(self.passes / (end - self.t0), now + (end - now) / FEATURES_SHARE)  # with its start
+            self.meter.report(min(f, 1.0))
+            first = self.meter.seen[0][1]
+            if f - first >= 1 / 6 or f >= 1 > first:
+                now = self.meter.clock()
+                end = now + self.meter.left(now, since_first=True)  # the features' end at this pace
+                self.early(self.passes / (end - self.meter.started), now + (end - now) / FEATURES_SHARE)
                 self.early = None  # told once
         super().__call__(fraction)
 

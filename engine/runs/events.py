@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.pace import Meter, countdown
+
 
 class Cancelled(Exception):
     """Raised inside the loop when the cancel token is set."""
@@ -166,19 +168,19 @@ def time_left(events: list[dict], now: float) -> float | None:
     if newest is None:
         return None
     e, eta = newest
-    left = eta - (now - e["t"])
+    left = countdown(eta, e["t"], now)
     if left < 1.0 and e["kind"] == "setup":
         left = max(left, _step_pace_left(events, e, now))
     return max(1.0, left)
 
 
 def _step_pace_left(events: list[dict], last: dict, now: float) -> float:
-    """The rest of setup step `last` at the pace it has kept since its first report (no progress since `last` slows
-    that pace as time passes), plus what its estimate counted after the step."""
+    """The rest of setup step `last` at the pace it has kept since its first report (an `engine.pace.Meter` read back
+    from its events: no progress since `last` slows that pace as time passes), plus what its estimate counted after the
+    step."""
     same = [e for e in events if e["kind"] == "setup" and e["name"] == last["name"] and e["t"] <= last["t"]]
-    first = next((e for e in same if e["fraction"] > 0), None)
-    if first is None or last["fraction"] >= 1 or last["fraction"] <= first["fraction"]:
+    left = Meter.of([(e["t"], e["fraction"]) for e in same]).left(now, since_first=True)
+    if left is None or last["fraction"] >= 1:
         return 0.0
-    pace = (last["fraction"] - first["fraction"]) / max(now - first["t"], 1e-9)
     after = (last.get("run_eta_s") or 0.0) - (last.get("eta_s") or 0.0)  # the estimate's share for later steps
-    return (1 - last["fraction"]) / pace + max(0.0, after)
+    return left + max(0.0, after)

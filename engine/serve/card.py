@@ -4,6 +4,8 @@ folder of this server."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from engine.calibration import Unsure
 from engine.data.imageio import MODES
 from engine.plan.stored import read_plan
@@ -14,49 +16,81 @@ from engine.serve.summary import test_phrase
 from engine.text import literal
 
 
-def model_card(run: Run) -> dict:
+FORMAT = "transferlab-model-card/1"
+METRICS = (
+    "best_val_acc",
+    "best_epoch",
+    "per_class",
+    "probe_accuracy",
+    "test_accuracy",
+    "test_interval",
+    "test_n",
+    "cv_estimate",
+    "temperature",
+    "ece_val",
+    "ece_test",
+    "unsure",
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a user of the exported model needs: the run, the backbone and its weights (source and hash, no path), the
+    classes in output order, the input contract and its preprocessing in words, the honest metrics (`METRICS` of the
+    run's result), the out-of-place rule, the strategy and the config (without its data section: server paths)."""
+
+    run_id: str
+    backbone: str | None
+    classes: list[str] | None
+    input_size: list[int] | None
+    interpolation: str | None
+    crop_pct: float | None
+    mean: list[float] | None
+    std: list[float] | None
+    weights: dict
+    metrics: dict
+    status: str | None
+    strategy: str | None
+    taps: list[str] | None
+    flip_tta: bool | None
+    out_of_place: dict
+    config: dict
+    in_chans: int
+    preprocessing: str
+
+    def to_dict(self) -> dict:
+        """The card as `model_card.json` holds it, its format first."""
+        return {"format": FORMAT, **asdict(self)}
+
+
+def model_card(run: Run) -> ModelCard:
+    """The run's model card, from what it stored (plan, result, run info, out-of-place rule)."""
     plan, result = read_plan(run.path), RunResult.read(run)
     info = run.read_json("run_info.json") or {}
     spec = plan.input.to_dict() if plan else {}
-    return {
-        "format": "transferlab-model-card/1",
-        "run_id": run.id,
-        "backbone": plan.backbone if plan else None,
-        "classes": info.get("classes"),
-        "input_size": spec.get("input_size"),
-        "interpolation": spec.get("interpolation"),
-        "crop_pct": spec.get("crop_pct"),
-        "mean": spec.get("mean"),
-        "std": spec.get("std"),
-        "weights": {k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
-        "metrics": {
-            k: None if result is None else getattr(result, k)
-            for k in (
-                "best_val_acc",
-                "best_epoch",
-                "per_class",
-                "probe_accuracy",
-                "test_accuracy",
-                "test_interval",
-                "test_n",
-                "cv_estimate",
-                "temperature",
-                "ece_val",
-                "ece_test",
-                "unsure",
-            )
-        },
-        "status": (result and result.status) or run.status().get("state"),
-        "strategy": plan.strategy if plan else None,
-        "taps": list(plan.head.taps) if plan else None,
-        "flip_tta": plan.head.flip if plan else None,
-        "out_of_place": _place_rule(run),
-        "config": {k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
-        "in_chans": (spec.get("input_size") or [3])[0],
-        "preprocessing": f"{MODES.get((spec.get('input_size') or [3])[0], '(H, W, C) .npy array')} channels; "
+    chans = (spec.get("input_size") or [3])[0]
+    return ModelCard(
+        run_id=run.id,
+        backbone=plan.backbone if plan else None,
+        classes=info.get("classes"),
+        input_size=spec.get("input_size"),
+        interpolation=spec.get("interpolation"),
+        crop_pct=spec.get("crop_pct"),
+        mean=spec.get("mean"),
+        std=spec.get("std"),
+        weights={k: v for k, v in (info.get("weights") or {}).items() if k != "path"},
+        metrics={k: None if result is None else getattr(result, k) for k in METRICS},
+        status=(result and result.status) or run.status().get("state"),
+        strategy=plan.strategy if plan else None,
+        taps=list(plan.head.taps) if plan else None,
+        flip_tta=plan.head.flip if plan else None,
+        out_of_place=_place_rule(run),
+        config={k: v for k, v in run.config.items() if k != "data"},  # the data section holds server paths
+        in_chans=chans,
+        preprocessing=f"{MODES.get(chans, '(H, W, C) .npy array')} channels; "
         "resize the short side to input_size / crop_pct, centre-crop input_size, "
         "scale to [0, 1], subtract mean, divide by std; NCHW float32",
-    }
+    )
 
 
 def _place_rule(run: Run) -> dict:
@@ -83,24 +117,22 @@ def model_card_markdown(run: Run) -> str:
     """The model card as readable Markdown: the input contract, classes, weights and the honest accuracy. It names no
     folder of this server."""
     card = model_card(run)
-    m = card["metrics"]
-    w = card.get("weights") or {}
-    test = test_phrase(RunResult.from_dict({**m, "status": card["status"]}), read_plan(run.path))
-    classes = card.get("classes") or []
+    m, w = card.metrics, card.weights
+    test = test_phrase(RunResult.from_dict({**m, "status": card.status}), read_plan(run.path))
+    classes = card.classes or []
     return "\n".join(
         [
-            f"### Model card · run {card['run_id']}",
+            f"### Model card · run {card.run_id}",
             f"- **Accuracy:** {test}; {m['best_val_acc']:.1%} on the validation photos it was chosen on."
             if m.get("best_val_acc") is not None
             else f"- **Accuracy:** {test}.",
-            f"- **Backbone:** {card['backbone']} ({card['strategy']}); weights: {w.get('source', '?')}, "
+            f"- **Backbone:** {card.backbone} ({card.strategy}); weights: {w.get('source', '?')}, "
             f"sha256 `{(w.get('sha256') or '')[:16]}`",
-            f"- **Input:** {card['in_chans']} channel(s), {card['input_size'][-1]}×{card['input_size'][-1]} px; "
-            f"{card['preprocessing']}",
-            f"- **Resampling:** {card['interpolation']}; crop fraction {card['crop_pct']}; mean {card['mean']}; "
-            f"std {card['std']}",
+            f"- **Input:** {card.in_chans} channel(s), {card.input_size[-1]}×{card.input_size[-1]} px; "
+            f"{card.preprocessing}",
+            f"- **Resampling:** {card.interpolation}; crop fraction {card.crop_pct}; mean {card.mean}; std {card.std}",
             _trust_line(m),
-            _place_line(card.get("out_of_place") or {}),
+            _place_line(card.out_of_place),
             f"- **Classes ({len(classes)}), in output order:** "
             + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
         ]

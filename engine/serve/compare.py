@@ -21,39 +21,67 @@ def _seconds_to_start(events: list[dict]) -> float | None:
     return head - start if start is not None and head is not None else None
 
 
-def compare_row(run: Run) -> dict:
-    """The run's dataset, backbone and strategy; the probe's val accuracy; on test, the starting head (the probe's
-    head on the pretrained backbone, epoch 0) and the chosen model (its best epoch on val), each with its 95%
-    interval; and the seconds to each."""
+@dataclass(frozen=True)
+class CompareRow:
+    """One run as Compare shows it: its dataset (by path: two of one name stay apart), backbone and strategy; the
+    probe's val accuracy; on test, the starting head (the probe's head on the pretrained backbone, epoch 0) and the
+    chosen model (its best epoch on val), each with its 95% interval; and the seconds to each."""
+
+    run: str
+    dataset: str  # the label shown: the folder's name (see `dataset_labels` where two share it)
+    dataset_path: str
+    backbone: str | None
+    strategy: str | None
+    status: str | None
+    probe: float | None
+    val: float | None
+    test: float | None
+    test_interval: tuple[float, float] | None
+    test_n: int | None
+    start_test: float | None
+    start_test_interval: tuple[float, float] | None
+    best_epoch: int | None
+    epochs_trained: int
+    start_seconds: float | None
+    seconds: float | None
+
+    @property
+    def gain(self) -> float | None:
+        """The chosen model's test accuracy minus the starting head's, when both were scored."""
+        return None if self.test is None or self.start_test is None else self.test - self.start_test
+
+
+def compare_row(run: Run) -> CompareRow:
+    """The run's `CompareRow`, from what it stored (plan, result, events, status)."""
     plan, r = read_plan(run.path), RunResult.read(run)
     events, status = run.events(), run.status()
     epochs = [e for e in events if e["kind"] == "epoch"]
-    return {
-        "run": run.id,
-        "dataset": Path(plan.data.path).name if plan else "?",
-        "dataset_path": plan.data.path if plan else "?",  # the dataset's identity: two of one name stay apart
-        "backbone": plan.backbone if plan else None,
-        "strategy": plan.strategy if plan else None,
-        "status": status.get("state"),
-        "probe": plan.head.probe_accuracy if plan else None,
-        "val": status.get("best_val_acc") if r is None else r.best_val_acc,
-        "test": r and r.test_accuracy,
-        "test_interval": r and r.test_interval,
-        "test_n": r and r.test_n,
-        "start_test": r and r.start_test_accuracy,
-        "start_test_interval": r and r.start_test_interval,
-        "best_epoch": r and r.best_epoch,
-        "epochs_trained": max([e["epoch"] for e in epochs] or [0]),
-        "start_seconds": _seconds_to_start(events),
-        "seconds": r and r.seconds,
-    }
+    return CompareRow(
+        run=run.id,
+        dataset=Path(plan.data.path).name if plan else "?",
+        dataset_path=plan.data.path if plan else "?",
+        backbone=plan.backbone if plan else None,
+        strategy=plan.strategy if plan else None,
+        status=status.get("state"),
+        probe=plan.head.probe_accuracy if plan else None,
+        val=status.get("best_val_acc") if r is None else r.best_val_acc,
+        test=None if r is None else r.test_accuracy,
+        test_interval=None if r is None or r.test_interval is None else tuple(r.test_interval),
+        test_n=None if r is None else r.test_n,
+        start_test=None if r is None else r.start_test_accuracy,
+        start_test_interval=None if r is None or r.start_test_interval is None else tuple(r.start_test_interval),
+        best_epoch=None if r is None else r.best_epoch,
+        epochs_trained=max([e["epoch"] for e in epochs] or [0]),
+        start_seconds=_seconds_to_start(events),
+        seconds=None if r is None else r.seconds,
+    )
 
 
-def dataset_labels(rows: list[dict]) -> dict[str, str]:
+def dataset_labels(rows: list[CompareRow]) -> dict[str, str]:
     """A label for each dataset of `rows`, keyed by its path: its folder's name, and where two datasets share a name,
     with as many of the folders above it as it takes to tell them apart."""
     by_name: dict[str, list[str]] = {}
-    for path in dict.fromkeys(r["dataset_path"] for r in rows):
+    for path in dict.fromkeys(r.dataset_path for r in rows):
         by_name.setdefault(Path(path).name, []).append(path)
     labels = {}
     for name, found in by_name.items():
@@ -67,24 +95,23 @@ def dataset_labels(rows: list[dict]) -> dict[str, str]:
     return labels
 
 
-def gap_sentence(rows: list[dict]) -> str:
+def gap_sentence(rows: list[CompareRow]) -> str:
     """What the chart shows in words: the largest gain of a run's chosen model over its starting head, on test."""
-    both = [r for r in rows if r["test"] is not None and r["start_test"] is not None]
+    both = [r for r in rows if r.gain is not None]
     if not both:
         return (
             "No run here has a test split scored for both its starting head and its chosen model yet (runs "
             "started before this version, or too few photos for a test split)."
         )
-    top = max(both, key=lambda r: r["test"] - r["start_test"])
-    gain = top["test"] - top["start_test"]
-    if top["best_epoch"] == 0 or gain <= 0:
+    top = max(both, key=lambda r: r.gain)
+    if top.best_epoch == 0 or top.gain <= 0:
         return (
             "No trained epoch beat the probe's head on val in these runs, so each kept its head: the linear probe "
             "is the model here."
         )
     return (
-        f"Run {top['run']} ({top['strategy']}) went from {top['start_test']:.0%} with the probe's head to "
-        f"{top['test']:.0%} after fine-tuning (epoch {top['best_epoch']}), on {top['test_n']} test photos nothing "
+        f"Run {top.run} ({top.strategy}) went from {top.start_test:.0%} with the probe's head to "
+        f"{top.test:.0%} after fine-tuning (epoch {top.best_epoch}), on {top.test_n} test photos nothing "
         "was chosen on; the bars' whiskers are 95% intervals, so a gain inside them may be chance."
     )
 

@@ -321,7 +321,7 @@ class _Job:
         except DataError:
             pass  # the card says the rule was not fitted ({}), as for a run whose photos are gone
         measured = {k: v for k, v in export.to_dict().items() if k != "dir"}  # the card names no folder of this server
-        card = {**model_card(self.run), "files": export.files, "checks": checks, "export": measured}
+        card = {**model_card(self.run).to_dict(), "files": export.files, "checks": checks, "export": measured}
         (self.stage / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
         if "web" in export.files:
             write_web_bundle(self.stage, self.stage / FILE_NAMES[self.web_model(refused)], card)

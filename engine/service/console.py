@@ -9,6 +9,7 @@ import threading
 import time
 
 from engine.errors import in_words
+from engine.pace import Clock, perf_clock, Meter
 from engine.plan.stored import read_plan
 from engine.progress import Progress
 from engine.runs.result import RunResult
@@ -50,18 +51,18 @@ def progress_line(stage: str, frac: float, left: float | None = None, run_left: 
 
 
 class StepClock(Progress):
-    """Progress reports (step, fraction) as terminal lines with the step's time left from its pace so far (for the
-    commands that report in-process: probe, plan, lr-find)."""
+    """Progress reports (step, fraction) as terminal lines with the step's time left from its pace (`engine.pace`; for
+    the commands that report in-process: probe, plan, lr-find, a weights download)."""
 
-    def __init__(self):
-        self.name, self.started = "", 0.0
+    def __init__(self, clock: Clock = perf_clock):
+        self.name, self.meter = "", Meter(clock)
 
     def __call__(self, name: str, fraction: float) -> None:
-        now = time.perf_counter()
         if name != self.name:
-            self.name, self.started = name, now
-        left = (now - self.started) * (1 - fraction) / fraction if fraction > 0.02 else None
-        progress_line(name, fraction, left)
+            self.name = name
+            self.meter.restart()
+        self.meter.report(fraction)
+        progress_line(name, fraction, self.meter.left())
 
 
 def watch(run, thread: threading.Thread) -> None:

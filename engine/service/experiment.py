@@ -10,6 +10,7 @@ test split.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 
 from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
 from engine.runs.store import TERMINAL, Run
@@ -64,9 +65,27 @@ def snapshot(run: Run) -> dict:
     }
 
 
-def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:
-    """Per arm, from its run's snapshot (stored metrics, events, status): test accuracy and its 95% interval, seconds,
-    epochs trained, and the run's state (an arm still running has no test figure yet)."""
+@dataclass(frozen=True)
+class LessonRow:
+    """One arm of the lesson from its run's snapshot: test accuracy and its 95% interval, seconds, epochs trained,
+    and the run's state (an arm still running has no test figure yet)."""
+
+    arm: str
+    label: str
+    run_id: str
+    state: str
+    test_accuracy: float | None
+    test_interval: tuple[float, float] | None
+    test_n: int | None
+    seconds: float | None
+    epochs_trained: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lesson_rows(snapshots: dict[str, dict]) -> list[LessonRow]:
+    """Per arm, in the lesson's order, the `LessonRow` of its run's snapshot (stored metrics, events, status)."""
     rows = []
     for arm in ARMS:
         snap = snapshots.get(arm)
@@ -75,30 +94,30 @@ def lesson_rows(snapshots: dict[str, dict]) -> list[dict]:
         view = RunView.of(snap)
         r = view.result or RunResult()
         rows.append(
-            {
-                "arm": arm,
-                "label": ARM_TEXT[arm],
-                "run_id": view.id,
-                "state": view.state,
-                "test_accuracy": r.test_accuracy,
-                "test_interval": r.test_interval,
-                "test_n": r.test_n,
-                "seconds": r.seconds if view.result else None,
-                "epochs_trained": view.epochs_trained,
-            }
+            LessonRow(
+                arm=arm,
+                label=ARM_TEXT[arm],
+                run_id=view.id,
+                state=view.state,
+                test_accuracy=r.test_accuracy,
+                test_interval=None if r.test_interval is None else tuple(r.test_interval),
+                test_n=r.test_n,
+                seconds=r.seconds if view.result else None,
+                epochs_trained=view.epochs_trained,
+            )
         )
     return rows
 
 
-def lesson_sentence(rows: list[dict]) -> str:
+def lesson_sentence(rows: list[LessonRow]) -> str:
     """The experiment in one sentence a non-engineer can read, from the rows that have a test figure."""
-    done = [r for r in rows if r["test_accuracy"] is not None]
-    if not done and all(r.get("state") in TERMINAL for r in rows):
+    done = [r for r in rows if r.test_accuracy is not None]
+    if not done and all(r.state in TERMINAL for r in rows):
         return (
             "The runs ended without a test split (too few photos per class to hold some out), so there is no "
             "honest comparison on new photos; compare their validation curves above instead."
         )
     if not done:
         return "The experiment is still running; each result appears here as its run ends."
-    parts = "; ".join(f"{ARM_TEXT[r['arm']]}: {r['test_accuracy']:.0%} in {r['seconds']:.0f} s" for r in done)
-    return f"{parts[0].upper()}{parts[1:]} (on {done[0]['test_n']} test photos nothing was chosen on)."
+    parts = "; ".join(f"{ARM_TEXT[r.arm]}: {r.test_accuracy:.0%} in {r.seconds:.0f} s" for r in done)
+    return f"{parts[0].upper()}{parts[1:]} (on {done[0].test_n} test photos nothing was chosen on)."

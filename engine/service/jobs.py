@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.pace import Meter
 from engine.progress import Reporter
 from engine.runs.events import Cancelled
 
@@ -28,6 +29,19 @@ class Job:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)  # set by `Jobs.cancel`; cancellable jobs watch it
+    meter: Meter = field(default_factory=Meter, repr=False)  # the current stage's pace
+
+    def report(self, stage: str, fraction: float) -> None:
+        """The job's stage `stage` is `fraction` done."""
+        if stage != self.stage:
+            self.meter.restart()
+        self.stage, self.fraction = stage, fraction
+        self.meter.report(fraction)
+
+    @property
+    def left_s(self) -> float | None:
+        """The current stage's time left at its pace (`engine.pace.Meter`); None while unknown or once it ended."""
+        return self.meter.left() if self.state == "running" else None
 
 
 class Jobs:
@@ -49,12 +63,9 @@ class Jobs:
             if cancellable:
                 kwargs["cancel"] = job.cancel
 
-        def report(stage: str, fraction: float) -> None:
-            job.stage, job.fraction = stage, fraction
-
         def work() -> None:
             try:
-                job.result = fn(*args, progress=Reporter(report, job.cancel), **kwargs)
+                job.result = fn(*args, progress=Reporter(job.report, job.cancel), **kwargs)
                 job.state = "done"
             except Cancelled:
                 job.state, job.error = "cancelled", "cancelled"

@@ -8,13 +8,12 @@ with any other `before_`/`after_` name is refused when the class is defined.
 
 from __future__ import annotations
 
-import time
 
-import numpy as np
 import torch
 
 from engine.data.drift import data_stats
 from engine.model.resources import checkpoint_bytes, need_disk
+from engine.pace import Clock, perf_clock, UnitTimes
 from engine.runs.events import EpochEnded, PhaseStarted, RunStarted, StepEnded
 from engine.train.finish import scoring_seconds
 from engine.train.optim import group_drift, group_grad_norms
@@ -62,26 +61,27 @@ class Diagnostics(Callback):
 
 
 class TimeLeft(Callback):
-    """An honest time left: measured seconds per step and per validation in the current phase, the plan's estimate for
-    phases not started yet, and the final scoring."""
+    """An honest time left: measured seconds per step (`engine.pace.UnitTimes`, one per phase) and per validation in
+    the current phase, the plan's estimate for phases not started yet, and the final scoring."""
 
     order = 5
 
-    def __init__(self):
-        self.step_s: dict[int, list[float]] = {}  # per phase: seconds of each step
+    def __init__(self, clock: Clock = perf_clock):
+        self.clock = clock
+        self.steps: dict[int, UnitTimes] = {}  # per phase: its steps' seconds
         self.val_s: dict[int, float] = {}  # per phase: seconds of its last validation
-        self.last = time.perf_counter()
 
     def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
-        self.__init__()
+        self.__init__(self.clock)
+
+    def _phase(self, state: TrainState) -> UnitTimes:
+        return self.steps.setdefault(state.phase.number, UnitTimes(self.clock))
 
     def before_epoch(self, ctx: TrainContext, state: TrainState) -> None:
-        self.last = time.perf_counter()
+        self._phase(state).begin()
 
     def after_step(self, ctx: TrainContext, state: TrainState) -> None:
-        now = time.perf_counter()
-        self.step_s.setdefault(state.phase.number, []).append(now - self.last)
-        self.last = now
+        self._phase(state).done()
 
     def after_validate(self, ctx: TrainContext, state: TrainState) -> None:
         self.val_s[state.phase.number] = state.epoch_log.get("val_seconds", 0.0)
@@ -98,9 +98,9 @@ class TimeLeft(Callback):
                 vals_left = first + n_epochs - state.epoch + (0 if state.validated else 1)
             else:
                 steps_left, vals_left = n_epochs * per_epoch, n_epochs
-            measured = self.step_s.get(phase)
-            if measured:
-                step_s = float(np.median(measured[-50:]))
+            measured = self.steps[phase].typical() if phase in self.steps else None
+            if measured is not None:
+                step_s = measured
             elif phase == 2 and ctx.plan.cost.finetune_epoch_s:
                 step_s = ctx.plan.cost.finetune_epoch_s / max(1, per_epoch)
             else:

@@ -5,9 +5,9 @@ as the engine refines it (`expect`, `expect_after`)."""
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
+from engine.pace import Clock, perf_clock, Meter
 from engine.progress import Progress
 from engine.runs.events import SetupStep
 
@@ -17,18 +17,24 @@ class SetupProgress(Progress):
     after its first progress report, so a fixed start (building a model, loading weights) does not count as pace.
     `cancel` raises `Cancelled` when the run was asked to stop."""
 
-    def __init__(self, run, cancel: Callable[[], None] | None = None, min_interval: float = 0.25):
-        self.run, self.cancel, self.min_interval = run, cancel, min_interval
-        self.name, self.started, self.last = "", 0.0, 0.0
-        self.seen: list[tuple[float, float]] = []  # (time, fraction) of the step's reports past 0
-        self.deadline: float | None = None  # when the whole run is expected to end (time.perf_counter)
+    def __init__(
+        self,
+        run,
+        cancel: Callable[[], None] | None = None,
+        min_interval: float = 0.25,
+        clock: Clock = perf_clock,
+    ):
+        self.run, self.cancel, self.min_interval, self.clock = run, cancel, min_interval, clock
+        self.name, self.last = "", 0.0
+        self.meter = Meter(clock)  # the current step's pace
+        self.deadline: float | None = None  # when the whole run is expected to end (on `clock`)
         self.after: tuple[str, float, float | None, float] | None = None  # (step, seconds after it that scale with
         # its pace, its planned seconds, seconds after it that do not)
 
     def expect(self, seconds: float | None) -> None:
         """The rest of the run is expected to take `seconds` from now (auto's budget before its plan exists, then the
         plan's estimate, then the final scoring's)."""
-        self.deadline, self.after = None if seconds is None else time.perf_counter() + seconds, None
+        self.deadline, self.after = None if seconds is None else self.clock() + seconds, None
 
     def expect_after(self, name: str, rest_s: float, planned_s: float | None = None, fixed_s: float = 0.0) -> None:
         """Once step `name` ends, the run needs `rest_s + fixed_s` more. While it runs, the run's time left is the
@@ -41,34 +47,23 @@ class SetupProgress(Progress):
         if self.cancel is not None:
             self.cancel()
 
-    def _step_eta(self, now: float, fraction: float) -> float | None:
-        """The step's time left at its recent pace: over the last two thirds of its progress since its first report (a
-        step often speeds up after its first batches); None until it has moved 2% past that report."""
-        if fraction >= 1 or not self.seen:
-            return 0.0 if fraction >= 1 else None
-        f0 = self.seen[0][1]
-        t1, f1 = next((t, f) for t, f in self.seen if f >= f0 + (fraction - f0) / 3)
-        if fraction - f1 <= 0.02:
-            t1, f1 = self.seen[0]
-        return (now - t1) * (1 - fraction) / (fraction - f1) if fraction - f1 > 0.02 else None
-
     def __call__(self, name: str, fraction: float) -> None:
         if self.run is None:  # a process other than rank 0, or a run-less trainer (the LR finder)
             return
-        now = time.perf_counter()
+        now = self.clock()
         if name != self.name:
-            self.name, self.started, self.last, self.seen = name, now, 0.0, []
+            self.name, self.last = name, 0.0
+            self.meter.restart()
         if 0 < fraction < 1 and now - self.last < self.min_interval:
             return
         self.last = now
-        if fraction > 0:
-            self.seen.append((now, fraction))
-        eta = self._step_eta(now, fraction)
+        self.meter.report(fraction, now)
+        eta = self.meter.left(now) if fraction > 0 else None
         eta = None if eta is None or not math.isfinite(eta) else round(eta, 1)
         run_eta = None if self.deadline is None else round(max(self.deadline - now, eta or 0.0), 1)
         if self.after is not None and self.after[0] == name and eta is not None:
             _, rest, planned, fixed = self.after
-            rest = rest * ((now - self.started + eta) / planned if planned else 1.0) + fixed  # projected / planned
+            rest = rest * ((self.meter.elapsed(now) + eta) / planned if planned else 1.0) + fixed  # projected / planned
             run_eta = round(eta + rest, 1)
             if fraction >= 1:  # the step is over: what remains is a deadline again
                 self.deadline, self.after = now + rest, None

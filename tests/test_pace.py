@@ -1,0 +1,199 @@
+"""The one pace model (engine.pace) and every time left that reads it, driven by a fake clock: a step's meter, the
+typical training step, the run's setup steps (`SetupProgress`), the CLI's line (`StepClock`), a background job (a
+download), the trainer's time left (`TimeLeft`)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from engine.pace import Meter, UnitTimes, countdown
+from engine.service.console import StepClock
+from engine.service.jobs import Job
+from engine.train.callbacks import TimeLeft
+from engine.train.progress import SetupProgress
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Log:
+    def __init__(self):
+        self.events = []
+
+    def append(self, e) -> None:
+        self.events.append(e)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def test_the_steps_pace_is_measured_from_its_first_report(clock):
+    """A step that spends 8 s building a model and then 1 s per tenth: 9 s left at 10%, not 72 s."""
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0, clock=clock)
+    report("probe", 0.0)
+    clock.now = 8.0
+    report("probe", 0.05)  # the first batch: no pace yet
+    assert log.events[-1].eta_s is None
+    clock.now = 8.5
+    report("probe", 0.1)
+    assert log.events[-1].eta_s == pytest.approx(9.0)
+
+
+def test_the_steps_pace_follows_its_recent_progress(clock):
+    """Slow at first (0.1 to 0.3 in 4 s), then 0.2 a second: at 0.7, 1.5 s left, not the 3 s of the average pace."""
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0, clock=clock)
+    for t, f in [(0.0, 0.0), (1.0, 0.1), (5.0, 0.3), (6.0, 0.5), (7.0, 0.7)]:
+        clock.now = t
+        report("extract", f)
+    assert log.events[-1].eta_s == pytest.approx(1.5)
+
+
+def test_the_run_time_left_follows_the_deadline_or_the_steps_pace(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0, clock=clock)
+    report.expect(100.0)
+    report("probe", 0.0)
+    clock.now = 1.0
+    report("probe", 0.1)
+    clock.now = 9.0
+    report("probe", 0.5)  # 10 s more for the probe at 0.4 in 8 s, but the plan says 91 s for the run
+    assert log.events[-1].eta_s == pytest.approx(10.0)
+    assert log.events[-1].run_eta_s == pytest.approx(91.0)
+
+
+def test_after_a_planned_step_the_rest_is_scaled_by_its_pace(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0, clock=clock)
+    report.expect(500.0)  # superseded: from this step on, the step's pace decides
+    report.expect_after("validate", rest_s=30.0, planned_s=10.0)
+    report("validate", 0.0)
+    clock.now = 0.5
+    report("validate", 0.1)
+    clock.now = 2.5
+    report("validate", 0.5)  # 5 s in all, half the plan's 10 s: the 30 s after it take 15 s
+    assert log.events[-1].eta_s == pytest.approx(2.5)
+    assert log.events[-1].run_eta_s == pytest.approx(2.5 + 15.0)
+    clock.now = 5.0
+    report("validate", 1.0)
+    assert log.events[-1].run_eta_s == pytest.approx(15.0)
+    clock.now = 8.0
+    report("score", 0.0)  # the step is over: what is left is a deadline, counted from its end
+    assert log.events[-1].run_eta_s == pytest.approx(12.0)
+
+
+def test_only_the_forward_passes_after_a_planned_step_follow_its_pace(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0, clock=clock)
+    report.expect_after("validate", rest_s=30.0, planned_s=10.0, fixed_s=100.0)  # 100 s of epochs: as planned
+    report("validate", 0.0)
+    clock.now = 0.5
+    report("validate", 0.1)
+    clock.now = 2.5
+    report("validate", 0.5)  # half the plan's pace: the 30 s of passes take 15 s, the epochs still 100 s
+    assert log.events[-1].run_eta_s == pytest.approx(2.5 + 15.0 + 100.0)
+
+
+def test_an_unplanned_step_adds_the_rest_unscaled(clock):
+    log = Log()
+    report = SetupProgress(log, min_interval=0.0, clock=clock)
+    report.expect_after("choose", rest_s=20.0)
+    report("choose", 0.0)
+    clock.now = 1.0
+    report("choose", 0.25)
+    clock.now = 5.0
+    report("choose", 0.75)
+    assert log.events[-1].run_eta_s == pytest.approx(2.0 + 20.0)
+
+
+def test_a_meter_is_silent_until_the_step_moves_and_zero_once_it_is_done(clock):
+    meter = Meter(clock)
+    assert meter.left() is None  # no report yet
+    meter.report(0.0)  # a start is not progress
+    assert meter.left() is None
+    clock.now = 4.0
+    meter.report(0.3)
+    clock.now = 5.0
+    meter.report(0.31)  # 1% past the first report: too little to go by
+    assert meter.left() is None
+    clock.now = 6.0
+    meter.report(0.5)  # 0.2 in 2 s since the first report (a third of the way is 0.367 at 6 s: too close)
+    assert meter.left() == pytest.approx(5.0)
+    clock.now = 8.0  # no progress for 2 s: the pace slows as time passes
+    assert meter.left() == pytest.approx(10.0)
+    meter.report(1.0)
+    assert meter.left() == 0.0
+
+
+def test_since_its_first_report_a_meter_knows_the_pace_at_any_movement(clock):
+    meter = Meter.of([(10.0, 0.0), (12.0, 0.1), (14.0, 0.11)], clock)
+    assert meter.left(14.0) is None  # recent pace: 1% is too little
+    assert meter.left(14.0, since_first=True) == pytest.approx(2.0 * 0.89 / 0.01)
+    assert meter.elapsed(20.0) == 10.0  # from its first event
+
+
+def test_the_typical_step_is_the_median_of_the_recent_ones(clock):
+    units = UnitTimes(clock)
+    assert units.typical() is None
+    for t in (1.0, 2.0, 12.0, 13.0):  # 1 s, 1 s, a 10 s stall (a checkpoint), 1 s
+        clock.now = t
+        units.done()
+    assert units.typical() == 1.0
+    clock.now = 100.0  # a validation: not a step
+    units.begin()
+    clock.now = 103.0
+    units.done()
+    assert units.seconds[-1] == 3.0
+    assert countdown(60.0, made_at=110.0, now=120.0) == 50.0
+
+
+def test_the_cli_line_shows_the_steps_time_left(clock, capsys):
+    line = StepClock(clock)
+    line("probe x", 0.0)
+    clock.now = 10.0
+    line("probe x", 0.2)
+    clock.now = 12.0
+    line("probe x", 0.4)
+    assert "about 6 s left" in capsys.readouterr().err  # 0.2 in 2 s since its first report: 0.6 more in 6 s
+
+
+def test_a_background_job_has_its_stages_time_left(clock):
+    job = Job("download")
+    job.meter = Meter(clock)
+    job.report("download (10.0 MB)", 0.0)
+    clock.now = 2.0
+    job.report("download (10.0 MB)", 0.1)
+    clock.now = 4.0
+    job.report("download (10.0 MB)", 0.5)
+    assert job.left_s == pytest.approx(2.5)  # 0.4 in 2 s since its first report: the last half in 2.5 s
+    job.report("checksum", 0.5)  # a new stage: its own pace
+    assert job.left_s is None
+    job.state = "done"
+    assert job.left_s is None
+
+
+def test_the_trainers_time_left_is_steps_at_their_typical_pace_plus_the_plans_for_the_next_phase(clock, monkeypatch):
+    monkeypatch.setattr("engine.train.callbacks.scoring_seconds", lambda ctx, state: 7.0)
+    plan = SimpleNamespace(cost=SimpleNamespace(finetune_epoch_s=40.0))
+    ctx = SimpleNamespace(steps_per_epoch=10, phases=((1, 0, 2), (2, 2, 1)), plan=plan)
+    phase = SimpleNamespace(number=1)
+    state = SimpleNamespace(phase=phase, step=0, epoch=0, validated=False, epoch_log={"val_seconds": 3.0})
+    left = TimeLeft(clock)
+    left.before_fit(ctx, state)
+    left.before_epoch(ctx, state)
+    assert left.seconds_left(ctx, state) is None  # no pace yet
+    for _ in range(5):
+        clock.now += 2.0
+        left.after_step(ctx, state)
+        state.step += 1
+    left.after_validate(ctx, state)
+    # phase 1: 15 steps at 2 s and 2 validations at 3 s; phase 2: 10 steps at the plan's 4 s and 1 validation
+    assert left.seconds_left(ctx, state) == pytest.approx(15 * 2.0 + 2 * 3.0 + 10 * 4.0 + 3.0 + 7.0)
