@@ -52,8 +52,40 @@ def upscale_note(ds: Dataset, input_size: int) -> str | None:
     )
 
 
-# C901: one check per health finding, in the report's order
-def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:  # noqa: C901
+def _channels(metas: list) -> tuple[list[str], int]:
+    """The images' channel count (3 unless every one is an array of another count), and a warning when the arrays
+    and the images disagree or the first convolution will be adapted."""
+    npy = Counter(int(m.mode.removesuffix("ch")) for m in metas if m.format == "NPY")
+    in_chans = next(iter(npy)) if len(npy) == 1 and sum(npy.values()) == len(metas) else 3
+    if npy and in_chans == 3 and (len(npy) > 1 or 3 not in npy):
+        return [
+            f"The .npy arrays have {', '.join(map(str, sorted(npy)))} channel(s) and the other images "
+            f"are RGB: a model takes one channel count. Keep images of one kind."
+        ], in_chans
+    if in_chans != 3:
+        return [
+            f"Every image is a {in_chans}-channel array: training adapts the backbone's first "
+            f"convolution from its RGB filters to {in_chans} channels."
+        ], in_chans
+    return [], in_chans
+
+
+def _copies(duplicates: list, leakage: list, conflicting: list) -> list[str]:
+    """The warnings about identical images: across splits (a leak), with two labels, or repeated within a split."""
+    out = []
+    if leakage:
+        out.append(
+            f"{len(leakage)} image(s) appear in both training and validation: validation accuracy "
+            f"will be optimistic. Remove the copies from one split."
+        )
+    if conflicting:
+        out.append(f"{len(conflicting)} identical image(s) carry different labels; fix the labels.")
+    elif len(duplicates) > len(leakage):
+        out.append(f"{len(duplicates) - len(leakage)} group(s) of exact duplicates within a split.")
+    return out
+
+
+def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:
     """Computes the report from a loaded dataset (no file is read again); `input_size`, the backbone's input side,
     adds a note when the photos are much smaller."""
     counts: dict[str, dict[str, int]] = {}
@@ -78,19 +110,7 @@ def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:  
     sizes = Counter(f"{m.width}x{m.height}" for m in metas)
     modes = Counter(m.mode for m in metas)
 
-    warnings = []
-    npy = Counter(int(m.mode.removesuffix("ch")) for m in metas if m.format == "NPY")
-    in_chans = next(iter(npy)) if len(npy) == 1 and sum(npy.values()) == len(metas) else 3
-    if npy and in_chans == 3 and (len(npy) > 1 or 3 not in npy):
-        warnings.append(
-            f"The .npy arrays have {', '.join(map(str, sorted(npy)))} channel(s) and the other images "
-            f"are RGB: a model takes one channel count. Keep images of one kind."
-        )
-    elif in_chans != 3:
-        warnings.append(
-            f"Every image is a {in_chans}-channel array: training adapts the backbone's first "
-            f"convolution from its RGB filters to {in_chans} channels."
-        )
+    warnings, in_chans = _channels(metas)
     if ratio >= IMBALANCE_WARN:
         big, small = max(train, key=train.get), min((c for c in train if train[c]), key=train.get)
         warnings.append(
@@ -106,15 +126,7 @@ def build_report(ds: Dataset, input_size: int | None = None) -> DatasetReport:  
         warnings.append(note)
     if ds.skipped:
         warnings.append(f"{len(ds.skipped)} file(s) were skipped as unreadable or not images (listed below).")
-    if leakage:
-        warnings.append(
-            f"{len(leakage)} image(s) appear in both training and validation: validation accuracy "
-            f"will be optimistic. Remove the copies from one split."
-        )
-    if conflicting:
-        warnings.append(f"{len(conflicting)} identical image(s) carry different labels; fix the labels.")
-    elif len(duplicates) > len(leakage):
-        warnings.append(f"{len(duplicates) - len(leakage)} group(s) of exact duplicates within a split.")
+    warnings += _copies(duplicates, leakage, conflicting)
     return DatasetReport(
         ds.root,
         ds.classes,

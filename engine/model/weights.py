@@ -27,7 +27,7 @@ from torch import nn
 
 from engine import paths
 from engine.errors import WeightsMismatch, WeightsUnavailable
-from engine.model.catalogue import build_model, get_entry, list_entries
+from engine.model.catalogue import BackboneEntry, build_model, get_entry, list_entries
 
 SCRATCH = "none"
 _LOADED: ContextVar[dict | None] = ContextVar("loaded_backbones", default=None)  # see `loaded_once`
@@ -90,11 +90,9 @@ def bundled_file(package: str) -> Path | None:
     return files[0] if files else None
 
 
-# C901: one branch per weights source, in the documented search order
-def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path | None] | None:  # noqa: C901
+def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tuple[str, Path | None] | None:
     """Finds weights for `name` on the local disk only. Returns (source, path), ("scratch", None) when random
     initialisation is asked for (`weights_file == "none"`), or None."""
-    entry = get_entry(name)
     if weights_file is not None and str(weights_file) == SCRATCH:
         return "scratch", None
     if weights_file is not None:
@@ -102,19 +100,26 @@ def find_weights(name: str, weights_file: str | os.PathLike | None = None) -> tu
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} does not exist; give the path of a .safetensors or .pth file")
         return "file", path
+    return _on_disk(get_entry(name))
+
+
+def _on_disk(entry: BackboneEntry) -> tuple[str, Path] | None:
+    """The first of the local sources that holds `entry`'s weights, in the documented search order: bundled, the
+    weights folder, the Hugging Face cache, timm's and torchvision's caches."""
     if entry.bundled and (path := bundled_file(entry.bundled)):
         return "bundled", path
     for ext in (".safetensors", ".pth", ".pt"):
-        if (path := paths.weights_dir() / f"{name}{ext}").is_file():
+        if (path := paths.weights_dir() / f"{entry.name}{ext}").is_file():
             return "weights-dir", path
     if path := _from_hf_cache(entry.hub_file):
         return "hf-cache", path
-    cfg = entry.pretrained_cfg
-    if (url := cfg.get("url")) and (path := _torch_checkpoints() / os.path.basename(url)).is_file():
-        return "timm-cache", path
-    for fname in entry.torchvision_files:
+    url = entry.pretrained_cfg.get("url")
+    caches = [os.path.basename(url)] if url else []
+    for source, fname in [("timm-cache", f) for f in caches] + [
+        ("torchvision-cache", f) for f in entry.torchvision_files
+    ]:
         if (path := _torch_checkpoints() / fname).is_file():
-            return "torchvision-cache", path
+            return source, path
     return None
 
 

@@ -9,8 +9,6 @@ with any other `before_`/`after_` name is refused when the class is defined.
 from __future__ import annotations
 
 
-import torch
-
 from engine.data.drift import data_stats
 from engine.model.resources import checkpoint_bytes, need_disk
 from engine.pace import Clock, perf_clock, UnitTimes
@@ -214,26 +212,12 @@ class Checkpoints(Callback):
 
     def after_epoch(self, ctx: TrainContext, state: TrainState) -> None:
         if state.is_best:
-            ctx.run.save_checkpoint("best", {"model": ctx.model.state_dict(), "epoch": state.epoch})
+            ctx.run.save_checkpoint("best", state.to_checkpoint(ctx, resumable=False))
         if state.epoch == 0:
             if (ctx.ds.test or ctx.plan.target.n_test) and ctx.plan.phases.total_epochs > 0:
-                ctx.run.save_checkpoint("start", {"model": ctx.model.state_dict(), "epoch": 0})
+                ctx.run.save_checkpoint("start", state.to_checkpoint(ctx, resumable=False))
             return
-        ctx.run.save_checkpoint(
-            "last",
-            {
-                "model": ctx.model.state_dict(),
-                "optimizer": ctx.opt.state_dict(),
-                "epoch": state.epoch,
-                "step": state.step,
-                "best_acc": state.best_acc,
-                "best_epoch": state.best_epoch,
-                "top_val": state.top_val,
-                "best_target": state.best_target,
-                "rng": torch.random.get_rng_state(),
-                "events_offset": ctx.run.events_offset(),
-            },
-        )
+        ctx.run.save_checkpoint("last", state.to_checkpoint(ctx))
 
     def after_fit(self, ctx: TrainContext, state: TrainState) -> None:
         for stored in ctx.run.path.glob("views-*.pt"):  # kept for a resume; a finished run needs them no more

@@ -8,12 +8,17 @@ gathered; only rank 0 writes the run store and checkpoints. Backend: NCCL on CUD
 from __future__ import annotations
 
 import os
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
+
+if TYPE_CHECKING:
+    from engine.runs.events import Record
+    from engine.runs.store import Run
 
 
 def init() -> tuple[int, int]:
@@ -62,14 +67,62 @@ def share_run_id(run_id: str | None) -> str:
 
 
 class ReadOnlyRun:
-    """The run store as ranks other than 0 see it: reads go to the real run (to resume), writes are dropped."""
+    """The run store as ranks other than 0 see it: its reads go to the real run (to resume from its checkpoint), its
+    writes do nothing, so rank 0 stays the run's one writer. Each method is named: a write the trainer gains later
+    fails loudly here instead of being dropped unseen."""
 
-    _READS = {"id", "path", "config", "events", "events_offset", "status", "load_checkpoint", "read_json"}
-
-    def __init__(self, run):
+    def __init__(self, run: Run):
         self._run = run
 
-    def __getattr__(self, name):
-        if name in self._READS:
-            return getattr(self._run, name)
-        return lambda *a, **k: None
+    # what the other ranks read
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    @property
+    def path(self) -> Path:
+        return self._run.path
+
+    @property
+    def config(self) -> dict:
+        return self._run.config
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        return self._run.events(kind)
+
+    def events_offset(self) -> int:
+        return self._run.events_offset()
+
+    def status(self) -> dict:
+        return self._run.status()
+
+    def load_checkpoint(self, name: str) -> dict | None:
+        return self._run.load_checkpoint(name)
+
+    def read_json(self, name: str) -> dict | None:
+        return self._run.read_json(name)
+
+    # what rank 0 alone writes
+    def append(self, event: Record | dict) -> None:
+        pass
+
+    def truncate_events(self, offset: int) -> None:
+        pass
+
+    def set_status(self, **fields: Any) -> None:
+        pass
+
+    def reserve(self) -> None:
+        pass
+
+    def release_reserve(self) -> None:
+        pass
+
+    def clear_stop(self) -> None:
+        pass
+
+    def save_checkpoint(self, name: str, state: dict) -> None:
+        return None
+
+    def write_json(self, name: str, data: dict) -> None:
+        pass

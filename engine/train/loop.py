@@ -316,16 +316,7 @@ class Trainer:
     def _restore(self, ck: dict | None) -> int:
         """Loads the last checkpoint (model, optimiser, step, best, random state); returns its epoch, 0 for a fresh
         run."""
-        if ck is None:
-            return 0
-        ctx, st = self.ctx, self.state
-        ctx.model.load_state_dict(ck["model"])
-        ctx.opt.load_state_dict(ck["optimizer"])
-        st.step, st.best_acc, st.best_epoch = ck["step"], ck["best_acc"], ck["best_epoch"]
-        st.top_val, st.best_target = ck.get("top_val", ck["best_acc"]), ck.get("best_target", -1.0)
-        torch.random.set_rng_state(ck["rng"])
-        st.resumed_from = ck["epoch"]
-        return ck["epoch"]
+        return 0 if ck is None else self.state.from_checkpoint(self.ctx, ck)
 
     def _train(self, done: int) -> None:
         """The plan's phases, from the epoch after `done` (the last one a stopped attempt finished)."""

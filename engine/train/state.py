@@ -124,3 +124,33 @@ class TrainState:
     images: Any = None  # the augmented training images and their batcher, made once
     result: RunResult | None = None  # how the run ended, once it has
     trace: str = ""  # the traceback of a failed run
+
+    def to_checkpoint(self, ctx: TrainContext, resumable: bool = True) -> dict:
+        """The run's one checkpoint schema: the model's weights and the epoch (what `best.pt` and `start.pt` hold and
+        what scoring, explaining and exporting read); to resume from it (`last.pt`), also the optimiser, the step,
+        the best epoch so far, the random state and where the event log stood."""
+        checkpoint = {"model": ctx.model.state_dict(), "epoch": self.epoch}
+        if resumable:
+            checkpoint |= {
+                "optimizer": ctx.opt.state_dict(),
+                "step": self.step,
+                "best_acc": self.best_acc,
+                "best_epoch": self.best_epoch,
+                "top_val": self.top_val,
+                "best_target": self.best_target,
+                "rng": torch.random.get_rng_state(),
+                "events_offset": ctx.run.events_offset(),
+            }
+        return checkpoint
+
+    def from_checkpoint(self, ctx: TrainContext, checkpoint: dict) -> int:
+        """Restores a resumable checkpoint (`to_checkpoint`) into the model, the optimiser and this state; returns
+        the epoch it was taken after, where the run continues."""
+        ctx.model.load_state_dict(checkpoint["model"])
+        ctx.opt.load_state_dict(checkpoint["optimizer"])
+        self.step, self.best_acc, self.best_epoch = checkpoint["step"], checkpoint["best_acc"], checkpoint["best_epoch"]
+        self.top_val = checkpoint.get("top_val", checkpoint["best_acc"])
+        self.best_target = checkpoint.get("best_target", -1.0)
+        torch.random.set_rng_state(checkpoint["rng"])
+        self.resumed_from = checkpoint["epoch"]
+        return checkpoint["epoch"]
