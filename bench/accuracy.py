@@ -82,15 +82,15 @@ def auto(root: Path, budget: float | None) -> dict:
     cfg = TrainConfig.create(data=str(root), strategy="auto", budget=budget)
     run = RunStore().create(cfg.to_dict())
     m = train(cfg, run)
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
     plan = run.read_json("plan.json")
     return {
-        "test": m["test_accuracy"],
-        "interval": m["test_interval"],
-        "val": m["best_val_acc"],
+        "test": m.test_accuracy,
+        "interval": m.test_interval,
+        "val": m.best_val_acc,
         "seconds": time.perf_counter() - t0,
-        "chose": f"{plan['backbone']}: {plan['tap_label']}; best epoch {m['best_epoch']} of {plan['finetune_epochs']}",
-        "digest": digest(m["test_pred"]),
+        "chose": f"{plan['backbone']}: {plan['tap_label']}; best epoch {m.best_epoch} of {plan['finetune_epochs']}",
+        "digest": digest(m.test_pred),
     }
 
 

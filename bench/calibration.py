@@ -19,7 +19,6 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-calib-"))
 
 from engine.model.device import pick_device
 from engine.plan.config import TrainConfig
-from engine.runs.result import RunResult
 from engine.runs.store import RunStore
 from engine.service.training import train
 
@@ -34,8 +33,8 @@ def main() -> None:
     for name in args.datasets.split(","):
         cfg = TrainConfig.create(data=str(SHARED / name), strategy="auto")
         m = train(cfg, RunStore().create(cfg.to_dict()))
-        assert m["status"] == "finished", m["error"]
-        rows.append((name, RunResult.from_dict(m)))
+        assert m.status == "finished", m.error
+        rows.append((name, m))
         print(f"done {name}", file=sys.stderr, flush=True)
     print(f"auto on each dataset; ECE: 15 bins; {os.cpu_count()} CPU cores, device {pick_device()}")
     print(

@@ -42,7 +42,7 @@ def auto_run(root: Path, budget: float | None):
     cfg = TrainConfig.create(data=str(root), strategy="auto", budget=budget)
     run = RunStore().create(cfg.to_dict())
     result = train(cfg, run)
-    assert result["status"] == "finished", result.get("error")
+    assert result.status == "finished", result.error
     return run, time.perf_counter() - t0
 
 

@@ -79,8 +79,8 @@ def row(key: str, pair: Path) -> dict:
     run = RunStore().create(cfg.to_dict(), f"domain-{key}")
     t0 = time.perf_counter()
     m = train(cfg, run)
-    assert m["status"] == "finished", (key, m["error"])
-    r, plan = RunResult.from_dict(m), read_plan(run.path)
+    assert m.status == "finished", (key, m.error)
+    r, plan = m, read_plan(run.path)
     return {
         "key": key,
         "label": label,

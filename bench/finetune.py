@@ -142,16 +142,16 @@ def transferlab(root: Path) -> tuple[float, float, dict]:
     )
     run = RunStore().create(cfg.to_dict())
     m = train(cfg, run)
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
     plan = run.read_json("plan.json")
-    pred = ",".join(map(str, m.get("test_pred") or []))
+    pred = ",".join(map(str, m.test_pred or []))
     result = {
-        "test": m.get("test_accuracy"),
-        "best_epoch": m["best_epoch"],
+        "test": m.test_accuracy,
+        "best_epoch": m.best_epoch,
         "head": plan.get("tap_label"),
         "test_pred_sha": hashlib.sha256(pred.encode()).hexdigest()[:12],
     }
-    return time.perf_counter() - t0, m["best_val_acc"], result
+    return time.perf_counter() - t0, m.best_val_acc, result
 
 
 def step_throughput(optimised: bool, steps: int = 8) -> float:

@@ -129,8 +129,8 @@ def recipe(data: Path, batch: int, epochs: int, device_input: bool) -> dict:
     return {
         "img_s": statistics.median(e["images_per_s"] for e in ft) if ft else 0.0,
         "seconds": time.perf_counter() - t0,
-        "val_acc": m["best_val_acc"],
-        "error": m["error"],
+        "val_acc": m.best_val_acc,
+        "error": m.error,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if DEV.type == "cuda" else 0.0,
     }
 

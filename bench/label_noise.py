@@ -58,8 +58,8 @@ def noisy_copy(src: Path, dst: Path, seed: int = 0) -> set[str]:
 def auto_test(data: Path) -> tuple[float, list[float]]:
     cfg = TrainConfig.create(data=str(data), strategy="auto")
     m = train(cfg, RunStore().create(cfg.to_dict()))
-    assert m["status"] == "finished", m["error"]
-    return m["test_accuracy"], m["test_interval"]
+    assert m.status == "finished", m.error
+    return m.test_accuracy, m.test_interval
 
 
 def measure(name: str, work: Path, with_auto: bool) -> dict:

@@ -56,13 +56,13 @@ def main() -> None:
     run = RunStore().create(cfg.to_dict())
     t0 = time.perf_counter()
     result = train(cfg, run)
-    assert result["status"] == "finished", result.get("error")
+    assert result.status == "finished", result.error
     model, spec, _ = load_run_model(run)
     t1 = time.perf_counter()
     rule = ood.run_rule(run, model, spec)
     print(
         f"plant model ({args.strategy}, {time.perf_counter() - t0:.0f} s, test accuracy "
-        f"{result['test_accuracy']:.3f}); rule fitted in {time.perf_counter() - t1:.0f} s on {rule.n_reference} "
+        f"{result.test_accuracy:.3f}); rule fitted in {time.perf_counter() - t1:.0f} s on {rule.n_reference} "
         f"training photos and {rule.n_val} val photos: K = {rule.k}, threshold {rule.threshold:.3f}"
     )
     print(f"machine: {os.cpu_count()} CPU cores")

@@ -43,21 +43,21 @@ def run_arm(cfg: TrainConfig) -> dict:
     t0 = time.perf_counter()
     run = RunStore().create(cfg.to_dict())
     m = train(cfg, run)
-    if m["status"] != "finished":
-        raise SystemExit(f"{cfg.optim.strategy} on {cfg.data.path} ended {m['status']}: {m['error']}")
+    if m.status != "finished":
+        raise SystemExit(f"{cfg.optim.strategy} on {cfg.data.path} ended {m.status}: {m.error}")
     epochs = [e["epoch"] for e in run.events("epoch")]
     ends = [e["t"] for e in run.events("epoch") if e["epoch"] > 0]
     starts = [run.events("phase_started")[0]["t"], *ends[:-1]] if ends else []
     epoch_s = statistics.median(b - a for a, b in zip(starts, ends)) if ends else 0.0
     return {
         "epoch_s": epoch_s,
-        "fixed_s": m["seconds"] - epoch_s * len(ends),
-        "test": m["test_accuracy"],
-        "interval": m["test_interval"],
-        "n": m["test_n"],
+        "fixed_s": m.seconds - epoch_s * len(ends),
+        "test": m.test_accuracy,
+        "interval": m.test_interval,
+        "n": m.test_n,
         "seconds": time.perf_counter() - t0,
         "epochs": max(epochs or [0]),
-        "best_epoch": m["best_epoch"],
+        "best_epoch": m.best_epoch,
         "backbone": run.read_json("plan.json")["backbone"],
     }
 

@@ -70,6 +70,7 @@ _API: dict[str, str] = {
     "band": "engine.plan.rules",
     "group_labels": "engine.plan.rules",
     "get_plan": "engine.plan.make",
+    "Planned": "engine.plan.stored",
     "plan_with_probe": "engine.plan.make",
     "load_data": "engine.plan.make",
     "finetune_anyway": "engine.plan.anyway",
@@ -177,6 +178,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.plan.anyway import finetune_anyway, kept_the_head, why_kept
     from engine.plan.cost import edit_plan
     from engine.plan.make import get_plan, load_data, plan_with_probe
+    from engine.plan.stored import Planned
     from engine.plan.preflight import blocking, preflight
     from engine.plan.parts import Plan
     from engine.plan.rules import BANDS, band, group_labels

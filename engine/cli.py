@@ -72,8 +72,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _download_progress(size: int | None):
-    """A download's line: megabytes so far and the time left at its pace (`engine.pace`)."""
-    from engine.pace import Meter
+    """A download's line: megabytes so far and the time left at its pace (`engine.timeleft`)."""
+    from engine.timeleft import Meter
 
     meter = Meter()
 

@@ -171,7 +171,7 @@ def finished_store(tmp_path_factory):
         val_fraction=0.34,
     )
     run = store.create(cfg.to_dict(), "tiny")
-    assert train(cfg, run)["status"] == "finished"
+    assert train(cfg, run).status == "finished"
     return store
 
 
@@ -197,5 +197,5 @@ def sample_run(tmp_path_factory):
         test_fraction=0.3,
     )
     run = RunStore(root / "runs").create(cfg.to_dict(), "int8")
-    assert train(cfg, run)["status"] == "finished"
+    assert train(cfg, run).status == "finished"
     return run

@@ -36,7 +36,7 @@ if run is not None:  # rank 0 plans; every rank runs the plan it stored
 run = store.open(distributed.share_run_id(run.id if run else None))
 metrics = Trainer(cfg, run).fit()
 if rank == 0:
-    assert metrics["status"] == "finished", metrics.get("error")
+    assert metrics.status == "finished", metrics.error
     torch.save(
         {
             "last": run.load_checkpoint("last")["model"],

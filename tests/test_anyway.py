@@ -15,7 +15,7 @@ def test_a_run_that_kept_the_head_can_fine_tune_anyway_from_it(tiny_folder, tmp_
     planned = get_plan(cfg)
     run = store.create(cfg.to_dict(), "auto")
     save_planned(run.path, planned)
-    assert Trainer(cfg, run, planned=planned).fit()["status"] == "finished"
+    assert Trainer(cfg, run, planned=planned).fit().status == "finished"
     plan = read_plan(run.path)
     assert kept_the_head(plan) and "does not fit the time left" in why_kept(plan)
 
@@ -27,6 +27,6 @@ def test_a_run_that_kept_the_head_can_fine_tune_anyway_from_it(tiny_folder, tmp_
     assert p.cost.estimate_s > p.cost.finetune_epoch_s * ANYWAY_EPOCHS > 0
     second = store.create(cfg2.to_dict(), "anyway")
     save_planned(second.path, anyway)
-    assert Trainer(cfg2, second, planned=anyway).fit()["status"] == "finished"
+    assert Trainer(cfg2, second, planned=anyway).fit().status == "finished"
     epochs = [e for e in second.events("epoch") if e["epoch"] > 0]
     assert len(epochs) == ANYWAY_EPOCHS and epochs[0]["grad_norm"][-2] > 0

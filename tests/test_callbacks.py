@@ -59,8 +59,8 @@ def test_a_trainer_without_the_optional_callbacks_still_trains_validates_and_sco
     callbacks = [cb for cb in default_callbacks() if type(cb) in keep]
     trainer = Trainer(cfg, run, callbacks=callbacks)
     metrics = trainer.fit()
-    assert metrics["status"] == "finished", metrics["error"]
-    assert 0 <= metrics["best_val_acc"] <= 1 and len(metrics["val_pred"]) == len(metrics["val_labels"])
+    assert metrics.status == "finished", metrics.error
+    assert 0 <= metrics.best_val_acc <= 1 and len(metrics.val_pred) == len(metrics.val_labels)
     assert trainer.state.epoch == 2 and trainer.state.start_val_s > 0  # both phases ran, after epoch 0
     assert run.read_json("metrics.json")["status"] == "finished" and run.status()["state"] == "finished"
     assert run.events("run_ended")[-1]["status"] == "finished"

@@ -1,24 +1,15 @@
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.cli import main
+from engine_cli import engine_cli
 from engine.paths import REPO
 
 
 def run(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
+    return engine_cli(*args, env=env)
 
 
 def test_backbones_json_lists_availability():

@@ -46,13 +46,13 @@ def test_an_adapted_run_records_its_domain_curves_and_scores_the_target_test(dom
     assert "DANN" in plan.target_reason if method == "dann" else "MMD" in plan.target_reason
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
     epochs = [e for e in run.events("epoch") if e["epoch"] > 0]
     key = "domain_acc" if method == "dann" else "mmd"
     assert len(epochs) == 2 and all(key in e["adapt"] for e in epochs)
     assert epochs[-1]["adapt"]["adapt_weight"] > epochs[0]["adapt"]["adapt_weight"]  # the ramp
-    assert m["target_test_n"] == 6 and 0 <= m["target_test_accuracy"] <= 1
-    assert m["start_target_test_accuracy"] is not None
+    assert m.target_test_n == 6 and 0 <= m.target_test_accuracy <= 1
+    assert m.start_target_test_accuracy is not None
 
 
 def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domains, tmp_path):
@@ -63,12 +63,12 @@ def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domai
     cfg = _cfg(data, target, test, target_norm=True, finetune_epochs=1)
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
     head = load_file(str(run.path / "model.safetensors"))
     start = run.load_checkpoint("start")["model"]
     assert not torch.allclose(head["head.mean"], start["head.mean"])  # the target photos' own statistics
-    best = next(e for e in run.events("epoch") if e["epoch"] == m["best_epoch"])
-    assert m["best_val_acc"] == pytest.approx(best["val_acc"])  # val is read with the training photos' statistics
+    best = next(e for e in run.events("epoch") if e["epoch"] == m.best_epoch)
+    assert m.best_val_acc == pytest.approx(best["val_acc"])  # val is read with the training photos' statistics
     assert any("Asked for" in d["sentence"] for d in run.read_json("plan.json")["decisions"])
 
 
@@ -86,12 +86,12 @@ def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_va
     assert "re-estimated on 12 target photos (AdaBN)" in plan.target_reason
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
     saved, start = load_file(str(run.path / "model.safetensors")), run.load_checkpoint("start")["model"]
     stats = [k for k in start if k.endswith("running_mean") and not k.startswith("head.")]
     assert stats and all(not torch.allclose(saved[k], start[k]) for k in stats)  # every layer: the target photos'
-    best = next(e for e in run.events("epoch") if e["epoch"] == m["best_epoch"])
-    assert m["best_val_acc"] == pytest.approx(best["val_acc"])  # val is read with the backbone's own statistics
+    best = next(e for e in run.events("epoch") if e["epoch"] == m.best_epoch)
+    assert m.best_val_acc == pytest.approx(best["val_acc"])  # val is read with the backbone's own statistics
     assert "re-estimate BatchNorm on the target photos" in {e["name"] for e in run.events("setup")}
     with pytest.raises(ConfigError, match="target_bn"):
         _cfg(data, target, test, target_bn=True, target_norm=False)
@@ -185,17 +185,16 @@ def test_a_fine_tune_that_carries_to_the_target_photos_worse_than_its_start_give
     monkeypatch.setattr(reverse_check, "model_reverse", chosen_then_real)
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
-    assert m["status"] == "finished", m["error"]
-    checked = m["target_reverse"]
+    assert m.status == "finished", m.error
+    checked = m.target_reverse
     assert 0 < checked["start"] <= 1 and checked["epoch"] > 0 and len(calls) == 2  # both read the same way
-    from engine.runs.result import RunResult
     from engine.serve.summary import run_summary
 
-    assert checked["sentence"] in run_summary(RunResult.from_dict(m), plan)  # the Train page says it
+    assert checked["sentence"] in run_summary(m, plan)  # the Train page says it
     saved, start = load_file(str(run.path / "model.safetensors")), run.load_checkpoint("start")["model"]
     same = all(torch.equal(saved[k], start[k]) for k in start if not k.startswith("head."))
     if chosen_score == 0.0:  # below the start beyond its standard error: the start is the model
-        assert checked["kept"] == "start" and m["best_epoch"] == 0 and same
+        assert checked["kept"] == "start" and m.best_epoch == 0 and same
         assert "starting head is kept" in checked["sentence"]
     else:
-        assert checked["kept"] == "chosen" and m["best_epoch"] == checked["epoch"] and not same
+        assert checked["kept"] == "chosen" and m.best_epoch == checked["epoch"] and not same

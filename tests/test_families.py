@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 from conftest import SAMPLE
+from engine_cli import engine_cli
 
 from engine.model.catalogue import build_model, get_entry, input_spec
 from engine.model.profile import architecture
@@ -59,7 +60,7 @@ def _end_to_end(name: str, data, tmp_path) -> None:
     run = store.create(cfg.to_dict(), name)
     save_planned(run.path, planned)
     result = Trainer(cfg, run, planned=planned).fit()
-    assert result["status"] == "finished", result
+    assert result.status == "finished", result
     trained = [e for e in run.events("epoch") if e["epoch"] >= 1]
     assert trained and trained[-1]["grad_norm"][-2] > 0  # the top group under the head trained
     out = export_run(run, tmp_path / "export")
@@ -166,10 +167,6 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     first epoch and resumed (the CLI, as a person runs it)."""
     import json
     import os
-    import subprocess
-    import sys
-
-    from engine.paths import REPO
 
     photos = tmp_path / "photos"  # 12 a class: enough for a held-out test split
     for cls in sorted((SAMPLE / "train").iterdir())[:3]:
@@ -180,14 +177,7 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     name = "vit_small_patch14_dinov2.lvd142m"
 
     def cli(*args):
-        out = subprocess.run(
-            [sys.executable, "-m", "engine", *args, "--json"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        out = engine_cli(*args, "--json", env=env, timeout=900)
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout)
 

@@ -39,22 +39,22 @@ def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, 
     )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     metrics = train(cfg, run)
-    assert metrics["status"] == "finished", metrics["error"]
-    assert metrics["test_n"] >= 9 and (run.path / "start.pt").exists()
+    assert metrics.status == "finished", metrics.error
+    assert metrics.test_n >= 9 and (run.path / "start.pt").exists()
     chosen = evaluate(run, split="test")
-    assert chosen.accuracy == pytest.approx(metrics["test_accuracy"])  # the best model was put back
+    assert chosen.accuracy == pytest.approx(metrics.test_accuracy)  # the best model was put back
     start = run.load_checkpoint("start")["model"]
     shutil.move(run.path / "model.safetensors", run.path / "chosen.safetensors")
     save_file({k: v.contiguous() for k, v in start.items()}, str(run.path / "model.safetensors"))
     from engine.model.weights import sha256_file
 
-    run.write_json("metrics.json", {**metrics, "model_sha256": sha256_file(run.path / "model.safetensors")})
-    assert evaluate(run, split="test").accuracy == pytest.approx(metrics["start_test_accuracy"])
-    lo, hi = metrics["start_test_interval"]
-    assert lo <= metrics["start_test_accuracy"] <= hi
+    run.write_json("metrics.json", {**metrics.to_dict(), "model_sha256": sha256_file(run.path / "model.safetensors")})
+    assert evaluate(run, split="test").accuracy == pytest.approx(metrics.start_test_accuracy)
+    lo, hi = metrics.start_test_interval
+    assert lo <= metrics.start_test_accuracy <= hi
 
     row = compare_row(run)
-    assert row.start_test == metrics["start_test_accuracy"] and row.test == metrics["test_accuracy"]
+    assert row.start_test == metrics.start_test_accuracy and row.test == metrics.test_accuracy
     assert row.epochs_trained == 2 and 0 < row.start_seconds < row.seconds
     assert str(row.run) in gap_sentence([row]) or "kept its head" in gap_sentence([row])
 
@@ -71,7 +71,7 @@ def test_without_a_test_split_there_is_no_starting_checkpoint_and_the_sentence_s
         val_fraction=0.34,
     )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
-    assert train(cfg, run)["status"] == "finished"
+    assert train(cfg, run).status == "finished"
     assert not (run.path / "start.pt").exists()
     row = compare_row(run)
     assert row.test is None and row.start_test is None

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -19,13 +18,11 @@ import pytest
 from PIL import Image
 
 from engine.paths import REPO
-
-ENGINE = [sys.executable, "-m", "engine"]
+from engine_cli import ENGINE, engine_cli
 
 
 def cli(*args, home: Path, timeout: int = 300, **popen) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRANSFERLAB_HOME": str(home)}
-    return subprocess.run([*ENGINE, *map(str, args)], cwd=REPO, env=env, capture_output=True, timeout=timeout, **popen)
+    return engine_cli(*args, home=home, timeout=timeout, text=False, **popen)
 
 
 def no_traceback(out: subprocess.CompletedProcess) -> str:
@@ -238,8 +235,8 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_the_last_checkpoint(tiny_f
     monkeypatch.setattr(store.torch, "save", full_disk)
     metrics = train(cfg, run)
     monkeypatch.undo()
-    assert metrics["status"] == "failed" and "disk full while writing" in metrics["error"]
-    assert "the last good checkpoint is epoch 1" in metrics["error"] and "resume" in metrics["error"]
+    assert metrics.status == "failed" and "disk full while writing" in metrics.error
+    assert "the last good checkpoint is epoch 1" in metrics.error and "resume" in metrics.error
     assert run.status()["state"] == "failed" and "disk full" in run.status()["error"]
     assert run.load_checkpoint("last")["epoch"] == 1  # the last good checkpoint stays
     assert not list(run.path.glob(".*.tmp"))  # and no temporary file
@@ -467,15 +464,13 @@ def test_a_disk_that_fills_up_or_turns_read_only_mid_run_ends_in_one_line(tiny_f
     finally:
         if how == "read-only":
             subprocess.run(["umount", str(run.path)], capture_output=True)
-    assert metrics["status"] == "failed" and "\n" not in metrics["error"]
+    assert metrics.status == "failed" and "\n" not in metrics.error
     if how == "full":
-        assert (
-            "disk full while writing" in metrics["error"] and "the last good checkpoint is epoch 1" in metrics["error"]
-        )
+        assert "disk full while writing" in metrics.error and "the last good checkpoint is epoch 1" in metrics.error
         assert run.status()["state"] == "failed" and "disk full" in run.status()["error"]
         assert run.read_json("metrics.json")["status"] == "failed"
     else:
-        assert "cannot be written" in metrics["error"] and "resume" in metrics["error"], metrics["error"]
+        assert "cannot be written" in metrics.error and "resume" in metrics.error, metrics.error
     assert run.load_checkpoint("last")["epoch"] >= 1
 
 
@@ -703,10 +698,10 @@ def test_a_run_resumed_in_phase_2_trains_exactly_what_the_plan_trains_there(tiny
     run.append = stop_in_phase_2
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Trainer, "one_batch", spy)
-        assert train(cfg, run, token)["status"] == "cancelled"
+        assert train(cfg, run, token).status == "cancelled"
         seen["stopped"] = []
         run.append = append
-        assert train(cfg, run)["status"] == "finished"
+        assert train(cfg, run).status == "finished"
     plan = run.read_json("plan.json")
     before, after = seen["first"][0], seen["resumed"][0]
     assert after == before  # the same parameters train, at the same rates, with the same BatchNorm modes

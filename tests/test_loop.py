@@ -55,12 +55,12 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
 
     trainer.setup = spy_setup
     metrics = trainer.fit()
-    assert metrics["status"] == "finished", metrics["error"]
+    assert metrics.status == "finished", metrics.error
 
     steps = run.events("step")
     assert [e["lrs"] for e in steps] == held  # the events record what the optimiser held
     plan = run.read_json("plan.json")
-    n_train = 18 - len(metrics["val_labels"])
+    n_train = 18 - len(metrics.val_labels)
     per_epoch = -(-n_train // cfg.optim.batch_size)
     p1 = Schedule(1 * per_epoch, floor=cfg.optim.min_lr_ratio)
     p2 = Schedule(2 * per_epoch, 1 * per_epoch, floor=cfg.optim.min_lr_ratio)
@@ -109,7 +109,7 @@ def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
     run = RunStore(tmp_path).create(cfg.to_dict())
     token = cancel_at(run, lambda ev: ev.step == 3)
     metrics = train(cfg, run, token)
-    assert metrics["status"] == "cancelled"
+    assert metrics.status == "cancelled"
     assert max(e["step"] for e in run.events("step")) == 3
     assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "cancelled"
 
@@ -129,13 +129,13 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
     append = run.append
     token = cancel_at(run, lambda ev: ev.epoch == 3)  # in phase 2
     trainer = Trainer(cfg, planned(cfg, run), token)
-    assert trainer.fit()["status"] == "cancelled"
+    assert trainer.fit().status == "cancelled"
     assert trainer.ctx.split is not None and decodes  # phase 2 ran on cached activations, computed from the photos
     assert len(list(run.path.glob("views-*.pt"))) == 1  # kept for the resume
     decodes.clear()
     run.append = append
     resumed = Trainer(cfg, run)
-    assert resumed.fit()["status"] == "finished"
+    assert resumed.fit().status == "finished"
     assert decodes == []  # nothing decoded to cache again
     steps = [e["name"] for e in run.events("setup")]
     assert any(n.startswith("cache features of augmented views: reused") for n in steps)
@@ -155,7 +155,7 @@ def test_failure_keeps_metrics_and_checkpoint(tiny_folder, tmp_path, monkeypatch
 
     trainer._epoch = boom
     metrics = trainer.fit()
-    assert metrics["status"] == "failed" and "disk full" in metrics["error"]
+    assert metrics.status == "failed" and "disk full" in metrics.error
     assert run.load_checkpoint("last")["epoch"] == 1 and run.events("epoch")
     assert (run.path / "error.txt").exists() and run.read_json("metrics.json")["status"] == "failed"
 
@@ -164,7 +164,7 @@ def test_a_run_is_reproducible_from_its_seed(tiny_folder, tmp_path):
     def losses(seed):
         cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=2, finetune_epochs=0, seed=seed)
         run = RunStore(tmp_path).create(cfg.to_dict())
-        assert train(cfg, run)["status"] == "finished"
+        assert train(cfg, run).status == "finished"
         torch.rand(100)  # whatever ran before must not matter
         return [e["loss"] for e in run.events("step")]
 
@@ -177,7 +177,7 @@ def test_strategies_run(tiny_folder, tmp_path):
         cfg = tiny_cfg(tiny_folder, strategy=strategy, finetune_epochs=1, head_epochs=1, views=1)
         run = RunStore(tmp_path).create(cfg.to_dict())
         m = train(cfg, run)
-        assert m["status"] == "finished", (strategy, m["error"])
+        assert m.status == "finished", (strategy, m.error)
         assert (run.path / "model.safetensors").exists()
 
 
@@ -196,9 +196,9 @@ def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(t
     run = RunStore(tmp_path).create(cfg.to_dict())
     m = train(cfg, run)
     start = next(e for e in run.events("epoch") if e["epoch"] == 0)
-    assert m["status"] == "finished" and m["best_epoch"] == 0, m["error"]
-    assert m["best_val_acc"] == pytest.approx(start["val_acc"])
-    assert [len(p) for p in scored] == ([m["test_n"]] if m["test_n"] else [])  # the test split alone, if any
+    assert m.status == "finished" and m.best_epoch == 0, m.error
+    assert m.best_val_acc == pytest.approx(start["val_acc"])
+    assert [len(p) for p in scored] == ([m.test_n] if m.test_n else [])  # the test split alone, if any
     assert "score the chosen model on val" not in {e["name"] for e in run.events("setup")}
 
 
@@ -248,7 +248,7 @@ def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
         tiny_folder, strategy="full", finetune_epochs=1, mixup=0.2, cutmix=1.0, balance="focal", cache_activations=False
     )
     m = train(cfg, RunStore(tmp_path).create(cfg.to_dict()))
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
 
 
 def _multichannel(src, dst, chans: int):
@@ -280,7 +280,7 @@ def test_non_rgb_images_train_evaluate_predict_and_export(tiny_folder, tmp_path,
     run = planned(cfg, RunStore(tmp_path).create(cfg.to_dict()))
     trainer = Trainer(cfg, run)
     m = trainer.fit()
-    assert m["status"] == "finished", m["error"]
+    assert m.status == "finished", m.error
     ctx = trainer.ctx
     assert ctx.model.backbone.conv_stem.weight.shape[1] == chans and "adapted from RGB" in ctx.weights.note
     assert run.read_json("plan.json")["input"]["input_size"][0] == chans
@@ -307,10 +307,10 @@ def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folde
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = train(cfg, run)
     epochs = run.events("epoch")
-    assert metrics["status"] == "finished" and epochs[0]["epoch"] == 0
+    assert metrics.status == "finished" and epochs[0]["epoch"] == 0
     assert all(e["val_acc"] < epochs[0]["val_acc"] for e in epochs[1:])  # every trained epoch is worse
-    assert metrics["best_epoch"] == 0 and metrics["best_val_acc"] == pytest.approx(metrics["head_accuracy"], abs=0.07)
-    assert evaluate(run, split="val").accuracy == pytest.approx(metrics["best_val_acc"])
+    assert metrics.best_epoch == 0 and metrics.best_val_acc == pytest.approx(metrics.head_accuracy, abs=0.07)
+    assert evaluate(run, split="val").accuracy == pytest.approx(metrics.best_val_acc)
 
 
 @pytest.mark.slow
@@ -323,9 +323,9 @@ def test_auto_on_real_eurosat_beats_every_probe_on_the_test_split(tmp_path):
     cfg = TrainConfig.create(data=str(data), strategy="auto")
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = train(cfg, run)
-    assert metrics["status"] == "finished", metrics["error"]
-    assert metrics["test_n"] == 600 and metrics["test_accuracy"] >= 0.93, metrics["test_accuracy"]
-    lo, hi = metrics["test_interval"]
-    assert lo < metrics["test_accuracy"] < hi and metrics["seconds"] < 330
+    assert metrics.status == "finished", metrics.error
+    assert metrics.test_n == 600 and metrics.test_accuracy >= 0.93, metrics.test_accuracy
+    lo, hi = metrics.test_interval
+    assert lo < metrics.test_accuracy < hi and metrics.seconds < 330
     again = evaluate(run, split="test")
-    assert again.n == 600 and again.accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert again.n == 600 and again.accuracy == pytest.approx(metrics.test_accuracy, abs=1e-9)

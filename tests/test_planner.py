@@ -56,7 +56,7 @@ def test_the_plan_is_made_once_and_the_run_executes_that_plan(tiny_folder, tmp_p
         again = get_plan(c)
         assert again.cached and again.plan == first.plan
         run = RunStore(tmp_path).create(c.to_dict())
-        assert train(c, run)["status"] == "finished"
+        assert train(c, run).status == "finished"
         assert run.read_json("plan.json") == json.loads(json.dumps(first.plan.to_dict()))
 
 
@@ -93,7 +93,7 @@ def test_the_plan_states_its_memory_and_disk_and_caches_fewer_views_when_they_do
 
 
 def test_auto_forecasts_the_whole_run_from_the_first_probes_pace_before_that_probe_ends(carved, tmp_path, monkeypatch):
-    from engine.train.progress import SetupProgress
+    from engine.train.setup_steps import SetupProgress
 
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))  # no cached features: the probe extracts them
 

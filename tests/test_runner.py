@@ -11,6 +11,7 @@ import time
 import torch
 
 from engine.paths import REPO
+from engine_cli import engine_cli
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.service.runner import Runner
@@ -96,14 +97,7 @@ def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
     killed_at = max(e["epoch"] for e in run.events("epoch"))
     assert 2 <= killed_at < 7
 
-    out = subprocess.run(
-        [sys.executable, "-m", "engine", "resume", "--run", run.id, "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = engine_cli("resume", "--run", run.id, "--json", env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "finished"
     epochs = [e["epoch"] for e in run.events("epoch")]

@@ -21,7 +21,7 @@ def test_a_run_queued_without_a_plan_is_planned_then_trained_and_keeps_the_event
     cfg = _cfg(tiny_folder)
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = train(cfg, run)
-    assert metrics["status"] == "finished", metrics["error"]
+    assert metrics.status == "finished", metrics.error
     assert (run.path / "plan.json").exists() and run.status()["plan_events"] > 0
     names = [e["name"] for e in run.events("setup")]
     assert names.index("probe " + cfg.backbone) < names.index("validate the starting model")  # planning's steps stay
@@ -31,7 +31,7 @@ def test_the_trainer_never_plans_a_run_that_has_no_plan(tiny_folder, tmp_path):
     cfg = _cfg(tiny_folder)
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = Trainer(cfg, run).fit()
-    assert metrics["status"] == "failed" and "has no plan" in metrics["error"]
+    assert metrics.status == "failed" and "has no plan" in metrics.error
     assert not (run.path / "plan.json").exists() and not run.events("setup")  # nothing was probed or loaded
 
 
@@ -39,7 +39,7 @@ def test_a_plan_that_cannot_be_made_is_the_runs_failure_recorded_in_one_line(tmp
     cfg = _cfg(tmp_path / "nowhere")
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     metrics = train(cfg, run)
-    assert metrics["status"] == "failed" and "nowhere" in metrics["error"] and "\n" not in metrics["error"]
+    assert metrics.status == "failed" and "nowhere" in metrics.error and "\n" not in metrics.error
     assert run.status()["state"] == "failed" and run.read_json("metrics.json")["status"] == "failed"
     assert run.events("run_ended")[-1]["status"] == "failed"
 

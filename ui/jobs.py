@@ -14,7 +14,7 @@ def job_bar(job: Job, text: str = "") -> None:
     """A running job's bar: `text` (default: its stage) and its stage's time left at its pace, once known."""
     left = job.left_s
     left = f" · about {left:.0f} s left" if left is not None else ""
-    st.progress(min(1.0, job.fraction), text=(text or f"{job.stage}…") + left)
+    st.progress(min(1.0, job.fraction), text=f"{text or f'{job.stage}…'}{left}")
 
 
 def finished_job(

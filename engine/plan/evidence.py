@@ -16,7 +16,7 @@ from typing import Callable
 from engine.data.dataset import Dataset
 from engine.data.spec import InputSpec
 from engine.model.taps import FINAL
-from engine.pace import Meter
+from engine.timeleft import Meter
 from engine.plan import auto
 from engine.plan.budget import Pace, extract_seconds, score_seconds
 from engine.plan.config import TrainConfig
@@ -228,7 +228,8 @@ def probe_for(req: Request) -> ProbeResult:
 
 class _PacedProbe(Step):
     """A probe's step that tells `early(images/s, expected end)` the extraction's pace (the first `FEATURES_SHARE` of
-    the step, measured by an `engine.pace.Meter`) once it has moved a sixth past its first batch, or when it ends."""
+    the step, measured by an `engine.timeleft.Meter`) once it has moved a sixth past its first batch, or when it
+    ends."""
 
     def __init__(self, progress: Progress, name: str, passes: int, early: Callable[[float, float], None] | None):
         super().__init__(progress, name)

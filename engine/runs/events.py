@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.pace import Meter, countdown
+from engine.timeleft import Meter, countdown
 
 
 class Cancelled(Exception):
@@ -175,9 +175,9 @@ def time_left(events: list[dict], now: float) -> float | None:
 
 
 def _step_pace_left(events: list[dict], last: dict, now: float) -> float:
-    """The rest of setup step `last` at the pace it has kept since its first report (an `engine.pace.Meter` read back
-    from its events: no progress since `last` slows that pace as time passes), plus what its estimate counted after the
-    step."""
+    """The rest of setup step `last` at the pace it has kept since its first report (an `engine.timeleft.Meter` read
+    back from its events: no progress since `last` slows that pace as time passes), plus what its estimate counted
+    after the step."""
     same = [e for e in events if e["kind"] == "setup" and e["name"] == last["name"] and e["t"] <= last["t"]]
     left = Meter.of([(e["t"], e["fraction"]) for e in same]).left(now, since_first=True)
     if left is None or last["fraction"] >= 1:

@@ -9,7 +9,7 @@ import threading
 import time
 
 from engine.errors import in_words
-from engine.pace import Clock, perf_clock, Meter
+from engine.timeleft import Clock, perf_clock, Meter
 from engine.plan.stored import read_plan
 from engine.progress import Progress
 from engine.runs.result import RunResult
@@ -51,8 +51,8 @@ def progress_line(stage: str, frac: float, left: float | None = None, run_left: 
 
 
 class StepClock(Progress):
-    """Progress reports (step, fraction) as terminal lines with the step's time left from its pace (`engine.pace`; for
-    the commands that report in-process: probe, plan, lr-find, a weights download)."""
+    """Progress reports (step, fraction) as terminal lines with the step's time left from its pace (`engine.timeleft`;
+    for the commands that report in-process: probe, plan, lr-find, a weights download)."""
 
     def __init__(self, clock: Clock = perf_clock):
         self.name, self.meter = "", Meter(clock)
@@ -92,14 +92,13 @@ def watch(run, thread: threading.Thread) -> None:
         bar.close()
 
 
-def train_result(run, as_json: bool, returned: dict | None = None) -> int:
+def train_result(run, as_json: bool, returned: RunResult | None = None) -> int:
     """Prints the run's result (its metrics.json, else what the training thread returned, else its status)."""
     try:
         stored = RunResult.read(run)
     except (OSError, ValueError):
         stored = None
-    result = stored or (RunResult.from_dict(returned) if returned else None)
-    result = result or RunResult(status=run.status().get("state", ""), run_id=run.id, run_dir=str(run.path))
+    result = stored or returned or RunResult(status=run.status().get("state", ""), run_id=run.id, run_dir=str(run.path))
     out = {k: getattr(result, k) for k in RESULT_KEYS}
     if as_json:
         print(json.dumps(out, indent=2))
@@ -115,7 +114,7 @@ def train_result(run, as_json: bool, returned: dict | None = None) -> int:
     return 0 if out["status"] == "finished" else 1
 
 
-def fit_in_thread(run, cfg, quiet: bool, planned=None) -> dict | None:
+def fit_in_thread(run, cfg, quiet: bool, planned=None) -> RunResult | None:
     """Trains `run` (`engine.service.training.train`: with `planned`, that plan; planned first when its folder has
     none) in a thread while the main thread shows progress; a busy run (another writer) is raised here. Ctrl-C stops
     it at its next step. Returns the run's result as the thread saw it (the record on disk may be missing: a folder
@@ -133,7 +132,7 @@ def fit_in_thread(run, cfg, quiet: bool, planned=None) -> dict | None:
         try:
             out["result"] = train(cfg, run, token, planned)
         except OSError as e:  # the run folder could not be written even to start: the error is the result
-            out["result"] = {"status": "failed", "error": in_words(e), "run_id": run.id, "run_dir": str(run.path)}
+            out["result"] = RunResult(status="failed", error=in_words(e), run_id=run.id, run_dir=str(run.path))
 
     t = threading.Thread(target=work, daemon=True)
     t.start()

@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.pace import Meter
+from engine.timeleft import Meter
 from engine.progress import Reporter
 from engine.runs.events import Cancelled
 
@@ -40,7 +40,7 @@ class Job:
 
     @property
     def left_s(self) -> float | None:
-        """The current stage's time left at its pace (`engine.pace.Meter`); None while unknown or once it ended."""
+        """The current stage's time left at its pace (`engine.timeleft.Meter`); None while unknown or once it ended."""
         return self.meter.left() if self.state == "running" else None
 
 

@@ -17,7 +17,7 @@ from engine.runs.events import CancelToken
 from engine.runs.store import TERMINAL, EventTail, Run, RunStore
 from engine.service.training import train
 
-Fit = Callable[[TrainConfig, Run, CancelToken], dict]  # trains one run to its end (tests pass a fake)
+Fit = Callable[[TrainConfig, Run, CancelToken], object]  # trains one run to its end (tests pass a fake)
 
 
 class Runner:

@@ -24,7 +24,7 @@ from engine.runs.store import Run, RunLock
 from engine.train.callbacks import Callback
 from engine.train.finish import end_result, record_end
 from engine.train.loop import Trainer
-from engine.train.progress import SetupProgress
+from engine.train.setup_steps import SetupProgress
 from engine.train.state import TrainState
 
 
@@ -34,7 +34,7 @@ def train(
     cancel: CancelToken | None = None,
     planned: Planned | None = None,
     callbacks: Sequence[Callback] | None = None,
-) -> dict:
+) -> RunResult:
     """Trains `run` (resuming it when it has a checkpoint), planning it first when its folder holds no plan.
 
     Args:
@@ -45,7 +45,7 @@ def train(
         callbacks: the Trainer's callbacks (`default_callbacks()` when not given).
 
     Returns:
-        The run's final metrics, as `metrics.json` holds them.
+        How the run ended (what `metrics.json` holds).
 
     Raises:
         RunBusy: another process trains the run.
@@ -59,7 +59,7 @@ def train(
         if planned is None and not (run.path / "plan.json").exists():
             ended = _plan(cfg, run, cancel, t_start)
             if ended is not None:
-                return ended.to_dict()
+                return ended
         return Trainer(cfg, run, cancel, planned, callbacks).fit(held_since=t_start)
 
 

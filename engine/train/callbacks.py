@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine.data.drift import data_stats
 from engine.model.resources import checkpoint_bytes, need_disk
-from engine.pace import Clock, perf_clock, UnitTimes
+from engine.timeleft import Clock, perf_clock, UnitTimes
 from engine.runs.events import EpochEnded, PhaseStarted, RunStarted, StepEnded
 from engine.train.finish import scoring_seconds
 from engine.train.optim import group_drift, group_grad_norms
@@ -59,7 +59,7 @@ class Diagnostics(Callback):
 
 
 class TimeLeft(Callback):
-    """An honest time left: measured seconds per step (`engine.pace.UnitTimes`, one per phase) and per validation in
+    """An honest time left: measured seconds per step (`engine.timeleft.UnitTimes`, one per phase) and per validation in
     the current phase, the plan's estimate for phases not started yet, and the final scoring."""
 
     order = 5

@@ -96,6 +96,9 @@ class ReadOnlyRun:
     def status(self) -> dict:
         return self._run.status()
 
+    def stop_requested(self) -> bool:
+        return self._run.stop_requested()
+
     def load_checkpoint(self, name: str) -> dict | None:
         return self._run.load_checkpoint(name)
 

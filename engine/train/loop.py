@@ -27,6 +27,7 @@ from engine.plan.config import TrainConfig
 from engine.plan.domain import Targets, keeps_epoch, load_targets
 from engine.plan.make import Planned, load_data, load_planned
 from engine.runs.events import Cancelled, CancelToken, StopCheck
+from engine.runs.result import RunResult
 from engine.runs.store import Run, RunLock
 from engine.train import distributed
 from engine.train.build import build
@@ -45,7 +46,7 @@ from engine.train.optim import (
 from engine.model.predict import predict_logits
 from engine.train.routes import FullPath, make_path
 from engine.progress import QUIET_STEP, Step
-from engine.train.progress import SetupProgress
+from engine.train.setup_steps import SetupProgress
 from engine.train.state import EVENT_NAMES, RANK_EVENTS, Event, PhaseState, TrainContext, TrainState
 
 
@@ -330,8 +331,8 @@ class Trainer:
                 done = epoch
             path.close()
 
-    def fit(self, held_since: float | None = None) -> dict:
-        """Trains, or resumes, the run under its lock. Returns the final metrics (also written to metrics.json).
+    def fit(self, held_since: float | None = None) -> RunResult:
+        """Trains, or resumes, the run under its lock. Returns how it ended (what metrics.json holds).
 
         Args:
             held_since: when the caller took the run's lock and started this attempt (it planned the run under it);
@@ -346,7 +347,7 @@ class Trainer:
             self.run.reserve()
             return self._fit(t_start)
 
-    def _fit(self, t_start: float) -> dict:
+    def _fit(self, t_start: float) -> RunResult:
         try:
             ck = self.run.load_checkpoint("last")
             # no event of an interrupted attempt stays; a fresh run keeps the events of its planning
@@ -373,11 +374,10 @@ class Trainer:
                 self(Event.AFTER_FAIL)
             return self._end(t_start, "failed", failure_line(e, self.run))
 
-    def _end(self, t_start: float, status: str, error: str = "", scores: dict | None = None) -> dict:
-        """The run's result, recorded with its last event and its status (by rank 0); returned as `metrics.json`
-        holds it."""
+    def _end(self, t_start: float, status: str, error: str = "", scores: dict | None = None) -> RunResult:
+        """The run's result, recorded with its last event and its status (by rank 0)."""
         result = end_result(self.run, self.ctx, self.state, t_start, status, error, scores)
         if self.rank == 0:
             result = record_end(self.run, result, self.state.trace)
         self.state.result = result
-        return result.to_dict()
+        return result

@@ -3,9 +3,10 @@
 Every time left TransferLab shows comes from here:
 
 * `Meter` follows one step's fraction done over time (decoding and caching photos, a probe's forward passes, scoring,
-  a download's bytes) and says its time left at its recent pace. The run's setup steps (`SetupProgress`), the CLI's
-  progress line (`StepClock`), the probe's early forecast of the whole run (`_PacedProbe`), the background jobs of the
-  pages (a download's time left) and the dashboard's countdown of a stalled step all read one.
+  a download's bytes) and says its time left at its recent pace. The run's setup steps (`SetupProgress` in
+  `engine.train.setup_steps`), the CLI's progress line (`StepClock`), the probe's early forecast of the whole run
+  (`_PacedProbe`), the background jobs of the pages (a download's time left) and the dashboard's countdown of a
+  stalled step all read one.
 * `UnitTimes` keeps the seconds each unit of work took (a training step) and says the typical one: the trainer's
   time left multiplies it by the steps still to run.
 * `countdown` turns an estimate made earlier into the time left now.

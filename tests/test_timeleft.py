@@ -1,4 +1,4 @@
-"""The one pace model (engine.pace) and every time left that reads it, driven by a fake clock: a step's meter, the
+"""The one pace model (engine.timeleft) and every time left that reads it, driven by a fake clock: a step's meter, the
 typical training step, the run's setup steps (`SetupProgress`), the CLI's line (`StepClock`), a background job (a
 download), the trainer's time left (`TimeLeft`)."""
 
@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.pace import Meter, UnitTimes, countdown
+from engine.timeleft import Meter, UnitTimes, countdown
 from engine.service.console import StepClock
 from engine.service.jobs import Job
 from engine.train.callbacks import TimeLeft
-from engine.train.progress import SetupProgress
+from engine.train.setup_steps import SetupProgress
 
 
 class Clock:

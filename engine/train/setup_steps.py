@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from engine.pace import Clock, perf_clock, Meter
+from engine.timeleft import Clock, perf_clock, Meter
 from engine.progress import Progress
 from engine.runs.events import SetupStep
 
