@@ -9,7 +9,8 @@ Every time left TransferLab shows comes from here:
   stalled step all read one.
 * `UnitTimes` keeps the seconds each unit of work took (a training step) and says the typical one: the trainer's
   time left multiplies it by the steps still to run.
-* `countdown` turns an estimate made earlier into the time left now.
+* `countdown` turns an estimate made earlier into the time left now; `damp` moves it towards a newer estimate at a
+  pace set by the time between them, so one slow step under load does not swing the time left tenfold.
 
 The plan's own estimate is made before anything ran, from the paces the probes measured (`engine.plan.budget.Pace`,
 images a second, scaled between backbones by their FLOPs); once the run moves, these measurements take over.
@@ -20,6 +21,7 @@ replaces it is obeyed), so a test drives it with a fake one.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Callable
@@ -29,6 +31,8 @@ Clock = Callable[[], float]
 MOVED = 0.02  # a step's pace is known once it has moved this far past the report it is measured from
 RECENT = 1 / 3  # the pace is measured over the last (1 - RECENT) of the progress since the first report
 RECENT_UNITS = 50  # the typical unit's seconds: the median of the newest this many
+DAMPING = 0.1  # a newer estimate is followed with a time constant of this share of the time left...
+DAMPING_S = (2.0, 30.0)  # ...kept between these seconds
 
 
 def perf_clock() -> float:
@@ -121,3 +125,14 @@ class UnitTimes:
 def countdown(estimate_s: float, made_at: float, now: float) -> float:
     """An estimate of `estimate_s` seconds made at `made_at`, seen at `now`."""
     return estimate_s - (now - made_at)
+
+
+def damp(predicted_s: float, newer_s: float, dt: float) -> float:
+    """The time left once a newer estimate `newer_s` arrives `dt` seconds after the one shown (counted down to
+    `predicted_s` by now): the two weighed in log space, the newer by `1 - exp(-dt / tau)` with `tau` a `DAMPING`
+    share of the time left (2 to 30 s). A sustained change of pace is followed within a few `tau`; a tenfold estimate
+    from one stalled step moves the time left by a little only."""
+    predicted_s, newer_s = max(predicted_s, 1.0), max(newer_s, 1.0)
+    tau = min(max(DAMPING * predicted_s, DAMPING_S[0]), DAMPING_S[1])
+    w = 1.0 - math.exp(-max(dt, 0.0) / tau)
+    return math.exp((1.0 - w) * math.log(predicted_s) + w * math.log(newer_s))

@@ -198,6 +198,19 @@ class Plan:
     decisions: tuple[Decision, ...] = ()  # why, as data (engine.plan.reasons), in the order they were made
     edited: bool = False
 
+    def seconds_left(self, done: int = 0) -> float:
+        """The run's seconds once its plan exists and `done` epochs are behind it (a resumed run): the caches, the
+        epochs left at the plan's costs and the scoring; `cost.run_s` for a fresh run. A head epoch costs its share
+        of what the plan counts beside the caches, the fine-tuning epochs and the scoring."""
+        c, ph = self.cost, self.phases
+        if done <= 0:
+            return c.run_s
+        tuning = ph.finetune_epochs * c.finetune_epoch_s
+        head_s = max(0.0, c.run_s - c.start_s - c.cache_s - c.score_s - tuning) / max(1, ph.head_epochs)
+        head_left = max(0, ph.head_epochs - done)
+        tuning_left = min(ph.finetune_epochs, ph.total_epochs - done) if ph.total_epochs > done else 0
+        return c.cache_s + c.score_s + head_left * head_s + tuning_left * c.finetune_epoch_s
+
     @property
     def reason(self) -> str:
         """Why the plan is what it is, in words: its decisions about the plan, rendered."""

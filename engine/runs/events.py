@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.timeleft import Meter, countdown
+from engine.timeleft import Meter, countdown, damp
 
 
 class Cancelled(Exception):
@@ -153,24 +153,26 @@ EVENT_TYPES: dict[str, type[Record]] = {
 
 
 def time_left(events: list[dict], now: float) -> float | None:
-    """The whole run's time left at wall time `now`, as the dashboard shows it (one number): the newest estimate (a
-    setup step's `run_eta_s` or a training step's `eta_s`) counted down by the time since it was made. When that
-    countdown runs out while a setup step is still under way, the step's own measured pace takes over: its progress
-    since its first report over the time it has taken so far, so a stalled step's estimate grows instead of sitting
-    at zero. Never below one second while the run goes on; None before the run has an estimate."""
-    newest = None
+    """The whole run's time left at wall time `now`, as the dashboard shows it (one number): the estimates the run
+    made (a setup step's `run_eta_s`, a training step's `eta_s`), each newer one weighed in by `engine.timeleft.damp`
+    (no tenfold swing from one slow step), counted down by the time since the newest. When that countdown runs out
+    while a setup step is still under way, the step's own measured pace takes over: its progress since its first
+    report over the time it has taken so far, so a stalled step's estimate grows instead of sitting at zero. Never
+    below one second while the run goes on; None before the run has an estimate."""
+    shown, at, newest = None, 0.0, None
     for e in events:
         if e["t"] > now:
             break
         eta = e.get("run_eta_s") if e["kind"] == "setup" else e.get("eta_s") if e["kind"] == "step" else None
-        if eta is not None:
-            newest = (e, eta)
-    if newest is None:
+        if eta is None:
+            continue
+        shown = eta if shown is None else damp(countdown(shown, at, e["t"]), eta, e["t"] - at)
+        at, newest = e["t"], e
+    if shown is None:
         return None
-    e, eta = newest
-    left = countdown(eta, e["t"], now)
-    if left < 1.0 and e["kind"] == "setup":
-        left = max(left, _step_pace_left(events, e, now))
+    left = countdown(shown, at, now)
+    if left < 1.0 and newest["kind"] == "setup":
+        left = max(left, _step_pace_left(events, newest, now))
     return max(1.0, left)
 
 

@@ -12,7 +12,7 @@ confident. Photos of a class the model was never taught get a confident wrong an
 estimate cannot see them. Even when the mistakes do look alike, the balance ATC strikes on val (as many right answers
 below the threshold as wrong ones above it) tilts as the accuracy falls: on synthetic scores whose right and wrong
 answers keep their confidences, it reads high as the accuracy falls, within 5 points for a true 50-80%
-(tests/test_estimate.py). The expected class mix is the share of the photos predicted as each class.
+(tests/engine/serve/test_estimate.py). The expected class mix is the share of the photos predicted as each class.
 """
 
 from __future__ import annotations

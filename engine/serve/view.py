@@ -126,7 +126,7 @@ class RunView:
 
     def time_left(self, now: float) -> float | None:
         """The whole run's time left at wall time `now` while it runs (`engine.runs.events.time_left` over its named
-        steps and its newest training step); None otherwise."""
+        steps and its training steps, each estimate damped into the last); None otherwise."""
         if self.state != "running":
             return None
-        return time_left(sorted(self.setups + self.steps[-1:], key=lambda e: e["t"]), now)
+        return time_left(sorted(self.setups + self.steps, key=lambda e: e["t"]), now)

@@ -107,10 +107,11 @@ class Trainer:
         self.report("load and check data", 1.0)
         return self.planned
 
-    def setup(self) -> TrainContext:
-        """Builds what the plan describes: the model, its groups, the optimiser, the loss and the labels."""
+    def setup(self, done: int = 0) -> TrainContext:
+        """Builds what the plan describes: the model, its groups, the optimiser, the loss and the labels; the run is
+        expected to take what the plan counts after `done` epochs (a resumed run's own remaining steps)."""
         cfg, planned = self.cfg, self._planned()
-        self.report.expect(planned.plan.cost.run_s)
+        self.report.expect(planned.plan.seconds_left(done))
         torch.manual_seed(cfg.runtime.seed)  # the new head's initialisation and dropout masks follow the run's seed
         b = build(cfg, planned, self.device)  # refuses a plan that fails preflight
         ytr, yva = (torch.tensor([it.label for it in items]) for items in (b.ds.train, b.ds.val))
@@ -352,7 +353,7 @@ class Trainer:
             ck = self.run.load_checkpoint("last")
             # no event of an interrupted attempt stays; a fresh run keeps the events of its planning
             self.run.truncate_events(ck["events_offset"] if ck else self.run.status().get("plan_events", 0))
-            ctx = self.setup()
+            ctx = self.setup(ck["epoch"] if ck else 0)
             done = self._restore(ck)
             self.run.write_json("run_info.json", {"classes": ctx.classes, "weights": ctx.weights.to_dict()})
             self(Event.BEFORE_FIT)

@@ -2,11 +2,12 @@
 typical training step, the run's setup steps (`SetupProgress`), the CLI's line (`StepClock`), a background job (a
 download), the trainer's time left (`TimeLeft`)."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
 
-from engine.timeleft import Meter, UnitTimes, countdown
+from engine.timeleft import Meter, UnitTimes, countdown, damp
 from engine.service.console import StepClock
 from engine.service.jobs import Job
 from engine.train.callbacks import TimeLeft
@@ -197,3 +198,10 @@ def test_the_trainers_time_left_is_steps_at_their_typical_pace_plus_the_plans_fo
     left.after_validate(ctx, state)
     # phase 1: 15 steps at 2 s and 2 validations at 3 s; phase 2: 10 steps at the plan's 4 s and 1 validation
     assert left.seconds_left(ctx, state) == pytest.approx(15 * 2.0 + 2 * 3.0 + 10 * 4.0 + 3.0 + 7.0)
+
+
+def test_a_newer_estimate_is_weighed_in_by_the_time_since_the_last():
+    assert damp(100.0, 1000.0, dt=0.0) == pytest.approx(100.0)  # no time between them: nothing moves
+    assert damp(100.0, 1000.0, dt=1.0) < 130.0  # 1 s later, tau 10 s: a tenth of the way in log space
+    assert damp(100.0, 1000.0, dt=100.0) == pytest.approx(1000.0, rel=1e-3)  # long after: the newer one
+    assert damp(100.0, 10.0, dt=10.0) == pytest.approx(10 ** (2 - (1 - math.exp(-1))), rel=1e-6)

@@ -1,5 +1,7 @@
 """The training loop on a tiny dataset: rates follow the plan, frozen groups stay bit-identical, cancel, failure."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 from engine.model.groups import layer_groups
 from engine.model.weights import create_backbone
 from engine.plan.config import TrainConfig
+from engine.plan.stored import read_plan
 from engine.runs.events import CancelToken, StepEnded
 from engine.runs.store import RunStore
 from conftest import a_plan, planned
@@ -134,9 +137,12 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
     assert len(list(run.path.glob("views-*.pt"))) == 1  # kept for the resume
     decodes.clear()
     run.append = append
-    resumed = Trainer(cfg, run)
+    resumed, t_resume = Trainer(cfg, run), time.time()
     assert resumed.fit().status == "finished"
     assert decodes == []  # nothing decoded to cache again
+    plan = read_plan(run.path)  # the run is expected to take what is left after its epoch 2, not the whole run again
+    etas = [e["run_eta_s"] for e in run.events("setup") if e["t"] >= t_resume and e["run_eta_s"] is not None]
+    assert etas and etas[0] <= plan.seconds_left(2) + 0.5 and plan.seconds_left(2) < plan.cost.run_s
     steps = [e["name"] for e in run.events("setup")]
     assert any(n.startswith("cache features of augmented views: reused") for n in steps)
     assert not list(run.path.glob("views-*.pt"))  # a finished run keeps no cache
