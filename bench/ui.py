@@ -53,8 +53,9 @@ def shown_eta(events: list[dict], at: float) -> float | None:
     return time_left(events, at)
 
 
-def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None], float, float]:
-    """Relative error of the shown time left at each mark, the run's wall time, and the plan's estimate."""
+def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None], float, float, float]:
+    """Relative error of the shown time left at each mark, the run's wall time, the plan's estimate, and the largest
+    swing of the shown time left from one second to the next (`swing`)."""
     run = store.open(run_id)
     events = run.events()
     start, end = events[0]["t"], events[-1]["t"]
@@ -65,7 +66,23 @@ def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None],
         eta, real = shown_eta(events, at), end - at
         errors[m] = None if eta is None else abs(eta - real) / real
     plan = run.read_json("plan.json") or {}
-    return errors, wall, float(plan.get("estimate_s") or 0.0)
+    estimate = (plan.get("cost") or {}).get("estimate_s") or plan.get("estimate_s") or 0.0
+    return errors, wall, float(estimate), swing(events, start, end)
+
+
+def swing(events: list[dict], start: float, end: float) -> float:
+    """The largest factor by which the shown time left jumps from one second to the next (1.0: it only counts down),
+    sampled every second of the run."""
+    shown = [shown_eta(events, t) for t in range(int(start) + 1, int(end))]
+    pairs = [(a, b) for a, b in zip(shown, shown[1:]) if a is not None and b is not None]
+    return max([max(b / max(a - 1.0, 1.0), max(a - 1.0, 1.0) / b) for a, b in pairs] or [1.0])
+
+
+def busy(n: int) -> list:
+    """`n` processes that keep a core busy each (the CPU-bound neighbour the time left must hold against)."""
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
 STRATEGY_CONFIGS = {  # as a person would start them on the sample (fixed strategies edited down to a few epochs)
@@ -172,7 +189,21 @@ def main() -> None:
     ap.add_argument("--strategies", default="auto", help="comma-separated, of: " + ", ".join(STRATEGY_CONFIGS))
     ap.add_argument("--browser", action="store_true", help="also time click → first step in chromium")
     ap.add_argument("--lesson", type=int, default=0, help="time the lesson's experiment this many times (cold)")
+    ap.add_argument("--load", type=int, default=0, help="CPU-bound processes running beside the runs")
+    ap.add_argument("--no-pages", action="store_true", help="skip the page render times")
     args = ap.parse_args()
+    neighbours = busy(args.load)
+    try:
+        measure(args)
+    finally:
+        for proc in neighbours:
+            proc.kill()
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Everything `main`'s arguments ask for, printed as it is measured."""
+    if args.load:
+        print(f"with {args.load} CPU-bound process(es) running beside it, {os.cpu_count()} CPU cores")
     if args.lesson:
         print(f"lesson experiment on the bundled sample, {os.cpu_count()} CPU cores, cold ({args.lesson} runs)")
         print(f"{'seconds to the final chart':>27} {'fine-tuning epochs':>19} {'groups trained':>15}", flush=True)
@@ -181,10 +212,11 @@ def main() -> None:
             runs.append(lesson_run())
             print(f"{runs[-1][0]:27.0f} {runs[-1][1]:19d} {runs[-1][2]:15d}", flush=True)
         print(f"median {statistics.median(r[0] for r in runs):.0f} s")
-    print(f"{'page':14} {'render s (warm)':>16}")
-    for name in PAGES:
-        render(name)
-        print(f"{name:14} {statistics.median(render(name) for _ in range(3)):16.2f}")
+    if not args.no_pages:
+        print(f"{'page':14} {'render s (warm)':>16}")
+        for name in PAGES:
+            render(name)
+            print(f"{name:14} {statistics.median(render(name) for _ in range(3)):16.2f}")
 
     for strategy in args.strategies.split(",") if args.reps else []:
         rows = []
@@ -204,6 +236,7 @@ def main() -> None:
             f"each: " + ", ".join(f"{e:.0f}/{w:.0f} s" for e, w in zip(ests, walls)),
             flush=True,
         )
+        print(f"largest swing of the time left from one second to the next: {max(r[3] for r in rows):.2f}x")
     if args.browser:
         t = browser_first_step(args.reps)
         print(
