@@ -82,7 +82,7 @@ def measure(name: str, data: Path, sixth: Path, store: RunStore) -> dict:
     run = store.create(cfg.to_dict(), name)
     save_planned(run.path, planned)
     Trainer(cfg, run, planned=planned).fit()
-    epoch = [e for e in run.events("epoch") if e["epoch"] == 2][0]  # the second: the first also warms kernels up
+    epoch = [e for e in run.events("epoch") if e.epoch == 2][0]  # the second: the first also warms kernels up
     extract_s = feature_views(len(ds.train) + len(ds.val)) * (len(ds.train) + len(ds.val)) / p.images_per_s
     return {
         "name": name,

@@ -125,9 +125,9 @@ def recipe(data: Path, batch: int, epochs: int, device_input: bool) -> dict:
     run = RunStore().create(cfg.to_dict())
     t0 = time.perf_counter()
     m = train(cfg, run)
-    ft = [e for e in run.events("epoch") if e["phase"] == 2][1:]  # the first pays for start-up
+    ft = [e for e in run.events("epoch") if e.phase == 2][1:]  # the first pays for start-up
     return {
-        "img_s": statistics.median(e["images_per_s"] for e in ft) if ft else 0.0,
+        "img_s": statistics.median(e.images_per_s for e in ft) if ft else 0.0,
         "seconds": time.perf_counter() - t0,
         "val_acc": m.best_val_acc,
         "error": m.error,

@@ -45,9 +45,9 @@ def run_arm(cfg: TrainConfig) -> dict:
     m = train(cfg, run)
     if m.status != "finished":
         raise SystemExit(f"{cfg.optim.strategy} on {cfg.data.path} ended {m.status}: {m.error}")
-    epochs = [e["epoch"] for e in run.events("epoch")]
-    ends = [e["t"] for e in run.events("epoch") if e["epoch"] > 0]
-    starts = [run.events("phase_started")[0]["t"], *ends[:-1]] if ends else []
+    epochs = [e.epoch for e in run.events("epoch")]
+    ends = [e.t for e in run.events("epoch") if e.epoch > 0]
+    starts = [run.events("phase_started")[0].t, *ends[:-1]] if ends else []
     epoch_s = statistics.median(b - a for a, b in zip(starts, ends)) if ends else 0.0
     return {
         "epoch_s": epoch_s,

@@ -58,7 +58,7 @@ def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None],
     swing of the shown time left from one second to the next (`swing`)."""
     run = store.open(run_id)
     events = run.events()
-    start, end = events[0]["t"], events[-1]["t"]
+    start, end = events[0].t, events[-1].t
     wall = end - start
     errors = {}
     for m in MARKS:
@@ -119,9 +119,9 @@ def lesson_run() -> tuple[float, int, int]:
         state = runner.store.open(rid).status().get("state")
         if state != "finished":
             raise SystemExit(f"lesson arm {arm} ended {state}")
-    epochs = [e["epoch"] for e in tune.events("epoch") if e["epoch"] > 0]
+    epochs = [e.epoch for e in tune.events("epoch") if e.epoch > 0]
     phases = tune.events("phase_started")
-    trained = sum(not f for f in phases[-1]["frozen"]) if phases else 0
+    trained = sum(not f for f in phases[-1].frozen) if phases else 0
     return wall, len(epochs), trained
 
 

@@ -90,6 +90,10 @@ _API: dict[str, str] = {
     "RunStore": "engine.runs.store",
     "TERMINAL": "engine.runs.store",
     "time_left": "engine.runs.events",
+    "EpochEnded": "engine.runs.events",
+    "PhaseStarted": "engine.runs.events",
+    "SetupStep": "engine.runs.events",
+    "StepEnded": "engine.runs.events",
     "RunView": "engine.serve.view",
     "RunResult": "engine.runs.result",
     "has_model": "engine.serve.evaluate",
@@ -188,7 +192,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.probe.curve import LearningCurve
     from engine.probe.gap import measure_gap
     from engine.probe.shootout import Shootout, ShootoutRow, shootout
-    from engine.runs.events import time_left
+    from engine.runs.events import EpochEnded, PhaseStarted, SetupStep, StepEnded, time_left
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
     from engine.runs.result import RunResult
     from engine.serve.view import RunView

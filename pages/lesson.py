@@ -37,7 +37,7 @@ def experiment() -> None:
     if tune is not None and tune.phase is not None and tune.plan is not None:
         plan, phase = tune.plan, tune.phase
         st.plotly_chart(
-            charts.freeze_strip(plan.phases.groups, plan.phases.labels, phase["frozen"], phase["lrs"]),
+            charts.freeze_strip(plan.phases.groups, plan.phases.labels, phase.frozen, phase.lrs),
             width="stretch",
             key="lesson_strip",
         )

@@ -61,7 +61,7 @@ def _end_to_end(name: str, data, tmp_path) -> None:
     save_planned(run.path, planned)
     result = Trainer(cfg, run, planned=planned).fit()
     assert result.status == "finished", result
-    trained = [e for e in run.events("epoch") if e["epoch"] >= 1]
+    trained = [e for e in run.events("epoch") if e.epoch >= 1]
     assert trained and trained[-1]["grad_norm"][-2] > 0  # the top group under the head trained
     out = export_run(run, tmp_path / "export")
     assert out.checks["onnx_same_top1"] and {"onnx", "torchscript"} <= set(out.files)
@@ -218,14 +218,14 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(Trainer(cfg, run, planned=planned).fit()))
     worker.start()
-    while worker.is_alive() and not [e for e in run.events("epoch") if e["epoch"] >= 1]:
+    while worker.is_alive() and not [e for e in run.events("epoch") if e.epoch >= 1]:
         time.sleep(0.2)
     run.request_stop()
     worker.join()
     assert result["status"] == "cancelled"
     resumed = cli("resume", "--run", run.id, "--quiet")
     assert resumed["status"] == "finished"
-    assert max(e["epoch"] for e in store.open(run.id).events("epoch")) == 2
+    assert max(e.epoch for e in store.open(run.id).events("epoch")) == 2
 
 
 @pytest.mark.slow
@@ -277,4 +277,4 @@ def test_torchrun_two_processes_train_a_family(name, photos, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     runs = RunStore(tmp_path / "runs").list()
     assert len(runs) == 1 and runs[0].status()["state"] == "finished"
-    assert runs[0].events("run_started")[0]["world_size"] == 2
+    assert runs[0].events("run_started")[0].world_size == 2

@@ -174,7 +174,7 @@ def test_a_second_writer_is_refused_and_a_dead_owners_lock_is_taken_over(tiny_fo
         no_traceback(out)
         assert out.returncode == 0 and json.loads(out.stdout)["status"] == "finished"
         starts = run.events("run_started")
-        assert len(starts) == 2 and run.events()[-1]["kind"] == "run_ended"
+        assert len(starts) == 2 and run.events()[-1].kind == "run_ended"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -198,11 +198,11 @@ def test_kill_then_resume_duplicates_no_event(tiny_folder, tmp_path, moment):
     no_traceback(out)
     assert out.returncode == 0, out.stderr
     events = run.events()
-    steps = [e["step"] for e in events if e["kind"] == "step"]
-    epochs = [e["epoch"] for e in events if e["kind"] == "epoch"]
+    steps = [e.step for e in events if e.kind == "step"]
+    epochs = [e.epoch for e in events if e.kind == "epoch"]
     assert steps == list(range(1, len(steps) + 1)) and epochs == list(range(0, max(epochs) + 1))
-    assert [e["kind"] for e in events].count("run_started") == 1  # the killed attempt left no orphan
-    assert sum(e["kind"] == "phase_started" for e in events) == 2
+    assert [e.kind for e in events].count("run_started") == 1  # the killed attempt left no orphan
+    assert sum(e.kind == "phase_started" for e in events) == 2
 
 
 # ------------------------------------------------------------------ 3. disk full
@@ -399,7 +399,7 @@ def test_stop_from_the_dashboard_reaches_a_run_started_from_the_cli(tiny_folder,
         said = Runner(RunStore(tmp_path / "runs")).cancel(run.id)
         assert f"asked process {proc.pid} to stop" in said
         proc.wait(timeout=120)
-        assert run.status()["state"] == "cancelled" and run.events()[-1]["kind"] == "run_ended"
+        assert run.status()["state"] == "cancelled" and run.events()[-1].kind == "run_ended"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

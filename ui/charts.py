@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 if TYPE_CHECKING:
-    from engine import CompareRow, LessonRow, LrRange, ShootoutRow
+    from engine import CompareRow, EpochEnded, LessonRow, LrRange, ShootoutRow, StepEnded
     from engine import LearningCurve
 
 
@@ -65,18 +65,18 @@ def per_class(values: dict[str, float | None], title: str = "Per-class accuracy"
 
 
 def training_curves(
-    epochs: list[dict], probe_acc: float | None, running: dict | None = None
+    epochs: list[EpochEnded], probe_acc: float | None, running: StepEnded | None = None
 ) -> tuple[go.Figure, go.Figure]:
     """Accuracy and loss per epoch; epoch 0 is the head the run starts from; `running` adds the current epoch's
     running training accuracy and loss as it goes."""
-    trained = [e for e in epochs if e["epoch"] > 0]
-    x = [e["epoch"] for e in trained]
+    trained = [e for e in epochs if e.epoch > 0]
+    x = [e.epoch for e in trained]
     acc = go.Figure(
         [
-            go.Scatter(x=x, y=[e["train_acc"] for e in trained], name="train", mode="lines+markers"),
+            go.Scatter(x=x, y=[e.train_acc for e in trained], name="train", mode="lines+markers"),
             go.Scatter(
-                x=[e["epoch"] for e in epochs],
-                y=[e["val_acc"] for e in epochs],
+                x=[e.epoch for e in epochs],
+                y=[e.val_acc for e in epochs],
                 name="validation",
                 mode="lines+markers",
             ),
@@ -84,20 +84,20 @@ def training_curves(
     )
     loss = go.Figure(
         [
-            go.Scatter(x=x, y=[e["train_loss"] for e in trained], name="train", mode="lines+markers"),
+            go.Scatter(x=x, y=[e.train_loss for e in trained], name="train", mode="lines+markers"),
             go.Scatter(
-                x=[e["epoch"] for e in epochs],
-                y=[e["val_loss"] for e in epochs],
+                x=[e.epoch for e in epochs],
+                y=[e.val_loss for e in epochs],
                 name="validation",
                 mode="lines+markers",
             ),
         ]
     )
-    if running:
+    if running is not None:
         acc.add_trace(
             go.Scatter(
-                x=[running["epoch"]],
-                y=[running["running_acc"]],
+                x=[running.epoch],
+                y=[running.running_acc],
                 name="train (this epoch so far)",
                 mode="markers",
                 marker=dict(symbol="circle-open", size=10),
@@ -105,8 +105,8 @@ def training_curves(
         )
         loss.add_trace(
             go.Scatter(
-                x=[running["epoch"]],
-                y=[running["running_loss"]],
+                x=[running.epoch],
+                y=[running.running_loss],
                 mode="markers",
                 name="train (this epoch so far)",
                 marker=dict(symbol="circle-open", size=10),
@@ -120,11 +120,11 @@ def training_curves(
     return _layout(acc, "Accuracy per epoch"), _layout(loss, "Loss per epoch")
 
 
-def group_rates(steps: list[dict], groups: list[str], labels: list[str]) -> go.Figure:
+def group_rates(steps: list[StepEnded], groups: list[str], labels: list[str]) -> go.Figure:
     fig = go.Figure()
-    xs = [s["step"] for s in steps]
+    xs = [s.step for s in steps]
     for i, (g, label) in enumerate(zip(groups, labels)):
-        ys = [s["lrs"][i] for s in steps]
+        ys = [s.lrs[i] for s in steps]
         if any(ys):
             fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines", hovertemplate=f"{g}: %{{y:.1e}}"))
     fig.update_yaxes(type="log", title="learning rate")
@@ -238,10 +238,10 @@ def gap(rows: list[CompareRow]) -> go.Figure:
     return _layout(fig, "Probe vs fine-tuning, per run (test photos nothing was chosen on)", 380)
 
 
-def overlay(curves: dict[str, list[dict]]) -> go.Figure:
+def overlay(curves: dict[str, list[EpochEnded]]) -> go.Figure:
     fig = go.Figure(
         [
-            go.Scatter(x=[e["epoch"] for e in eps], y=[e["val_acc"] for e in eps], name=name, mode="lines+markers")
+            go.Scatter(x=[e.epoch for e in eps], y=[e.val_acc for e in eps], name=name, mode="lines+markers")
             for name, eps in curves.items()
         ]
     )
@@ -307,17 +307,17 @@ def domain_gap(stages: list) -> go.Figure:
     return _layout(fig, "How far your target photos are from your training photos, stage by stage", 380)
 
 
-def domain_curves(epochs: list[dict]) -> go.Figure:
+def domain_curves(epochs: list[EpochEnded]) -> go.Figure:
     """An adapted run's epochs: the domain classifier's accuracy and loss (DANN) or the MMD, and the ramped weight."""
     trained = [e for e in epochs if e.get("adapt")]
-    x = [e["epoch"] for e in trained]
+    x = [e.epoch for e in trained]
     fig = go.Figure()
     for key, name in (("domain_acc", "domain classifier accuracy"), ("domain_loss", "domain loss"), ("mmd", "MMD")):
-        if any(key in e["adapt"] for e in trained):
-            fig.add_trace(go.Scatter(x=x, y=[e["adapt"].get(key) for e in trained], name=name, mode="lines+markers"))
+        if any(key in e.adapt for e in trained):
+            fig.add_trace(go.Scatter(x=x, y=[e.adapt.get(key) for e in trained], name=name, mode="lines+markers"))
     fig.add_trace(
         go.Scatter(
-            x=x, y=[e["adapt"].get("adapt_weight") for e in trained], name="adaptation weight", line=dict(dash="dot")
+            x=x, y=[e.adapt.get("adapt_weight") for e in trained], name="adaptation weight", line=dict(dash="dot")
         )
     )
     fig.update_xaxes(title="epoch", dtick=1)

@@ -79,7 +79,7 @@ def headline(view: RunView) -> None:
     far), the training pace."""
     r, last = view.result, view.epochs[-1]
     c = st.columns(4)
-    c[0].metric("Validation accuracy, last epoch", f"{last['val_acc']:.1%}")
+    c[0].metric("Validation accuracy, last epoch", f"{last.val_acc:.1%}")
     c[1].metric("Best on val (the run keeps it)", f"{view.best_val_acc:.1%}")
     if r is not None and r.test_accuracy is not None:
         c[2].metric(
@@ -89,12 +89,12 @@ def headline(view: RunView) -> None:
             delta_color="off",
         )
     elif view.steps:
-        c[2].metric("Training accuracy, this epoch so far", f"{view.steps[-1]['running_acc']:.1%}")
-    if last["epoch"] > 0:
-        on = (view.phase or {}).get("path", "")
+        c[2].metric("Training accuracy, this epoch so far", f"{view.steps[-1].running_acc:.1%}")
+    if last.epoch > 0:
+        on = view.phase.path if view.phase else ""
         c[3].metric(
             "Images / s, last epoch",
-            f"{last['images_per_s']:.0f}",
+            f"{last.images_per_s:.0f}",
             on if on.startswith("cached") else None,
             delta_color="off",
             delta_arrow="off",
@@ -162,12 +162,12 @@ def charts_for(view: RunView) -> None:
         right.plotly_chart(loss_fig, width="stretch", key="loss_chart")
         right.caption(LOSS_CAPTION)
     elif epochs:
-        st.info(no_epoch_sentence(epochs[0]["val_acc"], plan, state))
+        st.info(no_epoch_sentence(epochs[0].val_acc, plan, state))
     ph = view.phase
-    if groups and ph is not None and ph["frozen"]:
-        st.plotly_chart(charts.freeze_strip(groups, labels, ph["frozen"], ph["lrs"]), width="stretch", key="strip")
+    if groups and ph is not None and ph.frozen:
+        st.plotly_chart(charts.freeze_strip(groups, labels, ph.frozen, ph.lrs), width="stretch", key="strip")
         st.caption(
-            f"Freeze map of phase {ph['phase']} ({ph['name']}, {ph['path']}). Frozen groups keep their "
+            f"Freeze map of phase {ph.phase} ({ph.name}, {ph.path}). Frozen groups keep their "
             f"pretrained weights; hover a group for its timm name."
         )
     elif groups and state in TERMINAL:
@@ -178,7 +178,7 @@ def charts_for(view: RunView) -> None:
             "Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
             "learn more slowly than the head."
         )
-    if any(e.get("adapt") for e in trained):
+    if any(e.adapt for e in trained):
         st.plotly_chart(charts.domain_curves(trained), width="stretch", key="adapt_chart")
         st.caption(
             "Adaptation to the target photos: DANN's domain classifier tells training photos from target photos "
@@ -188,13 +188,13 @@ def charts_for(view: RunView) -> None:
     if trained:
         a, b = st.columns(2)
         a.plotly_chart(
-            charts.group_bars(groups, trained[-1]["grad_norm"], "Gradient norm per group", True, labels),
+            charts.group_bars(groups, trained[-1].grad_norm, "Gradient norm per group", True, labels),
             width="stretch",
             key="grad_chart",
         )
         a.caption(GRAD_CAPTION)
         b.plotly_chart(
-            charts.group_bars(groups, trained[-1]["drift"], "Drift from the pretrained weights", labels=labels),
+            charts.group_bars(groups, trained[-1].drift, "Drift from the pretrained weights", labels=labels),
             width="stretch",
             key="drift_chart",
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.timeleft import Meter, countdown, damp
@@ -60,6 +60,13 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        """The record of this type that `data` (a line of the log) holds; fields it does not know are left out, so a
+        log written by a newer version still reads."""
+        names = {f.name for f in fields(cls) if f.init}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,14 @@ EVENT_TYPES: dict[str, type[Record]] = {
 }
 
 
-def time_left(events: list[dict], now: float) -> float | None:
+def read_record(data: dict[str, Any]) -> Record | None:
+    """The typed event a line of the log holds (`EVENT_TYPES` by its kind); None for a kind this version does not
+    know (it is never written by it)."""
+    kind = EVENT_TYPES.get(data.get("kind", ""))
+    return None if kind is None else kind.from_dict(data)
+
+
+def time_left(events: list[Record], now: float) -> float | None:
     """The whole run's time left at wall time `now`, as the dashboard shows it (one number): the estimates the run
     made (a setup step's `run_eta_s`, a training step's `eta_s`), each newer one weighed in by `engine.timeleft.damp`
     (no tenfold swing from one slow step), counted down by the time since the newest. When that countdown runs out
@@ -161,28 +175,28 @@ def time_left(events: list[dict], now: float) -> float | None:
     below one second while the run goes on; None before the run has an estimate."""
     shown, at, newest = None, 0.0, None
     for e in events:
-        if e["t"] > now:
+        if e.t > now:
             break
-        eta = e.get("run_eta_s") if e["kind"] == "setup" else e.get("eta_s") if e["kind"] == "step" else None
+        eta = e.run_eta_s if isinstance(e, SetupStep) else e.eta_s if isinstance(e, StepEnded) else None
         if eta is None:
             continue
-        shown = eta if shown is None else damp(countdown(shown, at, e["t"]), eta, e["t"] - at)
-        at, newest = e["t"], e
+        shown = eta if shown is None else damp(countdown(shown, at, e.t), eta, e.t - at)
+        at, newest = e.t, e
     if shown is None:
         return None
     left = countdown(shown, at, now)
-    if left < 1.0 and newest["kind"] == "setup":
+    if left < 1.0 and isinstance(newest, SetupStep):
         left = max(left, _step_pace_left(events, newest, now))
     return max(1.0, left)
 
 
-def _step_pace_left(events: list[dict], last: dict, now: float) -> float:
+def _step_pace_left(events: list[Record], last: SetupStep, now: float) -> float:
     """The rest of setup step `last` at the pace it has kept since its first report (an `engine.timeleft.Meter` read
     back from its events: no progress since `last` slows that pace as time passes), plus what its estimate counted
     after the step."""
-    same = [e for e in events if e["kind"] == "setup" and e["name"] == last["name"] and e["t"] <= last["t"]]
-    left = Meter.of([(e["t"], e["fraction"]) for e in same]).left(now, since_first=True)
-    if left is None or last["fraction"] >= 1:
+    same = [e for e in events if isinstance(e, SetupStep) and e.name == last.name and e.t <= last.t]
+    left = Meter.of([(e.t, e.fraction) for e in same]).left(now, since_first=True)
+    if left is None or last.fraction >= 1:
         return 0.0
-    after = (last.get("run_eta_s") or 0.0) - (last.get("eta_s") or 0.0)  # the estimate's share for later steps
+    after = (last.run_eta_s or 0.0) - (last.eta_s or 0.0)  # the estimate's share for later steps
     return left + max(0.0, after)

@@ -20,7 +20,7 @@ import torch
 
 from engine import paths
 from engine.errors import NotResumable, RunBusy
-from engine.runs.events import Record
+from engine.runs.events import Record, read_record
 
 TERMINAL = {"finished", "cancelled", "failed"}
 LIVE = frozenset({"running", "queued"})
@@ -105,10 +105,11 @@ class Run:
             if not line.startswith('{"kind": "step"'):
                 os.fsync(f.fileno())
 
-    def events(self, kind: str | None = None) -> list[dict]:
-        """All complete events, oldest first (a torn final line from a crash is ignored)."""
+    def events(self, kind: str | None = None) -> list[Record]:
+        """All complete events, typed (`engine.runs.events.EVENT_TYPES`), oldest first; only those of `kind` when
+        given (a torn final line from a crash is ignored)."""
         lines, _ = _complete_lines(self.events_path, 0)
-        return [ev for ev in map(json.loads, lines) if kind is None or ev.get("kind") == kind]
+        return [e for e in _records(lines) if kind is None or e.kind == kind]
 
     def events_offset(self) -> int:
         return self.events_path.stat().st_size if self.events_path.exists() else 0
@@ -214,7 +215,7 @@ class EventTail:
 
     def __init__(self, run: Run):
         self.run = run
-        self._events: list[dict] = []
+        self._events: list[Record] = []
         self._offset, self._last = 0, b""
         self._lock = threading.Lock()
 
@@ -227,16 +228,21 @@ class EventTail:
             f.seek(self._offset - len(self._last))
             return f.read(len(self._last)) != self._last
 
-    def read(self) -> list[dict]:
-        """Every complete event so far, oldest first (a new list; the dicts are shared, do not modify them)."""
+    def read(self) -> list[Record]:
+        """Every complete event so far, typed, oldest first (a new list of the same frozen records)."""
         with self._lock:
             if self._rewound():
                 self._events, self._offset, self._last = [], 0, b""
             lines, self._offset = _complete_lines(self.run.events_path, self._offset)
             if lines:
-                self._events.extend(map(json.loads, lines))
+                self._events.extend(_records(lines))
                 self._last = lines[-1]
             return list(self._events)
+
+
+def _records(lines: list[bytes]) -> list[Record]:
+    """The typed events of complete log lines (a kind this version does not know is left out)."""
+    return [r for r in map(read_record, map(json.loads, lines)) if r is not None]
 
 
 def _complete_lines(path: Path, offset: int) -> tuple[list[bytes], int]:

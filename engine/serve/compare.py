@@ -10,14 +10,15 @@ from pathlib import Path
 
 from engine.metrics import mcnemar
 from engine.plan.stored import read_plan
+from engine.runs.events import EpochEnded, Record, RunStarted
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 
 
-def _seconds_to_start(events: list[dict]) -> float | None:
+def _seconds_to_start(events: list[Record]) -> float | None:
     """Seconds from the run's first start to its starting head's validation (epoch 0): what the probe's head cost."""
-    start = next((e["t"] for e in events if e["kind"] == "run_started"), None)
-    head = next((e["t"] for e in events if e["kind"] == "epoch" and e["epoch"] == 0), None)
+    start = next((e.t for e in events if isinstance(e, RunStarted)), None)
+    head = next((e.t for e in events if isinstance(e, EpochEnded) and e.epoch == 0), None)
     return head - start if start is not None and head is not None else None
 
 
@@ -55,7 +56,7 @@ def compare_row(run: Run) -> CompareRow:
     """The run's `CompareRow`, from what it stored (plan, result, events, status)."""
     plan, r = read_plan(run.path), RunResult.read(run)
     events, status = run.events(), run.status()
-    epochs = [e for e in events if e["kind"] == "epoch"]
+    epochs = [e for e in events if isinstance(e, EpochEnded)]
     return CompareRow(
         run=run.id,
         dataset=Path(plan.data.path).name if plan else "?",
@@ -71,7 +72,7 @@ def compare_row(run: Run) -> CompareRow:
         start_test=None if r is None else r.start_test_accuracy,
         start_test_interval=None if r is None or r.start_test_interval is None else tuple(r.start_test_interval),
         best_epoch=None if r is None else r.best_epoch,
-        epochs_trained=max([e["epoch"] for e in epochs] or [0]),
+        epochs_trained=max([e.epoch for e in epochs] or [0]),
         start_seconds=_seconds_to_start(events),
         seconds=None if r is None else r.seconds,
     )

@@ -8,11 +8,15 @@ the stored `Plan` (`engine.plan.stored.read_plan`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from engine.plan.parts import Plan
-from engine.runs.events import time_left
+from engine.runs.events import EpochEnded, PhaseStarted, SetupStep, StepEnded, time_left
 from engine.runs.result import RunResult
 from engine.runs.store import LIVE
+
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -32,18 +36,18 @@ class RunView:
     config: dict = field(default_factory=dict)
     plan: Plan | None = None  # the plan the run executes (None before it is made)
     result: RunResult | None = None  # how it ended, once it has
-    epochs: list[dict] = field(default_factory=list)  # `EpochEnded` events; epoch 0 is the model the run starts from
-    steps: list[dict] = field(default_factory=list)  # `StepEnded`
-    phases: list[dict] = field(default_factory=list)  # `PhaseStarted`
-    setups: list[dict] = field(default_factory=list)  # `SetupStep`: the named steps outside the epochs
+    epochs: list[EpochEnded] = field(default_factory=list)  # epoch 0 is the model the run starts from
+    steps: list[StepEnded] = field(default_factory=list)
+    phases: list[PhaseStarted] = field(default_factory=list)
+    setups: list[SetupStep] = field(default_factory=list)  # the named steps outside the epochs
     error: str = ""  # why a run failed, in one line
 
     @classmethod
     def of(cls, snap: dict) -> RunView:
         events = snap.get("events") or []
 
-        def kind(k: str) -> list[dict]:
-            return [e for e in events if e["kind"] == k]
+        def kind(k: type[R]) -> list[R]:
+            return [e for e in events if isinstance(e, k)]
 
         status = snap.get("status") or {}
         result = None if snap.get("metrics") is None else RunResult.from_dict(snap["metrics"])
@@ -53,10 +57,10 @@ class RunView:
             config=snap.get("config") or {},
             plan=snap.get("plan"),
             result=result,
-            epochs=kind("epoch"),
-            steps=kind("step"),
-            phases=kind("phase_started"),
-            setups=kind("setup"),
+            epochs=kind(EpochEnded),
+            steps=kind(StepEnded),
+            phases=kind(PhaseStarted),
+            setups=kind(SetupStep),
             error=(result.error if result else "") or status.get("error") or "",
         )
 
@@ -65,13 +69,13 @@ class RunView:
         return self.state in LIVE
 
     @property
-    def trained(self) -> list[dict]:
+    def trained(self) -> list[EpochEnded]:
         """The epochs that trained (epoch 0, the starting model, is validated only)."""
-        return [e for e in self.epochs if e["epoch"] > 0]
+        return [e for e in self.epochs if e.epoch > 0]
 
     @property
     def epochs_trained(self) -> int:
-        return max([e["epoch"] for e in self.trained] or [0])
+        return max([e.epoch for e in self.trained] or [0])
 
     @property
     def total_epochs(self) -> int:
@@ -79,26 +83,26 @@ class RunView:
         return self.plan.phases.total_epochs if self.plan else 0
 
     @property
-    def phase(self) -> dict | None:
+    def phase(self) -> PhaseStarted | None:
         """The phase that runs (or ran last)."""
         return self.phases[-1] if self.phases else None
 
     @property
-    def in_epoch(self) -> dict | None:
+    def in_epoch(self) -> StepEnded | None:
         """The last training step while its epoch is still under way (not yet validated) and the run goes on."""
         if not self.steps or self.state != "running":
             return None
         last = self.steps[-1]
-        return last if not self.epochs or last["epoch"] > self.epochs[-1]["epoch"] else None
+        return last if not self.epochs or last.epoch > self.epochs[-1].epoch else None
 
     @property
     def best_val_acc(self) -> float | None:
-        return max((e["val_acc"] for e in self.epochs), default=None)
+        return max((e.val_acc for e in self.epochs), default=None)
 
-    def setup_step(self) -> dict | None:
+    def setup_step(self) -> SetupStep | None:
         """The named step under way, when it is newer than any training (a step after the epochs counts too)."""
-        last_train_t = max([e["t"] for e in self.steps + self.trained + self.phases] or [0.0])
-        return self.setups[-1] if self.setups and self.setups[-1]["t"] >= last_train_t else None
+        last_train_t = max([e.t for e in self.steps + self.trained + self.phases] or [0.0])
+        return self.setups[-1] if self.setups and self.setups[-1].t >= last_train_t else None
 
     def bars(self) -> list[Bar]:
         """What the run is doing now, as progress bars: waiting, a named step, and the epochs."""
@@ -106,7 +110,7 @@ class RunView:
         if self.state == "queued" and not self.setups:
             out.append(Bar(0.0, "queued: waiting for the runner…"))
         if setup is not None and self.live:
-            out.append(Bar(min(1.0, setup["fraction"]), f"{setup['name']} · {setup['fraction']:.0%}"))
+            out.append(Bar(min(1.0, setup.fraction), f"{setup.name} · {setup.fraction:.0%}"))
         total = self.total_epochs
         if total and (self.steps or self.trained):
             out.append(self._training_bar(total))
@@ -115,10 +119,10 @@ class RunView:
         return out
 
     def _training_bar(self, total: int) -> Bar:
-        per_epoch = max(1, (self.phase or {}).get("steps_per_epoch", 1))
+        per_epoch = max(1, self.phase.steps_per_epoch if self.phase else 1)
         done = self.epochs_trained
-        current = self.steps[-1]["epoch"] if self.steps else done
-        in_epoch = len([s for s in self.steps if s["epoch"] == current]) if current > done else 0
+        current = self.steps[-1].epoch if self.steps else done
+        in_epoch = len([s for s in self.steps if s.epoch == current]) if current > done else 0
         text = f"training: epoch {max(current, done)} of {total}"
         if current > done:
             text += f", step {in_epoch} of {per_epoch}"
@@ -129,4 +133,4 @@ class RunView:
         steps and its training steps, each estimate damped into the last); None otherwise."""
         if self.state != "running":
             return None
-        return time_left(sorted(self.setups + self.steps, key=lambda e: e["t"]), now)
+        return time_left(sorted(self.setups + self.steps, key=lambda e: e.t), now)

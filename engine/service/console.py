@@ -12,6 +12,7 @@ from engine.errors import in_words
 from engine.timeleft import Clock, perf_clock, Meter
 from engine.plan.stored import read_plan
 from engine.progress import Progress
+from engine.runs.events import EpochEnded, SetupStep, StepEnded
 from engine.runs.result import RunResult
 from engine.serve.summary import target_phrase, test_phrase
 
@@ -73,19 +74,19 @@ def watch(run, thread: threading.Thread) -> None:
     while thread.is_alive():
         evs = run.events()
         for e in evs[seen:]:
-            if e["kind"] == "setup":
-                progress_line(e["name"], e["fraction"], e.get("eta_s"), e.get("run_eta_s"))
-            elif e["kind"] == "step":
+            if isinstance(e, SetupStep):
+                progress_line(e.name, e.fraction, e.eta_s, e.run_eta_s)
+            elif isinstance(e, StepEnded):
                 if bar is None:
                     bar = tqdm(total=None, unit="step", file=sys.stderr)
                 bar.update(1)
                 bar.set_postfix(
-                    epoch=e["epoch"],
-                    loss=f"{e['running_loss']:.3f}",
-                    left=f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "?",
+                    epoch=e.epoch,
+                    loss=f"{e.running_loss:.3f}",
+                    left=f"{e.eta_s:.0f}s" if e.eta_s is not None else "?",
                 )
-            elif e["kind"] == "epoch":
-                print(f"\nepoch {e['epoch']}/{e['total_epochs']}: val {e['val_acc']:.1%}", file=sys.stderr)
+            elif isinstance(e, EpochEnded):
+                print(f"\nepoch {e.epoch}/{e.total_epochs}: val {e.val_acc:.1%}", file=sys.stderr)
         seen = len(evs)
         time.sleep(0.5)
     if bar is not None:

@@ -28,5 +28,5 @@ def test_a_run_that_kept_the_head_can_fine_tune_anyway_from_it(tiny_folder, tmp_
     second = store.create(cfg2.to_dict(), "anyway")
     save_planned(second.path, anyway)
     assert Trainer(cfg2, second, planned=anyway).fit().status == "finished"
-    epochs = [e for e in second.events("epoch") if e["epoch"] > 0]
-    assert len(epochs) == ANYWAY_EPOCHS and epochs[0]["grad_norm"][-2] > 0
+    epochs = [e for e in second.events("epoch") if e.epoch > 0]
+    assert len(epochs) == ANYWAY_EPOCHS and epochs[0].grad_norm[-2] > 0

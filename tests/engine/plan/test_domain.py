@@ -47,10 +47,10 @@ def test_an_adapted_run_records_its_domain_curves_and_scores_the_target_test(dom
     run = RunStore(tmp_path / "runs").create(cfg.to_dict())
     m = train(cfg, run)
     assert m.status == "finished", m.error
-    epochs = [e for e in run.events("epoch") if e["epoch"] > 0]
+    epochs = [e for e in run.events("epoch") if e.epoch > 0]
     key = "domain_acc" if method == "dann" else "mmd"
-    assert len(epochs) == 2 and all(key in e["adapt"] for e in epochs)
-    assert epochs[-1]["adapt"]["adapt_weight"] > epochs[0]["adapt"]["adapt_weight"]  # the ramp
+    assert len(epochs) == 2 and all(key in e.adapt for e in epochs)
+    assert epochs[-1].adapt["adapt_weight"] > epochs[0].adapt["adapt_weight"]  # the ramp
     assert m.target_test_n == 6 and 0 <= m.target_test_accuracy <= 1
     assert m.start_target_test_accuracy is not None
 
@@ -67,8 +67,8 @@ def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domai
     head = load_file(str(run.path / "model.safetensors"))
     start = run.load_checkpoint("start")["model"]
     assert not torch.allclose(head["head.mean"], start["head.mean"])  # the target photos' own statistics
-    best = next(e for e in run.events("epoch") if e["epoch"] == m.best_epoch)
-    assert m.best_val_acc == pytest.approx(best["val_acc"])  # val is read with the training photos' statistics
+    best = next(e for e in run.events("epoch") if e.epoch == m.best_epoch)
+    assert m.best_val_acc == pytest.approx(best.val_acc)  # val is read with the training photos' statistics
     assert any("Asked for" in d["sentence"] for d in run.read_json("plan.json")["decisions"])
 
 
@@ -90,9 +90,9 @@ def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_va
     saved, start = load_file(str(run.path / "model.safetensors")), run.load_checkpoint("start")["model"]
     stats = [k for k in start if k.endswith("running_mean") and not k.startswith("head.")]
     assert stats and all(not torch.allclose(saved[k], start[k]) for k in stats)  # every layer: the target photos'
-    best = next(e for e in run.events("epoch") if e["epoch"] == m.best_epoch)
-    assert m.best_val_acc == pytest.approx(best["val_acc"])  # val is read with the backbone's own statistics
-    assert "re-estimate BatchNorm on the target photos" in {e["name"] for e in run.events("setup")}
+    best = next(e for e in run.events("epoch") if e.epoch == m.best_epoch)
+    assert m.best_val_acc == pytest.approx(best.val_acc)  # val is read with the backbone's own statistics
+    assert "re-estimate BatchNorm on the target photos" in {e.name for e in run.events("setup")}
     with pytest.raises(ConfigError, match="target_bn"):
         _cfg(data, target, test, target_bn=True, target_norm=False)
     scratch = get_plan(_cfg(data, target, test, target_bn=True, strategy="scratch", finetune_epochs=1)).plan

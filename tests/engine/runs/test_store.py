@@ -14,8 +14,8 @@ def test_events_round_trip_and_torn_line_is_ignored(tmp_path):
     with open(run.events_path, "a") as f:
         f.write('{"kind": "step", "st')  # a crash mid-write
     evs = run.events()
-    assert [e["kind"] for e in evs] == ["step", "epoch"] and evs[0]["lrs"] == [0.0, 1e-3]
-    assert run.events("epoch")[0]["val_acc"] == 0.7
+    assert [e.kind for e in evs] == ["step", "epoch"] and evs[0].lrs == [0.0, 1e-3]
+    assert run.events("epoch")[0].val_acc == 0.7
 
 
 def test_truncate_restores_the_log_to_a_checkpoint(tmp_path):
@@ -24,7 +24,7 @@ def test_truncate_restores_the_log_to_a_checkpoint(tmp_path):
     offset = run.events_offset()
     run.append(StepEnded(step=2))
     run.truncate_events(offset)
-    assert [e["step"] for e in run.events()] == [1]
+    assert [e.step for e in run.events()] == [1]
 
 
 def test_status_and_interrupted_detection(tmp_path):
@@ -56,18 +56,18 @@ def test_event_tail_reads_only_new_lines_and_follows_a_rewind(tmp_path, monkeypa
     run.append(StepEnded(step=3))
     with open(run.events_path, "a") as f:
         f.write('{"kind": "step", "st')  # a line being written
-    assert [e["step"] for e in tail.read()] == [0, 1, 2, 3]
+    assert [e.step for e in tail.read()] == [0, 1, 2, 3]
     parsed = []
     real_loads = store_module.json.loads
     monkeypatch.setattr(store_module.json, "loads", lambda s: parsed.append(s) or real_loads(s))
     with open(run.events_path, "a") as f:
         f.write('ep": 9}\n')  # the line completes
-    assert [e["step"] for e in tail.read()] == [0, 1, 2, 3, 9] and len(parsed) == 1  # only the new line is parsed
+    assert [e.step for e in tail.read()] == [0, 1, 2, 3, 9] and len(parsed) == 1  # only the new line is parsed
     # a resume rewinds the log to its checkpoint and appends past the old end before the next read
     run.truncate_events(checkpoint)
     for i in range(10, 14):
         run.append(StepEnded(step=i))
-    assert [e["step"] for e in tail.read()] == [0, 1, 2, 10, 11, 12, 13] == [e["step"] for e in run.events()]
+    assert [e.step for e in tail.read()] == [0, 1, 2, 10, 11, 12, 13] == [e.step for e in run.events()]
 
 
 class _Code:  # a pickled object: a weights-only load refuses it

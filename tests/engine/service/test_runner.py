@@ -88,25 +88,25 @@ def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
         if runs:
             run = runs[0]
             epochs = run.events("epoch")
-            if any(e["phase"] == 2 for e in epochs) and run.events("step")[-1]["epoch"] >= 3:
+            if any(e.phase == 2 for e in epochs) and run.events("step")[-1].epoch >= 3:
                 break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert run is not None and run.status()["state"] == "interrupted"
-    killed_at = max(e["epoch"] for e in run.events("epoch"))
+    killed_at = max(e.epoch for e in run.events("epoch"))
     assert 2 <= killed_at < 7
 
     out = engine_cli("resume", "--run", run.id, "--json", env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "finished"
-    epochs = [e["epoch"] for e in run.events("epoch")]
-    steps = [e["step"] for e in run.events("step")]
+    epochs = [e.epoch for e in run.events("epoch")]
+    steps = [e.step for e in run.events("step")]
     assert epochs == list(range(0, 8))  # every epoch once, in order (0: the starting head)
     assert steps == list(range(1, len(steps) + 1))  # no step lost or duplicated
     starts = run.events("run_started")
-    assert [s["resumed_from_epoch"] for s in starts] == [0, killed_at]
-    assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "finished"
+    assert [s.resumed_from_epoch for s in starts] == [0, killed_at]
+    assert run.events()[-1].kind == "run_ended" and run.status()["state"] == "finished"
 
 
 def test_two_process_gloo_training(tiny_folder, tmp_path):
@@ -147,10 +147,10 @@ def test_two_process_gloo_training(tiny_folder, tmp_path):
     runs = RunStore(tmp_path / "runs").list()
     assert len(runs) == 1 and runs[0].status()["state"] == "finished"
     run = runs[0]
-    assert run.events("run_started")[0]["world_size"] == 2
+    assert run.events("run_started")[0].world_size == 2
     n_train = 18 - len(run.read_json("metrics.json")["val_labels"])
     per_rank_steps = math.ceil(math.ceil(n_train / 2) / 4)  # each rank takes half the images, in batches of 4
-    epochs = [e for e in run.events("epoch") if e["epoch"] > 0]  # epoch 0: the starting head
+    epochs = [e for e in run.events("epoch") if e.epoch > 0]  # epoch 0: the starting head
     steps = run.events("step")
     assert len(epochs) == 2 and len(steps) == 2 * per_rank_steps  # rank 0 records its half, once
 

@@ -23,7 +23,7 @@ def test_a_run_queued_without_a_plan_is_planned_then_trained_and_keeps_the_event
     metrics = train(cfg, run)
     assert metrics.status == "finished", metrics.error
     assert (run.path / "plan.json").exists() and run.status()["plan_events"] > 0
-    names = [e["name"] for e in run.events("setup")]
+    names = [e.name for e in run.events("setup")]
     assert names.index("probe " + cfg.backbone) < names.index("validate the starting model")  # planning's steps stay
 
 
@@ -41,7 +41,7 @@ def test_a_plan_that_cannot_be_made_is_the_runs_failure_recorded_in_one_line(tmp
     metrics = train(cfg, run)
     assert metrics.status == "failed" and "nowhere" in metrics.error and "\n" not in metrics.error
     assert run.status()["state"] == "failed" and run.read_json("metrics.json")["status"] == "failed"
-    assert run.events("run_ended")[-1]["status"] == "failed"
+    assert run.events("run_ended")[-1].status == "failed"
 
 
 def test_planning_runs_under_the_runs_lock(tiny_folder, tmp_path):

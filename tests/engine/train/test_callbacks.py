@@ -63,7 +63,7 @@ def test_a_trainer_without_the_optional_callbacks_still_trains_validates_and_sco
     assert 0 <= metrics.best_val_acc <= 1 and len(metrics.val_pred) == len(metrics.val_labels)
     assert trainer.state.epoch == 2 and trainer.state.start_val_s > 0  # both phases ran, after epoch 0
     assert run.read_json("metrics.json")["status"] == "finished" and run.status()["state"] == "finished"
-    assert run.events("run_ended")[-1]["status"] == "finished"
+    assert run.events("run_ended")[-1].status == "finished"
     assert (run.load_checkpoint("best") is not None) == (Checkpoints in keep)
     assert bool(run.events("epoch")) == (Recorder in keep)  # the event log is the Recorder's
     assert not (run.path / "data_stats.json").exists()

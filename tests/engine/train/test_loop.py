@@ -61,7 +61,7 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     assert metrics.status == "finished", metrics.error
 
     steps = run.events("step")
-    assert [e["lrs"] for e in steps] == held  # the events record what the optimiser held
+    assert [e.lrs for e in steps] == held  # the events record what the optimiser held
     plan = run.read_json("plan.json")
     n_train = 18 - len(metrics.val_labels)
     per_epoch = -(-n_train // cfg.optim.batch_size)
@@ -69,11 +69,11 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
     p2 = Schedule(2 * per_epoch, 1 * per_epoch, floor=cfg.optim.min_lr_ratio)
     head = len(plan["phases"]["groups"]) - 1
     for i, e in enumerate(steps):
-        if e["phase"] == 1:
+        if e.phase == 1:
             expected = [0.0] * head + [plan["phases"]["head_lr"] * p1.factor(i)]
         else:
             expected = [lr * p2.factor(i - per_epoch) for lr in plan["phases"]["lrs"]]
-        assert e["lrs"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+        assert e.lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
     assert steps[per_epoch]["lrs"][-1] == pytest.approx(
         plan["phases"]["lrs"][-1] * 0.1
     )  # warm-up starts at 10% of the target
@@ -88,8 +88,8 @@ def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tin
         for mod in g.modules:
             for k in [k for k in ref_state if k.startswith(mod + ".")]:
                 assert torch.equal(ref_state[k], trained[k].cpu()), k  # weights and BN running stats, bit for bit
-    assert run.events("epoch")[0]["epoch"] == 0  # the probe's head, validated before any training
-    drift = run.events("epoch")[-1]["drift"]
+    assert run.events("epoch")[0].epoch == 0  # the probe's head, validated before any training
+    drift = run.events("epoch")[-1].drift
     assert all((d == 0) == f for d, f in zip(drift, plan["phases"]["frozen"]))  # the trainable groups did move
 
 
@@ -113,8 +113,8 @@ def test_cancel_takes_effect_within_one_step(tiny_folder, tmp_path):
     token = cancel_at(run, lambda ev: ev.step == 3)
     metrics = train(cfg, run, token)
     assert metrics.status == "cancelled"
-    assert max(e["step"] for e in run.events("step")) == 3
-    assert run.events()[-1]["kind"] == "run_ended" and run.status()["state"] == "cancelled"
+    assert max(e.step for e in run.events("step")) == 3
+    assert run.events()[-1].kind == "run_ended" and run.status()["state"] == "cancelled"
 
 
 def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_photos_again(
@@ -141,9 +141,9 @@ def test_a_resume_reads_the_complete_cached_views_back_instead_of_decoding_the_p
     assert resumed.fit().status == "finished"
     assert decodes == []  # nothing decoded to cache again
     plan = read_plan(run.path)  # the run is expected to take what is left after its epoch 2, not the whole run again
-    etas = [e["run_eta_s"] for e in run.events("setup") if e["t"] >= t_resume and e["run_eta_s"] is not None]
+    etas = [e.run_eta_s for e in run.events("setup") if e.t >= t_resume and e.run_eta_s is not None]
     assert etas and etas[0] <= plan.seconds_left(2) + 0.5 and plan.seconds_left(2) < plan.cost.run_s
-    steps = [e["name"] for e in run.events("setup")]
+    steps = [e.name for e in run.events("setup")]
     assert any(n.startswith("cache features of augmented views: reused") for n in steps)
     assert not list(run.path.glob("views-*.pt"))  # a finished run keeps no cache
 
@@ -172,7 +172,7 @@ def test_a_run_is_reproducible_from_its_seed(tiny_folder, tmp_path):
         run = RunStore(tmp_path).create(cfg.to_dict())
         assert train(cfg, run).status == "finished"
         torch.rand(100)  # whatever ran before must not matter
-        return [e["loss"] for e in run.events("step")]
+        return [e.loss for e in run.events("step")]
 
     first = losses(0)
     assert losses(0) == first and losses(1) != first
@@ -201,11 +201,11 @@ def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(t
     cfg = tiny_cfg(tiny_folder, strategy="feature-extraction", head_epochs=0, finetune_epochs=0)
     run = RunStore(tmp_path).create(cfg.to_dict())
     m = train(cfg, run)
-    start = next(e for e in run.events("epoch") if e["epoch"] == 0)
+    start = next(e for e in run.events("epoch") if e.epoch == 0)
     assert m.status == "finished" and m.best_epoch == 0, m.error
-    assert m.best_val_acc == pytest.approx(start["val_acc"])
+    assert m.best_val_acc == pytest.approx(start.val_acc)
     assert [len(p) for p in scored] == ([m.test_n] if m.test_n else [])  # the test split alone, if any
-    assert "score the chosen model on val" not in {e["name"] for e in run.events("setup")}
+    assert "score the chosen model on val" not in {e.name for e in run.events("setup")}
 
 
 def test_lr_find_suggests_a_rate(tiny_folder):
@@ -313,8 +313,8 @@ def test_a_run_whose_training_is_worse_than_its_probe_keeps_the_probe(tiny_folde
     run = RunStore(tmp_path).create(cfg.to_dict())
     metrics = train(cfg, run)
     epochs = run.events("epoch")
-    assert metrics.status == "finished" and epochs[0]["epoch"] == 0
-    assert all(e["val_acc"] < epochs[0]["val_acc"] for e in epochs[1:])  # every trained epoch is worse
+    assert metrics.status == "finished" and epochs[0].epoch == 0
+    assert all(e.val_acc < epochs[0].val_acc for e in epochs[1:])  # every trained epoch is worse
     assert metrics.best_epoch == 0 and metrics.best_val_acc == pytest.approx(metrics.head_accuracy, abs=0.07)
     assert evaluate(run, split="val").accuracy == pytest.approx(metrics.best_val_acc)
 

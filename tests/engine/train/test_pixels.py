@@ -62,6 +62,6 @@ def test_a_run_trains_through_the_device_input_path(tiny_folder, tmp_path, monke
     run = RunStore(tmp_path).create(cfg.to_dict())
     m = train(cfg, run)
     assert m.status == "finished", m.error
-    steps = {e["name"] for e in run.events("setup")}
+    steps = {e.name for e in run.events("setup")}
     assert "decode the training photos once" in steps
     assert len(run.events("step")) > 0
