@@ -62,7 +62,7 @@ def _end_to_end(name: str, data, tmp_path) -> None:
     result = Trainer(cfg, run, planned=planned).fit()
     assert result.status == "finished", result
     trained = [e for e in run.events("epoch") if e.epoch >= 1]
-    assert trained and trained[-1]["grad_norm"][-2] > 0  # the top group under the head trained
+    assert trained and trained[-1].grad_norm[-2] > 0  # the top group under the head trained
     out = export_run(run, tmp_path / "export")
     assert out.checks["onnx_same_top1"] and {"onnx", "torchscript"} <= set(out.files)
     top = predict_image(run, str(next((SAMPLE / "val").rglob("*.jpg"))), k=2).top
