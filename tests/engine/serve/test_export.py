@@ -73,11 +73,16 @@ def _run_file(path: str, spec, photos: list[str]) -> np.ndarray:
     return np.concatenate([sess.run(None, {"image": x[i : i + 1]})[0] for i in range(len(x))]).argmax(1)
 
 
-def test_int8_agrees_with_fp32_on_the_test_photos_and_every_file_is_measured(sample_run, tmp_path):
+def test_int8_agrees_with_fp32_on_the_test_photos_and_every_file_is_measured(sample_run, tmp_path, monkeypatch):
+    import engine.serve.export as export_mod
     from engine.plan.config import TrainConfig
     from engine.plan.make import load_data
 
-    target = TARGETS["phone"].with_limits(max_drop=100)  # this test is about agreement; refusals are tested below
+    # this test is about agreement; refusals are tested below, the refusal by speed with set timings (a machine under
+    # load can time int8 no faster than fp32, and speed is the benchmark's to show: bench/deploy.py)
+    target = TARGETS["phone"].with_limits(max_drop=100)
+    refusal = export_mod._refusal
+    monkeypatch.setattr(export_mod, "_refusal", lambda m, ref, replaced, target: refusal(m, ref, None, target))
     out = export_run(sample_run, tmp_path / "phone", formats=("onnx", "onnx-int8"), target=target)
     assert set(out.files) == {"onnx", "onnx-int8", "predict"} and not out.refused
     ds = load_data(TrainConfig.from_dict(sample_run.config))
