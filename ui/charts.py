@@ -309,7 +309,7 @@ def domain_gap(stages: list) -> go.Figure:
 
 def domain_curves(epochs: list[EpochEnded]) -> go.Figure:
     """An adapted run's epochs: the domain classifier's accuracy and loss (DANN) or the MMD, and the ramped weight."""
-    trained = [e for e in epochs if e.get("adapt")]
+    trained = [e for e in epochs if e.adapt]
     x = [e.epoch for e in trained]
     fig = go.Figure()
     for key, name in (("domain_acc", "domain classifier accuracy"), ("domain_loss", "domain loss"), ("mmd", "MMD")):
