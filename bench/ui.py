@@ -30,6 +30,7 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-ui-"))
 from engine import TERMINAL, TrainConfig, demo_config, lesson_configs, time_left
 from engine.data.decode import DECODED
 from engine.paths import REPO, SAMPLE
+from engine.plan.stored import read_plan
 from engine.runs.store import RunStore
 from engine.service.runner import Runner
 
@@ -65,9 +66,9 @@ def eta_errors(store: RunStore, run_id: str) -> tuple[dict[float, float | None],
         at = start + m * wall
         eta, real = shown_eta(events, at), end - at
         errors[m] = None if eta is None else abs(eta - real) / real
-    plan = run.read_json("plan.json") or {}
-    estimate = (plan.get("cost") or {}).get("estimate_s") or plan.get("estimate_s") or 0.0
-    return errors, wall, float(estimate), swing(events, start, end)
+    plan = read_plan(run.path)
+    estimate = plan.cost.estimate_s if plan else 0.0
+    return errors, wall, estimate, swing(events, start, end)
 
 
 def swing(events: list[dict], start: float, end: float) -> float:

@@ -17,7 +17,7 @@ from engine.model.adapt import ADAPT_METHODS
 from engine.paths import memory_budget
 from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TARGET_NORM, TrainConfig
 from engine.progress import QUIET
-from engine.service.console import StepClock, fit_in_thread, train_result
+from engine.service.console import StepClock, fit_in_thread, progress_line, train_result
 
 CHANS_HELP = "image channels: 1, 2, 3 (default), 4, or more from .npy files; the first convolution is adapted"
 
@@ -61,8 +61,6 @@ def cmd_weights(args: argparse.Namespace) -> int:
         size = f"{remote.size / 1e6:.1f} MB" if remote.size else "size unknown"
         print(f"downloading {remote.filename} of {args.name} ({size}) from {remote.url}", file=sys.stderr)
         info = fetch_weights(args.name, progress=None if args.quiet else _download_progress(remote.size))
-        if not args.quiet:
-            print(file=sys.stderr)
     print(
         json.dumps(info.to_dict(), indent=2)
         if args.json
@@ -72,17 +70,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _download_progress(size: int | None):
-    """A download's line: megabytes so far and the time left at its pace (`engine.timeleft`)."""
+    """A download's terminal line (`progress_line`): megabytes so far and the time left at its pace."""
     from engine.timeleft import Meter
 
     meter = Meter()
 
     def report(stage: str, fraction: float) -> None:
         meter.report(fraction)
-        done = f"{fraction * size / 1e6:.1f} / {size / 1e6:.1f} MB" if size else f"{fraction:.0%}"
-        left = meter.left()
-        left = f" · about {left:.0f} s left" if left is not None and fraction < 1 else ""
-        print(f"\r  {stage.split(' (')[0]}: {done}{left}      ", end="", file=sys.stderr, flush=True)
+        done = f"{fraction * size / 1e6:.1f} / {size / 1e6:.1f} MB" if size else ""
+        progress_line(f"{stage.split(' (')[0]} {done}".strip(), fraction, meter.left())
 
     return report
 

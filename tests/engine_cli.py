@@ -32,3 +32,16 @@ def engine_cli(
         timeout=timeout,
         **popen,
     )
+
+
+def torchrun_cli(*args: object, home: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m engine ARGS` as two processes under torchrun (gloo on the CPU, one thread each), in `home`."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "engine"]
+    return subprocess.run(
+        [*launch, *map(str, args)],
+        cwd=REPO,
+        env={**os.environ, "TRANSFERLAB_HOME": str(home), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

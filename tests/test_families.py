@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 from conftest import SAMPLE
-from engine_cli import engine_cli
+from engine_cli import engine_cli, torchrun_cli
 
 from engine.model.catalogue import build_model, get_entry, input_spec
 from engine.model.profile import architecture
@@ -232,46 +232,28 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
 @pytest.mark.parametrize("name", ["convnext_tiny", "vit_small_patch14_dinov2.lvd142m"])
 def test_torchrun_two_processes_train_a_family(name, photos, tmp_path):
     """torchrun --nproc_per_node=2 (gloo, CPU) with a ConvNeXt and a ViT: one run, recorded once, finished."""
-    import os
-    import subprocess
-    import sys
 
-    from engine.paths import REPO
-
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "engine",
-            "train",
-            "--data",
-            str(photos),
-            "--backbone",
-            name,
-            "--weights",
-            "none",
-            "--strategy",
-            "full",
-            "--head-epochs",
-            "0",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--views",
-            "1",
-            "--quiet",
-            "--json",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    out = torchrun_cli(
+        "train",
+        "--data",
+        str(photos),
+        "--backbone",
+        name,
+        "--weights",
+        "none",
+        "--strategy",
+        "full",
+        "--head-epochs",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--views",
+        "1",
+        "--quiet",
+        "--json",
+        home=tmp_path,
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]

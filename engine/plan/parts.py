@@ -208,7 +208,7 @@ class Plan:
         tuning = ph.finetune_epochs * c.finetune_epoch_s
         head_s = max(0.0, c.run_s - c.start_s - c.cache_s - c.score_s - tuning) / max(1, ph.head_epochs)
         head_left = max(0, ph.head_epochs - done)
-        tuning_left = min(ph.finetune_epochs, ph.total_epochs - done) if ph.total_epochs > done else 0
+        tuning_left = max(0, min(ph.finetune_epochs, ph.total_epochs - done))
         return c.cache_s + c.score_s + head_left * head_s + tuning_left * c.finetune_epoch_s
 
     @property

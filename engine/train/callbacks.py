@@ -70,7 +70,8 @@ class TimeLeft(Callback):
         self.val_s: dict[int, float] = {}  # per phase: seconds of its last validation
 
     def before_fit(self, ctx: TrainContext, state: TrainState) -> None:
-        self.__init__(self.clock)
+        self.steps = {}
+        self.val_s = {}
 
     def _phase(self, state: TrainState) -> UnitTimes:
         return self.steps.setdefault(state.phase.number, UnitTimes(self.clock))

@@ -11,7 +11,7 @@ import time
 import torch
 
 from engine.paths import REPO
-from engine_cli import engine_cli
+from engine_cli import engine_cli, torchrun_cli
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.service.runner import Runner
@@ -111,37 +111,23 @@ def test_sigkill_in_phase_2_then_resume_is_continuous(tiny_folder, tmp_path):
 
 def test_two_process_gloo_training(tiny_folder, tmp_path):
     """torchrun --nproc_per_node=2 on the CPU: one run, recorded once, each rank on half of every epoch."""
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "engine",
-            "train",
-            "--data",
-            str(tiny_folder),
-            "--strategy",
-            "full",
-            "--head-epochs",
-            "1",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--views",
-            "1",
-            "--quiet",
-            "--json",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = torchrun_cli(
+        "train",
+        "--data",
+        str(tiny_folder),
+        "--strategy",
+        "full",
+        "--head-epochs",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--views",
+        "1",
+        "--quiet",
+        "--json",
+        home=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     runs = RunStore(tmp_path / "runs").list()
