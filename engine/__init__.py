@@ -55,6 +55,9 @@ _API: dict[str, str] = {
     "save_decisions": "engine.data.decisions",
     "read_decisions": "engine.data.decisions",
     "DECISION_ACTIONS": "engine.data.decisions",
+    "decide_pool_photo": "engine.data.decisions",
+    "suggest_for": "engine.probe.suggest",
+    "Suggestions": "engine.probe.suggest",
     "ADAPT_METHODS": "engine.model.adapt",
     "TrainConfig": "engine.plan.config",
     "STRATEGIES": "engine.plan.config",
@@ -187,7 +190,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.plan.parts import Plan
     from engine.plan.rules import BANDS, band, group_labels
     from engine.probe.linear import probe
-    from engine.data.decisions import DECISION_ACTIONS, Decision, read_decisions, save_decisions
+    from engine.data.decisions import DECISION_ACTIONS, Decision, decide_pool_photo, read_decisions, save_decisions
+    from engine.probe.suggest import Suggestions, suggest_for
     from engine.probe.check import check_dataset
     from engine.probe.curve import LearningCurve
     from engine.probe.gap import measure_gap

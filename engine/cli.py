@@ -168,6 +168,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from engine.data.decisions import decisions_file
+    from engine.probe.suggest import suggest_photos
+
+    ds = _dataset(args)
+    progress = (QUIET if args.quiet or args.json else StepClock()).step("rank the pool")
+    found = suggest_photos(ds, args.pool, args.backbone, args.weights, args.in_chans, args.n, progress=progress)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2))
+        return 0
+    print(
+        f"Label these {len(found.photos)} first, of {found.ranked} pool photo(s) ranked (the head learnt from "
+        f"{found.labelled} labelled photos, {found.from_pool} of them from your pool):"
+    )
+    for rank, s in enumerate(found.photos, start=1):
+        print(f"  {rank:3d}. {s.path}  looks like {s.guess} ({s.guess_p:.0%}) or {s.second} ({s.second_p:.0%})")
+    for note in found.notes:
+        print(f"note: {note}")
+    for skipped in found.skipped:
+        print(f"skipped: {skipped.reason}")
+    print(f"How: {found.rule}.")
+    print(
+        f"Label them on the Data page, or add lines PATH,label,CLASS (or PATH,skip,) to "
+        f"{decisions_file(ds.fingerprint())} (its first line: path,action,new_label); the next probe, plan and run "
+        f"use them."
+    )
+    return 0
+
+
 def _config(args: argparse.Namespace, **over) -> TrainConfig:
     keys = (
         "val",
@@ -593,6 +622,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
         help="feature cosine that alone makes a near-duplicate pair (0.92)",
     )
     c.set_defaults(fn=cmd_check)
+    su = sub.add_parser("suggest", help="which photos of a pool of unlabelled ones to label next, best first")
+    _data_args(su)
+    su.add_argument("--pool", required=True, help="a folder of unlabelled photos you could label")
+    su.add_argument("--n", type=ranged(int, 1, 10_000), default=50, help="how many photos to suggest (50)")
+    su.set_defaults(fn=cmd_suggest)
     pl = sub.add_parser("plan", help="the plan `train` would run, made once and stored (--json: field by field)")
     _plan_args(pl)
     pl.set_defaults(fn=cmd_plan)

@@ -13,6 +13,7 @@ from engine import (
     Decision,
     TransferLabError,
     check_dataset,
+    decide_pool_photo,
     read_decisions,
     save_decisions,
     build_report,
@@ -21,6 +22,7 @@ from engine import (
     load_dataset,
     measure_gap,
     sub,
+    suggest_for,
     existing_path,
     viewable,
 )
@@ -276,6 +278,94 @@ def pairs(found, title: str) -> None:
 
 
 show_check()
+
+st.subheader("What to label next")
+st.caption(
+    "More photos than time to label them? Give a folder of unlabelled ones (the pool): they are ranked by how much a "
+    "label would teach the model, the photos it hesitates on first, one per kind of doubt. Label each with one click "
+    "or skip it; the answers are stored apart from your photos, and the next probe and run use them."
+)
+pool_folder = st.text_input(f"Folder of unlabelled photos (under {data_root()})", key=f"pool|{path}")
+asked = int(st.number_input("Photos to suggest", 1, 200, 12, key="suggest_n"))
+suggest_key = f"suggest|{path}|{backbone()}"
+if st.button("Rank the pool", key="rank_pool") and pool_folder:
+    try:
+        real = existing_path(pool_folder, base=data_root())
+        if not allowed(str(real)):
+            raise TransferLabError(
+                f"{real} is outside the data root {data_root()}; set TRANSFERLAB_DATA_ROOT to allow it."
+            )
+    except TransferLabError as e:
+        st.error(str(e))
+    else:
+        get_jobs().start(suggest_key, suggest_for, path, str(real), backbone(), root_for(path), in_chans(), asked)
+
+
+@st.fragment(run_every=polling(get_jobs(), suggest_key))
+def show_suggestions() -> None:
+    job = finished_job(get_jobs(), suggest_key)
+    if job is None:
+        return
+    found = job.result
+    if "label_error" in st.session_state:
+        st.error(st.session_state.pop("label_error"))
+    try:
+        answered = {d.path: d for d in read_decisions(ds, root_for(path))}
+    except TransferLabError as e:
+        st.error(str(e))
+        return
+    st.info(
+        f"{found.ranked} pool photo(s) ranked by a head that learnt from {found.labelled} labelled photos "
+        f"({found.from_pool} of them labelled from your pool)."
+    )
+    for note in found.notes:
+        st.caption(note)
+    if found.skipped:
+        with st.expander(f"{len(found.skipped)} skipped file(s)"):
+            st.dataframe(pd.DataFrame([{"file": s.path, "why": s.reason} for s in found.skipped]), hide_index=True)
+    cols = st.columns(4)
+    for i, photo in enumerate(found.photos):
+        label_card(cols[i % 4], photo, answered.get(photo.path))
+    done = [a for a in answered.values() if a.path in {p.path for p in found.photos}]
+    st.caption(
+        f"{sum(a.action == 'label' for a in done)} labelled and {sum(a.action == 'skip' for a in done)} skipped of "
+        f"these {len(found.photos)}; the next probe, plan and run use your labels. How they are ranked: {found.rule}."
+    )
+
+
+def label_card(col, photo, answer) -> None:
+    """One suggested photo: the head's two likeliest classes as one-click labels, any class, or skip."""
+    col.image(viewable(photo.path), width="stretch")
+    if answer is not None:
+        col.caption(f"labelled {literal(answer.new_label)}" if answer.action == "label" else "skipped")
+        return
+    col.caption(
+        f"looks like {literal(photo.guess)} ({photo.guess_p:.0%}) or {literal(photo.second)} ({photo.second_p:.0%})"
+    )
+    where = (ds, photo.path, root_for(path))
+    for cls in (photo.guess, photo.second):
+        col.button(cls, key=f"label|{photo.path}|{cls}", width="stretch", on_click=store_answer, args=(*where, cls))
+    other = f"label|{photo.path}|other"
+    col.selectbox(
+        "another class",
+        ds.classes,
+        index=None,
+        key=other,
+        placeholder="another class…",
+        on_change=lambda: store_answer(*where, st.session_state[other]),
+    )
+    col.button("Skip", key=f"label|{photo.path}|skip", width="stretch", on_click=store_answer, args=(*where, None))
+
+
+def store_answer(data, photo: str, root: str, label: str | None) -> None:
+    """A click's answer into the decisions file (before the page reruns, so the card shows it at once)."""
+    try:
+        decide_pool_photo(data, photo, label, root)
+    except TransferLabError as e:
+        st.session_state["label_error"] = str(e)
+
+
+show_suggestions()
 
 st.subheader("Examples")
 cls = st.selectbox("Class", ds.classes, key="example_class")

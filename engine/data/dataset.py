@@ -83,7 +83,7 @@ class Dataset:
 _CHECKED: dict[tuple[str, int, int], tuple[ImageMeta, str] | str] = {}
 
 
-def _check(path: Path) -> tuple[ImageMeta, str] | str:
+def check_file(path: Path) -> tuple[ImageMeta, str] | str:
     """(meta, sha1) for a readable image or the reason it is not; memoised on (path, size, mtime)."""
     try:
         st = path.stat()
@@ -186,7 +186,7 @@ def load_dataset(  # noqa: PLR0913
     )
     rows, skipped = src.rows, src.skipped
     with ThreadPoolExecutor(workers) as pool:
-        checks = list(pool.map(_check, [r[0] for r in rows]))
+        checks = list(pool.map(check_file, [r[0] for r in rows]))
     good = [(r, c) for r, c in zip(rows, checks) if not isinstance(c, str)]
     skipped += [Skipped(str(r[0]), c) for r, c in zip(rows, checks) if isinstance(c, str)]
     classes = sorted({r[1] for r, _ in good if r[2] == "train"})

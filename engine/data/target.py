@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.dataset import Dataset, Item, _check
+from engine.data.dataset import Dataset, Item, check_file
 from engine.data.imageio import IMAGE_EXTENSIONS, ImageMeta
 from engine.data.sources import Rows, Skipped
 from engine.errors import DataError
@@ -112,7 +112,7 @@ def load_target(
     unlabelled, labelled = _rows(folder, ds.classes, rows)
     files = unlabelled + [f for f, _ in labelled]
     with ThreadPoolExecutor(4) as pool:
-        checks = dict(zip(files, pool.map(_check, files)))
+        checks = dict(zip(files, pool.map(check_file, files)))
     rows.skipped += [Skipped(str(f), c) for f, c in checks.items() if isinstance(c, str)]
     good = {f: c for f, c in checks.items() if not isinstance(c, str)}
     if not good:

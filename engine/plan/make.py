@@ -99,7 +99,7 @@ def load_data(cfg: TrainConfig) -> Dataset:
         root=d.root,
         allow_outside=d.allow_outside_root,
     )
-    ds, _ = apply_decisions(ds)  # relabel / exclude, as the person decided on the Data page or in the CSV
+    ds, _ = apply_decisions(ds, d.root)  # relabel / exclude, as the person decided on the Data page or in the CSV
     _check(ds)
     return ds
 

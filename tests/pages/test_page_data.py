@@ -127,3 +127,40 @@ def test_a_relative_folder_name_opens_under_the_data_root_the_label_names(tiny_f
     at.button(key="open_folder").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.session_state["dataset"] == str(tiny_folder.resolve())
+
+
+def test_what_to_label_next_ranks_a_pool_and_stores_one_click_answers(tiny_folder, tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    from conftest import SAMPLE
+
+    from engine.data.dataset import load_dataset
+    from engine.data.decisions import read_decisions
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for f in sorted((SAMPLE / "val").rglob("*.jpg"))[:6]:
+        shutil.copy(f, pool / f"{f.parent.name}-{f.name}")
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
+    at = page("data.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    at.text_input(key=f"pool|{tiny_folder}").set_value("pool").run()  # relative: under the data root
+    at.number_input(key="suggest_n").set_value(3).run()
+    at.button(key="rank_pool").click().run()
+    deadline = time.time() + 120
+    while not any("pool photo(s) ranked" in i.value for i in at.info) and time.time() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception and any("6 pool photo(s) ranked" in i.value for i in at.info), [e.value for e in at.error]
+    labels = [b for b in at.button if b.key.startswith("label|") and not b.key.endswith("|skip")]
+    skips = [b for b in at.button if b.key.endswith("|skip")]
+    assert len(skips) == 3 and len(labels) == 6
+    first, second = labels[0].key.split("|")[1], skips[1].key.split("|")[1]
+    labels[0].click().run()
+    next(b for b in at.button if b.key == skips[1].key).click().run()
+    decided = {d.path: d for d in read_decisions(load_dataset(tiny_folder))}
+    assert decided[first].action == "label" and decided[first].new_label == labels[0].label
+    assert decided[second].action == "skip" and not list(tiny_folder.rglob("*.csv"))
+    assert any("1 labelled and 1 skipped of these 3" in c.value for c in at.caption), [c.value for c in at.caption]

@@ -1,9 +1,12 @@
 """A person's decisions about their photos: stored apart, applied by the next plan and run, said how many; a file
 edited by hand with an unknown photo, action or class is refused in one line."""
 
-import pytest
+import shutil
 
-from engine.data.dataset import load_dataset
+import pytest
+from conftest import SAMPLE
+
+from engine.data.dataset import Item, load_dataset
 from engine.data.decisions import Decision, apply_decisions, decisions_file, save_decisions
 from engine.errors import DataError
 from engine.plan.config import TrainConfig
@@ -102,3 +105,64 @@ def test_values_are_written_escaped_against_spreadsheet_formulas_and_read_back_a
     text = decisions_file(ds.fingerprint()).read_text()
     assert ",'=HYPERLINK(1)" in text and ",=HYPERLINK" not in text
     assert read_decisions(ds) == [Decision(plain.path, "relabel", "=HYPERLINK(1)")]
+
+
+def _pool_photo(tmp_path, name="pool.jpg"):
+    pool = tmp_path / "pool"
+    pool.mkdir(exist_ok=True)
+    src = sorted((SAMPLE / "val").rglob("*.jpg"))[0]
+    shutil.copy(src, pool / name)
+    return str(pool / name)
+
+
+def test_photos_labelled_from_a_pool_join_train_in_the_next_plan_and_skipped_ones_change_nothing(tiny_folder, tmp_path):
+    from engine.data.decisions import decide_pool_photo
+
+    cfg = TrainConfig.create(data=str(tiny_folder), strategy="feature-extraction", val_fraction=0.34, views=1)
+    ds = load_data(cfg)
+    labelled, skipped = _pool_photo(tmp_path, "a.jpg"), _pool_photo(tmp_path, "b.jpg")
+    decide_pool_photo(ds, labelled, ds.classes[1])
+    decide_pool_photo(ds, skipped, None)
+    decided = load_data(cfg)
+    added = [it for it in decided.items if it.path == labelled]
+    assert added == [Item(labelled, 1, "train")] and skipped not in {it.path for it in decided.items}
+    assert len(decided.items) == len(ds.items) + 1 and labelled in decided.digests
+    assert "1 labelled from your pool and added to the training photos" in get_plan(cfg).plan.reason
+    decide_pool_photo(ds, labelled, None)  # a second answer replaces the first
+    assert len(load_data(cfg).items) == len(ds.items)
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("{train},label,{cls}", "is a photo of the dataset, not of a pool; use relabel or exclude"),
+        ("{pool},label,Cat", "'Cat' is not one of the classes"),
+        ("pool.jpg,label,{cls}", "is not the full path of a photo"),
+        ("{gone},label,{cls}", "put the photo back or delete the line"),
+        ("{pool},skip,", None),
+    ],
+)
+def test_pool_decisions_edited_by_hand_are_refused_in_one_line(tiny_folder, tmp_path, line, message):
+    ds = load_dataset(tiny_folder, val_fraction=0.34)
+    pool = _pool_photo(tmp_path)
+    text = line.format(train=ds.train[0].path, pool=pool, gone=str(tmp_path / "gone.jpg"), cls=ds.classes[0])
+    path = _write(ds, "path,action,new_label\n" + text + "\n")
+    try:
+        if message is None:
+            assert apply_decisions(ds)[0].items == ds.items
+            return
+        with pytest.raises(DataError) as e:
+            apply_decisions(ds)
+        assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    finally:
+        path.unlink()
+
+
+def test_a_pool_photo_outside_the_data_root_is_refused(tiny_folder, tmp_path):
+    from engine.data.decisions import decide_pool_photo
+
+    ds = load_dataset(tiny_folder, val_fraction=0.34)
+    pool = _pool_photo(tmp_path)
+    with pytest.raises(DataError, match="is outside the data root"):
+        decide_pool_photo(ds, pool, ds.classes[0], root=tiny_folder)
+    assert not decisions_file(ds.fingerprint()).exists()
