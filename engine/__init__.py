@@ -137,6 +137,9 @@ _API: dict[str, str] = {
     "Runner": "engine.service.runner",
     "ARM_TEXT": "engine.service.experiment",
     "lesson_configs": "engine.service.experiment",
+    "lesson_estimate": "engine.service.experiment",
+    "lesson_progress": "engine.service.experiment",
+    "LessonEstimate": "engine.service.experiment",
     "lesson_rows": "engine.service.experiment",
     "LessonRow": "engine.service.experiment",
     "lesson_sentence": "engine.service.experiment",
@@ -214,7 +217,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.targets import TARGETS, Target
     from engine.text import literal
     from engine.serve.summary import Mistake, no_epoch_sentence, run_header, run_summary, worst_mistakes
-    from engine.service.experiment import ARM_TEXT, LessonRow, lesson_configs, lesson_rows, lesson_sentence
+    from engine.service.experiment import (
+        ARM_TEXT,
+        LessonEstimate,
+        LessonRow,
+        lesson_configs,
+        lesson_estimate,
+        lesson_progress,
+        lesson_rows,
+        lesson_sentence,
+    )
     from engine.service.jobs import Job, Jobs
     from engine.service.runner import Runner
     from engine.train.loop import Trainer

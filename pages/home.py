@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import DEFAULT_BACKBONE, SAMPLE, SplitCounts, catalogue_rows, demo_config, split_counts, stories
-from ui.state import dataset_path, get_runner, init_session, remember, start_lesson
+from ui.jobs import polling
+from ui.state import dataset_path, get_jobs, get_runner, init_session, lesson_promise, remember, start_lesson
 
 
 @st.cache_data(show_spinner=False)
@@ -51,8 +52,31 @@ right.caption(
     "The same network on the same photos four ways: from random initialisation, frozen with a new last "
     "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
     "photos nothing was chosen on. It uses the dataset chosen on the Data page (the bundled sample unless "
-    "you chose another); on the sample it takes about 3 minutes on a 2-core laptop CPU."
+    "you chose another)."
 )
+
+
+lesson_promise(dataset_path())  # starts the estimate (a job) when it is not made yet
+estimating = polling(get_jobs(), f"lesson-estimate|{dataset_path()}")
+
+
+@st.fragment(run_every=estimating)
+def lesson_time() -> None:
+    """The lesson's promise: the cost model's estimate for this dataset on this machine, once it is made."""
+    estimate = lesson_promise(dataset_path())
+    if estimate is None:
+        st.caption("Estimating how long it takes on this machine…" if estimating else "")
+        return
+    st.caption(
+        f"On this dataset and this machine it should take about {estimate.minutes:.1f} minutes (the cost model "
+        f"every plan is costed with: {', '.join(f'{arm} {s:.0f} s' for arm, s in estimate.seconds.items())})."
+    )
+    if estimating:
+        st.rerun()  # once the estimate is made: the page draws it without polling
+
+
+with right:
+    lesson_time()
 st.markdown(
     "Or step by step: **1 Data** → **2 Backbone** → **3 Probe** → **4 Train** → **5 Compare** → "
     "**6 Predict & export** (in the sidebar)."

@@ -3,11 +3,13 @@ probe, fine-tuned, and as auto picks, live, then compared on the test split."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from engine import ARM_TEXT, TERMINAL, RunView, lesson_rows, lesson_sentence
+from engine import ARM_TEXT, TERMINAL, RunView, lesson_progress, lesson_rows, lesson_sentence
 from ui import charts
-from ui.state import get_runner, init_session, lesson_ids
+from ui.state import dataset_path, get_runner, init_session, lesson_ids, lesson_promise
 
 init_session()
 st.title("Why transfer learning works")
@@ -26,6 +28,10 @@ def experiment() -> None:
     curves = {ARM_TEXT[arm]: v.epochs for arm, v in views.items()}
     states = {arm: v.state for arm, v in views.items()}
     running = any(state not in TERMINAL for state in states.values())
+    if running:
+        now = lesson_progress(views, lesson_promise(dataset_path()), time.time())
+        left = "" if now.left_s is None else f" · about {now.left_s:.0f} s left for the four runs"
+        st.info(f"Now: {ARM_TEXT[now.arm]}: {now.step}{left}")
     st.caption(" · ".join(f"{arm}: {state}" for arm, state in states.items()))
     if any(curves.values()):
         st.plotly_chart(charts.overlay({k: v for k, v in curves.items() if v}), width="stretch", key="lesson_curves")

@@ -239,13 +239,21 @@ def gap(rows: list[CompareRow]) -> go.Figure:
 
 
 def overlay(curves: dict[str, list[EpochEnded]]) -> go.Figure:
+    """Validation accuracy per epoch of several runs on one axis from 0 to 100%; a run of one point (a linear probe:
+    no epoch to train) is a dashed level across the epochs, so that a curve starting from the same head does not
+    hide it."""
+    last = max((e.epoch for eps in curves.values() for e in eps), default=0)
     fig = go.Figure(
         [
             go.Scatter(x=[e.epoch for e in eps], y=[e.val_acc for e in eps], name=name, mode="lines+markers")
+            if len(eps) > 1 or not last
+            else go.Scatter(
+                x=[eps[0].epoch, last], y=[eps[0].val_acc] * 2, name=name, mode="lines", line=dict(dash="dash")
+            )
             for name, eps in curves.items()
         ]
     )
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
     fig.update_xaxes(title="epoch (0 = the starting head)", dtick=1)
     _layout(fig, "Validation accuracy per epoch, selected runs", 380)
     # the runs' names are long (the lesson's are sentences): the legend goes under the axis, not over the title

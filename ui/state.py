@@ -14,11 +14,13 @@ from engine import (
     DEFAULT_BACKBONE,
     SAMPLE,
     Jobs,
+    LessonEstimate,
     Plan,
     Runner,
     TransferLabError,
     home,
     lesson_configs,
+    lesson_estimate,
     user_path,
 )
 
@@ -101,6 +103,17 @@ def start_lesson(runner: Runner, data: str) -> dict[str, str]:
     return ids
 
 
+def lesson_promise(data: str) -> LessonEstimate | None:
+    """How long the lesson takes on `data` here (`lesson_estimate`, a job of its own so that no page waits for it);
+    None until it is known, or when it could not be made (the page then promises nothing)."""
+    key = f"lesson-estimate|{data}"
+    jobs = get_jobs()
+    job = jobs.get(key)
+    if job is None:
+        job = jobs.start(key, lesson_estimate, data, data_root=root_for(data))
+    return job.result if job.state == "done" else None
+
+
 def lesson_ids() -> dict[str, str]:
     """The lesson's runs (arm -> run id) of this session, or of the URL after a reload (only ids of runs in the store,
     for the lesson's arms: a URL names nothing else); empty when none started."""
@@ -115,22 +128,30 @@ def lesson_ids() -> dict[str, str]:
 
 
 def restore_choices(options: dict[str, object]) -> None:
-    """Widget values from the URL after a reload (before the widgets are drawn), each only when it is one of its
-    widget's `options`; a number's options are a range."""
+    """Widget values kept before the widgets are drawn: from this session when another page was shown in between
+    (Streamlit forgets the values of widgets a page did not draw), else from the URL after a reload; each only when
+    it is one of its widget's `options` (a number's options are a range)."""
     for key, allowed_values in options.items():
-        raw = st.query_params.get(key)
-        if key in st.session_state or raw is None:
+        if key in st.session_state:
             continue
-        value = int(raw) if isinstance(allowed_values, range) and raw.isdigit() else raw
+        raw = st.session_state.get(f"{_KEPT}{key}", st.query_params.get(key))
+        if raw is None:
+            continue
+        value = int(raw) if isinstance(allowed_values, range) and str(raw).isdigit() else raw
         if value in allowed_values:
             st.session_state[key] = value
 
 
 def keep_choices(keys) -> None:
-    """The current values of the widgets `keys` in the URL, so a reload keeps them (`restore_choices`)."""
+    """The current values of the widgets `keys` kept apart from the widgets, in this session (a switch to another
+    page and back) and in the URL (a reload); `restore_choices` draws them again."""
     for key in keys:
         if key in st.session_state:
+            st.session_state[f"{_KEPT}{key}"] = st.session_state[key]
             st.query_params[key] = str(st.session_state[key])
+
+
+_KEPT = "_kept|"  # the session keys of the kept widget values: plain keys, which Streamlit never forgets
 
 
 @st.cache_resource

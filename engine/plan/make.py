@@ -29,9 +29,10 @@ from engine.data.dataset import Dataset, load_dataset
 from engine.data.decisions import apply_decisions
 from engine.errors import DataError
 from engine.model.device import pick_device
-from engine.model.profile import architecture
+from engine.model.profile import architecture, profile
 from engine.model.weights import loaded_once
 from engine.plan import auto
+from engine.plan.budget import Pace, extract_seconds
 from engine.plan.config import TrainConfig
 from engine.plan.cost import costed
 from engine.plan.reasons import Decision
@@ -185,6 +186,22 @@ def _estimate(req: Request, speed: float) -> float:
     phases, _ = schedule(req, ev)
     plan = _assemble(req, ev, _head_part(req, ev), phases, TargetPart(), ())
     return _priced(req, ev, plan, 0.0).cost.estimate_s
+
+
+def run_estimate(cfg: TrainConfig, ds: Dataset, device: str = "cpu") -> float:
+    """A run's whole length before anything of it is measured, by the cost model every plan is costed with: the
+    architecture's forward pace measured on this machine (`engine.model.pace`), the probe's extraction (none from
+    scratch), then the plan at that pace (`_estimate`). Auto's is its budget: it plans to fill it at most."""
+    if cfg.optim.strategy == "auto":
+        return auto.budget_of(cfg)
+    req = Request(cfg, ds, Targets(None), device, QUIET)
+    spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
+    speed = profile(cfg.backbone, spec.input_size[-1], device).forward_pace
+    probe_s = 0.0
+    if cfg.optim.strategy != "scratch":
+        pace = Pace(cfg.backbone, spec.input_size[-1], speed, device)
+        probe_s = extract_seconds(pace, cfg.backbone, spec, len(ds.train) + len(ds.val), cfg.runtime.probe_mirror)
+    return round(probe_s + _estimate(req, speed), 1)
 
 
 def _data_part(req: Request) -> DataPart:

@@ -2,9 +2,12 @@
 with a linear probe, fine-tuned in its top layer groups, and as auto chooses; each a run of its own, compared on the
 test split.
 
-`lesson_configs` makes the four configurations (the dashboard submits them to the runner, the CLI runs them in turn);
-`lesson_rows` reads each run's own stored results (test accuracy, interval, seconds, epochs) from its snapshot, and
-`lesson_sentence` says what they show in one sentence. Nothing here trains or scores a second time.
+`lesson_configs` makes the four configurations (the dashboard submits them to the runner, the CLI runs them in turn,
+the linear probe first: the quickest, its result is on screen while the others train); `lesson_estimate` says how
+long they take by the cost model every plan is costed with (the promise on the button, and the time left of the runs
+still queued); `lesson_progress` is the experiment's one status line: the run under way, its step, and the time left
+of all four; `lesson_rows` reads each run's own stored results (test accuracy, interval, seconds, epochs) from its
+snapshot, and `lesson_sentence` says what they show in one sentence. Nothing here trains or scores a second time.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 from dataclasses import asdict, dataclass
 
 from engine.plan.config import DEFAULT_BACKBONE, TrainConfig
+from engine.plan.make import load_data, run_estimate
+from engine.progress import QUIET, Progress
 from engine.runs.store import TERMINAL, Run
 from engine.runs.result import RunResult
 from engine.plan.stored import read_plan
@@ -44,14 +49,69 @@ def lesson_configs(
     )
     scratch_epochs = int(os.environ.get("TRANSFERLAB_LESSON_SCRATCH_EPOCHS", "1"))
     ft_epochs = int(os.environ.get("TRANSFERLAB_LESSON_FT_EPOCHS", "2"))
-    return {
-        "scratch": TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=scratch_epochs),
+    return {  # the probe first: the quickest run, on screen while the others train
         "probe": TrainConfig.create(**common, strategy="feature-extraction", head_epochs=0),
+        "scratch": TrainConfig.create(**common, strategy="scratch", weights="none", finetune_epochs=scratch_epochs),
         "finetune": TrainConfig.create(**common, strategy="top-k", top_k=2, head_epochs=0, finetune_epochs=ft_epochs),
         "auto": TrainConfig.create(
             **common, strategy="auto", budget=budget or float(os.environ.get("TRANSFERLAB_LESSON_BUDGET", "30"))
         ),
     }
+
+
+@dataclass(frozen=True)
+class LessonEstimate:
+    """Seconds each arm's run is expected to take on this machine (`run_estimate`; auto: its budget)."""
+
+    seconds: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    @property
+    def minutes(self) -> float:
+        return self.total / 60
+
+
+def lesson_estimate(
+    data: str, backbone: str = DEFAULT_BACKBONE, data_root: str | None = None, progress: Progress = QUIET
+) -> LessonEstimate:
+    """How long the lesson's four runs on `data` take here, by the cost model every plan is costed with."""
+    progress("estimate the experiment", 0.0)
+    configs = lesson_configs(data, backbone, data_root=data_root)
+    ds = load_data(next(iter(configs.values())))
+    estimate = LessonEstimate({arm: run_estimate(cfg, ds) for arm, cfg in configs.items()})
+    progress("estimate the experiment", 1.0)
+    return estimate
+
+
+@dataclass(frozen=True)
+class LessonProgress:
+    """The experiment in one status line: the arm under way (None once all ended), what it is doing in words, and
+    the time left of all four (None while nothing is known of it)."""
+
+    arm: str | None
+    step: str
+    left_s: float | None
+
+
+def lesson_progress(views: dict[str, RunView], estimate: LessonEstimate | None, now: float) -> LessonProgress:
+    """The run under way (the first running one, else the first queued one), its named step or epoch, and the time
+    left: its own (`RunView.time_left`, or its estimate until it has one) plus the estimates of the runs queued."""
+    left: float | None = 0.0
+    current, step = None, ""
+    for arm, view in views.items():
+        if view.state in TERMINAL:
+            continue
+        own = view.time_left(now) if view.state == "running" else None
+        if own is None:
+            own = estimate.seconds.get(arm) if estimate is not None else None
+        left = None if left is None or own is None else left + own
+        if current is None or (view.state == "running" and views[current].state != "running"):
+            bars = view.bars()
+            current, step = arm, bars[-1].text if bars else "starting"
+    return LessonProgress(current, step if current else "every run has ended", left if current else 0.0)
 
 
 def snapshot(run: Run) -> dict:

@@ -88,6 +88,32 @@ def click_to_heading(page, button: str, text: str, limit: float = 30.0) -> float
     return None
 
 
+# In the page: the time of the first click and of the first time `text` is on screen after it.
+WATCH_TEXT = """(text) => {
+  window.__clickAt = null; window.__textAt = null;
+  document.addEventListener('click', () => { if (window.__clickAt === null) window.__clickAt = performance.now(); },
+                            true);
+  new MutationObserver(() => {
+    if (window.__textAt === null && window.__clickAt !== null && document.body.innerText.includes(text))
+      window.__textAt = performance.now();
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def click_to_text(page, button: str, text: str, limit: float = 30.0) -> float | None:
+    """Clicks `button` and returns the seconds until `text` is on screen (None: not within `limit`), as the browser
+    timed them."""
+    page.evaluate(WATCH_TEXT, text)
+    page.get_by_role("button", name=button).click()
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        click_at, text_at = page.evaluate("() => [window.__clickAt, window.__textAt]")
+        if text_at is not None and click_at is not None:
+            return (text_at - click_at) / 1000
+        time.sleep(0.05)
+    return None
+
+
 def _state(page) -> str:
     head = page.get_by_role("heading", name="Run ").first
     return head.inner_text() if head.count() else ""
@@ -173,4 +199,13 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
             time.sleep(2)
             page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
         assert page.get_by_text("quick-demo").count()
+
+        # the lesson: the button's promise is the cost model's, and a named step with the time left of all four
+        # runs is on screen at once after the click
+        page.goto(server)
+        page.get_by_text("it should take about").first.wait_for(timeout=120_000)
+        lesson = click_to_text(page, "Show me why transfer learning works", "s left for the four runs")
+        page.screenshot(path=str(ARTIFACTS / "9_lesson_first_second.png"), full_page=True)
+        assert lesson is not None and lesson <= 2.0, f"no step and time left on screen {lesson} s after the click"
+        assert page.get_by_text("Now: ").count()
         browser.close()

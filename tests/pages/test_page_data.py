@@ -164,3 +164,9 @@ def test_what_to_label_next_ranks_a_pool_and_stores_one_click_answers(tiny_folde
     assert decided[first].action == "label" and decided[first].new_label == labels[0].label
     assert decided[second].action == "skip" and not list(tiny_folder.rglob("*.csv"))
     assert any("1 labelled and 1 skipped of these 3" in c.value for c in at.caption), [c.value for c in at.caption]
+    from engine.plan.config import TrainConfig
+    from engine.plan.make import load_data
+
+    planned = load_data(TrainConfig.create(data=str(tiny_folder), data_root=str(tmp_path)))
+    assert [it.split for it in planned.items if it.path == first] == ["train"]  # the next plan trains on the answer
+    assert any("1 labelled from your pool" in n for n in planned.notes)

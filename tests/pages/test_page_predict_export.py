@@ -36,11 +36,11 @@ def test_the_page_estimates_the_accuracy_on_a_folder_and_answers_a_bad_one_in_on
 ):
     import json
 
-    from test_estimate import _folder
+    from photos import val_folder
 
     run = finished_store.list()[0]
     classes = json.loads((run.path / "run_info.json").read_text())["classes"]
-    _folder(tmp_path / "field", classes)
+    val_folder(tmp_path / "field", classes)
     monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
     use_runner(monkeypatch, finished_store)
     at = page("predict.py").run()

@@ -1,37 +1,18 @@
 """The pixels' signature (engine.data.lookalike): copies of real sample photos agree, different photos do not, and
 the pairs found a block at a time are the pairs computed at once."""
 
-import io
-
 import numpy as np
 import pytest
 from conftest import SAMPLE
-from PIL import Image, ImageOps
+from photos import copies
+from PIL import Image
 
-from engine.data.lookalike import MAX_CROP, Signatures, signatures, similar_pairs
+from engine.data.lookalike import Signatures, signatures, similar_pairs
 from engine.probe.check import COPY_SIGNATURE, CROP_SCORE, CROP_WEIGHT
 
 
 def _photos(n: int) -> list:
     return sorted(p for cls in sorted((SAMPLE / "train").iterdir()) for p in sorted(cls.iterdir())[:2])[:n]
-
-
-def _jpeg(img: Image.Image, quality: int) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def _copies(img: Image.Image) -> dict[str, Image.Image]:
-    w, h = img.size
-    cut = round(MAX_CROP * w), round(MAX_CROP * h)
-    return {
-        **{f"resized {s}": img.resize((round(w * s), round(h * s))) for s in (0.5, 0.7, 0.9)},
-        "jpeg 60": _jpeg(img, 60),
-        "mirrored": ImageOps.mirror(img),
-        "cropped left and top": img.crop((cut[0], cut[1], w, h)),
-        "cropped around": img.crop((cut[0] // 2, cut[1] // 3, w - cut[0] // 2, h - cut[1] // 2)),
-    }
 
 
 @pytest.mark.parametrize(
@@ -40,7 +21,7 @@ def _copies(img: Image.Image) -> dict[str, Image.Image]:
 )
 def test_a_copy_made_as_collections_make_them_agrees_with_its_photo(tmp_path, kind):
     src = _photos(1)[0]
-    _copies(Image.open(src).convert("RGB"))[kind].save(tmp_path / "copy.png")
+    copies(Image.open(src).convert("RGB"))[kind].save(tmp_path / "copy.png")
     sig = signatures([str(src), str(tmp_path / "copy.png")])
     floor = CROP_SCORE - CROP_WEIGHT if kind.startswith("cropped") else COPY_SIGNATURE  # a crop: with its features
     assert sig.similarity(0, 1) >= floor, sig.similarity(0, 1)

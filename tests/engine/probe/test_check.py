@@ -156,7 +156,7 @@ def test_a_check_of_data_whose_other_classes_hold_one_photo_each_still_finds_lea
 def test_copies_resized_re_encoded_cropped_or_mirrored_into_test_are_leaks_and_different_photos_are_not(tmp_path):
     """Each kind of copy a collection makes, of a different training photo, planted in test/: every one is a leak,
     and the other test photos (different photos of the same classes) are not."""
-    from test_lookalike import _copies
+    from photos import copies
 
     root = tmp_path / "d"
     _cut(root / "train", classes=3, per_class=12)
@@ -172,7 +172,7 @@ def test_copies_resized_re_encoded_cropped_or_mirrored_into_test_are_leaks_and_d
         cls = classes[i % 3]
         src = sorted((root / "train" / cls).iterdir())[i]
         copy = root / "test" / cls / f"copy-{i}.png"
-        _copies(Image.open(src).convert("RGB"))[kind].save(copy)
+        copies(Image.open(src).convert("RGB"))[kind].save(copy)
         planted[str(copy)] = (str(src), kind)
     report = check_photos(load_dataset(root, val_fraction=0.2), BACKBONE)
     found = {frozenset((p.a, p.b)) for p in report.leaks}

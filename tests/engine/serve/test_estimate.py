@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
+from photos import val_folder
 
 from engine.errors import DataError
 from engine.serve.estimate import MIN_PHOTOS, atc, atc_interval, atc_threshold, estimate_accuracy
@@ -37,20 +37,10 @@ def test_the_threshold_leaves_the_val_accuracy_above_it():
     assert atc(conf, np.zeros(5), conf) == 0.0
 
 
-def _folder(dst, classes, per_class=5, labelled=()):
-    dst.mkdir(parents=True)
-    for cls in classes:
-        for f in sorted((SAMPLE / "val" / cls).iterdir())[:per_class]:
-            target = dst / cls / f.name if cls in labelled else dst / f"{cls}-{f.name}"
-            target.parent.mkdir(exist_ok=True)
-            shutil.copy(f, target)
-    return dst
-
-
 def test_a_real_run_estimates_its_accuracy_on_new_photos_and_a_labelled_share_is_measured(finished_store, tmp_path):
     run = finished_store.list()[0]
     classes = json.loads((run.path / "run_info.json").read_text())["classes"]
-    est = estimate_accuracy(run, str(_folder(tmp_path / "field", classes, labelled=classes[:1])))
+    est = estimate_accuracy(run, str(val_folder(tmp_path / "field", classes, labelled=classes[:1])))
     assert est.n == 5 * len(classes) and 0 <= est.interval[0] <= est.accuracy <= est.interval[1] <= 1
     assert sum(est.class_mix.values()) == pytest.approx(1.0) and set(est.class_mix) == set(classes)
     assert est.measured_n == 5 and est.measured is not None and "that measurement wins" in est.sentence
@@ -60,8 +50,8 @@ def test_a_real_run_estimates_its_accuracy_on_new_photos_and_a_labelled_share_is
 def test_too_few_photos_unknown_classes_and_a_run_without_val_are_one_line_each(finished_store, tmp_path):
     run = finished_store.list()[0]
     classes = json.loads((run.path / "run_info.json").read_text())["classes"]
-    few = _folder(tmp_path / "few", classes[:1], per_class=3)
-    strange = _folder(tmp_path / "strange", classes[:1], labelled=classes[:1])  # a class subfolder beside ...
+    few = val_folder(tmp_path / "few", classes[:1], per_class=3)
+    strange = val_folder(tmp_path / "strange", classes[:1], labelled=classes[:1])  # a class subfolder beside ...
     (strange / "Not_a_class").mkdir()  # ... one the run does not know
     shutil.copy(next(iter(sorted(few.iterdir()))), strange / "Not_a_class" / "x.jpg")
     for folder, said in (
@@ -87,7 +77,7 @@ def test_the_command_line_prints_the_estimate_and_its_json(finished_store, tmp_p
 
     run = finished_store.list()[0]
     classes = json.loads((run.path / "run_info.json").read_text())["classes"]
-    folder = _folder(tmp_path / "field", classes)
+    folder = val_folder(tmp_path / "field", classes)
     assert main(["estimate", "--run", str(run.path), "--data", str(folder), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 5 * len(classes) and out["sentence"].startswith("Expected accuracy")
@@ -103,7 +93,7 @@ def test_the_estimate_counts_the_photos_unlike_the_training_ones(sample_run, tmp
 
     run = sample_run
     classes = json.loads((run.path / "run_info.json").read_text())["classes"]
-    folder = _folder(tmp_path / "mixed", classes[:10], per_class=2)
+    folder = val_folder(tmp_path / "mixed", classes[:10], per_class=2)
     rng = np.random.default_rng(0)
     for i in range(10):
         pixels = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8) if i % 2 else np.full((200, 200, 3), 25 * i)

@@ -1,13 +1,24 @@
 """The lesson's experiment: four configurations, results read back from each run's own stored metrics."""
 
-from engine.runs.events import EpochEnded
+from engine.runs.events import EpochEnded, SetupStep
 from engine.runs.store import RunStore
-from engine.service.experiment import ARMS, LessonRow, lesson_configs, lesson_rows, lesson_sentence, snapshot
+from engine.serve.view import RunView
+from engine.service.experiment import (
+    ARMS,
+    LessonEstimate,
+    LessonRow,
+    lesson_configs,
+    lesson_estimate,
+    lesson_progress,
+    lesson_rows,
+    lesson_sentence,
+    snapshot,
+)
 
 
 def test_four_arms_on_one_backbone_and_dataset(tiny_folder):
     cfgs = lesson_configs(str(tiny_folder))
-    assert tuple(cfgs) == ARMS
+    assert set(cfgs) == set(ARMS) and next(iter(cfgs)) == "probe"  # submitted first: its result is on screen soonest
     assert {c.backbone for c in cfgs.values()} == {"tf_efficientnet_lite0"}
     assert cfgs["scratch"].weights == "none" and cfgs["scratch"].optim.strategy == "scratch"
     assert cfgs["probe"].optim.strategy == "feature-extraction" and cfgs["probe"].optim.head_epochs == 0
@@ -41,3 +52,26 @@ def test_a_running_experiment_and_one_without_a_test_split_say_so():
 
 def _row(state: str) -> LessonRow:
     return LessonRow("scratch", "from scratch", "r1", state, None, None, None, None, 0)
+
+
+def test_the_promise_is_the_cost_models_estimate_of_each_run(tiny_folder):
+    estimate = lesson_estimate(str(tiny_folder))
+    assert set(estimate.seconds) == set(ARMS) and all(s > 0 for s in estimate.seconds.values())
+    assert estimate.seconds["auto"] == lesson_configs(str(tiny_folder))["auto"].optim.budget  # it fills it at most
+    assert estimate.seconds["finetune"] > estimate.seconds["probe"]  # the same probe, then epochs
+    assert estimate.total == sum(estimate.seconds.values())
+
+
+def test_the_status_line_names_the_step_under_way_and_the_time_left_of_all_four():
+    estimate = LessonEstimate({"probe": 30.0, "scratch": 50.0, "finetune": 80.0, "auto": 30.0})
+    queued = {arm: RunView(arm, "queued") for arm in estimate.seconds}
+    first = lesson_progress(queued, estimate, now=0.0)
+    assert first.arm == "probe" and first.step == "queued: waiting for the runner…" and first.left_s == 190.0
+    started = {**queued, "probe": RunView("probe", "running", setups=[SetupStep(name="load and check data", t=1.0)])}
+    now = lesson_progress(started, estimate, now=2.0)
+    assert now.arm == "probe" and now.step.startswith("load and check data") and now.left_s == 190.0
+    done = {**started, "probe": RunView("probe", "finished"), "scratch": started["probe"]}
+    assert lesson_progress(done, estimate, now=2.0).arm == "scratch"
+    assert lesson_progress(queued, None, now=0.0).left_s is None  # no estimate yet: no number is made up
+    ended = {arm: RunView(arm, "finished") for arm in estimate.seconds}
+    assert lesson_progress(ended, estimate, now=0.0).arm is None
