@@ -61,6 +61,7 @@ _API: dict[str, str] = {
     "ADAPT_METHODS": "engine.model.adapt",
     "TrainConfig": "engine.plan.config",
     "STRATEGIES": "engine.plan.config",
+    "BUDGETED": "engine.plan.phases",
     "BALANCE": "engine.plan.config",
     "TARGET_NORM": "engine.plan.config",
     "ADAPT_CHOICES": "engine.plan.config",
@@ -187,6 +188,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from engine.plan.anyway import finetune_anyway, kept_the_head, why_kept
     from engine.plan.cost import edit_plan
+    from engine.plan.phases import BUDGETED
     from engine.plan.make import get_plan, load_data, plan_with_probe
     from engine.plan.stored import Planned
     from engine.plan.preflight import blocking, preflight

@@ -530,7 +530,8 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
         "--budget",
         type=BUDGET,
         default=None,
-        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f}; at least 1)",
+        help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f}; at least 1); with "
+        f"top-k or full, their fine-tuning epochs are cut to end within it (default: none)",
     )
     p.add_argument("--top-k", type=ranged(int, 1, 1000), default=None)
     p.add_argument("--lr", type=ranged(float, 1e-12, 10), default=None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import ADAPT_CHOICES, BALANCE, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TARGET_NORM, Jobs, Runner, TrainConfig
+from engine import BUDGETED, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TARGET_NORM, Jobs, Runner, TrainConfig
+from engine import ADAPT_CHOICES, BALANCE
 from engine import get_plan
 from ui.jobs import job_bar, polling
 from ui.plan_editor import plan_key_for, show_plan
@@ -14,6 +15,7 @@ from ui.state import in_chans, keep_choices, restore_choices, root_for
 NEW_RUN_CHOICES = {
     "strategy": [s for s in STRATEGIES if s != "custom"],
     "budget": range(30, 36001),
+    "budget_cap": range(0, 36001),
     "augment": ["from the plan", *PRESETS],
     "balance": list(BALANCE),
     "adapt": list(ADAPT_CHOICES),
@@ -38,16 +40,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         help="auto chooses by evidence within the time budget; the others follow fixed rules. "
         "Editing the plan below makes it custom.",
     )
-    budget_range = NEW_RUN_CHOICES["budget"]
-    budget = c[1].number_input(
-        "Time budget (s, auto)",
-        budget_range.start,
-        budget_range[-1],
-        int(DEFAULT_BUDGET_S),
-        step=30,
-        key="budget",
-        disabled=strategy != "auto",
-    )
+    budget = budget_input(c[1], strategy)
     augment = c[2].selectbox("Augmentation", NEW_RUN_CHOICES["augment"], key="augment")
     balance = c[3].selectbox("Imbalance", NEW_RUN_CHOICES["balance"], key="balance")
     target = st.session_state.get("target") or ""
@@ -86,7 +79,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         in_chans=in_chans(),
         balance=balance,
         data_root=root_for(path),
-        budget=float(budget) if strategy == "auto" else None,
+        budget=float(budget) if budget else None,
         augment=None if augment == "from the plan" else augment,
         **(
             {
@@ -124,3 +117,29 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         show_plan(plan_job.result, cfg, path, jobs, runner)
     else:
         plan_progress()
+
+
+def budget_input(col, strategy: str) -> int:
+    """The time budget in seconds: auto's (always one), a cap on top-k's and full's epochs (0: none), or none."""
+    if strategy in BUDGETED:
+        cap = NEW_RUN_CHOICES["budget_cap"]
+        return col.number_input(
+            "Time budget (s; 0: none)",
+            cap.start,
+            cap[-1],
+            0,
+            step=30,
+            key="budget_cap",
+            help="The fine-tuning epochs are cut to end within it, as the cost model counts them; 0: every epoch.",
+        )
+    auto_range = NEW_RUN_CHOICES["budget"]
+    budget = col.number_input(
+        "Time budget (s, auto)",
+        auto_range.start,
+        auto_range[-1],
+        int(DEFAULT_BUDGET_S),
+        step=30,
+        key="budget",
+        disabled=strategy != "auto",
+    )
+    return budget if strategy == "auto" else 0

@@ -65,7 +65,8 @@ class OptimConfig:
     weight_decay: float = 0.01
     batch_size: int = 32
     grad_clip: float = 1.0
-    budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S)
+    budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S); top-k
+    # and full: none unless given, then their phase-2 epochs end within it
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -78,7 +79,9 @@ class OptimConfig:
         if self.strategy == "custom" and self.freeze is None:
             raise ConfigError("strategy 'custom' needs a freeze map (one True/False per layer group)")
         if self.budget is not None and not (math.isfinite(self.budget) and self.budget > 0):
-            raise ConfigError(f"budget {self.budget}: auto's time budget is a number of seconds above 0 (default 300)")
+            raise ConfigError(
+                f"budget {self.budget}: a time budget is a number of seconds above 0 (auto's default: 300)"
+            )
         negative = [k for k in ("head_epochs", "finetune_epochs", "warmup_epochs") if (getattr(self, k) or 0) < 0]
         if negative:
             raise ConfigError(f"{negative[0]} {getattr(self, negative[0])}: epochs are 0 or more")

@@ -47,7 +47,7 @@ from engine.plan.domain import (
 )
 from engine.plan.evidence import Evidence, Request, gather, probe_for
 from engine.plan.parts import PLAN_VERSION, DataPart, HeadPart, Phases, Plan, TargetPart
-from engine.plan.phases import schedule
+from engine.plan.phases import capped, schedule
 from engine.plan.stored import Planned, load_planned, save_planned
 from engine.plan.adabn import BnChoice, choose_target_bn
 from engine.plan.trials import apply_fix, try_adaptation
@@ -131,7 +131,9 @@ def make_plan(
     phases, said = schedule(req, ev)
     said = (*target_notes(req.targets), *ev.decisions, *said, *_data_notes(ds))
     if req.targets.photos is None and not req.targets.test:
-        plan = _assemble(req, ev, _head_part(req, ev), phases, TargetPart(), said)
+        draft = _assemble(req, ev, _head_part(req, ev), phases, TargetPart(), ())
+        phases, cap_said = capped(cfg, draft, lambda p: _priced(req, ev, p, ev.elapsed).cost)
+        plan = _assemble(req, ev, _head_part(req, ev), phases, TargetPart(), (*said, *cap_said))
         return Planned(_priced(req, ev, plan, ev.elapsed), ds, ev.head, list(ev.probes))
     t0 = time.perf_counter()
     head_part = _head_part(req, ev)
@@ -142,10 +144,13 @@ def make_plan(
         head_part = replace(head_part, accuracy=head.accuracy)
     phases = apply_fix(phases, section.fix)
     spent = round(ev.elapsed, 1) + time.perf_counter() - t0
+    fitting = _assemble(req, ev, head_part, phases, section, ())
     if cfg.optim.strategy == "auto":
-        fitting = _assemble(req, ev, head_part, phases, section, ())
         phases, section, fit_said = auto.fit_to_budget(cfg, fitting, lambda p: _priced(req, ev, p, spent).cost)
         target_said += fit_said
+    else:
+        phases, cap_said = capped(cfg, fitting, lambda p: _priced(req, ev, p, spent).cost)
+        target_said += cap_said
     plan = _assemble(req, ev, head_part, phases, section, (*said, *target_said))
     return Planned(_priced(req, ev, plan, spent), ds, head, list(ev.probes))
 

@@ -8,7 +8,8 @@ features made with them (recomputed statistics cost 1-3 points in the plain two-
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import replace
+from typing import Callable, NamedTuple
 
 from engine.model.catalogue import is_transformer
 from engine.model.profile import architecture, profile
@@ -17,8 +18,34 @@ from engine.plan import auto
 from engine.plan.config import TrainConfig
 from engine.plan.reasons import Decision
 from engine.plan.evidence import Evidence, Request
-from engine.plan.parts import Phases
+from engine.plan.parts import Cost, Phases, Plan
 from engine.plan.rules import BANDS, BASE_LR, DEFAULT_EPOCHS, HEAD_LR, band, discriminative, group_labels, layer_decay
+
+
+BUDGETED = ("top-k", "full")  # fixed strategies whose phase-2 epochs a time budget caps (auto fills its own budget)
+
+
+def capped(cfg: TrainConfig, draft: Plan, price: Callable[[Plan], Cost]) -> tuple[Phases, tuple[Decision, ...]]:
+    """A fixed strategy's phase-2 epochs cut to those that end within the time budget the person gave (the cost
+    model's `price`; one at least: the strategy fine-tunes by definition); the phases as they are without a budget,
+    for the other strategies, or when every epoch fits."""
+    ph = draft.phases
+    if cfg.optim.strategy not in BUDGETED or cfg.optim.budget is None or not ph.finetune_epochs:
+        return ph, ()
+    cost = price(draft)
+    fit = auto.epochs_that_fit(cfg, ph.finetune_epochs, cost) if cost.finetune_epoch_s else ph.finetune_epochs
+    if fit >= ph.finetune_epochs:
+        return ph, ()
+    epochs = max(1, fit)
+    evidence = {
+        "epoch_s": cost.finetune_epoch_s,
+        "fit": fit,
+        "budget_s": cfg.optim.budget,
+        "epochs": epochs,
+        "planned": ph.finetune_epochs,
+    }
+    phases = replace(ph, finetune_epochs=epochs, warmup_epochs=min(ph.warmup_epochs, epochs))
+    return phases, (Decision("budget-cap", "fewer epochs", ("every epoch planned",), evidence),)
 
 
 class _Rule(NamedTuple):

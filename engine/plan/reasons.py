@@ -135,6 +135,14 @@ def _budget_fit(d: Decision) -> str:
     )
 
 
+def _budget_cap(d: Decision) -> str:
+    over = " (one at least, although it does not end within it)" if d["fit"] < 1 else ""
+    return (
+        f"An epoch of phase 2 takes about {d['epoch_s']:.0f} s here: it runs {d['epochs']} of the {d['planned']} "
+        f"epochs planned, to end within your {d['budget_s']:.0f} s budget{over}."
+    )
+
+
 def _adaptation_dropped(d: Decision) -> str:
     return (
         f"With {d['adapt'].upper()} an epoch takes about {d['epoch_s']:.0f} s here (a batch of target photos beside "
@@ -289,6 +297,7 @@ SENTENCES: dict[str, Callable[[Decision], str]] = {
     "rule-of-thumb": _rule_of_thumb,  # a fixed strategy: what the probe's band suggests
     "data-note": _note,  # what loading the photos found (a carved test split, files skipped)
     "budget-fit": _budget_fit,  # auto's epochs fitted back after the target photos were measured
+    "budget-cap": _budget_cap,  # a fixed strategy's epochs cut to end within the budget the person gave
     "edit": _edit,  # a person's edit of the plan
     "anyway": _anyway,  # fine-tuning anyway after auto kept the linear head
     "target-note": _note,  # what loading the target photos found

@@ -75,6 +75,15 @@ EXAMPLES = {
         ),
         ["with MMD", "about 33 s", "runs 4 of the 12 epochs", "300 s budget"],
     ),
+    "budget-cap": (
+        Decision(
+            "budget-cap",
+            "fewer epochs",
+            (),
+            {"epoch_s": 21.0, "fit": 5, "budget_s": 120.0, "epochs": 5, "planned": 10},
+        ),
+        ["about 21 s", "runs 5 of the 10 epochs", "120 s budget"],
+    ),
     "edit": (
         Decision("edit", "custom", (), {"strategy": "auto", "trainable": ["blocks.6", "head"]}),
         ["auto", "blocks.6, head"],
