@@ -193,17 +193,18 @@ def _estimate(req: Request, speed: float) -> float:
     return _priced(req, ev, plan, 0.0).cost.estimate_s
 
 
-def run_estimate(cfg: TrainConfig, ds: Dataset, device: str = "cpu") -> float:
+def run_estimate(cfg: TrainConfig, ds: Dataset, device: str = "cpu", features_cached: bool = False) -> float:
     """A run's whole length before anything of it is measured, by the cost model every plan is costed with: the
     architecture's forward pace measured on this machine (`engine.model.pace`), the probe's extraction (none from
-    scratch), then the plan at that pace (`_estimate`). Auto's is its budget: it plans to fill it at most."""
+    scratch, nor when `features_cached`: a run before it reads the same photos the same way), then the plan at that
+    pace (`_estimate`). Auto's is its budget: it plans to fill it at most."""
     if cfg.optim.strategy == "auto":
         return auto.budget_of(cfg)
     req = Request(cfg, ds, Targets(None), device, QUIET)
     spec = spec_for(ds, cfg.backbone, cfg.data.in_chans)
     speed = profile(cfg.backbone, spec.input_size[-1], device).forward_pace
     probe_s = 0.0
-    if cfg.optim.strategy != "scratch":
+    if cfg.optim.strategy != "scratch" and not features_cached:
         pace = Pace(cfg.backbone, spec.input_size[-1], speed, device)
         probe_s = extract_seconds(pace, cfg.backbone, spec, len(ds.train) + len(ds.val), cfg.runtime.probe_mirror)
     return round(probe_s + _estimate(req, speed), 1)

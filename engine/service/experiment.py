@@ -77,11 +77,14 @@ class LessonEstimate:
 def lesson_estimate(
     data: str, backbone: str = DEFAULT_BACKBONE, data_root: str | None = None, progress: Progress = QUIET
 ) -> LessonEstimate:
-    """How long the lesson's four runs on `data` take here, by the cost model every plan is costed with."""
+    """How long the lesson's four runs on `data` take here, by the cost model every plan is costed with; the
+    fine-tuning run reads the features the probe run, before it, extracted the same way."""
     progress("estimate the experiment", 0.0)
     configs = lesson_configs(data, backbone, data_root=data_root)
     ds = load_data(next(iter(configs.values())))
-    estimate = LessonEstimate({arm: run_estimate(cfg, ds) for arm, cfg in configs.items()})
+    estimate = LessonEstimate(
+        {arm: run_estimate(cfg, ds, features_cached=arm == "finetune") for arm, cfg in configs.items()}
+    )
     progress("estimate the experiment", 1.0)
     return estimate
 

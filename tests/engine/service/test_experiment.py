@@ -58,7 +58,11 @@ def test_the_promise_is_the_cost_models_estimate_of_each_run(tiny_folder):
     estimate = lesson_estimate(str(tiny_folder))
     assert set(estimate.seconds) == set(ARMS) and all(s > 0 for s in estimate.seconds.values())
     assert estimate.seconds["auto"] == lesson_configs(str(tiny_folder))["auto"].optim.budget  # it fills it at most
-    assert estimate.seconds["finetune"] > estimate.seconds["probe"]  # the same probe, then epochs
+    from engine.plan.make import load_data, run_estimate
+
+    finetune = lesson_configs(str(tiny_folder))["finetune"]
+    ds = load_data(finetune)
+    assert run_estimate(finetune, ds) > estimate.seconds["finetune"] == run_estimate(finetune, ds, features_cached=True)
     assert estimate.total == sum(estimate.seconds.values())
 
 
