@@ -25,6 +25,7 @@ from engine import (
 from ui import charts
 from ui.jobs import finished_job, polling
 from ui.state import backbone, get_jobs, remember
+from ui.errors import fragment
 
 SORTS = {
     "parameters": "params (M)",
@@ -81,7 +82,7 @@ download_key = f"download|{choice}"
 job = jobs.get(download_key)
 
 
-@st.fragment(run_every=polling(jobs, download_key))
+@fragment(run_every=polling(jobs, download_key))
 def download_status() -> None:
     current = jobs.get(download_key)
     text = f"{current.stage or 'asking the hub'}… {current.fraction:.0%}" if current else ""

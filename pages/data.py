@@ -29,6 +29,7 @@ from engine import (
 from ui import charts
 from ui.jobs import finished_job, polling
 from ui.state import allowed, backbone, data_root, dataset_path, get_jobs, in_chans, remember, root_for
+from ui.errors import fragment
 
 st.title("1 · Data")
 st.caption(
@@ -139,7 +140,7 @@ if st.button("Measure the domain gap", key="measure_gap"):
         get_jobs().start(gap_key, measure_gap, path, real or None, backbone(), root_for(path), in_chans())
 
 
-@st.fragment(run_every=polling(get_jobs(), gap_key))
+@fragment(run_every=polling(get_jobs(), gap_key))
 def show_gap() -> None:
     job = finished_job(get_jobs(), gap_key)
     if job is None:
@@ -197,7 +198,7 @@ if decided:
     )
 
 
-@st.fragment(run_every=polling(get_jobs(), check_key))
+@fragment(run_every=polling(get_jobs(), check_key))
 def show_check() -> None:
     job = finished_job(get_jobs(), check_key)
     if job is None:
@@ -301,7 +302,7 @@ if st.button("Rank the pool", key="rank_pool") and pool_folder:
         get_jobs().start(suggest_key, suggest_for, path, str(real), backbone(), root_for(path), in_chans(), asked)
 
 
-@st.fragment(run_every=polling(get_jobs(), suggest_key))
+@fragment(run_every=polling(get_jobs(), suggest_key))
 def show_suggestions() -> None:
     job = finished_job(get_jobs(), suggest_key)
     if job is None:

@@ -7,6 +7,7 @@ import streamlit as st
 from engine import DEFAULT_BACKBONE, SAMPLE, SplitCounts, catalogue_rows, demo_config, split_counts, stories
 from ui.jobs import polling
 from ui.state import dataset_path, get_jobs, get_runner, init_session, lesson_promise, remember, start_lesson
+from ui.errors import fragment
 
 
 @st.cache_data(show_spinner=False)
@@ -60,7 +61,7 @@ lesson_promise(dataset_path())  # starts the estimate (a job) when it is not mad
 estimating = polling(get_jobs(), f"lesson-estimate|{dataset_path()}")
 
 
-@st.fragment(run_every=estimating)
+@fragment(run_every=estimating)
 def lesson_time() -> None:
     """The lesson's promise: the cost model's estimate for this dataset on this machine, once it is made."""
     estimate = lesson_promise(dataset_path())

@@ -10,6 +10,7 @@ import streamlit as st
 from engine import ARM_TEXT, TERMINAL, RunView, lesson_progress, lesson_rows, lesson_sentence
 from ui import charts
 from ui.state import dataset_path, get_runner, init_session, lesson_ids, lesson_promise
+from ui.errors import fragment
 
 init_session()
 st.title("Why transfer learning works")
@@ -21,7 +22,7 @@ if not ids:
 live = any(runner.store.open(r).status().get("state") not in TERMINAL for r in ids.values())
 
 
-@st.fragment(run_every=1.0 if live else None)
+@fragment(run_every=1.0 if live else None)
 def experiment() -> None:
     snaps = {arm: runner.snapshot(rid) for arm, rid in ids.items()}
     views = {arm: RunView.of(s) for arm, s in snaps.items()}

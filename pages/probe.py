@@ -9,6 +9,7 @@ from engine import BANDS, TrainConfig, TransferLabError, band, catalogue_rows, l
 from ui import charts
 from ui.jobs import finished_job, job_bar, polling
 from ui.state import backbone, dataset_path, get_jobs, in_chans, probe_key, root_for
+from ui.errors import fragment
 
 st.title("3 · Linear probe")
 st.caption(
@@ -26,7 +27,7 @@ if st.button("Run probe", type="primary", key="run_probe"):
     jobs.start(key, lambda progress: plan_with_probe(cfg, progress))
 
 
-@st.fragment(run_every=polling(jobs, key))
+@fragment(run_every=polling(jobs, key))
 def show() -> None:
     if jobs.get(key) is None:
         st.info(
@@ -99,7 +100,7 @@ if st.button("Run shoot-out", key="run_shootout") and chosen:
         st.error(str(e))
 
 
-@st.fragment(run_every=polling(jobs, skey))
+@fragment(run_every=polling(jobs, skey))
 def show_shootout() -> None:
     job = jobs.get(skey)
     if job is None:

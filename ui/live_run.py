@@ -10,6 +10,7 @@ import streamlit as st
 from engine import LIVE, RESUMABLE, TERMINAL, Runner, RunView, TransferLabError, finetune_anyway, kept_the_head
 from engine import no_epoch_sentence, run_header, run_summary, why_kept
 from ui import charts
+from ui.errors import fragment
 
 LOSS_CAPTION = (
     "Loss per epoch. The training loss includes label smoothing and dropout, the validation loss does "
@@ -40,7 +41,7 @@ def live_interval(runner: Runner, current: str | None) -> float | None:
 def show_live(runner: Runner, current: str | None) -> None:
     """Run `current` of `runner`'s store, live: it reruns at `live_interval`'s pace, from the run store alone."""
 
-    @st.fragment(run_every=live_interval(runner, current))
+    @fragment(run_every=live_interval(runner, current))
     def live() -> None:
         follow(runner, current)
 

@@ -11,6 +11,7 @@ from engine import get_plan
 from ui.jobs import job_bar, polling
 from ui.plan_editor import plan_key_for, show_plan
 from ui.state import in_chans, keep_choices, restore_choices, root_for
+from ui.errors import fragment
 
 NEW_RUN_CHOICES = {
     "strategy": [s for s in STRATEGIES if s != "custom"],
@@ -96,7 +97,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
     if st.button("Make the plan", type="primary", key="make_plan"):
         jobs.start(plan_key, lambda progress: get_plan(cfg, progress))
 
-    @st.fragment(run_every=polling(jobs, plan_key))
+    @fragment(run_every=polling(jobs, plan_key))
     def plan_progress() -> None:
         job = jobs.get(plan_key)
         if job is None:

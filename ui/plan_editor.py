@@ -11,6 +11,7 @@ from engine import Jobs, Planned, Runner, TrainConfig, blocking, edit_plan, lr_f
 from ui import charts
 from ui.jobs import job_bar, polling
 from ui.state import draft, in_chans, keep_draft
+from ui.errors import fragment
 
 
 def plan_key_for(cfg: TrainConfig) -> str:
@@ -116,7 +117,7 @@ def lr_range_view(jobs: Jobs, key: str, plan_key: str) -> None:
     """The learning-rate range test of job `key`: its progress, its curve, and a button that applies its suggestion
     to the plan `plan_key`."""
 
-    @st.fragment(run_every=polling(jobs, key))
+    @fragment(run_every=polling(jobs, key))
     def progress() -> None:
         job = jobs.get(key)
         if job is not None and job.state == "running":
