@@ -410,7 +410,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"(Average Thresholded Confidence: the share of the photos above {est.threshold:.3f}, the confidence "
         f"threshold fitted on val.) {est.caveat}"
     )
-    print("Expected class mix:")
+    print(f"Expected class mix. {est.mix_how}")
     for c, share in sorted(est.class_mix.items(), key=lambda t: -t[1]):
         print(f"  {c:40} {share:.0%}")
     for line in est.notes + est.skipped:

@@ -123,6 +123,7 @@ if shown and shown[0] == rid:
         hide_index=True,
         column_config={"expected share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
     )
+    st.caption(est.mix_how)
     for line in est.remarks:
         st.caption(line)
 

@@ -12,7 +12,8 @@ confident. Photos of a class the model was never taught get a confident wrong an
 estimate cannot see them. Even when the mistakes do look alike, the balance ATC strikes on val (as many right answers
 below the threshold as wrong ones above it) tilts as the accuracy falls: on synthetic scores whose right and wrong
 answers keep their confidences, it reads high as the accuracy falls, within 5 points for a true 50-80%
-(tests/engine/serve/test_estimate.py). The expected class mix is the share of the photos predicted as each class.
+(tests/engine/serve/test_estimate.py). The expected class mix is EM's (`engine.serve.priors`): counting the classes
+predicted drifts toward the training mix on the photos the model hesitates on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from engine.errors import DataError
 from engine.metrics import wilson
 from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
+from engine.serve.priors import em_mix
 
+MIX_HOW = (
+    "Each class's expected share: the mix the model was trained under, re-estimated from its probabilities on these "
+    "photos (EM); counting the classes it predicts would drift toward the training mix."
+)
 MIN_PHOTOS = 10  # fewer photos than this and the interval is too wide to say anything: refused
 BOOTSTRAP = 500  # resamples of val and of the new photos for the interval
 CAVEAT = (
@@ -74,7 +80,7 @@ class Estimate:
     threshold: float  # of confidence, fitted on val
     val_accuracy: float
     val_n: int
-    class_mix: dict[str, float]  # the share of the photos predicted as each class
+    class_mix: dict[str, float]  # each class's expected share of the photos (EM, from the training mix)
     measured: float | None = None  # labelled photos in the folder (class subfolders): their accuracy, which wins
     measured_interval: tuple[float, float] | None = None
     measured_n: int = 0
@@ -82,6 +88,7 @@ class Estimate:
     skipped: list[str] = field(default_factory=list)  # files that could not be read, one line each
     notes: list[str] = field(default_factory=list)
     caveat: str = CAVEAT
+    mix_how: str = MIX_HOW
 
     @property
     def sentence(self) -> str:
@@ -117,6 +124,15 @@ def _val_scores(run: Run) -> tuple[np.ndarray, np.ndarray]:
             "threshold on them; finish or resume the run, or train one with a val split"
         )
     return np.array(result.val_conf), np.array(result.val_pred) == np.array(result.val_labels)
+
+
+def train_mix(balance: str, labels: list[int], n_classes: int) -> np.ndarray:
+    """The class mix a model learnt under: the training photos' shares, or even when the run balanced the classes
+    (a balanced sampler or a weighted loss)."""
+    if balance in ("sampler", "weighted-loss"):
+        return np.full(n_classes, 1.0 / n_classes)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return counts / counts.sum()
 
 
 def _probs_and_place(run: Run, model, spec, paths: list[str]) -> tuple[np.ndarray, float | None]:
@@ -156,7 +172,8 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
 
     run = RunStore().open(run) if isinstance(run, str) else run
     val_conf, val_right = _val_scores(run)
-    ds = load_data(TrainConfig.from_dict(run.config))
+    cfg = TrainConfig.from_dict(run.config)
+    ds = load_data(cfg)
     target = load_target(folder, ds, root=root)
     paths = target.paths
     if len(paths) < MIN_PHOTOS:
@@ -168,6 +185,8 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
     model, spec, classes = load_run_model(run)
     probs, out_of_place = _probs_and_place(run, model, spec, paths)
     conf, pred = probs.max(1), probs.argmax(1)
+    train_labels = [classes.index(ds.classes[it.label]) for it in ds.train]
+    learnt = train_mix(cfg.regularisation.balance, train_labels, len(classes))
     est = Estimate(
         run.id,
         str(Path(folder)),
@@ -177,7 +196,7 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
         atc_threshold(val_conf, val_right),
         float(val_right.mean()),
         len(val_right),
-        {c: float(np.mean(pred == i)) for i, c in enumerate(classes)},
+        dict(zip(classes, map(float, em_mix(probs, learnt)))),
         out_of_place=out_of_place,
         skipped=[s.reason for s in target.skipped],
         notes=list(target.notes),

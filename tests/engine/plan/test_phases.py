@@ -38,7 +38,8 @@ def test_a_real_top_k_plan_with_a_short_budget_runs_fewer_epochs(tiny_folder):
 
     common = dict(data=str(tiny_folder), strategy="top-k", val_fraction=0.34, views=1, finetune_epochs=50)
     free = get_plan(TrainConfig.create(**common)).plan
-    short = get_plan(TrainConfig.create(**common, budget=60)).plan
+    budget = max(1, round(free.cost.estimate_s / 2))  # half of what every epoch would take here, on this machine
+    short = get_plan(TrainConfig.create(**common, budget=budget)).plan
     assert free.phases.finetune_epochs == 50 and 1 <= short.phases.finetune_epochs < 50
-    assert "to end within your 60 s budget" in short.reason
-    assert short.cost.estimate_s <= 60 or short.phases.finetune_epochs == 1
+    assert f"to end within your {budget} s budget" in short.reason
+    assert short.cost.estimate_s <= budget or short.phases.finetune_epochs == 1
