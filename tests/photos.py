@@ -43,3 +43,12 @@ def val_folder(dst: Path, classes, per_class: int = 5, labelled=()) -> Path:
             target.parent.mkdir(exist_ok=True)
             shutil.copy(f, target)
     return dst
+
+
+def sample_cut(dst: Path, classes: int = 3, per_class: int = 14) -> Path:
+    """The first `per_class` training photos of the sample's first `classes` classes, one folder per class."""
+    for cls in sorted((SAMPLE / "train").iterdir())[:classes]:
+        (dst / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:per_class]:
+            shutil.copy(f, dst / cls.name / f.name)
+    return dst

@@ -33,85 +33,43 @@ PROGRESS = """() => [...document.querySelectorAll('[data-testid="stProgress"]')]
 })"""
 
 
-# In the page: the time of the first click and of the first named step's progress bar after it (a MutationObserver),
-# so the measure is the browser's own, not the test's polling interval.
-WATCH = """(names) => {
-  window.__clickAt = null; window.__stepAt = null;
+# In the page: the time of the first click and of the first moment after it when what `seen` names is on screen (a
+# MutationObserver), so the measure is the browser's own, not the test's polling interval. `seen.kind`: "step" (a
+# progress bar names one of `seen.what`), "heading" (a run heading names `seen.what`), "text" (the page shows it).
+WATCH = """(seen) => {
+  window.__clickAt = null; window.__seenAt = null;
   document.addEventListener('click', () => { if (window.__clickAt === null) window.__clickAt = performance.now(); },
                             true);
-  const named = () => [...document.querySelectorAll('[data-testid="stProgress"]')]
-    .some(p => names.some(n => p.innerText.includes(n)));
+  const shown = {
+    step: () => [...document.querySelectorAll('[data-testid="stProgress"]')]
+      .some(p => seen.what.some(n => p.innerText.includes(n))),
+    heading: () => [...document.querySelectorAll('h3')]
+      .some(h => h.innerText.startsWith('Run ') && h.innerText.includes(seen.what)),
+    text: () => document.body.innerText.includes(seen.what),
+  }[seen.kind];
   new MutationObserver(() => {
-    if (window.__stepAt === null && window.__clickAt !== null && named()) window.__stepAt = performance.now();
+    if (window.__seenAt === null && window.__clickAt !== null && shown()) window.__seenAt = performance.now();
   }).observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""
+
+
+def click_until(page, button: str, kind: str, what, limit: float) -> float | None:
+    """Clicks `button` and returns the seconds until `what` of `kind` is on screen (None: not within `limit`), as the
+    browser timed them (`WATCH`)."""
+    page.evaluate(WATCH, {"kind": kind, "what": what})
+    page.get_by_role("button", name=button).click()
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        click_at, seen_at = page.evaluate("() => [window.__clickAt, window.__seenAt]")
+        if seen_at is not None and click_at is not None:
+            return (seen_at - click_at) / 1000
+        time.sleep(0.05)
+    return None
 
 
 def click_to_first_step(page, button: str, limit: float = 10.0) -> float | None:
-    """Clicks `button` and returns the seconds until a named setup step's progress bar is on screen (None: not within
-    `limit`), as the browser timed them."""
-    page.evaluate(WATCH, list(STEP_NAMES))
-    page.get_by_role("button", name=button).click()
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        click_at, step_at = page.evaluate("() => [window.__clickAt, window.__stepAt]")
-        if step_at is not None and click_at is not None:
-            return (step_at - click_at) / 1000
-        time.sleep(0.05)
-    return None
-
-
-# In the page: the time of the first click and of the first run heading naming `text` after it.
-WATCH_HEADING = """(text) => {
-  window.__clickAt = null; window.__headAt = null;
-  document.addEventListener('click', () => { if (window.__clickAt === null) window.__clickAt = performance.now(); },
-                            true);
-  const shown = () => [...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('Run ')
-                                                                  && h.innerText.includes(text));
-  new MutationObserver(() => {
-    if (window.__headAt === null && window.__clickAt !== null && shown()) window.__headAt = performance.now();
-  }).observe(document.body, {subtree: true, childList: true, characterData: true});
-}"""
-
-
-def click_to_heading(page, button: str, text: str, limit: float = 30.0) -> float | None:
-    """Clicks `button` and returns the seconds until the run heading names `text` (None: not within `limit`), as the
-    browser timed them."""
-    page.evaluate(WATCH_HEADING, text)
-    page.get_by_role("button", name=button).click()
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        click_at, head_at = page.evaluate("() => [window.__clickAt, window.__headAt]")
-        if head_at is not None and click_at is not None:
-            return (head_at - click_at) / 1000
-        time.sleep(0.05)
-    return None
-
-
-# In the page: the time of the first click and of the first time `text` is on screen after it.
-WATCH_TEXT = """(text) => {
-  window.__clickAt = null; window.__textAt = null;
-  document.addEventListener('click', () => { if (window.__clickAt === null) window.__clickAt = performance.now(); },
-                            true);
-  new MutationObserver(() => {
-    if (window.__textAt === null && window.__clickAt !== null && document.body.innerText.includes(text))
-      window.__textAt = performance.now();
-  }).observe(document.body, {subtree: true, childList: true, characterData: true});
-}"""
-
-
-def click_to_text(page, button: str, text: str, limit: float = 30.0) -> float | None:
-    """Clicks `button` and returns the seconds until `text` is on screen (None: not within `limit`), as the browser
-    timed them."""
-    page.evaluate(WATCH_TEXT, text)
-    page.get_by_role("button", name=button).click()
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        click_at, text_at = page.evaluate("() => [window.__clickAt, window.__textAt]")
-        if text_at is not None and click_at is not None:
-            return (text_at - click_at) / 1000
-        time.sleep(0.05)
-    return None
+    """Seconds from clicking `button` to a named setup step's progress bar on screen."""
+    return click_until(page, button, "step", list(STEP_NAMES), limit)
 
 
 def _state(page) -> str:
@@ -180,7 +138,7 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
         choose_option(page, "Strategy", "feature-extraction")
         page.get_by_role("button", name="Make the plan").click()
         page.get_by_role("button", name="Start training").wait_for(timeout=240_000)
-        switch = click_to_heading(page, "Start training", "feature-extraction")
+        switch = click_until(page, "Start training", "heading", "feature-extraction", 30.0)
         page.screenshot(path=str(ARTIFACTS / "3c_second_run.png"), full_page=True)
         assert switch is not None and switch <= 2.0, f"the new run was not on screen {switch} s after Start"
         page.get_by_role("button", name="Stop").click()
@@ -204,7 +162,7 @@ def test_quick_demo_steps_live_stop_resume_reload_and_pages(server):
         # runs is on screen at once after the click
         page.goto(server)
         page.get_by_text("it should take about").first.wait_for(timeout=120_000)
-        lesson = click_to_text(page, "Show me why transfer learning works", "s left for the four runs")
+        lesson = click_until(page, "Show me why transfer learning works", "text", "s left for the four runs", 30.0)
         page.screenshot(path=str(ARTIFACTS / "9_lesson_first_second.png"), full_page=True)
         assert lesson is not None and lesson <= 2.0, f"no step and time left on screen {lesson} s after the click"
         assert page.get_by_text("Now: ").count()

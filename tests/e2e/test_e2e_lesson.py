@@ -9,13 +9,12 @@ the page's behaviour, not the bench's timing (`bench/ui.py --lesson` times the b
 
 from __future__ import annotations
 
-import shutil
 import time
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 from browser import ACC_POINTS, ARGS, ARTIFACTS, CHROMIUM, dashboard
-from conftest import SAMPLE
+from photos import sample_cut
 
 pytestmark = [pytest.mark.browser]
 
@@ -39,11 +38,7 @@ def wait_until(fn, seconds: float, what: str):
 def test_the_lesson_draws_its_curves_and_result_and_fine_tune_anyway_trains(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    data = tmp_path / "data" / "leaves"
-    for cls in sorted((SAMPLE / "train").iterdir())[:3]:
-        (data / cls.name).mkdir(parents=True)
-        for f in sorted(cls.iterdir())[:14]:
-            shutil.copy(f, data / cls.name / f.name)
+    data = sample_cut(tmp_path / "data" / "leaves")
     env = {
         "TRANSFERLAB_HOME": str(tmp_path / "home"),
         "TRANSFERLAB_DATA_ROOT": str(tmp_path / "data"),

@@ -7,12 +7,11 @@ cut of the bundled sample (three classes, 14 photos each) so that the plan is ma
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import quote
 
 import pytest
 from browser import ARGS, ARTIFACTS, CHROMIUM, choose_option, dashboard
-from conftest import SAMPLE
+from photos import sample_cut
 
 pytestmark = [pytest.mark.browser]
 
@@ -22,11 +21,7 @@ EPOCHS = "Fine-tune epochs (phase 2)"
 def test_an_edited_plan_survives_a_switch_to_data_and_back(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    data = tmp_path / "data" / "leaves"
-    for cls in sorted((SAMPLE / "train").iterdir())[:3]:
-        (data / cls.name).mkdir(parents=True)
-        for f in sorted(cls.iterdir())[:14]:
-            shutil.copy(f, data / cls.name / f.name)
+    data = sample_cut(tmp_path / "data" / "leaves")
     env = {"TRANSFERLAB_HOME": str(tmp_path / "home"), "TRANSFERLAB_DATA_ROOT": str(tmp_path / "data")}
     ARTIFACTS.mkdir(exist_ok=True)
     with dashboard(env) as url, sync_playwright() as p:
