@@ -187,7 +187,7 @@ check_key = f"check|{path}|{backbone()}"
 if st.button("Check my photos", key="check_photos"):
     get_jobs().start(check_key, check_dataset, path, backbone(), root_for(path), in_chans())
 try:
-    decided = read_decisions(ds)
+    decided = read_decisions(ds, root_for(path))
 except TransferLabError as e:  # a decisions file edited by hand: its line, and the page goes on
     st.error(str(e))
     decided = []
@@ -327,10 +327,10 @@ def show_suggestions() -> None:
     cols = st.columns(4)
     for i, photo in enumerate(found.photos):
         label_card(cols[i % 4], photo, answered.get(photo.path))
-    done = [a for a in answered.values() if a.path in {p.path for p in found.photos}]
+    labelled, skipped = found.answered(answered)
     st.caption(
-        f"{sum(a.action == 'label' for a in done)} labelled and {sum(a.action == 'skip' for a in done)} skipped of "
-        f"these {len(found.photos)}; the next probe, plan and run use your labels. How they are ranked: {found.rule}."
+        f"{labelled} labelled and {skipped} skipped of these {len(found.photos)}; the next probe, plan and run use "
+        f"your labels. How they are ranked: {found.rule}."
     )
 
 

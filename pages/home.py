@@ -66,7 +66,8 @@ def lesson_time() -> None:
     """The lesson's promise: the cost model's estimate for this dataset on this machine, once it is made."""
     estimate = lesson_promise(dataset_path())
     if estimate is None:
-        st.caption("Estimating how long it takes on this machine…" if estimating else "")
+        if estimating:
+            st.caption("Estimating how long it takes on this machine…")
         return
     st.caption(
         f"On this dataset and this machine it should take about {estimate.minutes:.1f} minutes (the cost model "

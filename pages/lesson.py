@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine import ARM_TEXT, TERMINAL, RunView, lesson_progress, lesson_rows, lesson_sentence
 from ui import charts
-from ui.state import dataset_path, get_runner, init_session, lesson_ids, lesson_promise
+from ui.state import get_runner, init_session, lesson_ids, lesson_promise
 from ui.errors import fragment
 
 init_session()
@@ -30,7 +30,8 @@ def experiment() -> None:
     states = {arm: v.state for arm, v in views.items()}
     running = any(state not in TERMINAL for state in states.values())
     if running:
-        now = lesson_progress(views, lesson_promise(dataset_path()), time.time())
+        data = next(iter(views.values())).config.get("data", {}).get("path")  # the lesson's photos, not today's
+        now = lesson_progress(views, lesson_promise(data) if data else None, time.time())
         left = "" if now.left_s is None else f" · about {now.left_s:.0f} s left for the four runs"
         st.info(f"Now: {ARM_TEXT[now.arm]}: {now.step}{left}")
     st.caption(" · ".join(f"{arm}: {state}" for arm, state in states.items()))

@@ -243,16 +243,7 @@ def overlay(curves: dict[str, list[EpochEnded]]) -> go.Figure:
     no epoch to train) is a dashed level across the epochs, so that a curve starting from the same head does not
     hide it."""
     last = max((e.epoch for eps in curves.values() for e in eps), default=0)
-    fig = go.Figure(
-        [
-            go.Scatter(x=[e.epoch for e in eps], y=[e.val_acc for e in eps], name=name, mode="lines+markers")
-            if len(eps) > 1 or not last
-            else go.Scatter(
-                x=[eps[0].epoch, last], y=[eps[0].val_acc] * 2, name=name, mode="lines", line=dict(dash="dash")
-            )
-            for name, eps in curves.items()
-        ]
-    )
+    fig = go.Figure([_curve(name, eps, last) for name, eps in curves.items()])
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
     fig.update_xaxes(title="epoch (0 = the starting head)", dtick=1)
     _layout(fig, "Validation accuracy per epoch, selected runs", 380)
@@ -260,6 +251,14 @@ def overlay(curves: dict[str, list[EpochEnded]]) -> go.Figure:
     return fig.update_layout(
         legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left"), margin=dict(l=10, r=10, t=40, b=80)
     )
+
+
+def _curve(name: str, eps: list[EpochEnded], last: int) -> go.Scatter:
+    """One run's validation curve; a single point drawn as a dashed level to epoch `last`."""
+    if len(eps) == 1 and last:
+        level = [eps[0].val_acc] * 2
+        return go.Scatter(x=[eps[0].epoch, last], y=level, name=name, mode="lines", line=dict(dash="dash"))
+    return go.Scatter(x=[e.epoch for e in eps], y=[e.val_acc for e in eps], name=name, mode="lines+markers")
 
 
 def shootout(rows: tuple[ShootoutRow, ...]) -> go.Figure:

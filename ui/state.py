@@ -34,6 +34,7 @@ PAGES = [
     ("compare.py", "5 Compare", "Compare"),
     ("predict.py", "6 Predict & export", "Predict_Export"),
 ]
+_KEPT = "_kept|"  # the session keys of the Train page's kept widget values: plain keys, which Streamlit never forgets
 SHARED = ("dataset", "backbone", "run_id", "target")  # kept in the URL: a reload keeps the dataset, backbone, run
 # and the folder of target photos
 
@@ -149,9 +150,6 @@ def keep_choices(keys) -> None:
         if key in st.session_state:
             st.session_state[f"{_KEPT}{key}"] = st.session_state[key]
             st.query_params[key] = str(st.session_state[key])
-
-
-_KEPT = "_kept|"  # the session keys of the kept widget values: plain keys, which Streamlit never forgets
 
 
 @st.cache_resource

@@ -101,6 +101,15 @@ def check_file(path: Path) -> tuple[ImageMeta, str] | str:
     return _CHECKED[key]
 
 
+def check_files(files: list[Path], skipped: list[Skipped], workers: int = 4) -> dict[Path, tuple[ImageMeta, str]]:
+    """(meta, sha1) of each readable image of `files`, checked on `workers` threads (`check_file`); each of the others
+    is appended to `skipped` with its reason."""
+    with ThreadPoolExecutor(workers) as pool:
+        checks = dict(zip(files, pool.map(check_file, files)))
+    skipped += [Skipped(str(f), c) for f, c in checks.items() if isinstance(c, str)]
+    return {f: c for f, c in checks.items() if not isinstance(c, str)}
+
+
 def _stratified_split(items: list[Item], fraction: float, seed: int, to: str = "val") -> list[Item]:
     """Moves `fraction` of each class's train items (at least one, when the class has two or more) to split `to`."""
     rng = np.random.default_rng(seed if to == "val" else seed + 7_919)

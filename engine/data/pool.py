@@ -11,13 +11,12 @@ Refused in one line: a folder that is not one, one with no readable photo, and o
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.data.dataset import Dataset, check_file
+from engine.data.dataset import Dataset, check_files
 from engine.data.imageio import IMAGE_EXTENSIONS
 from engine.data.sources import Rows, Skipped
 from engine.errors import DataError
@@ -71,10 +70,7 @@ def load_pool(  # noqa: PLR0913
             files.append(f)
         else:
             rows.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
-    with ThreadPoolExecutor(4) as workers:
-        checks = dict(zip(files, workers.map(check_file, files)))
-    rows.skipped += [Skipped(str(f), c) for f, c in checks.items() if isinstance(c, str)]
-    good = {str(f): c[1] for f, c in checks.items() if not isinstance(c, str)}
+    good = {str(f): digest for f, (_, digest) in check_files(files, rows.skipped).items()}
     if not good:
         raise DataError(
             f"{folder}: no readable photos ({len(rows.skipped)} file(s) skipped); put the unlabelled photos you could "

@@ -13,13 +13,12 @@ sampled (fixed seed) and says so.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.data.dataset import Dataset, Item, check_file
+from engine.data.dataset import Dataset, Item, check_files
 from engine.data.imageio import IMAGE_EXTENSIONS, ImageMeta
 from engine.data.sources import Rows, Skipped
 from engine.errors import DataError
@@ -111,10 +110,7 @@ def load_target(
         raise DataError(rows.skipped[-1].reason)
     unlabelled, labelled = _rows(folder, ds.classes, rows)
     files = unlabelled + [f for f, _ in labelled]
-    with ThreadPoolExecutor(4) as pool:
-        checks = dict(zip(files, pool.map(check_file, files)))
-    rows.skipped += [Skipped(str(f), c) for f, c in checks.items() if isinstance(c, str)]
-    good = {f: c for f, c in checks.items() if not isinstance(c, str)}
+    good = check_files(files, rows.skipped)
     if not good:
         raise DataError(
             f"{folder}: no readable photos ({len(rows.skipped)} file(s) skipped); put photos from where the model "

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.dataset import Dataset, load_dataset
-from engine.data.decisions import POOL_ACTIONS, apply_decisions, read_decisions
+from engine.data.decisions import POOL_ACTIONS, Decision, apply_decisions, read_decisions
 from engine.data.pool import Pool, load_pool
 from engine.data.sources import Skipped
 from engine.probe.check import read_taps
@@ -56,6 +56,11 @@ class Suggestions:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rule: str = RULE
+
+    def answered(self, decisions: dict[str, Decision]) -> tuple[int, int]:
+        """(labelled, skipped) of these photos, by the person's `decisions` (path: decision)."""
+        mine = [decisions[s.path].action for s in self.photos if s.path in decisions]
+        return mine.count("label"), mine.count("skip")
 
     def to_dict(self) -> dict:
         return {

@@ -102,19 +102,23 @@ class LessonProgress:
 def lesson_progress(views: dict[str, RunView], estimate: LessonEstimate | None, now: float) -> LessonProgress:
     """The run under way (the first running one, else the first queued one), its named step or epoch, and the time
     left: its own (`RunView.time_left`, or its estimate until it has one) plus the estimates of the runs queued."""
-    left: float | None = 0.0
-    current, step = None, ""
-    for arm, view in views.items():
-        if view.state in TERMINAL:
-            continue
-        own = view.time_left(now) if view.state == "running" else None
-        if own is None:
-            own = estimate.seconds.get(arm) if estimate is not None else None
-        left = None if left is None or own is None else left + own
-        if current is None or (view.state == "running" and views[current].state != "running"):
-            bars = view.bars()
-            current, step = arm, bars[-1].text if bars else "starting"
-    return LessonProgress(current, step if current else "every run has ended", left if current else 0.0)
+    pending = {arm: view for arm, view in views.items() if view.state not in TERMINAL}
+    if not pending:
+        return LessonProgress(None, "every run has ended", 0.0)
+    running = [arm for arm, view in pending.items() if view.state == "running"]
+    current = running[0] if running else next(iter(pending))
+    bars = pending[current].bars()
+    step = bars[-1].text if bars else "starting"
+    each = [_run_left(arm, view, estimate, now) for arm, view in pending.items()]
+    return LessonProgress(current, step, None if None in each else sum(each))
+
+
+def _run_left(arm: str, view: RunView, estimate: LessonEstimate | None, now: float) -> float | None:
+    """One run's time left: its own while it runs and knows it, else its estimate (None without one)."""
+    own = view.time_left(now) if view.state == "running" else None
+    if own is not None:
+        return own
+    return estimate.seconds.get(arm) if estimate is not None else None
 
 
 def snapshot(run: Run) -> dict:
