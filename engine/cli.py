@@ -15,7 +15,15 @@ from engine.data.augment import PRESETS
 from engine.errors import RunBusy, TransferLabError
 from engine.model.adapt import ADAPT_METHODS
 from engine.paths import memory_budget
-from engine.plan.config import BALANCE, DEFAULT_BACKBONE, DEFAULT_BUDGET_S, STRATEGIES, TARGET_NORM, TrainConfig
+from engine.plan.config import (
+    BALANCE,
+    DEFAULT_BACKBONE,
+    DEFAULT_BUDGET_S,
+    STRATEGIES,
+    TARGET_HEAD,
+    TARGET_NORM,
+    TrainConfig,
+)
 from engine.progress import QUIET
 from engine.service.console import StepClock, fit_in_thread, progress_line, train_result
 
@@ -225,6 +233,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
     kw["target_norm"] = TARGET_NORM[getattr(args, "target_norm", None) or "auto"]
     kw["target_pseudo"] = TARGET_NORM[getattr(args, "target_pseudo", None) or "auto"]
     kw["target_bn"] = TARGET_NORM[getattr(args, "target_bn", None) or "auto"]
+    kw["target_head"] = TARGET_HEAD[getattr(args, "target_head", None) or "auto"]
     kw["finetune_epochs"] = getattr(args, "epochs", None)
     kw["allow_outside_root"] = getattr(args, "allow_outside_root", None) or None
     return TrainConfig.create(data=args.data, **{k: v for k, v in {**kw, **over}.items() if v is not None})
@@ -569,6 +578,13 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=list(TARGET_NORM),
         help="the saved model's BatchNorm statistics re-estimated on the target photos, AdaBN (auto: on evidence)",
+    )
+    p.add_argument(
+        "--target-head",
+        default="auto",
+        choices=list(TARGET_HEAD),
+        help="the starting head adapted to the target photos on their cached features (auto: by the accuracy "
+        "expected on them)",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import BUDGETED, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TARGET_NORM, Jobs, Runner, TrainConfig
+from engine import BUDGETED, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TARGET_HEAD, TARGET_NORM, Jobs, Runner, TrainConfig
 from engine import ADAPT_CHOICES, BALANCE
 from engine import get_plan
 from ui.jobs import job_bar, polling
@@ -22,6 +22,7 @@ NEW_RUN_CHOICES = {
     "adapt": list(ADAPT_CHOICES),
     "target_norm": list(TARGET_NORM),
     "target_bn": list(TARGET_NORM),
+    "target_head": list(TARGET_HEAD),
 }
 
 
@@ -71,7 +72,16 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         "the backbone's own); chosen on evidence unless set. Off while the head keeps the training photos' "
         "statistics: the re-estimated features are read on their own.",
     )
-    t[3].caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
+    head = t[3].selectbox(
+        "Head adapted to the target photos",
+        NEW_RUN_CHOICES["target_head"],
+        key="target_head",
+        disabled=not target,
+        help="CORAL, T3A, SHOT or the class mix (EM), made from the cached features in seconds; auto: each is scored "
+        "by the accuracy expected on the target photos and kept only when it is ahead beyond that estimate's "
+        "interval with val at most a point below.",
+    )
+    st.caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
     keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(
         data=path,
@@ -88,6 +98,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
                 "adapt": ADAPT_CHOICES[adapt],
                 "target_norm": TARGET_NORM[norm],
                 "target_bn": False if TARGET_NORM[norm] is False else TARGET_NORM[bn],
+                "target_head": TARGET_HEAD[head],
             }
             if target
             else {}

@@ -18,6 +18,8 @@ from engine.errors import TransferLabError
 STRATEGIES = ("auto", "feature-extraction", "top-k", "full", "lp-ft", "scratch", "custom")
 BALANCE = ("none", "sampler", "weighted-loss", "focal")
 TARGET_NORM = {"auto": None, "on": True, "off": False}  # regularisation.target_norm by name (auto: on evidence)
+HEAD_METHODS = ("coral", "t3a", "shot", "em")  # regularisation.target_head's methods (engine.probe.head_adapt)
+TARGET_HEAD = {"auto": None, "none": "none", **{m: m for m in HEAD_METHODS}}  # regularisation.target_head by name
 ADAPT_CHOICES = {"auto": None, "none": "none", "dann": "dann", "mmd": "mmd"}  # regularisation.adapt by name (auto:
 # auto's trials choose, engine.plan.trials; other strategies adapt none)
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
@@ -109,6 +111,7 @@ class RegularisationConfig:
     target_norm: bool | None = None  # the head standardises its input on the target photos (None: chosen on evidence)
     target_pseudo: bool | None = None  # the head is refitted with the target photos it labels surely (None: evidence)
     target_bn: bool | None = None  # BatchNorm statistics re-estimated on the target photos, AdaBN (None: evidence)
+    target_head: str | None = None  # none, coral, t3a, shot or em: the head adapted to the target photos (None: auto)
 
     def __post_init__(self):
         if self.balance not in BALANCE:
@@ -117,6 +120,8 @@ class RegularisationConfig:
 
         if self.adapt is not None and self.adapt not in ADAPT_METHODS:
             raise ConfigError(f"adapt {self.adapt!r} is not one of {', '.join(ADAPT_METHODS)}")
+        if self.target_head is not None and self.target_head not in ("none", *HEAD_METHODS):
+            raise ConfigError(f"target_head {self.target_head!r} is not one of none, {', '.join(HEAD_METHODS)}")
         if self.target_bn and self.target_norm is False:
             raise ConfigError(
                 "target_bn: the re-estimated BatchNorm statistics are read with the head standardised on the target "

@@ -37,6 +37,7 @@ from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 from engine.plan.adabn import BnChoice
+from engine.plan.target_head import TargetHeadChoice
 from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
@@ -196,6 +197,7 @@ class TargetEvidence:
     bn: BnChoice | None = None
     bn_missing: str = ""  # why AdaBN, asked for, could not be scored ("": it could, or it was not asked for)
     trials: TrialChoice | None = None
+    head: TargetHeadChoice | None = None  # the head-level adaptation (engine.plan.target_head)
 
 
 def target_notes(targets: Targets) -> tuple[Decision, ...]:
@@ -225,6 +227,9 @@ def target_section(targets: Targets, cfg: TrainConfig, ev: TargetEvidence) -> tu
         norm = reg.target_norm
     pseudo = ev.norm.n_pseudo if refitted(ev.norm, norm, reg.target_pseudo) else 0  # as the run's head starts
     start = start_reverse(ev.norm, norm, reg.target_pseudo)  # the end check's gate: the start scored without labels
+    if ev.head is not None:
+        said.append(ev.head.decision())
+        start = ev.head.reverse if ev.head.method and start else start
     use_bn = False
     if ev.bn is not None:
         use_bn = ev.bn.use if reg.target_bn is None else reg.target_bn
@@ -251,6 +256,7 @@ def target_section(targets: Targets, cfg: TrainConfig, ev: TargetEvidence) -> tu
         reverse=start,
         bn=use_bn,
         fix=trials.fix if trials is not None else "",
+        head=ev.head.method if ev.head is not None else "",
     )
     return section, tuple(said)
 

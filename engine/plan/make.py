@@ -49,12 +49,15 @@ from engine.plan.evidence import Evidence, Request, gather, probe_for
 from engine.plan.parts import PLAN_VERSION, DataPart, HeadPart, Phases, Plan, TargetPart
 from engine.plan.phases import capped, schedule
 from engine.plan.stored import Planned, load_planned, save_planned
+from engine.plan.target_head import Settings, TargetHeadChoice, as_read, choose_target_head, readings
 from engine.plan.adabn import BnChoice, choose_target_bn
 from engine.plan.trials import apply_fix, try_adaptation
 from engine.probe.check import exact_leaks, stored_leaks
 from engine.probe.choose import label_of
+from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, spec_for
 from engine.progress import QUIET, Progress
+from engine.serve.estimate import train_mix
 
 
 def plan_key(cfg: TrainConfig, fingerprint: str, device_type: str, target_fp: str = "") -> str:
@@ -272,10 +275,12 @@ def _target_evidence(
     measuring(1.0)
     norm = norm_ev.target_norm if reg.target_norm is None else reg.target_norm
     head = norm_ev.head if refitted(norm_ev, norm, reg.target_pseudo) else head
+    head_ev = _head_evidence(req, ev, head, norm, c) if reg.target_head != "none" else None
+    head = head_ev.head if head_ev is not None and head_ev.head is not None else head
     bn = None
     if architecture(ev.backbone).has_batchnorm and reg.target_bn is not False and reg.target_norm is not False:
         bn = _bn_evidence(req, ev, head, norm, c)
-    tev = TargetEvidence(norm_ev, bn, _bn_missing(ev.backbone) if asked_bn and bn is None else "")
+    tev = TargetEvidence(norm_ev, bn, _bn_missing(ev.backbone) if asked_bn and bn is None else "", head=head_ev)
     if cfg.optim.strategy != "auto" or reg.adapt is not None:
         return tev, head
     so_far = replace(draft, target=target_section(req.targets, cfg, tev)[0])
@@ -286,6 +291,20 @@ def _target_evidence(
     trials = try_adaptation(probe, head, draft, photos, norm, cfg, [it.path for it in req.ds.train], trying)
     trying(1.0)
     return replace(tev, trials=trials), head
+
+
+def _head_evidence(req: Request, ev: Evidence, head: LinearFit, norm: bool, c: float) -> TargetHeadChoice:
+    """`choose_target_head` for the run's starting head, as the step "adapt the head to the target photos"."""
+    cfg = req.cfg
+    step = req.progress.step("adapt the head to the target photos")
+    step(0.0)
+    probe, photos = ev.head_probe, req.targets.photos
+    xt = target_features(photos, probe.backbone, cfg.weights, cfg.data.in_chans, step).x("target", ev.taps)
+    r = readings(probe, head, ev.taps, as_read(xt, head, norm), photos)
+    mix = train_mix(cfg.regularisation.balance, r.ys.tolist(), head.std_coef.shape[0])
+    chosen = choose_target_head(head, r, Settings(c, mix, cfg.regularisation.target_head, cfg.runtime.seed))
+    step(1.0)
+    return chosen
 
 
 def _bn_missing(backbone: str) -> str:

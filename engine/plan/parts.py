@@ -27,8 +27,8 @@ from engine.plan.reasons import Decision, render
 from engine.plan.rules import BANDS, BASE_LR, band, discriminative, layer_decay
 from engine.probe.choose import HeadChoice
 
-PLAN_VERSION = 9  # 5: the target domain; 6: reverse validation and adaptation trials; 7: AdaBN; 8: the simple fixes
-# tried; 9: typed parts
+PLAN_VERSION = 10  # 5: the target domain; 6: reverse validation and adaptation trials; 7: AdaBN; 8: the simple fixes
+# tried; 9: typed parts; 10: the head-level adaptation (TargetPart.head)
 
 
 class PlanError(TransferLabError, ValueError):
@@ -130,6 +130,7 @@ class TargetPart:
     reverse: float = 0.0  # the starting head's reverse validation score as it reads target photos (0: none)
     bn: bool = False  # the saved model's BatchNorm statistics are re-estimated on the target photos (AdaBN)
     fix: str = ""  # the simple fix auto's trials kept for phase 2 (engine.plan.trials.FIX_TEXT; "": none)
+    head: str = ""  # the head-level adaptation the run starts from (engine.plan.target_head; "": none)
 
     @property
     def checks_against_start(self) -> bool:

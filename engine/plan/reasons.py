@@ -210,6 +210,33 @@ def _target_norm(d: Decision) -> str:
     )
 
 
+def _head_score(d: Decision, method: str) -> str:
+    """One head-level candidate as the sentence lists it."""
+    s, name = d["scored"][method], d["text"][method]
+    if d["by"] == "labelled":
+        return f"{name} {s['labelled']:.1%} of the labelled target photos (val {s['val']:.1%})"
+    return f"{name} about {s['estimate']:.1%} ({s['low']:.1%}–{s['high']:.1%}; val {s['val']:.1%})"
+
+
+def _target_head(d: Decision) -> str:
+    how = (
+        "by the labelled target photos"
+        if d["by"] == "labelled"
+        else "by the accuracy expected on the target photos (ATC, calibrated on val; 95% interval)"
+    )
+    listing = "; ".join(_head_score(d, m) for m in d["scored"])
+    if d["asked"] is not None:
+        verdict = f"as asked, the run starts from {d['text'][d.chosen]}."
+    elif d.chosen == "none":
+        verdict = (
+            "none is ahead of the head as it stands beyond its interval with val at most "
+            f"{d['max_val_loss']:.0%} below, so the head stays as it is."
+        )
+    else:
+        verdict = f"so the run starts from {d['text'][d.chosen]}."
+    return f"The head adapted to the target photos on their cached features, scored {how}: {listing}; {verdict}"
+
+
 def _adabn(d: Decision) -> str:
     if d.chosen == "not possible":
         return f"BatchNorm re-estimation was asked for, but {d['why']}: nothing is re-estimated."
@@ -303,6 +330,7 @@ SENTENCES: dict[str, Callable[[Decision], str]] = {
     "target-note": _note,  # what loading the target photos found
     "closest-head": _closest_head,  # auto's head with target photos: the candidate closest to them
     "target-norm": _target_norm,  # the head standardised on the target photos, and refitted
+    "target-head": _target_head,  # the head adapted to the target photos (CORAL, T3A, SHOT, EM) or as it stands
     "adabn": _adabn,  # BatchNorm statistics re-estimated on the target photos
     "fix": _fix,  # auto's simple fixes tried on the cached features
     "adaptation": _trials,  # auto's adaptations tried on the cached features

@@ -173,3 +173,6 @@ def test_the_adaptation_choice_starts_at_auto_which_lets_the_plan_try_each(monke
     assert adapt.disabled  # no target photos given on the Data page
     bn = at.selectbox(key="target_bn")
     assert list(bn.options) == ["auto", "on", "off"] and bn.value == "auto" and bn.disabled  # AdaBN: on evidence
+    head = at.selectbox(key="target_head")
+    assert list(head.options) == ["auto", "none", "coral", "t3a", "shot", "em"] and head.value == "auto"
+    assert head.disabled  # no target photos given on the Data page

@@ -72,6 +72,21 @@ def test_the_head_standardised_on_the_target_photos_keeps_their_statistics(domai
     assert any("Asked for" in d["sentence"] for d in run.read_json("plan.json")["decisions"])
 
 
+def test_a_head_adapted_to_the_target_photos_is_the_head_the_run_starts_from(domains, tmp_path):
+    data, target, test = domains
+    starts = {}
+    for method in ("none", "coral"):
+        cfg = _cfg(data, target, test, strategy="feature-extraction", head_epochs=0, target_head=method)
+        plan = get_plan(cfg).plan
+        assert plan.target.head == ("" if method == "none" else method)
+        run = RunStore(tmp_path / "runs").create(cfg.to_dict())
+        assert train(cfg, run).status == "finished"
+        starts[method] = run.load_checkpoint("start")["model"]["head.fc.weight"]
+        said = plan.target_reason
+        assert ("as asked, the run starts from CORAL" in said) == (method == "coral")
+    assert not starts["none"].allclose(starts["coral"])
+
+
 def test_batchnorm_statistics_re_estimated_on_the_target_photos_are_saved_and_val_keeps_the_backbones(
     domains, tmp_path
 ):
@@ -160,6 +175,7 @@ def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(dom
     assert plan.target.adapt in ("none", "dann", "mmd")
     assert (plan.target.adapt == "none") == ("no adaptation loss" in said)
     assert "re-estimated on 12 target photos (AdaBN), scored by reverse validation" in said  # a candidate, on evidence
+    assert "The head adapted to the target photos on their cached features" in said and "SHOT" in said
     assert plan.target.bn == ("reads target photos with the re-estimated statistics" in said)
 
 

@@ -141,6 +141,26 @@ EXAMPLES = {
         ),
         ["256 target photos", "47.0%", "61.7%", "2.8%", "keeps its own statistics"],
     ),
+    "target-head": (
+        Decision(
+            "target-head",
+            "coral",
+            ("none", "coral", "t3a", "shot", "em"),
+            {
+                "scored": {
+                    "none": {"estimate": 0.612, "low": 0.581, "high": 0.643, "val": 0.95, "labelled": None},
+                    "coral": {"estimate": 0.701, "low": 0.672, "high": 0.733, "val": 0.947, "labelled": None},
+                },
+                "asked": None,
+                "by": "estimate",
+                "max_val_loss": 0.01,
+                "text": {"none": "the head as it stands", "coral": "CORAL"},
+            },
+            about="target",
+        ),
+        ["the head as it stands about 61.2% (58.1%–64.3%; val 95.0%)", "CORAL about 70.1% (67.2%–73.3%; val 94.7%)"]
+        + ["ATC", "so the run starts from CORAL."],
+    ),
     "fix": (
         Decision(
             "fix",

@@ -1,0 +1,168 @@
+"""Which head-level adaptation the run starts from, chosen by the accuracy expected on the target photos.
+
+Once the target-norm decision has settled how the head reads target photos (`engine.plan.domain`), each method of
+`engine.probe.head_adapt` makes a candidate head from the cached features in seconds: CORAL, T3A, SHOT's information
+maximisation and the class-mix correction (EM). Each candidate, and the head as it stands ("none"), is scored by:
+
+* the accuracy expected on the target photos without their labels, by ATC (`engine.serve.estimate`): its probabilities
+  calibrated on val (a temperature), the threshold fitted there, the share of target photos above it, with the
+  bootstrap interval;
+* its val accuracy (val photos read on the training photos' statistics, as the run reads them);
+* the labelled target photos, when the folder has some: their accuracy, which takes over.
+
+Auto keeps the head as it stands unless a candidate's estimate is above the upper end of the standing head's interval
+and its val accuracy at most `MAX_VAL_LOSS` below (with labelled target photos: more of them right, the same val rule).
+A method asked for (`--target-head`) is used whatever the scores say; "none" skips the step.
+
+What ATC cannot see: a method that only makes the predictions surer (SHOT's entropy term, the sharper T3A
+prototypes) raises the share above the threshold whether or not the answers are right; the val rule and the interval
+guard against the worst of it, and bench/estimate.py measures the estimate against the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from engine.calibration import fit_temperature
+from engine.data.target import TargetSet
+from engine.plan.config import HEAD_METHODS
+from engine.plan.reasons import Decision
+from engine.plan.rules import MAX_VAL_LOSS
+from engine.probe.head_adapt import coral_head, em_head, logits_of, shot_head, t3a_head
+from engine.probe.linear import LinearFit, ProbeResult
+from engine.probe.reverse import reverse_accuracy
+from engine.serve.estimate import atc, atc_interval
+
+HEAD_TEXT = {
+    "none": "the head as it stands",
+    "coral": "CORAL (the training features recoloured as the target photos')",
+    "t3a": "T3A (class prototypes from the target photos it labels surely)",
+    "shot": "SHOT (confident and diverse target predictions, centroid pseudo-labels)",
+    "em": "the class mix re-estimated on the target photos (EM)",
+}
+ESTIMATE_DRAWS = 200  # bootstrap resamples for each candidate's interval
+
+
+class Readings(NamedTuple):
+    """The features a head-level method reads, standardised as the run reads them: training (`xs`, `ys`) and val
+    (`zv`, `yv`) photos on the training statistics, target photos (`zt`) on the statistics the plan reads them with;
+    `rows` are the labelled target photos among them (`yl` their labels)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    zv: np.ndarray
+    yv: np.ndarray
+    zt: np.ndarray
+    rows: np.ndarray
+    yl: np.ndarray
+
+
+class Settings(NamedTuple):
+    """How the candidates are made and chosen: the head's regularisation `c`, the class mix it learnt under, the
+    method asked for (None: auto's rule; "none": no head-level adaptation) and the seed."""
+
+    c: float
+    train_mix: np.ndarray
+    asked: str | None = None
+    seed: int = 0
+
+
+def as_read(xt: np.ndarray, head: LinearFit, norm: bool) -> np.ndarray:
+    """The target photos' features `xt` standardised as the run reads them: on their own statistics when `norm`,
+    else on `head`'s."""
+    mean, scale = (xt.mean(0), xt.std(0) + 1e-6) if norm else (head.mean, head.scale)
+    return (xt - mean) / scale
+
+
+def readings(probe: ProbeResult, head: LinearFit, taps: tuple[int, ...], zt: np.ndarray, photos: TargetSet) -> Readings:
+    """The features of `probe`'s photos at `taps` as a run with `head` reads them, beside the target photos' `zt`."""
+    return Readings(
+        (probe.features.x("train", taps) - head.mean) / head.scale,
+        probe.features.y("train"),
+        (probe.features.x("val", taps) - head.mean) / head.scale,
+        probe.features.y("val"),
+        zt,
+        np.arange(len(photos.unlabelled), len(photos.paths)),
+        np.array([it.label for it in photos.labelled], dtype=np.int64),
+    )
+
+
+def candidate(method: str, head: LinearFit, r: Readings, s: Settings) -> LinearFit:
+    """The head `method` makes from `head` ("none": `head` itself)."""
+    if method == "coral":
+        return coral_head(head, r.xs, r.ys, r.zt, s.c)
+    if method == "t3a":
+        return t3a_head(head, r.zt, r.zv, r.yv)
+    if method == "shot":
+        return shot_head(head, r.zt, s.seed)
+    if method == "em":
+        return em_head(head, r.zt, r.zv, r.yv, s.train_mix)
+    return head
+
+
+def scores(head: LinearFit, r: Readings, seed: int = 0) -> dict:
+    """A head's val accuracy, its ATC estimate on the target photos with the interval, and the labelled target
+    photos' accuracy (None without)."""
+    val_logits = logits_of(head, r.zv)
+    t = fit_temperature(torch.from_numpy(val_logits), torch.from_numpy(r.yv))
+    val_conf = torch.from_numpy(val_logits / t).softmax(1).max(1).values.numpy()
+    right = val_logits.argmax(1) == r.yv
+    target_logits = logits_of(head, r.zt)
+    conf = torch.from_numpy(target_logits / t).softmax(1).max(1).values.numpy()
+    low, high = atc_interval(val_conf, right, conf, ESTIMATE_DRAWS, seed)
+    labelled = float(np.mean(target_logits[r.rows].argmax(1) == r.yl)) if len(r.rows) else None
+    return {
+        "estimate": atc(val_conf, right, conf),
+        "low": low,
+        "high": high,
+        "val": float(right.mean()),
+        "labelled": labelled,
+    }
+
+
+def ahead(s: dict, ref: dict) -> bool:
+    """Whether a candidate scored `s` beats the head as it stands (`ref`) by auto's rule."""
+    if s["val"] < ref["val"] - MAX_VAL_LOSS:
+        return False
+    if ref["labelled"] is not None:
+        return s["labelled"] > ref["labelled"]
+    return s["estimate"] > ref["high"]
+
+
+@dataclass(frozen=True)
+class TargetHeadChoice:
+    """The head-level adaptation the run starts from ("": none), its head, and every candidate's scores."""
+
+    method: str
+    head: LinearFit | None
+    scored: dict = field(default_factory=dict)  # method → scores(); "none" is the head as it stands
+    asked: str | None = None
+    reverse: float = 0.0  # the chosen head's reverse validation score (the end check's start; 0: none chosen)
+
+    def decision(self) -> Decision:
+        labelled = self.scored.get("none", {}).get("labelled") is not None
+        evidence = {"scored": self.scored, "asked": self.asked, "by": "labelled" if labelled else "estimate"}
+        evidence |= {"max_val_loss": MAX_VAL_LOSS, "text": HEAD_TEXT}
+        return Decision("target-head", self.method or "none", ("none", *HEAD_METHODS), evidence, about="target")
+
+
+def choose_target_head(head: LinearFit, r: Readings, s: Settings) -> TargetHeadChoice:
+    """Every head-level candidate made and scored; the one asked for, else the best ahead of the head as it stands by
+    `ahead` (the highest estimate, or the most labelled target photos right), else none."""
+    heads = {m: candidate(m, head, r, s) for m in ("none", *HEAD_METHODS)}
+    scored = {m: scores(h, r, s.seed) for m, h in heads.items()}
+    asked = s.asked
+    if asked is not None:
+        method = "" if asked == "none" else asked
+    else:
+        key = "labelled" if scored["none"]["labelled"] is not None else "estimate"
+        better = [m for m in HEAD_METHODS if ahead(scored[m], scored["none"])]
+        method = max(better, key=lambda m: scored[m][key]) if better else ""
+    if not method:
+        return TargetHeadChoice("", None, scored, asked)
+    chosen = replace(heads[method], accuracy=scored[method]["val"])  # as epoch 0 validates it
+    return TargetHeadChoice(method, chosen, scored, asked, reverse_accuracy(chosen, r.zt, r.zv, r.yv, s.c))
