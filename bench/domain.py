@@ -5,9 +5,10 @@ labels) and is scored once on `target/test` (labelled paintings nothing chose on
 TRANSFERLAB_HOME for all rows (the feature cache is shared; seconds are each row's own run).
 
 Rows: the source-only probe and auto (also with a 900 s budget); the simple fixes (the head standardised on the
-target photos, and with BatchNorm statistics re-estimated on them; stronger augmentation, ten times smaller rates and
-a longer warm-up for a top-group fine-tune); DANN and MMD on that fine-tune; and auto given the unlabelled
-paintings, which chooses by itself (also with 900 s).
+target photos, and with BatchNorm statistics re-estimated on them; that head adapted by CORAL, T3A, SHOT-IM or the
+EM class mix, engine.probe.head_adapt; stronger augmentation, ten times smaller rates and a longer warm-up for a
+top-group fine-tune); DANN and MMD on that fine-tune; and auto given the unlabelled paintings, which chooses by
+itself (also with 900 s).
 
 Run by hand:  .venv/bin/python bench/domain.py [--rows probe,auto,...] [--pair DIR]
 """
@@ -33,6 +34,7 @@ from engine.runs.store import RunStore
 from engine.service.training import train
 
 PAIR = ROOT.parent / "shared" / "datasets" / "pacs-photo-art"
+HEAD_NAME = {"coral": "CORAL", "t3a": "T3A", "shot": "SHOT-IM", "em": "EM class mix"}
 FINETUNE = dict(strategy="top-k", top_k=1, head_epochs=0, finetune_epochs=8, target_norm=False, target_pseudo=False)
 ROWS = {
     "probe": ("source-only linear probe", dict(strategy="feature-extraction", head_epochs=0, target_norm=False)),
@@ -49,6 +51,14 @@ ROWS = {
         "simple fix: ... with BatchNorm re-estimated on the target photos",
         dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=False, target_bn=True),
     ),
+    **{
+        f"head-{m}": (
+            f"head-level: the standardised probe's head adapted by {HEAD_NAME[m]}",
+            dict(strategy="feature-extraction", head_epochs=0, target_norm=True, target_pseudo=False)
+            | dict(target_bn=False, target_head=m),
+        )
+        for m in HEAD_NAME
+    },
     "finetune": ("top-group fine-tune, source only", FINETUNE),
     "strong": ("simple fix: stronger augmentation (RandAugment)", {**FINETUNE, "augment": "randaugment"}),
     "slow": ("simple fix: rates ten times smaller", {**FINETUNE, "lr": 1e-4}),
@@ -63,6 +73,7 @@ ROWS = {
     "auto-900": ("source-only auto with a 900 s budget", dict(strategy="auto", budget=900)),
 }
 USES_TARGET = {"norm", "pseudo", "bn", "dann", "mmd", "auto-target", "auto-target-900"}
+USES_TARGET |= {f"head-{m}" for m in HEAD_NAME}
 
 
 def row(key: str, pair: Path) -> dict:
@@ -92,7 +103,7 @@ def row(key: str, pair: Path) -> dict:
         "seconds": time.perf_counter() - t0,
         "chose": f"{plan.backbone} {plan.head.label}; norm {'on' if plan.target.norm else 'off'}; pseudo "
         f"{plan.target.pseudo}; bn {'on' if plan.target.bn else 'off'}; fix {plan.target.fix or 'none'}; "
-        f"adapt {plan.target.adapt}; "
+        f"head {plan.target.head or 'none'}; adapt {plan.target.adapt}; "
         f"epoch {r.best_epoch} of {plan.phases.total_epochs}" + _checked(r),
     }
 
