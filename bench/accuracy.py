@@ -32,6 +32,7 @@ from engine.model.device import pick_device
 from engine.model.taps import FINAL
 from engine.model.weights import create_backbone
 from engine.plan.config import TrainConfig
+from engine.plan.stored import read_plan
 from engine.probe.features import extract
 from engine.probe.linear import fit_linear, probe
 from engine.runs.store import RunStore
@@ -83,13 +84,13 @@ def auto(root: Path, budget: float | None) -> dict:
     run = RunStore().create(cfg.to_dict())
     m = train(cfg, run)
     assert m.status == "finished", m.error
-    plan = run.read_json("plan.json")
+    plan = read_plan(run.path)
     return {
         "test": m.test_accuracy,
         "interval": m.test_interval,
         "val": m.best_val_acc,
         "seconds": time.perf_counter() - t0,
-        "chose": f"{plan['backbone']}: {plan['tap_label']}; best epoch {m.best_epoch} of {plan['finetune_epochs']}",
+        "chose": f"{plan.backbone}: {plan.head.label}; best epoch {m.best_epoch} of {plan.phases.finetune_epochs}",
         "digest": digest(m.test_pred),
     }
 

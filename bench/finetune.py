@@ -26,6 +26,7 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 import torch
 from torchvision import datasets, transforms
 
+from engine.plan.stored import read_plan
 from engine.model.device import autocast
 from engine.model.groups import layer_groups
 from engine.model.weights import create_backbone
@@ -143,12 +144,12 @@ def transferlab(root: Path) -> tuple[float, float, dict]:
     run = RunStore().create(cfg.to_dict())
     m = train(cfg, run)
     assert m.status == "finished", m.error
-    plan = run.read_json("plan.json")
+    plan = read_plan(run.path)
     pred = ",".join(map(str, m.test_pred or []))
     result = {
         "test": m.test_accuracy,
         "best_epoch": m.best_epoch,
-        "head": plan.get("tap_label"),
+        "head": plan.head.label,
         "test_pred_sha": hashlib.sha256(pred.encode()).hexdigest()[:12],
     }
     return time.perf_counter() - t0, m.best_val_acc, result

@@ -17,6 +17,8 @@ from engine import (
     read_decisions,
     save_decisions,
     build_report,
+    estimate_accuracy,
+    runs_on,
     input_spec,
     literal,
     load_dataset,
@@ -28,7 +30,8 @@ from engine import (
 )
 from ui import charts
 from ui.jobs import finished_job, polling
-from ui.state import allowed, backbone, data_root, dataset_path, get_jobs, in_chans, remember, root_for
+from ui.estimate import show_estimate
+from ui.state import allowed, backbone, data_root, dataset_path, get_jobs, get_runner, in_chans, remember, root_for
 from ui.errors import fragment
 
 st.title("1 · Data")
@@ -176,6 +179,34 @@ def show_gap() -> None:
 
 
 show_gap()
+
+st.subheader("How right will my model be there?")
+there = st.session_state.get("target") or ""  # the target folder the domain gap was last measured for
+models = runs_on(get_runner().store, path) if there else []
+if not there:
+    st.caption(
+        "Measure the domain gap with a folder of target photos above; a model trained on these photos then "
+        "says how many of them it expects to get right, without their labels."
+    )
+elif not models:
+    st.caption(
+        "Train a model on these photos first (Train page); it then says how many of the target photos it "
+        "expects to get right, without their labels."
+    )
+else:
+    model_id = st.selectbox("Model", models, key="estimate_run", help="The runs with a model trained on these photos.")
+    estimate_key = f"estimate|{model_id}|{there}"
+    if st.button("Expected accuracy on the target photos", key="estimate_target"):
+        model = get_runner().store.open(model_id)
+        get_jobs().start(estimate_key, lambda progress: estimate_accuracy(model, there, str(data_root())))
+
+    @fragment(run_every=polling(get_jobs(), estimate_key))
+    def show_expected() -> None:
+        job = finished_job(get_jobs(), estimate_key, running="Reading the target photos and predicting…")
+        if job is not None:
+            show_estimate(job.result)
+
+    show_expected()
 
 st.subheader("Check my photos")
 st.caption(

@@ -26,6 +26,7 @@ from engine import (
     predict_image,
 )
 from ui import charts
+from ui.estimate import show_estimate
 from ui.state import data_root, get_runner
 
 st.title("6 · Predict and export")
@@ -112,20 +113,7 @@ if st.button("Estimate", key="estimate", disabled=not folder):
         st.error(str(e))
 shown = st.session_state.get("estimated")
 if shown and shown[0] == rid:
-    est = shown[1]
-    st.info(est.sentence)
-    st.caption(
-        f"Average Thresholded Confidence: the share of these photos the model is more sure of than "
-        f"{est.threshold:.3f}, the threshold at which that share on the val photos is the val accuracy. {est.caveat}"
-    )
-    st.dataframe(
-        pd.DataFrame([{"class": c, "expected share": p} for c, p in est.class_mix.items()]),
-        hide_index=True,
-        column_config={"expected share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
-    )
-    st.caption(est.mix_how)
-    for line in est.remarks:
-        st.caption(line)
+    show_estimate(shown[1])
 
 st.subheader("Export")
 st.caption(

@@ -4,7 +4,8 @@ folder of this server."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from engine.calibration import Unsure
 from engine.data.imageio import MODES
@@ -12,6 +13,7 @@ from engine.plan.stored import read_plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.serve import ood
+from engine.serve.estimate import Estimate, recorded
 from engine.serve.summary import test_phrase
 from engine.text import literal
 
@@ -57,6 +59,7 @@ class ModelCard:
     config: dict
     in_chans: int
     preprocessing: str
+    expected: list[dict] = field(default_factory=list)  # accuracy expected on folders of unlabelled photos (ATC)
 
     def to_dict(self) -> dict:
         """The card as `model_card.json` holds it, its format first."""
@@ -90,7 +93,22 @@ def model_card(run: Run) -> ModelCard:
         preprocessing=f"{MODES.get(chans, '(H, W, C) .npy array')} channels; "
         "resize the short side to input_size / crop_pct, centre-crop input_size, "
         "scale to [0, 1], subtract mean, divide by std; NCHW float32",
+        expected=[_expected(e) for e in recorded(run)],
     )
+
+
+def _expected(est: Estimate) -> dict:
+    """An estimate as the card states it: the folder by its name only (a card names no folder of this server)."""
+    return {
+        "folder": Path(est.folder).name,
+        "n": est.n,
+        "accuracy": est.accuracy,
+        "interval": list(est.interval),
+        "by": "average thresholded confidence (ATC), threshold fitted on val",
+        "measured": est.measured,
+        "measured_n": est.measured_n,
+        "caveat": est.caveat,
+    }
 
 
 def _place_rule(run: Run) -> dict:
@@ -133,10 +151,26 @@ def model_card_markdown(run: Run) -> str:
             f"- **Resampling:** {card.interpolation}; crop fraction {card.crop_pct}; mean {card.mean}; std {card.std}",
             _trust_line(m),
             _place_line(card.out_of_place),
+            *_expected_lines(card.expected),
             f"- **Classes ({len(classes)}), in output order:** "
             + ", ".join(f"{i} {literal(c)}" for i, c in enumerate(classes)),
         ]
     )
+
+
+def _expected_lines(expected: list[dict]) -> list[str]:
+    """The model card's lines on the photos from where it will be used: each folder's expected accuracy."""
+    lines = []
+    for e in expected:
+        lo, hi = e["interval"]
+        line = (
+            f"- **Expected on {literal(e['folder'])}** ({e['n']} photos, no labels needed): about {e['accuracy']:.0%} "
+            f"({lo:.0%}–{hi:.0%}, 95%), by {e['by']}"
+        )
+        if e["measured"] is not None:
+            line += f"; its {e['measured_n']} labelled photos score {e['measured']:.0%}"
+        lines.append(line + ".")
+    return lines + ([f"  {expected[0]['caveat']}"] if expected else [])
 
 
 def _place_line(rule: dict) -> str:

@@ -33,6 +33,7 @@ MIX_HOW = (
     "Each class's expected share: the mix the model was trained under, re-estimated from its probabilities on these "
     "photos (EM); counting the classes it predicts would drift toward the training mix."
 )
+RECORD = "estimates.json"  # in the run folder: the estimates made for its model, by folder (the model card states them)
 MIN_PHOTOS = 10  # fewer photos than this and the interval is too wide to say anything: refused
 BOOTSTRAP = 500  # resamples of val and of the new photos for the interval
 CAVEAT = (
@@ -115,6 +116,45 @@ class Estimate:
     def to_dict(self) -> dict:
         return {**asdict(self), "sentence": self.sentence}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Estimate":
+        """An estimate as `to_dict` wrote it (its sentence is rendered again, never read)."""
+        kept = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for k in ("interval", "measured_interval"):
+            kept[k] = tuple(kept[k]) if kept.get(k) is not None else None
+        return cls(**kept)
+
+
+def record(run: Run, est: Estimate) -> None:
+    """Keeps `est` in the run folder beside the estimates of other folders, under the model file it was made with."""
+    from engine.serve.ood import weights_stamp
+
+    kept = run.read_json(RECORD) or {}
+    kept[est.folder] = {**est.to_dict(), "weights": weights_stamp(run)}
+    run.write_json(RECORD, kept)
+
+
+def recorded(run: Run) -> list[Estimate]:
+    """The estimates kept for the model the run predicts with now (one made with a model file since replaced is
+    left out), oldest folder first."""
+    from engine.serve.ood import weights_stamp
+
+    stamp = weights_stamp(run)
+    return [Estimate.from_dict(d) for d in (run.read_json(RECORD) or {}).values() if d.get("weights") == stamp]
+
+
+def runs_on(store: RunStore, path: str) -> list[str]:
+    """The ids of the runs in `store` with a model trained on the photos at `path`, newest first."""
+    from engine.serve.evaluate import has_model
+
+    want = Path(path).expanduser().resolve()
+    found = []
+    for run in store.list():
+        data = (run.config.get("data") or {}).get("path")
+        if data and Path(data).expanduser().resolve() == want and has_model(run):
+            found.append(run.id)
+    return found
+
 
 def _val_scores(run: Run) -> tuple[np.ndarray, np.ndarray]:
     result = RunResult.read(run)
@@ -159,7 +199,7 @@ def _probs_and_place(run: Run, model, spec, paths: list[str]) -> tuple[np.ndarra
 
 def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> Estimate:
     """The accuracy `run`'s model is expected to reach on the photos in `folder` (unlabelled; photos in subfolders
-    named after the run's classes are labelled and also scored as they are).
+    named after the run's classes are labelled and also scored as they are), kept in the run folder (`record`).
 
     Raises:
         DataError: The run has no scored val photos, or the folder is missing, holds fewer than `MIN_PHOTOS`
@@ -201,8 +241,9 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
         skipped=[s.reason for s in target.skipped],
         notes=list(target.notes),
     )
-    if not target.labelled:
-        return est
-    start, n = len(target.unlabelled), len(target.labelled)
-    right = sum(int(pred[start + i]) == classes.index(ds.classes[it.label]) for i, it in enumerate(target.labelled))
-    return replace(est, measured=right / n, measured_interval=wilson(right, n), measured_n=n)
+    if target.labelled:
+        start, n = len(target.unlabelled), len(target.labelled)
+        right = sum(int(pred[start + i]) == classes.index(ds.classes[it.label]) for i, it in enumerate(target.labelled))
+        est = replace(est, measured=right / n, measured_interval=wilson(right, n), measured_n=n)
+    record(run, est)
+    return est

@@ -170,3 +170,37 @@ def test_what_to_label_next_ranks_a_pool_and_stores_one_click_answers(tiny_folde
     planned = load_data(TrainConfig.create(data=str(tiny_folder), data_root=str(tmp_path)))
     assert [it.split for it in planned.items if it.path == first] == ["train"]  # the next plan trains on the answer
     assert any("1 labelled from your pool" in n for n in planned.notes)
+
+
+def test_a_model_trained_on_these_photos_says_what_it_expects_on_the_target_photos(
+    monkeypatch, tmp_path, finished_store
+):
+    import json
+    import time
+
+    from photos import val_folder
+
+    from engine import model_card_markdown
+
+    run = finished_store.list()[0]
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    field = val_folder(tmp_path / "field", classes)
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOT", str(tmp_path))
+    use_runner(monkeypatch, finished_store)
+    at = page("data.py")
+    at.session_state["dataset"] = run.config["data"]["path"]
+    at.run()
+    assert not at.exception and any("Measure the domain gap with a folder" in c.value for c in at.caption)
+    at.session_state["target"] = str(field)  # as Measure the domain gap remembers it
+    at.run()
+    assert at.selectbox(key="estimate_run").options == [run.id]
+    at.button(key="estimate_target").click().run()
+    deadline = time.time() + 90
+    while not any(i.value.startswith("Expected accuracy on these") for i in at.info) and time.time() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception and not at.error
+    said = next(i.value for i in at.info if i.value.startswith("Expected accuracy on these"))
+    assert f"these {5 * len(classes)} photos" in said
+    card = model_card_markdown(run)
+    assert "**Expected on `field`** (15 photos" in card and str(tmp_path) not in card  # the card names no server path

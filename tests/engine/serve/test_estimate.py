@@ -47,6 +47,26 @@ def test_a_real_run_estimates_its_accuracy_on_new_photos_and_a_labelled_share_is
     assert "cannot see" in est.caveat and est.to_dict()["sentence"] == est.sentence
 
 
+def test_an_estimate_is_kept_with_the_run_for_the_model_it_was_made_with(finished_store, tmp_path):
+    from engine.serve.card import model_card
+    from engine.serve.estimate import Estimate, recorded, runs_on
+
+    src = finished_store.list()[0]
+    shutil.copytree(src.path, tmp_path / "runs" / src.path.name)
+    store = type(finished_store)(tmp_path / "runs")
+    run = store.open(src.id)
+    (run.path / "estimates.json").unlink(missing_ok=True)  # what other tests of the shared run estimated
+    assert runs_on(store, run.config["data"]["path"]) == [run.id] and runs_on(store, str(tmp_path)) == []
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    est = estimate_accuracy(run, str(val_folder(tmp_path / "field", classes)))
+    assert recorded(run) == [est] and Estimate.from_dict(json.loads(json.dumps(est.to_dict()))) == est
+    expected = model_card(run).expected
+    assert [e["folder"] for e in expected] == ["field"] and expected[0]["accuracy"] == est.accuracy
+    model = run.path / "model.safetensors"
+    model.write_bytes(model.read_bytes())  # the same bytes, a new file: its stamp changes
+    assert recorded(run) == [] and model_card(run).expected == []  # not said of a model it was not made with
+
+
 def test_too_few_photos_unknown_classes_and_a_run_without_val_are_one_line_each(finished_store, tmp_path):
     run = finished_store.list()[0]
     classes = json.loads((run.path / "run_info.json").read_text())["classes"]
