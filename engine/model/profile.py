@@ -18,6 +18,7 @@ same part for timm: the model's facts, asked once).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import itertools
@@ -197,12 +198,26 @@ def _instance(name: str) -> nn.Module:
 
 
 def _read(name: str, model: nn.Module, key: tuple[str, int, str] | None) -> None:
-    """Records the architecture of `model` (unless known) and, with `key`, its profile at that size and device."""
+    """Records the architecture of `model` (unless known) and, with `key`, its profile at that size and device.
+
+    The architecture is read in full precision whatever autocast the caller runs under (a probe's extraction asks for
+    the next backbone's profile mid-pass): autocast caches each weight's cast copy, so the NaN that `_owners` puts in
+    one group's weights would stay in the cache, and every group would seem to own every intermediate."""
     with torch.inference_mode(False), torch.random.fork_rng(devices=[]):
         if name not in _ARCHITECTURES:
-            _ARCHITECTURES[name] = _architecture(name, model)
+            with _full_precision():
+                _ARCHITECTURES[name] = _architecture(name, model)
         if key is not None:
             _PROFILES[key] = _profile(_ARCHITECTURES[name], model, key[1], key[2])
+
+
+def _full_precision() -> contextlib.ExitStack:
+    """Autocast off on the CPU and, where there is one, the GPU."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cpu", enabled=False))
+    if torch.cuda.is_available():
+        stack.enter_context(torch.autocast("cuda", enabled=False))
+    return stack
 
 
 def meta_copy(model: nn.Module) -> nn.Module:

@@ -33,6 +33,15 @@ def test_the_profile_says_what_the_model_a_run_trains_is_made_of(name):
         assert arch.head_dim(taps) == model.num_features
 
 
+def test_the_architecture_is_the_same_when_first_asked_for_under_autocast(monkeypatch):
+    plain = architecture("tf_efficientnet_lite1")
+    monkeypatch.setattr(profiles, "_ARCHITECTURES", {})  # read again, as a probe's extraction asks for it mid-pass
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        again = architecture("tf_efficientnet_lite1")
+    assert again.tap_owners == plain.tap_owners == tuple(range(len(plain.tap_dims)))
+    assert again.tap_names()[-1] == "blocks.6"
+
+
 def test_a_meta_copy_allocates_nothing_and_keeps_the_structure():
     model = create_backbone("resnet18", "none")[0]
     copy = meta_copy(model)
