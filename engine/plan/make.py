@@ -57,7 +57,7 @@ from engine.probe.choose import label_of
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, spec_for
 from engine.progress import QUIET, Progress
-from engine.serve.estimate import train_mix
+from engine.probe.priors import train_mix
 
 
 def plan_key(cfg: TrainConfig, fingerprint: str, device_type: str, target_fp: str = "") -> str:

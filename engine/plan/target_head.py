@@ -35,7 +35,7 @@ from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.head_adapt import coral_head, em_head, logits_of, shot_head, t3a_head
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reverse import reverse_accuracy
-from engine.serve.estimate import atc, atc_interval
+from engine.probe.atc import atc, atc_interval
 
 HEAD_TEXT = {
     "none": "the head as it stands",

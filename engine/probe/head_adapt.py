@@ -17,7 +17,7 @@ statistics the plan reads them with. Each returns a new head on the same standar
   (low entropy per photo) and diverse (a high entropy of their mean), plus `SHOT_BETA` times the cross-entropy to the
   labels of the nearest class centroid. Map and head are linear, so they fold into one head.
 * `em_head` (label shift; Saerens, Latinne & Decaestecker 2002): the class mix of the target photos by EM
-  (`engine.serve.priors`) and the head's biases moved by the log of its ratio to the training mix.
+  (`engine.probe.priors`) and the head's biases moved by the log of its ratio to the training mix.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 
 from engine.calibration import fit_temperature
 from engine.probe.linear import LinearFit
-from engine.serve.priors import em_mix
+from engine.probe.priors import em_mix
 
 CORAL_EPS = 1.0  # added to each covariance's diagonal before its square root (CORAL's own regulariser)
 T3A_SUPPORTS = 100  # target photos kept per class as supports, the surest first (T3A's largest filter size)

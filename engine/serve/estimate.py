@@ -4,7 +4,7 @@ Confidence (ATC; Garg, Balakrishnan, Lipton, Neyshabur & Sedghi, ICLR 2022).
 On val, where the labels are known, a confidence threshold is fitted so that the share of val photos the model is
 more confident than it on equals the model's val accuracy. On the new photos the expected accuracy is the share of
 them above that threshold. The interval comes from resampling both the val photos (a new threshold each time) and
-the new photos (`BOOTSTRAP` times): the 2.5th and 97.5th percentiles. The confidences are the run's calibrated
+the new photos (`engine.probe.atc`): the 2.5th and 97.5th percentiles. The confidences are the run's calibrated
 probabilities (the temperature fitted on val is in the saved model), so val and the new photos are read alike.
 
 What it assumes, and where it fails: that the model's mistakes look alike in both places, the confident ones as
@@ -12,7 +12,7 @@ confident. Photos of a class the model was never taught get a confident wrong an
 estimate cannot see them. Even when the mistakes do look alike, the balance ATC strikes on val (as many right answers
 below the threshold as wrong ones above it) tilts as the accuracy falls: on synthetic scores whose right and wrong
 answers keep their confidences, it reads high as the accuracy falls, within 5 points for a true 50-80%
-(tests/engine/serve/test_estimate.py). The expected class mix is EM's (`engine.serve.priors`): counting the classes
+(tests/engine/serve/test_estimate.py). The expected class mix is EM's (`engine.probe.priors`): counting the classes
 predicted drifts toward the training mix on the photos the model hesitates on.
 """
 
@@ -27,7 +27,8 @@ from engine.errors import DataError
 from engine.metrics import wilson
 from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
-from engine.serve.priors import em_mix
+from engine.probe.atc import atc, atc_interval, atc_threshold
+from engine.probe.priors import em_mix, train_mix
 
 MIX_HOW = (
     "Each class's expected share: the mix the model was trained under, re-estimated from its probabilities on these "
@@ -35,38 +36,10 @@ MIX_HOW = (
 )
 RECORD = "estimates.json"  # in the run folder: the estimates made for its model, by folder (the model card states them)
 MIN_PHOTOS = 10  # fewer photos than this and the interval is too wide to say anything: refused
-BOOTSTRAP = 500  # resamples of val and of the new photos for the interval
 CAVEAT = (
     "It assumes the model's mistakes look alike on these photos and on val; photos of a class it was never taught "
     "are answered as confidently as the others, and the estimate cannot see them."
 )
-
-
-def atc_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
-    """The confidence threshold at which the share of val photos strictly above it is the val accuracy."""
-    n, right = len(confidence), int(np.sum(correct))
-    ordered = np.sort(np.asarray(confidence, dtype=np.float64))
-    return -np.inf if right >= n else float(ordered[n - right - 1])
-
-
-def atc(confidence: np.ndarray, correct: np.ndarray, new: np.ndarray) -> float:
-    """The accuracy expected on photos of confidences `new`: their share above the threshold fitted on val."""
-    return float(np.mean(np.asarray(new) > atc_threshold(confidence, correct)))
-
-
-def atc_interval(
-    confidence: np.ndarray, correct: np.ndarray, new: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0
-) -> tuple[float, float]:
-    """The 95% interval of `atc`, resampling the val photos and the new photos together."""
-    rng = np.random.default_rng(seed)
-    confidence, correct, new = np.asarray(confidence), np.asarray(correct), np.asarray(new)
-    found = []
-    for _ in range(draws):
-        v = rng.integers(0, len(confidence), len(confidence))
-        t = rng.integers(0, len(new), len(new))
-        found.append(atc(confidence[v], correct[v], new[t]))
-    low, high = np.percentile(found, [2.5, 97.5])
-    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -164,15 +137,6 @@ def _val_scores(run: Run) -> tuple[np.ndarray, np.ndarray]:
             "threshold on them; finish or resume the run, or train one with a val split"
         )
     return np.array(result.val_conf), np.array(result.val_pred) == np.array(result.val_labels)
-
-
-def train_mix(balance: str, labels: list[int], n_classes: int) -> np.ndarray:
-    """The class mix a model learnt under: the training photos' shares, or even when the run balanced the classes
-    (a balanced sampler or a weighted loss)."""
-    if balance in ("sampler", "weighted-loss"):
-        return np.full(n_classes, 1.0 / n_classes)
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    return counts / counts.sum()
 
 
 def _probs_and_place(run: Run, model, spec, paths: list[str]) -> tuple[np.ndarray, float | None]:

@@ -34,3 +34,12 @@ def em_mix(probs: np.ndarray, train_mix: np.ndarray) -> np.ndarray:
             return new
         mix = new
     return mix
+
+
+def train_mix(balance: str, labels: list[int], n_classes: int) -> np.ndarray:
+    """The class mix a model learnt under: the training photos' shares, or even when the run balanced the classes
+    (a balanced sampler or a weighted loss)."""
+    if balance in ("sampler", "weighted-loss"):
+        return np.full(n_classes, 1.0 / n_classes)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return counts / counts.sum()

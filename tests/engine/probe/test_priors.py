@@ -3,7 +3,7 @@ the mix where counting the predicted classes drifts toward the training mix."""
 
 import numpy as np
 
-from engine.serve.priors import em_mix, reweighted
+from engine.probe.priors import em_mix, reweighted
 
 
 def _posteriors(mix_drawn, train_mix, n=20_000, seed=0):

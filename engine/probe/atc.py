@@ -1,0 +1,39 @@
+"""Average Thresholded Confidence (ATC; Garg, Balakrishnan, Lipton, Neyshabur & Sedghi, ICLR 2022): the accuracy
+expected on unlabelled photos from the model's confidences alone. On val, where the labels are known, a threshold is
+fitted so that the share of val photos above it equals the val accuracy; on the new photos the estimate is the share
+above it. `engine.serve.estimate` applies it to a run's model and a folder; `engine.plan.target_head` to candidate
+heads on cached features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BOOTSTRAP = 500  # resamples of val and of the new photos for the interval
+
+
+def atc_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """The confidence threshold at which the share of val photos strictly above it is the val accuracy."""
+    n, right = len(confidence), int(np.sum(correct))
+    ordered = np.sort(np.asarray(confidence, dtype=np.float64))
+    return -np.inf if right >= n else float(ordered[n - right - 1])
+
+
+def atc(confidence: np.ndarray, correct: np.ndarray, new: np.ndarray) -> float:
+    """The accuracy expected on photos of confidences `new`: their share above the threshold fitted on val."""
+    return float(np.mean(np.asarray(new) > atc_threshold(confidence, correct)))
+
+
+def atc_interval(
+    confidence: np.ndarray, correct: np.ndarray, new: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0
+) -> tuple[float, float]:
+    """The 95% interval of `atc`, resampling the val photos and the new photos together."""
+    rng = np.random.default_rng(seed)
+    confidence, correct, new = np.asarray(confidence), np.asarray(correct), np.asarray(new)
+    found = []
+    for _ in range(draws):
+        v = rng.integers(0, len(confidence), len(confidence))
+        t = rng.integers(0, len(new), len(new))
+        found.append(atc(confidence[v], correct[v], new[t]))
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)
