@@ -22,8 +22,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from sklearn.linear_model import LogisticRegression
-
 from engine.data.dataset import Dataset, Item
 from engine.data.target import TargetSet, load_target
 from engine.errors import DataError
@@ -32,6 +30,7 @@ from engine.plan.parts import TargetPart
 from engine.plan.reasons import Decision
 from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.gap import stage_gap, target_features
+from engine.probe.head_adapt import refit_head
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
@@ -126,13 +125,7 @@ def pseudo_labelled(head: LinearFit, xs: np.ndarray, ys: np.ndarray, zt: np.ndar
     sure = p.max(1) >= PSEUDO_CONFIDENCE
     x = np.concatenate([_standardised(xs, head.mean, head.scale), zt[sure]])
     y = np.concatenate([ys, p.argmax(1)[sure]])
-    clf = LogisticRegression(C=c, max_iter=2000).fit(x, y)
-    coef = np.zeros_like(head.std_coef)
-    intercept = np.full_like(head.std_intercept, -1e4)
-    coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
-    return LinearFit(head.accuracy, head.predictions, head.probabilities, coef, intercept, head.mean, head.scale), int(
-        sure.sum()
-    )
+    return refit_head(head, x, y, c), int(sure.sum())
 
 
 # PLR0913: the head and the features it is judged on, and who watches

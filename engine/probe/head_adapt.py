@@ -62,7 +62,8 @@ def refit_head(head: LinearFit, z: np.ndarray, y: np.ndarray, c: float) -> Linea
         w, b = np.vstack([np.zeros_like(w), w]), np.concatenate([[0.0], b])
     coef = np.zeros_like(head.std_coef)
     intercept = np.full_like(head.std_intercept, -1e4)
-    coef[clf.classes_], intercept[clf.classes_] = w, b
+    coef[clf.classes_] = w
+    intercept[clf.classes_] = b
     return with_weights(head, coef, intercept)
 
 
