@@ -224,11 +224,24 @@ def finetune(  # noqa: PLR0913
 
 
 # --------------------------------------------------------------------- 4. and 5. the target photos and the budget
-def epochs_that_fit(cfg: TrainConfig, ft_epochs: int, cost: Cost) -> int:
-    """Phase-2 epochs that end within the budget (less the safety margin) once everything else `cost` counts is
-    paid."""
-    rest = cost.estimate_s - ft_epochs * cost.finetune_epoch_s
-    return max(0, int((SAFETY * budget_of(cfg) - rest) // cost.finetune_epoch_s))
+def epochs_that_fit(cfg: TrainConfig, draft: Plan, price: Callable[[Plan], Cost]) -> int:
+    """The most phase-2 epochs (up to the draft's) whose whole run, as `price` (the cost model) counts it, ends
+    within the budget less the safety margin: searched on the priced estimate itself, so the time the plan then shows
+    holds the budget (a per-epoch cost rounded for display would not)."""
+    limit = SAFETY * budget_of(cfg)
+
+    def fits(epochs: int) -> bool:
+        ph = replace(draft.phases, finetune_epochs=epochs, warmup_epochs=min(draft.phases.warmup_epochs, epochs))
+        return price(replace(draft, phases=ph)).estimate_s <= limit
+
+    low, high = 0, draft.phases.finetune_epochs  # fits(low) is assumed; the estimate grows with the epochs
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def fit_to_budget(
@@ -242,7 +255,7 @@ def fit_to_budget(
     cost = price(draft)
     if not ph.finetune_epochs or not cost.finetune_epoch_s:
         return ph, tg, ()
-    fit = epochs_that_fit(cfg, ph.finetune_epochs, cost)
+    fit = epochs_that_fit(cfg, draft, price)
     if fit >= ph.finetune_epochs:
         return ph, tg, ()
     said: tuple[Decision, ...] = ()
@@ -251,7 +264,7 @@ def fit_to_budget(
         said = (Decision("adaptation-dropped", "no adaptation", (tg.adapt,), evidence, about="target"),)
         tg = replace(tg, adapt="none", adapt_strength=0.0)
         cost = price(replace(draft, target=tg))
-        fit = epochs_that_fit(cfg, ph.finetune_epochs, cost)
+        fit = epochs_that_fit(cfg, replace(draft, target=tg), price)
         if fit >= ph.finetune_epochs:
             return ph, tg, said
     evidence = {"epoch_s": cost.finetune_epoch_s, "fit": fit, "budget_s": budget_of(cfg), "adapt": tg.adapt}

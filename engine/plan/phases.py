@@ -33,7 +33,7 @@ def capped(cfg: TrainConfig, draft: Plan, price: Callable[[Plan], Cost]) -> tupl
     if cfg.optim.strategy not in BUDGETED or cfg.optim.budget is None or not ph.finetune_epochs:
         return ph, ()
     cost = price(draft)
-    fit = auto.epochs_that_fit(cfg, ph.finetune_epochs, cost) if cost.finetune_epoch_s else ph.finetune_epochs
+    fit = auto.epochs_that_fit(cfg, draft, price) if cost.finetune_epoch_s else ph.finetune_epochs
     if fit >= ph.finetune_epochs:
         return ph, ()
     epochs = max(1, fit)
