@@ -31,7 +31,7 @@ from engine.metrics import wilson
 from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.serve import ood
-from engine.serve.evaluate import load_run_model
+from engine.plan.trained import load_run_model
 from engine.service.training import train
 
 SHARED = ROOT.parent / "shared" / "datasets"

@@ -101,7 +101,7 @@ _API: dict[str, str] = {
     "StepEnded": "engine.runs.events",
     "RunView": "engine.serve.view",
     "RunResult": "engine.runs.result",
-    "has_model": "engine.serve.evaluate",
+    "has_model": "engine.plan.trained",
     "evaluate": "engine.serve.evaluate",
     "Evaluation": "engine.serve.evaluate",
     "compare_row": "engine.serve.compare",
@@ -210,7 +210,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.view import RunView
     from engine.serve.compare import CompareRow, PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
     from engine.serve.estimate import Estimate, estimate_accuracy, runs_on
-    from engine.serve.evaluate import Evaluation, evaluate, has_model
+    from engine.plan.trained import has_model
+    from engine.serve.evaluate import Evaluation, evaluate
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run
     from engine.serve.card import ModelCard, model_card, model_card_markdown

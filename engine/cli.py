@@ -19,6 +19,8 @@ from engine.plan.config import (
     BALANCE,
     DEFAULT_BACKBONE,
     DEFAULT_BUDGET_S,
+    DISTILL_TEMPERATURE,
+    DISTILL_WEIGHT,
     STRATEGIES,
     TARGET_HEAD,
     TARGET_NORM,
@@ -228,6 +230,9 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
         "target_test",
         "adapt",
         "adapt_strength",
+        "distill_from",
+        "distill_weight",
+        "distill_temperature",
     )
     kw = {k: getattr(args, k, None) for k in keys}
     kw["target_norm"] = TARGET_NORM[getattr(args, "target_norm", None) or "auto"]
@@ -585,6 +590,25 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
         choices=list(TARGET_HEAD),
         help="the starting head adapted to the target photos on their cached features (auto: by the accuracy "
         "expected on them)",
+    )
+    p.add_argument(
+        "--distill-from",
+        default=None,
+        metavar="RUN",
+        help="a trained run of the same classes whose answers on the training photos this run also learns from "
+        "(distillation: a small student of a large teacher)",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=ranged(float, 0, 1),
+        default=None,
+        help=f"the teacher's share of the loss (default {DISTILL_WEIGHT:g})",
+    )
+    p.add_argument(
+        "--distill-temperature",
+        type=ranged(float, 0.01, 100),
+        default=None,
+        help=f"softens both models' answers before they are compared (default {DISTILL_TEMPERATURE:g})",
     )
 
 

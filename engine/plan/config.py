@@ -23,6 +23,8 @@ TARGET_HEAD = {"auto": None, "none": "none", **{m: m for m in HEAD_METHODS}}  # 
 ADAPT_CHOICES = {"auto": None, "none": "none", "dann": "dann", "mmd": "mmd"}  # regularisation.adapt by name (auto:
 # auto's trials choose, engine.plan.trials; other strategies adapt none)
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+DISTILL_WEIGHT = 0.7  # of a distilled run's loss, the teacher's share (Hinton et al. 2015 weigh it high)
+DISTILL_TEMPERATURE = 4.0  # softens both models' answers so the teacher's second choices carry weight
 DEFAULT_BUDGET_S = 300.0  # auto's time budget, probe included (seconds)
 CONFIG_VERSION = 2
 V1_UNUSED = ("mean", "std", "eval_mode", "bn_eval_unfrozen")  # flat fields nothing set; dropped on migration
@@ -112,8 +114,12 @@ class RegularisationConfig:
     target_pseudo: bool | None = None  # the head is refitted with the target photos it labels surely (None: evidence)
     target_bn: bool | None = None  # BatchNorm statistics re-estimated on the target photos, AdaBN (None: evidence)
     target_head: str | None = None  # none, coral, t3a, shot or em: the head adapted to the target photos (None: auto)
+    distill_from: str | None = None  # a trained run whose answers on the training photos this run also learns from
+    distill_weight: float = DISTILL_WEIGHT  # the share of the loss that is the teacher's (the rest: the labels')
+    distill_temperature: float = DISTILL_TEMPERATURE  # both models' logits are divided by it before they are compared
 
     def __post_init__(self):
+        self._check_distillation()
         if self.balance not in BALANCE:
             raise ConfigError(f"balance {self.balance!r} is not one of {', '.join(BALANCE)}")
         from engine.model.adapt import ADAPT_METHODS
@@ -126,6 +132,17 @@ class RegularisationConfig:
             raise ConfigError(
                 "target_bn: the re-estimated BatchNorm statistics are read with the head standardised on the target "
                 "photos; leave target_norm on or auto"
+            )
+
+    def _check_distillation(self) -> None:
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"distill_weight {self.distill_weight}: a share from 0 (labels only) to 1 (teacher only)")
+        if not (math.isfinite(self.distill_temperature) and self.distill_temperature > 0):
+            raise ConfigError(f"distill_temperature {self.distill_temperature}: a number above 0 (1 to 4 is usual)")
+        if self.distill_from and (self.mixup or self.cutmix):
+            raise ConfigError(
+                "distill_from: the teacher answers for each training photo as it is, not for photos mixed by MixUp "
+                "or CutMix; set mixup and cutmix to 0"
             )
 
 

@@ -94,11 +94,13 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
     checked = bool(ft) and target.checks_against_start  # whenever an epoch may win
     score_s = (val_again + data.n_test + target.reads(data.n_val, checked)) * views / speed
     planning = plan.cost.plan_s if plan_s is None else plan_s
+    teach_s = teacher_seconds(plan, device)
     ram, disk = footprint(plan, device)
     cost = Cost(
-        estimate_s=round(planning + start_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1),
+        estimate_s=round(planning + start_s + teach_s + cache_s + ft * epoch_s + score_s + FIXED_S, 1),
         plan_s=round(planning, 1),
         start_s=round(start_s, 1),
+        teach_s=round(teach_s, 1),
         cache_s=round(cache_s, 1),
         finetune_epoch_s=round(epoch_s, 1),
         score_s=round(score_s, 1),
@@ -107,6 +109,15 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
         disk_bytes=disk,
     )
     return replace(plan, cost=cost)
+
+
+def teacher_seconds(plan: Plan, device: str) -> float:
+    """The teacher's pass over the training photos of a distilled run (0 without one), at the teacher backbone's
+    forward pace measured on this machine."""
+    d = plan.distill
+    if not d.on:
+        return 0.0
+    return plan.data.n_train / profile(d.backbone, d.input_size, device).forward_pace
 
 
 def footprint(plan: Plan, device: str) -> tuple[int, int]:

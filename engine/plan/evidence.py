@@ -18,6 +18,7 @@ from engine.data.spec import InputSpec
 from engine.model.taps import FINAL
 from engine.timeleft import Meter
 from engine.plan import auto
+from engine.plan.parts import DistillPart
 from engine.plan.budget import Pace, extract_seconds, score_seconds
 from engine.plan.config import TrainConfig
 from engine.plan.reasons import Decision
@@ -39,6 +40,7 @@ class Request:
     targets: Targets = Targets(None)
     device: str = "cpu"
     progress: Progress = QUIET
+    distill: DistillPart = DistillPart()  # the teacher of a distilled run (engine.plan.distill)
 
 
 @dataclass(frozen=True)

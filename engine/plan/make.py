@@ -35,6 +35,7 @@ from engine.plan import auto
 from engine.plan.budget import Pace, extract_seconds
 from engine.plan.config import TrainConfig
 from engine.plan.cost import costed
+from engine.plan.distill import distill_part
 from engine.plan.reasons import Decision
 from engine.plan.domain import (
     TargetEvidence,
@@ -129,10 +130,11 @@ def make_plan(
     cost."""
     device_input_setting()  # a bad setting is refused before minutes of probing
     where = (device or pick_device(cfg.runtime.device)).type
-    req = Request(cfg, ds, targets or Targets(None), where, progress)
+    distill, distill_said = distill_part(cfg, ds)  # a teacher that cannot teach is refused before any probing
+    req = Request(cfg, ds, targets or Targets(None), where, progress, distill)
     ev = gather(req, estimate=lambda speed: _estimate(req, speed))
     phases, said = schedule(req, ev)
-    said = (*target_notes(req.targets), *ev.decisions, *said, *_data_notes(ds))
+    said = (*target_notes(req.targets), *ev.decisions, *said, *distill_said, *_data_notes(ds))
     head_part = _head_part(req, ev)
     if req.targets.photos is None and not req.targets.test:
         draft = _assemble(req, ev, head_part, phases, TargetPart(), ())
@@ -177,6 +179,7 @@ def _assemble(  # noqa: PLR0913
         head=head,
         phases=phases,
         target=target,
+        distill=req.distill,
         decisions=decisions,
     )
 

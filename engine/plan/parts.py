@@ -7,6 +7,7 @@ executes it, and it is stored with the run.
   and the head's scores, every candidate auto scored).
 * `Phases`: the layer groups and each phase's freeze map, rates, epochs, augmentation and BatchNorm policy.
 * `TargetPart`: the photos from where the model will be used, and how the run reads and adapts to them.
+* `DistillPart`: the trained run whose answers on the training photos this run also learns from (distillation).
 * `Cost`: the seconds of each step and the memory and disk the run needs.
 * `decisions`: why, as typed records (`engine.plan.reasons`), rendered to words by one function.
 
@@ -27,8 +28,8 @@ from engine.plan.reasons import Decision, render
 from engine.plan.rules import BANDS, BASE_LR, band, discriminative, layer_decay
 from engine.probe.choose import HeadChoice
 
-PLAN_VERSION = 10  # 5: the target domain; 6: reverse validation and adaptation trials; 7: AdaBN; 8: the simple fixes
-# tried; 9: typed parts; 10: the head-level adaptation (TargetPart.head)
+PLAN_VERSION = 11  # 5: the target domain; 6: reverse validation and adaptation trials; 7: AdaBN; 8: the simple fixes
+# tried; 9: typed parts; 10: the head-level adaptation (TargetPart.head); 11: distillation (DistillPart)
 
 
 class PlanError(TransferLabError, ValueError):
@@ -151,6 +152,26 @@ class TargetPart:
 
 
 @dataclass(frozen=True)
+class DistillPart:
+    """The teacher of a distilled run (`engine.plan.distill`): a trained run of the same classes whose answers on the
+    training photos (read once, before the first epoch, and kept in the run folder) the run learns from beside the
+    labels: loss = (1 - weight) x cross-entropy + weight x temperature² x KL(teacher || student), both softened by the
+    temperature (Hinton et al. 2015)."""
+
+    teacher: str = ""  # the teacher run's id ("": no distillation)
+    backbone: str = ""  # the teacher's backbone
+    input_size: int = 0  # the side of the teacher's input, in pixels
+    params: int = 0  # the teacher's parameters
+    val_accuracy: float | None = None  # the teacher's own val accuracy, as its run recorded it
+    weight: float = 0.0
+    temperature: float = 1.0
+
+    @property
+    def on(self) -> bool:
+        return bool(self.teacher)
+
+
+@dataclass(frozen=True)
 class Cost:
     """What the run will take: the seconds of each step (engine.plan.cost) and the memory and disk it needs."""
 
@@ -158,6 +179,7 @@ class Cost:
     plan_s: float = 0.0  # of which planning (loading, probing, choosing the head)
     start_s: float = 0.0  # validating the starting model (epoch 0)
     cache_s: float = 0.0  # running the frozen part once: augmented views, activations at the cut
+    teach_s: float = 0.0  # the teacher's answers on the training photos (a distilled run), once
     finetune_epoch_s: float = 0.0  # one phase-2 epoch, from the measured forward speed and the groups' FLOPs
     score_s: float = 0.0  # the final validation and test scoring
     images_per_s: float = 0.0  # the forward pace the costs were counted at (the probe's, decoding included)
@@ -195,6 +217,7 @@ class Plan:
     head: HeadPart
     phases: Phases
     target: TargetPart = field(default_factory=TargetPart)
+    distill: DistillPart = field(default_factory=DistillPart)
     cost: Cost = field(default_factory=Cost)
     decisions: tuple[Decision, ...] = ()  # why, as data (engine.plan.reasons), in the order they were made
     edited: bool = False
@@ -207,7 +230,7 @@ class Plan:
         if done <= 0:
             return c.run_s
         tuning = ph.finetune_epochs * c.finetune_epoch_s
-        head_s = max(0.0, c.run_s - c.start_s - c.cache_s - c.score_s - tuning) / max(1, ph.head_epochs)
+        head_s = max(0.0, c.run_s - c.start_s - c.teach_s - c.cache_s - c.score_s - tuning) / max(1, ph.head_epochs)
         head_left = max(0, ph.head_epochs - done)
         tuning_left = max(0, min(ph.finetune_epochs, ph.total_epochs - done))
         return c.cache_s + c.score_s + head_left * head_s + tuning_left * c.finetune_epoch_s
@@ -318,7 +341,14 @@ class Plan:
             raise PlanError(f"the plan is incomplete or edited by hand ({e}); make the plan again") from None
 
 
-_PARTS = {"data": DataPart, "head": HeadPart, "phases": Phases, "target": TargetPart, "cost": Cost}
+_PARTS = {
+    "data": DataPart,
+    "head": HeadPart,
+    "phases": Phases,
+    "target": TargetPart,
+    "distill": DistillPart,
+    "cost": Cost,
+}
 
 
 def _known(kind: type, d: dict, where: str) -> None:

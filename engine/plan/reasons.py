@@ -143,6 +143,17 @@ def _budget_cap(d: Decision) -> str:
     )
 
 
+def _distill(d: Decision) -> str:
+    val = f", val {d['teacher_val']:.1%}" if d["teacher_val"] is not None else ""
+    return (
+        f"It learns from run {d['teacher']} ({d['teacher_backbone']}, {d['teacher_params'] / 1e6:.1f}M parameters"
+        f"{val}) as well as from the labels: the teacher's answers on the {d['n_train']:,} training photos, softened "
+        f"at temperature {d['temperature']:g}, are {d['weight']:.0%} of the loss (distillation), so the "
+        f"{d['student_params'] / 1e6:.1f}M-parameter {d['student_backbone']} learns which classes the teacher finds "
+        f"alike, not only which is right."
+    )
+
+
 def _adaptation_dropped(d: Decision) -> str:
     return (
         f"With {d['adapt'].upper()} an epoch takes about {d['epoch_s']:.0f} s here (a batch of target photos beside "
@@ -326,6 +337,7 @@ SENTENCES: dict[str, Callable[[Decision], str]] = {
     "budget-fit": _budget_fit,  # auto's epochs fitted back after the target photos were measured
     "budget-cap": _budget_cap,  # a fixed strategy's epochs cut to end within the budget the person gave
     "edit": _edit,  # a person's edit of the plan
+    "distill": _distill,  # the run also learns from a trained run's answers (engine.plan.distill)
     "anyway": _anyway,  # fine-tuning anyway after auto kept the linear head
     "target-note": _note,  # what loading the target photos found
     "closest-head": _closest_head,  # auto's head with target photos: the candidate closest to them

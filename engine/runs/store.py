@@ -16,7 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import safetensors
 import torch
+from safetensors.torch import load_file, save
 
 from engine import paths
 from engine.errors import NotResumable, RunBusy
@@ -200,6 +202,17 @@ class Run:
 
     def write_json(self, name: str, data: dict) -> None:
         paths.atomic_write(self.path / name, json.dumps(data, indent=2, default=float).encode())
+
+    def write_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
+        """Writes tensors as safetensors, atomically (a distilled run's teacher answers)."""
+        paths.atomic_write(self.path / name, save({k: t.contiguous() for k, t in tensors.items()}))
+
+    def read_tensors(self, name: str) -> dict[str, torch.Tensor] | None:
+        """Tensors written by `write_tensors` (None when there is no such file or it does not read)."""
+        try:
+            return load_file(str(self.path / name))
+        except (OSError, safetensors.SafetensorError):
+            return None
 
     def read_json(self, name: str) -> dict | None:
         path = self.path / name

@@ -118,7 +118,7 @@ def recorded(run: Run) -> list[Estimate]:
 
 def runs_on(store: RunStore, path: str) -> list[str]:
     """The ids of the runs in `store` with a model trained on the photos at `path`, newest first."""
-    from engine.serve.evaluate import has_model
+    from engine.plan.trained import has_model
 
     want = Path(path).expanduser().resolve()
     found = []
@@ -172,7 +172,7 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
     from engine.data.target import load_target
     from engine.plan.config import TrainConfig
     from engine.plan.make import load_data
-    from engine.serve.evaluate import load_run_model
+    from engine.plan.trained import load_run_model
 
     run = RunStore().open(run) if isinstance(run, str) else run
     val_conf, val_right = _val_scores(run)

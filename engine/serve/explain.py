@@ -23,7 +23,7 @@ from engine.data.spec import InputSpec, to_tensor
 from engine.errors import DataError
 from engine.model.taps import TapModel
 from engine.runs.store import Run
-from engine.serve.evaluate import load_run_model
+from engine.plan.trained import load_run_model
 
 
 def cam_layer(model: TapModel) -> tuple[nn.Module, object]:

@@ -25,10 +25,10 @@ from engine.runs.store import LIVE, Run
 from engine.serve import litert, ood
 from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
 from engine.serve.card import model_card
-from engine.serve.evaluate import load_run_model
+from engine.plan.trained import load_run_model
 from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torch_runner
 from engine.serve.quantize import calibration_photos, quantize_int8
-from engine.serve.targets import TARGETS, Target
+from engine.serve.targets import student_advice, TARGETS, Target
 
 EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite", "safetensors", "web")
 FILE_NAMES = {
@@ -100,6 +100,7 @@ class Export:
     target: Target
     params: int
     card: dict
+    student: str = ""  # what it would take to meet the budget with a smaller model, in words (`targets.student_advice`)
 
     def single_files(self) -> dict[str, str]:
         """Format -> path of each single file written (the browser bundle is a folder, downloaded in the zip)."""
@@ -135,14 +136,9 @@ class Export:
         )
 
     def _what_it_would_take(self, closest: FileMeasure) -> str:
-        if self.target.max_params is not None and self.params > self.target.max_params:
-            return (
-                f"A model of {self.params / 1e6:.1f}M parameters cannot fit; it would take a small student trained "
-                f"from this model's answers (distillation), which TransferLab does not train yet."
-            )
-        if "onnx-int8" not in self.files and "onnx-int8" not in self.refused:
-            return "Try the int8 file, or a smaller backbone."
-        return "It would take a smaller backbone or a lower resolution."
+        if "onnx-int8" not in self.files and "onnx-int8" not in self.refused and not self.target.max_params:
+            return f"Try the int8 file. {self.student}"
+        return self.student
 
     def rows(self) -> list[dict]:
         """One row a file, as the page and the model card show them (numbers as measured, words where it failed)."""
@@ -173,6 +169,7 @@ class Export:
             "meeting": self.meeting(),
             "sentence": self.sentence(),
             "params": self.params,
+            "student": self.student,
         }
 
 
@@ -290,7 +287,8 @@ class _Job:
         example = torch.randn(2, self.spec.in_chans, size, size, generator=torch.Generator().manual_seed(0))
         _write_torch_formats(self.model, example, self.stage, self.formats)
         checks = self.checks(example, check_images)
-        ds = load_data(TrainConfig.from_dict(self.run.config))
+        cfg = TrainConfig.from_dict(self.run.config)
+        ds = load_data(cfg)
         if "onnx-int8" in self.formats:
             calibration = calibration_photos(*_photos(ds, self.classes, "train"))
             quantize_int8(self.model, self.spec, self.stage / FILE_NAMES["onnx-int8"], calibration)
@@ -315,6 +313,7 @@ class _Job:
             target=self.target,
             params=params,
             card={},
+            student=student_advice(self.run.id, cfg.data.path, params, self.target),
         )
         try:
             ood.run_rule(self.run, self.model, self.spec)  # fitted once, so the card carries it

@@ -16,7 +16,7 @@ from engine.errors import DataError
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.serve import ood
-from engine.serve.evaluate import load_run_model
+from engine.plan.trained import load_run_model
 from engine.text import literal
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from engine.errors import DataError
+from engine.model.catalogue import list_entries
 from engine.serve.measure import FileMeasure
 
 
@@ -121,3 +122,22 @@ def get_target(name: str) -> Target:
     if name not in TARGETS:
         raise DataError(f"--target {name}: not a known target; choose one of {', '.join(TARGETS)}")
     return TARGETS[name]
+
+
+def student_advice(run_id: str, data: str, params: int, target: Target) -> str:
+    """What it would take to meet `target` with a smaller model than the run's (`params`): a student distilled from
+    the run (`engine.plan.distill`), on the smallest catalogue backbone that could fit, with the command that trains
+    it; or, when no catalogue backbone is small enough, that plainly."""
+    limit = target.max_params if target.max_params is not None else params
+    smaller = sorted((e for e in list_entries() if e.params_m * 1e6 < limit), key=lambda e: e.params_m)
+    if not smaller:
+        return (
+            f"No backbone in the catalogue has fewer than {limit / 1e6:.2f}M parameters, so no student of this run can "
+            f"be trained for it here; a network that small has to be designed for the board."
+        )
+    pick = smaller[0]
+    return (
+        f"It would take a smaller model trained from this run's answers (distillation), e.g. {pick.name} "
+        f"({pick.params_m:g}M parameters with ImageNet's head): `python -m engine train --data {data} --backbone "
+        f"{pick.name} --distill-from {run_id}`, then export that run."
+    )

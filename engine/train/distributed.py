@@ -105,6 +105,9 @@ class ReadOnlyRun:
     def read_json(self, name: str) -> dict | None:
         return self._run.read_json(name)
 
+    def read_tensors(self, name: str) -> dict | None:
+        return self._run.read_tensors(name)
+
     # what rank 0 alone writes
     def append(self, event: Record | dict) -> None:
         pass
@@ -128,4 +131,7 @@ class ReadOnlyRun:
         return None
 
     def write_json(self, name: str, data: dict) -> None:
+        pass
+
+    def write_tensors(self, name: str, tensors: dict) -> None:
         pass

@@ -33,6 +33,7 @@ from engine.train import distributed
 from engine.train.build import build
 from engine.train.callbacks import Callback, default_callbacks
 from engine.train.finish import end_result, failure_line, final_metrics, record_end
+from engine.train.distill import answers, distill_loss
 from engine.train.losses import make_loss, sample_order
 from engine.train.optim import (
     Schedule,
@@ -124,6 +125,9 @@ class Trainer:
             if self.world > 1:
                 raise ValueError("adaptation (dann, mmd) runs in one process; start it without torchrun")
             adapt = Adaptation(plan.target.adapt, b.model.num_features, plan.target.adapt_strength).to(self.device)
+        teacher = None
+        if plan.distill.on:
+            teacher = answers(self.run, plan.distill, b.ds, self.device, self.report.step("the teacher's answers"))
         self.ctx = TrainContext(
             cfg=cfg,
             run=self.run,
@@ -148,6 +152,7 @@ class Trainer:
             report=self.report,
             targets=targets,
             adapt=adapt,
+            teacher=teacher,
         )
         return self.ctx
 
@@ -169,6 +174,9 @@ class Trainer:
             logits, adapt_loss = self._forward(path, x)
         logits, y = logits.float(), ctx.ytr[idx].to(ctx.device)
         loss = ctx.loss_fn(logits, y) if soft is None else F.cross_entropy(logits, soft)  # MixUp's soft targets
+        if ctx.teacher is not None:
+            d = ctx.plan.distill
+            loss = distill_loss(logits, loss, ctx.teacher[idx].to(ctx.device), d.weight, d.temperature)
         if adapt_loss is not None:
             loss = loss + adapt_loss
         ctx.opt.zero_grad(set_to_none=True)

@@ -80,6 +80,7 @@ class TrainContext:
     report: Progress  # the named steps outside the epochs (caching, scoring), the time left and the cancel check
     targets: Targets | None = None  # photos from where the model will be used, and their labelled test
     adapt: Adaptation | None = None  # phase 2's adaptation loss (DANN or MMD), when the plan adapts
+    teacher: torch.Tensor | None = None  # a distilled run's teacher answers, one row a training photo (log-probs)
 
     @property
     def classes(self) -> list[str]:

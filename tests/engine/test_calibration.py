@@ -42,7 +42,7 @@ def test_exported_onnx_and_torchscript_give_the_calibrated_probabilities(finishe
     import onnxruntime as ort
 
     from engine.runs.result import RunResult
-    from engine.serve.evaluate import load_run_model
+    from engine.plan.trained import load_run_model
     from engine.serve.card import model_card_markdown
     from engine.serve.export import export_run
 

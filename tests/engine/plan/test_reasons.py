@@ -197,6 +197,18 @@ EXAMPLES = {
         ),
         ["DANN", "104 s", "2 epoch(s)", "300 s budget"],
     ),
+    "distill": (
+        Decision(
+            "distill",
+            "teacher and labels",
+            ("labels only",),
+            {"teacher": "run-a", "teacher_backbone": "tf_efficientnet_lite2", "teacher_params": 6_100_000}
+            | {"teacher_val": 0.912, "student_backbone": "mobilenetv3_small_100", "student_params": 2_500_000}
+            | {"weight": 0.7, "temperature": 4.0, "n_train": 1280},
+        ),
+        ["run run-a", "6.1M parameters, val 91.2%", "1,280 training photos", "temperature 4", "70% of the loss"]
+        + ["2.5M-parameter mobilenetv3_small_100"],
+    ),
 }
 
 

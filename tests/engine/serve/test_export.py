@@ -9,7 +9,8 @@ import torch
 from conftest import SAMPLE, jpeg_bytes
 
 from engine.data.decode import load_images
-from engine.serve.evaluate import evaluate, load_run_model
+from engine.plan.trained import load_run_model
+from engine.serve.evaluate import evaluate
 from engine.serve.card import model_card
 from engine.serve.export import export_run
 from engine.serve.prediction import predict_image
@@ -112,7 +113,8 @@ def test_a_budget_no_file_meets_is_named_with_the_closest(sample_run, tmp_path):
     assert out.meeting() == [] and set(out.files) == {"onnx", "predict"}
     assert "No file meets the phone budget" in out.sentence() and "(limit 0.5 MB)" in out.sentence()
     micro = export_run(sample_run, tmp_path / "micro", formats=("onnx",), target=TARGETS["microcontroller"])
-    assert "parameters (limit 0.50M)" in micro.sentence() and "distillation" in micro.sentence()
+    assert "parameters (limit 0.50M)" in micro.sentence() and "no student of this run" in micro.sentence()
+    assert "--distill-from" in out.sentence()  # a smaller backbone than the run's could be its student
 
 
 def test_a_file_that_loses_more_than_the_drop_is_refused_with_its_numbers():

@@ -82,7 +82,7 @@ def test_a_run_whose_photos_are_gone_still_predicts_and_says_it_could_not_check(
 def test_a_rule_fitted_for_an_earlier_model_file_is_fitted_again(finished_store):
     import os
 
-    from engine.serve.evaluate import load_run_model
+    from engine.plan.trained import load_run_model
 
     run = finished_store.list()[0]
     model, spec, _ = load_run_model(run)

@@ -1,0 +1,82 @@
+"""Distillation, decided: the trained run a run learns from beside its labels (its teacher), checked before any
+photo is read, and the decision that says what the student learns from and what the teacher costs.
+
+The teacher answers once, before the first epoch, for every training photo as it is (its own input contract, its
+mirror-image averaging): the offline form of Hinton et al. (2015), which costs one pass of the teacher instead of one
+per batch. A student that needs a model under a deployment budget (`engine.serve.targets`) is a run like any other,
+live on the Train page, stopped and resumed like one; its answers are kept in its folder (`teacher.safetensors`).
+"""
+
+from __future__ import annotations
+
+from engine.data.dataset import Dataset
+from engine.errors import DataError
+from engine.model.catalogue import get_entry
+from engine.plan.config import TrainConfig
+from engine.plan.parts import DistillPart, Plan
+from engine.plan.reasons import Decision
+from engine.plan.trained import has_model
+from engine.runs.result import RunResult
+from engine.runs.store import Run, RunStore
+
+
+def teacher_run(name: str) -> Run:
+    """The run called `name` (an id in the run store, or a run folder), with a model to teach with.
+
+    Raises:
+        DataError: No such run, or it has no model yet.
+    """
+    try:
+        run = RunStore().open(name)
+    except KeyError:
+        raise DataError(
+            f"distill_from {name}: no such run; give the id of a trained run (`python -m engine runs` lists them)"
+        ) from None
+    if not has_model(run):
+        raise DataError(
+            f"distill_from {name}: the run has no model yet (status {run.status().get('state')}); let it finish, "
+            f"or resume it"
+        )
+    return run
+
+
+def distill_part(cfg: TrainConfig, ds: Dataset) -> tuple[DistillPart, tuple[Decision, ...]]:
+    """The teacher the config names (none: an empty part, nothing said), with the decision that says so.
+
+    Raises:
+        DataError: The teacher is missing, untrained, or knows other classes than the data's.
+    """
+    reg = cfg.regularisation
+    if not reg.distill_from:
+        return DistillPart(), ()
+    run = teacher_run(reg.distill_from)
+    classes = (run.read_json("run_info.json") or {}).get("classes") or []
+    if list(classes) != list(ds.classes):
+        raise DataError(
+            f"distill_from {reg.distill_from}: the teacher knows the classes {', '.join(classes) or 'none'}, the data "
+            f"has {', '.join(ds.classes)}; a teacher answers for the same classes in the same order: train it on "
+            f"this data"
+        )
+    plan = Plan.from_dict(run.read_json("plan.json"))
+    result = RunResult.read(run)
+    part = DistillPart(
+        teacher=reg.distill_from,
+        backbone=plan.backbone,
+        input_size=plan.input.input_size[-1],
+        params=int(get_entry(plan.backbone).params_m * 1e6),
+        val_accuracy=result.best_val_acc if result is not None else None,
+        weight=reg.distill_weight,
+        temperature=reg.distill_temperature,
+    )
+    evidence = {
+        "teacher": part.teacher,
+        "teacher_backbone": part.backbone,
+        "teacher_params": part.params,
+        "teacher_val": part.val_accuracy,
+        "student_backbone": cfg.backbone,
+        "student_params": int(get_entry(cfg.backbone).params_m * 1e6),
+        "weight": part.weight,
+        "temperature": part.temperature,
+        "n_train": len(ds.train),
+    }
+    return part, (Decision("distill", "teacher and labels", ("labels only",), evidence),)

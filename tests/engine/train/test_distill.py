@@ -1,0 +1,104 @@
+"""Distillation: the loss that mixes the teacher's answers with the labels, the answers kept in the run folder, and a
+real student run on the sample that learns from a trained teacher."""
+
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.plan.config import ConfigError, TrainConfig
+from engine.runs.store import RunStore
+from engine.train import distill
+from engine.train.distill import ANSWERS, distill_loss
+
+
+def test_the_loss_is_the_labels_at_weight_0_and_the_teacher_at_weight_1():
+    torch.manual_seed(0)
+    logits, teacher = torch.randn(8, 5), torch.randn(8, 5).log_softmax(-1)
+    hard = F.cross_entropy(logits, torch.arange(8) % 5)
+    assert distill_loss(logits, hard, teacher, 0.0, 4.0) == pytest.approx(float(hard))
+    assert float(distill_loss(teacher.clone(), hard, teacher, 1.0, 4.0)) == pytest.approx(0.0, abs=1e-6)  # agrees
+    assert float(distill_loss(logits, hard, teacher, 1.0, 4.0)) > 0.0
+
+
+def test_a_student_trained_on_the_loss_alone_comes_to_answer_like_its_teacher():
+    """A linear student fitted on 24 points to a known teacher's soft answers (weight 1) ranks the classes as the
+    teacher does on new points far more often than one fitted to the labels: the second choices carry what the labels
+    never show."""
+    torch.manual_seed(0)
+    teacher_w = torch.randn(6, 4) * 2
+    x, new = torch.randn(24, 6), torch.randn(1000, 6)
+    teacher = (x @ teacher_w).log_softmax(-1)
+    y = teacher.argmax(1)
+
+    def fitted(weight: float) -> torch.Tensor:
+        w = torch.zeros(6, 4, requires_grad=True)
+        opt = torch.optim.Adam([w], lr=0.05)
+        for _ in range(300):
+            logits = x @ w
+            loss = distill_loss(logits, F.cross_entropy(logits, y), teacher, weight, 2.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return w.detach()
+
+    def second_choice_agreement(w):
+        return float(((new @ w).topk(2).indices[:, 1] == (new @ teacher_w).topk(2).indices[:, 1]).float().mean())
+
+    kd, labels = second_choice_agreement(fitted(1.0)), second_choice_agreement(fitted(0.0))
+    assert kd > labels + 0.1
+
+
+def test_mixup_with_a_teacher_is_refused_and_the_weight_is_a_share():
+    with pytest.raises(ConfigError, match="MixUp"):
+        TrainConfig.create(data="x", distill_from="some-run", mixup=0.2)
+    with pytest.raises(ConfigError, match="distill_weight"):
+        TrainConfig.create(data="x", distill_from="some-run", distill_weight=1.5)
+
+
+@pytest.fixture(scope="module")
+def student(finished_store, tmp_path_factory):
+    """A student of the tiny finished run, trained on the same photos (its teacher's answers only: weight 1)."""
+    from engine.service.training import train
+
+    teacher = finished_store.list()[0]
+    cfg = TrainConfig.from_dict(teacher.config).with_(distill_from=str(teacher.path), distill_weight=1.0)
+    run = RunStore(tmp_path_factory.mktemp("student")).create(cfg.to_dict(), "student")
+    result = train(cfg, run)
+    return teacher, cfg, run, result
+
+
+def test_a_student_run_learns_from_its_teacher_and_keeps_its_answers(student, monkeypatch):
+    from engine.plan.make import load_data
+    from engine.plan.parts import Plan
+
+    teacher, cfg, run, result = student
+    assert result.status == "finished", result.error
+    plan = Plan.from_dict(run.read_json("plan.json"))
+    assert plan.distill.teacher == str(teacher.path) and plan.distill.weight == 1.0 and plan.cost.teach_s >= 0
+    assert "as well as from the labels" in plan.reason and "100% of the loss" in plan.reason
+    kept = run.read_tensors(ANSWERS)
+    ds = load_data(cfg)
+    assert kept["log_probs"].shape == (len(ds.train), len(ds.classes))
+    assert torch.allclose(kept["log_probs"].exp().sum(1), torch.ones(len(ds.train)), atol=1e-4)
+    monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: pytest.fail("asked the teacher again"))
+    again = distill.answers(run, plan.distill, ds, torch.device("cpu"))  # a resumed run reads them from its folder
+    assert torch.equal(again, kept["log_probs"])
+
+
+def test_a_teacher_of_other_classes_or_none_at_all_is_refused_in_one_line(finished_store, sample_run, tmp_path):
+    from engine.errors import DataError
+    from engine.plan.make import make_plan, load_data
+
+    teacher = finished_store.list()[0]
+    cfg = TrainConfig.from_dict(teacher.config)
+    ds = load_data(cfg)
+    with pytest.raises(DataError, match="the teacher knows the classes"):
+        make_plan(cfg.with_(distill_from=str(sample_run.path)), ds)
+    with pytest.raises(DataError, match="no such run"):
+        make_plan(cfg.with_(distill_from="no-such-run"), ds)
+    untrained = tmp_path / "untrained"
+    shutil.copytree(teacher.path, untrained, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
+    with pytest.raises(DataError, match="has no model yet"):
+        make_plan(cfg.with_(distill_from=str(untrained)), ds)
