@@ -75,6 +75,7 @@ _API: dict[str, str] = {
     "band": "engine.plan.rules",
     "group_labels": "engine.plan.rules",
     "get_plan": "engine.plan.make",
+    "teachers_for": "engine.plan.distill",
     "Planned": "engine.plan.stored",
     "plan_with_probe": "engine.plan.make",
     "load_data": "engine.plan.make",
@@ -211,6 +212,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.compare import CompareRow, PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
     from engine.serve.estimate import Estimate, estimate_accuracy, runs_on
     from engine.plan.trained import has_model
+    from engine.plan.distill import teachers_for
     from engine.serve.evaluate import Evaluation, evaluate
     from engine.calibration import Unsure
     from engine.serve.explain import explain_run

@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine import BUDGETED, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TARGET_HEAD, TARGET_NORM, Jobs, Runner, TrainConfig
 from engine import ADAPT_CHOICES, BALANCE
-from engine import get_plan
+from engine import get_plan, teachers_for
 from ui.jobs import job_bar, polling
 from ui.plan_editor import plan_key_for, show_plan
 from ui.state import in_chans, keep_choices, restore_choices, root_for
@@ -82,6 +82,16 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         "interval with val at most a point below.",
     )
     st.caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
+    teachers = teachers_for(path, runner.store)
+    teacher = st.selectbox(
+        "Learn from a trained run (distillation)",
+        ["none", *teachers],
+        format_func=lambda t: teachers.get(t, t),
+        key="distill_from",
+        disabled=not teachers,
+        help="A smaller model that must fit a phone or a board learns from a larger run's answers on the training "
+        "photos as well as from the labels (its second choices too). Runs trained on this folder are listed.",
+    )
     keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(
         data=path,
@@ -92,6 +102,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         data_root=root_for(path),
         budget=float(budget) if budget else None,
         augment=None if augment == "from the plan" else augment,
+        distill_from=None if teacher == "none" else teacher,
         **(
             {
                 "target": target,

@@ -9,6 +9,8 @@ live on the Train page, stopped and resumed like one; its answers are kept in it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.data.dataset import Dataset
 from engine.errors import DataError
 from engine.model.catalogue import get_entry
@@ -80,3 +82,22 @@ def distill_part(cfg: TrainConfig, ds: Dataset) -> tuple[DistillPart, tuple[Deci
         "n_train": len(ds.train),
     }
     return part, (Decision("distill", "teacher and labels", ("labels only",), evidence),)
+
+
+def teachers_for(data: str, store: RunStore | None = None) -> dict[str, str]:
+    """The runs of `store` (the default one when None) that can teach a run on `data` (trained on the same folder,
+    with a model), newest first: the run's folder (what `distill_from` takes) -> what the Train page lists (its id,
+    backbone and val accuracy)."""
+    folder = Path(data).resolve()
+    out = {}
+    for run in (store or RunStore()).list():
+        try:
+            same = Path(TrainConfig.from_dict(run.config).data.path).resolve() == folder
+        except (ValueError, OSError, KeyError, TypeError):
+            continue  # a run of an older or newer TransferLab, or a folder that is gone, teaches nothing here
+        if not same or not has_model(run):
+            continue
+        result = RunResult.read(run)
+        val = f", val {result.best_val_acc:.1%}" if result is not None else ""
+        out[str(run.path)] = f"{run.id} ({run.config.get('backbone', '?')}{val})"
+    return out

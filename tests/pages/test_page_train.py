@@ -176,3 +176,18 @@ def test_the_adaptation_choice_starts_at_auto_which_lets_the_plan_try_each(monke
     head = at.selectbox(key="target_head")
     assert list(head.options) == ["auto", "none", "coral", "t3a", "shot", "em"] and head.value == "auto"
     assert head.disabled  # no target photos given on the Data page
+
+
+def test_a_run_of_the_same_photos_can_teach_the_next_one(monkeypatch, finished_store):
+    teacher = finished_store.list()[0]
+    use_runner(monkeypatch, finished_store)
+    at = page("train.py")
+    at.session_state["dataset"] = TrainConfig.from_dict(teacher.config).data.path
+    at.run()
+    pick = at.selectbox(key="distill_from")
+    assert not pick.disabled and len(pick.options) == 2 and pick.options[1].startswith(f"{teacher.id} (tf_eff")
+    pick.set_value(str(teacher.path)).run()
+    _make_plan(at, "feature-extraction")
+    assert not at.exception and not at.error
+    said = " ".join(i.value for i in at.info)
+    assert f"It learns from run {teacher.path}" in said and "as well as from the labels" in said
