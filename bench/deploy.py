@@ -6,7 +6,7 @@ default budget applied to those measures (which files meet it, and why not).
 
 Columns: test accuracy of that file run on test/ with its 95% Wilson interval; top-1 agreement with PyTorch; size on
 disk; latency at batch 1 on this CPU (median and 95th percentile of 30 photos after 5 warm-up), one thread and all.
-Core ML and a distilled student are not built by TransferLab yet. TFLite needs `make edge`.
+Core ML is not built by TransferLab yet; a distilled student is compared in bench/distill.py. TFLite needs `make edge`.
 Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S]
 """
 
