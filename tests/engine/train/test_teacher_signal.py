@@ -1,8 +1,6 @@
 """Distillation: the loss that mixes the teacher's answers with the labels, the answers kept in the run folder, and a
 real student run on the sample that learns from a trained teacher."""
 
-import shutil
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -85,20 +83,3 @@ def test_a_student_run_learns_from_its_teacher_and_keeps_its_answers(student, mo
     monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: pytest.fail("asked the teacher again"))
     again = distill.answers(run, plan.distill, ds, torch.device("cpu"))  # a resumed run reads them from its folder
     assert torch.equal(again, kept["log_probs"])
-
-
-def test_a_teacher_of_other_classes_or_none_at_all_is_refused_in_one_line(finished_store, sample_run, tmp_path):
-    from engine.errors import DataError
-    from engine.plan.make import make_plan, load_data
-
-    teacher = finished_store.list()[0]
-    cfg = TrainConfig.from_dict(teacher.config)
-    ds = load_data(cfg)
-    with pytest.raises(DataError, match="the teacher knows the classes"):
-        make_plan(cfg.with_(distill_from=str(sample_run.path)), ds)
-    with pytest.raises(DataError, match="no such run"):
-        make_plan(cfg.with_(distill_from="no-such-run"), ds)
-    untrained = tmp_path / "untrained"
-    shutil.copytree(teacher.path, untrained, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
-    with pytest.raises(DataError, match="has no model yet"):
-        make_plan(cfg.with_(distill_from=str(untrained)), ds)
