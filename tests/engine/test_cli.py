@@ -83,6 +83,9 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path, capsys):
     sample = str(REPO / "samples" / "plant-leaves-15")
     assert main(["plan", "--data", sample, "--target", sample, "--target-bn", "on", "--target-norm", "off"]) == 2
     assert "target_bn" in capsys.readouterr().err  # AdaBN's features are read on their own statistics
+    assert main(["plan", "--data", sample, "--distill-from", "no-such-run"]) == 2
+    err = capsys.readouterr().err
+    assert "error: distill_from no-such-run: no such run" in err and sum("error" in x for x in err.splitlines()) == 1
 
 
 def test_weights_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
