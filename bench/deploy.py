@@ -6,8 +6,10 @@ default budget applied to those measures (which files meet it, and why not).
 
 Columns: test accuracy of that file run on test/ with its 95% Wilson interval; top-1 agreement with PyTorch; size on
 disk; latency at batch 1 on this CPU (median and 95th percentile of 30 photos after 5 warm-up), one thread and all.
-Core ML is not built by TransferLab yet; a distilled student is compared in bench/distill.py. TFLite needs `make edge`.
-Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S]
+With `--student BACKBONE`, a student of auto's model (`train --backbone BACKBONE --strategy top-k --distill-from` auto's
+run, same photos and splits) is exported and measured the same way, below it. Core ML is not built by TransferLab
+yet; bench/distill.py compares a student with the same student on labels alone. TFLite needs `make edge`.
+Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S] [--student B]
 """
 
 from __future__ import annotations
@@ -38,8 +40,17 @@ FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite")
 def auto_run(root: Path, budget: float | None):
     """`train --strategy auto` from nothing cached; the run and its wall seconds."""
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-deploy-")
+    return trained(TrainConfig.create(data=str(root), strategy="auto", budget=budget))
+
+
+def student_run(root: Path, backbone: str, teacher):
+    """A top-k student on `backbone` distilled from `teacher`'s answers; the run and its wall seconds."""
+    return trained(TrainConfig.create(data=str(root), backbone=backbone, strategy="top-k", distill_from=teacher.id))
+
+
+def trained(cfg: TrainConfig):
+    """The finished run of `cfg` and its wall seconds."""
     t0 = time.perf_counter()
-    cfg = TrainConfig.create(data=str(root), strategy="auto", budget=budget)
     run = RunStore().create(cfg.to_dict())
     result = train(cfg, run)
     assert result.status == "finished", result.error
@@ -89,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="plant-leaves-15,eurosat-10")
     ap.add_argument("--budget", type=float, default=None)
+    ap.add_argument("--student", default=None, help="a backbone to distil auto's model into, measured below it")
     args = ap.parse_args()
     print(f"deployment on the test split; machine: {os.cpu_count()} CPU cores, training device {pick_device()}")
     header = (
@@ -99,17 +111,21 @@ def main() -> None:
     rows = []
     for name in args.datasets.split(","):
         run, seconds = auto_run(SHARED / name, args.budget)
-        t0 = time.perf_counter()
-        target = TARGETS["server"].with_limits(max_drop=100)  # measure every file; the budgets are applied below
-        export = export_run(run, Path(tempfile.mkdtemp(prefix="tl-export-")), FORMATS, target)
-        rows += table(name, export)
-        plan = read_plan(run.path)
-        notes += [
-            f"{name}: auto chose {plan.backbone} ({export.params / 1e6:.2f}M parameters) in {seconds:.0f} s; "
-            f"export and measurement {time.perf_counter() - t0:.0f} s",
-            f"  {ratios(export)}",
-            *budgets(export),
-        ]
+        runs = [("auto", run, seconds)]
+        if args.student:
+            runs.append(("student", *student_run(SHARED / name, args.student, run)))
+        for who, r, s in runs:
+            t0 = time.perf_counter()
+            target = TARGETS["server"].with_limits(max_drop=100)  # measure every file; the budgets are applied below
+            export = export_run(r, Path(tempfile.mkdtemp(prefix="tl-export-")), FORMATS, target)
+            rows += table(f"{name[:8]} {who}", export)
+            plan = read_plan(r.path)
+            notes += [
+                f"{name} {who}: {plan.backbone} ({export.params / 1e6:.2f}M parameters) trained in {s:.0f} s; "
+                f"export and measurement {time.perf_counter() - t0:.0f} s",
+                f"  {ratios(export)}",
+                *budgets(export),
+            ]
         print(f"{name}: done", flush=True)
     print(header)
     print("\n".join(rows))
