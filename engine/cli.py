@@ -710,7 +710,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     x.add_argument("--out", default=None, help="folder (default: the run's export/)")
     x.add_argument("--target", default="server", help="phone, browser, server or microcontroller (its budget)")
     x.add_argument(
-        "--formats", default=None, help="torchscript,onnx,onnx-int8,tflite,safetensors,web (default: the target's)"
+        "--formats",
+        default=None,
+        help="comma-separated: torchscript, onnx, onnx-int8, tflite, coreml, safetensors, web (default: the target's)",
     )
     x.add_argument("--max-latency-ms", type=float, default=None, help="median ms a photo on one CPU thread")
     x.add_argument("--max-size-mb", type=float, default=None, help="size of the file on disk")

@@ -1,6 +1,6 @@
-"""Export for a target: TorchScript, ONNX fp32 (checked against PyTorch), ONNX int8, TFLite, safetensors and a browser
-bundle, each file run on the test photos and timed, refused when it breaks the budget; with the model card
-(engine.serve.card) and predict.py beside them.
+"""Export for a target: TorchScript, ONNX fp32 (checked against PyTorch), ONNX int8, TFLite, Core ML (written, not
+run: it runs only on Apple's systems), safetensors and a browser bundle, each file run on the test photos and timed,
+refused when it breaks the budget; with the model card (engine.serve.card) and predict.py beside them.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from engine.paths import building, usual_mode
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
 from engine.runs.store import LIVE, Run
-from engine.serve import litert, ood
+from engine.serve import coreml, litert, ood
 from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
 from engine.serve.card import model_card
 from engine.plan.trained import load_run_model
@@ -30,16 +30,18 @@ from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torc
 from engine.serve.quantize import calibration_photos, quantize_int8
 from engine.serve.targets import student_advice, TARGETS, Target
 
-EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite", "safetensors", "web")
+EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite", "coreml", "safetensors", "web")
 FILE_NAMES = {
     "torchscript": "model.torchscript.pt",
     "onnx": "model.onnx",
     "onnx-int8": "model.int8.onnx",
     "tflite": "model.tflite",
+    "coreml": "model.mlpackage",  # a folder (an ML Program package)
     "safetensors": "model.safetensors",
     "web": WEB_DIR,  # a folder: the page, the smallest ONNX file written, its card and onnxruntime-web
     "predict": PREDICT_SCRIPT,  # written beside any ONNX file
 }
+FOLDERS = frozenset({"web", "coreml"})  # formats written as folders
 ONNX_USERS = frozenset({"onnx", "onnx-int8", "web"})  # the formats made from the ONNX fp32 export
 RUN_NAMES = {  # the formats measured by running them
     "torchscript": "TorchScript",
@@ -100,11 +102,13 @@ class Export:
     target: Target
     params: int
     card: dict
+    unchecked: dict = field(default_factory=dict)  # format -> what is known of a file this machine cannot run (Core ML)
     student: str = ""  # what it would take to meet the budget with a smaller model, in words (`targets.student_advice`)
 
     def single_files(self) -> dict[str, str]:
-        """Format -> path of each single file written (the browser bundle is a folder, downloaded in the zip)."""
-        return {k: v for k, v in self.files.items() if k != "web"}
+        """Format -> path of each single file written (the browser bundle and Core ML's package are folders,
+        downloaded in the zip)."""
+        return {k: v for k, v in self.files.items() if k not in FOLDERS}
 
     def how_to_run(self) -> str:
         """How to use what was written, in words."""
@@ -115,6 +119,11 @@ class Export:
             lines.append(
                 "the `web` folder classifies a photo in the browser with no server of ours: serve it with any static "
                 "server (`python -m http.server` inside it) and open it on the phone"
+            )
+        if "coreml" in self.files:
+            lines.append(
+                f"`model.mlpackage` goes into an Xcode project ({self.unchecked['coreml']['size_mb']:.1f} MB; "
+                f"{coreml.UNCHECKED})"
             )
         return ("To run it: " + "; ".join(lines) + ".") if lines else "No runnable file was written."
 
@@ -169,6 +178,7 @@ class Export:
             "meeting": self.meeting(),
             "sentence": self.sentence(),
             "params": self.params,
+            "unchecked": self.unchecked,
             "student": self.student,
         }
 
@@ -293,9 +303,11 @@ class _Job:
             calibration = calibration_photos(*_photos(ds, self.classes, "train"))
             quantize_int8(self.model, self.spec, self.stage / FILE_NAMES["onnx-int8"], calibration)
         unconverted = self.tflite(example)
+        unchecked, unconverted_coreml = self.coreml(example)
+        unconverted.update(unconverted_coreml)
         measures = self.measures(ds)
         refused = {**unconverted, **self.refusals(measures)}
-        names = {RUN_NAMES[k]: why for k, why in refused.items()}
+        names = {RUN_NAMES.get(k, k): why for k, why in refused.items()}
         measures = [replace(m, refused=names.get(m.name, "")) for m in measures]
         params = sum(p.numel() for p in self.model.parameters())
         refused.update(self.web_refusal(refused))
@@ -313,6 +325,7 @@ class _Job:
             target=self.target,
             params=params,
             card={},
+            unchecked=unchecked,
             student=student_advice(self.run.id, cfg.data.path, params, self.target),
         )
         try:
@@ -335,6 +348,17 @@ class _Job:
         except DataError as e:
             return {"tflite": f"tflite refused: {e}"}
         return {}
+
+    def coreml(self, example: torch.Tensor) -> tuple[dict, dict[str, str]]:
+        """Core ML's package written, with what can be known of it here ({"coreml": ...}), and {"coreml": why} when
+        it could not be made (({}, {}) when it was not asked for)."""
+        if "coreml" not in self.formats:
+            return {}, {}
+        path = self.stage / FILE_NAMES["coreml"]
+        try:
+            return {"coreml": coreml.write_coreml(self.model, example, path, self.classes, self.spec.to_dict())}, {}
+        except DataError as e:
+            return {}, {"coreml": f"coreml refused: {e}"}
 
     def web_model(self, refused: dict[str, str]) -> str:
         """The format the browser bundle carries: int8 when it was written, else fp32."""

@@ -80,7 +80,7 @@ TARGETS = {
         20.0,
         None,
         1.0,
-        ("onnx", "onnx-int8", "tflite", "web"),
+        ("onnx", "onnx-int8", "tflite", "coreml", "web"),
         "an app on a mid-range phone, one core per photo (or the browser bundle opened on it)",
     ),
     "browser": Target(

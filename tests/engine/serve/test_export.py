@@ -157,8 +157,8 @@ def test_bad_export_requests_get_one_line(finished_store, tmp_path):
         get_target("watch")
     with pytest.raises(DataError, match="--max-size-mb: -1"):
         TARGETS["phone"].with_limits(max_size_mb=-1)
-    with pytest.raises(DataError, match="formats coreml: not known"):
-        export_run(run, tmp_path / "x", formats=("coreml",))
+    with pytest.raises(DataError, match="formats mlmodel: not known"):
+        export_run(run, tmp_path / "x", formats=("mlmodel",))
     live = tmp_path / "live"
     shutil.copytree(run.path, live)
     status = json.loads((live / "status.json").read_text())
