@@ -1,11 +1,12 @@
 """Distillation: a student trained from a teacher's answers against the same student trained on labels alone.
 
-For each dataset, in one fresh TRANSFERLAB_HOME: the teacher (`--teacher`, fine-tuned with `--teacher-strategy`),
-then the student (`--student`, `--student-strategy`) twice with the same seed, once on the labels alone and once with
+For each dataset, in one fresh TRANSFERLAB_HOME: the teacher (auto's model by default; `--teacher-strategy` and
+`--teacher BACKBONE` to fix it), then the student (`--student`, `--student-strategy`) twice with the same seed, once on the labels alone and once with
 `--distill-from` the teacher (the default weight and temperature). Train on train/, choose the epoch on val/, report
 test/ once at the end: accuracy with its 95% Wilson interval, parameters, wall seconds on this machine.
 
 Run by hand:  .venv/bin/python bench/distill.py [--datasets plant-leaves-15] [--teacher tf_efficientnet_lite2]
+              [--teacher-strategy auto]
               [--student tf_efficientnet_lite0] [--student-weights auto|none] [--epochs N]
 """
 
@@ -24,6 +25,7 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
 from engine.model.catalogue import get_entry
 from engine.plan.config import TrainConfig
+from engine.plan.stored import read_plan
 from engine.runs.store import RunStore
 from engine.service.training import train
 
@@ -52,8 +54,8 @@ def row(dataset: str, name: str, backbone: str, result, seconds: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="plant-leaves-15")
-    ap.add_argument("--teacher", default="tf_efficientnet_lite2")
-    ap.add_argument("--teacher-strategy", default="top-k")
+    ap.add_argument("--teacher", default=None, help="the teacher's backbone (default: auto's choice)")
+    ap.add_argument("--teacher-strategy", default="auto")
     ap.add_argument("--student", default="tf_efficientnet_lite0")
     ap.add_argument("--student-strategy", default="top-k")
     ap.add_argument("--student-weights", default="auto")
@@ -65,8 +67,9 @@ def main() -> None:
     for dataset in args.datasets.split(","):
         root = SHARED / dataset
         data = dict(data=str(root / "train"), val=str(root / "val"), test=str(root / "test"), **epochs)
-        t = trained("teacher", backbone=args.teacher, strategy=args.teacher_strategy, **data)
-        print(row(dataset, t[0], args.teacher, t[1], t[2]), flush=True)
+        chosen = {"backbone": args.teacher} if args.teacher else {}
+        t = trained("teacher", strategy=args.teacher_strategy, **chosen, **data)
+        print(row(dataset, t[0], read_plan(t[3].path).backbone, t[1], t[2]), flush=True)
         student = dict(backbone=args.student, weights=args.student_weights, strategy=args.student_strategy, **data)
         for name, extra in (("student, labels only", {}), ("student, distilled", {"distill_from": t[3].id})):
             s = trained(name, **student, **extra)

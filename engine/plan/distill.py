@@ -17,6 +17,7 @@ from engine.model.catalogue import get_entry
 from engine.plan.config import TrainConfig
 from engine.plan.parts import DistillPart, Plan
 from engine.plan.reasons import Decision
+from engine.plan.stored import read_plan
 from engine.plan.trained import has_model
 from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
@@ -97,7 +98,7 @@ def teachers_for(data: str, store: RunStore | None = None) -> dict[str, str]:
             continue  # a run of an older or newer TransferLab, or a folder that is gone, teaches nothing here
         if not same or not has_model(run):
             continue
-        result = RunResult.read(run)
+        result, plan = RunResult.read(run), read_plan(run.path)
         val = f", val {result.best_val_acc:.1%}" if result is not None else ""
-        out[str(run.path)] = f"{run.id} ({run.config.get('backbone', '?')}{val})"
+        out[str(run.path)] = f"{run.id} ({plan.backbone if plan else '?'}{val})"
     return out
