@@ -1,8 +1,8 @@
 """Distillation: a student trained from a teacher's answers against the same student trained on labels alone.
 
 For each dataset, in one fresh TRANSFERLAB_HOME: the teacher (auto's model by default; `--teacher-strategy` and
-`--teacher BACKBONE` to fix it), then the student (`--student`, `--student-strategy`) twice with the same seed, once on the labels alone and once with
-`--distill-from` the teacher (the default weight and temperature). Train on train/, choose the epoch on val/, report
+`--teacher BACKBONE` to fix it), then the student (`--student`, `--student-strategy`) twice with the same seed, once
+on the labels alone and once with `--distill-from` the teacher (the default weight and temperature). Train on train/, choose the epoch on val/, report
 test/ once at the end: accuracy with its 95% Wilson interval, parameters, wall seconds on this machine.
 
 Run by hand:  .venv/bin/python bench/distill.py [--datasets plant-leaves-15] [--teacher tf_efficientnet_lite2]
