@@ -2,8 +2,9 @@
 
 For each dataset, in one fresh TRANSFERLAB_HOME: the teacher (auto's model by default; `--teacher-strategy` and
 `--teacher BACKBONE` to fix it), then the student (`--student`, `--student-strategy`) twice with the same seed, once
-on the labels alone and once with `--distill-from` the teacher (the default weight and temperature). Train on train/, choose the epoch on val/, report
-test/ once at the end: accuracy with its 95% Wilson interval, parameters, wall seconds on this machine.
+on the labels alone and once with `--distill-from` the teacher (the default weight and temperature). Train on train/,
+choose the epoch on val/, report test/ once at the end: accuracy with its 95% Wilson interval, parameters, wall
+seconds on this machine.
 
 Run by hand:  .venv/bin/python bench/distill.py [--datasets plant-leaves-15] [--teacher tf_efficientnet_lite2]
               [--teacher-strategy auto]
