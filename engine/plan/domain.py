@@ -36,7 +36,7 @@ from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 from engine.plan.adabn import BnChoice
-from engine.plan.target_head import TargetHeadChoice
+from engine.plan.target_head import Readings, TargetHeadChoice, scores
 from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
@@ -169,7 +169,33 @@ def choose_target_norm(  # noqa: PLR0913
     rev["pseudo"] = reverse_accuracy(refit, zt["target"], zv, yv, c)  # the refitted head, as the run would start
     use = rev["target"] > rev["source"]
     keep = use and val["pseudo"] >= val["source"] - MAX_VAL_LOSS
-    return NormChoice(use, {"domain_acc": dom, "reverse": rev, "val": val}, refit, n_pseudo, keep)
+    expected = _expected(head, refit, trained, zv, yv, zt)
+    return NormChoice(use, {"domain_acc": dom, "reverse": rev, "val": val, "expected": expected}, refit, n_pseudo, keep)
+
+
+# PLR0913: the two heads and the three readings they are scored on
+def _expected(  # noqa: PLR0913
+    head: LinearFit, refit: LinearFit, trained: np.ndarray, zv: np.ndarray, yv: np.ndarray, zt: dict[str, np.ndarray]
+) -> dict[str, dict]:
+    """The accuracy ATC expects on the target photos for each reading (as trained, on their own statistics, refitted),
+    with its interval: stated beside reverse validation, which still chooses (ATC trusts confident answers, and a
+    reading that leaves the target photos confidently wrong is the failure this choice exists to catch)."""
+    none = np.zeros(0, dtype=np.int64)
+    heads = {"source": head, "target": head, "pseudo": refit}
+    out = {}
+    for k, h in heads.items():
+        r = Readings(
+            trained,
+            np.zeros(len(trained), dtype=np.int64),
+            zv,
+            yv,
+            zt["source" if k == "source" else "target"],
+            none,
+            none,
+        )
+        s = scores(h, r)
+        out[k] = {"estimate": s["estimate"], "low": s["low"], "high": s["high"]}
+    return out
 
 
 def refitted(evidence: NormChoice | None, norm: bool, asked: bool | None) -> bool:

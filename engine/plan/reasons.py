@@ -218,6 +218,23 @@ def _target_norm(d: Decision) -> str:
             if d["refit"]
             else ""
         )
+        + _norm_expected(d)
+    )
+
+
+def _norm_expected(d: Decision) -> str:
+    """The accuracy ATC expects for each reading, stated beside the choice (stored plans before it: nothing)."""
+    if "expected" not in d.evidence:
+        return ""
+    e = d["expected"]
+
+    def one(k: str) -> str:
+        return f"{e[k]['estimate']:.1%} ({e[k]['low']:.1%}–{e[k]['high']:.1%})"
+
+    return (
+        f" Expected on the target photos by ATC: {one('source')} as trained, {one('target')} on their own statistics, "
+        f"{one('pseudo')} refitted; reverse validation chooses, as ATC trusts confident answers and a reading that "
+        f"leaves the target photos confidently wrong is what this choice must catch."
     )
 
 
