@@ -28,6 +28,7 @@ from engine.model.catalogue import get_entry
 from engine.plan.config import TrainConfig
 from engine.plan.stored import read_plan
 from engine.runs.store import RunStore
+from engine.serve.compare import paired_test
 from engine.service.training import train
 
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -72,9 +73,17 @@ def main() -> None:
         t = trained("teacher", strategy=args.teacher_strategy, **chosen, **data)
         print(row(dataset, t[0], read_plan(t[3].path).backbone, t[1], t[2]), flush=True)
         student = dict(backbone=args.student, weights=args.student_weights, strategy=args.student_strategy, **data)
+        pair = []
         for name, extra in (("student, labels only", {}), ("student, distilled", {"distill_from": t[3].id})):
             s = trained(name, **student, **extra)
+            pair.append(s[1])
             print(row(dataset, name, args.student, s[1], s[2]), flush=True)
+        p = paired_test(*pair)
+        if p is not None:
+            print(
+                f"{dataset:16} McNemar on the {p.n} test photos: distilled right where labels-only is wrong on "
+                f"{p.only_b}, the reverse on {p.only_a}; p = {p.p_value:.2g}"
+            )
 
 
 if __name__ == "__main__":
