@@ -41,10 +41,12 @@ def teacher_answers(part: DistillPart, ds: Dataset, device: torch.device, progre
 
 
 def answers(
-    run: Run, part: DistillPart, ds: Dataset, device: torch.device, progress: Step = QUIET_STEP
+    run: Run | None, part: DistillPart, ds: Dataset, device: torch.device, progress: Step = QUIET_STEP
 ) -> torch.Tensor:
     """The answers kept in `run`'s folder for these training photos, else read from the teacher now and kept (only
-    the process that writes the run keeps them)."""
+    the process that writes the run keeps them; the LR finder, which has no run, keeps nothing)."""
+    if run is None:
+        return teacher_answers(part, ds, device, progress)
     key = torch.tensor(list(bytes.fromhex(photos_key(ds))), dtype=torch.uint8)
     kept = run.read_tensors(ANSWERS) or {}
     if "photos" in kept and torch.equal(kept["photos"], key) and len(kept.get("log_probs", ())) == len(ds.train):

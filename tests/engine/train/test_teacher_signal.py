@@ -83,3 +83,15 @@ def test_a_student_run_learns_from_its_teacher_and_keeps_its_answers(student, mo
     monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: pytest.fail("asked the teacher again"))
     again = distill.answers(run, plan.distill, ds, torch.device("cpu"))  # a resumed run reads them from its folder
     assert torch.equal(again, kept["log_probs"])
+
+
+def test_without_a_run_folder_the_answers_are_read_and_kept_nowhere(monkeypatch):
+    """The LR finder sets a distilled run up with no run folder: the teacher answers, nothing is written."""
+    from types import SimpleNamespace
+
+    from engine.plan.parts import DistillPart
+
+    got = torch.zeros(3, 2).log_softmax(-1)
+    monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: got)
+    ds = SimpleNamespace(train=[SimpleNamespace(path=f"{i}.png") for i in range(3)])
+    assert distill.answers(None, DistillPart(teacher="t"), ds, torch.device("cpu")) is got
