@@ -20,14 +20,14 @@ from engine.plan.reasons import Decision
 from engine.plan.stored import read_plan
 from engine.plan.trained import has_model
 from engine.runs.result import RunResult
-from engine.runs.store import Run, RunStore
+from engine.runs.store import LIVE, Run, RunStore
 
 
 def teacher_run(name: str) -> Run:
     """The run called `name` (an id in the run store, or a run folder), with a model to teach with.
 
     Raises:
-        DataError: No such run, or it has no model yet.
+        DataError: No such run, it is still training, or it has no model yet.
     """
     try:
         run = RunStore().open(name)
@@ -35,11 +35,11 @@ def teacher_run(name: str) -> Run:
         raise DataError(
             f"distill_from {name}: no such run; give the id of a trained run (`python -m engine runs` lists them)"
         ) from None
+    state = run.status().get("state")
+    if state in LIVE:
+        raise DataError(f"distill_from {name}: the run is still training; let it finish (or stop it) first")
     if not has_model(run):
-        raise DataError(
-            f"distill_from {name}: the run has no model yet (status {run.status().get('state')}); let it finish, "
-            f"or resume it"
-        )
+        raise DataError(f"distill_from {name}: the run has no model yet (status {state}); let it finish, or resume it")
     return run
 
 

@@ -1,12 +1,14 @@
 """The teacher of a distilled run, decided: refused in one line when it cannot teach, listed for the Train page when
 it can, and its pass counted in the plan's cost."""
 
+import os
 import shutil
 
 import pytest
 
 from engine.plan.config import TrainConfig
 from engine.plan.distill import teachers_for
+from engine.runs.store import RunStore
 
 
 def test_a_teacher_of_other_classes_or_none_at_all_is_refused_in_one_line(finished_store, sample_run, tmp_path):
@@ -24,6 +26,11 @@ def test_a_teacher_of_other_classes_or_none_at_all_is_refused_in_one_line(finish
     shutil.copytree(teacher.path, untrained, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
     with pytest.raises(DataError, match="has no model yet"):
         make_plan(cfg.with_(distill_from=str(untrained)), ds)
+    live = tmp_path / "live"
+    shutil.copytree(teacher.path, live)
+    RunStore(tmp_path).open("live").set_status(state="running", pid=os.getpid())
+    with pytest.raises(DataError, match="is still training"):
+        make_plan(cfg.with_(distill_from=str(live)), ds)
 
 
 def test_the_runs_of_the_same_folder_are_offered_as_teachers_and_their_pass_is_costed(finished_store, tmp_path):
