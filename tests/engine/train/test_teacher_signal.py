@@ -95,3 +95,33 @@ def test_without_a_run_folder_the_answers_are_read_and_kept_nowhere(monkeypatch)
     monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: got)
     ds = SimpleNamespace(train=[SimpleNamespace(path=f"{i}.png") for i in range(3)])
     assert distill.answers(None, DistillPart(teacher="t"), ds, torch.device("cpu")) is got
+
+
+@pytest.mark.slow
+def test_on_the_sample_a_distilled_student_beats_the_same_student_on_labels(tmp_path):
+    """Auto's model on the bundled sample teaches Lite0 fine-tuned in its top groups; the same student, seed and
+    epochs on the labels alone is the baseline. Scored on the sample's held-out test photos."""
+    from engine.paths import SAMPLE
+    from engine.runs.result import RunResult
+    from engine.serve.compare import paired_test
+    from engine.service.training import train
+
+    store = RunStore(tmp_path / "runs")
+
+    def trained(**kw):
+        cfg = TrainConfig.create(data=str(SAMPLE), **kw)
+        run = store.create(cfg.to_dict())
+        assert train(cfg, run).status == "finished"
+        return run, RunResult.read(run)
+
+    teacher, taught_by = trained(strategy="auto", budget=150)
+    _, labels = trained(strategy="top-k", finetune_epochs=6)
+    _, distilled = trained(strategy="top-k", finetune_epochs=6, distill_from=str(teacher.path))
+    pair = paired_test(labels, distilled)
+    why = (
+        f"teacher {taught_by.test_accuracy:.1%}, student on labels {labels.test_accuracy:.1%}, distilled "
+        f"{distilled.test_accuracy:.1%} on {pair.n} test photos ({pair.only_b} right only distilled, {pair.only_a} "
+        f"only on labels)"
+    )
+    assert taught_by.test_accuracy > labels.test_accuracy, f"the teacher is no better than the student: {why}"
+    assert distilled.test_accuracy > labels.test_accuracy, why
