@@ -85,7 +85,8 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
         return prof.epoch_seconds(trainable, data.n_train, n_val, speed, views)
 
     epoch_s = epoch(data.n_val) if ft else 0.0
-    if target.adapt != "none" and ft:  # the target photos' frozen part once, then a target batch beside every batch,
+    if (target.adapt != "none" or plan.distill.n_target) and ft:  # the target photos' frozen part once, then a target
+        # batch beside every batch (adapted to, or the teacher's answers learnt on them),
         cache_s += target.n / speed if on_activations else 0.0
         epoch_s += epoch(0)  # which costs what a training batch costs: its training steps again, without val
     # the final val and test scoring; with no epoch to train, the starting head's validation is already the val score;
@@ -112,12 +113,12 @@ def costed(cfg: TrainConfig, plan: Plan, images_per_s: float, device: str, plan_
 
 
 def teacher_seconds(plan: Plan, device: str) -> float:
-    """The teacher's pass over the training photos of a distilled run (0 without one), at the teacher backbone's
-    forward pace measured on this machine."""
+    """The teacher's pass over the training photos (and the target photos it answers for) of a distilled run (0
+    without one), at the teacher backbone's forward pace measured on this machine."""
     d = plan.distill
     if not d.on:
         return 0.0
-    return plan.data.n_train / profile(d.backbone, d.input_size, device).forward_pace
+    return (plan.data.n_train + d.n_target) / profile(d.backbone, d.input_size, device).forward_pace
 
 
 def footprint(plan: Plan, device: str) -> tuple[int, int]:

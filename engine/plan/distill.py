@@ -43,8 +43,9 @@ def teacher_run(name: str) -> Run:
     return run
 
 
-def distill_part(cfg: TrainConfig, ds: Dataset) -> tuple[DistillPart, tuple[Decision, ...]]:
-    """The teacher the config names (none: an empty part, nothing said), with the decision that says so.
+def distill_part(cfg: TrainConfig, ds: Dataset, n_target: int = 0) -> tuple[DistillPart, tuple[Decision, ...]]:
+    """The teacher the config names (none: an empty part, nothing said), with the decision that says so; the teacher
+    also answers for the `n_target` target photos given (the unlabelled photos the student learns on).
 
     Raises:
         DataError: The teacher is missing, untrained, or knows other classes than the data's.
@@ -68,6 +69,7 @@ def distill_part(cfg: TrainConfig, ds: Dataset) -> tuple[DistillPart, tuple[Deci
         input_size=plan.input.input_size[-1],
         params=int(get_entry(plan.backbone).params_m * 1e6),
         val_accuracy=result.best_val_acc if result is not None else None,
+        n_target=n_target,
         weight=reg.distill_weight,
         temperature=reg.distill_temperature,
     )
@@ -81,6 +83,7 @@ def distill_part(cfg: TrainConfig, ds: Dataset) -> tuple[DistillPart, tuple[Deci
         "weight": part.weight,
         "temperature": part.temperature,
         "n_train": len(ds.train),
+        "n_target": n_target,
     }
     return part, (Decision("distill", "teacher and labels", ("labels only",), evidence),)
 

@@ -130,8 +130,10 @@ def make_plan(
     cost."""
     device_input_setting()  # a bad setting is refused before minutes of probing
     where = (device or pick_device(cfg.runtime.device)).type
-    distill, distill_said = distill_part(cfg, ds)  # a teacher that cannot teach is refused before any probing
-    req = Request(cfg, ds, targets or Targets(None), where, progress, distill)
+    targets = targets or Targets(None)
+    n_target = len(targets.photos.paths) if targets.photos is not None else 0
+    distill, distill_said = distill_part(cfg, ds, n_target)  # a teacher that cannot teach is refused before probing
+    req = Request(cfg, ds, targets, where, progress, distill)
     ev = gather(req, estimate=lambda speed: _estimate(req, speed))
     phases, said = schedule(req, ev)
     said = (*target_notes(req.targets), *ev.decisions, *said, *distill_said, *_data_notes(ds))
@@ -139,7 +141,7 @@ def make_plan(
     if req.targets.photos is None and not req.targets.test:
         draft = _assemble(req, ev, head_part, phases, TargetPart(), ())
         phases, cap_said = capped(cfg, draft, lambda p: _priced(req, ev, p, ev.elapsed).cost)
-        plan = _assemble(req, ev, head_part, phases, TargetPart(), (*said, *cap_said))
+        plan = _taught(_assemble(req, ev, head_part, phases, TargetPart(), (*said, *cap_said)))
         return Planned(_priced(req, ev, plan, ev.elapsed), ds, ev.head, list(ev.probes))
     t0 = time.perf_counter()
     draft = _assemble(req, ev, head_part, phases, TargetPart(), said)
@@ -156,8 +158,20 @@ def make_plan(
     else:
         phases, cap_said = capped(cfg, fitting, lambda p: _priced(req, ev, p, spent).cost)
         target_said += cap_said
-    plan = _assemble(req, ev, head_part, phases, section, (*said, *target_said))
+    plan = _taught(_assemble(req, ev, head_part, phases, section, (*said, *target_said)))
     return Planned(_priced(req, ev, plan, spent), ds, head, list(ev.probes))
+
+
+def _taught(plan: Plan) -> Plan:
+    """`plan` with its teacher's target photos dropped when its final phases do not fine-tune: the teacher's answers
+    on them are learnt beside phase 2's batches only (its part and its decision say so alike)."""
+    d = plan.distill
+    if not d.n_target or plan.phases.finetune_epochs:
+        return plan
+    said = tuple(
+        replace(x, evidence={**x.evidence, "n_target": 0}) if x.kind == "distill" else x for x in plan.decisions
+    )
+    return replace(plan, distill=replace(d, n_target=0), decisions=said)
 
 
 # PLR0913: the request, its evidence, and the parts decided from them

@@ -158,11 +158,14 @@ class DistillPart:
     labels: loss = (1 - weight) x cross-entropy + weight x temperature² x KL(teacher || student), both softened by the
     temperature (Hinton et al. 2015)."""
 
-    teacher: str = ""  # the teacher run's id ("": no distillation)
+    teacher: str = ""  # the teacher run's id or folder ("": no distillation)
     backbone: str = ""  # the teacher's backbone
     input_size: int = 0  # the side of the teacher's input, in pixels
     params: int = 0  # the teacher's parameters
     val_accuracy: float | None = None  # the teacher's own val accuracy, as its run recorded it
+    n_target: int = (
+        0  # target photos the teacher also answers for: phase 2 learns its answers on them beside every batch
+    )
     weight: float = 0.0
     temperature: float = 1.0
 

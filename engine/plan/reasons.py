@@ -145,12 +145,19 @@ def _budget_cap(d: Decision) -> str:
 
 def _distill(d: Decision) -> str:
     val = f", val {d['teacher_val']:.1%}" if d["teacher_val"] is not None else ""
+    n_target = d.evidence.get("n_target", 0)
+    on_target = (
+        f" It also learns the teacher's answers on the {n_target:,} target photos, a batch of them beside every "
+        f"fine-tuning batch (no label needed)."
+        if n_target
+        else ""
+    )
     return (
         f"It learns from run {d['teacher']} ({d['teacher_backbone']}, {d['teacher_params'] / 1e6:.1f}M parameters"
         f"{val}) as well as from the labels: the teacher's answers on the {d['n_train']:,} training photos, softened "
         f"at temperature {d['temperature']:g}, are {d['weight']:.0%} of the loss (distillation), so the "
         f"{d['student_params'] / 1e6:.1f}M-parameter {d['student_backbone']} learns which classes the teacher finds "
-        f"alike, not only which is right."
+        f"alike, not only which is right.{on_target}"
     )
 
 

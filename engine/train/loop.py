@@ -33,7 +33,7 @@ from engine.train import distributed
 from engine.train.build import build
 from engine.train.callbacks import Callback, default_callbacks
 from engine.train.finish import end_result, failure_line, final_metrics, record_end
-from engine.train.distill import answers, distill_loss
+from engine.train.distill import answers, distill_loss, soft_loss
 from engine.train.losses import make_loss, sample_order
 from engine.train.optim import (
     Schedule,
@@ -125,9 +125,11 @@ class Trainer:
             if self.world > 1:
                 raise ValueError("adaptation (dann, mmd) runs in one process; start it without torchrun")
             adapt = Adaptation(plan.target.adapt, b.model.num_features, plan.target.adapt_strength).to(self.device)
-        teacher = None
+        teacher = teacher_target = None
         if plan.distill.on:
-            teacher = answers(self.run, plan.distill, b.ds, self.device, self.report.step("the teacher's answers"))
+            shown = self.report.step("the teacher's answers")
+            photos = targets.photos.paths if plan.distill.n_target and targets is not None else []
+            teacher, teacher_target = answers(self.run, plan.distill, b.ds, photos, self.device, shown)
         self.ctx = TrainContext(
             cfg=cfg,
             run=self.run,
@@ -153,6 +155,7 @@ class Trainer:
             targets=targets,
             adapt=adapt,
             teacher=teacher,
+            teacher_target=teacher_target,
         )
         return self.ctx
 
@@ -189,20 +192,34 @@ class Trainer:
         return loss_v, int(right)
 
     def _forward(self, path, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The batch's logits and, in an adapted phase 2, the adaptation loss between its head input and a batch of
-        target photos' (its numbers kept for the epoch's log)."""
+        """The batch's logits and, in a phase 2 that reads target photos beside it, the loss they add: the adaptation
+        loss between the two batches' head inputs (its numbers kept for the epoch's log) and the teacher's answers on
+        the target photos (a distilled run given target photos)."""
         ctx, st = self.ctx, self.state
-        if ctx.adapt is None or st.phase.number != 2 or not path.adapts:
+        if not ctx.reads_targets or st.phase.number != 2 or not path.adapts:
             return path.logits(x), None
         head = ctx.model.head
         f = path.head_input(x)
-        ft = path.head_input(path.target_batch(len(x), st.step))
+        rows, xt = path.target_batch(len(x), st.step)
+        ft = path.head_input(xt)
+        losses = []
+        if ctx.adapt is not None:
+            losses.append(self._adapt_loss(head.standardise(f), head.standardise(ft)))
+        if ctx.teacher_target is not None:
+            d = ctx.plan.distill
+            teacher = ctx.teacher_target[rows].to(ctx.device)
+            losses.append(d.weight * soft_loss(head(ft).float(), teacher, d.temperature))
+        return head(f), sum(losses[1:], losses[0])
+
+    def _adapt_loss(self, f: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+        """The adaptation loss between a batch's head input and the target photos', ramped up over phase 2."""
+        ctx, st = self.ctx, self.state
         done = (st.step - st.phase.first * ctx.steps_per_epoch) / max(1, st.phase.epochs * ctx.steps_per_epoch)
-        loss, shown = ctx.adapt.loss(head.standardise(f), head.standardise(ft), done)
+        loss, shown = ctx.adapt.loss(f, ft, done)
         for k, v in shown.items():
             st.adapt_sums[k] = st.adapt_sums.get(k, 0.0) + v
         st.adapt_steps += 1
-        return head(f), loss
+        return loss
 
     def _epoch(self, path, sched: Schedule, step0: int) -> None:
         """One training epoch of the current phase, then its validation."""

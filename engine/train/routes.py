@@ -57,7 +57,8 @@ class _Trainable:
     def head_input(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def target_batch(self, n: int, step: int) -> torch.Tensor:
+    def target_batch(self, n: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` target photos drawn with the step's seed: their rows among the target photos, and the input."""
         raise NotImplementedError
 
     def parallel(self, world: int) -> None:
@@ -134,10 +135,10 @@ class ActivationPath(FeaturePath):
     def head_input(self, a: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.split.suffix_features(a), pre_logits=True)
 
-    def target_batch(self, n: int, step: int) -> torch.Tensor:
+    def target_batch(self, n: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`n` target photos' cached activations, drawn with the step's seed."""
         rows = torch.randint(len(self.target_x), (n,), generator=torch.Generator().manual_seed(step))
-        return to_device(self.target_x[rows], self.device)
+        return rows, to_device(self.target_x[rows], self.device)
 
 
 class FullPath(_Trainable):
@@ -171,11 +172,11 @@ class FullPath(_Trainable):
     def head_input(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.features(x)
 
-    def target_batch(self, n: int, step: int) -> torch.Tensor:
+    def target_batch(self, n: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`n` target photos decoded and augmented in this thread, drawn with the step's seed."""
-        rows = torch.randint(len(self.targets), (n,), generator=torch.Generator().manual_seed(step)).tolist()
-        pixels = torch.stack([self.targets[(i, self.batches.seed_of(i, -step - 1))] for i in rows])
-        return self.spec.normalize(to_device(pixels, self.device))
+        rows = torch.randint(len(self.targets), (n,), generator=torch.Generator().manual_seed(step))
+        pixels = torch.stack([self.targets[(i, self.batches.seed_of(i, -step - 1))] for i in rows.tolist()])
+        return rows, self.spec.normalize(to_device(pixels, self.device))
 
     def train_batches(self, order: np.ndarray, epoch: int) -> Iterator[Batch]:
         inputs = self._device_inputs if self.pixels is not None else self._loader_inputs
@@ -246,7 +247,7 @@ def make_path(ctx: TrainContext, state: TrainState, phase: int) -> FeaturePath |
         decoding(1.0)
         augment = BatchAugment(ctx.spec, ctx.plan.phases.augment, cfg.regularisation.random_erasing)
     path = FullPath(ctx.model, images, batches, ctx.spec, val_paths, ctx.device, ctx.ytr, mix, pixels, augment)
-    if ctx.adapt is not None:
+    if ctx.reads_targets:
         path.with_targets(
             AugmentedImages(
                 ctx.targets.photos.paths, images.work_key, images.work_geometry, images.transform, images.chans
@@ -274,7 +275,7 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
             "augment": plan.phases.augment,
             "seed": ctx.cfg.runtime.seed,
             "erasing": ctx.cfg.regularisation.random_erasing,
-            "target": plan.target.fingerprint if ctx.adapt is not None else "",
+            "target": plan.target.fingerprint if ctx.reads_targets else "",
         }
     )
     store = ctx.run.path / f"views-{key}.pt" if ctx.run is not None and ctx.world == 1 else None
@@ -296,7 +297,7 @@ def run_views(ctx: TrainContext, state: TrainState) -> Views:
         progress=caching,
     )
     caching(1.0)
-    if ctx.adapt is not None and ctx.split is not None:
+    if ctx.reads_targets and ctx.split is not None:
         targets = ctx.report.step("cache the target photos")
         targets(0.0)
         views.target_acts = cache_target_acts(ctx.split, ctx.spec, ctx.targets.photos.paths, ctx.device, targets)

@@ -81,10 +81,17 @@ class TrainContext:
     targets: Targets | None = None  # photos from where the model will be used, and their labelled test
     adapt: Adaptation | None = None  # phase 2's adaptation loss (DANN or MMD), when the plan adapts
     teacher: torch.Tensor | None = None  # a distilled run's teacher answers, one row a training photo (log-probs)
+    teacher_target: torch.Tensor | None = None  # and one row a target photo (the unlabelled photos it also learns on)
 
     @property
     def classes(self) -> list[str]:
         return self.ds.classes
+
+    @property
+    def reads_targets(self) -> bool:
+        """Whether phase 2 reads a batch of target photos beside every batch: to adapt to them, or to learn the
+        teacher's answers on them."""
+        return self.adapt is not None or self.teacher_target is not None
 
 
 @dataclass

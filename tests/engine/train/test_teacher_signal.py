@@ -1,6 +1,8 @@
 """Distillation: the loss that mixes the teacher's answers with the labels, the answers kept in the run folder, and a
 real student run on the sample that learns from a trained teacher."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,8 +83,39 @@ def test_a_student_run_learns_from_its_teacher_and_keeps_its_answers(student, mo
     assert kept["log_probs"].shape == (len(ds.train), len(ds.classes))
     assert torch.allclose(kept["log_probs"].exp().sum(1), torch.ones(len(ds.train)), atol=1e-4)
     monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: pytest.fail("asked the teacher again"))
-    again = distill.answers(run, plan.distill, ds, torch.device("cpu"))  # a resumed run reads them from its folder
-    assert torch.equal(again, kept["log_probs"])
+    again, on_target = distill.answers(run, plan.distill, ds, [], torch.device("cpu"))  # a resumed run reads them
+    assert torch.equal(again, kept["log_probs"]) and on_target is None
+
+
+def test_a_student_given_target_photos_learns_the_teachers_answers_on_them(finished_store, tmp_path, monkeypatch):
+    from PIL import Image, ImageOps
+
+    from engine.plan.parts import Plan
+    from engine.service.training import train
+    from engine.train import loop
+
+    teacher = finished_store.list()[0]
+    cfg = TrainConfig.from_dict(teacher.config)
+    target = tmp_path / "field"
+    target.mkdir()
+    photos = sorted(Path(cfg.data.path).rglob("*.jpg"))[:6]
+    for i, f in enumerate(photos):
+        ImageOps.invert(Image.open(f).convert("RGB")).save(target / f"x{i}.jpg", quality=90)
+    calls = []
+
+    def counted(logits, teacher_log_probs, temperature):
+        calls.append(len(logits))
+        return distill.soft_loss(logits, teacher_log_probs, temperature)
+
+    monkeypatch.setattr(loop, "soft_loss", counted)
+    cfg = cfg.with_(distill_from=str(teacher.path), target=str(target), adapt="none", target_head="none")
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict(), "student")
+    assert train(cfg, run).status == "finished"
+    plan = Plan.from_dict(run.read_json("plan.json"))
+    kept = run.read_tensors(ANSWERS)
+    assert plan.distill.n_target == 6 and kept["target_log_probs"].shape == (6, 3)
+    assert "the teacher's answers on the 6 target photos" in plan.reason
+    assert calls and plan.phases.finetune_epochs >= 1  # a batch of target photos beside every phase-2 batch
 
 
 def test_without_a_run_folder_the_answers_are_read_and_kept_nowhere(monkeypatch):
@@ -94,7 +127,8 @@ def test_without_a_run_folder_the_answers_are_read_and_kept_nowhere(monkeypatch)
     got = torch.zeros(3, 2).log_softmax(-1)
     monkeypatch.setattr(distill, "teacher_answers", lambda *a, **k: got)
     ds = SimpleNamespace(train=[SimpleNamespace(path=f"{i}.png") for i in range(3)])
-    assert distill.answers(None, DistillPart(teacher="t"), ds, torch.device("cpu")) is got
+    train, target = distill.answers(None, DistillPart(teacher="t"), ds, [], torch.device("cpu"))
+    assert torch.equal(train, got) and target is None
 
 
 @pytest.mark.slow
