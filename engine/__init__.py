@@ -112,7 +112,7 @@ _API: dict[str, str] = {
     "dataset_labels": "engine.serve.compare",
     "estimate_accuracy": "engine.serve.estimate",
     "Estimate": "engine.serve.estimate",
-    "runs_on": "engine.serve.estimate",
+    "runs_on": "engine.plan.trained",
     "CompareRow": "engine.serve.compare",
     "PairedTest": "engine.serve.compare",
     "export_run": "engine.serve.export",
@@ -210,8 +210,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
     from engine.serve.compare import CompareRow, PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
-    from engine.serve.estimate import Estimate, estimate_accuracy, runs_on
-    from engine.plan.trained import has_model
+    from engine.serve.estimate import Estimate, estimate_accuracy
+    from engine.plan.trained import has_model, runs_on
     from engine.plan.distill import teachers_for
     from engine.serve.evaluate import Evaluation, evaluate
     from engine.calibration import Unsure

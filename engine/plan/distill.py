@@ -9,8 +9,6 @@ live on the Train page, stopped and resumed like one; its answers are kept in it
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.data.dataset import Dataset
 from engine.errors import DataError
 from engine.model.catalogue import get_entry
@@ -18,7 +16,7 @@ from engine.plan.config import TrainConfig
 from engine.plan.parts import DistillPart, Plan
 from engine.plan.reasons import Decision
 from engine.plan.stored import read_plan
-from engine.plan.trained import has_model
+from engine.plan.trained import has_model, runs_on
 from engine.runs.result import RunResult
 from engine.runs.store import LIVE, Run, RunStore
 
@@ -89,18 +87,13 @@ def distill_part(cfg: TrainConfig, ds: Dataset, n_target: int = 0) -> tuple[Dist
 
 
 def teachers_for(data: str, store: RunStore | None = None) -> dict[str, str]:
-    """The runs of `store` (the default one when None) that can teach a run on `data` (trained on the same folder,
-    with a model), newest first: the run's folder (what `distill_from` takes) -> what the Train page lists (its id,
-    backbone and val accuracy)."""
-    folder = Path(data).resolve()
+    """The runs of `store` (the default one when None) that can teach a run on `data` (`runs_on`: trained on the same
+    folder, with a model), newest first: the run's folder (what `distill_from` takes) -> what the Train page lists
+    (its id, backbone and val accuracy)."""
+    store = store or RunStore()
     out = {}
-    for run in (store or RunStore()).list():
-        try:
-            same = Path(TrainConfig.from_dict(run.config).data.path).resolve() == folder
-        except (ValueError, OSError, KeyError, TypeError):
-            continue  # a run of an older or newer TransferLab, or a folder that is gone, teaches nothing here
-        if not same or not has_model(run):
-            continue
+    for run_id in runs_on(store, data):
+        run = store.open(run_id)
         result, plan = RunResult.read(run), read_plan(run.path)
         val = f", val {result.best_val_acc:.1%}" if result is not None else ""
         out[str(run.path)] = f"{run.id} ({plan.backbone if plan else '?'}{val})"

@@ -6,6 +6,8 @@ Serving reads it to predict and export; a run that learns from another (distilla
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from safetensors.torch import load_file
 
 from engine.data.spec import InputSpec
@@ -13,6 +15,7 @@ from engine.errors import DataError
 from engine.model.catalogue import build_model
 from engine.model.taps import TapModel
 from engine.model.weights import sha256_file
+from engine.plan.config import TrainConfig
 from engine.plan.parts import Plan
 from engine.runs.result import RunResult
 from engine.runs.store import Run, RunStore
@@ -68,3 +71,18 @@ def _checked_weights(run: Run, final) -> dict:
         return load_file(str(final))
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
         raise DataError(f"{final}: not a readable model file ({str(e).splitlines()[0]}); restore it") from None
+
+
+def runs_on(store: RunStore, path: str) -> list[str]:
+    """The ids of the runs in `store` with a model trained on the photos at `path`, newest first (the Data page's
+    estimate and the Train page's teachers list the same runs)."""
+    want = Path(path).expanduser().resolve()
+    return [run.id for run in store.list() if _trained_on(run) == want and has_model(run)]
+
+
+def _trained_on(run: Run) -> Path | None:
+    """The folder `run` was trained on, resolved (None for a config this version cannot read, or no folder)."""
+    try:
+        return Path(TrainConfig.from_dict(run.config).data.path).expanduser().resolve()
+    except (ValueError, OSError, KeyError, TypeError):
+        return None

@@ -116,19 +116,6 @@ def recorded(run: Run) -> list[Estimate]:
     return [Estimate.from_dict(d) for d in (run.read_json(RECORD) or {}).values() if d.get("weights") == stamp]
 
 
-def runs_on(store: RunStore, path: str) -> list[str]:
-    """The ids of the runs in `store` with a model trained on the photos at `path`, newest first."""
-    from engine.plan.trained import has_model
-
-    want = Path(path).expanduser().resolve()
-    found = []
-    for run in store.list():
-        data = (run.config.get("data") or {}).get("path")
-        if data and Path(data).expanduser().resolve() == want and has_model(run):
-            found.append(run.id)
-    return found
-
-
 def _val_scores(run: Run) -> tuple[np.ndarray, np.ndarray]:
     result = RunResult.read(run)
     if result is None or not result.val_conf or len(result.val_conf) != len(result.val_labels):

@@ -24,7 +24,8 @@ def test_a_real_run_estimates_its_accuracy_on_new_photos_and_a_labelled_share_is
 
 def test_an_estimate_is_kept_with_the_run_for_the_model_it_was_made_with(finished_store, tmp_path):
     from engine.serve.card import model_card
-    from engine.serve.estimate import Estimate, recorded, runs_on
+    from engine.plan.trained import runs_on
+    from engine.serve.estimate import Estimate, recorded
 
     src = finished_store.list()[0]
     shutil.copytree(src.path, tmp_path / "runs" / src.path.name)
