@@ -15,7 +15,7 @@ The shared photo→painting pair (source: photographs, target: paintings) is mea
 `target/unlabelled` and `target/test`.
 
 Printed per row: the estimate with its 95% interval, the truth with its Wilson interval, the error, whether the
-interval covers the truth; then the mean absolute error and the coverage over all rows. Goal (issue 36): mean
+interval covers the truth, and the error of ATC on the model's own confidence ("own"); then the mean absolute error and the coverage over all rows. Goal (issue 36): mean
 absolute error at most 5 points, coverage at least 80%.
 
 Run by hand:  .venv/bin/python bench/estimate.py [--datasets plant-leaves-15,eurosat-10] [--no-pair] [--no-adapted]
@@ -122,6 +122,7 @@ def row(dataset: str, shift: str, model: str, run_id: str, folder: Path, seconds
         "n": est.measured_n,
         "estimate": est.accuracy,
         "interval": est.interval,
+        "own": est.own_confidence,
         "truth": est.measured,
         "truth_interval": est.measured_interval,
         "error": est.accuracy - est.measured,
@@ -168,19 +169,22 @@ def show(rows: list[dict]) -> None:
     )
     print(
         f"{'data':15} {'shift':10} {'model':12} {'n':>5} {'estimate (95%)':>20} {'truth (95%)':>20} {'error':>6}  "
-        f"{'covers':6} {'s':>5}"
+        f"{'covers':6} {'own':>6} {'s':>5}"
     )
     for r in rows:
         (lo, hi), (tlo, thi) = r["interval"], r["truth_interval"]
         print(
             f"{r['dataset']:15} {r['shift']:10} {r['model']:12} {r['n']:5d} "
             f"{r['estimate']:.3f} ({lo:.3f}-{hi:.3f}) {r['truth']:.3f} ({tlo:.3f}-{thi:.3f}) "
-            f"{100 * r['error']:+6.1f}  {'yes' if r['covered'] else 'no':6} {r['seconds']:5.0f}"
+            f"{100 * r['error']:+6.1f}  {'yes' if r['covered'] else 'no':6} {100 * (r['own'] - r['truth']):+6.1f} "
+            f"{r['seconds']:5.0f}"
         )
     errors = sorted(abs(r["error"]) for r in rows)
     mae = 100 * sum(errors) / len(errors)
     covered = sum(r["covered"] for r in rows) / len(rows)
     median = 100 * statistics.median(errors)
+    own = 100 * sum(abs(r["own"] - r["truth"]) for r in rows) / len(rows)
+    print(f"by the model's own confidence alone (ATC): mean absolute error {own:.1f} points")
     print(
         f"mean absolute error {mae:.1f} points (median {median:.1f}, largest {100 * errors[-1]:.1f}) over "
         f"{len(rows)} rows; interval covers the truth in {covered:.0%} "

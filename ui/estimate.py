@@ -12,10 +12,7 @@ from engine import Estimate
 def show_estimate(est: Estimate) -> None:
     """`est`, drawn once."""
     st.info(est.sentence)
-    st.caption(
-        f"Average Thresholded Confidence: the share of these photos the model is more sure of than "
-        f"{est.threshold:.3f}, the threshold at which that share on the val photos is the val accuracy. {est.caveat}"
-    )
+    st.caption(f"{est.how} {est.caveat}")
     st.dataframe(
         pd.DataFrame([{"class": c, "expected share": p} for c, p in est.class_mix.items()]),
         hide_index=True,

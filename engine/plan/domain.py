@@ -32,6 +32,7 @@ from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.gap import stage_gap, target_features
 from engine.probe.head_adapt import refit_head
 from engine.probe.linear import LinearFit, ProbeResult
+from engine.probe.reference import PSEUDO_CONFIDENCE  # target photos labelled this surely join the head's training
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
@@ -40,7 +41,6 @@ from engine.plan.target_head import Readings, TargetHeadChoice, scores
 from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
-PSEUDO_CONFIDENCE = 0.9  # target photos the head labels with at least this probability join its training photos
 
 
 @dataclass(frozen=True)

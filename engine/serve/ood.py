@@ -54,6 +54,10 @@ class OutOfPlace:
         reference: Their unit-length features (n_reference, features).
         weights: The model file it was fitted for (name, size, modification time): a rule of an earlier best
             checkpoint is fitted again.
+        labels: The reference photos' classes (the model's class indices; -1: a class the model does not know).
+        val: The val photos' unit-length features, as the estimate's reference reads them (engine.serve.estimate).
+        val_labels: Their classes (as `labels`).
+        val_answers: The model's answers on them.
     """
 
     threshold: float
@@ -63,6 +67,16 @@ class OutOfPlace:
     n_val: int
     reference: np.ndarray = field(repr=False)
     weights: str = ""
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    val: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32), repr=False)
+    val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    val_answers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether it keeps the classes of its photos and the model's answers on val (a rule kept by an earlier
+        version does not)."""
+        return len(self.labels) == len(self.reference) and len(self.val_answers) == len(self.val) > 0
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """The distance of each row of unit-length features to its K-th nearest reference photo (0 = the same), a
@@ -117,47 +131,74 @@ def unit_features(model: TapModel, x: torch.Tensor) -> tuple[np.ndarray, np.ndar
     return both[:, :n].numpy(), both[:, n:].numpy()
 
 
-def photo_features(model: TapModel, spec: InputSpec, photos: list[str]) -> np.ndarray:
-    """The unit-length features of image files, as the rule compares them."""
-    out = []
+def answers_and_features(model: TapModel, spec: InputSpec, photos: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The model's answers on image files and their unit-length features, as the rule compares them."""
+    answers, features = [], []
     for b in range(0, len(photos), BATCH):
         x = spec.normalize(torch.stack(load_images(spec, photos[b : b + BATCH], keep=False)))
-        out.append(unit_features(model, x)[1])
-    return np.concatenate(out).astype(np.float32)
+        logits, z = unit_features(model, x)
+        answers.append(logits.argmax(1))
+        features.append(z)
+    return np.concatenate(answers).astype(np.int64), np.concatenate(features).astype(np.float32)
 
 
-def _spread(photos: list[str], labels: list[int], n: int) -> list[str]:
-    """At most `n` photos taken round-robin over the classes."""
+def photo_features(model: TapModel, spec: InputSpec, photos: list[str]) -> np.ndarray:
+    """The unit-length features of image files, as the rule compares them."""
+    return answers_and_features(model, spec, photos)[1]
+
+
+def _spread(photos: list[str], labels: list[int], n: int) -> tuple[list[str], list[int]]:
+    """At most `n` photos taken round-robin over the classes, with their classes."""
     by_class: dict[int, list[str]] = {}
     for p, y in zip(photos, labels):
         by_class.setdefault(y, []).append(p)
-    out: list[str] = []
+    out: list[tuple[str, int]] = []
     depth = 0
     while len(out) < min(n, len(photos)):
-        out += [ps[depth] for ps in by_class.values() if depth < len(ps)][: n - len(out)]
+        out += [(ps[depth], y) for y, ps in by_class.items() if depth < len(ps)][: n - len(out)]
         depth += 1
-    return out
+    return [p for p, _ in out], [y for _, y in out]
 
 
-def fit(model: TapModel, spec: InputSpec, train: tuple[list[str], list[int]], val: list[str]) -> OutOfPlace:
-    """The rule from the model's features of the training photos (the reference) and the val photos (the threshold).
+def fit(
+    model: TapModel, spec: InputSpec, train: tuple[list[str], list[int]], val: tuple[list[str], list[int]]
+) -> OutOfPlace:
+    """The rule from the model's features of the training photos (the reference) and the val photos (the threshold),
+    each with its class (the model's class indices), and the model's answers on val.
 
     Raises:
         DataError: There are no val photos to fit the threshold on.
     """
-    if not val or not train[0]:
+    if not val[0] or not train[0]:
         raise DataError("out-of-place rule: the run's data has no train or val photos left to fit it on")
-    reference = photo_features(model, spec, _spread(*train, MAX_REFERENCE))
-    rule = OutOfPlace(0.0, K, QUANTILE, len(reference), len(val), reference)
-    threshold = float(np.quantile(rule.scores(photo_features(model, spec, val)), QUANTILE))
-    return OutOfPlace(threshold, K, QUANTILE, len(reference), len(val), reference)
+    photos, labels = _spread(*train, MAX_REFERENCE)
+    reference = photo_features(model, spec, photos)
+    val_answers, val_features = answers_and_features(model, spec, val[0])
+    rule = OutOfPlace(0.0, K, QUANTILE, len(reference), len(val[0]), reference)
+    return replace(
+        rule,
+        threshold=float(np.quantile(rule.scores(val_features), QUANTILE)),
+        labels=np.asarray(labels, dtype=np.int64),
+        val=val_features,
+        val_labels=np.asarray(val[1], dtype=np.int64),
+        val_answers=val_answers,
+    )
 
 
 def save(rule: OutOfPlace, path: Path) -> None:
     def write(f) -> None:
         buffer = io.BytesIO()
         meta = np.array([rule.threshold, rule.k, rule.quantile, rule.n_reference, rule.n_val], dtype=np.float64)
-        np.savez(buffer, meta=meta, reference=rule.reference.astype(np.float16), weights=np.array(rule.weights))
+        np.savez(
+            buffer,
+            meta=meta,
+            reference=rule.reference.astype(np.float16),
+            weights=np.array(rule.weights),
+            labels=rule.labels,
+            val=rule.val.astype(np.float16),
+            val_labels=rule.val_labels,
+            val_answers=rule.val_answers,
+        )
         f.write(buffer.getvalue())
 
     atomic_write(path, write)
@@ -170,9 +211,13 @@ def load(path: Path) -> OutOfPlace | None:
             threshold, k, quantile, n_reference, n_val = z["meta"].tolist()
             reference = z["reference"].astype(np.float32)
             weights = str(z["weights"]) if "weights" in z.files else ""
+            kept = {name: z[name] for name in ("labels", "val", "val_labels", "val_answers") if name in z.files}
     except (OSError, KeyError, ValueError):
         return None
-    return OutOfPlace(threshold, int(k), quantile, int(n_reference), int(n_val), reference, weights)
+    rule = OutOfPlace(threshold, int(k), quantile, int(n_reference), int(n_val), reference, weights)
+    if "val" in kept:
+        kept["val"] = kept["val"].astype(np.float32)
+    return replace(rule, **kept)
 
 
 def weights_stamp(run: Run) -> str:
@@ -198,11 +243,16 @@ def run_rule(run: Run, model: TapModel, spec: InputSpec) -> OutOfPlace:
 
     kept = load(run.path / FILE)
     stamp = weights_stamp(run)
-    if kept is not None and kept.weights == stamp:
+    if kept is not None and kept.weights == stamp and kept.labelled:
         return kept
     ds = load_data(TrainConfig.from_dict(run.config))
-    train = [it for it in ds.split("train") if Path(it.path).exists()]
-    val = [it.path for it in ds.split("val") if Path(it.path).exists()]
-    rule = replace(fit(model, spec, ([it.path for it in train], [it.label for it in train]), val), weights=stamp)
+    classes = (run.read_json("run_info.json") or {}).get("classes") or ds.classes
+    index = [classes.index(name) if name in classes else -1 for name in ds.classes]  # the model's class order
+
+    def split(name: str) -> tuple[list[str], list[int]]:
+        there = [it for it in ds.split(name) if Path(it.path).exists()]
+        return [it.path for it in there], [index[it.label] for it in there]
+
+    rule = replace(fit(model, spec, split("train"), split("val")), weights=stamp)
     save(rule, run.path / FILE)
     return rule

@@ -97,3 +97,20 @@ def test_the_estimate_counts_the_photos_unlike_the_training_ones(sample_run, tmp
     assert est.n == 30 and 9 / 30 <= est.out_of_place <= 12 / 30, est.out_of_place
     assert f"{est.out_of_place:.0%} of them do not look like your training photos" in est.sentence
     assert est.to_dict()["out_of_place"] == est.out_of_place
+
+
+def test_the_estimate_judges_answers_by_a_reference_adapted_to_the_photos_and_names_a_folder_of_one_class(
+    sample_run, tmp_path
+):
+    """On the sample's own val photos the reference-based estimate and the model's own confidence agree with the
+    truth; a folder of one class is named as such, with the model's own confidence beside the estimate."""
+    from engine.serve.estimate import BY_REFERENCE
+
+    run = sample_run
+    classes = json.loads((run.path / "run_info.json").read_text())["classes"]
+    est = estimate_accuracy(run, str(val_folder(tmp_path / "all", classes, labelled=classes)))
+    assert est.by == BY_REFERENCE and est.mostly == []
+    assert abs(est.accuracy - est.measured) <= 0.15 and abs(est.own_confidence - est.measured) <= 0.15, est
+    one = estimate_accuracy(run, str(val_folder(tmp_path / "one", classes[:1], per_class=15)))
+    assert one.mostly == [classes[0]] and f"mostly {classes[0]}" in one.sentence
+    assert f"by the model's own confidence it is {one.own_confidence:.0%}" in one.sentence

@@ -25,8 +25,8 @@ def test_the_score_is_the_distance_to_the_kth_nearest_reference_photo():
 
 def test_a_round_robin_keeps_every_class_in_a_small_reference():
     photos, labels = [f"p{i}" for i in range(12)], [0] * 10 + [1, 2]
-    assert set(ood._spread(photos, labels, 3)) == {"p0", "p10", "p11"}
-    assert len(ood._spread(photos, labels, 100)) == 12
+    assert ood._spread(photos, labels, 3) == (["p0", "p10", "p11"], [0, 1, 2])
+    assert len(ood._spread(photos, labels, 100)[0]) == 12
 
 
 def test_the_rule_is_kept_and_a_damaged_file_is_fitted_again(tmp_path):
@@ -35,6 +35,12 @@ def test_the_rule_is_kept_and_a_damaged_file_is_fitted_again(tmp_path):
     back = ood.load(tmp_path / ood.FILE)
     assert (back.threshold, back.k, back.n_reference, back.n_val) == (0.3, 5, 4, 7)
     assert np.abs(back.reference - rule.reference).max() < 1e-3
+    assert not back.labelled  # kept without its photos' classes and val answers: the run fits it again
+    labelled = ood.replace(rule, labels=np.arange(4), val=rule.reference[:2], val_labels=np.array([1, 2]))
+    ood.save(ood.replace(labelled, val_answers=np.array([1, 0])), tmp_path / ood.FILE)
+    back = ood.load(tmp_path / ood.FILE)
+    assert back.labelled and back.labels.tolist() == [0, 1, 2, 3] and back.val_answers.tolist() == [1, 0]
+    assert back.val_labels.tolist() == [1, 2] and np.abs(back.val - rule.reference[:2]).max() < 1e-3
     (tmp_path / ood.FILE).write_bytes(b"damaged")
     assert ood.load(tmp_path / ood.FILE) is None and ood.load(tmp_path / "none.npz") is None
 
