@@ -15,8 +15,8 @@ The shared photo→painting pair (source: photographs, target: paintings) is mea
 `target/unlabelled` and `target/test`.
 
 Printed per row: the estimate with its 95% interval, the truth with its Wilson interval, the error, whether the
-interval covers the truth, and the error of ATC on the model's own confidence ("own"); then the mean absolute error and the coverage over all rows. Goal (issue 36): mean
-absolute error at most 5 points, coverage at least 80%.
+interval covers the truth, and the error of ATC on the model's own confidence ("own"); then the mean absolute error
+and the coverage over all rows. Goal (issue 36): mean absolute error at most 5 points, coverage at least 80%.
 
 Run by hand:  .venv/bin/python bench/estimate.py [--datasets plant-leaves-15,eurosat-10] [--no-pair] [--no-adapted]
 """
