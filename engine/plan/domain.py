@@ -19,6 +19,7 @@ chosen on evidence:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,14 +31,15 @@ from engine.plan.parts import TargetPart
 from engine.plan.reasons import Decision
 from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.gap import stage_gap, target_features
-from engine.probe.head_adapt import refit_head
+from engine.probe.head_adapt import logits_of, refit_head
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reference import PSEUDO_CONFIDENCE  # target photos labelled this surely join the head's training
+from engine.probe.reference import adapted_reference, supported_accuracy
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
 from engine.plan.adabn import BnChoice
-from engine.plan.target_head import Readings, TargetHeadChoice, scores
+from engine.plan.target_head import TargetHeadChoice
 from engine.plan.trials import TrialChoice
 
 DEFAULT_STRENGTH = 1.0  # DANN's and MMD's weight once ramped up (the papers' and bench/domain.py's)
@@ -169,32 +171,34 @@ def choose_target_norm(  # noqa: PLR0913
     rev["pseudo"] = reverse_accuracy(refit, zt["target"], zv, yv, c)  # the refitted head, as the run would start
     use = rev["target"] > rev["source"]
     keep = use and val["pseudo"] >= val["source"] - MAX_VAL_LOSS
-    expected = _expected(head, refit, trained, zv, yv, zt)
-    return NormChoice(use, {"domain_acc": dom, "reverse": rev, "val": val, "expected": expected}, refit, n_pseudo, keep)
+    feats = Features(probe.features.x("train", taps), probe.features.y("train"), xv, yv, xt)
+    expected = _expected({"source": head, "target": head, "pseudo": refit}, feats, zv, zt)
+    evidence = {"domain_acc": dom, "reverse": rev, "val": val, "expected": expected, "expected_by": "reference"}
+    return NormChoice(use, evidence, refit, n_pseudo, keep)
 
 
-# PLR0913: the two heads and the three readings they are scored on
-def _expected(  # noqa: PLR0913
-    head: LinearFit, refit: LinearFit, trained: np.ndarray, zv: np.ndarray, yv: np.ndarray, zt: dict[str, np.ndarray]
-) -> dict[str, dict]:
-    """The accuracy ATC expects on the target photos for each reading (as trained, on their own statistics, refitted),
-    with its interval: stated beside reverse validation, which still chooses (ATC trusts confident answers, and a
-    reading that leaves the target photos confidently wrong is the failure this choice exists to catch)."""
-    none = np.zeros(0, dtype=np.int64)
-    heads = {"source": head, "target": head, "pseudo": refit}
+class Features(NamedTuple):
+    """The raw features the readings are scored on: training photos with their classes, val with theirs, target."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    xv: np.ndarray
+    yv: np.ndarray
+    xt: np.ndarray
+
+
+def _expected(heads: dict[str, LinearFit], f: Features, zv: np.ndarray, zt: dict[str, np.ndarray]) -> dict[str, dict]:
+    """The accuracy expected on the target photos for each reading (as trained, on their own statistics, refitted),
+    with its interval, as `engine estimate` makes it: ATC on the support a reference adapted to the target photos
+    gives each answer (`engine.probe.reference`). Stated beside reverse validation, which still chooses: the reference
+    reads the target photos as the refitted reading does, so it cannot be the judge between them."""
+    ref = adapted_reference(f.xs, f.ys, f.xt, heads["source"].std_coef.shape[0])
     out = {}
     for k, h in heads.items():
-        r = Readings(
-            trained,
-            np.zeros(len(trained), dtype=np.int64),
-            zv,
-            yv,
-            zt["source" if k == "source" else "target"],
-            none,
-            none,
-        )
-        s = scores(h, r)
-        out[k] = {"estimate": s["estimate"], "low": s["low"], "high": s["high"]}
+        answers_v = logits_of(h, zv).argmax(1)
+        answers = logits_of(h, zt["source" if k == "source" else "target"]).argmax(1)
+        found = supported_accuracy(ref, f.xv, answers_v, answers_v == f.yv, f.xt, answers)
+        out[k] = {"estimate": found.accuracy, "low": found.interval[0], "high": found.interval[1]}
     return out
 
 

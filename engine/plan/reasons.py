@@ -238,6 +238,13 @@ def _norm_expected(d: Decision) -> str:
     def one(k: str) -> str:
         return f"{e[k]['estimate']:.1%} ({e[k]['low']:.1%}–{e[k]['high']:.1%})"
 
+    if d.evidence.get("expected_by") == "reference":
+        return (
+            f" Expected on the target photos (ATC on the support of a reference adapted to them, as `engine estimate` "
+            f"says it): {one('source')} as trained, {one('target')} on their own statistics, {one('pseudo')} "
+            f"refitted; reverse validation chooses, as the reference reads the target photos as the refitted reading "
+            f"does and cannot judge between them."
+        )
     return (
         f" Expected on the target photos by ATC: {one('source')} as trained, {one('target')} on their own statistics, "
         f"{one('pseudo')} refitted; reverse validation chooses, as ATC trusts confident answers and a reading that "

@@ -232,6 +232,16 @@ def test_each_decision_says_the_numbers_it_carries(kind):
     assert again == decision and again.sentence == sentence  # stored as data, rendered again
 
 
+def test_the_target_reading_states_the_estimate_as_it_was_made():
+    """A plan made since the estimate judges answers by an adapted reference says so; a stored one says ATC."""
+    decision = EXAMPLES["target-norm"][0]
+    assert "by ATC: 63.1%" in decision.sentence
+    now = Decision(
+        decision.kind, decision.chosen, decision.alternatives, {**decision.evidence, "expected_by": "reference"}
+    )
+    assert "(ATC on the support of a reference adapted to them, as `engine estimate` says it): 63.1%" in now.sentence
+
+
 def test_a_plan_is_its_decisions_rendered_and_a_stored_decision_is_checked():
     head = EXAMPLES["head"][0]
     dropped = EXAMPLES["adaptation-dropped"][0]
