@@ -9,7 +9,7 @@ What is scored is not the model's own confidence but the support a reference ada
 answer (`engine.probe.reference`): a linear head on the model's features of the training photos, reading the folder's
 photos on their own statistics and refitted with those it labels surely. The model's own confidence fails where the
 folder is shifted so that it stays sure of wrong answers: on blurred, grey and field copies of the plant photos ATC
-read 23-51 points high, the reference's support 0-7 (bench/estimate.py). The features and labels of the training and
+read 30-49 points high, the reference's support 1-5 (bench/estimate.py). The features and labels of the training and
 val photos are those the out-of-place rule keeps in the run folder (`engine.serve.ood`), so no second pass reads them.
 
 What it assumes, and where it fails: that the folder holds the classes in about the training mix (its statistics are
