@@ -261,11 +261,11 @@ def _head_score(d: Decision, method: str) -> str:
 
 
 def _target_head(d: Decision) -> str:
-    how = (
-        "by the labelled target photos"
-        if d["by"] == "labelled"
-        else "by the accuracy expected on the target photos (ATC, calibrated on val; 95% interval)"
-    )
+    how = {
+        "labelled": "by the labelled target photos",
+        "reference": "by the accuracy expected on the target photos (ATC on the support of one reference adapted to "
+        "them; 95% interval)",
+    }.get(d["by"], "by the accuracy expected on the target photos (ATC, calibrated on val; 95% interval)")
     listing = "; ".join(_head_score(d, m) for m in d["scored"])
     if d["asked"] is not None:
         verdict = f"as asked, the run starts from {d['text'][d.chosen]}."

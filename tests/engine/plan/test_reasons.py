@@ -242,6 +242,14 @@ def test_the_target_reading_states_the_estimate_as_it_was_made():
     assert "(ATC on the support of a reference adapted to them, as `engine estimate` says it): 63.1%" in now.sentence
 
 
+def test_the_head_candidates_say_how_they_were_judged():
+    """Since one adapted reference judges the candidates the sentence says so; a stored plan keeps "ATC, calibrated"."""
+    decision = EXAMPLES["target-head"][0]
+    assert "(ATC, calibrated on val; 95% interval)" in decision.sentence
+    now = Decision(decision.kind, decision.chosen, decision.alternatives, {**decision.evidence, "by": "reference"})
+    assert "(ATC on the support of one reference adapted to them; 95% interval)" in now.sentence
+
+
 def test_a_plan_is_its_decisions_rendered_and_a_stored_decision_is_checked():
     head = EXAMPLES["head"][0]
     dropped = EXAMPLES["adaptation-dropped"][0]

@@ -72,3 +72,14 @@ def test_the_decision_says_each_candidate_and_is_stored_as_data():
     assert again == decision
     for m in ("none", *HEAD_METHODS):
         assert f"{decision['scored'][m]['estimate']:.1%}" in decision.sentence
+
+
+def test_without_labels_each_candidate_is_judged_near_its_true_accuracy_on_the_target_photos():
+    """Target photos stretched away from the training ones; no labels given. Every candidate's estimate (one adapted
+    reference judging its answers) is within 10 points of the share of target photos it really gets right."""
+    head, r = readings(stretched, n_labelled=300)
+    truth = {m: s["labelled"] for m, s in choose_target_head(head, r, Settings(1.0, UNIFORM)).scored.items()}
+    unlabelled = r._replace(rows=np.zeros(0, dtype=np.int64), yl=np.zeros(0, dtype=np.int64))
+    scored = choose_target_head(head, unlabelled, Settings(1.0, UNIFORM)).scored
+    for m, s in scored.items():
+        assert abs(s["estimate"] - truth[m]) <= 0.10, (m, s["estimate"], truth[m])
