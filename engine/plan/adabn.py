@@ -26,7 +26,9 @@ import numpy as np
 from engine.data.target import TargetSet
 from engine.model.bn_stats import bn_sample
 from engine.probe.gap import target_features
+from engine.probe.head_adapt import logits_of
 from engine.probe.linear import LinearFit, ProbeResult, photo_features
+from engine.probe.reference import adapted_reference, supported_accuracy
 from engine.probe.reverse import reverse_accuracy
 from engine.plan.reasons import Decision
 from engine.progress import QUIET_STEP, Step
@@ -43,12 +45,15 @@ class BnChoice:
     margin: float  # the standard error of `without` on the photos scored
     how: str  # "by reverse validation", or "on your N labelled target photos"
     n_sample: int  # target photos the statistics were averaged over
+    expected: dict | None = None  # each reading's accuracy expected on the photos scored ({} with labelled photos)
 
     def decision(self, asked: bool | None) -> Decision:
         """The decision, with what the config asked for (None: the evidence decides)."""
         use = self.use if asked is None else asked
         evidence = {"asked": asked, "use": self.use, "score": self.score, "without": self.without}
         evidence |= {"margin": self.margin, "how": self.how, "n_sample": self.n_sample}
+        if self.expected:
+            evidence["expected"] = self.expected
         chosen = "re-estimated" if use else "the backbone's own"
         return Decision("adabn", chosen, ("re-estimated", "the backbone's own"), evidence, about="target")
 
@@ -59,6 +64,29 @@ def _own(x: np.ndarray) -> np.ndarray:
 
 def _acc(head: LinearFit, z: np.ndarray, y: np.ndarray) -> float:
     return float(((z @ head.std_coef.T + head.std_intercept).argmax(1) == y).mean())
+
+
+# PLR0913: the head, the features it reads on each side, and the photos it is expected on
+def _expected(  # noqa: PLR0913
+    head: LinearFit,
+    probe: ProbeResult,
+    taps: tuple[int, ...],
+    xt: np.ndarray,
+    rows: list[int],
+    za: np.ndarray,
+    zt: np.ndarray,
+) -> dict:
+    """The accuracy expected on the photos scored with the statistics re-estimated (`za`) and without (`zt`), as
+    `engine estimate` makes it: one reference adapted to the target photos (`xt`, the backbone's own statistics)
+    judges both readings' answers (ATC on its support). Stated beside the choice, which it does not make."""
+    xs, xv, yv = probe.features.x("train", taps), probe.features.x("val", taps), probe.features.y("val")
+    ref = adapted_reference(xs, probe.features.y("train"), xt, head.std_coef.shape[0])
+    val_answers = logits_of(head, (xv - head.mean) / head.scale).argmax(1)
+    out = {}
+    for k, z in (("re-estimated", za), ("without", zt)):
+        found = supported_accuracy(ref, xv, val_answers, val_answers == yv, xt[rows], logits_of(head, z).argmax(1))
+        out[k] = {"estimate": found.accuracy, "low": found.interval[0], "high": found.interval[1]}
+    return out
 
 
 # PLR0913: the probe, the head and how it reads, the target photos, the weights, the seed, who watches
@@ -100,6 +128,7 @@ def choose_target_bn(  # noqa: PLR0913
         without = reverse_accuracy(head, zt, zv, yv, c)
         n = len(yv)
         how = "by reverse validation"
+    expected = _expected(head, probe, taps, xt, [index[p] for p in scored], za, zt) if not labelled else None
     progress(1.0)
     margin = float(np.sqrt(without * (1 - without) / max(1, n)))
-    return BnChoice(score > without + margin, score, without, margin, how, len(sample))
+    return BnChoice(score > without + margin, score, without, margin, how, len(sample), expected)

@@ -296,7 +296,20 @@ def _adabn(d: Decision) -> str:
     return (
         f"BatchNorm statistics re-estimated on {d['n_sample']} target photos (AdaBN), scored {d['how']}: "
         f"{d['score']:.1%}, against {d['without']:.1%} with the backbone's own (standard error {d['margin']:.1%}); "
-        f"{does}."
+        f"{does}.{_bn_expected(d)}"
+    )
+
+
+def _bn_expected(d: Decision) -> str:
+    """The accuracy expected with and without the re-estimated statistics (plans before it, or labelled photos:
+    nothing)."""
+    e = d.evidence.get("expected")
+    if not e:
+        return ""
+    one = {k: f"{v['estimate']:.1%} ({v['low']:.1%}–{v['high']:.1%})" for k, v in e.items()}
+    return (
+        f" Expected on those photos (ATC on an adapted reference's support): {one['re-estimated']} re-estimated, "
+        f"{one['without']} without."
     )
 
 

@@ -175,6 +175,7 @@ def test_auto_with_target_photos_tries_the_adaptations_and_says_what_it_kept(dom
     assert plan.target.adapt in ("none", "dann", "mmd")
     assert (plan.target.adapt == "none") == ("no adaptation loss" in said)
     assert "re-estimated on 12 target photos (AdaBN), scored by reverse validation" in said  # a candidate, on evidence
+    assert "Expected on those photos (ATC on an adapted reference's support):" in said and "re-estimated, " in said
     assert "The head adapted to the target photos on their cached features" in said and "SHOT" in said
     assert "Expected on the target photos (ATC on the support of a reference adapted to them" in said
     assert "refitted; reverse validation chooses" in said
