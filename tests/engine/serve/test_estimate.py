@@ -1,5 +1,6 @@
-"""Accuracy expected on unlabelled photos by Average Thresholded Confidence (engine.serve.estimate): recovered on
-synthetic scores whose accuracy is known, then on a real tiny run and real photos; every bad input in one line."""
+"""Accuracy expected on unlabelled photos (engine.serve.estimate: ATC on the support of a reference adapted to the
+folder, the model's own confidence beside it) on a real tiny run and real photos, a folder of one class named as
+such; every bad input in one line."""
 
 import json
 import shutil
