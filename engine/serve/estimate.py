@@ -5,17 +5,19 @@ labels are known, fits a threshold so that the share of val photos scored above 
 the new photos the expected accuracy is the share of them above it. The interval comes from resampling both the val
 photos (a new threshold each time) and the new photos (`engine.probe.atc`): the 2.5th and 97.5th percentiles.
 
-What is scored is not the model's own confidence but the support a reference adapted to the folder gives the model's
-answer (`engine.probe.reference`): a linear head on the model's features of the training photos, reading the folder's
-photos on their own statistics and refitted with those it labels surely. The model's own confidence fails where the
-folder is shifted so that it stays sure of wrong answers: on blurred, grey and field copies of the plant photos ATC
-read 30-49 points high, the reference's support 1-5 (bench/estimate.py). The features and labels of the training and
-val photos are those the out-of-place rule keeps in the run folder (`engine.serve.ood`), so no second pass reads them.
+ATC is applied twice, and the lower estimate is given: to the model's own confidence, and to the support a reference
+adapted to the folder gives the model's answer (`engine.probe.reference`: a linear head on the model's features of
+the training photos, reading the folder's photos on their own statistics, refitted with those it labels surely). Each
+fails by reading high: the model's own confidence where the folder is shifted so that it stays sure of wrong answers
+(blurred, grey and field copies of the plant photos: 30-49 points high, the reference 1-5), the reference where it
+shares the model's mistakes (a model already adapted to such photos reads them as the reference does). The features
+and labels of the training and val photos are those the out-of-place rule keeps in the run folder
+(`engine.serve.ood`), so no second pass reads them.
 
 What it assumes, and where it fails: that the folder holds the classes in about the training mix (its statistics are
 the folder's own: a folder of one class, standardised on itself, loses what tells that class apart, and the reference
-reads 20-70 points low there), so the estimate by the model's own confidence is given beside it, and the sentence
-names the case when the expected class mix is dominated by a few classes; and, like any estimate without labels, that
+reads 20-70 points low there), so the sentence names the case when the expected class mix is dominated by a few
+classes and gives the estimate by the model's own confidence; and, like any estimate without labels, that
 photos of a class the model was never taught are not in the folder: they are answered as confidently as the others.
 The expected class mix is EM's (`engine.probe.priors`): counting the classes predicted drifts toward the training mix on
 the photos the model hesitates on.
@@ -64,7 +66,7 @@ class Estimate:
     run: str
     folder: str
     n: int  # photos scored
-    accuracy: float  # expected, by ATC on the adapted reference's support (`by`)
+    accuracy: float  # expected: the lower of ATC on the model's own confidence and on the reference's support (`by`)
     interval: tuple[float, float]
     threshold: float  # of the support (or of confidence), fitted on val
     val_accuracy: float
@@ -72,7 +74,8 @@ class Estimate:
     class_mix: dict[str, float]  # each class's expected share of the photos (EM, from the training mix)
     own_confidence: float = 0.0  # expected by ATC on the model's own confidence
     own_interval: tuple[float, float] = (0.0, 0.0)
-    by: str = BY_REFERENCE  # or BY_CONFIDENCE, when the training photos' features could not be read
+    by: str = BY_REFERENCE  # or BY_CONFIDENCE: the lower, or the training photos' features could not be read
+    reference: float | None = None  # expected by ATC on the reference's support (None: it could not be made)
     measured: float | None = None  # labelled photos in the folder (class subfolders): their accuracy, which wins
     measured_interval: tuple[float, float] | None = None
     measured_n: int = 0
@@ -116,15 +119,21 @@ class Estimate:
         """How the number was made, in words."""
         lo, hi = self.own_interval
         if self.by == BY_CONFIDENCE:
-            return (
+            said = (
                 f"{BY_CONFIDENCE}: the share of these photos the model is more sure of than {self.threshold:.3f}, the "
                 "threshold at which that share on the val photos is the val accuracy."
             )
+            if self.reference is not None:
+                said += (
+                    f" A reference adapted to these photos says {self.reference:.0%}; the lower of the two is given."
+                )
+            return said
         return (
             f"{BY_REFERENCE}: each answer is scored by the probability a second head gives it (fitted on the training "
             "photos, reading these on their own statistics, refitted with those it labels surely); the estimate is "
             f"the share scored above {self.threshold:.3f}, the threshold at which that share on the val photos is the "
-            f"val accuracy. By the model's own confidence: {self.own_confidence:.0%} ({lo:.0%}–{hi:.0%})."
+            f"val accuracy. By the model's own confidence: {self.own_confidence:.0%} ({lo:.0%}–{hi:.0%}); the lower of "
+            "the two is given."
         )
 
     @property
@@ -245,9 +254,11 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
     learnt = train_mix(cfg.regularisation.balance, train_labels, len(classes))
     own = atc(val_conf, val_right, conf), atc_interval(val_conf, val_right, conf), atc_threshold(val_conf, val_right)
     notes = list(target.notes)
+    by_ref: tuple = ()
     if rule is not None:
         found = _by_reference(rule, features, pred, len(classes))
-        chosen, by = (found.accuracy, found.interval, found.threshold), BY_REFERENCE
+        by_ref = found.accuracy, found.interval, found.threshold
+        chosen, by = (by_ref, BY_REFERENCE) if found.accuracy <= own[0] else (own, BY_CONFIDENCE)
     else:
         chosen, by = own, BY_CONFIDENCE
         notes.append(
@@ -265,6 +276,7 @@ def estimate_accuracy(run: Run | str, folder: str, root: str | None = None) -> E
         own_confidence=own[0],
         own_interval=own[1],
         by=by,
+        reference=by_ref[0] if rule is not None else None,
         out_of_place=float(np.mean(rule.scores(features) > rule.threshold)) if rule is not None else None,
         skipped=[s.reason for s in target.skipped],
         notes=notes,

@@ -253,6 +253,21 @@ def run_rule(run: Run, model: TapModel, spec: InputSpec) -> OutOfPlace:
         there = [it for it in ds.split(name) if Path(it.path).exists()]
         return [it.path for it in there], [index[it.label] for it in there]
 
-    rule = replace(fit(model, spec, split("train"), split("val")), weights=stamp)
+    val = split("val")
+    rule = replace(fit(model, spec, split("train"), val), weights=stamp)
+    rule = replace(rule, val_answers=_as_scored(run, val[0], rule.val_answers))
     save(rule, run.path / FILE)
     return rule
+
+
+def _as_scored(run: Run, paths: list[str], answers: np.ndarray) -> np.ndarray:
+    """The model's answers on the val photos as the run scored them, where it kept them: a head that reads target
+    photos on their own statistics scored val on the training photos' (engine.train.finish), while the saved model
+    carries the target photos'."""
+    from engine.runs.result import RunResult
+
+    result = RunResult.read(run)
+    scored = dict(zip(result.val_paths, result.val_pred)) if result is not None else {}
+    if not paths or not all(p in scored for p in paths):
+        return answers
+    return np.array([scored[p] for p in paths], dtype=np.int64)
