@@ -240,10 +240,10 @@ def _norm_expected(d: Decision) -> str:
 
     if d.evidence.get("expected_by") == "reference":
         return (
-            f" Expected on the target photos (ATC on the support of a reference adapted to them, as `engine estimate` "
-            f"says it): {one('source')} as trained, {one('target')} on their own statistics, {one('pseudo')} "
-            f"refitted; reverse validation chooses, as the reference reads the target photos as the refitted reading "
-            f"does and cannot judge between them."
+            f" Expected on the target photos (ATC on the support of a reference adapted to them): {one('source')} "
+            f"as trained, {one('target')} on their own statistics, {one('pseudo')} refitted; reverse validation "
+            f"chooses, as the reference reads the target photos as the refitted reading does and cannot judge between "
+            f"them."
         )
     return (
         f" Expected on the target photos by ATC: {one('source')} as trained, {one('target')} on their own statistics, "

@@ -239,7 +239,7 @@ def test_the_target_reading_states_the_estimate_as_it_was_made():
     now = Decision(
         decision.kind, decision.chosen, decision.alternatives, {**decision.evidence, "expected_by": "reference"}
     )
-    assert "(ATC on the support of a reference adapted to them, as `engine estimate` says it): 63.1%" in now.sentence
+    assert "(ATC on the support of a reference adapted to them): 63.1%" in now.sentence
 
 
 def test_the_head_candidates_say_how_they_were_judged():
