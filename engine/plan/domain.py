@@ -190,8 +190,8 @@ class Features(NamedTuple):
 def _expected(heads: dict[str, LinearFit], f: Features, zv: np.ndarray, zt: dict[str, np.ndarray]) -> dict[str, dict]:
     """The accuracy expected on the target photos for each reading (as trained, on their own statistics, refitted),
     with its interval, by the reference `engine estimate` also uses: ATC on the support a reference adapted to the
-    target photos gives each answer (`engine.probe.reference`). Stated beside reverse validation, which still chooses: the reference
-    reads the target photos as the refitted reading does, so it cannot be the judge between them."""
+    target photos gives each answer (`engine.probe.reference`). Stated beside reverse validation, which still chooses:
+    the reference reads the target photos as the refitted reading does, so it cannot be the judge between them."""
     ref = adapted_reference(f.xs, f.ys, f.xt, heads["source"].std_coef.shape[0])
     out = {}
     for k, h in heads.items():
