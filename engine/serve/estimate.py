@@ -9,7 +9,7 @@ ATC is applied twice, and the lower estimate is given: to the model's own confid
 adapted to the folder gives the model's answer (`engine.probe.reference`: a linear head on the model's features of
 the training photos, reading the folder's photos on their own statistics, refitted with those it labels surely). Each
 fails by reading high: the model's own confidence where the folder is shifted so that it stays sure of wrong answers
-(blurred, grey and field copies of the plant photos: 30-49 points high, the reference 1-5), the reference where it
+(blurred, grey and field copies of the plant photos: 30-49 points high, the reference 0-6), the reference where it
 shares the model's mistakes (a model already adapted to such photos reads them as the reference does). The features
 and labels of the training and val photos are those the out-of-place rule keeps in the run folder
 (`engine.serve.ood`), so no second pass reads them.
