@@ -31,10 +31,10 @@ from engine.plan.parts import TargetPart
 from engine.plan.reasons import Decision
 from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.gap import stage_gap, target_features
-from engine.probe.head_adapt import logits_of, refit_head
+from engine.probe.head_adapt import logits_of
 from engine.probe.linear import LinearFit, ProbeResult
 from engine.probe.reference import PSEUDO_CONFIDENCE  # target photos labelled this surely join the head's training
-from engine.probe.reference import adapted_reference, supported_accuracy
+from engine.probe.reference import adapted_reference, self_trained, supported_accuracy
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
@@ -121,13 +121,7 @@ def _accuracy(head: LinearFit, x: np.ndarray, y: np.ndarray, mean: np.ndarray, s
 def pseudo_labelled(head: LinearFit, xs: np.ndarray, ys: np.ndarray, zt: np.ndarray, c: float) -> tuple[LinearFit, int]:
     """`head` refitted on its training features `xs` (raw) and the standardised target features `zt` it labels with at
     least `PSEUDO_CONFIDENCE` (self-training, one round); the standardisation stays the training photos'."""
-    logits = zt @ head.std_coef.T + head.std_intercept
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    sure = p.max(1) >= PSEUDO_CONFIDENCE
-    x = np.concatenate([_standardised(xs, head.mean, head.scale), zt[sure]])
-    y = np.concatenate([ys, p.argmax(1)[sure]])
-    return refit_head(head, x, y, c), int(sure.sum())
+    return self_trained(head, _standardised(xs, head.mean, head.scale), ys, zt, c)
 
 
 # PLR0913: the head and the features it is judged on, and who watches

@@ -65,15 +65,21 @@ class Reference:
         return p[np.arange(len(answers)), answers]
 
 
+def self_trained(head: LinearFit, zs: np.ndarray, ys: np.ndarray, zt: np.ndarray, c: float) -> tuple[LinearFit, int]:
+    """`head` refitted on the standardised training features `zs` (labels `ys`) and the standardised new features `zt`
+    it labels with at least `PSEUDO_CONFIDENCE` (self-training, one round), with the number of those."""
+    p = _probabilities(logits_of(head, zt))
+    sure = p.max(1) >= PSEUDO_CONFIDENCE
+    refit = refit_head(head, np.concatenate([zs, zt[sure]]), np.concatenate([ys, p.argmax(1)[sure]]), c)
+    return refit, int(sure.sum())
+
+
 def adapted_reference(xs: np.ndarray, ys: np.ndarray, xt: np.ndarray, n_classes: int) -> Reference:
     """The reference for new photos of features `xt`, from training features `xs` with labels `ys`."""
     head = fit_linear(xs, ys, xs[:0], ys[:0], n_classes, C)
     mean, scale = _own_statistics(xt)
-    zs, zt = (xs - head.mean) / head.scale, (xt - mean) / scale
-    p = _probabilities(logits_of(head, zt))
-    sure = p.max(1) >= PSEUDO_CONFIDENCE
-    refit = refit_head(head, np.concatenate([zs, zt[sure]]), np.concatenate([ys, p.argmax(1)[sure]]), C)
-    return Reference(refit, mean, scale, int(sure.sum()))
+    refit, n_pseudo = self_trained(head, (xs - head.mean) / head.scale, ys, (xt - mean) / scale, C)
+    return Reference(refit, mean, scale, n_pseudo)
 
 
 @dataclass(frozen=True)
