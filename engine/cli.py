@@ -225,6 +225,7 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
         "device",
         "in_chans",
         "budget",
+        "max_params",
         "test_fraction",
         "target",
         "target_test",
@@ -546,6 +547,13 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"auto's time budget in seconds, probe included (default {DEFAULT_BUDGET_S:.0f}; at least 1); with "
         f"top-k or full, their fine-tuning epochs are cut to end within it (default: none)",
+    )
+    p.add_argument(
+        "--max-params",
+        type=ranged(int, 1, 10**12),
+        default=None,
+        help="the model's parameter budget, head included (a microcontroller's: 500000): the pretrained backbone is "
+        "cut after the stage that reads val best among those that fit",
     )
     p.add_argument("--top-k", type=ranged(int, 1, 1000), default=None)
     p.add_argument("--lr", type=ranged(float, 1e-12, 10), default=None)

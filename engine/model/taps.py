@@ -8,11 +8,12 @@ linear head (`ProbeHead`). With one `FINAL` tap it is the usual "backbone + new 
 
 from __future__ import annotations
 
+import functools
 
 import torch
 from torch import nn
 
-from engine.model.catalogue import catalogue_name
+from engine.model.catalogue import build_model, catalogue_name
 from engine.model.profile import architecture, matcher, pool, timm_kwargs
 
 FINAL = -1  # the tap of the backbone's pre-logit features (forward_features, then forward_head(pre_logits=True))
@@ -138,3 +139,12 @@ class TapModel(nn.Module):
     def group_matcher(self, coarse: bool = True):
         """The backbone's own layer groups (timm's `group_matcher`), then this model's head as the last group."""
         return matcher(self.backbone, coarse)
+
+
+@functools.cache
+def cut_params(name: str, taps: tuple[int, ...], num_classes: int) -> int:
+    """Parameters of the `TapModel` of catalogue backbone `name` read at `taps` (pruned after the deepest) with a
+    head of `num_classes`: what a deployment budget counts. Counted on the meta device (no memory, no weights)."""
+    architecture(name)  # profiled once on real tensors; the count below reads it
+    with torch.device("meta"):
+        return sum(p.numel() for p in TapModel(build_model(name), taps, num_classes).parameters())

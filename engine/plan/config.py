@@ -71,6 +71,7 @@ class OptimConfig:
     grad_clip: float = 1.0
     budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S); top-k
     # and full: none unless given, then their phase-2 epochs end within it
+    max_params: int | None = None  # the model's parameter budget (a board's): the backbone is cut to fit it
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -86,6 +87,8 @@ class OptimConfig:
             raise ConfigError(
                 f"budget {self.budget}: a time budget is a number of seconds above 0 (auto's default: 300)"
             )
+        if self.max_params is not None and self.max_params < 1:
+            raise ConfigError(f"max_params {self.max_params}: a parameter budget is a whole number above 0")
         negative = [k for k in ("head_epochs", "finetune_epochs", "warmup_epochs") if (getattr(self, k) or 0) < 0]
         if negative:
             raise ConfigError(f"{negative[0]} {getattr(self, negative[0])}: epochs are 0 or more")

@@ -23,6 +23,7 @@ from engine.plan.budget import Pace, extract_seconds, score_seconds
 from engine.plan.config import TrainConfig
 from engine.plan.reasons import Decision
 from engine.plan.domain import Targets, head_distance
+from engine.plan.param_budget import budget_decision, cut_for, keeps
 from engine.plan.rules import FIXED_S
 from engine.probe.choose import HeadChoice, choose_head
 from engine.probe.features import feature_views
@@ -101,9 +102,7 @@ def gather(req: Request, estimate: Callable[[float], float] | None = None) -> Ev
     early = _Early(req, spec, t0, estimate)
     first = _probe(req, cfg.backbone, spec, early)
     if cfg.optim.strategy != "auto":
-        return Evidence(
-            first.backbone, first.input_spec, probe=first, probes=(first,), head=first.head, elapsed=_since(t0)
-        )
+        return _fixed(req, first, t0)
     fc = auto.forecast(cfg, ds, Pace.of(first, req.device), _since(t0), spec_for, early.others)
     req.progress.expect(fc.left_s)  # the run's length as the whole first probe measured it
     probes = _other_probes(req, first, fc, t0)
@@ -131,6 +130,29 @@ def gather(req: Request, estimate: Callable[[float], float] | None = None) -> Ev
         speed=p.images_per_s,
         elapsed=_since(t0),
         decisions=decisions,
+    )
+
+
+def _fixed(req: Request, first: ProbeResult, t0: float) -> Evidence:
+    """A fixed strategy's evidence: the probe's head on the final features, or under a parameter budget on the stage
+    the cut backbone ends with (`engine.plan.param_budget`)."""
+    max_params = req.cfg.optim.max_params
+    if max_params is None:
+        return Evidence(
+            first.backbone, first.input_spec, probe=first, probes=(first,), head=first.head, elapsed=_since(t0)
+        )
+    n_classes = len(req.ds.classes)
+    tap, decision = cut_for(first, n_classes, max_params)
+    head = first.head if tap == FINAL else fit_taps(first.features, (tap,), n_classes)
+    return Evidence(
+        first.backbone,
+        first.input_spec,
+        taps=(tap,),
+        probe=first,
+        probes=(first,),
+        head=head,
+        elapsed=_since(t0),
+        decisions=(decision,),
     )
 
 
@@ -184,6 +206,7 @@ def _choose(req: Request, probes: list[ProbeResult]) -> tuple[HeadChoice, list[H
         _imbalance(ds),
         seconds=max(5.0, auto.CHOOSE_SHARE * auto.budget_of(cfg)),
         progress=choosing,
+        keep=keeps(probes, len(ds.classes), cfg.optim.max_params),
     )
     head = auto.head_decision(ds, tuple(scored), choice, metric)
     closer = None
@@ -196,7 +219,11 @@ def _choose(req: Request, probes: list[ProbeResult]) -> tuple[HeadChoice, list[H
 
         choice, closer = auto.closer_head(choice, tuple(scored), distance)
     choosing(1.0)
-    return choice, scored, metric, (head,) + ((closer,) if closer is not None else ())
+    said = (head,) + ((closer,) if closer is not None else ())
+    if cfg.optim.max_params is not None:
+        chosen = next(p for p in probes if p.backbone == choice.backbone)
+        said = (budget_decision(chosen, choice.taps, len(ds.classes), cfg.optim.max_params), *said)
+    return choice, scored, metric, said
 
 
 def _probe(
@@ -213,7 +240,7 @@ def _probe(
         ds,
         name,
         cfg.weights if name == cfg.backbone else "auto",
-        per_stage=cfg.optim.strategy == "auto",
+        per_stage=cfg.optim.strategy == "auto" or cfg.optim.max_params is not None,
         in_channels=cfg.data.in_chans,
         spec=spec,
         progress=step,

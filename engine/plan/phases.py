@@ -13,12 +13,14 @@ from typing import Callable, NamedTuple
 
 from engine.model.catalogue import is_transformer
 from engine.model.profile import architecture, profile
+from engine.model.taps import FINAL
 from engine.model.resources import views_that_fit
 from engine.plan import auto
 from engine.plan.config import TrainConfig
 from engine.plan.reasons import Decision
 from engine.plan.evidence import Evidence, Request
 from engine.plan.parts import Cost, Phases, Plan
+from engine.probe.choose import label_of
 from engine.plan.rules import BANDS, BASE_LR, DEFAULT_EPOCHS, HEAD_LR, band, discriminative, group_labels, layer_decay
 
 
@@ -123,12 +125,15 @@ def _rule(req: Request, ev: Evidence, groups: list[str]) -> _Rule:
 
 
 def _rule_of_thumb(req: Request, ev: Evidence) -> tuple[Decision, ...]:
-    """A fixed strategy's reason ends with what the probe measured and what the classic table suggests for it."""
+    """A fixed strategy's reason ends with what the probe the run starts from measured (on the final features, or on
+    the stage a parameter budget cuts the backbone after) and what the classic table suggests for it."""
     p = ev.probe
     if req.cfg.optim.strategy == "auto" or p is None or ev.head is None:
         return ()
-    b = band(p.accuracy)
-    evidence = {"probe_accuracy": p.accuracy, "n_val": len(req.ds.val), "band": b}
+    b = band(ev.head.accuracy)
+    evidence = {"probe_accuracy": ev.head.accuracy, "n_val": len(req.ds.val), "band": b}
+    if ev.taps != (FINAL,):
+        evidence["reads"] = label_of(tuple(ev.taps), ev.stage_names, ev.flip)
     return (Decision("rule-of-thumb", BANDS[b][2], tuple(x[2] for x in BANDS), evidence),)
 
 

@@ -73,7 +73,8 @@ def _strategy(d: Decision) -> str:
 def _rule_of_thumb(d: Decision) -> str:
     b = BANDS[d["band"]]
     return (
-        f"The linear probe on the final features gets {d['probe_accuracy']:.1%} of the {d['n_val']} validation "
+        f"The linear probe on {d.evidence.get('reads', 'the final features')} gets {d['probe_accuracy']:.1%} of the "
+        f"{d['n_val']} validation "
         f"photos ({b[1]}: the classic table suggests {b[2]}); the run starts from it and keeps it unless an epoch "
         f"beats it."
     )
@@ -158,6 +159,20 @@ def _distill(d: Decision) -> str:
         f"at temperature {d['temperature']:g}, are {d['weight']:.0%} of the loss (distillation), so the "
         f"{d['student_params'] / 1e6:.1f}M-parameter {d['student_backbone']} learns which classes the teacher finds "
         f"alike, not only which is right.{on_target}"
+    )
+
+
+def _param_budget(d: Decision) -> str:
+    if d["params"] == d["whole_params"]:
+        return (
+            f"The whole {d['backbone']} fits the budget of {d['max_params']:,} parameters ({d['params']:,} with the "
+            f"head), so nothing is cut."
+        )
+    return (
+        f"The model must stay under {d['max_params']:,} parameters: the whole {d['backbone']} has "
+        f"{d['whole_params']:,} with the head ({d['whole_val']:.1%} of val with a linear head), so it is cut after "
+        f"{d.chosen}, the stage whose linear probe read val best among those that fit ({d['val']:.1%}, "
+        f"{d['params']:,} parameters with the head); the pretrained filters below the cut are kept."
     )
 
 
@@ -382,6 +397,7 @@ SENTENCES: dict[str, Callable[[Decision], str]] = {
     "budget-cap": _budget_cap,  # a fixed strategy's epochs cut to end within the budget the person gave
     "edit": _edit,  # a person's edit of the plan
     "distill": _distill,  # the run also learns from a trained run's answers (engine.plan.distill)
+    "param-budget": _param_budget,  # the backbone cut to fit a parameter budget (engine.plan.param_budget)
     "anyway": _anyway,  # fine-tuning anyway after auto kept the linear head
     "target-note": _note,  # what loading the target photos found
     "closest-head": _closest_head,  # auto's head with target photos: the candidate closest to them

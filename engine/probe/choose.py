@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
@@ -20,6 +21,8 @@ from engine.model.taps import FINAL
 from engine.probe.features import FeatureSet, cap_rows, fit_rows
 from engine.probe.linear import ProbeResult, fit_linear
 from engine.progress import QUIET_STEP, Step
+
+Keep = Callable[[str, tuple[int, ...]], bool]  # whether a backbone read at some taps fits a budget
 
 FOLDS = 5
 BASE_C = 0.1  # regularisation of the candidates; the winner is then tried at other strengths
@@ -110,13 +113,16 @@ def label_of(taps: tuple[int, ...], names: dict[int, str], flip: bool) -> str:
     return " + ".join(parts) + (", with mirror images" if flip else "")
 
 
-def candidate_taps(probe: ProbeResult) -> list[tuple[int, ...]]:
+def candidate_taps(probe: ProbeResult, keep: Keep | None = None) -> list[tuple[int, ...]]:
     """Tap sets worth scoring: the final features, the best stage, the best stage with the one below, and windows of
-    up to four consecutive stages ending at the best stage and at the last stage."""
-    body = [c["tap"] for c in probe.stage_curve if c["tap"] != FINAL]
+    up to four consecutive stages ending at the best stage and at the last stage. Under `keep` (a parameter budget:
+    `engine.plan.param_budget`), only the sets it keeps, the best and last stages being those among the stages it
+    keeps."""
+    fits = keep or (lambda backbone, taps: True)
+    body = [c["tap"] for c in probe.stage_curve if c["tap"] != FINAL and fits(probe.backbone, (c["tap"],))]
     if not body:
-        return [(FINAL,)]
-    best = probe.best_stage["tap"]
+        return [(FINAL,)] if fits(probe.backbone, (FINAL,)) else []
+    best = max(body, key=lambda t: next(c["accuracy"] for c in probe.stage_curve if c["tap"] == t))
     last = body[-1]
     sets = [
         (FINAL,),
@@ -125,30 +131,26 @@ def candidate_taps(probe: ProbeResult) -> list[tuple[int, ...]]:
         tuple(t for t in range(best - 3, best + 1) if t in body),
         tuple(t for t in range(last - 3, last + 1) if t in body),
     ]
-    return list(dict.fromkeys(s for s in sets if s))
+    return list(dict.fromkeys(s for s in sets if s and fits(probe.backbone, s)))
 
 
-def choose_head(
+# PLR0913: the probes and their classes, the imbalance, the time allowed, who watches, the budget
+def choose_head(  # noqa: PLR0913
     probes: list[ProbeResult],
     n_classes: int,
     imbalance: float,
     seconds: float | None = None,
     progress: Step = QUIET_STEP,
+    keep: Keep | None = None,
 ) -> tuple[HeadChoice, list[HeadChoice], str]:
     """Scores the candidates of every probed backbone and returns (the best, all scored, the metric used).
 
-    Candidates are scored in order of promise; when `seconds` runs out the rest are skipped (the final-feature probe
-    of the first backbone is always scored). Without enough images for 2 folds, the best stage probe on val wins.
+    Candidates are scored in order of promise; when `seconds` runs out the rest are skipped (the first candidate of
+    the first backbone is always scored). Without enough images for 2 folds, the best stage probe on val wins (under a
+    budget, the first candidate). `keep` leaves out the tap sets over a parameter budget.
     """
     metric = "balanced accuracy" if imbalance >= IMBALANCE else "accuracy"
-    balanced = metric == "balanced accuracy"
-    todo: list[HeadChoice] = []
-    for p in probes:
-        names = {c["tap"]: c["name"] for c in p.stage_curve}
-        mirrored = p.features.views > 1  # large datasets are probed without the mirror view
-        for taps in candidate_taps(p):
-            for flip in (False, True) if taps == (FINAL,) and mirrored else (mirrored,):
-                todo.append(HeadChoice(p.backbone, taps, flip, BASE_C, balanced, label_of(taps, names, flip)))
+    todo = _candidates(probes, metric == "balanced accuracy", keep)
     t0, scored = time.perf_counter(), []
     by_name = {p.backbone: p for p in probes}
     steps = len(todo) + len(C_GRID)  # the candidates, then the winner at other strengths
@@ -159,11 +161,7 @@ def choose_head(
         progress(i / steps)
         scored.append(_score(by_name[cand.backbone].features, cand, n_classes, metric))
     if scored[0].cv is None:  # too few images to cross-validate: the val probe decides
-        p = probes[0]
-        best = p.best_stage if p.best_stage and p.best_stage["accuracy"] > p.accuracy else None
-        taps = (best["tap"],) if best else (FINAL,)
-        names = {c["tap"]: c["name"] for c in p.stage_curve}
-        return HeadChoice(p.backbone, taps, False, 1.0, False, label_of(taps, names, False)), scored, "val accuracy"
+        return _on_val(probes[0], todo[0], keep), scored, "val accuracy"
     best = max(scored, key=lambda h: h.cv)
     for j, c in enumerate(C_GRID):  # the winner at other regularisation strengths
         if seconds is not None and time.perf_counter() - t0 > seconds:
@@ -178,6 +176,35 @@ def choose_head(
             best = trial
     progress(1.0)
     return best, scored, metric
+
+
+def _candidates(probes: list[ProbeResult], balanced: bool, keep: Keep | None) -> list[HeadChoice]:
+    """Every probed backbone's candidate heads, unscored, in order of promise.
+
+    Raises:
+        ValueError: None fits the budget of `keep` (the planner says so in words first: `engine.plan.param_budget`).
+    """
+    todo: list[HeadChoice] = []
+    for p in probes:
+        names = {c["tap"]: c["name"] for c in p.stage_curve}
+        mirrored = p.features.views > 1  # large datasets are probed without the mirror view
+        for taps in candidate_taps(p, keep):
+            for flip in (False, True) if taps == (FINAL,) and mirrored else (mirrored,):
+                todo.append(HeadChoice(p.backbone, taps, flip, BASE_C, balanced, label_of(taps, names, flip)))
+    if not todo:
+        raise ValueError("no candidate head fits the parameter budget")
+    return todo
+
+
+def _on_val(p: ProbeResult, first: HeadChoice, keep: Keep | None) -> HeadChoice:
+    """The head when too few images cross-validate: the best stage of the first probe on val, if it beats the final
+    features (under a budget: the first candidate, which fits)."""
+    if keep is not None:
+        return first
+    best = p.best_stage if p.best_stage and p.best_stage["accuracy"] > p.accuracy else None
+    taps = (best["tap"],) if best else (FINAL,)
+    names = {c["tap"]: c["name"] for c in p.stage_curve}
+    return HeadChoice(p.backbone, taps, False, 1.0, False, label_of(taps, names, False))
 
 
 def _score(fs: FeatureSet, cand: HeadChoice, n_classes: int, metric: str) -> HeadChoice:

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from engine.data.decode import load_images
 from engine.data.spec import InputSpec
 from engine.errors import DataError
+from engine.model.catalogue import catalogue_name
 from engine.paths import building, usual_mode
 from engine.plan.config import TrainConfig
 from engine.plan.make import load_data
@@ -326,7 +327,9 @@ class _Job:
             params=params,
             card={},
             unchecked=unchecked,
-            student=student_advice(self.run.id, cfg.data.path, params, self.target),
+            student=student_advice(
+                self.run.id, cfg.data.path, params, self.target, catalogue_name(self.model), len(self.classes)
+            ),
         )
         try:
             ood.run_rule(self.run, self.model, self.spec)  # fitted once, so the card carries it

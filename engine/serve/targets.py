@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, replace
 
 from engine.errors import DataError
 from engine.model.catalogue import list_entries
+from engine.model.profile import architecture
+from engine.model.taps import cut_params
 from engine.serve.measure import FileMeasure
 
 
@@ -124,16 +126,30 @@ def get_target(name: str) -> Target:
     return TARGETS[name]
 
 
-def student_advice(run_id: str, data: str, params: int, target: Target) -> str:
-    """What it would take to meet `target` with a smaller model than the run's (`params`): a student distilled from
-    the run (`engine.plan.distill`), on the smallest catalogue backbone that could fit, with the command that trains
-    it; or, when no catalogue backbone is small enough, that plainly."""
-    limit = target.max_params if target.max_params is not None else params
-    smaller = sorted((e for e in list_entries() if e.params_m * 1e6 < limit), key=lambda e: e.params_m)
+# PLR0913: the run (id, data, size, backbone, classes) and the target
+def student_advice(  # noqa: PLR0913
+    run_id: str, data: str, params: int, target: Target, backbone: str, n_classes: int
+) -> str:
+    """What it would take to meet `target` with a smaller model than the run's (`params`, on `backbone`): a student
+    distilled from the run (`engine.plan.distill`), with the command that trains it. Under a parameter budget, the
+    run's backbone cut after an early stage (`engine.plan.param_budget`), when one fits; else the smallest catalogue
+    backbone; or, when nothing is small enough, that plainly."""
+    limit = target.max_params
+    if limit is not None:
+        stages = architecture(backbone).tap_names()
+        fits = [t for t in range(len(stages)) if cut_params(backbone, (t,), n_classes) <= limit]
+        if fits:
+            return (
+                f"It would take {backbone} cut after an early stage (at most {stages[fits[-1]]}: "
+                f"{cut_params(backbone, (fits[-1],), n_classes) / 1e6:.2f}M parameters with {n_classes} classes), "
+                f"learning from this run's answers (distillation): `python -m engine train --data {data} --backbone "
+                f"{backbone} --max-params {limit} --distill-from {run_id}`, then export that run."
+            )
+    smaller = sorted((e for e in list_entries() if e.params_m * 1e6 < (limit or params)), key=lambda e: e.params_m)
     if not smaller:
         return (
-            f"No backbone in the catalogue has fewer than {limit / 1e6:.2f}M parameters, so no student of this run can "
-            f"be trained for it here; a network that small has to be designed for the board."
+            f"No backbone in the catalogue has fewer than {(limit or params) / 1e6:.2f}M parameters, so no student of "
+            f"this run can be trained for it here; a network that small has to be designed for the board."
         )
     pick = smaller[0]
     return (

@@ -215,6 +215,17 @@ EXAMPLES = {
         ["run run-a", "6.1M parameters, val 91.2%", "1,280 training photos", "temperature 4", "70% of the loss"]
         + ["2.5M-parameter mobilenetv3_small_100"],
     ),
+    "param-budget": (
+        Decision(
+            "param-budget",
+            "blocks.2",
+            ("conv_stem", "blocks.3"),
+            {"backbone": "tf_efficientnet_lite0", "max_params": 500_000, "whole_params": 3_390_223, "whole_val": 0.863}
+            | {"params": 56_119, "val": 0.82, "fitting": {"blocks.2": [56_119, 0.82], "blocks.3": [255_199, 0.8]}},
+        ),
+        ["under 500,000 parameters", "tf_efficientnet_lite0 has 3,390,223", "86.3% of val", "cut after blocks.2"]
+        + ["(82.0%, 56,119 parameters"],
+    ),
 }
 
 

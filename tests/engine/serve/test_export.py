@@ -113,8 +113,11 @@ def test_a_budget_no_file_meets_is_named_with_the_closest(sample_run, tmp_path):
     assert out.meeting() == [] and set(out.files) == {"onnx", "predict"}
     assert "No file meets the phone budget" in out.sentence() and "(limit 0.5 MB)" in out.sentence()
     micro = export_run(sample_run, tmp_path / "micro", formats=("onnx",), target=TARGETS["microcontroller"])
-    assert "parameters (limit 0.50M)" in micro.sentence() and "no student of this run" in micro.sentence()
-    assert "--distill-from" in out.sentence()  # a smaller backbone than the run's could be its student
+    assert "parameters (limit 0.50M)" in micro.sentence()
+    # under 0.5M parameters: the run's own pretrained backbone, cut after an early stage, taught by the run
+    assert "--backbone tf_efficientnet_lite0 --max-params 500000 --distill-from" in micro.sentence()
+    assert "at most blocks.3: 0.26M parameters with 15 classes" in micro.sentence()
+    assert "--distill-from" in out.sentence() and "--max-params" not in out.sentence()  # a smaller backbone
 
 
 def test_a_file_that_loses_more_than_the_drop_is_refused_with_its_numbers():
