@@ -9,7 +9,9 @@ disk; latency at batch 1 on this CPU (median and 95th percentile of 30 photos af
 With `--student BACKBONE`, a student of auto's model (`train --backbone BACKBONE --strategy top-k --distill-from` auto's
 run, same photos and splits) is exported and measured the same way, below it. Core ML is not built by TransferLab
 yet; bench/distill.py compares a student with the same student on labels alone. TFLite needs `make edge`.
+`--student-params N` gives the student a parameter budget (its backbone cut to fit: a microcontroller's is 500000).
 Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S] [--student B]
+              [--student-params N]
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ def auto_run(root: Path, budget: float | None):
     return trained(TrainConfig.create(data=str(root), strategy="auto", budget=budget))
 
 
-def student_run(root: Path, backbone: str, teacher):
-    """A top-k student on `backbone` distilled from `teacher`'s answers; the run and its wall seconds."""
-    return trained(TrainConfig.create(data=str(root), backbone=backbone, strategy="top-k", distill_from=teacher.id))
+def student_run(root: Path, backbone: str, teacher, max_params: int | None):
+    """A top-k student on `backbone` (cut to `max_params`) distilled from `teacher`'s answers; the run and its wall
+    seconds."""
+    cfg = TrainConfig.create(
+        data=str(root), backbone=backbone, strategy="top-k", distill_from=teacher.id, max_params=max_params
+    )
+    return trained(cfg)
 
 
 def trained(cfg: TrainConfig):
@@ -101,6 +107,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="plant-leaves-15,eurosat-10")
     ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--student", default=None, help="a backbone to distil auto's model into, measured below it")
+    ap.add_argument("--student-params", type=int, default=None, help="the student's parameter budget (max_params)")
     args = ap.parse_args()
     print(f"deployment on the test split; machine: {os.cpu_count()} CPU cores, training device {pick_device()}")
     header = (
@@ -113,7 +120,7 @@ def main() -> None:
         run, seconds = auto_run(SHARED / name, args.budget)
         runs = [("auto", run, seconds)]
         if args.student:
-            runs.append(("student", *student_run(SHARED / name, args.student, run)))
+            runs.append(("student", *student_run(SHARED / name, args.student, run, args.student_params)))
         for who, r, s in runs:
             t0 = time.perf_counter()
             target = TARGETS["server"].with_limits(max_drop=100)  # measure every file; the budgets are applied below

@@ -9,6 +9,7 @@ seconds on this machine.
 Run by hand:  .venv/bin/python bench/distill.py [--datasets plant-leaves-15] [--teacher tf_efficientnet_lite2]
               [--teacher-strategy auto]
               [--student tf_efficientnet_lite0] [--student-weights auto|none] [--epochs N]
+              [--student-params N]  (a parameter budget: the student's backbone cut to fit, engine.plan.param_budget)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-"))
 
-from engine.model.catalogue import get_entry
+from engine.model.taps import cut_params
 from engine.plan.config import TrainConfig
 from engine.plan.stored import read_plan
 from engine.runs.store import RunStore
@@ -44,9 +45,10 @@ def trained(name: str, **cfg):
     return name, result, time.perf_counter() - t0, run
 
 
-def row(dataset: str, name: str, backbone: str, result, seconds: float) -> str:
+def row(dataset: str, name: str, backbone: str, result, seconds: float, run) -> str:
     lo, hi = result.test_interval
-    params = get_entry(backbone).params_m
+    plan = read_plan(run.path)
+    params = cut_params(backbone, tuple(plan.head.taps), len(result.classes)) / 1e6
     return (
         f"{dataset:16} {name:22} {backbone:24} {params:6.1f}M {result.test_accuracy:7.1%} {lo:6.1%}-{hi:6.1%} "
         f"{result.best_val_acc:7.1%} {seconds:8.0f}"
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--student-strategy", default="top-k")
     ap.add_argument("--student-weights", default="auto")
     ap.add_argument("--epochs", type=int, default=None, help="phase-2 epochs of every run (default: the plan's)")
+    ap.add_argument("--student-params", type=int, default=None, help="the student's parameter budget (max_params)")
     args = ap.parse_args()
     epochs = {"finetune_epochs": args.epochs} if args.epochs is not None else {}
     header = f"{'dataset':16} {'run':22} {'backbone':24} {'params':>7} {'test':>7} {'95% interval':13} {'val':>7}"
@@ -71,13 +74,14 @@ def main() -> None:
         data = dict(data=str(root / "train"), val=str(root / "val"), test=str(root / "test"), **epochs)
         chosen = {"backbone": args.teacher} if args.teacher else {}
         t = trained("teacher", strategy=args.teacher_strategy, **chosen, **data)
-        print(row(dataset, t[0], read_plan(t[3].path).backbone, t[1], t[2]), flush=True)
+        print(row(dataset, t[0], read_plan(t[3].path).backbone, t[1], t[2], t[3]), flush=True)
         student = dict(backbone=args.student, weights=args.student_weights, strategy=args.student_strategy, **data)
+        student["max_params"] = args.student_params
         pair = []
         for name, extra in (("student, labels only", {}), ("student, distilled", {"distill_from": t[3].id})):
             s = trained(name, **student, **extra)
             pair.append(s[1])
-            print(row(dataset, name, args.student, s[1], s[2]), flush=True)
+            print(row(dataset, name, args.student, s[1], s[2], s[3]), flush=True)
         p = paired_test(*pair)
         if p is not None:
             print(
