@@ -9,9 +9,10 @@ disk; latency at batch 1 on this CPU (median and 95th percentile of 30 photos af
 With `--student BACKBONE`, a student of auto's model (`train --backbone BACKBONE --strategy top-k --distill-from` auto's
 run, same photos and splits) is exported and measured the same way, below it. Core ML is not built by TransferLab
 yet; bench/distill.py compares a student with the same student on labels alone. TFLite needs `make edge`.
-`--student-params N` gives the student a parameter budget (its backbone cut to fit: a microcontroller's is 500000).
+`--student-params N` gives the student a parameter budget (its backbone cut to fit: a microcontroller's is 500000) and
+`--student-strategy` its strategy (top-k by default; auto chooses the cut's stages and depth under the budget).
 Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S] [--student B]
-              [--student-params N]
+              [--student-params N] [--student-strategy auto|top-k|...]
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ def auto_run(root: Path, budget: float | None):
     return trained(TrainConfig.create(data=str(root), strategy="auto", budget=budget))
 
 
-def student_run(root: Path, backbone: str, teacher, max_params: int | None):
-    """A top-k student on `backbone` (cut to `max_params`) distilled from `teacher`'s answers; the run and its wall
+def student_run(root: Path, backbone: str, teacher, max_params: int | None, strategy: str):
+    """A student on `backbone` (cut to `max_params`) distilled from `teacher`'s answers; the run and its wall
     seconds."""
     cfg = TrainConfig.create(
-        data=str(root), backbone=backbone, strategy="top-k", distill_from=teacher.id, max_params=max_params
+        data=str(root), backbone=backbone, strategy=strategy, distill_from=teacher.id, max_params=max_params
     )
     return trained(cfg)
 
@@ -108,6 +109,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--student", default=None, help="a backbone to distil auto's model into, measured below it")
     ap.add_argument("--student-params", type=int, default=None, help="the student's parameter budget (max_params)")
+    ap.add_argument("--student-strategy", default="top-k")
     args = ap.parse_args()
     print(f"deployment on the test split; machine: {os.cpu_count()} CPU cores, training device {pick_device()}")
     header = (
@@ -120,7 +122,8 @@ def main() -> None:
         run, seconds = auto_run(SHARED / name, args.budget)
         runs = [("auto", run, seconds)]
         if args.student:
-            runs.append(("student", *student_run(SHARED / name, args.student, run, args.student_params)))
+            student = student_run(SHARED / name, args.student, run, args.student_params, args.student_strategy)
+            runs.append(("student", *student))
         for who, r, s in runs:
             t0 = time.perf_counter()
             target = TARGETS["server"].with_limits(max_drop=100)  # measure every file; the budgets are applied below
