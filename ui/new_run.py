@@ -23,6 +23,7 @@ NEW_RUN_CHOICES = {
     "target_norm": list(TARGET_NORM),
     "target_bn": list(TARGET_NORM),
     "target_head": list(TARGET_HEAD),
+    "max_params": range(0, 10**10),
 }
 
 
@@ -83,7 +84,8 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
     )
     st.caption(f"Target photos: {target}" if target else "Target photos: none (give them on the Data page)")
     teachers = teachers_for(path, runner.store)
-    teacher = st.selectbox(
+    d = st.columns([3, 1])
+    teacher = d[0].selectbox(
         "Learn from a trained run (distillation)",
         ["none", *teachers],
         format_func=lambda t: teachers.get(t, t),
@@ -91,6 +93,14 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         disabled=not teachers,
         help="A smaller model that must fit a phone or a board learns from a larger run's answers on the training "
         "photos as well as from the labels (its second choices too). Runs trained on this folder are listed.",
+    )
+    max_params = d[1].number_input(
+        "Parameter budget (0: none)",
+        min_value=0,
+        step=100_000,
+        key="max_params",
+        help="A board's limit on the whole model (a microcontroller's: 500,000): the pretrained backbone is cut "
+        "after the stage that reads val best among those that fit.",
     )
     keep_choices(NEW_RUN_CHOICES)
     cfg = TrainConfig.create(
@@ -103,6 +113,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         budget=float(budget) if budget else None,
         augment=None if augment == "from the plan" else augment,
         distill_from=None if teacher == "none" else teacher,
+        max_params=int(max_params) or None,
         **(
             {
                 "target": target,

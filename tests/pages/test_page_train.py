@@ -191,3 +191,16 @@ def test_a_run_of_the_same_photos_can_teach_the_next_one(monkeypatch, finished_s
     assert not at.exception and not at.error
     said = " ".join(i.value for i in at.info)
     assert f"It learns from run {teacher.path}" in said and "as well as from the labels" in said
+
+
+def test_a_parameter_budget_cuts_the_planned_model(monkeypatch, tmp_path, tiny_folder):
+    """The budget field reaches the plan: the page shows the cut the engine will run."""
+    use_runner(monkeypatch, RunStore(tmp_path / "runs"), slow_fake_fit)
+    at = page("train.py")
+    at.session_state["dataset"] = str(tiny_folder)
+    at.run()
+    at.number_input(key="max_params").set_value(100_000).run()
+    _make_plan(at, "top-k")
+    assert not at.exception and not at.error
+    said = " ".join(i.value for i in at.info)
+    assert "The model must stay under 100,000 parameters" in said and "so it is cut after" in said
