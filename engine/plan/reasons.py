@@ -329,17 +329,17 @@ def _bn_expected(d: Decision) -> str:
 
 
 def _entries(d: Decision) -> str:
-    """A trials table as the sentence lists it: each candidate's score, and why it could not be chosen when the val
-    rule rules it out."""
+    """A trials table as the sentence lists it: each candidate's score, the accuracy expected on the target photos
+    (plans made before it was stated have none), and why it could not be chosen when the val rule rules it out."""
     out = []
     for t in d["trials"]:
-        if t["eligible"]:
-            out.append(f"{t['label']} {t['score']:.1%}")
-        else:
-            out.append(
-                f"{t['label']} {t['score']:.1%} (val {t['val']:.1%}: more than {d['max_val_loss']:.0%} below, so not "
-                f"eligible)"
-            )
+        said = []
+        if "expected" in t:
+            estimate, low, high = t["expected"]
+            said.append(f"expected {estimate:.1%}, {low:.0%}–{high:.0%}")
+        if not t["eligible"]:
+            said.append(f"val {t['val']:.1%}: more than {d['max_val_loss']:.0%} below, so not eligible")
+        out.append(f"{t['label']} {t['score']:.1%}" + (f" ({'; '.join(said)})" if said else ""))
     return ", ".join(out)
 
 

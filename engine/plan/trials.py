@@ -16,7 +16,9 @@ when the plan standardises them so. The rates warm up over the share of the step
 * The adaptations: DANN and MMD (`engine.model.adapt`) at each of `STRENGTHS`, on the fix kept.
 
 A candidate is scored without target labels by reverse validation (`engine.probe.reverse`), or by the labelled target
-photos when the target folder has some; it is kept over its reference (the plan as it is, then the fix kept) only
+photos when the target folder has some, and each states the accuracy expected on the target photos by the reference
+`engine estimate` uses (ATC on the support of a reference adapted to them: `engine.probe.reference`), which does not
+choose here; it is kept over its reference (the plan as it is, then the fix kept) only
 when it scores higher by more than the reference's standard error and its validation accuracy is at most
 `MAX_VAL_LOSS` below. A kept fix is written into the plan (`apply_fix`), so the run is what was tried.
 
@@ -51,6 +53,7 @@ from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.augmented import augmented_features
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, ProbeResult
+from engine.probe.reference import Reference, adapted_reference, supported_accuracy
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import QUIET_STEP, Step
 
@@ -93,6 +96,7 @@ class Trial:
     val: float
     score: float
     fix: str = ""
+    expected: tuple[float, float, float] | None = None  # on the target photos: estimate, interval low and high
 
     @property
     def label(self) -> str:
@@ -221,26 +225,33 @@ def run_trial(  # noqa: PLR0913
 
 @dataclass(frozen=True)
 class _Scoring:
-    """What every trial is scored on: val (features, labels), the target features, the labelled target photos."""
+    """What every trial is scored on: val (features, labels), the target features, the labelled target photos, and
+    the reference its expected accuracy on the target photos is read by."""
 
     head: LinearFit
     val: tuple[np.ndarray, np.ndarray]
     zt: np.ndarray
     labelled: tuple[np.ndarray, np.ndarray] | None
+    ref: Reference
 
-    def score(self, model: _Adapted) -> tuple[float, float]:
-        """(val accuracy, score) of a trained trial."""
+    def score(self, model: _Adapted) -> tuple[float, float, tuple[float, float, float]]:
+        """(val accuracy, score, expected accuracy on the target photos with its interval) of a trained trial."""
         with torch.no_grad():
             fv = model.features(torch.from_numpy(self.val[0]).float()).numpy()
+            ft = model.features(torch.from_numpy(self.zt).float()).numpy()
             w = model.fc.weight.numpy()
             b = model.fc.bias.numpy()
-            acc = float(((fv @ w.T + b).argmax(1) == self.val[1]).mean())
+            answers_v = (fv @ w.T + b).argmax(1)
+            acc = float((answers_v == self.val[1]).mean())
+            found = supported_accuracy(
+                self.ref, self.val[0], answers_v, answers_v == self.val[1], self.zt, (ft @ w.T + b).argmax(1)
+            )
+            expected = (found.accuracy, *found.interval)
             if self.labelled is not None:
                 fl = model.features(torch.from_numpy(self.labelled[0]).float()).numpy()
-                return acc, float(((fl @ w.T + b).argmax(1) == self.labelled[1]).mean())
-            ft = model.features(torch.from_numpy(self.zt).float()).numpy()
+                return acc, float(((fl @ w.T + b).argmax(1) == self.labelled[1]).mean()), expected
             fitted = LinearFit(acc, np.empty(0), np.empty(0), w, b, self.head.mean, self.head.scale)
-            return acc, reverse_accuracy(fitted, ft, fv, self.val[1])
+            return acc, reverse_accuracy(fitted, ft, fv, self.val[1]), expected
 
     @property
     def n_scored(self) -> int:
@@ -264,15 +275,15 @@ def adapt_trials(  # noqa: PLR0913
     as the head reads them, `labelled` (features, labels) are labelled target photos among `zt`'s reading, when
     there are some. `progress` moves after each trial, and a cancel stops the trials between two."""
     fixes = fixes or [Fix()]
-    scoring = _Scoring(head, val, zt, labelled)
+    scoring = _Scoring(head, val, zt, labelled, adapted_reference(*train, zt, head.std_coef.shape[0]))
     total = len(fixes) + len(candidates()) - 1
     done: list[Trial] = []
 
     def tried(method: str, strength: float, fix: Fix) -> Trial:
         progress.check_cancel()
         model = run_trial(method, strength, head, train, zt, seed=seed, steps=steps, fix=fix)
-        acc, score = scoring.score(model)
-        done.append(Trial(method, strength, acc, score, fix.name))
+        acc, score, expected = scoring.score(model)
+        done.append(Trial(method, strength, acc, score, fix.name, expected))
         progress(len(done) / total)
         return done[-1]
 
@@ -305,6 +316,7 @@ def _rows(trials: list[Trial], label: Callable[[Trial], str]) -> list[dict]:
     first = trials[0]
     return [
         {"label": label(t), "score": t.score, "val": t.val, "eligible": t.val >= first.val - MAX_VAL_LOSS}
+        | ({"expected": list(t.expected)} if t.expected is not None else {})
         for t in trials
     ]
 

@@ -28,7 +28,8 @@ def test_the_head_reads_the_best_stage_on_val_that_fits_and_the_model_built_is_w
     assert tap in fits and fits[tap] == max(fits.values())
     decision = find(plan.decisions, "param-budget")
     assert decision is not None and decision.chosen == probe.stage_curve[tap]["name"]
-    assert f"under {BUDGET:,} parameters" in plan.reason and "the pretrained filters below the cut are kept" in plan.reason
+    assert f"under {BUDGET:,} parameters" in plan.reason
+    assert "the pretrained filters below the cut are kept" in plan.reason
     model = build(cfg, planned, torch.device("cpu")).model
     assert sum(p.numel() for p in model.parameters()) == decision["params"] <= BUDGET
     assert model.eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 3)

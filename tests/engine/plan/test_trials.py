@@ -52,6 +52,21 @@ def test_every_candidate_is_tried_and_the_choice_names_them_all():
     assert "labelled target photos" in _said(labelled)
 
 
+def test_every_trial_states_the_accuracy_expected_on_the_target_photos():
+    """Each candidate, fix or adaptation, carries the reference's estimate, near the truth on a known shift."""
+    xs, ys = _blobs(0)
+    xv, yv = _blobs(1)
+    xt, yt = _blobs(2, n=100, shift=0.8)
+    head = fit_linear(xs, ys, xv, yv, 3)
+    train, val, zt = (_standardised(head, xs), ys), (_standardised(head, xv), yv), _standardised(head, xt)
+    chose = adapt_trials(head, train, val, zt, steps=40)
+    truth = float((((xt - head.mean) / head.scale) @ head.std_coef.T + head.std_intercept).argmax(1).__eq__(yt).mean())
+    estimate, low, high = chose.trials[0].expected
+    assert low <= estimate <= high and abs(estimate - truth) < 0.1, (estimate, truth)
+    assert all(t.expected is not None for t in chose.trials)
+    assert f"no adaptation {chose.trials[0].score:.1%} (expected {estimate:.1%}" in _said(chose)
+
+
 def test_a_trial_starts_from_the_plan_head_and_no_adaptation_keeps_its_answers():
     import torch
 
