@@ -81,7 +81,7 @@ def main() -> None:
         for name, extra in (("student, labels only", {}), ("student, distilled", {"distill_from": t[3].id})):
             s = trained(name, **student, **extra)
             pair.append(s[1])
-            print(row(dataset, name, args.student, s[1], s[2], s[3]), flush=True)
+            print(row(dataset, name, read_plan(s[3].path).backbone, s[1], s[2], s[3]), flush=True)
         p = paired_test(*pair)
         if p is not None:
             print(
