@@ -23,7 +23,7 @@ NEW_RUN_CHOICES = {
     "target_norm": list(TARGET_NORM),
     "target_bn": list(TARGET_NORM),
     "target_head": list(TARGET_HEAD),
-    "max_params": range(0, 10**10),
+    "max_params": range(0, 10_000_000_000),
 }
 
 
