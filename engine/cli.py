@@ -21,6 +21,7 @@ from engine.plan.config import (
     DEFAULT_BUDGET_S,
     DISTILL_TEMPERATURE,
     DISTILL_WEIGHT,
+    MAX_PARAMS,
     STRATEGIES,
     TARGET_HEAD,
     TARGET_NORM,
@@ -550,7 +551,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-params",
-        type=ranged(int, 1, 10**12),
+        type=ranged(int, 1, MAX_PARAMS),
         default=None,
         help="the model's parameter budget, head included (a microcontroller's: 500000): the pretrained backbone is "
         "cut after the stage that reads val best among those that fit",

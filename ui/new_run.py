@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import BUDGETED, DEFAULT_BUDGET_S, PRESETS, STRATEGIES, TARGET_HEAD, TARGET_NORM, Jobs, Runner, TrainConfig
-from engine import ADAPT_CHOICES, BALANCE
+from engine import ADAPT_CHOICES, BALANCE, MAX_PARAMS
 from engine import get_plan, teachers_for
 from ui.jobs import job_bar, polling
 from ui.plan_editor import plan_key_for, show_plan
@@ -23,7 +23,7 @@ NEW_RUN_CHOICES = {
     "target_norm": list(TARGET_NORM),
     "target_bn": list(TARGET_NORM),
     "target_head": list(TARGET_HEAD),
-    "max_params": range(0, 10_000_000_000),
+    "max_params": range(0, MAX_PARAMS),
 }
 
 
@@ -97,6 +97,7 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
     max_params = d[1].number_input(
         "Parameter budget (0: none)",
         min_value=0,
+        max_value=MAX_PARAMS,
         step=100_000,
         key="max_params",
         help="A board's limit on the whole model (a microcontroller's: 500,000): the pretrained backbone is cut "

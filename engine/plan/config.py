@@ -50,6 +50,9 @@ class DataConfig:
     target_test: str | None = None  # labelled photos from there (one subfolder per class), scored once at the end
 
 
+MAX_PARAMS = 10**12  # the largest parameter budget taken (the CLI's and the Train page's bound)
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """Strategy, learning rates and schedule. `None` values are decided by the plan."""
@@ -71,7 +74,8 @@ class OptimConfig:
     grad_clip: float = 1.0
     budget: float | None = None  # auto's time budget in seconds, probe included (default DEFAULT_BUDGET_S); top-k
     # and full: none unless given, then their phase-2 epochs end within it
-    max_params: int | None = None  # the model's parameter budget (a board's): the backbone is cut to fit it
+    max_params: int | None = None  # the model's parameter budget (a board's): the backbone is cut to fit it (at most
+    # MAX_PARAMS)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -87,8 +91,10 @@ class OptimConfig:
             raise ConfigError(
                 f"budget {self.budget}: a time budget is a number of seconds above 0 (auto's default: 300)"
             )
-        if self.max_params is not None and self.max_params < 1:
-            raise ConfigError(f"max_params {self.max_params}: a parameter budget is a whole number above 0")
+        if self.max_params is not None and not 1 <= self.max_params <= MAX_PARAMS:
+            raise ConfigError(
+                f"max_params {self.max_params}: a parameter budget is a whole number above 0 and at most {MAX_PARAMS:,}"
+            )
         negative = [k for k in ("head_epochs", "finetune_epochs", "warmup_epochs") if (getattr(self, k) or 0) < 0]
         if negative:
             raise ConfigError(f"{negative[0]} {getattr(self, negative[0])}: epochs are 0 or more")

@@ -222,7 +222,8 @@ def _choose(req: Request, probes: list[ProbeResult]) -> tuple[HeadChoice, list[H
     said = (head,) + ((closer,) if closer is not None else ())
     if cfg.optim.max_params is not None:
         chosen = next(p for p in probes if p.backbone == choice.backbone)
-        said = (budget_decision(chosen, choice.taps, len(ds.classes), cfg.optim.max_params), *said)
+        cut = budget_decision(chosen, choice.taps, len(ds.classes), cfg.optim.max_params, "cross-validation")
+        said = (cut, *said)
     return choice, scored, metric, said
 
 

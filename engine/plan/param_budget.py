@@ -2,20 +2,22 @@
 
 `TapModel` prunes the backbone after the deepest stage its head reads, so a model that reads early stages is a small
 network that keeps its pretrained filters. Under a budget a fixed strategy's head reads the stage that the linear
-probe scored best on val among those whose cut model, head included, fits; auto scores only the candidate heads that
-fit (`engine.probe.choose.candidate_taps`). The test split is never read. The whole backbone is kept when it fits.
+probe scored best on val among those whose cut model, head included, fits; auto scores by cross-validation only the
+candidate heads that fit (`engine.probe.choose.candidate_taps`). The test split is never read. The whole backbone is
+kept when it fits.
 
-Measured on the bundled sample (test split, 161 photos; 2-core CPU, 2026-12-07), under 500,000 parameters: auto read
-Lite0's blocks.0 to blocks.3 (cut there: 0.26M parameters) and reached 89.4% on test, against 85.1% for the 3.4M
-feature-extraction run that was its teacher; top-k cut after blocks.2 (56K parameters) kept its starting probe head
-(82.0%: no fine-tuning epoch beat it on val, taught or not); a 0.42M-parameter MobileNetV2-0.35 trained from scratch
-at 128 px, taught by the same run for 25 epochs, reached 27% of val. A cut pretrained network is the small network.
+What it gave (bench/results-deploy-microcontroller-cpu.txt, 2-core CPU): under 500,000 parameters, auto's student of
+auto's run read a Lite2 cut of 0.46M parameters on the shared plants, 90.3% on test against its teacher's 92.9%, and a
+Lite1 cut of 0.37M on EuroSAT, 89.8% against 94.3%; their int8 files lost 5.1 and 7.8 points. No fine-tuning epoch
+beat the cut's starting head on plant val, so distillation changed nothing there (bench/results-distill-microcontroller-
+cpu.txt: 91.5% taught and untaught).
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from engine.model.profile import architecture
 from engine.model.taps import FINAL, cut_params
 from engine.plan.config import ConfigError
 from engine.plan.reasons import Decision
@@ -29,10 +31,26 @@ def _curve(probe: ProbeResult) -> dict[int, dict]:
     return {c["tap"]: c for c in rows}
 
 
+def _fitting(backbone: str, taps: list[int], n_classes: int, max_params: int) -> dict[int, int]:
+    """The `taps` of `backbone` whose cut model, with a head of `n_classes`, fits `max_params`: tap -> parameters."""
+    sizes = {t: cut_params(backbone, (t,), n_classes) for t in taps}
+    return {t: n for t, n in sizes.items() if n <= max_params}
+
+
 def fitting(probe: ProbeResult, n_classes: int, max_params: int) -> dict[int, int]:
     """The probe's stages (FINAL included) whose cut model fits `max_params`: tap -> parameters with the head."""
-    sizes = {t: cut_params(probe.backbone, (t,), n_classes) for t in _curve(probe)}
-    return {t: n for t, n in sizes.items() if n <= max_params}
+    return _fitting(probe.backbone, list(_curve(probe)), n_classes, max_params)
+
+
+def deepest_cut(backbone: str, n_classes: int, max_params: int) -> tuple[str, int] | None:
+    """The deepest stage of `backbone` a cut could end with under `max_params` (its name and the parameters with the
+    head), before any probe; None when not even the first stage fits. What the export's student advice names."""
+    names = architecture(backbone).tap_names()
+    fits = _fitting(backbone, list(range(len(names))), n_classes, max_params)
+    if not fits:
+        return None
+    deepest = max(fits)
+    return names[deepest], fits[deepest]
 
 
 def cut_for(probe: ProbeResult, n_classes: int, max_params: int) -> tuple[int, Decision]:
@@ -50,11 +68,14 @@ def cut_for(probe: ProbeResult, n_classes: int, max_params: int) -> tuple[int, D
             f"with {n_classes} classes; give a larger budget"
         )
     best = max(fits, key=lambda t: (curve[t]["accuracy"], t))
-    return best, budget_decision(probe, (best,), n_classes, max_params)
+    return best, budget_decision(probe, (best,), n_classes, max_params, "val")
 
 
-def budget_decision(probe: ProbeResult, taps: tuple[int, ...], n_classes: int, max_params: int) -> Decision:
-    """The decision that the head reads `taps` of the probe's backbone (cut after the deepest) under `max_params`."""
+def budget_decision(
+    probe: ProbeResult, taps: tuple[int, ...], n_classes: int, max_params: int, chosen_by: str
+) -> Decision:
+    """The decision that the head reads `taps` of the probe's backbone (cut after the deepest) under `max_params`,
+    chosen by `chosen_by`: "val" (a fixed strategy's stage) or "cross-validation" (auto's head)."""
     curve = _curve(probe)
     fits = fitting(probe, n_classes, max_params)
     deepest = FINAL if FINAL in taps else max(taps)
@@ -66,6 +87,7 @@ def budget_decision(probe: ProbeResult, taps: tuple[int, ...], n_classes: int, m
         "params": cut_params(probe.backbone, tuple(taps), n_classes),
         "val": curve[deepest]["accuracy"],
         "fitting": {curve[t]["name"]: [n, curve[t]["accuracy"]] for t, n in fits.items()},
+        "chosen_by": chosen_by,
     }
     others = tuple(curve[t]["name"] for t in fits if t != deepest)
     return Decision("param-budget", curve[deepest]["name"], others, evidence)

@@ -13,15 +13,15 @@ from typing import Callable, NamedTuple
 
 from engine.model.catalogue import is_transformer
 from engine.model.profile import architecture, profile
-from engine.model.taps import FINAL
 from engine.model.resources import views_that_fit
+from engine.model.taps import FINAL
 from engine.plan import auto
 from engine.plan.config import TrainConfig
 from engine.plan.reasons import Decision
 from engine.plan.evidence import Evidence, Request
 from engine.plan.parts import Cost, Phases, Plan
-from engine.probe.choose import label_of
 from engine.plan.rules import BANDS, BASE_LR, DEFAULT_EPOCHS, HEAD_LR, band, discriminative, group_labels, layer_decay
+from engine.probe.choose import label_of
 
 
 BUDGETED = ("top-k", "full")  # fixed strategies whose phase-2 epochs a time budget caps (auto fills its own budget)

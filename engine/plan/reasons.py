@@ -74,9 +74,8 @@ def _rule_of_thumb(d: Decision) -> str:
     b = BANDS[d["band"]]
     return (
         f"The linear probe on {d.evidence.get('reads', 'the final features')} gets {d['probe_accuracy']:.1%} of the "
-        f"{d['n_val']} validation "
-        f"photos ({b[1]}: the classic table suggests {b[2]}); the run starts from it and keeps it unless an epoch "
-        f"beats it."
+        f"{d['n_val']} validation photos ({b[1]}: the classic table suggests {b[2]}); the run starts from it and "
+        f"keeps it unless an epoch beats it."
     )
 
 
@@ -168,11 +167,18 @@ def _param_budget(d: Decision) -> str:
             f"The whole {d['backbone']} fits the budget of {d['max_params']:,} parameters ({d['params']:,} with the "
             f"head), so nothing is cut."
         )
+    size = f"{d['params']:,} parameters with the head"
+    if d.evidence.get("chosen_by", "val") == "val":
+        why = f"the stage whose linear probe read val best among those that fit ({d['val']:.1%}, {size})"
+    else:
+        why = (
+            f"the deepest stage of the head auto chose by cross-validation among those that fit (that stage's probe: "
+            f"{d['val']:.1%} of val; {size})"
+        )
     return (
         f"The model must stay under {d['max_params']:,} parameters: the whole {d['backbone']} has "
         f"{d['whole_params']:,} with the head ({d['whole_val']:.1%} of val with a linear head), so it is cut after "
-        f"{d.chosen}, the stage whose linear probe read val best among those that fit ({d['val']:.1%}, "
-        f"{d['params']:,} parameters with the head); the pretrained filters below the cut are kept."
+        f"{d.chosen}, {why}; the pretrained filters below the cut are kept."
     )
 
 

@@ -119,10 +119,11 @@ def candidate_taps(probe: ProbeResult, keep: Keep | None = None) -> list[tuple[i
     `engine.plan.param_budget`), only the sets it keeps, the best and last stages being those among the stages it
     keeps."""
     fits = keep or (lambda backbone, taps: True)
-    body = [c["tap"] for c in probe.stage_curve if c["tap"] != FINAL and fits(probe.backbone, (c["tap"],))]
+    accuracy = {c["tap"]: c["accuracy"] for c in probe.stage_curve if c["tap"] != FINAL}
+    body = [t for t in accuracy if fits(probe.backbone, (t,))]
     if not body:
         return [(FINAL,)] if fits(probe.backbone, (FINAL,)) else []
-    best = max(body, key=lambda t: next(c["accuracy"] for c in probe.stage_curve if c["tap"] == t))
+    best = max(body, key=accuracy.get)
     last = body[-1]
     sets = [
         (FINAL,),

@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, replace
 
 from engine.errors import DataError
 from engine.model.catalogue import list_entries
-from engine.model.profile import architecture
-from engine.model.taps import cut_params
+from engine.plan.param_budget import deepest_cut
 from engine.serve.measure import FileMeasure
 
 
@@ -135,16 +134,14 @@ def student_advice(  # noqa: PLR0913
     run's backbone cut after an early stage (`engine.plan.param_budget`), when one fits; else the smallest catalogue
     backbone; or, when nothing is small enough, that plainly."""
     limit = target.max_params
-    if limit is not None:
-        stages = architecture(backbone).tap_names()
-        fits = [t for t in range(len(stages)) if cut_params(backbone, (t,), n_classes) <= limit]
-        if fits:
-            return (
-                f"It would take {backbone} cut after an early stage (at most {stages[fits[-1]]}: "
-                f"{cut_params(backbone, (fits[-1],), n_classes) / 1e6:.2f}M parameters with {n_classes} classes), "
-                f"learning from this run's answers (distillation): `python -m engine train --data {data} --backbone "
-                f"{backbone} --max-params {limit} --distill-from {run_id}`, then export that run."
-            )
+    cut = deepest_cut(backbone, n_classes, limit) if limit is not None else None
+    if cut is not None:
+        stage, cut_size = cut
+        return (
+            f"It would take {backbone} cut after an early stage (at most {stage}: {cut_size / 1e6:.2f}M parameters "
+            f"with {n_classes} classes), learning from this run's answers (distillation): `python -m engine train "
+            f"--data {data} --backbone {backbone} --max-params {limit} --distill-from {run_id}`, then export that run."
+        )
     smaller = sorted((e for e in list_entries() if e.params_m * 1e6 < (limit or params)), key=lambda e: e.params_m)
     if not smaller:
         return (

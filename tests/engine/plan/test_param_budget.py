@@ -40,7 +40,9 @@ def test_auto_scores_only_heads_that_fit(tiny_folder):
     planned = get_plan(_cfg(tiny_folder, strategy="auto", budget=60))
     taps, backbone = planned.plan.head.taps, planned.plan.backbone
     assert cut_params(backbone, tuple(taps), 3) <= BUDGET
-    assert find(planned.plan.decisions, "param-budget") is not None
+    cut = find(planned.plan.decisions, "param-budget")
+    assert cut is not None
+    assert cut["chosen_by"] == "cross-validation" and "auto chose by cross-validation" in cut.sentence
 
 
 def test_a_budget_no_stage_meets_is_refused_in_one_line(tiny_folder):
