@@ -138,7 +138,8 @@ class Export:
             return "Nothing was measured."
         meet = self.meeting()
         if meet:
-            return f"{', '.join(meet)} meet the {self.target.name} budget ({self.target.limits()})."
+            verb = "meets" if len(meet) == 1 else "meet"
+            return f"{', '.join(meet)} {verb} the {self.target.name} budget ({self.target.limits()})."
         closest = min(self.measures[1:] or self.measures, key=lambda m: len(self.broken[m.name]))
         return (
             f"No file meets the {self.target.name} budget ({self.target.limits()}); the closest, {closest.name}, "

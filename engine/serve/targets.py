@@ -108,7 +108,7 @@ TARGETS = {
         None,
         500_000,
         1.0,
-        ("onnx-int8",),
+        ("onnx", "onnx-int8"),
         "a board with a few hundred KB of memory (some MCU targets): under 500K parameters",
     ),
 }
