@@ -262,3 +262,29 @@ def test_the_tflite_file_answers_as_the_onnx_file_does(finished_store, tmp_path,
     again = export_run(run, tmp_path / "again", formats=("onnx", "tflite"))
     assert again.refused["tflite"].startswith("tflite refused: TFLite needs the converter litert-torch==0.10.0")
     assert "make edge" in again.refused["tflite"] and "tflite" not in again.files
+
+
+def test_a_student_cut_to_the_microcontroller_budget_gets_a_file_that_meets_it(tiny_folder, tmp_path):
+    """The cut model (the backbone pruned after the stage its head reads) exports: ONNX fp32 is written beside int8
+    (refused or not) and meets the parameter budget, and TFLite answers as ONNX does when the converter is here."""
+    from engine.plan.config import TrainConfig
+    from engine.runs.store import RunStore
+    from engine.serve.litert import converter_missing
+    from engine.service.training import train
+
+    budget = 100_000
+    cfg = TrainConfig.create(
+        data=str(tiny_folder), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=0, views=1, batch_size=4,
+        val_fraction=0.34, max_params=budget,
+    )  # fmt: skip
+    run = RunStore(tmp_path / "runs").create(cfg.to_dict(), "cut")
+    assert train(cfg, run).status == "finished"
+    micro = TARGETS["microcontroller"]
+    edge = () if converter_missing() else ("tflite",)
+    out = export_run(run, tmp_path / "mcu", formats=(*micro.formats, *edge), target=micro)
+    assert out.params <= budget and "onnx" in out.files and "ONNX fp32" in out.meeting()
+    assert "onnx-int8" in out.files or out.refused["onnx-int8"].startswith("ONNX int8 refused")
+    if edge:
+        by_name = {m.name: m for m in out.measures}
+        assert "tflite" in out.files and by_name["TFLite fp32"].agreement == 1.0
+        assert by_name["TFLite fp32"].accuracy == by_name["ONNX fp32"].accuracy
