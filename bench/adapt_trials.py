@@ -27,10 +27,12 @@ import torch
 from engine.data.dataset import load_dataset
 from engine.data.target import load_target
 from engine.model.taps import FINAL
+from engine.plan.rules import MAX_VAL_LOSS
 from engine.plan.trials import STRONG_AUGMENT, TRIAL_STEPS, candidates, run_trial, simple_fixes
 from engine.probe.augmented import augmented_features
 from engine.probe.gap import target_features
 from engine.probe.linear import LinearFit, fit_linear, probe
+from engine.probe.reference import adapted_reference, supported_accuracy
 from engine.probe.reverse import reverse_accuracy
 
 BACKBONE = "tf_efficientnet_lite0"
@@ -53,7 +55,8 @@ def pair_rows(pair: Path) -> list[str]:
     strong = augmented_features([it.path for it in ds.train], BACKBONE, taps, STRONG_AUGMENT)
     fixes = simple_fixes(1, 8, strong=((strong - head.mean) / head.scale).astype(np.float32))
     tried = [("none", 0.0, f) for f in fixes] + [(m, s, fixes[0]) for m, s in candidates()[1:]]
-    out = []
+    ref = adapted_reference(zs, ys, zu, len(ds.classes))
+    out, scored = [], []
     for method, strength, fix in tried:
         model = run_trial(method, strength, head, (zs, ys), zu, fix=fix)
         with torch.no_grad():
@@ -62,15 +65,32 @@ def pair_rows(pair: Path) -> list[str]:
         val = float(((fv @ w.T + b).argmax(1) == yv).mean())
         target = float(((ft @ w.T + b).argmax(1) == yt).mean())
         reverse = reverse_accuracy(LinearFit(val, np.empty(0), np.empty(0), w, b, head.mean, head.scale), fu, fv, yv)
+        answers_v = (fv @ w.T + b).argmax(1)
+        found = supported_accuracy(ref, zv, answers_v, answers_v == yv, zu, (fu @ w.T + b).argmax(1))
+        low, high = found.interval
         label = (fix.name or "none") if method == "none" else f"{method} {strength:g}"
-        out.append(f"{pair.name:16} {label:9} {val:10.3f} {reverse:8.3f} {target:12.3f}")
-    return out
+        scored.append((label, val, found.accuracy, low, high, target))
+        out.append(
+            f"{pair.name:16} {label:9} {val:10.3f} {reverse:8.3f} {found.accuracy:6.3f} ({low:.3f}-{high:.3f}) "
+            f"{target:12.3f}"
+        )
+    return out + [by_estimate(pair.name, scored)]
+
+
+def by_estimate(name: str, scored: list[tuple]) -> str:
+    """The trial the estimate would choose: the highest estimate within MAX_VAL_LOSS of none's val, kept only when its
+    estimate is above none's interval (none otherwise); with its target test."""
+    none = scored[0]
+    fair = [s for s in scored if s[1] >= none[1] - MAX_VAL_LOSS]
+    best = max(fair, key=lambda s: s[2])
+    chosen = best if best[2] > none[4] else none
+    return f"{name:16} by estimate: {chosen[0]} (target test {chosen[5]:.3f}; none {none[5]:.3f})"
 
 
 def main() -> None:
     pairs = [Path(p) for p in sys.argv[1:]] or [PAIR]
     print(f"{BACKBONE} final features, {TRIAL_STEPS} steps per trial, seed 0; {os.cpu_count()} CPU cores")
-    print(f"{'pair':16} {'trial':9} {'source val':>10} {'reverse':>8} {'target test':>12}")
+    print(f"{'pair':16} {'trial':9} {'source val':>10} {'reverse':>8} {'estimate (95%)':>21} {'target test':>12}")
     for pair in pairs:
         for line in pair_rows(pair):
             print(line, flush=True)
