@@ -22,7 +22,8 @@ choose here: on the three pairs below it is 4.4 points from the target test on a
 DANN below no adaptation on the paintings, where the target test has it 3.4 points above, and chosen by it (above no
 adaptation's interval) no trial is kept, as by reverse validation. A candidate is kept over its reference (the plan
 as it is, then the fix kept) only when it scores higher by more than the reference's standard error and its
-validation accuracy is at most `MAX_VAL_LOSS` below. A kept fix is written into the plan (`apply_fix`), so the run is what was tried.
+validation accuracy is at most `MAX_VAL_LOSS` below. A kept fix is written into the plan (`apply_fix`), so the run is
+what was tried.
 
 What the trials found (bench/adapt_trials.py, results-adapt-trials-cpu.txt: the shared photo→painting pair and two
 shifted copies of the plant photos, Lite0's final features, the target photos on their own statistics; reverse
