@@ -14,6 +14,7 @@ Each path trains one `module` (the head, the groups above the boundary, or the w
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -36,6 +37,19 @@ from engine.progress import QUIET_STEP, Step
 from engine.train.views import Views, cache_target_acts, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[None]:
+    """`module` in eval mode, as scoring runs it (no dropout; BatchNorm on its running statistics, which val photos
+    must not move), each submodule's own mode restored after (a frozen group's BatchNorm stays in eval mode)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -107,7 +121,7 @@ class FeaturePath(_Trainable):
     @torch.no_grad()
     def val_logits(self, rows: np.ndarray | None = None, progress: Step = QUIET_STEP) -> torch.Tensor:
         x = self.val_x if rows is None else self.val_x[rows]
-        with autocast(self.device):  # the head itself runs in float32
+        with evaluating(self.module), autocast(self.device):  # the head itself runs in float32
             logits = torch.cat([self.module(to_device(b, self.device)).float().cpu() for b in x.split(64)])
         progress(1.0)
         return logits
