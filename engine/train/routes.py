@@ -14,7 +14,6 @@ Each path trains one `module` (the head, the groups above the boundary, or the w
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -32,24 +31,11 @@ from engine.model.taps import TapModel
 from engine.plan.cost import cached_views
 from engine.train.pixels import decoded_pixels, device_batches
 from engine.train.state import TrainContext, TrainState
-from engine.model.predict import predict_logits
+from engine.model.predict import evaluating, predict_logits
 from engine.progress import QUIET_STEP, Step
 from engine.train.views import Views, cache_target_acts, cache_views, load_views, save_views, views_key
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor | None]  # (indices, input, soft targets or None)
-
-
-@contextmanager
-def evaluating(module: nn.Module) -> Iterator[None]:
-    """`module` in eval mode, as scoring runs it (no dropout; BatchNorm on its running statistics, which val photos
-    must not move), each submodule's own mode restored after (a frozen group's BatchNorm stays in eval mode)."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 def _index_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -274,9 +274,16 @@ def test_a_student_cut_to_the_microcontroller_budget_gets_a_file_that_meets_it(t
 
     budget = 100_000
     cfg = TrainConfig.create(
-        data=str(tiny_folder), strategy="top-k", top_k=1, head_epochs=1, finetune_epochs=0, views=1, batch_size=4,
-        val_fraction=0.34, max_params=budget,
-    )  # fmt: skip
+        data=str(tiny_folder),
+        strategy="top-k",
+        top_k=1,
+        head_epochs=1,
+        finetune_epochs=0,
+        views=1,
+        batch_size=4,
+        val_fraction=0.34,
+        max_params=budget,
+    )
     run = RunStore(tmp_path / "runs").create(cfg.to_dict(), "cut")
     assert train(cfg, run).status == "finished"
     micro = TARGETS["microcontroller"]

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from engine.model.taps import ProbeHead
-from engine.train.routes import FeaturePath, evaluating
+from engine.model.predict import evaluating
+from engine.train.routes import FeaturePath
 from engine.train.views import Views
 
 
