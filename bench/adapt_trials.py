@@ -39,7 +39,8 @@ BACKBONE = "tf_efficientnet_lite0"
 PAIR = ROOT.parent / "shared" / "datasets" / "pacs-photo-art"
 
 
-def pair_rows(pair: Path) -> list[str]:
+def pair_rows(pair: Path) -> tuple[list[str], list[tuple]]:
+    """The pair's table rows, and each trial's (label, source val, estimate, low, high, target test)."""
     ds = load_dataset(pair / "source", test_fraction=0)
     f = probe(ds, BACKBONE, per_stage=False).features
     taps = (FINAL,)
@@ -74,7 +75,7 @@ def pair_rows(pair: Path) -> list[str]:
             f"{pair.name:16} {label:9} {val:10.3f} {reverse:8.3f} {found.accuracy:6.3f} ({low:.3f}-{high:.3f}) "
             f"{target:12.3f}"
         )
-    return out + [by_estimate(pair.name, scored)]
+    return out + [by_estimate(pair.name, scored)], scored
 
 
 def by_estimate(name: str, scored: list[tuple]) -> str:
@@ -87,13 +88,27 @@ def by_estimate(name: str, scored: list[tuple]) -> str:
     return f"{name:16} by estimate: {chosen[0]} (target test {chosen[5]:.3f}; none {none[5]:.3f})"
 
 
+def summary(scored: list[tuple]) -> str:
+    """How far the estimate was from the target test over every trial, and how often its interval held it."""
+    errors = np.array([abs(s[2] - s[5]) * 100 for s in scored])
+    covered = np.mean([s[3] <= s[5] <= s[4] for s in scored])
+    return (
+        f"estimate vs target test over {len(scored)} trials: mean absolute error {errors.mean():.1f} points "
+        f"(median {np.median(errors):.1f}, largest {errors.max():.1f}); interval covers the truth in {covered:.0%}"
+    )
+
+
 def main() -> None:
     pairs = [Path(p) for p in sys.argv[1:]] or [PAIR]
     print(f"{BACKBONE} final features, {TRIAL_STEPS} steps per trial, seed 0; {os.cpu_count()} CPU cores")
     print(f"{'pair':16} {'trial':9} {'source val':>10} {'reverse':>8} {'estimate (95%)':>21} {'target test':>12}")
+    every = []
     for pair in pairs:
-        for line in pair_rows(pair):
+        lines, scored = pair_rows(pair)
+        every += scored
+        for line in lines:
             print(line, flush=True)
+    print(summary(every))
 
 
 if __name__ == "__main__":

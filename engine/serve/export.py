@@ -220,7 +220,7 @@ def _runners(model, stage: Path, formats: set[str], reference: Path) -> list[Run
     return runners
 
 
-def _photos(ds, classes: list[str], split: str) -> tuple[list[str], np.ndarray]:
+def labelled_photos(ds, classes: list[str], split: str) -> tuple[list[str], np.ndarray]:
     """A split's photos with their labels in the model's output order."""
     items = ds.split(split)
     return [it.path for it in items], np.array([classes.index(ds.classes[it.label]) for it in items], dtype=int)
@@ -272,7 +272,7 @@ class _Job:
     def measures(self, ds) -> list[FileMeasure]:
         """PyTorch, then each file (and the fp32 file int8 replaces), on the test photos (val when there are none)."""
         split = "test" if ds.test else "val"
-        photos, labels = _photos(ds, self.classes, split)
+        photos, labels = labelled_photos(ds, self.classes, split)
         if not photos:
             raise DataError(f"run {self.run.id}: its data has neither test nor val photos to measure the files on")
         weights = self.stage / FILE_NAMES["safetensors"]
@@ -302,7 +302,7 @@ class _Job:
         cfg = TrainConfig.from_dict(self.run.config)
         ds = load_data(cfg)
         if "onnx-int8" in self.formats:
-            calibration = calibration_photos(*_photos(ds, self.classes, "train"))
+            calibration = calibration_photos(*labelled_photos(ds, self.classes, "train"))
             quantize_int8(self.model, self.spec, self.stage / FILE_NAMES["onnx-int8"], calibration)
         unconverted = self.tflite(example)
         unchecked, unconverted_coreml = self.coreml(example)

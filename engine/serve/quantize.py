@@ -11,6 +11,7 @@ so the model card's recipe is applied once, the same for both files.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,16 +61,25 @@ def fixed_graph(model: torch.nn.Module, spec: InputSpec, out: Path) -> None:
         traced.unlink(missing_ok=True)
 
 
-def quantize_int8(model: torch.nn.Module, spec: InputSpec, out: Path, photos: list[str]) -> None:
-    """Writes the int8 ONNX model of `model` to `out` (one photo a call), calibrated on `photos` prepared as the
-    model card says."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+def recipe(**changes: Any) -> dict[str, Any]:
+    """The shipped `quantize_static` arguments (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges), with
+    `changes` on top (what bench/int8_variants.py compares the shipped recipe against)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    shipped = {
+        "quant_format": QuantFormat.QDQ,
+        "per_channel": True,
+        "activation_type": QuantType.QUInt8,
+        "weight_type": QuantType.QInt8,
+        "calibrate_method": CalibrationMethod.MinMax,
+    }
+    return shipped | changes
+
+
+def quantize_graph(fixed: Path, spec: InputSpec, out: Path, photos: list[str], **changes: Any) -> None:
+    """Writes the int8 model of the fixed-shape ONNX graph `fixed` (see `fixed_graph`) to `out`, calibrated on
+    `photos` prepared as the model card says, quantised by `recipe(**changes)`."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
     class Photos(CalibrationDataReader):
         def __init__(self) -> None:
@@ -81,18 +91,15 @@ def quantize_int8(model: torch.nn.Module, spec: InputSpec, out: Path, photos: li
             x = spec.normalize(torch.stack(load_images(spec, [self.left.pop(0)])))
             return {"image": x.contiguous().numpy()}
 
+    quantize_static(str(fixed), str(out), Photos(), **recipe(**changes))
+
+
+def quantize_int8(model: torch.nn.Module, spec: InputSpec, out: Path, photos: list[str]) -> None:
+    """Writes the int8 ONNX model of `model` to `out` (one photo a call) by the shipped recipe, calibrated on
+    `photos`."""
     fixed = out.with_name(f".{out.stem}.fixed.onnx")
     try:
         fixed_graph(model, spec, fixed)
-        quantize_static(
-            str(fixed),
-            str(out),
-            Photos(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        quantize_graph(fixed, spec, out, photos)
     finally:
         fixed.unlink(missing_ok=True)

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from engine.model.taps import ProbeHead
-from engine.model.predict import evaluating
 from engine.train.routes import FeaturePath
 from engine.train.views import Views
 
@@ -35,15 +34,3 @@ def test_validation_on_cached_features_runs_the_head_without_dropout():
     rows = np.array([3, 7])
     head.train()
     assert torch.allclose(path.val_logits(rows), expected[rows]) and head.training
-
-
-def test_evaluating_restores_each_submodule_mode_and_keeps_running_statistics():
-    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.BatchNorm1d(4))
-    model.train()
-    model[3].eval()  # a frozen group's BatchNorm
-    before = model[1].running_mean.clone()
-    with evaluating(model), torch.no_grad():
-        assert not any(m.training for m in model.modules())
-        model(torch.randn(8, 4) + 5)
-    assert torch.equal(model[1].running_mean, before)  # val photos did not move the statistics
-    assert [m.training for m in model] == [True, True, True, False] and model.training
