@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import safetensors
 import torch
@@ -217,6 +217,17 @@ class Run:
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
         return json.loads(path.read_text()) if path.exists() else None
+
+    def update_json(self, name: str, change: Callable[[dict], dict]) -> None:
+        """Rewrites the JSON file `name` as `change` makes it from what it holds now ({} when absent), one writer at a
+        time across threads and processes (an OS lock on `.name.lock`), so two updates never lose one another (two
+        `estimate` commands on one run)."""
+        with self._lock, open(self.path / f".{name}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.write_json(name, change(self.read_json(name) or {}))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class EventTail:

@@ -168,9 +168,8 @@ def record(run: Run, est: Estimate) -> None:
     """Keeps `est` in the run folder beside the estimates of other folders, under the model file it was made with."""
     from engine.serve.ood import weights_stamp
 
-    kept = run.read_json(RECORD) or {}
-    kept[est.folder] = {**est.to_dict(), "weights": weights_stamp(run)}
-    run.write_json(RECORD, kept)
+    entry = {**est.to_dict(), "weights": weights_stamp(run)}
+    run.update_json(RECORD, lambda kept: kept | {est.folder: entry})
 
 
 def recorded(run: Run) -> list[Estimate]:

@@ -1,10 +1,12 @@
 import os
+import threading
+import time
 
 import pytest
 
 from engine.runs import store as store_module
 from engine.runs.events import EpochEnded, StepEnded
-from engine.runs.store import EventTail, RunStore
+from engine.runs.store import EventTail, Run, RunStore
 
 
 def test_events_round_trip_and_torn_line_is_ignored(tmp_path):
@@ -95,3 +97,24 @@ def test_resume_refuses_a_finished_run_or_an_unloadable_checkpoint_and_changes_n
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "left as it is" in err and "weights_only=False" not in err, err
     assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
+
+
+def test_update_json_from_two_writers_loses_no_update(tmp_path):
+    run = RunStore(tmp_path).create({"data": "x"})
+    others = [Run(run.path) for _ in range(2)]  # two handles: only the OS lock keeps them apart
+
+    def add(handle: Run, who: int) -> None:
+        for i in range(25):
+
+            def change(kept: dict, key: str = f"{who}-{i}") -> dict:
+                time.sleep(0.002)  # a slow read-modify-write: without the lock the other writer's update is lost
+                return kept | {key: True}
+
+            handle.update_json("estimates.json", change)
+
+    threads = [threading.Thread(target=add, args=(h, n)) for n, h in enumerate(others)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(run.read_json("estimates.json")) == 50
