@@ -139,8 +139,10 @@ def student_advice(  # noqa: PLR0913
         stage, cut_size = cut
         return (
             f"It would take {backbone} cut after an early stage (at most {stage}: {cut_size / 1e6:.2f}M parameters "
-            f"with {n_classes} classes), learning from this run's answers (distillation): `python -m engine train "
-            f"--data {data} --backbone {backbone} --max-params {limit} --distill-from {run_id}`, then export that run."
+            f"with {n_classes} classes): `python -m engine train --data {data} --backbone {backbone} --max-params "
+            f"{limit} --distill-from {run_id}`, then export that run. Its fine-tuning also learns from this run's "
+            f"answers (distillation), and it keeps whichever model validates best, its starting head included: a cut "
+            f"often keeps that head, and then distillation changes nothing."
         )
     smaller = sorted((e for e in list_entries() if e.params_m * 1e6 < (limit or params)), key=lambda e: e.params_m)
     if not smaller:
