@@ -9,9 +9,11 @@ live on the Train page, stopped and resumed like one; its answers are kept in it
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine.data.dataset import Dataset
 from engine.errors import DataError
-from engine.model.catalogue import get_entry
+from engine.model.taps import cut_params
 from engine.plan.config import TrainConfig
 from engine.plan.parts import DistillPart, Plan
 from engine.plan.reasons import Decision
@@ -65,7 +67,7 @@ def distill_part(cfg: TrainConfig, ds: Dataset, n_target: int = 0) -> tuple[Dist
         teacher=reg.distill_from,
         backbone=plan.backbone,
         input_size=plan.input.input_size[-1],
-        params=int(get_entry(plan.backbone).params_m * 1e6),
+        params=model_params(plan, len(classes)),
         val_accuracy=result.best_val_acc if result is not None else None,
         n_target=n_target,
         weight=reg.distill_weight,
@@ -76,14 +78,39 @@ def distill_part(cfg: TrainConfig, ds: Dataset, n_target: int = 0) -> tuple[Dist
         "teacher_backbone": part.backbone,
         "teacher_params": part.params,
         "teacher_val": part.val_accuracy,
-        "student_backbone": cfg.backbone,
-        "student_params": int(get_entry(cfg.backbone).params_m * 1e6),
+        "student_backbone": cfg.backbone,  # the config's until the plan is made (`taught` writes the plan's)
+        "student_params": 0,
         "weight": part.weight,
         "temperature": part.temperature,
         "n_train": len(ds.train),
         "n_target": n_target,
     }
     return part, (Decision("distill", "teacher and labels", ("labels only",), evidence),)
+
+
+def model_params(plan: Plan, n_classes: int) -> int:
+    """Parameters of the model `plan` trains: its backbone read at the head's taps (pruned after the deepest, as a
+    parameter budget cuts it) with a head of `n_classes`; not the catalogue's count with ImageNet's head."""
+    return cut_params(plan.backbone, tuple(plan.head.taps), n_classes)
+
+
+def taught(plan: Plan, n_classes: int) -> Plan:
+    """`plan` with its distill decision stating the student the plan trains (its backbone, chosen by auto after the
+    teacher was checked, and its parameters), and with the teacher's target photos dropped when its final phases do
+    not fine-tune: the teacher's answers on them are learnt beside phase 2's batches only (its part and its decision
+    say so alike)."""
+    d = plan.distill
+    if not d.on:
+        return plan
+    dropped = bool(d.n_target) and not plan.phases.finetune_epochs
+    student = {"student_backbone": plan.backbone, "student_params": model_params(plan, n_classes)}
+    said = tuple(
+        replace(x, evidence={**x.evidence, **student} | ({"n_target": 0} if dropped else {}))
+        if x.kind == "distill"
+        else x
+        for x in plan.decisions
+    )
+    return replace(plan, distill=replace(d, n_target=0) if dropped else d, decisions=said)
 
 
 def teachers_for(data: str, store: RunStore | None = None) -> dict[str, str]:

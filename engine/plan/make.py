@@ -35,7 +35,7 @@ from engine.plan import auto
 from engine.plan.budget import Pace, extract_seconds
 from engine.plan.config import TrainConfig
 from engine.plan.cost import costed
-from engine.plan.distill import distill_part
+from engine.plan.distill import distill_part, taught
 from engine.plan.reasons import Decision
 from engine.plan.domain import (
     TargetEvidence,
@@ -141,7 +141,7 @@ def make_plan(
     if req.targets.photos is None and not req.targets.test:
         draft = _assemble(req, ev, head_part, phases, TargetPart(), ())
         phases, cap_said = capped(cfg, draft, lambda p: _priced(req, ev, p, ev.elapsed).cost)
-        plan = _taught(_assemble(req, ev, head_part, phases, TargetPart(), (*said, *cap_said)))
+        plan = taught(_assemble(req, ev, head_part, phases, TargetPart(), (*said, *cap_said)), len(ds.classes))
         return Planned(_priced(req, ev, plan, ev.elapsed), ds, ev.head, list(ev.probes))
     t0 = time.perf_counter()
     draft = _assemble(req, ev, head_part, phases, TargetPart(), said)
@@ -158,20 +158,8 @@ def make_plan(
     else:
         phases, cap_said = capped(cfg, fitting, lambda p: _priced(req, ev, p, spent).cost)
         target_said += cap_said
-    plan = _taught(_assemble(req, ev, head_part, phases, section, (*said, *target_said)))
+    plan = taught(_assemble(req, ev, head_part, phases, section, (*said, *target_said)), len(ds.classes))
     return Planned(_priced(req, ev, plan, spent), ds, head, list(ev.probes))
-
-
-def _taught(plan: Plan) -> Plan:
-    """`plan` with its teacher's target photos dropped when its final phases do not fine-tune: the teacher's answers
-    on them are learnt beside phase 2's batches only (its part and its decision say so alike)."""
-    d = plan.distill
-    if not d.n_target or plan.phases.finetune_epochs:
-        return plan
-    said = tuple(
-        replace(x, evidence={**x.evidence, "n_target": 0}) if x.kind == "distill" else x for x in plan.decisions
-    )
-    return replace(plan, distill=replace(d, n_target=0), decisions=said)
 
 
 # PLR0913: the request, its evidence, and the parts decided from them

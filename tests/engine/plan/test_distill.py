@@ -46,3 +46,20 @@ def test_the_runs_of_the_same_folder_are_offered_as_teachers_and_their_pass_is_c
     taught = make_plan(cfg.with_(distill_from=str(teacher.path)), ds).plan
     assert plain.cost.teach_s == 0 and taught.cost.teach_s > 0 and taught.distill.backbone == teacher.config["backbone"]
     assert [d.kind for d in taught.decisions if d.kind == "distill"] == ["distill"]
+
+
+def test_the_decision_counts_the_models_that_run_not_the_catalogue_with_imagenet_head(finished_store):
+    from engine.model.catalogue import get_entry
+    from engine.plan.make import load_data, make_plan
+    from engine.plan.trained import load_run_model
+
+    teacher = finished_store.list()[0]
+    cfg = TrainConfig.from_dict(teacher.config)
+    ds = load_data(cfg)
+    plan = make_plan(cfg.with_(distill_from=str(teacher.path)), ds).plan
+    said = next(d for d in plan.decisions if d.kind == "distill").evidence
+    model, _, _ = load_run_model(teacher)
+    assert said["teacher_params"] == sum(p.numel() for p in model.parameters())  # its 3-class head, as it runs
+    assert said["teacher_params"] < get_entry(teacher.config["backbone"]).params_m * 1e6  # not ImageNet's 1000
+    assert said["student_backbone"] == plan.backbone
+    assert said["student_params"] == said["teacher_params"]  # the same backbone and head taps as its teacher here
