@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from engine.model.groups import LayerGroup
+from engine.model.predict import evaluating
 from engine.model.taps import TapModel, stage_owners, timm_kwargs
 
 
@@ -40,13 +41,10 @@ def _record(
         mods[u].register_forward_hook(lambda m, i, o, u=u: calls.append((u, id(i[0]) if i else 0, o)))
         for u in _units(model, groups)
     ]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             out = model.forward_features(example)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     return calls, out
@@ -84,11 +82,8 @@ class SplitModel:
             raise ValueError(f"{type(model).__name__}: forward_features does more after {names[-1]}")
         self.suffix_units = [mods[n] for n, _, _ in chain]
         self.activation_bytes = calls[tap][2][0].numel() * 4  # one image's activation at the cut, float32
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
+        with evaluating(model), torch.no_grad():
             same = torch.equal(self.prefix(example), calls[tap][2])
-            model.train(was_training)
         if not same:
             raise ValueError(
                 f"{model.arch}: timm's intermediate output {self.index} is not the input of {groups[boundary].name}"
