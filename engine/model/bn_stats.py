@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.model.predict import evaluating
+
 BN_SAMPLE = 256  # target photos the statistics are averaged over (a per-channel mean settles long before this)
 
 
@@ -46,23 +48,20 @@ def reestimate(model: nn.Module, batches: Iterator[torch.Tensor], forward: Calla
     layers = batchnorms(model)
     if not layers:
         raise ValueError("this backbone has no BatchNorm layer: there are no statistics to re-estimate")
-    saved = [(m.momentum, m.training) for m in layers]
-    was = model.training
-    model.eval()
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over every batch
-        m.train()
+    saved = [m.momentum for m in layers]
     n = 0
-    try:
-        for x in batches:
-            forward(x)
-            n += len(x)
-    finally:
-        model.train(was)
-        for m, (momentum, training) in zip(layers, saved):
-            m.momentum = momentum
-            m.train(training)
+    with evaluating(model):  # every module as it predicts, then each back in its own mode
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over every batch
+            m.train()
+        try:
+            for x in batches:
+                forward(x)
+                n += len(x)
+        finally:
+            for m, momentum in zip(layers, saved):
+                m.momentum = momentum
     if not n:
         raise ValueError("no photo to re-estimate the BatchNorm statistics on")
     return n
