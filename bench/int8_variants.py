@@ -36,7 +36,14 @@ from engine.plan.trained import load_run_model
 from engine.runs.store import Run, RunStore
 from engine.serve.export import labelled_photos
 from engine.serve.measure import latency, onnx_runner
-from engine.serve.quantize import calibration_photos, fixed_graph, quantize_graph, quantize_int8
+from engine.serve.quantize import (
+    before_conv,
+    calibration_photos,
+    fixed_graph,
+    head_nodes,
+    quantize_graph,
+    quantize_int8,
+)
 from engine.service.training import train
 
 EARLY = (3, 12)  # the first convolutions kept in fp32 by the "early" variants
@@ -52,26 +59,6 @@ def finished_run(args: argparse.Namespace) -> Run:
     run = RunStore(Path(os.environ["TRANSFERLAB_HOME"]) / "runs").create(cfg.to_dict(), "int8")
     train(cfg, run)
     return run
-
-
-def head_nodes(graph) -> list[str]:
-    """The nodes from the pooling of each tap on: pooling, concatenation, standardisation, the linear layer."""
-    pools = [n for n in graph.node if n.op_type in ("GlobalAveragePool", "ReduceMean")]
-    names, frontier = {n.name for n in pools}, [o for n in pools for o in n.output]
-    while frontier:
-        tensor = frontier.pop()
-        for n in graph.node:
-            if tensor in n.input and n.name not in names:
-                names.add(n.name)
-                frontier.extend(n.output)
-    return sorted(names)
-
-
-def before_conv(graph, k: int) -> list[str]:
-    """Every node before the graph's k-th convolution (the first k convolutions and what feeds them)."""
-    convs = [i for i, n in enumerate(graph.node) if n.op_type == "Conv"]
-    cut = convs[k] if k < len(convs) else len(graph.node)
-    return [n.name for n in graph.node[:cut]]
 
 
 def variants(fixed: Path) -> dict[str, dict]:

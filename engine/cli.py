@@ -459,6 +459,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(
         f"measured on {r.measures[0].n} {r.measures[0].split} photos, running each file; latency at batch 1 on this CPU"
     )
+    if r.int8:
+        print(r.int8["sentence"])
     for why in r.refused.values():
         print(why)
     print(r.sentence())

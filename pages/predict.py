@@ -155,6 +155,8 @@ if result and result.card["run_id"] == rid:
         },
     )
     st.info(result.sentence())
+    if result.int8:
+        st.caption(result.int8["sentence"])
     for why in result.refused.values():
         st.warning(why)
     for kind, name in CHECKED_FORMATS.items():

@@ -27,8 +27,8 @@ from engine.serve import coreml, litert, ood
 from engine.serve.bundle import PREDICT_SCRIPT, WEB_DIR, web_missing, write_predict_script, write_web_bundle
 from engine.serve.card import model_card
 from engine.plan.trained import load_run_model
-from engine.serve.measure import FileMeasure, Runner, measure, onnx_runner, torch_runner
-from engine.serve.quantize import calibration_photos, quantize_int8
+from engine.serve.measure import FileMeasure, Runner, accuracies, measure, onnx_runner, torch_runner
+from engine.serve.quantize import Int8Choice, calibration_photos, quantize_int8, quantize_on_val
 from engine.serve.targets import student_advice, TARGETS, Target
 
 EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "tflite", "coreml", "safetensors", "web")
@@ -105,6 +105,7 @@ class Export:
     card: dict
     unchecked: dict = field(default_factory=dict)  # format -> what is known of a file this machine cannot run (Core ML)
     student: str = ""  # what it would take to meet the budget with a smaller model, in words (`targets.student_advice`)
+    int8: dict = field(default_factory=dict)  # the int8 recipe chosen on val, with its sentence (`quantize.Int8Choice`)
 
     def single_files(self) -> dict[str, str]:
         """Format -> path of each single file written (the browser bundle and Core ML's package are folders,
@@ -182,6 +183,7 @@ class Export:
             "params": self.params,
             "unchecked": self.unchecked,
             "student": self.student,
+            "int8": self.int8,
         }
 
 
@@ -301,9 +303,7 @@ class _Job:
         checks = self.checks(example, check_images)
         cfg = TrainConfig.from_dict(self.run.config)
         ds = load_data(cfg)
-        if "onnx-int8" in self.formats:
-            calibration = calibration_photos(*labelled_photos(ds, self.classes, "train"))
-            quantize_int8(self.model, self.spec, self.stage / FILE_NAMES["onnx-int8"], calibration)
+        int8 = self.quantize(ds) if "onnx-int8" in self.formats else None
         unconverted = self.tflite(example)
         unchecked, unconverted_coreml = self.coreml(example)
         unconverted.update(unconverted_coreml)
@@ -331,6 +331,7 @@ class _Job:
             student=student_advice(
                 self.run.id, cfg.data.path, params, self.target, catalogue_name(self.model), len(self.classes)
             ),
+            int8=int8.to_dict() | {"sentence": int8.sentence()} if int8 is not None else {},
         )
         try:
             ood.run_rule(self.run, self.model, self.spec)  # fitted once, so the card carries it
@@ -342,6 +343,23 @@ class _Job:
         if "web" in export.files:
             write_web_bundle(self.stage, self.stage / FILE_NAMES[self.web_model(refused)], card)
         return replace(export, card=card)
+
+    def quantize(self, ds) -> Int8Choice | None:
+        """Writes the int8 file, calibrated on training photos, its recipe chosen on the val photos against PyTorch
+        (`quantize.quantize_on_val`); by the shipped recipe, unchosen (None), when the run has no val photos."""
+        calibration = calibration_photos(*labelled_photos(ds, self.classes, "train"))
+        out = self.stage / FILE_NAMES["onnx-int8"]
+        photos, labels = labelled_photos(ds, self.classes, "val")
+        if not photos:
+            quantize_int8(self.model, self.spec, out, calibration)
+            return None
+        reference = torch_runner("PyTorch", self.model, self.run.path / "model.safetensors")
+        pytorch = accuracies([reference], self.spec, photos, labels)[0]
+
+        def val_drop(path: Path) -> float:
+            return (pytorch - accuracies([onnx_runner("ONNX int8", path)], self.spec, photos, labels)[0]) * 100
+
+        return quantize_on_val(self.model, self.spec, out, calibration, val_drop, len(photos), self.target.max_drop)
 
     def tflite(self, example: torch.Tensor) -> dict[str, str]:
         """Converts the model to TFLite when asked; {"tflite": why} when the converter is missing or fails."""

@@ -146,18 +146,12 @@ def measure(
 
     The first runner is the reference the others' agreement is counted against (PyTorch).
     """
-    logits: dict[str, list[np.ndarray]] = {r.name: [] for r in runners}
-    first = None
-    for b in range(0, len(photos), BATCH):
-        x = spec.normalize(torch.stack(load_images(spec, photos[b : b + BATCH]))).contiguous().numpy()
-        first = x[:1] if first is None else first
-        for r in runners:
-            logits[r.name].append(r.forward(x))
-    ref = np.concatenate(logits[runners[0].name]).argmax(1)
+    answers, first = _answers(runners, spec, photos)
+    ref = answers[runners[0].name]
     cores = os.cpu_count() or 1
     out = []
     for r in runners:
-        pred = np.concatenate(logits[r.name]).argmax(1)
+        pred = answers[r.name]
         correct = int((pred == labels).sum())
         out.append(
             FileMeasure(
@@ -174,3 +168,21 @@ def measure(
             )
         )
     return out
+
+
+def _answers(runners: list[Runner], spec: InputSpec, photos: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each runner's top-1 on `photos` (every batch decoded once for all of them), and the first photo prepared."""
+    logits: dict[str, list[np.ndarray]] = {r.name: [] for r in runners}
+    first = None
+    for b in range(0, len(photos), BATCH):
+        x = spec.normalize(torch.stack(load_images(spec, photos[b : b + BATCH]))).contiguous().numpy()
+        first = x[:1] if first is None else first
+        for r in runners:
+            logits[r.name].append(r.forward(x))
+    return {name: np.concatenate(parts).argmax(1) for name, parts in logits.items()}, first
+
+
+def accuracies(runners: list[Runner], spec: InputSpec, photos: list[str], labels: np.ndarray) -> list[float]:
+    """Each runner's accuracy on the same photos (no timing): what a choice on val reads."""
+    answers, _ = _answers(runners, spec, photos)
+    return [float((answers[r.name] == labels).mean()) for r in runners]

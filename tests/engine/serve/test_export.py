@@ -14,6 +14,7 @@ from engine.serve.evaluate import evaluate
 from engine.serve.card import model_card
 from engine.serve.export import export_run
 from engine.serve.prediction import predict_image
+from engine.serve.quantize import RECIPES
 from engine.serve.targets import TARGETS
 
 
@@ -86,6 +87,8 @@ def test_int8_agrees_with_fp32_on_the_test_photos_and_every_file_is_measured(sam
     monkeypatch.setattr(export_mod, "_refusal", lambda m, ref, replaced, target: refusal(m, ref, None, target))
     out = export_run(sample_run, tmp_path / "phone", formats=("onnx", "onnx-int8"), target=target)
     assert set(out.files) == {"onnx", "onnx-int8", "predict"} and not out.refused
+    assert out.int8["recipe"] == RECIPES[0] and out.int8["n_val"] > 0  # within the allowance: the shipped recipe
+    assert out.card["export"]["int8"]["sentence"].startswith(f"int8 recipe chosen on {out.int8['n_val']} val photos")
     ds = load_data(TrainConfig.from_dict(sample_run.config))
     photos = [it.path for it in ds.test]
     _, spec, classes = load_run_model(sample_run)
@@ -145,6 +148,7 @@ def test_a_failed_export_leaves_nothing_half_written(finished_store, tmp_path, m
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(export_module, "quantize_int8", full_disk)
+    monkeypatch.setattr(export_module, "quantize_on_val", full_disk)
     with pytest.raises(DataError, match="could not write the export \\(No space left on device\\)"):
         export_run(finished_store.list()[0], tmp_path / "out", formats=("onnx", "onnx-int8"))
     assert [p.name for p in (tmp_path / "out").iterdir()] == []
