@@ -104,11 +104,9 @@ def conv_ms(path: Path) -> dict[str, float]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = {
-        sess.get_inputs()[0].name: np.zeros(
-            [d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape], dtype=np.float32
-        )
-    }
+    image = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in image.shape]  # a dynamic batch axis run at one photo
+    x = {image.name: np.zeros(shape, dtype=np.float32)}
     for _ in range(PROFILE_WARMUP):
         sess.run(None, x)
     options.enable_profiling = True

@@ -102,15 +102,12 @@ def taught(plan: Plan, n_classes: int) -> Plan:
     d = plan.distill
     if not d.on:
         return plan
-    dropped = bool(d.n_target) and not plan.phases.finetune_epochs
-    student = {"student_backbone": plan.backbone, "student_params": model_params(plan, n_classes)}
-    said = tuple(
-        replace(x, evidence={**x.evidence, **student} | ({"n_target": 0} if dropped else {}))
-        if x.kind == "distill"
-        else x
-        for x in plan.decisions
-    )
-    return replace(plan, distill=replace(d, n_target=0) if dropped else d, decisions=said)
+    stated = {"student_backbone": plan.backbone, "student_params": model_params(plan, n_classes)}
+    if d.n_target and not plan.phases.finetune_epochs:
+        stated["n_target"] = 0
+        d = replace(d, n_target=0)
+    said = tuple(replace(x, evidence={**x.evidence, **stated}) if x.kind == "distill" else x for x in plan.decisions)
+    return replace(plan, distill=d, decisions=said)
 
 
 def teachers_for(data: str, store: RunStore | None = None) -> dict[str, str]:

@@ -331,7 +331,7 @@ class _Job:
             student=student_advice(
                 self.run.id, cfg.data.path, params, self.target, catalogue_name(self.model), len(self.classes)
             ),
-            int8=int8.to_dict() | {"sentence": int8.sentence()} if int8 is not None else {},
+            int8=int8.to_dict() if int8 is not None else {},
         )
         try:
             ood.run_rule(self.run, self.model, self.spec)  # fitted once, so the card carries it

@@ -174,7 +174,13 @@ class Int8Choice:
         )
 
     def to_dict(self) -> dict:
-        return {"recipe": self.recipe, "val_drops": self.val_drops, "n_val": self.n_val, "max_drop": self.max_drop}
+        return {
+            "recipe": self.recipe,
+            "val_drops": self.val_drops,
+            "n_val": self.n_val,
+            "max_drop": self.max_drop,
+            "sentence": self.sentence(),
+        }
 
 
 # PLR0913: the model, its contract, the file, its calibration, and the val check with its allowance
