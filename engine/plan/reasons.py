@@ -304,15 +304,16 @@ def _adabn(d: Decision) -> str:
     if d.chosen == "not possible":
         return f"BatchNorm re-estimation was asked for, but {d['why']}: nothing is re-estimated."
     asked, use = d["asked"], d["use"]
+    reads = use if asked is None else asked
+    keeps = "the backbone keeps its own statistics"
     if asked is None:
-        does = "so the saved model reads" if use else "so the backbone keeps its own statistics"
+        does = "so the saved model reads" if use else f"so {keeps}"
+    elif asked == use:
+        does = "as asked, the saved model reads" if use else f"as asked, {keeps}"
     else:
-        does = (
-            "as asked, the saved model reads"
-            if use
-            else "the evidence alone keeps the backbone's own; as asked, the saved model reads"
-        )
-    if use or asked:
+        alone = "re-estimates them" if use else "keeps the backbone's own"
+        does = f"the evidence alone {alone}; as asked, " + ("the saved model reads" if asked else keeps)
+    if reads:
         does += " target photos with the re-estimated statistics (val keeps the backbone's own)"
     return (
         f"BatchNorm statistics re-estimated on {d['n_sample']} target photos (AdaBN), scored {d['how']}: "
