@@ -2,11 +2,16 @@
 the accuracy with all of them; the truth is a linear head fitted on every training photo, scored on test/.
 
 For each shared dataset: the check's features (tf_efficientnet_lite0, the last three stages and the final features)
-of train/ and test/. A stratified random 25% (and 50%) of train/ (fixed seed) gets `learning_curve` (cross-validated
-on that share alone); its law is read at the number of training photos in train/. Nothing is chosen on test/: it only
-gives the truth, once.
+of train/ and test/. A stratified random 25% (and 50%) of train/ (one draw per seed) gets `learning_curve`
+(cross-validated on that share alone); its law is read at the number of training photos in train/. Nothing is chosen
+on test/: it only gives the truth, once. Each draw is a row; the last lines give each (set, share)'s mean and largest
+error over the draws, since one draw's curve moves by points with the photos drawn.
 
-Run by hand:  .venv/bin/python bench/learning_curve.py [--datasets plant-leaves-15,eurosat-10]
+`--on-val` makes val/ the truth instead (test/ is not read), which is how the curve's folds were chosen: `--folds
+3x1,5x1,3x3 --seeds 0,1,2,3,4` compares one pass of 3 folds, one of 5, and 3 folds drawn three times.
+
+Run by hand:  .venv/bin/python bench/learning_curve.py [--datasets plant-leaves-15,eurosat-10] [--seeds 0,1,2]
+              [--on-val --folds 3x1,5x1,3x3]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from engine.data.dataset import load_dataset
 from engine.probe.check import read_taps
+from engine.probe import curve as curves
 from engine.probe.curve import learning_curve
 from engine.probe.linear import fit_linear, photo_features
 
@@ -39,44 +45,67 @@ def _share(y: np.ndarray, share: float, seed: int) -> np.ndarray:
     )
 
 
-def measure(name: str, seed: int) -> list[str]:
+def features(name: str, truth_split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The check's features and labels of train/ and of the split that gives the truth."""
     ds = load_dataset(SHARED / name)
-    items = ds.train + ds.test
+    items = ds.train + (ds.val if truth_split == "val" else ds.test)
     fs = photo_features([it.path for it in items], BACKBONE)
     x = fs.rows(np.arange(len(items)), read_taps(fs))
     y = np.array([it.label for it in items])
-    n_train = len(ds.train)
-    xtr, ytr, xte, yte = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
-    truth = fit_linear(xtr, ytr, xte, yte, len(ds.classes)).accuracy
-    rows = []
-    for share in (0.25, 0.5):
+    n = len(ds.train)
+    return x[:n], y[:n], x[n:], y[n:], ds.classes
+
+
+def measure(name: str, seeds: list[int], truth_split: str, folds: str) -> tuple[list[str], dict[float, list[float]]]:
+    """Each draw's row and the errors by share, with the curve's folds set to `folds` ("3x3": 3 folds, 3 passes)."""
+    xtr, ytr, xte, yte, classes = features(name, truth_split)
+    curves.CURVE_FOLDS, curves.CURVE_REPEATS = (int(v) for v in folds.split("x"))
+    n_train = len(ytr)
+    truth = fit_linear(xtr, ytr, xte, yte, len(classes)).accuracy
+    rows, errors = [], {0.25: [], 0.5: []}
+    for seed, share in [(seed, share) for seed in seeds for share in errors]:
         picked = _share(ytr, share, seed)
-        curve = learning_curve(xtr[picked], ytr[picked], ds.classes, seed=seed)
+        curve = learning_curve(xtr[picked], ytr[picked], classes, seed=seed)
         expected = curve.expected(n_train) if curve else None
         if expected is None:
-            rows.append(f"{name:16s} {share:5.0%} {len(picked):6d} {n_train:6d}   no law fitted   truth {truth:.3f}")
+            rows.append(f"{name:16s} {seed:4d} {share:5.0%} {len(picked):6d} {n_train:6d}   no law   truth {truth:.3f}")
             continue
         guess, lo, hi = expected
+        errors[share].append(100 * (guess - truth))
         rows.append(
-            f"{name:16s} {share:5.0%} {len(picked):6d} {n_train:6d} {guess:8.3f} ({lo:.3f}-{hi:.3f}) {truth:7.3f} "
-            f"{100 * (guess - truth):+7.1f}"
+            f"{name:16s} {seed:4d} {share:5.0%} {len(picked):6d} {n_train:6d} {guess:8.3f} ({lo:.3f}-{hi:.3f}) "
+            f"{truth:7.3f} {errors[share][-1]:+7.1f}"
         )
-    return rows
+    return rows, errors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", default="plant-leaves-15,eurosat-10")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="one random share of train/ per seed")
+    parser.add_argument("--on-val", action="store_true", help="val/ gives the truth (test/ is not read)")
+    parser.add_argument("--folds", default=f"{curves.CURVE_FOLDS}x{curves.CURVE_REPEATS}", help="e.g. 3x1,5x1,3x3")
     args = parser.parse_args()
-    print("curve fitted on a share of train/, read at all of train/; truth: a head on all of train/, scored on test/")
+    seeds = [int(v) for v in args.seeds.split(",")]
+    split = "val" if args.on_val else "test"
     print(
-        f"{'dataset':16s} {'share':>5s} {'photos':>6s} {'train':>6s} {'expected (fold range)':>24s} "
+        f"curve fitted on a share of train/, read at all of train/; truth: a head on all of train/, scored on {split}/"
+    )
+    print(
+        f"{'dataset':16s} {'seed':>4s} {'share':>5s} {'photos':>6s} {'train':>6s} {'expected (fold range)':>24s} "
         f"{'truth':>7s} {'error':>7s}"
     )
-    for name in args.datasets.split(","):
-        for row in measure(name, args.seed):
-            print(row, flush=True)
+    summary = []
+    for name, folds in [(name, folds) for name in args.datasets.split(",") for folds in args.folds.split(",")]:
+        rows, errors = measure(name, seeds, split, folds)
+        print(f"folds {folds}\n" + "\n".join(rows), flush=True)
+        summary += [
+            f"{name:16s} {share:5.0%} folds {folds}: mean error {np.mean(e):+.1f}, largest {np.max(np.abs(e)):.1f} "
+            f"({len(e)} draws)"
+            for share, e in errors.items()
+            if e
+        ]
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":

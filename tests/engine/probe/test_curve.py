@@ -42,3 +42,14 @@ def test_too_few_photos_or_a_lone_photo_give_no_curve():
     assert len(y) < MIN_PHOTOS and learning_curve(x, y, ["a", "b"]) is None
     x, y = _blobs(rng, [40, 1], [1.0, 1.0])
     assert learning_curve(x, y, ["a", "b"]) is None
+
+
+def test_the_folds_are_drawn_again_with_other_shuffles_for_each_repeat():
+    from engine.probe.curve import CURVE_FOLDS, CURVE_REPEATS, FRACTIONS, _points
+
+    rng = np.random.default_rng(2)
+    x, y = _blobs(rng, [30, 30, 30], [1.5, 1.5, 1.5])
+    photos, acc, per = _points(x, y, 3, seed=0)
+    assert acc.shape == photos.shape == (CURVE_FOLDS * CURVE_REPEATS, len(FRACTIONS)) and per.shape[-1] == 3
+    passes = acc.reshape(CURVE_REPEATS, CURVE_FOLDS, -1)
+    assert not np.array_equal(passes[0], passes[1])  # another shuffle, not the same folds again
