@@ -19,7 +19,7 @@ def first_conv_weight(model: nn.Module) -> torch.Tensor:
 
 
 def filter_grid(weight: torch.Tensor, cell: int = 56, pad: int = 4) -> np.ndarray:
-    """RGB uint8 image of the filters on a grey grid, each enlarged to about `cell` pixels with nearest resampling.
+    """RGB uint8 image of the filters on a white grid, each enlarged to about `cell` pixels with nearest resampling.
 
     Each filter is scaled symmetrically around zero (grey = 0, light = positive, dark = negative), so an edge
     detector shows a light and a dark side and a colour blob shows its colour; min-max scaling would hide the sign.
