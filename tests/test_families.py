@@ -38,20 +38,25 @@ def photos(tmp_path_factory):
     return root
 
 
-def _end_to_end(name: str, data, tmp_path) -> None:
-    cfg = TrainConfig.create(
+def _one_stage(name: str, data, finetune_epochs: int) -> TrainConfig:
+    """A top-1 fine-tune of `name` from random weights on `data`: no head phase, one view, batches of 4."""
+    return TrainConfig.create(
         data=str(data),
         backbone=name,
         weights="none",
         strategy="top-k",
         top_k=1,
         head_epochs=0,
-        finetune_epochs=1,
+        finetune_epochs=finetune_epochs,
         views=1,
         batch_size=4,
         val_fraction=0.34,
         test_fraction=0.0,
     )
+
+
+def _end_to_end(name: str, data, tmp_path) -> None:
+    cfg = _one_stage(name, data, finetune_epochs=1)
     planned = get_plan(cfg)
     plan = planned.plan
     spec, own = plan.input, input_spec(name)
@@ -199,19 +204,7 @@ def test_a_transformer_through_auto_evaluate_and_resume(tmp_path):
     scored = cli("evaluate", "--run", auto["run_id"], "--split", "test")
     assert scored["accuracy"] == pytest.approx(auto["test_accuracy"])
     store = RunStore(tmp_path / "home" / "runs")
-    cfg = TrainConfig.create(
-        data=str(photos),
-        backbone=name,
-        weights="none",
-        strategy="top-k",
-        top_k=1,
-        head_epochs=0,
-        finetune_epochs=2,
-        views=1,
-        batch_size=4,
-        val_fraction=0.34,
-        test_fraction=0.0,
-    )
+    cfg = _one_stage(name, photos, finetune_epochs=2)
     planned = get_plan(cfg)
     run = store.create(cfg.to_dict(), "stopped")
     save_planned(run.path, planned)
