@@ -76,7 +76,7 @@ def verdict(rows: list[ShootoutRow], n_val: int) -> str:
         )
     else:
         text += "."
-    missing = [r.backbone for r in rows if r.accuracy is None]
-    if missing:
-        text += f" Not probed (no weights on this machine): {', '.join(missing)}."
+    missing = [r for r in rows if r.accuracy is None]
+    if missing:  # each with its own reason: missing weights are the usual one, not the only one
+        text += " Not probed: " + "; ".join(f"{r.backbone}: {r.problem.rstrip('.')}" for r in missing) + "."
     return text
