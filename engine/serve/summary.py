@@ -29,13 +29,15 @@ def run_header(config: dict, plan: Plan | None) -> str:
 
 def test_phrase(result: RunResult, plan: Plan | None) -> str:
     """The run's test figure in words (model card, CLI): the accuracy with its interval; or why there is none: the
-    run stopped before scoring the test split it has, or the data was too small to hold one out."""
+    run stopped before its plan or before scoring the test split it has, or the data was too small to hold one out."""
     if result.test_accuracy is not None:
         lo, hi = result.test_interval
         return (
             f"{result.test_accuracy:.1%} on {result.test_n} test photos nothing was chosen on (95% "
             f"interval {lo:.1%}–{hi:.1%})"
         )
+    if plan is None and result.status and result.status != "finished":
+        return f"not scored: the run {result.status} before its plan was made"
     if plan and plan.data.n_test:
         return (
             f"not scored: the run {result.status or 'stopped'} before scoring its test split "

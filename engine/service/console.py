@@ -107,9 +107,13 @@ def train_result(run, as_json: bool, returned: RunResult | None = None) -> int:
         test = f"test accuracy {test_phrase(result, read_plan(run.path))}"
         if result.target_test_accuracy is not None:
             test += f"; {target_phrase(result)}"
+        val = (
+            f"val {out['best_val_acc']:.1%} (chosen on) at epoch {out['best_epoch']}"
+            if out["best_epoch"] is not None and out["best_epoch"] >= 0
+            else "no epoch scored on val"
+        )
         print(
-            f"run {out['run_id']} {out['status']}: {test}; val {out['best_val_acc'] or 0:.1%} (chosen on) at "
-            f"epoch {out['best_epoch']}, in {out['seconds'] or 0:.0f}s"
+            f"run {out['run_id']} {out['status']}: {test}; {val}, in {out['seconds'] or 0:.0f}s"
             f"{' - ' + out['error'] if out['error'] else ''}\n  {out['run_dir']}"
         )
     return 0 if out["status"] == "finished" else 1

@@ -44,7 +44,9 @@ def test_the_test_figure_in_words_says_why_it_is_missing():
         "not scored: the run cancelled before scoring its test split (161 photos); resume it to finish"
     )
     assert test_phrase(RunResult(status="finished", cv_estimate=0.8), a_plan()).startswith("no test split")
-    assert test_phrase(stopped, None).startswith("no test split")  # a run whose plan was never made
+    # a run whose plan was never made: whether it would have held out test photos is not known
+    assert test_phrase(stopped, None) == "not scored: the run cancelled before its plan was made"
+    assert test_phrase(RunResult(status="finished"), None) == "no test split (too little data)"
 
 
 def test_the_worst_mistakes_are_the_wrong_test_photos_most_confident_first_and_a_deleted_photo_is_left_out(tmp_path):
