@@ -12,7 +12,8 @@ same law, fitted to that class, says would bring it to the others' level; a clas
 The repeats were chosen on val, never test: a curve fitted on a random quarter or half of train/ (five draws of
 each, both shared sets), read at all of train/, against a head on all of train/ scored on val/. With one pass the
 largest error of a (set, share) was 3.5-12.4 points, with three 2.0-7.8 (bench/RESULTS.md, "How many more photos").
-Three times the fits: 7 s became 19 s on 800 photos.
+Three times the fits: 7 s became 19 s on 800 photos; above `REPEAT_MAX` photos, where a fold holds hundreds of
+photos and a fit costs the most, the folds are drawn once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from engine.probe.linear import fit_linear
 FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 CURVE_FOLDS = 3
 CURVE_REPEATS = 3  # the folds drawn again, shuffled otherwise: one pass's curve moved 2-12 points with the draw
+REPEAT_MAX = 2000  # above this many photos one pass: its folds are large enough to be steady, and its fits the dearest
 MIN_PHOTOS = 30  # fewer labelled photos than this: no curve (a point of 3 photos says nothing)
 FAR = 5  # a class needing more than this many times its photos is said to level off (the law is a guess that far)
 
@@ -133,11 +135,12 @@ class LearningCurve:
 
 def _points(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(photos, accuracy, per-class accuracy) of shape (folds, shares), (folds, shares), (folds, shares, classes);
-    folds of every repeat."""
+    folds of every repeat (one pass above `REPEAT_MAX` photos)."""
     k = int(min(CURVE_FOLDS, np.bincount(y)[np.bincount(y) > 0].min()))
     rng = np.random.default_rng(seed)
     photos, acc, per = [], [], []
-    for train, held in RepeatedStratifiedKFold(n_splits=k, n_repeats=CURVE_REPEATS, random_state=seed).split(x, y):
+    repeats = CURVE_REPEATS if len(y) <= REPEAT_MAX else 1
+    for train, held in RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(x, y):
         order = train[rng.permutation(len(train))]
         row_n, row_acc, row_per = [], [], []
         for share in FRACTIONS:

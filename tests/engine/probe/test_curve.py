@@ -53,3 +53,12 @@ def test_the_folds_are_drawn_again_with_other_shuffles_for_each_repeat():
     assert acc.shape == photos.shape == (CURVE_FOLDS * CURVE_REPEATS, len(FRACTIONS)) and per.shape[-1] == 3
     passes = acc.reshape(CURVE_REPEATS, CURVE_FOLDS, -1)
     assert not np.array_equal(passes[0], passes[1])  # another shuffle, not the same folds again
+
+
+def test_a_large_set_draws_its_folds_once(monkeypatch):
+    from engine.probe import curve
+
+    monkeypatch.setattr(curve, "REPEAT_MAX", 50)
+    x, y = _blobs(np.random.default_rng(3), [30, 30], [1.0, 1.0])
+    photos, _, _ = curve._points(x, y, 2, seed=0)
+    assert photos.shape[0] == curve.CURVE_FOLDS
