@@ -119,6 +119,26 @@ def a_plan(**fields):
     return with_(plan, **fields)
 
 
+def tiny_cfg(data, **kw):
+    """A top-1 fine-tune of Lite0 on `data` small enough for a test: one head epoch, two fine-tuning epochs (one of
+    warm-up), batches of 4, one basic view, a third held out for val. `kw` overrides any of it."""
+    from engine.plan.config import TrainConfig
+
+    base = dict(
+        data=str(data),
+        strategy="top-k",
+        top_k=1,
+        head_epochs=1,
+        finetune_epochs=2,
+        warmup_epochs=1,
+        batch_size=4,
+        views=1,
+        augment="basic",
+        val_fraction=0.34,
+    )
+    return TrainConfig.create(**{**base, **kw})
+
+
 def with_(plan, **fields):
     """`plan` with fields of its parts replaced, named as `a_plan` names them."""
     from dataclasses import fields as of, replace

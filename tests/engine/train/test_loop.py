@@ -12,26 +12,10 @@ from engine.plan.config import TrainConfig
 from engine.plan.stored import read_plan
 from engine.runs.events import CancelToken, StepEnded
 from engine.runs.store import RunStore
-from conftest import a_plan, planned
+from conftest import planned, tiny_cfg
 from engine.service.training import train
 from engine.train.loop import Trainer
 from engine.train.optim import Schedule
-
-
-def tiny_cfg(data, **kw) -> TrainConfig:
-    base = dict(
-        data=str(data),
-        strategy="top-k",
-        top_k=1,
-        head_epochs=1,
-        finetune_epochs=2,
-        warmup_epochs=1,
-        batch_size=4,
-        views=1,
-        augment="basic",
-        val_fraction=0.34,
-    )
-    return TrainConfig.create(**{**base, **kw})
 
 
 def test_rates_follow_the_plan_at_every_step_and_frozen_groups_are_untouched(tiny_folder, tmp_path):
@@ -208,47 +192,6 @@ def test_with_no_epoch_to_train_the_starting_validation_is_the_final_val_score(t
     assert "score the chosen model on val" not in {e.name for e in run.events("setup")}
 
 
-def test_lr_find_suggests_a_rate(tiny_folder):
-    from engine.train.lrfind import lr_find
-
-    cfg = tiny_cfg(tiny_folder, strategy="top-k")
-    out = lr_find(cfg, steps=12, start=1e-6, end=10.0)
-    assert len(out.lrs) == len(out.losses) >= 3 and list(out.lrs) == sorted(out.lrs)
-    assert 1e-6 <= out.suggestion <= 10.0 and out.phase == 2
-    assert out.groups[-1] == 1.0 and out.groups[0] == 0.0
-
-
-def test_applying_a_suggested_rate_sets_the_head_and_keeps_every_other_group_in_proportion():
-    from engine.train.lrfind import rates_for
-
-    plan = a_plan(lrs=(0.0, 1e-4, 1e-3))
-    assert rates_for(plan, 5e-3) == pytest.approx((0.0, 5e-4, 5e-3))
-    assert rates_for(a_plan(lrs=(0.0, 0.0, 0.0)), 5e-3) == (0.0, 0.0, 0.0)
-
-
-def test_lr_suggestion_skips_a_long_flat_start_and_a_rate_far_below_the_plans_is_questioned():
-    from engine.plan.preflight import preflight
-    from engine.train.lrfind import suggest_lr
-
-    rng = np.random.default_rng(1)  # a curve where the steepest slope before the minimum is in the flat start
-    lrs = list(np.geomspace(1e-7, 10, 70))
-    flat = np.full(40, 2.7)  # 1e-7 .. 1e-3: nothing happens
-    fall = np.linspace(2.7, 1.5, 20)  # 1e-3 .. 0.3: the loss falls
-    rise = np.linspace(1.5, 3.0, 10)  # then diverges
-    raw = np.concatenate([flat, fall, rise]) + rng.normal(0, 0.5, 70)  # one batch's loss is noisy
-    smoothed, avg = [], 0.0
-    for i, loss in enumerate(raw):  # as lr_find smooths it: the first values swing with single batches
-        avg = 0.9 * avg + 0.1 * loss
-        smoothed.append(avg / (1 - 0.9 ** (i + 1)))
-    suggestion = suggest_lr(lrs, smoothed)
-    assert lrs[40] <= suggestion <= lrs[59], suggestion
-    assert suggest_lr(lrs[:5], [1.0, 1.1, 1.2, 1.3, 1.4]) == lrs[0]
-    frozen = (True, False, False)
-    plan = a_plan(groups=("a", "b", "head"), frozen=frozen, lrs=(0.0, 7e-8, 7e-7), head_epochs=0, finetune_epochs=3)
-    assert "low-lr" in {f.code for f in preflight(plan)}
-    assert "low-lr" not in {f.code for f in preflight(plan.edit(lrs=(0.0, 1e-4, 1e-3)))}
-
-
 def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
     cfg = tiny_cfg(
         tiny_folder, strategy="full", finetune_epochs=1, mixup=0.2, cutmix=1.0, balance="focal", cache_activations=False
@@ -259,7 +202,6 @@ def test_mixup_cutmix_and_balancing_run(tiny_folder, tmp_path):
 
 def _multichannel(src, dst, chans: int):
     """`src` re-saved with `chans` channels: RGBA PNGs for 4, (H, W, C) .npy arrays (RGB + NIR-like bands) above."""
-    import numpy as np
     from PIL import Image
 
     for f in sorted(src.rglob("*.jpg")):
