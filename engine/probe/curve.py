@@ -11,7 +11,7 @@ same law, fitted to that class, says would bring it to the others' level; a clas
 
 The repeats were chosen on val, never test: a curve fitted on a random quarter or half of train/ (five draws of
 each, both shared sets), read at all of train/, against a head on all of train/ scored on val/. With one pass the
-largest error of a (set, share) was 3.5-12.4 points, with three 2.0-7.8 (bench/RESULTS.md, "How many more photos").
+largest error of a (set, share) was 3.5-12.4 points, with three 2.3-6.9 (bench/RESULTS.md, "How many more photos").
 Three times the fits: 7 s became 19 s on 800 photos; above `REPEAT_MAX` photos, where a fold holds hundreds of
 photos and a fit costs the most, the folds are drawn once.
 """
