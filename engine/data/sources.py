@@ -73,13 +73,15 @@ class Rows:
             raise DataError(
                 f"{folder} is not a folder inside {self.root}; the {split} split needs one subfolder per class"
             )
-        for entry in sorted(folder.iterdir()):
+        entries = sorted(folder.iterdir())
+        classes = {_real(e) for e in entries if e.is_dir() and not e.name.startswith(".")} - {None}
+        for entry in entries:
             if entry.name.startswith(".") or not self.inside(entry, str(entry)):
                 continue
             if entry.is_file():
                 self.skipped.append(Skipped(str(entry), f"{entry}: not inside a class folder; move it into one"))
                 continue
-            for f in self.files_below(entry):
+            for f in self.files_below(entry, others=classes - {_real(entry)}):
                 if f.name.startswith(".") or not self.inside(f, str(f)):
                     continue
                 if f.suffix.lower() in IMAGE_EXTENSIONS:
@@ -87,9 +89,10 @@ class Rows:
                 else:
                     self.skipped.append(Skipped(str(f), f"{f}: not an image (extension {f.suffix or 'none'}); skipped"))
 
-    def files_below(self, folder: Path) -> list[Path]:
+    def files_below(self, folder: Path, others: set[Path] = frozenset()) -> list[Path]:
         """Every file below `folder`, sorted; a subfolder that cannot be listed (a path longer than the system allows,
-        no permission) is skipped and listed, and the rest is read."""
+        no permission) is skipped and listed, and the rest is read. A linked subfolder that leads into one of
+        `others` (the other class folders) is skipped and listed: its photos belong to that class, not this one."""
 
         def unlisted(e: OSError) -> None:
             self.skipped.append(Skipped(str(e.filename), f"{e.filename}: cannot be listed ({e.strerror}); skipped"))
@@ -104,6 +107,11 @@ class Rows:
             except (OSError, RuntimeError):
                 continue
             if real in seen:
+                continue
+            if any(real.is_relative_to(o) for o in others):
+                self.skipped.append(
+                    Skipped(str(top), f"{top}: a link into another class folder ({real}); its photos keep that class")
+                )
                 continue
             seen.add(real)
             for at, dirs, files in os.walk(top, onerror=unlisted):
@@ -190,6 +198,14 @@ class Rows:
                     self.skipped.append(Skipped(str(p), f"{shown}: file {row['path']} does not exist; skipped"))
                 else:
                     self.rows.append((p.resolve(), row["label"], SPLIT_NAMES[(row.get("split") or "train").lower()]))
+
+
+def _real(path: Path) -> Path | None:
+    """`path` with its links resolved; None when it cannot be (a loop, a dangling link)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _is_link(path: Path) -> bool:

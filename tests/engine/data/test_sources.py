@@ -140,3 +140,11 @@ def test_why_empty_names_the_first_reason(tmp_path):
     assert rows.why_empty() == "expected one subfolder per class with images"
     rows.add_folder(_touch(tmp_path / "train" / "loose.jpg").parent, "train")
     assert "the first because" in rows.why_empty() and "not inside a class folder" in rows.why_empty()
+
+
+def test_a_folder_linked_into_another_class_keeps_that_class_and_is_listed(tmp_path):
+    root = _classes(tmp_path / "data")
+    os.symlink(root / "dog", root / "cat" / "dogs")
+    rows = read_source(root, None, None, None, False)
+    assert sorted(_names(rows)) == sorted((n, c, "train") for c in ("cat", "dog") for n in ("0.jpg", "1.jpg"))
+    assert any("a link into another class folder" in s.reason and s.path.endswith("cat/dogs") for s in rows.skipped)
