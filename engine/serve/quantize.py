@@ -18,7 +18,7 @@ faster than fp32, so an EfficientNet-Lite file is 2.2-2.5x faster, not 3x (bench
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -174,13 +174,7 @@ class Int8Choice:
         )
 
     def to_dict(self) -> dict:
-        return {
-            "recipe": self.recipe,
-            "val_drops": self.val_drops,
-            "n_val": self.n_val,
-            "max_drop": self.max_drop,
-            "sentence": self.sentence(),
-        }
+        return {**asdict(self), "sentence": self.sentence()}
 
 
 # PLR0913: the model, its contract, the file, its calibration, and the val check with its allowance

@@ -7,7 +7,7 @@ from engine.plan.config import TrainConfig
 from engine.runs.store import RunStore
 from engine.train.callbacks import Callback, Checkpoints, DataStats, Diagnostics, Recorder, TimeLeft, default_callbacks
 from engine.train.loop import Trainer
-from conftest import planned
+from conftest import planned, tiny_cfg
 from engine.train.state import EVENT_NAMES, Event
 
 
@@ -37,18 +37,7 @@ def test_the_trainer_refuses_an_event_name_it_does_not_know(tiny_folder, tmp_pat
 
 
 def _cfg(data) -> TrainConfig:
-    return TrainConfig.create(
-        data=str(data),
-        strategy="top-k",
-        top_k=1,
-        head_epochs=1,
-        finetune_epochs=1,
-        warmup_epochs=0,
-        batch_size=4,
-        views=1,
-        augment="basic",
-        val_fraction=0.34,
-    )
+    return tiny_cfg(data, finetune_epochs=1, warmup_epochs=0)
 
 
 @pytest.mark.parametrize("keep", [[], [Recorder], [Checkpoints, TimeLeft]])
