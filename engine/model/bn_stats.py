@@ -2,9 +2,10 @@
 Normalization For Practical Domain Adaptation").
 
 Every BatchNorm layer's running mean and variance are replaced by their plain average over a sample of the target
-photos (momentum None: a cumulative average, not the last batches'), with every other module as it predicts (no
-dropout) and no weight changed. It is the lesson's "recompute BatchNorm statistics on the target" fix; on the pairs
-measured here it costs accuracy (bench/domain.py), so the plan keeps it only on evidence (`engine.plan.adabn`).
+photos (each batch's statistics weighed by its photos: a cumulative average, not the last batches'), with every
+other module as it predicts (no dropout) and no weight changed. It is the lesson's "recompute BatchNorm statistics on
+the target" fix; on the pairs measured here it costs accuracy (bench/domain.py), so the plan keeps it only on evidence
+(`engine.plan.adabn`).
 
 The sample is chosen here, by seed, so the plan that scores the fix and the run that applies it read the same photos.
 """
@@ -53,10 +54,11 @@ def reestimate(model: nn.Module, batches: Iterator[torch.Tensor], forward: Calla
     with evaluating(model):  # every module as it predicts, then each back in its own mode
         for m in layers:
             m.reset_running_stats()
-            m.momentum = None  # cumulative average over every batch
             m.train()
         try:
             for x in batches:
+                for m in layers:  # the running average weighs each photo once: a last, short batch counts as its size
+                    m.momentum = len(x) / (n + len(x))
                 forward(x)
                 n += len(x)
         finally:

@@ -12,6 +12,7 @@ from engine.model.taps import FINAL, tap_dims
 from engine.paths import memory_share
 
 MARGIN = 64 * 1024**2  # bytes kept free beyond the estimate (logs, status, the file system's own needs)
+CHECKPOINT_COPIES = 6  # the weights in the starting, best and last checkpoints and the export, the optimiser's moments
 
 
 def feature_bytes(arch: str, n_images: int, views: int = 2) -> int:
@@ -22,9 +23,8 @@ def feature_bytes(arch: str, n_images: int, views: int = 2) -> int:
 
 def checkpoint_bytes(model: nn.Module) -> int:
     """The starting, best and last checkpoints and the exported model: the weights four times, the optimiser's two
-    moments."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return 6 * weights
+    moments (`CHECKPOINT_COPIES`)."""
+    return CHECKPOINT_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def need_disk(folder: Path, nbytes: int, what: str) -> None:
@@ -66,6 +66,7 @@ def plan_bytes(  # noqa: PLR0913
     fit_bytes: int,
 ) -> tuple[int, int]:
     """(memory, disk) a run needs for its data: the decode cache (capped by its share), the cached views, one linear
-    fit; the feature cache of every stage and the checkpoints on disk. The model itself is not counted."""
+    fit; the feature cache of every stage and the checkpoints on disk (`params` float32 weights, counted as
+    `checkpoint_bytes` counts them before saving). The model itself is not counted in memory."""
     ram = min(memory_share("decoded images"), n_images * image_bytes) + views * n_train * dim * 4 + fit_bytes
-    return ram, feature_bytes(arch, n_images) + 5 * params * 4
+    return ram, feature_bytes(arch, n_images) + CHECKPOINT_COPIES * params * 4

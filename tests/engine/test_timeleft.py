@@ -1,6 +1,6 @@
 """The one pace model (engine.timeleft) and every time left that reads it, driven by a fake clock: a step's meter, the
-typical training step, the run's setup steps (`SetupProgress`), the CLI's line (`StepClock`), a background job (a
-download), the trainer's time left (`TimeLeft`)."""
+typical training step, the CLI's line (`StepClock`), a background job (a download), the trainer's time left
+(`TimeLeft`). The run's setup steps (`SetupProgress`) are tested in tests/engine/train/test_setup_steps.py."""
 
 import math
 from types import SimpleNamespace
@@ -11,7 +11,6 @@ from engine.timeleft import Meter, UnitTimes, countdown, damp
 from engine.service.console import StepClock
 from engine.service.jobs import Job
 from engine.train.callbacks import TimeLeft
-from engine.train.setup_steps import SetupProgress
 
 
 class Clock:
@@ -33,86 +32,6 @@ class Log:
 @pytest.fixture
 def clock():
     return Clock()
-
-
-def test_the_steps_pace_is_measured_from_its_first_report(clock):
-    """A step that spends 8 s building a model and then 1 s per tenth: 9 s left at 10%, not 72 s."""
-    log = Log()
-    report = SetupProgress(log, min_interval=0.0, clock=clock)
-    report("probe", 0.0)
-    clock.now = 8.0
-    report("probe", 0.05)  # the first batch: no pace yet
-    assert log.events[-1].eta_s is None
-    clock.now = 8.5
-    report("probe", 0.1)
-    assert log.events[-1].eta_s == pytest.approx(9.0)
-
-
-def test_the_steps_pace_follows_its_recent_progress(clock):
-    """Slow at first (0.1 to 0.3 in 4 s), then 0.2 a second: at 0.7, 1.5 s left, not the 3 s of the average pace."""
-    log = Log()
-    report = SetupProgress(log, min_interval=0.0, clock=clock)
-    for t, f in [(0.0, 0.0), (1.0, 0.1), (5.0, 0.3), (6.0, 0.5), (7.0, 0.7)]:
-        clock.now = t
-        report("extract", f)
-    assert log.events[-1].eta_s == pytest.approx(1.5)
-
-
-def test_the_run_time_left_follows_the_deadline_or_the_steps_pace(clock):
-    log = Log()
-    report = SetupProgress(log, min_interval=0.0, clock=clock)
-    report.expect(100.0)
-    report("probe", 0.0)
-    clock.now = 1.0
-    report("probe", 0.1)
-    clock.now = 9.0
-    report("probe", 0.5)  # 10 s more for the probe at 0.4 in 8 s, but the plan says 91 s for the run
-    assert log.events[-1].eta_s == pytest.approx(10.0)
-    assert log.events[-1].run_eta_s == pytest.approx(91.0)
-
-
-def test_after_a_planned_step_the_rest_is_scaled_by_its_pace(clock):
-    log = Log()
-    report = SetupProgress(log, min_interval=0.0, clock=clock)
-    report.expect(500.0)  # superseded: from this step on, the step's pace decides
-    report.expect_after("validate", rest_s=30.0, planned_s=10.0)
-    report("validate", 0.0)
-    clock.now = 0.5
-    report("validate", 0.1)
-    clock.now = 2.5
-    report("validate", 0.5)  # 5 s in all, half the plan's 10 s: the 30 s after it take 15 s
-    assert log.events[-1].eta_s == pytest.approx(2.5)
-    assert log.events[-1].run_eta_s == pytest.approx(2.5 + 15.0)
-    clock.now = 5.0
-    report("validate", 1.0)
-    assert log.events[-1].run_eta_s == pytest.approx(15.0)
-    clock.now = 8.0
-    report("score", 0.0)  # the step is over: what is left is a deadline, counted from its end
-    assert log.events[-1].run_eta_s == pytest.approx(12.0)
-
-
-def test_only_the_forward_passes_after_a_planned_step_follow_its_pace(clock):
-    log = Log()
-    report = SetupProgress(log, min_interval=0.0, clock=clock)
-    report.expect_after("validate", rest_s=30.0, planned_s=10.0, fixed_s=100.0)  # 100 s of epochs: as planned
-    report("validate", 0.0)
-    clock.now = 0.5
-    report("validate", 0.1)
-    clock.now = 2.5
-    report("validate", 0.5)  # half the plan's pace: the 30 s of passes take 15 s, the epochs still 100 s
-    assert log.events[-1].run_eta_s == pytest.approx(2.5 + 15.0 + 100.0)
-
-
-def test_an_unplanned_step_adds_the_rest_unscaled(clock):
-    log = Log()
-    report = SetupProgress(log, min_interval=0.0, clock=clock)
-    report.expect_after("choose", rest_s=20.0)
-    report("choose", 0.0)
-    clock.now = 1.0
-    report("choose", 0.25)
-    clock.now = 5.0
-    report("choose", 0.75)
-    assert log.events[-1].run_eta_s == pytest.approx(2.0 + 20.0)
 
 
 def test_a_meter_is_silent_until_the_step_moves_and_zero_once_it_is_done(clock):

@@ -34,6 +34,18 @@ def test_the_statistics_become_the_average_over_every_input_and_the_layer_is_put
     assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())  # no weight moved
 
 
+def test_a_short_last_batch_weighs_as_its_photos_not_as_a_whole_batch():
+    """40 photos read as 32 + 8 (a target folder under the sample's size): the mean is over the 40, not the two
+    batches' means averaged."""
+    model = _model().eval()
+    g = torch.Generator().manual_seed(2)
+    batches = [torch.randn(32, 3, 5, 5, generator=g), torch.randn(8, 3, 5, 5, generator=g) + 4.0]
+    reestimate(model, iter(batches), model)
+    with torch.no_grad():
+        out = model[0](torch.cat(batches))
+    assert torch.allclose(model[1].running_mean, out.mean((0, 2, 3)), atol=1e-5)
+
+
 def test_statistics_of_holds_them_only_inside_the_block():
     model = _model().eval()
     before = bn_buffers(model)
