@@ -19,7 +19,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from engine.model.device import autocast, image_batches
+from engine.model.device import image_batches
+from engine.model.predict import as_shipped
 from engine.probe.linear import LinearFit
 from engine.probe.reverse import reverse_accuracy
 from engine.progress import Step
@@ -35,9 +36,10 @@ def applies(ctx: TrainContext, state: TrainState) -> bool:
 
 
 def features(ctx: TrainContext, paths: list[str], step: Step) -> torch.Tensor:
-    """The head's input for `paths` through the model as it predicts (mirror averaging included), on the CPU."""
+    """The head's input for `paths` through the model as it predicts (mirror averaging included, float32), on the
+    CPU."""
     out = []
-    with torch.no_grad(), autocast(ctx.device):
+    with torch.no_grad(), as_shipped(ctx.device):
         for done, x in image_batches(ctx.spec, paths, ctx.device):
             step.check_cancel()
             out.append(ctx.model.features(x).float().cpu())

@@ -12,7 +12,8 @@ from typing import Callable, Iterator
 import torch
 
 from engine.model.bn_stats import bn_sample, reestimate, statistics_of
-from engine.model.device import autocast, image_batches
+from engine.model.device import image_batches
+from engine.model.predict import as_shipped
 from engine.train.state import TrainContext
 
 
@@ -29,7 +30,7 @@ def _batches(ctx: TrainContext, paths: list[str]) -> Iterator[torch.Tensor]:
 
 def _forward(ctx: TrainContext) -> Callable[[torch.Tensor], torch.Tensor]:
     def forward(x: torch.Tensor) -> torch.Tensor:
-        with autocast(ctx.device):  # the statistics gathered in the precision the model predicts in
+        with as_shipped(ctx.device):  # the statistics gathered in the precision the model predicts in
             return ctx.model.features(x)
 
     return forward

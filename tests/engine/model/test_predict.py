@@ -6,6 +6,7 @@ from PIL import Image
 from torch import nn
 
 from engine.data.spec import InputSpec
+from engine.model.device import image_batches
 from engine.model.predict import evaluating, predict_logits
 
 SPEC = InputSpec((3, 32, 32), "bilinear", 1.0, "center", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -60,3 +61,25 @@ def test_predict_logits_scores_in_eval_mode_and_leaves_a_frozen_batchnorm_frozen
     assert torch.equal(model[1].running_mean, before)
     assert model.training and not model[1].training
     assert got.shape == (3, 3)
+
+
+def test_predictions_are_float32_whatever_autocast_the_device_would_run(tmp_path, monkeypatch):
+    """Every exported file runs in float32, so the accuracy a run reports is the float32 model's, even where training
+    runs under bf16 autocast (here forced, whatever this CPU executes)."""
+    import engine.model.device as device_module
+
+    monkeypatch.setattr(device_module, "autocast_dtype", lambda device: torch.bfloat16)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    model = _model().eval()
+    logits = predict_logits(model, SPEC, paths, torch.device("cpu"))
+    with torch.no_grad(), device_module.autocast(torch.device("cpu")):  # under the autocast training would use
+        x = next(image_batches(SPEC, paths, torch.device("cpu")))[1]
+        assert model(x).dtype == torch.bfloat16  # the forced autocast is in force
+        logits_under = predict_logits(model, SPEC, paths, torch.device("cpu"))
+    exact = model(x)
+    assert logits.dtype == torch.float32 and torch.allclose(logits, exact, atol=1e-6)
+    assert torch.allclose(logits_under, exact, atol=1e-6)
