@@ -10,8 +10,11 @@ error over the draws, since one draw's curve moves by points with the photos dra
 `--on-val` makes val/ the truth instead (test/ is not read), which is how the curve's folds were chosen: `--folds
 3x1,5x1,3x3 --seeds 0,1,2,3,4` compares one pass of 3 folds, one of 5, and 3 folds drawn three times.
 
+`--cost eurosat-large` times the curve as `engine check` runs it on all of a set's train/ (features cached first,
+their extraction timed apart): its cost at scale, no accuracy read.
+
 Run by hand:  .venv/bin/python bench/learning_curve.py [--datasets plant-leaves-15,eurosat-10] [--seeds 0,1,2]
-              [--on-val --folds 3x1,5x1,3x3]
+              [--on-val --folds 3x1,5x1,3x3] [--cost eurosat-large]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,13 +83,34 @@ def measure(name: str, seeds: list[int], truth_split: str, folds: str) -> tuple[
     return rows, errors
 
 
+def cost(name: str) -> str:
+    """Seconds to cache the check's features of a set's train/, and seconds of its learning curve on all of them."""
+    ds = load_dataset(SHARED / name)
+    t0 = time.perf_counter()
+    fs = photo_features([it.path for it in ds.train], BACKBONE)
+    x, y = fs.rows(np.arange(len(ds.train)), read_taps(fs)), np.array([it.label for it in ds.train])
+    t1 = time.perf_counter()
+    curve = learning_curve(x, y, ds.classes)
+    t2 = time.perf_counter()
+    passes = 1 if len(y) > curves.REPEAT_MAX else curves.CURVE_REPEATS
+    law = "a law" if curve is not None and curve.law is not None else "no law"
+    return (
+        f"{name}: {len(y):,} training photos, {x.shape[1]:,} features; features cached in {t1 - t0:,.0f} s; "
+        f"learning curve ({curves.CURVE_FOLDS} folds x {passes} pass(es)) in {t2 - t1:,.1f} s, {law}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", default="plant-leaves-15,eurosat-10")
     parser.add_argument("--seeds", default="0,1,2", help="one random share of train/ per seed")
     parser.add_argument("--on-val", action="store_true", help="val/ gives the truth (test/ is not read)")
     parser.add_argument("--folds", default=f"{curves.CURVE_FOLDS}x{curves.CURVE_REPEATS}", help="e.g. 3x1,5x1,3x3")
+    parser.add_argument("--cost", default="", help="a shared set whose curve on all of train/ is timed (no accuracy)")
     args = parser.parse_args()
+    if args.cost:
+        print(cost(args.cost), flush=True)
+        return
     seeds = [int(v) for v in args.seeds.split(",")]
     split = "val" if args.on_val else "test"
     print(

@@ -18,6 +18,9 @@ faster than fp32, so an EfficientNet-Lite file is 2.2-2.5x faster, not 3x (bench
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -87,6 +90,23 @@ def recipe(**changes: Any) -> dict[str, Any]:
     return shipped | changes
 
 
+class _PreProcessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextmanager
+def _without_pre_process_advice() -> Iterator[None]:
+    """onnxruntime's quantiser logs, on the root logger, to run its pre-processing first: shape inference and the
+    basic graph optimisation, which `fixed_graph` has done. The advice is dropped; any other message passes."""
+    advice = _PreProcessAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(advice)
+
+
 def quantize_graph(fixed: Path, spec: InputSpec, out: Path, photos: list[str], **changes: Any) -> None:
     """Writes the int8 model of the fixed-shape ONNX graph `fixed` (see `fixed_graph`) to `out`, calibrated on
     `photos` prepared as the model card says, quantised by `recipe(**changes)`."""
@@ -102,7 +122,8 @@ def quantize_graph(fixed: Path, spec: InputSpec, out: Path, photos: list[str], *
             x = spec.normalize(torch.stack(load_images(spec, [self.left.pop(0)])))
             return {"image": x.contiguous().numpy()}
 
-    quantize_static(str(fixed), str(out), Photos(), **recipe(**changes))
+    with _without_pre_process_advice():
+        quantize_static(str(fixed), str(out), Photos(), **recipe(**changes))
 
 
 def quantize_int8(model: torch.nn.Module, spec: InputSpec, out: Path, photos: list[str]) -> None:

@@ -1,5 +1,7 @@
 """engine.serve.quantize: the calibration photos, the shipped recipe, and an int8 file that answers as fp32 does."""
 
+import logging
+
 import numpy as np
 import onnx
 import pytest
@@ -53,10 +55,13 @@ def _photos(folder, n: int) -> list[str]:
     return paths
 
 
-def test_an_int8_file_of_a_small_network_answers_as_the_fp32_model(tmp_path):
+def test_an_int8_file_of_a_small_network_answers_as_the_fp32_model(tmp_path, caplog):
     model, paths = _small_network(), _photos(tmp_path, 24)
     out = tmp_path / "model.int8.onnx"
-    quantize_int8(model, SPEC, out, paths[:16])
+    with caplog.at_level(logging.WARNING):
+        quantize_int8(model, SPEC, out, paths[:16])
+        logging.warning("another warning")
+    assert [r.getMessage() for r in caplog.records] == ["another warning"]  # the quantiser's advice done already
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert not list(tmp_path.glob(".*.onnx"))  # the fixed-shape graph it went through is removed
