@@ -100,6 +100,8 @@ def test_int8_agrees_with_fp32_on_the_test_photos_and_every_file_is_measured(sam
     assert list(by_name) == ["PyTorch", "ONNX fp32", "ONNX int8"]
     labels = np.array([classes.index(ds.classes[it.label]) for it in ds.test])
     assert by_name["ONNX int8"].accuracy == pytest.approx((int8 == labels).mean())  # that file, run on test
+    run_test = sample_run.read_json("metrics.json")["test_accuracy"]
+    assert by_name["PyTorch"].accuracy == pytest.approx(run_test)  # the run's own test figure is the shipped model's
     assert all(m.split == "test" and m.n == len(photos) for m in out.measures)
     assert by_name["ONNX int8"].size_mb * 3 < by_name["ONNX fp32"].size_mb
     lo, hi = by_name["ONNX int8"].interval
