@@ -1,7 +1,7 @@
-"""Command line: `python -m engine {backbones,weights,demo,inspect-data,probe,plan,train,resume,evaluate,export,
-lr-find}`; all
-print JSON too. A user's mistake ends with one line naming the file or field and what to do, and a non-zero exit
-code."""
+"""Command line: `python -m engine {backbones,weights,inspect-data,probe,gap,check,suggest,plan,train,demo,resume,
+evaluate,estimate,export,lr-find}`; each takes its dataset as --data (inspect-data also as its first argument), and
+the reports print JSON with --json. A user's mistake ends with one line naming the file or field and what to do, and a non-zero
+exit code."""
 
 from __future__ import annotations
 
@@ -99,8 +99,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from engine.data.report import build_report
     from engine.model.catalogue import input_spec
 
+    if (args.path is None) == (args.data is None):
+        raise TransferLabError("inspect-data needs one dataset: give it as FOLDER or as --data FOLDER, not both")
     report = build_report(
-        load_dataset(args.path, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root),
+        load_dataset(args.path or args.data, val=args.val, seed=args.seed, allow_outside=args.allow_outside_root),
         input_size=input_spec(args.backbone).input_size[-1],
     )
     if args.json:
@@ -640,7 +642,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     w.add_argument("--quiet", action="store_true")
     w.set_defaults(fn=cmd_weights)
     i = sub.add_parser("inspect-data", help="the dataset health report")
-    i.add_argument("path")
+    i.add_argument("path", nargs="?", default=None, help="the dataset: a folder or a CSV (or --data, as elsewhere)")
+    i.add_argument("--data", default=None, help="the dataset, as the other commands take it")
     i.add_argument("--val", default=None)
     i.add_argument("--seed", type=SEED, default=0)
     i.add_argument("--allow-outside-root", action="store_true")

@@ -23,6 +23,10 @@ def test_inspect_data_reports_bad_files(bad_corpus, capsys):
     assert main(["inspect-data", str(bad_corpus)]) == 0
     out = capsys.readouterr().out
     assert "skipped:" in out and "truncated.jpg" in out and "WARNING" in out
+    assert main(["inspect-data", "--data", str(bad_corpus)]) == 0  # as every other command takes a dataset
+    assert capsys.readouterr().out == out
+    assert main(["inspect-data"]) == 2
+    assert "inspect-data needs one dataset: give it as FOLDER or as --data FOLDER" in capsys.readouterr().err
 
 
 def test_probe_json_has_the_contract(tiny_folder, capsys):
