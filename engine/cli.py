@@ -1,7 +1,7 @@
 """Command line: `python -m engine {backbones,weights,inspect-data,probe,gap,check,suggest,plan,train,demo,resume,
 evaluate,estimate,export,lr-find}`; each takes its dataset as --data (inspect-data also as its first argument), and
-the reports print JSON with --json. A user's mistake ends with one line naming the file or field and what to do, and a non-zero
-exit code."""
+the reports print JSON with --json. A user's mistake ends with one line naming the file or field and what to do, and
+a non-zero exit code."""
 
 from __future__ import annotations
 
