@@ -219,3 +219,18 @@ def sample_run(tmp_path_factory):
     run = RunStore(root / "runs").create(cfg.to_dict(), "int8")
     assert train(cfg, run).status == "finished"
     return run
+
+
+class FakeClock:
+    """A clock a test moves by hand (`clock.now = 8.0`): what the pace and time-left code reads instead of time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -13,27 +13,6 @@ from engine.service.jobs import Job
 from engine.train.callbacks import TimeLeft
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Log:
-    def __init__(self):
-        self.events = []
-
-    def append(self, e) -> None:
-        self.events.append(e)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 def test_a_meter_is_silent_until_the_step_moves_and_zero_once_it_is_done(clock):
     meter = Meter(clock)
     assert meter.left() is None  # no report yet

@@ -8,25 +8,12 @@ from engine.runs.events import Cancelled
 from engine.train.setup_steps import SetupProgress
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Log:
     def __init__(self):
         self.events = []
 
     def append(self, e) -> None:
         self.events.append(e)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 def test_the_steps_pace_is_measured_from_its_first_report(clock):
