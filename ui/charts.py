@@ -129,7 +129,10 @@ def group_rates(steps: list[StepEnded], groups: list[str], labels: list[str]) ->
             fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines", hovertemplate=f"{g}: %{{y:.1e}}"))
     fig.update_yaxes(type="log", title="learning rate")
     fig.update_xaxes(title="step")
-    return _layout(fig, "Learning rate of every trainable group")
+    _layout(fig, "Learning rate of every trainable group")
+    # one entry a group (up to a dozen): a column beside the plot, where a row above it would wrap over the title
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left"))
+    return fig
 
 
 def freeze_strip(groups: list[str], labels: list[str], frozen: list[bool], lrs: list[float]) -> go.Figure:

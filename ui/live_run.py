@@ -177,7 +177,7 @@ def charts_for(view: RunView) -> None:
         st.plotly_chart(charts.group_rates(steps, groups, labels), width="stretch", key="lr_chart")
         st.caption(
             "Each trainable group's learning rate at every step: a warm-up, then cosine decay; earlier groups "
-            "learn more slowly than the head."
+            "learn more slowly than the head. Groups at the same rate draw one line over another."
         )
     if any(e.adapt for e in trained):
         st.plotly_chart(charts.domain_curves(trained), width="stretch", key="adapt_chart")

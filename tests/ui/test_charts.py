@@ -16,6 +16,7 @@ def test_the_epoch_and_step_charts_read_typed_events():
     assert list(acc.data[1].y) == [0.5, 0.7, 0.75] and acc.data[2].x == (3,)  # validation, then this epoch so far
     rates = charts.group_rates(STEPS, ["stem", "b0", "head"], ["stem", "stage 1", "head"])
     assert len(rates.data) >= 1
+    assert rates.layout.legend.orientation == "v" and rates.layout.legend.x > 1  # beside the plot, off the title
     assert list(charts.overlay({"run": EPOCHS}).data[0].y) == [0.5, 0.7, 0.75]
 
 
