@@ -13,10 +13,13 @@ if TYPE_CHECKING:
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    """The title at the top; a legend (two traces or more) in a row of its own between the title and the plot, so a
+    long title and long names do not print over one another."""
+    legend = len(fig.data) > 1
     fig.update_layout(
-        title=title,
-        height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text=title, y=1, yanchor="top", pad=dict(t=10)),
+        height=height + (30 if legend else 0),
+        margin=dict(l=10, r=10, t=70 if legend else 40, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"),
     )
     return fig
