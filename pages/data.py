@@ -81,7 +81,11 @@ c[0].metric("Classes", len(report.classes))
 c[1].metric("Training images", len(ds.train))
 c[2].metric("Validation images", len(ds.val))
 c[3].metric("Test images", len(ds.test))
-c[4].metric("Imbalance (largest / smallest)", f"{report.imbalance_ratio:.1f}x")
+c[4].metric(
+    "Imbalance",
+    f"{report.imbalance_ratio:.1f}x",
+    help="training photos of the largest class over those of the smallest",
+)
 st.caption(
     f"Validation (chooses the model): {report.val_source}. Test (scored once, at the end): {report.test_source}."
 )
