@@ -4,12 +4,13 @@ probe, fine-tuned, and as auto picks, live, then compared on the test split."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import streamlit as st
 
 from engine import ARM_TEXT, TERMINAL, RunView, lesson_progress, lesson_rows, lesson_sentence
 from ui import charts
-from ui.state import get_runner, init_session, lesson_ids, lesson_promise
+from ui.state import dataset_path, get_runner, init_session, lesson_ids, lesson_promise, start_lesson
 from ui.errors import fragment
 
 init_session()
@@ -17,7 +18,14 @@ st.title("Why transfer learning works")
 runner = get_runner()
 ids = lesson_ids()
 if not ids:
-    st.info("Start the experiment from the home page: “Show me why transfer learning works”.")
+    st.info(
+        "The same network on the same photos four ways: from random initialisation, frozen with a new last layer "
+        "(linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test photos nothing "
+        f"was chosen on. On {Path(dataset_path()).name}, the dataset chosen on the Data page."
+    )
+    if st.button("▶ Show me why transfer learning works", key="lesson_start"):
+        start_lesson(runner, dataset_path())
+        st.rerun()
     st.stop()
 live = any(runner.store.open(r).status().get("state") not in TERMINAL for r in ids.values())
 

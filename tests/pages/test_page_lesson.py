@@ -8,7 +8,8 @@ from engine.runs.store import RunStore
 def test_lesson_page_without_an_experiment(monkeypatch, tmp_path):
     use_runner(monkeypatch, RunStore(tmp_path))
     at = page("lesson.py").run()
-    assert not at.exception and "Show me why transfer learning works" in at.info[0].value
+    assert not at.exception and "four ways" in at.info[0].value and "plant-leaves-15" in at.info[0].value
+    assert at.button(key="lesson_start").label == "▶ Show me why transfer learning works"  # started here too
 
 
 def test_lesson_page_shows_the_runs_and_one_sentence(monkeypatch, finished_store):
@@ -29,4 +30,4 @@ def test_a_url_naming_no_run_of_the_store_opens_nothing(monkeypatch, finished_st
     at = page("lesson.py")
     at.query_params["lesson"] = f"scratch:{tmp_path},probe:no-such-run,../x:{finished_store.list()[0].id}"
     at.run()
-    assert not at.exception and "Show me why transfer learning works" in at.info[0].value
+    assert not at.exception and "four ways" in at.info[0].value and at.button(key="lesson_start")
