@@ -38,6 +38,7 @@ _API: dict[str, str] = {
     "MISSING": "engine.model.weights",
     "create_backbone": "engine.model.weights",
     "layer_groups": "engine.model.groups",
+    "pretrained_head_note": "engine.model.groups",
     "install_weights": "engine.model.weights",
     "fetch_weights": "engine.model.fetch",
     "remote_file": "engine.model.fetch",
@@ -175,7 +176,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.model.catalogue import FAMILIES, get_entry, input_spec
     from engine.model.fetch import fetch_weights, remote_file
     from engine.model.adapt import ADAPT_METHODS
-    from engine.model.groups import layer_groups
+    from engine.model.groups import layer_groups, pretrained_head_note
     from engine.model.visual import filter_grid, first_conv_weight
     from engine.model.weights import MISSING, CatalogueRow, catalogue_rows, create_backbone, install_weights
     from engine.paths import SAMPLE, existing_path, home, sub, user_path

@@ -20,6 +20,7 @@ from engine import (
     group_labels,
     install_weights,
     layer_groups,
+    pretrained_head_note,
     sub,
 )
 from ui import charts
@@ -51,7 +52,7 @@ def catalogue() -> dict[str, CatalogueRow]:
 def load(name: str):
     model, info = create_backbone(name)
     weight = first_conv_weight(model)
-    return layer_groups(model), filter_grid(weight), info, weight.shape[-1]
+    return layer_groups(model), filter_grid(weight), info, weight.shape[-1], pretrained_head_note(model)
 
 
 def weights_changed() -> None:
@@ -71,7 +72,8 @@ shown = shown.sort_values(SORTS[sort], ascending=sort != "ImageNet top-1", na_po
 st.dataframe(shown, hide_index=True, width="stretch")
 st.caption(
     "Self-supervised backbones (DINOv2, CLIP) have no ImageNet classifier, so no top-1 figure; their frozen "
-    "features are often the strongest for a linear probe. Download sizes are the float32 weights."
+    "features are often the strongest for a linear probe. Parameters and download sizes are the float32 weights as "
+    "published, with ImageNet's last layer where there is one (a run replaces it with one output per class)."
 )
 
 names = table["backbone"].tolist()
@@ -136,7 +138,7 @@ if not row.available:
     get_weights()
     st.stop()
 try:
-    groups, grid, info, k = load(choice)
+    groups, grid, info, k, head_note = load(choice)
 except TransferLabError as e:
     st.error(str(e))
     st.stop()
@@ -157,7 +159,7 @@ st.plotly_chart(
 )
 st.caption(
     "Training can freeze groups from the left: early groups hold general features, later groups hold "
-    "features specific to what the backbone was trained on. A transformer's groups are its blocks."
+    f"features specific to what the backbone was trained on. A transformer's groups are its blocks. {head_note}"
 )
 st.subheader("What layer 1 learned")
 st.image(grid, width=min(720, grid.shape[1]))

@@ -38,6 +38,19 @@ class LayerGroup:
         return self.num_params / 1e6
 
 
+def pretrained_head_note(model: nn.Module) -> str:
+    """What the head group holds as the backbone comes: its pretrained classifier (ImageNet's classes), which every run
+    replaces with one output per class of its photos; "" when the backbone has no classifier (self-supervised)."""
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(classifier, nn.Linear):
+        return ""
+    params = sum(p.numel() for p in classifier.parameters())
+    return (
+        f"The head is drawn as pretrained: its last layer answers {classifier.out_features:,} ImageNet classes with "
+        f"{params / 1e6:.2f}M parameters; a run replaces that layer with one output per class of your photos."
+    )
+
+
 def _classifier_names(model: nn.Module) -> tuple[str, ...]:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     cls = cfg.get("classifier", "classifier")

@@ -31,6 +31,7 @@ def _missing(name: str):
 def test_backbone_page_shows_the_catalogue_and_a_bundled_backbone():
     at = page("backbone.py").run()
     assert not at.exception and "bundled" in at.success[0].value and "licence apache-2.0" in at.success[0].value
+    assert any("answers 1,000 ImageNet classes" in c.value for c in at.caption)  # the head chart's ImageNet layer
     table = at.dataframe[0].value
     assert {"family", "download (MB)", "licence", "source"} <= set(table.columns)
     assert "vit_small_patch14_dinov2.lvd142m" in set(table.backbone)

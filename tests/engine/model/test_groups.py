@@ -2,7 +2,7 @@ import pytest
 import timm
 import torch
 
-from engine.model.groups import layer_groups
+from engine.model.groups import layer_groups, pretrained_head_note
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,11 @@ def test_lite0_has_seven_block_stages():
 def test_non_timm_model_is_rejected():
     with pytest.raises(TypeError, match="group_matcher"):
         layer_groups(torch.nn.Linear(2, 2))
+
+
+def test_the_pretrained_head_is_named_with_its_classes_and_size_and_a_headless_backbone_with_nothing():
+    with torch.device("meta"):
+        note = pretrained_head_note(timm.create_model("tf_efficientnet_lite0"))
+        headless = pretrained_head_note(timm.create_model("tf_efficientnet_lite0", num_classes=0))
+    assert "answers 1,000 ImageNet classes with 1.28M parameters" in note  # 1280 x 1000 + 1000
+    assert "one output per class of your photos" in note and headless == ""
