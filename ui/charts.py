@@ -12,15 +12,18 @@ if TYPE_CHECKING:
     from engine import LearningCurve
 
 
-def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 320, legend_beside: bool = False) -> go.Figure:
     """The title at the top; a legend (two traces or more) in a row of its own between the title and the plot, so a
-    long title and long names do not print over one another."""
-    legend = len(fig.data) > 1
+    long title and long names do not print over one another, or with `legend_beside` in a column right of the plot
+    (for a dozen entries, which a row would wrap)."""
+    row = len(fig.data) > 1 and not legend_beside
     fig.update_layout(
         title=dict(text=title, y=1, yanchor="top", pad=dict(t=10)),
-        height=height + (30 if legend else 0),
-        margin=dict(l=10, r=10, t=70 if legend else 40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"),
+        height=height + (30 if row else 0),
+        margin=dict(l=10, r=10, t=70 if row else 40, b=10),
+        legend=dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left")
+        if legend_beside
+        else dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"),
     )
     return fig
 
@@ -132,10 +135,7 @@ def group_rates(steps: list[StepEnded], groups: list[str], labels: list[str]) ->
             fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines", hovertemplate=f"{g}: %{{y:.1e}}"))
     fig.update_yaxes(type="log", title="learning rate")
     fig.update_xaxes(title="step")
-    _layout(fig, "Learning rate of every trainable group")
-    # one entry a group (up to a dozen): a column beside the plot, where a row above it would wrap over the title
-    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left"))
-    return fig
+    return _layout(fig, "Learning rate of every trainable group", legend_beside=True)  # one entry a group
 
 
 def freeze_strip(groups: list[str], labels: list[str], frozen: list[bool], lrs: list[float]) -> go.Figure:
