@@ -31,8 +31,8 @@ if st.button("Run probe", type="primary", key="run_probe"):
 def show() -> None:
     if jobs.get(key) is None:
         st.info(
-            "Run the probe to measure the features (a minute or two on a laptop CPU for 1,000 photos, several "
-            "backbones included; repeated runs read cached features)."
+            "Run the probe to measure the features (two to three minutes for 1,000 photos on a 2-core CPU, the "
+            "bundled backbones included; repeated runs read cached features, seconds)."
         )
         return
     job = finished_job(jobs, key)
