@@ -60,6 +60,16 @@ def read_plan(folder: Path) -> Plan | None:
         return None
 
 
+def plan_unreadable(folder: Path) -> bool:
+    """Whether `folder` holds a plan.json that this version cannot read (another version's, or edited by hand): a
+    reader then says so instead of treating the run as one whose plan was never made."""
+    try:
+        _read(folder)
+    except PlanError:
+        return True
+    return False
+
+
 def _read(folder: Path) -> Plan | None:
     path = folder / "plan.json"
     if not path.exists():

@@ -27,15 +27,18 @@ def run_header(config: dict, plan: Plan | None) -> str:
     return " · ".join(x for x in (name, f"{sizes} photos" if sizes else "", backbone, strategy) if x)
 
 
-def test_phrase(result: RunResult, plan: Plan | None) -> str:
+def test_phrase(result: RunResult, plan: Plan | None, plan_unreadable: bool = False) -> str:
     """The run's test figure in words (model card, CLI): the accuracy with its interval; or why there is none: the
-    run stopped before its plan or before scoring the test split it has, or the data was too small to hold one out."""
+    run stopped before its plan or before scoring the test split it has, or the data was too small to hold one out.
+    `plan_unreadable`: the run has a plan this version cannot read, so whether it held out test photos is not known."""
     if result.test_accuracy is not None:
         lo, hi = result.test_interval
         return (
             f"{result.test_accuracy:.1%} on {result.test_n} test photos nothing was chosen on (95% "
             f"interval {lo:.1%}–{hi:.1%})"
         )
+    if plan is None and plan_unreadable:
+        return "no test score recorded; its plan cannot be read by this version of TransferLab"
     if plan is None and result.status and result.status != "finished":
         return f"not scored: the run {result.status} before its plan was made"
     if plan and plan.data.n_test:

@@ -47,6 +47,11 @@ def test_the_test_figure_in_words_says_why_it_is_missing():
     # a run whose plan was never made: whether it would have held out test photos is not known
     assert test_phrase(stopped, None) == "not scored: the run cancelled before its plan was made"
     assert test_phrase(RunResult(status="finished"), None) == "no test split (too little data)"
+    # a plan of another version: whether the run held out test photos is not known either
+    for status in ("cancelled", "finished"):
+        assert test_phrase(RunResult(status=status), None, plan_unreadable=True) == (
+            "no test score recorded; its plan cannot be read by this version of TransferLab"
+        )
 
 
 def test_the_worst_mistakes_are_the_wrong_test_photos_most_confident_first_and_a_deleted_photo_is_left_out(tmp_path):
