@@ -142,6 +142,7 @@ _API: dict[str, str] = {
     "Mistake": "engine.serve.summary",
     "Runner": "engine.service.runner",
     "ARM_TEXT": "engine.service.experiment",
+    "LESSON_TEXT": "engine.service.experiment",
     "lesson_configs": "engine.service.experiment",
     "lesson_estimate": "engine.service.experiment",
     "lesson_progress": "engine.service.experiment",
@@ -230,6 +231,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.serve.summary import Mistake, no_epoch_sentence, run_header, run_summary, worst_mistakes
     from engine.service.experiment import (
         ARM_TEXT,
+        LESSON_TEXT,
         LessonEstimate,
         LessonRow,
         lesson_configs,

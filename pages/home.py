@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import DEFAULT_BACKBONE, SAMPLE, SplitCounts, catalogue_rows, demo_config, split_counts, stories
+from engine import (
+    DEFAULT_BACKBONE,
+    LESSON_TEXT,
+    SAMPLE,
+    SplitCounts,
+    catalogue_rows,
+    demo_config,
+    split_counts,
+    stories,
+)
 from ui.jobs import polling
 from ui.state import dataset_path, get_jobs, get_runner, init_session, lesson_promise, remember, start_lesson
 from ui.errors import fragment
@@ -50,10 +59,7 @@ if right.button("▶ Show me why transfer learning works", key="lesson_demo"):
     start_lesson(get_runner(), dataset_path())
     st.switch_page("pages/lesson.py")
 right.caption(
-    "The same network on the same photos four ways: from random initialisation, frozen with a new last "
-    "layer (linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test "
-    "photos nothing was chosen on. It uses the dataset chosen on the Data page (the bundled sample unless "
-    "you chose another)."
+    f"{LESSON_TEXT} It uses the dataset chosen on the Data page (the bundled sample unless you chose another)."
 )
 
 

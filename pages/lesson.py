@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import ARM_TEXT, TERMINAL, RunView, lesson_progress, lesson_rows, lesson_sentence
+from engine import ARM_TEXT, LESSON_TEXT, TERMINAL, RunView, lesson_progress, lesson_rows, lesson_sentence
 from ui import charts
 from ui.state import dataset_path, get_runner, init_session, lesson_ids, lesson_promise, start_lesson
 from ui.errors import fragment
@@ -18,11 +18,7 @@ st.title("Why transfer learning works")
 runner = get_runner()
 ids = lesson_ids()
 if not ids:
-    st.info(
-        "The same network on the same photos four ways: from random initialisation, frozen with a new last layer "
-        "(linear probe), fine-tuned in its top layers, and auto's pick; live, then compared on test photos nothing "
-        f"was chosen on. On {Path(dataset_path()).name}, the dataset chosen on the Data page."
-    )
+    st.info(f"{LESSON_TEXT} On {Path(dataset_path()).name}, the dataset chosen on the Data page.")
     if st.button("▶ Show me why transfer learning works", key="lesson_start"):
         start_lesson(runner, dataset_path())
         st.rerun()

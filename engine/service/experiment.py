@@ -30,6 +30,10 @@ ARM_TEXT = {
     "finetune": "fine-tuning its top layer groups",
     "auto": "auto's pick",
 }
+LESSON_TEXT = (
+    "The same network on the same photos four ways: from random initialisation, frozen with a new last layer (linear "
+    "probe), fine-tuned in its top layers, and auto's pick; live, then compared on test photos nothing was chosen on."
+)
 
 
 def lesson_configs(
