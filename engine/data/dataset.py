@@ -177,7 +177,7 @@ def load_dataset(  # noqa: PLR0913
         DataError: The path is missing, unsafe, or holds no usable class.
     """
     try:
-        path = Path(path).expanduser()
+        path = Path(path).expanduser().absolute()  # a run's paths (and the data's fingerprint) hold from any folder
         exists = path.exists()
     except (RuntimeError, OSError, ValueError) as e:  # ~nosuchuser, a name too long, a null byte, a link loop
         why = getattr(e, "strerror", None) or e
@@ -188,9 +188,9 @@ def load_dataset(  # noqa: PLR0913
         path = extract_zip(path)
     src = read_source(
         path,
-        Path(val).expanduser() if val else None,
-        Path(test).expanduser() if test else None,
-        Path(root).expanduser() if root else None,
+        Path(val).expanduser().absolute() if val else None,
+        Path(test).expanduser().absolute() if test else None,
+        Path(root).expanduser().absolute() if root else None,
         allow_outside,
     )
     rows, skipped = src.rows, src.skipped

@@ -1,5 +1,6 @@
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,17 @@ def test_class_folders_get_a_seeded_stratified_split(tiny_folder):
     assert {i.label for i in a.val} == {0, 1, 2}  # every class is represented in val
     assert "seed 1" in a.val_source
     assert [i.path for i in load_dataset(tiny_folder, seed=2).val] != [i.path for i in a.val]
+
+
+def test_a_dataset_named_from_its_parent_folder_is_the_same_dataset_with_paths_that_hold_anywhere(
+    tiny_folder, monkeypatch
+):
+    """`--data tiny` from its parent and the absolute path: one fingerprint (one feature cache, one plan), and the
+    photos' paths stored with a run open from any working folder (the dashboard's is the repository's)."""
+    monkeypatch.chdir(tiny_folder.parent)
+    relative, absolute = load_dataset(tiny_folder.name), load_dataset(tiny_folder)
+    assert relative.fingerprint() == absolute.fingerprint()
+    assert all(Path(it.path).is_absolute() for it in relative.train + relative.val + relative.test)
 
 
 def test_explicit_splits_and_separate_val_folder(tmp_path, tiny_folder):
