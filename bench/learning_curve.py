@@ -88,15 +88,15 @@ def cost(name: str) -> str:
     ds = load_dataset(SHARED / name)
     t0 = time.perf_counter()
     fs = photo_features([it.path for it in ds.train], BACKBONE)
-    x, y = fs.rows(np.arange(len(ds.train)), read_taps(fs)), np.array([it.label for it in ds.train])
+    x = fs.rows(np.arange(len(ds.train)), read_taps(fs))
+    y = np.array([it.label for it in ds.train])
     t1 = time.perf_counter()
     curve = learning_curve(x, y, ds.classes)
     t2 = time.perf_counter()
-    passes = 1 if len(y) > curves.REPEAT_MAX else curves.CURVE_REPEATS
     law = "a law" if curve is not None and curve.law is not None else "no law"
     return (
         f"{name}: {len(y):,} training photos, {x.shape[1]:,} features; features cached in {t1 - t0:,.0f} s; "
-        f"learning curve ({curves.CURVE_FOLDS} folds x {passes} pass(es)) in {t2 - t1:,.1f} s, {law}"
+        f"learning curve ({curves.CURVE_FOLDS} folds x {curves.passes(len(y))} pass(es)) in {t2 - t1:,.1f} s, {law}"
     )
 
 

@@ -17,13 +17,15 @@ def _layout(fig: go.Figure, title: str, height: int = 320, legend_beside: bool =
     long title and long names do not print over one another, or with `legend_beside` in a column right of the plot
     (for a dozen entries, which a row would wrap)."""
     row = len(fig.data) > 1 and not legend_beside
+    if legend_beside:
+        legend = dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left")
+    else:
+        legend = dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right")
     fig.update_layout(
         title=dict(text=title, y=1, yanchor="top", pad=dict(t=10)),
         height=height + (30 if row else 0),
         margin=dict(l=10, r=10, t=70 if row else 40, b=10),
-        legend=dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left")
-        if legend_beside
-        else dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"),
+        legend=legend,
     )
     return fig
 

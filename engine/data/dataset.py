@@ -149,6 +149,12 @@ def _carve_test(ds: "Dataset", fraction: float, seed: int) -> None:
 
 
 # PLR0913: the public loader's keyword options (splits, seed, workers)
+def _absolute(path: str | Path | None) -> Path | None:
+    """A folder the user named, absolute (not resolved: a link keeps its name), so that a run's paths and the data's
+    fingerprint hold from any working folder."""
+    return Path(path).expanduser().absolute() if path else None
+
+
 def load_dataset(  # noqa: PLR0913
     path: str | Path,
     val: str | Path | None = None,
@@ -177,7 +183,7 @@ def load_dataset(  # noqa: PLR0913
         DataError: The path is missing, unsafe, or holds no usable class.
     """
     try:
-        path = Path(path).expanduser().absolute()  # a run's paths (and the data's fingerprint) hold from any folder
+        path = Path(path).expanduser().absolute()  # as `_absolute`; "" stays the working folder, as before
         exists = path.exists()
     except (RuntimeError, OSError, ValueError) as e:  # ~nosuchuser, a name too long, a null byte, a link loop
         why = getattr(e, "strerror", None) or e
@@ -188,9 +194,9 @@ def load_dataset(  # noqa: PLR0913
         path = extract_zip(path)
     src = read_source(
         path,
-        Path(val).expanduser().absolute() if val else None,
-        Path(test).expanduser().absolute() if test else None,
-        Path(root).expanduser().absolute() if root else None,
+        _absolute(val),
+        _absolute(test),
+        _absolute(root),
         allow_outside,
     )
     rows, skipped = src.rows, src.skipped

@@ -54,20 +54,16 @@ def save_run_plan(run: Run, planned: Planned) -> None:
 def read_plan(folder: Path) -> Plan | None:
     """The plan stored in `folder`, for the readers that show a run (pages, CLI, model card, comparison): None when
     there is none, or when it cannot be read as this version's plan (`PlanError`)."""
-    try:
-        return _read(folder)
-    except PlanError:
-        return None
+    return read_plan_checked(folder)[0]
 
 
-def plan_unreadable(folder: Path) -> bool:
-    """Whether `folder` holds a plan.json that this version cannot read (another version's, or edited by hand): a
-    reader then says so instead of treating the run as one whose plan was never made."""
+def read_plan_checked(folder: Path) -> tuple[Plan | None, bool]:
+    """`read_plan`, and whether `folder` holds a plan.json this version cannot read (another version's, or edited by
+    hand): a reader then says so instead of treating the run as one whose plan was never made."""
     try:
-        _read(folder)
+        return _read(folder), False
     except PlanError:
-        return True
-    return False
+        return None, True
 
 
 def _read(folder: Path) -> Plan | None:

@@ -133,14 +133,18 @@ class LearningCurve:
         return {**asdict(self), "sentence": self.sentence}
 
 
+def passes(n_photos: int) -> int:
+    """How many times the folds are drawn for `n_photos` labelled photos (one pass above `REPEAT_MAX`)."""
+    return CURVE_REPEATS if n_photos <= REPEAT_MAX else 1
+
+
 def _points(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(photos, accuracy, per-class accuracy) of shape (folds, shares), (folds, shares), (folds, shares, classes);
     folds of every repeat (one pass above `REPEAT_MAX` photos)."""
     k = int(min(CURVE_FOLDS, np.bincount(y)[np.bincount(y) > 0].min()))
     rng = np.random.default_rng(seed)
     photos, acc, per = [], [], []
-    repeats = CURVE_REPEATS if len(y) <= REPEAT_MAX else 1
-    for train, held in RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(x, y):
+    for train, held in RepeatedStratifiedKFold(n_splits=k, n_repeats=passes(len(y)), random_state=seed).split(x, y):
         order = train[rng.permutation(len(train))]
         row_n, row_acc, row_per = [], [], []
         for share in FRACTIONS:

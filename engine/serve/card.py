@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.calibration import Unsure
 from engine.data.imageio import MODES
-from engine.plan.stored import plan_unreadable, read_plan
+from engine.plan.stored import read_plan, read_plan_checked
 from engine.runs.result import RunResult
 from engine.runs.store import Run
 from engine.serve import ood
@@ -137,9 +137,8 @@ def model_card_markdown(run: Run) -> str:
     folder of this server."""
     card = model_card(run)
     m, w = card.metrics, card.weights
-    test = test_phrase(
-        RunResult.from_dict({**m, "status": card.status}), read_plan(run.path), plan_unreadable(run.path)
-    )
+    plan, unreadable = read_plan_checked(run.path)
+    test = test_phrase(RunResult.from_dict({**m, "status": card.status}), plan, unreadable)
     classes = card.classes or []
     return "\n".join(
         [

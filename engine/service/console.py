@@ -10,7 +10,7 @@ import time
 
 from engine.errors import in_words
 from engine.timeleft import Clock, perf_clock, Meter
-from engine.plan.stored import plan_unreadable, read_plan
+from engine.plan.stored import read_plan_checked
 from engine.progress import Progress
 from engine.runs.events import EpochEnded, SetupStep, StepEnded
 from engine.runs.result import RunResult
@@ -104,7 +104,8 @@ def train_result(run, as_json: bool, returned: RunResult | None = None) -> int:
     if as_json:
         print(json.dumps(out, indent=2))
     else:
-        test = f"test accuracy {test_phrase(result, read_plan(run.path), plan_unreadable(run.path))}"
+        plan, unreadable = read_plan_checked(run.path)
+        test = f"test accuracy {test_phrase(result, plan, unreadable)}"
         if result.target_test_accuracy is not None:
             test += f"; {target_phrase(result)}"
         val = (

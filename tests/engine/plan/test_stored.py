@@ -13,7 +13,7 @@ from conftest import a_plan
 from engine.data.dataset import load_dataset
 from engine.errors import DataError
 from engine.plan.parts import PlanError
-from engine.plan.stored import Planned, load_planned, plan_unreadable, read_plan, save_planned
+from engine.plan.stored import Planned, load_planned, read_plan, read_plan_checked, save_planned
 from engine.probe.linear import LinearFit
 
 
@@ -34,7 +34,9 @@ def test_a_plan_and_its_head_are_read_back_as_written(tmp_path, tiny_folder):
     back = load_planned(tmp_path / "plan", ds)
     assert back.cached and back.plan.to_dict() == planned.plan.to_dict()
     assert np.array_equal(back.head.std_coef, planned.head.std_coef) and back.head.accuracy == 0.75
-    assert read_plan(tmp_path / "plan").to_dict() == planned.plan.to_dict() and not plan_unreadable(tmp_path / "plan")
+    assert (
+        read_plan(tmp_path / "plan").to_dict() == planned.plan.to_dict() and not read_plan_checked(tmp_path / "plan")[1]
+    )
     assert load_planned(tmp_path / "nothing", ds) is None and read_plan(tmp_path / "nothing") is None
 
 
@@ -54,7 +56,8 @@ def test_a_plan_that_cannot_be_read_is_remade_in_the_cache_and_named_for_a_run(t
     (tmp_path / "plan" / "plan.json").write_text(text)
     assert load_planned(tmp_path / "plan", ds, remake=True) is None  # the plan cache: made again
     assert read_plan(tmp_path / "plan") is None  # the pages: nothing to show
-    assert plan_unreadable(tmp_path / "plan") and not plan_unreadable(tmp_path / "none")  # ...and why
+    assert read_plan_checked(tmp_path / "plan") == (None, True)  # ...and why
+    assert read_plan_checked(tmp_path / "none") == (None, False)
     with pytest.raises(PlanError, match="plan.json") as e:  # a run: refused, naming the file
         load_planned(tmp_path / "plan", ds)
     assert "make the plan again" in str(e.value)
