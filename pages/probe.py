@@ -31,8 +31,8 @@ if st.button("Run probe", type="primary", key="run_probe"):
 def show() -> None:
     if jobs.get(key) is None:
         st.info(
-            "Run the probe to measure the features (two to three minutes for 1,000 photos on a 2-core CPU, the "
-            "bundled backbones included; repeated runs read cached features, seconds)."
+            "Run the probe to measure the features (minutes for a thousand photos on a laptop CPU the first time, "
+            "several backbones included; seconds once their features are cached)."
         )
         return
     job = finished_job(jobs, key)

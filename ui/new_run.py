@@ -136,8 +136,8 @@ def new_run_section(path: str, name: str, jobs: Jobs, runner: Runner) -> None:
         job = jobs.get(plan_key)
         if job is None:
             st.caption(
-                "Make the plan to see exactly what will run: auto probes the backbones first (two to three "
-                "minutes for 1,000 photos on a 2-core CPU, seconds when the features are cached)."
+                "Make the plan to see exactly what will run: auto probes the backbones first (minutes for a "
+                "thousand photos on a laptop CPU the first time, seconds once their features are cached)."
             )
         elif job.state == "running":
             job_bar(job)
