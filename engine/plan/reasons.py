@@ -278,7 +278,8 @@ def _head_score(d: Decision, method: str) -> str:
     s, name = d["scored"][method], d["text"][method]
     if d["by"] == "labelled":
         return f"{name} {s['labelled']:.1%} of the labelled target photos (val {s['val']:.1%})"
-    return f"{name} about {s['estimate']:.1%} ({s['low']:.1%}–{s['high']:.1%}; val {s['val']:.1%})"
+    gain = f"; gain {s['gain_low']:+.1%} to {s['gain_high']:+.1%}" if "gain_low" in s else ""
+    return f"{name} about {s['estimate']:.1%} ({s['low']:.1%}–{s['high']:.1%}; val {s['val']:.1%}{gain})"
 
 
 def _target_head(d: Decision) -> str:
@@ -290,6 +291,11 @@ def _target_head(d: Decision) -> str:
     listing = "; ".join(_head_score(d, m) for m in d["scored"])
     if d["asked"] is not None:
         verdict = f"as asked, the run starts from {d['text'][d.chosen]}."
+    elif d.chosen == "none" and d["by"] == "reference" and any("gain_low" in v for v in d["scored"].values()):
+        verdict = (
+            "no candidate's gain over the head as it stands (paired on the same photos, 95% interval) lies above "
+            f"zero with val at most {d['max_val_loss']:.0%} below, so the head stays as it is."
+        )
     elif d.chosen == "none":
         verdict = (
             "none is ahead of the head as it stands beyond its interval with val at most "

@@ -12,9 +12,13 @@ maximisation and the class-mix correction (EM). Each candidate, and the head as 
 * its val accuracy (val photos read on the training photos' statistics, as the run reads them);
 * the labelled target photos, when the folder has some: their accuracy, which takes over.
 
-Auto keeps the head as it stands unless a candidate's estimate is above the upper end of the standing head's interval
-and its val accuracy at most `MAX_VAL_LOSS` below (with labelled target photos: more of them right, the same val rule).
-A method asked for (`--target-head`) is used whatever the scores say; "none" skips the step.
+Auto keeps the head as it stands unless a candidate's gain over it in expected accuracy has a 95% interval above
+zero and its val accuracy is at most `MAX_VAL_LOSS` below (with labelled target photos: more of them right, the same
+val rule). The gain's interval is paired: each bootstrap draw resamples the val and target photos once for both heads
+(`engine.probe.atc.atc_gain_interval`), so what moves both estimates together cancels. Comparing the candidate's
+estimate with the far end of the standing head's own interval, as auto did before, counted that shared noise twice:
+on the shared photo→art pair, where val is 98.8% right and the threshold rests on four val mistakes, the standing
+head's interval spanned 52.7%–92.1%. A method asked for (`--target-head`) is used whatever the scores say; "none" skips the step.
 
 Judging every candidate by one reference means a method that only makes the predictions surer (SHOT's entropy term,
 the sharper T3A prototypes) gains nothing by it, as it did when each was scored by its own confidence; what the
@@ -30,12 +34,13 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.data.target import TargetSet
+from engine.probe.atc import Scores, atc, atc_gain_interval, atc_interval
 from engine.plan.config import HEAD_METHODS
 from engine.plan.reasons import Decision
 from engine.plan.rules import MAX_VAL_LOSS
 from engine.probe.head_adapt import coral_head, em_head, logits_of, shot_head, t3a_head
 from engine.probe.linear import LinearFit, ProbeResult
-from engine.probe.reference import Reference, adapted_reference, supported_accuracy
+from engine.probe.reference import Reference, adapted_reference, supports
 from engine.probe.reverse import reverse_accuracy
 
 HEAD_TEXT = {
@@ -98,7 +103,7 @@ def candidate(method: str, head: LinearFit, r: Readings, s: Settings) -> LinearF
     if method == "t3a":
         return t3a_head(head, r.zt, r.zv, r.yv)
     if method == "shot":
-        return shot_head(head, r.zt, s.seed)
+        return shot_head(head, r.zt, s.seed, anchor=(r.xs, r.ys))
     if method == "em":
         return em_head(head, r.zt, r.zv, r.yv, s.train_mix)
     return head
@@ -109,30 +114,39 @@ def reference_for(r: Readings, n_classes: int) -> Reference:
     return adapted_reference(r.xs, r.ys, r.zt, n_classes)
 
 
-def scores(head: LinearFit, r: Readings, ref: Reference) -> dict:
-    """A head's val accuracy, the accuracy expected on the target photos (ATC on `ref`'s support for its answers)
-    with the interval, and the labelled target photos' accuracy (None without)."""
+def support_scores(head: LinearFit, r: Readings, ref: Reference) -> Scores:
+    """What ATC reads for `head`: `ref`'s support for its val answers, whether each is right, and its support for
+    its answers on the target photos."""
     val_answers = logits_of(head, r.zv).argmax(1)
-    right = val_answers == r.yv
+    on_val, on_new = supports(ref, r.zv, val_answers, r.zt, logits_of(head, r.zt).argmax(1))
+    return on_val, val_answers == r.yv, on_new
+
+
+def scores(head: LinearFit, r: Readings, ref: Reference, standing: Scores | None = None) -> dict:
+    """A head's val accuracy, the accuracy expected on the target photos (ATC on `ref`'s support for its answers)
+    with the interval, and the labelled target photos' accuracy (None without). Given the head as it stands
+    (`standing`, its `support_scores`), also the 95% interval of the gain over it in expected accuracy, paired on the
+    same photos (`gain_low`, `gain_high`)."""
+    mine = support_scores(head, r, ref)
+    on_val, right, on_new = mine
     answers = logits_of(head, r.zt).argmax(1)
-    found = supported_accuracy(ref, r.zv, val_answers, right, r.zt, answers)
     labelled = float(np.mean(answers[r.rows] == r.yl)) if len(r.rows) else None
-    return {
-        "estimate": found.accuracy,
-        "low": found.interval[0],
-        "high": found.interval[1],
-        "val": float(right.mean()),
-        "labelled": labelled,
-    }
+    low, high = atc_interval(*mine)
+    found = {"estimate": atc(*mine), "low": low, "high": high, "val": float(right.mean()), "labelled": labelled}
+    if standing is not None:
+        found["gain_low"], found["gain_high"] = atc_gain_interval(mine, standing)
+    return found
 
 
 def ahead(s: dict, ref: dict) -> bool:
-    """Whether a candidate scored `s` beats the head as it stands (`ref`) by auto's rule."""
+    """Whether a candidate scored `s` beats the head as it stands (`ref`) by auto's rule: val at most `MAX_VAL_LOSS`
+    below, and more labelled target photos right, or without labels a gain in expected accuracy whose paired 95%
+    interval lies above zero."""
     if s["val"] < ref["val"] - MAX_VAL_LOSS:
         return False
     if ref["labelled"] is not None:
         return s["labelled"] > ref["labelled"]
-    return s["estimate"] > ref["high"]
+    return s["gain_low"] > 0
 
 
 @dataclass(frozen=True)
@@ -157,7 +171,8 @@ def choose_target_head(head: LinearFit, r: Readings, s: Settings) -> TargetHeadC
     `ahead` (the highest estimate, or the most labelled target photos right), else none."""
     heads = {m: candidate(m, head, r, s) for m in ("none", *HEAD_METHODS)}
     ref = reference_for(r, head.std_coef.shape[0])
-    scored = {m: scores(h, r, ref) for m, h in heads.items()}
+    standing = support_scores(head, r, ref)
+    scored = {m: scores(h, r, ref, None if m == "none" else standing) for m, h in heads.items()}
     asked = s.asked
     if asked is not None:
         method = "" if asked == "none" else asked

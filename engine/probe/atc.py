@@ -37,3 +37,23 @@ def atc_interval(
         found.append(atc(confidence[v], correct[v], new[t]))
     low, high = np.percentile(found, [2.5, 97.5])
     return float(low), float(high)
+
+
+Scores = tuple[np.ndarray, np.ndarray, np.ndarray]  # a model's val confidences, whether each val answer is right, and
+# its confidences on the new photos
+
+
+def atc_gain_interval(a: Scores, b: Scores, draws: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """The 95% interval of `atc` of model `a` minus `atc` of model `b` on the same val and new photos, each draw
+    resampling the photos once for both (a paired bootstrap: what moves both estimates together, such as the few val
+    mistakes a threshold rests on, cancels in the difference)."""
+    rng = np.random.default_rng(seed)
+    a, b = tuple(map(np.asarray, a)), tuple(map(np.asarray, b))
+    found = []
+    for _ in range(draws):
+        v = rng.integers(0, len(a[0]), len(a[0]))
+        t = rng.integers(0, len(a[2]), len(a[2]))
+        found.append(atc(a[0][v], a[1][v], a[2][t]) - atc(b[0][v], b[1][v], b[2][t]))
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)
+

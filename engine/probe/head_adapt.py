@@ -15,7 +15,10 @@ statistics the plan reads them with. Each returns a new head on the same standar
 * `shot_head` (SHOT's information maximisation with centroid pseudo-labels; Liang, Hu & Feng, ICML 2020): the head is
   kept and the features move: a residual map of rank `SHOT_RANK` is trained to make the target predictions confident
   (low entropy per photo) and diverse (a high entropy of their mean), plus `SHOT_BETA` times the cross-entropy to the
-  labels of the nearest class centroid. Map and head are linear, so they fold into one head.
+  labels of the nearest class centroid. Map and head are linear, so they fold into one head. SHOT is source-free;
+  a run has its training photos, so the planner also holds the map to their labels (their cross-entropy, weight 1):
+  the map then moves the target photos without moving val (on the shared photo→art pair's Lite1 head, val 91.6% →
+  98.2%; on the plant field and grey copies, 49.7% → 88.3% and 64.3% → 91.3%; the head's own 98.8% and 96.3%).
 * `em_head` (label shift; Saerens, Latinne & Decaestecker 2002): the class mix of the target photos by EM
   (`engine.probe.priors`) and the head's biases moved by the log of its ratio to the training mix.
 """
@@ -129,14 +132,20 @@ def centroid_labels(z: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return labels
 
 
-def shot_head(head: LinearFit, zt: np.ndarray, seed: int = 0) -> LinearFit:
-    """SHOT's information maximisation on a residual map of the target features, folded into the head."""
+def shot_head(
+    head: LinearFit, zt: np.ndarray, seed: int = 0, anchor: tuple[np.ndarray, np.ndarray] | None = None
+) -> LinearFit:
+    """SHOT's information maximisation on a residual map of the target features, folded into the head. With `anchor`
+    (the standardised training features and their labels) the map also keeps the training photos' cross-entropy
+    low: SHOT is source-free, this run is not, and the map then moves the target photos without moving val."""
     gen = torch.Generator().manual_seed(seed)
     z = torch.from_numpy(np.asarray(zt, dtype=np.float32))
     w, b = torch.from_numpy(head.std_coef).float(), torch.from_numpy(head.std_intercept).float()
     down = (torch.randn(z.shape[1], SHOT_RANK, generator=gen) / z.shape[1] ** 0.5).requires_grad_()
     up = torch.zeros(SHOT_RANK, z.shape[1], requires_grad=True)  # starts at the identity map
     opt = torch.optim.Adam([down, up], lr=SHOT_LR)
+    if anchor is not None:
+        xs, ys = torch.from_numpy(np.asarray(anchor[0], dtype=np.float32)), torch.from_numpy(np.asarray(anchor[1]))
     labels = None
     for step in range(SHOT_STEPS):
         mapped = z + z @ down @ up
@@ -144,6 +153,8 @@ def shot_head(head: LinearFit, zt: np.ndarray, seed: int = 0) -> LinearFit:
         if step % SHOT_RELABEL == 0:
             labels = centroid_labels(mapped.detach(), logits.detach())
         loss = im_loss(logits) + SHOT_BETA * F.cross_entropy(logits, labels)
+        if anchor is not None:
+            loss = loss + F.cross_entropy((xs + xs @ down @ up) @ w.T + b, ys)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -92,6 +92,13 @@ class Supported:
     n_pseudo: int
 
 
+def supports(
+    ref: Reference, x_val: np.ndarray, val_answers: np.ndarray, x_new: np.ndarray, new_answers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's support for a model's answers on val and on the new photos: the confidences ATC reads."""
+    return ref.support(x_val, val_answers, new=False), ref.support(x_new, new_answers, new=True)
+
+
 # PLR0913: val's features, answers and truth, and the new photos' features and answers
 def supported_accuracy(  # noqa: PLR0913
     ref: Reference,
@@ -103,8 +110,7 @@ def supported_accuracy(  # noqa: PLR0913
 ) -> Supported:
     """The share of the new photos whose answer the reference supports beyond the threshold at which, on val, the
     share supported equals the model's val accuracy; with its 95% interval (`atc_interval`)."""
-    on_val = ref.support(x_val, val_answers, new=False)
-    on_new = ref.support(x_new, new_answers, new=True)
+    on_val, on_new = supports(ref, x_val, val_answers, x_new, new_answers)
     return Supported(
         atc(on_val, val_right, on_new),
         atc_interval(on_val, val_right, on_new),

@@ -58,11 +58,21 @@ def test_labelled_target_photos_choose_when_there_are_some():
     assert 0 < choice.reverse <= 1
 
 
-def test_a_candidate_is_ahead_only_beyond_the_interval_and_within_the_val_rule():
+def test_a_candidate_is_ahead_only_when_its_paired_gain_is_above_zero_and_within_the_val_rule():
     ref = {"estimate": 0.60, "low": 0.55, "high": 0.65, "val": 0.95, "labelled": None}
-    assert not ahead({**ref, "estimate": 0.64}, ref)  # inside the standing head's interval
-    assert ahead({**ref, "estimate": 0.70}, ref)
-    assert not ahead({**ref, "estimate": 0.70, "val": 0.93}, ref)  # val more than one point below
+    assert not ahead({**ref, "estimate": 0.70, "gain_low": -0.01, "gain_high": 0.2}, ref)  # the gain may be none
+    assert ahead({**ref, "estimate": 0.64, "gain_low": 0.01, "gain_high": 0.07}, ref)  # inside the standing interval
+    assert not ahead({**ref, "estimate": 0.70, "gain_low": 0.05, "gain_high": 0.15, "val": 0.93}, ref)  # val rule
+
+
+def test_every_candidate_has_its_paired_gain_and_the_sentence_says_it():
+    head, r = readings(stretched)
+    choice = choose_target_head(head, r, Settings(1.0, UNIFORM))
+    assert "gain_low" not in choice.scored["none"]
+    for m in HEAD_METHODS:
+        s = choice.scored[m]
+        assert s["gain_low"] <= s["gain_high"]
+        assert f"gain {s['gain_low']:+.1%} to {s['gain_high']:+.1%}" in choice.decision().sentence
 
 
 def test_the_decision_says_each_candidate_and_is_stored_as_data():

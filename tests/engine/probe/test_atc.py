@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.probe.atc import atc, atc_interval, atc_threshold
+from engine.probe.atc import atc, atc_gain_interval, atc_interval, atc_threshold
 
 
 def _photos(rng, n: int, accuracy: float):
@@ -29,3 +29,21 @@ def test_the_threshold_leaves_the_val_accuracy_above_it():
     assert np.mean(conf > atc_threshold(conf, np.array([1, 0, 1, 1, 0]))) == pytest.approx(0.6)
     assert atc_threshold(conf, np.ones(5)) == -np.inf and atc(conf, np.ones(5), conf) == 1.0
     assert atc(conf, np.zeros(5), conf) == 0.0
+
+
+def test_a_gain_paired_on_the_same_photos_is_seen_where_the_two_intervals_overlap():
+    """Two models that answer val alike, with few val mistakes (the threshold rests on them), and on the new photos
+    one is confident on 6% more of them: its estimate sits inside the other's interval, but the paired interval of
+    the gain lies above zero and holds the true 6 points; a model against itself gains exactly nothing."""
+    rng = np.random.default_rng(1)
+    val_conf, val_right = _photos(rng, 300, 0.97)
+    new_conf, _ = _photos(rng, 1000, 0.7)
+    better = new_conf.copy()
+    low_ones = np.argsort(new_conf)[:60]
+    better[low_ones] = 0.999  # 60 of the 1000 answers the reference now supports fully
+    a, b = (val_conf, val_right, better), (val_conf, val_right, new_conf)
+    assert atc(*a) - atc(*b) == pytest.approx(0.06)
+    assert atc(*a) < atc_interval(*b)[1]  # the old rule: not beyond the other's interval
+    low, high = atc_gain_interval(a, b)
+    assert 0 < low <= 0.06 <= high
+    assert atc_gain_interval(b, b) == (0.0, 0.0)

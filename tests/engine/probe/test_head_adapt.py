@@ -81,6 +81,19 @@ def test_shot_lowers_its_loss_on_the_target_features_with_the_map_folded_into_on
     assert after < before  # what it optimises, read through the folded head
 
 
+def test_shot_held_to_the_training_labels_moves_the_target_photos_without_losing_the_training_ones(head_and_val):
+    """Target photos shifted far enough that source-free SHOT's map costs the training photos accuracy; the anchored
+    map keeps them while still lowering the target photos' information-maximisation loss."""
+    head, xs, ys, _, _, z = head_and_val
+    xt, _ = classes([100, 100, 100], shift=-1.2, seed=5)
+    zt = z(xt)
+    free, anchored = shot_head(head, zt), shot_head(head, zt, anchor=(xs, ys))
+    assert accuracy(anchored, xs, ys) >= accuracy(head, xs, ys) - 0.01
+    assert accuracy(anchored, xs, ys) > accuracy(free, xs, ys)
+    before, after = (float(im_loss(torch.from_numpy(logits_of(h, zt)))) for h in (head, anchored))
+    assert after < before
+
+
 def test_t3a_is_its_prototypes_as_a_linear_head(head_and_val):
     head, _, _, zv, yv, z = head_and_val
     xt, yt = classes([100, 100, 100], shift=-1.0, seed=6)
