@@ -18,7 +18,8 @@ val rule). The gain's interval is paired: each bootstrap draw resamples the val 
 (`engine.probe.atc.atc_gain_interval`), so what moves both estimates together cancels. Comparing the candidate's
 estimate with the far end of the standing head's own interval, as auto did before, counted that shared noise twice:
 on the shared photo→art pair, where val is 98.8% right and the threshold rests on four val mistakes, the standing
-head's interval spanned 52.7%–92.1%. A method asked for (`--target-head`) is used whatever the scores say; "none" skips the step.
+head's interval spanned 52.7%–92.1%. A method asked for (`--target-head`) is used whatever the scores say; "none"
+skips the step.
 
 Judging every candidate by one reference means a method that only makes the predictions surer (SHOT's entropy term,
 the sharper T3A prototypes) gains nothing by it, as it did when each was scored by its own confidence; what the
