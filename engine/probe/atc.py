@@ -56,4 +56,3 @@ def atc_gain_interval(a: Scores, b: Scores, draws: int = BOOTSTRAP, seed: int = 
         found.append(atc(a[0][v], a[1][v], a[2][t]) - atc(b[0][v], b[1][v], b[2][t]))
     low, high = np.percentile(found, [2.5, 97.5])
     return float(low), float(high)
-
