@@ -38,16 +38,22 @@ class LayerGroup:
         return self.num_params / 1e6
 
 
+IMAGENET_CLASSES = 1000
+
+
 def pretrained_head_note(model: nn.Module) -> str:
-    """What the head group holds as the backbone comes: its pretrained classifier (ImageNet's classes), which every run
-    replaces with one output per class of its photos; "" when the backbone has no classifier (self-supervised)."""
+    """What the head group holds as the backbone comes: its pretrained classifier, which every run replaces with one
+    output per class of its photos; "" when the backbone has no classifier (self-supervised). The classes are called
+    ImageNet's only when there are its 1,000: a file a user gives may carry a head of another set."""
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
     if not isinstance(classifier, nn.Linear):
         return ""
     params = sum(p.numel() for p in classifier.parameters())
+    n = classifier.out_features
+    classes = f"{n:,} ImageNet classes" if n == IMAGENET_CLASSES else f"the {n:,} classes it was pretrained on"
     return (
-        f"The head is drawn as pretrained: its last layer answers {classifier.out_features:,} ImageNet classes with "
-        f"{params / 1e6:.2f}M parameters; a run replaces that layer with one output per class of your photos."
+        f"The head is drawn as pretrained: its last layer answers {classes} with {params / 1e6:.2f}M parameters; a "
+        "run replaces that layer with one output per class of your photos."
     )
 
 

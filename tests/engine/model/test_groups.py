@@ -44,3 +44,9 @@ def test_the_pretrained_head_is_named_with_its_classes_and_size_and_a_headless_b
         headless = pretrained_head_note(timm.create_model("tf_efficientnet_lite0", num_classes=0))
     assert "answers 1,000 ImageNet classes with 1.28M parameters" in note  # 1280 x 1000 + 1000
     assert "one output per class of your photos" in note and headless == ""
+
+
+def test_a_head_of_another_pretraining_set_is_not_called_imagenet():
+    with torch.device("meta"):
+        note = pretrained_head_note(timm.create_model("tf_efficientnet_lite0", num_classes=365))
+    assert "answers the 365 classes it was pretrained on" in note and "ImageNet" not in note
