@@ -411,8 +411,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         lo, hi = r.interval
         print(f"accuracy {r.accuracy:.1%} on {r.n} images (95% interval {lo:.1%}–{hi:.1%})")
+        width = max(map(len, r.per_class), default=0)
         for c, a in r.per_class.items():
-            print(f"  {c:40} {'-' if a is None else f'{a:.1%}'}")
+            print(f"  {c:{width}} {'-' if a is None else f'{a:.1%}':>6}")
     return 0
 
 
@@ -429,8 +430,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"threshold fitted on val.) {est.caveat}"
     )
     print(f"Expected class mix. {est.mix_how}")
+    width = max(map(len, est.class_mix), default=0)
     for c, share in sorted(est.class_mix.items(), key=lambda t: -t[1]):
-        print(f"  {c:40} {share:.0%}")
+        print(f"  {c:{width}} {share:>4.0%}")
     for line in est.notes + est.skipped:
         print(f"note: {line}")
     return 0

@@ -78,6 +78,9 @@ def test_the_command_line_prints_the_estimate_and_its_json(finished_store, tmp_p
     assert main(["estimate", "--run", str(run.path), "--data", str(folder), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 5 * len(classes) and out["sentence"].startswith("Expected accuracy")
+    assert main(["estimate", "--run", str(run.path), "--data", str(folder)]) == 0
+    mix = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert len(mix) == len(classes) and len({line.index("%") for line in mix}) == 1  # one column, however long a name
     assert main(["estimate", "--run", str(run.path), "--data", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
