@@ -209,12 +209,19 @@ def lr_range(result: LrRange) -> go.Figure:
 
 
 def _interval_bar(name: str, x: list[str], values: list[float | None], intervals: list, seconds: list) -> go.Bar:
-    """Bars of test accuracy with their 95% intervals as whiskers, each labelled with its value and time."""
+    """Bars of test accuracy with their 95% intervals as whiskers, each labelled with its value and time at the
+    bar's foot (above the bar, the label sat under the whisker)."""
     hi = [(iv[1] - v) if v is not None and iv else 0 for v, iv in zip(values, intervals)]
     lo = [(v - iv[0]) if v is not None and iv else 0 for v, iv in zip(values, intervals)]
     text = [f"{v:.0%} · {s:.0f} s" if v is not None and s is not None else "" for v, s in zip(values, seconds)]
     return go.Bar(
-        name=name, x=x, y=values, text=text, textposition="outside", error_y=dict(type="data", array=hi, arrayminus=lo)
+        name=name,
+        x=x,
+        y=values,
+        text=text,
+        textposition="inside",
+        insidetextanchor="start",
+        error_y=dict(type="data", array=hi, arrayminus=lo),
     )
 
 
@@ -297,7 +304,8 @@ def lesson(rows: list[LessonRow]) -> go.Figure:
                 arrayminus=[a - r.test_interval[0] for r, a in zip(done, acc)],
             ),
             text=[f"{a:.0%} · {r.seconds:.0f} s" for r, a in zip(done, acc)],
-            textposition="outside",
+            textposition="inside",
+            insidetextanchor="start",  # at the bar's foot: above the bar the label sat under the whisker
         )
     )
     fig.update_yaxes(tickformat=".0%", range=[0, 1.1], title="right on test photos")

@@ -119,6 +119,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
             f"Training ({', '.join(trained)}) added {100 * (val - start):+.1f} points on the validation "
             f"photos (the split the epoch was chosen on)."
         )
+    elif start is not None and plan and plan.phases.total_epochs == 0:
+        parts.append("The plan trains no epoch, so the run's model is the head it started from.")
     elif start is not None:
         parts.append("No trained epoch beat the starting head on the validation photos, so the run kept that head.")
     if plan and plan.data.leaks:

@@ -6,7 +6,7 @@ import pytest
 from engine.metrics import mcnemar
 from engine.runs.result import RunResult
 from engine.runs.store import RunStore
-from engine.serve.compare import paired_test
+from engine.serve.compare import CompareRow, gap_sentence, paired_test
 
 
 def test_mcnemar_gives_the_exact_binomial_p_value_of_known_tables():
@@ -64,3 +64,16 @@ def test_two_datasets_of_one_name_get_two_labels_and_one_of_a_name_keeps_its_own
         "/data/b/x/eurosat": "eurosat (b/x)",
         "/data/tiny": "tiny",
     }
+
+
+def _row(epochs_trained: int, best_epoch: int, test: float) -> CompareRow:
+    return CompareRow(
+        *("r1", "plants", "/d/plants", "tf_efficientnet_lite0", "feature-extraction", "finished"),
+        *(0.86, 0.87, test, (0.8, 0.9), 161, 0.85, (0.8, 0.9), best_epoch, epochs_trained, 8.0, 13.0),
+    )
+
+
+def test_the_gap_sentence_tells_a_run_that_trained_nothing_from_one_whose_epochs_lost():
+    assert gap_sentence([_row(0, 0, 0.85)]).startswith("No run here trained an epoch")
+    assert gap_sentence([_row(3, 0, 0.85)]).startswith("No trained epoch beat the probe's head")
+    assert gap_sentence([_row(3, 2, 0.90)]).startswith("Run r1 (feature-extraction) went from 85% with the probe's")

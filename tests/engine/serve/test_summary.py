@@ -4,7 +4,8 @@ from pathlib import Path
 
 from conftest import a_plan
 
-from engine.serve.summary import no_epoch_sentence, run_header
+from engine.runs.result import RunResult
+from engine.serve.summary import no_epoch_sentence, run_header, run_summary
 
 PLAN = a_plan(
     path="/srv/secret/place/plant-leaves-15",
@@ -76,3 +77,11 @@ def test_the_worst_mistakes_are_the_wrong_test_photos_most_confident_first_and_a
         Mistake(paths[0], "a", "b", 0.6, "test"),
     ]
     assert worst_mistakes(result, k=1) == [Mistake(paths[2], "b", "a", 0.8, "test")]
+
+
+def test_a_run_that_trains_no_epoch_is_not_said_to_have_kept_its_head_over_trained_ones():
+    result = RunResult(status="finished", best_epoch=0, best_val_acc=0.86, test_accuracy=0.85, test_interval=(0.8, 0.9))
+    frozen = run_summary(result, a_plan(head_epochs=0, finetune_epochs=0, accuracy=0.86))
+    assert "The plan trains no epoch" in frozen and "No trained epoch" not in frozen
+    trained = run_summary(result, a_plan(head_epochs=0, finetune_epochs=3, accuracy=0.86))
+    assert "No trained epoch beat the starting head" in trained
