@@ -27,6 +27,7 @@ class RunResult:
     chosen_on: str = "val"
     probe_accuracy: float | None = None  # the plan's: the final-feature probe on val
     head_accuracy: float | None = None  # the plan's: the head the run starts from, on val
+    start_val_accuracy: float | None = None  # the run's epoch 0: that head on val as the run scores every epoch
     classes: list[str] = field(default_factory=list)
     # the val split, as the chosen model scores it
     val_interval: list[float] | None = None  # 95% Wilson interval of best_val_acc

@@ -84,6 +84,20 @@ def no_epoch_sentence(start_acc: float, plan: Plan | None, state: str) -> str:
     )
 
 
+def _probe_phrase(probe: float, start: float | None, run_scored: bool) -> str:
+    """The probe's val figure and, where it differs, the starting head's: scored by the run itself (`run_scored`),
+    as every epoch is, or by the plan."""
+    out = f"The linear probe on the final features got {_pct(probe)} of the validation photos"
+    if start is None or round(start, 3) == round(probe, 3):
+        return out
+    if not run_scored:
+        return out + f"; the head the run started from got {_pct(start)}"
+    return (
+        out + " on the features the plan cached; the head the run started from got "
+        f"{_pct(start)} as the run scores every epoch"
+    )
+
+
 def run_summary(result: RunResult, plan: Plan | None) -> str:
     """One paragraph: the honest number first (test), then what the probe and the fine-tuning each contributed."""
     test, val = result.test_accuracy, result.best_val_acc
@@ -100,7 +114,8 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
         )
     else:
         lead = "There was too little data to hold out a test split, so there is no honest estimate on new photos."
-    start = plan.head.accuracy if plan else None
+    planned = plan.head.accuracy if plan else None
+    start = result.start_val_accuracy if result.start_val_accuracy is not None else planned
     probe = plan.head.probe_accuracy if plan else None
     parts = [lead]
     if result.target_test_accuracy is not None:
@@ -108,11 +123,7 @@ def run_summary(result: RunResult, plan: Plan | None) -> str:
     if result.target_reverse:
         parts.append(result.target_reverse["sentence"])
     if probe is not None:
-        parts.append(
-            f"The linear probe on the final features got {_pct(probe)} of the validation photos"
-            + (f"; the head the run started from got {_pct(start)}" if start is not None and start != probe else "")
-            + "."
-        )
+        parts.append(_probe_phrase(probe, start, result.start_val_accuracy is not None) + ".")
     trained = [g for g, f in zip(plan.phases.groups, plan.phases.frozen) if not f] if plan else []
     if result.best_epoch > 0 and start is not None and val is not None:
         parts.append(

@@ -252,7 +252,15 @@ def end_result(  # noqa: PLR0913
         run_dir=str(run.path),
         probe_accuracy=None if plan is None else plan.head.probe_accuracy,
         head_accuracy=None if plan is None else plan.head.accuracy,
+        start_val_accuracy=start_val(run),
     )
+
+
+def start_val(run: Run) -> float | None:
+    """The val accuracy of the run's epoch 0 (the head it started from) as its event log recorded it, scored as every
+    epoch is (the plan's figure came from its cached features, which may be computed at a lower precision)."""
+    starts = [e.val_acc for e in run.events("epoch") if e.epoch == 0]
+    return starts[-1] if starts else None
 
 
 def record_end(run: Run, result: RunResult, trace: str = "") -> RunResult:

@@ -85,3 +85,17 @@ def test_a_run_that_trains_no_epoch_is_not_said_to_have_kept_its_head_over_train
     assert "The plan trains no epoch" in frozen and "No trained epoch" not in frozen
     trained = run_summary(result, a_plan(head_epochs=0, finetune_epochs=3, accuracy=0.86))
     assert "No trained epoch beat the starting head" in trained
+
+
+def test_the_starting_head_is_quoted_as_the_run_scored_it_when_that_differs_from_the_plans_cached_figure():
+    """The probe's val figure comes from the plan's cached features (bf16 on a CPU with native bf16); the run scores
+    epoch 0 as it scores every epoch. Both are said, each for what it is, and the gain of training is counted from
+    the run's own epoch 0, not from the plan's figure."""
+    plan = a_plan(head_epochs=0, finetune_epochs=3, accuracy=0.863, probe_accuracy=0.863)
+    result = RunResult(status="finished", best_epoch=2, best_val_acc=0.893, start_val_accuracy=0.873)
+    line = run_summary(result, plan)
+    assert "got 86.3% of the validation photos on the features the plan cached" in line
+    assert "the head the run started from got 87.3% as the run scores every epoch" in line
+    assert "added +2.0 points" in line  # 89.3 - 87.3, not 89.3 - 86.3
+    same = run_summary(RunResult(status="finished", best_epoch=0, best_val_acc=0.863, start_val_accuracy=0.863), plan)
+    assert "got 86.3% of the validation photos." in same and "cached" not in same

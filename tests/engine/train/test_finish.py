@@ -53,6 +53,8 @@ def test_the_starting_head_is_scored_on_test_from_its_own_checkpoint(with_test, 
     lo, hi = metrics.start_test_interval
     assert lo <= metrics.start_test_accuracy <= hi
 
+    epoch0 = [e.val_acc for e in run.events("epoch") if e.epoch == 0]
+    assert len(epoch0) == 1 and metrics.start_val_accuracy == epoch0[0]  # the run's own epoch 0, for the summary
     row = compare_row(run)
     assert row.start_test == metrics.start_test_accuracy and row.test == metrics.test_accuracy
     assert row.epochs_trained == 2 and 0 < row.start_seconds < row.seconds
