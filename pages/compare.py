@@ -42,6 +42,12 @@ shown = st.multiselect(
     key="compare_datasets",
 )
 rows = [replace(r, dataset=labels[r.dataset_path]) for r in rows if r.dataset_path in shown]
+COLUMN_HELP = {
+    "linear probe (val)": "The probe's score when the plan was made, on its cached features (computed at a lower "
+    "precision where the machine has one, for speed); the run scores its own epochs as the saved model runs, so the "
+    "same head can read a point apart.",
+    "chosen on (val)": "The epoch the run kept, scored on val through the photos as the saved model runs.",
+}
 table = pd.DataFrame(
     [
         {
@@ -67,7 +73,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        c: st.column_config.NumberColumn(format="percent")
+        c: st.column_config.NumberColumn(format="percent", help=COLUMN_HELP.get(c))
         for c in ("linear probe (val)", "chosen on (val)", "starting head (test)", "chosen model (test)")
     },
 )
