@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -21,7 +23,7 @@ st.caption(
 path, name = dataset_path(), backbone()
 jobs = get_jobs()
 key = probe_key(path, name)
-st.write(f"Dataset **{path}** · backbone **{name}**")
+st.write(f"Dataset **{Path(path).name}** · backbone **{name}**")
 if st.button("Run probe", type="primary", key="run_probe"):
     cfg = TrainConfig.create(data=path, backbone=name, strategy="auto", in_chans=in_chans(), data_root=root_for(path))
     jobs.start(key, lambda progress: plan_with_probe(cfg, progress))
