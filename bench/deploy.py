@@ -9,7 +9,8 @@ Columns: test accuracy of that file run on test/ with its 95% Wilson interval; t
 disk; latency at batch 1 on this CPU (median and 95th percentile of 30 photos after 5 warm-up), one thread and all.
 With `--student BACKBONE`, a student of auto's model (`train --backbone BACKBONE --strategy top-k --distill-from` auto's
 run, same photos and splits) is exported and measured the same way, below it. Core ML is left out: TransferLab writes it
-but cannot run it here (only Apple's systems can); bench/distill.py compares a student with the same student on labels alone. TFLite needs `make edge`.
+but cannot run it here (only Apple's systems can); bench/distill.py compares a student with the same student on
+labels alone. TFLite needs `make edge`.
 `--student-params N` gives the student a parameter budget (its backbone cut to fit: a microcontroller's is 500000) and
 `--student-strategy` its strategy (top-k by default; auto chooses the cut's stages and depth under the budget).
 Run by hand:  .venv/bin/python bench/deploy.py [--datasets plant-leaves-15,eurosat-10] [--budget S] [--student B]
