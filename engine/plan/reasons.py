@@ -291,6 +291,11 @@ def _target_head(d: Decision) -> str:
     listing = "; ".join(_head_score(d, m) for m in d["scored"])
     if d["asked"] is not None:
         verdict = f"as asked, the run starts from {d['text'][d.chosen]}."
+    elif d.chosen == "none" and d["by"] == "labelled":
+        verdict = (
+            "none gets more of the labelled target photos right than the head as it stands with val at most "
+            f"{d['max_val_loss']:.0%} below, so the head stays as it is."
+        )
     elif d.chosen == "none" and d["by"] == "reference" and any("gain_low" in v for v in d["scored"].values()):
         verdict = (
             "no candidate's gain over the head as it stands (paired on the same photos, 95% interval) lies above "

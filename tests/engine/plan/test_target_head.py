@@ -93,3 +93,12 @@ def test_without_labels_each_candidate_is_judged_near_its_true_accuracy_on_the_t
     scored = choose_target_head(head, unlabelled, Settings(1.0, UNIFORM)).scored
     for m, s in scored.items():
         assert abs(s["estimate"] - truth[m]) <= 0.10, (m, s["estimate"], truth[m])
+
+
+def test_with_labelled_target_photos_the_sentence_says_none_got_more_of_them_right():
+    head, r = readings(lambda z: z, n_labelled=90)
+    choice = choose_target_head(head, r, Settings(1.0, UNIFORM))
+    assert choice.method == ""
+    sentence = choice.decision().sentence
+    assert "none gets more of the labelled target photos right than the head as it stands" in sentence
+    assert "beyond its interval" not in sentence
