@@ -445,6 +445,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     target = get_target(args.target).with_limits(args.max_latency_ms, args.max_size_mb, args.max_drop)
     formats = tuple(args.formats.split(",")) if args.formats else None
+    # the converters' own progress bars (Core ML's, by tqdm) would interleave with this command's progress lines;
+    # tqdm reads TQDM_DISABLE when a bar is made, and this command runs in one thread, so setting it here is safe
+    os.environ.setdefault("TQDM_DISABLE", "1")
     r = export_run(RunStore().open(args.run), args.out, formats, target)
     if args.json:
         print(json.dumps(r.to_dict(), indent=2, default=float))

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,9 +107,11 @@ def test_weights_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
 
 def test_export_for_a_target_prints_the_measured_table_and_json(finished_store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(finished_store.root.parent))
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     run_id = finished_store.list()[0].id
     args = ["export", "--run", run_id, "--target", "phone", "--formats", "onnx", "--out", str(tmp_path / "a")]
     assert main([*args, "--max-latency-ms", "0.01"]) == 0
+    assert os.environ["TQDM_DISABLE"] == "1"  # a converter's progress bars (Core ML's) stay out of the command's lines
     out = capsys.readouterr().out
     assert "ONNX fp32" in out and "No file meets the phone budget" in out and "python predict.py PHOTO" in out
     assert main([*args, "--json"]) == 0
