@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.calibration import Unsure
 from engine.data.imageio import MODES
+from engine.plan.parts import Plan
 from engine.plan.stored import read_plan, read_plan_checked
 from engine.runs.result import RunResult
 from engine.runs.store import Run
@@ -66,9 +67,10 @@ class ModelCard:
         return {"format": FORMAT, **asdict(self)}
 
 
-def model_card(run: Run) -> ModelCard:
-    """The run's model card, from what it stored (plan, result, run info, out-of-place rule)."""
-    plan, result = read_plan(run.path), RunResult.read(run)
+def model_card(run: Run, plan: Plan | None = None) -> ModelCard:
+    """The run's model card, from what it stored (plan, result, run info, out-of-place rule); `plan` when the caller
+    has read it already."""
+    plan, result = plan or read_plan(run.path), RunResult.read(run)
     info = run.read_json("run_info.json") or {}
     spec = plan.input.to_dict() if plan else {}
     chans = (spec.get("input_size") or [3])[0]
@@ -135,9 +137,9 @@ def _trust_line(m: dict) -> str:
 def model_card_markdown(run: Run) -> str:
     """The model card as readable Markdown: the input contract, classes, weights and the honest accuracy. It names no
     folder of this server."""
-    card = model_card(run)
-    m, w = card.metrics, card.weights
     plan, unreadable = read_plan_checked(run.path)
+    card = model_card(run, plan)
+    m, w = card.metrics, card.weights
     test = test_phrase(RunResult.from_dict({**m, "status": card.status}), plan, unreadable)
     classes = card.classes or []
     return "\n".join(
