@@ -148,13 +148,13 @@ def _carve_test(ds: "Dataset", fraction: float, seed: int) -> None:
         )
 
 
-# PLR0913: the public loader's keyword options (splits, seed, workers)
 def _absolute(path: str | Path | None) -> Path | None:
     """A folder the user named, absolute (not resolved: a link keeps its name), so that a run's paths and the data's
     fingerprint hold from any working folder."""
     return Path(path).expanduser().absolute() if path else None
 
 
+# PLR0913: the public loader's keyword options (splits, seed, workers)
 def load_dataset(  # noqa: PLR0913
     path: str | Path,
     val: str | Path | None = None,

@@ -123,15 +123,15 @@ def support_scores(head: LinearFit, r: Readings, ref: Reference) -> Scores:
     return on_val, val_answers == r.yv, on_new
 
 
-def scores(head: LinearFit, r: Readings, ref: Reference, standing: Scores | None = None) -> dict:
-    """A head's val accuracy, the accuracy expected on the target photos (ATC on `ref`'s support for its answers)
-    with the interval, and the labelled target photos' accuracy (None without). Given the head as it stands
-    (`standing`, its `support_scores`), also the 95% interval of the gain over it in expected accuracy, paired on the
-    same photos (`gain_low`, `gain_high`)."""
-    mine = support_scores(head, r, ref)
-    on_val, right, on_new = mine
-    answers = logits_of(head, r.zt).argmax(1)
-    labelled = float(np.mean(answers[r.rows] == r.yl)) if len(r.rows) else None
+def scores(head: LinearFit, r: Readings, mine: Scores, standing: Scores | None = None) -> dict:
+    """A head's val accuracy, the accuracy expected on the target photos (ATC on the reference's support for its
+    answers, `mine`: its `support_scores`) with the interval, and the labelled target photos' accuracy (None
+    without). Given the head as it stands (`standing`, its `support_scores`), also the 95% interval of the gain over it
+    in expected accuracy, paired on the same photos (`gain_low`, `gain_high`)."""
+    right = mine[1]
+    labelled = None
+    if len(r.rows):
+        labelled = float(np.mean(logits_of(head, r.zt[r.rows]).argmax(1) == r.yl))
     low, high = atc_interval(*mine)
     found = {"estimate": atc(*mine), "low": low, "high": high, "val": float(right.mean()), "labelled": labelled}
     if standing is not None:
@@ -172,8 +172,8 @@ def choose_target_head(head: LinearFit, r: Readings, s: Settings) -> TargetHeadC
     `ahead` (the highest estimate, or the most labelled target photos right), else none."""
     heads = {m: candidate(m, head, r, s) for m in ("none", *HEAD_METHODS)}
     ref = reference_for(r, head.std_coef.shape[0])
-    standing = support_scores(head, r, ref)
-    scored = {m: scores(h, r, ref, None if m == "none" else standing) for m, h in heads.items()}
+    supported = {m: support_scores(h, r, ref) for m, h in heads.items()}
+    scored = {m: scores(h, r, supported[m], None if m == "none" else supported["none"]) for m, h in heads.items()}
     asked = s.asked
     if asked is not None:
         method = "" if asked == "none" else asked

@@ -16,9 +16,9 @@ statistics the plan reads them with. Each returns a new head on the same standar
   kept and the features move: a residual map of rank `SHOT_RANK` is trained to make the target predictions confident
   (low entropy per photo) and diverse (a high entropy of their mean), plus `SHOT_BETA` times the cross-entropy to the
   labels of the nearest class centroid. Map and head are linear, so they fold into one head. SHOT is source-free;
-  a run has its training photos, so the planner also holds the map to their labels (their cross-entropy, weight 1):
-  the map then moves the target photos without moving val (on the shared photo→art pair's Lite1 head, val 91.6% →
-  98.2%; on the plant field and grey copies, 49.7% → 88.3% and 64.3% → 91.3%; the head's own 98.8% and 96.3%).
+  a run has its training photos, so the planner also holds the map to their labels (their cross-entropy, weighted
+  `SHOT_ANCHOR`): the map then moves the target photos without moving val (bench/domain.py's head-shot row, and
+  bench/RESULTS.md for the plans).
 * `em_head` (label shift; Saerens, Latinne & Decaestecker 2002): the class mix of the target photos by EM
   (`engine.probe.priors`) and the head's biases moved by the log of its ratio to the training mix.
 """
@@ -43,6 +43,7 @@ SHOT_STEPS = 200  # Adam steps over all the target photos at once
 SHOT_LR = 1e-3
 SHOT_BETA = 0.3  # the weight of the centroid pseudo-labels' cross-entropy (SHOT's)
 SHOT_RELABEL = 50  # steps between two rounds of centroid pseudo-labels
+SHOT_ANCHOR = 1.0  # the weight of the training photos' cross-entropy when the map is held to their labels
 MIN_MIX = 1e-4  # a class's share below this counts as this (the log of the ratio stays finite)
 
 
@@ -145,7 +146,8 @@ def shot_head(
     up = torch.zeros(SHOT_RANK, z.shape[1], requires_grad=True)  # starts at the identity map
     opt = torch.optim.Adam([down, up], lr=SHOT_LR)
     if anchor is not None:
-        xs, ys = torch.from_numpy(np.asarray(anchor[0], dtype=np.float32)), torch.from_numpy(np.asarray(anchor[1]))
+        xs = torch.from_numpy(np.asarray(anchor[0], dtype=np.float32))
+        ys = torch.from_numpy(np.asarray(anchor[1]))
     labels = None
     for step in range(SHOT_STEPS):
         mapped = z + z @ down @ up
@@ -154,7 +156,7 @@ def shot_head(
             labels = centroid_labels(mapped.detach(), logits.detach())
         loss = im_loss(logits) + SHOT_BETA * F.cross_entropy(logits, labels)
         if anchor is not None:
-            loss = loss + F.cross_entropy((xs + xs @ down @ up) @ w.T + b, ys)
+            loss = loss + SHOT_ANCHOR * F.cross_entropy((xs + xs @ down @ up) @ w.T + b, ys)
         opt.zero_grad()
         loss.backward()
         opt.step()

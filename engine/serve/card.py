@@ -70,7 +70,9 @@ class ModelCard:
 def model_card(run: Run, plan: Plan | None = None) -> ModelCard:
     """The run's model card, from what it stored (plan, result, run info, out-of-place rule); `plan` when the caller
     has read it already."""
-    plan, result = plan or read_plan(run.path), RunResult.read(run)
+    if plan is None:
+        plan = read_plan(run.path)
+    result = RunResult.read(run)
     info = run.read_json("run_info.json") or {}
     spec = plan.input.to_dict() if plan else {}
     chans = (spec.get("input_size") or [3])[0]

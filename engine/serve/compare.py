@@ -104,12 +104,12 @@ def gap_sentence(rows: list[CompareRow]) -> str:
             "No run here has a test split scored for both its starting head and its chosen model yet (runs "
             "started before this version, or too few photos for a test split)."
         )
-    top = max(both, key=lambda r: r.gain)
     if not any(r.epochs_trained for r in both):
         return (
             "No run here trained an epoch (each plan kept the linear probe's head on the frozen network), so both "
             "bars are one model: the linear probe is the model here."
         )
+    top = max(both, key=lambda r: r.gain)
     if top.best_epoch == 0 or top.gain <= 0:
         return (
             "No trained epoch beat the probe's head on val in these runs, so each kept its head: the linear probe "
