@@ -30,6 +30,7 @@ from engine.data.dataset import load_dataset
 from engine.model.device import cpu_has_bf16
 from engine.model.taps import FINAL
 from engine.model.weights import create_backbone
+from engine.probe.head_adapt import logits_of
 from engine.probe.linear import fit_linear, photo_features
 
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -75,7 +76,7 @@ def heads(name: str) -> list[str]:
         bf16 = fit_linear(x["bf16"][:n], y[:n], x["bf16"][n:], y[n:], len(ds.classes), c)
         fp32 = fit_linear(x["fp32"][:n], y[:n], x["fp32"][n:], y[n:], len(ds.classes), c)
         z = (x["fp32"][n:] - bf16.mean) / bf16.scale
-        crossed = ((z @ bf16.std_coef.T + bf16.std_intercept).argmax(1) == y[n:]).mean()
+        crossed = (logits_of(bf16, z).argmax(1) == y[n:]).mean()
         rows.append(
             f"{name:16s} {c:4.1f} {len(y) - n:5d} {bf16.accuracy:10.3f} {crossed:10.3f} {fp32.accuracy:10.3f} "
             f"{change:9.1%}"

@@ -109,6 +109,7 @@ _API: dict[str, str] = {
     "Evaluation": "engine.serve.evaluate",
     "compare_row": "engine.serve.compare",
     "gap_sentence": "engine.serve.compare",
+    "VAL_COLUMN_HELP": "engine.serve.compare",
     "paired_test": "engine.serve.compare",
     "LearningCurve": "engine.probe.curve",
     "dataset_labels": "engine.serve.compare",
@@ -213,7 +214,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from engine.runs.store import LIVE, RESUMABLE, TERMINAL, RunStore
     from engine.runs.result import RunResult
     from engine.serve.view import RunView
-    from engine.serve.compare import CompareRow, PairedTest, compare_row, dataset_labels, gap_sentence, paired_test
+    from engine.serve.compare import (
+        VAL_COLUMN_HELP,
+        CompareRow,
+        PairedTest,
+        compare_row,
+        dataset_labels,
+        gap_sentence,
+        paired_test,
+    )
     from engine.serve.estimate import Estimate, estimate_accuracy
     from engine.plan.trained import has_model, runs_on
     from engine.plan.distill import teachers_for

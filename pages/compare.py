@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import (
+    VAL_COLUMN_HELP,
     RunResult,
     compare_row,
     dataset_labels,
@@ -42,12 +43,7 @@ shown = st.multiselect(
     key="compare_datasets",
 )
 rows = [replace(r, dataset=labels[r.dataset_path]) for r in rows if r.dataset_path in shown]
-COLUMN_HELP = {
-    "linear probe (val)": "The probe's score when the plan was made, on its cached features (computed at a lower "
-    "precision where the machine has one, for speed); the run scores its own epochs as the saved model runs, so the "
-    "same head can read a point apart.",
-    "chosen on (val)": "The epoch the run kept, scored on val through the photos as the saved model runs.",
-}
+COLUMN_HELP = {"linear probe (val)": VAL_COLUMN_HELP["probe"], "chosen on (val)": VAL_COLUMN_HELP["chosen"]}
 table = pd.DataFrame(
     [
         {

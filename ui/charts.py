@@ -293,19 +293,13 @@ def shootout(rows: tuple[ShootoutRow, ...]) -> go.Figure:
 def lesson(rows: list[LessonRow]) -> go.Figure:
     """The lesson's result for a non-engineer: test accuracy of each arm, its 95% interval and the time it took."""
     done = [r for r in rows if r.test_accuracy is not None]
-    acc = [r.test_accuracy for r in done]
     fig = go.Figure(
-        go.Bar(
-            x=[r.label for r in done],
-            y=acc,
-            error_y=dict(
-                type="data",
-                array=[r.test_interval[1] - a for r, a in zip(done, acc)],
-                arrayminus=[a - r.test_interval[0] for r, a in zip(done, acc)],
-            ),
-            text=[f"{a:.0%} · {r.seconds:.0f} s" for r, a in zip(done, acc)],
-            textposition="inside",
-            insidetextanchor="start",  # at the bar's foot: above the bar the label sat under the whisker
+        _interval_bar(
+            "test accuracy",
+            [r.label for r in done],
+            [r.test_accuracy for r in done],
+            [r.test_interval for r in done],
+            [r.seconds for r in done],
         )
     )
     fig.update_yaxes(tickformat=".0%", range=[0, 1.1], title="right on test photos")

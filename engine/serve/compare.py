@@ -96,6 +96,14 @@ def dataset_labels(rows: list[CompareRow]) -> dict[str, str]:
     return labels
 
 
+VAL_COLUMN_HELP = {
+    "probe": "The probe's score when the plan was made, on its cached features (computed at a lower precision where "
+    "the machine has one, for speed); the run scores its own epochs as the saved model runs, so the same head can "
+    "read a point apart.",
+    "chosen": "The epoch the run kept, scored on val through the photos as the saved model runs.",
+}
+
+
 def gap_sentence(rows: list[CompareRow]) -> str:
     """What the chart shows in words: the largest gain of a run's chosen model over its starting head, on test."""
     both = [r for r in rows if r.gain is not None]
